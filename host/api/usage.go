@@ -1,0 +1,68 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// Usage is the token count an upstream reports for one reply.
+type Usage struct {
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
+	TotalTokens      int64 `json:"total_tokens"`
+}
+
+// ParseUsage reads the "usage" object of a reply body or of one stream chunk.
+// ok is false when there is none (a chunk before the last, or an upstream that
+// does not report usage).
+func ParseUsage(body []byte) (u Usage, ok bool) {
+	if !bytes.Contains(body, []byte(`"usage"`)) {
+		return Usage{}, false
+	}
+	var reply struct {
+		Usage *Usage `json:"usage"`
+	}
+	if json.Unmarshal(body, &reply) != nil || reply.Usage == nil {
+		return Usage{}, false
+	}
+	u = *reply.Usage
+	if u.TotalTokens == 0 {
+		u.TotalTokens = u.PromptTokens + u.CompletionTokens
+	}
+	return u, true
+}
+
+// StreamChunk is what the gateway reads from one chat.completion.chunk event.
+type StreamChunk struct {
+	Usage     Usage
+	HasUsage  bool
+	NoChoices bool   // the extra final chunk that carries only usage
+	Content   string // concatenated delta content of all choices
+}
+
+// ParseStreamChunk reads one SSE data payload of a chat completion stream.
+func ParseStreamChunk(data []byte) (StreamChunk, bool) {
+	var chunk struct {
+		Choices []struct {
+			Delta struct {
+				Content string `json:"content"`
+			} `json:"delta"`
+		} `json:"choices"`
+		Usage *Usage `json:"usage"`
+	}
+	if json.Unmarshal(data, &chunk) != nil {
+		return StreamChunk{}, false
+	}
+	var c StreamChunk
+	c.NoChoices = len(chunk.Choices) == 0
+	for _, ch := range chunk.Choices {
+		c.Content += ch.Delta.Content
+	}
+	if chunk.Usage != nil {
+		c.Usage, c.HasUsage = *chunk.Usage, true
+		if c.Usage.TotalTokens == 0 {
+			c.Usage.TotalTokens = c.Usage.PromptTokens + c.Usage.CompletionTokens
+		}
+	}
+	return c, true
+}

@@ -1,0 +1,116 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultIsValidAndUsesMock(t *testing.T) {
+	t.Setenv("OPENAI_API_KEY", "")
+	c, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ok := c.Model("gpt-4o-mini")
+	if !ok || m.Upstream != "mock" || m.UpstreamModel != "gpt-4o-mini" {
+		t.Fatalf("gpt-4o-mini = %+v, %v; want served by mock", m, ok)
+	}
+	tier := c.Tiers[c.DefaultTier]
+	if !tier.PIIDetection || !tier.ContentFilter {
+		t.Fatalf("default tier %q must have PII detection and content filtering on: %+v", c.DefaultTier, tier)
+	}
+}
+
+func TestDefaultUsesOpenAIWhenKeySet(t *testing.T) {
+	t.Setenv("OPENAI_API_KEY", "sk-test")
+	c, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := c.Model("gpt-4o"); m.Upstream != "openai" {
+		t.Fatalf("gpt-4o upstream = %q, want openai", m.Upstream)
+	}
+}
+
+func TestExampleParses(t *testing.T) {
+	t.Setenv("OPENAI_API_KEY", "")
+	c, err := Parse(Example, "example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Plugins) != 2 || c.Plugins[1].Config["categories"] == nil {
+		t.Fatalf("plugins = %+v", c.Plugins)
+	}
+	if c.Auth.CacheTTL.D() != 30*time.Second {
+		t.Fatalf("cache_ttl = %v", c.Auth.CacheTTL)
+	}
+}
+
+func TestEnvSubstitution(t *testing.T) {
+	t.Setenv("SLUICE_TEST_TOKEN", "s3cret")
+	c, err := Parse([]byte("server:\n  admin_token: ${SLUICE_TEST_TOKEN}\n  listen: ${SLUICE_UNSET_X:-127.0.0.1:9999}\n"), "x.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.AdminToken != "s3cret" || c.Server.Listen != "127.0.0.1:9999" {
+		t.Fatalf("server = %+v", c.Server)
+	}
+}
+
+func TestErrorsNameFileLineAndKey(t *testing.T) {
+	cases := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"unknown top-level key", "servr:\n  listen: x\n", []string{"x.yaml:1", "servr", "unknown key", "server"}},
+		{"unknown nested key", "server:\n  listen: 127.0.0.1:1\n  lisen: x\n", []string{"x.yaml:3", "server.lisen", "admin_listen"}},
+		{"unknown key in list item", "upstreams:\n  - name: a\n    type: mock\n    urll: x\n", []string{"x.yaml:4", "upstreams[0].urll", "base_url"}},
+		{"wrong type", "server:\n  max_body_bytes: lots\n", []string{"x.yaml:2", "expected an integer", "lots"}},
+		{"bad duration", "auth:\n  cache_ttl: soon\n", []string{"x.yaml:2", "duration", "soon"}},
+		{"unset env", "server:\n  admin_token: ${SLUICE_SURELY_UNSET}\n", []string{"x.yaml:2", "SLUICE_SURELY_UNSET", "not set"}},
+		{"unknown upstream", "upstreams:\n  - {name: a, type: mock}\nmodels:\n  - {name: m, upstream: b}\n", []string{"models[0].upstream", `"b"`, "a"}},
+		{"bad upstream type", "upstreams:\n  - {name: a, type: grpc}\n", []string{"upstreams[0].type", "openai or mock"}},
+		{"bad fail mode", "plugins:\n  - {name: p, path: p.wasm, fail_mode: maybe}\n", []string{"plugins[0].fail_mode", "closed or open"}},
+		{"unknown default tier", "default_tier: gold\n", []string{"default_tier", "gold", "premium, standard"}},
+		{"not yaml", "server: [\n", []string{"x.yaml"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml), "x.yaml")
+			if err == nil {
+				t.Fatal("no error")
+			}
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %T is not a *config.Error: %v", err, err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestListsReplaceDefaultsWhole(t *testing.T) {
+	c, err := Parse([]byte("upstreams:\n  - {name: local, type: openai, base_url: 'http://127.0.0.1:11434/v1'}\nmodels:\n  - {name: llama, upstream: local}\n"), "x.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Models) != 1 || c.Models[0].UpstreamModel != "llama" {
+		t.Fatalf("models = %+v", c.Models)
+	}
+	if len(c.Tiers) != 2 || len(c.Plugins) != 2 {
+		t.Fatalf("tiers and plugins not listed must keep their defaults: %d tiers, %d plugins", len(c.Tiers), len(c.Plugins))
+	}
+}
+
+func TestCostMicros(t *testing.T) {
+	m := Model{InputPerMillion: 0.15, OutputPerMillion: 0.60}
+	if got := m.CostMicros(1000, 500); got != 450 {
+		t.Fatalf("cost = %d micro-dollars, want 450", got)
+	}
+}

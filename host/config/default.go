@@ -1,0 +1,67 @@
+package config
+
+import (
+	_ "embed"
+	"os"
+	"time"
+)
+
+// Example is the commented example configuration shipped with Sluice
+// (`sluice config example` prints it).
+//
+//go:embed example.yaml
+var Example []byte
+
+// Default is the configuration `sluice serve` runs with when no file is given:
+// SQLite under ./data, in-process counters, the policies built into the binary,
+// the two shipped plugins, and the built-in mock upstream. When OPENAI_API_KEY
+// is set, the models are served by OpenAI instead of the mock.
+func Default() *Config {
+	c := &Config{
+		DataDir: "data",
+		Server: Server{
+			Listen:          "127.0.0.1:8080",
+			AdminListen:     "127.0.0.1:8081",
+			MaxBodyBytes:    4 << 20,
+			ReadTimeout:     Duration(30 * time.Second),
+			ShutdownTimeout: Duration(30 * time.Second),
+		},
+		Store:  Store{Driver: "sqlite"},
+		Auth:   Auth{CacheTTL: Duration(30 * time.Second)},
+		Limits: Limits{DefaultMaxTokens: 1024},
+		Upstreams: []Upstream{
+			{Name: "mock", Type: "mock"},
+		},
+		Plugins: []Plugin{
+			{Name: "pii", Path: "bin/plugins/pii.wasm", FailMode: "closed", Timeout: Duration(100 * time.Millisecond)},
+			{Name: "content_filter", Path: "bin/plugins/contentfilter.wasm", FailMode: "closed", Timeout: Duration(100 * time.Millisecond)},
+		},
+		Tiers: map[string]Tier{
+			"standard": {
+				RPM: 60, DailyTokens: 1_000_000,
+				Models:       []string{"gpt-4o-mini", "text-embedding-3-small"},
+				PIIDetection: true, ContentFilter: true,
+			},
+			"premium": {
+				RPM: 600, DailyTokens: 20_000_000,
+				Models:       []string{"*"},
+				PIIDetection: true, ContentFilter: true,
+			},
+		},
+		DefaultTier: "standard",
+		Demo:        Demo{Enabled: true, Client: "demo", Department: "engineering"},
+	}
+	upstream := "mock"
+	if os.Getenv("OPENAI_API_KEY") != "" {
+		upstream = "openai"
+		c.Upstreams = append(c.Upstreams, Upstream{
+			Name: "openai", Type: "openai", BaseURL: "https://api.openai.com/v1", APIKey: os.Getenv("OPENAI_API_KEY"),
+		})
+	}
+	c.Models = []Model{
+		{Name: "gpt-4o-mini", Upstream: upstream, InputPerMillion: 0.15, OutputPerMillion: 0.60},
+		{Name: "gpt-4o", Upstream: upstream, InputPerMillion: 2.50, OutputPerMillion: 10.00},
+		{Name: "text-embedding-3-small", Upstream: upstream, InputPerMillion: 0.02},
+	}
+	return c
+}

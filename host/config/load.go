@@ -1,0 +1,426 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Error is a configuration problem, located by file, line and key.
+type Error struct {
+	File string
+	Line int
+	Key  string
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			fmt.Fprintf(&b, ":%d", e.Line)
+		}
+		b.WriteString(": ")
+	}
+	if e.Key != "" {
+		b.WriteString(e.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Load reads the YAML file at path over the defaults. An empty path gives the
+// embedded default configuration.
+func Load(path string) (*Config, error) {
+	if path == "" {
+		c := Default()
+		return c, c.validate("")
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(raw, path)
+}
+
+// Parse reads a YAML document; name is used in errors and relative paths
+// resolve against its folder.
+func Parse(raw []byte, name string) (*Config, error) {
+	expanded, err := expandEnv(raw, name)
+	if err != nil {
+		return nil, err
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(expanded, &root); err != nil {
+		return nil, &Error{File: name, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	c := Default()
+	c.Upstreams, c.Models, c.Plugins, c.Tiers = nil, nil, nil, nil
+	if len(root.Content) == 0 {
+		return nil, &Error{File: name, Msg: "the file is empty"}
+	}
+	doc := root.Content[0]
+	if err := checkKeys(doc, reflect.TypeOf(*c), "", name); err != nil {
+		return nil, err
+	}
+	if err := doc.Decode(c); err != nil {
+		return nil, decodeError(err, name)
+	}
+	def := Default()
+	// A file that lists none of these keeps the defaults; one that lists any
+	// replaces that list whole, so nothing is merged behind the reader's back.
+	if !hasKey(doc, "upstreams") {
+		c.Upstreams = def.Upstreams
+	}
+	if !hasKey(doc, "models") {
+		c.Models = def.Models
+	}
+	if !hasKey(doc, "plugins") {
+		c.Plugins = def.Plugins
+	}
+	if !hasKey(doc, "tiers") {
+		c.Tiers = def.Tiers
+	}
+	c.dir = filepath.Dir(name)
+	return c, c.validate(name)
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+
+// expandEnv replaces ${VAR} and ${VAR:-default}. An unset variable without a
+// default is an error, so a forgotten secret does not become an empty string.
+func expandEnv(raw []byte, name string) ([]byte, error) {
+	var firstErr error
+	lines := bytes.Split(raw, []byte("\n"))
+	for i, line := range lines {
+		if bytes.HasPrefix(bytes.TrimSpace(line), []byte("#")) {
+			continue
+		}
+		lines[i] = envRef.ReplaceAllFunc(line, func(m []byte) []byte {
+			sub := envRef.FindSubmatch(m)
+			v, ok := os.LookupEnv(string(sub[1]))
+			if ok && v != "" {
+				return []byte(v)
+			}
+			if sub[2] != nil {
+				return sub[3]
+			}
+			if firstErr == nil {
+				firstErr = &Error{File: name, Line: i + 1, Msg: fmt.Sprintf(
+					"environment variable %s is not set (write ${%s:-} to allow it to be empty)", sub[1], sub[1])}
+			}
+			return nil
+		})
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return bytes.Join(lines, []byte("\n")), nil
+}
+
+// checkKeys walks the YAML tree beside the Go type and reports the first key
+// the type does not have, with its line and the keys that would be accepted.
+func checkKeys(n *yaml.Node, t reflect.Type, path, file string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			if t == reflect.TypeOf(Duration(0)) {
+				return nil
+			}
+			return &Error{File: file, Line: n.Line, Key: orRoot(path), Msg: "expected a mapping of keys to values"}
+		}
+		fields := map[string]reflect.Type{}
+		var names []string
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+			if tag == "" || tag == "-" || !f.IsExported() {
+				continue
+			}
+			fields[tag] = f.Type
+			names = append(names, tag)
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			ft, ok := fields[k.Value]
+			key := join(path, k.Value)
+			if !ok {
+				return &Error{File: file, Line: k.Line, Key: key, Msg: fmt.Sprintf(
+					"unknown key (expected one of: %s)", strings.Join(names, ", "))}
+			}
+			if err := checkKeys(v, ft, key, file); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice:
+		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+			return nil
+		}
+		if n.Kind != yaml.SequenceNode {
+			return &Error{File: file, Line: n.Line, Key: orRoot(path), Msg: "expected a list"}
+		}
+		for i, item := range n.Content {
+			if err := checkKeys(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i), file); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+			return nil
+		}
+		if n.Kind != yaml.MappingNode {
+			return &Error{File: file, Line: n.Line, Key: orRoot(path), Msg: "expected a mapping"}
+		}
+		if t.Elem().Kind() == reflect.Interface {
+			return nil // free-form, e.g. a plugin's own configuration
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if err := checkKeys(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value), file); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+var lineRef = regexp.MustCompile(`line (\d+): (.*)`)
+
+// decodeError turns yaml.v3's type errors into located config errors.
+func decodeError(err error, file string) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		m := lineRef.FindStringSubmatch(te.Errors[0])
+		if m != nil {
+			var line int
+			fmt.Sscan(m[1], &line)
+			return &Error{File: file, Line: line, Msg: friendlyType(m[2])}
+		}
+		return &Error{File: file, Msg: te.Errors[0]}
+	}
+	var le *lineError
+	if errors.As(err, &le) {
+		return &Error{File: file, Line: le.line, Msg: le.msg}
+	}
+	return &Error{File: file, Msg: err.Error()}
+}
+
+func friendlyType(msg string) string {
+	// "cannot unmarshal !!str `abc` into int64" → "expected an integer, got "abc""
+	r := regexp.MustCompile("cannot unmarshal !!(\\w+) `([^`]*)` into (.+)")
+	m := r.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	want := m[3]
+	switch {
+	case strings.HasPrefix(want, "int"):
+		want = "an integer"
+	case strings.HasPrefix(want, "float"):
+		want = "a number"
+	case want == "bool":
+		want = "true or false"
+	case want == "string":
+		want = "a string"
+	case strings.HasPrefix(want, "[]"):
+		want = "a list"
+	case strings.HasPrefix(want, "map"):
+		want = "a mapping"
+	}
+	return fmt.Sprintf("expected %s, got %q", want, m[2])
+}
+
+type lineError struct {
+	line int
+	msg  string
+}
+
+func (e *lineError) Error() string { return e.msg }
+
+// UnmarshalYAML reads "250ms", "30s", "1m30s" or 0.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Value == "0" {
+		*d = 0
+		return nil
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || v < 0 {
+		return &lineError{line: n.Line, msg: fmt.Sprintf("expected a duration such as 250ms, 30s or 1m, got %q", n.Value)}
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func hasKey(n *yaml.Node, key string) bool {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return true
+		}
+	}
+	return false
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func orRoot(path string) string {
+	if path == "" {
+		return "(top level)"
+	}
+	return path
+}
+
+// validate checks values that YAML types cannot, and fills derived defaults.
+func (c *Config) validate(file string) error {
+	bad := func(key, format string, args ...any) error {
+		return &Error{File: file, Key: key, Msg: fmt.Sprintf(format, args...)}
+	}
+	if c.DataDir == "" {
+		return bad("data_dir", "must not be empty")
+	}
+	if c.Server.Listen == "" {
+		return bad("server.listen", "expected an address such as 127.0.0.1:8080")
+	}
+	if c.Server.AdminListen == "" {
+		return bad("server.admin_listen", "expected an address such as 127.0.0.1:8081")
+	}
+	if c.Server.AdminListen == c.Server.Listen {
+		return bad("server.admin_listen", "must differ from server.listen: the admin API has its own listener")
+	}
+	if c.Server.MaxBodyBytes < 1024 {
+		return bad("server.max_body_bytes", "expected at least 1024, got %d", c.Server.MaxBodyBytes)
+	}
+	if c.Store.Driver != "sqlite" {
+		return bad("store.driver", "expected sqlite, got %q", c.Store.Driver)
+	}
+	if c.Limits.DefaultMaxTokens <= 0 {
+		return bad("limits.default_max_tokens", "expected a positive integer, got %d", c.Limits.DefaultMaxTokens)
+	}
+	upstreams := map[string]bool{}
+	var upNames []string
+	for i, u := range c.Upstreams {
+		key := fmt.Sprintf("upstreams[%d]", i)
+		if u.Name == "" {
+			return bad(key+".name", "must not be empty")
+		}
+		if upstreams[u.Name] {
+			return bad(key+".name", "upstream %q is defined twice", u.Name)
+		}
+		upstreams[u.Name] = true
+		upNames = append(upNames, u.Name)
+		switch u.Type {
+		case "mock":
+		case "openai":
+			if !strings.HasPrefix(u.BaseURL, "http://") && !strings.HasPrefix(u.BaseURL, "https://") {
+				return bad(key+".base_url", "expected an http:// or https:// URL, got %q", u.BaseURL)
+			}
+		default:
+			return bad(key+".type", "expected openai or mock, got %q", u.Type)
+		}
+		if c.Upstreams[i].Timeout == 0 {
+			c.Upstreams[i].Timeout = Duration(120 * time.Second)
+		}
+		if c.Upstreams[i].MaxConns == 0 {
+			c.Upstreams[i].MaxConns = 512
+		}
+	}
+	models := map[string]bool{}
+	for i, m := range c.Models {
+		key := fmt.Sprintf("models[%d]", i)
+		if m.Name == "" {
+			return bad(key+".name", "must not be empty")
+		}
+		if models[m.Name] {
+			return bad(key+".name", "model %q is defined twice", m.Name)
+		}
+		models[m.Name] = true
+		if !upstreams[m.Upstream] {
+			return bad(key+".upstream", "unknown upstream %q (expected one of: %s)", m.Upstream, strings.Join(upNames, ", "))
+		}
+		if m.InputPerMillion < 0 || m.OutputPerMillion < 0 {
+			return bad(key, "prices must not be negative")
+		}
+		if m.UpstreamModel == "" {
+			c.Models[i].UpstreamModel = m.Name
+		}
+	}
+	if len(c.Tiers) == 0 {
+		return bad("tiers", "define at least one tier")
+	}
+	if _, ok := c.Tiers[c.DefaultTier]; !ok {
+		return bad("default_tier", "unknown tier %q (expected one of: %s)", c.DefaultTier, strings.Join(c.TierNames(), ", "))
+	}
+	for name, t := range c.Tiers {
+		if t.RPM < 0 || t.DailyTokens < 0 {
+			return bad("tiers."+name, "limits must not be negative (0 means unlimited)")
+		}
+	}
+	plugins := map[string]bool{}
+	for i, p := range c.Plugins {
+		key := fmt.Sprintf("plugins[%d]", i)
+		if p.Name == "" {
+			return bad(key+".name", "must not be empty")
+		}
+		if plugins[p.Name] {
+			return bad(key+".name", "plugin %q is defined twice", p.Name)
+		}
+		plugins[p.Name] = true
+		if p.Path == "" {
+			return bad(key+".path", "expected the path of a .wasm file")
+		}
+		switch p.FailMode {
+		case "":
+			c.Plugins[i].FailMode = "closed"
+		case "closed", "open":
+		default:
+			return bad(key+".fail_mode", "expected closed or open, got %q", p.FailMode)
+		}
+		if p.Timeout == 0 {
+			c.Plugins[i].Timeout = Duration(100 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// TierNames lists the tiers in sorted order.
+func (c *Config) TierNames() []string {
+	names := make([]string, 0, len(c.Tiers))
+	for n := range c.Tiers {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Resolve makes a path from the config relative to the config file's folder.
+func (c *Config) Resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.dir == "" {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}
+
+// StorePath is the SQLite file.
+func (c *Config) StorePath() string {
+	if c.Store.Path != "" {
+		return c.Resolve(c.Store.Path)
+	}
+	return filepath.Join(c.Resolve(c.DataDir), "sluice.db")
+}
