@@ -1,0 +1,179 @@
+// Package policy evaluates Sluice's admission policy: an embedded OPA query,
+// prepared once, that turns an authenticated request and its plugin findings
+// into a Decision. The Rego contract (input document, data and decision
+// object) is described in policies/README.md.
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+)
+
+// Query is the rule the gateway evaluates for every admission decision.
+const Query = "data.sluice.authz.decision"
+
+// queryPackage and queryRule split Query so that Load can check the rule
+// exists before the first request finds out it does not.
+const (
+	queryPackage = "data.sluice.authz"
+	queryRule    = "decision"
+)
+
+// Engine is a prepared admission policy with its data store. It is safe for
+// concurrent use: Decide may run on many goroutines while SetData updates the
+// data they read.
+type Engine struct {
+	store storage.Store
+	query rego.PreparedEvalQuery
+}
+
+// Load parses every .rego file in fsys (test files, *_test.rego, are
+// skipped), compiles them in strict mode as Rego v1, and prepares Query once.
+// data is the initial data document, e.g. {"sluice": {"tiers": {...}}}; it may
+// be nil. Parse and compile errors name the file, line and problem.
+func Load(ctx context.Context, fsys fs.FS, data map[string]any) (*Engine, error) {
+	if fsys == nil {
+		return nil, errors.New("policy: load: no policy file system")
+	}
+	modules, err := parseModules(fsys)
+	if err != nil {
+		return nil, err
+	}
+
+	store := inmem.NewWithOpts(inmem.OptReturnASTValuesOnRead(true))
+	if data == nil {
+		data = map[string]any{}
+	}
+	err = storage.Txn(ctx, store, storage.WriteParams, func(txn storage.Transaction) error {
+		return store.Write(ctx, txn, storage.AddOp, storage.RootPath, data)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("policy: load data: %w", err)
+	}
+
+	opts := make([]func(*rego.Rego), 0, len(modules)+5)
+	opts = append(opts,
+		rego.Query(Query),
+		rego.Store(store),
+		rego.Strict(true),
+		rego.SetRegoVersion(ast.RegoV1),
+		// Hand results back as AST terms: decodeDecision reads them directly,
+		// which saves converting the whole object to map[string]any per request.
+		rego.GenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }),
+	)
+	for _, m := range modules {
+		opts = append(opts, rego.ParsedModule(m))
+	}
+	query, err := rego.New(opts...).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("policy: compile: %w", err)
+	}
+	return &Engine{store: store, query: query}, nil
+}
+
+// parseModules parses the policy files of fsys, reporting every file's
+// errors at once, and checks that Query's rule is among them.
+func parseModules(fsys fs.FS) ([]*ast.Module, error) {
+	var (
+		modules []*ast.Module
+		errs    []error
+	)
+	err := fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || path.Ext(name) != ".rego" || strings.HasSuffix(name, "_test.rego") {
+			return nil
+		}
+		src, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return err
+		}
+		m, err := ast.ParseModuleWithOpts(name, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			errs = append(errs, err)
+			return nil
+		}
+		modules = append(modules, m)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("policy: read policies: %w", err)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("policy: parse: %w", errors.Join(errs...))
+	}
+	if len(modules) == 0 {
+		return nil, errors.New("policy: load: no .rego files found")
+	}
+	if !definesQuery(modules) {
+		return nil, fmt.Errorf("policy: load: no rule defines %s", Query)
+	}
+	return modules, nil
+}
+
+func definesQuery(modules []*ast.Module) bool {
+	return slices.ContainsFunc(modules, func(m *ast.Module) bool {
+		if m.Package.Path.String() != queryPackage {
+			return false
+		}
+		return slices.ContainsFunc(m.Rules, func(r *ast.Rule) bool {
+			return r.Head.Ref().String() == queryRule
+		})
+	})
+}
+
+// Decide evaluates the policy for in. An evaluation error, an undefined
+// decision or one that does not match the contract is returned as an error,
+// never as a zero Decision, so that the caller can fail closed.
+func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
+	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(in.value()))
+	if err != nil {
+		return Decision{}, fmt.Errorf("policy: evaluate %s: %w", Query, err)
+	}
+	switch {
+	case len(rs) == 0 || len(rs[0].Expressions) == 0:
+		return Decision{}, fmt.Errorf("policy: %s is undefined", Query)
+	case len(rs) > 1:
+		return Decision{}, fmt.Errorf("policy: %s has %d values, want one", Query, len(rs))
+	}
+	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
+	if !ok {
+		return Decision{}, fmt.Errorf("policy: %s: unexpected result type %T", Query, rs[0].Expressions[0].Value)
+	}
+	d, err := decodeDecision(t.Value)
+	if err != nil {
+		return Decision{}, fmt.Errorf("policy: malformed %s: %w", Query, err)
+	}
+	return d, nil
+}
+
+// SetData replaces the data document at path, for example "/sluice/tiers",
+// creating missing parents. Decisions evaluated after SetData returns see the
+// new value; the query is not prepared again.
+func (e *Engine) SetData(ctx context.Context, path string, value any) error {
+	p, ok := storage.ParsePath(path)
+	if !ok || len(p) == 0 {
+		return fmt.Errorf("policy: set data: invalid path %q (want e.g. /sluice/tiers)", path)
+	}
+	err := storage.Txn(ctx, e.store, storage.WriteParams, func(txn storage.Transaction) error {
+		if err := storage.MakeDir(ctx, e.store, txn, p[:len(p)-1]); err != nil {
+			return err
+		}
+		return e.store.Write(ctx, txn, storage.AddOp, p, value)
+	})
+	if err != nil {
+		return fmt.Errorf("policy: set data %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,422 @@
+package policy_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/sluicehq/sluice/host/policy"
+	"github.com/sluicehq/sluice/policies"
+)
+
+// tiers is the tier data the gateway would load from its configuration.
+func tiers() map[string]any {
+	return map[string]any{
+		"standard": map[string]any{
+			"rpm":            60,
+			"daily_tokens":   1000000,
+			"models":         []any{"gpt-4o-mini", "mock-*"},
+			"pii_detection":  true,
+			"content_filter": true,
+			"redact":         []any{},
+		},
+		"premium": map[string]any{
+			"rpm":            600,
+			"daily_tokens":   0,
+			"models":         []any{"*"},
+			"pii_detection":  true,
+			"content_filter": false,
+			"redact":         []any{"EMAIL", "PHONE"},
+		},
+	}
+}
+
+func loadDefault(t testing.TB) *policy.Engine {
+	t.Helper()
+	e, err := policy.Load(context.Background(), policies.FS, map[string]any{"sluice": map[string]any{"tiers": tiers()}})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	return e
+}
+
+func chat(tier, model string, findings ...policy.Finding) policy.Input {
+	return policy.Input{
+		Client: policy.Client{ID: "billing-bot", Department: "finance", Tier: tier, Labels: map[string]string{"env": "prod"}},
+		Request: policy.Request{
+			Method: "POST", Path: "/v1/chat/completions", Model: model,
+			MaxTokens: 256, PromptTokens: 42, MessageCount: 2,
+		},
+		Findings: findings,
+		Time:     time.Unix(1796000000, 0),
+	}
+}
+
+func pii(typ string) policy.Finding {
+	return policy.Finding{Plugin: "pii", Type: typ, Count: 2, Score: 0.9, Messages: []int{0, 1}}
+}
+
+func content(category string) policy.Finding {
+	return policy.Finding{Plugin: "content_filter", Type: category, Count: 1, Score: 0.8, Messages: []int{1}}
+}
+
+var (
+	standardLimits = policy.Limits{RPM: 60, DailyTokens: 1000000}
+	bothPlugins    = []string{"content_filter", "pii"}
+)
+
+func TestDecideDefaultPolicy(t *testing.T) {
+	e := loadDefault(t)
+	tests := []struct {
+		name string
+		in   policy.Input
+		want policy.Decision
+	}{
+		{
+			name: "allowed first pass",
+			in:   chat("standard", "gpt-4o-mini"),
+			want: policy.Decision{Allowed: true, HTTPStatus: 200, Limits: standardLimits, Plugins: bothPlugins},
+		},
+		{
+			name: "glob pattern",
+			in:   chat("standard", "mock-echo"),
+			want: policy.Decision{Allowed: true, HTTPStatus: 200, Limits: standardLimits, Plugins: bothPlugins},
+		},
+		{
+			name: "star matches dotted and slashed names",
+			in:   chat("premium", "meta-llama/Llama-3.1-8B"),
+			want: policy.Decision{Allowed: true, HTTPStatus: 200, Limits: policy.Limits{RPM: 600}, Plugins: []string{"pii"}},
+		},
+		{
+			name: "no model, no model check",
+			in:   chat("standard", ""),
+			want: policy.Decision{Allowed: true, HTTPStatus: 200, Limits: standardLimits, Plugins: bothPlugins},
+		},
+		{
+			name: "unknown tier",
+			in:   chat("gold", "gpt-4o-mini"),
+			want: policy.Decision{
+				HTTPStatus: 403, Type: "permission_error", Code: "tier_unknown",
+				Message: `client tier "gold" is not configured`,
+			},
+		},
+		{
+			name: "model outside tier",
+			in:   chat("standard", "gpt-4o"),
+			want: policy.Decision{
+				HTTPStatus: 403, Type: "permission_error", Code: "model_not_allowed",
+				Message: `model "gpt-4o" is not allowed for this client`, Limits: standardLimits,
+			},
+		},
+		{
+			name: "content filter finding",
+			in:   chat("standard", "gpt-4o-mini", content("VIOLENCE"), content("HATE")),
+			want: policy.Decision{
+				HTTPStatus: 400, Type: "invalid_request_error", Code: "content_policy_violation",
+				Message: "request blocked by content policy (HATE, VIOLENCE)", Limits: standardLimits,
+			},
+		},
+		{
+			name: "pii not redacted blocks, types sorted",
+			in:   chat("standard", "gpt-4o-mini", pii("US_SSN"), pii("EMAIL")),
+			want: policy.Decision{
+				HTTPStatus: 400, Type: "invalid_request_error", Code: "pii_detected",
+				Message: "request blocked: personal data detected (EMAIL, US_SSN)", Limits: standardLimits,
+			},
+		},
+		{
+			name: "pii in redact list is redacted",
+			in:   chat("premium", "gpt-4o", pii("PHONE"), pii("EMAIL")),
+			want: policy.Decision{
+				Allowed: true, HTTPStatus: 200, Limits: policy.Limits{RPM: 600},
+				Redact: []string{"EMAIL", "PHONE"}, Plugins: []string{"pii"},
+			},
+		},
+		{
+			name: "pii partly redactable blocks on the rest",
+			in:   chat("premium", "gpt-4o", pii("EMAIL"), pii("IBAN")),
+			want: policy.Decision{
+				HTTPStatus: 400, Type: "invalid_request_error", Code: "pii_detected",
+				Message: "request blocked: personal data detected (IBAN)", Limits: policy.Limits{RPM: 600},
+			},
+		},
+		{
+			name: "model denial wins over findings",
+			in:   chat("standard", "gpt-4o", pii("EMAIL"), content("HATE")),
+			want: policy.Decision{
+				HTTPStatus: 403, Type: "permission_error", Code: "model_not_allowed",
+				Message: `model "gpt-4o" is not allowed for this client`, Limits: standardLimits,
+			},
+		},
+		{
+			name: "content denial wins over pii",
+			in:   chat("standard", "gpt-4o-mini", pii("EMAIL"), content("HATE")),
+			want: policy.Decision{
+				HTTPStatus: 400, Type: "invalid_request_error", Code: "content_policy_violation",
+				Message: "request blocked by content policy (HATE)", Limits: standardLimits,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := e.Decide(context.Background(), tt.in)
+			if err != nil {
+				t.Fatalf("Decide: %v", err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Decide =\n %+v\nwant\n %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDecideConcurrent(t *testing.T) {
+	e := loadDefault(t)
+	cases := []struct {
+		in   policy.Input
+		code string
+	}{
+		{chat("standard", "gpt-4o-mini"), ""},
+		{chat("standard", "gpt-4o"), "model_not_allowed"},
+		{chat("standard", "gpt-4o-mini", pii("EMAIL")), "pii_detected"},
+		{chat("gold", "gpt-4o-mini"), "tier_unknown"},
+	}
+	const goroutines, rounds = 8, 200
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines)
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range rounds {
+				c := cases[(g+i)%len(cases)]
+				d, err := e.Decide(context.Background(), c.in)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if d.Code != c.code || d.Allowed != (c.code == "") {
+					errs <- fmt.Errorf("%s/%s: got code %q allowed %v, want %q", c.in.Client.Tier, c.in.Request.Model, d.Code, d.Allowed, c.code)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestSetDataIsSeenWithoutReload(t *testing.T) {
+	ctx := context.Background()
+	e, err := policy.Load(ctx, policies.FS, nil)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	code := func() string {
+		t.Helper()
+		d, err := e.Decide(ctx, chat("standard", "gpt-4o"))
+		if err != nil {
+			t.Fatalf("Decide: %v", err)
+		}
+		return d.Code
+	}
+
+	if got := code(); got != "tier_unknown" {
+		t.Fatalf("before any data: code %q, want tier_unknown", got)
+	}
+	if err := e.SetData(ctx, "/sluice/tiers", tiers()); err != nil {
+		t.Fatalf("SetData: %v", err)
+	}
+	if got := code(); got != "model_not_allowed" {
+		t.Fatalf("after loading tiers: code %q, want model_not_allowed", got)
+	}
+
+	// Widening the tier, as a config reload would, takes effect at once.
+	widened := tiers()
+	standard := maps.Clone(widened["standard"].(map[string]any))
+	standard["models"] = []any{"gpt-4o*"}
+	widened["standard"] = standard
+	if err := e.SetData(ctx, "/sluice/tiers", widened); err != nil {
+		t.Fatalf("SetData: %v", err)
+	}
+	if got := code(); got != "" {
+		t.Fatalf("after widening the tier: code %q, want allowed", got)
+	}
+}
+
+func TestSetDataRejectsBadPath(t *testing.T) {
+	e := loadDefault(t)
+	for _, p := range []string{"", "/", "sluice/tiers"} {
+		if err := e.SetData(context.Background(), p, map[string]any{}); err == nil {
+			t.Errorf("SetData(%q) succeeded, want error", p)
+		}
+	}
+}
+
+func TestLoadReportsFileAndLine(t *testing.T) {
+	tests := []struct {
+		name  string
+		files fstest.MapFS
+		want  []string
+	}{
+		{
+			name: "syntax error",
+			files: fstest.MapFS{
+				"authz.rego": {Data: []byte("package sluice.authz\n\ndecision := {\n\t\"allowed\" true,\n}\n")},
+			},
+			want: []string{"authz.rego:4", "rego_parse_error"},
+		},
+		{
+			name: "unsafe variable",
+			files: fstest.MapFS{
+				"authz.rego":   {Data: []byte("package sluice.authz\n\ndecision := x if input.a\n")},
+				"lib/ok.rego":  {Data: []byte("package sluice.lib\n\nok := true\n")},
+				"lib/bad.rego": {Data: []byte("package sluice.lib\n\nbad if {\n\ty := 1\n}\n")},
+			},
+			want: []string{"authz.rego:3", "lib/bad.rego:4", "rego_compile_error"},
+		},
+		{
+			name: "v0 syntax",
+			files: fstest.MapFS{
+				"authz.rego": {Data: []byte("package sluice.authz\n\ndecision = {\"allowed\": true} { true }\n")},
+			},
+			want: []string{"authz.rego:3"},
+		},
+		{
+			name: "no decision rule",
+			files: fstest.MapFS{
+				"authz.rego": {Data: []byte("package sluice.authz\n\nallow := true\n")},
+			},
+			want: []string{"no rule defines data.sluice.authz.decision"},
+		},
+		{
+			name:  "no policy files",
+			files: fstest.MapFS{"README.md": {Data: []byte("# none")}},
+			want:  []string{"no .rego files"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := policy.Load(context.Background(), tt.files, nil)
+			if err == nil {
+				t.Fatal("Load succeeded, want error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadSkipsTestFiles(t *testing.T) {
+	files := fstest.MapFS{
+		"authz.rego":      {Data: []byte(fixedDecision)},
+		"authz_test.rego": {Data: []byte("package sluice.authz_test\n\ntest_broken if {\n")},
+	}
+	if _, err := policy.Load(context.Background(), files, nil); err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+}
+
+const fixedDecision = `package sluice.authz
+
+decision := {
+	"allowed": true, "http_status": 200, "code": "", "type": "", "message": "",
+	"headers": {"x-policy": "fixed"}, "limits": {"rpm": 1, "daily_tokens": 2},
+	"redact": ["EMAIL"], "plugins": ["pii"],
+}
+`
+
+func TestDecideReadsEveryField(t *testing.T) {
+	e, err := policy.Load(context.Background(), fstest.MapFS{"authz.rego": {Data: []byte(fixedDecision)}}, nil)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	got, err := e.Decide(context.Background(), policy.Input{})
+	if err != nil {
+		t.Fatalf("Decide: %v", err)
+	}
+	want := policy.Decision{
+		Allowed: true, HTTPStatus: 200,
+		Headers: map[string]string{"x-policy": "fixed"},
+		Limits:  policy.Limits{RPM: 1, DailyTokens: 2},
+		Redact:  []string{"EMAIL"}, Plugins: []string{"pii"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Decide =\n %+v\nwant\n %+v", got, want)
+	}
+}
+
+// TestDecideFailsClosed checks that every policy result the gateway cannot
+// act on safely is an error, not a zero-valued Decision.
+func TestDecideFailsClosed(t *testing.T) {
+	const valid = `"allowed": false, "http_status": 403, "code": "c", "type": "t", "message": "m",
+	"headers": {}, "limits": {"rpm": 0, "daily_tokens": 0}, "redact": [], "plugins": []`
+	tests := []struct {
+		name   string
+		policy string
+		want   string
+	}{
+		{"undefined", "decision := {" + valid + "} if input.never", "undefined"},
+		{"not an object", `decision := "allow"`, "want object"},
+		{"missing field", `decision := {"allowed": true}`, `"http_status" is missing`},
+		{"allowed not boolean", `decision := object.union({` + valid + `}, {"allowed": "yes"})`, "want boolean"},
+		{"denied with 200", `decision := object.union({` + valid + `}, {"http_status": 200})`, "want 4xx or 5xx"},
+		{"fractional status", `decision := object.union({` + valid + `}, {"http_status": 403.5})`, "non-negative integer"},
+		{"string limit", `decision := object.union({` + valid + `}, {"limits": {"rpm": "60", "daily_tokens": 0}})`, "limits: field \"rpm\""},
+		{"negative limit", `decision := object.union({` + valid + `}, {"limits": {"rpm": 0, "daily_tokens": -1}})`, "non-negative"},
+		{"plugins not strings", `decision := object.union({` + valid + `}, {"plugins": [1]})`, "plugins\"[0]"},
+		{"header not string", `decision := object.union({` + valid + `}, {"headers": {"x": 1}})`, "want string: string"},
+		{"conflicting values", "decision := {\"a\": 1} if true\n\ndecision := {\"b\": 2} if true", "evaluate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files := fstest.MapFS{"authz.rego": {Data: []byte("package sluice.authz\n\n" + tt.policy + "\n")}}
+			e, err := policy.Load(context.Background(), files, nil)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			d, err := e.Decide(context.Background(), policy.Input{})
+			if err == nil {
+				t.Fatalf("Decide = %+v, want error", d)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not mention %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// BenchmarkDecide measures one admission decision with the shipped policy:
+// "first" is the pass before plugins run, "findings" the second pass with a
+// redactable finding.
+func BenchmarkDecide(b *testing.B) {
+	e := loadDefault(b)
+	ctx := context.Background()
+	for _, bc := range []struct {
+		name string
+		in   policy.Input
+	}{
+		{"first", chat("standard", "gpt-4o-mini")},
+		{"findings", chat("premium", "gpt-4o", pii("EMAIL"), pii("PHONE"))},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				d, err := e.Decide(ctx, bc.in)
+				if err != nil || !d.Allowed {
+					b.Fatalf("Decide = %+v, %v", d, err)
+				}
+			}
+		})
+	}
+}
