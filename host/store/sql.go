@@ -1,0 +1,428 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// constraint is the kind of integrity violation a driver error reports.
+type constraint int
+
+const (
+	constraintNone constraint = iota
+	constraintUnique
+	constraintForeignKey
+)
+
+// sqlStore implements Store with portable SQL ($n placeholders, which both
+// SQLite and PostgreSQL accept). Only opening and error classification are
+// driver-specific.
+type sqlStore struct {
+	// write is used for every statement that changes data. For SQLite it
+	// holds one connection: the database admits one writer at a time, and
+	// queueing writers in Go is cheaper and fairer than busy_timeout polling.
+	write *sql.DB
+	read  *sql.DB
+	// classify tells unique and foreign key violations apart in driver errors.
+	classify func(error) constraint
+}
+
+var _ Store = (*sqlStore)(nil)
+
+func nanos(t time.Time) int64 { return t.UTC().UnixNano() }
+
+func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+func (s *sqlStore) CreateClient(ctx context.Context, c Client) error {
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = time.Now()
+	}
+	if err := validateClient(c); err != nil {
+		return fmt.Errorf("create client: %w", err)
+	}
+	labels := "{}"
+	if len(c.Labels) > 0 {
+		b, err := json.Marshal(c.Labels)
+		if err != nil {
+			return fmt.Errorf("create client %q: encode labels: %w", c.ID, err)
+		}
+		labels = string(b)
+	}
+	_, err := s.write.ExecContext(ctx,
+		`INSERT INTO clients (id, department, tier, labels, created_at) VALUES ($1, $2, $3, $4, $5)`,
+		c.ID, c.Department, c.Tier, labels, nanos(c.CreatedAt))
+	if err != nil {
+		if s.classify(err) == constraintUnique {
+			return fmt.Errorf("create client %q: %w", c.ID, ErrExists)
+		}
+		return fmt.Errorf("create client %q: %w", c.ID, err)
+	}
+	return nil
+}
+
+const clientColumns = `id, department, tier, labels, created_at`
+
+// scanner is the part of *sql.Row and *sql.Rows that scan functions need.
+type scanner interface{ Scan(dest ...any) error }
+
+func scanClient(sc scanner, extra ...any) (Client, error) {
+	var (
+		c       Client
+		labels  string
+		created int64
+	)
+	dest := append([]any{&c.ID, &c.Department, &c.Tier, &labels, &created}, extra...)
+	if err := sc.Scan(dest...); err != nil {
+		return Client{}, err
+	}
+	if err := decodeLabels(labels, &c.Labels); err != nil {
+		return Client{}, fmt.Errorf("client %q: %w", c.ID, err)
+	}
+	c.CreatedAt = fromNanos(created)
+	return c, nil
+}
+
+func decodeLabels(s string, into *map[string]string) error {
+	if s == "" || s == "{}" {
+		return nil
+	}
+	if err := json.Unmarshal([]byte(s), into); err != nil {
+		return fmt.Errorf("decode labels: %w", err)
+	}
+	return nil
+}
+
+func (s *sqlStore) GetClient(ctx context.Context, id string) (Client, error) {
+	if err := checkID("client id", id); err != nil {
+		return Client{}, fmt.Errorf("get client: %w", err)
+	}
+	row := s.read.QueryRowContext(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = $1`, id)
+	c, err := scanClient(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Client{}, fmt.Errorf("client %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Client{}, fmt.Errorf("get client %q: %w", id, err)
+	}
+	return c, nil
+}
+
+func (s *sqlStore) ListClients(ctx context.Context) ([]Client, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT `+clientColumns+` FROM clients ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list clients: %w", err)
+	}
+	defer rows.Close()
+	var out []Client
+	for rows.Next() {
+		c, err := scanClient(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list clients: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list clients: %w", err)
+	}
+	return out, nil
+}
+
+func (s *sqlStore) CreateKey(ctx context.Context, k Key) error {
+	if k.CreatedAt.IsZero() {
+		k.CreatedAt = time.Now()
+	}
+	if err := validateKey(k); err != nil {
+		return fmt.Errorf("create key: %w", err)
+	}
+	var revoked any // NULL while active
+	if !k.RevokedAt.IsZero() {
+		revoked = nanos(k.RevokedAt)
+	}
+	_, err := s.write.ExecContext(ctx,
+		`INSERT INTO api_keys (id, client_id, prefix, hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		k.ID, k.ClientID, k.Prefix, hex.EncodeToString(k.Hash[:]), nanos(k.CreatedAt), revoked)
+	if err != nil {
+		switch s.classify(err) {
+		case constraintUnique:
+			return fmt.Errorf("create key %q: a key with this id or hash %w", k.ID, ErrExists)
+		case constraintForeignKey:
+			return fmt.Errorf("create key %q: client %q: %w", k.ID, k.ClientID, ErrNotFound)
+		}
+		return fmt.Errorf("create key %q: %w", k.ID, err)
+	}
+	return nil
+}
+
+const keyColumns = `k.id, k.client_id, k.prefix, k.hash, k.created_at, k.revoked_at`
+
+func scanKey(sc scanner, extra ...any) (Key, error) {
+	var (
+		k       Key
+		hash    string
+		created int64
+		revoked sql.NullInt64
+	)
+	dest := append([]any{&k.ID, &k.ClientID, &k.Prefix, &hash, &created, &revoked}, extra...)
+	if err := sc.Scan(dest...); err != nil {
+		return Key{}, err
+	}
+	if n, err := hex.Decode(k.Hash[:], []byte(hash)); err != nil || n != len(k.Hash) {
+		return Key{}, fmt.Errorf("key %q: stored hash is not 32 bytes of hex", k.ID)
+	}
+	k.CreatedAt = fromNanos(created)
+	if revoked.Valid {
+		k.RevokedAt = fromNanos(revoked.Int64)
+	}
+	return k, nil
+}
+
+func (s *sqlStore) KeyByHash(ctx context.Context, hash [32]byte) (Key, Client, error) {
+	row := s.read.QueryRowContext(ctx,
+		`SELECT `+keyColumns+`, c.id, c.department, c.tier, c.labels, c.created_at
+		 FROM api_keys k JOIN clients c ON c.id = k.client_id
+		 WHERE k.hash = $1`, hex.EncodeToString(hash[:]))
+	var (
+		c       Client
+		labels  string
+		created int64
+	)
+	k, err := scanKey(row, &c.ID, &c.Department, &c.Tier, &labels, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		// The hash is not logged or echoed: it identifies a secret.
+		return Key{}, Client{}, fmt.Errorf("key by hash: %w", ErrNotFound)
+	}
+	if err != nil {
+		return Key{}, Client{}, fmt.Errorf("key by hash: %w", err)
+	}
+	if err := decodeLabels(labels, &c.Labels); err != nil {
+		return Key{}, Client{}, fmt.Errorf("key by hash: client %q: %w", c.ID, err)
+	}
+	c.CreatedAt = fromNanos(created)
+	return k, c, nil
+}
+
+func (s *sqlStore) RevokeKey(ctx context.Context, id string, at time.Time) error {
+	if err := checkID("key id", id); err != nil {
+		return fmt.Errorf("revoke key: %w", err)
+	}
+	if at.IsZero() {
+		return fmt.Errorf("revoke key %q: %w", id, invalid("revocation time is zero"))
+	}
+	if err := checkTime("revocation time", at); err != nil {
+		return fmt.Errorf("revoke key %q: %w", id, err)
+	}
+	// The first revocation time wins, so the audit trail keeps when a key
+	// really stopped working.
+	res, err := s.write.ExecContext(ctx,
+		`UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL`, id, nanos(at))
+	if err != nil {
+		return fmt.Errorf("revoke key %q: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("revoke key %q: %w", id, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	var one int
+	err = s.write.QueryRowContext(ctx, `SELECT 1 FROM api_keys WHERE id = $1`, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("revoke key %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("revoke key %q: %w", id, err)
+	}
+	return nil
+}
+
+func (s *sqlStore) ListKeys(ctx context.Context, clientID string) ([]Key, error) {
+	query := `SELECT ` + keyColumns + ` FROM api_keys k`
+	var args []any
+	if clientID != "" {
+		query += ` WHERE k.client_id = $1`
+		args = append(args, clientID)
+	}
+	query += ` ORDER BY k.created_at, k.id`
+	rows, err := s.read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list keys: %w", err)
+	}
+	defer rows.Close()
+	var out []Key
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list keys: %w", err)
+		}
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list keys: %w", err)
+	}
+	if len(out) == 0 && clientID != "" {
+		// Tell "no keys yet" from a mistyped client id.
+		if _, err := s.GetClient(ctx, clientID); err != nil {
+			return nil, fmt.Errorf("list keys: %w", err)
+		}
+	}
+	return out, nil
+}
+
+const insertUsage = `INSERT INTO usage_events (
+	occurred_at, request_id, client_id, department, key_id, model, endpoint, stream,
+	prompt_tokens, completion_tokens, total_tokens, cost_micros, latency_ms,
+	status, code, findings, usage_source
+) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`
+
+func (s *sqlStore) InsertUsage(ctx context.Context, events []UsageEvent) (err error) {
+	if len(events) == 0 {
+		return nil
+	}
+	// Validate the whole batch first so that a bad event fails it before
+	// any row is written.
+	for _, ev := range events {
+		if err := validateUsage(ev); err != nil {
+			return fmt.Errorf("insert usage: %w", err)
+		}
+	}
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("insert usage: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	stmt, err := tx.PrepareContext(ctx, insertUsage)
+	if err != nil {
+		return fmt.Errorf("insert usage: prepare: %w", err)
+	}
+	defer stmt.Close()
+	for _, ev := range events {
+		source := ev.UsageSource
+		if source == "" {
+			source = UsageNone
+		}
+		_, err = stmt.ExecContext(ctx,
+			nanos(ev.Time), ev.RequestID, ev.ClientID, ev.Department, ev.KeyID, ev.Model, ev.Endpoint, ev.Stream,
+			ev.PromptTokens, ev.CompletionTokens, ev.TotalTokens, ev.CostMicros, ev.LatencyMS,
+			ev.Status, ev.Code, ev.Findings, source)
+		if err != nil {
+			return fmt.Errorf("insert usage: request %q: %w", ev.RequestID, err)
+		}
+	}
+	if err = tx.Commit(); err != nil {
+		return fmt.Errorf("insert usage: commit %d events: %w", len(events), err)
+	}
+	return nil
+}
+
+// groupColumns maps ReportQuery.GroupBy to a column. Only these fixed names
+// are ever spliced into SQL.
+var groupColumns = map[string]string{
+	GroupByDepartment: "department",
+	GroupByClient:     "client_id",
+	GroupByModel:      "model",
+}
+
+// rangeNanos turns an optional [from, to) into bounds; a zero time leaves
+// that side open.
+func rangeNanos(from, to time.Time) (lo, hi int64, err error) {
+	lo, hi = math.MinInt64, math.MaxInt64
+	if !from.IsZero() {
+		if err := checkTime("from", from); err != nil {
+			return 0, 0, err
+		}
+		lo = nanos(from)
+	}
+	if !to.IsZero() {
+		if err := checkTime("to", to); err != nil {
+			return 0, 0, err
+		}
+		hi = nanos(to)
+	}
+	if lo > hi {
+		return 0, 0, invalid("from %s is after to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	return lo, hi, nil
+}
+
+func (s *sqlStore) Report(ctx context.Context, q ReportQuery) ([]ReportRow, error) {
+	col, ok := groupColumns[q.GroupBy]
+	if !ok {
+		return nil, fmt.Errorf("report: %w", invalid("group by %q: want %q, %q or %q",
+			q.GroupBy, GroupByDepartment, GroupByClient, GroupByModel))
+	}
+	lo, hi, err := rangeNanos(q.From, q.To)
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT `+col+`, COUNT(*),
+		COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0),
+		COALESCE(SUM(total_tokens), 0), COALESCE(SUM(cost_micros), 0)
+		FROM usage_events WHERE occurred_at >= $1 AND occurred_at < $2
+		GROUP BY `+col, lo, hi)
+	if err != nil {
+		return nil, fmt.Errorf("report by %s: %w", q.GroupBy, err)
+	}
+	defer rows.Close()
+	var out []ReportRow
+	for rows.Next() {
+		var r ReportRow
+		if err := rows.Scan(&r.Group, &r.Requests, &r.PromptTokens, &r.CompletionTokens, &r.TotalTokens, &r.CostMicros); err != nil {
+			return nil, fmt.Errorf("report by %s: %w", q.GroupBy, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("report by %s: %w", q.GroupBy, err)
+	}
+	// Sorted here rather than with ORDER BY because collations differ
+	// between databases; byte order is the same everywhere.
+	slices.SortFunc(out, func(a, b ReportRow) int { return strings.Compare(a.Group, b.Group) })
+	return out, nil
+}
+
+func (s *sqlStore) UsageSince(ctx context.Context, since time.Time) ([]UsageTotal, error) {
+	lo, _, err := rangeNanos(since, time.Time{})
+	if err != nil {
+		return nil, fmt.Errorf("usage since: %w", err)
+	}
+	// MAX(department) picks one department if a client moved within the
+	// window; the client index serves the per-client scan.
+	rows, err := s.read.QueryContext(ctx, `SELECT client_id, MAX(department), COUNT(*),
+		COALESCE(SUM(total_tokens), 0), COALESCE(SUM(cost_micros), 0)
+		FROM usage_events WHERE occurred_at >= $1 AND client_id <> ''
+		GROUP BY client_id`, lo)
+	if err != nil {
+		return nil, fmt.Errorf("usage since: %w", err)
+	}
+	defer rows.Close()
+	var out []UsageTotal
+	for rows.Next() {
+		var u UsageTotal
+		if err := rows.Scan(&u.ClientID, &u.Department, &u.Requests, &u.TotalTokens, &u.CostMicros); err != nil {
+			return nil, fmt.Errorf("usage since: %w", err)
+		}
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("usage since: %w", err)
+	}
+	slices.SortFunc(out, func(a, b UsageTotal) int { return strings.Compare(a.ClientID, b.ClientID) })
+	return out, nil
+}
+
+func (s *sqlStore) Close() error {
+	return errors.Join(s.read.Close(), s.write.Close())
+}
