@@ -1,0 +1,167 @@
+// Package auth turns an API key into the client it belongs to. Keys are random,
+// stored only as SHA-256 hashes, and their client contexts are cached in
+// ristretto for a bounded time.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+
+	"github.com/sluicehq/sluice/host/store"
+)
+
+// KeyPrefix starts every Sluice key, so that secret scanners can recognise one.
+const KeyPrefix = "sk-sluice-"
+
+// keyRandomChars is the number of base62 characters after the prefix:
+// 32 × log2(62) ≈ 190 bits of randomness.
+const keyRandomChars = 32
+
+// displayPrefixLen is how much of a key listings show.
+const displayPrefixLen = len(KeyPrefix) + 4
+
+// ErrInvalidKey is returned for a missing, unknown or revoked key. The three are
+// not told apart, so the answer tells a caller nothing.
+var ErrInvalidKey = errors.New("invalid API key")
+
+const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// NewKey makes a new random key for a client. The secret is returned once and
+// never stored; the Key carries only its hash and a short display prefix.
+func NewKey(clientID string) (secret string, k store.Key, err error) {
+	var b strings.Builder
+	b.WriteString(KeyPrefix)
+	max := big.NewInt(int64(len(alphabet)))
+	for range keyRandomChars {
+		n, err := rand.Int(rand.Reader, max)
+		if err != nil {
+			return "", store.Key{}, fmt.Errorf("auth: reading randomness: %w", err)
+		}
+		b.WriteByte(alphabet[n.Int64()])
+	}
+	secret = b.String()
+	id := make([]byte, 6)
+	if _, err := rand.Read(id); err != nil {
+		return "", store.Key{}, fmt.Errorf("auth: reading randomness: %w", err)
+	}
+	k = store.Key{
+		ID:       fmt.Sprintf("key_%x", id),
+		ClientID: clientID,
+		Prefix:   secret[:displayPrefixLen],
+		Hash:     sha256.Sum256([]byte(secret)),
+	}
+	return secret, k, nil
+}
+
+// Identity is who a request comes from.
+type Identity struct {
+	KeyID  string
+	Client store.Client
+}
+
+// cached is what the cache holds for one key hash: an identity, or the fact
+// that the hash is unknown (so a flood of bad keys costs no store reads).
+type cached struct {
+	hash     [32]byte
+	identity Identity
+	valid    bool
+}
+
+// Authenticator checks keys against the store through a ristretto cache.
+type Authenticator struct {
+	store       store.Store
+	cache       *ristretto.Cache[string, *cached]
+	ttl         time.Duration
+	negativeTTL time.Duration
+	now         func() time.Time
+}
+
+// New returns an Authenticator whose cache keeps a client context for at most
+// ttl: a key revoked elsewhere works for at most ttl, one revoked through this
+// Authenticator stops at once.
+func New(st store.Store, ttl time.Duration) (*Authenticator, error) {
+	cache, err := ristretto.NewCache(&ristretto.Config[string, *cached]{
+		NumCounters:        1 << 17,
+		MaxCost:            1 << 14, // entries, not bytes
+		BufferItems:        64,
+		IgnoreInternalCost: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("auth: cache: %w", err)
+	}
+	neg := ttl
+	if neg > 5*time.Second {
+		neg = 5 * time.Second
+	}
+	return &Authenticator{store: st, cache: cache, ttl: ttl, negativeTTL: neg, now: time.Now}, nil
+}
+
+// Close releases the cache.
+func (a *Authenticator) Close() { a.cache.Close() }
+
+// Authenticate returns the identity behind a key, or ErrInvalidKey.
+func (a *Authenticator) Authenticate(ctx context.Context, key string) (Identity, error) {
+	if !strings.HasPrefix(key, KeyPrefix) || len(key) != len(KeyPrefix)+keyRandomChars {
+		return Identity{}, ErrInvalidKey
+	}
+	hash := sha256.Sum256([]byte(key))
+	ck := string(hash[:])
+	if c, ok := a.cache.Get(ck); ok && subtle.ConstantTimeCompare(c.hash[:], hash[:]) == 1 {
+		if !c.valid {
+			return Identity{}, ErrInvalidKey
+		}
+		return c.identity, nil
+	}
+	k, client, err := a.store.KeyByHash(ctx, hash)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		a.cache.SetWithTTL(ck, &cached{hash: hash}, 1, a.negativeTTL)
+		return Identity{}, ErrInvalidKey
+	case err != nil:
+		return Identity{}, fmt.Errorf("auth: looking up key: %w", err)
+	}
+	// The lookup was by hash; comparing the stored hash in constant time keeps
+	// any later change of lookup strategy from turning into a timing oracle.
+	if subtle.ConstantTimeCompare(k.Hash[:], hash[:]) != 1 || !k.Active() {
+		a.cache.SetWithTTL(ck, &cached{hash: hash}, 1, a.negativeTTL)
+		return Identity{}, ErrInvalidKey
+	}
+	id := Identity{KeyID: k.ID, Client: client}
+	a.cache.SetWithTTL(ck, &cached{hash: hash, identity: id, valid: true}, 1, a.ttl)
+	return id, nil
+}
+
+// Revoke revokes a key in the store and forgets every cached context here, so
+// the key stops working on this replica at once.
+func (a *Authenticator) Revoke(ctx context.Context, keyID string) error {
+	if err := a.store.RevokeKey(ctx, keyID, a.now()); err != nil {
+		return err
+	}
+	a.Forget()
+	return nil
+}
+
+// Forget drops every cached client context, e.g. after a client's tier changed.
+func (a *Authenticator) Forget() { a.cache.Clear() }
+
+// KeyFromHeaders extracts the key from "Authorization: Bearer <key>" or
+// "x-api-key: <key>".
+func KeyFromHeaders(authorization, xAPIKey []byte) string {
+	if len(authorization) > 0 {
+		const bearer = "bearer "
+		if len(authorization) > len(bearer) && strings.EqualFold(string(authorization[:len(bearer)]), bearer) {
+			return strings.TrimSpace(string(authorization[len(bearer):]))
+		}
+		return ""
+	}
+	return strings.TrimSpace(string(xAPIKey))
+}
