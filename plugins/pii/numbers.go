@@ -1,0 +1,382 @@
+package pii
+
+// A number run is what the numeric recognizers share: digit groups joined by
+// short separators ("(555) 123-4567", "4111 1111 1111 1111", "10.0.0.1"),
+// optionally preceded by '+' and/or '('.
+type run struct {
+	plus, paren bool // the run starts with '+' / '('
+	groups      []group
+}
+
+type group struct {
+	start, end int // digit span
+	sep        sep // separator before this group (0 for the first)
+}
+
+const maxGroups = 8
+
+func (r *run) digits(upto int) int {
+	n := 0
+	for _, g := range r.groups[:upto] {
+		n += g.end - g.start
+	}
+	return n
+}
+
+// number tries phone, card, SSN and IPv4 at i (a digit, '+' or '('). On
+// failure it returns the end of the run so the caller does not retry in the
+// middle of it: "1.2.3.4.5" must not become the address "2.3.4.5".
+func (sc *scan) number(i int) int {
+	t := sc.text
+	if compoundBefore(t, i) {
+		return skipRun(t, i)
+	}
+	var buf [maxGroups]group
+	r := run{groups: buf[:0]}
+	j := i
+	if t[j] == '+' {
+		r.plus = true
+		j++
+	}
+	if j < len(t) && t[j] == '(' {
+		r.paren = true
+		j++
+	}
+	for len(r.groups) < maxGroups {
+		start := j
+		j = span(t, j, isDigit)
+		if j == start {
+			break
+		}
+		g := group{start: start, end: j}
+		if len(r.groups) > 0 {
+			g.sep = sepOf(t[r.groups[len(r.groups)-1].end:start])
+		}
+		r.groups = append(r.groups, g)
+		// A separator is one to three of " -.()" followed by a digit.
+		k := j
+		for k < len(t) && k-j < 3 && isNumSep(t[k]) {
+			k++
+		}
+		if k == j || k >= len(t) || !isDigit(t[k]) {
+			break
+		}
+		j = k
+	}
+	if len(r.groups) == 0 {
+		return 0
+	}
+	runEnd := r.groups[len(r.groups)-1].end
+	// A run glued to letters is part of an identifier, hash, UUID or timestamp
+	// ("2024-01-15T10:00", "9f86d08..."), and one followed by '@' is the local
+	// part of an e-mail address.
+	if !boundaryAt(t, runEnd) || (runEnd < len(t) && t[runEnd] == '@') {
+		return skipRun(t, i)
+	}
+	if end := sc.ipv4(i, &r); end > 0 {
+		return end
+	}
+	if !r.plus && !r.paren {
+		if end := sc.ssn(i, &r); end > 0 {
+			return end
+		}
+		if end := sc.card(i, &r); end > 0 {
+			return end
+		}
+	}
+	if end := sc.phone(i, &r); end > 0 {
+		return end
+	}
+	return runEnd
+}
+
+// sep is a separator of one to three bytes packed into an integer, so that
+// comparing separators costs no allocation.
+type sep uint32
+
+const (
+	sepSpace      sep = ' '
+	sepDash       sep = '-'
+	sepDot        sep = '.'
+	sepParen      sep = ')'
+	sepParenSpace sep = ')' | ' '<<8
+)
+
+func sepOf(b []byte) sep {
+	var s sep
+	for k, c := range b {
+		s |= sep(c) << (8 * k)
+	}
+	return s
+}
+
+func isNumSep(c byte) bool {
+	return c == ' ' || c == '-' || c == '.' || c == '(' || c == ')'
+}
+
+// compoundBefore reports whether a number at i continues an identifier such as
+// "ORD-1234", "build.1.2.3.4", "#4111..." or "/orders/4111...".
+func compoundBefore(t []byte, i int) bool {
+	if i == 0 {
+		return false
+	}
+	switch t[i-1] {
+	case '#':
+		return true
+	case '.', '-', '_', '/':
+		return i >= 2 && isAlnum(t[i-2])
+	}
+	return false
+}
+
+func skipRun(t []byte, i int) int {
+	return span(t, i+1, func(c byte) bool { return isWord(c) || isNumSep(c) && c != ' ' })
+}
+
+// word is a short lower-cased word copied out of the text, kept in an array
+// so that looking at context allocates nothing.
+type word struct {
+	b [16]byte
+	n int
+}
+
+func (w *word) is(candidates ...string) bool {
+	for _, c := range candidates {
+		if string(w.b[:w.n]) == c {
+			return true
+		}
+	}
+	return false
+}
+
+// prevWords returns up to two lower-cased words before i, nearest first,
+// skipping separators such as spaces, ':', '#' and '='.
+func prevWords(t []byte, i int) (w1, w2 word) {
+	next := func(end int, w *word) int {
+		for end > 0 && end > i-32 && !isAlnum(t[end-1]) {
+			end--
+		}
+		start := end
+		for start > 0 && end-start < len(w.b) && isAlnum(t[start-1]) {
+			start--
+		}
+		for _, c := range t[start:end] {
+			if isUpper(c) {
+				c += 'a' - 'A'
+			}
+			w.b[w.n] = c
+			w.n++
+		}
+		return start
+	}
+	next(next(i, &w1), &w2)
+	return w1, w2
+}
+
+var referenceWords = []string{"order", "invoice", "tracking", "ticket", "ref", "reference", "txn",
+	"transaction", "isbn", "id", "uuid", "sku", "serial", "case", "build", "version", "po"}
+
+// referenceContext reports whether the words before i say the number is an
+// identifier rather than personal data ("order 4111...", "ticket no. 555-...").
+func referenceContext(t []byte, i int) bool {
+	w1, w2 := prevWords(t, i)
+	return w1.is(referenceWords...) || w2.is(referenceWords...)
+}
+
+var versionWords = []string{"v", "ver", "version", "release", "build", "firmware", "os", "kernel"}
+
+// ipv4 matches dotted quads. A fifth part or a version context
+// ("version 1.2.3.4", "v 10.0.0.1") rules the run out.
+func (sc *scan) ipv4(i int, r *run) int {
+	if r.plus || r.paren || len(r.groups) < 4 || !sc.on(kIPAddress) {
+		return 0
+	}
+	t := sc.text
+	for k, g := range r.groups[:4] {
+		if k > 0 && g.sep != sepDot {
+			return 0
+		}
+		n := g.end - g.start
+		if n > 3 || n > 1 && t[g.start] == '0' {
+			return 0
+		}
+		v := 0
+		for _, c := range t[g.start:g.end] {
+			v = v*10 + int(c-'0')
+		}
+		if v > 255 {
+			return 0
+		}
+	}
+	if len(r.groups) > 4 && r.groups[4].sep == sepDot {
+		return 0
+	}
+	end := r.groups[3].end
+	if end+1 < len(t) && t[end] == '.' && isDigit(t[end+1]) {
+		return 0
+	}
+	if w1, w2 := prevWords(t, i); w1.is(versionWords...) || w2.is(versionWords...) {
+		return 0
+	}
+	score := 0.7
+	if a := t[r.groups[0].start:r.groups[0].end]; string(a) == "10" || string(a) == "127" || string(a) == "192" || string(a) == "0" {
+		score = 0.5 // likely private or loopback; still an address, less often personal
+	}
+	sc.emit(IPAddress, i, end, score)
+	return end
+}
+
+// ssn matches US social security numbers written AAA-GG-SSSS or AAA GG SSSS
+// with valid ranges: the area is not 000, 666 or 9xx, the group not 00 and the
+// serial not 0000. Bare nine-digit numbers are too often something else.
+func (sc *scan) ssn(i int, r *run) int {
+	if len(r.groups) < 3 || !sc.on(kUSSSN) {
+		return 0
+	}
+	t := sc.text
+	g := r.groups
+	if g[0].end-g[0].start != 3 || g[1].end-g[1].start != 2 || g[2].end-g[2].start != 4 {
+		return 0
+	}
+	if g[1].sep != g[2].sep || g[1].sep != sepDash && g[1].sep != sepSpace {
+		return 0
+	}
+	if len(g) > 3 && g[3].sep == g[1].sep {
+		return 0 // a longer grouped number
+	}
+	area, grp, serial := t[g[0].start:g[0].end], t[g[1].start:g[1].end], t[g[2].start:g[2].end]
+	if string(area) == "000" || string(area) == "666" || area[0] == '9' ||
+		string(grp) == "00" || string(serial) == "0000" {
+		return 0
+	}
+	if referenceContext(t, i) {
+		return 0
+	}
+	sc.emit(USSSN, i, g[2].end, 0.85)
+	return g[2].end
+}
+
+// card matches payment card numbers: 13 to 19 digits, either contiguous or
+// grouped with one consistent separator (space or dash), with a known issuer
+// prefix and a valid Luhn check digit. The longest valid prefix of the run wins.
+func (sc *scan) card(i int, r *run) int {
+	if !sc.on(kCreditCard) {
+		return 0
+	}
+	t := sc.text
+	var digits [19]byte
+	n, best, bestGroups := 0, 0, 0
+	for k, g := range r.groups {
+		if k > 0 && (g.sep != r.groups[1].sep || g.sep != sepSpace && g.sep != sepDash) {
+			break
+		}
+		if n+g.end-g.start > len(digits) {
+			break
+		}
+		n += copy(digits[n:], t[g.start:g.end])
+		if n >= 13 && validIIN(digits[:n]) && luhn(digits[:n]) {
+			best, bestGroups = n, k+1
+		}
+	}
+	if best == 0 || referenceContext(t, i) {
+		return 0
+	}
+	score := 0.95
+	if bestGroups == 1 {
+		score = 0.8 // contiguous digits are more often account or order numbers
+	}
+	end := r.groups[bestGroups-1].end
+	sc.emit(CreditCard, i, end, score)
+	return end
+}
+
+// validIIN reports whether d starts with an issuer prefix of a major card
+// network and has a length that network uses.
+func validIIN(d []byte) bool {
+	n := len(d)
+	p2 := int(d[0]-'0')*10 + int(d[1]-'0')
+	p4 := p2*100 + int(d[2]-'0')*10 + int(d[3]-'0')
+	switch {
+	case d[0] == '4': // Visa
+		return n == 13 || n == 16 || n == 19
+	case p2 >= 51 && p2 <= 55, p4 >= 2221 && p4 <= 2720: // Mastercard
+		return n == 16
+	case p2 == 34 || p2 == 37: // American Express
+		return n == 15
+	case p2 == 35: // JCB
+		return n >= 16 && n <= 19
+	case p2 == 36 || p2 == 38 || p2 == 39 || p4 >= 3000 && p4 <= 3059: // Diners Club
+		return n >= 14 && n <= 19
+	case p4 == 6011 || p2 == 65 || p4 >= 6440 && p4 <= 6499, p2 == 62: // Discover, UnionPay
+		return n >= 16 && n <= 19
+	}
+	return false
+}
+
+func luhn(d []byte) bool {
+	sum := 0
+	double := false
+	for k := len(d) - 1; k >= 0; k-- {
+		v := int(d[k] - '0')
+		if double {
+			v *= 2
+			if v > 9 {
+				v -= 9
+			}
+		}
+		sum += v
+		double = !double
+	}
+	return sum%10 == 0
+}
+
+// phone matches international numbers written with a leading '+' (8 to 15
+// digits, E.164) and North American numbers written with separators:
+// (555) 123-4567, 555-123-4567, 555.123.4567, 555 123 4567. Unseparated digit
+// strings are left alone: they are usually ids, amounts or timestamps.
+func (sc *scan) phone(i int, r *run) int {
+	if !sc.on(kPhone) || referenceContext(sc.text, i) {
+		return 0
+	}
+	g := r.groups
+	if r.plus {
+		n, last := 0, -1
+		for k := range g {
+			if n+g[k].end-g[k].start > 15 {
+				break
+			}
+			n += g[k].end - g[k].start
+			last = k
+		}
+		if n < 8 || last < 0 || last < len(g)-1 && g[last+1].sep != sepSpace {
+			return 0 // shorter than any E.164 number, or running into more digits
+		}
+		sc.emit(Phone, i, g[last].end, 0.8)
+		return g[last].end
+	}
+	if len(g) < 3 {
+		return 0
+	}
+	t := sc.text
+	if g[0].end-g[0].start != 3 || g[1].end-g[1].start != 3 || g[2].end-g[2].start != 4 {
+		return 0
+	}
+	if len(g) > 3 && g[3].sep != sepSpace {
+		return 0 // more groups glued on: a longer number
+	}
+	if r.paren {
+		if g[1].sep != sepParen && g[1].sep != sepParenSpace || !isPhoneSep(g[2].sep) {
+			return 0
+		}
+	} else if g[1].sep != g[2].sep || !isPhoneSep(g[1].sep) {
+		return 0
+	}
+	// North American area codes and exchanges never start with 0 or 1.
+	if t[g[0].start] < '2' || t[g[1].start] < '2' {
+		return 0
+	}
+	sc.emit(Phone, i, g[2].end, 0.7)
+	return g[2].end
+}
+
+func isPhoneSep(s sep) bool { return s == sepDash || s == sepDot || s == sepSpace }

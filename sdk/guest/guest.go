@@ -1,0 +1,123 @@
+// Package guest turns a Go package into a Sluice filter plugin (ABI v1, see
+// sdk/ABI.md). A plugin supplies one function from its JSON configuration to a
+// Scanner; the package handles memory, the wire encodings and the exports.
+//
+// A complete plugin main package, built with
+// GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared:
+//
+//	//go:build wasip1
+//
+//	package main
+//
+//	import "github.com/sluicehq/sluice/sdk/guest"
+//
+//	func init() { guest.Register(newScanner) }
+//
+//	func main() {} // required by the toolchain, never called in a reactor
+//
+// Register must be called from an init function: the host configures the
+// plugin right after the module's _initialize, which is when init functions run.
+package guest
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/sluicehq/sluice/sdk/abi"
+)
+
+// Finding is one match: Type is an upper-case identifier such as "EMAIL",
+// Message indexes the texts passed to the Scanner, Start and End are byte
+// offsets into that text (End exclusive), and Score is a confidence in [0,1].
+type Finding = abi.Finding
+
+// Scanner scans the message texts of one request, in order, and returns its
+// findings. The texts alias memory the host reuses: they are valid only until
+// the Scanner returns and must not be retained or modified. The returned slice
+// is encoded before the next call, so a Scanner may reuse it.
+type Scanner func(texts [][]byte) ([]Finding, error)
+
+// NewScanner builds a Scanner from the operator's configuration, the raw JSON
+// bytes from the Sluice config (empty when none was given). It runs once per
+// plugin instance; an error makes the plugin fail to load, with the message shown
+// to the operator.
+type NewScanner func(config []byte) (Scanner, error)
+
+// Register installs the plugin's constructor. Call it exactly once, from init.
+func Register(newScanner NewScanner) {
+	if plugin.newScanner != nil {
+		panic("guest: Register called twice")
+	}
+	plugin.newScanner = newScanner
+}
+
+// Level is the severity of a log message sent to the host.
+type Level int32
+
+// Log levels, mapped by the host to its own levels.
+const (
+	LevelDebug Level = abi.LevelDebug
+	LevelInfo  Level = abi.LevelInfo
+	LevelWarn  Level = abi.LevelWarn
+	LevelError Level = abi.LevelError
+)
+
+// Log sends a message to the host's log. The host truncates long messages.
+// Never log the scanned text or matched values: operators' logs must not become
+// a copy of the prompts a plugin was asked to protect.
+func Log(level Level, msg string) { hostLog(level, msg) }
+
+// plugin is the single instance state: a module instance serves one call at a
+// time, so no locking is needed.
+var plugin state
+
+type state struct {
+	newScanner NewScanner
+	scan       Scanner
+	texts      [][]byte
+	out        []byte // the output buffer the host reads after each call
+}
+
+// configure implements sluice_configure.
+func (s *state) configure(config []byte) int32 {
+	s.out = s.out[:0]
+	if s.newScanner == nil {
+		return s.fail(errors.New("no scanner registered: call guest.Register from init"))
+	}
+	// The host's buffer is freed after this call; the constructor may keep what
+	// it is given, so it gets a copy.
+	scan, err := s.newScanner(append([]byte(nil), config...))
+	if err != nil {
+		return s.fail(fmt.Errorf("configure: %w", err))
+	}
+	if scan == nil {
+		return s.fail(errors.New("configure: constructor returned a nil Scanner"))
+	}
+	s.scan = scan
+	return abi.StatusOK
+}
+
+// scanInput implements sluice_scan.
+func (s *state) scanInput(input []byte) int32 {
+	s.out = s.out[:0]
+	if s.scan == nil {
+		return s.fail(errors.New("scan called before a successful configure"))
+	}
+	texts, err := abi.DecodeTexts(s.texts[:0], input)
+	if err != nil {
+		return s.fail(err)
+	}
+	s.texts = texts
+	findings, err := s.scan(texts)
+	clear(s.texts) // drop references into the host's buffer
+	if err != nil {
+		return s.fail(err)
+	}
+	s.out = abi.AppendResult(s.out, findings)
+	return abi.StatusOK
+}
+
+func (s *state) fail(err error) int32 {
+	s.out = append(s.out[:0], err.Error()...)
+	return abi.StatusError
+}
