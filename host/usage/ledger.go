@@ -1,0 +1,291 @@
+// Package usage records usage events off the request path and formats usage
+// reports.
+package usage
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/host/store"
+)
+
+// LedgerOptions tunes a Ledger. Zero fields take their defaults.
+type LedgerOptions struct {
+	// BatchSize is the most events written in one transaction. Default 256.
+	BatchSize int
+	// FlushInterval is how long the first event of a batch may wait for
+	// others before the batch is written. Default 200ms.
+	FlushInterval time.Duration
+	// QueueSize is how many events may wait for the writer before Record
+	// blocks. Default 8192.
+	QueueSize int
+}
+
+func (o LedgerOptions) withDefaults() LedgerOptions {
+	if o.BatchSize <= 0 {
+		o.BatchSize = 256
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = 200 * time.Millisecond
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = 8192
+	}
+	return o
+}
+
+// Retry backoff for failed writes. Variables so that tests can shorten them.
+var (
+	retryMin = 50 * time.Millisecond
+	retryMax = 5 * time.Second
+)
+
+// syncAttempts bounds the retries of a write made by Record after Close, which
+// runs on the caller's goroutine and so cannot wait forever.
+const syncAttempts = 5
+
+// item is an event, or a flush marker when done is set. Markers travel the
+// same queue as events, so a marker is reached only after every event
+// recorded before it.
+type item struct {
+	ev   store.UsageEvent
+	done chan struct{}
+}
+
+// Ledger batches usage events and writes them to a store on one background
+// goroutine, so that a request never waits for the database. It never drops
+// an event to keep up: a full queue blocks Record, and a failed write is
+// retried until it succeeds or Close's context ends.
+type Ledger struct {
+	st   store.Store
+	opts LedgerOptions
+	log  *slog.Logger
+
+	mu     sync.RWMutex // guards closed and the send side of queue
+	closed bool
+	queue  chan item
+
+	pending atomic.Int64 // recorded and not yet written
+
+	closeOnce sync.Once
+	abandon   chan struct{} // closed when Close's context ends: stop retrying
+	abandonMu sync.Once
+	stopped   chan struct{} // closed when the writer has exited
+}
+
+// NewLedger starts a ledger writing to st. Close it to flush and stop.
+func NewLedger(st store.Store, opts LedgerOptions, log *slog.Logger) *Ledger {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts = opts.withDefaults()
+	l := &Ledger{
+		st:      st,
+		opts:    opts,
+		log:     log,
+		queue:   make(chan item, opts.QueueSize),
+		abandon: make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	go l.run()
+	return l
+}
+
+// Record queues an event. A zero Time is set to now. It blocks while the
+// queue is full rather than lose the event. After Close it writes the event
+// synchronously.
+func (l *Ledger) Record(ev store.UsageEvent) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	l.mu.RLock()
+	if !l.closed {
+		l.pending.Add(1)
+		l.queue <- item{ev: ev}
+		l.mu.RUnlock()
+		return
+	}
+	l.mu.RUnlock()
+
+	l.pending.Add(1)
+	defer l.pending.Add(-1)
+	batch := []store.UsageEvent{ev}
+	if err := l.write(batch, syncAttempts); err != nil {
+		l.logLost(batch, err)
+	}
+}
+
+// Flush returns once every event recorded before the call is in the store,
+// or when ctx ends.
+func (l *Ledger) Flush(ctx context.Context) error {
+	l.mu.RLock()
+	if l.closed {
+		l.mu.RUnlock()
+		// Close drains the queue; Record after Close writes synchronously.
+		select {
+		case <-l.stopped:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	done := make(chan struct{})
+	select {
+	case l.queue <- item{done: done}:
+		l.mu.RUnlock()
+	case <-ctx.Done():
+		l.mu.RUnlock()
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close writes every queued event and stops the writer. If ctx ends first,
+// the writer stops retrying failed writes, logs the request ids it could not
+// write, and Close returns ctx's error. Close is idempotent.
+func (l *Ledger) Close(ctx context.Context) error {
+	l.closeOnce.Do(func() {
+		// Taking the lock may wait for a Record blocked on a full queue,
+		// so it happens off the caller's goroutine to honour ctx.
+		go func() {
+			l.mu.Lock()
+			l.closed = true
+			close(l.queue)
+			l.mu.Unlock()
+		}()
+	})
+	select {
+	case <-l.stopped:
+		return nil
+	case <-ctx.Done():
+		l.abandonMu.Do(func() { close(l.abandon) })
+		return ctx.Err()
+	}
+}
+
+// QueueDepth returns how many recorded events are not yet in the store.
+func (l *Ledger) QueueDepth() int { return int(l.pending.Load()) }
+
+// run is the writer goroutine.
+func (l *Ledger) run() {
+	defer close(l.stopped)
+	batch := make([]store.UsageEvent, 0, l.opts.BatchSize)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		if err := l.write(batch, 0); err != nil {
+			l.logLost(batch, err)
+		}
+		l.pending.Add(-int64(len(batch)))
+		batch = batch[:0]
+		timer.Stop()
+	}
+
+	for {
+		var (
+			it item
+			ok bool
+		)
+		if len(batch) == 0 {
+			it, ok = <-l.queue
+		} else {
+			select {
+			case it, ok = <-l.queue:
+			case <-timer.C:
+				flush()
+				continue
+			}
+		}
+		if !ok {
+			flush()
+			return
+		}
+		if it.done != nil {
+			flush()
+			close(it.done)
+			continue
+		}
+		batch = append(batch, it.ev)
+		if len(batch) == 1 {
+			timer.Reset(l.opts.FlushInterval)
+		}
+		if len(batch) >= l.opts.BatchSize {
+			flush()
+		}
+	}
+}
+
+// write inserts batch, retrying with exponential backoff. maxAttempts 0
+// retries until success or until Close gives up. Events the store rejects as
+// invalid cannot succeed on retry: they are split out and logged, and the
+// rest of the batch is still written.
+func (l *Ledger) write(batch []store.UsageEvent, maxAttempts int) error {
+	backoff := retryMin
+	for attempt := 1; ; attempt++ {
+		err := l.st.InsertUsage(context.Background(), batch)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, store.ErrInvalid) {
+			return l.writeEach(batch, maxAttempts)
+		}
+		if maxAttempts > 0 && attempt >= maxAttempts {
+			return err
+		}
+		l.log.Warn("usage ledger write failed, retrying",
+			"events", len(batch), "first_request_id", batch[0].RequestID,
+			"last_request_id", batch[len(batch)-1].RequestID,
+			"attempt", attempt, "retry_in", backoff, "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-l.abandon:
+			return errors.Join(err, errors.New("ledger closed before the write succeeded"))
+		}
+		backoff = min(2*backoff, retryMax)
+	}
+}
+
+// writeEach writes events one by one after a batch was refused as invalid,
+// so that one malformed event cannot hold back the others.
+func (l *Ledger) writeEach(batch []store.UsageEvent, maxAttempts int) error {
+	var errs []error
+	for _, ev := range batch {
+		err := l.st.InsertUsage(context.Background(), []store.UsageEvent{ev})
+		switch {
+		case err == nil:
+		case errors.Is(err, store.ErrInvalid):
+			// The error names the request id and the field, no contents.
+			l.log.Error("usage event rejected by the store", "request_id", ev.RequestID, "err", err)
+		default:
+			if err := l.write([]store.UsageEvent{ev}, maxAttempts); err != nil {
+				l.logLost([]store.UsageEvent{ev}, err)
+				errs = append(errs, err)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return nil
+}
+
+func (l *Ledger) logLost(batch []store.UsageEvent, err error) {
+	ids := make([]string, len(batch))
+	for i, ev := range batch {
+		ids[i] = ev.RequestID
+	}
+	l.log.Error("usage events could not be written", "events", len(batch), "request_ids", ids, "err", err)
+}
