@@ -1,0 +1,121 @@
+// Package upstream sends requests to the model providers: any OpenAI-compatible
+// server over HTTP, or the built-in mock. The router maps Sluice's public model
+// names to an upstream and the model name it knows.
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/sluicehq/sluice/host/config"
+)
+
+// Endpoints an upstream serves, relative to its base URL.
+const (
+	EndpointChat       = "/chat/completions"
+	EndpointEmbeddings = "/embeddings"
+)
+
+// Call is one request to an upstream.
+type Call struct {
+	Endpoint  string // EndpointChat or EndpointEmbeddings
+	Body      []byte // the JSON body, model already renamed for the upstream
+	Stream    bool
+	RequestID string
+}
+
+// Reply is an upstream's answer. For a successful stream, Events is set and
+// Body is empty; otherwise Body holds the whole reply (or the upstream's error).
+type Reply struct {
+	Status int
+	Body   []byte
+	Events Events
+}
+
+// Events reads a Server-Sent Events stream one event at a time.
+type Events interface {
+	// Next returns the data of the next event. It returns io.EOF after the
+	// final "[DONE]" event or at the end of the stream.
+	Next() ([]byte, error)
+	// Close releases the connection; it is safe to call more than once.
+	Close()
+}
+
+// Upstream is one model provider.
+type Upstream interface {
+	// Send performs the call. A non-nil error means no reply was had: the
+	// connection failed (ErrUnavailable) or the upstream was too slow (ErrTimeout).
+	Send(ctx context.Context, c *Call) (*Reply, error)
+	// Close releases idle connections.
+	Close()
+}
+
+// Errors Send may wrap.
+var (
+	ErrTimeout     = errors.New("upstream timed out")
+	ErrUnavailable = errors.New("upstream unavailable")
+)
+
+// Target is where one public model is served.
+type Target struct {
+	Model    config.Model
+	Upstream Upstream
+}
+
+// Router maps public model names to targets.
+type Router struct {
+	targets   map[string]Target
+	upstreams []Upstream
+	models    []string
+}
+
+// NewRouter builds the upstreams and model routes of a configuration.
+func NewRouter(cfg *config.Config) (*Router, error) {
+	byName := map[string]Upstream{}
+	r := &Router{targets: map[string]Target{}}
+	for _, u := range cfg.Upstreams {
+		var up Upstream
+		switch u.Type {
+		case "mock":
+			up = NewMock(u.Latency.D())
+		case "openai":
+			var err error
+			if up, err = NewOpenAI(u); err != nil {
+				r.Close()
+				return nil, fmt.Errorf("upstream %q: %w", u.Name, err)
+			}
+		default:
+			r.Close()
+			return nil, fmt.Errorf("upstream %q: unknown type %q", u.Name, u.Type)
+		}
+		byName[u.Name] = up
+		r.upstreams = append(r.upstreams, up)
+	}
+	for _, m := range cfg.Models {
+		up, ok := byName[m.Upstream]
+		if !ok {
+			r.Close()
+			return nil, fmt.Errorf("model %q: unknown upstream %q", m.Name, m.Upstream)
+		}
+		r.targets[m.Name] = Target{Model: m, Upstream: up}
+		r.models = append(r.models, m.Name)
+	}
+	return r, nil
+}
+
+// Route returns the target serving a public model name.
+func (r *Router) Route(model string) (Target, bool) {
+	t, ok := r.targets[model]
+	return t, ok
+}
+
+// Models lists the public model names in configuration order.
+func (r *Router) Models() []string { return r.models }
+
+// Close releases every upstream.
+func (r *Router) Close() {
+	for _, u := range r.upstreams {
+		u.Close()
+	}
+}
