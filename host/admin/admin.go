@@ -1,0 +1,289 @@
+// Package admin serves the admin API on its own listener, behind its own token:
+// clients, keys and usage reports, the same operations as the CLI.
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/sluicehq/sluice/host/accounts"
+	"github.com/sluicehq/sluice/host/api"
+	"github.com/sluicehq/sluice/host/store"
+	"github.com/sluicehq/sluice/host/usage"
+)
+
+// Flusher makes every recorded usage event visible in the store; *usage.Ledger is one.
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
+// API is the admin API.
+type API struct {
+	tokenHash [32]byte
+	accounts  *accounts.Service
+	store     store.Store
+	ledger    Flusher
+	log       *slog.Logger
+}
+
+// New returns the admin API guarded by token.
+func New(token string, acc *accounts.Service, st store.Store, ledger Flusher, log *slog.Logger) *API {
+	return &API{tokenHash: sha256.Sum256([]byte(token)), accounts: acc, store: st, ledger: ledger, log: log}
+}
+
+// Handler serves the admin API.
+func (a *API) Handler(ctx *fasthttp.RequestCtx) {
+	path, method := string(ctx.Path()), string(ctx.Method())
+	if path == "/healthz" {
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"status":"ok"}`)
+		return
+	}
+	if !a.authorized(ctx) {
+		fail(ctx, &api.Error{Status: http.StatusUnauthorized, Type: api.TypeAuthentication, Code: "invalid_admin_token",
+			Message: "The admin API needs 'Authorization: Bearer <admin token>'."})
+		return
+	}
+	switch {
+	case path == "/admin/clients" && method == fasthttp.MethodGet:
+		a.listClients(ctx)
+	case path == "/admin/clients" && method == fasthttp.MethodPost:
+		a.createClient(ctx)
+	case path == "/admin/keys" && method == fasthttp.MethodGet:
+		a.listKeys(ctx)
+	case path == "/admin/keys" && method == fasthttp.MethodPost:
+		a.createKey(ctx)
+	case strings.HasPrefix(path, "/admin/keys/") && strings.HasSuffix(path, "/revoke") && method == fasthttp.MethodPost:
+		a.revokeKey(ctx, strings.TrimSuffix(strings.TrimPrefix(path, "/admin/keys/"), "/revoke"))
+	case strings.HasPrefix(path, "/admin/keys/") && method == fasthttp.MethodDelete:
+		a.revokeKey(ctx, strings.TrimPrefix(path, "/admin/keys/"))
+	case path == "/admin/usage" && method == fasthttp.MethodGet:
+		a.usageReport(ctx)
+	default:
+		fail(ctx, api.NotFound(fmt.Sprintf("The admin API does not serve %s %s.", method, path)))
+	}
+}
+
+// authorized compares the token's hash in constant time; hashing first makes
+// the comparison independent of the token's length too.
+func (a *API) authorized(ctx *fasthttp.RequestCtx) bool {
+	h := ctx.Request.Header.Peek("Authorization")
+	token, ok := strings.CutPrefix(string(h), "Bearer ")
+	if !ok {
+		return false
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	return subtle.ConstantTimeCompare(sum[:], a.tokenHash[:]) == 1
+}
+
+// ClientJSON is a client in the admin API.
+type ClientJSON struct {
+	ID         string            `json:"id"`
+	Department string            `json:"department"`
+	Tier       string            `json:"tier"`
+	Labels     map[string]string `json:"labels"`
+	CreatedAt  time.Time         `json:"created_at"`
+}
+
+// KeyJSON is a key in the admin API. Key is set only in the answer that creates it.
+type KeyJSON struct {
+	ID        string     `json:"id"`
+	ClientID  string     `json:"client_id"`
+	Prefix    string     `json:"prefix"`
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at"`
+	Key       string     `json:"key,omitempty"`
+}
+
+func clientJSON(c store.Client) ClientJSON {
+	labels := c.Labels
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	return ClientJSON{ID: c.ID, Department: c.Department, Tier: c.Tier, Labels: labels, CreatedAt: c.CreatedAt}
+}
+
+func keyJSON(k store.Key) KeyJSON {
+	j := KeyJSON{ID: k.ID, ClientID: k.ClientID, Prefix: k.Prefix, CreatedAt: k.CreatedAt}
+	if !k.Active() {
+		t := k.RevokedAt
+		j.RevokedAt = &t
+	}
+	return j
+}
+
+func (a *API) listClients(ctx *fasthttp.RequestCtx) {
+	cs, err := a.accounts.Clients(ctx)
+	if err != nil {
+		a.internal(ctx, "listing clients", err)
+		return
+	}
+	out := make([]ClientJSON, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, clientJSON(c))
+	}
+	writeJSON(ctx, http.StatusOK, map[string]any{"object": "list", "data": out})
+}
+
+func (a *API) createClient(ctx *fasthttp.RequestCtx) {
+	var nc accounts.NewClient
+	if !readJSON(ctx, &nc) {
+		return
+	}
+	c, err := a.accounts.CreateClient(ctx, nc)
+	if err != nil {
+		a.storeError(ctx, "creating client", err)
+		return
+	}
+	writeJSON(ctx, http.StatusCreated, clientJSON(c))
+}
+
+func (a *API) listKeys(ctx *fasthttp.RequestCtx) {
+	ks, err := a.accounts.Keys(ctx, string(ctx.QueryArgs().Peek("client_id")))
+	if err != nil {
+		a.internal(ctx, "listing keys", err)
+		return
+	}
+	out := make([]KeyJSON, 0, len(ks))
+	for _, k := range ks {
+		out = append(out, keyJSON(k))
+	}
+	writeJSON(ctx, http.StatusOK, map[string]any{"object": "list", "data": out})
+}
+
+func (a *API) createKey(ctx *fasthttp.RequestCtx) {
+	var req struct {
+		ClientID string `json:"client_id"`
+	}
+	if !readJSON(ctx, &req) {
+		return
+	}
+	secret, k, err := a.accounts.CreateKey(ctx, req.ClientID)
+	if err != nil {
+		a.storeError(ctx, "creating key", err)
+		return
+	}
+	j := keyJSON(k)
+	j.Key = secret
+	writeJSON(ctx, http.StatusCreated, j)
+}
+
+func (a *API) revokeKey(ctx *fasthttp.RequestCtx, id string) {
+	if err := a.accounts.RevokeKey(ctx, id); err != nil {
+		a.storeError(ctx, "revoking key", err)
+		return
+	}
+	writeJSON(ctx, http.StatusOK, map[string]any{"id": id, "revoked": true})
+}
+
+func (a *API) usageReport(ctx *fasthttp.RequestCtx) {
+	args := ctx.QueryArgs()
+	groupBy := string(args.Peek("group_by"))
+	if groupBy == "" {
+		groupBy = store.GroupByDepartment
+	}
+	format := string(args.Peek("format"))
+	if format == "" {
+		format = "json"
+	}
+	var q store.ReportQuery
+	q.GroupBy = groupBy
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &q.From}, {"to", &q.To}} {
+		if v := string(args.Peek(p.name)); v != "" {
+			t, err := usage.ParseDate(v)
+			if err != nil {
+				e := api.InvalidRequest("invalid_value", fmt.Sprintf("%s: %v", p.name, err))
+				e.Param = p.name
+				fail(ctx, e)
+				return
+			}
+			*p.dst = t
+		}
+	}
+	if v := string(args.Peek("to")); len(v) == len("2006-01-02") {
+		q.To = q.To.AddDate(0, 0, 1) // a date names the whole day
+	}
+	if err := a.ledger.Flush(ctx); err != nil {
+		a.internal(ctx, "flushing the ledger", err)
+		return
+	}
+	rows, err := a.store.Report(ctx, q)
+	if err != nil {
+		a.storeError(ctx, "reporting usage", err)
+		return
+	}
+	var b strings.Builder
+	if err := usage.WriteReport(&b, rows, groupBy, format); err != nil {
+		fail(ctx, api.InvalidRequest("invalid_value", err.Error()))
+		return
+	}
+	switch format {
+	case "csv":
+		ctx.SetContentType("text/csv")
+	case "table":
+		ctx.SetContentType("text/plain; charset=utf-8")
+	default:
+		ctx.SetContentType("application/json")
+	}
+	ctx.SetBodyString(b.String())
+}
+
+func (a *API) storeError(ctx *fasthttp.RequestCtx, what string, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		fail(ctx, &api.Error{Status: http.StatusNotFound, Type: api.TypeNotFound, Code: "not_found", Message: err.Error()})
+	case errors.Is(err, store.ErrExists):
+		fail(ctx, &api.Error{Status: http.StatusConflict, Type: api.TypeInvalidRequest, Code: "already_exists", Message: err.Error()})
+	case errors.Is(err, store.ErrInvalid), errors.Is(err, accounts.ErrUnknownTier):
+		fail(ctx, api.InvalidRequest("invalid_value", err.Error()))
+	default:
+		a.internal(ctx, what, err)
+	}
+}
+
+func (a *API) internal(ctx *fasthttp.RequestCtx, what string, err error) {
+	a.log.Error("admin request failed", "op", what, "error", err)
+	fail(ctx, api.Internal("The admin operation failed: "+what+"."))
+}
+
+func readJSON(ctx *fasthttp.RequestCtx, v any) bool {
+	dec := json.NewDecoder(strings.NewReader(string(ctx.PostBody())))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		fail(ctx, api.InvalidRequest("invalid_json", "The request body is not the expected JSON: "+err.Error()))
+		return false
+	}
+	return true
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		fail(ctx, api.Internal("The answer could not be encoded."))
+		return
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
+}
+
+func fail(ctx *fasthttp.RequestCtx, e *api.Error) {
+	ctx.SetStatusCode(e.Status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(e.Body())
+}
+
+var _ Flusher = (*usage.Ledger)(nil)

@@ -1,0 +1,96 @@
+// Package proxy is Sluice's request path. It orchestrates the other packages in
+// one visible order: authenticate, parse, decide, scan, decide again, reserve,
+// forward, reconcile, record. The steps live in their own packages; this one
+// only calls them and turns their answers into HTTP.
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/sluicehq/sluice/host/auth"
+	"github.com/sluicehq/sluice/host/config"
+	"github.com/sluicehq/sluice/host/limits"
+	"github.com/sluicehq/sluice/host/policy"
+	"github.com/sluicehq/sluice/host/store"
+	"github.com/sluicehq/sluice/host/upstream"
+)
+
+// Finding is one match a guard reported: a type at byte offsets [Start, End)
+// of Texts[Text]. The gateway never logs or records the matched bytes.
+type Finding struct {
+	Type       string
+	Text       int
+	Start, End int
+	Score      float64
+}
+
+// Guard is a request-phase scanner, typically a WASM plugin. The gateway does
+// not know what is inside; the policy decides which guards run and what their
+// findings mean.
+type Guard struct {
+	Name string
+	// FailOpen lets a request through when Scan fails; otherwise the request
+	// gets 503 guardrail_unavailable.
+	FailOpen bool
+	Scan     func(ctx context.Context, texts []string) ([]Finding, error)
+}
+
+// Decider makes admission decisions; *policy.Engine is one.
+type Decider interface {
+	Decide(ctx context.Context, in policy.Input) (policy.Decision, error)
+}
+
+// Recorder receives one usage event per request; *usage.Ledger is one.
+type Recorder interface {
+	Record(ev store.UsageEvent)
+}
+
+// Gateway serves the OpenAI-compatible API.
+type Gateway struct {
+	auth     *auth.Authenticator
+	decider  Decider
+	guards   map[string]Guard
+	limiter  *limits.Limiter
+	router   *upstream.Router
+	recorder Recorder
+	log      *slog.Logger
+
+	defaultMaxTokens int64
+	now              func() time.Time
+}
+
+// Options are the parts a Gateway is made of.
+type Options struct {
+	Config        *config.Config
+	Authenticator *auth.Authenticator
+	Decider       Decider
+	Guards        []Guard
+	Limiter       *limits.Limiter
+	Router        *upstream.Router
+	Recorder      Recorder
+	Log           *slog.Logger
+}
+
+// New assembles a Gateway.
+func New(o Options) *Gateway {
+	g := &Gateway{
+		auth:             o.Authenticator,
+		decider:          o.Decider,
+		guards:           map[string]Guard{},
+		limiter:          o.Limiter,
+		router:           o.Router,
+		recorder:         o.Recorder,
+		log:              o.Log,
+		defaultMaxTokens: o.Config.Limits.DefaultMaxTokens,
+		now:              time.Now,
+	}
+	for _, gd := range o.Guards {
+		g.guards[gd.Name] = gd
+	}
+	if g.log == nil {
+		g.log = slog.Default()
+	}
+	return g
+}
