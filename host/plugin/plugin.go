@@ -1,0 +1,612 @@
+// Package plugin runs Sluice filter plugins: WebAssembly modules built against
+// ABI v1 (sdk/ABI.md) that scan the message texts of a request and return
+// findings. Modules run in a wazero sandbox with no filesystem, network,
+// environment or arguments, a memory limit and a per-call deadline; a pool of
+// instances per plugin serves concurrent scans.
+package plugin
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/bits"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/sluicehq/sluice/sdk/abi"
+)
+
+// Finding is one match reported by a plugin: Type is an upper-case identifier
+// such as "EMAIL", Message indexes the texts given to Scan, Start and End are
+// byte offsets into that text (End exclusive) and Score is in [0,1].
+type Finding = abi.Finding
+
+// Errors a Scan can be tested for with errors.Is.
+var (
+	// ErrTimeout means the plugin did not finish within Options.Timeout.
+	ErrTimeout = errors.New("plugin timed out")
+	// ErrClosed means the Plugin or its Runtime was closed.
+	ErrClosed = errors.New("plugin closed")
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultTimeout          = 100 * time.Millisecond
+	DefaultMemoryLimitPages = 512 // 32 MiB in 64 KiB pages
+)
+
+// Limits that are not options: they bound what a plugin can make the host do.
+const (
+	maxInputBytes  = 64 << 20 // texts of one Scan, encoded
+	maxOutputBytes = 16 << 20 // result document of one Scan
+	maxLogBytes    = 1024     // one sluice.log message
+	maxErrorBytes  = 512      // a plugin's error message, as put in a Go error
+	minSetupTime   = 2 * time.Second
+)
+
+// Runtime compiles and hosts plugins. It owns the compilation cache that all
+// its plugins share, so a module is compiled to machine code once per process
+// (or once per machine, with an on-disk cache).
+type Runtime struct {
+	cache wazero.CompilationCache
+
+	mu      sync.Mutex
+	plugins map[*Plugin]struct{}
+	closed  bool
+}
+
+// NewRuntime returns a Runtime. With a non-empty cacheDir, compiled modules
+// are kept in that directory across restarts, which turns a cold compile of
+// about a second into tens of milliseconds; empty keeps them in memory only.
+func NewRuntime(ctx context.Context, cacheDir string) (*Runtime, error) {
+	cache := wazero.NewCompilationCache()
+	if cacheDir != "" {
+		var err error
+		if cache, err = wazero.NewCompilationCacheWithDir(cacheDir); err != nil {
+			return nil, fmt.Errorf("plugin runtime: compilation cache %s: %w", cacheDir, err)
+		}
+	}
+	return &Runtime{cache: cache, plugins: map[*Plugin]struct{}{}}, nil
+}
+
+// Close closes every plugin loaded by r, then the compilation cache.
+func (r *Runtime) Close(ctx context.Context) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	plugins := r.plugins
+	r.plugins = nil
+	r.mu.Unlock()
+	var errs []error
+	for p := range plugins {
+		errs = append(errs, p.Close(ctx))
+	}
+	errs = append(errs, r.cache.Close(ctx))
+	return errors.Join(errs...)
+}
+
+// Options configure one loaded plugin.
+type Options struct {
+	// Name identifies the plugin in errors and logs. Required.
+	Name string
+	// Config is the plugin's configuration, JSON, passed to every instance.
+	Config []byte
+	// Timeout bounds one Scan call inside the plugin. Default DefaultTimeout.
+	// Notes: a plugin that times out is stopped and its instance discarded.
+	Timeout time.Duration
+	// PoolSize is the number of instances that may scan at once. Default
+	// GOMAXPROCS. Instances are created on demand, each about 4 ms and a few
+	// MiB of memory.
+	PoolSize int
+	// MemoryLimitPages caps each instance's linear memory, in 64 KiB pages.
+	// Default DefaultMemoryLimitPages (32 MiB).
+	MemoryLimitPages uint32
+	// Logger receives the plugin's sluice.log messages. Default slog.Default().
+	Logger *slog.Logger
+
+	// noInterrupt turns off WithCloseOnContextDone; only the benchmark that
+	// measures its cost sets it.
+	noInterrupt bool
+}
+
+func (o Options) withDefaults() Options {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.PoolSize <= 0 {
+		o.PoolSize = runtime.GOMAXPROCS(0)
+	}
+	if o.MemoryLimitPages == 0 {
+		o.MemoryLimitPages = DefaultMemoryLimitPages
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Plugin is a loaded plugin: a compiled module and a pool of configured
+// instances. It is safe for concurrent use.
+type Plugin struct {
+	name    string
+	opts    Options
+	rt      *Runtime
+	wrt     wazero.Runtime // one per plugin: the memory limit and deadline mode are runtime-wide
+	module  wazero.CompiledModule
+	modCfg  wazero.ModuleConfig
+	slots   chan struct{}  // a token per instance allowed to scan
+	idle    chan *instance // configured instances ready for a call
+	closed  atomic.Bool
+	closeMu sync.Mutex
+}
+
+// Load compiles wasm, checks that it implements ABI v1, and creates and
+// configures a first instance so that a bad module or configuration is
+// reported now rather than on the first request.
+func (r *Runtime) Load(ctx context.Context, wasm []byte, opts Options) (*Plugin, error) {
+	if opts.Name == "" {
+		return nil, errors.New("plugin: load: Options.Name is required")
+	}
+	opts = opts.withDefaults()
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return nil, fmt.Errorf("plugin %s: load: %w", opts.Name, ErrClosed)
+	}
+
+	rc := wazero.NewRuntimeConfig().
+		WithCompilationCache(r.cache).
+		WithMemoryLimitPages(opts.MemoryLimitPages).
+		// The only way to stop a guest that spins is to close it when the call's
+		// context is done; BenchmarkDeadlineCost measures what it costs.
+		WithCloseOnContextDone(!opts.noInterrupt)
+	wrt := wazero.NewRuntimeWithConfig(ctx, rc)
+	p := &Plugin{
+		name:  opts.Name,
+		opts:  opts,
+		rt:    r,
+		wrt:   wrt,
+		slots: make(chan struct{}, opts.PoolSize),
+		idle:  make(chan *instance, opts.PoolSize),
+		// No WithFS, WithEnv or WithArgs: the plugin sees no files, no
+		// environment and no arguments, and has no sockets. Stdout and stderr
+		// are discarded by default. Go's wasip1 runtime needs clocks and
+		// randomness; real randomness also keeps the guest's map hash seeds
+		// unpredictable.
+		modCfg: wazero.NewModuleConfig().
+			WithName("").
+			WithStartFunctions(abi.ExportInit).
+			WithSysWalltime().
+			WithSysNanotime().
+			WithRandSource(rand.Reader),
+	}
+	if err := p.init(ctx, wasm); err != nil {
+		wrt.Close(ctx)
+		return nil, fmt.Errorf("plugin %s: load: %w", opts.Name, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		p.Close(ctx)
+		return nil, fmt.Errorf("plugin %s: load: %w", opts.Name, ErrClosed)
+	}
+	r.plugins[p] = struct{}{}
+	return p, nil
+}
+
+func (p *Plugin) init(ctx context.Context, wasm []byte) error {
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, p.wrt); err != nil {
+		return fmt.Errorf("wasi: %w", err)
+	}
+	_, err := p.wrt.NewHostModuleBuilder(abi.HostModule).
+		NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(p.hostLog), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, nil).
+		Export(abi.HostLog).
+		Instantiate(ctx)
+	if err != nil {
+		return fmt.Errorf("host module: %w", err)
+	}
+	if p.module, err = p.wrt.CompileModule(ctx, wasm); err != nil {
+		return fmt.Errorf("compile: %w", err)
+	}
+	if err := checkModule(p.module); err != nil {
+		return err
+	}
+	inst, err := p.newInstance(ctx)
+	if err != nil {
+		return err
+	}
+	p.idle <- inst
+	return nil
+}
+
+// exportSignatures are the functions ABI v1 requires, with their types.
+var exportSignatures = map[string]struct{ params, results []api.ValueType }{
+	abi.ExportVersion:   {nil, []api.ValueType{api.ValueTypeI32}},
+	abi.ExportAlloc:     {[]api.ValueType{api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}},
+	abi.ExportFree:      {[]api.ValueType{api.ValueTypeI32}, nil},
+	abi.ExportConfigure: {[]api.ValueType{api.ValueTypeI32, api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}},
+	abi.ExportScan:      {[]api.ValueType{api.ValueTypeI32, api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}},
+	abi.ExportOutput:    {nil, []api.ValueType{api.ValueTypeI64}},
+	abi.ExportInit:      {nil, nil},
+}
+
+// checkModule reports, all at once, what keeps a compiled module from being a
+// v1 plugin, in words a plugin author can act on.
+func checkModule(m wazero.CompiledModule) error {
+	var problems []string
+	exports := m.ExportedFunctions()
+	for _, name := range []string{abi.ExportVersion, abi.ExportAlloc, abi.ExportFree, abi.ExportConfigure, abi.ExportScan, abi.ExportOutput, abi.ExportInit} {
+		want := exportSignatures[name]
+		f, ok := exports[name]
+		switch {
+		case !ok:
+			problems = append(problems, "missing export "+name)
+		case !equalTypes(f.ParamTypes(), want.params) || !equalTypes(f.ResultTypes(), want.results):
+			problems = append(problems, fmt.Sprintf("export %s has signature %s -> %s, want %s -> %s", name,
+				typeNames(f.ParamTypes()), typeNames(f.ResultTypes()), typeNames(want.params), typeNames(want.results)))
+		}
+	}
+	if _, ok := m.ExportedMemories()[abi.ExportMemory]; !ok {
+		problems = append(problems, "missing exported memory \"memory\"")
+	}
+	for _, f := range m.ImportedFunctions() {
+		mod, name, _ := f.Import()
+		if mod != wasi_snapshot_preview1.ModuleName && !(mod == abi.HostModule && name == abi.HostLog) {
+			problems = append(problems, fmt.Sprintf("imports %s.%s, which Sluice does not provide", mod, name))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("not a Sluice ABI v%d plugin: %s", abi.Version, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func equalTypes(a, b []api.ValueType) bool {
+	return string(a) == string(b)
+}
+
+func typeNames(ts []api.ValueType) string {
+	names := make([]string, len(ts))
+	for i, t := range ts {
+		names[i] = api.ValueTypeName(t)
+	}
+	return "(" + strings.Join(names, ",") + ")"
+}
+
+// Name returns the plugin's name from Options.
+func (p *Plugin) Name() string { return p.name }
+
+// Scan runs the plugin over texts, the ordered message texts of one request,
+// and returns its findings, each checked against texts. Calls beyond PoolSize
+// wait for a free instance until ctx is done. A plugin that traps, exits or
+// overruns its deadline fails the call and its instance is discarded; the
+// next call gets a fresh one.
+func (p *Plugin) Scan(ctx context.Context, texts []string) ([]Finding, error) {
+	if p.closed.Load() {
+		return nil, fmt.Errorf("plugin %s: scan: %w", p.name, ErrClosed)
+	}
+	select {
+	case p.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("plugin %s: waiting for a free instance: %w", p.name, ctx.Err())
+	}
+	defer func() { <-p.slots }()
+
+	var inst *instance
+	select {
+	case inst = <-p.idle:
+	default:
+		var err error
+		if inst, err = p.newInstance(ctx); err != nil {
+			return nil, fmt.Errorf("plugin %s: %w", p.name, err)
+		}
+	}
+	findings, err := inst.scan(ctx, p.opts.Timeout, texts)
+	if inst.broken {
+		inst.mod.Close(context.Background())
+		if inst.trace != "" {
+			// The guest's stack names its functions, not the scanned text, and is
+			// what the plugin's author needs to fix a crash.
+			p.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "plugin instance trapped and was discarded",
+				slog.String("plugin", p.name), slog.String("trace", inst.trace))
+		}
+	} else {
+		p.idle <- inst // never blocks: at most PoolSize instances exist
+	}
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: %w", p.name, err)
+	}
+	return findings, nil
+}
+
+// Close releases the plugin's instances and compiled code. Scans in flight
+// fail with ErrClosed.
+func (p *Plugin) Close(ctx context.Context) error {
+	p.closeMu.Lock()
+	defer p.closeMu.Unlock()
+	if p.closed.Swap(true) {
+		return nil
+	}
+	if p.rt != nil {
+		p.rt.mu.Lock()
+		delete(p.rt.plugins, p)
+		p.rt.mu.Unlock()
+	}
+	if err := p.wrt.Close(ctx); err != nil {
+		return fmt.Errorf("plugin %s: close: %w", p.name, err)
+	}
+	return nil
+}
+
+// hostLog implements sluice.log(level, ptr, len). It forwards what the guest
+// chose to log, truncated; the host never adds the scanned text.
+func (p *Plugin) hostLog(ctx context.Context, m api.Module, stack []uint64) {
+	level := slog.LevelInfo
+	switch int32(uint32(stack[0])) {
+	case abi.LevelDebug:
+		level = slog.LevelDebug
+	case abi.LevelWarn:
+		level = slog.LevelWarn
+	case abi.LevelError:
+		level = slog.LevelError
+	}
+	if !p.opts.Logger.Enabled(ctx, level) {
+		return
+	}
+	ptr, n := uint32(stack[1]), uint32(stack[2])
+	truncated := n > maxLogBytes
+	n = min(n, maxLogBytes)
+	b, ok := m.Memory().Read(ptr, n)
+	if !ok {
+		return
+	}
+	msg := strings.ToValidUTF8(string(b), "\uFFFD")
+	if truncated {
+		msg += "…"
+	}
+	p.opts.Logger.LogAttrs(ctx, level, msg, slog.String("plugin", p.name))
+}
+
+// instance is one configured module instance. It serves one call at a time.
+type instance struct {
+	mod                        api.Module
+	mem                        api.Memory
+	alloc, free, scanFn, outFn api.Function
+	inPtr, inCap               uint32 // input buffer kept across calls
+	stack                      [2]uint64
+	broken                     bool   // trapped, exited or timed out: never reuse
+	trace                      string // the wasm stack trace of a trap, for the log
+}
+
+// newInstance instantiates the module, runs _initialize and configures it.
+func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
+	// Instantiation runs the guest's initialisation, which could also spin; it
+	// gets a longer deadline than a scan because a cold start takes milliseconds.
+	ctx, cancel := context.WithTimeout(ctx, max(10*p.opts.Timeout, minSetupTime))
+	defer cancel()
+	mod, err := p.wrt.InstantiateModule(ctx, p.module, p.modCfg)
+	if err != nil {
+		if p.closed.Load() {
+			return nil, ErrClosed
+		}
+		return nil, fmt.Errorf("instantiate: %w", err)
+	}
+	inst := &instance{
+		mod:    mod,
+		mem:    mod.Memory(),
+		alloc:  mod.ExportedFunction(abi.ExportAlloc),
+		free:   mod.ExportedFunction(abi.ExportFree),
+		scanFn: mod.ExportedFunction(abi.ExportScan),
+		outFn:  mod.ExportedFunction(abi.ExportOutput),
+	}
+	if err := inst.setUp(ctx, p.opts.Config); err != nil {
+		mod.Close(context.Background())
+		return nil, err
+	}
+	return inst, nil
+}
+
+func (inst *instance) setUp(ctx context.Context, config []byte) error {
+	v, err := inst.call(ctx, inst.mod.ExportedFunction(abi.ExportVersion))
+	if err != nil {
+		return fmt.Errorf("%s: %w", abi.ExportVersion, err)
+	}
+	if int32(uint32(v)) != abi.Version {
+		return fmt.Errorf("plugin implements ABI v%d, this host implements v%d", int32(uint32(v)), abi.Version)
+	}
+	var ptr uint32
+	if len(config) > 0 {
+		if ptr, err = inst.allocate(ctx, uint32(len(config))); err != nil {
+			return fmt.Errorf("configure: %w", err)
+		}
+		if !inst.mem.Write(ptr, config) {
+			return fmt.Errorf("configure: buffer [%d,+%d) outside memory", ptr, len(config))
+		}
+	}
+	status, err := inst.call(ctx, inst.mod.ExportedFunction(abi.ExportConfigure), uint64(ptr), uint64(len(config)))
+	if err != nil {
+		return fmt.Errorf("configure: %w", err)
+	}
+	if status != abi.StatusOK {
+		return fmt.Errorf("configure rejected: %s", inst.errorMessage(ctx))
+	}
+	if ptr != 0 {
+		if _, err := inst.call(ctx, inst.free, uint64(ptr)); err != nil {
+			return fmt.Errorf("configure: free: %w", err)
+		}
+	}
+	return nil
+}
+
+// call invokes f without allocating a result slice and returns its first
+// result. Any error marks the instance broken: after a trap or exit its state
+// cannot be trusted.
+func (inst *instance) call(ctx context.Context, f api.Function, params ...uint64) (uint64, error) {
+	copy(inst.stack[:], params)
+	if err := f.CallWithStack(ctx, inst.stack[:]); err != nil {
+		inst.broken = true
+		err = describeCallError(err)
+		// wazero appends the guest's stack trace to a trap; errors stay one line.
+		if msg, trace, ok := strings.Cut(err.Error(), "\n"); ok {
+			inst.trace = trace
+			err = errors.New(msg)
+		}
+		return 0, err
+	}
+	return inst.stack[0], nil
+}
+
+func describeCallError(err error) error {
+	var exit *sys.ExitError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w: stopped after its deadline", ErrTimeout)
+	case errors.Is(err, context.Canceled):
+		return fmt.Errorf("stopped because the request was canceled: %w", context.Canceled)
+	case errors.As(err, &exit):
+		return fmt.Errorf("guest exited with code %d (a crash or panic in the plugin)", exit.ExitCode())
+	}
+	return fmt.Errorf("guest trapped: %w", err)
+}
+
+func (inst *instance) allocate(ctx context.Context, n uint32) (uint32, error) {
+	ptr, err := inst.call(ctx, inst.alloc, uint64(n))
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", abi.ExportAlloc, err)
+	}
+	if ptr == 0 {
+		inst.broken = true
+		return 0, fmt.Errorf("%s(%d) returned 0", abi.ExportAlloc, n)
+	}
+	return uint32(ptr), nil
+}
+
+// output returns a view of the guest's output buffer. The view is valid until
+// the next call into the guest.
+func (inst *instance) output(ctx context.Context, limit uint32) ([]byte, error) {
+	packed, err := inst.call(ctx, inst.outFn)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", abi.ExportOutput, err)
+	}
+	ptr, n := uint32(packed>>32), uint32(packed)
+	if n > limit {
+		inst.broken = true
+		return nil, fmt.Errorf("output of %d bytes exceeds the %d-byte limit", n, limit)
+	}
+	b, ok := inst.mem.Read(ptr, n)
+	if !ok {
+		inst.broken = true
+		return nil, fmt.Errorf("output [%d,+%d) lies outside guest memory", ptr, n)
+	}
+	return b, nil
+}
+
+// errorMessage fetches the guest's error message after a non-zero status,
+// shortened so a plugin cannot put large or binary data into host errors.
+func (inst *instance) errorMessage(ctx context.Context) string {
+	b, err := inst.output(ctx, maxOutputBytes)
+	if err != nil {
+		return "(no message: " + err.Error() + ")"
+	}
+	if len(b) == 0 {
+		return "(no message)"
+	}
+	msg := strings.ToValidUTF8(string(b[:min(len(b), maxErrorBytes)]), "\uFFFD")
+	if len(b) > maxErrorBytes {
+		msg += "…"
+	}
+	return msg
+}
+
+func (inst *instance) scan(ctx context.Context, timeout time.Duration, texts []string) ([]Finding, error) {
+	size := abi.TextsSize(texts)
+	if size > maxInputBytes {
+		return nil, fmt.Errorf("scan input of %d bytes exceeds the %d-byte limit", size, maxInputBytes)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	if uint32(size) > inst.inCap {
+		if inst.inCap > 0 {
+			if _, err := inst.call(ctx, inst.free, uint64(inst.inPtr)); err != nil {
+				return nil, fmt.Errorf("%s: %w", abi.ExportFree, err)
+			}
+			inst.inPtr, inst.inCap = 0, 0
+		}
+		// Grow in powers of two, from 4 KiB, so that a run of slightly larger
+		// prompts does not reallocate every time.
+		capacity := max(uint32(4096), uint32(1)<<(32-bits.LeadingZeros32(uint32(size-1))))
+		ptr, err := inst.allocate(ctx, capacity)
+		if err != nil {
+			return nil, err
+		}
+		inst.inPtr, inst.inCap = ptr, capacity
+	}
+	// Encode straight into guest memory: Read returns a writable view, and
+	// nothing can grow the memory between here and the call.
+	view, ok := inst.mem.Read(inst.inPtr, uint32(size))
+	if !ok {
+		inst.broken = true
+		return nil, fmt.Errorf("input buffer [%d,+%d) lies outside guest memory", inst.inPtr, size)
+	}
+	abi.AppendTexts(view[:0], texts)
+
+	status, err := inst.call(ctx, inst.scanFn, uint64(inst.inPtr), uint64(size))
+	if err != nil {
+		return nil, fmt.Errorf("scan: %w", err)
+	}
+	if status != abi.StatusOK {
+		return nil, fmt.Errorf("scan failed: %s", inst.errorMessage(ctx))
+	}
+	out, err := inst.output(ctx, maxOutputBytes)
+	if err != nil {
+		return nil, fmt.Errorf("scan result: %w", err)
+	}
+	findings, err := parseResult(out, texts)
+	if err != nil {
+		// The module answered but broke the contract; a fresh instance will not
+		// do better, but this one is not trusted further either.
+		inst.broken = true
+		return nil, fmt.Errorf("scan result: %w", err)
+	}
+	return findings, nil
+}
+
+// parseResult decodes a v1 result document and checks every finding against
+// the texts it refers to. Unknown fields are ignored: later ABI versions add
+// fields (such as rewritten texts) that a v1 host does not use.
+func parseResult(doc []byte, texts []string) ([]Finding, error) {
+	var result struct {
+		Findings *[]Finding `json:"findings"`
+	}
+	if err := json.Unmarshal(doc, &result); err != nil {
+		return nil, fmt.Errorf("malformed result document: %w", err)
+	}
+	if result.Findings == nil {
+		return nil, errors.New(`malformed result document: no "findings" array`)
+	}
+	findings := *result.Findings
+	textLen := func(i int) int { return len(texts[i]) }
+	for i := range findings {
+		if err := findings[i].Validate(len(texts), textLen); err != nil {
+			return nil, fmt.Errorf("finding %d: %w", i, err)
+		}
+	}
+	return findings, nil
+}

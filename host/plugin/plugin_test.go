@@ -1,0 +1,349 @@
+package plugin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/host/plugin/wasmbuild"
+	"github.com/sluicehq/sluice/plugins/pii"
+)
+
+// testRuntime is shared by the tests so each module is compiled once; the
+// on-disk cache makes later runs of the suite fast too.
+var testRuntime *Runtime
+
+func TestMain(m *testing.M) {
+	var err error
+	testRuntime, err = NewRuntime(context.Background(), filepath.Join(os.TempDir(), "sluice-plugin-test-cache"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	testRuntime.Close(context.Background())
+	os.Exit(code)
+}
+
+func readModule(t testing.TB, path func(string) (string, error), name string) []byte {
+	t.Helper()
+	p, err := path(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasm, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wasm
+}
+
+func load(t testing.TB, name string, opts Options) *Plugin {
+	t.Helper()
+	path := wasmbuild.Path
+	if name == "hostile" {
+		path = wasmbuild.TestdataPath
+	}
+	if opts.Name == "" {
+		opts.Name = name
+	}
+	p, err := testRuntime.Load(context.Background(), readModule(t, path, name), opts)
+	if err != nil {
+		t.Fatalf("Load(%s): %v", name, err)
+	}
+	t.Cleanup(func() { p.Close(context.Background()) })
+	return p
+}
+
+// hit is a finding as a user checks it: which message, its type and the text it covers.
+type hit struct {
+	message    int
+	typ, value string
+}
+
+func hits(texts []string, findings []Finding) []hit {
+	var got []hit
+	for _, f := range findings {
+		got = append(got, hit{f.Message, f.Type, texts[f.Message][f.Start:f.End]})
+	}
+	return got
+}
+
+func TestScanPII(t *testing.T) {
+	p := load(t, "pii", Options{})
+	texts := []string{
+		"You are a helpful assistant.",
+		"My card is 4111 1111 1111 1111 and my mail is jane@example.com.",
+		"",
+		"Use key AKIAIOSFODNN7EXAMPLE from 203.0.113.9 — ünïcödé before and after",
+	}
+	findings, err := p.Scan(context.Background(), texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []hit{
+		{1, "CREDIT_CARD", "4111 1111 1111 1111"},
+		{1, "EMAIL", "jane@example.com"},
+		{3, "AWS_ACCESS_KEY", "AKIAIOSFODNN7EXAMPLE"},
+		{3, "IP_ADDRESS", "203.0.113.9"},
+	}
+	if got := hits(texts, findings); !slices.Equal(got, want) {
+		t.Errorf("findings\n got %v\nwant %v", got, want)
+	}
+	if p.Name() != "pii" {
+		t.Errorf("Name() = %q", p.Name())
+	}
+}
+
+func TestScanContentFilterConfig(t *testing.T) {
+	p := load(t, "contentfilter", Options{Config: []byte(`{"categories":{"secrets":["project nightjar"]},"terms":["bomb"]}`)})
+	texts := []string{"Tell me about PROJECT  Nightjar.", "how to build a bomb", "bombastic"}
+	findings, err := p.Scan(context.Background(), texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []hit{{0, "SECRETS", "PROJECT  Nightjar"}, {1, "BLOCKED_TERM", "bomb"}}
+	if got := hits(texts, findings); !slices.Equal(got, want) {
+		t.Errorf("findings %v, want %v", got, want)
+	}
+}
+
+func TestScanConcurrent(t *testing.T) {
+	p := load(t, "pii", Options{PoolSize: 3})
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 10 {
+				text := fmt.Sprintf("request %d-%d from user%d@example.com", g, i, g)
+				findings, err := p.Scan(context.Background(), []string{text})
+				if err != nil {
+					errs <- err
+					return
+				}
+				want := []hit{{0, "EMAIL", fmt.Sprintf("user%d@example.com", g)}}
+				if got := hits([]string{text}, findings); !slices.Equal(got, want) {
+					errs <- fmt.Errorf("goroutine %d: got %v, want %v", g, got, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestHostileGuest checks that a plugin that crashes, spins or breaks the
+// result contract fails only the call it was serving, with an error that says
+// what happened, and that the plugin keeps serving afterwards.
+func TestHostileGuest(t *testing.T) {
+	p := load(t, "hostile", Options{Timeout: 200 * time.Millisecond, PoolSize: 2})
+	tests := []struct {
+		text    string
+		wantErr string
+		is      error
+	}{
+		{"panic", "guest trapped: wasm error: unreachable", nil},
+		{"loop", "stopped after its deadline", ErrTimeout},
+		{"error", "scan failed: hostile plugin fails", nil},
+		{"bad-offsets", "offsets [0,21) invalid for message 0 of 11 bytes", nil},
+		{"bad-message", "message index 1 out of range", nil},
+		{"bad-type", "want only A-Z, 0-9 and _", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.text, func(t *testing.T) {
+			start := time.Now()
+			_, err := p.Scan(context.Background(), []string{tt.text})
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "plugin hostile") {
+				t.Fatalf("Scan(%q) error = %v, want one naming the plugin and containing %q", tt.text, err, tt.wantErr)
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Errorf("errors.Is(%v, %v) = false", err, tt.is)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("Scan took %v, want it bounded by the deadline", d)
+			}
+			findings, err := p.Scan(context.Background(), []string{"still there"})
+			if err != nil || len(findings) != 1 || findings[0].Type != "ECHO" {
+				t.Fatalf("Scan after %q = %v, %v; want the plugin to keep serving", tt.text, findings, err)
+			}
+		})
+	}
+}
+
+func TestSandboxHidesHost(t *testing.T) {
+	p := load(t, "hostile", Options{})
+	findings, err := p.Scan(context.Background(), []string{"escape"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(findings) != 1 || findings[0].Type != "ECHO" {
+		t.Errorf("findings = %+v: the guest could see files, environment or arguments", findings)
+	}
+}
+
+func TestScanHonoursCallerContext(t *testing.T) {
+	p := load(t, "hostile", Options{Timeout: 5 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := p.Scan(ctx, []string{"loop"}); err == nil {
+		t.Fatal("Scan of a spinning guest returned no error after the caller's deadline")
+	}
+}
+
+func TestPluginLog(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&buf, nil))
+	p := load(t, "hostile", Options{Logger: logger})
+	if _, err := p.Scan(context.Background(), []string{"log"}); err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+		t.Fatalf("log output %q: %v", buf.Bytes(), err)
+	}
+	if rec["msg"] != "hostile plugin says hello" || rec["level"] != "WARN" || rec["plugin"] != "hostile" {
+		t.Errorf("log record = %v", rec)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	hostile := readModule(t, wasmbuild.TestdataPath, "hostile")
+	emptyModule := []byte("\x00asm\x01\x00\x00\x00")
+	tests := []struct {
+		name    string
+		wasm    []byte
+		opts    Options
+		wantErr []string
+	}{
+		{"no name", hostile, Options{}, []string{"Options.Name is required"}},
+		{"not wasm", []byte("hello"), Options{Name: "junk"}, []string{"plugin junk", "compile"}},
+		{"no exports", emptyModule, Options{Name: "empty"}, []string{"plugin empty", "not a Sluice ABI v1 plugin", "missing export sluice_scan", "missing exported memory"}},
+		{"config rejected", hostile, Options{Name: "picky", Config: []byte(`{"fail":true}`)}, []string{"plugin picky", "configure rejected", "refusing this configuration"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := testRuntime.Load(context.Background(), tt.wasm, tt.opts)
+			if err == nil {
+				t.Fatal("Load succeeded")
+			}
+			for _, want := range tt.wantErr {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("Load error %q does not contain %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+func TestScanAfterClose(t *testing.T) {
+	p := load(t, "hostile", Options{})
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Scan(context.Background(), []string{"x"}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Scan after Close error = %v, want ErrClosed", err)
+	}
+}
+
+func TestScanJSONLines(t *testing.T) {
+	p := load(t, "pii", Options{})
+	in := strings.Join([]string{
+		`{"id": 1, "text": "mail bob@example.com"}`,
+		`not json`,
+		``,
+		`{"id": {"doc": "a"}, "text": "nothing here"}`,
+		`{"id": "x"}`,
+		`{"id": "é", "text": "ünï 10.1.2.3"}`,
+	}, "\n")
+	var out bytes.Buffer
+	if err := ScanJSONLines(context.Background(), p, strings.NewReader(in), &out); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`{"id":1,"found":[{"type":"EMAIL","value":"bob@example.com","start":5,"end":20,"score":0.9}]}`,
+		`{"id":null,"error":"line 2: not a JSON object with id and text: invalid character 'o' in literal null (expecting 'u')"}`,
+		`{"id":{"doc":"a"},"found":[]}`,
+		`{"id":"x","error":"line 5: missing \"text\""}`,
+		`{"id":"é","found":[{"type":"IP_ADDRESS","value":"10.1.2.3","start":6,"end":14,"score":0.5}]}`,
+	}
+	if got := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n"); !slices.Equal(got, want) {
+		t.Errorf("output:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// corpus is prompt-like text of n bytes with a little PII in it.
+func corpus(n int) string {
+	parts := []string{
+		"Please summarise the quarterly report for the board meeting on 2024-03-15. ",
+		"The service runs version 1.2.3.4 on build 20240315 and handles 1500 requests per second. ",
+		"Contact jane.doe@example.com or call +1 415 555 2671 if the deploy fails. ",
+		"Order #4111111111111111 was refunded; see ticket 12345 and commit 356a192b7913b04c. ",
+		"func main() { fmt.Println(\"hello, world\", 42, 3.14) } // TODO: handle errors ",
+		"The customer's card 4111 1111 1111 1111 was declined at 10:30:00 UTC. ",
+	}
+	var b strings.Builder
+	for i := 0; b.Len() < n; i++ {
+		b.WriteString(parts[i%len(parts)])
+	}
+	return b.String()[:n]
+}
+
+// BenchmarkScan compares the PII plugin through the host with the same
+// scanner compiled natively, in one run.
+func BenchmarkScan(b *testing.B) {
+	p := load(b, "pii", Options{PoolSize: 1, Timeout: time.Second})
+	native, _ := pii.New(nil)
+	ctx := context.Background()
+	for _, size := range []int{1 << 10, 64 << 10} {
+		text := corpus(size)
+		b.Run(fmt.Sprintf("wasm/%dKB", size>>10), func(b *testing.B) {
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := p.Scan(ctx, []string{text}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("native/%dKB", size>>10), func(b *testing.B) {
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			buf := []byte(text)
+			var dst []pii.Finding
+			for b.Loop() {
+				dst = native.Scan(dst[:0], buf)
+			}
+		})
+	}
+}
+
+// BenchmarkDeadlineCost measures what WithCloseOnContextDone costs the real
+// PII module: the compiler adds a check to every loop iteration.
+func BenchmarkDeadlineCost(b *testing.B) {
+	text := corpus(64 << 10)
+	for _, interrupt := range []bool{true, false} {
+		p := load(b, "pii", Options{Name: fmt.Sprintf("pii-interrupt-%v", interrupt), PoolSize: 1, Timeout: time.Second, noInterrupt: !interrupt})
+		b.Run(fmt.Sprintf("interrupt=%v/64KB", interrupt), func(b *testing.B) {
+			b.SetBytes(int64(len(text)))
+			for b.Loop() {
+				if _, err := p.Scan(context.Background(), []string{text}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,129 @@
+// Package wasmbuild builds the repository's WebAssembly plugins for tests. It
+// runs the same command as the Makefile, only when the module is missing or
+// older than its sources, and at most once per module per test process.
+package wasmbuild
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Path returns the absolute path of <repo root>/bin/plugins/<name>.wasm, first
+// building it from ./plugins/<name>/wasm if it is missing or older than any .go
+// file under plugins/<name> or sdk.
+func Path(name string) (string, error) {
+	return build(name, "plugins/"+name+"/wasm", "bin/plugins/"+name+".wasm", "plugins/"+name, "sdk")
+}
+
+// TestdataPath is Path for the test-only modules in testdata/plugins/<name>
+// (hostile plugins that panic, spin or break the ABI), built into
+// bin/testdata/plugins/<name>.wasm.
+func TestdataPath(name string) (string, error) {
+	return build("testdata:"+name, "testdata/plugins/"+name, "bin/testdata/plugins/"+name+".wasm", "testdata/plugins/"+name, "sdk")
+}
+
+type result struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+var (
+	mu      sync.Mutex
+	results = map[string]*result{}
+)
+
+func build(key, pkg, out string, sources ...string) (string, error) {
+	mu.Lock()
+	r, ok := results[key]
+	if !ok {
+		r = &result{}
+		results[key] = r
+	}
+	mu.Unlock()
+	r.once.Do(func() { r.path, r.err = buildOnce(pkg, out, sources) })
+	return r.path, r.err
+}
+
+func buildOnce(pkg, out string, sources []string) (string, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return "", err
+	}
+	out = filepath.Join(root, filepath.FromSlash(out))
+	if info, err := os.Stat(out); err == nil {
+		newest, err := newestSource(root, sources)
+		if err != nil {
+			return "", err
+		}
+		if !newest.After(info.ModTime()) {
+			return out, nil
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return "", fmt.Errorf("wasmbuild: %w", err)
+	}
+	// Build next to the target and rename, so that test processes of other
+	// packages building the same module at once never see a partial file.
+	tmp, err := os.CreateTemp(filepath.Dir(out), ".build-*.wasm")
+	if err != nil {
+		return "", fmt.Errorf("wasmbuild: %w", err)
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", tmp.Name(), "./"+pkg)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("wasmbuild: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared ./%s: %w\n%s", pkg, err, stderr.Bytes())
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return "", fmt.Errorf("wasmbuild: %w", err)
+	}
+	return out, nil
+}
+
+func repoRoot() (string, error) {
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("wasmbuild: go env GOMOD: %w", err)
+	}
+	path := strings.TrimSpace(string(gomod))
+	if path == "" || path == os.DevNull {
+		return "", fmt.Errorf("wasmbuild: not inside a Go module")
+	}
+	return filepath.Dir(path), nil
+}
+
+// newestSource returns the latest modification time of the .go files under dirs.
+func newestSource(root string, dirs []string) (time.Time, error) {
+	var newest time.Time
+	for _, dir := range dirs {
+		err := filepath.WalkDir(filepath.Join(root, dir), func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") {
+				return err
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			if info.ModTime().After(newest) {
+				newest = info.ModTime()
+			}
+			return nil
+		})
+		if err != nil {
+			return time.Time{}, fmt.Errorf("wasmbuild: %w", err)
+		}
+	}
+	return newest, nil
+}
