@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
@@ -28,6 +29,10 @@ const (
 	queryPackage = "data.sluice.authz"
 	queryRule    = "decision"
 )
+
+// noMetrics stops OPA from allocating a fresh metrics registry (and its
+// timers) for every evaluation; Sluice does not read them.
+var noMetrics = rego.EvalMetrics(metrics.NoOp())
 
 // Engine is a prepared admission policy with its data store. It is safe for
 // concurrent use: Decide may run on many goroutines while SetData updates the
@@ -137,7 +142,7 @@ func definesQuery(modules []*ast.Module) bool {
 // decision or one that does not match the contract is returned as an error,
 // never as a zero Decision, so that the caller can fail closed.
 func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
-	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(in.value()))
+	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(in.value()), noMetrics)
 	if err != nil {
 		return Decision{}, fmt.Errorf("policy: evaluate %s: %w", Query, err)
 	}

@@ -397,22 +397,29 @@ func TestDecideFailsClosed(t *testing.T) {
 }
 
 // BenchmarkDecide measures one admission decision with the shipped policy:
-// "first" is the pass before plugins run, "findings" the second pass with a
-// redactable finding.
+// "first" is the pass before plugins run, "findings" the second pass with
+// redactable findings. "constant" evaluates a policy whose decision is a
+// literal, which is the floor OPA's evaluator sets for any policy.
 func BenchmarkDecide(b *testing.B) {
-	e := loadDefault(b)
 	ctx := context.Background()
+	shipped := loadDefault(b)
+	constant, err := policy.Load(ctx, fstest.MapFS{"authz.rego": {Data: []byte(fixedDecision)}}, nil)
+	if err != nil {
+		b.Fatalf("Load: %v", err)
+	}
 	for _, bc := range []struct {
 		name string
+		e    *policy.Engine
 		in   policy.Input
 	}{
-		{"first", chat("standard", "gpt-4o-mini")},
-		{"findings", chat("premium", "gpt-4o", pii("EMAIL"), pii("PHONE"))},
+		{"first", shipped, chat("standard", "gpt-4o-mini")},
+		{"findings", shipped, chat("premium", "gpt-4o", pii("EMAIL"), pii("PHONE"))},
+		{"constant", constant, chat("standard", "gpt-4o-mini")},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				d, err := e.Decide(ctx, bc.in)
+				d, err := bc.e.Decide(ctx, bc.in)
 				if err != nil || !d.Allowed {
 					b.Fatalf("Decide = %+v, %v", d, err)
 				}
