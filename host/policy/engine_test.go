@@ -427,3 +427,54 @@ func BenchmarkDecide(b *testing.B) {
 		})
 	}
 }
+
+// tierConfig stands for the gateway's own configuration type: SetData takes
+// any value that encodes to JSON.
+type tierConfig struct {
+	RPM    int64    `json:"rpm"`
+	Models []string `json:"models"`
+}
+
+func TestSetDataAcceptsGoStructs(t *testing.T) {
+	ctx := context.Background()
+	e, err := policy.Load(ctx, policies.FS, nil)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	err = e.SetData(ctx, "/sluice/tiers", map[string]tierConfig{"standard": {RPM: 5, Models: []string{"gpt-4o"}}})
+	if err != nil {
+		t.Fatalf("SetData: %v", err)
+	}
+	d, err := e.Decide(ctx, chat("standard", "gpt-4o"))
+	if err != nil {
+		t.Fatalf("Decide: %v", err)
+	}
+	if !d.Allowed || d.Limits.RPM != 5 || d.Plugins != nil {
+		t.Errorf("Decide = %+v, want allowed with rpm 5 and no plugins", d)
+	}
+}
+
+func ExampleEngine_Decide() {
+	ctx := context.Background()
+	data := map[string]any{"sluice": map[string]any{"tiers": map[string]any{
+		"standard": map[string]any{"rpm": 60, "models": []any{"gpt-4o-mini", "mock-*"}},
+	}}}
+	e, err := policy.Load(ctx, policies.FS, data)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	d, err := e.Decide(ctx, policy.Input{
+		Client:  policy.Client{ID: "billing-bot", Tier: "standard"},
+		Request: policy.Request{Method: "POST", Path: "/v1/chat/completions", Model: "gpt-4o"},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(d.HTTPStatus, d.Type, d.Code)
+	fmt.Println(d.Message)
+	// Output:
+	// 403 permission_error model_not_allowed
+	// model "gpt-4o" is not allowed for this client
+}
