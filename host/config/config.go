@@ -3,6 +3,7 @@
 package config
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -141,8 +142,12 @@ func (c *Config) TiersData() (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// json.Number keeps 1000000 an integer; float64 would make it 1e+06,
+	// which the policy engine would no longer read as an integer.
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
 	var out map[string]any
-	if err := json.Unmarshal(b, &out); err != nil {
+	if err := dec.Decode(&out); err != nil {
 		return nil, err
 	}
 	for name, t := range out {

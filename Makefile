@@ -1,0 +1,41 @@
+# Sluice: `make run` serves the embedded default, `make test` runs every test.
+
+GO       ?= go
+PLUGINS  := pii contentfilter
+WASM     := $(PLUGINS:%=bin/plugins/%.wasm)
+GO_SRC   := $(shell find host plugins sdk policies -name '*.go' -o -name '*.rego' -o -name '*.sql' -o -name '*.yaml' 2>/dev/null)
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: all build plugins run test bench check-go clean
+
+all: build
+
+## build: the gateway binary (bin/sluice) and the plugin modules (bin/plugins/*.wasm)
+build: bin/sluice plugins
+
+bin/sluice: check-go $(GO_SRC) go.mod go.sum
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $@ ./host/cmd/sluice
+
+plugins: check-go $(WASM)
+
+bin/plugins/%.wasm: $(GO_SRC)
+	@mkdir -p bin/plugins
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./plugins/$*/wasm
+
+## run: build, then serve the embedded default on 127.0.0.1:8080 (admin on :8081)
+run: build
+	./bin/sluice serve
+
+## test: every test of the module, against real SQLite, OPA, wazero and the built plugins
+test: build
+	$(GO) test -count=1 ./...
+
+## bench: end-to-end load against the upstream direct, a bare fasthttp proxy and Sluice
+bench: build
+	$(GO) run ./host/cmd/sluice-bench
+
+check-go:
+	@command -v $(GO) >/dev/null || { echo "Go 1.26 or newer is needed: https://go.dev/doc/install" >&2; exit 1; }
+
+clean:
+	rm -rf bin

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluicehq/sluice/host/accounts"
+	"github.com/sluicehq/sluice/host/config"
+	"github.com/sluicehq/sluice/host/store"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// globals are the flags every subcommand takes, so that each works on the
+// same store as the server.
+type globals struct {
+	configPath string
+	dataDir    string
+}
+
+func rootCommand() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "sluice",
+		Short: "Sluice is an LLM API gateway: OpenAI-compatible, policy-driven, exact on budgets.",
+		Long: `Sluice sits between your applications and their LLM providers. Applications keep
+their OpenAI SDK and change only the base URL and key; Sluice authenticates them, runs
+the security team's Rego policies and WASM filter plugins, enforces rate limits and
+budgets, forwards to the upstream model and records usage for billing and audit.`,
+		Example: `  sluice serve                                   # embedded default: SQLite in ./data, mock upstream
+  sluice clients create --id billing-bot --department finance
+  sluice keys create --client billing-bot
+  sluice report --from 2026-11-01 --by department`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.configPath, "config", "", "YAML configuration file (default: the embedded default)")
+	root.PersistentFlags().StringVar(&g.dataDir, "data-dir", "", "data folder, overriding data_dir of the configuration")
+	root.AddCommand(serveCommand(g), clientsCommand(g), keysCommand(g), reportCommand(g),
+		scanCommand(), mockCommand(), configCommand(g), versionCommand())
+	return root
+}
+
+// load reads the configuration with the command-line overrides applied.
+func (g *globals) load() (*config.Config, error) {
+	cfg, err := config.Load(g.configPath)
+	if err != nil {
+		return nil, err
+	}
+	if g.dataDir != "" {
+		cfg.DataDir = g.dataDir
+	}
+	return cfg, nil
+}
+
+// openAccounts opens the store the configuration names, for the CLI commands.
+func (g *globals) openAccounts(ctx context.Context) (*config.Config, store.Store, *accounts.Service, error) {
+	cfg, err := g.load()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := os.MkdirAll(cfg.Resolve(cfg.DataDir), 0o700); err != nil {
+		return nil, nil, nil, err
+	}
+	st, err := store.OpenSQLite(ctx, cfg.StorePath())
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("store: %w", err)
+	}
+	return cfg, st, accounts.New(st, cfg.TierNames(), cfg.DefaultTier, nil), nil
+}
+
+func newLogger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+func versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "Print the version",
+		Example: "  sluice version",
+		Args:    cobra.NoArgs,
+		Run:     func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "sluice", version) },
+	}
+}

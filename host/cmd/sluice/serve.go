@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluicehq/sluice/host/server"
+)
+
+func serveCommand(g *globals) *cobra.Command {
+	var listen, adminListen string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the OpenAI-compatible API and the admin API",
+		Long: `Serve the OpenAI-compatible API (POST /v1/chat/completions, POST /v1/embeddings,
+GET /v1/models, GET /healthz) and, on its own listener, the admin API.
+
+Without --config, Sluice serves the embedded default: SQLite under ./data, in-process
+counters, the built-in policies, the shipped plugins from bin/plugins, and the built-in
+mock upstream (or OpenAI when OPENAI_API_KEY is set). On first start it creates a demo
+client and key and prints a curl line that works.`,
+		Example: `  sluice serve
+  sluice serve --config sluice.yaml --listen 0.0.0.0:8080`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			if listen != "" {
+				cfg.Server.Listen = listen
+			}
+			if adminListen != "" {
+				cfg.Server.AdminListen = adminListen
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			log := newLogger()
+			srv, err := server.Start(ctx, cfg, log)
+			if err != nil {
+				return err
+			}
+			printBanner(cmd, srv)
+			select {
+			case <-ctx.Done():
+			case err := <-srv.Done():
+				log.Error("listener stopped", "error", err)
+			}
+			log.Info("shutting down: draining requests and flushing the ledger")
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout.D())
+			defer cancel()
+			return srv.Close(sctx)
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "", "address of the OpenAI-compatible API (overrides server.listen)")
+	cmd.Flags().StringVar(&adminListen, "admin-listen", "", "address of the admin API (overrides server.admin_listen)")
+	return cmd
+}
+
+func printBanner(cmd *cobra.Command, srv *server.Server) {
+	w := cmd.OutOrStdout()
+	base := "http://" + srv.Addr() + "/v1"
+	fmt.Fprintf(w, "\nSluice is serving the OpenAI API on %s\n", base)
+	fmt.Fprintf(w, "Admin API on http://%s (token in the data folder's admin.token unless configured)\n", srv.AdminAddr())
+	if key := srv.DemoKey(); key != "" {
+		fmt.Fprintf(w, "\nTry it with the demo key:\n\n")
+		fmt.Fprintf(w, "  curl %s/chat/completions \\\n    -H 'Authorization: Bearer %s' \\\n    -H 'Content-Type: application/json' \\\n    -d '%s'\n\n",
+			base, key, strings.ReplaceAll(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello, Sluice!"}]}`, "'", `'\''`))
+	}
+}

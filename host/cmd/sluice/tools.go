@@ -1,0 +1,128 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/valyala/fasthttp"
+
+	"github.com/sluicehq/sluice/host/config"
+	"github.com/sluicehq/sluice/host/plugin"
+	"github.com/sluicehq/sluice/host/upstream"
+)
+
+func scanCommand() *cobra.Command {
+	var pluginPath, configPath string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "scan",
+		Short: "Run a WASM plugin over JSON lines from standard input",
+		Long: `Run a WASM filter plugin outside the gateway. Each input line is {"id": …, "text": "…"};
+each output line is {"id": …, "found": [{"type", "value", "start", "end"}]} with byte
+offsets into text. A malformed line gets an output line with an "error" field.`,
+		Example: `  echo '{"id":1,"text":"mail me at ann@example.com"}' | sluice scan --plugin bin/plugins/pii.wasm
+  sluice scan --plugin bin/plugins/contentfilter.wasm --plugin-config terms.json < prompts.jsonl`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			wasm, err := os.ReadFile(pluginPath)
+			if err != nil {
+				return err
+			}
+			conf := []byte("{}")
+			if configPath != "" {
+				if conf, err = os.ReadFile(configPath); err != nil {
+					return err
+				}
+				if !json.Valid(conf) {
+					return fmt.Errorf("--plugin-config %s: not valid JSON", configPath)
+				}
+			}
+			rt, err := plugin.NewRuntime(ctx, "")
+			if err != nil {
+				return err
+			}
+			defer rt.Close(ctx)
+			p, err := rt.Load(ctx, wasm, plugin.Options{Name: pluginPath, Config: conf, Timeout: timeout, PoolSize: 1})
+			if err != nil {
+				return err
+			}
+			return plugin.ScanJSONLines(ctx, p, cmd.InOrStdin(), cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&pluginPath, "plugin", "", "the .wasm plugin (required)")
+	cmd.Flags().StringVar(&configPath, "plugin-config", "", "a JSON file passed to the plugin as its configuration")
+	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Second, "time limit of one scan")
+	cmd.MarkFlagRequired("plugin")
+	return cmd
+}
+
+func mockCommand() *cobra.Command {
+	var listen string
+	var latency time.Duration
+	cmd := &cobra.Command{
+		Use:   "mock",
+		Short: "Serve the built-in mock upstream over HTTP as an OpenAI-compatible server",
+		Long: `Serve the built-in mock upstream on its own: deterministic chat replies with exact usage,
+streaming included, and embeddings. Useful as a stand-in provider for load tests.`,
+		Example: "  sluice mock --listen 127.0.0.1:9090 --latency 20ms",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return err
+			}
+			srv := &fasthttp.Server{Handler: upstream.MockHandler(upstream.NewMock(latency), []string{"gpt-4o-mini", "gpt-4o", "text-embedding-3-small"}),
+				NoDefaultServerHeader: true}
+			fmt.Fprintf(cmd.OutOrStdout(), "mock upstream serving on http://%s/v1\n", ln.Addr())
+			go func() {
+				sig := make(chan os.Signal, 1)
+				signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+				<-sig
+				srv.Shutdown()
+			}()
+			return srv.Serve(ln)
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9090", "address to serve on")
+	cmd.Flags().DurationVar(&latency, "latency", 0, "delay before each reply")
+	return cmd
+}
+
+func configCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Print the example configuration, or check a configuration file",
+		Example: `  sluice config example > sluice.yaml
+  sluice config check sluice.yaml`,
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:     "example",
+		Short:   "Print the commented example configuration",
+		Example: "  sluice config example > sluice.yaml",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := cmd.OutOrStdout().Write(config.Example)
+			return err
+		},
+	}, &cobra.Command{
+		Use:     "check FILE",
+		Short:   "Check a configuration file and report the first problem with its line and key",
+		Example: "  sluice config check sluice.yaml",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := config.Load(args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", args[0])
+			return nil
+		},
+	})
+	return cmd
+}

@@ -1,0 +1,328 @@
+// Package server assembles a running Sluice from its configuration: the store,
+// the ledger, the policy engine, the plugins, the limiter, the upstreams, and
+// the two listeners. The CLI and the integration tests start Sluice through it.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/sluicehq/sluice/host/accounts"
+	"github.com/sluicehq/sluice/host/admin"
+	"github.com/sluicehq/sluice/host/auth"
+	"github.com/sluicehq/sluice/host/config"
+	"github.com/sluicehq/sluice/host/limits"
+	"github.com/sluicehq/sluice/host/plugin"
+	"github.com/sluicehq/sluice/host/policy"
+	"github.com/sluicehq/sluice/host/proxy"
+	"github.com/sluicehq/sluice/host/store"
+	"github.com/sluicehq/sluice/host/tokens"
+	"github.com/sluicehq/sluice/host/upstream"
+	"github.com/sluicehq/sluice/host/usage"
+	"github.com/sluicehq/sluice/policies"
+)
+
+// Server is a running Sluice.
+type Server struct {
+	cfg        *config.Config
+	log        *slog.Logger
+	store      store.Store
+	ledger     *usage.Ledger
+	auth       *auth.Authenticator
+	plugins    *plugin.Runtime
+	router     *upstream.Router
+	public     *fasthttp.Server
+	adminSrv   *fasthttp.Server
+	publicLn   net.Listener
+	adminLn    net.Listener
+	adminToken string
+	demoKey    string
+	served     chan error
+}
+
+// Start opens everything the configuration names and starts serving. On error,
+// whatever was opened is closed again.
+func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, err error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	s = &Server{cfg: cfg, log: log, served: make(chan error, 2)}
+	defer func() {
+		if err != nil {
+			s.Close(context.Background())
+			s = nil
+		}
+	}()
+	dataDir := cfg.Resolve(cfg.DataDir)
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if s.store, err = store.OpenSQLite(ctx, cfg.StorePath()); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s.ledger = usage.NewLedger(s.store, usage.LedgerOptions{}, log)
+	if s.auth, err = auth.New(s.store, cfg.Auth.CacheTTL.D()); err != nil {
+		return nil, err
+	}
+	engine, err := loadPolicy(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	guards, err := s.loadPlugins(ctx, filepath.Join(dataDir, "wasm-cache"))
+	if err != nil {
+		return nil, err
+	}
+	limiter := limits.New()
+	if err := seedLimits(ctx, s.store, limiter); err != nil {
+		return nil, err
+	}
+	if s.router, err = upstream.NewRouter(cfg); err != nil {
+		return nil, err
+	}
+	tokens.Warm()
+
+	acc := accounts.New(s.store, cfg.TierNames(), cfg.DefaultTier, s.auth)
+	if s.adminToken, err = adminToken(cfg, dataDir); err != nil {
+		return nil, err
+	}
+	if cfg.Demo.Enabled {
+		if s.demoKey, err = ensureDemo(ctx, acc, cfg, dataDir); err != nil {
+			return nil, err
+		}
+	}
+	gw := proxy.New(proxy.Options{
+		Config: cfg, Authenticator: s.auth, Decider: engine, Guards: guards,
+		Limiter: limiter, Router: s.router, Recorder: s.ledger, Log: log,
+	})
+	s.public = &fasthttp.Server{
+		Handler:               gw.Handler,
+		ErrorHandler:          gw.ErrorHandler,
+		MaxRequestBodySize:    cfg.Server.MaxBodyBytes,
+		ReadTimeout:           cfg.Server.ReadTimeout.D(),
+		IdleTimeout:           2 * time.Minute,
+		NoDefaultServerHeader: true,
+		NoDefaultDate:         false,
+		CloseOnShutdown:       true,
+		Logger:                fasthttpLogger{log},
+	}
+	s.adminSrv = &fasthttp.Server{
+		Handler:               admin.New(s.adminToken, acc, s.store, s.ledger, log).Handler,
+		MaxRequestBodySize:    1 << 20,
+		ReadTimeout:           cfg.Server.ReadTimeout.D(),
+		NoDefaultServerHeader: true,
+		CloseOnShutdown:       true,
+		Logger:                fasthttpLogger{log},
+	}
+	if s.publicLn, err = net.Listen("tcp", cfg.Server.Listen); err != nil {
+		return nil, fmt.Errorf("server.listen: %w", err)
+	}
+	if s.adminLn, err = net.Listen("tcp", cfg.Server.AdminListen); err != nil {
+		return nil, fmt.Errorf("server.admin_listen: %w", err)
+	}
+	go func() { s.served <- s.public.Serve(s.publicLn) }()
+	go func() { s.served <- s.adminSrv.Serve(s.adminLn) }()
+	log.Info("sluice serving", "listen", s.Addr(), "admin_listen", s.AdminAddr(),
+		"plugins", len(guards), "models", len(cfg.Models), "store", cfg.StorePath())
+	return s, nil
+}
+
+// Addr is the address of the OpenAI-compatible API.
+func (s *Server) Addr() string { return s.publicLn.Addr().String() }
+
+// AdminAddr is the address of the admin API.
+func (s *Server) AdminAddr() string { return s.adminLn.Addr().String() }
+
+// AdminToken is the bearer token of the admin API.
+func (s *Server) AdminToken() string { return s.adminToken }
+
+// DemoKey is the demo client's key, or "" when there is no demo client.
+func (s *Server) DemoKey() string { return s.demoKey }
+
+// Store is the server's store, for tests and tools in the same process.
+func (s *Server) Store() store.Store { return s.store }
+
+// Ledger is the server's usage ledger.
+func (s *Server) Ledger() *usage.Ledger { return s.ledger }
+
+// Done reports a listener that stopped serving on its own.
+func (s *Server) Done() <-chan error { return s.served }
+
+// Close stops accepting, lets in-flight requests finish within ctx, flushes the
+// ledger and releases everything. It is safe to call on a partly started Server.
+func (s *Server) Close(ctx context.Context) error {
+	var errs []error
+	for _, srv := range []*fasthttp.Server{s.public, s.adminSrv} {
+		if srv != nil {
+			errs = append(errs, srv.ShutdownWithContext(ctx))
+		}
+	}
+	if s.router != nil {
+		s.router.Close()
+	}
+	if s.ledger != nil {
+		errs = append(errs, s.ledger.Close(context.Background()))
+	}
+	if s.plugins != nil {
+		errs = append(errs, s.plugins.Close(context.Background()))
+	}
+	if s.auth != nil {
+		s.auth.Close()
+	}
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func loadPolicy(ctx context.Context, cfg *config.Config) (*policy.Engine, error) {
+	var fsys fs.FS = policies.FS
+	if cfg.Policy.Dir != "" {
+		fsys = os.DirFS(cfg.Resolve(cfg.Policy.Dir))
+	}
+	tiers, err := cfg.TiersData()
+	if err != nil {
+		return nil, err
+	}
+	engine, err := policy.Load(ctx, fsys, map[string]any{"sluice": map[string]any{"tiers": tiers}})
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	return engine, nil
+}
+
+func (s *Server) loadPlugins(ctx context.Context, cacheDir string) ([]proxy.Guard, error) {
+	if len(s.cfg.Plugins) == 0 {
+		return nil, nil
+	}
+	var err error
+	if s.plugins, err = plugin.NewRuntime(ctx, cacheDir); err != nil {
+		return nil, fmt.Errorf("plugins: %w", err)
+	}
+	var guards []proxy.Guard
+	for i, pc := range s.cfg.Plugins {
+		path := s.cfg.Resolve(pc.Path)
+		wasm, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("plugins[%d] (%s): %w (build the shipped plugins with `make build`)", i, pc.Name, err)
+		}
+		conf := []byte("{}")
+		if pc.Config != nil {
+			if conf, err = json.Marshal(pc.Config); err != nil {
+				return nil, fmt.Errorf("plugins[%d] (%s): config: %w", i, pc.Name, err)
+			}
+		}
+		p, err := s.plugins.Load(ctx, wasm, plugin.Options{
+			Name: pc.Name, Config: conf, Timeout: pc.Timeout.D(), PoolSize: pc.PoolSize,
+			Logger: s.log.With("plugin", pc.Name),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("plugins[%d] (%s): %w", i, pc.Name, err)
+		}
+		guards = append(guards, guardOf(p, pc.FailMode == "open"))
+	}
+	return guards, nil
+}
+
+// guardOf adapts a WASM plugin to the gateway's guard.
+func guardOf(p *plugin.Plugin, failOpen bool) proxy.Guard {
+	return proxy.Guard{
+		Name:     p.Name(),
+		FailOpen: failOpen,
+		Scan: func(ctx context.Context, texts []string) ([]proxy.Finding, error) {
+			found, err := p.Scan(ctx, texts)
+			if err != nil {
+				return nil, err
+			}
+			out := make([]proxy.Finding, len(found))
+			for i, f := range found {
+				out[i] = proxy.Finding{Type: f.Type, Text: f.Message, Start: f.Start, End: f.End, Score: f.Score}
+			}
+			return out, nil
+		},
+	}
+}
+
+// seedLimits rebuilds the in-process counters from the ledger, so that a
+// restart resets no budget: tokens used today (UTC) and requests in the last minute.
+func seedLimits(ctx context.Context, st store.Store, l *limits.Limiter) error {
+	now := time.Now().UTC()
+	midnight := now.Truncate(24 * time.Hour)
+	today, err := st.UsageSince(ctx, midnight)
+	if err != nil {
+		return fmt.Errorf("rebuilding limits from the ledger: %w", err)
+	}
+	lastMinute, err := st.UsageSince(ctx, now.Add(-time.Minute))
+	if err != nil {
+		return fmt.Errorf("rebuilding limits from the ledger: %w", err)
+	}
+	recent := map[string]int64{}
+	for _, u := range lastMinute {
+		recent[u.ClientID] = u.Requests
+	}
+	for _, u := range today {
+		l.Seed("client:"+u.ClientID, recent[u.ClientID], u.TotalTokens)
+	}
+	return nil
+}
+
+// adminToken is the configured token, or one generated on first start and
+// kept in the data folder, readable by its owner only.
+func adminToken(cfg *config.Config, dataDir string) (string, error) {
+	if cfg.Server.AdminToken != "" {
+		return cfg.Server.AdminToken, nil
+	}
+	path := filepath.Join(dataDir, "admin.token")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	buf := make([]byte, 24)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	token := "sluice-admin-" + hex.EncodeToString(buf)
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("writing the admin token: %w", err)
+	}
+	return token, nil
+}
+
+// ensureDemo creates the demo client and a key on first start. The demo key is
+// kept in the data folder (mode 0600) so that every start can print a curl
+// line that works; production configurations turn the demo off.
+func ensureDemo(ctx context.Context, acc *accounts.Service, cfg *config.Config, dataDir string) (string, error) {
+	path := filepath.Join(dataDir, "demo.key")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	_, err := acc.CreateClient(ctx, accounts.NewClient{ID: cfg.Demo.Client, Department: cfg.Demo.Department})
+	if err != nil && !errors.Is(err, store.ErrExists) {
+		return "", fmt.Errorf("demo client: %w", err)
+	}
+	secret, _, err := acc.CreateKey(ctx, cfg.Demo.Client)
+	if err != nil {
+		return "", fmt.Errorf("demo key: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("writing the demo key: %w", err)
+	}
+	return secret, nil
+}
+
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Warn(fmt.Sprintf(format, args...), "component", "http")
+}
