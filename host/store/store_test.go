@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -497,4 +499,28 @@ func TestConcurrentInsertUsageLosesNothing(t *testing.T) {
 			t.Errorf("%s: %d requests, %d tokens; want %d, %d", u.ClientID, u.Requests, u.TotalTokens, batches*perBatch, 3*batches*perBatch)
 		}
 	}
+}
+
+// BenchmarkInsertUsage measures one ledger batch of 256 events, the
+// ledger's default batch size, with times that advance and random request
+// ids, as the gateway produces them.
+func BenchmarkInsertUsage(b *testing.B) {
+	st, err := OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "sluice.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	batch := make([]UsageEvent, 256)
+	n := 0
+	for b.Loop() {
+		for i := range batch {
+			n++
+			id := sha256.Sum256([]byte(strconv.Itoa(n)))
+			batch[i] = event(hex.EncodeToString(id[:8]), "alice", "eng", "gpt-4o", t0.Add(time.Duration(n)*time.Millisecond), 100, 50)
+		}
+		if err := st.InsertUsage(context.Background(), batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/event")
 }
