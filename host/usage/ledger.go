@@ -5,6 +5,7 @@ package usage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -70,6 +71,8 @@ type Ledger struct {
 	queue  chan item
 
 	pending atomic.Int64 // recorded and not yet written
+	closing atomic.Bool  // Close was called; closed may not be set yet
+	lost    atomic.Int64 // events given up on, each logged by request id
 
 	closeOnce sync.Once
 	abandon   chan struct{} // closed when Close's context ends: stop retrying
@@ -122,16 +125,15 @@ func (l *Ledger) Record(ev store.UsageEvent) {
 // Flush returns once every event recorded before the call is in the store,
 // or when ctx ends.
 func (l *Ledger) Flush(ctx context.Context) error {
+	// Once Close has begun, its drain covers everything recorded so far.
+	// Checking first keeps Flush off the lock that Close may be waiting for.
+	if l.closing.Load() {
+		return l.waitStopped(ctx)
+	}
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
-		// Close drains the queue; Record after Close writes synchronously.
-		select {
-		case <-l.stopped:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		return l.waitStopped(ctx)
 	}
 	done := make(chan struct{})
 	select {
@@ -149,11 +151,29 @@ func (l *Ledger) Flush(ctx context.Context) error {
 	}
 }
 
+func (l *Ledger) waitStopped(ctx context.Context) error {
+	select {
+	case <-l.stopped:
+		return l.lostErr()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (l *Ledger) lostErr() error {
+	if n := l.lost.Load(); n > 0 {
+		return fmt.Errorf("usage ledger: %d events could not be written (their request ids are logged)", n)
+	}
+	return nil
+}
+
 // Close writes every queued event and stops the writer. If ctx ends first,
 // the writer stops retrying failed writes, logs the request ids it could not
-// write, and Close returns ctx's error. Close is idempotent.
+// write, and Close returns ctx's error; later calls report how many events
+// were lost. Close is idempotent.
 func (l *Ledger) Close(ctx context.Context) error {
 	l.closeOnce.Do(func() {
+		l.closing.Store(true)
 		// Taking the lock may wait for a Record blocked on a full queue,
 		// so it happens off the caller's goroutine to honour ctx.
 		go func() {
@@ -165,7 +185,7 @@ func (l *Ledger) Close(ctx context.Context) error {
 	})
 	select {
 	case <-l.stopped:
-		return nil
+		return l.lostErr()
 	case <-ctx.Done():
 		l.abandonMu.Do(func() { close(l.abandon) })
 		return ctx.Err()
@@ -283,6 +303,7 @@ func (l *Ledger) writeEach(batch []store.UsageEvent, maxAttempts int) error {
 }
 
 func (l *Ledger) logLost(batch []store.UsageEvent, err error) {
+	l.lost.Add(int64(len(batch)))
 	ids := make([]string, len(batch))
 	for i, ev := range batch {
 		ids[i] = ev.RequestID
