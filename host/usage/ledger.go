@@ -60,7 +60,10 @@ type item struct {
 // Ledger batches usage events and writes them to a store on one background
 // goroutine, so that a request never waits for the database. It never drops
 // an event to keep up: a full queue blocks Record, and a failed write is
-// retried until it succeeds or Close's context ends.
+// retried until it succeeds or Close's context ends. The one exception is an
+// event the store refuses as invalid (store.ErrInvalid), which no retry can
+// fix: it is logged at error level with its request id, and the rest of its
+// batch is written.
 type Ledger struct {
 	st   store.Store
 	opts LedgerOptions
@@ -76,7 +79,7 @@ type Ledger struct {
 
 	closeOnce sync.Once
 	abandon   chan struct{} // closed when Close's context ends: stop retrying
-	abandonMu sync.Once
+	abandonOnce sync.Once
 	stopped   chan struct{} // closed when the writer has exited
 }
 
@@ -187,7 +190,7 @@ func (l *Ledger) Close(ctx context.Context) error {
 	case <-l.stopped:
 		return l.lostErr()
 	case <-ctx.Done():
-		l.abandonMu.Do(func() { close(l.abandon) })
+		l.abandonOnce.Do(func() { close(l.abandon) })
 		return ctx.Err()
 	}
 }
