@@ -77,10 +77,10 @@ type Ledger struct {
 	closing atomic.Bool  // Close was called; closed may not be set yet
 	lost    atomic.Int64 // events given up on, each logged by request id
 
-	closeOnce sync.Once
-	abandon   chan struct{} // closed when Close's context ends: stop retrying
+	closeOnce   sync.Once
+	abandon     chan struct{} // closed when Close's context ends: stop retrying
 	abandonOnce sync.Once
-	stopped   chan struct{} // closed when the writer has exited
+	stopped     chan struct{} // closed when the writer has exited
 }
 
 // NewLedger starts a ledger writing to st. Close it to flush and stop.
