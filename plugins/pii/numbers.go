@@ -335,7 +335,7 @@ func luhn(d []byte) bool {
 // (555) 123-4567, 555-123-4567, 555.123.4567, 555 123 4567. Unseparated digit
 // strings are left alone: they are usually ids, amounts or timestamps.
 func (sc *scan) phone(i int, r *run) int {
-	if !sc.on(kPhone) || referenceContext(sc.text, i) {
+	if !sc.on(kPhone) {
 		return 0
 	}
 	g := r.groups
@@ -350,6 +350,9 @@ func (sc *scan) phone(i int, r *run) int {
 		}
 		if n < 8 || last < 0 || last < len(g)-1 && g[last+1].sep != sepSpace {
 			return 0 // shorter than any E.164 number, or running into more digits
+		}
+		if referenceContext(sc.text, i) {
+			return 0
 		}
 		sc.emit(Phone, i, g[last].end, 0.8)
 		return g[last].end
@@ -372,7 +375,7 @@ func (sc *scan) phone(i int, r *run) int {
 		return 0
 	}
 	// North American area codes and exchanges never start with 0 or 1.
-	if t[g[0].start] < '2' || t[g[1].start] < '2' {
+	if t[g[0].start] < '2' || t[g[1].start] < '2' || referenceContext(t, i) {
 		return 0
 	}
 	sc.emit(Phone, i, g[2].end, 0.7)

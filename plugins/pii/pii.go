@@ -159,15 +159,40 @@ func (sc *scan) run() {
 			}
 			continue
 		}
-		// i is a word start: the loop only lands here after a non-word byte or a match.
-		if end := sc.wordStart(i); end > i {
-			i = end
-			continue
-		}
+		// i is a word start: the loop only lands here after a non-word byte or a
+		// match. Function calls are expensive once compiled to WebAssembly, so
+		// the cheap test of whether any recognizer could start here is inline.
+		start := i
 		for i < n && isWord(text[i]) {
 			i++
 		}
+		var next byte
+		if i < n {
+			next = text[i]
+		}
+		if isDigit(c) || next == ':' || next == '-' && i-start == 2 || i-start >= 4 && mayStartToken(c, text[start+1]) {
+			i = max(i, sc.wordStart(start))
+		}
 	}
+}
+
+// mayStartToken reports whether a word beginning with c1 c2 could be a key,
+// token or IBAN: "AK", "AS", "AI", "gh", "gi", "xo", "sk", "rk", "ey", or two
+// upper-case letters.
+func mayStartToken(c1, c2 byte) bool {
+	switch c1 {
+	case 'A':
+		return c2 == 'K' || c2 == 'S' || c2 == 'I' || isUpper(c2)
+	case 'g':
+		return c2 == 'h' || c2 == 'i'
+	case 'x':
+		return c2 == 'o'
+	case 's', 'r':
+		return c2 == 'k'
+	case 'e':
+		return c2 == 'y'
+	}
+	return isUpper(c1) && isUpper(c2)
 }
 
 // wordStart tries the recognizers that begin with a word byte. It returns the

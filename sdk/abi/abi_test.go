@@ -1,0 +1,116 @@
+package abi
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestTextsEncodingBytes pins the byte layout documented in sdk/ABI.md.
+func TestTextsEncodingBytes(t *testing.T) {
+	got := AppendTexts(nil, []string{"hi", "", "é"})
+	want := []byte{
+		3, 0, 0, 0, // count
+		2, 0, 0, 0, 'h', 'i',
+		0, 0, 0, 0,
+		2, 0, 0, 0, 0xc3, 0xa9,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("AppendTexts = % x, want % x", got, want)
+	}
+	if n := TextsSize([]string{"hi", "", "é"}); n != len(want) {
+		t.Errorf("TextsSize = %d, want %d", n, len(want))
+	}
+}
+
+func TestDecodeTextsRoundTrip(t *testing.T) {
+	for _, texts := range [][]string{{}, {""}, {"a", "bc", strings.Repeat("x", 70000)}} {
+		got, err := DecodeTexts(nil, AppendTexts(nil, texts))
+		if err != nil {
+			t.Fatalf("DecodeTexts(%d texts): %v", len(texts), err)
+		}
+		if len(got) != len(texts) {
+			t.Fatalf("got %d texts, want %d", len(got), len(texts))
+		}
+		for i := range texts {
+			if string(got[i]) != texts[i] {
+				t.Errorf("text %d = %q, want %q", i, got[i], texts[i])
+			}
+		}
+	}
+}
+
+func TestDecodeTextsRejectsMalformed(t *testing.T) {
+	valid := AppendTexts(nil, []string{"abc"})
+	tests := map[string][]byte{
+		"empty":           nil,
+		"short count":     {1, 0},
+		"huge count":      {0xff, 0xff, 0xff, 0xff},
+		"missing length":  {1, 0, 0, 0},
+		"length too long": {1, 0, 0, 0, 9, 0, 0, 0, 'a'},
+		"trailing bytes":  append(slices.Clone(valid), 0),
+		"truncated":       valid[:len(valid)-1],
+	}
+	for name, buf := range tests {
+		t.Run(name, func(t *testing.T) {
+			if _, err := DecodeTexts(nil, buf); !errors.Is(err, ErrMalformedTexts) {
+				t.Errorf("DecodeTexts(% x) error = %v, want ErrMalformedTexts", buf, err)
+			}
+		})
+	}
+}
+
+func TestAppendResultIsJSON(t *testing.T) {
+	findings := []Finding{
+		{Type: "EMAIL", Message: 1, Start: 4, End: 19, Score: 0.9},
+		{Type: "BAD\"TYPE\xff", Message: 0, Start: 0, End: 1, Score: math.NaN()},
+	}
+	doc := AppendResult(nil, findings)
+	want := `{"findings":[{"type":"EMAIL","message":1,"start":4,"end":19,"score":0.9},{"type":"BAD\"TYPE\u00ff","message":0,"start":0,"end":1,"score":0}]}`
+	if string(doc) != want {
+		t.Errorf("AppendResult =\n%s\nwant\n%s", doc, want)
+	}
+	var parsed struct{ Findings []Finding }
+	if err := json.Unmarshal(doc, &parsed); err != nil {
+		t.Fatalf("result is not JSON: %v", err)
+	}
+	if parsed.Findings[0] != findings[0] {
+		t.Errorf("round trip = %+v, want %+v", parsed.Findings[0], findings[0])
+	}
+	if got := string(AppendResult(nil, nil)); got != `{"findings":[]}` {
+		t.Errorf("empty result = %s", got)
+	}
+}
+
+func TestFindingValidate(t *testing.T) {
+	lens := []int{5, 0}
+	textLen := func(i int) int { return lens[i] }
+	tests := []struct {
+		name string
+		f    Finding
+		ok   bool
+	}{
+		{"valid", Finding{Type: "US_SSN", Message: 0, Start: 0, End: 5, Score: 1}, true},
+		{"lower-case type", Finding{Type: "email", End: 1}, false},
+		{"empty type", Finding{End: 1}, false},
+		{"long type", Finding{Type: strings.Repeat("A", 65), End: 1}, false},
+		{"negative message", Finding{Type: "X", Message: -1, End: 1}, false},
+		{"unknown message", Finding{Type: "X", Message: 2, End: 1}, false},
+		{"empty span", Finding{Type: "X", Start: 2, End: 2}, false},
+		{"past the end", Finding{Type: "X", Start: 0, End: 6}, false},
+		{"in empty message", Finding{Type: "X", Message: 1, End: 1}, false},
+		{"negative start", Finding{Type: "X", Start: -1, End: 1}, false},
+		{"score above one", Finding{Type: "X", End: 1, Score: 1.5}, false},
+		{"NaN score", Finding{Type: "X", End: 1, Score: math.NaN()}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.f.Validate(len(lens), textLen); (err == nil) != tt.ok {
+				t.Errorf("Validate(%+v) = %v, want ok=%v", tt.f, err, tt.ok)
+			}
+		})
+	}
+}
