@@ -14,18 +14,21 @@ type Config struct {
 	// DataDir holds the SQLite store, the plugin compilation cache and the
 	// generated admin token. Relative paths in the file resolve against the
 	// file's folder; the default is ./data.
-	DataDir     string          `yaml:"data_dir"`
-	Server      Server          `yaml:"server"`
-	Store       Store           `yaml:"store"`
-	Auth        Auth            `yaml:"auth"`
-	Policy      Policy          `yaml:"policy"`
-	Plugins     []Plugin        `yaml:"plugins"`
-	Limits      Limits          `yaml:"limits"`
-	Upstreams   []Upstream      `yaml:"upstreams"`
-	Models      []Model         `yaml:"models"`
-	Tiers       map[string]Tier `yaml:"tiers"`
-	DefaultTier string          `yaml:"default_tier"`
-	Demo        Demo            `yaml:"demo"`
+	DataDir string   `yaml:"data_dir"`
+	Server  Server   `yaml:"server"`
+	Store   Store    `yaml:"store"`
+	Auth    Auth     `yaml:"auth"`
+	Policy  Policy   `yaml:"policy"`
+	Plugins []Plugin `yaml:"plugins"`
+	// PluginCacheDir keeps plugins compiled to machine code between starts
+	// (a cold compile takes about a second per plugin). Default <data_dir>/wasm-cache.
+	PluginCacheDir string          `yaml:"plugin_cache_dir"`
+	Limits         Limits          `yaml:"limits"`
+	Upstreams      []Upstream      `yaml:"upstreams"`
+	Models         []Model         `yaml:"models"`
+	Tiers          map[string]Tier `yaml:"tiers"`
+	DefaultTier    string          `yaml:"default_tier"`
+	Demo           Demo            `yaml:"demo"`
 
 	// dir is the folder relative paths resolve against.
 	dir string

@@ -417,6 +417,14 @@ func (c *Config) Resolve(p string) string {
 	return filepath.Join(c.dir, p)
 }
 
+// PluginCache is the folder of the plugins' compilation cache.
+func (c *Config) PluginCache() string {
+	if c.PluginCacheDir != "" {
+		return c.Resolve(c.PluginCacheDir)
+	}
+	return filepath.Join(c.Resolve(c.DataDir), "wasm-cache")
+}
+
 // StorePath is the SQLite file.
 func (c *Config) StorePath() string {
 	if c.Store.Path != "" {

@@ -308,9 +308,9 @@ func BenchmarkScan(b *testing.B) {
 	p := load(b, "pii", Options{PoolSize: 1, Timeout: time.Second})
 	native, _ := pii.New(nil)
 	ctx := context.Background()
-	for _, size := range []int{1 << 10, 64 << 10} {
+	for _, size := range []int{27, 1 << 10, 64 << 10} {
 		text := corpus(size)
-		b.Run(fmt.Sprintf("wasm/%dKB", size>>10), func(b *testing.B) {
+		b.Run("wasm/"+sizeName(size), func(b *testing.B) {
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -319,7 +319,7 @@ func BenchmarkScan(b *testing.B) {
 				}
 			}
 		})
-		b.Run(fmt.Sprintf("native/%dKB", size>>10), func(b *testing.B) {
+		b.Run("native/"+sizeName(size), func(b *testing.B) {
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			buf := []byte(text)
@@ -329,6 +329,13 @@ func BenchmarkScan(b *testing.B) {
 			}
 		})
 	}
+}
+
+func sizeName(n int) string {
+	if n < 1<<10 {
+		return fmt.Sprintf("%dB", n)
+	}
+	return fmt.Sprintf("%dKB", n>>10)
 }
 
 // BenchmarkDeadlineCost measures what WithCloseOnContextDone costs the real

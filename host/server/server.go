@@ -81,7 +81,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	if err != nil {
 		return nil, err
 	}
-	guards, err := s.loadPlugins(ctx, filepath.Join(dataDir, "wasm-cache"))
+	guards, err := s.loadPlugins(ctx, cfg.PluginCache())
 	if err != nil {
 		return nil, err
 	}

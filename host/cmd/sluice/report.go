@@ -28,7 +28,7 @@ included (default: today).`,
 				return fmt.Errorf("--from: %w", err)
 			}
 			if to == "" {
-				q.To = time.Now().UTC().Truncate(24 * time.Hour).AddDate(0, 0, 1)
+				q.To = time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, 1)
 			} else {
 				if q.To, err = usage.ParseDate(to); err != nil {
 					return fmt.Errorf("--to: %w", err)

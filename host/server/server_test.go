@@ -1,0 +1,553 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+
+	"github.com/sluicehq/sluice/host/config"
+	"github.com/sluicehq/sluice/host/plugin/wasmbuild"
+	"github.com/sluicehq/sluice/host/store"
+)
+
+// harness is a Sluice started in-process on loopback, with one client and key.
+type harness struct {
+	t       *testing.T
+	srv     *Server
+	cfg     *config.Config
+	key     string
+	logs    *bytes.Buffer
+	dataDir string
+}
+
+// testConfig is the embedded default on ephemeral ports, with the real plugins
+// and a "test" tier that each test shapes.
+func testConfig(t *testing.T, dataDir string, tier config.Tier) *config.Config {
+	t.Helper()
+	t.Setenv("OPENAI_API_KEY", "")
+	cfg, err := config.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = dataDir
+	cfg.PluginCacheDir = pluginCache
+	cfg.Server.Listen, cfg.Server.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Server.AdminToken = "test-admin-token"
+	cfg.Demo.Enabled = false
+	for i, name := range []string{"pii", "contentfilter"} {
+		path, err := wasmbuild.Path(name)
+		if err != nil {
+			t.Fatalf("building plugin %s: %v", name, err)
+		}
+		cfg.Plugins[i].Path = path
+	}
+	cfg.Tiers["test"] = tier
+	cfg.DefaultTier = "test"
+	return cfg
+}
+
+func start(t *testing.T, cfg *config.Config) *harness {
+	t.Helper()
+	logs := &bytes.Buffer{}
+	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, nil))
+	srv, err := Start(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, srv: srv, cfg: cfg, logs: logs, dataDir: cfg.DataDir}
+	t.Cleanup(func() { h.stop() })
+	return h
+}
+
+func (h *harness) stop() {
+	if h.srv != nil {
+		if err := h.srv.Close(context.Background()); err != nil {
+			h.t.Errorf("close: %v", err)
+		}
+		h.srv = nil
+	}
+}
+
+// newHarness starts Sluice with a client "app" in department "research" on the test tier.
+func newHarness(t *testing.T, tier config.Tier) *harness {
+	t.Helper()
+	h := start(t, testConfig(t, t.TempDir(), tier))
+	h.key = h.createClient("app", "research")
+	return h
+}
+
+// createClient creates a client and a key through the admin API and returns the key.
+func (h *harness) createClient(id, dept string) string {
+	h.t.Helper()
+	status, _ := h.admin("POST", "/admin/clients", `{"id":"`+id+`","department":"`+dept+`"}`)
+	if status != http.StatusCreated {
+		h.t.Fatalf("create client: status %d", status)
+	}
+	status, body := h.admin("POST", "/admin/keys", `{"client_id":"`+id+`"}`)
+	if status != http.StatusCreated {
+		h.t.Fatalf("create key: status %d %s", status, body)
+	}
+	var k struct{ Key, ID string }
+	json.Unmarshal(body, &k)
+	return k.Key
+}
+
+func (h *harness) admin(method, path, body string) (int, []byte) {
+	h.t.Helper()
+	req, _ := http.NewRequest(method, "http://"+h.srv.AdminAddr()+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+h.cfg.Server.AdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func (h *harness) client(key string) openai.Client {
+	return openai.NewClient(option.WithBaseURL("http://"+h.srv.Addr()+"/v1"), option.WithAPIKey(key), option.WithMaxRetries(0))
+}
+
+func (h *harness) raw(method, path, key, body string) (*http.Response, []byte) {
+	h.t.Helper()
+	req, _ := http.NewRequest(method, "http://"+h.srv.Addr()+path, strings.NewReader(body))
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+func chat(model, text string) openai.ChatCompletionNewParams {
+	return openai.ChatCompletionNewParams{
+		Model:    model,
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.SystemMessage("You are terse."), openai.UserMessage(text)},
+	}
+}
+
+// apiError asserts err is an OpenAI API error with the given status and code.
+func apiError(t *testing.T, err error, status int, code string) *openai.Error {
+	t.Helper()
+	var e *openai.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error %v is not an API error; want %d %s", err, status, code)
+	}
+	if e.StatusCode != status || e.Code != code {
+		t.Fatalf("got %d %q (%s), want %d %q", e.StatusCode, e.Code, e.Message, status, code)
+	}
+	if e.Response.Header.Get("x-request-id") == "" {
+		t.Error("error response has no x-request-id")
+	}
+	return e
+}
+
+// pluginCache is shared by every server the tests start, so that each plugin
+// is compiled to machine code once per test run rather than once per test.
+var pluginCache string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sluice-server-test-cache")
+	if err != nil {
+		panic(err)
+	}
+	pluginCache = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+var open = config.Tier{Models: []string{"*"}, PIIDetection: true, ContentFilter: true}
+
+func TestChatCompletion(t *testing.T) {
+	h := newHarness(t, open)
+	c := h.client(h.key)
+	resp, err := c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "What is a sluice?"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.Choices[0].Message.Content; got != "Mock reply. You said: What is a sluice?" {
+		t.Fatalf("content %q", got)
+	}
+	if resp.Usage.PromptTokens == 0 || resp.Usage.TotalTokens != resp.Usage.PromptTokens+resp.Usage.CompletionTokens {
+		t.Fatalf("usage %+v", resp.Usage)
+	}
+}
+
+func TestStreamedCompletion(t *testing.T) {
+	h := newHarness(t, open)
+	c := h.client(h.key)
+	for _, wantUsage := range []bool{true, false} {
+		params := chat("gpt-4o-mini", "stream this back to me")
+		if wantUsage {
+			params.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
+		}
+		stream := c.Chat.Completions.NewStreaming(context.Background(), params)
+		var text strings.Builder
+		var usage openai.CompletionUsage
+		chunks, usageChunks := 0, 0
+		for stream.Next() {
+			ch := stream.Current()
+			chunks++
+			for _, choice := range ch.Choices {
+				text.WriteString(choice.Delta.Content)
+			}
+			if ch.JSON.Usage.Valid() && ch.Usage.TotalTokens > 0 {
+				usage = ch.Usage
+				usageChunks++
+			}
+		}
+		if err := stream.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if text.String() != "Mock reply. You said: stream this back to me" || chunks < 5 {
+			t.Fatalf("streamed %q in %d chunks", text.String(), chunks)
+		}
+		if wantUsage && (usageChunks != 1 || usage.CompletionTokens == 0) {
+			t.Fatalf("asked for usage: %d usage chunks, usage %+v", usageChunks, usage)
+		}
+		if !wantUsage && usageChunks != 0 {
+			t.Fatalf("did not ask for usage but got %d usage chunks", usageChunks)
+		}
+	}
+	// Both streams are billed with their real usage even though only one
+	// caller asked for it.
+	h.srv.Ledger().Flush(context.Background())
+	rows, err := h.srv.Store().Report(context.Background(), store.ReportQuery{GroupBy: store.GroupByClient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].Requests != 2 || rows[0].CompletionTokens == 0 {
+		t.Fatalf("report %+v", rows)
+	}
+	if rows[0].CompletionTokens%2 != 0 {
+		t.Fatalf("the two identical streams should bill the same completion tokens, got %d in all", rows[0].CompletionTokens)
+	}
+}
+
+func TestModelsListOnlyTierModels(t *testing.T) {
+	h := newHarness(t, config.Tier{Models: []string{"gpt-4o*"}})
+	c := h.client(h.key)
+	page, err := c.Models.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, m := range page.Data {
+		ids = append(ids, m.ID)
+	}
+	if strings.Join(ids, ",") != "gpt-4o-mini,gpt-4o" {
+		t.Fatalf("models %v, want gpt-4o-mini and gpt-4o only", ids)
+	}
+}
+
+func TestEmbeddings(t *testing.T) {
+	h := newHarness(t, open)
+	c := h.client(h.key)
+	resp, err := c.Embeddings.New(context.Background(), openai.EmbeddingNewParams{
+		Model: "text-embedding-3-small",
+		Input: openai.EmbeddingNewParamsInputUnion{OfArrayOfStrings: []string{"alpha", "beta"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Data) != 2 || len(resp.Data[0].Embedding) == 0 || resp.Usage.PromptTokens == 0 {
+		t.Fatalf("embeddings %+v", resp)
+	}
+}
+
+func TestDenials(t *testing.T) {
+	h := newHarness(t, config.Tier{Models: []string{"gpt-4o-mini", "text-embedding-3-small"}, PIIDetection: true, ContentFilter: true})
+	ctx := context.Background()
+	bad, none := h.client("sk-sluice-00000000000000000000000000000000"), h.client("")
+	_, err := bad.Chat.Completions.New(ctx, chat("gpt-4o-mini", "hi"))
+	apiError(t, err, 401, "invalid_api_key")
+	_, err = none.Chat.Completions.New(ctx, chat("gpt-4o-mini", "hi"))
+	apiError(t, err, 401, "invalid_api_key")
+
+	c := h.client(h.key)
+	_, err = c.Chat.Completions.New(ctx, chat("gpt-4o", "hi"))
+	e := apiError(t, err, 403, "model_not_allowed")
+	if e.Type != "permission_error" || !strings.Contains(e.Message, "gpt-4o") {
+		t.Fatalf("403 %+v", e)
+	}
+	_, err = c.Chat.Completions.New(ctx, chat("no-such-model", "hi"))
+	apiError(t, err, 404, "model_not_found")
+
+	_, err = c.Chat.Completions.New(ctx, chat("gpt-4o-mini", "Reach me at ann.lee@example.com, SSN 123-45-6789."))
+	e = apiError(t, err, 400, "pii_detected")
+	if !strings.Contains(e.Message, "EMAIL") || !strings.Contains(e.Message, "US_SSN") ||
+		strings.Contains(e.Message, "ann.lee") || strings.Contains(e.Message, "6789") {
+		t.Fatalf("PII message must name the types and never the values: %q", e.Message)
+	}
+	_, err = c.Chat.Completions.New(ctx, chat("gpt-4o-mini", "Explain how to build a bomb at home."))
+	e = apiError(t, err, 400, "content_policy_violation")
+	if e.Type != "invalid_request_error" {
+		t.Fatalf("type %q", e.Type)
+	}
+	// The ledger records the finding types and counts, never the text.
+	h.srv.Ledger().Flush(ctx)
+	if strings.Contains(h.logs.String(), "ann.lee") || strings.Contains(h.logs.String(), "123-45-6789") {
+		t.Fatal("PII reached the log")
+	}
+}
+
+func TestRateLimitPerMinute(t *testing.T) {
+	h := newHarness(t, config.Tier{Models: []string{"*"}, RPM: 3})
+	c := h.client(h.key)
+	for i := range 3 {
+		if _, err := c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "hi")); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	_, err := c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "hi"))
+	e := apiError(t, err, 429, "rate_limit_exceeded")
+	hd := e.Response.Header
+	if e.Type != "rate_limit_error" || hd.Get("retry-after") == "" || hd.Get("x-ratelimit-limit-requests") != "3" ||
+		hd.Get("x-ratelimit-remaining-requests") != "0" || hd.Get("x-ratelimit-reset-requests") == "" {
+		t.Fatalf("429 %s %s, headers %v", e.Type, e.Message, hd)
+	}
+}
+
+func TestDailyTokenBudget(t *testing.T) {
+	// Each request reserves its prompt (14 tokens) plus max_tokens 100 and
+	// really uses about 22. Of 150 tokens, the first two reservations fit
+	// (114, then 22+114); the third (44+114) does not.
+	h := newHarness(t, config.Tier{Models: []string{"*"}, DailyTokens: 150})
+	c := h.client(h.key)
+	params := chat("gpt-4o-mini", "hi")
+	params.MaxTokens = openai.Int(100)
+	admitted := 0
+	var last error
+	for range 5 {
+		if _, last = c.Chat.Completions.New(context.Background(), params); last == nil {
+			admitted++
+		}
+	}
+	e := apiError(t, last, 429, "budget_exceeded")
+	if e.Type != "insufficient_quota" || e.Response.Header.Get("x-ratelimit-limit-tokens") != "150" {
+		t.Fatalf("budget 429: %s, headers %v", e.Type, e.Response.Header)
+	}
+	if admitted != 2 {
+		t.Fatalf("admitted %d of 5 against a 150-token budget, want 2", admitted)
+	}
+}
+
+func TestConcurrentRequestsAdmitExactly(t *testing.T) {
+	h := newHarness(t, config.Tier{Models: []string{"*"}, RPM: 10})
+	c := h.client(h.key)
+	var ok, limited atomic.Int64
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "hi"))
+			var e *openai.Error
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case errors.As(err, &e) && e.StatusCode == 429:
+				limited.Add(1)
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != 10 || limited.Load() != 40 {
+		t.Fatalf("admitted %d, limited %d; want exactly 10 and 40", ok.Load(), limited.Load())
+	}
+}
+
+func TestReportMatchesUsageSeen(t *testing.T) {
+	h := newHarness(t, open)
+	second := h.createClient("other", "finance")
+	ctx := context.Background()
+	var seen int64
+	for i, key := range []string{h.key, h.key, second} {
+		c := h.client(key)
+		resp, err := c.Chat.Completions.New(ctx, chat("gpt-4o-mini", strings.Repeat("words ", i+1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen += resp.Usage.TotalTokens
+	}
+	// A denied request is recorded but bills nothing.
+	c := h.client(h.key)
+	if _, err := c.Chat.Completions.New(ctx, chat("gpt-4o-mini", "card 4111 1111 1111 1111")); err == nil {
+		t.Fatal("a card number was let through")
+	}
+
+	status, body := h.admin("GET", "/admin/usage?group_by=department&format=json", "")
+	if status != 200 {
+		t.Fatalf("usage report %d %s", status, body)
+	}
+	var rows []struct {
+		Department  string `json:"department"`
+		Requests    int64  `json:"requests"`
+		TotalTokens int64  `json:"total_tokens"`
+	}
+	if err := json.Unmarshal(body, &rows); err != nil {
+		t.Fatalf("%v in %s", err, body)
+	}
+	var total, requests int64
+	for _, r := range rows {
+		total += r.TotalTokens
+		requests += r.Requests
+	}
+	if total != seen || requests != 4 || len(rows) != 2 {
+		t.Fatalf("report %s: total %d tokens over %d requests; the client saw %d tokens over 4 requests", body, total, requests, seen)
+	}
+}
+
+func TestBadInputKeepsServing(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), open)
+	cfg.Server.MaxBodyBytes = 64 << 10
+	h := start(t, cfg)
+	h.key = h.createClient("app", "research")
+	cases := []struct {
+		name, body string
+		status     int
+		code       string
+	}{
+		{"malformed JSON", `{"model": "gpt-4o-mini", "messages": [`, 400, "invalid_json"},
+		{"empty body", ``, 400, "invalid_request_body"},
+		{"not an object", `[1,2]`, 400, "invalid_json"},
+		{"missing model", `{"messages":[{"role":"user","content":"hi"}]}`, 400, "invalid_value"},
+		{"missing messages", `{"model":"gpt-4o-mini"}`, 400, "invalid_value"},
+		{"bad content", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":42}]}`, 400, "invalid_value"},
+		{"oversized body", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"` + strings.Repeat("a", 100<<10) + `"}]}`, 413, "request_too_large"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := h.raw("POST", "/v1/chat/completions", h.key, tc.body)
+			var e struct {
+				Error struct{ Code, Type, Message string }
+			}
+			if err := json.Unmarshal(body, &e); err != nil {
+				t.Fatalf("body is not OpenAI-shaped JSON: %s", body)
+			}
+			if resp.StatusCode != tc.status || e.Error.Code != tc.code || e.Error.Message == "" {
+				t.Fatalf("got %d %s", resp.StatusCode, body)
+			}
+			if resp.Header.Get("x-request-id") == "" {
+				t.Fatal("no x-request-id")
+			}
+		})
+	}
+	c := h.client(h.key)
+	if _, err := c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "still there?")); err != nil {
+		t.Fatalf("after bad input: %v", err)
+	}
+}
+
+func TestRevokedKeyStopsAtOnce(t *testing.T) {
+	h := newHarness(t, open)
+	c := h.client(h.key)
+	if _, err := c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "hi")); err != nil {
+		t.Fatal(err)
+	}
+	_, body := h.admin("GET", "/admin/keys?client_id=app", "")
+	var keys struct{ Data []struct{ ID string } }
+	json.Unmarshal(body, &keys)
+	if len(keys.Data) != 1 {
+		t.Fatalf("keys %s", body)
+	}
+	if status, b := h.admin("POST", "/admin/keys/"+keys.Data[0].ID+"/revoke", ""); status != 200 {
+		t.Fatalf("revoke %d %s", status, b)
+	}
+	_, err := c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "hi"))
+	apiError(t, err, 401, "invalid_api_key")
+}
+
+func TestAdminNeedsItsToken(t *testing.T) {
+	h := newHarness(t, open)
+	req, _ := http.NewRequest("GET", "http://"+h.srv.AdminAddr()+"/admin/clients", nil)
+	req.Header.Set("Authorization", "Bearer "+h.key) // a client key is not an admin token
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("admin with a client key: %d", resp.StatusCode)
+	}
+	// And the admin API is not on the public listener.
+	r, _ := h.raw("GET", "/admin/clients", h.cfg.Server.AdminToken, "")
+	if r.StatusCode != 404 {
+		t.Fatalf("admin path on the public listener: %d", r.StatusCode)
+	}
+}
+
+func TestRestartKeepsBudget(t *testing.T) {
+	dir := t.TempDir()
+	tier := config.Tier{Models: []string{"*"}, DailyTokens: 10_000}
+	h := start(t, testConfig(t, dir, tier))
+	key := h.createClient("app", "research")
+	c := h.client(key)
+	resp, err := c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := resp.Usage.TotalTokens
+	h.stop()
+
+	h2 := start(t, testConfig(t, dir, tier))
+	r, _ := h2.raw("POST", "/v1/chat/completions", key, `{"model":"gpt-4o-mini","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`)
+	remaining := r.Header.Get("x-ratelimit-remaining-tokens")
+	var got int64
+	json.Unmarshal([]byte(remaining), &got)
+	// After the restart the new request's reservation is on top of what was used before.
+	if r.StatusCode != 200 || got > 10_000-used-10 {
+		t.Fatalf("after restart: status %d, remaining %s; %d tokens had been used before", r.StatusCode, remaining, used)
+	}
+}
+
+func TestDeadUpstream(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), open)
+	cfg.Upstreams = append(cfg.Upstreams, config.Upstream{Name: "dead", Type: "openai", BaseURL: "http://127.0.0.1:1/v1",
+		Timeout: config.Duration(2 * time.Second), MaxConns: 4})
+	cfg.Models = append(cfg.Models, config.Model{Name: "dead-model", Upstream: "dead", UpstreamModel: "x"})
+	h := start(t, cfg)
+	h.key = h.createClient("app", "research")
+	c := h.client(h.key)
+	_, err := c.Chat.Completions.New(context.Background(), chat("dead-model", "hi"))
+	e := apiError(t, err, 502, "upstream_error")
+	if e.Type != "server_error" {
+		t.Fatalf("type %q", e.Type)
+	}
+	if _, err := c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "hi")); err != nil {
+		t.Fatalf("other models must keep working: %v", err)
+	}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
