@@ -249,3 +249,77 @@ func param(name, format string, args ...any) *Error {
 	e.Param = name
 	return e
 }
+
+// SetTexts replaces the message texts, in the order of Texts, keeping every
+// other part of the messages as it was. It is how redaction reaches the body.
+func (r *ChatRequest) SetTexts(texts []string) error {
+	if len(texts) != len(r.Texts) {
+		return fmt.Errorf("api: %d texts for %d text parts", len(texts), len(r.Texts))
+	}
+	var msgs []map[string]json.RawMessage
+	if err := json.Unmarshal(r.fields["messages"], &msgs); err != nil {
+		return fmt.Errorf("api: messages: %w", err)
+	}
+	next := 0
+	for _, m := range msgs {
+		c := bytes.TrimSpace(m["content"])
+		switch {
+		case len(c) == 0 || bytes.Equal(c, []byte("null")):
+		case c[0] == '"':
+			b, err := json.Marshal(texts[next])
+			if err != nil {
+				return err
+			}
+			m["content"] = b
+			next++
+		case c[0] == '[':
+			var parts []map[string]json.RawMessage
+			if err := json.Unmarshal(c, &parts); err != nil {
+				return fmt.Errorf("api: content parts: %w", err)
+			}
+			for _, p := range parts {
+				var typ string
+				json.Unmarshal(p["type"], &typ)
+				if typ != "text" {
+					continue
+				}
+				b, err := json.Marshal(texts[next])
+				if err != nil {
+					return err
+				}
+				p["text"] = b
+				next++
+			}
+			b, err := json.Marshal(parts)
+			if err != nil {
+				return err
+			}
+			m["content"] = b
+		}
+	}
+	b, err := json.Marshal(msgs)
+	if err != nil {
+		return err
+	}
+	r.fields["messages"] = b
+	copy(r.Texts, texts)
+	return nil
+}
+
+// SetTexts replaces the string inputs of an embeddings request.
+func (r *EmbeddingsRequest) SetTexts(texts []string) error {
+	if len(texts) != len(r.Texts) {
+		return fmt.Errorf("api: %d texts for %d inputs", len(texts), len(r.Texts))
+	}
+	var v any = texts
+	if len(texts) == 1 && bytes.HasPrefix(bytes.TrimSpace(r.fields["input"]), []byte(`"`)) {
+		v = texts[0]
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	r.fields["input"] = b
+	copy(r.Texts, texts)
+	return nil
+}

@@ -104,10 +104,16 @@ func (g *Gateway) serveChat(ctx *fasthttp.RequestCtx, x *exchange) {
 			MaxTokens: int(req.MaxTokens), PromptTokens: int(prompt), MessageCount: req.MessageCount},
 		Time: x.start,
 	}
-	dec, aerr := g.admit(ctx, x, &in, req.Texts, req.TextMessage)
+	dec, found, aerr := g.admit(ctx, x, &in, req.Texts, req.TextMessage)
 	if aerr != nil {
 		g.fail(ctx, x, aerr)
 		return
+	}
+	if redacted := redact(req.Texts, found, dec.Redact); redacted != nil {
+		if err := req.SetTexts(redacted); err != nil {
+			g.fail(ctx, x, api.Internal("The request could not be redacted."))
+			return
+		}
 	}
 	res, aerr := g.reserve(ctx, x, dec, prompt+reply)
 	if aerr != nil {
@@ -164,10 +170,16 @@ func (g *Gateway) serveEmbeddings(ctx *fasthttp.RequestCtx, x *exchange) {
 			PromptTokens: int(prompt), MessageCount: len(req.Texts)},
 		Time: x.start,
 	}
-	dec, aerr := g.admit(ctx, x, &in, req.Texts, textIndex)
+	dec, found, aerr := g.admit(ctx, x, &in, req.Texts, textIndex)
 	if aerr != nil {
 		g.fail(ctx, x, aerr)
 		return
+	}
+	if redacted := redact(req.Texts, found, dec.Redact); redacted != nil {
+		if err := req.SetTexts(redacted); err != nil {
+			g.fail(ctx, x, api.Internal("The request could not be redacted."))
+			return
+		}
 	}
 	res, aerr := g.reserve(ctx, x, dec, prompt)
 	if aerr != nil {
@@ -255,22 +267,21 @@ func (g *Gateway) route(model string) (upstream.Target, *api.Error) {
 }
 
 // admit asks the policy, runs the guards it names, and asks again if they
-// found anything. A policy that cannot decide denies.
-func (g *Gateway) admit(ctx context.Context, x *exchange, in *policy.Input, texts []string, textMessage []int) (policy.Decision, *api.Error) {
+// found anything. A policy that cannot decide denies. The guards' findings are
+// returned for redaction; they hold offsets, and the text stays where it is.
+func (g *Gateway) admit(ctx context.Context, x *exchange, in *policy.Input, texts []string, textMessage []int) (policy.Decision, []Finding, *api.Error) {
 	dec, aerr := g.decide(ctx, x, in)
 	if aerr != nil {
-		return dec, aerr
+		return dec, nil, aerr
 	}
-	findings, aerr := g.scan(ctx, x, dec.Plugins, texts, textMessage)
-	if aerr != nil {
-		return dec, aerr
+	found, aggregated, aerr := g.scan(ctx, x, dec.Plugins, texts, textMessage)
+	if aerr != nil || len(aggregated) == 0 {
+		return dec, nil, aerr
 	}
-	if len(findings) == 0 {
-		return dec, nil
-	}
-	in.Findings = findings
-	x.ev.Findings = findingSummary(findings)
-	return g.decide(ctx, x, in)
+	in.Findings = aggregated
+	x.ev.Findings = findingSummary(aggregated)
+	dec, aerr = g.decide(ctx, x, in)
+	return dec, found, aerr
 }
 
 func (g *Gateway) decide(ctx context.Context, x *exchange, in *policy.Input) (policy.Decision, *api.Error) {
@@ -291,10 +302,11 @@ func (g *Gateway) decide(ctx context.Context, x *exchange, in *policy.Input) (po
 
 // scan runs the named guards over the texts and aggregates their findings by
 // (guard, type) for the policy. Matched text never leaves this function.
-func (g *Gateway) scan(ctx context.Context, x *exchange, names []string, texts []string, textMessage []int) ([]policy.Finding, *api.Error) {
+func (g *Gateway) scan(ctx context.Context, x *exchange, names []string, texts []string, textMessage []int) ([]Finding, []policy.Finding, *api.Error) {
 	if len(texts) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
+	var all []Finding
 	var out []policy.Finding
 	for _, name := range names {
 		gd, ok := g.guards[name]
@@ -302,7 +314,7 @@ func (g *Gateway) scan(ctx context.Context, x *exchange, names []string, texts [
 			// The policy asked for a plugin that is not loaded: a guardrail
 			// that cannot run must not be skipped silently.
 			g.log.Error("policy names a plugin that is not loaded", "request_id", x.ev.RequestID, "plugin", name)
-			return nil, api.GuardrailUnavailable(fmt.Sprintf("The %s guardrail is not available.", name))
+			return nil, nil, api.GuardrailUnavailable(fmt.Sprintf("The %s guardrail is not available.", name))
 		}
 		found, err := gd.Scan(ctx, texts)
 		if err != nil {
@@ -311,11 +323,12 @@ func (g *Gateway) scan(ctx context.Context, x *exchange, names []string, texts [
 				continue
 			}
 			g.log.Error("plugin failed; request denied (fail_mode closed)", "request_id", x.ev.RequestID, "plugin", name, "error", err)
-			return nil, api.GuardrailUnavailable(fmt.Sprintf("The %s guardrail could not check this request; retry shortly.", name))
+			return nil, nil, api.GuardrailUnavailable(fmt.Sprintf("The %s guardrail could not check this request; retry shortly.", name))
 		}
+		all = append(all, found...)
 		out = aggregate(out, name, found, textMessage)
 	}
-	return out, nil
+	return all, out, nil
 }
 
 func aggregate(out []policy.Finding, guard string, found []Finding, textMessage []int) []policy.Finding {

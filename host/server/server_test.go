@@ -551,3 +551,19 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+func TestRedactedFindingsNeverReachTheUpstream(t *testing.T) {
+	h := newHarness(t, config.Tier{Models: []string{"*"}, PIIDetection: true, ContentFilter: true, Redact: []string{"EMAIL"}})
+	c := h.client(h.key)
+	resp, err := c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "Forward this to ann.lee@example.com and ann.lee@example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The mock echoes what it received: the address was replaced before forwarding.
+	if got := resp.Choices[0].Message.Content; got != "Mock reply. You said: Forward this to [EMAIL_1] and [EMAIL_1]" {
+		t.Fatalf("the upstream saw %q", got)
+	}
+	// A type that is not redacted still blocks.
+	_, err = c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "mail ann.lee@example.com, SSN 123-45-6789"))
+	apiError(t, err, 400, "pii_detected")
+}
