@@ -1,0 +1,299 @@
+// Command sluice-bench measures, in one run, what Sluice costs in latency and
+// throughput against the same upstream called directly and behind a bare
+// fasthttp reverse proxy. It starts each server as its own process on
+// loopback, sends the same chat completion to each with a closed-loop load
+// generator, and prints a table and Sluice's ratios to the proxy.
+//
+//	make build && go run ./host/cmd/sluice-bench            # about 1.5 minutes
+//	go run ./host/cmd/sluice-bench -variants -json > bench.json
+//
+// `sluice-bench proxy -listen ADDR -upstream ADDR` serves the bare proxy on
+// its own; the benchmark starts it that way.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/sluicehq/sluice/host/bench"
+)
+
+func main() {
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "proxy" {
+		err = runProxy(os.Args[2:])
+	} else {
+		err = runBench(os.Args[1:])
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintln(os.Stderr, "sluice-bench: interrupted; servers stopped")
+		os.Exit(130)
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "sluice-bench:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the benchmark's flags.
+type options struct {
+	rounds      int
+	duration    time.Duration
+	warmup      time.Duration
+	concurrency []int
+	mockLatency time.Duration
+	timeout     time.Duration
+	variants    bool
+	json        bool
+	keep        bool
+	sluiceBin   string
+	pluginDir   string
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	var conc string
+	fs := flag.NewFlagSet("sluice-bench", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `Usage: sluice-bench [flags]
+       sluice-bench proxy -listen ADDR -upstream ADDR
+
+Measures Sluice against the mock upstream called directly and a bare fasthttp
+proxy, all on loopback. Run from the repository root after make build.
+
+`)
+		fs.PrintDefaults()
+	}
+	fs.IntVar(&o.rounds, "rounds", 5, "rounds per target and concurrency; figures are medians of rounds")
+	fs.DurationVar(&o.duration, "duration", 2*time.Second, "recorded time of one round")
+	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "unrecorded time before each round")
+	fs.StringVar(&conc, "concurrency", "1,32", "comma-separated numbers of closed-loop workers")
+	fs.DurationVar(&o.mockLatency, "latency", 0, "delay of the mock upstream before each reply")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "time limit of one request")
+	fs.BoolVar(&o.variants, "variants", false, "also measure Sluice without plugins, and without plugins with an allow-all policy")
+	fs.BoolVar(&o.json, "json", false, "print the results as JSON instead of tables")
+	fs.BoolVar(&o.keep, "keep", false, "keep the generated configurations, data and server logs")
+	fs.StringVar(&o.sluiceBin, "sluice", "bin/sluice", "the sluice binary")
+	fs.StringVar(&o.pluginDir, "plugins", "bin/plugins", "folder of the built plugins pii.wasm and contentfilter.wasm")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q (see -h)", fs.Arg(0))
+	}
+	var err error
+	if o.concurrency, err = parseInts(conc); err != nil {
+		return o, fmt.Errorf("-concurrency: %w", err)
+	}
+	for _, c := range o.concurrency {
+		if c < 1 || c > bench.MaxConcurrency {
+			return o, fmt.Errorf("-concurrency %d: want 1 to %d", c, bench.MaxConcurrency)
+		}
+	}
+	switch {
+	case o.rounds < 1 || o.rounds > 50:
+		return o, fmt.Errorf("-rounds %d: want 1 to 50", o.rounds)
+	case o.duration <= 0 || o.warmup < 0 || o.duration+o.warmup > time.Minute:
+		return o, fmt.Errorf("-duration %s, -warmup %s: want a positive round of a minute at most", o.duration, o.warmup)
+	case o.timeout <= 0:
+		return o, fmt.Errorf("-timeout %s: want a positive duration", o.timeout)
+	}
+	return o, nil
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func runBench(args []string) (err error) {
+	o, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	if err := checkBuilt(&o); err != nil {
+		return err
+	}
+	body, err := chatRequest()
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("locating this program to start the proxy: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	variants := []variant{fullSluice}
+	if o.variants {
+		variants = append(variants, extraVariants...)
+	}
+	progress("starting the mock upstream, the bare proxy and %d Sluice process(es)", len(variants))
+	st, err := startStack(ctx, stackOptions{
+		sluiceBin: o.sluiceBin, pluginDir: o.pluginDir, benchBin: self,
+		mockLatency: o.mockLatency, variants: variants, keep: o.keep,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := st.close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	for _, t := range st.targets {
+		if err := preflight(t, body, o.timeout); err != nil {
+			return err
+		}
+	}
+
+	rows, err := measure(ctx, o, st.targets, body)
+	if err != nil {
+		return err
+	}
+	r := &report{
+		Time:    time.Now().UTC(),
+		Machine: thisMachine(),
+		Settings: settings{Rounds: o.rounds, Duration: o.duration, Warmup: o.warmup, Concurrency: o.concurrency,
+			MockLatency: o.mockLatency, RequestBytes: len(body), RequestMaxTok: 64},
+		Results:     rows,
+		Comparisons: compare(rows),
+	}
+	if o.json {
+		return writeJSON(os.Stdout, r)
+	}
+	return writeTable(os.Stdout, r)
+}
+
+// checkBuilt says what to do when the binaries the benchmark runs are
+// missing, and makes the plugin folder absolute for the generated configurations.
+func checkBuilt(o *options) error {
+	for _, path := range []string{o.sluiceBin, filepath.Join(o.pluginDir, "pii.wasm"), filepath.Join(o.pluginDir, "contentfilter.wasm")} {
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("%s not found: run `make build` first, from the repository root (or point -sluice and -plugins at the built files)", path)
+		}
+	}
+	var err error
+	o.pluginDir, err = filepath.Abs(o.pluginDir)
+	return err
+}
+
+// preflight sends one request to t and fails unless it gets a chat
+// completion back, so that a broken setup is reported before any load.
+func preflight(t target, body []byte, timeout time.Duration) error {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + t.addr + "/v1/chat/completions")
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.Header.SetContentType("application/json")
+	for _, h := range t.header {
+		req.Header.Set(h[0], h[1])
+	}
+	req.SetBody(body)
+	if err := fasthttp.DoTimeout(req, resp, timeout); err != nil {
+		return fmt.Errorf("%s: the first request failed: %w", t.name, err)
+	}
+	if resp.StatusCode() != fasthttp.StatusOK || !strings.Contains(string(resp.Body()), `"choices"`) {
+		b := string(resp.Body())
+		if len(b) > 300 {
+			b = b[:300] + "…"
+		}
+		return fmt.Errorf("%s: the first request got status %d, not a chat completion: %s", t.name, resp.StatusCode(), b)
+	}
+	return nil
+}
+
+// measure runs every round. Within a round each concurrency runs every
+// target back to back, starting with a different target each round, so that
+// drift on the shared machine falls on all targets alike.
+func measure(ctx context.Context, o options, targets []target, body []byte) ([]resultRow, error) {
+	type key struct {
+		target string
+		conc   int
+	}
+	results := map[key][]bench.Result{}
+	total := o.rounds * len(o.concurrency) * len(targets)
+	progress("measuring: %d runs of %s, about %s in all", total, o.warmup+o.duration,
+		(time.Duration(total) * (o.warmup + o.duration)).Round(time.Second))
+	n := 0
+	for round := range o.rounds {
+		for _, c := range o.concurrency {
+			for i := range targets {
+				t := targets[(i+round)%len(targets)]
+				n++
+				res, err := bench.Run(ctx, bench.Load{
+					Addr: t.addr, Path: "/v1/chat/completions", Header: t.header, Body: body,
+					Concurrency: c, Warmup: o.warmup, Duration: o.duration, Timeout: o.timeout,
+				})
+				if err != nil {
+					return nil, fmt.Errorf("%s at concurrency %d: %w", t.name, c, err)
+				}
+				progress("[%*d/%d] round %d  c=%-3d %-18s p50 %s ms  %6.0f req/s  %d errors", len(strconv.Itoa(total)), n, total,
+					round+1, c, t.name, millis(res.Percentile(0.5)), res.Throughput(), res.Errors)
+				k := key{t.name, c}
+				results[k] = append(results[k], res)
+			}
+		}
+	}
+	var rows []resultRow
+	for _, c := range o.concurrency {
+		for _, t := range targets {
+			rows = append(rows, resultRow{Target: t.name, Concurrency: c, Summary: bench.Summarize(results[key{t.name, c}])})
+		}
+	}
+	return rows, nil
+}
+
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "sluice-bench: "+format+"\n", args...)
+}
+
+// runProxy serves the bare proxy until interrupted.
+func runProxy(args []string) error {
+	fs := flag.NewFlagSet("sluice-bench proxy", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:9091", "address to serve on")
+	upstream := fs.String("upstream", "127.0.0.1:9090", "host:port of the upstream, on loopback")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := bench.CheckLoopback(*upstream); err != nil {
+		return fmt.Errorf("-upstream: %w", err)
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	srv := bench.NewProxy(*upstream)
+	fmt.Printf("bare proxy serving on http://%s, forwarding to http://%s\n", ln.Addr(), *upstream)
+	go func() {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		<-sig
+		srv.Shutdown()
+	}()
+	return srv.Serve(ln)
+}

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/host/bench"
+)
+
+// The product's aim for Sluice against a bare proxy hop.
+const (
+	maxLatencyRatio       = 2.0 // Sluice's added p50 at most twice the proxy's
+	minThroughputFraction = 0.5 // Sluice's throughput at least half the proxy's
+)
+
+// report is everything one run measured; -json prints it as is.
+type report struct {
+	Time        time.Time    `json:"time"`
+	Machine     machine      `json:"machine"`
+	Settings    settings     `json:"settings"`
+	Results     []resultRow  `json:"results"`
+	Comparisons []comparison `json:"comparisons"`
+}
+
+type machine struct {
+	CPUs      int    `json:"cpus"`
+	CPU       string `json:"cpu,omitempty"`
+	OS        string `json:"os"`
+	Arch      string `json:"arch"`
+	GoVersion string `json:"go_version"`
+}
+
+type settings struct {
+	Rounds        int           `json:"rounds"`
+	Duration      time.Duration `json:"round_duration_ns"`
+	Warmup        time.Duration `json:"warmup_ns"`
+	Concurrency   []int         `json:"concurrency"`
+	MockLatency   time.Duration `json:"mock_latency_ns"`
+	RequestBytes  int           `json:"request_bytes"`
+	RequestMaxTok int           `json:"request_max_tokens"`
+}
+
+// resultRow is one target at one concurrency, medians over the rounds.
+type resultRow struct {
+	Target      string `json:"target"`
+	Concurrency int    `json:"concurrency"`
+	bench.Summary
+}
+
+// comparison is one Sluice variant against the bare proxy at one concurrency.
+type comparison struct {
+	Target      string `json:"target"`
+	Concurrency int    `json:"concurrency"`
+	// AddedP50 is the target's p50 minus the direct p50; ProxyAddedP50 the
+	// same for the bare proxy.
+	AddedP50      time.Duration `json:"added_p50_ns"`
+	ProxyAddedP50 time.Duration `json:"proxy_added_p50_ns"`
+	// LatencyRatio is AddedP50 / ProxyAddedP50; absent when the proxy added
+	// nothing measurable, since a ratio to noise means nothing.
+	LatencyRatio *float64 `json:"latency_ratio,omitempty"`
+	// ThroughputFraction is the target's req/s over the proxy's.
+	ThroughputFraction float64 `json:"throughput_fraction"`
+	LatencyAimMet      *bool   `json:"latency_aim_met,omitempty"`
+	ThroughputAimMet   bool    `json:"throughput_aim_met"`
+}
+
+// compare sets every Sluice variant against the proxy and the direct
+// upstream at the same concurrency.
+func compare(rows []resultRow) []comparison {
+	find := func(name string, c int) (bench.Summary, bool) {
+		for _, r := range rows {
+			if r.Target == name && r.Concurrency == c {
+				return r.Summary, true
+			}
+		}
+		return bench.Summary{}, false
+	}
+	var out []comparison
+	for _, r := range rows {
+		if r.Target == "direct" || r.Target == "proxy" {
+			continue
+		}
+		direct, ok1 := find("direct", r.Concurrency)
+		proxy, ok2 := find("proxy", r.Concurrency)
+		if !ok1 || !ok2 {
+			continue
+		}
+		c := comparison{
+			Target: r.Target, Concurrency: r.Concurrency,
+			AddedP50:      r.P50 - direct.P50,
+			ProxyAddedP50: proxy.P50 - direct.P50,
+		}
+		if c.ProxyAddedP50 > 0 {
+			ratio := float64(c.AddedP50) / float64(c.ProxyAddedP50)
+			met := ratio <= maxLatencyRatio
+			c.LatencyRatio, c.LatencyAimMet = &ratio, &met
+		}
+		if proxy.Throughput > 0 {
+			c.ThroughputFraction = r.Throughput / proxy.Throughput
+		}
+		c.ThroughputAimMet = c.ThroughputFraction >= minThroughputFraction
+		out = append(out, c)
+	}
+	return out
+}
+
+// writeTable prints the report for a reader.
+func writeTable(w io.Writer, r *report) error {
+	bw := bufio.NewWriter(w)
+	fmt.Fprintf(bw, "\nSluice end-to-end benchmark: %d CPUs (%s), %s/%s, %s\n", r.Machine.CPUs, orUnknown(r.Machine.CPU),
+		r.Machine.OS, r.Machine.Arch, r.Machine.GoVersion)
+	fmt.Fprintf(bw, "Closed loop; per target and concurrency %d round(s) of %s after %s of warm-up; figures are medians of rounds.\n",
+		r.Settings.Rounds, r.Settings.Duration, r.Settings.Warmup)
+	fmt.Fprintf(bw, "Request: non-streaming chat completion, %d bytes, max_tokens %d; mock upstream latency %s.\n\n",
+		r.Settings.RequestBytes, r.Settings.RequestMaxTok, r.Settings.MockLatency)
+
+	const rowFormat = "%-18s %5s %9s %9s %9s %8s %13s %7s\n"
+	fmt.Fprintf(bw, rowFormat, "target", "conc", "p50 ms", "p90 ms", "p99 ms", "req/s", "req/s range", "errors")
+	for _, row := range r.Results {
+		fmt.Fprintf(bw, rowFormat, row.Target, strconv.Itoa(row.Concurrency), millis(row.P50), millis(row.P90), millis(row.P99),
+			fmt.Sprintf("%.0f", row.Throughput), fmt.Sprintf("%.0f–%.0f", row.ThroughputMin, row.ThroughputMax), strconv.Itoa(row.Errors))
+	}
+
+	fmt.Fprintf(bw, "\nAgainst the bare proxy. Aim: added p50 at most %.0f× the proxy's; throughput at least %.0f%% of the proxy's.\n\n",
+		maxLatencyRatio, minThroughputFraction*100)
+	const cmpFormat = "%-18s %5s %13s %13s %7s %12s %11s %15s\n"
+	fmt.Fprintf(bw, cmpFormat, "target", "conc", "added p50 ms", "proxy adds ms", "ratio", "latency aim", "of proxy/s", "throughput aim")
+	var noRatio bool
+	for _, c := range r.Comparisons {
+		ratio, latAim := "n/a", "n/a*"
+		if c.LatencyRatio != nil {
+			ratio, latAim = fmt.Sprintf("%.1f×", *c.LatencyRatio), metWord(*c.LatencyAimMet)
+		} else {
+			noRatio = true
+		}
+		fmt.Fprintf(bw, cmpFormat, c.Target, strconv.Itoa(c.Concurrency), millis(c.AddedP50), millis(c.ProxyAddedP50),
+			ratio, latAim, fmt.Sprintf("%.0f%%", c.ThroughputFraction*100), metWord(c.ThroughputAimMet))
+	}
+	if noRatio {
+		fmt.Fprintln(bw, "* the proxy's p50 was not above the direct p50 here, so a latency ratio would divide by noise.")
+	}
+
+	var failed bool
+	for _, row := range r.Results {
+		if row.Errors == 0 {
+			continue
+		}
+		if !failed {
+			fmt.Fprintln(bw, "\nErrors (non-2xx replies and failed requests):")
+			failed = true
+		}
+		var reasons []string
+		for _, k := range row.FailureReasons() {
+			reasons = append(reasons, fmt.Sprintf("%s: %d", k, row.Failures[k]))
+		}
+		fmt.Fprintf(bw, "  %s at concurrency %d: %d (%s)\n", row.Target, row.Concurrency, row.Errors, strings.Join(reasons, ", "))
+		if row.FailureSample != "" {
+			fmt.Fprintf(bw, "    first reply: %s\n", row.FailureSample)
+		}
+	}
+	if !failed {
+		fmt.Fprintln(bw, "\nNo errors: every recorded request of every target was answered 2xx.")
+	}
+	return bw.Flush()
+}
+
+func writeJSON(w io.Writer, r *report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+func millis(d time.Duration) string { return fmt.Sprintf("%.3f", float64(d)/float64(time.Millisecond)) }
+
+func metWord(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "not met"
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown CPU"
+	}
+	return s
+}
+
+func thisMachine() machine {
+	return machine{CPUs: runtime.NumCPU(), CPU: cpuModel(), OS: runtime.GOOS, Arch: runtime.GOARCH, GoVersion: runtime.Version()}
+}
+
+// cpuModel is the processor's name where Linux tells it, else "".
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
