@@ -7,11 +7,31 @@
 package sluice.authz
 
 # decision is the only rule the gateway reads. It is one else chain, so that
-# exactly one branch yields the whole object: the first denial that applies,
-# in order of precedence, or else the allow at the end. Each branch is a full
-# literal object rather than a merge of parts, because building the decision
-# is the largest share of the cost of an evaluation.
-decision := {
+# exactly one branch yields the whole object.
+#
+# The first two branches answer the common case, the first pass of an
+# allowed request, from data.sluice.derived: the tier's allowed decision
+# and model names, precomputed by the derived rule below whenever the
+# gateway writes data. They yield a value straight from data, which the
+# evaluator neither builds nor copies. When data.sluice.derived is absent
+# (opa eval, opa test, another embedder) or does not apply, evaluation falls
+# through to the rules that compute the same answer per request: the first
+# denial that applies, in order of precedence, or else the allow at the end.
+# Each of those branches is a full literal object rather than a merge of
+# parts, because building the decision is a large share of the cost of an
+# evaluation.
+decision := d if {
+	input.findings == []
+	tier := data.sluice.derived.tiers[input.client.tier]
+	tier.models[input.request.model]
+	d := tier.allowed
+} else := d if {
+	input.findings == []
+	tier := data.sluice.derived.tiers[input.client.tier]
+	some pattern in tier.model_patterns
+	glob.match(pattern, null, input.request.model)
+	d := tier.allowed
+} else := {
 	"allowed": false,
 	"http_status": 403,
 	"code": "tier_unknown",
@@ -73,11 +93,7 @@ decision := {
 	"limits": _limits,
 	# Reaching here, every personal-data type found is one the tier redacts.
 	"redact": sort({f.type | some f in input.findings; f.plugin == "pii"}),
-	# Iterating the object's keys yields them sorted.
-	"plugins": [plugin |
-		some plugin, switch in {"content_filter": "content_filter", "pii": "pii_detection"}
-		_tier[switch] == true
-	],
+	"plugins": _plugins(_tier),
 }
 
 # _tier is the client's tier settings, from the data the gateway loads from
@@ -114,3 +130,45 @@ _limits := {
 	"rpm": object.get(_tier, "rpm", 0),
 	"daily_tokens": object.get(_tier, "daily_tokens", 0),
 }
+
+# derived is what the allowed first pass needs to know of each tier. It
+# depends on data only: Sluice's engine evaluates it once whenever data is
+# written and stores the result at data.sluice.derived, in the same
+# transaction, so it is never stale. It must not read data.sluice.derived.
+derived := {"tiers": {name: _derive(tier) | some name, tier in data.sluice.tiers; is_object(tier)}}
+
+# _derive gives a tier's allowed first-pass decision, its model patterns
+# that are plain names (as an object, for a lookup instead of a glob.match
+# per pattern; "" stands for requests that name no model), and the rest.
+_derive(tier) := {
+	"allowed": {
+		"allowed": true,
+		"http_status": 200,
+		"code": "",
+		"type": "",
+		"message": "",
+		"headers": {},
+		"limits": {
+			"rpm": object.get(tier, "rpm", 0),
+			"daily_tokens": object.get(tier, "daily_tokens", 0),
+		},
+		"redact": [],
+		"plugins": _plugins(tier),
+	},
+	"models": object.union({"": true}, {m: true | some m in tier.models; not _glob_syntax(m)}),
+	"model_patterns": [m | some m in tier.models; _glob_syntax(m)],
+}
+
+# _glob_syntax holds for a pattern that glob.match reads as more than its
+# own text. Without any of these characters a pattern matches only itself.
+_glob_syntax(pattern) if regex.match(`[*?\[\]{}\\]`, pattern)
+
+# _plugins lists the request-phase plugins the tier switches on, sorted.
+_plugins(tier) := ["content_filter", "pii"] if {
+	tier.content_filter == true
+	tier.pii_detection == true
+} else := ["content_filter"] if {
+	tier.content_filter == true
+} else := ["pii"] if {
+	tier.pii_detection == true
+} else := []

@@ -268,3 +268,86 @@ test_input_without_request_is_not_model_checked if {
 	d.allowed
 	d.plugins == ["content_filter", "pii"]
 }
+
+# The allowed first pass is answered from data.sluice.derived when it is
+# there. These tests check that it changes no decision, and that it is used.
+
+derived := d if {
+	d := authz.derived with data.sluice.tiers as tiers
+}
+
+test_derived_data_changes_no_decision if {
+	every c in [
+		["standard", "gpt-4o-mini", []],
+		["standard", "mock-echo", []],
+		["standard", "mock-", []],
+		["standard", "", []],
+		["standard", "gpt-4o", []],
+		["standard", "MOCK-echo", []],
+		["standard", "gpt-4o-mini-2024", []],
+		["premium", "meta-llama/Llama-3-8B", []],
+		["premium", "gpt-4o", [finding("pii", "EMAIL")]],
+		["standard", "gpt-4o-mini", [finding("content_filter", "HATE")]],
+		["bare", "any-model", []],
+		["gold", "gpt-4o-mini", []],
+	] {
+		[tier, model, findings] := c
+		computed := authz.decision with input as request(tier, model, findings)
+			with data.sluice.tiers as tiers
+		looked_up := authz.decision with input as request(tier, model, findings)
+			with data.sluice.tiers as tiers
+			with data.sluice.derived as derived
+		looked_up == computed
+	}
+}
+
+test_derived_splits_names_from_patterns if {
+	derived.tiers.standard.models == {"": true, "gpt-4o-mini": true}
+	derived.tiers.standard.model_patterns == ["mock-*"]
+	derived.tiers.premium.models == {"": true}
+	derived.tiers.premium.model_patterns == ["*"]
+	derived.tiers.standard.allowed == {
+		"allowed": true,
+		"http_status": 200,
+		"code": "",
+		"type": "",
+		"message": "",
+		"headers": {},
+		"limits": standard_limits,
+		"redact": [],
+		"plugins": ["content_filter", "pii"],
+	}
+}
+
+test_derived_treats_every_glob_character_as_a_pattern if {
+	d := authz.derived with data.sluice.tiers as {"t": {"models": ["a*", "b?", "[cd]", "{e,f}", "g\\h", "plain.name/x-1"]}}
+	d.tiers.t.models == {"": true, "plain.name/x-1": true}
+	d.tiers.t.model_patterns == ["a*", "b?", "[cd]", "{e,f}", "g\\h"]
+}
+
+test_derived_skips_tiers_that_are_not_objects if {
+	d := authz.derived with data.sluice.tiers as {"standard": "everything"}
+	d == {"tiers": {}}
+}
+
+# A marked decision in the derived data shows which branch answered.
+marked := {"tiers": {"standard": object.union(derived.tiers.standard, {"allowed": {"headers": {"x-derived": "yes"}}})}}
+
+test_derived_answers_the_allowed_first_pass if {
+	every model in ["gpt-4o-mini", "mock-echo", ""] {
+		d := authz.decision with input as request("standard", model, [])
+			with data.sluice.tiers as tiers
+			with data.sluice.derived as marked
+		d.headers == {"x-derived": "yes"}
+	}
+}
+
+test_derived_does_not_answer_denials_or_findings if {
+	every c in [["gpt-4o", []], ["gpt-4o-mini", [finding("pii", "EMAIL")]]] {
+		[model, findings] := c
+		d := authz.decision with input as request("standard", model, findings)
+			with data.sluice.tiers as tiers
+			with data.sluice.derived as marked
+		d.headers == {}
+	}
+}

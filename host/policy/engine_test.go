@@ -478,3 +478,129 @@ func ExampleEngine_Decide() {
 	// 403 permission_error model_not_allowed
 	// model "gpt-4o" is not allowed for this client
 }
+
+// countingPolicy reports in a header what the engine stored at
+// data.sluice.derived, so that tests can see when it is recomputed.
+const countingPolicy = `package sluice.authz
+
+derived := {"tiers": count(data.sluice.tiers)} if data.sluice.tiers
+
+derived := "conflict" if data.sluice.conflict
+
+default stored := "none"
+
+stored := data.sluice.derived.tiers
+
+decision := {
+	"allowed": true, "http_status": 200, "code": "", "type": "", "message": "",
+	"headers": {"x-tiers": sprintf("%v", [stored])},
+	"limits": {"rpm": 0, "daily_tokens": 0}, "redact": [], "plugins": [],
+}
+`
+
+func TestDerivedDataFollowsEveryWrite(t *testing.T) {
+	ctx := context.Background()
+	e, err := policy.Load(ctx, fstest.MapFS{"authz.rego": {Data: []byte(countingPolicy)}},
+		map[string]any{"sluice": map[string]any{"tiers": map[string]any{"a": 1, "b": 2}}})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	derived := func() string {
+		t.Helper()
+		d, err := e.Decide(ctx, policy.Input{})
+		if err != nil {
+			t.Fatalf("Decide: %v", err)
+		}
+		return d.Headers["x-tiers"]
+	}
+
+	steps := []struct {
+		name  string
+		path  string
+		value any
+		want  string
+	}{
+		{"initial data", "", nil, "2"},
+		{"tiers rewritten", "/sluice/tiers", map[string]any{"a": 1}, "1"},
+		{"unrelated data", "/other", map[string]any{"x": 1}, "1"},
+		{"tiers removed, derived undefined", "/sluice", map[string]any{}, "none"},
+		{"tiers back", "/sluice/tiers", map[string]any{"a": 1, "b": 2, "c": 3}, "3"},
+	}
+	for _, s := range steps {
+		if s.path != "" {
+			if err := e.SetData(ctx, s.path, s.value); err != nil {
+				t.Fatalf("%s: SetData: %v", s.name, err)
+			}
+		}
+		if got := derived(); got != s.want {
+			t.Errorf("%s: derived tiers %q, want %q", s.name, got, s.want)
+		}
+	}
+
+	// A derived rule that fails to evaluate fails the write, which leaves
+	// the data and the derived data as they were.
+	if err := e.SetData(ctx, "/sluice/conflict", true); err == nil {
+		t.Error("SetData with a conflicting derived rule succeeded, want error")
+	}
+	if got := derived(); got != "3" {
+		t.Errorf("after the failed write: derived tiers %q, want 3", got)
+	}
+}
+
+func TestSetDataRefusesDerivedPath(t *testing.T) {
+	e := loadDefault(t)
+	for _, p := range []string{"/sluice/derived", "/sluice/derived/tiers"} {
+		err := e.SetData(context.Background(), p, map[string]any{})
+		if err == nil || !strings.Contains(err.Error(), "computed by the policy") {
+			t.Errorf("SetData(%q) = %v, want a refusal", p, err)
+		}
+	}
+}
+
+// TestDecideFollowsNarrowedTier checks that a decision answered from the
+// derived data never outlives the data it was derived from.
+func TestDecideFollowsNarrowedTier(t *testing.T) {
+	ctx := context.Background()
+	e := loadDefault(t)
+	narrowed := tiers()
+	standard := maps.Clone(narrowed["standard"].(map[string]any))
+	standard["models"] = []any{"mock-*"}
+	standard["rpm"] = 5
+	standard["content_filter"] = false
+	narrowed["standard"] = standard
+	if err := e.SetData(ctx, "/sluice/tiers", narrowed); err != nil {
+		t.Fatalf("SetData: %v", err)
+	}
+	tests := []struct {
+		model string
+		want  policy.Decision
+	}{
+		{"gpt-4o-mini", policy.Decision{
+			HTTPStatus: 403, Type: "permission_error", Code: "model_not_allowed",
+			Message: `model "gpt-4o-mini" is not allowed for this client`,
+			Limits:  policy.Limits{RPM: 5, DailyTokens: 1000000},
+		}},
+		{"mock-echo", policy.Decision{
+			Allowed: true, HTTPStatus: 200,
+			Limits: policy.Limits{RPM: 5, DailyTokens: 1000000}, Plugins: []string{"pii"},
+		}},
+	}
+	for _, tt := range tests {
+		got, err := e.Decide(ctx, chat("standard", tt.model))
+		if err != nil {
+			t.Fatalf("Decide: %v", err)
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s: Decide =\n %+v\nwant\n %+v", tt.model, got, tt.want)
+		}
+	}
+}
+
+func TestDecideRefusesCancelledContext(t *testing.T) {
+	e := loadDefault(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if d, err := e.Decide(ctx, chat("standard", "gpt-4o-mini")); err == nil {
+		t.Errorf("Decide with a cancelled context = %+v, want error", d)
+	}
+}
