@@ -32,7 +32,7 @@ test: build
 
 ## bench: end-to-end load against the upstream direct, a bare fasthttp proxy and Sluice
 bench: build
-	$(GO) run ./host/cmd/sluice-bench
+	$(GO) run ./host/cmd/sluice-bench $(BENCH_FLAGS)
 
 check-go:
 	@command -v $(GO) >/dev/null || { echo "Go 1.26 or newer is needed: https://go.dev/doc/install" >&2; exit 1; }
