@@ -127,7 +127,7 @@ func (g *Gateway) serveChat(ctx *fasthttp.RequestCtx, x *exchange) {
 		return
 	}
 	call := &upstream.Call{Endpoint: upstream.EndpointChat, Body: body, Stream: req.Stream, RequestID: x.ev.RequestID}
-	up, aerr := g.send(ctx, target, call)
+	up, aerr := g.send(target, call)
 	if aerr != nil {
 		g.limiter.Commit(res, 0)
 		g.fail(ctx, x, aerr)
@@ -192,7 +192,7 @@ func (g *Gateway) serveEmbeddings(ctx *fasthttp.RequestCtx, x *exchange) {
 		g.fail(ctx, x, api.Internal("The request could not be re-encoded for the upstream."))
 		return
 	}
-	up, aerr := g.send(ctx, target, &upstream.Call{Endpoint: upstream.EndpointEmbeddings, Body: body, RequestID: x.ev.RequestID})
+	up, aerr := g.send(target, &upstream.Call{Endpoint: upstream.EndpointEmbeddings, Body: body, RequestID: x.ev.RequestID})
 	if aerr != nil {
 		g.limiter.Commit(res, 0)
 		g.fail(ctx, x, aerr)
@@ -390,8 +390,11 @@ func (g *Gateway) reserve(ctx *fasthttp.RequestCtx, x *exchange, dec policy.Deci
 	return res, nil
 }
 
-func (g *Gateway) send(ctx context.Context, t upstream.Target, call *upstream.Call) (*upstream.Reply, *api.Error) {
-	up, err := t.Upstream.Send(ctx, call)
+// send calls the upstream. The call does not use the request's context: a
+// stream outlives the handler, and nothing of a fasthttp.RequestCtx may be used
+// after it returns. The upstream's own timeout bounds the call.
+func (g *Gateway) send(t upstream.Target, call *upstream.Call) (*upstream.Reply, *api.Error) {
+	up, err := t.Upstream.Send(context.Background(), call)
 	switch {
 	case errors.Is(err, upstream.ErrTimeout):
 		return nil, api.UpstreamTimeout(fmt.Sprintf("The upstream for %s did not answer in time.", t.Model.Name))
