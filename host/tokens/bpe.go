@@ -46,7 +46,7 @@ func (v *vocab) mergeScan(piece string) int {
 		ranks[i] = noRank
 	}
 	for i := 0; i+2 < m; i++ {
-		ranks[i] = v.pairRank(piece, pos[i], pos[i+2])
+		ranks[i] = v.pairs[uint16(piece[i])<<8|uint16(piece[i+1])]
 	}
 	for m > 2 {
 		best, at := uint32(noRank), -1
@@ -127,7 +127,7 @@ func (v *vocab) mergeHeap(piece string) int {
 
 	h := st.heap[:0]
 	for i := int32(0); i+2 <= n; i++ {
-		if r := rankOf(i); r != noRank {
+		if r := v.pairs[uint16(piece[i])<<8|uint16(piece[i+1])]; r != noRank {
 			nodes[i].rank = r
 			h = append(h, mergeCandidate{r, i})
 		}

@@ -91,12 +91,16 @@ func classOf(r rune) uint8 {
 }
 
 // next returns the classes and byte length of the rune at s[i]. s must be
-// valid UTF-8.
-func next(s string, i int) (uint8, int) {
+// valid UTF-8. It is small enough to inline, so ASCII costs one load.
+func next(s string, i int) (c uint8, n int) {
 	if b := s[i]; b < utf8.RuneSelf {
 		return bmpClasses[b], 1
 	}
-	r, n := utf8.DecodeRuneInString(s[i:])
+	return nextRune(s[i:])
+}
+
+func nextRune(s string) (uint8, int) {
+	r, n := utf8.DecodeRuneInString(s)
 	return classOf(r), n
 }
 
@@ -131,6 +135,9 @@ func (sp splitter) excluded() uint8 {
 
 // piece returns the end of the piece that starts at s[i], i < len(s).
 func (sp splitter) piece(s string, i int) int {
+	if end := asciiWord(s, i); end >= 0 {
+		return end
+	}
 	c, n := next(s, i)
 	if c&classLetter != 0 || sp.isPrefix(c) {
 		if end := sp.word(s, i, c, n); end >= 0 {
@@ -211,6 +218,36 @@ func (sp splitter) word(s string, i int, c uint8, n int) int {
 		}
 	}
 	return -1
+}
+
+// asciiWord matches the first two alternatives at s[i] for the common case
+// of an ASCII word, optionally after one ASCII space or punctuation mark, that
+// ends before an ASCII byte. It returns -1 when the word alternatives cannot
+// match there, or when the answer needs the general path.
+//
+// For such a word the alternatives reduce to: [A-Z]*[a-z]+ (alternative 1,
+// which cannot backtrack into a useful match as no ASCII capital is also in
+// the lower class), else [A-Z]+ (alternative 2, as no lower follows); either
+// way the word ends where its capitals and then its lowers end.
+func asciiWord(s string, i int) int {
+	j := i
+	if b := s[j]; b < utf8.RuneSelf && bmpClasses[b]&classLetter == 0 {
+		if j+1 >= len(s) || bmpClasses[b]&(classNumber|classNewline) != 0 {
+			return -1
+		}
+		j++
+	}
+	end := j
+	for end < len(s) && 'A' <= s[end] && s[end] <= 'Z' {
+		end++
+	}
+	for end < len(s) && 'a' <= s[end] && s[end] <= 'z' {
+		end++
+	}
+	if end == j || end < len(s) && s[end] >= utf8.RuneSelf {
+		return -1
+	}
+	return contraction(s, end)
 }
 
 // lowerRun returns the end of the run of [\p{Ll}\p{Lm}\p{Lo}\p{M}] at s[i].

@@ -1,7 +1,6 @@
 package tokens
 
 import (
-	"hash/maphash"
 	"math/bits"
 
 	"github.com/tiktoken-go/tokenizer/codec"
@@ -27,7 +26,9 @@ type vocab struct {
 	slots  []uint64
 	mask   uint64
 	maxLen int // longest token, in bytes: longer pieces skip the lookup
-	seed   maphash.Seed
+	// pairs holds the rank of every two-byte token, indexed by its bytes;
+	// byte-pair merging starts by looking up every adjacent pair of bytes.
+	pairs []uint32
 }
 
 // newVocab reads every token out of the library's o200k_base codec. The
@@ -63,7 +64,10 @@ func newVocab() *vocab {
 		starts: starts,
 		slots:  make([]uint64, size),
 		mask:   size - 1,
-		seed:   maphash.MakeSeed(),
+		pairs:  make([]uint32, 1<<16),
+	}
+	for i := range v.pairs {
+		v.pairs[i] = noRank
 	}
 	for id := 0; id+1 < len(starts); id++ {
 		tok := v.token(uint32(id))
@@ -71,7 +75,10 @@ func newVocab() *vocab {
 			continue
 		}
 		v.maxLen = max(v.maxLen, len(tok))
-		h := maphash.String(v.seed, tok)
+		if len(tok) == 2 {
+			v.pairs[uint16(tok[0])<<8|uint16(tok[1])] = uint32(id)
+		}
+		h := hash(tok)
 		i := h & v.mask
 		for v.slots[i] != 0 {
 			i = (i + 1) & v.mask
@@ -90,7 +97,7 @@ func (v *vocab) rank(s string) (uint32, bool) {
 	if len(s) > v.maxLen {
 		return 0, false
 	}
-	h := maphash.String(v.seed, s)
+	h := hash(s)
 	tag := h &^ 0xffff_ffff
 	for i := h & v.mask; ; i = (i + 1) & v.mask {
 		e := v.slots[i]
@@ -104,4 +111,36 @@ func (v *vocab) rank(s string) (uint32, bool) {
 			}
 		}
 	}
+}
+
+// hash mixes s eight bytes at a time. It needs no random seed: the table is
+// fixed once built, so no input can lengthen its probe sequences.
+func hash(s string) uint64 {
+	const (
+		m1 = 0x9e3779b97f4a7c15
+		m2 = 0xbf58476d1ce4e5b9
+	)
+	h := uint64(len(s)) * m1
+	for len(s) >= 8 {
+		h = (h ^ load64(s)) * m2
+		h ^= h >> 31
+		s = s[8:]
+	}
+	var tail uint64
+	for i := range len(s) {
+		tail |= uint64(s[i]) << (8 * i)
+	}
+	h = (h ^ tail) * m2
+	h ^= h >> 29
+	h *= m1
+	h ^= h >> 32
+	return h
+}
+
+// load64 reads the first eight bytes of s, little-endian; the compiler turns
+// it into a single load.
+func load64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
