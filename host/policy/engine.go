@@ -61,6 +61,7 @@ type Engine struct {
 	query rego.PreparedEvalQuery
 	// derived is set when the policy defines derivedQuery.
 	derived *rego.PreparedEvalQuery
+	clients clientCache
 }
 
 // Load parses every .rego file in fsys (test files, *_test.rego, are
@@ -179,7 +180,7 @@ func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 	if err := ctx.Err(); err != nil {
 		return Decision{}, fmt.Errorf("policy: evaluate %s: %w", Query, err)
 	}
-	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(in.value()), noMetrics, noCancel)
+	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(in.value(e.clients.term(in.Client))), noMetrics, noCancel)
 	if err != nil {
 		return Decision{}, fmt.Errorf("policy: evaluate %s: %w", Query, err)
 	}

@@ -604,3 +604,71 @@ func TestDecideRefusesCancelledContext(t *testing.T) {
 		t.Errorf("Decide with a cancelled context = %+v, want error", d)
 	}
 }
+
+// echoPolicy answers with parts of the input in headers.
+const echoPolicy = `package sluice.authz
+
+decision := {
+	"allowed": true, "http_status": 200, "code": "", "type": "", "message": "",
+	"headers": {
+		"x-client": concat("/", [input.client.id, input.client.department, input.client.tier]),
+		"x-labels": json.marshal(input.client.labels),
+		"x-time": sprintf("%d", [input.time.unix]),
+	},
+	"limits": {"rpm": 0, "daily_tokens": 0}, "redact": [], "plugins": [],
+}
+`
+
+// TestDecideSeesChangedClient checks that the input the policy sees always
+// follows the client as it is now, however often it was seen before.
+func TestDecideSeesChangedClient(t *testing.T) {
+	ctx := context.Background()
+	e, err := policy.Load(ctx, fstest.MapFS{"authz.rego": {Data: []byte(echoPolicy)}}, nil)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	labels := map[string]string{"env": "prod"}
+	steps := []struct {
+		name   string
+		client policy.Client
+		at     int64
+		want   map[string]string
+	}{
+		{"first request", policy.Client{ID: "bot", Department: "finance", Tier: "standard", Labels: labels}, 100,
+			map[string]string{"x-client": "bot/finance/standard", "x-labels": `{"env":"prod"}`, "x-time": "100"}},
+		{"same client again", policy.Client{ID: "bot", Department: "finance", Tier: "standard", Labels: labels}, 100,
+			map[string]string{"x-client": "bot/finance/standard", "x-labels": `{"env":"prod"}`, "x-time": "100"}},
+		{"tier changed", policy.Client{ID: "bot", Department: "finance", Tier: "premium", Labels: labels}, 101,
+			map[string]string{"x-client": "bot/finance/premium", "x-labels": `{"env":"prod"}`, "x-time": "101"}},
+		{"department changed", policy.Client{ID: "bot", Department: "legal", Tier: "premium", Labels: labels}, 101,
+			map[string]string{"x-client": "bot/legal/premium", "x-labels": `{"env":"prod"}`, "x-time": "101"}},
+		{"labels changed", policy.Client{ID: "bot", Department: "legal", Tier: "premium", Labels: map[string]string{"env": "dev"}}, 102,
+			map[string]string{"x-client": "bot/legal/premium", "x-labels": `{"env":"dev"}`, "x-time": "102"}},
+		{"labels removed", policy.Client{ID: "bot", Department: "legal", Tier: "premium"}, 102,
+			map[string]string{"x-client": "bot/legal/premium", "x-labels": `{}`, "x-time": "102"}},
+		{"another client", policy.Client{ID: "app", Tier: "standard"}, 103,
+			map[string]string{"x-client": "app//standard", "x-labels": `{}`, "x-time": "103"}},
+	}
+	for _, s := range steps {
+		d, err := e.Decide(ctx, policy.Input{Client: s.client, Time: time.Unix(s.at, 0)})
+		if err != nil {
+			t.Fatalf("%s: Decide: %v", s.name, err)
+		}
+		if !reflect.DeepEqual(d.Headers, s.want) {
+			t.Errorf("%s: policy saw %v, want %v", s.name, d.Headers, s.want)
+		}
+	}
+
+	// The caller may change its labels map after Decide returns.
+	bot := policy.Client{ID: "bot", Department: "finance", Tier: "standard", Labels: labels}
+	for _, want := range []string{"prod", "staging"} {
+		labels["env"] = want
+		d, err := e.Decide(ctx, policy.Input{Client: bot})
+		if err != nil {
+			t.Fatalf("Decide: %v", err)
+		}
+		if got := d.Headers["x-labels"]; got != `{"env":"`+want+`"}` {
+			t.Errorf("labels set to %s: policy saw %s", want, got)
+		}
+	}
+}

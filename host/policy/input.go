@@ -1,6 +1,9 @@
 package policy
 
 import (
+	"maps"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -74,19 +77,103 @@ var (
 	keyMessages     = ast.StringTerm("messages")
 )
 
+// vocabulary holds the terms of strings that most inputs repeat (methods,
+// paths, plugin names, finding types), built once: building the input is a
+// large share of the cost of a decision, and a shared term costs nothing.
+var vocabulary = func() map[string]*ast.Term {
+	words := []string{
+		"GET", "POST", "DELETE",
+		"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models",
+		"pii", "content_filter",
+		"EMAIL", "PHONE", "CREDIT_CARD", "US_SSN", "IBAN", "IP_ADDRESS", "AWS_ACCESS_KEY",
+		"GITHUB_TOKEN", "SLACK_TOKEN", "STRIPE_KEY", "GOOGLE_API_KEY", "OPENAI_KEY",
+		"PRIVATE_KEY", "JWT",
+	}
+	m := make(map[string]*ast.Term, len(words))
+	for _, w := range words {
+		m[w] = ast.StringTerm(w)
+	}
+	return m
+}()
+
+func stringTerm(s string) *ast.Term {
+	if t, ok := vocabulary[s]; ok {
+		return t
+	}
+	return ast.InternedTerm(s)
+}
+
+// timeTerm is the time object of the input for one second.
+type timeTerm struct {
+	unix int64
+	term *ast.Term
+}
+
+// lastTime holds the time object built last: requests in the same second
+// share it. Terms are never modified once built, so sharing is safe.
+var lastTime atomic.Pointer[timeTerm]
+
+func timeObject(at time.Time) *ast.Term {
+	unix := at.Unix()
+	if t := lastTime.Load(); t != nil && t.unix == unix {
+		return t.term
+	}
+	t := &timeTerm{unix: unix, term: ast.ObjectTerm(ast.Item(keyUnix, ast.InternedTerm(unix)))}
+	lastTime.Store(t)
+	return t.term
+}
+
 // value builds the input document as an AST value directly: going through
 // map[string]any and JSON would cost more than the policy evaluation itself.
-func (in Input) value() ast.Value {
+// client is the term of in.Client.
+func (in Input) value(client *ast.Term) ast.Value {
 	at := in.Time
 	if at.IsZero() {
 		at = time.Now()
 	}
 	return ast.NewObject(
-		ast.Item(keyClient, in.Client.term()),
+		ast.Item(keyClient, client),
 		ast.Item(keyRequest, in.Request.term()),
 		ast.Item(keyFindings, findingsTerm(in.Findings)),
-		ast.Item(keyTime, ast.ObjectTerm(ast.Item(keyUnix, ast.InternedTerm(at.Unix())))),
+		ast.Item(keyTime, timeObject(at)),
 	)
+}
+
+// maxCachedClients bounds the memory clientCache may hold. Client ids come
+// from the operator's client table, so a gateway rarely has more.
+const maxCachedClients = 4096
+
+// clientCache keeps the client object of the input per client id: a client
+// sends many requests, and its object is the larger part of the input. An
+// entry is used only when every field still matches, so that a client whose
+// tier or labels changed gets a new object.
+type clientCache struct {
+	entries sync.Map // client id -> *clientEntry
+	size    atomic.Int64
+}
+
+type clientEntry struct {
+	client Client
+	term   *ast.Term
+}
+
+func (cc *clientCache) term(c Client) *ast.Term {
+	if v, ok := cc.entries.Load(c.ID); ok {
+		e := v.(*clientEntry)
+		if e.client.Department == c.Department && e.client.Tier == c.Tier && maps.Equal(e.client.Labels, c.Labels) {
+			return e.term
+		}
+	}
+	t := c.term()
+	if cc.size.Load() < maxCachedClients {
+		// The labels are copied: the caller may reuse its map.
+		e := &clientEntry{client: c, term: t}
+		e.client.Labels = maps.Clone(c.Labels)
+		if _, replaced := cc.entries.Swap(c.ID, e); !replaced {
+			cc.size.Add(1)
+		}
+	}
+	return t
 }
 
 func (c Client) term() *ast.Term {
@@ -94,23 +181,23 @@ func (c Client) term() *ast.Term {
 	if len(c.Labels) > 0 {
 		obj := ast.NewObjectWithCapacity(len(c.Labels))
 		for k, v := range c.Labels {
-			obj.Insert(ast.InternedTerm(k), ast.InternedTerm(v))
+			obj.Insert(stringTerm(k), stringTerm(v))
 		}
 		labels = ast.NewTerm(obj)
 	}
 	return ast.ObjectTerm(
-		ast.Item(keyID, ast.InternedTerm(c.ID)),
-		ast.Item(keyDepartment, ast.InternedTerm(c.Department)),
-		ast.Item(keyTier, ast.InternedTerm(c.Tier)),
+		ast.Item(keyID, stringTerm(c.ID)),
+		ast.Item(keyDepartment, stringTerm(c.Department)),
+		ast.Item(keyTier, stringTerm(c.Tier)),
 		ast.Item(keyLabels, labels),
 	)
 }
 
 func (r Request) term() *ast.Term {
 	return ast.ObjectTerm(
-		ast.Item(keyMethod, ast.InternedTerm(r.Method)),
-		ast.Item(keyPath, ast.InternedTerm(r.Path)),
-		ast.Item(keyModel, ast.InternedTerm(r.Model)),
+		ast.Item(keyMethod, stringTerm(r.Method)),
+		ast.Item(keyPath, stringTerm(r.Path)),
+		ast.Item(keyModel, stringTerm(r.Model)),
 		ast.Item(keyStream, ast.InternedTerm(r.Stream)),
 		ast.Item(keyMaxTokens, ast.InternedTerm(r.MaxTokens)),
 		ast.Item(keyPromptTokens, ast.InternedTerm(r.PromptTokens)),
@@ -130,8 +217,8 @@ func findingsTerm(fs []Finding) *ast.Term {
 			msgs[j] = ast.InternedTerm(m)
 		}
 		terms[i] = ast.ObjectTerm(
-			ast.Item(keyPlugin, ast.InternedTerm(f.Plugin)),
-			ast.Item(keyType, ast.InternedTerm(f.Type)),
+			ast.Item(keyPlugin, stringTerm(f.Plugin)),
+			ast.Item(keyType, stringTerm(f.Type)),
 			ast.Item(keyCount, ast.InternedTerm(f.Count)),
 			ast.Item(keyScore, ast.FloatNumberTerm(f.Score)),
 			ast.Item(keyMessages, ast.ArrayTerm(msgs...)),
