@@ -135,11 +135,12 @@ func (sp splitter) excluded() uint8 {
 
 // piece returns the end of the piece that starts at s[i], i < len(s).
 func (sp splitter) piece(s string, i int) int {
-	if end := asciiWord(s, i); end >= 0 {
+	end := asciiWord(s, i)
+	if end >= 0 {
 		return end
 	}
 	c, n := next(s, i)
-	if c&classLetter != 0 || sp.isPrefix(c) {
+	if end == maybeWord && (c&classLetter != 0 || sp.isPrefix(c)) {
 		if end := sp.word(s, i, c, n); end >= 0 {
 			return end
 		}
@@ -220,10 +221,15 @@ func (sp splitter) word(s string, i int, c uint8, n int) int {
 	return -1
 }
 
+// Results of asciiWord that are not a piece's end.
+const (
+	noWord    = -1 // the word alternatives cannot match here
+	maybeWord = -2 // the general path must decide
+)
+
 // asciiWord matches the first two alternatives at s[i] for the common case
 // of an ASCII word, optionally after one ASCII space or punctuation mark, that
-// ends before an ASCII byte. It returns -1 when the word alternatives cannot
-// match there, or when the answer needs the general path.
+// ends before an ASCII byte. Otherwise it returns noWord or maybeWord.
 //
 // For such a word the alternatives reduce to: [A-Z]*[a-z]+ (alternative 1,
 // which cannot backtrack into a useful match as no ASCII capital is also in
@@ -231,9 +237,18 @@ func (sp splitter) word(s string, i int, c uint8, n int) int {
 // way the word ends where its capitals and then its lowers end.
 func asciiWord(s string, i int) int {
 	j := i
-	if b := s[j]; b < utf8.RuneSelf && bmpClasses[b]&classLetter == 0 {
+	if b := s[j]; b >= utf8.RuneSelf {
+		return maybeWord
+	} else if bmpClasses[b]&classLetter == 0 {
+		// A number or line break starts no word; another byte may prefix
+		// one only if a letter (or a mark, which is not ASCII) follows.
 		if j+1 >= len(s) || bmpClasses[b]&(classNumber|classNewline) != 0 {
-			return -1
+			return noWord
+		}
+		if b := s[j+1]; b >= utf8.RuneSelf {
+			return maybeWord
+		} else if bmpClasses[b]&classLetter == 0 {
+			return noWord
 		}
 		j++
 	}
@@ -244,8 +259,8 @@ func asciiWord(s string, i int) int {
 	for end < len(s) && 'a' <= s[end] && s[end] <= 'z' {
 		end++
 	}
-	if end == j || end < len(s) && s[end] >= utf8.RuneSelf {
-		return -1
+	if end < len(s) && s[end] >= utf8.RuneSelf {
+		return maybeWord
 	}
 	return contraction(s, end)
 }

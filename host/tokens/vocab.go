@@ -1,28 +1,42 @@
 package tokens
 
 import (
+	"fmt"
 	"math/bits"
 
 	"github.com/tiktoken-go/tokenizer/codec"
 )
 
-// maxTokenID bounds the ids probed when the vocabulary is read out of the
-// library; o200k_base's ordinary tokens end just below 200,000.
-const maxTokenID = 1 << 18
+// A slot of the vocabulary's hash table packs everything a lookup needs, so
+// that a hit reads one slot and the token's bytes, and nothing else:
+//
+//	bits  0–17  token id + 1 (0 marks an empty slot)
+//	bits 18–38  offset of the token's bytes in the arena
+//	bits 39–46  length of the token, in bytes
+//	bits 47–63  the top 17 bits of the token's hash, to skip most mismatches
+//
+// o200k_base fits with room to spare: about 200,000 ids, 1.4 MB of bytes, and
+// no token longer than 128 bytes. newVocab checks it.
+const (
+	idBits     = 18
+	offsetBits = 21
+	lengthBits = 8
+	tagShift   = idBits + offsetBits + lengthBits
+)
+
+// giveUpAfter is how many consecutive ids without a token end the read-out;
+// o200k_base's ordinary tokens are dense and end just below 200,000.
+const giveUpAfter = 4096
 
 // vocab maps the bytes of each o200k_base token to its rank (its id, which is
 // also its merge priority). It is built once and only read afterwards, so any
 // number of goroutines may use it.
 //
 // All token bytes live in one arena and the index is an open-addressing table
-// of uint64 slots, instead of a map[string]uint32: 200,000 Go strings would
-// cost a header and an allocation each, and a map lookup hashes no faster.
+// of packed uint64 slots, instead of a map[string]uint32, which would hold
+// 200,000 strings and cost a header and an allocation each.
 type vocab struct {
-	arena  string   // every token's bytes, in id order
-	starts []uint32 // token id's bytes are arena[starts[id]:starts[id+1]]
-	// slots holds id+1 in its low 32 bits (0 marks an empty slot) and the
-	// high 32 bits of the key's hash, so that most mismatches are rejected
-	// without reading the arena.
+	arena  string
 	slots  []uint64
 	mask   uint64
 	maxLen int // longest token, in bytes: longer pieces skip the lookup
@@ -36,44 +50,47 @@ type vocab struct {
 // public way to enumerate it.
 func newVocab() *vocab {
 	c := codec.NewO200kBase()
-	arena := make([]byte, 0, 2<<20)
-	starts := make([]uint32, 1, 200_001)
-	n := 0
-	for id := 0; id < maxTokenID; id++ {
+	var (
+		arena []byte
+		spans [][2]uint32 // per id: offset and length in arena
+	)
+	arena = make([]byte, 0, 2<<20)
+	for id, misses := 0, 0; misses < giveUpAfter; id++ {
 		tok, err := c.Decode([]uint{uint(id)})
 		if err != nil {
-			// Gaps (and the ids of special tokens, which the library does
-			// not split out of text either) have no bytes.
-			tok = ""
-		} else {
-			n++
+			// A gap, or past the end. Special tokens have ids but no entry
+			// here: like the library, Count treats their text as text.
+			misses++
+			spans = append(spans, [2]uint32{})
+			continue
 		}
+		misses = 0
+		spans = append(spans, [2]uint32{uint32(len(arena)), uint32(len(tok))})
 		arena = append(arena, tok...)
-		starts = append(starts, uint32(len(arena)))
 	}
-	// Trim the empty tail past the last token.
-	last := len(starts) - 1
-	for last > 0 && starts[last] == starts[last-1] {
-		last--
+	if len(spans) >= 1<<idBits || len(arena) >= 1<<offsetBits {
+		panic(fmt.Sprintf("tokens: vocabulary of %d ids and %d bytes does not fit the table", len(spans), len(arena)))
 	}
-	starts = starts[:last+1]
 
+	n := len(spans) - giveUpAfter
 	size := uint64(1) << bits.Len(uint(n*2)) // load factor below 1/2
 	v := &vocab{
-		arena:  string(arena),
-		starts: starts,
-		slots:  make([]uint64, size),
-		mask:   size - 1,
-		pairs:  make([]uint32, 1<<16),
+		arena: string(arena),
+		slots: make([]uint64, size),
+		mask:  size - 1,
+		pairs: make([]uint32, 1<<16),
 	}
 	for i := range v.pairs {
 		v.pairs[i] = noRank
 	}
-	for id := 0; id+1 < len(starts); id++ {
-		tok := v.token(uint32(id))
-		if tok == "" {
+	for id, span := range spans {
+		if span[1] == 0 {
 			continue
 		}
+		if span[1] >= 1<<lengthBits {
+			panic(fmt.Sprintf("tokens: token %d is %d bytes long, more than the table holds", id, span[1]))
+		}
+		tok := v.arena[span[0] : span[0]+span[1]]
 		v.maxLen = max(v.maxLen, len(tok))
 		if len(tok) == 2 {
 			v.pairs[uint16(tok[0])<<8|uint16(tok[1])] = uint32(id)
@@ -83,13 +100,12 @@ func newVocab() *vocab {
 		for v.slots[i] != 0 {
 			i = (i + 1) & v.mask
 		}
-		v.slots[i] = h&^0xffff_ffff | uint64(id+1)
+		v.slots[i] = h>>tagShift<<tagShift |
+			uint64(span[1])<<(idBits+offsetBits) |
+			uint64(span[0])<<idBits |
+			uint64(id+1)
 	}
 	return v
-}
-
-func (v *vocab) token(id uint32) string {
-	return v.arena[v.starts[id]:v.starts[id+1]]
 }
 
 // rank is the id of the token whose bytes are s, if there is one.
@@ -98,16 +114,18 @@ func (v *vocab) rank(s string) (uint32, bool) {
 		return 0, false
 	}
 	h := hash(s)
-	tag := h &^ 0xffff_ffff
+	// The tag and the length must both match before the bytes are read.
+	want := h>>tagShift<<tagShift | uint64(len(s))<<(idBits+offsetBits)
+	const keyMask uint64 = 1<<64 - 1<<(idBits+offsetBits)
 	for i := h & v.mask; ; i = (i + 1) & v.mask {
 		e := v.slots[i]
 		if e == 0 {
 			return 0, false
 		}
-		if e&^0xffff_ffff == tag {
-			id := uint32(e) - 1
-			if v.token(id) == s {
-				return id, true
+		if e&keyMask == want {
+			off := e >> idBits & (1<<offsetBits - 1)
+			if v.arena[off:off+uint64(len(s))] == s {
+				return uint32(e&(1<<idBits-1)) - 1, true
 			}
 		}
 	}
