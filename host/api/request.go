@@ -7,8 +7,11 @@ import (
 )
 
 // ChatRequest is what the gateway needs to know about a chat completion request.
-// The body is kept as raw top-level fields so that everything Sluice does not
-// touch reaches the upstream byte for byte.
+//
+// It is read in one pass over the body that decodes only these fields and keeps
+// the rest as byte offsets, so that the upstream receives the caller's own bytes.
+// A ChatRequest keeps the body it was parsed from: the body must not change while
+// the request is in use.
 type ChatRequest struct {
 	Model        string
 	Stream       bool
@@ -20,44 +23,73 @@ type ChatRequest struct {
 	Texts       []string
 	TextMessage []int
 
-	fields map[string]json.RawMessage
+	doc      document
+	messages []byte // the messages value as SetTexts rewrote it; nil before
 }
 
-type chatMessage struct {
-	Role    string          `json:"role"`
-	Content json.RawMessage `json:"content"`
-}
+// The top-level members of a chat request that Sluice reads, as indexes into chatFields.
+const (
+	chatModel = iota
+	chatStream
+	chatStreamOptions
+	chatMaxCompletionTokens
+	chatMaxTokens
+	chatMessages
+	chatFieldCount
+)
 
-type contentPart struct {
-	Type string `json:"type"`
-	Text string `json:"text"`
-}
+var chatFields = [chatFieldCount]string{"model", "stream", "stream_options", "max_completion_tokens", "max_tokens", "messages"}
+
+// includeUsageMember is the member UpstreamBody sets for a stream.
+const includeUsageMember = `"stream_options":{"include_usage":true}`
 
 // ParseChatRequest reads a /v1/chat/completions body. Every problem is reported
-// as a 400 naming the offending parameter, as OpenAI does.
+// as a 400 naming the offending parameter, as OpenAI does. The body is read as
+// encoding/json would read it: the same documents are rejected, the last of
+// duplicate keys wins, and message and content-part fields match their keys
+// case-insensitively.
 func ParseChatRequest(body []byte) (*ChatRequest, *Error) {
-	fields, aerr := parseObject(body)
-	if aerr != nil {
+	r := &ChatRequest{}
+	var msgs messageScan
+	// The messages are decoded during the pass that validates the body, since
+	// they are most of it; the other values are small and decoded afterwards.
+	if aerr := r.doc.parse(body, chatFields[:], chatMessages, func(s *scanner) {
+		msgs = messageScan{}
+		msgs.scan(s)
+	}); aerr != nil {
 		return nil, aerr
 	}
-	r := &ChatRequest{fields: fields}
-	if r.Model, aerr = modelField(fields); aerr != nil {
+	var aerr *Error
+	if r.Model, aerr = r.doc.model(); aerr != nil {
 		return nil, aerr
 	}
-	if err := optional(fields, "stream", &r.Stream); err != nil {
-		return nil, err
+	if v := r.doc.value(chatStream); present(v) {
+		switch v[0] {
+		case 't':
+			r.Stream = true
+		case 'f':
+		default:
+			return nil, wrongType("stream", "expected a boolean")
+		}
 	}
-	var opts struct {
-		IncludeUsage bool `json:"include_usage"`
+	if v := r.doc.value(chatStreamOptions); present(v) {
+		var ok bool
+		if r.IncludeUsage, ok = includeUsage(v); !ok {
+			return nil, wrongType("stream_options", "expected an object")
+		}
 	}
-	if err := optional(fields, "stream_options", &opts); err != nil {
-		return nil, err
-	}
-	r.IncludeUsage = opts.IncludeUsage
-	for _, name := range []string{"max_completion_tokens", "max_tokens"} {
-		var n int64
-		if err := optional(fields, name, &n); err != nil {
-			return nil, err
+	for _, f := range []int{chatMaxCompletionTokens, chatMaxTokens} {
+		v := r.doc.value(f)
+		if !present(v) {
+			continue
+		}
+		name := chatFields[f]
+		n, ok := int64(0), false
+		if v[0] == '-' || '0' <= v[0] && v[0] <= '9' {
+			n, ok = parseInt(v)
+		}
+		if !ok {
+			return nil, wrongType(name, "expected an integer")
 		}
 		if n < 0 {
 			return nil, param(name, "%s must be a positive integer", name)
@@ -66,188 +98,36 @@ func ParseChatRequest(body []byte) (*ChatRequest, *Error) {
 			r.MaxTokens = n
 		}
 	}
-	raw, ok := fields["messages"]
-	if !ok {
+	if r.doc.value(chatMessages) == nil {
 		return nil, param("messages", "you must provide a messages parameter")
 	}
-	var msgs []chatMessage
-	if err := json.Unmarshal(raw, &msgs); err != nil {
-		return nil, param("messages", "messages must be an array of message objects")
+	if aerr := msgs.problem(); aerr != nil {
+		return nil, aerr
 	}
-	if len(msgs) == 0 {
-		return nil, param("messages", "messages must contain at least one message")
-	}
-	r.MessageCount = len(msgs)
-	for i, m := range msgs {
-		if m.Role == "" {
-			return nil, param(fmt.Sprintf("messages[%d].role", i), "messages[%d] has no role", i)
-		}
-		c := bytes.TrimSpace(m.Content)
-		switch {
-		case len(c) == 0 || bytes.Equal(c, []byte("null")):
-			// An assistant message that only carries tool calls.
-		case c[0] == '"':
-			var s string
-			if err := json.Unmarshal(c, &s); err != nil {
-				return nil, param(fmt.Sprintf("messages[%d].content", i), "messages[%d].content is not a valid string", i)
-			}
-			r.Texts = append(r.Texts, s)
-			r.TextMessage = append(r.TextMessage, i)
-		case c[0] == '[':
-			var parts []contentPart
-			if err := json.Unmarshal(c, &parts); err != nil {
-				return nil, param(fmt.Sprintf("messages[%d].content", i), "messages[%d].content must be a string or an array of content parts", i)
-			}
-			for _, p := range parts {
-				if p.Type == "text" {
-					r.Texts = append(r.Texts, p.Text)
-					r.TextMessage = append(r.TextMessage, i)
-				}
-			}
-		default:
-			return nil, param(fmt.Sprintf("messages[%d].content", i), "messages[%d].content must be a string or an array of content parts", i)
-		}
-	}
+	r.MessageCount, r.Texts, r.TextMessage = msgs.count, msgs.texts, msgs.textMessage
 	return r, nil
 }
 
 // UpstreamBody is the body to send upstream: the caller's request with the model
-// renamed to the upstream's name and, for a stream, usage reporting switched on so
-// that a streamed reply is billed from exact figures.
+// renamed to the upstream's name and, for a stream, usage reporting switched on
+// (stream_options replaced by {"include_usage":true}) so that a streamed reply
+// is billed from exact figures.
+//
+// Every other byte is the caller's, unchanged, with two exceptions: messages
+// rewritten by SetTexts, and the earlier occurrences of a repeated key that
+// Sluice reads, which are dropped so that an upstream that keeps the first of
+// duplicate keys still sees the value Sluice checked.
 func (r *ChatRequest) UpstreamBody(upstreamModel string) ([]byte, error) {
-	out := make(map[string]json.RawMessage, len(r.fields)+1)
-	for k, v := range r.fields {
-		out[k] = v
-	}
-	m, err := json.Marshal(upstreamModel)
-	if err != nil {
-		return nil, err
-	}
-	out["model"] = m
+	var values [chatFieldCount][]byte
+	values[chatMessages] = r.messages
+	add := ""
 	if r.Stream {
-		out["stream_options"] = json.RawMessage(`{"include_usage":true}`)
-	}
-	return json.Marshal(out)
-}
-
-// EmbeddingsRequest is what the gateway needs to know about a /v1/embeddings body.
-type EmbeddingsRequest struct {
-	Model string
-	// Texts are the string inputs; token-array inputs are passed through unscanned.
-	Texts []string
-	// InputTokens counts the tokens given directly as token arrays.
-	InputTokens int64
-
-	fields map[string]json.RawMessage
-}
-
-// ParseEmbeddingsRequest reads a /v1/embeddings body.
-func ParseEmbeddingsRequest(body []byte) (*EmbeddingsRequest, *Error) {
-	fields, aerr := parseObject(body)
-	if aerr != nil {
-		return nil, aerr
-	}
-	r := &EmbeddingsRequest{fields: fields}
-	if r.Model, aerr = modelField(fields); aerr != nil {
-		return nil, aerr
-	}
-	raw, ok := fields["input"]
-	if !ok {
-		return nil, param("input", "you must provide an input parameter")
-	}
-	var one string
-	if json.Unmarshal(raw, &one) == nil {
-		r.Texts = []string{one}
-		return r, nil
-	}
-	var many []string
-	if json.Unmarshal(raw, &many) == nil {
-		r.Texts = many
-		return r, nil
-	}
-	var tokens []int64
-	if json.Unmarshal(raw, &tokens) == nil {
-		r.InputTokens = int64(len(tokens))
-		return r, nil
-	}
-	var batches [][]int64
-	if json.Unmarshal(raw, &batches) == nil {
-		for _, b := range batches {
-			r.InputTokens += int64(len(b))
+		values[chatStreamOptions] = []byte(includeUsageMember[len(`"stream_options":`):])
+		if r.doc.value(chatStreamOptions) == nil {
+			add = includeUsageMember
 		}
-		return r, nil
 	}
-	return nil, param("input", "input must be a string, an array of strings, or an array of token arrays")
-}
-
-// UpstreamBody is the caller's request with the model renamed for the upstream.
-func (r *EmbeddingsRequest) UpstreamBody(upstreamModel string) ([]byte, error) {
-	out := make(map[string]json.RawMessage, len(r.fields))
-	for k, v := range r.fields {
-		out[k] = v
-	}
-	m, err := json.Marshal(upstreamModel)
-	if err != nil {
-		return nil, err
-	}
-	out["model"] = m
-	return json.Marshal(out)
-}
-
-func parseObject(body []byte) (map[string]json.RawMessage, *Error) {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, InvalidRequest("invalid_request_body", "The request body is empty; send a JSON object.")
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
-		return nil, InvalidRequest("invalid_json", "The request body is not valid JSON: "+err.Error())
-	}
-	if fields == nil {
-		return nil, InvalidRequest("invalid_json", "The request body must be a JSON object.")
-	}
-	return fields, nil
-}
-
-func modelField(fields map[string]json.RawMessage) (string, *Error) {
-	var model string
-	if err := optional(fields, "model", &model); err != nil {
-		return "", err
-	}
-	if model == "" {
-		return "", param("model", "you must provide a model parameter")
-	}
-	return model, nil
-}
-
-// optional decodes fields[name] into v when present and not null.
-func optional(fields map[string]json.RawMessage, name string, v any) *Error {
-	raw, ok := fields[name]
-	if !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
-		return nil
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return param(name, "%s has the wrong type: %s", name, jsonTypeHint(v))
-	}
-	return nil
-}
-
-func jsonTypeHint(v any) string {
-	switch v.(type) {
-	case *string:
-		return "expected a string"
-	case *bool:
-		return "expected a boolean"
-	case *int64:
-		return "expected an integer"
-	default:
-		return "expected an object"
-	}
-}
-
-func param(name, format string, args ...any) *Error {
-	e := InvalidRequest("invalid_value", fmt.Sprintf(format, args...))
-	e.Param = name
-	return e
+	return r.doc.upstream(upstreamModel, values[:], add), nil
 }
 
 // SetTexts replaces the message texts, in the order of Texts, keeping every
@@ -256,54 +136,327 @@ func (r *ChatRequest) SetTexts(texts []string) error {
 	if len(texts) != len(r.Texts) {
 		return fmt.Errorf("api: %d texts for %d text parts", len(texts), len(r.Texts))
 	}
-	var msgs []map[string]json.RawMessage
-	if err := json.Unmarshal(r.fields["messages"], &msgs); err != nil {
-		return fmt.Errorf("api: messages: %w", err)
+	src := r.messages
+	if src == nil {
+		src = r.doc.value(chatMessages)
 	}
-	next := 0
-	for _, m := range msgs {
-		c := bytes.TrimSpace(m["content"])
-		switch {
-		case len(c) == 0 || bytes.Equal(c, []byte("null")):
-		case c[0] == '"':
-			b, err := json.Marshal(texts[next])
-			if err != nil {
-				return err
-			}
-			m["content"] = b
-			next++
-		case c[0] == '[':
-			var parts []map[string]json.RawMessage
-			if err := json.Unmarshal(c, &parts); err != nil {
-				return fmt.Errorf("api: content parts: %w", err)
-			}
-			for _, p := range parts {
-				var typ string
-				json.Unmarshal(p["type"], &typ)
-				if typ != "text" {
-					continue
-				}
-				b, err := json.Marshal(texts[next])
-				if err != nil {
-					return err
-				}
-				p["text"] = b
-				next++
-			}
-			b, err := json.Marshal(parts)
-			if err != nil {
-				return err
-			}
-			m["content"] = b
-		}
+	m := messageScan{wantSpans: true}
+	s := scanner{buf: src, depth: 1}
+	m.scan(&s)
+	if s.bad || len(m.spans) != len(texts) {
+		return fmt.Errorf("api: messages hold %d text parts, not the %d parsed", len(m.spans), len(texts))
 	}
-	b, err := json.Marshal(msgs)
-	if err != nil {
-		return err
-	}
-	r.fields["messages"] = b
+	r.messages = splice(src, m.spans, r.Texts, texts)
 	copy(r.Texts, texts)
 	return nil
+}
+
+// includeUsage reads stream_options (v is its value) as encoding/json reads it
+// into struct{ IncludeUsage bool }; ok is false for a type error.
+func includeUsage(v []byte) (use, ok bool) {
+	if v[0] != '{' {
+		return false, false
+	}
+	ok = true
+	s := scanner{buf: v}
+	s.open()
+	for i := 0; s.more(i == 0, '}'); i++ {
+		start, end, esc := s.key()
+		if s.bad {
+			break
+		}
+		if keyFolds(v[start:end], esc, "include_usage") {
+			switch s.peek() {
+			case 't':
+				use = true
+			case 'f':
+				use = false
+			case 'n': // null leaves a bool as it was
+			default:
+				ok = false
+			}
+		}
+		s.skip()
+	}
+	return use, ok
+}
+
+// messageScan is what one pass over a messages value finds: the texts, and the
+// first problem in the order encoding/json and the checks after it report them.
+type messageScan struct {
+	texts       []string
+	textMessage []int
+	count       int
+
+	notArray   bool // messages is not an array of objects with string roles
+	badMessage int  // 1 + the index of the first message without a role or with bad content
+	badRole    bool // that message's problem is its role
+
+	wantSpans bool       // record spans, for SetTexts
+	spans     []textSpan // where each text sits in the messages value
+}
+
+// textSpan is where a text's JSON string sits: [start, end). A text part
+// without a text member has none; the member is then inserted before the
+// part's closing brace, at start == end.
+type textSpan struct {
+	start, end int
+	insert     bool
+}
+
+func (m *messageScan) problem() *Error {
+	switch {
+	case m.notArray:
+		return param("messages", "messages must be an array of message objects")
+	case m.count == 0:
+		return param("messages", "messages must contain at least one message")
+	case m.badMessage == 0:
+		return nil
+	}
+	i := m.badMessage - 1
+	if m.badRole {
+		return param(fmt.Sprintf("messages[%d].role", i), "messages[%d] has no role", i)
+	}
+	return param(fmt.Sprintf("messages[%d].content", i), "messages[%d].content must be a string or an array of content parts", i)
+}
+
+// scan reads the messages value at the scanner's position.
+func (m *messageScan) scan(s *scanner) {
+	switch s.peek() {
+	case '[':
+	case 'n': // null decodes to no messages
+		s.skip()
+		return
+	default:
+		m.notArray = true
+		s.skip()
+		return
+	}
+	s.open()
+	for i := 0; s.more(i == 0, ']'); i++ {
+		m.count++
+		role, contentOK := false, true
+		switch s.peek() {
+		case '{':
+			role, contentOK = m.message(s, i)
+		case 'n': // null decodes to a message without a role
+			s.skip()
+		default:
+			m.notArray = true
+			s.skip()
+		}
+		if m.badMessage == 0 && (!role || !contentOK) {
+			m.badMessage, m.badRole = i+1, !role
+		}
+	}
+}
+
+// message reads message i, an object, and reports whether it has a role and
+// whether its content is a string, null, or an array of content parts.
+func (m *messageScan) message(s *scanner, i int) (role, contentOK bool) {
+	buf := s.buf
+	mark := len(m.texts)
+	contentOK = true
+	s.open()
+	for j := 0; s.more(j == 0, '}'); j++ {
+		start, end, esc := s.key()
+		if s.bad {
+			break
+		}
+		switch k := buf[start:end]; {
+		case keyFolds(k, esc, "role"):
+			switch s.peek() {
+			case '"':
+				vs, ve, _ := s.str()
+				role = ve-vs > len(`""`) // every escape decodes to something
+			case 'n':
+				s.skip()
+			default:
+				m.notArray = true
+				s.skip()
+			}
+		case keyFolds(k, esc, "content"):
+			// A later content replaces an earlier one, texts and all.
+			m.texts, m.textMessage = m.texts[:mark], m.textMessage[:mark]
+			if m.wantSpans {
+				m.spans = m.spans[:mark]
+			}
+			contentOK = m.content(s, i)
+		default:
+			s.skip()
+		}
+	}
+	return role, contentOK
+}
+
+// content reads the content of message i.
+func (m *messageScan) content(s *scanner, i int) bool {
+	switch s.peek() {
+	case '"':
+		start, end, esc := s.str()
+		m.add(s.buf, i, start, end, esc)
+		return true
+	case 'n': // a message that only carries tool calls
+		s.skip()
+		return true
+	case '[':
+	default:
+		s.skip()
+		return false
+	}
+	ok := true
+	s.open()
+	for j := 0; s.more(j == 0, ']'); j++ {
+		switch s.peek() {
+		case '{':
+			if !m.part(s, i) {
+				ok = false
+			}
+		case 'n':
+			s.skip()
+		default:
+			ok = false
+			s.skip()
+		}
+	}
+	return ok
+}
+
+// part reads one content part of message i, an object, and reports whether its
+// type and text are strings (or null).
+func (m *messageScan) part(s *scanner, i int) bool {
+	buf := s.buf
+	ok, isText := true, false
+	textStart, textEnd, textEsc := 0, 0, false
+	s.open()
+	for j := 0; s.more(j == 0, '}'); j++ {
+		start, end, esc := s.key()
+		if s.bad {
+			break
+		}
+		switch k := buf[start:end]; {
+		case keyFolds(k, esc, "type"):
+			switch s.peek() {
+			case '"':
+				vs, ve, vesc := s.str()
+				isText = decodesTo(buf[vs:ve], vesc, "text")
+			case 'n':
+				s.skip()
+			default:
+				ok = false
+				s.skip()
+			}
+		case keyFolds(k, esc, "text"):
+			switch s.peek() {
+			case '"':
+				textStart, textEnd, textEsc = s.str()
+			case 'n':
+				s.skip()
+			default:
+				ok = false
+				s.skip()
+			}
+		default:
+			s.skip()
+		}
+	}
+	if isText && !s.bad {
+		if textEnd == 0 {
+			closing := s.pos - 1
+			m.texts = append(m.texts, "")
+			m.textMessage = append(m.textMessage, i)
+			if m.wantSpans {
+				m.spans = append(m.spans, textSpan{start: closing, end: closing, insert: true})
+			}
+		} else {
+			m.add(buf, i, textStart, textEnd, textEsc)
+		}
+	}
+	return ok
+}
+
+func (m *messageScan) add(buf []byte, i, start, end int, esc bool) {
+	m.texts = append(m.texts, decodeString(buf[start:end], esc))
+	m.textMessage = append(m.textMessage, i)
+	if m.wantSpans {
+		m.spans = append(m.spans, textSpan{start: start, end: end})
+	}
+}
+
+// splice is src with the text at spans[i] replaced by texts[i] wherever that
+// differs from old[i]; unchanged texts keep the caller's bytes.
+func splice(src []byte, spans []textSpan, old, texts []string) []byte {
+	out := make([]byte, 0, len(src)+len(src)/8)
+	at := 0
+	for i, sp := range spans {
+		if texts[i] == old[i] {
+			continue
+		}
+		out = append(out, src[at:sp.start]...)
+		if sp.insert {
+			out = append(out, `,"text":`...)
+		}
+		out = appendString(out, texts[i])
+		at = sp.end
+	}
+	return append(out, src[at:]...)
+}
+
+// EmbeddingsRequest is what the gateway needs to know about a /v1/embeddings body.
+// Like a ChatRequest, it keeps the body it was parsed from.
+type EmbeddingsRequest struct {
+	Model string
+	// Texts are the string inputs; token-array inputs are passed through unscanned.
+	Texts []string
+	// InputTokens counts the tokens given directly as token arrays.
+	InputTokens int64
+
+	doc   document
+	input []byte // the input value as SetTexts rewrote it; nil before
+}
+
+// The top-level members of an embeddings request that Sluice reads.
+const (
+	embeddingsModel = iota
+	embeddingsInput
+	embeddingsFieldCount
+)
+
+var embeddingsFields = [embeddingsFieldCount]string{"model", "input"}
+
+// ParseEmbeddingsRequest reads a /v1/embeddings body, with the same reading of
+// JSON as ParseChatRequest.
+func ParseEmbeddingsRequest(body []byte) (*EmbeddingsRequest, *Error) {
+	r := &EmbeddingsRequest{}
+	var in inputScan
+	if aerr := r.doc.parse(body, embeddingsFields[:], embeddingsInput, func(s *scanner) {
+		in = inputScan{}
+		in.scan(s)
+	}); aerr != nil {
+		return nil, aerr
+	}
+	var aerr *Error
+	if r.Model, aerr = r.doc.model(); aerr != nil {
+		return nil, aerr
+	}
+	if r.doc.value(embeddingsInput) == nil {
+		return nil, param("input", "you must provide an input parameter")
+	}
+	if in.bad {
+		return nil, param("input", "input must be a string, an array of strings, or an array of token arrays")
+	}
+	r.Texts, r.InputTokens = in.texts, in.tokens
+	return r, nil
+}
+
+// UpstreamBody is the caller's request with the model renamed for the upstream.
+// As for a chat request, every other byte is the caller's except input
+// rewritten by SetTexts and the dropped earlier occurrences of a repeated
+// model or input.
+func (r *EmbeddingsRequest) UpstreamBody(upstreamModel string) ([]byte, error) {
+	var values [embeddingsFieldCount][]byte
+	values[embeddingsInput] = r.input
+	return r.doc.upstream(upstreamModel, values[:], ""), nil
 }
 
 // SetTexts replaces the string inputs of an embeddings request.
@@ -311,15 +464,303 @@ func (r *EmbeddingsRequest) SetTexts(texts []string) error {
 	if len(texts) != len(r.Texts) {
 		return fmt.Errorf("api: %d texts for %d inputs", len(texts), len(r.Texts))
 	}
-	var v any = texts
-	if len(texts) == 1 && bytes.HasPrefix(bytes.TrimSpace(r.fields["input"]), []byte(`"`)) {
-		v = texts[0]
+	src := r.input
+	if src == nil {
+		src = r.doc.value(embeddingsInput)
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
+	in := inputScan{wantSpans: true}
+	s := scanner{buf: src, depth: 1}
+	in.scan(&s)
+	if s.bad || len(in.spans) != len(texts) {
+		return fmt.Errorf("api: input holds %d strings, not the %d parsed", len(in.spans), len(texts))
 	}
-	r.fields["input"] = b
+	r.input = splice(src, in.spans, r.Texts, texts)
 	copy(r.Texts, texts)
 	return nil
+}
+
+// inputScan reads an embeddings input the way the gateway always has: as a
+// string, else an array of strings, else of integers, else of integer arrays,
+// each as encoding/json decodes it (null is an empty string, a zero, or an
+// empty array).
+type inputScan struct {
+	texts  []string
+	tokens int64
+	bad    bool
+
+	wantSpans bool
+	spans     []textSpan // where each string (or null standing for one) sits
+}
+
+func (in *inputScan) scan(s *scanner) {
+	switch s.peek() {
+	case '"', 'n':
+		start := s.pos
+		if s.buf[start] == 'n' {
+			s.skip()
+			in.texts = []string{""}
+		} else {
+			_, _, esc := s.str()
+			in.texts = []string{decodeString(s.buf[start:s.pos], esc)}
+		}
+		if in.wantSpans && !s.bad {
+			in.spans = append(in.spans, textSpan{start: start, end: s.pos})
+		}
+		return
+	case '[':
+	default:
+		in.bad = true
+		s.skip()
+		return
+	}
+	strs, ints, batches := true, true, true
+	var count, batchTokens int64
+	s.open()
+	for j := 0; s.more(j == 0, ']'); j++ {
+		count++
+		switch c := s.peek(); {
+		case c == 'n':
+			start := s.pos
+			s.skip()
+			if strs {
+				in.addText("", start, s.pos)
+			}
+		case c == '"':
+			ints, batches = false, false
+			start, end, esc := s.str()
+			if strs {
+				in.addText(decodeString(s.buf[start:end], esc), start, end)
+			}
+		case c == '-' || '0' <= c && c <= '9':
+			strs, batches = false, false
+			start := s.pos
+			s.number()
+			if ints && !s.bad {
+				_, ints = parseInt(s.buf[start:s.pos])
+			}
+		case c == '[':
+			strs, ints = false, false
+			if !batches {
+				s.skip()
+				break
+			}
+			n, ok := tokenArray(s)
+			batches = ok
+			batchTokens += n
+		default:
+			strs, ints, batches = false, false, false
+			s.skip()
+		}
+	}
+	switch {
+	case strs:
+		if in.texts == nil {
+			in.texts = []string{}
+		}
+	case ints:
+		in.texts, in.tokens = nil, count
+	case batches:
+		in.texts, in.tokens = nil, batchTokens
+	default:
+		in.texts, in.bad = nil, true
+	}
+}
+
+func (in *inputScan) addText(text string, start, end int) {
+	in.texts = append(in.texts, text)
+	if in.wantSpans {
+		in.spans = append(in.spans, textSpan{start: start, end: end})
+	}
+}
+
+// tokenArray reads an array of integers (or nulls) and returns its length; ok
+// is false when an element is anything else.
+func tokenArray(s *scanner) (n int64, ok bool) {
+	ok = true
+	s.open()
+	for j := 0; s.more(j == 0, ']'); j++ {
+		n++
+		switch c := s.peek(); {
+		case c == 'n':
+			s.skip()
+		case c == '-' || '0' <= c && c <= '9':
+			start := s.pos
+			s.number()
+			if !s.bad {
+				if _, isInt := parseInt(s.buf[start:s.pos]); !isInt {
+					ok = false
+				}
+			}
+		default:
+			ok = false
+			s.skip()
+		}
+	}
+	return n, ok
+}
+
+// document is a request body and where in it the top-level members that a
+// parser reads sit. Sluice decodes those members and copies everything else.
+type document struct {
+	body    []byte
+	members []member  // occurrences of the parser's fields, in body order
+	last    [8]int32  // 1 + the index in members of each field's last occurrence
+	end     int       // the end of the last top-level value: where a member is added
+	inline  [6]member // members' storage for the usual request
+}
+
+// member is one occurrence of a field in the top-level object.
+type member struct {
+	field            int
+	start            int // the key's opening quote
+	valStart, valEnd int
+	next             int // the next member's opening quote; 0 when none follows
+}
+
+// parse reads body, which must be a JSON object. It records the members whose
+// key is one of fields and validates every value; the value of
+// fields[inlineField] is read by inline, with the scanner at its start, so that
+// the largest value is decoded in the same pass.
+func (d *document) parse(body []byte, fields []string, inlineField int, inline func(*scanner)) *Error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return InvalidRequest("invalid_request_body", "The request body is empty; send a JSON object.")
+	}
+	d.body = body
+	d.members = d.inline[:0]
+	s := scanner{buf: body}
+	if s.peek() != '{' {
+		return invalidJSON(body)
+	}
+	s.open()
+	for i := 0; s.more(i == 0, '}'); i++ {
+		start, end, esc := s.key()
+		if s.bad {
+			break
+		}
+		if n := len(d.members); n > 0 && d.members[n-1].next == 0 {
+			d.members[n-1].next = start
+		}
+		f := -1
+		for j, name := range fields {
+			if decodesTo(body[start:end], esc, name) {
+				f = j
+				break
+			}
+		}
+		s.peek()
+		valStart := s.pos
+		if f == inlineField {
+			inline(&s)
+		} else {
+			s.skip()
+		}
+		if f >= 0 {
+			d.members = append(d.members, member{field: f, start: start, valStart: valStart, valEnd: s.pos})
+			d.last[f] = int32(len(d.members))
+		}
+		d.end = s.pos
+	}
+	s.end()
+	if s.bad {
+		return invalidJSON(body)
+	}
+	return nil
+}
+
+// value is the value of the last occurrence of field (as encoding/json keeps
+// the last of duplicate keys), or nil when the field is absent.
+func (d *document) value(field int) []byte {
+	i := d.last[field]
+	if i == 0 {
+		return nil
+	}
+	m := d.members[i-1]
+	return d.body[m.valStart:m.valEnd]
+}
+
+// model decodes the model member, field 0 of every request kind.
+func (d *document) model() (string, *Error) {
+	v := d.value(0)
+	if !present(v) {
+		return "", param("model", "you must provide a model parameter")
+	}
+	if v[0] != '"' {
+		return "", wrongType("model", "expected a string")
+	}
+	s := scanner{buf: v}
+	_, _, esc := s.str()
+	model := decodeString(v, esc)
+	if model == "" {
+		return "", param("model", "you must provide a model parameter")
+	}
+	return model, nil
+}
+
+// upstream is the body with the model (field 0) set to model, the last
+// occurrence of field f replaced by values[f] where that is not nil, every
+// earlier occurrence of a field dropped, and add appended as a new member
+// when not empty.
+func (d *document) upstream(model string, values [][]byte, add string) []byte {
+	size := len(d.body) + len(model) + len(`,`) + len(add)
+	for _, v := range values {
+		size += len(v)
+	}
+	out := make([]byte, 0, size)
+	at := 0
+	for i, m := range d.members {
+		switch {
+		case int(d.last[m.field]) != i+1:
+			// An upstream may keep the first of duplicate keys where Sluice
+			// kept the last; only the one Sluice read goes out.
+			out = append(out, d.body[at:m.start]...)
+			at = m.next
+		case m.field == 0:
+			out = append(out, d.body[at:m.valStart]...)
+			out = appendString(out, model)
+			at = m.valEnd
+		case values[m.field] != nil:
+			out = append(out, d.body[at:m.valStart]...)
+			out = append(out, values[m.field]...)
+			at = m.valEnd
+		}
+	}
+	if add != "" {
+		out = append(out, d.body[at:d.end]...)
+		out = append(out, ',')
+		out = append(out, add...)
+		at = d.end
+	}
+	return append(out, d.body[at:]...)
+}
+
+// invalidJSON reports a body that is not a JSON object, with encoding/json's
+// description of what is wrong with it.
+func invalidJSON(body []byte) *Error {
+	var fields map[string]json.RawMessage
+	err := json.Unmarshal(body, &fields)
+	switch {
+	case err != nil:
+		return InvalidRequest("invalid_json", "The request body is not valid JSON: "+err.Error())
+	case fields == nil:
+		return InvalidRequest("invalid_json", "The request body must be a JSON object.")
+	}
+	// The scanner and encoding/json disagree; the fuzz test exists to keep
+	// this unreachable.
+	return InvalidRequest("invalid_json", "The request body is not valid JSON.")
+}
+
+// present reports whether a member's value is there and not null, which
+// encoding/json treats alike for the fields Sluice reads.
+func present(v []byte) bool {
+	return len(v) > 0 && v[0] != 'n'
+}
+
+func wrongType(name, hint string) *Error {
+	return param(name, "%s has the wrong type: %s", name, hint)
+}
+
+func param(name, format string, args ...any) *Error {
+	e := InvalidRequest("invalid_value", fmt.Sprintf(format, args...))
+	e.Param = name
+	return e
 }
