@@ -552,6 +552,9 @@ func (in *inputScan) scan(s *scanner) {
 			s.skip()
 		}
 	}
+	if !strs {
+		in.spans = nil
+	}
 	switch {
 	case strs:
 		if in.texts == nil {
