@@ -27,8 +27,10 @@ func encoding() *vocab {
 	return o200k
 }
 
-// Warm builds the vocabulary ahead of the first request (it takes about a
-// hundred milliseconds); Count builds it on first use otherwise.
+// Warm builds the vocabulary ahead of the first request; Count builds it on
+// first use otherwise. It takes a few hundred milliseconds, most of it the
+// library building its own map, and leaves about 13 MB in use, half of it
+// that map.
 func Warm() { encoding() }
 
 // Count is the number of tokens in s. Invalid UTF-8 counts as if each

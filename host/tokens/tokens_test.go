@@ -86,6 +86,34 @@ func TestCountMatchesTiktoken(t *testing.T) {
 	}
 }
 
+// TestVocabularyMatchesLibrary looks every token of the library up in the
+// table built from it: a token missing or misplaced would skew every count
+// that needs it.
+func TestVocabularyMatchesLibrary(t *testing.T) {
+	v := encoding()
+	library(t, "warm")
+	tokens := 0
+	for id := range maxOrdinaryID + 1 {
+		tok, err := libraryCodec.Decode([]uint{uint(id)})
+		if err != nil {
+			continue
+		}
+		tokens++
+		if got, ok := v.rank(tok); !ok || got != uint32(id) {
+			t.Fatalf("rank of token %d (%d bytes) = %d, %v; want %d", id, len(tok), got, ok, id)
+		}
+	}
+	if tokens != maxOrdinaryID+1 {
+		t.Errorf("library has %d tokens, want %d", tokens, maxOrdinaryID+1)
+	}
+	if _, ok := v.rank("<|endoftext|>"); ok {
+		t.Error("special token <|endoftext|> is in the table; prompts must count it as text")
+	}
+}
+
+// maxOrdinaryID is the last id of o200k_base's ordinary tokens.
+const maxOrdinaryID = 199_997
+
 func TestChatAddsFraming(t *testing.T) {
 	// Two messages of one token each: 2 + 2×3 framing + 3 reply priming.
 	if got := Chat([]string{"hello", "hello"}, 2); got != 11 {
