@@ -181,6 +181,10 @@ func includeUsage(v []byte) (use, ok bool) {
 	return use, ok
 }
 
+// arenaHint caps the first allocation for a request's texts: enough for the
+// texts of most requests, but not sized to a body that is mostly images.
+const arenaHint = 64 << 10
+
 // messageScan is what one pass over a messages value finds: the texts, and the
 // first problem in the order encoding/json and the checks after it report them.
 type messageScan struct {
@@ -194,6 +198,9 @@ type messageScan struct {
 
 	wantSpans bool       // record spans, for SetTexts
 	spans     []textSpan // where each text sits in the messages value
+
+	arena textArena // holds the texts
+	hint  int       // the arena's first size
 }
 
 // textSpan is where a text's JSON string sits: [start, end). A text part
@@ -222,6 +229,7 @@ func (m *messageScan) problem() *Error {
 
 // scan reads the messages value at the scanner's position.
 func (m *messageScan) scan(s *scanner) {
+	m.hint = min(len(s.buf)-s.pos, arenaHint)
 	switch s.peek() {
 	case '[':
 	case 'n': // null decodes to no messages
@@ -376,7 +384,12 @@ func (m *messageScan) part(s *scanner, i int) bool {
 }
 
 func (m *messageScan) add(buf []byte, i, start, end int, esc bool) {
-	m.texts = append(m.texts, decodeString(buf[start:end], esc))
+	if m.texts == nil {
+		// Most requests have a few texts: room for them up front saves
+		// the first rounds of growth.
+		m.texts, m.textMessage = make([]string, 0, 8), make([]int, 0, 8)
+	}
+	m.texts = append(m.texts, m.arena.decode(buf[start:end], esc, m.hint))
 	m.textMessage = append(m.textMessage, i)
 	if m.wantSpans {
 		m.spans = append(m.spans, textSpan{start: start, end: end})
@@ -490,6 +503,8 @@ type inputScan struct {
 
 	wantSpans bool
 	spans     []textSpan // where each string (or null standing for one) sits
+
+	arena textArena // holds the texts
 }
 
 func (in *inputScan) scan(s *scanner) {
@@ -501,7 +516,7 @@ func (in *inputScan) scan(s *scanner) {
 			in.texts = []string{""}
 		} else {
 			_, _, esc := s.str()
-			in.texts = []string{decodeString(s.buf[start:s.pos], esc)}
+			in.texts = []string{in.arena.decode(s.buf[start:s.pos], esc, 0)}
 		}
 		if in.wantSpans && !s.bad {
 			in.spans = append(in.spans, textSpan{start: start, end: s.pos})
@@ -529,7 +544,7 @@ func (in *inputScan) scan(s *scanner) {
 			ints, batches = false, false
 			start, end, esc := s.str()
 			if strs {
-				in.addText(decodeString(s.buf[start:end], esc), start, end)
+				in.addText(in.arena.decode(s.buf[start:end], esc, min(len(s.buf)-start, arenaHint)), start, end)
 			}
 		case c == '-' || '0' <= c && c <= '9':
 			strs, batches = false, false
@@ -610,6 +625,10 @@ type document struct {
 	last    [8]int32  // 1 + the index in members of each field's last occurrence
 	end     int       // the end of the last top-level value: where a member is added
 	inline  [6]member // members' storage for the usual request
+
+	// scan reads body during parse. It lives here because handing a
+	// scanner on the stack to the inline reader would move it to the heap.
+	scan scanner
 }
 
 // member is one occurrence of a field in the top-level object.
@@ -630,7 +649,8 @@ func (d *document) parse(body []byte, fields []string, inlineField int, inline f
 	}
 	d.body = body
 	d.members = d.inline[:0]
-	s := scanner{buf: body}
+	d.scan = scanner{buf: body}
+	s := &d.scan
 	if s.peek() != '{' {
 		return invalidJSON(body)
 	}
@@ -653,7 +673,7 @@ func (d *document) parse(body []byte, fields []string, inlineField int, inline f
 		s.peek()
 		valStart := s.pos
 		if f == inlineField {
-			inline(&s)
+			inline(s)
 		} else {
 			s.skip()
 		}

@@ -333,8 +333,7 @@ func decodesTo(raw []byte, esc bool, name string) bool {
 	if !esc {
 		return string(raw[1:len(raw)-1]) == name
 	}
-	var buf [64]byte
-	return string(appendUnquoted(buf[:0], raw)) == name
+	return decodeString(raw, esc) == name // an escaped key is rare enough to allocate
 }
 
 // keyFolds reports whether the key raw matches the struct field name the way
@@ -346,53 +345,48 @@ func keyFolds(raw []byte, esc bool, name string) bool {
 	if !esc {
 		return bytes.EqualFold(raw[1:len(raw)-1], []byte(name))
 	}
-	var buf [64]byte
-	return bytes.EqualFold(appendUnquoted(buf[:0], raw), []byte(name))
+	return strings.EqualFold(decodeString(raw, esc), name)
 }
 
 // decodeString is the text of the valid JSON string raw (quotes included),
 // decoded as encoding/json decodes it.
 func decodeString(raw []byte, esc bool) string {
+	var a textArena
+	return a.decode(raw, esc, 0)
+}
+
+// textArena decodes strings into one growing buffer, so that the texts of a
+// request cost a few allocations between them rather than one each. A string
+// it returns stays valid as it grows, since bytes already written never change
+// (the guarantee strings.Builder gives). A textArena must not be copied once used.
+type textArena struct{ b strings.Builder }
+
+// decode is the text of the valid JSON string raw (quotes included), decoded
+// as encoding/json decodes it. hint is the room to make on first use.
+func (a *textArena) decode(raw []byte, esc bool, hint int) string {
 	if len(raw) < 2 {
 		return "" // the scanner failed on it
 	}
 	inner := raw[1 : len(raw)-1]
-	if !esc && utf8.Valid(inner) {
-		return string(inner)
+	if len(inner) == 0 {
+		return ""
 	}
-	var b strings.Builder
-	b.Grow(len(inner))
-	unquote(&b, inner)
-	return b.String()
-}
-
-// appendUnquoted appends the text of the valid JSON string raw to dst.
-func appendUnquoted(dst, raw []byte) []byte {
-	w := bytesWriter{dst}
-	unquote(&w, raw[1:len(raw)-1])
-	return w.b
-}
-
-type bytesWriter struct{ b []byte }
-
-func (w *bytesWriter) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
-func (w *bytesWriter) WriteByte(c byte) error      { w.b = append(w.b, c); return nil }
-func (w *bytesWriter) WriteRune(r rune) (int, error) {
-	n := len(w.b)
-	w.b = utf8.AppendRune(w.b, r)
-	return len(w.b) - n, nil
-}
-
-type textWriter interface {
-	Write([]byte) (int, error)
-	WriteByte(byte) error
-	WriteRune(rune) (int, error)
+	if a.b.Cap() == 0 {
+		a.b.Grow(max(len(inner), hint))
+	}
+	start := a.b.Len()
+	if !esc && utf8.Valid(inner) {
+		a.b.Write(inner)
+	} else {
+		unquote(&a.b, inner)
+	}
+	return a.b.String()[start:]
 }
 
 // unquote writes the text of s, the inside of a valid JSON string, exactly as
 // encoding/json decodes it: escapes resolved, a lone or broken surrogate and
 // every byte of invalid UTF-8 replaced by U+FFFD.
-func unquote(w textWriter, s []byte) {
+func unquote(w *strings.Builder, s []byte) {
 	for i := 0; i < len(s); {
 		// Copy the run up to the next escape or invalid UTF-8.
 		j := i
