@@ -89,3 +89,99 @@ func TestErrorBody(t *testing.T) {
 		t.Fatalf("param must be present and null: %s", InvalidAPIKey().Body())
 	}
 }
+
+func TestUpstreamBodyKeepsTheCallersBytes(t *testing.T) {
+	cases := []struct{ name, body, want string }{
+		{"model renamed, all else kept",
+			"{ \"temperature\" : 1.0e0,\n\t\"model\":\"m\", \"messages\":[{\"role\":\"user\",\"content\":\"caf\\u00e9 \\/ x\"}] }",
+			"{ \"temperature\" : 1.0e0,\n\t\"model\":\"up\", \"messages\":[{\"role\":\"user\",\"content\":\"caf\\u00e9 \\/ x\"}] }"},
+		{"stream gets usage reporting added",
+			`{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}] }`,
+			`{"model":"up","stream":true,"messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true} }`},
+		{"stream has its stream_options replaced",
+			`{"model":"m","stream_options":{"include_usage":false,"x":1},"stream":true,"messages":[{"role":"user","content":"x"}]}`,
+			`{"model":"up","stream_options":{"include_usage":true},"stream":true,"messages":[{"role":"user","content":"x"}]}`},
+		{"no stream keeps stream_options",
+			`{"model":"m","stream_options":{"include_usage":false},"messages":[{"role":"user","content":"x"}]}`,
+			`{"model":"up","stream_options":{"include_usage":false},"messages":[{"role":"user","content":"x"}]}`},
+		{"repeated keys Sluice reads keep only the last",
+			`{"model":"a", "messages":[{"role":"user","content":"hidden"}], "n":1, "model":"b","messages":[{"role":"user","content":"seen"}],"n":2}`,
+			`{"n":1, "model":"up","messages":[{"role":"user","content":"seen"}],"n":2}`},
+	}
+	for _, c := range cases {
+		r, aerr := ParseChatRequest([]byte(c.body))
+		if aerr != nil {
+			t.Fatalf("%s: %v", c.name, aerr)
+		}
+		up, err := r.UpstreamBody("up")
+		if err != nil || string(up) != c.want {
+			t.Errorf("%s:\n got %s\nwant %s", c.name, up, c.want)
+		}
+	}
+}
+
+func TestSetTextsRewritesOnlyTheTexts(t *testing.T) {
+	body := `{"model":"m","messages":[{"role":"user","content":"keep\u0021"},` +
+		`{"role":"user","content":[{"type":"text","text":"mail ann@x.io"},{"type":"text"},{"type":"text","text":"x","text":null}]}]}`
+	r, aerr := ParseChatRequest([]byte(body))
+	if aerr != nil {
+		t.Fatal(aerr)
+	}
+	if !slices.Equal(r.Texts, []string{"keep!", "mail ann@x.io", "", "x"}) {
+		t.Fatalf("texts %q", r.Texts)
+	}
+	if err := r.SetTexts([]string{"keep!", "mail [EMAIL_1]", "added \"quoted\"", "y"}); err != nil {
+		t.Fatal(err)
+	}
+	up, _ := r.UpstreamBody("m")
+	want := `{"model":"m","messages":[{"role":"user","content":"keep\u0021"},` +
+		`{"role":"user","content":[{"type":"text","text":"mail [EMAIL_1]"},{"type":"text","text":"added \"quoted\""},{"type":"text","text":"y","text":null}]}]}`
+	if string(up) != want {
+		t.Fatalf("upstream body\n got %s\nwant %s", up, want)
+	}
+	// A second redaction works on the first one's result.
+	if err := r.SetTexts([]string{"keep!", "mail [REDACTED]", "added \"quoted\"", "y"}); err != nil {
+		t.Fatal(err)
+	}
+	up, _ = r.UpstreamBody("m")
+	if !strings.Contains(string(up), `"text":"mail [REDACTED]"`) || strings.Contains(string(up), "EMAIL_1") {
+		t.Fatalf("upstream body after a second SetTexts %s", up)
+	}
+}
+
+func TestEmbeddingsRequest(t *testing.T) {
+	cases := []struct {
+		body   string
+		texts  []string
+		tokens int64
+		redact []string
+		want   string
+	}{
+		{`{"model":"e","input":"call 555-0100"}`, []string{"call 555-0100"}, 0,
+			[]string{"call [PHONE]"}, `{"model":"up","input":"call [PHONE]"}`},
+		{`{"input":["a", "b@x.io"],"model":"e","dimensions":8}`, []string{"a", "b@x.io"}, 0,
+			[]string{"a", "[EMAIL]"}, `{"input":["a", "[EMAIL]"],"model":"up","dimensions":8}`},
+		{`{"model":"e","input":[1,2,3]}`, nil, 3, nil, `{"model":"up","input":[1,2,3]}`},
+		{`{"model":"e","input":[[1,2],[3]]}`, nil, 3, nil, `{"model":"up","input":[[1,2],[3]]}`},
+	}
+	for _, c := range cases {
+		r, aerr := ParseEmbeddingsRequest([]byte(c.body))
+		if aerr != nil {
+			t.Fatalf("%s: %v", c.body, aerr)
+		}
+		if r.Model != "e" || !slices.Equal(r.Texts, c.texts) || r.InputTokens != c.tokens {
+			t.Fatalf("%s: parsed %q %q %d", c.body, r.Model, r.Texts, r.InputTokens)
+		}
+		if err := r.SetTexts(c.redact); err != nil {
+			t.Fatal(err)
+		}
+		if up, _ := r.UpstreamBody("up"); string(up) != c.want {
+			t.Errorf("%s:\n got %s\nwant %s", c.body, up, c.want)
+		}
+	}
+	for _, body := range []string{`{"model":"e"}`, `{"model":"e","input":[1,"a"]}`, `{"model":"e","input":{}}`} {
+		if _, aerr := ParseEmbeddingsRequest([]byte(body)); aerr == nil || aerr.Param != "input" {
+			t.Errorf("%s: got %v, want an error about input", body, aerr)
+		}
+	}
+}
