@@ -20,14 +20,20 @@ package sluice.authz
 # Each of those branches is a full literal object rather than a merge of
 # parts, because building the decision is a large share of the cost of an
 # evaluation.
+#
+# data.sluice.derived is read whole into a variable and indexed from there:
+# OPA caches every document it reads from the store, one entry per path
+# segment, so a short read is the cheaper one.
 decision := d if {
 	input.findings == []
-	tier := data.sluice.derived.tiers[input.client.tier]
+	derived := data.sluice.derived
+	tier := derived.tiers[input.client.tier]
 	tier.models[input.request.model]
 	d := tier.allowed
 } else := d if {
 	input.findings == []
-	tier := data.sluice.derived.tiers[input.client.tier]
+	derived := data.sluice.derived
+	tier := derived.tiers[input.client.tier]
 	some pattern in tier.model_patterns
 	glob.match(pattern, null, input.request.model)
 	d := tier.allowed
