@@ -118,10 +118,25 @@ type Options struct {
 	// Logger receives the plugin's sluice.log messages. Default slog.Default().
 	Logger *slog.Logger
 
-	// noInterrupt turns off WithCloseOnContextDone; only the benchmark that
-	// measures its cost sets it.
-	noInterrupt bool
+	// interrupt says how a spinning guest is stopped; only the benchmark that
+	// compares the ways sets it.
+	interrupt interruptMode
 }
+
+// interruptMode is how the host stops a call that runs past its deadline.
+type interruptMode int
+
+const (
+	// interruptCheck instruments the module with a check of a global at every
+	// loop (see instrument), falling back to interruptClose for a module the
+	// rewriter cannot read.
+	interruptCheck interruptMode = iota
+	// interruptClose lets wazero close the module when the context is done,
+	// at the cost of a call into the runtime at every loop iteration.
+	interruptClose
+	// interruptNone cannot stop a spinning guest; benchmarks only.
+	interruptNone
+)
 
 func (o Options) withDefaults() Options {
 	if o.Timeout <= 0 {
@@ -146,6 +161,7 @@ type Plugin struct {
 	opts    Options
 	rt      *Runtime
 	wrt     wazero.Runtime // one per plugin: the memory limit and deadline mode are runtime-wide
+	check   bool           // the module was instrumented with an interrupt check
 	module  wazero.CompiledModule
 	modCfg  wazero.ModuleConfig
 	slots   chan struct{}  // a token per instance allowed to scan
@@ -169,18 +185,26 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte, opts Options) (*Plugin,
 		return nil, fmt.Errorf("plugin %s: load: %w", opts.Name, ErrClosed)
 	}
 
+	mode := opts.interrupt
+	if mode == interruptCheck {
+		if instrumented, err := instrument(wasm); err == nil {
+			wasm = instrumented
+		} else {
+			mode = interruptClose
+		}
+	}
 	rc := wazero.NewRuntimeConfig().
 		WithCompilationCache(r.cache).
 		WithMemoryLimitPages(opts.MemoryLimitPages).
-		// The only way to stop a guest that spins is to close it when the call's
-		// context is done; BenchmarkDeadlineCost measures what it costs.
-		WithCloseOnContextDone(!opts.noInterrupt)
+		// BenchmarkInterrupt measures what each way of stopping a guest costs.
+		WithCloseOnContextDone(mode == interruptClose)
 	wrt := wazero.NewRuntimeWithConfig(ctx, rc)
 	p := &Plugin{
 		name:  opts.Name,
 		opts:  opts,
 		rt:    r,
 		wrt:   wrt,
+		check: mode == interruptCheck,
 		slots: make(chan struct{}, opts.PoolSize),
 		idle:  make(chan *instance, opts.PoolSize),
 		// No WithFS, WithEnv or WithArgs: the plugin sees no files, no
@@ -188,9 +212,10 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte, opts Options) (*Plugin,
 		// are discarded by default. Go's wasip1 runtime needs clocks and
 		// randomness; real randomness also keeps the guest's map hash seeds
 		// unpredictable.
+		// _initialize is called by newInstance, under the call deadline.
 		modCfg: wazero.NewModuleConfig().
 			WithName("").
-			WithStartFunctions(abi.ExportInit).
+			WithStartFunctions().
 			WithSysWalltime().
 			WithSysNanotime().
 			WithRandSource(rand.Reader),
@@ -390,16 +415,13 @@ type instance struct {
 	alloc, free, scanFn, outFn api.Function
 	inPtr, inCap               uint32 // input buffer kept across calls
 	stack                      [2]uint64
-	broken                     bool   // trapped, exited or timed out: never reuse
-	trace                      string // the wasm stack trace of a trap, for the log
+	watch                      *watchdog // nil unless the module is instrumented
+	broken                     bool      // trapped, exited or timed out: never reuse
+	trace                      string    // the wasm stack trace of a trap, for the log
 }
 
 // newInstance instantiates the module, runs _initialize and configures it.
 func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
-	// Instantiation runs the guest's initialisation, which could also spin; it
-	// gets a longer deadline than a scan because a cold start takes milliseconds.
-	ctx, cancel := context.WithTimeout(ctx, max(10*p.opts.Timeout, minSetupTime))
-	defer cancel()
 	mod, err := p.wrt.InstantiateModule(ctx, p.module, p.modCfg)
 	if err != nil {
 		if p.closed.Load() {
@@ -415,14 +437,40 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 		scanFn: mod.ExportedFunction(abi.ExportScan),
 		outFn:  mod.ExportedFunction(abi.ExportOutput),
 	}
-	if err := inst.setUp(ctx, p.opts.Config); err != nil {
+	if p.check {
+		flag, ok := mod.ExportedGlobal(interruptExport).(api.MutableGlobal)
+		if !ok {
+			mod.Close(context.Background())
+			return nil, errors.New("instantiate: the interrupt global is missing")
+		}
+		inst.watch = newWatchdog(flag)
+	}
+	// The guest's initialisation could also spin; it gets a longer deadline
+	// than a scan because a cold start takes milliseconds.
+	ctx, end := inst.guard(ctx, max(10*p.opts.Timeout, minSetupTime))
+	err = inst.setUp(ctx, p.opts.Config)
+	end()
+	if err != nil {
 		mod.Close(context.Background())
 		return nil, err
 	}
 	return inst, nil
 }
 
+// guard bounds the calls made with the returned context by timeout and by
+// ctx, until end is called.
+func (inst *instance) guard(ctx context.Context, timeout time.Duration) (_ context.Context, end func()) {
+	if inst.watch != nil {
+		inst.watch.arm(ctx, timeout)
+		return ctx, inst.watch.disarm
+	}
+	return context.WithTimeout(ctx, timeout)
+}
+
 func (inst *instance) setUp(ctx context.Context, config []byte) error {
+	if _, err := inst.call(ctx, inst.mod.ExportedFunction(abi.ExportInit)); err != nil {
+		return fmt.Errorf("%s: %w", abi.ExportInit, err)
+	}
 	v, err := inst.call(ctx, inst.mod.ExportedFunction(abi.ExportVersion))
 	if err != nil {
 		return fmt.Errorf("%s: %w", abi.ExportVersion, err)
@@ -461,6 +509,12 @@ func (inst *instance) call(ctx context.Context, f api.Function, params ...uint64
 	copy(inst.stack[:], params)
 	if err := f.CallWithStack(ctx, inst.stack[:]); err != nil {
 		inst.broken = true
+		if inst.watch != nil {
+			if cause := inst.watch.interrupted(); cause != nil {
+				// The trap is the interrupt check's unreachable; the cause says why.
+				err = cause
+			}
+		}
 		err = describeCallError(err)
 		// wazero appends the guest's stack trace to a trap; errors stay one line.
 		if msg, trace, ok := strings.Cut(err.Error(), "\n"); ok {
@@ -539,8 +593,16 @@ func (inst *instance) scan(ctx context.Context, timeout time.Duration, texts []s
 	if size > maxInputBytes {
 		return nil, fmt.Errorf("scan input of %d bytes exceeds the %d-byte limit", size, maxInputBytes)
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	if inst.watch != nil {
+		// Spelled out rather than through guard: a deferred method value would
+		// allocate on every scan.
+		inst.watch.arm(ctx, timeout)
+		defer inst.watch.disarm()
+	} else {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
 
 	if uint32(size) > inst.inCap {
 		if inst.inCap > 0 {

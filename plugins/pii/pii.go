@@ -140,6 +140,12 @@ func (sc *scan) run() {
 	i := 0
 	for i < n {
 		c := text[i]
+		if classes[c]&cLoud == 0 {
+			if end := skipQuiet(text, i); end > i {
+				i = end
+				continue
+			}
+		}
 		if !isWord(c) {
 			end := 0
 			switch c {
@@ -174,6 +180,37 @@ func (sc *scan) run() {
 			i = max(i, sc.wordStart(start))
 		}
 	}
+}
+
+// skipQuiet returns where the scan can resume after a run of bytes that can
+// neither start nor end a match, starting at i, or i if there is no such run.
+//
+// Such a run holds lower-case letters and quiet bytes: those that are neither
+// word bytes nor one of the triggers '@', '-', '+', '(' and ':'. No recognizer
+// matches at an all-lower-case word that a quiet byte ends (keys and tokens
+// need an upper-case letter, a digit, '_' or '-' within their first four
+// bytes, and IPv6 a ':'), so every word of the run but the last is skipped; the
+// last may go on past the run and is left to the caller.
+//
+// Most prompt text is such runs. Go's WebAssembly code pays for every jump,
+// so the loop tests eight bytes per iteration, OR-ing their classes.
+func skipQuiet(text []byte, i int) int {
+	j := i
+	for ; j+8 <= len(text); j += 8 {
+		b := text[j : j+8 : j+8]
+		if (classes[b[0]]|classes[b[1]]|classes[b[2]]|classes[b[3]]|
+			classes[b[4]]|classes[b[5]]|classes[b[6]]|classes[b[7]])&cLoud != 0 {
+			break
+		}
+	}
+	for j < len(text) && classes[text[j]]&cLoud == 0 {
+		j++
+	}
+	// Back up over the last word of the run, which may continue past it.
+	for j > i && classes[text[j-1]]&cWord != 0 {
+		j--
+	}
+	return j
 }
 
 // mayStartToken reports whether a word beginning with c1 c2 could be a key,
@@ -262,6 +299,9 @@ var classes = func() (t [256]uint8) {
 		case b == '-':
 			t[c] = cB64
 		}
+		if t[c]&(cDigit|cUpper) != 0 || b == '_' || b == '-' || b == '@' || b == '+' || b == '(' || b == ':' {
+			t[c] |= cLoud
+		}
 	}
 	return t
 }()
@@ -273,6 +313,7 @@ const (
 	cLower             // [a-z]
 	cHex               // [0-9A-Fa-f]
 	cB64               // base64url alphabet [A-Za-z0-9_-]
+	cLoud              // may start or end a match: [A-Z0-9_@+(:-] (see skipQuiet)
 )
 
 func isWord(c byte) bool  { return classes[c]&cWord != 0 }
