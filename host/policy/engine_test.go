@@ -397,8 +397,9 @@ func TestDecideFailsClosed(t *testing.T) {
 }
 
 // BenchmarkDecide measures one admission decision with the shipped policy:
-// "first" is the pass before plugins run, "findings" the second pass with
-// redactable findings. "constant" evaluates a policy whose decision is a
+// "first" is the pass before plugins run for a model the tier names,
+// "first-glob" the same for a model only a pattern matches, "findings" the
+// second pass with redactable findings. "constant" evaluates a policy whose decision is a
 // literal, which is the floor OPA's evaluator sets for any policy.
 func BenchmarkDecide(b *testing.B) {
 	ctx := context.Background()
@@ -413,6 +414,7 @@ func BenchmarkDecide(b *testing.B) {
 		in   policy.Input
 	}{
 		{"first", shipped, chat("standard", "gpt-4o-mini")},
+		{"first-glob", shipped, chat("premium", "meta-llama/Llama-3.1-8B")},
 		{"findings", shipped, chat("premium", "gpt-4o", pii("EMAIL"), pii("PHONE"))},
 		{"constant", constant, chat("standard", "gpt-4o-mini")},
 	} {
