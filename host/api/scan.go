@@ -387,31 +387,18 @@ func (a *textArena) decode(raw []byte, esc bool, hint int) string {
 // encoding/json decodes it: escapes resolved, a lone or broken surrogate and
 // every byte of invalid UTF-8 replaced by U+FFFD.
 func unquote(w *strings.Builder, s []byte) {
-	for i := 0; i < len(s); {
-		// Copy the run up to the next escape or invalid UTF-8.
-		j := i
-		for j < len(s) && s[j] != '\\' {
-			if s[j] < utf8.RuneSelf {
-				j++
-				continue
-			}
-			r, size := utf8.DecodeRune(s[j:])
-			if r == utf8.RuneError && size == 1 {
-				break
-			}
-			j += size
+	for {
+		run := s
+		if k := bytes.IndexByte(s, '\\'); k >= 0 {
+			run = s[:k]
 		}
-		w.Write(s[i:j])
-		i = j
-		if i == len(s) {
+		writeUTF8(w, run)
+		s = s[len(run):]
+		if len(s) == 0 {
 			return
 		}
-		if s[i] != '\\' {
-			w.WriteRune(utf8.RuneError)
-			i++
-			continue
-		}
-		switch c := s[i+1]; c {
+		n := 2 // the escape's length
+		switch c := s[1]; c {
 		case 'b':
 			w.WriteByte('\b')
 		case 'f':
@@ -423,24 +410,38 @@ func unquote(w *strings.Builder, s []byte) {
 		case 't':
 			w.WriteByte('\t')
 		case 'u':
-			r := hex4(s[i+2:])
-			i += 6
+			r := hex4(s[2:])
+			n = 6
 			if utf16.IsSurrogate(r) {
-				if i+6 <= len(s) && s[i] == '\\' && s[i+1] == 'u' {
-					if dec := utf16.DecodeRune(r, hex4(s[i+2:])); dec != utf8.RuneError {
-						w.WriteRune(dec)
-						i += 6
-						continue
+				r = utf8.RuneError
+				if len(s) >= 12 && s[6] == '\\' && s[7] == 'u' {
+					if pair := utf16.DecodeRune(hex4(s[2:]), hex4(s[8:])); pair != utf8.RuneError {
+						r, n = pair, 12
 					}
 				}
-				r = utf8.RuneError
 			}
 			w.WriteRune(r)
-			continue
 		default: // '"', '\\', '/'
 			w.WriteByte(c)
 		}
-		i += 2
+		s = s[n:]
+	}
+}
+
+// writeUTF8 writes run, replacing each byte of invalid UTF-8 with U+FFFD.
+func writeUTF8(w *strings.Builder, run []byte) {
+	if utf8.Valid(run) {
+		w.Write(run)
+		return
+	}
+	for len(run) > 0 {
+		r, size := utf8.DecodeRune(run)
+		if r == utf8.RuneError && size == 1 {
+			w.WriteRune(utf8.RuneError)
+		} else {
+			w.Write(run[:size])
+		}
+		run = run[size:]
 	}
 }
 
