@@ -663,13 +663,7 @@ func (d *document) parse(body []byte, fields []string, inlineField int, inline f
 		if n := len(d.members); n > 0 && d.members[n-1].next == 0 {
 			d.members[n-1].next = start
 		}
-		f := -1
-		for j, name := range fields {
-			if decodesTo(body[start:end], esc, name) {
-				f = j
-				break
-			}
-		}
+		f := fieldIndex(body[start:end], esc, fields)
 		s.peek()
 		valStart := s.pos
 		if f == inlineField {
@@ -688,6 +682,21 @@ func (d *document) parse(body []byte, fields []string, inlineField int, inline f
 		return invalidJSON(body)
 	}
 	return nil
+}
+
+// fieldIndex is the index in fields of the key raw (quotes included), matched
+// exactly as a map key is in encoding/json, or -1.
+func fieldIndex(raw []byte, esc bool, fields []string) int {
+	key := raw[1 : len(raw)-1]
+	if esc {
+		key = []byte(decodeString(raw, esc))
+	}
+	for i, name := range fields {
+		if string(key) == name {
+			return i
+		}
+	}
+	return -1
 }
 
 // value is the value of the last occurrence of field (as encoding/json keeps
