@@ -8,7 +8,6 @@ package plugin
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -416,6 +415,7 @@ type instance struct {
 	inPtr, inCap               uint32 // input buffer kept across calls
 	stack                      [2]uint64
 	watch                      *watchdog // nil unless the module is instrumented
+	types                      typeTable // finding types seen, so results need not allocate them
 	broken                     bool      // trapped, exited or timed out: never reuse
 	trace                      string    // the wasm stack trace of a trap, for the log
 }
@@ -640,35 +640,12 @@ func (inst *instance) scan(ctx context.Context, timeout time.Duration, texts []s
 	if err != nil {
 		return nil, fmt.Errorf("scan result: %w", err)
 	}
-	findings, err := parseResult(out, texts)
+	findings, err := parseResult(out, texts, &inst.types)
 	if err != nil {
 		// The module answered but broke the contract; a fresh instance will not
 		// do better, but this one is not trusted further either.
 		inst.broken = true
 		return nil, fmt.Errorf("scan result: %w", err)
-	}
-	return findings, nil
-}
-
-// parseResult decodes a v1 result document and checks every finding against
-// the texts it refers to. Unknown fields are ignored: later ABI versions add
-// fields (such as rewritten texts) that a v1 host does not use.
-func parseResult(doc []byte, texts []string) ([]Finding, error) {
-	var result struct {
-		Findings *[]Finding `json:"findings"`
-	}
-	if err := json.Unmarshal(doc, &result); err != nil {
-		return nil, fmt.Errorf("malformed result document: %w", err)
-	}
-	if result.Findings == nil {
-		return nil, errors.New(`malformed result document: no "findings" array`)
-	}
-	findings := *result.Findings
-	textLen := func(i int) int { return len(texts[i]) }
-	for i := range findings {
-		if err := findings[i].Validate(len(texts), textLen); err != nil {
-			return nil, fmt.Errorf("finding %d: %w", i, err)
-		}
 	}
 	return findings, nil
 }

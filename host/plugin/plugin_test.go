@@ -359,3 +359,17 @@ func BenchmarkInterrupt(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCall measures the fixed cost of a scan on a pooled instance: a
+// short text with nothing to find.
+func BenchmarkCall(b *testing.B) {
+	p := load(b, "pii", Options{PoolSize: 1})
+	ctx := context.Background()
+	texts := []string{"hi"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.Scan(ctx, texts); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

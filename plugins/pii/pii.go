@@ -138,9 +138,10 @@ func (sc *scan) run() {
 	text := sc.text
 	n := len(text)
 	i := 0
+	skip := skipQuietRuns
 	for i < n {
 		c := text[i]
-		if classes[c]&cLoud == 0 {
+		if skip && classes[c]&cLoud == 0 {
 			if end := skipQuiet(text, i); end > i {
 				i = end
 				continue
@@ -181,6 +182,10 @@ func (sc *scan) run() {
 		}
 	}
 }
+
+// skipQuietRuns turns skipQuiet on; the test that holds it to scanning every
+// byte turns it off.
+var skipQuietRuns = true
 
 // skipQuiet returns where the scan can resume after a run of bytes that can
 // neither start nor end a match, starting at i, or i if there is no such run.

@@ -233,3 +233,34 @@ func ExampleScanner_Scan() {
 	// CREDIT_CARD "4111 1111 1111 1111"
 	// EMAIL "ops@example.com"
 }
+
+// TestSkipQuietChangesNothing holds the quiet-run skip to its promise: the
+// findings are the same as when every byte goes through the recognizers.
+func TestSkipQuietChangesNothing(t *testing.T) {
+	s, _ := New(nil)
+	words := []string{"the", "key", "xoxb", "ghp", "skip", "sk", "eyJ", "eye", "rk", "github", "abc", "face",
+		"AKIAIOSFODNN7EXAMPLE", "jane@example.com", "4111", "1111", "10.0.0.1", "2001:db8::1", "GB82",
+		"-----BEGIN", "PRIVATE", "KEY-----", "+1", "(415)", "555-2671", "_", "é", "ünï", "\x00"}
+	seps := []string{" ", "  ", ", ", ". ", "\n", "-", ":", "@", "+", "(", ")", "_", "/", ""}
+	r := rand.New(rand.NewPCG(3, 4))
+	var texts [][]byte
+	for range 3000 {
+		var b []byte
+		for range r.IntN(30) {
+			b = append(b, words[r.IntN(len(words))]...)
+			b = append(b, seps[r.IntN(len(seps))]...)
+		}
+		texts = append(texts, b)
+	}
+	texts = append(texts, corpus(4096), prose(4096))
+	defer func() { skipQuietRuns = true }()
+	for _, text := range texts {
+		skipQuietRuns = true
+		got := s.Scan(nil, text)
+		skipQuietRuns = false
+		want := s.Scan(nil, text)
+		if !slices.Equal(got, want) {
+			t.Fatalf("Scan(%q)\nwith skip    %v\nwithout skip %v", text, got, want)
+		}
+	}
+}

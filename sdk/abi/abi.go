@@ -166,14 +166,29 @@ func AppendResult(dst []byte, findings []Finding) []byte {
 		dst = append(dst, `,"end":`...)
 		dst = strconv.AppendInt(dst, int64(f.End), 10)
 		dst = append(dst, `,"score":`...)
-		score := f.Score
-		if math.IsNaN(score) || math.IsInf(score, 0) {
-			score = 0 // JSON has no NaN; the host rejects out-of-range scores anyway.
-		}
-		dst = strconv.AppendFloat(dst, score, 'g', 4, 64)
+		dst = appendScore(dst, f.Score)
 		dst = append(dst, '}')
 	}
 	return append(dst, "]}"...)
+}
+
+// appendScore writes a score as strconv.AppendFloat(dst, score, 'g', 4, 64)
+// does. Scores are nearly always a few decimals in [0,1], which it writes by
+// hand: float formatting is slow once compiled to WebAssembly.
+func appendScore(dst []byte, score float64) []byte {
+	if math.IsNaN(score) || math.IsInf(score, 0) {
+		score = 0 // JSON has no NaN; the host rejects out-of-range scores anyway.
+	}
+	if k := int(score*10000 + 0.5); score > 0 && score < 1 && float64(k)/10000 == score {
+		// 0.dddd with trailing zeros dropped, as 'g' does.
+		digits := [4]byte{byte('0' + k/1000), byte('0' + k/100%10), byte('0' + k/10%10), byte('0' + k%10)}
+		n := 4
+		for digits[n-1] == '0' {
+			n--
+		}
+		return append(append(dst, '0', '.'), digits[:n]...)
+	}
+	return strconv.AppendFloat(dst, score, 'g', 4, 64)
 }
 
 // appendJSONString writes s as a JSON string. Valid types need no escaping; the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -112,5 +113,21 @@ func TestFindingValidate(t *testing.T) {
 				t.Errorf("Validate(%+v) = %v, want ok=%v", tt.f, err, tt.ok)
 			}
 		})
+	}
+}
+
+// TestAppendScore holds the hand-written score formatting to what
+// strconv.AppendFloat writes, over every score with four decimals and a few
+// that take the slow path.
+func TestAppendScore(t *testing.T) {
+	scores := []float64{0, 1, 0.00001, 0.12345, 1.5, -0.5, math.Nextafter(0.5, 1)}
+	for k := range 10001 {
+		scores = append(scores, float64(k)/10000)
+	}
+	for _, score := range scores {
+		want := strconv.AppendFloat(nil, score, 'g', 4, 64)
+		if got := appendScore(nil, score); string(got) != string(want) {
+			t.Errorf("appendScore(%v) = %s, want %s", score, got, want)
+		}
 	}
 }

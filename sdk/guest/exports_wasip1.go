@@ -26,8 +26,20 @@ func sluiceAlloc(size uint32) uint32 {
 	return ptr
 }
 
+// lastAlloc caches the buffer hostBytes found last: the host reuses one input
+// buffer for many scans, and a map lookup per call is slow in WebAssembly.
+var lastAlloc struct {
+	ptr uint32
+	buf []byte
+}
+
 //go:wasmexport sluice_free
-func sluiceFree(ptr uint32) { delete(allocs, ptr) }
+func sluiceFree(ptr uint32) {
+	delete(allocs, ptr)
+	if ptr == lastAlloc.ptr {
+		lastAlloc.ptr, lastAlloc.buf = 0, nil
+	}
+}
 
 //go:wasmexport sluice_configure
 func sluiceConfigure(ptr, size uint32) int32 { return plugin.configure(hostBytes(ptr, size)) }
@@ -51,8 +63,15 @@ func hostBytes(ptr, size uint32) []byte {
 	if size == 0 {
 		return nil
 	}
-	buf, ok := allocs[ptr]
-	if !ok || uint32(len(buf)) < size {
+	buf := lastAlloc.buf
+	if ptr != lastAlloc.ptr || buf == nil {
+		var ok bool
+		if buf, ok = allocs[ptr]; !ok {
+			panic("guest: host passed a buffer it did not allocate")
+		}
+		lastAlloc.ptr, lastAlloc.buf = ptr, buf
+	}
+	if uint32(len(buf)) < size {
 		panic("guest: host passed a buffer it did not allocate")
 	}
 	return buf[:size]

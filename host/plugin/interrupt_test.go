@@ -1,0 +1,142 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// module assembles a WebAssembly binary from sections given as id and body.
+func module(sections ...[]byte) []byte {
+	b := []byte("\x00asm\x01\x00\x00\x00")
+	for _, s := range sections {
+		b = append(b, s[0], byte(len(s)-1))
+		b = append(b, s[1:]...)
+	}
+	return b
+}
+
+// Sections of a module whose one function, exported as "spin", loops forever.
+var (
+	typeSection   = []byte{1, 1, 0x60, 0, 0}                                // () -> ()
+	funcSection   = []byte{3, 1, 0}                                         // function 0 has type 0
+	memorySection = []byte{5, 1, 0, 1}                                      // one memory of 1 page
+	importGlobal  = []byte{2, 1, 3, 'e', 'n', 'v', 1, 'g', 3, 0x7f, 0}      // env.g: immutable i32
+	spinExport    = []byte{7, 1, 4, 's', 'p', 'i', 'n', 0, 0}               // "spin" is function 0
+	spinCode      = []byte{10, 1, 7, 0, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b} // loop br 0 end end
+)
+
+func TestInstrumentStopsSpinningCode(t *testing.T) {
+	ctx := context.Background()
+	wasm, err := instrument(module(typeSection, funcSection, memorySection, spinExport, spinCode))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := wazero.NewRuntime(ctx) // no WithCloseOnContextDone: the check is all there is
+	defer r.Close(ctx)
+	mod, err := r.Instantiate(ctx, wasm)
+	if err != nil {
+		t.Fatalf("instrumented module does not instantiate: %v", err)
+	}
+	flag, ok := mod.ExportedGlobal(interruptExport).(api.MutableGlobal)
+	if !ok {
+		t.Fatalf("no mutable global exported as %q", interruptExport)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := mod.ExportedFunction("spin").Call(ctx)
+		done <- err
+	}()
+	// A collection must be able to stop the world while the guest spins: the
+	// check returns to Go now and then for that.
+	runtime.GC()
+	select {
+	case err := <-done:
+		t.Fatalf("spin returned before it was interrupted: %v", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	flag.Set(1)
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "unreachable") {
+			t.Errorf("spin returned %v, want the check's unreachable trap", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("spin still running 5s after the interrupt was set")
+	}
+}
+
+func TestInstrumentModules(t *testing.T) {
+	tests := []struct {
+		name    string
+		wasm    []byte
+		wantErr bool
+	}{
+		{"loop", module(typeSection, funcSection, memorySection, spinExport, spinCode), false},
+		{"no export section", module(typeSection, funcSection, memorySection, spinCode), false},
+		{"imported global", module(typeSection, importGlobal, funcSection, memorySection, spinCode), false},
+		{"no memory", module(typeSection, funcSection, spinExport, spinCode), true},
+		{"not wasm", []byte("hello"), true},
+		{"truncated", module(typeSection, funcSection, memorySection, spinExport, spinCode)[:30], true},
+		{"unknown opcode", module(typeSection, funcSection, memorySection, []byte{10, 1, 3, 0, 0xff, 0x0b}), true},
+	}
+	ctx := context.Background()
+	r := wazero.NewRuntime(ctx)
+	defer r.Close(ctx)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := instrument(tt.wasm)
+			if tt.wantErr {
+				if !errors.Is(err, errUninstrumentable) {
+					t.Errorf("instrument error = %v, want errUninstrumentable", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Compiling validates the module: a wrong global index would set
+			// an immutable or missing global and fail here.
+			if _, err := r.CompileModule(ctx, out); err != nil {
+				t.Errorf("instrumented module does not compile: %v", err)
+			}
+		})
+	}
+}
+
+// TestSpinningGuestLetsCollectionsRun checks that a spinning plugin neither
+// blocks a garbage collection nor outlives its deadline while one runs.
+func TestSpinningGuestLetsCollectionsRun(t *testing.T) {
+	p := load(t, "hostile", Options{Timeout: 100 * time.Millisecond, PoolSize: 1})
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				runtime.GC()
+			}
+		}
+	}()
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Scan(context.Background(), []string{"loop"})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrTimeout) {
+			t.Errorf("Scan error = %v, want ErrTimeout", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a spinning guest and garbage collections deadlocked")
+	}
+}
