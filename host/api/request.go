@@ -301,8 +301,9 @@ func (m *messageScan) message(s *scanner, i int) (role, contentOK bool) {
 func (m *messageScan) content(s *scanner, i int) bool {
 	switch s.peek() {
 	case '"':
-		start, end, esc := s.str()
-		m.add(s.buf, i, start, end, esc)
+		if start, end, esc := s.str(); !s.bad {
+			m.add(s.buf, i, start, end, esc)
+		}
 		return true
 	case 'n': // a message that only carries tool calls
 		s.skip()
@@ -514,9 +515,8 @@ func (in *inputScan) scan(s *scanner) {
 		if s.buf[start] == 'n' {
 			s.skip()
 			in.texts = []string{""}
-		} else {
-			_, _, esc := s.str()
-			in.texts = []string{in.arena.decode(s.buf[start:s.pos], esc, 0)}
+		} else if _, end, esc := s.str(); !s.bad {
+			in.texts = []string{in.arena.decode(s.buf[start:end], esc, 0)}
 		}
 		if in.wantSpans && !s.bad {
 			in.spans = append(in.spans, textSpan{start: start, end: s.pos})
@@ -543,7 +543,7 @@ func (in *inputScan) scan(s *scanner) {
 		case c == '"':
 			ints, batches = false, false
 			start, end, esc := s.str()
-			if strs {
+			if strs && !s.bad {
 				in.addText(in.arena.decode(s.buf[start:end], esc, min(len(s.buf)-start, arenaHint)), start, end)
 			}
 		case c == '-' || '0' <= c && c <= '9':
