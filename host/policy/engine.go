@@ -175,7 +175,9 @@ func definesRule(modules []*ast.Module, rule string) bool {
 
 // Decide evaluates the policy for in. An evaluation error, an undefined
 // decision or one that does not match the contract is returned as an error,
-// never as a zero Decision, so that the caller can fail closed.
+// never as a zero Decision, so that the caller can fail closed. ctx is
+// checked before the evaluation starts; a running evaluation, which takes
+// microseconds, is not interrupted.
 func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 	if err := ctx.Err(); err != nil {
 		return Decision{}, fmt.Errorf("policy: evaluate %s: %w", Query, err)
@@ -204,8 +206,8 @@ func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 // SetData replaces the data document at path, for example "/sluice/tiers",
 // creating missing parents. Decisions evaluated after SetData returns see the
 // new value, and the policy's derived data recomputed from it; the query is
-// not prepared again. Writing at or under /sluice/derived, which
-// the policy computes, is refused.
+// not prepared again. Writing at or under /sluice/derived, which the policy
+// computes, is refused.
 func (e *Engine) SetData(ctx context.Context, path string, value any) error {
 	p, ok := storage.ParsePath(path)
 	if !ok || len(p) == 0 {
