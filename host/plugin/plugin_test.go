@@ -302,32 +302,47 @@ func corpus(n int) string {
 	return b.String()[:n]
 }
 
+// prose is n bytes of ordinary prompt text without personal data.
+func prose(n int) string {
+	const p = "Please rewrite the following paragraph so that it reads well, keeps every fact, " +
+		"and stays under two hundred words. The team met on Monday to discuss the roadmap; " +
+		"everyone agreed that onboarding needs work, that the docs are out of date, and that " +
+		"we should ship the new dashboard before the end of the quarter. "
+	return strings.Repeat(p, n/len(p)+1)[:n]
+}
+
 // BenchmarkScan compares the PII plugin through the host with the same
-// scanner compiled natively, in one run.
+// scanner compiled natively, in one run, on the PII-dense corpus and on prose.
 func BenchmarkScan(b *testing.B) {
 	p := load(b, "pii", Options{PoolSize: 1, Timeout: time.Second})
 	native, _ := pii.New(nil)
 	ctx := context.Background()
-	for _, size := range []int{27, 1 << 10, 64 << 10} {
-		text := corpus(size)
-		b.Run("wasm/"+sizeName(size), func(b *testing.B) {
-			b.SetBytes(int64(size))
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := p.Scan(ctx, []string{text}); err != nil {
-					b.Fatal(err)
+	for _, in := range []struct {
+		prefix string
+		text   func(int) string
+		sizes  []int
+	}{{"", corpus, []int{27, 1 << 10, 64 << 10}}, {"prose/", prose, []int{1 << 10, 64 << 10}}} {
+		for _, size := range in.sizes {
+			text := in.text(size)
+			b.Run("wasm/"+in.prefix+sizeName(size), func(b *testing.B) {
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := p.Scan(ctx, []string{text}); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
-		b.Run("native/"+sizeName(size), func(b *testing.B) {
-			b.SetBytes(int64(size))
-			b.ReportAllocs()
-			buf := []byte(text)
-			var dst []pii.Finding
-			for b.Loop() {
-				dst = native.Scan(dst[:0], buf)
-			}
-		})
+			})
+			b.Run("native/"+in.prefix+sizeName(size), func(b *testing.B) {
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				buf := []byte(text)
+				var dst []pii.Finding
+				for b.Loop() {
+					dst = native.Scan(dst[:0], buf)
+				}
+			})
+		}
 	}
 }
 

@@ -141,7 +141,7 @@ func (sc *scan) run() {
 	skip := skipQuietRuns
 	for i < n {
 		c := text[i]
-		if skip && classes[c]&cLoud == 0 {
+		if skip && (classes[c]&cLoud == 0 || capitalized(text, i)) {
 			if end := skipQuiet(text, i); end > i {
 				i = end
 				continue
@@ -197,25 +197,43 @@ var skipQuietRuns = true
 // bytes, and IPv6 a ':'), so every word of the run but the last is skipped; the
 // last may go on past the run and is left to the caller.
 //
+// A capitalized word (an upper-case letter after a non-word byte, then a
+// lower-case one) is skipped too: the scan only looks into a word starting with
+// a letter if its second byte is upper case, 'K', 'S' or 'I' after 'A', or it
+// is followed by ':' or '-'.
+//
 // Most prompt text is such runs. Go's WebAssembly code pays for every jump,
 // so the loop tests eight bytes per iteration, OR-ing their classes.
 func skipQuiet(text []byte, i int) int {
 	j := i
-	for ; j+8 <= len(text); j += 8 {
-		b := text[j : j+8 : j+8]
-		if (classes[b[0]]|classes[b[1]]|classes[b[2]]|classes[b[3]]|
-			classes[b[4]]|classes[b[5]]|classes[b[6]]|classes[b[7]])&cLoud != 0 {
+	for {
+		for ; j+8 <= len(text); j += 8 {
+			b := text[j : j+8 : j+8]
+			if (classes[b[0]]|classes[b[1]]|classes[b[2]]|classes[b[3]]|
+				classes[b[4]]|classes[b[5]]|classes[b[6]]|classes[b[7]])&cLoud != 0 {
+				break
+			}
+		}
+		for j < len(text) && classes[text[j]]&cLoud == 0 {
+			j++
+		}
+		if !capitalized(text, j) {
 			break
 		}
-	}
-	for j < len(text) && classes[text[j]]&cLoud == 0 {
-		j++
+		j += 2
 	}
 	// Back up over the last word of the run, which may continue past it.
 	for j > i && classes[text[j-1]]&cWord != 0 {
 		j--
 	}
 	return j
+}
+
+// capitalized reports whether a capitalized word starts at i: an upper-case
+// letter at a word start followed by a lower-case letter.
+func capitalized(text []byte, i int) bool {
+	return i+1 < len(text) && classes[text[i]]&cUpper != 0 && classes[text[i+1]]&cLower != 0 &&
+		(i == 0 || classes[text[i-1]]&cWord == 0)
 }
 
 // mayStartToken reports whether a word beginning with c1 c2 could be a key,
