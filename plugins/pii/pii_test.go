@@ -240,7 +240,8 @@ func TestSkipQuietChangesNothing(t *testing.T) {
 	s, _ := New(nil)
 	words := []string{"the", "key", "xoxb", "ghp", "skip", "sk", "eyJ", "eye", "rk", "github", "abc", "face",
 		"AKIAIOSFODNN7EXAMPLE", "jane@example.com", "4111", "1111", "10.0.0.1", "2001:db8::1", "GB82",
-		"-----BEGIN", "PRIVATE", "KEY-----", "+1", "(415)", "555-2671", "_", "é", "ünï", "\x00"}
+		"-----BEGIN", "PRIVATE", "KEY-----", "+1", "(415)", "555-2671", "_", "é", "ünï", "\x00",
+		"Hello", "Also", "Ab", "McDonald", "Aiza", "Sk", "Order", "Xoxb", "De89370400440532013000"}
 	seps := []string{" ", "  ", ", ", ". ", "\n", "-", ":", "@", "+", "(", ")", "_", "/", ""}
 	r := rand.New(rand.NewPCG(3, 4))
 	var texts [][]byte
