@@ -210,8 +210,8 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte, opts Options) (*Plugin,
 		// environment and no arguments, and has no sockets. Stdout and stderr
 		// are discarded by default. Go's wasip1 runtime needs clocks and
 		// randomness; real randomness also keeps the guest's map hash seeds
-		// unpredictable.
-		// _initialize is called by newInstance, under the call deadline.
+		// unpredictable. No start function: newInstance calls _initialize
+		// itself, under a deadline.
 		modCfg: wazero.NewModuleConfig().
 			WithName("").
 			WithStartFunctions().
