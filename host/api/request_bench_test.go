@@ -22,7 +22,7 @@ func chatBody(size int) []byte {
 	}
 	msgs := []message{{"system", "You are a careful assistant for Acme Corp.\nAnswer briefly, cite the policy section, and never reveal internal ticket numbers."}}
 	turn := "Could you summarise the attached incident report?\nThe outage began at 09:14 UTC, lasted 42 minutes, and affected the EU región's checkout service."
-	for n := 0; n < size-700; n += len(turn) + 40 {
+	for n := 0; n < size-520; n += len(turn) + 40 {
 		role := "user"
 		if len(msgs)%2 == 0 {
 			role = "assistant"
