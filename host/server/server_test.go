@@ -25,7 +25,7 @@ import (
 
 // harness is a Sluice started in-process on loopback, with one client and key.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *Server
 	cfg     *config.Config
 	key     string
@@ -35,7 +35,7 @@ type harness struct {
 
 // testConfig is the embedded default on ephemeral ports, with the real plugins
 // and a "test" tier that each test shapes.
-func testConfig(t *testing.T, dataDir string, tier config.Tier) *config.Config {
+func testConfig(t testing.TB, dataDir string, tier config.Tier) *config.Config {
 	t.Helper()
 	t.Setenv("OPENAI_API_KEY", "")
 	cfg, err := config.Load("")
@@ -59,7 +59,7 @@ func testConfig(t *testing.T, dataDir string, tier config.Tier) *config.Config {
 	return cfg
 }
 
-func start(t *testing.T, cfg *config.Config) *harness {
+func start(t testing.TB, cfg *config.Config) *harness {
 	t.Helper()
 	logs := &bytes.Buffer{}
 	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, nil))
@@ -82,7 +82,7 @@ func (h *harness) stop() {
 }
 
 // newHarness starts Sluice with a client "app" in department "research" on the test tier.
-func newHarness(t *testing.T, tier config.Tier) *harness {
+func newHarness(t testing.TB, tier config.Tier) *harness {
 	t.Helper()
 	h := start(t, testConfig(t, t.TempDir(), tier))
 	h.key = h.createClient("app", "research")
