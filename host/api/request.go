@@ -104,6 +104,9 @@ func ParseChatRequest(body []byte) (*ChatRequest, *Error) {
 	if aerr := msgs.problem(); aerr != nil {
 		return nil, aerr
 	}
+	if aerr := msgs.ambiguity(); aerr != nil {
+		return nil, aerr
+	}
 	r.MessageCount, r.Texts, r.TextMessage = msgs.count, msgs.texts, msgs.textMessage
 	return r, nil
 }
@@ -195,6 +198,12 @@ type messageScan struct {
 	notArray   bool // messages is not an array of objects with string roles
 	badMessage int  // 1 + the index of the first message without a role or with bad content
 	badRole    bool // that message's problem is its role
+	// ambiguous is 1 + the index of the first message that names a field
+	// Sluice scans (content, or a part's type or text) twice or in another
+	// case. Upstreams disagree on which copy counts, so such a message could
+	// carry text past the guardrails; it is refused instead.
+	ambiguous      int
+	ambiguousField string
 
 	wantSpans bool       // record spans, for SetTexts
 	spans     []textSpan // where each text sits in the messages value
@@ -265,6 +274,7 @@ func (m *messageScan) message(s *scanner, i int) (role, contentOK bool) {
 	buf := s.buf
 	mark := len(m.texts)
 	contentOK = true
+	contentSeen := false
 	s.open()
 	for j := 0; s.more(j == 0, '}'); j++ {
 		start, end, esc := s.key()
@@ -284,6 +294,10 @@ func (m *messageScan) message(s *scanner, i int) (role, contentOK bool) {
 				s.skip()
 			}
 		case keyFolds(k, esc, "content"):
+			if contentSeen || !keyIs(k, esc, "content") {
+				m.markAmbiguous(i, "content")
+			}
+			contentSeen = true
 			// A later content replaces an earlier one, texts and all.
 			m.texts, m.textMessage = m.texts[:mark], m.textMessage[:mark]
 			if m.wantSpans {
@@ -337,6 +351,8 @@ func (m *messageScan) part(s *scanner, i int) bool {
 	buf := s.buf
 	ok, isText := true, false
 	textStart, textEnd, textEsc := 0, 0, false
+	nullStart, nullEnd := 0, 0 // a "text": null, which SetTexts overwrites in place
+	typeSeen, textSeen := false, false
 	s.open()
 	for j := 0; s.more(j == 0, '}'); j++ {
 		start, end, esc := s.key()
@@ -345,6 +361,10 @@ func (m *messageScan) part(s *scanner, i int) bool {
 		}
 		switch k := buf[start:end]; {
 		case keyFolds(k, esc, "type"):
+			if typeSeen || !keyIs(k, esc, "type") {
+				m.markAmbiguous(i, "type")
+			}
+			typeSeen = true
 			switch s.peek() {
 			case '"':
 				vs, ve, vesc := s.str()
@@ -356,11 +376,17 @@ func (m *messageScan) part(s *scanner, i int) bool {
 				s.skip()
 			}
 		case keyFolds(k, esc, "text"):
+			if textSeen || !keyIs(k, esc, "text") {
+				m.markAmbiguous(i, "text")
+			}
+			textSeen = true
 			switch s.peek() {
 			case '"':
 				textStart, textEnd, textEsc = s.str()
 			case 'n':
+				nullStart = s.pos
 				s.skip()
+				nullEnd = s.pos
 			default:
 				ok = false
 				s.skip()
@@ -370,18 +396,51 @@ func (m *messageScan) part(s *scanner, i int) bool {
 		}
 	}
 	if isText && !s.bad {
-		if textEnd == 0 {
+		switch {
+		case textEnd == 0 && nullEnd > 0:
+			m.texts = append(m.texts, "")
+			m.textMessage = append(m.textMessage, i)
+			if m.wantSpans {
+				m.spans = append(m.spans, textSpan{start: nullStart, end: nullEnd})
+			}
+		case textEnd == 0:
 			closing := s.pos - 1
 			m.texts = append(m.texts, "")
 			m.textMessage = append(m.textMessage, i)
 			if m.wantSpans {
 				m.spans = append(m.spans, textSpan{start: closing, end: closing, insert: true})
 			}
-		} else {
+		default:
 			m.add(buf, i, textStart, textEnd, textEsc)
 		}
 	}
 	return ok
+}
+
+// ambiguity is the error for a message that names a scanned field twice or
+// in another case. It is checked after every other problem, so a body that
+// is wrong in several ways gets the error encoding/json's reading would give.
+func (m *messageScan) ambiguity() *Error {
+	if m.ambiguous == 0 {
+		return nil
+	}
+	i := m.ambiguous - 1
+	return param(fmt.Sprintf("messages[%d].%s", i, m.ambiguousField),
+		"messages[%d] has more than one %q field, or one spelled in another case; send it once, in lower case", i, m.ambiguousField)
+}
+
+// keyIs reports whether the raw key (quotes included) decodes to exactly name.
+func keyIs(raw []byte, esc bool, name string) bool {
+	if !esc {
+		return len(raw) == len(name)+2 && string(raw[1:len(raw)-1]) == name
+	}
+	return decodeString(raw, esc) == name
+}
+
+func (m *messageScan) markAmbiguous(i int, field string) {
+	if m.ambiguous == 0 {
+		m.ambiguous, m.ambiguousField = i+1, field
+	}
 }
 
 func (m *messageScan) add(buf []byte, i, start, end int, esc bool) {

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -102,6 +103,17 @@ func checkChat(t testing.TB, body []byte) {
 	want, werr := refParseChatRequest(body)
 	if !bytes.Equal(body, orig) {
 		t.Fatalf("%q: the parser changed the body", orig)
+	}
+	if werr == nil {
+		// Sluice refuses what encoding/json accepts when a message names a
+		// scanned field twice or in another case: upstreams disagree on which
+		// copy counts, so the text Sluice scans might not be the one sent.
+		if param, ambiguous := refAmbiguity(body); ambiguous {
+			if gerr == nil || gerr.Code != "invalid_value" || gerr.Param != param {
+				t.Fatalf("%q: an ambiguous %s must be refused, got %+v", body, param, gerr)
+			}
+			return
+		}
 	}
 	if !sameError(gerr, werr) {
 		t.Fatalf("%q:\n got error %+v\nwant error %+v", body, gerr, werr)
@@ -220,6 +232,17 @@ func checkEmbeddings(t testing.TB, body []byte) {
 	t.Helper()
 	got, gerr := ParseEmbeddingsRequest(body)
 	want, werr := refParseEmbeddingsRequest(body)
+	if werr == nil {
+		// Sluice refuses what encoding/json accepts when a message names a
+		// scanned field twice or in another case: upstreams disagree on which
+		// copy counts, so the text Sluice scans might not be the one sent.
+		if param, ambiguous := refAmbiguity(body); ambiguous {
+			if gerr == nil || gerr.Code != "invalid_value" || gerr.Param != param {
+				t.Fatalf("%q: an ambiguous %s must be refused, got %+v", body, param, gerr)
+			}
+			return
+		}
+	}
 	if !sameError(gerr, werr) {
 		t.Fatalf("%q:\n got error %+v\nwant error %+v", body, gerr, werr)
 	}
@@ -314,4 +337,75 @@ func FuzzParseEmbeddingsRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		checkEmbeddings(t, body)
 	})
+}
+
+// refAmbiguity finds, with encoding/json's token reader, the first message that
+// names content (or a content part's type or text) twice or in another case,
+// in document order, and returns its param.
+func refAmbiguity(body []byte) (string, bool) {
+	var doc struct {
+		Messages json.RawMessage `json:"messages"`
+	}
+	if json.Unmarshal(body, &doc) != nil {
+		return "", false
+	}
+	var msgs []json.RawMessage
+	if json.Unmarshal(doc.Messages, &msgs) != nil {
+		return "", false
+	}
+	for i, m := range msgs {
+		if field, ok := ambiguousObject(m, []string{"content"}, func(v json.RawMessage) (string, bool) {
+			var parts []json.RawMessage
+			if json.Unmarshal(v, &parts) != nil {
+				return "", false
+			}
+			for _, p := range parts {
+				if field, ok := ambiguousObject(p, []string{"type", "text"}, nil); ok {
+					return field, true
+				}
+			}
+			return "", false
+		}); ok {
+			return fmt.Sprintf("messages[%d].%s", i, field), true
+		}
+	}
+	return "", false
+}
+
+// ambiguousObject walks the keys of obj in order; a key that folds to one of
+// names but is not that name, or a second one, is ambiguous. inner looks inside
+// each value of such a key first, as the scanner reads a value before the keys
+// after it.
+func ambiguousObject(obj json.RawMessage, names []string, inner func(json.RawMessage) (string, bool)) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return "", false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		key, _ := tok.(string)
+		var v json.RawMessage
+		if dec.Decode(&v) != nil {
+			return "", false
+		}
+		for _, name := range names {
+			if !strings.EqualFold(key, name) {
+				continue
+			}
+			if seen[name] || key != name {
+				return name, true
+			}
+			seen[name] = true
+			if inner != nil {
+				if field, ok := inner(v); ok {
+					return field, true
+				}
+			}
+		}
+	}
+	return "", false
 }

@@ -120,14 +120,36 @@ func TestUpstreamBodyKeepsTheCallersBytes(t *testing.T) {
 	}
 }
 
+func TestAmbiguousMessagesAreRefused(t *testing.T) {
+	// Each body names a scanned field twice or in another case. Sluice would
+	// scan one copy and an upstream might read the other, so none is forwarded.
+	cases := []struct{ body, param string }{
+		{`{"model":"m","messages":[{"role":"user","content":"hi","content":"ann@x.io"}]}`, "messages[0].content"},
+		{`{"model":"m","messages":[{"role":"user","content":"ann@x.io","CONTENT":"hi"}]}`, "messages[0].content"},
+		{`{"model":"m","messages":[{"role":"user","Content":"hi"}]}`, "messages[0].content"},
+		{`{"model":"m","messages":[{"role":"user","content":"ok"},{"role":"user","content":[{"type":"text","text":"ann@x.io","text":"hi"}]}]}`, "messages[1].text"},
+		{`{"model":"m","messages":[{"role":"user","content":[{"type":"text","TYPE":"image_url","text":"ann@x.io"}]}]}`, "messages[0].type"},
+	}
+	for _, c := range cases {
+		_, aerr := ParseChatRequest([]byte(c.body))
+		if aerr == nil || aerr.Status != 400 || aerr.Param != c.param {
+			t.Errorf("%s: got %+v, want a 400 on %s", c.body, aerr, c.param)
+		}
+	}
+	// An escape that decodes to the exact name is not ambiguous.
+	if _, aerr := ParseChatRequest([]byte(`{"model":"m","messages":[{"role":"user","cont\u0065nt":"hi"}]}`)); aerr != nil {
+		t.Errorf("escaped key: %v", aerr)
+	}
+}
+
 func TestSetTextsRewritesOnlyTheTexts(t *testing.T) {
 	body := `{"model":"m","messages":[{"role":"user","content":"keep\u0021"},` +
-		`{"role":"user","content":[{"type":"text","text":"mail ann@x.io"},{"type":"text"},{"type":"text","text":"x","text":null}]}]}`
+		`{"role":"user","content":[{"type":"text","text":"mail ann@x.io"},{"type":"text"},{"type":"text","text":null}]}]}`
 	r, aerr := ParseChatRequest([]byte(body))
 	if aerr != nil {
 		t.Fatal(aerr)
 	}
-	if !slices.Equal(r.Texts, []string{"keep!", "mail ann@x.io", "", "x"}) {
+	if !slices.Equal(r.Texts, []string{"keep!", "mail ann@x.io", "", ""}) {
 		t.Fatalf("texts %q", r.Texts)
 	}
 	if err := r.SetTexts([]string{"keep!", "mail [EMAIL_1]", "added \"quoted\"", "y"}); err != nil {
@@ -135,7 +157,7 @@ func TestSetTextsRewritesOnlyTheTexts(t *testing.T) {
 	}
 	up, _ := r.UpstreamBody("m")
 	want := `{"model":"m","messages":[{"role":"user","content":"keep\u0021"},` +
-		`{"role":"user","content":[{"type":"text","text":"mail [EMAIL_1]"},{"type":"text","text":"added \"quoted\""},{"type":"text","text":"y","text":null}]}]}`
+		`{"role":"user","content":[{"type":"text","text":"mail [EMAIL_1]"},{"type":"text","text":"added \"quoted\""},{"type":"text","text":"y"}]}]}`
 	if string(up) != want {
 		t.Fatalf("upstream body\n got %s\nwant %s", up, want)
 	}
