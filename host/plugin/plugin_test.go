@@ -388,3 +388,22 @@ func BenchmarkCall(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkScanContentFilter measures the shipped content filter through the
+// host on prose, which is what almost every prompt is.
+func BenchmarkScanContentFilter(b *testing.B) {
+	p := load(b, "contentfilter", Options{PoolSize: 1, Timeout: time.Second})
+	ctx := context.Background()
+	for _, size := range []int{1 << 10, 64 << 10} {
+		text := prose(size)
+		b.Run("wasm/prose/"+sizeName(size), func(b *testing.B) {
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := p.Scan(ctx, []string{text}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

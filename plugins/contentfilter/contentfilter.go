@@ -58,7 +58,17 @@ type Filter struct {
 	// byFirst maps the first folded word of each phrase to the phrases that
 	// start with it, longest first so the longest match wins.
 	byFirst map[string][]phrase
+	// firstWords has a bit set for the hash of every phrase's first word. Most
+	// words of a prompt miss it, and skip the map lookup, which in WASM costs
+	// far more than the bit test.
+	firstWords bloom
 }
+
+// bloom is a one-hash Bloom filter over word hashes.
+type bloom [1 << 10]uint64 // 65,536 bits
+
+func (b *bloom) add(h uint32)          { b[h>>6%uint32(len(b))] |= 1 << (h & 63) }
+func (b *bloom) mayHave(h uint32) bool { return b[h>>6%uint32(len(b))]&(1<<(h&63)) != 0 }
 
 type phrase struct {
 	typ   string
@@ -78,11 +88,12 @@ func New(config []byte) (*Filter, error) {
 	}
 	f := &Filter{byFirst: map[string][]phrase{}}
 	add := func(typ, term string) error {
-		words := foldWords(term)
+		words, first := foldWords(term)
 		if len(words) == 0 {
 			return fmt.Errorf("contentfilter config: %s: term %q has no letters or digits", typ, term)
 		}
 		f.byFirst[words[0]] = append(f.byFirst[words[0]], phrase{typ: typ, words: words})
+		f.firstWords.add(first)
 		return nil
 	}
 	// Sorted so that duplicate terms across categories resolve the same way every time.
@@ -131,7 +142,10 @@ func categoryType(name string) (string, error) {
 
 // token is a word of the scanned text: its byte span in the text and the span
 // of its folded form in the scratch buffer.
-type token struct{ start, end, fstart, fend int }
+type token struct {
+	start, end, fstart, fend int
+	hash                     uint32 // of the folded word, for Filter.firstWords
+}
 
 type scratch struct {
 	tokens []token
@@ -175,13 +189,26 @@ func matchAt(toks []token, folded []byte, words []string) bool {
 
 // foldWords splits s into folded words; it is how terms are normalised, the
 // same way as the text.
-func foldWords(s string) []string {
+// foldWords splits s into folded words, and returns the first word's hash.
+func foldWords(s string) ([]string, uint32) {
 	toks, folded := tokenize(nil, nil, []byte(s))
 	words := make([]string, len(toks))
 	for i, t := range toks {
 		words[i] = string(folded[t.fstart:t.fend])
 	}
-	return words
+	if len(toks) == 0 {
+		return nil, 0
+	}
+	return words, toks[0].hash
+}
+
+// wordHash is FNV-1a over the folded bytes of a word.
+func wordHash(b []byte) uint32 {
+	h := uint32(2166136261)
+	for _, c := range b {
+		h = (h ^ uint32(c)) * 16777619
+	}
+	return h
 }
 
 // tokenize splits text into words (runs of letters, digits and non-ASCII
@@ -225,7 +252,7 @@ func tokenize(toks []token, buf []byte, text []byte) ([]token, []byte) {
 			}
 			i += size
 		}
-		toks = append(toks, token{start: start, end: i, fstart: fstart, fend: len(buf)})
+		toks = append(toks, token{start: start, end: i, fstart: fstart, fend: len(buf), hash: wordHash(buf[fstart:])})
 	}
 	return toks, buf
 }
