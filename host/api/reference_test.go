@@ -8,6 +8,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 )
 
 // refChatRequest is what the gateway needs to know about a chat completion request.
@@ -18,6 +20,7 @@ type refChatRequest struct {
 	Stream       bool
 	IncludeUsage bool  // the caller asked for the final usage chunk itself
 	MaxTokens    int64 // max_completion_tokens or max_tokens; 0 when absent
+	Choices      int64
 	MessageCount int
 	// Texts are the text parts of all messages, in order; TextMessage[i] is the
 	// index in messages of the message Texts[i] came from.
@@ -40,7 +43,7 @@ type refContentPart struct {
 // refParseChatRequest reads a /v1/chat/completions body. Every problem is reported
 // as a 400 naming the offending parameter, as OpenAI does.
 func refParseChatRequest(body []byte) (*refChatRequest, *Error) {
-	fields, aerr := refParseObject(body)
+	fields, aerr := refParseObject(body, "model", "stream", "stream_options", "max_completion_tokens", "max_tokens", "messages", "n")
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -63,12 +66,23 @@ func refParseChatRequest(body []byte) (*refChatRequest, *Error) {
 		if err := refOptional(fields, name, &n); err != nil {
 			return nil, err
 		}
-		if n < 0 {
-			return nil, refParam(name, "%s must be a positive integer", name)
+		if n < 0 || n > MaxTokensLimit {
+			return nil, refParam(name, "%s must be an integer from 1 to %d", name, MaxTokensLimit)
 		}
 		if n > 0 && r.MaxTokens == 0 {
 			r.MaxTokens = n
 		}
+	}
+	r.Choices = 1
+	if raw, ok := fields["n"]; ok && !bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		var n int64
+		if err := refOptional(fields, "n", &n); err != nil {
+			return nil, err
+		}
+		if n < 1 || n > MaxChoices {
+			return nil, refParam("n", "n must be an integer from 1 to %d", MaxChoices)
+		}
+		r.Choices = n
 	}
 	raw, ok := fields["messages"]
 	if !ok {
@@ -147,7 +161,7 @@ type refEmbeddingsRequest struct {
 
 // refParseEmbeddingsRequest reads a /v1/embeddings body.
 func refParseEmbeddingsRequest(body []byte) (*refEmbeddingsRequest, *Error) {
-	fields, aerr := refParseObject(body)
+	fields, aerr := refParseObject(body, "model", "input")
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -198,7 +212,7 @@ func (r *refEmbeddingsRequest) UpstreamBody(upstreamModel string) ([]byte, error
 	return json.Marshal(out)
 }
 
-func refParseObject(body []byte) (map[string]json.RawMessage, *Error) {
+func refParseObject(body []byte, read ...string) (map[string]json.RawMessage, *Error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, InvalidRequest("invalid_request_body", "The request body is empty; send a JSON object.")
 	}
@@ -208,6 +222,24 @@ func refParseObject(body []byte) (map[string]json.RawMessage, *Error) {
 	}
 	if fields == nil {
 		return nil, InvalidRequest("invalid_json", "The request body must be a JSON object.")
+	}
+	// The first top-level key, in body order, that names a field Sluice reads
+	// in another case is refused.
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.Token()
+	for dec.More() {
+		tok, _ := dec.Token()
+		key, _ := tok.(string)
+		var skip json.RawMessage
+		dec.Decode(&skip)
+		if slices.Contains(read, key) {
+			continue
+		}
+		for _, name := range read {
+			if strings.EqualFold(key, name) {
+				return nil, refParam(name, "a member named %q in another case is not accepted; send %q in lower case, once", name, name)
+			}
+		}
 	}
 	return fields, nil
 }

@@ -17,6 +17,9 @@ type ChatRequest struct {
 	Stream       bool
 	IncludeUsage bool  // the caller asked for the final usage chunk itself
 	MaxTokens    int64 // max_completion_tokens or max_tokens; 0 when absent
+	// Choices is n, the number of replies asked for (1 when absent): a
+	// request's completion can use up to Choices × MaxTokens.
+	Choices      int64
 	MessageCount int
 	// Texts are the text parts of all messages, in order; TextMessage[i] is the
 	// index in messages of the message Texts[i] came from.
@@ -35,10 +38,18 @@ const (
 	chatMaxCompletionTokens
 	chatMaxTokens
 	chatMessages
+	chatN
 	chatFieldCount
 )
 
-var chatFields = [chatFieldCount]string{"model", "stream", "stream_options", "max_completion_tokens", "max_tokens", "messages"}
+var chatFields = [chatFieldCount]string{"model", "stream", "stream_options", "max_completion_tokens", "max_tokens", "messages", "n"}
+
+// MaxTokensLimit bounds max_tokens and max_completion_tokens. No model
+// produces more, and a bound keeps every reservation far from overflow.
+const MaxTokensLimit = 1 << 24
+
+// MaxChoices bounds n.
+const MaxChoices = 128
 
 // includeUsageMember is the member UpstreamBody sets for a stream.
 const includeUsageMember = `"stream_options":{"include_usage":true}`
@@ -91,12 +102,26 @@ func ParseChatRequest(body []byte) (*ChatRequest, *Error) {
 		if !ok {
 			return nil, wrongType(name, "expected an integer")
 		}
-		if n < 0 {
-			return nil, param(name, "%s must be a positive integer", name)
+		if n < 0 || n > MaxTokensLimit {
+			return nil, param(name, "%s must be an integer from 1 to %d", name, MaxTokensLimit)
 		}
 		if n > 0 && r.MaxTokens == 0 {
 			r.MaxTokens = n
 		}
+	}
+	r.Choices = 1
+	if v := r.doc.value(chatN); present(v) {
+		n, ok := int64(0), false
+		if v[0] == '-' || '0' <= v[0] && v[0] <= '9' {
+			n, ok = parseInt(v)
+		}
+		if !ok {
+			return nil, wrongType("n", "expected an integer")
+		}
+		if n < 1 || n > MaxChoices {
+			return nil, param("n", "n must be an integer from 1 to %d", MaxChoices)
+		}
+		r.Choices = n
 	}
 	if r.doc.value(chatMessages) == nil {
 		return nil, param("messages", "you must provide a messages parameter")
@@ -684,6 +709,9 @@ type document struct {
 	last    [8]int32  // 1 + the index in members of each field's last occurrence
 	end     int       // the end of the last top-level value: where a member is added
 	inline  [6]member // members' storage for the usual request
+	// caseVariant is the first field named by a key that differs from it
+	// only in case; such a body is refused.
+	caseVariant string
 
 	// scan reads body during parse. It lives here because handing a
 	// scanner on the stack to the inline reader would move it to the heap.
@@ -723,6 +751,11 @@ func (d *document) parse(body []byte, fields []string, inlineField int, inline f
 			d.members[n-1].next = start
 		}
 		f := fieldIndex(body[start:end], esc, fields)
+		if f < 0 && d.caseVariant == "" {
+			if g := foldedFieldIndex(body[start:end], esc, fields); g >= 0 {
+				d.caseVariant = fields[g]
+			}
+		}
 		s.peek()
 		valStart := s.pos
 		if f == inlineField {
@@ -740,7 +773,24 @@ func (d *document) parse(body []byte, fields []string, inlineField int, inline f
 	if s.bad {
 		return invalidJSON(body)
 	}
+	if d.caseVariant != "" {
+		// encoding/json, and so many upstreams, would read such a key as the
+		// field; Sluice reads fields exactly, so the two could see different
+		// models or messages.
+		return param(d.caseVariant, "a member named %q in another case is not accepted; send %q in lower case, once", d.caseVariant, d.caseVariant)
+	}
 	return nil
+}
+
+// foldedFieldIndex is the index in fields of a name the key raw (quotes
+// included) equals but for case, or -1.
+func foldedFieldIndex(raw []byte, esc bool, fields []string) int {
+	for i, name := range fields {
+		if keyFolds(raw, esc, name) {
+			return i
+		}
+	}
+	return -1
 }
 
 // fieldIndex is the index in fields of the key raw (quotes included), matched

@@ -122,7 +122,7 @@ func checkChat(t testing.TB, body []byte) {
 		return
 	}
 	if got.Model != want.Model || got.Stream != want.Stream || got.IncludeUsage != want.IncludeUsage ||
-		got.MaxTokens != want.MaxTokens || got.MessageCount != want.MessageCount ||
+		got.MaxTokens != want.MaxTokens || got.Choices != want.Choices || got.MessageCount != want.MessageCount ||
 		!slices.Equal(got.Texts, want.Texts) || !slices.Equal(got.TextMessage, want.TextMessage) {
 		t.Fatalf("%q:\n got %+v\nwant %+v", body, fieldsOf(got), fieldsOf(want.ChatRequest()))
 	}

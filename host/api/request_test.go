@@ -105,8 +105,8 @@ func TestUpstreamBodyKeepsTheCallersBytes(t *testing.T) {
 			`{"model":"m","stream_options":{"include_usage":false},"messages":[{"role":"user","content":"x"}]}`,
 			`{"model":"up","stream_options":{"include_usage":false},"messages":[{"role":"user","content":"x"}]}`},
 		{"repeated keys Sluice reads keep only the last",
-			`{"model":"a", "messages":[{"role":"user","content":"hidden"}], "n":1, "model":"b","messages":[{"role":"user","content":"seen"}],"n":2}`,
-			`{"n":1, "model":"up","messages":[{"role":"user","content":"seen"}],"n":2}`},
+			`{"model":"a", "messages":[{"role":"user","content":"hidden"}], "user":"x", "model":"b","messages":[{"role":"user","content":"seen"}],"user":"y"}`,
+			`{"user":"x", "model":"up","messages":[{"role":"user","content":"seen"}],"user":"y"}`},
 	}
 	for _, c := range cases {
 		r, aerr := ParseChatRequest([]byte(c.body))
@@ -204,6 +204,42 @@ func TestEmbeddingsRequest(t *testing.T) {
 	for _, body := range []string{`{"model":"e"}`, `{"model":"e","input":[1,"a"]}`, `{"model":"e","input":{}}`} {
 		if _, aerr := ParseEmbeddingsRequest([]byte(body)); aerr == nil || aerr.Param != "input" {
 			t.Errorf("%s: got %v, want an error about input", body, aerr)
+		}
+	}
+}
+
+func TestTopLevelCaseVariantsAreRefused(t *testing.T) {
+	// encoding/json reads "Messages" as messages; Sluice must not scan one
+	// array while an upstream reads another.
+	for _, c := range []struct{ body, param string }{
+		{`{"model":"m","messages":[{"role":"user","content":"hi"}],"Messages":[{"role":"user","content":"SSN 123-45-6789"}]}`, "messages"},
+		{`{"model":"gpt-4o-mini","MODEL":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`, "model"},
+		{`{"model":"m","Stream":true,"messages":[{"role":"user","content":"hi"}]}`, "stream"},
+	} {
+		_, aerr := ParseChatRequest([]byte(c.body))
+		if aerr == nil || aerr.Status != 400 || aerr.Param != c.param {
+			t.Errorf("%s: got %+v, want a 400 on %s", c.body, aerr, c.param)
+		}
+	}
+	if _, aerr := ParseEmbeddingsRequest([]byte(`{"model":"m","input":"hi","Input":"SSN 123-45-6789"}`)); aerr == nil || aerr.Param != "input" {
+		t.Errorf("embeddings Input: %+v", aerr)
+	}
+}
+
+func TestTokenBoundsAndChoices(t *testing.T) {
+	r, aerr := ParseChatRequest([]byte(`{"model":"m","n":3,"max_tokens":100,"messages":[{"role":"user","content":"hi"}]}`))
+	if aerr != nil || r.Choices != 3 || r.MaxTokens != 100 {
+		t.Fatalf("%+v %v", r, aerr)
+	}
+	for _, body := range []string{
+		`{"model":"m","max_tokens":9223372036854775807,"messages":[{"role":"user","content":"hi"}]}`,
+		`{"model":"m","max_completion_tokens":16777217,"messages":[{"role":"user","content":"hi"}]}`,
+		`{"model":"m","n":0,"messages":[{"role":"user","content":"hi"}]}`,
+		`{"model":"m","n":129,"messages":[{"role":"user","content":"hi"}]}`,
+		`{"model":"m","n":"2","messages":[{"role":"user","content":"hi"}]}`,
+	} {
+		if _, aerr := ParseChatRequest([]byte(body)); aerr == nil || aerr.Status != 400 {
+			t.Errorf("%s: accepted", body)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
@@ -83,6 +84,9 @@ type Authenticator struct {
 	ttl         time.Duration
 	negativeTTL time.Duration
 	now         func() time.Time
+	// generation changes on every Forget. A lookup that began before a
+	// revocation must not cache what it read after the cache was cleared.
+	generation atomic.Uint64
 }
 
 // New returns an Authenticator whose cache keeps a client context for at most
@@ -121,10 +125,11 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (Identity,
 		}
 		return c.identity, nil
 	}
+	gen := a.generation.Load()
 	k, client, err := a.store.KeyByHash(ctx, hash)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		a.cache.SetWithTTL(ck, &cached{hash: hash}, 1, a.negativeTTL)
+		a.remember(gen, ck, &cached{hash: hash}, a.negativeTTL)
 		return Identity{}, ErrInvalidKey
 	case err != nil:
 		return Identity{}, fmt.Errorf("auth: looking up key: %w", err)
@@ -132,12 +137,20 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (Identity,
 	// The lookup was by hash; comparing the stored hash in constant time keeps
 	// any later change of lookup strategy from turning into a timing oracle.
 	if subtle.ConstantTimeCompare(k.Hash[:], hash[:]) != 1 || !k.Active() {
-		a.cache.SetWithTTL(ck, &cached{hash: hash}, 1, a.negativeTTL)
+		a.remember(gen, ck, &cached{hash: hash}, a.negativeTTL)
 		return Identity{}, ErrInvalidKey
 	}
 	id := Identity{KeyID: k.ID, Client: client}
-	a.cache.SetWithTTL(ck, &cached{hash: hash, identity: id, valid: true}, 1, a.ttl)
+	a.remember(gen, ck, &cached{hash: hash, identity: id, valid: true}, a.ttl)
 	return id, nil
+}
+
+// remember caches what a lookup found, unless the cache was cleared since the
+// lookup began: then what it found may already be stale.
+func (a *Authenticator) remember(gen uint64, key string, c *cached, ttl time.Duration) {
+	if a.generation.Load() == gen {
+		a.cache.SetWithTTL(key, c, 1, ttl)
+	}
 }
 
 // Revoke revokes a key in the store and forgets every cached context here, so
@@ -151,7 +164,10 @@ func (a *Authenticator) Revoke(ctx context.Context, keyID string) error {
 }
 
 // Forget drops every cached client context, e.g. after a client's tier changed.
-func (a *Authenticator) Forget() { a.cache.Clear() }
+func (a *Authenticator) Forget() {
+	a.generation.Add(1)
+	a.cache.Clear()
+}
 
 // KeyFromHeaders extracts the key from "Authorization: Bearer <key>" or
 // "x-api-key: <key>".

@@ -76,6 +76,8 @@ type Plugin struct {
 	// FailMode is what a request gets when the plugin cannot scan: "closed"
 	// (503 guardrail_unavailable) or "open" (allowed, logged).
 	FailMode string `yaml:"fail_mode"`
+	// MemoryLimitMB caps each instance's linear memory; default 32.
+	MemoryLimitMB int `yaml:"memory_limit_mb"`
 }
 
 // Limits tunes the limiter.

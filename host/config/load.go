@@ -395,6 +395,9 @@ func (c *Config) validate(file string) error {
 		if p.Timeout == 0 {
 			c.Plugins[i].Timeout = Duration(100 * time.Millisecond)
 		}
+		if p.MemoryLimitMB < 0 || p.MemoryLimitMB > 4096 {
+			return bad(key+".memory_limit_mb", "expected 1 to 4096 (0 means the default, 32), got %d", p.MemoryLimitMB)
+		}
 	}
 	return nil
 }

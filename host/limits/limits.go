@@ -104,6 +104,10 @@ func untilMidnight(t time.Time) time.Duration {
 // hit. Both limits are checked before either is charged, so a denied request
 // costs nothing.
 func (l *Limiter) Reserve(key string, lim Limits, tokens int64) (Reservation, Status, *Denial) {
+	// A negative estimate would push the count down and let other requests
+	// through; callers bound their estimates, this keeps a bug from becoming
+	// an overspend.
+	tokens = max(tokens, 0)
 	now := l.now()
 	a := l.account(key)
 	a.mu.Lock()

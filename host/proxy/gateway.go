@@ -7,6 +7,7 @@ package proxy
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/sluicehq/sluice/host/auth"
@@ -59,6 +60,10 @@ type Gateway struct {
 
 	defaultMaxTokens int64
 	now              func() time.Time
+
+	// streams counts the stream writers still running: they outlive their
+	// handlers, so a server's shutdown waits for them apart.
+	streams sync.WaitGroup
 }
 
 // Options are the parts a Gateway is made of.
@@ -93,4 +98,17 @@ func New(o Options) *Gateway {
 		g.log = slog.Default()
 	}
 	return g
+}
+
+// WaitStreams waits until every stream in flight has ended and been recorded,
+// or until ctx is done.
+func (g *Gateway) WaitStreams(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { g.streams.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -26,6 +26,12 @@ import (
 	"github.com/sluicehq/sluice/host/upstream"
 )
 
+// stepContext is the context of the steps a request runs through. It is not the
+// fasthttp.RequestCtx: that one is cancelled as soon as a shutdown starts, and
+// a request already admitted to the path should be answered, not failed,
+// while the server drains.
+var stepContext = context.Background()
+
 // exchange is one request's state on its way through the path, and becomes
 // its usage event at the end.
 type exchange struct {
@@ -98,13 +104,14 @@ func (g *Gateway) serveChat(ctx *fasthttp.RequestCtx, x *exchange) {
 	if reply == 0 {
 		reply = g.defaultMaxTokens
 	}
+	reply *= req.Choices // each of n replies may use max_tokens
 	in := policy.Input{
 		Client: clientInput(id),
 		Request: policy.Request{Method: "POST", Path: x.ev.Endpoint, Model: req.Model, Stream: req.Stream,
 			MaxTokens: int(req.MaxTokens), PromptTokens: int(prompt), MessageCount: req.MessageCount},
 		Time: x.start,
 	}
-	dec, found, aerr := g.admit(ctx, x, &in, req.Texts, req.TextMessage)
+	dec, found, aerr := g.admit(stepContext, x, &in, req.Texts, req.TextMessage)
 	if aerr != nil {
 		g.fail(ctx, x, aerr)
 		return
@@ -170,7 +177,7 @@ func (g *Gateway) serveEmbeddings(ctx *fasthttp.RequestCtx, x *exchange) {
 			PromptTokens: int(prompt), MessageCount: len(req.Texts)},
 		Time: x.start,
 	}
-	dec, found, aerr := g.admit(ctx, x, &in, req.Texts, textIndex)
+	dec, found, aerr := g.admit(stepContext, x, &in, req.Texts, textIndex)
 	if aerr != nil {
 		g.fail(ctx, x, aerr)
 		return
@@ -212,7 +219,7 @@ func (g *Gateway) serveModels(ctx *fasthttp.RequestCtx, x *exchange) {
 	b.WriteString(`{"object":"list","data":[`)
 	n := 0
 	for _, m := range g.router.Models() {
-		dec, err := g.decider.Decide(ctx, policy.Input{
+		dec, err := g.decider.Decide(stepContext, policy.Input{
 			Client:  clientInput(id),
 			Request: policy.Request{Method: "GET", Path: x.ev.Endpoint, Model: m},
 			Time:    x.start,
@@ -244,7 +251,7 @@ func clientInput(id auth.Identity) policy.Client {
 
 func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, x *exchange) (auth.Identity, *api.Error) {
 	key := auth.KeyFromHeaders(ctx.Request.Header.Peek("Authorization"), ctx.Request.Header.Peek("x-api-key"))
-	id, err := g.auth.Authenticate(ctx, key)
+	id, err := g.auth.Authenticate(stepContext, key)
 	if err != nil {
 		if !errors.Is(err, auth.ErrInvalidKey) {
 			g.log.Error("key lookup failed", "request_id", x.ev.RequestID, "error", err)
@@ -406,6 +413,12 @@ func (g *Gateway) send(t upstream.Target, call *upstream.Call) (*upstream.Reply,
 			up.Events.Close()
 		}
 		return nil, api.UpstreamError(fmt.Sprintf("The upstream for %s failed with status %d.", t.Model.Name, up.Status))
+	case up.Status == http.StatusUnauthorized || up.Status == http.StatusForbidden || up.Status == http.StatusTooManyRequests:
+		// The provider refused Sluice's own credentials or quota. Passed on
+		// as they are, its invalid_api_key or insufficient_quota would make the
+		// caller's SDK blame the caller's key or budget.
+		g.log.Warn("upstream refused the gateway", "request_id", call.RequestID, "model", t.Model.Name, "status", up.Status)
+		return nil, api.UpstreamError(fmt.Sprintf("The upstream for %s refused the gateway's request (status %d); this is not a problem with your key.", t.Model.Name, up.Status))
 	}
 	return up, nil
 }
@@ -446,7 +459,9 @@ func (g *Gateway) stream(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 	x.ev.Status = http.StatusOK
 	// Nothing of ctx may be used inside the writer: it runs after this
 	// handler has returned.
+	g.streams.Add(1)
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer g.streams.Done()
 		defer events.Close()
 		var usage api.Usage
 		var haveUsage bool

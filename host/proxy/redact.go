@@ -41,7 +41,12 @@ func redact(texts []string, found []Finding, types []string) []string {
 		for ; i < len(spans) && spans[i].Text == text; i++ {
 			s := spans[i]
 			if s.Start < pos {
-				continue // overlaps a span already replaced
+				continue // inside a span already replaced (merged below)
+			}
+			// Spans that overlap this one are merged into it, so that
+			// nothing either of them covers goes out in the clear.
+			for j := i + 1; j < len(spans) && spans[j].Text == text && spans[j].Start < s.End; j++ {
+				s.End = max(s.End, spans[j].End)
 			}
 			b.WriteString(src[pos:s.Start])
 			key := s.Type + "\x00" + src[s.Start:s.End]

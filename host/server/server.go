@@ -44,6 +44,7 @@ type Server struct {
 	auth       *auth.Authenticator
 	plugins    *plugin.Runtime
 	router     *upstream.Router
+	gateway    *proxy.Gateway
 	public     *fasthttp.Server
 	adminSrv   *fasthttp.Server
 	publicLn   net.Listener
@@ -103,15 +104,21 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 			return nil, err
 		}
 	}
-	gw := proxy.New(proxy.Options{
+	s.gateway = proxy.New(proxy.Options{
 		Config: cfg, Authenticator: s.auth, Decider: engine, Guards: guards,
 		Limiter: limiter, Router: s.router, Recorder: s.ledger, Log: log,
 	})
 	s.public = &fasthttp.Server{
-		Handler:               gw.Handler,
-		ErrorHandler:          gw.ErrorHandler,
-		MaxRequestBodySize:    cfg.Server.MaxBodyBytes,
-		ReadTimeout:           cfg.Server.ReadTimeout.D(),
+		Handler:            s.gateway.Handler,
+		ErrorHandler:       s.gateway.ErrorHandler,
+		MaxRequestBodySize: cfg.Server.MaxBodyBytes,
+		ReadTimeout:        cfg.Server.ReadTimeout.D(),
+		// A stream is bounded by its upstream's timeout; the write timeout
+		// bounds a caller that stops reading, which would otherwise hold a
+		// stream, its upstream connection and its reservation for ever.
+		WriteTimeout: longestUpstreamTimeout(cfg) + 30*time.Second,
+		// Header parse errors must not quote the request: it holds the key.
+		SecureErrorLogMessage: true,
 		IdleTimeout:           2 * time.Minute,
 		NoDefaultServerHeader: true,
 		NoDefaultDate:         false,
@@ -122,6 +129,8 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 		Handler:               admin.New(s.adminToken, acc, s.store, s.ledger, log).Handler,
 		MaxRequestBodySize:    1 << 20,
 		ReadTimeout:           cfg.Server.ReadTimeout.D(),
+		WriteTimeout:          cfg.Server.ReadTimeout.D(),
+		SecureErrorLogMessage: true,
 		NoDefaultServerHeader: true,
 		CloseOnShutdown:       true,
 		Logger:                fasthttpLogger{log},
@@ -169,11 +178,23 @@ func (s *Server) Close(ctx context.Context) error {
 			errs = append(errs, srv.ShutdownWithContext(ctx))
 		}
 	}
+	if s.gateway != nil {
+		// Streams outlive their handlers: wait for them to end and be
+		// recorded before the ledger closes.
+		if err := s.gateway.WaitStreams(ctx); err != nil {
+			s.log.Error("streams still open at the shutdown deadline; their usage may be lost", "error", err)
+			errs = append(errs, err)
+		}
+	}
 	if s.router != nil {
 		s.router.Close()
 	}
 	if s.ledger != nil {
-		errs = append(errs, s.ledger.Close(context.Background()))
+		// The ledger gets time of its own to flush, even when the drain used
+		// up the caller's deadline.
+		lctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		errs = append(errs, s.ledger.Close(lctx))
+		cancel()
 	}
 	if s.plugins != nil {
 		errs = append(errs, s.plugins.Close(context.Background()))
@@ -226,7 +247,8 @@ func (s *Server) loadPlugins(ctx context.Context, cacheDir string) ([]proxy.Guar
 		}
 		p, err := s.plugins.Load(ctx, wasm, plugin.Options{
 			Name: pc.Name, Config: conf, Timeout: pc.Timeout.D(), PoolSize: pc.PoolSize,
-			Logger: s.log.With("plugin", pc.Name),
+			MemoryLimitPages: uint32(pc.MemoryLimitMB) * 16, // 64 KiB pages; 0 takes the default
+			Logger:           s.log.With("plugin", pc.Name),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("plugins[%d] (%s): %w", i, pc.Name, err)
@@ -319,6 +341,14 @@ func ensureDemo(ctx context.Context, acc *accounts.Service, cfg *config.Config, 
 		return "", fmt.Errorf("writing the demo key: %w", err)
 	}
 	return secret, nil
+}
+
+func longestUpstreamTimeout(cfg *config.Config) time.Duration {
+	var d time.Duration
+	for _, u := range cfg.Upstreams {
+		d = max(d, u.Timeout.D())
+	}
+	return max(d, 2*time.Minute)
 }
 
 type fasthttpLogger struct{ log *slog.Logger }

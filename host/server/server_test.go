@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/valyala/fasthttp"
 
 	"github.com/sluicehq/sluice/host/config"
 	"github.com/sluicehq/sluice/host/plugin/wasmbuild"
@@ -566,4 +568,31 @@ func TestRedactedFindingsNeverReachTheUpstream(t *testing.T) {
 	// A type that is not redacted still blocks.
 	_, err = c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "mail ann.lee@example.com, SSN 123-45-6789"))
 	apiError(t, err, 400, "pii_detected")
+}
+
+func TestUpstreamRefusalIsNotBlamedOnTheCaller(t *testing.T) {
+	// A provider that rejects the gateway's own key.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refuser := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		ctx.SetStatusCode(401)
+		ctx.SetBodyString(`{"error":{"message":"Incorrect API key provided: sk-proj-****abcd","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}`)
+	}}
+	go refuser.Serve(ln)
+	t.Cleanup(func() { refuser.Shutdown() })
+
+	cfg := testConfig(t, t.TempDir(), open)
+	cfg.Upstreams = append(cfg.Upstreams, config.Upstream{Name: "refuser", Type: "openai", BaseURL: "http://" + ln.Addr().String() + "/v1",
+		Timeout: config.Duration(5 * time.Second), MaxConns: 4})
+	cfg.Models = append(cfg.Models, config.Model{Name: "refused-model", Upstream: "refuser", UpstreamModel: "x"})
+	h := start(t, cfg)
+	h.key = h.createClient("app", "research")
+	c := h.client(h.key)
+	_, err = c.Chat.Completions.New(context.Background(), chat("refused-model", "hi"))
+	e := apiError(t, err, 502, "upstream_error")
+	if strings.Contains(e.Message, "sk-proj") {
+		t.Fatalf("the provider's message leaked: %q", e.Message)
+	}
 }

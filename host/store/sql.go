@@ -400,7 +400,8 @@ func (s *sqlStore) UsageSince(ctx context.Context, since time.Time) ([]UsageTota
 	}
 	// MAX(department) picks one department if a client moved within the
 	// window; the client index serves the per-client scan.
-	rows, err := s.read.QueryContext(ctx, `SELECT client_id, MAX(department), COUNT(*),
+	rows, err := s.read.QueryContext(ctx, `SELECT client_id, MAX(department),
+		SUM(CASE WHEN usage_source <> 'none' THEN 1 ELSE 0 END),
 		COALESCE(SUM(total_tokens), 0), COALESCE(SUM(cost_micros), 0)
 		FROM usage_events WHERE occurred_at >= $1 AND client_id <> ''
 		GROUP BY client_id`, lo)

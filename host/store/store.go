@@ -144,8 +144,10 @@ type Store interface {
 	// Report sums the events in the query's range per group, sorted by Group.
 	Report(ctx context.Context, q ReportQuery) ([]ReportRow, error)
 	// UsageSince sums, per client, the events with Time >= since. Requests
-	// counts every recorded event, denied ones included, so counters rebuilt
-	// from it err on the side of the limit. Events without a client are left out.
+	// counts the events that used tokens (UsageSource not UsageNone): the
+	// requests a limiter admitted and that reached a model. Denied requests
+	// are left out, so a restart does not turn a client's refusals into a
+	// rate limit. Events without a client are left out.
 	UsageSince(ctx context.Context, since time.Time) ([]UsageTotal, error)
 
 	// Close releases the store. It must not be used afterwards.

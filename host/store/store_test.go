@@ -425,7 +425,7 @@ func TestUsageSince(t *testing.T) {
 	}
 	want := []UsageTotal{
 		{ClientID: "alice", Department: "eng", Requests: 2, TotalTokens: 17, CostMicros: 51},
-		{ClientID: "bob", Department: "sales", Requests: 2, TotalTokens: 7, CostMicros: 21},
+		{ClientID: "bob", Department: "sales", Requests: 1, TotalTokens: 7, CostMicros: 21},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("UsageSince =\n%+v\nwant\n%+v", got, want)

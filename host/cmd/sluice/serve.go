@@ -52,6 +52,7 @@ client and key and prints a curl line that works.`,
 			case err := <-srv.Done():
 				log.Error("listener stopped", "error", err)
 			}
+			stop() // a second signal stops the process at once
 			log.Info("shutting down: draining requests and flushing the ledger")
 			sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout.D())
 			defer cancel()
