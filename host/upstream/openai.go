@@ -43,11 +43,18 @@ func NewOpenAI(u config.Upstream) (*OpenAI, error) {
 	}
 	o := &OpenAI{
 		client: &fasthttp.HostClient{
-			Addr:                          addr,
-			IsTLS:                         tls,
-			MaxConns:                      u.MaxConns,
-			MaxConnWaitTimeout:            5 * time.Second,
-			MaxIdleConnDuration:           30 * time.Second,
+			Addr:               addr,
+			IsTLS:              tls,
+			MaxConns:           u.MaxConns,
+			MaxConnWaitTimeout: 5 * time.Second,
+			// Below the keep-alive of common servers (uvicorn: 5 s), so
+			// that an idle connection is dropped here before there.
+			MaxIdleConnDuration: 4 * time.Second,
+			// A kept-alive connection the server closed while idle fails
+			// before the request reached it: sending again is safe.
+			RetryIfErr: func(_ *fasthttp.Request, attempts int, err error) (bool, bool) {
+				return false, attempts < 2 && errors.Is(err, fasthttp.ErrConnectionClosed)
+			},
 			NoDefaultUserAgentHeader:      true,
 			DisableHeaderNamesNormalizing: false,
 			MaxResponseBodySize:           64 << 20,
