@@ -116,28 +116,8 @@ func (g *Gateway) serveChat(ctx *fasthttp.RequestCtx, x *exchange) {
 		g.fail(ctx, x, aerr)
 		return
 	}
-	if redacted := redact(req.Texts, found, dec.Redact); redacted != nil {
-		if err := req.SetTexts(redacted); err != nil {
-			g.fail(ctx, x, api.Internal("The request could not be redacted."))
-			return
-		}
-	}
-	res, aerr := g.reserve(ctx, x, dec, prompt+reply)
-	if aerr != nil {
-		g.fail(ctx, x, aerr)
-		return
-	}
-	body, err := req.UpstreamBody(target.Model.UpstreamModel)
-	if err != nil {
-		g.limiter.Commit(res, 0)
-		g.fail(ctx, x, api.Internal("The request could not be re-encoded for the upstream."))
-		return
-	}
-	call := &upstream.Call{Endpoint: upstream.EndpointChat, Body: body, Stream: req.Stream, RequestID: x.ev.RequestID}
-	up, aerr := g.send(target, call)
-	if aerr != nil {
-		g.limiter.Commit(res, 0)
-		g.fail(ctx, x, aerr)
+	up, res, ok := g.forward(ctx, x, target, dec, found, req, req.Texts, prompt+reply, upstream.EndpointChat, req.Stream)
+	if !ok {
 		return
 	}
 	if up.Events != nil {
@@ -182,30 +162,48 @@ func (g *Gateway) serveEmbeddings(ctx *fasthttp.RequestCtx, x *exchange) {
 		g.fail(ctx, x, aerr)
 		return
 	}
-	if redacted := redact(req.Texts, found, dec.Redact); redacted != nil {
+	up, res, ok := g.forward(ctx, x, target, dec, found, req, req.Texts, prompt, upstream.EndpointEmbeddings, false)
+	if !ok {
+		return
+	}
+	g.finish(ctx, x, target, res, up, prompt)
+}
+
+// upstreamRequest is a parsed request that can be redacted and re-encoded.
+type upstreamRequest interface {
+	SetTexts(texts []string) error
+	UpstreamBody(upstreamModel string) ([]byte, error)
+}
+
+// forward is the part of the path that every admitted model request shares:
+// redact what the policy said to, reserve the estimate, send. When it returns
+// false the request has been answered and recorded, and nothing is reserved.
+func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, target upstream.Target, dec policy.Decision, found []Finding,
+	req upstreamRequest, texts []string, estimate int64, endpoint string, stream bool) (*upstream.Reply, limits.Reservation, bool) {
+	if redacted := redact(texts, found, dec.Redact); redacted != nil {
 		if err := req.SetTexts(redacted); err != nil {
 			g.fail(ctx, x, api.Internal("The request could not be redacted."))
-			return
+			return nil, limits.Reservation{}, false
 		}
 	}
-	res, aerr := g.reserve(ctx, x, dec, prompt)
+	res, aerr := g.reserve(ctx, x, dec, estimate)
 	if aerr != nil {
 		g.fail(ctx, x, aerr)
-		return
+		return nil, res, false
 	}
 	body, err := req.UpstreamBody(target.Model.UpstreamModel)
 	if err != nil {
 		g.limiter.Commit(res, 0)
 		g.fail(ctx, x, api.Internal("The request could not be re-encoded for the upstream."))
-		return
+		return nil, res, false
 	}
-	up, aerr := g.send(target, &upstream.Call{Endpoint: upstream.EndpointEmbeddings, Body: body, RequestID: x.ev.RequestID})
+	up, aerr := g.send(target, &upstream.Call{Endpoint: endpoint, Body: body, Stream: stream, RequestID: x.ev.RequestID})
 	if aerr != nil {
 		g.limiter.Commit(res, 0)
 		g.fail(ctx, x, aerr)
-		return
+		return nil, res, false
 	}
-	g.finish(ctx, x, target, res, up, prompt)
+	return up, res, true
 }
 
 // serveModels lists the models the caller's policy allows.
