@@ -3,15 +3,23 @@
 // ("Café" matches "cafe") and respects word boundaries: "bomb" matches in
 // "a bomb!" but not in "bombastic"; a phrase matches across any run of spaces
 // or punctuation between its words ("build a bomb", "build a-bomb").
+//
+// A word is a run of ASCII letters and digits and of non-ASCII letters (see
+// isLetterRune). Scan never folds or copies the text: it finds word starts
+// eight bytes at a time, tests the first two bytes of each word against the
+// first words of the phrases, and folds and compares words only where a phrase
+// may start. Go compiled to WebAssembly pays for every jump and call, so the
+// common path is straight-line arithmetic on 64-bit words.
 package contentfilter
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math/bits"
 	"slices"
 	"strings"
-	"sync"
 	"unicode/utf8"
 )
 
@@ -55,24 +63,29 @@ const score = 0.9
 // Filter matches configured phrases. It is immutable after New and safe for
 // concurrent use.
 type Filter struct {
-	// byFirst maps the first folded word of each phrase to the phrases that
-	// start with it, longest first so the longest match wins.
-	byFirst map[string][]phrase
-	// firstWords has a bit set for the hash of every phrase's first word. Most
-	// words of a prompt miss it, and skip the map lookup, which in WASM costs
-	// far more than the bit test.
-	firstWords bloom
+	// starts has a bit set for every prefix key (see prefixKey) that a word
+	// starting a phrase can have. Most words of a prompt miss it and cost
+	// the scan nothing more than the bit test.
+	starts [1 << 16 / 64]uint64
+	// slots is an open-addressing table from the hash of a folded first word
+	// to its group: slot value k > 0 is groups[k-1]; 0 ends a probe.
+	slots []int32
+	mask  uint32 // len(slots)-1; len(slots) is a power of two
+	// groups holds the phrases by first word, one group per distinct word.
+	groups []group
 }
 
-// bloom is a one-hash Bloom filter over word hashes.
-type bloom [1 << 10]uint64 // 65,536 bits
-
-func (b *bloom) add(h uint32)          { b[h>>6%uint32(len(b))] |= 1 << (h & 63) }
-func (b *bloom) mayHave(h uint32) bool { return b[h>>6%uint32(len(b))]&(1<<(h&63)) != 0 }
+// group is the phrases that start with one folded word, longest first so the
+// longest match wins.
+type group struct {
+	hash    uint32 // wordHash(first)
+	first   string
+	phrases []phrase
+}
 
 type phrase struct {
-	typ   string
-	words []string // folded words
+	typ  string
+	rest []string // folded words after the first
 }
 
 // New returns a Filter configured from JSON (see Config).
@@ -86,14 +99,20 @@ func New(config []byte) (*Filter, error) {
 	if len(cfg.Categories) == 0 && len(cfg.Terms) == 0 {
 		cfg.Categories = DefaultCategories
 	}
-	f := &Filter{byFirst: map[string][]phrase{}}
+	f := &Filter{}
+	index := map[string]int{} // first word → its index in f.groups
 	add := func(typ, term string) error {
-		words, first := foldWords(term)
+		words := foldWords(term)
 		if len(words) == 0 {
 			return fmt.Errorf("contentfilter config: %s: term %q has no letters or digits", typ, term)
 		}
-		f.byFirst[words[0]] = append(f.byFirst[words[0]], phrase{typ: typ, words: words})
-		f.firstWords.add(first)
+		k, ok := index[words[0]]
+		if !ok {
+			k = len(f.groups)
+			index[words[0]] = k
+			f.groups = append(f.groups, group{hash: wordHash(words[0]), first: words[0]})
+		}
+		f.groups[k].phrases = append(f.groups[k].phrases, phrase{typ: typ, rest: words[1:]})
 		return nil
 	}
 	// Sorted so that duplicate terms across categories resolve the same way every time.
@@ -113,11 +132,64 @@ func New(config []byte) (*Filter, error) {
 			return nil, err
 		}
 	}
-	for _, ps := range f.byFirst {
-		slices.SortStableFunc(ps, func(a, b phrase) int { return len(b.words) - len(a.words) })
+	size := 1
+	for size < 2*len(f.groups) {
+		size *= 2
+	}
+	f.slots, f.mask = make([]int32, size), uint32(size-1)
+	for k := range f.groups {
+		g := &f.groups[k]
+		// Stable, so that of two equal phrases the first configured wins.
+		slices.SortStableFunc(g.phrases, func(a, b phrase) int { return len(b.rest) - len(a.rest) })
+		i := g.hash & f.mask
+		for f.slots[i] != 0 {
+			i = (i + 1) & f.mask
+		}
+		f.slots[i] = int32(k + 1)
+		f.setStarts(g.first)
 	}
 	return f, nil
 }
+
+// setStarts sets the prefix keys of every word that may fold to first.
+func (f *Filter) setStarts(first string) {
+	set := func(key uint) { f.starts[key>>6] |= 1 << (key & 63) }
+	var c0, c1 byte = first[0], 0
+	if len(first) > 1 {
+		c1 = first[1]
+	}
+	set(prefixKey(c0, c1))
+	// A word whose first two bytes are not both ASCII gets a key with
+	// nonASCII in it, whatever it folds to ("é" to "e", "æ" to "ae"): such keys
+	// are set for every word and the word is folded to find out.
+	set(prefixKey(c0, nonASCII))
+	for c := range 256 {
+		set(prefixKey(nonASCII, byte(c)))
+	}
+}
+
+// prefixKey is the key of a word starting with bytes c0 c1 (c1 is 0 at the
+// end of the text).
+func prefixKey(c0, c1 byte) uint { return uint(lowerWord[c0])<<8 | uint(lowerWord[c1]) }
+
+// nonASCII is what lowerWord maps the bytes of multi-byte runes to.
+const nonASCII = 0x80
+
+// lowerWord maps ASCII letters and digits to their folded form, other ASCII
+// bytes to 0 and the rest to nonASCII.
+var lowerWord = func() (t [256]byte) {
+	for c := range 256 {
+		switch {
+		case c >= 'A' && c <= 'Z':
+			t[c] = byte(c) + 'a' - 'A'
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+			t[c] = byte(c)
+		case c >= utf8.RuneSelf:
+			t[c] = nonASCII
+		}
+	}
+	return t
+}()
 
 // categoryType turns a category name into its finding type.
 func categoryType(name string) (string, error) {
@@ -140,125 +212,253 @@ func categoryType(name string) (string, error) {
 	return typ, nil
 }
 
-// token is a word of the scanned text: its byte span in the text and the span
-// of its folded form in the scratch buffer.
-type token struct {
-	start, end, fstart, fend int
-	hash                     uint32 // of the folded word, for Filter.firstWords
-}
-
-type scratch struct {
-	tokens []token
-	folded []byte
-}
-
-var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
-
 // Scan appends the phrases found in text to dst, in order and without overlap.
+// When phrases start at the same word the longest wins; the scan goes on after
+// its last word.
 func (f *Filter) Scan(dst []Finding, text []byte) []Finding {
-	s := scratchPool.Get().(*scratch)
-	defer scratchPool.Put(s)
-	s.tokens, s.folded = tokenize(s.tokens[:0], s.folded[:0], text)
-	toks, folded := s.tokens, s.folded
-	for i := 0; i < len(toks); {
-		n := 0
-		// Indexing a map with string(bytes) does not allocate.
-		for _, p := range f.byFirst[string(folded[toks[i].fstart:toks[i].fend])] {
-			if matchAt(toks[i:], folded, p.words) {
-				dst = append(dst, Finding{Type: p.typ, Start: toks[i].start, End: toks[i+len(p.words)-1].end, Score: score})
-				n = len(p.words)
-				break
+	const (
+		ones = 0x0101010101010101
+		high = 0x8080808080808080
+	)
+	n := len(text)
+	// prev is 1 if the text before j ends in a word, so that j cannot start one.
+	var prev uint64
+	for j := 0; j < n; {
+		if j+8 <= n {
+			if x := binary.LittleEndian.Uint64(text[j:]); x&high == 0 {
+				// Eight ASCII bytes. Bit 7 of each byte of w is set where the
+				// byte is a letter or digit: x|0x20 lower-cases letters, and
+				// adding 0x80-lo sets bit 7 of every byte ≥ lo, with no carry
+				// between bytes since each is below 0x80.
+				y := x | 0x20*ones
+				w := ((y+(0x80-'a')*ones)&^(y+(0x7f-'z')*ones) |
+					(x+(0x80-'0')*ones)&^(x+(0x7f-'9')*ones)) & high
+				// Gather those bits into the low byte: bit k for text[j+k].
+				m := (w >> 7) * 0x0102040810204080 >> 56
+				starts := m &^ (m<<1 | prev)
+				prev = m >> 7
+				matched := false
+				for starts != 0 {
+					p := j + bits.TrailingZeros64(starts)
+					starts &= starts - 1
+					var c1 byte
+					if p+1 < n {
+						c1 = text[p+1]
+					}
+					if key := prefixKey(text[p], c1); f.starts[key>>6]&(1<<(key&63)) == 0 {
+						continue
+					}
+					var end int
+					if dst, end = f.matchAt(dst, text, p); end > 0 {
+						j, prev, matched = end, 1, true
+						break
+					}
+				}
+				if !matched {
+					j += 8
+				}
+				continue
 			}
 		}
-		i += max(n, 1)
+		// Near non-ASCII text or the end: one character at a time.
+		size, word := charAt(text, j)
+		if word && prev == 0 {
+			var c1 byte
+			if j+1 < n {
+				c1 = text[j+1]
+			}
+			if key := prefixKey(text[j], c1); f.starts[key>>6]&(1<<(key&63)) != 0 {
+				var end int
+				if dst, end = f.matchAt(dst, text, j); end > 0 {
+					j, prev = end, 1
+					continue
+				}
+			}
+		}
+		prev = 0
+		if word {
+			prev = 1
+		}
+		j += size
 	}
 	return dst
 }
 
-func matchAt(toks []token, folded []byte, words []string) bool {
-	if len(toks) < len(words) {
-		return false
-	}
-	for k, w := range words {
-		if string(folded[toks[k].fstart:toks[k].fend]) != w {
-			return false
+// matchAt looks for a phrase starting with the word at s. It appends the
+// longest one found to dst and returns the end of its last word, or 0.
+func (f *Filter) matchAt(dst []Finding, text []byte, s int) ([]Finding, int) {
+	h := foldedHash(text, s)
+	for i := h & f.mask; f.slots[i] != 0; i = (i + 1) & f.mask {
+		g := &f.groups[f.slots[i]-1]
+		if g.hash != h {
+			continue
 		}
+		e, ok := matchWord(text, s, g.first)
+		if !ok {
+			continue // another word with the same hash
+		}
+		for _, p := range g.phrases {
+			if end, ok := matchWords(text, e, p.rest); ok {
+				return append(dst, Finding{Type: p.typ, Start: s, End: end, Score: score}), end
+			}
+		}
+		return dst, 0
 	}
-	return true
+	return dst, 0
 }
 
-// foldWords splits s into folded words; it is how terms are normalised, the
-// same way as the text.
-// foldWords splits s into folded words, and returns the first word's hash.
-func foldWords(s string) ([]string, uint32) {
-	toks, folded := tokenize(nil, nil, []byte(s))
-	words := make([]string, len(toks))
-	for i, t := range toks {
-		words[i] = string(folded[t.fstart:t.fend])
+// matchWords reports whether the words of text after i, which is not inside a
+// word, fold to words, and returns the end of the last one.
+func matchWords(text []byte, i int, words []string) (int, bool) {
+	for _, w := range words {
+		for i < len(text) {
+			size, word := charAt(text, i)
+			if word {
+				break
+			}
+			i += size
+		}
+		end, ok := matchWord(text, i, w)
+		if !ok {
+			return 0, false
+		}
+		i = end
 	}
-	if len(toks) == 0 {
-		return nil, 0
-	}
-	return words, toks[0].hash
+	return i, true
 }
 
-// wordHash is FNV-1a over the folded bytes of a word.
-func wordHash(b []byte) uint32 {
-	h := uint32(2166136261)
-	for _, c := range b {
-		h = (h ^ uint32(c)) * 16777619
+// matchWord reports whether the word starting at i folds to w, and returns
+// its end.
+func matchWord(text []byte, i int, w string) (int, bool) {
+	k := 0
+	for i < len(text) {
+		c := text[i]
+		if c < utf8.RuneSelf {
+			f := lowerWord[c]
+			if f == 0 {
+				break
+			}
+			if k == len(w) || w[k] != f {
+				return 0, false
+			}
+			k++
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(text[i:])
+		if r == utf8.RuneError || !isLetterRune(r) {
+			break
+		}
+		if folded, ok := foldLatin1(r); ok {
+			if len(w)-k < len(folded) || w[k:k+len(folded)] != folded {
+				return 0, false
+			}
+			k += len(folded)
+		} else {
+			// Indexing and comparing string(bytes) does not allocate.
+			if len(w)-k < size || w[k:k+size] != string(text[i:i+size]) {
+				return 0, false
+			}
+			k += size
+		}
+		i += size
+	}
+	return i, k == len(w)
+}
+
+// foldedHash is wordHash of the folded word starting at i.
+func foldedHash(text []byte, i int) uint32 {
+	h := uint32(fnvOffset)
+	for i < len(text) {
+		c := text[i]
+		if c < utf8.RuneSelf {
+			f := lowerWord[c]
+			if f == 0 {
+				break
+			}
+			h = (h ^ uint32(f)) * fnvPrime
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(text[i:])
+		if r == utf8.RuneError || !isLetterRune(r) {
+			break
+		}
+		folded, ok := foldLatin1(r)
+		if ok {
+			for k := 0; k < len(folded); k++ {
+				h = (h ^ uint32(folded[k])) * fnvPrime
+			}
+		} else {
+			for _, c := range text[i : i+size] {
+				h = (h ^ uint32(c)) * fnvPrime
+			}
+		}
+		i += size
 	}
 	return h
 }
 
-// tokenize splits text into words (runs of letters, digits and non-ASCII
-// letters) and folds each into buf: ASCII lower-cased, Latin-1 accented letters
-// mapped to their base letter. Both slices are reused across calls.
-func tokenize(toks []token, buf []byte, text []byte) ([]token, []byte) {
-	buf = slices.Grow(buf, len(text))
-	for i := 0; i < len(text); {
-		c := text[i]
-		if c < utf8.RuneSelf {
-			if !isASCIIWord(c) {
-				i++
-				continue
-			}
-		} else if r, _ := utf8.DecodeRune(text[i:]); r == utf8.RuneError || !isLetterRune(r) {
-			i++
-			continue
-		}
-		start, fstart := i, len(buf)
-		for i < len(text) {
-			c := text[i]
-			if c < utf8.RuneSelf {
-				if !isASCIIWord(c) {
-					break
-				}
-				if c >= 'A' && c <= 'Z' {
-					c += 'a' - 'A'
-				}
-				buf = append(buf, c)
-				i++
-				continue
-			}
-			r, size := utf8.DecodeRune(text[i:])
-			if r == utf8.RuneError || !isLetterRune(r) {
-				break
-			}
-			if a, ok := foldLatin1(r); ok {
-				buf = append(buf, a...)
-			} else {
-				buf = append(buf, text[i:i+size]...)
-			}
-			i += size
-		}
-		toks = append(toks, token{start: start, end: i, fstart: fstart, fend: len(buf), hash: wordHash(buf[fstart:])})
+// FNV-1a, 32 bits.
+const (
+	fnvOffset = 2166136261
+	fnvPrime  = 16777619
+)
+
+// wordHash is FNV-1a over the bytes of a folded word.
+func wordHash(w string) uint32 {
+	h := uint32(fnvOffset)
+	for i := 0; i < len(w); i++ {
+		h = (h ^ uint32(w[i])) * fnvPrime
 	}
-	return toks, buf
+	return h
 }
 
-func isASCIIWord(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+// charAt returns the length of the character at text[i] and whether it belongs
+// to a word. A byte that starts no valid UTF-8 sequence counts as one
+// character that is not part of a word, and so does U+FFFD.
+func charAt(text []byte, i int) (int, bool) {
+	if c := text[i]; c < utf8.RuneSelf {
+		return 1, lowerWord[c] != 0
+	}
+	r, size := utf8.DecodeRune(text[i:])
+	if r == utf8.RuneError {
+		return 1, false
+	}
+	return size, isLetterRune(r)
+}
+
+// foldWords splits a configured term into folded words, the way Scan reads
+// text: ASCII lower-cased, Latin-1 accented letters mapped to their base
+// letter, other letters kept as they are.
+func foldWords(term string) []string {
+	text := []byte(term)
+	var words []string
+	var buf []byte
+	for i := 0; i <= len(text); {
+		size, word := 1, false
+		if i < len(text) {
+			size, word = charAt(text, i)
+		}
+		if !word {
+			if len(buf) > 0 {
+				words = append(words, string(buf))
+				buf = buf[:0]
+			}
+			i += size
+			continue
+		}
+		r, _ := utf8.DecodeRune(text[i : i+size])
+		if folded, ok := foldLatin1(r); ok {
+			buf = append(buf, folded...)
+		} else if r < utf8.RuneSelf {
+			buf = append(buf, lowerWord[r])
+		} else {
+			buf = append(buf, text[i:i+size]...)
+		}
+		i += size
+	}
+	return words
 }
 
 // isLetterRune treats every non-ASCII rune above the Latin-1 punctuation as a
