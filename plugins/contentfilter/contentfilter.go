@@ -63,9 +63,13 @@ const score = 0.9
 // Filter matches configured phrases. It is immutable after New and safe for
 // concurrent use.
 type Filter struct {
-	// starts has a bit set for every prefix key (see prefixKey) that a word
-	// starting a phrase can have. Most words of a prompt miss it and cost
-	// the scan nothing more than the bit test.
+	// pairs has bit c0 | c1<<8 set if a word whose first two bytes are c0
+	// and c1, as they appear in the text, may start a phrase. It is the first
+	// test of every word, so it is indexed by raw bytes: case, the end of the
+	// word and non-ASCII bytes are dealt with once, in New.
+	pairs [1 << 16 / 64]uint64
+	// starts is a Bloom filter of the first three bytes of every phrase's
+	// first word (see prefixHash), the test of the words that pass pairs.
 	starts [1 << 16 / 64]uint64
 	// slots is an open-addressing table from the hash of a folded first word
 	// to its group: slot value k > 0 is groups[k-1]; 0 ends a probe.
@@ -146,34 +150,81 @@ func New(config []byte) (*Filter, error) {
 			i = (i + 1) & f.mask
 		}
 		f.slots[i] = int32(k + 1)
-		f.setStarts(g.first)
+		f.addStart(g.first)
 	}
 	return f, nil
 }
 
-// setStarts sets the prefix keys of every word that may fold to first.
-func (f *Filter) setStarts(first string) {
-	set := func(key uint) { f.starts[key>>6] |= 1 << (key & 63) }
-	var c0, c1 byte = first[0], 0
-	if len(first) > 1 {
-		c1 = first[1]
+// addStart adds the first bytes of a phrase's first word to f.starts.
+func (f *Filter) addStart(first string) {
+	var c [3]byte
+	copy(c[:], first)
+	if c[0] < utf8.RuneSelf {
+		cases := func(c byte) []byte {
+			if c >= 'a' && c <= 'z' {
+				return []byte{c, c - 'a' + 'A'}
+			}
+			return []byte{c}
+		}
+		var seconds []byte // bytes that may follow c[0] in the text
+		for b := utf8.RuneSelf; b < 256; b++ {
+			seconds = append(seconds, byte(b)) // may fold to anything, or end the word
+		}
+		switch {
+		case len(first) == 1:
+			for b := range utf8.RuneSelf {
+				if lowerWord[b] == 0 {
+					seconds = append(seconds, byte(b))
+				}
+			}
+		case c[1] < utf8.RuneSelf:
+			seconds = append(seconds, cases(c[1])...)
+		}
+		for _, c0 := range cases(c[0]) {
+			for _, c1 := range seconds {
+				k := uint(c0) | uint(c1)<<8
+				f.pairs[k>>6] |= 1 << (k & 63)
+			}
+		}
 	}
-	set(prefixKey(c0, c1))
-	// A word whose first two bytes are not both ASCII gets a key with
-	// nonASCII in it, whatever it folds to ("é" to "e", "æ" to "ae"): such keys
-	// are set for every word and the word is folded to find out.
-	set(prefixKey(c0, nonASCII))
-	for c := range 256 {
-		set(prefixKey(nonASCII, byte(c)))
+	if c[0]|c[1]|c[2] >= utf8.RuneSelf {
+		return // such a word can only start with non-ASCII text, which mayStart always lets through
 	}
+	h := prefixHash(c[0], c[1], c[2])
+	f.starts[h>>6] |= 1 << (h & 63)
 }
 
-// prefixKey is the key of a word starting with bytes c0 c1 (c1 is 0 at the
-// end of the text).
-func prefixKey(c0, c1 byte) uint { return uint(lowerWord[c0])<<8 | uint(lowerWord[c1]) }
+// mayStart reports whether a word whose first three bytes are c0, c1 and c2
+// (0 past the end of the text) may start a phrase. It is exact for ASCII:
+// bytes after the end of the word do not count. A word with a non-ASCII byte
+// among them may fold to anything ("é" to "e", "æ" to "ae") and always passes.
+func (f *Filter) mayStart(c0, c1, c2 byte) bool {
+	l0, l1, l2 := lowerWord[c0], lowerWord[c1], lowerWord[c2]&wordGoesOn[c1]
+	if (l0|l1|l2)&nonASCII != 0 {
+		return true
+	}
+	h := prefixHash(l0, l1, l2)
+	return f.starts[h>>6]&(1<<(h&63)) != 0
+}
+
+// prefixHash hashes the first three folded bytes of a word, with 0 for
+// those past its end, into 16 bits.
+func prefixHash(l0, l1, l2 byte) uint32 {
+	return (uint32(l0)<<16 | uint32(l1)<<8 | uint32(l2)) * 0x9e3779b1 >> 16
+}
 
 // nonASCII is what lowerWord maps the bytes of multi-byte runes to.
 const nonASCII = 0x80
+
+// wordGoesOn is 0xff for the bytes that may continue a word, 0 for the others.
+var wordGoesOn = func() (t [256]byte) {
+	for c := range 256 {
+		if lowerWord[c] != 0 {
+			t[c] = 0xff
+		}
+	}
+	return t
+}()
 
 // lowerWord maps ASCII letters and digits to their folded form, other ASCII
 // bytes to 0 and the rest to nonASCII.
@@ -216,64 +267,51 @@ func categoryType(name string) (string, error) {
 // When phrases start at the same word the longest wins; the scan goes on after
 // its last word.
 func (f *Filter) Scan(dst []Finding, text []byte) []Finding {
-	const (
-		ones = 0x0101010101010101
-		high = 0x8080808080808080
-	)
 	n := len(text)
 	// prev is 1 if the text before j ends in a word, so that j cannot start one.
 	var prev uint64
+	var pad [window + 1]byte
 	for j := 0; j < n; {
-		if j+8 <= n {
-			if x := binary.LittleEndian.Uint64(text[j:]); x&high == 0 {
-				// Eight ASCII bytes. Bit 7 of each byte of w is set where the
-				// byte is a letter or digit: x|0x20 lower-cases letters, and
-				// adding 0x80-lo sets bit 7 of every byte ≥ lo, with no carry
-				// between bytes since each is below 0x80.
-				y := x | 0x20*ones
-				w := ((y+(0x80-'a')*ones)&^(y+(0x7f-'z')*ones) |
-					(x+(0x80-'0')*ones)&^(x+(0x7f-'9')*ones)) & high
-				// Gather those bits into the low byte: bit k for text[j+k].
-				m := (w >> 7) * 0x0102040810204080 >> 56
-				starts := m &^ (m<<1 | prev)
-				prev = m >> 7
-				matched := false
-				for starts != 0 {
-					p := j + bits.TrailingZeros64(starts)
-					starts &= starts - 1
-					var c1 byte
-					if p+1 < n {
-						c1 = text[p+1]
-					}
-					if key := prefixKey(text[p], c1); f.starts[key>>6]&(1<<(key&63)) == 0 {
-						continue
-					}
-					var end int
-					if dst, end = f.matchAt(dst, text, p); end > 0 {
-						j, prev, matched = end, 1, true
-						break
-					}
-				}
-				if !matched {
-					j += 8
-				}
-				continue
+		var words, cands, high uint64
+		if j, prev, words, cands, high = f.skim(text, j, prev); cands|high == 0 {
+			if j == n {
+				break
+			}
+			// Too few bytes left for skim: it reads them from a copy padded
+			// with zeros, which end a word as the end of the text does.
+			pad = [window + 1]byte{}
+			copy(pad[:], text[j:])
+			if _, _, words, cands, high = f.skim(pad[:], 0, prev); cands|high == 0 {
+				break
 			}
 		}
-		// Near non-ASCII text or the end: one character at a time.
+		resumed := false
+		for ; cands != 0; cands &= cands - 1 {
+			p := j + bits.TrailingZeros64(cands)
+			if f.mayStart(text[p], byteAt(text, p+1), byteAt(text, p+2)) {
+				dst, j = f.matchAt(dst, text, p)
+				prev, resumed = 1, true
+				break
+			}
+		}
+		if resumed {
+			continue
+		}
+		if high == 0 {
+			prev = words >> (window - 1)
+			j += window
+			continue
+		}
+		// A non-ASCII character: skim has dealt with the bytes before it.
+		if k := bits.TrailingZeros64(high); k > 0 {
+			prev = words >> (k - 1) & 1
+			j += k
+		}
 		size, word := charAt(text, j)
-		if word && prev == 0 {
-			var c1 byte
-			if j+1 < n {
-				c1 = text[j+1]
-			}
-			if key := prefixKey(text[j], c1); f.starts[key>>6]&(1<<(key&63)) != 0 {
-				var end int
-				if dst, end = f.matchAt(dst, text, j); end > 0 {
-					j, prev = end, 1
-					continue
-				}
-			}
+		if word && prev == 0 && f.mayStart(text[j], byteAt(text, j+1), byteAt(text, j+2)) {
+			dst, j = f.matchAt(dst, text, j)
+			prev = 1
+			continue
 		}
 		prev = 0
 		if word {
@@ -284,27 +322,93 @@ func (f *Filter) Scan(dst []Finding, text []byte) []Finding {
 	return dst
 }
 
+// byteAt returns text[i], or 0 past the end of text.
+func byteAt(text []byte, i int) byte {
+	if i < len(text) {
+		return text[i]
+	}
+	return 0
+}
+
+// window is how many bytes skim reads at a time.
+const window = 16
+
+// skim returns the first window of text, at j or after, that Scan must look
+// into, with a bit per byte of the window: words where the byte is a letter
+// or digit, cands where a word whose first two bytes pass f.pairs starts, and
+// high where the byte is not ASCII. Only the bytes before the first non-ASCII
+// one are read for words and cands. prev says whether the text before j ends
+// in a word, and is returned for the window. When fewer than window+1 bytes
+// are left, skim returns their position and no bits.
+//
+// This is where Scan spends its time. Go's WebAssembly turns every jump into a
+// trip round a dispatch loop and keeps a loop's variables in memory if it
+// calls a function, so the loop calls none and, for a window without a
+// candidate, jumps once: everything else is straight-line arithmetic.
+func (f *Filter) skim(text []byte, j int, prev uint64) (at int, prevOut, words, cands, high uint64) {
+	const (
+		ones   = 0x0101010101010101
+		top    = 0x8080808080808080
+		gather = 0x0102040810204080 // (v>>7)*gather>>56 packs bit 7 of each byte of v into one byte
+	)
+	for ; j+window+1 <= len(text); j += window {
+		t := text[j : j+window+1 : j+window+1]
+		x0 := binary.LittleEndian.Uint64(t[0:8])
+		x1 := binary.LittleEndian.Uint64(t[8:16])
+		// Bit 7 of each byte of w0 and w1 is set where the byte is a letter or
+		// a digit: x|0x20 lower-cases letters, and adding 0x80-lo sets bit 7
+		// of every byte ≥ lo, with no carry between ASCII bytes. A carry out
+		// of a non-ASCII byte only spoils the bytes after it, which are masked
+		// off.
+		y0, y1 := x0|0x20*ones, x1|0x20*ones
+		w0 := ((y0+(0x80-'a')*ones)&^(y0+(0x7f-'z')*ones) | (x0+(0x80-'0')*ones)&^(x0+(0x7f-'9')*ones)) & top
+		w1 := ((y1+(0x80-'a')*ones)&^(y1+(0x7f-'z')*ones) | (x1+(0x80-'0')*ones)&^(x1+(0x7f-'9')*ones)) & top
+		high = (x0&top)>>7*gather>>56 | (x1&top)>>7*gather>>56<<8
+		// Keep the bytes below the first non-ASCII one, or all of them.
+		words = ((w0>>7)*gather>>56 | (w1>>7)*gather>>56<<8) & (high&-high - 1)
+		starts := words &^ (words<<1 | prev)
+		cands = starts & (f.pair(t, 0) | f.pair(t, 1)<<1 | f.pair(t, 2)<<2 | f.pair(t, 3)<<3 |
+			f.pair(t, 4)<<4 | f.pair(t, 5)<<5 | f.pair(t, 6)<<6 | f.pair(t, 7)<<7 |
+			f.pair(t, 8)<<8 | f.pair(t, 9)<<9 | f.pair(t, 10)<<10 | f.pair(t, 11)<<11 |
+			f.pair(t, 12)<<12 | f.pair(t, 13)<<13 | f.pair(t, 14)<<14 | f.pair(t, 15)<<15)
+		if cands|high != 0 {
+			return j, prev, words, cands, high
+		}
+		prev = words >> (window - 1)
+	}
+	return j, prev, 0, 0, 0
+}
+
+// pair is bit t[k] | t[k+1]<<8 of f.pairs.
+func (f *Filter) pair(t []byte, k int) uint64 {
+	i := binary.LittleEndian.Uint16(t[k:])
+	return f.pairs[i>>6] >> (i & 63) & 1
+}
+
 // matchAt looks for a phrase starting with the word at s. It appends the
-// longest one found to dst and returns the end of its last word, or 0.
+// longest one found to dst and returns where the scan goes on: after the
+// phrase, or after the word if none matched.
 func (f *Filter) matchAt(dst []Finding, text []byte, s int) ([]Finding, int) {
-	h := foldedHash(text, s)
+	e, h := foldedHash(text, s)
 	for i := h & f.mask; f.slots[i] != 0; i = (i + 1) & f.mask {
 		g := &f.groups[f.slots[i]-1]
-		if g.hash != h {
-			continue
-		}
-		e, ok := matchWord(text, s, g.first)
-		if !ok {
-			continue // another word with the same hash
+		if g.hash != h || !matchesWord(text, s, e, g.first) {
+			continue // another word, or one with the same hash
 		}
 		for _, p := range g.phrases {
 			if end, ok := matchWords(text, e, p.rest); ok {
 				return append(dst, Finding{Type: p.typ, Start: s, End: end, Score: score}), end
 			}
 		}
-		return dst, 0
+		break
 	}
-	return dst, 0
+	return dst, e
+}
+
+// matchesWord reports whether text[s:e], a word, folds to w.
+func matchesWord(text []byte, s, e int, w string) bool {
+	end, ok := matchWord(text, s, w)
+	return ok && end == e
 }
 
 // matchWords reports whether the words of text after i, which is not inside a
@@ -366,8 +470,9 @@ func matchWord(text []byte, i int, w string) (int, bool) {
 	return i, k == len(w)
 }
 
-// foldedHash is wordHash of the folded word starting at i.
-func foldedHash(text []byte, i int) uint32 {
+// foldedHash returns the end of the word starting at i and wordHash of its
+// folded form.
+func foldedHash(text []byte, i int) (int, uint32) {
 	h := uint32(fnvOffset)
 	for i < len(text) {
 		c := text[i]
@@ -396,7 +501,7 @@ func foldedHash(text []byte, i int) uint32 {
 		}
 		i += size
 	}
-	return h
+	return i, h
 }
 
 // FNV-1a, 32 bits.
