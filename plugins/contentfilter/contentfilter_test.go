@@ -81,6 +81,33 @@ func TestNew(t *testing.T) {
 	}
 }
 
+// TestScanHashCollision checks that words are compared, not only hashed:
+// "lsexqzd" and "ztxtxde" have the same FNV-1a hash, and so have "lecddrid"
+// and "lehymxog".
+func TestScanHashCollision(t *testing.T) {
+	if wordHash("lsexqzd") != wordHash("ztxtxde") || wordHash("lecddrid") != wordHash("lehymxog") {
+		t.Fatal("the test words no longer collide")
+	}
+	tests := []struct {
+		config, text string
+		want         []match
+	}{
+		{`{"terms":["lsexqzd"]}`, "ztxtxde", nil},
+		{`{"terms":["lecddrid"]}`, "LÉHYMXOG lehymxog", nil},
+		{`{"terms":["lecddrid"]}`, "LÉCDDRID", []match{{BlockedTerm, "LÉCDDRID"}}},
+		{`{"terms":["lsexqzd bomb","ztxtxde"]}`, "ztxtxde bomb, lsexqzd bomb", []match{{BlockedTerm, "ztxtxde"}, {BlockedTerm, "lsexqzd bomb"}}},
+	}
+	for _, tt := range tests {
+		f, err := New([]byte(tt.config))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := scanAll(f, tt.text); !slices.Equal(got, tt.want) {
+			t.Errorf("config %s: Scan(%q) = %v, want %v", tt.config, tt.text, got, tt.want)
+		}
+	}
+}
+
 func TestScanInvalidUTF8(t *testing.T) {
 	f, _ := New([]byte(`{"terms":["bomb"]}`))
 	text := "\xff\xfebomb\xc3"
