@@ -6,10 +6,11 @@
 //
 // A word is a run of ASCII letters and digits and of non-ASCII letters (see
 // isLetterRune). Scan never folds or copies the text: it finds word starts
-// eight bytes at a time, tests the first two bytes of each word against the
-// first words of the phrases, and folds and compares words only where a phrase
-// may start. Go compiled to WebAssembly pays for every jump and call, so the
-// common path is straight-line arithmetic on 64-bit words.
+// sixteen bytes at a time, tests the first two and then three bytes of each
+// word against the first words of the phrases, and folds and compares words
+// only where a phrase may start. Go compiled to WebAssembly pays for every
+// jump and call, so the common path is straight-line arithmetic on 64-bit
+// words.
 package contentfilter
 
 import (
@@ -156,7 +157,8 @@ func New(config []byte) (*Filter, error) {
 	return f, nil
 }
 
-// addStart adds the first bytes of a phrase's first word to f.starts.
+// addStart adds the first bytes of a phrase's first word to f.pairs and
+// f.starts.
 func (f *Filter) addStart(first string) {
 	var c [3]byte
 	copy(c[:], first)
@@ -285,16 +287,11 @@ func (f *Filter) Scan(dst []Finding, text []byte) []Finding {
 				break
 			}
 		}
-		resumed := false
-		for ; cands != 0; cands &= cands - 1 {
-			p := j + bits.TrailingZeros64(cands)
-			if f.mayStart(text[p], byteAt(text, p+1), byteAt(text, p+2)) {
-				dst, j = f.matchAt(dst, text, p)
-				prev, resumed = 1, true
-				break
-			}
-		}
-		if resumed {
+		if cands != 0 {
+			// The scan resumes after the word or the phrase found, so later
+			// candidates of the window are found again from there.
+			dst, j = f.matchAt(dst, text, j+bits.TrailingZeros64(cands))
+			prev = 1
 			continue
 		}
 		if high == 0 {
@@ -335,7 +332,7 @@ const window = 16
 
 // skim returns the first window of text, at j or after, that Scan must look
 // into, with a bit per byte of the window: words where the byte is a letter
-// or digit, cands where a word whose first two bytes pass f.pairs starts, and
+// or digit, cands where a word starts that passes f.pairs and f.starts, and
 // high where the byte is not ASCII. Only the bytes before the first non-ASCII
 // one are read for words and cands. prev says whether the text before j ends
 // in a word, and is returned for the window. When fewer than window+1 bytes
@@ -343,8 +340,10 @@ const window = 16
 //
 // This is where Scan spends its time. Go's WebAssembly turns every jump into a
 // trip round a dispatch loop and keeps a loop's variables in memory if it
-// calls a function, so the loop calls none and, for a window without a
-// candidate, jumps once: everything else is straight-line arithmetic.
+// calls a function, so the loop calls none and, for a window where no word
+// passes f.pairs, jumps once: everything else is straight-line arithmetic.
+// f.pairs is tested at every byte, without a branch; f.starts only for the
+// few words that pass it, most of which it rejects.
 func (f *Filter) skim(text []byte, j int, prev uint64) (at int, prevOut, words, cands, high uint64) {
 	const (
 		ones   = 0x0101010101010101
@@ -372,7 +371,6 @@ func (f *Filter) skim(text []byte, j int, prev uint64) (at int, prevOut, words, 
 			f.pair(t, 8)<<8 | f.pair(t, 9)<<9 | f.pair(t, 10)<<10 | f.pair(t, 11)<<11 |
 			f.pair(t, 12)<<12 | f.pair(t, 13)<<13 | f.pair(t, 14)<<14 | f.pair(t, 15)<<15)
 		if cands|high != 0 {
-			// Most of the words that pass f.pairs fail f.starts.
 			for c := cands; c != 0; c &= c - 1 {
 				k := bits.TrailingZeros64(c) & (window - 1)
 				if !f.mayStart(t[k], t[k+1], byteAt(text, j+k+2)) {
