@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -594,5 +595,43 @@ func TestUpstreamRefusalIsNotBlamedOnTheCaller(t *testing.T) {
 	e := apiError(t, err, 502, "upstream_error")
 	if strings.Contains(e.Message, "sk-proj") {
 		t.Fatalf("the provider's message leaked: %q", e.Message)
+	}
+}
+
+func TestStreamCutByTheCallerIsStillBilled(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), open)
+	cfg.Upstreams[0].Latency = config.Duration(300 * time.Millisecond) // 30 ms between chunks
+	h := start(t, cfg)
+	h.key = h.createClient("app", "research")
+
+	conn, err := net.Dial("tcp", h.srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"one two three four five six seven eight nine ten"}]}`
+	fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		h.key, len(body), body)
+	buf := make([]byte, 4096)
+	n, err := conn.Read(buf) // the headers and the first events
+	if err != nil || !strings.Contains(string(buf[:n]), "200 OK") {
+		t.Fatalf("first read: %v %q", err, buf[:n])
+	}
+	conn.Close() // the caller goes away mid-stream
+
+	// The writer notices at its next flush, commits what was used and records it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h.srv.Ledger().Flush(context.Background())
+		totals, err := h.srv.Store().UsageSince(context.Background(), time.Now().Add(-time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(totals) == 1 && totals[0].Requests == 1 && totals[0].TotalTokens > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cut stream was not billed: %+v", totals)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
