@@ -758,7 +758,7 @@ func (d *document) parse(body []byte, fields []string, inlineField int, inline f
 		}
 		s.peek()
 		valStart := s.pos
-		if f == inlineField {
+		if f >= 0 && f == inlineField {
 			inline(s)
 		} else {
 			s.skip()

@@ -243,3 +243,24 @@ func TestTokenBoundsAndChoices(t *testing.T) {
 		}
 	}
 }
+
+func TestParseUsage(t *testing.T) {
+	cases := []struct {
+		body string
+		want Usage
+		ok   bool
+	}{
+		{`{"id":"x","choices":[{"message":{"content":"the \"usage\" word"}}],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}`, Usage{12, 5, 17}, true},
+		{`{"usage":{"prompt_tokens":3,"completion_tokens":4}}`, Usage{3, 4, 7}, true},
+		{`{"choices":[],"usage":null}`, Usage{}, false},
+		{`{"choices":[{"delta":{"content":"usage"}}]}`, Usage{}, false},
+		{`{"usage":{"prompt_tokens":"many"}}`, Usage{}, false},
+		{`{"usage":`, Usage{}, false},
+	}
+	for _, c := range cases {
+		got, ok := ParseUsage([]byte(c.body))
+		if ok != c.ok || got != c.want {
+			t.Errorf("ParseUsage(%s) = %+v, %v; want %+v, %v", c.body, got, ok, c.want, c.ok)
+		}
+	}
+}

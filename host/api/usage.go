@@ -12,6 +12,8 @@ type Usage struct {
 	TotalTokens      int64 `json:"total_tokens"`
 }
 
+var usageFields = []string{"usage"}
+
 // ParseUsage reads the "usage" object of a reply body or of one stream chunk.
 // ok is false when there is none (a chunk before the last, or an upstream that
 // does not report usage).
@@ -19,13 +21,16 @@ func ParseUsage(body []byte) (u Usage, ok bool) {
 	if !bytes.Contains(body, []byte(`"usage"`)) {
 		return Usage{}, false
 	}
-	var reply struct {
-		Usage *Usage `json:"usage"`
-	}
-	if json.Unmarshal(body, &reply) != nil || reply.Usage == nil {
+	// One allocation-free pass finds the usage member; encoding/json then
+	// decodes only that small object, not the whole reply.
+	var d document
+	if d.parse(body, usageFields, -1, nil) != nil {
 		return Usage{}, false
 	}
-	u = *reply.Usage
+	v := d.value(0)
+	if !present(v) || json.Unmarshal(v, &u) != nil {
+		return Usage{}, false
+	}
 	if u.TotalTokens == 0 {
 		u.TotalTokens = u.PromptTokens + u.CompletionTokens
 	}
