@@ -729,7 +729,8 @@ type member struct {
 // parse reads body, which must be a JSON object. It records the members whose
 // key is one of fields and validates every value; the value of
 // fields[inlineField] is read by inline, with the scanner at its start, so that
-// the largest value is decoded in the same pass.
+// the largest value is decoded in the same pass. A negative inlineField reads
+// no value inline.
 func (d *document) parse(body []byte, fields []string, inlineField int, inline func(*scanner)) *Error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return InvalidRequest("invalid_request_body", "The request body is empty; send a JSON object.")
