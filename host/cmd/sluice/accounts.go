@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -27,13 +28,7 @@ func clientsCommand(g *globals) *cobra.Command {
 		Short:   "Create a client",
 		Example: "  sluice clients create --id billing-bot --department finance --label env=prod",
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			_, st, acc, err := g.openAccounts(ctx)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
+		RunE: g.withAccounts(func(ctx context.Context, cmd *cobra.Command, _ []string, acc *accounts.Service) error {
 			nc.Labels = map[string]string{}
 			for _, l := range labels {
 				k, v, ok := strings.Cut(l, "=")
@@ -48,7 +43,7 @@ func clientsCommand(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "created client %s (department %s, tier %s)\n", c.ID, c.Department, c.Tier)
 			return nil
-		},
+		}),
 	}
 	create.Flags().StringVar(&nc.ID, "id", "", "client id (required)")
 	create.Flags().StringVar(&nc.Department, "department", "", "department billed for the client's usage (required)")
@@ -62,13 +57,7 @@ func clientsCommand(g *globals) *cobra.Command {
 		Short:   "List clients",
 		Example: "  sluice clients list",
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			_, st, acc, err := g.openAccounts(ctx)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
+		RunE: g.withAccounts(func(ctx context.Context, cmd *cobra.Command, _ []string, acc *accounts.Service) error {
 			cs, err := acc.Clients(ctx)
 			if err != nil {
 				return err
@@ -83,7 +72,7 @@ func clientsCommand(g *globals) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.ID, c.Department, c.Tier, strings.Join(ls, ","), c.CreatedAt.UTC().Format(time.RFC3339))
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	cmd.AddCommand(create, list)
 	return cmd
@@ -105,20 +94,14 @@ func keysCommand(g *globals) *cobra.Command {
 output, and only its SHA-256 hash is stored: keep it now, it cannot be shown again.`,
 		Example: "  KEY=$(sluice keys create --client billing-bot | tail -n1)",
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			_, st, acc, err := g.openAccounts(ctx)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
+		RunE: g.withAccounts(func(ctx context.Context, cmd *cobra.Command, _ []string, acc *accounts.Service) error {
 			secret, k, err := acc.CreateKey(ctx, clientID)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "created key %s for client %s; it is shown only now:\n%s\n", k.ID, k.ClientID, secret)
 			return nil
-		},
+		}),
 	}
 	create.Flags().StringVar(&clientID, "client", "", "client id (required)")
 	create.MarkFlagRequired("client")
@@ -129,13 +112,7 @@ output, and only its SHA-256 hash is stored: keep it now, it cannot be shown aga
 		Short:   "List keys (id, prefix, state); never the keys themselves",
 		Example: "  sluice keys list --client billing-bot",
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			_, st, acc, err := g.openAccounts(ctx)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
+		RunE: g.withAccounts(func(ctx context.Context, cmd *cobra.Command, _ []string, acc *accounts.Service) error {
 			ks, err := acc.Keys(ctx, listClient)
 			if err != nil {
 				return err
@@ -150,7 +127,7 @@ output, and only its SHA-256 hash is stored: keep it now, it cannot be shown aga
 				fmt.Fprintf(tw, "%s\t%s\t%s…\t%s\t%s\n", k.ID, k.ClientID, k.Prefix, k.CreatedAt.UTC().Format(time.RFC3339), state)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	list.Flags().StringVar(&listClient, "client", "", "only this client's keys")
 
@@ -162,19 +139,13 @@ most auth.cache_ttl (30s by default); revoking through the admin API of a server
 it there at once.`,
 		Example: "  sluice keys revoke key_0123456789ab",
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			_, st, acc, err := g.openAccounts(ctx)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
+		RunE: g.withAccounts(func(ctx context.Context, cmd *cobra.Command, args []string, acc *accounts.Service) error {
 			if err := acc.RevokeKey(ctx, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "revoked key %s\n", args[0])
 			return nil
-		},
+		}),
 	}
 	cmd.AddCommand(create, list, revoke)
 	return cmd

@@ -74,6 +74,20 @@ func (g *globals) openAccounts(ctx context.Context) (*config.Config, store.Store
 	return cfg, st, accounts.New(st, cfg.TierNames(), cfg.DefaultTier, nil), nil
 }
 
+// withAccounts makes a command body that runs on the store the configuration
+// names, opened before and closed after.
+func (g *globals) withAccounts(run func(ctx context.Context, cmd *cobra.Command, args []string, acc *accounts.Service) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		_, st, acc, err := g.openAccounts(ctx)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		return run(ctx, cmd, args, acc)
+	}
+}
+
 func newLogger() *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
