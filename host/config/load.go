@@ -310,8 +310,8 @@ func (c *Config) validate(file string) error {
 	if c.Store.Driver != "sqlite" {
 		return bad("store.driver", "expected sqlite, got %q", c.Store.Driver)
 	}
-	if c.Limits.DefaultMaxTokens <= 0 {
-		return bad("limits.default_max_tokens", "expected a positive integer, got %d", c.Limits.DefaultMaxTokens)
+	if c.Limits.DefaultMaxTokens <= 0 || c.Limits.DefaultMaxTokens > 1<<24 {
+		return bad("limits.default_max_tokens", "expected an integer from 1 to %d, got %d", 1<<24, c.Limits.DefaultMaxTokens)
 	}
 	upstreams := map[string]bool{}
 	var upNames []string
