@@ -9,9 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
 	"slices"
-	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/metrics"
@@ -123,37 +121,24 @@ func prepare(ctx context.Context, store storage.Store, modules []*ast.Module, qu
 // parseModules parses the policy files of fsys, reporting every file's
 // errors at once, and checks that Query's rule is among them.
 func parseModules(fsys fs.FS) ([]*ast.Module, error) {
+	files, err := readRegoFiles(fsys, false)
+	if err != nil {
+		return nil, fmt.Errorf("policy: load: %w", err)
+	}
 	var (
 		modules []*ast.Module
 		errs    []error
 	)
-	err := fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() || path.Ext(name) != ".rego" || strings.HasSuffix(name, "_test.rego") {
-			return nil
-		}
-		src, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return err
-		}
-		m, err := ast.ParseModuleWithOpts(name, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1})
+	for _, f := range files {
+		m, err := parseModule(f)
 		if err != nil {
 			errs = append(errs, err)
-			return nil
+			continue
 		}
 		modules = append(modules, m)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("policy: read policies: %w", err)
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("policy: parse: %w", errors.Join(errs...))
-	}
-	if len(modules) == 0 {
-		return nil, errors.New("policy: load: no .rego files found")
 	}
 	if !definesRule(modules, queryRule) {
 		return nil, fmt.Errorf("policy: load: no rule defines %s", Query)
@@ -186,21 +171,30 @@ func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 	if err != nil {
 		return Decision{}, fmt.Errorf("policy: evaluate %s: %w", Query, err)
 	}
-	switch {
-	case len(rs) == 0 || len(rs[0].Expressions) == 0:
-		return Decision{}, fmt.Errorf("policy: %s is undefined", Query)
-	case len(rs) > 1:
-		return Decision{}, fmt.Errorf("policy: %s has %d values, want one", Query, len(rs))
-	}
-	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
-	if !ok {
-		return Decision{}, fmt.Errorf("policy: %s: unexpected result type %T", Query, rs[0].Expressions[0].Value)
+	t, err := resultTerm(rs)
+	if err != nil {
+		return Decision{}, err
 	}
 	d, err := decodeDecision(t.Value)
 	if err != nil {
 		return Decision{}, fmt.Errorf("policy: malformed %s: %w", Query, err)
 	}
 	return d, nil
+}
+
+// resultTerm returns the one value of Query in rs.
+func resultTerm(rs rego.ResultSet) (*ast.Term, error) {
+	switch {
+	case len(rs) == 0 || len(rs[0].Expressions) == 0:
+		return nil, fmt.Errorf("policy: %s is undefined", Query)
+	case len(rs) > 1:
+		return nil, fmt.Errorf("policy: %s has %d values, want one", Query, len(rs))
+	}
+	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
+	if !ok {
+		return nil, fmt.Errorf("policy: %s: unexpected result type %T", Query, rs[0].Expressions[0].Value)
+	}
+	return t, nil
 }
 
 // SetData replaces the data document at path, for example "/sluice/tiers",
