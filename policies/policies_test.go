@@ -24,7 +24,7 @@ func TestRegoUnitTests(t *testing.T) {
 		case r.Err != nil:
 			t.Errorf("%s.%s: error: %v", r.Package, r.Name, r.Err)
 		case r.Fail:
-			t.Errorf("%s.%s (%s): FAIL at %s", r.Package, r.Name, r.Location, r.FailedAt)
+			t.Errorf("%s.%s (%s): FAIL\n%s", r.Package, r.Name, r.Location, r.Output)
 		case r.Skip:
 			t.Logf("%s.%s: skipped", r.Package, r.Name)
 		}

@@ -58,9 +58,6 @@ type TestResult struct {
 	// Err is set when the test could not be evaluated (a runtime error such
 	// as a conflict or a timeout).
 	Err error
-	// FailedAt is the last expression that failed with its location, when
-	// OPA could tell.
-	FailedAt string
 	// Output is what the test printed with print().
 	Output   []byte
 	Duration time.Duration
@@ -130,7 +127,9 @@ func Test(ctx context.Context, fsys fs.FS, data map[string]any) (TestReport, err
 	}
 	cov := cover.New()
 	runner := tester.NewRunner().
-		SetCompiler(newCompiler()).
+		// A compiler of our own replaces the runner's, so print() has to be
+		// switched back on for the tests' output to be captured.
+		SetCompiler(newCompiler().WithEnablePrintStatements(true)).
 		SetDefaultRegoVersion(ast.RegoV1).
 		SetModules(modules).
 		SetStore(store).
@@ -154,9 +153,6 @@ func Test(ctx context.Context, fsys fs.FS, data map[string]any) (TestReport, err
 		}
 		if r.Location != nil {
 			tr.Location = fmt.Sprintf("%s:%d", r.Location.File, r.Location.Row)
-		}
-		if r.FailedAt != nil && r.FailedAt.Location != nil {
-			tr.FailedAt = fmt.Sprintf("%s:%d: %s", r.FailedAt.Location.File, r.FailedAt.Location.Row, r.FailedAt)
 		}
 		report.Results = append(report.Results, tr)
 	}

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluicehq/sluice/host/policy"
+	"github.com/sluicehq/sluice/policies"
+)
+
+func policyCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:          "policy",
+		Short:        "Test, check and try Rego admission policies",
+		SilenceUsage: true,
+		Long: `Tools for the authors of Sluice's Rego admission policies. Each works on a folder of
+.rego files, or on the policies built into the binary when given none. policies/README.md
+describes the input, the data and the decision a policy must produce.`,
+		Example: `  sluice policy test ./policies
+  sluice policy check ./policies
+  sluice policy eval --input request.json --policies ./policies`,
+	}
+	cmd.AddCommand(policyTestCommand(), policyCheckCommand(), policyEvalCommand(g))
+	return cmd
+}
+
+func policyTestCommand() *cobra.Command {
+	var (
+		dir         string
+		minCoverage float64
+	)
+	cmd := &cobra.Command{
+		Use:   "test [DIR]",
+		Short: "Run the test_ rules of a policy and report coverage",
+		Long: `Run every test_ rule of the .rego files in DIR (the built-in policies when no DIR
+is given), compiled as the gateway compiles them: Rego v1, strict mode. Prints PASS or
+FAIL per test, then the share of policy lines (*_test.rego excluded) the tests evaluated
+and the lines they did not. Exits non-zero if a test fails or coverage is below
+--min-coverage. Tests bring their own data with "with data.sluice.tiers as", as with
+opa test.`,
+		Example: `  sluice policy test                       # the built-in policies
+  sluice policy test ./policies --min-coverage 90`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fsys, _, err := policyFS(dir, args)
+			if err != nil {
+				return err
+			}
+			report, err := policy.Test(cmd.Context(), fsys, nil)
+			if err != nil {
+				return err
+			}
+			printTestReport(cmd.OutOrStdout(), report)
+			if n := report.Failed(); n > 0 {
+				return fmt.Errorf("%d of %d tests failed", n, len(report.Results))
+			}
+			if report.Coverage < minCoverage {
+				return fmt.Errorf("coverage %.1f%% is below --min-coverage %.1f%%", report.Coverage, minCoverage)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "policies", "", "folder of .rego files, instead of DIR")
+	cmd.Flags().Float64Var(&minCoverage, "min-coverage", 0, "fail if fewer than this percentage of policy lines are covered")
+	return cmd
+}
+
+func printTestReport(w io.Writer, report policy.TestReport) {
+	for _, r := range report.Results {
+		status := "PASS"
+		switch {
+		case r.Err != nil:
+			status = "ERROR"
+		case r.Fail:
+			status = "FAIL"
+		case r.Skip:
+			status = "SKIP"
+		}
+		fmt.Fprintf(w, "%-5s %s.%s (%s)\n", status, r.Package, r.Name, r.Duration.Round(time.Microsecond))
+		if r.Err != nil {
+			fmt.Fprintf(w, "      %v\n", r.Err)
+		}
+		if r.Fail {
+			fmt.Fprintf(w, "      at %s\n", r.Location)
+		}
+		// Printed output helps only to understand a failure.
+		if !r.Pass() && len(r.Output) > 0 {
+			for line := range bytes.Lines(r.Output) {
+				fmt.Fprintf(w, "      | %s", line)
+			}
+		}
+	}
+	fmt.Fprintf(w, "%d passed, %d failed\n", len(report.Results)-report.Failed(), report.Failed())
+	fmt.Fprintf(w, "coverage: %.1f%% of policy lines\n", report.Coverage)
+	for _, f := range report.Files {
+		for _, r := range f.Uncovered {
+			if r.Start == r.End {
+				fmt.Fprintf(w, "  %s: line %d not covered\n", f.File, r.Start)
+			} else {
+				fmt.Fprintf(w, "  %s: lines %d-%d not covered\n", f.File, r.Start, r.End)
+			}
+		}
+	}
+}
+
+func policyCheckCommand() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "check [DIR]",
+		Short: "Compile a policy strictly and check its formatting",
+		Long: `Check the .rego files in DIR (the built-in policies when no DIR is given), test files
+included, as the gateway would load them: Rego v1 in strict mode (unused variables and
+imports, shadowed input or data are errors), with a rule for data.sluice.authz.decision.
+Also reports every file that opa fmt would change. Prints one problem per line as
+file:line: message and exits non-zero if there is any.`,
+		Example: `  sluice policy check ./policies
+  sluice policy check --policies /etc/sluice/policies`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fsys, root, err := policyFS(dir, args)
+			if err != nil {
+				return err
+			}
+			problems, err := policy.Check(fsys)
+			if err != nil {
+				return err
+			}
+			for _, p := range problems {
+				// Name files as the author passed them, so that editors can jump there.
+				if p.File != "" && root != "" {
+					p.File = filepath.Join(root, filepath.FromSlash(p.File))
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), p)
+			}
+			if len(problems) > 0 {
+				return fmt.Errorf("%d problems found", len(problems))
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "ok")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "policies", "", "folder of .rego files, instead of DIR")
+	return cmd
+}
+
+func policyEvalCommand(g *globals) *cobra.Command {
+	var dir, inputPath string
+	cmd := &cobra.Command{
+		Use:   "eval --input FILE.json",
+		Short: "Print the decision a policy makes for one input document",
+		Long: `Evaluate data.sluice.authz.decision for the input document in FILE.json ("-" reads
+standard input) and print the decision as JSON. The policy sees the data the gateway would
+give it: the tiers of the configuration (--config), with the policy's derived data
+computed from them. The policy is --policies, else the configuration's policy.dir, else the
+built-in one. Exits non-zero if the decision is undefined or one the gateway would refuse,
+printing the decision first when there is one.`,
+		Example: `  echo '{"client": {"id": "billing-bot", "tier": "standard"},
+        "request": {"model": "gpt-4o"}, "findings": []}' > request.json
+  sluice policy eval --input request.json
+  sluice policy eval --input request.json --policies ./policies --config sluice.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if inputPath == "" {
+				return errors.New("--input is required (a JSON file, or - for standard input)")
+			}
+			input, err := readInput(cmd.InOrStdin(), inputPath)
+			if err != nil {
+				return err
+			}
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			tiers, err := cfg.TiersData()
+			if err != nil {
+				return fmt.Errorf("config tiers: %w", err)
+			}
+			var fsys fs.FS = policies.FS
+			switch {
+			case dir != "":
+				fsys = os.DirFS(dir)
+			case cfg.Policy.Dir != "":
+				fsys = os.DirFS(cfg.Resolve(cfg.Policy.Dir))
+			}
+			data := map[string]any{"sluice": map[string]any{"tiers": tiers}}
+			decision, evalErr := policy.Eval(cmd.Context(), fsys, data, input)
+			if decision != nil {
+				out, err := json.MarshalIndent(decision, "", "  ")
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), string(out))
+			}
+			return evalErr
+		},
+	}
+	cmd.Flags().StringVar(&inputPath, "input", "", `JSON input document, as in policies/README.md ("-" for standard input)`)
+	cmd.Flags().StringVar(&dir, "policies", "", "folder of .rego files (default: policy.dir of the configuration, else the built-in policies)")
+	return cmd
+}
+
+// policyFS picks the policy folder of test and check: DIR or --policies,
+// else the built-in policies. root is the folder as given, "" for the
+// built-in ones.
+func policyFS(flag string, args []string) (fsys fs.FS, root string, err error) {
+	root = flag
+	if len(args) == 1 {
+		if flag != "" && flag != args[0] {
+			return nil, "", fmt.Errorf("give the policy folder once: DIR %q or --policies %q", args[0], flag)
+		}
+		root = args[0]
+	}
+	if root == "" {
+		return policies.FS, "", nil
+	}
+	info, err := os.Stat(root)
+	if err != nil {
+		return nil, "", err
+	}
+	if !info.IsDir() {
+		return nil, "", fmt.Errorf("%s is not a folder of .rego files", root)
+	}
+	return os.DirFS(root), root, nil
+}
+
+// readInput reads the JSON input document at name, or standard input for
+// "-". Numbers stay json.Number so that large integers keep every digit.
+func readInput(stdin io.Reader, name string) (map[string]any, error) {
+	var (
+		src []byte
+		err error
+	)
+	if name == "-" {
+		src, err = io.ReadAll(stdin)
+	} else {
+		src, err = os.ReadFile(name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--input: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(src))
+	dec.UseNumber()
+	var input map[string]any
+	if err := dec.Decode(&input); err != nil {
+		return nil, fmt.Errorf("--input %s: not a JSON object: %w", name, err)
+	}
+	return input, nil
+}

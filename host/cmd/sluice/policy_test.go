@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sluicehq/sluice/policies"
+)
+
+// runPolicy executes the policy command in-process and returns its output.
+func runPolicy(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := policyCommand(&globals{})
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+// policyDir writes the shipped policies to a temporary folder, with files
+// added or replaced, as an author's working copy.
+func policyDir(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	err := fs.WalkDir(policies.FS, ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		src, err := fs.ReadFile(policies.FS, name)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, name), src, 0o600)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, src := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestPolicyShippedPoliciesPass(t *testing.T) {
+	out, err := runPolicy(t, "test")
+	if err != nil {
+		t.Fatalf("policy test: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "PASS  data.sluice.authz_test.test_") || strings.Contains(out, "FAIL") ||
+		!strings.Contains(out, "coverage: 100.0% of policy lines") {
+		t.Errorf("policy test output:\n%s", out)
+	}
+	out, err = runPolicy(t, "check")
+	if err != nil || strings.TrimSpace(out) != "ok" {
+		t.Errorf("policy check: %v\n%s", err, out)
+	}
+}
+
+func TestPolicyTestFails(t *testing.T) {
+	failing := `package sluice.extra_test
+
+import data.sluice.authz
+
+test_premium_is_denied if {
+	d := authz.decision with input as {"client": {"tier": "premium"}, "request": {"model": "gpt-4o"}, "findings": []}
+		with data.sluice.tiers as {"premium": {"models": ["*"]}}
+	print("got", d.code)
+	d.allowed == false
+}
+`
+	dir := policyDir(t, map[string]string{"extra_test.rego": failing})
+	for _, args := range [][]string{{"test", dir}, {"test", "--policies", dir}} {
+		out, err := runPolicy(t, args...)
+		if err == nil || !strings.Contains(err.Error(), "1 of") {
+			t.Errorf("%v: error %v, want one failed test", args, err)
+		}
+		if !strings.Contains(out, "FAIL  data.sluice.extra_test.test_premium_is_denied") ||
+			!strings.Contains(out, "extra_test.rego:5") || !strings.Contains(out, "| got \n") {
+			t.Errorf("%v: output must name the failing test, its line and what it printed:\n%s", args, out)
+		}
+	}
+}
+
+func TestPolicyCheckReportsProblems(t *testing.T) {
+	cases := []struct {
+		name, file, src, want string
+	}{
+		{"syntax error", "helpers.rego", "package sluice.helpers\n\nx := {\n\ny := 1\n", "helpers.rego:5: "},
+		{"formatting", "helpers.rego", "package sluice.helpers\n\nx :=   1\n", "helpers.rego:3: not opa fmt clean"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := policyDir(t, map[string]string{c.file: c.src})
+			out, err := runPolicy(t, "check", dir)
+			if err == nil {
+				t.Fatalf("check passed:\n%s", out)
+			}
+			if want := filepath.Join(dir, c.want); !strings.Contains(out, want) {
+				t.Errorf("output must contain %q:\n%s", want, out)
+			}
+		})
+	}
+}
+
+func TestPolicyEvalShowsDenial(t *testing.T) {
+	input := filepath.Join(t.TempDir(), "request.json")
+	doc := `{"client": {"id": "billing-bot", "department": "finance", "tier": "standard"},
+	         "request": {"method": "POST", "path": "/v1/chat/completions", "model": "gpt-4o"},
+	         "findings": []}`
+	if err := os.WriteFile(input, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runPolicy(t, "eval", "--input", input)
+	if err != nil {
+		t.Fatalf("policy eval: %v\n%s", err, out)
+	}
+	var d struct {
+		Allowed    bool   `json:"allowed"`
+		HTTPStatus int    `json:"http_status"`
+		Code       string `json:"code"`
+	}
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatalf("output is not the decision as JSON: %v\n%s", err, out)
+	}
+	if d.Allowed || d.HTTPStatus != 403 || d.Code != "model_not_allowed" {
+		t.Errorf("decision %+v, want a 403 model_not_allowed denial:\n%s", d, out)
+	}
+	if !strings.Contains(out, "\n  \"code\"") {
+		t.Errorf("decision must be indented:\n%s", out)
+	}
+}
+
+func TestPolicyEvalErrors(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(bad, []byte("[1, 2"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"eval"}, "--input is required"},
+		{[]string{"eval", "--input", bad}, "not a JSON object"},
+		{[]string{"eval", "--input", filepath.Join(t.TempDir(), "missing.json")}, "--input"},
+	}
+	for _, c := range cases {
+		_, err := runPolicy(t, c.args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want it to mention %q", c.args, err, c.want)
+		}
+	}
+}
