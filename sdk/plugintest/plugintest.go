@@ -153,7 +153,7 @@ type suite struct {
 	results []Result
 	raw     *rawRuntime
 	host    *plugin.Runtime
-	p       *plugin.Plugin    // the configured plugin, through the host
+	p       *plugin.Plugin     // the configured plugin, through the host
 	first   [][]plugin.Finding // findings per corpus sample from p; nil entry: the scan failed
 }
 
