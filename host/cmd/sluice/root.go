@@ -42,7 +42,7 @@ budgets, forwards to the upstream model and records usage for billing and audit.
 	root.PersistentFlags().StringVar(&g.configPath, "config", "", "YAML configuration file (default: the embedded default)")
 	root.PersistentFlags().StringVar(&g.dataDir, "data-dir", "", "data folder, overriding data_dir of the configuration")
 	root.AddCommand(serveCommand(g), clientsCommand(g), keysCommand(g), reportCommand(g),
-		scanCommand(), mockCommand(), configCommand(g), policyCommand(g), versionCommand())
+		scanCommand(), mockCommand(), configCommand(g), policyCommand(g), pluginCommand(), versionCommand())
 	return root
 }
 
