@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -38,18 +36,9 @@ Prints one line per check and a summary; exits non-zero if any check failed.`,
   sluice plugin test bin/plugins/contentfilter.wasm --plugin-config terms.json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			wasm, err := os.ReadFile(args[0])
+			wasm, conf, err := readPlugin(args[0], configPath)
 			if err != nil {
 				return err
-			}
-			var conf []byte
-			if configPath != "" {
-				if conf, err = os.ReadFile(configPath); err != nil {
-					return err
-				}
-				if !json.Valid(conf) {
-					return fmt.Errorf("--plugin-config %s: not valid JSON", configPath)
-				}
 			}
 			report := plugintest.Check(cmd.Context(), wasm, conf, plugintest.Options{Timeout: timeout})
 			out := cmd.OutOrStdout()

@@ -31,18 +31,12 @@ offsets into text. A malformed line gets an output line with an "error" field.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			wasm, err := os.ReadFile(pluginPath)
+			wasm, conf, err := readPlugin(pluginPath, configPath)
 			if err != nil {
 				return err
 			}
-			conf := []byte("{}")
-			if configPath != "" {
-				if conf, err = os.ReadFile(configPath); err != nil {
-					return err
-				}
-				if !json.Valid(conf) {
-					return fmt.Errorf("--plugin-config %s: not valid JSON", configPath)
-				}
+			if conf == nil {
+				conf = []byte("{}")
 			}
 			rt, err := plugin.NewRuntime(ctx, "")
 			if err != nil {
@@ -61,6 +55,24 @@ offsets into text. A malformed line gets an output line with an "error" field.`,
 	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Second, "time limit of one scan")
 	cmd.MarkFlagRequired("plugin")
 	return cmd
+}
+
+// readPlugin reads a plugin module and, when configPath is not empty, its
+// JSON configuration (nil otherwise).
+func readPlugin(wasmPath, configPath string) (wasm, conf []byte, err error) {
+	if wasm, err = os.ReadFile(wasmPath); err != nil {
+		return nil, nil, err
+	}
+	if configPath == "" {
+		return wasm, nil, nil
+	}
+	if conf, err = os.ReadFile(configPath); err != nil {
+		return nil, nil, err
+	}
+	if !json.Valid(conf) {
+		return nil, nil, fmt.Errorf("--plugin-config %s: not valid JSON", configPath)
+	}
+	return wasm, conf, nil
 }
 
 func mockCommand() *cobra.Command {
