@@ -78,6 +78,9 @@ type Plugin struct {
 	FailMode string `yaml:"fail_mode"`
 	// MemoryLimitMB caps each instance's linear memory; default 32.
 	MemoryLimitMB int `yaml:"memory_limit_mb"`
+	// SHA256 pins the module: when set, a file whose SHA-256 (hex) differs
+	// is refused at start.
+	SHA256 string `yaml:"sha256"`
 }
 
 // Limits tunes the limiter.

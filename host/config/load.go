@@ -395,11 +395,26 @@ func (c *Config) validate(file string) error {
 		if p.Timeout == 0 {
 			c.Plugins[i].Timeout = Duration(100 * time.Millisecond)
 		}
+		if p.SHA256 != "" && !isSHA256Hex(p.SHA256) {
+			return bad(key+".sha256", "expected 64 hexadecimal digits (sha256sum of the .wasm file), got %q", p.SHA256)
+		}
 		if p.MemoryLimitMB < 0 || p.MemoryLimitMB > 4096 {
 			return bad(key+".memory_limit_mb", "expected 1 to 4096 (0 means the default, 32), got %d", p.MemoryLimitMB)
 		}
 	}
 	return nil
+}
+
+func isSHA256Hex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 // TierNames lists the tiers in sorted order.

@@ -6,6 +6,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -61,9 +62,12 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 		log = slog.Default()
 	}
 	s = &Server{cfg: cfg, log: log, served: make(chan error, 2)}
+	// Every error return below sets s to nil; close what was opened through
+	// a copy of the pointer.
+	opened := s
 	defer func() {
 		if err != nil {
-			s.Close(context.Background())
+			opened.Close(context.Background())
 			s = nil
 		}
 	}()
@@ -238,6 +242,12 @@ func (s *Server) loadPlugins(ctx context.Context, cacheDir string) ([]proxy.Guar
 		wasm, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("plugins[%d] (%s): %w (build the shipped plugins with `make build`)", i, pc.Name, err)
+		}
+		if pc.SHA256 != "" {
+			sum := sha256.Sum256(wasm)
+			if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, pc.SHA256) {
+				return nil, fmt.Errorf("plugins[%d] (%s): %s has sha256 %s, but the configuration pins %s; refusing to load it", i, pc.Name, path, got, pc.SHA256)
+			}
 		}
 		conf := []byte("{}")
 		if pc.Config != nil {

@@ -3,6 +3,8 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -633,5 +636,64 @@ func TestStreamCutByTheCallerIsStillBilled(t *testing.T) {
 			t.Fatalf("the cut stream was not billed: %+v", totals)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestPinnedPluginMustMatch(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), open)
+	wasm, err := os.ReadFile(cfg.Plugins[0].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(wasm)
+	cfg.Plugins[0].SHA256 = hex.EncodeToString(sum[:])
+	start(t, cfg).stop() // the right pin loads
+
+	cfg = testConfig(t, t.TempDir(), open)
+	cfg.Plugins[0].SHA256 = strings.Repeat("0", 64)
+	srv, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil {
+		srv.Close(context.Background())
+		t.Fatal("a module that does not match its pin was loaded")
+	}
+	if !strings.Contains(err.Error(), "pins") || !strings.Contains(err.Error(), cfg.Plugins[0].Name) {
+		t.Fatalf("error %q must name the plugin and the pin", err)
+	}
+}
+
+func TestStartFailsCleanly(t *testing.T) {
+	cases := []struct {
+		name   string
+		change func(*config.Config)
+		want   string
+	}{
+		{"missing plugin", func(c *config.Config) { c.Plugins[1].Path = filepath.Join(t.TempDir(), "nope.wasm") }, "make build"},
+		{"broken policy", func(c *config.Config) {
+			dir := t.TempDir()
+			os.WriteFile(filepath.Join(dir, "bad.rego"), []byte("package sluice.authz\n\ndecision := {\n"), 0o600)
+			c.Policy.Dir = dir
+		}, "bad.rego"},
+		{"port taken", func(c *config.Config) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			c.Server.Listen = ln.Addr().String()
+		}, "server.listen"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t, t.TempDir(), open)
+			tc.change(cfg)
+			srv, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err == nil {
+				srv.Close(context.Background())
+				t.Fatal("started")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not mention %q", err, tc.want)
+			}
+		})
 	}
 }
