@@ -44,6 +44,9 @@ type Server struct {
 	ReadTimeout Duration `yaml:"read_timeout"`
 	// ShutdownTimeout bounds how long a stopping server waits for in-flight requests.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// AccessLog writes one structured log line per request: ids, client,
+	// model, status, tokens, cost, latency. Never prompt text or keys.
+	AccessLog bool `yaml:"access_log"`
 }
 
 // Store says where clients, keys and the usage ledger live.

@@ -25,6 +25,7 @@ func Default() *Config {
 			MaxBodyBytes:    4 << 20,
 			ReadTimeout:     Duration(30 * time.Second),
 			ShutdownTimeout: Duration(30 * time.Second),
+			AccessLog:       true,
 		},
 		Store:  Store{Driver: "sqlite"},
 		Auth:   Auth{CacheTTL: Duration(30 * time.Second)},

@@ -59,6 +59,7 @@ type Gateway struct {
 	log      *slog.Logger
 
 	defaultMaxTokens int64
+	accessLog        bool
 	now              func() time.Time
 
 	// streams counts the stream writers still running: they outlive their
@@ -89,6 +90,7 @@ func New(o Options) *Gateway {
 		recorder:         o.Recorder,
 		log:              o.Log,
 		defaultMaxTokens: o.Config.Limits.DefaultMaxTokens,
+		accessLog:        o.Config.Server.AccessLog,
 		now:              time.Now,
 	}
 	for _, gd := range o.Guards {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -541,6 +542,31 @@ func (g *Gateway) record(x *exchange) {
 		x.ev.UsageSource = store.UsageNone
 	}
 	g.recorder.Record(x.ev)
+	if g.accessLog {
+		g.logAccess(&x.ev)
+	}
+}
+
+// logAccess writes the request's access line: what the ledger holds, which
+// by construction has no prompt text, no matched value and no key.
+func (g *Gateway) logAccess(ev *store.UsageEvent) {
+	g.log.LogAttrs(stepContext, slog.LevelInfo, "request",
+		slog.String("request_id", ev.RequestID),
+		slog.String("endpoint", ev.Endpoint),
+		slog.String("client", ev.ClientID),
+		slog.String("department", ev.Department),
+		slog.String("key_id", ev.KeyID),
+		slog.String("model", ev.Model),
+		slog.Bool("stream", ev.Stream),
+		slog.Int("status", ev.Status),
+		slog.String("code", ev.Code),
+		slog.String("findings", ev.Findings),
+		slog.Int64("prompt_tokens", ev.PromptTokens),
+		slog.Int64("completion_tokens", ev.CompletionTokens),
+		slog.Int64("cost_micros", ev.CostMicros),
+		slog.String("usage_source", ev.UsageSource),
+		slog.Int64("latency_ms", ev.LatencyMS),
+	)
 }
 
 // Request ids are a per-process random prefix and a counter: unique across

@@ -697,3 +697,41 @@ func TestStartFailsCleanly(t *testing.T) {
 		})
 	}
 }
+
+func TestAccessLogNeverHoldsSecrets(t *testing.T) {
+	h := newHarness(t, config.Tier{Models: []string{"*"}, PIIDetection: true, ContentFilter: true, Redact: []string{"EMAIL"}})
+	c := h.client(h.key)
+	ctx := context.Background()
+	secrets := []string{"ann.lee@example.com", "123-45-6789", "AKIAIOSFODNN7EXAMPLE", h.key}
+	resp, err := c.Chat.Completions.New(ctx, chat("gpt-4o-mini", "write to ann.lee@example.com about the plan"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Chat.Completions.New(ctx, chat("gpt-4o-mini", "SSN 123-45-6789 and key AKIAIOSFODNN7EXAMPLE"))
+	apiError(t, err, 400, "pii_detected")
+
+	logs := h.logs.String()
+	for _, s := range secrets {
+		if strings.Contains(logs, s) {
+			t.Errorf("the log holds %q", s)
+		}
+	}
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(logs), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "request" {
+			lines = append(lines, m)
+		}
+	}
+	if len(lines) < 2 {
+		t.Fatalf("want an access line per request, got %d in:\n%s", len(lines), logs)
+	}
+	ok, denied := lines[len(lines)-2], lines[len(lines)-1]
+	if ok["status"] != float64(200) || ok["client"] != "app" || ok["findings"] != "EMAIL:1" ||
+		ok["prompt_tokens"] != float64(resp.Usage.PromptTokens) || ok["request_id"] == "" {
+		t.Errorf("access line of the redacted request: %v", ok)
+	}
+	if denied["status"] != float64(400) || denied["code"] != "pii_detected" || !strings.Contains(denied["findings"].(string), "US_SSN:1") {
+		t.Errorf("access line of the denied request: %v", denied)
+	}
+}
