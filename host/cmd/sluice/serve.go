@@ -41,7 +41,9 @@ client and key and prints a curl line that works.`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			log := newLogger()
+			sink := newLogSink(os.Stderr)
+			defer sink.Close()
+			log := newLogger(sink)
 			srv, err := server.Start(ctx, cfg, log)
 			if err != nil {
 				return err
