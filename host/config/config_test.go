@@ -74,6 +74,8 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"bad upstream type", "upstreams:\n  - {name: a, type: grpc}\n", []string{"upstreams[0].type", "openai or mock"}},
 		{"bad fail mode", "plugins:\n  - {name: p, path: p.wasm, fail_mode: maybe}\n", []string{"plugins[0].fail_mode", "closed or open"}},
 		{"unknown default tier", "default_tier: gold\n", []string{"default_tier", "gold", "premium, standard"}},
+		{"duplicate model", "models:\n  - {name: m, upstream: mock}\n  - {name: m, upstream: mock}\n", []string{"models[1].name", `model "m" is defined twice`}},
+		{"unnamed plugin", "plugins:\n  - {path: p.wasm}\n", []string{"plugins[0].name", "must not be empty"}},
 		{"not yaml", "server: [\n", []string{"x.yaml"}},
 	}
 	for _, tc := range cases {

@@ -317,13 +317,9 @@ func (c *Config) validate(file string) error {
 	var upNames []string
 	for i, u := range c.Upstreams {
 		key := fmt.Sprintf("upstreams[%d]", i)
-		if u.Name == "" {
-			return bad(key+".name", "must not be empty")
+		if err := uniqueName(upstreams, u.Name, "upstream", key, bad); err != nil {
+			return err
 		}
-		if upstreams[u.Name] {
-			return bad(key+".name", "upstream %q is defined twice", u.Name)
-		}
-		upstreams[u.Name] = true
 		upNames = append(upNames, u.Name)
 		switch u.Type {
 		case "mock":
@@ -344,13 +340,9 @@ func (c *Config) validate(file string) error {
 	models := map[string]bool{}
 	for i, m := range c.Models {
 		key := fmt.Sprintf("models[%d]", i)
-		if m.Name == "" {
-			return bad(key+".name", "must not be empty")
+		if err := uniqueName(models, m.Name, "model", key, bad); err != nil {
+			return err
 		}
-		if models[m.Name] {
-			return bad(key+".name", "model %q is defined twice", m.Name)
-		}
-		models[m.Name] = true
 		if !upstreams[m.Upstream] {
 			return bad(key+".upstream", "unknown upstream %q (expected one of: %s)", m.Upstream, strings.Join(upNames, ", "))
 		}
@@ -375,13 +367,9 @@ func (c *Config) validate(file string) error {
 	plugins := map[string]bool{}
 	for i, p := range c.Plugins {
 		key := fmt.Sprintf("plugins[%d]", i)
-		if p.Name == "" {
-			return bad(key+".name", "must not be empty")
+		if err := uniqueName(plugins, p.Name, "plugin", key, bad); err != nil {
+			return err
 		}
-		if plugins[p.Name] {
-			return bad(key+".name", "plugin %q is defined twice", p.Name)
-		}
-		plugins[p.Name] = true
 		if p.Path == "" {
 			return bad(key+".path", "expected the path of a .wasm file")
 		}
@@ -415,6 +403,19 @@ func isSHA256Hex(s string) bool {
 		}
 	}
 	return true
+}
+
+// uniqueName checks that a list item's name is set and not taken by an
+// earlier item, and records it in seen.
+func uniqueName(seen map[string]bool, name, what, key string, bad func(key, format string, args ...any) error) error {
+	if name == "" {
+		return bad(key+".name", "must not be empty")
+	}
+	if seen[name] {
+		return bad(key+".name", "%s %q is defined twice", what, name)
+	}
+	seen[name] = true
+	return nil
 }
 
 // TierNames lists the tiers in sorted order.
