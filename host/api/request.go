@@ -168,14 +168,15 @@ func (r *ChatRequest) SetTexts(texts []string) error {
 	if src == nil {
 		src = r.doc.value(chatMessages)
 	}
-	m := messageScan{wantSpans: true}
-	s := scanner{buf: src, depth: 1}
-	m.scan(&s)
-	if s.bad || len(m.spans) != len(texts) {
-		return fmt.Errorf("api: messages hold %d text parts, not the %d parsed", len(m.spans), len(texts))
+	out, err := resplice(src, r.Texts, texts, "messages hold %d text parts", func(s *scanner) []textSpan {
+		m := messageScan{wantSpans: true}
+		m.scan(s)
+		return m.spans
+	})
+	if err != nil {
+		return err
 	}
-	r.messages = splice(src, m.spans, r.Texts, texts)
-	copy(r.Texts, texts)
+	r.messages = out
 	return nil
 }
 
@@ -483,6 +484,20 @@ func (m *messageScan) add(buf []byte, i, start, end int, esc bool) {
 
 // splice is src with the text at spans[i] replaced by texts[i] wherever that
 // differs from old[i]; unchanged texts keep the caller's bytes.
+// resplice rescans src (a messages or input value) for the spans of its
+// texts, puts texts in their places, and makes them the current texts (old).
+// what describes the span count in the error, e.g. "input holds %d strings".
+func resplice(src []byte, old, texts []string, what string, spans func(*scanner) []textSpan) ([]byte, error) {
+	s := scanner{buf: src, depth: 1}
+	sp := spans(&s)
+	if s.bad || len(sp) != len(texts) {
+		return nil, fmt.Errorf("api: "+what+", not the %d parsed", len(sp), len(texts))
+	}
+	out := splice(src, sp, old, texts)
+	copy(old, texts)
+	return out, nil
+}
+
 func splice(src []byte, spans []textSpan, old, texts []string) []byte {
 	out := make([]byte, 0, len(src)+len(src)/8)
 	at := 0
@@ -566,14 +581,15 @@ func (r *EmbeddingsRequest) SetTexts(texts []string) error {
 	if src == nil {
 		src = r.doc.value(embeddingsInput)
 	}
-	in := inputScan{wantSpans: true}
-	s := scanner{buf: src, depth: 1}
-	in.scan(&s)
-	if s.bad || len(in.spans) != len(texts) {
-		return fmt.Errorf("api: input holds %d strings, not the %d parsed", len(in.spans), len(texts))
+	out, err := resplice(src, r.Texts, texts, "input holds %d strings", func(s *scanner) []textSpan {
+		in := inputScan{wantSpans: true}
+		in.scan(s)
+		return in.spans
+	})
+	if err != nil {
+		return err
 	}
-	r.input = splice(src, in.spans, r.Texts, texts)
-	copy(r.Texts, texts)
+	r.input = out
 	return nil
 }
 
