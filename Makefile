@@ -26,9 +26,9 @@ bin/plugins/%.wasm: $(GO_SRC)
 run: build
 	./bin/sluice serve
 
-## test: every test of the module, against real SQLite, OPA, wazero and the built plugins
+## test: every test of the module, against real SQLite, PostgreSQL, Redis, OPA, wazero and the built plugins
 test: build
-	$(GO) test -count=1 ./...
+	eval "$$(scripts/test-services)" && $(GO) test -count=1 ./...
 
 ## bench: end-to-end load against the upstream direct, a bare fasthttp proxy and Sluice
 bench: build
