@@ -28,7 +28,11 @@ type Config struct {
 	Models         []Model         `yaml:"models"`
 	Tiers          map[string]Tier `yaml:"tiers"`
 	DefaultTier    string          `yaml:"default_tier"`
-	Demo           Demo            `yaml:"demo"`
+	// Departments are budgets shared by all clients of a department; the
+	// policies read them as data.sluice.departments[name].
+	Departments map[string]Budget `yaml:"departments"`
+	Reload      Reload            `yaml:"reload"`
+	Demo        Demo              `yaml:"demo"`
 
 	// dir is the folder relative paths resolve against.
 	dir string
@@ -51,8 +55,10 @@ type Server struct {
 
 // Store says where clients, keys and the usage ledger live.
 type Store struct {
-	Driver string `yaml:"driver"` // sqlite
-	Path   string `yaml:"path"`   // default <data_dir>/sluice.db
+	// Driver is sqlite (one machine) or postgres (several replicas).
+	Driver string `yaml:"driver"`
+	Path   string `yaml:"path"` // sqlite: default <data_dir>/sluice.db
+	DSN    string `yaml:"dsn"`  // postgres: postgres://user:pass@host:5432/db
 }
 
 // Auth tunes key checking.
@@ -63,10 +69,27 @@ type Auth struct {
 	CacheTTL Duration `yaml:"cache_ttl"`
 }
 
-// Policy says which Rego policies decide.
+// Policy says which Rego policies decide, and how decisions are recorded.
 type Policy struct {
 	// Dir is a folder of .rego files; empty means the policies built into the binary.
 	Dir string `yaml:"dir"`
+	// ShadowDir is a second folder evaluated beside Dir on live traffic and
+	// never enforced; disagreements are counted and logged.
+	ShadowDir string `yaml:"shadow_dir"`
+	// TimeZone is the zone of input.time's weekday and hour (IANA name).
+	TimeZone string `yaml:"time_zone"`
+	// DecisionLog is a JSON-lines file of decisions; "off" disables it.
+	// Default <data_dir>/decisions.jsonl.
+	DecisionLog string `yaml:"decision_log"`
+	// DecisionLogSample is the share of allowed decisions logged, 0 to 1;
+	// denials and errors are always logged.
+	DecisionLogSample float64 `yaml:"decision_log_sample"`
+}
+
+// Reload says whether Sluice watches its policy folder and plugin files and
+// reloads them when they change. SIGHUP and POST /admin/reload always work.
+type Reload struct {
+	Watch bool `yaml:"watch"`
 }
 
 // Plugin is one WASM filter plugin.
@@ -90,6 +113,20 @@ type Plugin struct {
 type Limits struct {
 	// DefaultMaxTokens is reserved for the reply of a request that sets no max_tokens.
 	DefaultMaxTokens int64 `yaml:"default_max_tokens"`
+	// Backend is memory (exact, in process, rebuilt from the ledger at start)
+	// or redis (shared by every replica).
+	Backend string `yaml:"backend"`
+	Redis   Redis  `yaml:"redis"`
+}
+
+// Redis is the counter store of limits.backend redis.
+type Redis struct {
+	URL string `yaml:"url"` // redis://host:6379/0
+	// Timeout bounds one round trip; the request path waits at most this long.
+	Timeout Duration `yaml:"timeout"`
+	// FailMode is what requests get while Redis is unreachable: deny (503
+	// limits_unavailable) or local (in-process limits per replica).
+	FailMode string `yaml:"fail_mode"`
 }
 
 // Upstream is a model provider.
@@ -119,12 +156,29 @@ type Model struct {
 // Tier is the policy data a client runs under; the Rego policies read it as
 // data.sluice.tiers[name].
 type Tier struct {
-	RPM           int64    `yaml:"rpm" json:"rpm"`
-	DailyTokens   int64    `yaml:"daily_tokens" json:"daily_tokens"`
+	Budget        `yaml:",inline"`
 	Models        []string `yaml:"models" json:"models"`
 	PIIDetection  bool     `yaml:"pii_detection" json:"pii_detection"`
 	ContentFilter bool     `yaml:"content_filter" json:"content_filter"`
-	Redact        []string `yaml:"redact" json:"redact"`
+	// Redact lists the finding types replaced by placeholders instead of blocked.
+	Redact []string `yaml:"redact" json:"redact"`
+	// ResponsePlugins scan the model's replies, streams included.
+	ResponsePlugins []string `yaml:"response_plugins" json:"response_plugins"`
+	// Restore puts redacted values back into the model's replies.
+	Restore bool `yaml:"restore" json:"restore"`
+}
+
+// Budget is a set of limits; 0 means unlimited.
+type Budget struct {
+	RPM             int64   `yaml:"rpm" json:"rpm"`
+	TPM             int64   `yaml:"tpm" json:"tpm"`
+	DailyTokens     int64   `yaml:"daily_tokens" json:"daily_tokens"`
+	MonthlyTokens   int64   `yaml:"monthly_tokens" json:"monthly_tokens"`
+	MonthlySpendUSD float64 `yaml:"monthly_spend_usd" json:"monthly_spend_usd"`
+}
+
+func (b Budget) negative() bool {
+	return b.RPM < 0 || b.TPM < 0 || b.DailyTokens < 0 || b.MonthlyTokens < 0 || b.MonthlySpendUSD < 0
 }
 
 // Demo is the client and key created on first start so that a newcomer has
@@ -147,9 +201,36 @@ func (d Duration) String() string { return time.Duration(d).String() }
 // MarshalYAML writes d back in the form it is read.
 func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
 
-// TiersData is the tiers as the JSON-like document the policy engine stores.
+// TiersData is the tiers as the JSON-like document the policy engine stores
+// at data.sluice.tiers.
 func (c *Config) TiersData() (map[string]any, error) {
-	b, err := json.Marshal(c.Tiers)
+	out, err := jsonDocument(c.Tiers)
+	if err != nil {
+		return nil, err
+	}
+	for name, t := range out {
+		tier := t.(map[string]any)
+		for _, k := range []string{"models", "redact", "response_plugins"} {
+			if tier[k] == nil {
+				tier[k] = []any{}
+			}
+		}
+		out[name] = tier
+	}
+	return out, nil
+}
+
+// DepartmentsData is the departments' budgets as the document the policy
+// engine stores at data.sluice.departments.
+func (c *Config) DepartmentsData() (map[string]any, error) {
+	if len(c.Departments) == 0 {
+		return map[string]any{}, nil
+	}
+	return jsonDocument(c.Departments)
+}
+
+func jsonDocument(v any) (map[string]any, error) {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
@@ -160,15 +241,6 @@ func (c *Config) TiersData() (map[string]any, error) {
 	var out map[string]any
 	if err := dec.Decode(&out); err != nil {
 		return nil, err
-	}
-	for name, t := range out {
-		tier := t.(map[string]any)
-		for _, k := range []string{"models", "redact"} {
-			if tier[k] == nil {
-				tier[k] = []any{}
-			}
-		}
-		out[name] = tier
 	}
 	return out, nil
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +78,14 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"duplicate model", "models:\n  - {name: m, upstream: mock}\n  - {name: m, upstream: mock}\n", []string{"models[1].name", `model "m" is defined twice`}},
 		{"unnamed plugin", "plugins:\n  - {path: p.wasm}\n", []string{"plugins[0].name", "must not be empty"}},
 		{"not yaml", "server: [\n", []string{"x.yaml"}},
+		{"postgres without dsn", "store:\n  driver: postgres\n", []string{"store.dsn", "postgres://"}},
+		{"unknown store driver", "store:\n  driver: mysql\n", []string{"store.driver", "sqlite or postgres"}},
+		{"redis without url", "limits:\n  backend: redis\n", []string{"limits.redis.url", "redis://"}},
+		{"bad redis fail mode", "limits:\n  redis:\n    fail_mode: maybe\n", []string{"limits.redis.fail_mode", "deny or local"}},
+		{"unknown time zone", "policy:\n  time_zone: Mars/Olympus\n", []string{"policy.time_zone", "Mars/Olympus"}},
+		{"bad sample", "policy:\n  decision_log_sample: 2\n", []string{"policy.decision_log_sample"}},
+		{"negative department budget", "departments:\n  research: {monthly_spend_usd: -5}\n", []string{"departments.research", "negative"}},
+		{"unknown tier key", "tiers:\n  t: {rpm: 1, tmp: 5}\ndefault_tier: t\n", []string{"x.yaml:2", "tiers.t.tmp", "tpm"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,5 +123,39 @@ func TestCostMicros(t *testing.T) {
 	m := Model{InputPerMillion: 0.15, OutputPerMillion: 0.60}
 	if got := m.CostMicros(1000, 500); got != 450 {
 		t.Fatalf("cost = %d micro-dollars, want 450", got)
+	}
+}
+
+func TestBudgetsReachPolicyData(t *testing.T) {
+	c, err := Parse([]byte(`
+tiers:
+  gold: {rpm: 10, tpm: 5000, daily_tokens: 100000, monthly_spend_usd: 12.5, models: ["*"], response_plugins: [pii], restore: true}
+default_tier: gold
+departments:
+  research: {monthly_spend_usd: 500, daily_tokens: 2000000}
+`), "x.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tiers, err := c.TiersData()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gold := tiers["gold"].(map[string]any)
+	for k, want := range map[string]string{"rpm": "10", "tpm": "5000", "daily_tokens": "100000", "monthly_tokens": "0", "monthly_spend_usd": "12.5"} {
+		if got := fmt.Sprint(gold[k]); got != want {
+			t.Errorf("tiers.gold.%s = %s, want %s", k, got, want)
+		}
+	}
+	if fmt.Sprint(gold["response_plugins"]) != "[pii]" || gold["restore"] != true {
+		t.Errorf("tiers.gold = %v, want response_plugins [pii] and restore true", gold)
+	}
+	deps, err := c.DepartmentsData()
+	if err != nil {
+		t.Fatal(err)
+	}
+	research := deps["research"].(map[string]any)
+	if fmt.Sprint(research["monthly_spend_usd"]) != "500" || fmt.Sprint(research["daily_tokens"]) != "2000000" {
+		t.Errorf("departments.research = %v", research)
 	}
 }

@@ -29,7 +29,10 @@ func Default() *Config {
 		},
 		Store:  Store{Driver: "sqlite"},
 		Auth:   Auth{CacheTTL: Duration(30 * time.Second)},
-		Limits: Limits{DefaultMaxTokens: 1024},
+		Policy: Policy{TimeZone: "UTC", DecisionLogSample: 0.1},
+		Limits: Limits{DefaultMaxTokens: 1024, Backend: "memory",
+			Redis: Redis{Timeout: Duration(200 * time.Millisecond), FailMode: "deny"}},
+		Reload: Reload{Watch: true},
 		Upstreams: []Upstream{
 			{Name: "mock", Type: "mock"},
 		},
@@ -39,12 +42,12 @@ func Default() *Config {
 		},
 		Tiers: map[string]Tier{
 			"standard": {
-				RPM: 60, DailyTokens: 1_000_000,
+				Budget:       Budget{RPM: 60, DailyTokens: 1_000_000},
 				Models:       []string{"gpt-4o-mini", "text-embedding-3-small"},
 				PIIDetection: true, ContentFilter: true,
 			},
 			"premium": {
-				RPM: 600, DailyTokens: 20_000_000,
+				Budget:       Budget{RPM: 600, DailyTokens: 20_000_000},
 				Models:       []string{"*"},
 				PIIDetection: true, ContentFilter: true,
 			},

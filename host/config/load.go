@@ -145,15 +145,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path, file string) error {
 		}
 		fields := map[string]reflect.Type{}
 		var names []string
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
-			if tag == "" || tag == "-" || !f.IsExported() {
-				continue
-			}
-			fields[tag] = f.Type
-			names = append(names, tag)
-		}
+		yamlFields(t, fields, &names)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			ft, ok := fields[k.Value]
@@ -195,6 +187,24 @@ func checkKeys(n *yaml.Node, t reflect.Type, path, file string) error {
 		}
 	}
 	return nil
+}
+
+// yamlFields collects the YAML keys of a struct type, including those of
+// structs embedded with ",inline".
+func yamlFields(t reflect.Type, fields map[string]reflect.Type, names *[]string) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if opts == "inline" && f.Type.Kind() == reflect.Struct {
+			yamlFields(f.Type, fields, names)
+			continue
+		}
+		if tag == "" || tag == "-" || !f.IsExported() {
+			continue
+		}
+		fields[tag] = f.Type
+		*names = append(*names, tag)
+	}
 }
 
 var lineRef = regexp.MustCompile(`line (\d+): (.*)`)
@@ -307,11 +317,37 @@ func (c *Config) validate(file string) error {
 	if c.Server.MaxBodyBytes < 1024 {
 		return bad("server.max_body_bytes", "expected at least 1024, got %d", c.Server.MaxBodyBytes)
 	}
-	if c.Store.Driver != "sqlite" {
-		return bad("store.driver", "expected sqlite, got %q", c.Store.Driver)
+	switch c.Store.Driver {
+	case "sqlite":
+	case "postgres":
+		if !strings.HasPrefix(c.Store.DSN, "postgres://") && !strings.HasPrefix(c.Store.DSN, "postgresql://") {
+			return bad("store.dsn", "expected a postgres:// connection URL for store.driver postgres")
+		}
+	default:
+		return bad("store.driver", "expected sqlite or postgres, got %q", c.Store.Driver)
+	}
+	if err := c.validatePolicy(bad); err != nil {
+		return err
 	}
 	if c.Limits.DefaultMaxTokens <= 0 || c.Limits.DefaultMaxTokens > 1<<24 {
 		return bad("limits.default_max_tokens", "expected an integer from 1 to %d, got %d", 1<<24, c.Limits.DefaultMaxTokens)
+	}
+	switch c.Limits.Backend {
+	case "memory":
+	case "redis":
+		if !strings.HasPrefix(c.Limits.Redis.URL, "redis://") && !strings.HasPrefix(c.Limits.Redis.URL, "rediss://") {
+			return bad("limits.redis.url", "expected a redis:// URL for limits.backend redis")
+		}
+	default:
+		return bad("limits.backend", "expected memory or redis, got %q", c.Limits.Backend)
+	}
+	switch c.Limits.Redis.FailMode {
+	case "deny", "local":
+	default:
+		return bad("limits.redis.fail_mode", "expected deny or local, got %q", c.Limits.Redis.FailMode)
+	}
+	if c.Limits.Redis.Timeout <= 0 {
+		return bad("limits.redis.timeout", "expected a positive duration such as 100ms")
 	}
 	upstreams := map[string]bool{}
 	var upNames []string
@@ -360,8 +396,13 @@ func (c *Config) validate(file string) error {
 		return bad("default_tier", "unknown tier %q (expected one of: %s)", c.DefaultTier, strings.Join(c.TierNames(), ", "))
 	}
 	for name, t := range c.Tiers {
-		if t.RPM < 0 || t.DailyTokens < 0 {
+		if t.negative() {
 			return bad("tiers."+name, "limits must not be negative (0 means unlimited)")
+		}
+	}
+	for name, d := range c.Departments {
+		if d.negative() {
+			return bad("departments."+name, "limits must not be negative (0 means unlimited)")
 		}
 	}
 	plugins := map[string]bool{}
@@ -391,6 +432,42 @@ func (c *Config) validate(file string) error {
 		}
 	}
 	return nil
+}
+
+func (c *Config) validatePolicy(bad func(key, format string, args ...any) error) error {
+	if c.Policy.TimeZone == "" {
+		c.Policy.TimeZone = "UTC"
+	}
+	if _, err := time.LoadLocation(c.Policy.TimeZone); err != nil {
+		return bad("policy.time_zone", "unknown time zone %q (expected an IANA name such as Europe/Berlin)", c.Policy.TimeZone)
+	}
+	if c.Policy.DecisionLogSample < 0 || c.Policy.DecisionLogSample > 1 {
+		return bad("policy.decision_log_sample", "expected a share from 0 to 1, got %v", c.Policy.DecisionLogSample)
+	}
+	if c.Policy.ShadowDir != "" && c.Policy.ShadowDir == c.Policy.Dir {
+		return bad("policy.shadow_dir", "must differ from policy.dir")
+	}
+	return nil
+}
+
+// TimeZone is the location of policy.time_zone.
+func (c *Config) TimeZone() *time.Location {
+	loc, err := time.LoadLocation(c.Policy.TimeZone)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+}
+
+// DecisionLogPath is the decision log file, or "" when it is off.
+func (c *Config) DecisionLogPath() string {
+	switch c.Policy.DecisionLog {
+	case "off":
+		return ""
+	case "":
+		return filepath.Join(c.Resolve(c.DataDir), "decisions.jsonl")
+	}
+	return c.Resolve(c.Policy.DecisionLog)
 }
 
 func isSHA256Hex(s string) bool {
