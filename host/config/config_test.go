@@ -159,3 +159,36 @@ departments:
 		t.Errorf("departments.research = %v", research)
 	}
 }
+
+func TestMaskedHidesEverySecret(t *testing.T) {
+	t.Setenv("T_KEY", "sk-upstream-secret")
+	c, err := Parse([]byte(`
+server: {admin_token: admin-secret}
+store: {driver: postgres, dsn: "postgres://sluice:pg-secret@db:5432/sluice?sslmode=disable"}
+limits: {backend: redis, redis: {url: "redis://:redis-secret@cache:6379/0"}}
+upstreams:
+  - {name: up, type: openai, base_url: "https://api.example.com/v1", api_key: "${T_KEY}"}
+models:
+  - {name: m, upstream: up}
+`), "x.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.Masked().YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"admin-secret", "pg-secret", "redis-secret", "sk-upstream-secret"} {
+		if strings.Contains(string(out), secret) {
+			t.Errorf("effective config shows %q:\n%s", secret, out)
+		}
+	}
+	for _, want := range []string{"postgres://sluice:xxxxx@db:5432/sluice", "redis://:xxxxx@cache:6379/0", "api_key: '********'", "default_max_tokens: 1024"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("effective config lacks %q:\n%s", want, out)
+		}
+	}
+	if c.Server.AdminToken != "admin-secret" {
+		t.Error("Masked changed the original configuration")
+	}
+}

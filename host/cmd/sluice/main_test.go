@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
+
 	"github.com/sluicehq/sluice/host/plugin/wasmbuild"
 )
 
@@ -140,4 +142,41 @@ func TestScanCommand(t *testing.T) {
 	if !strings.Contains(lines[1], `"found":[]`) || !strings.Contains(lines[2], `"error"`) {
 		t.Fatalf("lines 2 and 3:\n%s\n%s", lines[1], lines[2])
 	}
+}
+
+func TestConfigCheckPrintsEffectiveConfigWithoutSecrets(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sluice.yaml")
+	os.WriteFile(path, []byte("server:\n  admin_token: very-secret-admin\nstore:\n  driver: postgres\n  dsn: postgres://u:pg-pass@db/sluice\n"), 0o600)
+	out, err := run(t, "config", "check", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"very-secret-admin", "pg-pass"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("config check printed the secret %q:\n%s", secret, out)
+		}
+	}
+	for _, want := range []string{"driver: postgres", "default_max_tokens: 1024", "listen: 127.0.0.1:8080"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("effective configuration lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// Every command a user can type shows examples in its --help.
+func TestEveryCommandHasExamples(t *testing.T) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Hidden || c.Name() == "help" || c.Name() == "completion" {
+			return
+		}
+		if strings.TrimSpace(c.Example) == "" {
+			t.Errorf("%q has no examples in its --help", c.CommandPath())
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(rootCommand())
 }

@@ -13,6 +13,8 @@ func pluginCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "plugin",
 		Short: "Work with WASM filter plugins",
+		Example: `  sluice plugin test bin/plugins/pii.wasm
+  sluice plugin test vendor-filter.wasm --plugin-config vendor.json`,
 	}
 	cmd.AddCommand(pluginTestCommand())
 	return cmd

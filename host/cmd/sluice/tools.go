@@ -114,7 +114,7 @@ func configCommand(g *globals) *cobra.Command {
 		Example: `  sluice config example > sluice.yaml
   sluice config check sluice.yaml`,
 	}
-	cmd.AddCommand(&cobra.Command{
+	example := &cobra.Command{
 		Use:     "example",
 		Short:   "Print the commented example configuration",
 		Example: "  sluice config example > sluice.yaml",
@@ -123,18 +123,36 @@ func configCommand(g *globals) *cobra.Command {
 			_, err := cmd.OutOrStdout().Write(config.Example)
 			return err
 		},
-	}, &cobra.Command{
-		Use:     "check FILE",
-		Short:   "Check a configuration file and report the first problem with its line and key",
-		Example: "  sluice config check sluice.yaml",
-		Args:    cobra.ExactArgs(1),
+	}
+	var quiet bool
+	check := &cobra.Command{
+		Use:   "check FILE",
+		Short: "Check a configuration file; print the effective configuration with secrets masked",
+		Long: `Check a configuration file and report the first problem with its file, line and key.
+When the file is valid, print the configuration Sluice would run with: every
+default filled in, and the admin token, API keys and passwords masked.`,
+		Example: `  sluice config check sluice.yaml
+  sluice config check sluice.yaml --quiet && echo valid`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := config.Load(args[0]); err != nil {
+			c, err := config.Load(args[0])
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", args[0])
+			if !quiet {
+				out, err := c.Masked().YAML()
+				if err != nil {
+					return err
+				}
+				if _, err := cmd.OutOrStdout().Write(out); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s: ok\n", args[0])
 			return nil
 		},
-	})
+	}
+	check.Flags().BoolVarP(&quiet, "quiet", "q", false, "only check; print nothing but errors")
+	cmd.AddCommand(example, check)
 	return cmd
 }
