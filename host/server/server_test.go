@@ -318,7 +318,7 @@ func TestDenials(t *testing.T) {
 }
 
 func TestRateLimitPerMinute(t *testing.T) {
-	h := newHarness(t, config.Tier{Models: []string{"*"}, RPM: 3})
+	h := newHarness(t, config.Tier{Models: []string{"*"}, Budget: config.Budget{RPM: 3}})
 	c := h.client(h.key)
 	for i := range 3 {
 		if _, err := c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "hi")); err != nil {
@@ -338,7 +338,7 @@ func TestDailyTokenBudget(t *testing.T) {
 	// Each request reserves its prompt (14 tokens) plus max_tokens 100 and
 	// really uses about 22. Of 150 tokens, the first two reservations fit
 	// (114, then 22+114); the third (44+114) does not.
-	h := newHarness(t, config.Tier{Models: []string{"*"}, DailyTokens: 150})
+	h := newHarness(t, config.Tier{Models: []string{"*"}, Budget: config.Budget{DailyTokens: 150}})
 	c := h.client(h.key)
 	params := chat("gpt-4o-mini", "hi")
 	params.MaxTokens = openai.Int(100)
@@ -359,7 +359,7 @@ func TestDailyTokenBudget(t *testing.T) {
 }
 
 func TestConcurrentRequestsAdmitExactly(t *testing.T) {
-	h := newHarness(t, config.Tier{Models: []string{"*"}, RPM: 10})
+	h := newHarness(t, config.Tier{Models: []string{"*"}, Budget: config.Budget{RPM: 10}})
 	c := h.client(h.key)
 	var ok, limited atomic.Int64
 	var wg sync.WaitGroup
@@ -507,7 +507,7 @@ func TestAdminNeedsItsToken(t *testing.T) {
 
 func TestRestartKeepsBudget(t *testing.T) {
 	dir := t.TempDir()
-	tier := config.Tier{Models: []string{"*"}, DailyTokens: 10_000}
+	tier := config.Tier{Models: []string{"*"}, Budget: config.Budget{DailyTokens: 10_000}}
 	h := start(t, testConfig(t, dir, tier))
 	key := h.createClient("app", "research")
 	c := h.client(key)

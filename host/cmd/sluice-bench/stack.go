@@ -246,7 +246,7 @@ func sluiceConfig(v variant, s sluiceSettings) ([]byte, error) {
 		}
 	}
 	cfg.Tiers = map[string]config.Tier{"bench": {
-		RPM: 1_000_000_000, DailyTokens: 1_000_000_000_000, Models: []string{"*"},
+		Budget: config.Budget{RPM: 1_000_000_000, DailyTokens: 1_000_000_000_000}, Models: []string{"*"},
 		PIIDetection: v.scan, ContentFilter: v.scan,
 	}}
 	cfg.DefaultTier = "bench"

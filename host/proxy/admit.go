@@ -1,0 +1,151 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/sluicehq/sluice/host/api"
+	"github.com/sluicehq/sluice/host/auth"
+	"github.com/sluicehq/sluice/host/policy"
+	"github.com/sluicehq/sluice/host/upstream"
+	"github.com/valyala/fasthttp"
+)
+
+func clientInput(id auth.Identity) policy.Client {
+	return policy.Client{ID: id.Client.ID, Department: id.Client.Department, Tier: id.Client.Tier, Labels: id.Client.Labels}
+}
+
+func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, x *exchange) (auth.Identity, *api.Error) {
+	key := auth.KeyFromHeaders(ctx.Request.Header.Peek("Authorization"), ctx.Request.Header.Peek("x-api-key"))
+	id, err := g.auth.Authenticate(stepContext, key)
+	if err != nil {
+		if !errors.Is(err, auth.ErrInvalidKey) {
+			g.log.Error("key lookup failed", "request_id", x.ev.RequestID, "error", err)
+			return auth.Identity{}, &api.Error{Status: http.StatusServiceUnavailable, Type: api.TypeUnavailable,
+				Code: "auth_unavailable", Message: "Keys cannot be checked right now; retry shortly."}
+		}
+		return auth.Identity{}, api.InvalidAPIKey()
+	}
+	x.ev.ClientID, x.ev.Department, x.ev.KeyID = id.Client.ID, id.Client.Department, id.KeyID
+	return id, nil
+}
+
+func (g *Gateway) route(model string) (upstream.Target, *api.Error) {
+	t, ok := g.router.Route(model)
+	if !ok {
+		return t, &api.Error{Status: http.StatusNotFound, Type: api.TypeInvalidRequest, Code: "model_not_found", Param: "model",
+			Message: fmt.Sprintf("The model %q does not exist on this gateway.", model)}
+	}
+	return t, nil
+}
+
+// admit asks the policy, runs the guards it names, and asks again if they
+// found anything. A policy that cannot decide denies. The guards' findings are
+// returned for redaction; they hold offsets, and the text stays where it is.
+func (g *Gateway) admit(ctx context.Context, x *exchange, in *policy.Input, texts []string, textMessage []int) (policy.Decision, []Finding, *api.Error) {
+	dec, aerr := g.decide(ctx, x, in)
+	if aerr != nil {
+		return dec, nil, aerr
+	}
+	found, aggregated, aerr := g.scan(ctx, x, dec.Plugins, texts, textMessage)
+	if aerr != nil || len(aggregated) == 0 {
+		return dec, nil, aerr
+	}
+	in.Findings = aggregated
+	x.ev.Findings = findingSummary(aggregated)
+	dec, aerr = g.decide(ctx, x, in)
+	return dec, found, aerr
+}
+
+func (g *Gateway) decide(ctx context.Context, x *exchange, in *policy.Input) (policy.Decision, *api.Error) {
+	dec, err := g.decider.Decide(ctx, *in)
+	if err != nil {
+		g.log.Error("policy evaluation failed", "request_id", x.ev.RequestID, "error", err)
+		return dec, api.PolicyError("The access policy could not be evaluated; the request was denied.")
+	}
+	if !dec.Allowed {
+		typ := dec.Type
+		if typ == "" {
+			typ = api.TypeForStatus(dec.HTTPStatus)
+		}
+		return dec, &api.Error{Status: dec.HTTPStatus, Type: typ, Code: dec.Code, Message: dec.Message}
+	}
+	return dec, nil
+}
+
+// scan runs the named guards over the texts and aggregates their findings by
+// (guard, type) for the policy. Matched text never leaves this function.
+func (g *Gateway) scan(ctx context.Context, x *exchange, names []string, texts []string, textMessage []int) ([]Finding, []policy.Finding, *api.Error) {
+	if len(texts) == 0 {
+		return nil, nil, nil
+	}
+	var all []Finding
+	var out []policy.Finding
+	for _, name := range names {
+		gd, ok := g.guards[name]
+		if !ok {
+			// The policy asked for a plugin that is not loaded: a guardrail
+			// that cannot run must not be skipped silently.
+			g.log.Error("policy names a plugin that is not loaded", "request_id", x.ev.RequestID, "plugin", name)
+			return nil, nil, api.GuardrailUnavailable(fmt.Sprintf("The %s guardrail is not available.", name))
+		}
+		found, err := gd.Scan(ctx, texts)
+		if err != nil {
+			if gd.FailOpen {
+				g.log.Warn("plugin failed; request allowed (fail_mode open)", "request_id", x.ev.RequestID, "plugin", name, "error", err)
+				continue
+			}
+			g.log.Error("plugin failed; request denied (fail_mode closed)", "request_id", x.ev.RequestID, "plugin", name, "error", err)
+			return nil, nil, api.GuardrailUnavailable(fmt.Sprintf("The %s guardrail could not check this request; retry shortly.", name))
+		}
+		all = append(all, found...)
+		out = aggregate(out, name, found, textMessage)
+	}
+	return all, out, nil
+}
+
+func aggregate(out []policy.Finding, guard string, found []Finding, textMessage []int) []policy.Finding {
+	for _, f := range found {
+		msg := f.Text
+		if f.Text >= 0 && f.Text < len(textMessage) {
+			msg = textMessage[f.Text]
+		}
+		i := slices.IndexFunc(out, func(p policy.Finding) bool { return p.Plugin == guard && p.Type == f.Type })
+		if i < 0 {
+			out = append(out, policy.Finding{Plugin: guard, Type: f.Type})
+			i = len(out) - 1
+		}
+		p := &out[i]
+		p.Count++
+		p.Score = max(p.Score, f.Score)
+		if !slices.Contains(p.Messages, msg) {
+			p.Messages = append(p.Messages, msg)
+		}
+	}
+	return out
+}
+
+// findingSummary is what the ledger keeps of findings: types and counts.
+func findingSummary(fs []policy.Finding) string {
+	counts := map[string]int{}
+	for _, f := range fs {
+		counts[f.Type] += f.Count
+	}
+	types := make([]string, 0, len(counts))
+	for t := range counts {
+		types = append(types, t)
+	}
+	slices.Sort(types)
+	var b strings.Builder
+	for i, t := range types {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%s:%d", t, counts[t])
+	}
+	return b.String()
+}

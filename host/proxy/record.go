@@ -1,0 +1,73 @@
+package proxy
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/sluicehq/sluice/host/api"
+	"github.com/sluicehq/sluice/host/store"
+	"github.com/sluicehq/sluice/host/upstream"
+	"github.com/valyala/fasthttp"
+)
+
+func (g *Gateway) charge(x *exchange, t upstream.Target, u api.Usage) {
+	x.ev.PromptTokens, x.ev.CompletionTokens, x.ev.TotalTokens = u.PromptTokens, u.CompletionTokens, u.TotalTokens
+	x.ev.CostMicros = t.Model.CostMicros(u.PromptTokens, u.CompletionTokens)
+}
+
+// fail answers with an OpenAI-shaped error and records the request.
+func (g *Gateway) fail(ctx *fasthttp.RequestCtx, x *exchange, e *api.Error) {
+	ctx.SetStatusCode(e.Status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(e.Body())
+	x.ev.Status, x.ev.Code = e.Status, e.Code
+	g.record(x)
+}
+
+func (g *Gateway) record(x *exchange) {
+	x.ev.Time = g.now()
+	x.ev.LatencyMS = x.ev.Time.Sub(x.start).Milliseconds()
+	if x.ev.UsageSource == "" {
+		x.ev.UsageSource = store.UsageNone
+	}
+	g.recorder.Record(x.ev)
+	if g.accessLog {
+		g.logAccess(&x.ev)
+	}
+}
+
+// logAccess writes the request's access line: what the ledger holds, which
+// by construction has no prompt text, no matched value and no key.
+func (g *Gateway) logAccess(ev *store.UsageEvent) {
+	g.log.LogAttrs(stepContext, slog.LevelInfo, "request",
+		slog.String("request_id", ev.RequestID),
+		slog.String("endpoint", ev.Endpoint),
+		slog.String("client", ev.ClientID),
+		slog.String("department", ev.Department),
+		slog.String("key_id", ev.KeyID),
+		slog.String("model", ev.Model),
+		slog.Bool("stream", ev.Stream),
+		slog.Int("status", ev.Status),
+		slog.String("code", ev.Code),
+		slog.String("findings", ev.Findings),
+		slog.Int64("prompt_tokens", ev.PromptTokens),
+		slog.Int64("completion_tokens", ev.CompletionTokens),
+		slog.Int64("cost_micros", ev.CostMicros),
+		slog.String("usage_source", ev.UsageSource),
+		slog.Int64("latency_ms", ev.LatencyMS),
+	)
+}
+
+// Request ids are a per-process random prefix and a counter: unique across
+// replicas without a random read per request.
+var (
+	idPrefix  = func() string { b := make([]byte, 6); rand.Read(b); return hex.EncodeToString(b) }()
+	idCounter atomic.Uint64
+)
+
+func newRequestID() string {
+	return "req_" + idPrefix + strconv.FormatUint(idCounter.Add(1), 36)
+}

@@ -1,0 +1,144 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/sluicehq/sluice/host/api"
+	"github.com/sluicehq/sluice/host/limits"
+	"github.com/sluicehq/sluice/host/store"
+	"github.com/sluicehq/sluice/host/tokens"
+	"github.com/sluicehq/sluice/host/upstream"
+	"github.com/valyala/fasthttp"
+)
+
+// send calls the upstream. The call does not use the request's context: a
+// stream outlives the handler, and nothing of a fasthttp.RequestCtx may be used
+// after it returns. The upstream's own timeout bounds the call.
+func (g *Gateway) send(t upstream.Target, call *upstream.Call) (*upstream.Reply, *api.Error) {
+	up, err := t.Upstream.Send(context.Background(), call)
+	switch {
+	case errors.Is(err, upstream.ErrTimeout):
+		return nil, api.UpstreamTimeout(fmt.Sprintf("The upstream for %s did not answer in time.", t.Model.Name))
+	case err != nil:
+		g.log.Warn("upstream failed", "request_id", call.RequestID, "model", t.Model.Name, "error", err)
+		return nil, api.UpstreamError(fmt.Sprintf("The upstream for %s could not be reached.", t.Model.Name))
+	case up.Status >= 500:
+		if up.Events != nil {
+			up.Events.Close()
+		}
+		return nil, api.UpstreamError(fmt.Sprintf("The upstream for %s failed with status %d.", t.Model.Name, up.Status))
+	case up.Status == http.StatusUnauthorized || up.Status == http.StatusForbidden || up.Status == http.StatusTooManyRequests:
+		// The provider refused Sluice's own credentials or quota. Passed on
+		// as they are, its invalid_api_key or insufficient_quota would make the
+		// caller's SDK blame the caller's key or budget.
+		g.log.Warn("upstream refused the gateway", "request_id", call.RequestID, "model", t.Model.Name, "status", up.Status)
+		return nil, api.UpstreamError(fmt.Sprintf("The upstream for %s refused the gateway's request (status %d); this is not a problem with your key.", t.Model.Name, up.Status))
+	}
+	return up, nil
+}
+
+// finish answers a non-streamed reply and reconciles its usage.
+func (g *Gateway) finish(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Target, res limits.Reservation, up *upstream.Reply, prompt int64) {
+	ctx.SetStatusCode(up.Status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(up.Body)
+	x.ev.Status = up.Status
+	if up.Status != http.StatusOK {
+		// An upstream 4xx (context too long, its own rate limit…) is passed
+		// back as it came; it used no tokens.
+		g.limiter.Commit(res, 0)
+		x.ev.Code = "upstream_" + strconv.Itoa(up.Status)
+		g.record(x)
+		return
+	}
+	u, ok := api.ParseUsage(up.Body)
+	if ok {
+		x.ev.UsageSource = store.UsageUpstream
+	} else {
+		u = api.Usage{PromptTokens: prompt, TotalTokens: prompt}
+		x.ev.UsageSource = store.UsageEstimated
+	}
+	g.limiter.Commit(res, u.TotalTokens)
+	g.charge(x, t, u)
+	g.record(x)
+}
+
+// stream passes an upstream stream to the caller event by event. The usage
+// chunk Sluice asked for is passed on only if the caller asked for it too.
+func (g *Gateway) stream(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Target, res limits.Reservation,
+	events upstream.Events, prompt int64, callerWantsUsage bool) {
+	ctx.SetStatusCode(http.StatusOK)
+	ctx.SetContentType("text/event-stream")
+	ctx.Response.Header.Set("Cache-Control", "no-cache")
+	x.ev.Status = http.StatusOK
+	// Nothing of ctx may be used inside the writer: it runs after this
+	// handler has returned.
+	g.streams.Add(1)
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer g.streams.Done()
+		defer events.Close()
+		var usage api.Usage
+		var haveUsage bool
+		var text strings.Builder
+		ended := false
+		for {
+			data, err := events.Next()
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					ended = true
+				} else {
+					g.log.Warn("upstream stream broke", "request_id", x.ev.RequestID, "model", t.Model.Name, "error", err)
+					x.ev.Code = "upstream_stream_error"
+					writeEvent(w, api.UpstreamError("The upstream stream ended early.").Body())
+					w.Flush()
+				}
+				break
+			}
+			chunk, ok := api.ParseStreamChunk(data)
+			if ok {
+				text.WriteString(chunk.Content)
+				if chunk.HasUsage {
+					usage, haveUsage = chunk.Usage, true
+					if chunk.NoChoices && !callerWantsUsage {
+						continue
+					}
+				}
+			}
+			writeEvent(w, data)
+			if w.Flush() != nil {
+				x.ev.Code = "client_disconnected"
+				break
+			}
+		}
+		if ended {
+			w.WriteString("data: [DONE]\n\n")
+			if w.Flush() != nil {
+				x.ev.Code = "client_disconnected"
+			}
+		}
+		if haveUsage {
+			x.ev.UsageSource = store.UsageUpstream
+		} else {
+			// An upstream that ignores stream_options: count what it sent.
+			c := tokens.Count(text.String())
+			usage = api.Usage{PromptTokens: prompt, CompletionTokens: c, TotalTokens: prompt + c}
+			x.ev.UsageSource = store.UsageEstimated
+		}
+		g.limiter.Commit(res, usage.TotalTokens)
+		g.charge(x, t, usage)
+		g.record(x)
+	})
+}
+
+func writeEvent(w *bufio.Writer, data []byte) {
+	w.WriteString("data: ")
+	w.Write(data)
+	w.WriteString("\n\n")
+}
