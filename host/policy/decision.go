@@ -1,7 +1,13 @@
 package policy
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"math"
+	"math/big"
+	"strconv"
+	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
@@ -19,31 +25,93 @@ type Decision struct {
 	Message string `json:"message"`
 	// Headers are added to the response.
 	Headers map[string]string `json:"headers"`
-	Limits  Limits            `json:"limits"`
-	// Redact lists the finding types to mask before forwarding, sorted.
+	// Limits apply to the client, DepartmentLimits to its department as a
+	// whole.
+	Limits           Limits `json:"limits"`
+	DepartmentLimits Limits `json:"department_limits"`
+	// Redact lists the finding types to mask before forwarding.
 	Redact []string `json:"redact"`
-	// Plugins lists the request-phase plugins to run, sorted.
+	// Plugins lists the request-phase plugins to run.
 	Plugins []string `json:"plugins"`
+	// ResponsePlugins lists the plugins to run over the model's reply; the
+	// policy may leave it out.
+	ResponsePlugins []string `json:"response_plugins"`
+	// Restore asks for redacted values to be put back into the reply; the
+	// policy may leave it out (false).
+	Restore bool `json:"restore"`
 }
 
 // Limits are the rate and budget limits the policy assigns; 0 means
 // unlimited.
 type Limits struct {
-	RPM         int64 `json:"rpm"`
-	DailyTokens int64 `json:"daily_tokens"`
+	RPM           int64 `json:"rpm"`
+	TPM           int64 `json:"tpm"`
+	DailyTokens   int64 `json:"daily_tokens"`
+	MonthlyTokens int64 `json:"monthly_tokens"`
+	// MonthlySpendMicros is the policy's monthly_spend_usd in millionths of
+	// a dollar, rounded down: money is counted exactly, never in floats.
+	MonthlySpendMicros int64 `json:"-"`
+}
+
+// limitsJSON is Limits as the policy writes it, with the spend in dollars.
+type limitsJSON struct {
+	RPM             int64       `json:"rpm"`
+	TPM             int64       `json:"tpm"`
+	DailyTokens     int64       `json:"daily_tokens"`
+	MonthlyTokens   int64       `json:"monthly_tokens"`
+	MonthlySpendUSD json.Number `json:"monthly_spend_usd"`
+}
+
+// MarshalJSON writes l in the shape of the policy's limits object, the
+// spend as an exact decimal number of dollars.
+func (l Limits) MarshalJSON() ([]byte, error) {
+	return json.Marshal(limitsJSON{
+		RPM: l.RPM, TPM: l.TPM, DailyTokens: l.DailyTokens, MonthlyTokens: l.MonthlyTokens,
+		MonthlySpendUSD: json.Number(formatMicros(l.MonthlySpendMicros)),
+	})
+}
+
+// UnmarshalJSON reads the policy's limits object, with the same checks as a
+// decision: absent keys are 0, negative or fractional counts are errors.
+func (l *Limits) UnmarshalJSON(b []byte) error {
+	v, err := ast.ValueFromReader(bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	obj, ok := v.(ast.Object)
+	if !ok {
+		return fmt.Errorf("limits are %s, want object", ast.ValueName(v))
+	}
+	for _, k := range []*ast.Term{keyRPM, keyTPM, keyDailyTokens, keyMonthlyTokens, keyMonthlySpendUSD} {
+		if obj.Get(k) == nil {
+			obj.Insert(k, ast.InternedTerm(0))
+		}
+	}
+	out, err := decodeLimits(obj)
+	if err != nil {
+		return err
+	}
+	*l = out
+	return nil
 }
 
 var (
-	keyAllowed     = ast.StringTerm("allowed")
-	keyHTTPStatus  = ast.StringTerm("http_status")
-	keyMessage     = ast.StringTerm("message")
-	keyCode        = ast.StringTerm("code")
-	keyHeaders     = ast.StringTerm("headers")
-	keyLimits      = ast.StringTerm("limits")
-	keyRedact      = ast.StringTerm("redact")
-	keyPlugins     = ast.StringTerm("plugins")
-	keyRPM         = ast.StringTerm("rpm")
-	keyDailyTokens = ast.StringTerm("daily_tokens")
+	keyAllowed          = ast.StringTerm("allowed")
+	keyHTTPStatus       = ast.StringTerm("http_status")
+	keyMessage          = ast.StringTerm("message")
+	keyCode             = ast.StringTerm("code")
+	keyHeaders          = ast.StringTerm("headers")
+	keyLimits           = ast.StringTerm("limits")
+	keyDepartmentLimits = ast.StringTerm("department_limits")
+	keyRedact           = ast.StringTerm("redact")
+	keyPlugins          = ast.StringTerm("plugins")
+	keyResponsePlugins  = ast.StringTerm("response_plugins")
+	keyRestore          = ast.StringTerm("restore")
+	keyRPM              = ast.StringTerm("rpm")
+	keyTPM              = ast.StringTerm("tpm")
+	keyDailyTokens      = ast.StringTerm("daily_tokens")
+	keyMonthlyTokens    = ast.StringTerm("monthly_tokens")
+	keyMonthlySpendUSD  = ast.StringTerm("monthly_spend_usd")
 )
 
 // decodeDecision reads the decision object field by field. A missing or
@@ -82,7 +150,10 @@ func decodeDecision(v ast.Value) (Decision, error) {
 	if d.Headers, err = headersField(obj); err != nil {
 		return Decision{}, err
 	}
-	if d.Limits, err = limitsField(obj); err != nil {
+	if d.Limits, err = limitsField(obj, keyLimits); err != nil {
+		return Decision{}, err
+	}
+	if d.DepartmentLimits, err = limitsField(obj, keyDepartmentLimits); err != nil {
 		return Decision{}, err
 	}
 	if d.Redact, err = stringsField(obj, keyRedact); err != nil {
@@ -90,6 +161,18 @@ func decodeDecision(v ast.Value) (Decision, error) {
 	}
 	if d.Plugins, err = stringsField(obj, keyPlugins); err != nil {
 		return Decision{}, err
+	}
+	// The two response fields are optional: policies written before they
+	// existed keep working, and leaving them out means "nothing to do".
+	if obj.Get(keyResponsePlugins) != nil {
+		if d.ResponsePlugins, err = stringsField(obj, keyResponsePlugins); err != nil {
+			return Decision{}, err
+		}
+	}
+	if obj.Get(keyRestore) != nil {
+		if d.Restore, err = boolField(obj, keyRestore); err != nil {
+			return Decision{}, err
+		}
 	}
 	return d, nil
 }
@@ -196,21 +279,98 @@ func headersField(obj ast.Object) (map[string]string, error) {
 	return out, nil
 }
 
-func limitsField(obj ast.Object) (Limits, error) {
-	v, err := field(obj, keyLimits)
+func limitsField(obj ast.Object, key *ast.Term) (Limits, error) {
+	v, err := field(obj, key)
 	if err != nil {
 		return Limits{}, err
 	}
 	l, ok := v.(ast.Object)
 	if !ok {
-		return Limits{}, fmt.Errorf("field %s is %s, want object", keyLimits, ast.ValueName(v))
+		return Limits{}, fmt.Errorf("field %s is %s, want object", key, ast.ValueName(v))
 	}
-	var out Limits
-	if out.RPM, err = intField(l, keyRPM); err != nil {
-		return Limits{}, fmt.Errorf("limits: %w", err)
-	}
-	if out.DailyTokens, err = intField(l, keyDailyTokens); err != nil {
-		return Limits{}, fmt.Errorf("limits: %w", err)
+	out, err := decodeLimits(l)
+	if err != nil {
+		return Limits{}, fmt.Errorf("%s: %w", string(key.Value.(ast.String)), err)
 	}
 	return out, nil
+}
+
+// decodeLimits reads every limit of l; each is required.
+func decodeLimits(l ast.Object) (Limits, error) {
+	var (
+		out Limits
+		err error
+	)
+	if out.RPM, err = intField(l, keyRPM); err != nil {
+		return Limits{}, err
+	}
+	if out.TPM, err = intField(l, keyTPM); err != nil {
+		return Limits{}, err
+	}
+	if out.DailyTokens, err = intField(l, keyDailyTokens); err != nil {
+		return Limits{}, err
+	}
+	if out.MonthlyTokens, err = intField(l, keyMonthlyTokens); err != nil {
+		return Limits{}, err
+	}
+	if out.MonthlySpendMicros, err = microsField(l, keyMonthlySpendUSD); err != nil {
+		return Limits{}, err
+	}
+	return out, nil
+}
+
+// microsPerUSD is how many micro-dollars make a dollar.
+const microsPerUSD = 1_000_000
+
+// microsField reads a non-negative number of dollars as micro-dollars,
+// rounded down. The number is read from its decimal text, never through a
+// float, so that 0.1 dollars is exactly 100000 micro-dollars.
+func microsField(obj ast.Object, key *ast.Term) (int64, error) {
+	v, err := field(obj, key)
+	if err != nil {
+		return 0, err
+	}
+	n, ok := v.(ast.Number)
+	if !ok {
+		return 0, fmt.Errorf("field %s is %s, want number", key, ast.ValueName(v))
+	}
+	if i, ok := n.Int64(); ok {
+		if i < 0 || i > math.MaxInt64/microsPerUSD {
+			return 0, fmt.Errorf("field %s is %s, want a non-negative amount below %d", key, n, math.MaxInt64/microsPerUSD)
+		}
+		return i * microsPerUSD, nil
+	}
+	r, ok := new(big.Rat).SetString(string(n))
+	if !ok {
+		return 0, fmt.Errorf("field %s is %s, want a number", key, n)
+	}
+	if r.Sign() < 0 {
+		return 0, fmt.Errorf("field %s is %s, want a non-negative amount", key, n)
+	}
+	r.Mul(r, big.NewRat(microsPerUSD, 1))
+	// Non-negative, so truncating is rounding down.
+	micros := new(big.Int).Quo(r.Num(), r.Denom())
+	if !micros.IsInt64() {
+		return 0, fmt.Errorf("field %s is %s, want a non-negative amount below %d", key, n, math.MaxInt64/microsPerUSD)
+	}
+	return micros.Int64(), nil
+}
+
+// formatMicros writes micro-dollars as an exact decimal number of dollars
+// with no trailing zeros: 12500000 is "12.5".
+func formatMicros(m int64) string {
+	neg := m < 0
+	u := uint64(m)
+	if neg {
+		u = -u
+	}
+	s := strconv.FormatUint(u/microsPerUSD, 10)
+	if frac := u % microsPerUSD; frac != 0 {
+		f := strconv.FormatUint(frac+microsPerUSD, 10)[1:] // six digits, leading zeros kept
+		s += "." + strings.TrimRight(f, "0")
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s
 }

@@ -6,10 +6,14 @@ package policy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/metrics"
@@ -58,35 +62,49 @@ type Engine struct {
 	store storage.Store
 	query rego.PreparedEvalQuery
 	// derived is set when the policy defines derivedQuery.
-	derived *rego.PreparedEvalQuery
-	clients clientCache
+	derived   *rego.PreparedEvalQuery
+	clients   clientCache
+	clock     *clock
+	revision  string
+	files     []string
+	usesUsage bool
 }
 
-// Load parses every .rego file in fsys (test files, *_test.rego, are
-// skipped), compiles them in strict mode as Rego v1, and prepares Query once.
-// data is the initial data document, e.g. {"sluice": {"tiers": {...}}}; it may
-// be nil. Parse and compile errors name the file, line and problem.
-func Load(ctx context.Context, fsys fs.FS, data map[string]any) (*Engine, error) {
+// Option configures an Engine.
+type Option func(*options)
+
+type options struct {
+	loc *time.Location
+}
+
+// WithTimeZone sets the time zone of input.time (weekday, hour, minute,
+// rfc3339), e.g. the result of time.LoadLocation("Europe/Berlin"). The
+// default is UTC; nil keeps it.
+func WithTimeZone(loc *time.Location) Option {
+	return func(o *options) {
+		if loc != nil {
+			o.loc = loc
+		}
+	}
+}
+
+// Load parses every .rego file in fsys (test files, *_test.rego, and names
+// starting with a dot are skipped), compiles them in strict mode as Rego v1,
+// and prepares Query once. data is the initial data document, e.g.
+// {"sluice": {"tiers": {...}}}; it may be nil. Parse and compile errors name
+// the file, line and problem.
+func Load(ctx context.Context, fsys fs.FS, data map[string]any, opts ...Option) (*Engine, error) {
 	if fsys == nil {
 		return nil, errors.New("policy: load: no policy file system")
 	}
-	modules, err := parseModules(fsys)
+	files, err := readRegoFiles(fsys, true)
+	if err != nil {
+		return nil, fmt.Errorf("policy: load: %w", err)
+	}
+	e, err := compile(ctx, files, opts)
 	if err != nil {
 		return nil, err
 	}
-
-	e := &Engine{store: inmem.NewWithOpts(inmem.OptReturnASTValuesOnRead(true))}
-	if e.query, err = prepare(ctx, e.store, modules, Query); err != nil {
-		return nil, err
-	}
-	if definesRule(modules, derivedRule) {
-		derived, err := prepare(ctx, e.store, modules, derivedQuery)
-		if err != nil {
-			return nil, err
-		}
-		e.derived = &derived
-	}
-
 	if data == nil {
 		data = map[string]any{}
 	}
@@ -96,51 +114,105 @@ func Load(ctx context.Context, fsys fs.FS, data map[string]any) (*Engine, error)
 	return e, nil
 }
 
-// prepare compiles modules and prepares query against store.
-func prepare(ctx context.Context, store storage.Store, modules []*ast.Module, query string) (rego.PreparedEvalQuery, error) {
-	opts := make([]func(*rego.Rego), 0, len(modules)+5)
-	opts = append(opts,
+// compile builds an engine with no data from files, test files included
+// (they count towards the revision but are not compiled).
+func compile(ctx context.Context, files []regoFile, opts []Option) (*Engine, error) {
+	o := options{loc: time.UTC}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var policyFiles []regoFile
+	for _, f := range files {
+		if !isTestFile(f.name) {
+			policyFiles = append(policyFiles, f)
+		}
+	}
+	modules, err := parseModules(policyFiles)
+	if err != nil {
+		return nil, err
+	}
+
+	// One compiler serves both queries: preparing with modules would compile
+	// them once per query.
+	c := newCompiler().SetErrorLimit(0)
+	if c.Compile(modules); c.Failed() {
+		return nil, fmt.Errorf("policy: compile: %w", c.Errors)
+	}
+
+	e := &Engine{
+		store:     inmem.NewWithOpts(inmem.OptReturnASTValuesOnRead(true)),
+		clock:     newClock(o.loc),
+		revision:  revision(files),
+		usesUsage: usesUsage(c.Modules),
+	}
+	for _, f := range files {
+		e.files = append(e.files, f.name)
+	}
+	if e.query, err = prepare(ctx, e.store, c, Query); err != nil {
+		return nil, err
+	}
+	if definesRule(slices.Collect(maps.Values(modules)), derivedRule) {
+		derived, err := prepare(ctx, e.store, c, derivedQuery)
+		if err != nil {
+			return nil, err
+		}
+		e.derived = &derived
+	}
+	return e, nil
+}
+
+// revision identifies a policy set by the names and contents of its files,
+// test files included, so that a reload of unchanged files can be told
+// apart from a change.
+func revision(files []regoFile) string {
+	h := sha256.New()
+	for _, f := range files {
+		// Lengths first, so that no two sets of files hash alike by moving
+		// bytes from one name or file to the next.
+		fmt.Fprintf(h, "%d:%s\n%d:", len(f.name), f.name, len(f.src))
+		h.Write(f.src)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+// prepare prepares query against store with the compiled modules of c.
+func prepare(ctx context.Context, store storage.Store, c *ast.Compiler, query string) (rego.PreparedEvalQuery, error) {
+	pq, err := rego.New(
 		rego.Query(query),
+		rego.Compiler(c),
 		rego.Store(store),
 		rego.Strict(true),
 		rego.SetRegoVersion(ast.RegoV1),
 		// Hand results back as AST terms: decodeDecision reads them directly,
 		// which saves converting the whole object to map[string]any per request.
 		rego.GenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }),
-	)
-	for _, m := range modules {
-		opts = append(opts, rego.ParsedModule(m))
-	}
-	pq, err := rego.New(opts...).PrepareForEval(ctx)
+	).PrepareForEval(ctx)
 	if err != nil {
 		return rego.PreparedEvalQuery{}, fmt.Errorf("policy: compile: %w", err)
 	}
 	return pq, nil
 }
 
-// parseModules parses the policy files of fsys, reporting every file's
-// errors at once, and checks that Query's rule is among them.
-func parseModules(fsys fs.FS) ([]*ast.Module, error) {
-	files, err := readRegoFiles(fsys, false)
-	if err != nil {
-		return nil, fmt.Errorf("policy: load: %w", err)
+// parseModules parses policy files, reporting every file's errors at once,
+// and checks that Query's rule is among them.
+func parseModules(files []regoFile) (map[string]*ast.Module, error) {
+	if len(files) == 0 {
+		return nil, errors.New("policy: load: no .rego files found (test files do not count)")
 	}
-	var (
-		modules []*ast.Module
-		errs    []error
-	)
+	modules := make(map[string]*ast.Module, len(files))
+	var errs []error
 	for _, f := range files {
 		m, err := parseModule(f)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		modules = append(modules, m)
+		modules[f.name] = m
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("policy: parse: %w", errors.Join(errs...))
 	}
-	if !definesRule(modules, queryRule) {
+	if !definesRule(slices.Collect(maps.Values(modules)), queryRule) {
 		return nil, fmt.Errorf("policy: load: no rule defines %s", Query)
 	}
 	return modules, nil
@@ -158,16 +230,42 @@ func definesRule(modules []*ast.Module, rule string) bool {
 	})
 }
 
+// Revision identifies the policy files the engine was loaded from: the
+// first 12 hex digits of a SHA-256 over their names and contents, test
+// files included.
+func (e *Engine) Revision() string { return e.revision }
+
+// Files lists the names of the .rego files the engine was loaded from, test
+// files included, in lexical order.
+func (e *Engine) Files() []string { return slices.Clone(e.files) }
+
+// UsesUsage reports whether any rule of the policy may read input.usage.
+// When it is false the gateway can leave Input.Usage nil and save the
+// counter lookups. It errs towards true: a rule that reads input whole, or
+// with a computed key, counts as reading usage.
+func (e *Engine) UsesUsage() bool { return e.usesUsage }
+
 // Decide evaluates the policy for in. An evaluation error, an undefined
 // decision or one that does not match the contract is returned as an error,
 // never as a zero Decision, so that the caller can fail closed. ctx is
 // checked before the evaluation starts; a running evaluation, which takes
 // microseconds, is not interrupted.
 func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
+	return e.decide(ctx, e.input(&in))
+}
+
+// input builds the input document of in for this engine.
+func (e *Engine) input(in *Input) ast.Value {
+	return in.value(e.clients.term(in.Client), e.clock)
+}
+
+// decide evaluates the policy for an input built by input.
+func (e *Engine) decide(ctx context.Context, input ast.Value, extra ...rego.EvalOption) (Decision, error) {
 	if err := ctx.Err(); err != nil {
 		return Decision{}, fmt.Errorf("policy: evaluate %s: %w", Query, err)
 	}
-	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(in.value(e.clients.term(in.Client))), noMetrics, noCancel)
+	opts := []rego.EvalOption{rego.EvalParsedInput(input), noMetrics, noCancel}
+	rs, err := e.query.Eval(ctx, append(opts, extra...)...)
 	if err != nil {
 		return Decision{}, fmt.Errorf("policy: evaluate %s: %w", Query, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -12,7 +13,6 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/host/policy"
-	"github.com/sluicehq/sluice/policies"
 )
 
 // tiers is the tier data the gateway would load from its configuration.
@@ -37,9 +37,19 @@ func tiers() map[string]any {
 	}
 }
 
+// departments is the department data the gateway would load from its store.
+func departments() map[string]any {
+	return map[string]any{"finance": map[string]any{"tpm": 50000, "monthly_spend_usd": 500.25}}
+}
+
+// v2Policy is the tier policy written for contract v2 (testdata/v2), so that
+// these tests hold the engine to the contract whatever the shipped policy
+// says.
+var v2Policy = os.DirFS("testdata/v2")
+
 func loadDefault(t testing.TB) *policy.Engine {
 	t.Helper()
-	e, err := policy.Load(context.Background(), policies.FS, map[string]any{"sluice": map[string]any{"tiers": tiers()}})
+	e, err := policy.Load(context.Background(), v2Policy, map[string]any{"sluice": map[string]any{"tiers": tiers(), "departments": departments()}})
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -68,6 +78,7 @@ func content(category string) policy.Finding {
 
 var (
 	standardLimits = policy.Limits{RPM: 60, DailyTokens: 1000000}
+	financeLimits  = policy.Limits{TPM: 50000, MonthlySpendMicros: 500_250_000}
 	bothPlugins    = []string{"content_filter", "pii"}
 )
 
@@ -81,22 +92,22 @@ func TestDecideDefaultPolicy(t *testing.T) {
 		{
 			name: "allowed first pass",
 			in:   chat("standard", "gpt-4o-mini"),
-			want: policy.Decision{Allowed: true, HTTPStatus: 200, Limits: standardLimits, Plugins: bothPlugins},
+			want: policy.Decision{Allowed: true, HTTPStatus: 200, Limits: standardLimits, DepartmentLimits: financeLimits, Plugins: bothPlugins},
 		},
 		{
 			name: "glob pattern",
 			in:   chat("standard", "mock-echo"),
-			want: policy.Decision{Allowed: true, HTTPStatus: 200, Limits: standardLimits, Plugins: bothPlugins},
+			want: policy.Decision{Allowed: true, HTTPStatus: 200, Limits: standardLimits, DepartmentLimits: financeLimits, Plugins: bothPlugins},
 		},
 		{
 			name: "star matches dotted and slashed names",
 			in:   chat("premium", "meta-llama/Llama-3.1-8B"),
-			want: policy.Decision{Allowed: true, HTTPStatus: 200, Limits: policy.Limits{RPM: 600}, Plugins: []string{"pii"}},
+			want: policy.Decision{Allowed: true, HTTPStatus: 200, Limits: policy.Limits{RPM: 600}, DepartmentLimits: financeLimits, Plugins: []string{"pii"}},
 		},
 		{
 			name: "no model, no model check",
 			in:   chat("standard", ""),
-			want: policy.Decision{Allowed: true, HTTPStatus: 200, Limits: standardLimits, Plugins: bothPlugins},
+			want: policy.Decision{Allowed: true, HTTPStatus: 200, Limits: standardLimits, DepartmentLimits: financeLimits, Plugins: bothPlugins},
 		},
 		{
 			name: "unknown tier",
@@ -111,7 +122,7 @@ func TestDecideDefaultPolicy(t *testing.T) {
 			in:   chat("standard", "gpt-4o"),
 			want: policy.Decision{
 				HTTPStatus: 403, Type: "permission_error", Code: "model_not_allowed",
-				Message: `model "gpt-4o" is not allowed for this client`, Limits: standardLimits,
+				Message: `model "gpt-4o" is not allowed for this client`, Limits: standardLimits, DepartmentLimits: financeLimits,
 			},
 		},
 		{
@@ -119,7 +130,7 @@ func TestDecideDefaultPolicy(t *testing.T) {
 			in:   chat("standard", "gpt-4o-mini", content("VIOLENCE"), content("HATE")),
 			want: policy.Decision{
 				HTTPStatus: 400, Type: "invalid_request_error", Code: "content_policy_violation",
-				Message: "request blocked by content policy (HATE, VIOLENCE)", Limits: standardLimits,
+				Message: "request blocked by content policy (HATE, VIOLENCE)", Limits: standardLimits, DepartmentLimits: financeLimits,
 			},
 		},
 		{
@@ -127,14 +138,14 @@ func TestDecideDefaultPolicy(t *testing.T) {
 			in:   chat("standard", "gpt-4o-mini", pii("US_SSN"), pii("EMAIL")),
 			want: policy.Decision{
 				HTTPStatus: 400, Type: "invalid_request_error", Code: "pii_detected",
-				Message: "request blocked: personal data detected (EMAIL, US_SSN)", Limits: standardLimits,
+				Message: "request blocked: personal data detected (EMAIL, US_SSN)", Limits: standardLimits, DepartmentLimits: financeLimits,
 			},
 		},
 		{
 			name: "pii in redact list is redacted",
 			in:   chat("premium", "gpt-4o", pii("PHONE"), pii("EMAIL")),
 			want: policy.Decision{
-				Allowed: true, HTTPStatus: 200, Limits: policy.Limits{RPM: 600},
+				Allowed: true, HTTPStatus: 200, Limits: policy.Limits{RPM: 600}, DepartmentLimits: financeLimits,
 				Redact: []string{"EMAIL", "PHONE"}, Plugins: []string{"pii"},
 			},
 		},
@@ -143,7 +154,7 @@ func TestDecideDefaultPolicy(t *testing.T) {
 			in:   chat("premium", "gpt-4o", pii("EMAIL"), pii("IBAN")),
 			want: policy.Decision{
 				HTTPStatus: 400, Type: "invalid_request_error", Code: "pii_detected",
-				Message: "request blocked: personal data detected (IBAN)", Limits: policy.Limits{RPM: 600},
+				Message: "request blocked: personal data detected (IBAN)", Limits: policy.Limits{RPM: 600}, DepartmentLimits: financeLimits,
 			},
 		},
 		{
@@ -151,7 +162,7 @@ func TestDecideDefaultPolicy(t *testing.T) {
 			in:   chat("standard", "gpt-4o", pii("EMAIL"), content("HATE")),
 			want: policy.Decision{
 				HTTPStatus: 403, Type: "permission_error", Code: "model_not_allowed",
-				Message: `model "gpt-4o" is not allowed for this client`, Limits: standardLimits,
+				Message: `model "gpt-4o" is not allowed for this client`, Limits: standardLimits, DepartmentLimits: financeLimits,
 			},
 		},
 		{
@@ -159,7 +170,7 @@ func TestDecideDefaultPolicy(t *testing.T) {
 			in:   chat("standard", "gpt-4o-mini", pii("EMAIL"), content("HATE")),
 			want: policy.Decision{
 				HTTPStatus: 400, Type: "invalid_request_error", Code: "content_policy_violation",
-				Message: "request blocked by content policy (HATE)", Limits: standardLimits,
+				Message: "request blocked by content policy (HATE)", Limits: standardLimits, DepartmentLimits: financeLimits,
 			},
 		},
 	}
@@ -215,7 +226,7 @@ func TestDecideConcurrent(t *testing.T) {
 
 func TestSetDataIsSeenWithoutReload(t *testing.T) {
 	ctx := context.Background()
-	e, err := policy.Load(ctx, policies.FS, nil)
+	e, err := policy.Load(ctx, v2Policy, nil)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -331,8 +342,9 @@ const fixedDecision = `package sluice.authz
 
 decision := {
 	"allowed": true, "http_status": 200, "code": "", "type": "", "message": "",
-	"headers": {"x-policy": "fixed"}, "limits": {"rpm": 1, "daily_tokens": 2},
-	"redact": ["EMAIL"], "plugins": ["pii"],
+	"headers": {"x-policy": "fixed"}, "limits": {"rpm": 1, "tpm": 2, "daily_tokens": 3, "monthly_tokens": 4, "monthly_spend_usd": 5.0000019},
+	"department_limits": {"rpm": 6, "tpm": 7, "daily_tokens": 8, "monthly_tokens": 9, "monthly_spend_usd": 0.1},
+	"redact": ["EMAIL"], "plugins": ["pii"], "response_plugins": ["pii"], "restore": true,
 }
 `
 
@@ -348,8 +360,9 @@ func TestDecideReadsEveryField(t *testing.T) {
 	want := policy.Decision{
 		Allowed: true, HTTPStatus: 200,
 		Headers: map[string]string{"x-policy": "fixed"},
-		Limits:  policy.Limits{RPM: 1, DailyTokens: 2},
-		Redact:  []string{"EMAIL"}, Plugins: []string{"pii"},
+		Limits:           policy.Limits{RPM: 1, TPM: 2, DailyTokens: 3, MonthlyTokens: 4, MonthlySpendMicros: 5_000_001},
+		DepartmentLimits: policy.Limits{RPM: 6, TPM: 7, DailyTokens: 8, MonthlyTokens: 9, MonthlySpendMicros: 100_000},
+		Redact:           []string{"EMAIL"}, Plugins: []string{"pii"}, ResponsePlugins: []string{"pii"}, Restore: true,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Decide =\n %+v\nwant\n %+v", got, want)
@@ -360,7 +373,9 @@ func TestDecideReadsEveryField(t *testing.T) {
 // act on safely is an error, not a zero-valued Decision.
 func TestDecideFailsClosed(t *testing.T) {
 	const valid = `"allowed": false, "http_status": 403, "code": "c", "type": "t", "message": "m",
-	"headers": {}, "limits": {"rpm": 0, "daily_tokens": 0}, "redact": [], "plugins": []`
+	"headers": {}, "limits": {"rpm": 0, "tpm": 0, "daily_tokens": 0, "monthly_tokens": 0, "monthly_spend_usd": 0},
+	"department_limits": {"rpm": 0, "tpm": 0, "daily_tokens": 0, "monthly_tokens": 0, "monthly_spend_usd": 0},
+	"redact": [], "plugins": []`
 	tests := []struct {
 		name   string
 		policy string
@@ -372,8 +387,15 @@ func TestDecideFailsClosed(t *testing.T) {
 		{"allowed not boolean", `decision := object.union({` + valid + `}, {"allowed": "yes"})`, "want boolean"},
 		{"denied with 200", `decision := object.union({` + valid + `}, {"http_status": 200})`, "want 4xx or 5xx"},
 		{"fractional status", `decision := object.union({` + valid + `}, {"http_status": 403.5})`, "non-negative integer"},
-		{"string limit", `decision := object.union({` + valid + `}, {"limits": {"rpm": "60", "daily_tokens": 0}})`, "limits: field \"rpm\""},
-		{"negative limit", `decision := object.union({` + valid + `}, {"limits": {"rpm": 0, "daily_tokens": -1}})`, "non-negative"},
+		{"string limit", `decision := object.union({` + valid + `}, {"limits": {"rpm": "60", "tpm": 0, "daily_tokens": 0, "monthly_tokens": 0, "monthly_spend_usd": 0}})`, "limits: field \"rpm\""},
+		{"negative limit", `decision := object.union({` + valid + `}, {"limits": {"rpm": 0, "tpm": 0, "daily_tokens": -1, "monthly_tokens": 0, "monthly_spend_usd": 0}})`, "non-negative"},
+		{"limit missing", `decision := object.union(object.remove({` + valid + `}, {"limits"}), {"limits": {"rpm": 0, "daily_tokens": 0}})`, `limits: field "tpm" is missing`},
+		{"negative spend", `decision := object.union({` + valid + `}, {"department_limits": {"rpm": 0, "tpm": 0, "daily_tokens": 0, "monthly_tokens": 0, "monthly_spend_usd": -0.5}})`, "department_limits: field \"monthly_spend_usd\" is -0.5, want a non-negative amount"},
+		{"string spend", `decision := object.union({` + valid + `}, {"limits": {"rpm": 0, "tpm": 0, "daily_tokens": 0, "monthly_tokens": 0, "monthly_spend_usd": "5"}})`, "monthly_spend_usd\" is string"},
+		{"huge spend", `decision := object.union({` + valid + `}, {"limits": {"rpm": 0, "tpm": 0, "daily_tokens": 0, "monthly_tokens": 0, "monthly_spend_usd": 1e300}})`, "below"},
+		{"department limits missing", `decision := object.remove({` + valid + `}, {"department_limits"})`, `"department_limits" is missing`},
+		{"restore not boolean", `decision := object.union({` + valid + `}, {"restore": "yes"})`, `"restore" is string, want boolean`},
+		{"response plugins not strings", `decision := object.union({` + valid + `}, {"response_plugins": "pii"})`, `"response_plugins" is string, want array`},
 		{"plugins not strings", `decision := object.union({` + valid + `}, {"plugins": [1]})`, "plugins\"[0]"},
 		{"header not string", `decision := object.union({` + valid + `}, {"headers": {"x": 1}})`, "want string: string"},
 		{"conflicting values", "decision := {\"a\": 1} if true\n\ndecision := {\"b\": 2} if true", "evaluate"},
@@ -439,7 +461,7 @@ type tierConfig struct {
 
 func TestSetDataAcceptsGoStructs(t *testing.T) {
 	ctx := context.Background()
-	e, err := policy.Load(ctx, policies.FS, nil)
+	e, err := policy.Load(ctx, v2Policy, nil)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -461,7 +483,7 @@ func ExampleEngine_Decide() {
 	data := map[string]any{"sluice": map[string]any{"tiers": map[string]any{
 		"standard": map[string]any{"rpm": 60, "models": []any{"gpt-4o-mini", "mock-*"}},
 	}}}
-	e, err := policy.Load(ctx, policies.FS, data)
+	e, err := policy.Load(ctx, v2Policy, data)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -496,7 +518,9 @@ stored := data.sluice.derived.tiers
 decision := {
 	"allowed": true, "http_status": 200, "code": "", "type": "", "message": "",
 	"headers": {"x-tiers": sprintf("%v", [stored])},
-	"limits": {"rpm": 0, "daily_tokens": 0}, "redact": [], "plugins": [],
+	"limits": {"rpm": 0, "tpm": 0, "daily_tokens": 0, "monthly_tokens": 0, "monthly_spend_usd": 0},
+	"department_limits": {"rpm": 0, "tpm": 0, "daily_tokens": 0, "monthly_tokens": 0, "monthly_spend_usd": 0},
+	"redact": [], "plugins": [],
 }
 `
 
@@ -580,11 +604,11 @@ func TestDecideFollowsNarrowedTier(t *testing.T) {
 		{"gpt-4o-mini", policy.Decision{
 			HTTPStatus: 403, Type: "permission_error", Code: "model_not_allowed",
 			Message: `model "gpt-4o-mini" is not allowed for this client`,
-			Limits:  policy.Limits{RPM: 5, DailyTokens: 1000000},
+			Limits:  policy.Limits{RPM: 5, DailyTokens: 1000000}, DepartmentLimits: financeLimits,
 		}},
 		{"mock-echo", policy.Decision{
 			Allowed: true, HTTPStatus: 200,
-			Limits: policy.Limits{RPM: 5, DailyTokens: 1000000}, Plugins: []string{"pii"},
+			Limits: policy.Limits{RPM: 5, DailyTokens: 1000000}, DepartmentLimits: financeLimits, Plugins: []string{"pii"},
 		}},
 	}
 	for _, tt := range tests {
@@ -617,7 +641,9 @@ decision := {
 		"x-labels": json.marshal(input.client.labels),
 		"x-time": sprintf("%d", [input.time.unix]),
 	},
-	"limits": {"rpm": 0, "daily_tokens": 0}, "redact": [], "plugins": [],
+	"limits": {"rpm": 0, "tpm": 0, "daily_tokens": 0, "monthly_tokens": 0, "monthly_spend_usd": 0},
+	"department_limits": {"rpm": 0, "tpm": 0, "daily_tokens": 0, "monthly_tokens": 0, "monthly_spend_usd": 0},
+	"redact": [], "plugins": [],
 }
 `
 

@@ -1,7 +1,10 @@
 package policy
 
 import (
+	"encoding/json"
 	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,11 +17,34 @@ import (
 type Input struct {
 	Client  Client  `json:"client"`
 	Request Request `json:"request"`
+	// Usage is the client's and its department's current usage. The gateway
+	// fills it only when the policy reads input.usage (Engine.UsesUsage);
+	// nil gives the policy an empty object.
+	Usage *Usage `json:"usage"`
 	// Findings are the plugins' findings aggregated by (plugin, type). Empty
 	// on the first evaluation of a request, before any plugin has run.
 	Findings []Finding `json:"findings"`
-	// Time is when the request arrived; the zero value means now.
+	// Time is when the request arrived; the zero value means now. The policy
+	// sees it in the engine's time zone (WithTimeZone).
 	Time time.Time `json:"-"`
+}
+
+// Usage is what a client and its department have used so far in each
+// window the limits count.
+type Usage struct {
+	Client     Counters `json:"client"`
+	Department Counters `json:"department"`
+}
+
+// Counters are the usage counts of one client or department.
+type Counters struct {
+	RequestsMinute int64 `json:"requests_minute"`
+	TokensMinute   int64 `json:"tokens_minute"`
+	TokensToday    int64 `json:"tokens_today"`
+	TokensMonth    int64 `json:"tokens_month"`
+	// SpendMonthMicros is the month's spend in millionths of a dollar; the
+	// policy sees it as spend_month_usd, an exact decimal number of dollars.
+	SpendMonthMicros int64 `json:"-"`
 }
 
 // Client is the authenticated caller.
@@ -39,7 +65,32 @@ type Request struct {
 	MaxTokens    int    `json:"max_tokens"`
 	PromptTokens int    `json:"prompt_tokens"`
 	MessageCount int    `json:"message_count"`
+	// Headers are request headers by name. Only the names InputHeaders
+	// lists reach the policy, lower-cased; the others (authorization,
+	// x-api-key, cookie, ...) are dropped whatever the caller passes.
+	Headers map[string]string `json:"headers"`
 }
+
+// inputHeaders are the request headers a policy may see: none of them
+// carries a credential.
+var inputHeaders = []string{
+	"user-agent", "content-type", "openai-organization", "openai-project",
+	"x-request-id", "x-sluice-tags", "x-sluice-purpose",
+}
+
+// headerKeys maps each name of inputHeaders to its term.
+var headerKeys = func() map[string]*ast.Term {
+	m := make(map[string]*ast.Term, len(inputHeaders))
+	for _, h := range inputHeaders {
+		m[h] = ast.StringTerm(h)
+	}
+	return m
+}()
+
+// InputHeaders returns the names of the request headers that reach the
+// policy as input.request.headers, lower-case. The gateway need copy only
+// these into Request.Headers.
+func InputHeaders() []string { return slices.Clone(inputHeaders) }
 
 // Finding is what one plugin found of one type across the request's
 // messages. It never carries the matched text.
@@ -57,8 +108,19 @@ var (
 	keyClient       = ast.StringTerm("client")
 	keyRequest      = ast.StringTerm("request")
 	keyFindings     = ast.StringTerm("findings")
+	keyUsage        = ast.StringTerm("usage")
 	keyTime         = ast.StringTerm("time")
 	keyUnix         = ast.StringTerm("unix")
+	keyRFC3339      = ast.StringTerm("rfc3339")
+	keyZone         = ast.StringTerm("zone")
+	keyWeekday      = ast.StringTerm("weekday")
+	keyHour         = ast.StringTerm("hour")
+	keyMinute       = ast.StringTerm("minute")
+	keyReqMinute    = ast.StringTerm("requests_minute")
+	keyTokMinute    = ast.StringTerm("tokens_minute")
+	keyTokToday     = ast.StringTerm("tokens_today")
+	keyTokMonth     = ast.StringTerm("tokens_month")
+	keySpendMonth   = ast.StringTerm("spend_month_usd")
 	keyID           = ast.StringTerm("id")
 	keyDepartment   = ast.StringTerm("department")
 	keyTier         = ast.StringTerm("tier")
@@ -70,6 +132,7 @@ var (
 	keyMaxTokens    = ast.StringTerm("max_tokens")
 	keyPromptTokens = ast.StringTerm("prompt_tokens")
 	keyMessageCount = ast.StringTerm("message_count")
+	keyReqHeaders   = ast.StringTerm("headers")
 	keyPlugin       = ast.StringTerm("plugin")
 	keyType         = ast.StringTerm("type")
 	keyCount        = ast.StringTerm("count")
@@ -103,30 +166,56 @@ func stringTerm(s string) *ast.Term {
 	return ast.InternedTerm(s)
 }
 
+// weekdays are the terms of time.Weekday's names.
+var weekdays = func() [7]*ast.Term {
+	var out [7]*ast.Term
+	for d := range out {
+		out[d] = ast.StringTerm(time.Weekday(d).String())
+	}
+	return out
+}()
+
 // timeTerm is the time object of the input for one second.
 type timeTerm struct {
 	unix int64
 	term *ast.Term
 }
 
-// lastTime holds the time object built last: requests in the same second
-// share it. Terms are never modified once built, so sharing is safe.
-var lastTime atomic.Pointer[timeTerm]
+// clock builds the time object of the input in one time zone. It keeps the
+// object built last: requests in the same second share it. Terms are never
+// modified once built, so sharing is safe.
+type clock struct {
+	loc  *time.Location
+	zone *ast.Term
+	last atomic.Pointer[timeTerm]
+}
 
-func timeObject(at time.Time) *ast.Term {
+func newClock(loc *time.Location) *clock {
+	return &clock{loc: loc, zone: ast.StringTerm(loc.String())}
+}
+
+func (c *clock) term(at time.Time) *ast.Term {
 	unix := at.Unix()
-	if t := lastTime.Load(); t != nil && t.unix == unix {
+	if t := c.last.Load(); t != nil && t.unix == unix {
 		return t.term
 	}
-	t := &timeTerm{unix: unix, term: ast.ObjectTerm(ast.Item(keyUnix, ast.InternedTerm(unix)))}
-	lastTime.Store(t)
+	local := time.Unix(unix, 0).In(c.loc)
+	t := &timeTerm{unix: unix, term: ast.ObjectTerm(
+		ast.Item(keyUnix, ast.InternedTerm(unix)),
+		ast.Item(keyRFC3339, ast.StringTerm(local.Format(time.RFC3339))),
+		ast.Item(keyZone, c.zone),
+		ast.Item(keyWeekday, weekdays[local.Weekday()]),
+		ast.Item(keyHour, ast.InternedTerm(local.Hour())),
+		ast.Item(keyMinute, ast.InternedTerm(local.Minute())),
+	)}
+	c.last.Store(t)
 	return t.term
 }
 
 // value builds the input document as an AST value directly: going through
 // map[string]any and JSON would cost more than the policy evaluation itself.
 // client is the term of in.Client.
-func (in Input) value(client *ast.Term) ast.Value {
+func (in *Input) value(client *ast.Term, clk *clock) ast.Value {
 	at := in.Time
 	if at.IsZero() {
 		at = time.Now()
@@ -134,9 +223,40 @@ func (in Input) value(client *ast.Term) ast.Value {
 	return ast.NewObject(
 		ast.Item(keyClient, client),
 		ast.Item(keyRequest, in.Request.term()),
+		ast.Item(keyUsage, in.Usage.term()),
 		ast.Item(keyFindings, findingsTerm(in.Findings)),
-		ast.Item(keyTime, timeObject(at)),
+		ast.Item(keyTime, clk.term(at)),
 	)
+}
+
+// term is never null: a policy that reads input.usage.client of a set that
+// was not given usage finds it undefined, not an error.
+func (u *Usage) term() *ast.Term {
+	if u == nil {
+		return ast.InternedEmptyObject
+	}
+	return ast.ObjectTerm(
+		ast.Item(keyClient, u.Client.term()),
+		ast.Item(keyDepartment, u.Department.term()),
+	)
+}
+
+func (c Counters) term() *ast.Term {
+	return ast.ObjectTerm(
+		ast.Item(keyReqMinute, ast.InternedTerm(c.RequestsMinute)),
+		ast.Item(keyTokMinute, ast.InternedTerm(c.TokensMinute)),
+		ast.Item(keyTokToday, ast.InternedTerm(c.TokensToday)),
+		ast.Item(keyTokMonth, ast.InternedTerm(c.TokensMonth)),
+		ast.Item(keySpendMonth, microsTerm(c.SpendMonthMicros)),
+	)
+}
+
+// microsTerm is micro-dollars as an exact number of dollars.
+func microsTerm(m int64) *ast.Term {
+	if m%microsPerUSD == 0 {
+		return ast.InternedTerm(m / microsPerUSD)
+	}
+	return ast.NumberTerm(json.Number(formatMicros(m)))
 }
 
 // maxCachedClients bounds the memory clientCache may hold. Client ids come
@@ -193,7 +313,7 @@ func (c Client) term() *ast.Term {
 	)
 }
 
-func (r Request) term() *ast.Term {
+func (r *Request) term() *ast.Term {
 	return ast.ObjectTerm(
 		ast.Item(keyMethod, stringTerm(r.Method)),
 		ast.Item(keyPath, stringTerm(r.Path)),
@@ -202,7 +322,34 @@ func (r Request) term() *ast.Term {
 		ast.Item(keyMaxTokens, ast.InternedTerm(r.MaxTokens)),
 		ast.Item(keyPromptTokens, ast.InternedTerm(r.PromptTokens)),
 		ast.Item(keyMessageCount, ast.InternedTerm(r.MessageCount)),
+		ast.Item(keyReqHeaders, headersTerm(r.Headers)),
 	)
+}
+
+// headersTerm keeps the headers of inputHeaders, whatever the case of their
+// names, and drops the others.
+func headersTerm(h map[string]string) *ast.Term {
+	if len(h) == 0 {
+		return ast.InternedEmptyObject
+	}
+	var obj ast.Object
+	for name, value := range h {
+		key, ok := headerKeys[name]
+		if !ok {
+			// Lower-casing allocates, so only names that miss pay for it.
+			if key, ok = headerKeys[strings.ToLower(name)]; !ok {
+				continue
+			}
+		}
+		if obj == nil {
+			obj = ast.NewObjectWithCapacity(len(h))
+		}
+		obj.Insert(key, ast.InternedTerm(value))
+	}
+	if obj == nil {
+		return ast.InternedEmptyObject
+	}
+	return ast.NewTerm(obj)
 }
 
 // findingsTerm is never null: the policy may iterate it without checking.

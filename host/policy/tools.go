@@ -81,9 +81,9 @@ type LineRange struct{ Start, End int }
 type Problem struct {
 	// File is the name within the policy file system; "" for a problem of
 	// the policy as a whole, such as a missing decision rule.
-	File    string
-	Line    int
-	Message string
+	File    string `json:"file,omitempty"`
+	Line    int    `json:"line,omitempty"`
+	Message string `json:"message"`
 }
 
 // String formats p as "file:line: message", the form editors jump to.
@@ -287,6 +287,15 @@ func readRegoFiles(fsys fs.FS, tests bool) ([]regoFile, error) {
 	err := fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		// Hidden names are editors' and tools' business: lock files such as
+		// .#authz.rego, and the ..data folders of a mounted Kubernetes
+		// ConfigMap, which would otherwise load every policy twice.
+		if name != "." && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
 		}
 		if d.IsDir() || path.Ext(name) != ".rego" || (!tests && isTestFile(name)) {
 			return nil

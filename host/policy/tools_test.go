@@ -10,7 +10,6 @@ import (
 	"testing/fstest"
 
 	"github.com/sluicehq/sluice/host/policy"
-	"github.com/sluicehq/sluice/policies"
 )
 
 // smallPolicy is a clean policy: it compiles strictly and is opa fmt clean.
@@ -183,7 +182,7 @@ func TestEvalDecidesAsTheGateway(t *testing.T) {
 			"request":  map[string]any{"model": c.model},
 			"findings": []any{},
 		}
-		got, err := policy.Eval(context.Background(), policies.FS, data, input)
+		got, err := policy.Eval(context.Background(), v2Policy, data, input)
 		if err != nil {
 			t.Fatalf("%s: %v", c.model, err)
 		}
