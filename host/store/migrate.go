@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -13,8 +15,11 @@ import (
 	"time"
 )
 
-// migrationFiles holds the schema, one file per version named NNNN_what.sql.
-// Files are append-only: a released migration is never edited.
+// migrationFiles holds the schema of every supported database, one file per
+// version named NNNN_what.sql. Files are append-only: a released migration is
+// never edited. They are written in the SQL that SQLite and PostgreSQL share;
+// where the two differ, a file names a {{placeholder}} that each dialect
+// renders (see dialect.types), so there is one schema source for both.
 //
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
@@ -56,19 +61,43 @@ func loadMigrations() ([]migration, error) {
 // migrate brings the schema up to date. Each migration runs in its own
 // transaction together with its schema_migrations row, so a crash leaves
 // either the old or the new version, and reopening applies nothing twice.
-func migrate(ctx context.Context, db *sql.DB) error {
+// Processes that start together take turns (see dialect.migrationLock); the
+// check of each version inside its transaction makes a turn that finds the
+// work done apply nothing.
+func migrate(ctx context.Context, db *sql.DB, d dialect) (err error) {
 	migrations, err := loadMigrations()
 	if err != nil {
 		return fmt.Errorf("load migrations: %w", err)
 	}
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if d.migrationLock != "" {
+		if _, err := conn.ExecContext(ctx, d.migrationLock); err != nil {
+			return fmt.Errorf("wait for the migration lock: %w", err)
+		}
+		defer func() {
+			// The caller's context may have ended: unlocking must not.
+			uctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if _, uerr := conn.ExecContext(uctx, d.migrationUnlock); uerr != nil {
+				// A pooled session must never keep the lock: drop it, which
+				// releases the lock on the server.
+				_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+				err = errors.Join(err, fmt.Errorf("release the migration lock: %w", uerr))
+			}
+		}()
+	}
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    BIGINT PRIMARY KEY,
 		applied_at BIGINT NOT NULL
 	)`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	var current int64
-	if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+	if err := conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
 	if latest := migrations[len(migrations)-1].version; current > latest {
@@ -78,15 +107,19 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		if m.version <= current {
 			continue
 		}
-		if err := apply(ctx, db, m); err != nil {
+		text, err := d.render(m.sql)
+		if err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+		if err := apply(ctx, conn, m.version, text); err != nil {
 			return fmt.Errorf("migration %s: %w", m.name, err)
 		}
 	}
 	return nil
 }
 
-func apply(ctx context.Context, db *sql.DB, m migration) error {
-	tx, err := db.BeginTx(ctx, nil)
+func apply(ctx context.Context, conn *sql.Conn, version int64, text string) error {
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -94,18 +127,18 @@ func apply(ctx context.Context, db *sql.DB, m migration) error {
 	// Another process may have applied it between our read and our
 	// write lock; the check under the lock makes that harmless.
 	var done int
-	err = tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = $1`, m.version).Scan(&done)
+	err = tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = $1`, version).Scan(&done)
 	if err != nil {
 		return err
 	}
 	if done > 0 {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+	if _, err := tx.ExecContext(ctx, text); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`,
-		m.version, time.Now().UnixNano()); err != nil {
+		version, time.Now().UnixNano()); err != nil {
 		return err
 	}
 	return tx.Commit()

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 	"strings"
 	"time"
@@ -22,17 +24,17 @@ const (
 	constraintForeignKey
 )
 
-// sqlStore implements Store with portable SQL ($n placeholders, which both
-// SQLite and PostgreSQL accept). Only opening and error classification are
-// driver-specific.
+// sqlStore implements Store with SQL that SQLite and PostgreSQL both accept
+// ($n placeholders, CAST to BIGINT, ON CONFLICT DO NOTHING). Only opening,
+// the schema's few type names and error classification are per database.
 type sqlStore struct {
 	// write is used for every statement that changes data. For SQLite it
 	// holds one connection: the database admits one writer at a time, and
 	// queueing writers in Go is cheaper and fairer than busy_timeout polling.
-	write *sql.DB
-	read  *sql.DB
-	// classify tells unique and foreign key violations apart in driver errors.
-	classify func(error) constraint
+	// For PostgreSQL it is the same pool as read.
+	write   *sql.DB
+	read    *sql.DB
+	dialect dialect
 }
 
 var _ Store = (*sqlStore)(nil)
@@ -60,7 +62,7 @@ func (s *sqlStore) CreateClient(ctx context.Context, c Client) error {
 		`INSERT INTO clients (id, department, tier, labels, created_at) VALUES ($1, $2, $3, $4, $5)`,
 		c.ID, c.Department, c.Tier, labels, nanos(c.CreatedAt))
 	if err != nil {
-		if s.classify(err) == constraintUnique {
+		if s.dialect.classify(err) == constraintUnique {
 			return fmt.Errorf("create client %q: %w", c.ID, ErrExists)
 		}
 		return fmt.Errorf("create client %q: %w", c.ID, err)
@@ -116,7 +118,7 @@ func (s *sqlStore) GetClient(ctx context.Context, id string) (Client, error) {
 }
 
 func (s *sqlStore) ListClients(ctx context.Context) ([]Client, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+clientColumns+` FROM clients ORDER BY id`)
+	rows, err := s.read.QueryContext(ctx, `SELECT `+clientColumns+` FROM clients`)
 	if err != nil {
 		return nil, fmt.Errorf("list clients: %w", err)
 	}
@@ -132,6 +134,8 @@ func (s *sqlStore) ListClients(ctx context.Context) ([]Client, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list clients: %w", err)
 	}
+	// Sorted here because collations differ between databases (see Report).
+	slices.SortFunc(out, func(a, b Client) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
@@ -150,7 +154,7 @@ func (s *sqlStore) CreateKey(ctx context.Context, k Key) error {
 		`INSERT INTO api_keys (id, client_id, prefix, hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)`,
 		k.ID, k.ClientID, k.Prefix, hex.EncodeToString(k.Hash[:]), nanos(k.CreatedAt), revoked)
 	if err != nil {
-		switch s.classify(err) {
+		switch s.dialect.classify(err) {
 		case constraintUnique:
 			return fmt.Errorf("create key %q: a key with this id or hash %w", k.ID, ErrExists)
 		case constraintForeignKey:
@@ -251,7 +255,6 @@ func (s *sqlStore) ListKeys(ctx context.Context, clientID string) ([]Key, error)
 		query += ` WHERE k.client_id = $1`
 		args = append(args, clientID)
 	}
-	query += ` ORDER BY k.created_at, k.id`
 	rows, err := s.read.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list keys: %w", err)
@@ -268,6 +271,9 @@ func (s *sqlStore) ListKeys(ctx context.Context, clientID string) ([]Key, error)
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list keys: %w", err)
 	}
+	slices.SortFunc(out, func(a, b Key) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
 	if len(out) == 0 && clientID != "" {
 		// Tell "no keys yet" from a mistyped client id.
 		if _, err := s.GetClient(ctx, clientID); err != nil {
@@ -277,11 +283,45 @@ func (s *sqlStore) ListKeys(ctx context.Context, clientID string) ([]Key, error)
 	return out, nil
 }
 
-const insertUsage = `INSERT INTO usage_events (
+// usageColumns is the number of values in one ledger row.
+const usageColumns = 17
+
+// maxInsertRows is the most rows one INSERT carries: 17 × 256 parameters
+// are far below the limits of SQLite (32766) and PostgreSQL (65535), and one
+// statement per batch instead of one per row is what makes PostgreSQL fast,
+// a round trip each costing more than the insert itself.
+const maxInsertRows = 256
+
+// insertStatements[i] inserts 1<<i rows. A batch is cut into powers of two,
+// so that the few statement texts stay in PostgreSQL's prepared statement
+// cache instead of one text per batch size.
+var insertStatements = func() []string {
+	var out []string
+	for n := 1; n <= maxInsertRows; n *= 2 {
+		var b strings.Builder
+		b.WriteString(`INSERT INTO usage_events (
 	occurred_at, request_id, client_id, department, key_id, model, endpoint, stream,
 	prompt_tokens, completion_tokens, total_tokens, cost_micros, latency_ms,
 	status, code, findings, usage_source
-) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`
+) VALUES `)
+		for r := range n {
+			if r > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteByte('(')
+			for c := range usageColumns {
+				if c > 0 {
+					b.WriteString(", ")
+				}
+				fmt.Fprintf(&b, "$%d", r*usageColumns+c+1)
+			}
+			b.WriteByte(')')
+		}
+		b.WriteString(` ON CONFLICT (request_id) DO NOTHING`)
+		out = append(out, b.String())
+	}
+	return out
+}()
 
 func (s *sqlStore) InsertUsage(ctx context.Context, events []UsageEvent) (err error) {
 	if len(events) == 0 {
@@ -303,22 +343,24 @@ func (s *sqlStore) InsertUsage(ctx context.Context, events []UsageEvent) (err er
 			_ = tx.Rollback()
 		}
 	}()
-	stmt, err := tx.PrepareContext(ctx, insertUsage)
-	if err != nil {
-		return fmt.Errorf("insert usage: prepare: %w", err)
-	}
-	defer stmt.Close()
-	for _, ev := range events {
-		source := ev.UsageSource
-		if source == "" {
-			source = UsageNone
+	args := make([]any, 0, min(len(events), maxInsertRows)*usageColumns)
+	for rest := events; len(rest) > 0; {
+		shift := min(bits.Len(uint(len(rest)))-1, len(insertStatements)-1)
+		chunk := rest[:1<<shift]
+		rest = rest[len(chunk):]
+		args = args[:0]
+		for _, ev := range chunk {
+			source := ev.UsageSource
+			if source == "" {
+				source = UsageNone
+			}
+			args = append(args,
+				nanos(ev.Time), ev.RequestID, ev.ClientID, ev.Department, ev.KeyID, ev.Model, ev.Endpoint, ev.Stream,
+				ev.PromptTokens, ev.CompletionTokens, ev.TotalTokens, ev.CostMicros, ev.LatencyMS,
+				ev.Status, ev.Code, ev.Findings, source)
 		}
-		_, err = stmt.ExecContext(ctx,
-			nanos(ev.Time), ev.RequestID, ev.ClientID, ev.Department, ev.KeyID, ev.Model, ev.Endpoint, ev.Stream,
-			ev.PromptTokens, ev.CompletionTokens, ev.TotalTokens, ev.CostMicros, ev.LatencyMS,
-			ev.Status, ev.Code, ev.Findings, source)
-		if err != nil {
-			return fmt.Errorf("insert usage: request %q: %w", ev.RequestID, err)
+		if _, err = tx.ExecContext(ctx, insertStatements[shift], args...); err != nil {
+			return fmt.Errorf("insert usage: %d events from request %q: %w", len(chunk), chunk[0].RequestID, err)
 		}
 	}
 	if err = tx.Commit(); err != nil {
@@ -357,6 +399,17 @@ func rangeNanos(from, to time.Time) (lo, hi int64, err error) {
 	return lo, hi, nil
 }
 
+// sums are a ReportRow's columns after Group. PostgreSQL's SUM of BIGINT
+// is NUMERIC: the casts keep every column an integer on both databases.
+const sums = `COUNT(*),
+	CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT),
+	CAST(COALESCE(SUM(total_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT)`
+
+// dest is where rows.Scan puts the columns of sums.
+func (r *ReportRow) dest() []any {
+	return []any{&r.Requests, &r.PromptTokens, &r.CompletionTokens, &r.TotalTokens, &r.CostMicros}
+}
+
 func (s *sqlStore) Report(ctx context.Context, q ReportQuery) ([]ReportRow, error) {
 	col, ok := groupColumns[q.GroupBy]
 	if !ok {
@@ -367,9 +420,7 @@ func (s *sqlStore) Report(ctx context.Context, q ReportQuery) ([]ReportRow, erro
 	if err != nil {
 		return nil, fmt.Errorf("report: %w", err)
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT `+col+`, COUNT(*),
-		COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0),
-		COALESCE(SUM(total_tokens), 0), COALESCE(SUM(cost_micros), 0)
+	rows, err := s.read.QueryContext(ctx, `SELECT `+col+`, `+sums+`
 		FROM usage_events WHERE occurred_at >= $1 AND occurred_at < $2
 		GROUP BY `+col, lo, hi)
 	if err != nil {
@@ -379,7 +430,7 @@ func (s *sqlStore) Report(ctx context.Context, q ReportQuery) ([]ReportRow, erro
 	var out []ReportRow
 	for rows.Next() {
 		var r ReportRow
-		if err := rows.Scan(&r.Group, &r.Requests, &r.PromptTokens, &r.CompletionTokens, &r.TotalTokens, &r.CostMicros); err != nil {
+		if err := rows.Scan(append([]any{&r.Group}, r.dest()...)...); err != nil {
 			return nil, fmt.Errorf("report by %s: %w", q.GroupBy, err)
 		}
 		out = append(out, r)
@@ -401,8 +452,8 @@ func (s *sqlStore) UsageSince(ctx context.Context, since time.Time) ([]UsageTota
 	// MAX(department) picks one department if a client moved within the
 	// window; the client index serves the per-client scan.
 	rows, err := s.read.QueryContext(ctx, `SELECT client_id, MAX(department),
-		SUM(CASE WHEN usage_source <> 'none' THEN 1 ELSE 0 END),
-		COALESCE(SUM(total_tokens), 0), COALESCE(SUM(cost_micros), 0)
+		CAST(SUM(CASE WHEN usage_source <> 'none' THEN 1 ELSE 0 END) AS BIGINT),
+		CAST(SUM(total_tokens) AS BIGINT), CAST(SUM(cost_micros) AS BIGINT)
 		FROM usage_events WHERE occurred_at >= $1 AND client_id <> ''
 		GROUP BY client_id`, lo)
 	if err != nil {
@@ -425,5 +476,8 @@ func (s *sqlStore) UsageSince(ctx context.Context, since time.Time) ([]UsageTota
 }
 
 func (s *sqlStore) Close() error {
+	if s.read == s.write {
+		return s.write.Close()
+	}
 	return errors.Join(s.read.Close(), s.write.Close())
 }

@@ -37,7 +37,7 @@ func OpenSQLite(ctx context.Context, path string) (Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	if err := migrate(ctx, write); err != nil {
+	if err := migrate(ctx, write, sqliteDialect); err != nil {
 		_ = write.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
@@ -46,7 +46,7 @@ func OpenSQLite(ctx context.Context, path string) (Store, error) {
 		_ = write.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	return &sqlStore{write: write, read: read, classify: classifySQLite}, nil
+	return &sqlStore{write: write, read: read, dialect: sqliteDialect}, nil
 }
 
 func openSQLitePool(ctx context.Context, abs string, readOnly bool) (*sql.DB, error) {

@@ -1,9 +1,15 @@
 // Package store keeps Sluice's durable state: clients, their API keys and the
-// usage ledger used for billing and audit.
+// usage ledger used for billing and audit, in an embedded SQLite file (one
+// machine) or in PostgreSQL (several replicas). Callers depend only on Store.
 //
 // Keys are stored only as SHA-256 hashes. The ledger records finding types and
-// counts, never prompt text or matched values. The SQL is kept portable so that
-// a PostgreSQL driver can share the schema; callers depend only on Store.
+// counts, never prompt text or matched values.
+//
+// Both databases run the same SQL and the same schema: one set of migrations
+// (migrations/*.sql) written in the SQL they share, with a placeholder where a
+// column type differs. Opening a store applies the missing migrations, each in
+// a transaction; replicas that start together against one PostgreSQL database
+// take turns through an advisory lock.
 package store
 
 import (
@@ -117,6 +123,73 @@ type UsageTotal struct {
 	Requests, TotalTokens, CostMicros int64
 }
 
+// SeriesQuery selects ledger events in [From, To) and sums them per time
+// bucket and group, for charts.
+type SeriesQuery struct {
+	// From and To are both required.
+	From, To time.Time
+	// Bucket is the width of a bucket, at least a minute: typically
+	// time.Hour or 24*time.Hour. Buckets start at whole multiples of Bucket
+	// since the Unix epoch, so days start at UTC midnight whatever From is.
+	Bucket  time.Duration
+	GroupBy string // GroupByDepartment, GroupByClient or GroupByModel
+}
+
+// SeriesPoint is the sum of one group's events in the bucket that starts at
+// Start (UTC).
+type SeriesPoint struct {
+	Start time.Time
+	ReportRow
+}
+
+// DenialCount is how many requests in a range ended with one code.
+type DenialCount struct {
+	Code     string
+	Requests int64
+}
+
+// Scopes of ScopeUsage.
+const (
+	ScopeClient     = "client"
+	ScopeDepartment = "department"
+)
+
+// Usage is what a scope used in one window. Requests counts the requests that
+// reached a model (see UsageSince).
+type Usage struct {
+	Requests, TotalTokens, CostMicros int64
+}
+
+// ScopeUsage is one client's or one department's usage in each window asked
+// of UsageWindows: Windows[i] covers the events since the i-th instant.
+type ScopeUsage struct {
+	Scope   string // ScopeClient or ScopeDepartment
+	ID      string // the client id or the department name
+	Windows []Usage
+}
+
+// MaxUsageWindows bounds the windows of one UsageWindows call.
+const MaxUsageWindows = 8
+
+// Drivers accepted by Open.
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
+)
+
+// Open opens the store of the named driver: for DriverSQLite, dsn is the
+// database file's path (see OpenSQLite); for DriverPostgres, a connection
+// string (see OpenPostgres).
+func Open(ctx context.Context, driver, dsn string) (Store, error) {
+	switch driver {
+	case DriverSQLite:
+		return OpenSQLite(ctx, dsn)
+	case DriverPostgres:
+		return OpenPostgres(ctx, dsn)
+	}
+	return nil, fmt.Errorf("open store: %w", invalid("driver %q: want %q or %q", driver, DriverSQLite, DriverPostgres))
+}
+
 // Store is Sluice's durable state. Implementations are safe for concurrent use.
 type Store interface {
 	// CreateClient adds a client; ErrExists if the id is taken.
@@ -140,6 +213,10 @@ type Store interface {
 	ListKeys(ctx context.Context, clientID string) ([]Key, error)
 
 	// InsertUsage writes a batch of events in one transaction: all or none.
+	// An event whose request id the ledger already holds is skipped, so
+	// that a batch retried after a failure of unknown outcome (the commit
+	// reached the database, its acknowledgement did not) is not counted
+	// twice. Request ids must therefore be unique.
 	InsertUsage(ctx context.Context, events []UsageEvent) error
 	// Report sums the events in the query's range per group, sorted by Group.
 	Report(ctx context.Context, q ReportQuery) ([]ReportRow, error)
@@ -149,6 +226,21 @@ type Store interface {
 	// are left out, so a restart does not turn a client's refusals into a
 	// rate limit. Events without a client are left out.
 	UsageSince(ctx context.Context, since time.Time) ([]UsageTotal, error)
+	// UsageWindows sums, per client and per department, the events since
+	// each of the given instants (one to MaxUsageWindows), in one query:
+	// what an in-process limiter needs to rebuild its counters at start,
+	// for example since the start of the month, of the day and a minute
+	// ago. Requests is counted as in UsageSince. Events without a client
+	// (or department) are left out of the client (or department) rows.
+	// Rows are sorted by Scope, then ID.
+	UsageWindows(ctx context.Context, since ...time.Time) ([]ScopeUsage, error)
+	// UsageSeries sums the events in the query's range per bucket and
+	// group, sorted by Start, then Group. Buckets without events are absent.
+	UsageSeries(ctx context.Context, q SeriesQuery) ([]SeriesPoint, error)
+	// DenialCounts counts the events in [from, to) that ended with a code
+	// (refused by Sluice or failed upstream), per code, most frequent
+	// first. A zero from or to leaves that side open.
+	DenialCounts(ctx context.Context, from, to time.Time) ([]DenialCount, error)
 
 	// Close releases the store. It must not be used afterwards.
 	Close() error

@@ -1,12 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -15,22 +17,13 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-func openTest(t *testing.T) (Store, string) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "nested", "dir", "sluice.db")
-	st, err := OpenSQLite(context.Background(), path)
-	if err != nil {
-		t.Fatalf("OpenSQLite: %v", err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	return st, path
-}
+	"github.com/sluicehq/sluice/host/internal/testenv"
+)
 
 var t0 = time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
 
-func mustCreateClient(t *testing.T, st Store, id, dept string) Client {
+func mustCreateClient(t testing.TB, st Store, id, dept string) Client {
 	t.Helper()
 	c := Client{ID: id, Department: dept, Tier: "standard", CreatedAt: t0}
 	if err := st.CreateClient(context.Background(), c); err != nil {
@@ -40,101 +33,110 @@ func mustCreateClient(t *testing.T, st Store, id, dept string) Client {
 }
 
 func TestOpenSQLiteCreatesParentDirectory(t *testing.T) {
-	_, path := openTest(t)
+	_, path := openNew(t, sqliteBackend)
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("database file not created: %v", err)
 	}
 }
 
 func TestClientRoundTrip(t *testing.T) {
-	st, _ := openTest(t)
-	ctx := context.Background()
-	want := Client{
-		ID: "billing-bot", Department: "finance", Tier: "gold",
-		Labels:    map[string]string{"team": "ap", "env": "prod"},
-		CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.FixedZone("CET", 3600)),
-	}
-	if err := st.CreateClient(ctx, want); err != nil {
-		t.Fatal(err)
-	}
-	got, err := st.GetClient(ctx, want.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !got.CreatedAt.Equal(want.CreatedAt) || got.CreatedAt.Location() != time.UTC {
-		t.Errorf("CreatedAt = %v, want %v in UTC", got.CreatedAt, want.CreatedAt)
-	}
-	got.CreatedAt = want.CreatedAt
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("GetClient = %+v, want %+v", got, want)
-	}
+	eachBackend(t, func(t *testing.T, b backend) {
+		st, _ := openNew(t, b)
+		ctx := context.Background()
+		want := Client{
+			ID: "billing-bot", Department: "finance", Tier: "gold",
+			Labels:    map[string]string{"team": "ap", "env": "prod"},
+			CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.FixedZone("CET", 3600)),
+		}
+		if err := st.CreateClient(ctx, want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.GetClient(ctx, want.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.CreatedAt.Equal(want.CreatedAt) || got.CreatedAt.Location() != time.UTC {
+			t.Errorf("CreatedAt = %v, want %v in UTC", got.CreatedAt, want.CreatedAt)
+		}
+		got.CreatedAt = want.CreatedAt
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("GetClient = %+v, want %+v", got, want)
+		}
 
-	err = st.CreateClient(ctx, want)
-	if !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "billing-bot") {
-		t.Errorf("second CreateClient = %v, want ErrExists naming the id", err)
-	}
-	if _, err := st.GetClient(ctx, "nobody"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("GetClient(unknown) = %v, want ErrNotFound", err)
-	}
+		err = st.CreateClient(ctx, want)
+		if !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "billing-bot") {
+			t.Errorf("second CreateClient = %v, want ErrExists naming the id", err)
+		}
+		if _, err := st.GetClient(ctx, "nobody"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("GetClient(unknown) = %v, want ErrNotFound", err)
+		}
+	})
 }
 
 func TestCreateClientDefaultsCreatedAt(t *testing.T) {
-	st, _ := openTest(t)
-	ctx := context.Background()
-	before := time.Now()
-	if err := st.CreateClient(ctx, Client{ID: "a", Department: "d", Tier: "t"}); err != nil {
-		t.Fatal(err)
-	}
-	got, err := st.GetClient(ctx, "a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.CreatedAt.Before(before) || got.CreatedAt.After(time.Now()) {
-		t.Errorf("CreatedAt = %v, want the time of creation", got.CreatedAt)
-	}
+	eachBackend(t, func(t *testing.T, b backend) {
+		st, _ := openNew(t, b)
+		ctx := context.Background()
+		before := time.Now()
+		if err := st.CreateClient(ctx, Client{ID: "a", Department: "d", Tier: "t"}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.GetClient(ctx, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.CreatedAt.Before(before) || got.CreatedAt.After(time.Now()) {
+			t.Errorf("CreatedAt = %v, want the time of creation", got.CreatedAt)
+		}
+	})
 }
 
 func TestListClientsSortedByID(t *testing.T) {
-	st, _ := openTest(t)
-	for _, id := range []string{"zeta", "alpha", "mid"} {
-		mustCreateClient(t, st, id, "eng")
-	}
-	got, err := st.ListClients(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for _, c := range got {
-		ids = append(ids, c.ID)
-	}
-	if want := []string{"alpha", "mid", "zeta"}; !reflect.DeepEqual(ids, want) {
-		t.Errorf("ListClients ids = %v, want %v", ids, want)
-	}
+	eachBackend(t, func(t *testing.T, b backend) {
+		st, _ := openNew(t, b)
+		// Byte order, the same on every database whatever its collation.
+		for _, id := range []string{"zeta", "alpha", "Mid", "_x"} {
+			mustCreateClient(t, st, id, "eng")
+		}
+		got, err := st.ListClients(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, c := range got {
+			ids = append(ids, c.ID)
+		}
+		if want := []string{"Mid", "_x", "alpha", "zeta"}; !reflect.DeepEqual(ids, want) {
+			t.Errorf("ListClients ids = %v, want %v", ids, want)
+		}
+	})
 }
 
 func TestCreateClientValidation(t *testing.T) {
-	st, _ := openTest(t)
-	tests := []struct {
-		name string
-		c    Client
-	}{
-		{"empty id", Client{Department: "d", Tier: "t"}},
-		{"id with space", Client{ID: "a b", Department: "d", Tier: "t"}},
-		{"id too long", Client{ID: strings.Repeat("x", 129), Department: "d", Tier: "t"}},
-		{"empty department", Client{ID: "a", Tier: "t"}},
-		{"empty tier", Client{ID: "a", Department: "d"}},
-		{"empty label name", Client{ID: "a", Department: "d", Tier: "t", Labels: map[string]string{"": "v"}}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if err := st.CreateClient(context.Background(), tt.c); !errors.Is(err, ErrInvalid) {
-				t.Errorf("CreateClient = %v, want ErrInvalid", err)
-			}
-		})
-	}
-	if got, _ := st.ListClients(context.Background()); len(got) != 0 {
-		t.Errorf("invalid clients were stored: %+v", got)
-	}
+	eachBackend(t, func(t *testing.T, b backend) {
+		st, _ := openNew(t, b)
+		tests := []struct {
+			name string
+			c    Client
+		}{
+			{"empty id", Client{Department: "d", Tier: "t"}},
+			{"id with space", Client{ID: "a b", Department: "d", Tier: "t"}},
+			{"id too long", Client{ID: strings.Repeat("x", 129), Department: "d", Tier: "t"}},
+			{"empty department", Client{ID: "a", Tier: "t"}},
+			{"empty tier", Client{ID: "a", Department: "d"}},
+			{"empty label name", Client{ID: "a", Department: "d", Tier: "t", Labels: map[string]string{"": "v"}}},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				if err := st.CreateClient(context.Background(), tt.c); !errors.Is(err, ErrInvalid) {
+					t.Errorf("CreateClient = %v, want ErrInvalid", err)
+				}
+			})
+		}
+		if got, _ := st.ListClients(context.Background()); len(got) != 0 {
+			t.Errorf("invalid clients were stored: %+v", got)
+		}
+	})
 }
 
 func testKey(id, clientID, secret string) Key {
@@ -142,182 +144,355 @@ func testKey(id, clientID, secret string) Key {
 }
 
 func TestKeys(t *testing.T) {
-	st, _ := openTest(t)
-	ctx := context.Background()
-	alice := mustCreateClient(t, st, "alice", "eng")
-	mustCreateClient(t, st, "bob", "sales")
+	eachBackend(t, func(t *testing.T, b backend) {
+		st, _ := openNew(t, b)
+		ctx := context.Background()
+		alice := mustCreateClient(t, st, "alice", "eng")
+		mustCreateClient(t, st, "bob", "sales")
 
-	k1 := testKey("k1", "alice", "sk-sl-AAAAsecret1")
-	k2 := testKey("k2", "bob", "sk-sl-BBBBsecret2")
-	k2.CreatedAt = t0.Add(time.Second)
-	for _, k := range []Key{k1, k2} {
-		if err := st.CreateKey(ctx, k); err != nil {
-			t.Fatalf("CreateKey(%s): %v", k.ID, err)
+		k1 := testKey("k1", "alice", "sk-sl-AAAAsecret1")
+		k2 := testKey("k2", "bob", "sk-sl-BBBBsecret2")
+		k2.CreatedAt = t0.Add(time.Second)
+		for _, k := range []Key{k1, k2} {
+			if err := st.CreateKey(ctx, k); err != nil {
+				t.Fatalf("CreateKey(%s): %v", k.ID, err)
+			}
 		}
-	}
 
-	key, client, err := st.KeyByHash(ctx, sha256.Sum256([]byte("sk-sl-AAAAsecret1")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if key.ID != "k1" || key.Prefix != "sk-sl-AAAA" || !key.Active() || !key.CreatedAt.Equal(t0) {
-		t.Errorf("KeyByHash key = %+v", key)
-	}
-	if client.ID != alice.ID || client.Department != "eng" || client.Tier != "standard" {
-		t.Errorf("KeyByHash client = %+v", client)
-	}
-	if _, _, err := st.KeyByHash(ctx, sha256.Sum256([]byte("sk-sl-unknown"))); !errors.Is(err, ErrNotFound) {
-		t.Errorf("KeyByHash(unknown) = %v, want ErrNotFound", err)
-	}
-
-	t.Run("create errors", func(t *testing.T) {
-		tests := []struct {
-			name string
-			k    Key
-			want error
-		}{
-			{"unknown client", testKey("k3", "carol", "sk-sl-CCCCsecret3"), ErrNotFound},
-			{"duplicate id", testKey("k1", "alice", "sk-sl-DDDDsecret4"), ErrExists},
-			{"duplicate hash", testKey("k4", "bob", "sk-sl-AAAAsecret1"), ErrExists},
-			{"prefix too long", Key{ID: "k5", ClientID: "alice", Prefix: "sk-sl-0123456789abcdef", Hash: sha256.Sum256([]byte("x"))}, ErrInvalid},
-			{"empty prefix", Key{ID: "k5", ClientID: "alice", Hash: sha256.Sum256([]byte("x"))}, ErrInvalid},
-			{"zero hash", Key{ID: "k5", ClientID: "alice", Prefix: "sk-sl-x"}, ErrInvalid},
-			{"empty id", Key{ClientID: "alice", Prefix: "sk-sl-x", Hash: sha256.Sum256([]byte("x"))}, ErrInvalid},
-		}
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				if err := st.CreateKey(ctx, tt.k); !errors.Is(err, tt.want) {
-					t.Errorf("CreateKey = %v, want %v", err, tt.want)
-				}
-			})
-		}
-	})
-
-	t.Run("list", func(t *testing.T) {
-		all, err := st.ListKeys(ctx, "")
+		key, client, err := st.KeyByHash(ctx, sha256.Sum256([]byte("sk-sl-AAAAsecret1")))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(all) != 2 || all[0].ID != "k1" || all[1].ID != "k2" {
-			t.Errorf("ListKeys(all) = %+v, want k1, k2", all)
+		if key.ID != "k1" || key.Prefix != "sk-sl-AAAA" || !key.Active() || !key.CreatedAt.Equal(t0) {
+			t.Errorf("KeyByHash key = %+v", key)
 		}
-		bobs, err := st.ListKeys(ctx, "bob")
-		if err != nil {
-			t.Fatal(err)
+		if client.ID != alice.ID || client.Department != "eng" || client.Tier != "standard" {
+			t.Errorf("KeyByHash client = %+v", client)
 		}
-		if len(bobs) != 1 || bobs[0].ID != "k2" || bobs[0].Hash != k2.Hash {
-			t.Errorf("ListKeys(bob) = %+v, want k2", bobs)
+		if _, _, err := st.KeyByHash(ctx, sha256.Sum256([]byte("sk-sl-unknown"))); !errors.Is(err, ErrNotFound) {
+			t.Errorf("KeyByHash(unknown) = %v, want ErrNotFound", err)
 		}
-		if _, err := st.ListKeys(ctx, "carol"); !errors.Is(err, ErrNotFound) {
-			t.Errorf("ListKeys(unknown client) = %v, want ErrNotFound", err)
-		}
-	})
 
-	t.Run("revoke", func(t *testing.T) {
-		at := t0.Add(time.Hour + 7)
-		if err := st.RevokeKey(ctx, "k1", at); err != nil {
-			t.Fatal(err)
-		}
-		// A second revocation must not move the recorded time.
-		if err := st.RevokeKey(ctx, "k1", at.Add(time.Hour)); err != nil {
-			t.Fatal(err)
-		}
-		key, _, err := st.KeyByHash(ctx, k1.Hash)
-		if err != nil {
-			t.Fatalf("KeyByHash(revoked) = %v, want the revoked key", err)
-		}
-		if key.Active() || !key.RevokedAt.Equal(at) {
-			t.Errorf("RevokedAt = %v, want %v", key.RevokedAt, at)
-		}
-		if other, _, _ := st.KeyByHash(ctx, k2.Hash); !other.Active() {
-			t.Errorf("revoking k1 revoked k2 too")
-		}
-		if err := st.RevokeKey(ctx, "nope", at); !errors.Is(err, ErrNotFound) {
-			t.Errorf("RevokeKey(unknown) = %v, want ErrNotFound", err)
-		}
-		if err := st.RevokeKey(ctx, "k2", time.Time{}); !errors.Is(err, ErrInvalid) {
-			t.Errorf("RevokeKey(zero time) = %v, want ErrInvalid", err)
-		}
+		t.Run("create errors", func(t *testing.T) {
+			tests := []struct {
+				name string
+				k    Key
+				want error
+			}{
+				{"unknown client", testKey("k3", "carol", "sk-sl-CCCCsecret3"), ErrNotFound},
+				{"duplicate id", testKey("k1", "alice", "sk-sl-DDDDsecret4"), ErrExists},
+				{"duplicate hash", testKey("k4", "bob", "sk-sl-AAAAsecret1"), ErrExists},
+				{"prefix too long", Key{ID: "k5", ClientID: "alice", Prefix: "sk-sl-0123456789abcdef", Hash: sha256.Sum256([]byte("x"))}, ErrInvalid},
+				{"empty prefix", Key{ID: "k5", ClientID: "alice", Hash: sha256.Sum256([]byte("x"))}, ErrInvalid},
+				{"zero hash", Key{ID: "k5", ClientID: "alice", Prefix: "sk-sl-x"}, ErrInvalid},
+				{"empty id", Key{ClientID: "alice", Prefix: "sk-sl-x", Hash: sha256.Sum256([]byte("x"))}, ErrInvalid},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					if err := st.CreateKey(ctx, tt.k); !errors.Is(err, tt.want) {
+						t.Errorf("CreateKey = %v, want %v", err, tt.want)
+					}
+				})
+			}
+		})
+
+		t.Run("list", func(t *testing.T) {
+			all, err := st.ListKeys(ctx, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(all) != 2 || all[0].ID != "k1" || all[1].ID != "k2" {
+				t.Errorf("ListKeys(all) = %+v, want k1, k2", all)
+			}
+			bobs, err := st.ListKeys(ctx, "bob")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(bobs) != 1 || bobs[0].ID != "k2" || bobs[0].Hash != k2.Hash {
+				t.Errorf("ListKeys(bob) = %+v, want k2", bobs)
+			}
+			if _, err := st.ListKeys(ctx, "carol"); !errors.Is(err, ErrNotFound) {
+				t.Errorf("ListKeys(unknown client) = %v, want ErrNotFound", err)
+			}
+		})
+
+		t.Run("revoke", func(t *testing.T) {
+			at := t0.Add(time.Hour + 7)
+			if err := st.RevokeKey(ctx, "k1", at); err != nil {
+				t.Fatal(err)
+			}
+			// A second revocation must not move the recorded time.
+			if err := st.RevokeKey(ctx, "k1", at.Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			key, _, err := st.KeyByHash(ctx, k1.Hash)
+			if err != nil {
+				t.Fatalf("KeyByHash(revoked) = %v, want the revoked key", err)
+			}
+			if key.Active() || !key.RevokedAt.Equal(at) {
+				t.Errorf("RevokedAt = %v, want %v", key.RevokedAt, at)
+			}
+			if other, _, _ := st.KeyByHash(ctx, k2.Hash); !other.Active() {
+				t.Errorf("revoking k1 revoked k2 too")
+			}
+			if err := st.RevokeKey(ctx, "nope", at); !errors.Is(err, ErrNotFound) {
+				t.Errorf("RevokeKey(unknown) = %v, want ErrNotFound", err)
+			}
+			if err := st.RevokeKey(ctx, "k2", time.Time{}); !errors.Is(err, ErrInvalid) {
+				t.Errorf("RevokeKey(zero time) = %v, want ErrInvalid", err)
+			}
+		})
 	})
 }
 
 func TestReopenKeepsDataAndMigratesOnce(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "sluice.db")
-	st, err := OpenSQLite(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustCreateClient(t, st, "alice", "eng")
-	if err := st.CreateKey(ctx, testKey("k1", "alice", "sk-sl-AAAAsecret1")); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.InsertUsage(ctx, []UsageEvent{event("r1", "alice", "eng", "gpt-4o", t0, 10, 5)}); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	for i := range 2 {
-		st, err = OpenSQLite(ctx, path)
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		loc := b.newDB(t)
+		st, err := b.open(ctx, loc)
 		if err != nil {
-			t.Fatalf("reopen %d: %v", i, err)
+			t.Fatal(err)
 		}
-		if _, err := st.GetClient(ctx, "alice"); err != nil {
-			t.Errorf("reopen %d: client lost: %v", i, err)
+		mustCreateClient(t, st, "alice", "eng")
+		if err := st.CreateKey(ctx, testKey("k1", "alice", "sk-sl-AAAAsecret1")); err != nil {
+			t.Fatal(err)
 		}
-		if _, _, err := st.KeyByHash(ctx, sha256.Sum256([]byte("sk-sl-AAAAsecret1"))); err != nil {
-			t.Errorf("reopen %d: key lost: %v", i, err)
-		}
-		rows, err := st.Report(ctx, ReportQuery{GroupBy: GroupByClient})
-		if err != nil || len(rows) != 1 || rows[0].Requests != 1 {
-			t.Errorf("reopen %d: usage = %+v, %v; want one request", i, rows, err)
+		if err := st.InsertUsage(ctx, []UsageEvent{event("r1", "alice", "eng", "gpt-4o", t0, 10, 5)}); err != nil {
+			t.Fatal(err)
 		}
 		if err := st.Close(); err != nil {
 			t.Fatal(err)
 		}
-	}
 
+		for i := range 2 {
+			st, err = b.open(ctx, loc)
+			if err != nil {
+				t.Fatalf("reopen %d: %v", i, err)
+			}
+			if _, err := st.GetClient(ctx, "alice"); err != nil {
+				t.Errorf("reopen %d: client lost: %v", i, err)
+			}
+			if _, _, err := st.KeyByHash(ctx, sha256.Sum256([]byte("sk-sl-AAAAsecret1"))); err != nil {
+				t.Errorf("reopen %d: key lost: %v", i, err)
+			}
+			rows, err := st.Report(ctx, ReportQuery{GroupBy: GroupByClient})
+			if err != nil || len(rows) != 1 || rows[0].Requests != 1 {
+				t.Errorf("reopen %d: usage = %+v, %v; want one request", i, rows, err)
+			}
+			if err := st.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		assertMigratedOnce(t, b.raw(t, loc))
+	})
+}
+
+// assertMigratedOnce checks that every migration is recorded exactly once.
+func assertMigratedOnce(t *testing.T, db *sql.DB) {
+	t.Helper()
 	migrations, err := loadMigrations()
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := rawDB(t, path)
-	var applied int
-	if err := db.QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&applied); err != nil {
+	var applied, distinct int
+	if err := db.QueryRow(`SELECT COUNT(*), COUNT(DISTINCT version) FROM schema_migrations`).Scan(&applied, &distinct); err != nil {
 		t.Fatal(err)
 	}
-	if applied != len(migrations) {
-		t.Errorf("schema_migrations has %d rows after three opens, want %d", applied, len(migrations))
+	if applied != len(migrations) || distinct != len(migrations) {
+		t.Errorf("schema_migrations has %d rows (%d versions), want %d", applied, distinct, len(migrations))
 	}
 }
 
-func rawDB(t *testing.T, path string) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	return db
+// TestConcurrentOpenMigratesOnce starts several replicas at once against one
+// new database: every one must open, and the schema must be applied once.
+func TestConcurrentOpenMigratesOnce(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		loc := b.newDB(t)
+		const replicas = 6
+		stores := make([]Store, replicas)
+		errs := make([]error, replicas)
+		var wg sync.WaitGroup
+		for i := range replicas {
+			wg.Go(func() { stores[i], errs[i] = b.open(context.Background(), loc) })
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("replica %d: %v", i, err)
+				continue
+			}
+			t.Cleanup(func() { _ = stores[i].Close() })
+		}
+		if t.Failed() {
+			return
+		}
+		assertMigratedOnce(t, b.raw(t, loc))
+		// Each replica works on the shared schema.
+		for i, st := range stores {
+			mustCreateClient(t, st, fmt.Sprintf("client-%d", i), "eng")
+		}
+		if got, _ := stores[0].ListClients(context.Background()); len(got) != replicas {
+			t.Errorf("replica 0 sees %d clients, want %d", len(got), replicas)
+		}
+	})
+}
+
+// TestReplicasShareState opens one database twice, as two gateway replicas
+// do: a key revoked through one is revoked for the other, and usage written
+// by both is reported together.
+func TestReplicasShareState(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		a, loc := openNew(t, b)
+		other := openAt(t, b, loc)
+		mustCreateClient(t, a, "alice", "eng")
+		k := testKey("k1", "alice", "sk-sl-AAAAsecret1")
+		if err := a.CreateKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		if err := other.RevokeKey(ctx, "k1", t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		key, _, err := a.KeyByHash(ctx, k.Hash)
+		if err != nil || key.Active() {
+			t.Errorf("after a revocation through the other replica: key %+v, %v; want revoked", key, err)
+		}
+		if err := a.InsertUsage(ctx, []UsageEvent{event("ra", "alice", "eng", "m", t0, 1, 1)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := other.InsertUsage(ctx, []UsageEvent{event("rb", "alice", "eng", "m", t0, 2, 2)}); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := a.Report(ctx, ReportQuery{GroupBy: GroupByClient})
+		if err != nil || len(rows) != 1 || rows[0].Requests != 2 || rows[0].TotalTokens != 6 {
+			t.Errorf("Report = %+v, %v; want both replicas' requests", rows, err)
+		}
+	})
 }
 
 func TestOpenRefusesNewerSchema(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		loc := b.newDB(t)
+		st, err := b.open(ctx, loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = st.Close()
+		if _, err := b.raw(t, loc).Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (9999, 0)`); err != nil {
+			t.Fatal(err)
+		}
+		_, err = b.open(ctx, loc)
+		if err == nil || !strings.Contains(err.Error(), "newer") {
+			t.Errorf("open on a newer schema = %v, want an error saying it is newer", err)
+		}
+	})
+}
+
+func TestOpen(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "sluice.db")
-	st, err := OpenSQLite(ctx, path)
+	st, err := Open(ctx, DriverSQLite, sqliteBackend.newDB(t))
+	if err != nil {
+		t.Fatalf("Open(sqlite) = %v", err)
+	}
+	_ = st.Close()
+	for _, tt := range []struct{ driver, dsn string }{
+		{"mysql", "x"},
+		{DriverSQLite, ""},
+		{DriverPostgres, ""},
+	} {
+		if _, err := Open(ctx, tt.driver, tt.dsn); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Open(%q, %q) = %v, want ErrInvalid", tt.driver, tt.dsn, err)
+		}
+	}
+}
+
+// TestOpenPostgresKeepsPasswordOutOfErrors: the error of a failed connection
+// ends up in logs, so it must name the server but not the password.
+func TestOpenPostgresKeepsPasswordOutOfErrors(t *testing.T) {
+	u, err := url.Parse(testenv.Postgres(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = st.Close()
-	if _, err := rawDB(t, path).Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (9999, 0)`); err != nil {
+	const secret = "wrong-Pa55word-0xdeadbeef"
+	u.User = url.UserPassword(u.User.Username(), secret)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = OpenPostgres(ctx, u.String())
+	if err == nil {
+		t.Fatal("OpenPostgres with a wrong password succeeded")
+	}
+	if strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), u.Hostname()) {
+		t.Errorf("error = %q: want the host named and the password absent", err)
+	}
+}
+
+func TestMigrationsRenderForEveryDialect(t *testing.T) {
+	migrations, err := loadMigrations()
+	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = OpenSQLite(ctx, path)
-	if err == nil || !strings.Contains(err.Error(), "newer") {
-		t.Errorf("OpenSQLite on a newer schema = %v, want an error saying it is newer", err)
+	for _, d := range []dialect{sqliteDialect, postgresDialect} {
+		for _, m := range migrations {
+			out, err := d.render(m.sql)
+			if err != nil {
+				t.Errorf("%s: %s: %v", d.name, m.name, err)
+			}
+			if strings.Contains(out, "{{") {
+				t.Errorf("%s: %s: a placeholder was left: %s", d.name, m.name, out)
+			}
+		}
 	}
+	tests := []struct {
+		in, sqlite, postgres string
+	}{
+		{"data {{bytes}} NOT NULL", "data BLOB NOT NULL", "data BYTEA NOT NULL"},
+		{"id {{ serial_pk }},", "id INTEGER PRIMARY KEY AUTOINCREMENT,", "id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"},
+	}
+	for _, tt := range tests {
+		if got, _ := sqliteDialect.render(tt.in); got != tt.sqlite {
+			t.Errorf("sqlite render(%q) = %q, want %q", tt.in, got, tt.sqlite)
+		}
+		if got, _ := postgresDialect.render(tt.in); got != tt.postgres {
+			t.Errorf("postgres render(%q) = %q, want %q", tt.in, got, tt.postgres)
+		}
+	}
+	if _, err := sqliteDialect.render("x {{blob}}"); err == nil || !strings.Contains(err.Error(), "blob") {
+		t.Errorf("render of an unknown placeholder = %v, want an error naming it", err)
+	}
+}
+
+// TestPlaceholderTypesWork creates a table with every placeholder in each
+// real database, so that a dialect's SQL for them is known to be accepted.
+func TestPlaceholderTypesWork(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		st, loc := openNew(t, b)
+		_ = st
+		d := map[string]dialect{"sqlite": sqliteDialect, "postgres": postgresDialect}[b.name]
+		ddl, err := d.render(`CREATE TABLE placeholder_check (id {{serial_pk}}, data {{bytes}} NOT NULL)`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db := b.raw(t, loc)
+		if _, err := db.Exec(ddl); err != nil {
+			t.Fatal(err)
+		}
+		for _, data := range [][]byte{{0, 1, 2, 255}, {'x'}} {
+			if _, err := db.Exec(`INSERT INTO placeholder_check (data) VALUES ($1)`, data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var (
+			id   int64
+			data []byte
+		)
+		if err := db.QueryRow(`SELECT id, data FROM placeholder_check ORDER BY id LIMIT 1`).Scan(&id, &data); err != nil {
+			t.Fatal(err)
+		}
+		if id < 1 || !bytes.Equal(data, []byte{0, 1, 2, 255}) {
+			t.Errorf("first row = %d, %q; want a generated id and the bytes back", id, data)
+		}
+	})
 }
 
 func event(reqID, client, dept, model string, at time.Time, prompt, completion int64) UsageEvent {
@@ -330,175 +505,183 @@ func event(reqID, client, dept, model string, at time.Time, prompt, completion i
 }
 
 func TestReport(t *testing.T) {
-	st, _ := openTest(t)
-	ctx := context.Background()
-	from, to := t0, t0.Add(24*time.Hour)
-	events := []UsageEvent{
-		event("before", "alice", "eng", "gpt-4o", from.Add(-time.Nanosecond), 1000, 1000),
-		event("first", "alice", "eng", "gpt-4o", from, 10, 5),
-		event("r2", "bob", "eng", "gpt-4o-mini", from.Add(time.Hour), 20, 10),
-		event("r3", "carol", "sales", "gpt-4o", from.Add(2*time.Hour), 30, 0),
-		event("last", "carol", "sales", "gpt-4o-mini", to.Add(-time.Nanosecond), 1, 1),
-		event("at-end", "carol", "sales", "gpt-4o", to, 1000, 1000),
-	}
-	denied := UsageEvent{Time: from.Add(3 * time.Hour), RequestID: "denied", Status: 401, Code: "invalid_api_key"}
-	if err := st.InsertUsage(ctx, append(events, denied)); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		groupBy string
-		want    []ReportRow
-	}{
-		{GroupByDepartment, []ReportRow{
-			{Group: "", Requests: 1},
-			{Group: "eng", Requests: 2, PromptTokens: 30, CompletionTokens: 15, TotalTokens: 45, CostMicros: 135},
-			{Group: "sales", Requests: 2, PromptTokens: 31, CompletionTokens: 1, TotalTokens: 32, CostMicros: 96},
-		}},
-		{GroupByClient, []ReportRow{
-			{Group: "", Requests: 1},
-			{Group: "alice", Requests: 1, PromptTokens: 10, CompletionTokens: 5, TotalTokens: 15, CostMicros: 45},
-			{Group: "bob", Requests: 1, PromptTokens: 20, CompletionTokens: 10, TotalTokens: 30, CostMicros: 90},
-			{Group: "carol", Requests: 2, PromptTokens: 31, CompletionTokens: 1, TotalTokens: 32, CostMicros: 96},
-		}},
-		{GroupByModel, []ReportRow{
-			{Group: "", Requests: 1},
-			{Group: "gpt-4o", Requests: 2, PromptTokens: 40, CompletionTokens: 5, TotalTokens: 45, CostMicros: 135},
-			{Group: "gpt-4o-mini", Requests: 2, PromptTokens: 21, CompletionTokens: 11, TotalTokens: 32, CostMicros: 96},
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.groupBy, func(t *testing.T) {
-			got, err := st.Report(ctx, ReportQuery{From: from, To: to, GroupBy: tt.groupBy})
+	eachBackend(t, func(t *testing.T, b backend) {
+		st, _ := openNew(t, b)
+		ctx := context.Background()
+		from, to := t0, t0.Add(24*time.Hour)
+		events := []UsageEvent{
+			event("before", "alice", "eng", "gpt-4o", from.Add(-time.Nanosecond), 1000, 1000),
+			event("first", "alice", "eng", "gpt-4o", from, 10, 5),
+			event("r2", "bob", "eng", "gpt-4o-mini", from.Add(time.Hour), 20, 10),
+			event("r3", "carol", "sales", "gpt-4o", from.Add(2*time.Hour), 30, 0),
+			event("last", "carol", "sales", "gpt-4o-mini", to.Add(-time.Nanosecond), 1, 1),
+			event("at-end", "carol", "sales", "gpt-4o", to, 1000, 1000),
+		}
+		denied := UsageEvent{Time: from.Add(3 * time.Hour), RequestID: "denied", Status: 401, Code: "invalid_api_key"}
+		if err := st.InsertUsage(ctx, append(events, denied)); err != nil {
+			t.Fatal(err)
+		}
+		tests := []struct {
+			groupBy string
+			want    []ReportRow
+		}{
+			{GroupByDepartment, []ReportRow{
+				{Group: "", Requests: 1},
+				{Group: "eng", Requests: 2, PromptTokens: 30, CompletionTokens: 15, TotalTokens: 45, CostMicros: 135},
+				{Group: "sales", Requests: 2, PromptTokens: 31, CompletionTokens: 1, TotalTokens: 32, CostMicros: 96},
+			}},
+			{GroupByClient, []ReportRow{
+				{Group: "", Requests: 1},
+				{Group: "alice", Requests: 1, PromptTokens: 10, CompletionTokens: 5, TotalTokens: 15, CostMicros: 45},
+				{Group: "bob", Requests: 1, PromptTokens: 20, CompletionTokens: 10, TotalTokens: 30, CostMicros: 90},
+				{Group: "carol", Requests: 2, PromptTokens: 31, CompletionTokens: 1, TotalTokens: 32, CostMicros: 96},
+			}},
+			{GroupByModel, []ReportRow{
+				{Group: "", Requests: 1},
+				{Group: "gpt-4o", Requests: 2, PromptTokens: 40, CompletionTokens: 5, TotalTokens: 45, CostMicros: 135},
+				{Group: "gpt-4o-mini", Requests: 2, PromptTokens: 21, CompletionTokens: 11, TotalTokens: 32, CostMicros: 96},
+			}},
+		}
+		for _, tt := range tests {
+			t.Run(tt.groupBy, func(t *testing.T) {
+				got, err := st.Report(ctx, ReportQuery{From: from, To: to, GroupBy: tt.groupBy})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(got, tt.want) {
+					t.Errorf("Report =\n%+v\nwant\n%+v", got, tt.want)
+				}
+			})
+		}
+
+		t.Run("open range counts everything", func(t *testing.T) {
+			got, err := st.Report(ctx, ReportQuery{GroupBy: GroupByDepartment})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("Report =\n%+v\nwant\n%+v", got, tt.want)
+			var n int64
+			for _, r := range got {
+				n += r.Requests
+			}
+			if n != 7 {
+				t.Errorf("requests over all time = %d, want 7", n)
 			}
 		})
-	}
 
-	t.Run("open range counts everything", func(t *testing.T) {
-		got, err := st.Report(ctx, ReportQuery{GroupBy: GroupByDepartment})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var n int64
-		for _, r := range got {
-			n += r.Requests
-		}
-		if n != 7 {
-			t.Errorf("requests over all time = %d, want 7", n)
-		}
-	})
-
-	t.Run("bad queries", func(t *testing.T) {
-		for _, q := range []ReportQuery{
-			{GroupBy: "tier"},
-			{GroupBy: GroupByClient, From: to, To: from},
-		} {
-			if _, err := st.Report(ctx, q); !errors.Is(err, ErrInvalid) {
-				t.Errorf("Report(%+v) = %v, want ErrInvalid", q, err)
+		t.Run("bad queries", func(t *testing.T) {
+			for _, q := range []ReportQuery{
+				{GroupBy: "tier"},
+				{GroupBy: GroupByClient, From: to, To: from},
+			} {
+				if _, err := st.Report(ctx, q); !errors.Is(err, ErrInvalid) {
+					t.Errorf("Report(%+v) = %v, want ErrInvalid", q, err)
+				}
 			}
-		}
+		})
 	})
 }
 
 func TestUsageSince(t *testing.T) {
-	st, _ := openTest(t)
-	ctx := context.Background()
-	since := t0.Add(12 * time.Hour)
-	err := st.InsertUsage(ctx, []UsageEvent{
-		event("old", "alice", "eng", "m", since.Add(-time.Nanosecond), 100, 100),
-		event("a1", "alice", "eng", "m", since, 10, 5),
-		event("a2", "alice", "eng", "m", since.Add(time.Minute), 1, 1),
-		event("b1", "bob", "sales", "m", since.Add(time.Hour), 7, 0),
-		{Time: since.Add(time.Hour), RequestID: "anon", Status: 401, Code: "invalid_api_key"},
-		{Time: since.Add(time.Hour), RequestID: "limited", ClientID: "bob", Department: "sales", Status: 429, Code: "rate_limit_exceeded", UsageSource: UsageNone},
+	eachBackend(t, func(t *testing.T, b backend) {
+		st, _ := openNew(t, b)
+		ctx := context.Background()
+		since := t0.Add(12 * time.Hour)
+		err := st.InsertUsage(ctx, []UsageEvent{
+			event("old", "alice", "eng", "m", since.Add(-time.Nanosecond), 100, 100),
+			event("a1", "alice", "eng", "m", since, 10, 5),
+			event("a2", "alice", "eng", "m", since.Add(time.Minute), 1, 1),
+			event("b1", "bob", "sales", "m", since.Add(time.Hour), 7, 0),
+			{Time: since.Add(time.Hour), RequestID: "anon", Status: 401, Code: "invalid_api_key"},
+			{Time: since.Add(time.Hour), RequestID: "limited", ClientID: "bob", Department: "sales", Status: 429, Code: "rate_limit_exceeded", UsageSource: UsageNone},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.UsageSince(ctx, since)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []UsageTotal{
+			{ClientID: "alice", Department: "eng", Requests: 2, TotalTokens: 17, CostMicros: 51},
+			{ClientID: "bob", Department: "sales", Requests: 1, TotalTokens: 7, CostMicros: 21},
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("UsageSince =\n%+v\nwant\n%+v", got, want)
+		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := st.UsageSince(ctx, since)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []UsageTotal{
-		{ClientID: "alice", Department: "eng", Requests: 2, TotalTokens: 17, CostMicros: 51},
-		{ClientID: "bob", Department: "sales", Requests: 1, TotalTokens: 7, CostMicros: 21},
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("UsageSince =\n%+v\nwant\n%+v", got, want)
-	}
 }
 
 func TestInsertUsageRejectsBadBatchWhole(t *testing.T) {
-	st, _ := openTest(t)
-	ctx := context.Background()
-	good := event("good", "alice", "eng", "m", t0, 1, 1)
-	tests := []struct {
-		name string
-		bad  UsageEvent
-	}{
-		{"no request id", UsageEvent{Time: t0}},
-		{"zero time", UsageEvent{RequestID: "r"}},
-		{"negative tokens", UsageEvent{RequestID: "r", Time: t0, PromptTokens: -1}},
-		{"unknown usage source", UsageEvent{RequestID: "r", Time: t0, UsageSource: "guessed"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := st.InsertUsage(ctx, []UsageEvent{good, tt.bad})
-			if !errors.Is(err, ErrInvalid) {
-				t.Errorf("InsertUsage = %v, want ErrInvalid", err)
-			}
-		})
-	}
-	rows, err := st.Report(ctx, ReportQuery{GroupBy: GroupByClient})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rows) != 0 {
-		t.Errorf("a rejected batch left rows behind: %+v", rows)
-	}
+	eachBackend(t, func(t *testing.T, b backend) {
+		st, _ := openNew(t, b)
+		ctx := context.Background()
+		good := event("good", "alice", "eng", "m", t0, 1, 1)
+		tests := []struct {
+			name string
+			bad  UsageEvent
+		}{
+			{"no request id", UsageEvent{Time: t0}},
+			{"zero time", UsageEvent{RequestID: "r"}},
+			{"negative tokens", UsageEvent{RequestID: "r", Time: t0, PromptTokens: -1}},
+			{"unknown usage source", UsageEvent{RequestID: "r", Time: t0, UsageSource: "guessed"}},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				err := st.InsertUsage(ctx, []UsageEvent{good, tt.bad})
+				if !errors.Is(err, ErrInvalid) {
+					t.Errorf("InsertUsage = %v, want ErrInvalid", err)
+				}
+			})
+		}
+		rows, err := st.Report(ctx, ReportQuery{GroupBy: GroupByClient})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 0 {
+			t.Errorf("a rejected batch left rows behind: %+v", rows)
+		}
+	})
 }
 
 func TestConcurrentInsertUsageLosesNothing(t *testing.T) {
-	st, _ := openTest(t)
-	ctx := context.Background()
-	const writers, batches, perBatch = 8, 25, 40
-	var wg sync.WaitGroup
-	errs := make(chan error, writers)
-	for w := range writers {
-		wg.Go(func() {
-			for b := range batches {
-				batch := make([]UsageEvent, perBatch)
-				for i := range batch {
-					batch[i] = event(fmt.Sprintf("w%d-b%d-%d", w, b, i), fmt.Sprintf("client-%d", w), "eng", "m", t0.Add(time.Duration(i)), 2, 1)
+	eachBackend(t, func(t *testing.T, b backend) {
+		st, _ := openNew(t, b)
+		ctx := context.Background()
+		const writers, batches, perBatch = 8, 25, 40
+		var wg sync.WaitGroup
+		errs := make(chan error, writers)
+		for w := range writers {
+			wg.Go(func() {
+				for b := range batches {
+					batch := make([]UsageEvent, perBatch)
+					for i := range batch {
+						batch[i] = event(fmt.Sprintf("w%d-b%d-%d", w, b, i), fmt.Sprintf("client-%d", w), "eng", "m", t0.Add(time.Duration(i)), 2, 1)
+					}
+					if err := st.InsertUsage(ctx, batch); err != nil {
+						errs <- err
+						return
+					}
 				}
-				if err := st.InsertUsage(ctx, batch); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatalf("InsertUsage: %v", err)
-	}
-	totals, err := st.UsageSince(ctx, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(totals) != writers {
-		t.Fatalf("UsageSince has %d clients, want %d", len(totals), writers)
-	}
-	for _, u := range totals {
-		if u.Requests != batches*perBatch || u.TotalTokens != 3*batches*perBatch {
-			t.Errorf("%s: %d requests, %d tokens; want %d, %d", u.ClientID, u.Requests, u.TotalTokens, batches*perBatch, 3*batches*perBatch)
+			})
 		}
-	}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("InsertUsage: %v", err)
+		}
+		totals, err := st.UsageSince(ctx, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(totals) != writers {
+			t.Fatalf("UsageSince has %d clients, want %d", len(totals), writers)
+		}
+		for _, u := range totals {
+			if u.Requests != batches*perBatch || u.TotalTokens != 3*batches*perBatch {
+				t.Errorf("%s: %d requests, %d tokens; want %d, %d", u.ClientID, u.Requests, u.TotalTokens, batches*perBatch, 3*batches*perBatch)
+			}
+		}
+	})
 }
 
 // BenchmarkInsertUsage measures one ledger batch of 256 events, the
