@@ -107,6 +107,14 @@ func Test(ctx context.Context, fsys fs.FS, data map[string]any) (TestReport, err
 	if err != nil {
 		return TestReport{}, fmt.Errorf("policy: test: %w", err)
 	}
+	return runTests(ctx, files, data, true)
+}
+
+// errNoTests is runTests' error when the files hold no test_ rule.
+var errNoTests = errors.New("policy: test: no test_ rules found")
+
+// runTests runs the test_ rules of files, measuring coverage if asked.
+func runTests(ctx context.Context, files []regoFile, data map[string]any, coverage bool) (TestReport, error) {
 	modules := make(map[string]*ast.Module, len(files))
 	var errs []error
 	for _, f := range files {
@@ -133,8 +141,10 @@ func Test(ctx context.Context, fsys fs.FS, data map[string]any) (TestReport, err
 		SetDefaultRegoVersion(ast.RegoV1).
 		SetModules(modules).
 		SetStore(store).
-		SetCoverageQueryTracer(cov).
 		CapturePrintOutput(true)
+	if coverage {
+		runner = runner.SetCoverageQueryTracer(cov)
+	}
 	results, err := runner.RunTests(ctx, nil)
 	if err != nil {
 		return TestReport{}, fmt.Errorf("policy: test: %w", err)
@@ -157,7 +167,10 @@ func Test(ctx context.Context, fsys fs.FS, data map[string]any) (TestReport, err
 		report.Results = append(report.Results, tr)
 	}
 	if len(report.Results) == 0 {
-		return TestReport{}, errors.New("policy: test: no test_ rules found")
+		return TestReport{}, errNoTests
+	}
+	if !coverage {
+		return report, nil
 	}
 
 	// Coverage counts the policy only: test files cover themselves trivially.

@@ -178,7 +178,7 @@ func TestEvalDecidesAsTheGateway(t *testing.T) {
 	}
 	for _, c := range cases {
 		input := map[string]any{
-			"client":   map[string]any{"id": "billing-bot", "tier": "standard"},
+			"client":   map[string]any{"id": "billing-bot", "tier": "standard", "department": ""},
 			"request":  map[string]any{"model": c.model},
 			"findings": []any{},
 		}

@@ -1,0 +1,476 @@
+package policy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/storage"
+)
+
+// Source is where a policy set is read from: a folder on disk, which
+// Set.Watch follows, or a file system such as policies.FS, which is loaded
+// but never watched.
+type Source struct {
+	// Dir is a folder of .rego files; it wins over FS.
+	Dir string
+	// FS is read when Dir is "".
+	FS fs.FS
+}
+
+func (s Source) isZero() bool { return s.Dir == "" && s.FS == nil }
+
+func (s Source) fsys() fs.FS {
+	if s.Dir != "" {
+		return os.DirFS(s.Dir)
+	}
+	return s.FS
+}
+
+// String names the source in status and errors: the folder, or "embedded".
+func (s Source) String() string {
+	if s.Dir != "" {
+		return s.Dir
+	}
+	return "embedded"
+}
+
+// SetConfig configures a Set.
+type SetConfig struct {
+	// Policies is the enforced policy set. Required.
+	Policies Source
+	// Shadow, if set, is evaluated beside Policies on every decision and
+	// compared with it, never enforced.
+	Shadow Source
+	// Data is the initial data document, e.g. {"sluice": {"tiers": ...}}.
+	Data map[string]any
+	// TimeZone is the zone of input.time; nil means UTC.
+	TimeZone *time.Location
+	// Reloaded, if set, is called after every reload of either set, from
+	// Reload or Watch, with the set's name ("enforced" or "shadow") and the
+	// error that kept it out (nil when the reload took effect or found
+	// nothing changed). It runs on the reloading goroutine.
+	Reloaded func(set string, err error)
+}
+
+// Set is the policy in force, reloadable while requests are decided: an
+// enforced Engine, an optional shadow Engine, and the data both read. A
+// reload is all or nothing: the new files are parsed, compiled strictly,
+// their test_ rules run, and the data copied in before the new engine
+// replaces the old one in a single atomic store, so a decision sees either
+// set whole. A reload that fails at any step leaves the last good set in
+// force and is reported in Status.
+//
+// A Set is safe for concurrent use.
+type Set struct {
+	cfg      SetConfig
+	enforced *slot
+	shadow   *slot // nil without a shadow set
+	// dataMu orders data writes and swaps: a write reaches the engine in
+	// force, and a new engine copies the data of the engine it replaces, so
+	// no write can fall between the copy and the swap.
+	dataMu sync.Mutex
+	// reloadMu keeps Watch, SIGHUP and the admin call from reloading at once.
+	reloadMu sync.Mutex
+
+	disagreements atomic.Uint64
+	shadowErrors  atomic.Uint64
+}
+
+// slot holds one policy set: its engine and its reload record.
+type slot struct {
+	name   string
+	src    Source
+	engine atomic.Pointer[Engine]
+
+	mu     sync.Mutex // guards status
+	status SetStatus
+}
+
+// Status is the state of a Set, for the admin API and metrics.
+type Status struct {
+	Enforced SetStatus  `json:"enforced"`
+	Shadow   *SetStatus `json:"shadow,omitempty"`
+	// Disagreements counts decisions where the shadow set decided otherwise
+	// than the enforced one (see Set.Decide).
+	Disagreements uint64 `json:"disagreements"`
+	// ShadowErrors counts shadow evaluations that failed.
+	ShadowErrors uint64 `json:"shadow_errors"`
+}
+
+// SetStatus is the state of one policy set.
+type SetStatus struct {
+	// Source is the folder, or "embedded".
+	Source string `json:"source"`
+	// Revision, LoadedAt and Files describe the files in force.
+	Revision string    `json:"revision"`
+	LoadedAt time.Time `json:"loaded_at"`
+	Files    []string  `json:"files"`
+	// Tests is how many test_ rules the files in force passed.
+	Tests     int  `json:"tests"`
+	UsesUsage bool `json:"uses_usage"`
+	// ReloadsOK and ReloadsFailed count reloads since the set was created,
+	// the first load not included.
+	ReloadsOK     uint64 `json:"reloads_ok"`
+	ReloadsFailed uint64 `json:"reloads_failed"`
+	// LastError is the last failed reload, cleared by the next good one.
+	LastError *ReloadError `json:"last_error,omitempty"`
+}
+
+// ReloadError is why a policy set was not loaded.
+type ReloadError struct {
+	At time.Time `json:"at"`
+	// Revision is that of the files that failed; "" when they could not be
+	// read.
+	Revision string `json:"revision,omitempty"`
+	// Problems locate the errors: parse and compile errors, failing tests
+	// (at the test rule), a decision rule missing.
+	Problems []Problem `json:"problems"`
+}
+
+// Error lists the problems as "file:line: message", one per line.
+func (e *ReloadError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// NewSet loads cfg.Policies, and cfg.Shadow if set, as Reload would: a
+// set whose files do not compile or whose test_ rules fail is an error.
+func NewSet(ctx context.Context, cfg SetConfig) (*Set, error) {
+	if cfg.Policies.isZero() {
+		return nil, errors.New("policy: new set: no policy source")
+	}
+	s := &Set{cfg: cfg, enforced: &slot{name: "enforced", src: cfg.Policies}}
+	data := cfg.Data
+	if data == nil {
+		data = map[string]any{}
+	}
+	if err := s.load(ctx, s.enforced, data); err != nil {
+		return nil, fmt.Errorf("policy: load %s: %w", cfg.Policies, err)
+	}
+	if !cfg.Shadow.isZero() {
+		s.shadow = &slot{name: "shadow", src: cfg.Shadow}
+		if err := s.load(ctx, s.shadow, data); err != nil {
+			return nil, fmt.Errorf("policy: load shadow %s: %w", cfg.Shadow, err)
+		}
+	}
+	return s, nil
+}
+
+// Engine returns the enforced engine in force. It stays usable after a
+// reload replaces it, with the data it had then.
+func (s *Set) Engine() *Engine { return s.enforced.engine.Load() }
+
+// UsesUsage reports whether the enforced or the shadow set may read
+// input.usage; when false the caller can leave Input.Usage nil.
+func (s *Set) UsesUsage() bool {
+	if s.enforced.engine.Load().UsesUsage() {
+		return true
+	}
+	return s.shadow != nil && s.shadow.engine.Load().UsesUsage()
+}
+
+// Reload reads both sets from their sources again and swaps in each one
+// that changed and passes. It returns the errors of the sets that failed,
+// which stay as they were; Status records the same.
+func (s *Set) Reload(ctx context.Context) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	err := s.reload(ctx, s.enforced)
+	if s.shadow != nil {
+		err = errors.Join(err, s.reload(ctx, s.shadow))
+	}
+	return err
+}
+
+func (s *Set) reload(ctx context.Context, sl *slot) error {
+	err := s.load(ctx, sl, nil)
+	sl.mu.Lock()
+	if err != nil {
+		sl.status.ReloadsFailed++
+	} else {
+		sl.status.ReloadsOK++
+	}
+	sl.mu.Unlock()
+	if s.cfg.Reloaded != nil {
+		s.cfg.Reloaded(sl.name, err)
+	}
+	if err != nil {
+		return fmt.Errorf("policy: reload %s set from %s: %w", sl.name, sl.src, err)
+	}
+	return nil
+}
+
+// load reads, tests and compiles sl's files and swaps them in. data is the
+// data for the first load; later loads copy the data of the enforced
+// engine.
+func (s *Set) load(ctx context.Context, sl *slot, data map[string]any) error {
+	e, tests, err := s.build(ctx, sl)
+	unchanged := err == nil && e == sl.engine.Load()
+	if err == nil && !unchanged {
+		err = s.swap(ctx, sl, e, data)
+	}
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	if err != nil {
+		var re *ReloadError
+		if !errors.As(err, &re) {
+			re = &ReloadError{Problems: problemsOf("", err)}
+		}
+		re.At = time.Now()
+		sl.status.LastError = re
+		return err
+	}
+	sl.status.LastError = nil
+	if unchanged {
+		return nil
+	}
+	sl.status.Source = sl.src.String()
+	sl.status.Revision = e.revision
+	sl.status.LoadedAt = time.Now()
+	sl.status.Files = e.files
+	sl.status.Tests = tests
+	sl.status.UsesUsage = e.usesUsage
+	return nil
+}
+
+// build reads sl's files and returns the engine in force when they have
+// not changed, else a new engine, compiled and tested, with no data yet.
+func (s *Set) build(ctx context.Context, sl *slot) (*Engine, int, error) {
+	files, err := readRegoFiles(sl.src.fsys(), true)
+	if err != nil {
+		return nil, 0, err
+	}
+	rev := revision(files)
+	if cur := sl.engine.Load(); cur != nil && cur.revision == rev {
+		return cur, 0, nil
+	}
+	fail := func(problems []Problem) error { return &ReloadError{Revision: rev, Problems: problems} }
+
+	e, err := compile(ctx, files, []Option{WithTimeZone(s.cfg.TimeZone)})
+	if err != nil {
+		return nil, 0, fail(problemsOf("", err))
+	}
+	report, err := runTests(ctx, files, nil, false)
+	if errors.Is(err, errNoTests) {
+		return e, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fail(problemsOf("", err))
+	}
+	var problems []Problem
+	for _, r := range report.Results {
+		if r.Pass() || r.Skip {
+			continue
+		}
+		p := Problem{File: r.Location, Message: fmt.Sprintf("test %s.%s failed", r.Package, r.Name)}
+		if r.Err != nil {
+			p.Message = fmt.Sprintf("test %s.%s: %v", r.Package, r.Name, r.Err)
+		}
+		if i := strings.LastIndexByte(r.Location, ':'); i > 0 {
+			if line, err := strconv.Atoi(r.Location[i+1:]); err == nil {
+				p.File, p.Line = r.Location[:i], line
+			}
+		}
+		problems = append(problems, p)
+	}
+	if len(problems) > 0 {
+		return nil, 0, fail(problems)
+	}
+	return e, len(report.Results), nil
+}
+
+// swap gives e the data (data, else that of the enforced engine in force)
+// and puts it in force in sl. The data is written before the swap, so the
+// first decision of e already sees it, derived data included.
+func (s *Set) swap(ctx context.Context, sl *slot, e *Engine, data map[string]any) error {
+	s.dataMu.Lock()
+	defer s.dataMu.Unlock()
+	var value any = data
+	if data == nil {
+		v, err := s.enforced.engine.Load().readData(ctx)
+		if err != nil {
+			return fmt.Errorf("copy data: %w", err)
+		}
+		value = v
+	}
+	if err := e.write(ctx, storage.RootPath, value); err != nil {
+		return fmt.Errorf("write data: %w", err)
+	}
+	sl.engine.Store(e)
+	return nil
+}
+
+// readData returns the whole data document of e.
+func (e *Engine) readData(ctx context.Context) (any, error) {
+	return storage.ReadOne(ctx, e.store, storage.RootPath)
+}
+
+// SetData writes value at path in the enforced and the shadow engine, as
+// Engine.SetData does, and keeps it for the engines later reloads bring.
+// An error of the enforced engine is returned and leaves both as they were;
+// the shadow's is recorded as its LastError, since the shadow set must not
+// stop the gateway from taking new data.
+func (s *Set) SetData(ctx context.Context, path string, value any) error {
+	s.dataMu.Lock()
+	defer s.dataMu.Unlock()
+	if err := s.enforced.engine.Load().SetData(ctx, path, value); err != nil {
+		return err
+	}
+	if s.shadow == nil {
+		return nil
+	}
+	if err := s.shadow.engine.Load().SetData(ctx, path, value); err != nil {
+		s.shadow.mu.Lock()
+		s.shadow.status.LastError = &ReloadError{At: time.Now(), Problems: problemsOf("", err)}
+		s.shadow.mu.Unlock()
+	}
+	return nil
+}
+
+// Status returns the state of both sets and the shadow counters.
+func (s *Set) Status() Status {
+	st := Status{
+		Enforced:      s.enforced.snapshot(),
+		Disagreements: s.disagreements.Load(),
+		ShadowErrors:  s.shadowErrors.Load(),
+	}
+	if s.shadow != nil {
+		sh := s.shadow.snapshot()
+		st.Shadow = &sh
+	}
+	return st
+}
+
+func (sl *slot) snapshot() SetStatus {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	st := sl.status
+	st.Files = slices.Clone(st.Files)
+	if st.LastError != nil {
+		e := *st.LastError
+		e.Problems = slices.Clone(e.Problems)
+		st.LastError = &e
+	}
+	return st
+}
+
+// Result is one decision of a Set.
+type Result struct {
+	// ID identifies the decision in the decision log and the
+	// x-sluice-decision-id header: "dec_" and a string unique across
+	// processes.
+	ID string
+	// Revision is the enforced set's revision.
+	Revision string
+	// Decision is the enforced decision; zero when Decide returns an error.
+	Decision Decision
+	// Duration is how long the enforced evaluation took, input building
+	// included, shadow excluded.
+	Duration time.Duration
+	// Shadow is the shadow set's decision; nil without a shadow set.
+	Shadow *ShadowResult
+
+	at    time.Time
+	input ast.Value
+}
+
+// ShadowResult is the shadow set's decision for the same input.
+type ShadowResult struct {
+	Revision string
+	Decision Decision
+	// Err is the shadow's evaluation error; it never affects the enforced
+	// decision.
+	Err error
+	// Disagrees is set when the two sets decided differently (see
+	// Set.Decide), or when exactly one of them failed.
+	Disagrees bool
+	Duration  time.Duration
+}
+
+// Decide evaluates the enforced set for in, then the shadow set, if any,
+// on the same input, in the same goroutine. The error is the enforced
+// set's, for the caller to answer policy_error; the Result then still
+// carries the decision id and revision to log it with.
+//
+// The two decisions disagree when they differ in allowed, http_status,
+// code, limits, department_limits, redact, plugins, response_plugins or
+// restore (messages and headers are free to differ). Disagreements and
+// shadow errors are counted in Status; logging them is the caller's, or
+// the DecisionLog's, which always writes them.
+func (s *Set) Decide(ctx context.Context, in Input) (Result, error) {
+	e := s.enforced.engine.Load()
+	start := time.Now()
+	r := Result{ID: newDecisionID(), Revision: e.revision, at: start}
+	r.input = e.input(&in)
+	d, err := e.decide(ctx, r.input)
+	r.Decision = d
+	r.Duration = time.Since(start)
+	if s.shadow != nil {
+		r.Shadow = s.decideShadow(ctx, r.input, d, err)
+	}
+	return r, err
+}
+
+func (s *Set) decideShadow(ctx context.Context, input ast.Value, enforced Decision, enforcedErr error) *ShadowResult {
+	e := s.shadow.engine.Load()
+	start := time.Now()
+	d, err := e.decide(ctx, input)
+	sr := &ShadowResult{Revision: e.revision, Decision: d, Err: err, Duration: time.Since(start)}
+	if err != nil {
+		s.shadowErrors.Add(1)
+	}
+	switch {
+	case (err == nil) != (enforcedErr == nil):
+		sr.Disagrees = true
+	case err == nil:
+		sr.Disagrees = !sameOutcome(enforced, d)
+	}
+	if sr.Disagrees {
+		s.disagreements.Add(1)
+	}
+	return sr
+}
+
+// sameOutcome compares what the gateway acts on, leaving out the wording.
+func sameOutcome(a, b Decision) bool {
+	return a.Allowed == b.Allowed && a.HTTPStatus == b.HTTPStatus && a.Code == b.Code &&
+		a.Limits == b.Limits && a.DepartmentLimits == b.DepartmentLimits &&
+		slices.Equal(a.Redact, b.Redact) && slices.Equal(a.Plugins, b.Plugins) &&
+		slices.Equal(a.ResponsePlugins, b.ResponsePlugins) && a.Restore == b.Restore
+}
+
+// Explain evaluates the enforced set for in, like Decide, and tells how it
+// decided (see Engine.Explain).
+func (s *Set) Explain(ctx context.Context, in Input) (Explanation, error) {
+	return s.enforced.engine.Load().Explain(ctx, in)
+}
+
+// Decision ids are a random per-process prefix and a counter: unique across
+// replicas without coordination, and one atomic add per decision.
+var (
+	decisionIDPrefix = func() string {
+		b := make([]byte, 6)
+		_, _ = rand.Read(b) // never fails: crypto/rand panics rather than return an error
+		return "dec_" + hex.EncodeToString(b)
+	}()
+	decisionCounter atomic.Uint64
+)
+
+func newDecisionID() string {
+	return decisionIDPrefix + strconv.FormatUint(decisionCounter.Add(1), 36)
+}
