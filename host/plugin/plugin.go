@@ -8,6 +8,8 @@ package plugin
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -116,6 +118,9 @@ type Options struct {
 	MemoryLimitPages uint32
 	// Logger receives the plugin's sluice.log messages. Default slog.Default().
 	Logger *slog.Logger
+	// SHA256 pins the module: when set, a module whose SHA-256 digest, in hex,
+	// is not this one is refused before it is compiled. Default: no pin.
+	SHA256 string
 
 	// interrupt says how a spinning guest is stopped; only the benchmark that
 	// compares the ways sets it.
@@ -165,8 +170,11 @@ type Plugin struct {
 	modCfg  wazero.ModuleConfig
 	slots   chan struct{}  // a token per instance allowed to scan
 	idle    chan *instance // configured instances ready for a call
+	sha256  string         // hex digest of the module as given to Load
 	closed  atomic.Bool
 	closeMu sync.Mutex
+
+	discarded atomic.Uint64 // instances closed after a failed call
 }
 
 // Load compiles wasm, checks that it implements ABI v1, and creates and
@@ -182,6 +190,12 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte, opts Options) (*Plugin,
 	r.mu.Unlock()
 	if closed {
 		return nil, fmt.Errorf("plugin %s: load: %w", opts.Name, ErrClosed)
+	}
+	sum := sha256.Sum256(wasm)
+	digest := hex.EncodeToString(sum[:])
+	if opts.SHA256 != "" && !strings.EqualFold(opts.SHA256, digest) {
+		return nil, fmt.Errorf("plugin %s: load: module has sha256 %s, but the configuration pins %s; refusing to load it",
+			opts.Name, digest, opts.SHA256)
 	}
 
 	mode := opts.interrupt
@@ -199,13 +213,14 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte, opts Options) (*Plugin,
 		WithCloseOnContextDone(mode == interruptClose)
 	wrt := wazero.NewRuntimeWithConfig(ctx, rc)
 	p := &Plugin{
-		name:  opts.Name,
-		opts:  opts,
-		rt:    r,
-		wrt:   wrt,
-		check: mode == interruptCheck,
-		slots: make(chan struct{}, opts.PoolSize),
-		idle:  make(chan *instance, opts.PoolSize),
+		name:   opts.Name,
+		opts:   opts,
+		sha256: digest,
+		rt:     r,
+		wrt:    wrt,
+		check:  mode == interruptCheck,
+		slots:  make(chan struct{}, opts.PoolSize),
+		idle:   make(chan *instance, opts.PoolSize),
 		// No WithFS, WithEnv or WithArgs: the plugin sees no files, no
 		// environment and no arguments, and has no sockets. Stdout and stderr
 		// are discarded by default. Go's wasip1 runtime needs clocks and
@@ -316,12 +331,19 @@ func typeNames(ts []api.ValueType) string {
 // Name returns the plugin's name from Options.
 func (p *Plugin) Name() string { return p.name }
 
+// SHA256 returns the hex SHA-256 digest of the module p was loaded from.
+func (p *Plugin) SHA256() string { return p.sha256 }
+
 // Scan runs the plugin over texts, the ordered message texts of one request,
 // and returns its findings, each checked against texts. Calls beyond PoolSize
 // wait for a free instance until ctx is done. A plugin that traps, exits or
 // overruns its deadline fails the call and its instance is discarded; the
 // next call gets a fresh one.
 func (p *Plugin) Scan(ctx context.Context, texts []string) ([]Finding, error) {
+	return p.scan(ctx, texts, p.opts.Timeout)
+}
+
+func (p *Plugin) scan(ctx context.Context, texts []string, timeout time.Duration) ([]Finding, error) {
 	if p.closed.Load() {
 		return nil, fmt.Errorf("plugin %s: scan: %w", p.name, ErrClosed)
 	}
@@ -341,9 +363,12 @@ func (p *Plugin) Scan(ctx context.Context, texts []string) ([]Finding, error) {
 			return nil, fmt.Errorf("plugin %s: %w", p.name, err)
 		}
 	}
-	findings, err := inst.scan(ctx, p.opts.Timeout, texts)
+	findings, err := inst.scan(ctx, timeout, texts)
 	if inst.broken {
+		// Its memory and globals may be anything now; a fresh instance is
+		// made on demand by a later call.
 		inst.mod.Close(context.Background())
+		p.discarded.Add(1)
 		if inst.trace != "" {
 			// The guest's stack names its functions, not the scanned text, and is
 			// what the plugin's author needs to fix a crash.
@@ -414,6 +439,7 @@ type instance struct {
 	alloc, free, scanFn, outFn api.Function
 	inPtr, inCap               uint32 // input buffer kept across calls
 	stack                      [2]uint64
+	memLimit                   uint64    // bytes the memory may grow to
 	watch                      *watchdog // nil unless the module is instrumented
 	types                      typeTable // finding types seen, so results need not allocate them
 	broken                     bool      // trapped, exited or timed out: never reuse
@@ -430,12 +456,13 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
 	inst := &instance{
-		mod:    mod,
-		mem:    mod.Memory(),
-		alloc:  mod.ExportedFunction(abi.ExportAlloc),
-		free:   mod.ExportedFunction(abi.ExportFree),
-		scanFn: mod.ExportedFunction(abi.ExportScan),
-		outFn:  mod.ExportedFunction(abi.ExportOutput),
+		mod:      mod,
+		mem:      mod.Memory(),
+		memLimit: uint64(p.opts.MemoryLimitPages) * 65536,
+		alloc:    mod.ExportedFunction(abi.ExportAlloc),
+		free:     mod.ExportedFunction(abi.ExportFree),
+		scanFn:   mod.ExportedFunction(abi.ExportScan),
+		outFn:    mod.ExportedFunction(abi.ExportOutput),
 	}
 	if p.check {
 		flag, ok := mod.ExportedGlobal(interruptExport).(api.MutableGlobal)
@@ -519,11 +546,35 @@ func (inst *instance) call(ctx context.Context, f api.Function, params ...uint64
 		// wazero appends the guest's stack trace to a trap; errors stay one line.
 		if msg, trace, ok := strings.Cut(err.Error(), "\n"); ok {
 			inst.trace = trace
-			err = errors.New(msg)
+			err = firstLine{msg, err}
+		}
+		if !errors.Is(err, ErrTimeout) && !errors.Is(err, context.Canceled) && memoryFull(inst.mem, inst.memLimit) {
+			err = fmt.Errorf("%w; its memory was at %d of %d MiB, so it most likely ran out of memory",
+				err, inst.mem.Size()>>20, inst.memLimit>>20)
 		}
 		return 0, err
 	}
 	return inst.stack[0], nil
+}
+
+// firstLine is an error shown by its first line only, still matching what it
+// wraps with errors.Is and errors.As.
+type firstLine struct {
+	msg string
+	err error
+}
+
+func (e firstLine) Error() string { return e.msg }
+func (e firstLine) Unwrap() error { return e.err }
+
+// memoryFull reports whether mem has grown to within one Go heap arena (4
+// MiB, or an eighth of a smaller limit) of limit: a guest that fails there was
+// most likely refused memory. wazero does not report a refused memory.grow,
+// and a runtime that is refused one exits or traps in its own way, so
+// closeness to the limit is the sign.
+func memoryFull(mem api.Memory, limit uint64) bool {
+	margin := min(4<<20, limit/8)
+	return mem != nil && uint64(mem.Size())+margin > limit
 }
 
 func describeCallError(err error) error {

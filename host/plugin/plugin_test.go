@@ -48,16 +48,27 @@ func readModule(t testing.TB, path func(string) (string, error), name string) []
 	return wasm
 }
 
+// moduleBytes returns the bytes of a shipped plugin (pii, contentfilter), a
+// hostile test module (see wasmbuild.HostilePath), "empty" or "minimal".
+func moduleBytes(t testing.TB, name string) []byte {
+	t.Helper()
+	switch name {
+	case "pii", "contentfilter":
+		return readModule(t, wasmbuild.Path, name)
+	case "empty":
+		return readModule(t, wasmbuild.TestdataPath, name)
+	case "minimal":
+		return readModule(t, func(string) (string, error) { return wasmbuild.MinimalPath() }, name)
+	}
+	return readModule(t, wasmbuild.HostilePath, name)
+}
+
 func load(t testing.TB, name string, opts Options) *Plugin {
 	t.Helper()
-	path := wasmbuild.Path
-	if name == "hostile" {
-		path = wasmbuild.TestdataPath
-	}
 	if opts.Name == "" {
 		opts.Name = name
 	}
-	p, err := testRuntime.Load(context.Background(), readModule(t, path, name), opts)
+	p, err := testRuntime.Load(context.Background(), moduleBytes(t, name), opts)
 	if err != nil {
 		t.Fatalf("Load(%s): %v", name, err)
 	}

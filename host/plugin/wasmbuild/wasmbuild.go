@@ -29,6 +29,62 @@ func TestdataPath(name string) (string, error) {
 	return build("testdata:"+name, "testdata/plugins/"+name, "bin/testdata/plugins/"+name+".wasm", "testdata/plugins/"+name, "sdk")
 }
 
+// Hostile modules by name, for HostilePath. Each must fail cleanly: at load,
+// or per call while the plugin keeps serving other calls.
+const (
+	// HostileGo is the Go plugin in testdata/plugins/hostile: its first
+	// scanned text picks the misbehaviour ("panic", "loop", "grow", "error",
+	// "bad-offsets", "bad-message", "bad-type", "count", "log", "escape");
+	// any other text gets one ECHO finding.
+	HostileGo = "hostile"
+	// HostileRaw is a hand-written ABI v1 module whose first scanned text
+	// picks a breach of the contract: "!oob" (result outside memory), "!big"
+	// (result over the 16 MiB limit), "!trap", "!grow" (memory until the
+	// limit, then a trap), "!spin", "!json" (a result that is not JSON); any
+	// other text gets an empty result.
+	HostileRaw = "raw"
+	// HostileABIv2 declares ABI version 2: refused at load.
+	HostileABIv2 = "abi-v2"
+	// HostileMissingExports lacks sluice_scan and sluice_output and has a
+	// wrong sluice_free: refused at load.
+	HostileMissingExports = "missing-exports"
+	// HostileForbiddenImport imports env.system: refused at load.
+	HostileForbiddenImport = "forbidden-import"
+	// HostileSpinInit never returns from _initialize: the load fails after
+	// its set-up deadline (2 s by default).
+	HostileSpinInit = "spin-init"
+)
+
+// HostilePath returns the absolute path of the hostile test module name (one
+// of the Hostile constants). HostileGo is built on demand like TestdataPath;
+// the others are hand-written in WebAssembly text, checked in with their
+// source as testdata/plugins/hostile/wat/<name>.wasm, so no tool is needed.
+func HostilePath(name string) (string, error) {
+	if name == HostileGo {
+		return TestdataPath(name)
+	}
+	return checkedIn("testdata/plugins/hostile/wat/" + name + ".wasm")
+}
+
+// MinimalPath returns the absolute path of testdata/plugins/minimal/minimal.wasm,
+// the smallest ABI v1 module, which finds nothing: what a scan costs the host
+// alone.
+func MinimalPath() (string, error) {
+	return checkedIn("testdata/plugins/minimal/minimal.wasm")
+}
+
+func checkedIn(rel string) (string, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(root, filepath.FromSlash(rel))
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("wasmbuild: %w", err)
+	}
+	return path, nil
+}
+
 type result struct {
 	once sync.Once
 	path string

@@ -5,29 +5,45 @@
 //
 //	"panic"        the scanner panics (the Go runtime exits the module)
 //	"loop"         the scanner never returns
+//	"grow"         the scanner allocates without bound (the Go runtime exits
+//	               when the host's memory limit refuses to grow its heap)
 //	"error"        the scanner returns an error
 //	"bad-offsets"  a finding that ends past its text
 //	"bad-message"  a finding for a message that does not exist
 //	"bad-type"     a finding whose type is not an upper-case identifier
+//	"sleep"        works for 200 ms, then behaves normally
 //	"log"          logs a message, then behaves normally
+//	"count"        one CALL_<n> finding, n counting this instance's scans, so a
+//	               test can tell a fresh instance from a reused one
 //	"escape"       tries files, environment and arguments; reports ESCAPED if any
 //	               was visible
 //	anything else  one ECHO finding covering the whole first text
 //
-// A configuration of {"fail":true} makes configure fail.
+// A configuration of {"fail":true} makes configure fail; {"always":"panic"}
+// (or any other selector) makes every scan behave as if its first text were
+// that selector.
+//
+// testdata/plugins/hostile/wat holds hand-written modules for what a Go guest
+// cannot do: a wrong ABI version, missing exports, forbidden imports, a result
+// outside memory or over the size limit.
 package main
 
 import (
 	"encoding/json"
 	"errors"
 	"os"
+	"strconv"
+	"time"
 
 	"github.com/sluicehq/sluice/sdk/guest"
 )
 
 func init() {
 	guest.Register(func(config []byte) (guest.Scanner, error) {
-		var cfg struct{ Fail bool }
+		var cfg struct {
+			Fail   bool
+			Always string
+		}
 		if len(config) > 0 {
 			if err := json.Unmarshal(config, &cfg); err != nil {
 				return nil, err
@@ -36,17 +52,27 @@ func init() {
 		if cfg.Fail {
 			return nil, errors.New("refusing this configuration")
 		}
+		if cfg.Always != "" {
+			return func(texts [][]byte) ([]guest.Finding, error) {
+				return scan([][]byte{[]byte(cfg.Always)})
+			}, nil
+		}
 		return scan, nil
 	})
 }
 
-var spin int
+var (
+	spin  int
+	calls int
+	hoard [][]byte // kept reachable so the collector cannot free what "grow" takes
+)
 
 func scan(texts [][]byte) ([]guest.Finding, error) {
 	if len(texts) == 0 || len(texts[0]) == 0 {
 		return nil, nil
 	}
 	first := texts[0]
+	calls++
 	switch string(first) {
 	case "panic":
 		panic("hostile plugin panics")
@@ -54,6 +80,12 @@ func scan(texts [][]byte) ([]guest.Finding, error) {
 		for {
 			spin++
 		}
+	case "grow":
+		for {
+			hoard = append(hoard, make([]byte, 1<<20))
+		}
+	case "count":
+		return []guest.Finding{{Type: "CALL_" + strconv.Itoa(calls), Start: 0, End: len(first), Score: 1}}, nil
 	case "error":
 		return nil, errors.New("hostile plugin fails")
 	case "bad-offsets":
@@ -67,6 +99,10 @@ func scan(texts [][]byte) ([]guest.Finding, error) {
 		_, dirErr := os.ReadDir("/")
 		if fileErr == nil || dirErr == nil || len(os.Environ()) > 0 || len(os.Args) > 0 {
 			return []guest.Finding{{Type: "ESCAPED", Start: 0, End: len(first), Score: 1}}, nil
+		}
+	case "sleep":
+		for start := time.Now(); time.Since(start) < 200*time.Millisecond; {
+			spin++
 		}
 	case "log":
 		guest.Log(guest.LevelWarn, "hostile plugin says hello")

@@ -1,0 +1,175 @@
+package plugin
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/host/plugin/wasmbuild"
+)
+
+// TestHostileModulesRefusedAtLoad checks that a module that is not an ABI v1
+// plugin, or that hangs while it starts, fails its load with a message that
+// names the problem, within the set-up deadline.
+func TestHostileModulesRefusedAtLoad(t *testing.T) {
+	tests := []struct {
+		module  string
+		opts    Options
+		wantErr []string
+		is      error
+	}{
+		{wasmbuild.HostileABIv2, Options{}, []string{"plugin implements ABI v2, this host implements v1"}, nil},
+		{wasmbuild.HostileMissingExports, Options{}, []string{
+			"not a Sluice ABI v1 plugin", "missing export sluice_scan", "missing export sluice_output",
+			"export sluice_free has signature (i64) -> (), want (i32) -> ()",
+		}, nil},
+		{wasmbuild.HostileForbiddenImport, Options{}, []string{"imports env.system, which Sluice does not provide"}, nil},
+		{wasmbuild.HostileSpinInit, Options{Timeout: 10 * time.Millisecond}, []string{"_initialize", "stopped after its deadline"}, ErrTimeout},
+		{wasmbuild.HostileGo, Options{SHA256: strings.Repeat("ab", 32)}, []string{"but the configuration pins abab", "refusing to load it"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.module, func(t *testing.T) {
+			tt.opts.Name = tt.module
+			start := time.Now()
+			p, err := testRuntime.Load(context.Background(), moduleBytes(t, tt.module), tt.opts)
+			if err == nil {
+				p.Close(context.Background())
+				t.Fatal("Load succeeded")
+			}
+			for _, want := range append(tt.wantErr, "plugin "+tt.module+": load") {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("Load error %q does not contain %q", err, want)
+				}
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Errorf("errors.Is(%v, %v) = false", err, tt.is)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("Load took %v, want it bounded by the set-up deadline", d)
+			}
+		})
+	}
+}
+
+// TestFailedInstanceIsDiscarded checks, for every way a call can go wrong,
+// the message the operator sees, that an instance whose state can no longer
+// be trusted is closed and never handed to another call, that one which only
+// reported an error is kept, and that the pool refills on the next call.
+func TestFailedInstanceIsDiscarded(t *testing.T) {
+	tests := []struct {
+		module, text string
+		wantErr      string
+		is           error
+		discard      bool
+		timeout      time.Duration // default 100ms; growing to the limit takes longer, more so on a busy machine
+	}{
+		{wasmbuild.HostileGo, "panic", "guest trapped: wasm error: unreachable", nil, true, 0},
+		{wasmbuild.HostileGo, "loop", "stopped after its deadline", ErrTimeout, true, 0},
+		{wasmbuild.HostileGo, "grow", "most likely ran out of memory", nil, true, 10 * time.Second},
+		{wasmbuild.HostileGo, "bad-offsets", "offsets [0,21) invalid for message 0 of 11 bytes", nil, true, 0},
+		{wasmbuild.HostileGo, "error", "scan failed: hostile plugin fails", nil, false, 0},
+		{wasmbuild.HostileRaw, "!trap", "guest trapped: wasm error: unreachable", nil, true, 0},
+		{wasmbuild.HostileRaw, "!spin", "stopped after its deadline", ErrTimeout, true, 0},
+		{wasmbuild.HostileRaw, "!grow", "its memory was at 31 of 32 MiB, so it most likely ran out of memory", nil, true, 10 * time.Second},
+		{wasmbuild.HostileRaw, "!oob", "scan result: output [4294901760,+16) lies outside guest memory", nil, true, 0},
+		{wasmbuild.HostileRaw, "!big", "scan result: output of 17825792 bytes exceeds the 16777216-byte limit", nil, true, 0},
+		{wasmbuild.HostileRaw, "!json", "scan result: malformed result document", nil, true, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.module+"/"+tt.text, func(t *testing.T) {
+			p := load(t, tt.module, Options{Timeout: cmp.Or(tt.timeout, 100*time.Millisecond), PoolSize: 1})
+			served := <-p.idle // the one instance Load made
+			p.idle <- served
+
+			_, err := p.Scan(context.Background(), []string{tt.text})
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("Scan(%q) error = %q, want one line containing %q", tt.text, err, tt.wantErr)
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Errorf("errors.Is(%v, %v) = false", err, tt.is)
+			}
+			if got := served.mod.IsClosed(); got != tt.discard {
+				t.Errorf("instance closed = %v, want %v", got, tt.discard)
+			}
+			if tt.discard && len(p.idle) != 0 {
+				t.Errorf("%d instance(s) back in the pool after a failed call, want 0", len(p.idle))
+			}
+			if got := p.discarded.Load(); got != map[bool]uint64{true: 1}[tt.discard] {
+				t.Errorf("discarded = %d", got)
+			}
+
+			if _, err := p.Scan(context.Background(), []string{"still there"}); err != nil {
+				t.Fatalf("Scan after %q: %v; want the plugin to keep serving", tt.text, err)
+			}
+			next := <-p.idle
+			p.idle <- next
+			if (next != served) != tt.discard {
+				t.Errorf("next call served by a new instance = %v, want %v", next != served, tt.discard)
+			}
+		})
+	}
+}
+
+// TestInstanceStateAfterTrap shows, through the plugin's own state, that a
+// call after a crash runs on a fresh instance and a call after a success on
+// the same one.
+func TestInstanceStateAfterTrap(t *testing.T) {
+	p := load(t, wasmbuild.HostileGo, Options{PoolSize: 1})
+	var got []string
+	for _, text := range []string{"count", "count", "panic", "count"} {
+		findings, err := p.Scan(context.Background(), []string{text})
+		switch {
+		case err != nil:
+			got = append(got, "error")
+		case len(findings) == 1:
+			got = append(got, findings[0].Type)
+		default:
+			t.Fatalf("Scan(%q) = %v", text, findings)
+		}
+	}
+	if want := "CALL_1 CALL_2 error CALL_1"; strings.Join(got, " ") != want {
+		t.Errorf("results %q, want %q", strings.Join(got, " "), want)
+	}
+}
+
+// TestCheckedInModulesMatchSources rebuilds the hand-written modules from
+// their WebAssembly text when wabt's wat2wasm is installed, so that the
+// checked-in binaries cannot drift from the sources a reader sees.
+func TestCheckedInModulesMatchSources(t *testing.T) {
+	wat2wasm, err := exec.LookPath("wat2wasm")
+	if err != nil {
+		t.Skip("wat2wasm (Debian package wabt) is not installed")
+	}
+	minimal, err := wasmbuild.MinimalPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Dir(filepath.Dir(filepath.Dir(minimal))) // testdata/
+	sources, _ := filepath.Glob(filepath.Join(root, "plugins", "hostile", "wat", "*.wat"))
+	sources = append(sources, filepath.Join(root, "plugins", "minimal", "minimal.wat"))
+	if len(sources) < 6 {
+		t.Fatalf("found %d .wat sources, want the hostile ones and minimal", len(sources))
+	}
+	for _, src := range sources {
+		out := filepath.Join(t.TempDir(), "out.wasm")
+		if msg, err := exec.Command(wat2wasm, src, "-o", out).CombinedOutput(); err != nil {
+			t.Fatalf("wat2wasm %s: %v\n%s", src, err, msg)
+		}
+		want, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(strings.TrimSuffix(src, ".wat") + ".wasm")
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s.wasm is not what wat2wasm builds from %s (err %v): run wat2wasm %s -o %s.wasm",
+				strings.TrimSuffix(filepath.Base(src), ".wat"), filepath.Base(src), err, src, strings.TrimSuffix(src, ".wat"))
+		}
+	}
+}

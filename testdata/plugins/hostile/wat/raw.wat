@@ -1,0 +1,82 @@
+;; raw is a hand-written ABI v1 plugin that breaks the contract in ways a Go
+;; guest cannot, chosen by the first text of a scan:
+;;
+;;   "!oob"   sluice_output points past the end of linear memory
+;;   "!big"   sluice_output claims a result larger than the host's 16 MiB limit
+;;   "!trap"  the scan executes unreachable
+;;   "!grow"  the scan grows memory until the limit refuses, then traps (a
+;;            runtime aborting when out of memory)
+;;   "!spin"  the scan never returns (a one-instruction loop)
+;;   "!json"  the result is not JSON
+;;   other    a valid empty result
+(module
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 4096))
+  (global $out_ptr (mut i32) (i32.const 0))
+  (global $out_len (mut i32) (i32.const 0))
+  (data (i32.const 16) "{\"findings\":[]}")
+  (data (i32.const 48) "not json")
+
+  (func (export "_initialize"))
+  (func (export "sluice_abi_version") (result i32) (i32.const 1))
+
+  ;; A bump allocator that never frees: the host allocates one input buffer
+  ;; per instance and replaces it only to grow it.
+  (func (export "sluice_alloc") (param $size i32) (result i32)
+    (local $ptr i32)
+    (local.set $ptr (global.get $heap))
+    (global.set $heap (i32.add (local.get $ptr) (local.get $size)))
+    (block $fits
+      (loop $grow
+        (br_if $fits (i32.le_u (global.get $heap) (i32.mul (memory.size) (i32.const 65536))))
+        (if (i32.eq (memory.grow (i32.const 1)) (i32.const -1))
+          (then (return (i32.const 0))))
+        (br $grow)))
+    (local.get $ptr))
+  (func (export "sluice_free") (param i32))
+
+  (func (export "sluice_configure") (param i32 i32) (result i32)
+    (global.set $out_len (i32.const 0))
+    (i32.const 0))
+
+  (func (export "sluice_scan") (param $ptr i32) (param $len i32) (result i32)
+    (local $mode i32)
+    ;; mode is the second byte of the first text when its first byte is "!".
+    (if (i32.ge_u (local.get $len) (i32.const 10))
+      (then
+        (if (i32.and
+              (i32.ge_u (i32.load (i32.add (local.get $ptr) (i32.const 4))) (i32.const 2))
+              (i32.eq (i32.load8_u (i32.add (local.get $ptr) (i32.const 8))) (i32.const 33)))
+          (then (local.set $mode (i32.load8_u (i32.add (local.get $ptr) (i32.const 9))))))))
+    (global.set $out_ptr (i32.const 16))
+    (global.set $out_len (i32.const 15))
+    (block $done
+      (if (i32.eq (local.get $mode) (i32.const 111)) ;; o
+        (then
+          (global.set $out_ptr (i32.const 0xffff0000))
+          (global.set $out_len (i32.const 16))
+          (br $done)))
+      (if (i32.eq (local.get $mode) (i32.const 98)) ;; b
+        (then
+          (global.set $out_ptr (i32.const 0))
+          (global.set $out_len (i32.const 0x01100000))
+          (br $done)))
+      (if (i32.eq (local.get $mode) (i32.const 116)) ;; t
+        (then unreachable))
+      (if (i32.eq (local.get $mode) (i32.const 103)) ;; g
+        (then
+          (loop $more
+            (br_if $more (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))
+          unreachable))
+      (if (i32.eq (local.get $mode) (i32.const 115)) ;; s
+        (then (loop $forever (br $forever))))
+      (if (i32.eq (local.get $mode) (i32.const 106)) ;; j
+        (then
+          (global.set $out_ptr (i32.const 48))
+          (global.set $out_len (i32.const 8)))))
+    (i32.const 0))
+
+  (func (export "sluice_output") (result i64)
+    (i64.or
+      (i64.shl (i64.extend_i32_u (global.get $out_ptr)) (i64.const 32))
+      (i64.extend_i32_u (global.get $out_len)))))
