@@ -1,240 +1,126 @@
-// Package limits enforces requests-per-minute and daily token budgets exactly,
-// in process: a request first reserves its estimated cost atomically, and is
-// later reconciled with what it really used.
-//
-// The requests-per-minute limit is a sliding log (the time of every admitted
-// request in the last minute), so there is no double burst at a window edge.
-// Daily budgets reset at midnight UTC.
 package limits
 
 import (
-	"fmt"
-	"strconv"
-	"sync"
+	"context"
+	"errors"
 	"time"
 )
 
-// Limits are the limits that apply to one request; 0 means unlimited.
+// MaxScopes is the most scopes one request may be checked against. A fixed
+// bound lets a reservation and its result live in arrays, so the request path
+// allocates nothing for them.
+const MaxScopes = 4
+
+// Limits are the limits of one scope; 0 means unlimited.
 type Limits struct {
-	RPM         int64
-	DailyTokens int64
+	RPM           int64 // requests per minute (sliding window)
+	TPM           int64 // tokens per minute (sliding window)
+	DailyTokens   int64 // tokens per UTC day
+	MonthlyTokens int64 // tokens per UTC calendar month
+	MonthlyMicros int64 // money per UTC calendar month, in micro-dollars
 }
 
-// Kind names the limit that denied a request.
-type Kind string
-
-// The kinds of limit.
-const (
-	KindRPM         Kind = "requests_per_minute"
-	KindDailyTokens Kind = "daily_tokens"
-)
-
-// Status is the state of a client's limits after a reservation attempt; it
-// becomes OpenAI's x-ratelimit-* headers.
-type Status struct {
-	RequestsLimit, RequestsRemaining int64
-	RequestsReset                    time.Duration
-	TokensLimit, TokensRemaining     int64
-	TokensReset                      time.Duration
+// Scope is one level a request must fit, such as its client or its department.
+type Scope struct {
+	// Name is what the scope is, for headers and messages: "client",
+	// "department". It becomes part of header names, so it should be a short
+	// lower-case token.
+	Name string
+	// Key identifies the counters, unique across scopes: "client:alice",
+	// "dept:research".
+	Key    string
+	Limits Limits
 }
 
-// Denial says which limit a request hit and when to retry.
-type Denial struct {
-	Kind       Kind
-	RetryAfter time.Duration
-	Status     Status
+// Cost is what a request uses, or is expected to use.
+type Cost struct {
+	Tokens int64
+	Micros int64 // money, in micro-dollars
 }
 
-func (d *Denial) Error() string {
-	switch d.Kind {
-	case KindRPM:
-		return fmt.Sprintf("Rate limit reached: %d requests per minute. Retry after %s.", d.Status.RequestsLimit, roundUp(d.RetryAfter))
-	default:
-		return fmt.Sprintf("Daily token budget of %d tokens is exhausted (%d left, this request needs more). It resets at 00:00 UTC.",
-			d.Status.TokensLimit, d.Status.TokensRemaining)
-	}
+func (c Cost) clamp() Cost { return Cost{Tokens: max(c.Tokens, 0), Micros: max(c.Micros, 0)} }
+
+// Usage is what a scope has used, for the policy's input.usage.
+type Usage struct {
+	// MinuteRequests and MinuteTokens are the sliding-window estimates of the
+	// last minute, the same figures RPM and TPM are checked against.
+	MinuteRequests int64
+	MinuteTokens   int64
+	DayTokens      int64 // since 00:00 UTC
+	MonthTokens    int64 // since the first of the month, 00:00 UTC
+	MonthMicros    int64 // money since the first of the month, in micro-dollars
 }
 
-// IsBudget reports whether the denial is a budget (insufficient_quota) rather
-// than a rate limit: waiting seconds does not help.
-func (d *Denial) IsBudget() bool { return d.Kind == KindDailyTokens }
+// Limiter reserves and reconciles requests against the limits of their scopes.
+// Implementations are safe for concurrent use.
+type Limiter interface {
+	// Reserve admits a request expected to cost cost if it fits every limit of
+	// every scope, and charges the estimate to all of them at once; otherwise
+	// it charges nothing and the Result's Denial says why. The error is
+	// non-nil only when the limits could not be checked (ErrUnavailable) or
+	// the call is invalid; the request must then not be forwarded.
+	Reserve(ctx context.Context, scopes []Scope, cost Cost) (Reservation, Result, error)
+	// Commit replaces a reservation's estimate with what the request really
+	// used; a request that failed commits Cost{}. A zero Reservation is
+	// ignored. Commit never fails from the caller's point of view: a backend
+	// that cannot apply it now keeps it and retries.
+	Commit(r Reservation, used Cost)
+	// Peek returns the usage of each scope key, in order.
+	Peek(ctx context.Context, keys ...string) ([]Usage, error)
+	// Close releases the limiter's resources, flushing what it can.
+	Close() error
+}
 
-// Reservation is what a request holds between Reserve and Commit.
+// ErrUnavailable is wrapped by errors from Reserve and Peek when the shared
+// counters cannot be reached and the fail mode is FailDeny. Callers answer 503
+// with the code CodeUnavailable.
+var ErrUnavailable = errors.New("limits unavailable")
+
+// CodeUnavailable is the error code for a request refused because the limits
+// could not be checked.
+const CodeUnavailable = "limits_unavailable"
+
+// Reservation is what a request holds between Reserve and Commit. It is a
+// value with no pointers into the limiter, so it can be copied freely; the zero
+// value reserves nothing.
 type Reservation struct {
-	key    string
-	day    int64 // days since the epoch, UTC
-	tokens int64
+	keys  [MaxScopes]string
+	n     uint8
+	local bool // made by a Redis limiter's in-process fallback
+	cost  Cost
+	// The periods the estimate was charged to, by the clock that charged it,
+	// so Commit can tell whether they have ended in between.
+	win, day, month int64
 }
 
-// Tokens is the number of tokens reserved.
-func (r Reservation) Tokens() int64 { return r.tokens }
+// Cost is the estimate the reservation charged.
+func (r Reservation) Cost() Cost { return r.cost }
 
-type account struct {
-	mu        sync.Mutex
-	requests  []time.Time // admitted in the last minute, oldest first
-	day       int64
-	dayTokens int64 // used and reserved today
+// Window is one limit's state, as OpenAI's x-ratelimit-* headers report it.
+type Window struct {
+	Limit     int64 // 0: unlimited, and the rest is meaningless
+	Remaining int64
+	Reset     time.Duration // until the window is back to its initial state
 }
 
-// Limiter holds the counters of every client. It is safe for concurrent use.
-type Limiter struct {
-	accounts sync.Map // key → *account
-	now      func() time.Time
+// Status is one scope's state after a reservation attempt.
+type Status struct {
+	Scope    string // the scope's Name
+	Requests Window // the RPM limit
+	// Tokens is the tightest token limit of the scope, the one with the least
+	// remaining among TPM, daily and monthly tokens.
+	Tokens Window
 }
 
-// New returns an empty Limiter.
-func New() *Limiter { return &Limiter{now: time.Now} }
-
-func (l *Limiter) account(key string) *account {
-	if a, ok := l.accounts.Load(key); ok {
-		return a.(*account)
-	}
-	a, _ := l.accounts.LoadOrStore(key, &account{})
-	return a.(*account)
+// Result is the outcome of a reservation attempt: the state of each scope, and
+// the denial if the request was refused.
+type Result struct {
+	Denial *Denial
+	scopes [MaxScopes]Status
+	n      uint8
 }
 
-func dayOf(t time.Time) int64 { return t.Unix() / 86400 }
-
-func untilMidnight(t time.Time) time.Duration {
-	next := (dayOf(t) + 1) * 86400
-	return time.Unix(next, 0).Sub(t)
-}
-
-// Reserve admits a request that will use about tokens, or returns the limit it
-// hit. Both limits are checked before either is charged, so a denied request
-// costs nothing.
-func (l *Limiter) Reserve(key string, lim Limits, tokens int64) (Reservation, Status, *Denial) {
-	// A negative estimate would push the count down and let other requests
-	// through; callers bound their estimates, this keeps a bug from becoming
-	// an overspend.
-	tokens = max(tokens, 0)
-	now := l.now()
-	a := l.account(key)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.rollDay(now)
-	a.expire(now)
-
-	st := a.status(lim, now)
-	if lim.RPM > 0 && int64(len(a.requests)) >= lim.RPM {
-		retry := a.requests[int64(len(a.requests))-lim.RPM].Add(time.Minute).Sub(now)
-		return Reservation{}, st, &Denial{Kind: KindRPM, RetryAfter: retry, Status: st}
-	}
-	if lim.DailyTokens > 0 && a.dayTokens+tokens > lim.DailyTokens {
-		return Reservation{}, st, &Denial{Kind: KindDailyTokens, RetryAfter: untilMidnight(now), Status: st}
-	}
-	a.requests = append(a.requests, now)
-	a.dayTokens += tokens
-	return Reservation{key: key, day: a.day, tokens: tokens}, a.status(lim, now), nil
-}
-
-// Commit replaces a reservation with the tokens really used. A request that
-// failed before using anything commits 0.
-func (l *Limiter) Commit(r Reservation, used int64) {
-	if r.key == "" {
-		return
-	}
-	a := l.account(r.key)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.rollDay(l.now())
-	if a.day == r.day {
-		a.dayTokens += used - r.tokens
-	} else {
-		// The reservation belonged to a day that has ended; the use counts
-		// on the day it finished, as the ledger records it.
-		a.dayTokens += used
-	}
-	if a.dayTokens < 0 {
-		a.dayTokens = 0
-	}
-}
-
-// Seed restores a client's counters from the ledger at start: requests admitted
-// in the last minute and tokens used today, so that a restart resets nothing.
-func (l *Limiter) Seed(key string, requestsLastMinute, tokensToday int64) {
-	now := l.now()
-	a := l.account(key)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.rollDay(now)
-	a.dayTokens += tokensToday
-	// Their exact times are not kept; counting them as just made errs toward the limit.
-	for range requestsLastMinute {
-		a.requests = append(a.requests, now)
-	}
-}
-
-// Peek reports the status without reserving anything.
-func (l *Limiter) Peek(key string, lim Limits) Status {
-	now := l.now()
-	a := l.account(key)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.rollDay(now)
-	a.expire(now)
-	return a.status(lim, now)
-}
-
-func (a *account) rollDay(now time.Time) {
-	if d := dayOf(now); d != a.day {
-		a.day, a.dayTokens = d, 0
-	}
-}
-
-func (a *account) expire(now time.Time) {
-	cut := now.Add(-time.Minute)
-	i := 0
-	for i < len(a.requests) && !a.requests[i].After(cut) {
-		i++
-	}
-	a.requests = a.requests[i:]
-	// Reslicing leaks the front of the array until append reallocates; move
-	// the live part down once the dead part dominates, so memory stays O(RPM).
-	if i > 0 && cap(a.requests) > 2*len(a.requests)+16 {
-		a.requests = append(make([]time.Time, 0, 2*len(a.requests)+16), a.requests...)
-	}
-}
-
-func (a *account) status(lim Limits, now time.Time) Status {
-	st := Status{RequestsLimit: lim.RPM, TokensLimit: lim.DailyTokens}
-	if lim.RPM > 0 {
-		st.RequestsRemaining = max(0, lim.RPM-int64(len(a.requests)))
-		if len(a.requests) > 0 {
-			st.RequestsReset = a.requests[0].Add(time.Minute).Sub(now)
-		}
-	}
-	if lim.DailyTokens > 0 {
-		st.TokensRemaining = max(0, lim.DailyTokens-a.dayTokens)
-		st.TokensReset = untilMidnight(now)
-	}
-	return st
-}
-
-// Headers calls set with OpenAI's x-ratelimit-* headers for st. Limits that
-// are unlimited are left out.
-func (st Status) Headers(set func(name, value string)) {
-	if st.RequestsLimit > 0 {
-		set("x-ratelimit-limit-requests", strconv.FormatInt(st.RequestsLimit, 10))
-		set("x-ratelimit-remaining-requests", strconv.FormatInt(st.RequestsRemaining, 10))
-		set("x-ratelimit-reset-requests", roundUp(st.RequestsReset).String())
-	}
-	if st.TokensLimit > 0 {
-		set("x-ratelimit-limit-tokens", strconv.FormatInt(st.TokensLimit, 10))
-		set("x-ratelimit-remaining-tokens", strconv.FormatInt(st.TokensRemaining, 10))
-		set("x-ratelimit-reset-tokens", roundUp(st.TokensReset).String())
-	}
-}
-
-// RetryAfterSeconds is the retry-after header value: whole seconds, rounded up.
-func (d *Denial) RetryAfterSeconds() string {
-	s := int64((d.RetryAfter + time.Second - 1) / time.Second)
-	return strconv.FormatInt(max(s, 1), 10)
-}
-
-func roundUp(d time.Duration) time.Duration {
-	if d <= 0 {
-		return 0
-	}
-	return (d + time.Millisecond - 1).Truncate(time.Millisecond)
-}
+// Scopes returns the state of each scope, in the order they were given. A
+// denial answered from the Redis limiter's exhausted cache knows only the
+// exhausted scope.
+func (r *Result) Scopes() []Status { return r.scopes[:r.n] }

@@ -1,0 +1,39 @@
+-- commit replaces a reservation's estimate with the real use (see
+-- counters.reconcile).
+-- KEYS: the reservation's scope hashes.
+-- ARGV: window ms, ttl s, reserved tokens, reserved micros, used tokens, used
+-- micros, the reservation's window, day and month, and 1 to reconcile the
+-- minute windows too (0 for a late replay, which must touch budgets only).
+local window, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local rt, rm, ut, um = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local rwin, rday, rmonth = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local windows = ARGV[10] == '1'
+local p = now(window)
+local dt, dm = ut - rt, um - rm
+
+local seen = {}
+for _, key in ipairs(KEYS) do
+  if not seen[key] then
+    seen[key] = true
+    local c = load(key, p)
+    if windows then
+      if rwin == c.w then
+        c.tc = math.max(0, c.tc + dt)
+      elseif rwin == c.w - 1 then
+        c.tp = math.max(0, c.tp + dt)
+      elseif dt > 0 then
+        c.tc = c.tc + dt
+      end
+    end
+    if rday == c.d then c.dt = math.max(0, c.dt + dt) else c.dt = c.dt + ut end
+    if rmonth == c.m then
+      c.mt = math.max(0, c.mt + dt)
+      c.mm = math.max(0, c.mm + dm)
+    else
+      c.mt = c.mt + ut
+      c.mm = c.mm + um
+    end
+    store(key, c, ttl)
+  end
+end
+return 1

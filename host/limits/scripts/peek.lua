@@ -1,0 +1,13 @@
+-- peek returns Redis's time and each scope's counters, rolled to now, without
+-- changing anything.
+-- KEYS: scope hashes. ARGV: window ms.
+-- Returns: sec, usec, then per scope rp, rc, tp, tc, dt, mt, mm.
+local p = now(tonumber(ARGV[1]))
+local out = {p.sec, p.usec}
+for _, key in ipairs(KEYS) do
+  local c = load(key, p)
+  for _, v in ipairs({c.rp, c.rc, c.tp, c.tc, c.dt, c.mt, c.mm}) do
+    out[#out + 1] = v
+  end
+end
+return out

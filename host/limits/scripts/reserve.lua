@@ -1,0 +1,59 @@
+-- reserve checks a request against every limit of every scope and, only if
+-- it fits all of them, charges its estimate to all of them.
+-- KEYS: one hash per scope.
+-- ARGV: window ms, ttl s, tokens, micros, then per scope rpm, tpm, daily
+-- tokens, monthly tokens, monthly micros.
+-- Returns: admitted (0/1), sec, usec, then per scope the violation mask and
+-- rp, rc, tp, tc, dt, mt, mm (after the charge when admitted).
+local window, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local tokens, micros = tonumber(ARGV[3]), tonumber(ARGV[4])
+local p = now(window)
+
+local function weighted(prev, cur)
+  return math.floor((prev * (window - p.into) + window - 1) / window) + cur
+end
+local function over(used, need, limit)
+  return limit > 0 and used + math.max(need, 1) > limit
+end
+
+local state, masks = {}, {}
+local denied = false
+for i, key in ipairs(KEYS) do
+  local c = load(key, p)
+  local a = 4 + (i - 1) * 5
+  local mask = 0
+  if over(weighted(c.rp, c.rc), 1, tonumber(ARGV[a + 1])) then mask = mask + 1 end
+  if over(weighted(c.tp, c.tc), tokens, tonumber(ARGV[a + 2])) then mask = mask + 2 end
+  if over(c.dt, tokens, tonumber(ARGV[a + 3])) then mask = mask + 4 end
+  if over(c.mt, tokens, tonumber(ARGV[a + 4])) then mask = mask + 8 end
+  if over(c.mm, micros, tonumber(ARGV[a + 5])) then mask = mask + 16 end
+  if mask ~= 0 then denied = true end
+  state[i], masks[i] = c, mask
+end
+
+if not denied then
+  local first = {}
+  for i, key in ipairs(KEYS) do
+    if first[key] then
+      state[i] = state[first[key]]
+    else
+      first[key] = i
+      local c = state[i]
+      c.rc = c.rc + 1
+      c.tc = c.tc + tokens
+      c.dt = c.dt + tokens
+      c.mt = c.mt + tokens
+      c.mm = c.mm + micros
+      store(key, c, ttl)
+    end
+  end
+end
+
+local out = {denied and 0 or 1, p.sec, p.usec}
+for i = 1, #KEYS do
+  local c = state[i]
+  for _, v in ipairs({masks[i], c.rp, c.rc, c.tp, c.tc, c.dt, c.mt, c.mm}) do
+    out[#out + 1] = v
+  end
+end
+return out
