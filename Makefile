@@ -2,7 +2,8 @@
 
 GO       ?= go
 PLUGINS  := pii contentfilter
-WASM     := $(PLUGINS:%=bin/plugins/%.wasm)
+C_PLUGINS := promptguard
+WASM     := $(PLUGINS:%=bin/plugins/%.wasm) $(C_PLUGINS:%=bin/plugins/%.wasm)
 GO_SRC   := $(shell find host plugins sdk policies -name '*.go' -o -name '*.rego' -o -name '*.sql' -o -name '*.yaml' 2>/dev/null)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
@@ -21,6 +22,20 @@ plugins: check-go $(WASM)
 bin/plugins/%.wasm: $(GO_SRC)
 	@mkdir -p bin/plugins
 	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./plugins/$*/wasm
+
+# The C plugin: a WASI reactor built with Debian's clang, lld and wasi-libc.
+# -mexec-model=reactor links crt1-reactor.o, which provides _initialize; the
+# sources name their exports with export_name, so nothing else is exported.
+CLANG      ?= clang
+WASI_DEBS  := clang lld wasi-libc libclang-rt-14-dev-wasm32
+WASI_FLAGS := --target=wasm32-wasi -mexec-model=reactor -O2 -std=gnu11 -Wall -Wextra -Werror \
+              -Wl,--strip-all
+PROMPTGUARD_SRC := $(wildcard plugins/promptguard/*.c plugins/promptguard/*.h)
+
+bin/plugins/promptguard.wasm: $(PROMPTGUARD_SRC)
+	@scripts/ensure-packages $(WASI_DEBS)
+	@mkdir -p bin/plugins
+	$(CLANG) $(WASI_FLAGS) -o $@.tmp $(filter %.c,$^) && mv $@.tmp $@
 
 ## run: build, then serve the embedded default on 127.0.0.1:8080 (admin on :8081)
 run: build
