@@ -286,15 +286,13 @@ func (s *sqlStore) ListKeys(ctx context.Context, clientID string) ([]Key, error)
 // usageColumns is the number of values in one ledger row.
 const usageColumns = 17
 
-// maxInsertRows is the most rows one INSERT carries: 17 × 256 parameters
-// are far below the limits of SQLite (32766) and PostgreSQL (65535), and one
-// statement per batch instead of one per row is what makes PostgreSQL fast,
-// a round trip each costing more than the insert itself.
+// maxInsertRows is the most rows one INSERT carries. 17 × 256 parameters
+// are far below the limits of SQLite (32766) and PostgreSQL (65535).
 const maxInsertRows = 256
 
 // insertStatements[i] inserts 1<<i rows. A batch is cut into powers of two,
-// so that the few statement texts stay in PostgreSQL's prepared statement
-// cache instead of one text per batch size.
+// up to the dialect's insertRows, so that a few statement texts serve every
+// batch size and stay prepared.
 var insertStatements = func() []string {
 	var out []string
 	for n := 1; n <= maxInsertRows; n *= 2 {
@@ -343,9 +341,23 @@ func (s *sqlStore) InsertUsage(ctx context.Context, events []UsageEvent) (err er
 			_ = tx.Rollback()
 		}
 	}()
-	args := make([]any, 0, min(len(events), maxInsertRows)*usageColumns)
+	stmts := make([]*sql.Stmt, len(insertStatements))
+	defer func() {
+		for _, st := range stmts {
+			if st != nil {
+				_ = st.Close()
+			}
+		}
+	}()
+	maxShift := bits.Len(uint(s.dialect.insertRows)) - 1
+	args := make([]any, 0, min(len(events), s.dialect.insertRows)*usageColumns)
 	for rest := events; len(rest) > 0; {
-		shift := min(bits.Len(uint(len(rest)))-1, len(insertStatements)-1)
+		shift := min(bits.Len(uint(len(rest)))-1, maxShift)
+		if stmts[shift] == nil {
+			if stmts[shift], err = tx.PrepareContext(ctx, insertStatements[shift]); err != nil {
+				return fmt.Errorf("insert usage: prepare: %w", err)
+			}
+		}
 		chunk := rest[:1<<shift]
 		rest = rest[len(chunk):]
 		args = args[:0]
@@ -359,7 +371,7 @@ func (s *sqlStore) InsertUsage(ctx context.Context, events []UsageEvent) (err er
 				ev.PromptTokens, ev.CompletionTokens, ev.TotalTokens, ev.CostMicros, ev.LatencyMS,
 				ev.Status, ev.Code, ev.Findings, source)
 		}
-		if _, err = tx.ExecContext(ctx, insertStatements[shift], args...); err != nil {
+		if _, err = stmts[shift].ExecContext(ctx, args...); err != nil {
 			return fmt.Errorf("insert usage: %d events from request %q: %w", len(chunk), chunk[0].RequestID, err)
 		}
 	}

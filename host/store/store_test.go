@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -684,26 +683,252 @@ func TestConcurrentInsertUsageLosesNothing(t *testing.T) {
 	})
 }
 
+func TestInsertUsageSkipsKnownRequestIDs(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		st, _ := openNew(t, b)
+		ctx := context.Background()
+		batch := []UsageEvent{
+			event("r1", "alice", "eng", "m", t0, 1, 1),
+			event("r2", "alice", "eng", "m", t0, 2, 2),
+		}
+		if err := st.InsertUsage(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		// A retry of the same batch, with one new event, as the ledger
+		// sends after a commit whose acknowledgement was lost.
+		if err := st.InsertUsage(ctx, append(batch, event("r3", "alice", "eng", "m", t0, 4, 4))); err != nil {
+			t.Fatalf("retried batch: %v", err)
+		}
+		rows, err := st.Report(ctx, ReportQuery{GroupBy: GroupByClient})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 1 || rows[0].Requests != 3 || rows[0].TotalTokens != 14 {
+			t.Errorf("Report = %+v, want 3 requests and 14 tokens: each request once", rows)
+		}
+	})
+}
+
+// TestInsertUsageLargeBatches writes batches whose sizes need several
+// statements (powers of two up to the largest), and checks every row landed.
+func TestInsertUsageLargeBatches(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		st, _ := openNew(t, b)
+		ctx := context.Background()
+		n := 0
+		var want int64
+		for _, size := range []int{1, 3, 255, 256, 257, 1000} {
+			batch := make([]UsageEvent, size)
+			for i := range batch {
+				n++
+				batch[i] = event(fmt.Sprintf("r%d", n), "alice", "eng", "m", t0.Add(time.Duration(n)), int64(n), 0)
+				want += int64(n)
+			}
+			if err := st.InsertUsage(ctx, batch); err != nil {
+				t.Fatalf("batch of %d: %v", size, err)
+			}
+		}
+		rows, err := st.Report(ctx, ReportQuery{GroupBy: GroupByClient})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 1 || rows[0].Requests != int64(n) || rows[0].PromptTokens != want {
+			t.Errorf("Report = %+v, want %d requests and %d prompt tokens", rows, n, want)
+		}
+	})
+}
+
+func TestUsageWindows(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		st, _ := openNew(t, b)
+		ctx := context.Background()
+		// A restart at 10:00:30 on 2026-11-27 rebuilds the month, the day
+		// and the last minute.
+		now := time.Date(2026, 11, 27, 10, 0, 30, 0, time.UTC)
+		month := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+		day := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+		minute := now.Add(-time.Minute)
+		moved := event("moved", "bob", "sales", "m", day.Add(time.Hour), 1, 1) // bob moved to ops today
+		moved.Department = "ops"
+		err := st.InsertUsage(ctx, []UsageEvent{
+			event("last-month", "alice", "eng", "m", month.Add(-time.Nanosecond), 1000, 1000),
+			event("a-month", "alice", "eng", "m", month, 100, 0),
+			event("a-day", "alice", "eng", "m", day, 10, 0),
+			event("a-minute", "alice", "eng", "m", minute, 1, 0),
+			event("b-month", "bob", "sales", "m", month.Add(48*time.Hour), 20, 0),
+			moved,
+			event("c-minute", "carol", "eng", "m", now.Add(-time.Second), 5, 0),
+			{Time: now.Add(-time.Second), RequestID: "limited", ClientID: "alice", Department: "eng", Status: 429, Code: "rate_limit_exceeded", UsageSource: UsageNone},
+			{Time: now.Add(-time.Second), RequestID: "anon", Status: 401, Code: "invalid_api_key"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.UsageWindows(ctx, month, day, minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := func(requests, tokens int64) Usage {
+			return Usage{Requests: requests, TotalTokens: tokens, CostMicros: 3 * tokens}
+		}
+		want := []ScopeUsage{
+			{ScopeClient, "alice", []Usage{u(3, 111), u(2, 11), u(1, 1)}},
+			{ScopeClient, "bob", []Usage{u(2, 22), u(1, 2), u(0, 0)}},
+			{ScopeClient, "carol", []Usage{u(1, 5), u(1, 5), u(1, 5)}},
+			{ScopeDepartment, "eng", []Usage{u(4, 116), u(3, 16), u(2, 6)}},
+			{ScopeDepartment, "ops", []Usage{u(1, 2), u(1, 2), u(0, 0)}},
+			{ScopeDepartment, "sales", []Usage{u(1, 20), u(0, 0), u(0, 0)}},
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("UsageWindows =\n%+v\nwant\n%+v", got, want)
+		}
+
+		// A minute window that reaches into last month widens the scan.
+		early, err := st.UsageWindows(ctx, month, month.Add(-time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if early[0].ID != "alice" || early[0].Windows[1].TotalTokens != 2111 {
+			t.Errorf("alice since a minute before the month = %+v, want 2111 tokens", early[0])
+		}
+
+		for _, since := range [][]time.Time{nil, make([]time.Time, MaxUsageWindows+1)} {
+			if _, err := st.UsageWindows(ctx, since...); !errors.Is(err, ErrInvalid) {
+				t.Errorf("UsageWindows(%d windows) = %v, want ErrInvalid", len(since), err)
+			}
+		}
+	})
+}
+
+func TestUsageSeries(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		st, _ := openNew(t, b)
+		ctx := context.Background()
+		day := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+		err := st.InsertUsage(ctx, []UsageEvent{
+			event("before", "alice", "eng", "m", day.Add(-time.Nanosecond), 1000, 0),
+			event("e1", "alice", "eng", "m", day, 1, 0),
+			event("e2", "bob", "eng", "m", day.Add(59*time.Minute), 2, 0),
+			event("s1", "carol", "sales", "m", day.Add(30*time.Minute), 4, 0),
+			event("e3", "alice", "eng", "m", day.Add(5*time.Hour), 8, 0),
+			event("next-day", "alice", "eng", "m", day.Add(25*time.Hour), 16, 0),
+			event("after", "alice", "eng", "m", day.Add(48*time.Hour), 1000, 0),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := func(start time.Time, group string, requests, tokens int64) SeriesPoint {
+			return SeriesPoint{Start: start, ReportRow: ReportRow{Group: group, Requests: requests,
+				PromptTokens: tokens, TotalTokens: tokens, CostMicros: 3 * tokens}}
+		}
+		tests := []struct {
+			name string
+			q    SeriesQuery
+			want []SeriesPoint
+		}{
+			{"hourly by department", SeriesQuery{From: day, To: day.Add(48 * time.Hour), Bucket: time.Hour, GroupBy: GroupByDepartment}, []SeriesPoint{
+				p(day, "eng", 2, 3),
+				p(day, "sales", 1, 4),
+				p(day.Add(5*time.Hour), "eng", 1, 8),
+				p(day.Add(25*time.Hour), "eng", 1, 16),
+			}},
+			// From in the middle of a day: buckets still start at UTC midnight.
+			{"daily from mid-day", SeriesQuery{From: day.Add(40 * time.Minute), To: day.Add(48 * time.Hour), Bucket: 24 * time.Hour, GroupBy: GroupByDepartment}, []SeriesPoint{
+				p(day, "eng", 2, 10),
+				p(day.Add(24*time.Hour), "eng", 1, 16),
+			}},
+			{"daily by client", SeriesQuery{From: day, To: day.Add(24 * time.Hour), Bucket: 24 * time.Hour, GroupBy: GroupByClient}, []SeriesPoint{
+				p(day, "alice", 2, 9),
+				p(day, "bob", 1, 2),
+				p(day, "carol", 1, 4),
+			}},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				got, err := st.UsageSeries(ctx, tt.q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, g := range got {
+					if g.Start.Location() != time.UTC {
+						t.Errorf("bucket start %v is not in UTC", g.Start)
+					}
+				}
+				if !reflect.DeepEqual(got, tt.want) {
+					t.Errorf("UsageSeries =\n%+v\nwant\n%+v", got, tt.want)
+				}
+			})
+		}
+		for _, q := range []SeriesQuery{
+			{To: day, Bucket: time.Hour, GroupBy: GroupByModel},
+			{From: day, Bucket: time.Hour, GroupBy: GroupByModel},
+			{From: day, To: day.Add(time.Hour), Bucket: time.Second, GroupBy: GroupByModel},
+			{From: day, To: day.Add(time.Hour), Bucket: time.Hour, GroupBy: "tier"},
+		} {
+			if _, err := st.UsageSeries(ctx, q); !errors.Is(err, ErrInvalid) {
+				t.Errorf("UsageSeries(%+v) = %v, want ErrInvalid", q, err)
+			}
+		}
+	})
+}
+
+func TestDenialCounts(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		st, _ := openNew(t, b)
+		ctx := context.Background()
+		denied := func(id, code string, at time.Time) UsageEvent {
+			return UsageEvent{Time: at, RequestID: id, ClientID: "alice", Department: "eng", Status: 429, Code: code}
+		}
+		err := st.InsertUsage(ctx, []UsageEvent{
+			event("ok", "alice", "eng", "m", t0, 1, 1),
+			denied("b1", "budget_exceeded", t0),
+			denied("r1", "rate_limit_exceeded", t0),
+			denied("r2", "rate_limit_exceeded", t0.Add(time.Hour)),
+			denied("p1", "pii_detected", t0),
+			denied("late", "pii_detected", t0.Add(24*time.Hour)),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.DenialCounts(ctx, t0, t0.Add(24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []DenialCount{{"rate_limit_exceeded", 2}, {"budget_exceeded", 1}, {"pii_detected", 1}}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("DenialCounts = %+v, want %+v", got, want)
+		}
+		// Ties are ordered by code.
+		all, err := st.DenialCounts(ctx, time.Time{}, time.Time{})
+		want = []DenialCount{{"pii_detected", 2}, {"rate_limit_exceeded", 2}, {"budget_exceeded", 1}}
+		if err != nil || !reflect.DeepEqual(all, want) {
+			t.Errorf("DenialCounts over all time = %+v, %v; want %+v", all, err, want)
+		}
+	})
+}
+
 // BenchmarkInsertUsage measures one ledger batch of 256 events, the
 // ledger's default batch size, with times that advance and random request
-// ids, as the gateway produces them.
+// ids, as the gateway produces them. ns/event and events/s are the figures
+// to compare between databases.
 func BenchmarkInsertUsage(b *testing.B) {
-	st, err := OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "sluice.db"))
-	if err != nil {
-		b.Fatal(err)
+	for _, be := range []backend{sqliteBackend, postgresBackend} {
+		b.Run(be.name, func(b *testing.B) {
+			st, _ := openNew(b, be)
+			batch := make([]UsageEvent, 256)
+			n := 0
+			for b.Loop() {
+				for i := range batch {
+					n++
+					id := sha256.Sum256([]byte(strconv.Itoa(n)))
+					batch[i] = event(hex.EncodeToString(id[:8]), "alice", "eng", "gpt-4o", t0.Add(time.Duration(n)*time.Millisecond), 100, 50)
+				}
+				if err := st.InsertUsage(context.Background(), batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/event")
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+		})
 	}
-	defer st.Close()
-	batch := make([]UsageEvent, 256)
-	n := 0
-	for b.Loop() {
-		for i := range batch {
-			n++
-			id := sha256.Sum256([]byte(strconv.Itoa(n)))
-			batch[i] = event(hex.EncodeToString(id[:8]), "alice", "eng", "gpt-4o", t0.Add(time.Duration(n)*time.Millisecond), 100, 50)
-		}
-		if err := st.InsertUsage(context.Background(), batch); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/event")
 }
