@@ -226,6 +226,10 @@ func (s *StreamScanner) Findings() []Finding {
 
 func (s *StreamScanner) step(final bool) (string, error) {
 	end := s.base + len(s.buf)
+	if !final {
+		// A character split across deltas is scanned once it is whole.
+		end = s.runeEnd()
+	}
 	if end > s.scanned {
 		if err := s.scan(end); err != nil {
 			s.err = err
@@ -256,7 +260,7 @@ func (s *StreamScanner) step(final bool) (string, error) {
 // scan's end up to end, and records what they found.
 func (s *StreamScanner) scan(end int) error {
 	from := s.runeStart(max(s.base, s.scanned-s.o.Window))
-	s.texts[0] = string(s.buf[from-s.base:])
+	s.texts[0] = string(s.buf[from-s.base : end-s.base])
 	found, err := s.o.Scan(s.texts[:])
 	s.texts[0] = ""
 	if err != nil {
@@ -352,6 +356,20 @@ func (s *StreamScanner) release(cut int) string {
 	s.masks = slices.Delete(s.masks, 0, n)
 	s.emitted = cut
 	return out
+}
+
+// runeEnd is the end of the last whole UTF-8 character held.
+func (s *StreamScanner) runeEnd() int {
+	n := len(s.buf)
+	for i := n - 1; i >= max(0, n-utf8.UTFMax); i-- {
+		if utf8.RuneStart(s.buf[i]) {
+			if !utf8.FullRune(s.buf[i:]) {
+				n = i
+			}
+			break
+		}
+	}
+	return s.base + n
 }
 
 // runeStart moves the offset off back to the start of the UTF-8 character
