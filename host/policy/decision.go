@@ -220,6 +220,13 @@ func intField(obj ast.Object, key *ast.Term) (int64, error) {
 		return 0, fmt.Errorf("field %s is %s, want number", key, ast.ValueName(v))
 	}
 	i, ok := n.Int64()
+	if !ok {
+		// 1e3 and 60.0 are integers too, in a form Int64 does not read.
+		r, rok := new(big.Rat).SetString(string(n))
+		if ok = rok && r.IsInt() && r.Num().IsInt64(); ok {
+			i = r.Num().Int64()
+		}
+	}
 	if !ok || i < 0 {
 		return 0, fmt.Errorf("field %s is %s, want a non-negative integer", key, n)
 	}

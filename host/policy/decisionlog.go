@@ -49,7 +49,6 @@ type DecisionLog struct {
 
 	written atomic.Uint64
 	dropped atomic.Uint64
-	failed  atomic.Uint64
 	err     error // the first write error, read after done
 }
 
@@ -152,7 +151,6 @@ func (l *DecisionLog) run(w io.Writer) {
 	}
 	for e := range l.entries {
 		if err := enc.Encode(e.line()); err != nil {
-			l.failed.Add(1)
 			fail(err)
 			continue
 		}

@@ -338,6 +338,15 @@ func parseModule(f regoFile) (*ast.Module, error) {
 // problemsOf turns OPA's errors into problems; file names the file when the
 // errors carry no location.
 func problemsOf(file string, err error) []Problem {
+	// The errors of several files come joined: each may hold its own.
+	var joined interface{ Unwrap() []error }
+	if errors.As(err, &joined) {
+		var out []Problem
+		for _, e := range joined.Unwrap() {
+			out = append(out, problemsOf(file, e)...)
+		}
+		return out
+	}
 	var astErrs ast.Errors
 	if !errors.As(err, &astErrs) {
 		return []Problem{{File: file, Message: err.Error()}}

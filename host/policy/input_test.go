@@ -1,0 +1,156 @@
+package policy_test
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/sluicehq/sluice/host/policy"
+)
+
+// inputPolicy hands the whole input back in a header.
+const inputPolicy = `package sluice.authz
+
+decision := {
+	"allowed": true, "http_status": 200, "code": "", "type": "", "message": "",
+	"headers": {"x-input": json.marshal(input)},
+	"limits": {"rpm": 0, "tpm": 0, "daily_tokens": 0, "monthly_tokens": 0, "monthly_spend_usd": 0},
+	"department_limits": {"rpm": 0, "tpm": 0, "daily_tokens": 0, "monthly_tokens": 0, "monthly_spend_usd": 0},
+	"redact": [], "plugins": [],
+}
+`
+
+// seen returns the input document the policy saw for in.
+func seen(t *testing.T, e *policy.Engine, in policy.Input) map[string]any {
+	t.Helper()
+	d, err := e.Decide(context.Background(), in)
+	if err != nil {
+		t.Fatalf("Decide: %v", err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(d.Headers["x-input"]), &doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+func TestInputDocument(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Skipf("no time zone data: %v", err)
+	}
+	e, err := policy.Load(context.Background(), fstest.MapFS{"authz.rego": {Data: []byte(inputPolicy)}}, nil, policy.WithTimeZone(berlin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := policy.Input{
+		Client: policy.Client{ID: "alice", Department: "research", Tier: "standard", Labels: map[string]string{"team": "nlp"}},
+		Request: policy.Request{
+			Method: "POST", Path: "/v1/chat/completions", Model: "gpt-4o-mini", MaxTokens: 256, PromptTokens: 812, MessageCount: 3,
+			Headers: map[string]string{
+				"User-Agent": "openai-python/1.0", "x-sluice-tags": "batch",
+				"Authorization": "Bearer sk-secret", "x-api-key": "sk-secret", "Cookie": "session=1",
+			},
+		},
+		Usage: &policy.Usage{
+			Client:     policy.Counters{RequestsMinute: 3, TokensMinute: 1200, TokensToday: 50000, TokensMonth: 900000, SpendMonthMicros: 12_500_000},
+			Department: policy.Counters{RequestsMinute: 40, SpendMonthMicros: 210_000_001},
+		},
+		Findings: []policy.Finding{{Plugin: "pii", Type: "EMAIL", Count: 2, Score: 0.9, Messages: []int{0, 2}}},
+		Time:     time.Date(2026, 11, 28, 8, 30, 0, 0, time.UTC),
+	}
+	want := map[string]any{
+		"client": map[string]any{"id": "alice", "department": "research", "tier": "standard", "labels": map[string]any{"team": "nlp"}},
+		"request": map[string]any{
+			"method": "POST", "path": "/v1/chat/completions", "model": "gpt-4o-mini", "stream": false,
+			"max_tokens": 256.0, "prompt_tokens": 812.0, "message_count": 3.0,
+			// Only allow-listed headers, lower-cased; never a credential.
+			"headers": map[string]any{"user-agent": "openai-python/1.0", "x-sluice-tags": "batch"},
+		},
+		"usage": map[string]any{
+			"client": map[string]any{"requests_minute": 3.0, "tokens_minute": 1200.0, "tokens_today": 50000.0, "tokens_month": 900000.0, "spend_month_usd": 12.5},
+			"department": map[string]any{"requests_minute": 40.0, "tokens_minute": 0.0, "tokens_today": 0.0, "tokens_month": 0.0, "spend_month_usd": 210.000001},
+		},
+		"findings": []any{map[string]any{"plugin": "pii", "type": "EMAIL", "count": 2.0, "score": 0.9, "messages": []any{0.0, 2.0}}},
+		"time": map[string]any{
+			"unix": float64(in.Time.Unix()), "rfc3339": "2026-11-28T09:30:00+01:00", "zone": "Europe/Berlin",
+			"weekday": "Saturday", "hour": 9.0, "minute": 30.0,
+		},
+	}
+	if got := seen(t, e, in); !reflect.DeepEqual(got, want) {
+		t.Errorf("input\n %v\nwant\n %v", got, want)
+	}
+
+	// Without usage, headers or findings the policy still finds objects
+	// and arrays to look into.
+	got := seen(t, e, policy.Input{Time: in.Time})
+	for key, want := range map[string]any{"usage": map[string]any{}, "findings": []any{}} {
+		if !reflect.DeepEqual(got[key], want) {
+			t.Errorf("%s = %v, want %v", key, got[key], want)
+		}
+	}
+	if h := got["request"].(map[string]any)["headers"]; !reflect.DeepEqual(h, map[string]any{}) {
+		t.Errorf("headers = %v, want {}", h)
+	}
+}
+
+func TestInputTimeDefaultsToUTC(t *testing.T) {
+	e, err := policy.Load(context.Background(), fstest.MapFS{"authz.rego": {Data: []byte(inputPolicy)}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 29, 23, 59, 0, 0, time.FixedZone("X", 3600))
+	got := seen(t, e, policy.Input{Time: at})["time"].(map[string]any)
+	if got["zone"] != "UTC" || got["weekday"] != "Sunday" || got["hour"] != 22.0 || got["rfc3339"] != "2026-11-29T22:59:00Z" {
+		t.Errorf("time %v, want Sunday 22:59 UTC", got)
+	}
+}
+
+func TestInputHeadersListsOnlySafeNames(t *testing.T) {
+	names := policy.InputHeaders()
+	for _, n := range names {
+		switch n {
+		case "authorization", "x-api-key", "cookie", "proxy-authorization":
+			t.Errorf("InputHeaders lists %s", n)
+		}
+	}
+	names[0] = "authorization"
+	if policy.InputHeaders()[0] == "authorization" {
+		t.Error("InputHeaders returns its own slice; a caller could widen the allow-list")
+	}
+}
+
+func TestLimitsJSONRoundTrip(t *testing.T) {
+	cases := []struct {
+		json string
+		want policy.Limits
+		out  string
+	}{
+		{`{"rpm": 60, "monthly_spend_usd": 0.1}`, policy.Limits{RPM: 60, MonthlySpendMicros: 100_000},
+			`{"rpm":60,"tpm":0,"daily_tokens":0,"monthly_tokens":0,"monthly_spend_usd":0.1}`},
+		{`{"monthly_spend_usd": 12.3456789}`, policy.Limits{MonthlySpendMicros: 12_345_678},
+			`{"rpm":0,"tpm":0,"daily_tokens":0,"monthly_tokens":0,"monthly_spend_usd":12.345678}`},
+		{`{"monthly_spend_usd": 5e2, "tpm": 1e3}`, policy.Limits{TPM: 1000, MonthlySpendMicros: 500_000_000},
+			`{"rpm":0,"tpm":1000,"daily_tokens":0,"monthly_tokens":0,"monthly_spend_usd":500}`},
+	}
+	for _, c := range cases {
+		var got policy.Limits
+		if err := json.Unmarshal([]byte(c.json), &got); err != nil || got != c.want {
+			t.Errorf("Unmarshal(%s) = %+v, %v; want %+v", c.json, got, err, c.want)
+			continue
+		}
+		out, err := json.Marshal(got)
+		if err != nil || string(out) != c.out {
+			t.Errorf("Marshal(%+v) = %s, %v; want %s", got, out, err, c.out)
+		}
+	}
+	for _, bad := range []string{`{"rpm": -1}`, `{"rpm": 1.5}`, `{"monthly_spend_usd": "1"}`, `[]`} {
+		var l policy.Limits
+		if err := json.Unmarshal([]byte(bad), &l); err == nil {
+			t.Errorf("Unmarshal(%s) = %+v, want error", bad, l)
+		}
+	}
+}
