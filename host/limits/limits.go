@@ -51,9 +51,10 @@ type Usage struct {
 	MonthMicros    int64 // money since the first of the month, in micro-dollars
 }
 
-// Limiter reserves and reconciles requests against the limits of their scopes.
-// Implementations are safe for concurrent use.
-type Limiter interface {
+// Backend reserves and reconciles requests against the limits of their
+// scopes, wherever the counters live: Memory (in process) or Redis (shared by
+// replicas). Implementations are safe for concurrent use.
+type Backend interface {
 	// Reserve admits a request expected to cost cost if it fits every limit of
 	// every scope, and charges the estimate to all of them at once; otherwise
 	// it charges nothing and the Result's Denial says why. The error is

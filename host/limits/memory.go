@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Memory is the in-process Limiter of a single gateway: exact, and rebuilt
+// Memory is the in-process Backend of a single gateway: exact, and rebuilt
 // from the ledger at start through Seed.
 type Memory struct {
 	accounts sync.Map // scope key → *account
@@ -15,7 +15,7 @@ type Memory struct {
 	window   int64 // ms; a minute, shorter in tests
 }
 
-var _ Limiter = (*Memory)(nil)
+var _ Backend = (*Memory)(nil)
 
 type account struct {
 	mu sync.Mutex
@@ -33,7 +33,7 @@ func (m *Memory) account(key string) *account {
 	return a.(*account)
 }
 
-// Reserve implements Limiter. It fails only for more than MaxScopes scopes.
+// Reserve implements Backend. It fails only for more than MaxScopes scopes.
 func (m *Memory) Reserve(_ context.Context, scopes []Scope, cost Cost) (Reservation, Result, error) {
 	if len(scopes) > MaxScopes {
 		return Reservation{}, Result{}, fmt.Errorf("limits: %d scopes, at most %d", len(scopes), MaxScopes)
@@ -109,7 +109,7 @@ func newReservation(scopes []Scope, cost Cost, p *period) Reservation {
 	return r
 }
 
-// Commit implements Limiter.
+// Commit implements Backend.
 func (m *Memory) Commit(r Reservation, used Cost) {
 	m.reconcile(&r, used.clamp(), true)
 }
@@ -136,7 +136,7 @@ func dup(keys []string, key string) bool {
 	return false
 }
 
-// Peek implements Limiter; it never fails.
+// Peek implements Backend; it never fails.
 func (m *Memory) Peek(_ context.Context, keys ...string) ([]Usage, error) {
 	p := periodAt(m.now(), m.window)
 	out := make([]Usage, len(keys))
@@ -167,5 +167,5 @@ func (m *Memory) Seed(key string, u Usage) {
 	a.c.monthMicros += max(u.MonthMicros, 0)
 }
 
-// Close implements Limiter; there is nothing to release.
+// Close implements Backend; there is nothing to release.
 func (m *Memory) Close() error { return nil }

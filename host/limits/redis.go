@@ -98,7 +98,7 @@ var (
 // refreshed on every write, so that keys of scopes no longer used vanish.
 const keyTTL = 32 * 24 * 3600
 
-// Redis is the Limiter shared by gateway replicas: the counters live in Redis
+// Redis is the Backend shared by gateway replicas: the counters live in Redis
 // and every reservation and commit is one atomic script call.
 type Redis struct {
 	client    redis.UniversalClient
@@ -131,7 +131,7 @@ type Redis struct {
 	commitsDeferred, commitsReplayed, commitsDropped atomic.Uint64
 }
 
-var _ Limiter = (*Redis)(nil)
+var _ Backend = (*Redis)(nil)
 
 // exhausted is what the cache knows of a scope: a limit no request can fit
 // until a moment by this process's clock.
@@ -252,7 +252,7 @@ func (r *Redis) key(scopeKey string) string {
 	return k
 }
 
-// Reserve implements Limiter. It costs one script call, or none when a scope
+// Reserve implements Backend. It costs one script call, or none when a scope
 // is known to be exhausted.
 func (r *Redis) Reserve(ctx context.Context, scopes []Scope, cost Cost) (Reservation, Result, error) {
 	if len(scopes) > MaxScopes {
@@ -315,7 +315,7 @@ func (r *Redis) fallback(ctx context.Context, scopes []Scope, cost Cost, cause e
 	return res, out, err
 }
 
-// Commit implements Limiter. It costs one script call; while Redis is
+// Commit implements Backend. It costs one script call; while Redis is
 // unreachable the commit is kept and replayed later (see the package doc).
 func (r *Redis) Commit(res Reservation, used Cost) {
 	if res.n == 0 {
@@ -360,7 +360,7 @@ func (r *Redis) runCommit(ctx context.Context, res *Reservation, used Cost, wind
 		res.cost.Tokens, res.cost.Micros, used.Tokens, used.Micros, res.win, res.day, res.month, w).Err()
 }
 
-// Peek implements Limiter, in one script call.
+// Peek implements Backend, in one script call.
 func (r *Redis) Peek(ctx context.Context, keys ...string) ([]Usage, error) {
 	if len(keys) == 0 {
 		return nil, nil
