@@ -5,6 +5,7 @@ import data.sluice.authz
 tiers := {
 	"standard": {
 		"rpm": 60,
+		"tpm": 100000,
 		"daily_tokens": 1000000,
 		"models": ["gpt-4o-mini", "mock-*"],
 		"pii_detection": true,
@@ -14,12 +15,20 @@ tiers := {
 	"premium": {
 		"rpm": 600,
 		"daily_tokens": 0,
+		"monthly_spend_usd": 250.5,
 		"models": ["*"],
 		"pii_detection": true,
 		"content_filter": false,
 		"redact": ["PHONE", "EMAIL"],
+		"response_plugins": ["pii"],
+		"restore": true,
 	},
 	"bare": {"models": ["*"]},
+}
+
+departments := {
+	"finance": {"monthly_spend_usd": 500},
+	"research": {"rpm": 100, "tpm": 50000, "daily_tokens": 2000000, "monthly_tokens": 30000000, "monthly_spend_usd": 1200},
 }
 
 # request builds an input for a client of the given tier asking for model,
@@ -34,18 +43,51 @@ request(tier, model, findings) := {
 		"max_tokens": 256,
 		"prompt_tokens": 42,
 		"message_count": 2,
+		"headers": {"user-agent": "openai-python/1.0"},
 	},
+	"usage": {},
 	"findings": findings,
-	"time": {"unix": 1796000000},
+	"time": {
+		"unix": 1795000000,
+		"rfc3339": "2026-11-17T09:26:40Z",
+		"zone": "UTC",
+		"weekday": "Tuesday",
+		"hour": 9,
+		"minute": 26,
+	},
 }
+
+# in_department moves a request's client to department.
+in_department(req, department) := object.union(req, {"client": {"department": department}})
 
 finding(plugin, type) := {"plugin": plugin, "type": type, "count": 1, "score": 0.9, "messages": [0]}
 
-standard_limits := {"rpm": 60, "daily_tokens": 1000000}
+unlimited := {"rpm": 0, "tpm": 0, "daily_tokens": 0, "monthly_tokens": 0, "monthly_spend_usd": 0}
+
+standard_limits := {"rpm": 60, "tpm": 100000, "daily_tokens": 1000000, "monthly_tokens": 0, "monthly_spend_usd": 0}
+
+finance_limits := {"rpm": 0, "tpm": 0, "daily_tokens": 0, "monthly_tokens": 0, "monthly_spend_usd": 500}
+
+# denied is a denial of the tier and department limits above.
+denied(status, code, type, message) := {
+	"allowed": false,
+	"http_status": status,
+	"code": code,
+	"type": type,
+	"message": message,
+	"headers": {},
+	"limits": standard_limits,
+	"department_limits": finance_limits,
+	"redact": [],
+	"plugins": [],
+	"response_plugins": [],
+	"restore": false,
+}
 
 test_standard_allowed_without_findings if {
 	d := authz.decision with input as request("standard", "gpt-4o-mini", [])
 		with data.sluice.tiers as tiers
+		with data.sluice.departments as departments
 	d == {
 		"allowed": true,
 		"http_status": 200,
@@ -54,14 +96,18 @@ test_standard_allowed_without_findings if {
 		"message": "",
 		"headers": {},
 		"limits": standard_limits,
+		"department_limits": finance_limits,
 		"redact": [],
 		"plugins": ["content_filter", "pii"],
+		"response_plugins": [],
+		"restore": false,
 	}
 }
 
 test_unknown_tier_denied if {
 	d := authz.decision with input as request("gold", "gpt-4o-mini", [])
 		with data.sluice.tiers as tiers
+		with data.sluice.departments as departments
 	d == {
 		"allowed": false,
 		"http_status": 403,
@@ -69,9 +115,12 @@ test_unknown_tier_denied if {
 		"type": "permission_error",
 		"message": "client tier \"gold\" is not configured",
 		"headers": {},
-		"limits": {"rpm": 0, "daily_tokens": 0},
+		"limits": unlimited,
+		"department_limits": unlimited,
 		"redact": [],
 		"plugins": [],
+		"response_plugins": [],
+		"restore": false,
 	}
 }
 
@@ -97,17 +146,8 @@ test_empty_input_denied if {
 test_model_not_allowed if {
 	d := authz.decision with input as request("standard", "gpt-4o", [])
 		with data.sluice.tiers as tiers
-	d == {
-		"allowed": false,
-		"http_status": 403,
-		"code": "model_not_allowed",
-		"type": "permission_error",
-		"message": "model \"gpt-4o\" is not allowed for this client",
-		"headers": {},
-		"limits": standard_limits,
-		"redact": [],
-		"plugins": [],
-	}
+		with data.sluice.departments as departments
+	d == denied(403, "model_not_allowed", "permission_error", "model \"gpt-4o\" is not allowed for this client")
 }
 
 test_tier_without_models_allows_none if {
@@ -153,17 +193,8 @@ test_content_filter_finding_blocks if {
 		finding("content_filter", "HATE"),
 	])
 		with data.sluice.tiers as tiers
-	d == {
-		"allowed": false,
-		"http_status": 400,
-		"code": "content_policy_violation",
-		"type": "invalid_request_error",
-		"message": "request blocked by content policy (HATE, VIOLENCE)",
-		"headers": {},
-		"limits": standard_limits,
-		"redact": [],
-		"plugins": [],
-	}
+		with data.sluice.departments as departments
+	d == denied(400, "content_policy_violation", "invalid_request_error", "request blocked by content policy (HATE, VIOLENCE)")
 }
 
 test_pii_not_redacted_blocks if {
@@ -172,17 +203,8 @@ test_pii_not_redacted_blocks if {
 		finding("pii", "EMAIL"),
 	])
 		with data.sluice.tiers as tiers
-	d == {
-		"allowed": false,
-		"http_status": 400,
-		"code": "pii_detected",
-		"type": "invalid_request_error",
-		"message": "request blocked: personal data detected (EMAIL, US_SSN)",
-		"headers": {},
-		"limits": standard_limits,
-		"redact": [],
-		"plugins": [],
-	}
+		with data.sluice.departments as departments
+	d == denied(400, "pii_detected", "invalid_request_error", "request blocked: personal data detected (EMAIL, US_SSN)")
 }
 
 test_pii_in_redact_list_is_redacted if {
@@ -191,6 +213,7 @@ test_pii_in_redact_list_is_redacted if {
 		finding("pii", "EMAIL"),
 	])
 		with data.sluice.tiers as tiers
+		with data.sluice.departments as departments
 	d == {
 		"allowed": true,
 		"http_status": 200,
@@ -198,9 +221,12 @@ test_pii_in_redact_list_is_redacted if {
 		"type": "",
 		"message": "",
 		"headers": {},
-		"limits": {"rpm": 600, "daily_tokens": 0},
+		"limits": {"rpm": 600, "tpm": 0, "daily_tokens": 0, "monthly_tokens": 0, "monthly_spend_usd": 250.5},
+		"department_limits": finance_limits,
 		"redact": ["EMAIL", "PHONE"],
 		"plugins": ["pii"],
+		"response_plugins": ["pii"],
+		"restore": true,
 	}
 }
 
@@ -243,9 +269,13 @@ test_plugins_follow_tier_switches if {
 		{"tier": "premium", "plugins": ["pii"]},
 		{"tier": "bare", "plugins": []},
 		{"tier": "filtered", "plugins": ["content_filter"]},
+		{"tier": "truthy", "plugins": []},
 	] {
 		d := authz.decision with input as request(c.tier, "gpt-4o-mini", [])
-			with data.sluice.tiers as object.union(tiers, {"filtered": {"models": ["*"], "content_filter": true, "pii_detection": false}})
+			with data.sluice.tiers as object.union(tiers, {
+				"filtered": {"models": ["*"], "content_filter": true, "pii_detection": false},
+				"truthy": {"models": ["*"], "content_filter": "yes", "pii_detection": 1},
+			})
 		d.plugins == c.plugins
 	}
 }
@@ -253,7 +283,35 @@ test_plugins_follow_tier_switches if {
 test_absent_limits_are_unlimited if {
 	d := authz.decision with input as request("bare", "any-model", [])
 		with data.sluice.tiers as tiers
-	d.limits == {"rpm": 0, "daily_tokens": 0}
+	d.limits == unlimited
+	d.department_limits == unlimited
+	d.response_plugins == []
+	d.restore == false
+}
+
+# A limit the gateway cannot read must reach it as it is, so that it refuses
+# the decision instead of reading the typo as unlimited.
+test_malformed_limits_are_passed_through if {
+	d := authz.decision with input as in_department(request("odd", "gpt-4o-mini", []), "broken")
+		with data.sluice.tiers as {"odd": {"models": ["*"], "rpm": "sixty"}}
+		with data.sluice.departments as {"broken": "lots"}
+	d.limits.rpm == "sixty"
+	d.department_limits == "lots"
+}
+
+test_department_limits_come_from_department_data if {
+	every c in [
+		{"department": "finance", "limits": finance_limits},
+		{"department": "research", "limits": departments.research},
+		{"department": "legal", "limits": unlimited},
+		{"department": "", "limits": unlimited},
+	] {
+		d := authz.decision with input as in_department(request("standard", "gpt-4o-mini", []), c.department)
+			with data.sluice.tiers as tiers
+			with data.sluice.departments as departments
+		d.department_limits == c.limits
+		d.limits == standard_limits
+	}
 }
 
 test_malformed_findings_treated_as_none if {
@@ -267,35 +325,191 @@ test_input_without_request_is_not_model_checked if {
 		with data.sluice.tiers as tiers
 	d.allowed
 	d.plugins == ["content_filter", "pii"]
+	d.department_limits == unlimited
+}
+
+# Extension points: what files of package sluice.authz add to deny, redact,
+# block, cap and plugin. The tests replace the sets with "with"; the
+# examples' tests add them with real rules.
+
+test_deny_extension_denies if {
+	d := authz.decision with input as request("standard", "gpt-4o-mini", [])
+		with data.sluice.tiers as tiers
+		with data.sluice.departments as departments
+		with authz.deny as {{"http_status": 451, "code": "embargoed", "type": "permission_error", "message": "not here"}}
+	d == denied(451, "embargoed", "permission_error", "not here")
+}
+
+test_deny_extension_fills_missing_fields if {
+	every c in [
+		{"deny": {"outside business hours"}, "want": [403, "policy_denied", "permission_error", "outside business hours"]},
+		{"deny": {{"code": "too_big", "http_status": 413}}, "want": [413, "too_big", "permission_error", "request denied by policy"]},
+		{"deny": {true}, "want": [403, "policy_denied", "permission_error", "request denied by policy"]},
+	] {
+		d := authz.decision with input as request("standard", "gpt-4o-mini", [])
+			with data.sluice.tiers as tiers
+			with authz.deny as c.deny
+		[d.http_status, d.code, d.type, d.message] == c.want
+		d.allowed == false
+	}
+}
+
+test_deny_extension_picks_first_in_sort_order if {
+	d := authz.decision with input as request("standard", "gpt-4o-mini", [])
+		with data.sluice.tiers as tiers
+		with authz.deny as {
+			{"http_status": 403, "code": "b_rule", "type": "permission_error", "message": "b"},
+			{"http_status": 429, "code": "a_rule", "type": "rate_limit_error", "message": "a2"},
+			{"http_status": 429, "code": "a_rule", "type": "rate_limit_error", "message": "a1"},
+			"plain",
+		}
+	[d.http_status, d.code, d.message] == [429, "a_rule", "a1"]
+}
+
+test_deny_extension_precedence if {
+	ext := {{"http_status": 403, "code": "embargoed", "type": "permission_error", "message": "not here"}}
+	every c in [
+		{"tier": "gold", "model": "gpt-4o-mini", "findings": [], "code": "tier_unknown"},
+		{"tier": "standard", "model": "gpt-4o", "findings": [], "code": "model_not_allowed"},
+		{"tier": "standard", "model": "gpt-4o-mini", "findings": [finding("content_filter", "HATE")], "code": "embargoed"},
+		{"tier": "standard", "model": "gpt-4o-mini", "findings": [finding("pii", "EMAIL")], "code": "embargoed"},
+	] {
+		d := authz.decision with input as request(c.tier, c.model, c.findings)
+			with data.sluice.tiers as tiers
+			with authz.deny as ext
+		d.code == c.code
+	}
+}
+
+test_redact_extension_adds_types if {
+	d := authz.decision with input as request("standard", "gpt-4o-mini", [finding("pii", "EMAIL"), finding("pii", "PHONE")])
+		with data.sluice.tiers as tiers
+		with authz.redact as {"EMAIL", "PHONE"}
+	d.allowed
+	d.redact == ["EMAIL", "PHONE"]
+}
+
+test_block_extension_overrides_redaction if {
+	every c in [
+		{"redact": set(), "findings": [finding("pii", "EMAIL"), finding("pii", "AWS_ACCESS_KEY")], "message": "request blocked: personal data detected (AWS_ACCESS_KEY)"},
+		{"redact": {"AWS_ACCESS_KEY"}, "findings": [finding("pii", "AWS_ACCESS_KEY")], "message": "request blocked: personal data detected (AWS_ACCESS_KEY)"},
+		{"redact": set(), "findings": [finding("pii", "PHONE"), finding("pii", "EMAIL")], "message": "request blocked: personal data detected (PHONE)"},
+	] {
+		d := authz.decision with input as request("premium", "gpt-4o", c.findings)
+			with data.sluice.tiers as object.union(tiers, {"premium": {"redact": ["EMAIL", "AWS_ACCESS_KEY"]}})
+			with authz.redact as c.redact
+			with authz.block as {"AWS_ACCESS_KEY", "PHONE"}
+		d.code == "pii_detected"
+		d.message == c.message
+	}
+}
+
+test_block_extension_leaves_other_types_alone if {
+	d := authz.decision with input as request("premium", "gpt-4o", [finding("pii", "EMAIL")])
+		with data.sluice.tiers as tiers
+		with authz.block as {"AWS_ACCESS_KEY"}
+	d.allowed
+	d.redact == ["EMAIL"]
+}
+
+test_cap_extension_lowers_limits if {
+	every c in [
+		{"cap": {{"limit": "tpm", "value": 20000}}, "limits": object.union(standard_limits, {"tpm": 20000})},
+		{"cap": {{"limit": "tpm", "value": 500000}}, "limits": standard_limits},
+		{"cap": {{"limit": "tpm", "value": 30000}, {"limit": "tpm", "value": 20000}}, "limits": object.union(standard_limits, {"tpm": 20000})},
+		{"cap": {{"limit": "monthly_tokens", "value": 5000000}}, "limits": object.union(standard_limits, {"monthly_tokens": 5000000})},
+		{"cap": {{"limit": "monthly_spend_usd", "value": 12.5}, {"limit": "rpm", "value": 10}}, "limits": object.union(standard_limits, {"rpm": 10, "monthly_spend_usd": 12.5})},
+	] {
+		d := authz.decision with input as request("standard", "gpt-4o-mini", [])
+			with data.sluice.tiers as tiers
+			with data.sluice.departments as departments
+			with authz.cap as c.cap
+		d.allowed
+		d.limits == c.limits
+		d.department_limits == finance_limits
+	}
+}
+
+test_cap_extension_applies_to_denials_too if {
+	d := authz.decision with input as request("standard", "gpt-4o", [])
+		with data.sluice.tiers as tiers
+		with authz.cap as {{"limit": "rpm", "value": 5}}
+	d.code == "model_not_allowed"
+	d.limits.rpm == 5
+}
+
+test_cap_that_cannot_apply_is_a_policy_error if {
+	every cap in [
+		{{"limit": "rpm", "value": 0}},
+		{{"limit": "rpm", "value": -1}},
+		{{"limit": "rpm", "value": "ten"}},
+		{{"limit": "tmp", "value": 10}},
+		{{"value": 10}},
+		{"rpm"},
+	] {
+		d := authz.decision with input as request("standard", "gpt-4o-mini", [])
+			with data.sluice.tiers as tiers
+			with authz.cap as cap
+		d.allowed == false
+		[d.http_status, d.code, d.type] == [500, "policy_error", "server_error"]
+		d.limits == standard_limits
+	}
+}
+
+test_cap_keeps_a_malformed_limit_malformed if {
+	d := authz.decision with input as request("odd", "gpt-4o-mini", [])
+		with data.sluice.tiers as {"odd": {"models": ["*"], "rpm": "sixty"}}
+		with authz.cap as {{"limit": "rpm", "value": 10}}
+	d.limits.rpm == "sixty"
+}
+
+test_plugin_extension_adds_plugins if {
+	every c in [
+		{"tier": "bare", "plugin": {"pii"}, "plugins": ["pii"]},
+		{"tier": "standard", "plugin": {"pii", "toxicity"}, "plugins": ["content_filter", "pii", "toxicity"]},
+	] {
+		d := authz.decision with input as request(c.tier, "gpt-4o-mini", [])
+			with data.sluice.tiers as tiers
+			with authz.plugin as c.plugin
+		d.plugins == c.plugins
+	}
 }
 
 # The allowed first pass is answered from data.sluice.derived when it is
-# there. These tests check that it changes no decision, and that it is used.
+# there. These tests check that it changes no decision, that it is used, and
+# that it stands aside when an extension applies.
 
 derived := d if {
 	d := authz.derived with data.sluice.tiers as tiers
+		with data.sluice.departments as departments
 }
 
 test_derived_data_changes_no_decision if {
 	every c in [
-		["standard", "gpt-4o-mini", []],
-		["standard", "mock-echo", []],
-		["standard", "mock-", []],
-		["standard", "", []],
-		["standard", "gpt-4o", []],
-		["standard", "MOCK-echo", []],
-		["standard", "gpt-4o-mini-2024", []],
-		["premium", "meta-llama/Llama-3-8B", []],
-		["premium", "gpt-4o", [finding("pii", "EMAIL")]],
-		["standard", "gpt-4o-mini", [finding("content_filter", "HATE")]],
-		["bare", "any-model", []],
-		["gold", "gpt-4o-mini", []],
+		["standard", "gpt-4o-mini", [], "finance"],
+		["standard", "gpt-4o-mini", [], "research"],
+		["standard", "gpt-4o-mini", [], "legal"],
+		["standard", "mock-echo", [], "research"],
+		["standard", "mock-echo", [], "legal"],
+		["standard", "mock-", [], "finance"],
+		["standard", "", [], "finance"],
+		["standard", "gpt-4o", [], "finance"],
+		["standard", "MOCK-echo", [], "finance"],
+		["standard", "gpt-4o-mini-2024", [], "finance"],
+		["premium", "meta-llama/Llama-3-8B", [], "research"],
+		["premium", "gpt-4o", [finding("pii", "EMAIL")], "finance"],
+		["standard", "gpt-4o-mini", [finding("content_filter", "HATE")], "finance"],
+		["bare", "any-model", [], "finance"],
+		["gold", "gpt-4o-mini", [], "finance"],
 	] {
-		[tier, model, findings] := c
-		computed := authz.decision with input as request(tier, model, findings)
+		[tier, model, findings, department] := c
+		req := in_department(request(tier, model, findings), department)
+		computed := authz.decision with input as req
 			with data.sluice.tiers as tiers
-		looked_up := authz.decision with input as request(tier, model, findings)
+			with data.sluice.departments as departments
+		looked_up := authz.decision with input as req
 			with data.sluice.tiers as tiers
+			with data.sluice.departments as departments
 			with data.sluice.derived as derived
 		looked_up == computed
 	}
@@ -306,7 +520,10 @@ test_derived_splits_names_from_patterns if {
 	derived.tiers.standard.model_patterns == ["mock-*"]
 	derived.tiers.premium.models == {"": true}
 	derived.tiers.premium.model_patterns == ["*"]
-	derived.tiers.standard.allowed == {
+}
+
+test_derived_holds_a_decision_per_department if {
+	allowed := {
 		"allowed": true,
 		"http_status": 200,
 		"code": "",
@@ -314,9 +531,23 @@ test_derived_splits_names_from_patterns if {
 		"message": "",
 		"headers": {},
 		"limits": standard_limits,
+		"department_limits": unlimited,
 		"redact": [],
 		"plugins": ["content_filter", "pii"],
+		"response_plugins": [],
+		"restore": false,
 	}
+	derived.tiers.standard.allowed == allowed
+	derived.tiers.standard.departments == {
+		"finance": object.union(allowed, {"department_limits": finance_limits}),
+		"research": object.union(allowed, {"department_limits": departments.research}),
+	}
+}
+
+test_derived_without_departments if {
+	d := authz.derived with data.sluice.tiers as tiers
+	d.tiers.standard.departments == {}
+	d.tiers.standard.allowed.department_limits == unlimited
 }
 
 test_derived_treats_every_glob_character_as_a_pattern if {
@@ -331,14 +562,25 @@ test_derived_skips_tiers_that_are_not_objects if {
 }
 
 # A marked decision in the derived data shows which branch answered.
-marked := {"tiers": {"standard": object.union(derived.tiers.standard, {"allowed": {"headers": {"x-derived": "yes"}}})}}
+marked := {"tiers": {"standard": object.union(derived.tiers.standard, {
+	"allowed": {"headers": {"x-derived": "yes"}},
+	"departments": {"finance": {"headers": {"x-derived": "finance"}}},
+})}}
 
 test_derived_answers_the_allowed_first_pass if {
-	every model in ["gpt-4o-mini", "mock-echo", ""] {
-		d := authz.decision with input as request("standard", model, [])
+	every c in [
+		["gpt-4o-mini", "finance", "finance"],
+		["mock-echo", "finance", "finance"],
+		["", "finance", "finance"],
+		["gpt-4o-mini", "legal", "yes"],
+		["mock-echo", "legal", "yes"],
+	] {
+		[model, department, mark] := c
+		d := authz.decision with input as in_department(request("standard", model, []), department)
 			with data.sluice.tiers as tiers
+			with data.sluice.departments as departments
 			with data.sluice.derived as marked
-		d.headers == {"x-derived": "yes"}
+		d.headers == {"x-derived": mark}
 	}
 }
 
@@ -350,4 +592,39 @@ test_derived_does_not_answer_denials_or_findings if {
 			with data.sluice.derived as marked
 		d.headers == {}
 	}
+}
+
+# The derived answers know nothing of extension rules, so any deny, cap or
+# plugin that applies must send evaluation to the rules that read them, for
+# a model named outright as for one a pattern matches.
+test_derived_stands_aside_for_extensions if {
+	every model in ["gpt-4o-mini", "mock-echo"] {
+		req := request("standard", model, [])
+		denial := authz.decision with input as req
+			with data.sluice.tiers as tiers
+			with data.sluice.derived as marked
+			with authz.deny as {"closed today"}
+		capped := authz.decision with input as req
+			with data.sluice.tiers as tiers
+			with data.sluice.derived as marked
+			with authz.cap as {{"limit": "rpm", "value": 6}}
+		plugged := authz.decision with input as req
+			with data.sluice.tiers as tiers
+			with data.sluice.derived as marked
+			with authz.plugin as {"toxicity"}
+		[denial.allowed, denial.message] == [false, "closed today"]
+		[capped.headers, capped.limits.rpm] == [{}, 6]
+		[plugged.headers, plugged.plugins] == [{}, ["content_filter", "pii", "toxicity"]]
+	}
+}
+
+# Redact and block rules need no such care: they matter only with findings,
+# which the derived answers never see.
+test_derived_ignores_redact_and_block_rules if {
+	d := authz.decision with input as request("standard", "gpt-4o-mini", [])
+		with data.sluice.tiers as tiers
+		with data.sluice.derived as marked
+		with authz.redact as {"EMAIL"}
+		with authz.block as {"PHONE"}
+	d.headers == {"x-derived": "finance"}
 }
