@@ -1,16 +1,3 @@
-// Package redact hides what the guard plugins found, and puts it back.
-//
-// On the way in, [Vault.Redact] replaces each finding of the types the policy
-// names with a placeholder such as [EMAIL_1] and remembers the original value,
-// so that the model never sees it. On the way out, [Vault.Restore] (a whole
-// reply) and [StreamRestorer] (a streamed one, delta by delta) put the values
-// back, so that the user does not notice. Response-phase scanning,
-// [ScanTexts] and [StreamScanner], lets plugins check the model's output too
-// and masks or blocks what they find, streamed output included.
-//
-// A Vault holds the values of one request in memory for that request's life
-// and nowhere else: it is never logged, recorded or sent, and it prints as a
-// count of placeholders only.
 package redact
 
 import (

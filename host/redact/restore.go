@@ -1,6 +1,9 @@
 package redact
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // Restore puts the original values back into text, a whole reply of the
 // model. Placeholders v does not hold (ones the model made up, such as an
@@ -38,7 +41,7 @@ func (v *Vault) restore(dst []byte, text string, final bool) (out []byte, rest i
 		if q := strings.IndexByte(window, ']'); q >= 0 {
 			if value, ok := v.values[window[:q+1]]; ok {
 				if out == nil {
-					out = dst
+					out = slices.Grow(dst, len(text)+len(text)/4)
 				}
 				out = append(out, text[done:p]...)
 				out = append(out, value...)

@@ -113,7 +113,7 @@ func TestStreamRestorerHoldsBackLittle(t *testing.T) {
 		sent   []string // after each Next
 	}{
 		{[]string{"Hi [EMA", "IL_1]!"}, []string{"Hi ", "ann@example.com!"}},
-		{[]string{"[see", " more]"}, []string{"[see", " more]"}},     // no placeholder starts "[s"
+		{[]string{"[see", " more]"}, []string{"[see", " more]"}},       // no placeholder starts "[s"
 		{[]string{"a [EMAIL_", "9] b"}, []string{"a ", "[EMAIL_9] b"}}, // held, then let go
 		{[]string{"[", "[", "EMAIL_1]"}, []string{"", "[", "ann@example.com"}},
 		{[]string{"no brackets", " at all"}, []string{"no brackets", " at all"}},

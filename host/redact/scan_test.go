@@ -321,3 +321,66 @@ func TestMaskedIsNotRestored(t *testing.T) {
 		t.Fatalf("vault can restore %d values, want only the request's", v.Len())
 	}
 }
+
+// FuzzStreamScanner checks, for any chunking of a reply, that the stream
+// masks every byte the whole reply's scan masks, and that its output is the
+// text with exactly its own findings masked. It may mask more than the whole
+// scan: a detector shown a window that starts mid-word can match differently
+// (a local part cut to its tail), and overlapping findings of one type merge.
+func FuzzStreamScanner(f *testing.F) {
+	for _, text := range scanTexts {
+		f.Add(text, uint64(len(text)), uint8(40), uint8(8))
+	}
+	f.Add("00000000000@0000000.AA0000000@0000000000.AA000000000 0000000000000000", uint64(3), uint8(0), uint8(3))
+	f.Fuzz(func(t *testing.T, text string, seed uint64, window, batch uint8) {
+		if !utf8.ValidString(text) || len(text) > 4096 {
+			return // replies are decoded JSON strings: valid UTF-8
+		}
+		for _, m := range emailRE.FindAllString(text, -1) {
+			if len(m) > 32 {
+				return // only findings that fit a window are promised
+			}
+		}
+		var calls int
+		o := ScanOptions{Scan: testScan(t, &calls), Decide: ByType([]string{"EMAIL", "OPENAI_KEY"}, Block),
+			Window: 32 + int(window), Batch: 1 + int(batch)}
+		_, whole, err := ScanTexts([]string{text}, o, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(seed, seed>>3))
+		var chunks []string
+		for rest := text; rest != ""; {
+			n := min(len(rest), 1+rng.IntN(16))
+			chunks = append(chunks, rest[:n])
+			rest = rest[n:]
+		}
+		s := NewStreamScanner(o, nil)
+		got, err := scanStream(s, chunks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		masked := make([]bool, len(text))
+		for _, f := range s.Findings() {
+			for i := f.Start; i < f.End; i++ {
+				masked[i] = true
+			}
+		}
+		for _, f := range whole {
+			for i := f.Start; i < f.End; i++ {
+				if !masked[i] {
+					t.Fatalf("chunks %q: byte %d of %s finding %q not masked in the stream: %q", chunks, i, f.Type, text[f.Start:f.End], got)
+				}
+			}
+		}
+		own := o
+		own.Scan = func([]string) ([]Finding, error) { return s.Findings(), nil }
+		want := text
+		if out, _, _ := ScanTexts([]string{text}, own, nil); out != nil {
+			want = out[0]
+		}
+		if got != want {
+			t.Fatalf("chunks %q:\n got %q\nwant %q (its findings %+v)", chunks, got, want, s.Findings())
+		}
+	})
+}

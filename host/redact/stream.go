@@ -26,6 +26,9 @@ type choiceStream struct {
 // redacted. scan nil means no response-phase scanning; restore false means
 // placeholders reach the caller as the model wrote them.
 func NewReplyStream(v *Vault, scan *ScanOptions, restore bool) *ReplyStream {
+	if v == nil {
+		v = &Vault{} // masked values of all choices are numbered together
+	}
 	r := &ReplyStream{v: v, restore: restore, choices: map[int]*choiceStream{}}
 	if scan != nil {
 		o := *scan
