@@ -26,8 +26,10 @@ const (
 	Block
 )
 
-// DecideFunc says what to do with one finding. It sees the type and
-// offsets, never the matched text.
+// DecideFunc says what to do with one finding. It sees the type, score and
+// offsets (into the choice's text, Text 0 in a stream), never the matched
+// text. A gateway can build one from static lists with ByType, or ask its
+// policy.
 type DecideFunc func(f Finding) Action
 
 // ByType is the DecideFunc of a static policy: a finding whose type is in
@@ -219,7 +221,8 @@ func (s *StreamScanner) Flush() (string, error) {
 }
 
 // Findings are the distinct findings so far, with offsets into the choice's
-// whole text. The gateway records their types and counts.
+// whole text; the slice is the scanner's own, to read. The gateway records
+// their types and counts.
 func (s *StreamScanner) Findings() []Finding {
 	return s.found
 }
@@ -290,6 +293,8 @@ func (s *StreamScanner) scan(end int) error {
 	// A finding that ends before the next scan's start cannot be reported
 	// again: forget it for de-duplication.
 	next := s.scanned - s.o.Window
+	// (The next scan may start up to UTFMax-1 bytes earlier, at a
+	// character's start.)
 	s.live = slices.DeleteFunc(s.live, func(l seen) bool { return s.found[l.i].End <= next-utf8.UTFMax })
 	return nil
 }
