@@ -226,9 +226,50 @@ void pg_lexer_init(pg_lexer *lx, const uint8_t *s, uint32_t n) {
 	lx->i = 0;
 }
 
+/* ascii maps ASCII letters and digits to their folded form and every other
+ * byte to 0: most text is ASCII, and this keeps it off the general path. */
+static const uint8_t ascii[256] = {
+    ['0'] = '0', ['1'] = '1', ['2'] = '2', ['3'] = '3', ['4'] = '4', ['5'] = '5', ['6'] = '6', ['7'] = '7',
+    ['8'] = '8', ['9'] = '9', ['A'] = 'a', ['B'] = 'b', ['C'] = 'c', ['D'] = 'd', ['E'] = 'e', ['F'] = 'f',
+    ['G'] = 'g', ['H'] = 'h', ['I'] = 'i', ['J'] = 'j', ['K'] = 'k', ['L'] = 'l', ['M'] = 'm', ['N'] = 'n',
+    ['O'] = 'o', ['P'] = 'p', ['Q'] = 'q', ['R'] = 'r', ['S'] = 's', ['T'] = 't', ['U'] = 'u', ['V'] = 'v',
+    ['W'] = 'w', ['X'] = 'x', ['Y'] = 'y', ['Z'] = 'z', ['a'] = 'a', ['b'] = 'b', ['c'] = 'c', ['d'] = 'd',
+    ['e'] = 'e', ['f'] = 'f', ['g'] = 'g', ['h'] = 'h', ['i'] = 'i', ['j'] = 'j', ['k'] = 'k', ['l'] = 'l',
+    ['m'] = 'm', ['n'] = 'n', ['o'] = 'o', ['p'] = 'p', ['q'] = 'q', ['r'] = 'r', ['s'] = 's', ['t'] = 't',
+    ['u'] = 'u', ['v'] = 'v', ['w'] = 'w', ['x'] = 'x', ['y'] = 'y', ['z'] = 'z',
+};
+
 bool pg_next_word(pg_lexer *lx, pg_word *w) {
 	bool in = false;
 	uint32_t hash = FNV_OFFSET, len = 0;
+	const uint8_t *s = lx->s;
+	uint32_t n = lx->n, i = lx->i;
+	/* The ASCII fast path: skip separators, then take letters and digits. */
+	while (i < n && s[i] < 0x80 && !ascii[s[i]]) {
+		i++;
+	}
+	if (i < n && ascii[s[i]]) {
+		in = true;
+		w->start = i;
+		do {
+			uint8_t f = ascii[s[i]];
+			hash = (hash ^ f) * FNV_PRIME;
+			if (len < PG_MAX_WORD) {
+				w->text[len] = (char)f;
+			}
+			len++;
+			i++;
+		} while (i < n && ascii[s[i]]);
+		w->end = i;
+		if (i == n || s[i] < 0x80) {
+			/* An ASCII separator or the end: the word is complete. */
+			lx->i = i < n ? i + 1 : i;
+			w->hash = hash;
+			w->len = len > PG_MAX_WORD ? PG_LONG_WORD : (uint8_t)len;
+			return true;
+		}
+	}
+	lx->i = i;
 	while (lx->i < lx->n) {
 		uint32_t size, c = decode(lx->s, lx->n, lx->i, &size);
 		int k = SEP;
@@ -275,4 +316,36 @@ bool pg_next_word(pg_lexer *lx, pg_word *w) {
 	w->hash = hash;
 	w->len = len > PG_MAX_WORD ? PG_LONG_WORD : (uint8_t)len;
 	return true;
+}
+
+void pg_skip_words(pg_lexer *lx, const uint8_t *pairs) {
+	const uint8_t *s = lx->s;
+	uint32_t n = lx->n, i = lx->i;
+	while (i < n && s[i] < 0x80) {
+		uint8_t f0 = ascii[s[i]];
+		if (!f0) {
+			i++;
+			continue;
+		}
+		uint8_t f1 = 0;
+		if (i + 1 < n) {
+			if (s[i + 1] >= 0x80) {
+				break; /* the word may go on with a letter to fold: the lexer decides */
+			}
+			f1 = ascii[s[i + 1]];
+		}
+		uint32_t pair = (uint32_t)f0 << 7 | f1;
+		if (pairs[pair >> 3] & (1u << (pair & 7))) {
+			break;
+		}
+		uint32_t start = i;
+		while (i < n && ascii[s[i]]) {
+			i++;
+		}
+		if (i < n && s[i] >= 0x80) {
+			i = start; /* the word goes on past ASCII: leave all of it to the lexer */
+			break;
+		}
+	}
+	lx->i = i;
 }

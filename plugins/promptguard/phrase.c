@@ -237,6 +237,7 @@ bool pg_phrases_index(pg_phrases *ps) {
 	free(ps->entry_hash);
 	ps->bucket_start = ps->entry_phrase = ps->entry_hash = NULL;
 	ps->active = 0;
+	memset(ps->pairs, 0, sizeof ps->pairs);
 
 	/* Collect (phrase, first-word hash) pairs, once per distinct hash. */
 	uint32_t *phrase = NULL, *hash = NULL, n = 0, cap_p = 0, cap_h = 0;
@@ -250,7 +251,13 @@ bool pg_phrases_index(pg_phrases *ps) {
 		const pg_slot *s = &ps->slots[p->first_slot];
 		uint32_t first = n;
 		for (uint32_t a = 0; a < s->nalts && ok; a++) {
-			uint32_t h = ps->words[ps->alts[s->first_alt + a].first_word].hash;
+			const pg_pword *w = &ps->words[ps->alts[s->first_alt + a].first_word];
+			const uint8_t *t = (const uint8_t *)ps->pool + w->off;
+			if (t[0] < 0x80 && (w->len == 1 || t[1] < 0x80)) {
+				uint32_t pair = (uint32_t)t[0] << 7 | (w->len == 1 ? 0 : t[1]);
+				ps->pairs[pair >> 3] |= (uint8_t)(1u << (pair & 7));
+			}
+			uint32_t h = w->hash;
 			bool seen = false;
 			for (uint32_t k = first; k < n && !seen; k++) {
 				seen = hash[k] == h;

@@ -74,6 +74,11 @@ void pg_lexer_init(pg_lexer *lx, const uint8_t *s, uint32_t n);
  * returns false at the end of the text. */
 bool pg_next_word(pg_lexer *lx, pg_word *w);
 
+/* pg_skip_words moves lx past ASCII words that cannot start a phrase, whose
+ * first two bytes have no bit in pairs (see pg_phrases), and stops at the
+ * start of any other word or at a non-ASCII character. */
+void pg_skip_words(pg_lexer *lx, const uint8_t *pairs);
+
 /* ---- phrases and configuration (phrase.c, config.c) ---- */
 
 /* A compiled phrase: slots[first_slot..+nslots), each slot alternatives
@@ -126,6 +131,10 @@ typedef struct {
 	uint32_t *bucket_start;
 	uint32_t *entry_phrase, *entry_hash;
 	uint32_t mask;
+	/* pairs has bit a<<7|b set when an indexed first word, folded, starts with
+	 * the ASCII bytes a and b (b is 0 for a one-letter word): a quick test
+	 * that lets the scan skip most words without folding or hashing them. */
+	uint8_t pairs[128 * 128 / 8];
 
 	uint32_t builtin, configured; /* phrases compiled from each source */
 	uint32_t active;              /* phrases at or above min_score, in the index */

@@ -112,6 +112,11 @@ void pg_scan(const pg_phrases *ps, uint32_t message, const uint8_t *text, uint32
 	st.produced = 0;
 	st.eof = false;
 	for (uint32_t j = 0;;) {
+		if (st.produced == j && !st.eof) {
+			/* No word after j is read yet: words that cannot start a phrase
+			 * need not be read at all. */
+			pg_skip_words(&st.lx, ps->pairs);
+		}
 		const pg_word *w = word_at(j);
 		if (!w) {
 			return;
