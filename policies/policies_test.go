@@ -2,6 +2,7 @@ package policies_test
 
 import (
 	"context"
+	"os"
 	"testing"
 
 	"github.com/sluicehq/sluice/host/policy"
@@ -51,4 +52,29 @@ func TestRegoIsClean(t *testing.T) {
 	for _, p := range problems {
 		t.Errorf("%s (run opa fmt -w policies/ for formatting)", p)
 	}
+}
+
+// TestWholeFolder holds this folder as a whole, examples/ included, to what
+// sluice policy check and sluice policy test ask of it: the examples are
+// written so that all of them can be loaded together with the default
+// policy and every test still passes.
+func TestWholeFolder(t *testing.T) {
+	fsys := os.DirFS(".")
+	problems, err := policy.Check(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("check: %s", p)
+	}
+	report, err := policy.Test(context.Background(), fsys, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range report.Results {
+		if !r.Pass() {
+			t.Errorf("%s.%s (%s): fail=%v skip=%v err=%v\n%s", r.Package, r.Name, r.Location, r.Fail, r.Skip, r.Err, r.Output)
+		}
+	}
+	t.Logf("%d Rego tests ran, coverage %.1f%%", len(report.Results), report.Coverage)
 }
