@@ -29,10 +29,10 @@ bin/plugins/%.wasm: $(GO_SRC)
 CLANG      ?= clang
 WASI_DEBS  := clang lld wasi-libc libclang-rt-14-dev-wasm32
 WASI_FLAGS := --target=wasm32-wasi -mexec-model=reactor -O2 -std=gnu11 -Wall -Wextra \
-              -Wl,--strip-all
+              -Wl,--stack-first -Wl,--strip-all
 PROMPTGUARD_SRC := $(wildcard plugins/promptguard/*.c plugins/promptguard/*.h)
 
-bin/plugins/promptguard.wasm: $(PROMPTGUARD_SRC)
+bin/plugins/promptguard.wasm: $(PROMPTGUARD_SRC) Makefile
 	@scripts/ensure-packages $(WASI_DEBS)
 	@mkdir -p bin/plugins
 	$(CLANG) $(WASI_FLAGS) -o $@.tmp $(filter %.c,$^) && mv $@.tmp $@
