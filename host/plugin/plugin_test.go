@@ -364,25 +364,69 @@ func sizeName(n int) string {
 	return fmt.Sprintf("%dKB", n>>10)
 }
 
-// BenchmarkInterrupt measures what each way of keeping a spinning guest
-// stoppable costs the real PII module: the check of a global that the host
-// instruments every loop with, wazero's call into the runtime at every loop
-// (WithCloseOnContextDone), and nothing at all.
+// interruptModes are the ways of keeping a spinning guest stoppable that
+// BenchmarkInterrupt and BenchmarkInterruptStop compare: the check of a
+// global that the host instruments every loop with, wazero's call into the
+// runtime at every loop (WithCloseOnContextDone), and nothing at all.
+var interruptModes = []struct {
+	name string
+	mode interruptMode
+}{{"check", interruptCheck}, {"close", interruptClose}, {"none", interruptNone}}
+
+// BenchmarkInterrupt measures what each way of keeping a guest stoppable
+// costs the real PII module, on prose (what almost every prompt is) and on
+// the PII-dense corpus.
 func BenchmarkInterrupt(b *testing.B) {
-	text := corpus(64 << 10)
-	for _, mode := range []struct {
-		name string
-		mode interruptMode
-	}{{"check", interruptCheck}, {"close", interruptClose}, {"none", interruptNone}} {
+	for _, mode := range interruptModes {
 		p := load(b, "pii", Options{Name: "pii-" + mode.name, PoolSize: 1, Timeout: time.Second, interrupt: mode.mode})
-		b.Run(mode.name+"/64KB", func(b *testing.B) {
-			b.SetBytes(int64(len(text)))
-			for b.Loop() {
-				if _, err := p.Scan(context.Background(), []string{text}); err != nil {
-					b.Fatal(err)
+		for _, in := range []struct {
+			name string
+			text string
+		}{{"prose/1KB", prose(1 << 10)}, {"prose/64KB", prose(64 << 10)}, {"corpus/1KB", corpus(1 << 10)}, {"corpus/64KB", corpus(64 << 10)}} {
+			b.Run(mode.name+"/"+in.name, func(b *testing.B) {
+				b.SetBytes(int64(len(in.text)))
+				for b.Loop() {
+					if _, err := p.Scan(context.Background(), []string{in.text}); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
+	}
+}
+
+// BenchmarkInterruptStop measures how long after its deadline a spinning
+// guest is stopped, with each stoppable mode: "late-µs" is the time from the
+// deadline to the call's return, averaged. The Go guest spins with a counter
+// in memory; the raw one on a bare branch.
+func BenchmarkInterruptStop(b *testing.B) {
+	const timeout = 5 * time.Millisecond
+	for _, mode := range interruptModes[:2] {
+		for _, guest := range []struct{ module, text string }{{wasmbuild.HostileGo, "loop"}, {wasmbuild.HostileRaw, "!spin"}} {
+			p := load(b, guest.module, Options{Name: guest.module + "-" + mode.name, PoolSize: 1, Timeout: timeout, interrupt: mode.mode})
+			b.Run(mode.name+"/"+guest.module, func(b *testing.B) {
+				var late, worst time.Duration
+				for b.Loop() {
+					b.StopTimer()
+					inst, err := p.newInstance(context.Background())
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+					start := time.Now()
+					_, err = inst.scan(context.Background(), timeout, []string{guest.text})
+					d := time.Since(start) - timeout
+					if !errors.Is(err, ErrTimeout) {
+						b.Fatalf("scan error = %v, want ErrTimeout", err)
+					}
+					late += d
+					worst = max(worst, d)
+					inst.mod.Close(context.Background())
+				}
+				b.ReportMetric(float64(late.Microseconds())/float64(b.N), "late-µs")
+				b.ReportMetric(float64(worst.Microseconds()), "worst-late-µs")
+			})
+		}
 	}
 }
 

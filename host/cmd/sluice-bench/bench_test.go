@@ -265,9 +265,31 @@ func TestParseFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-concurrency", "1,x"}, {"-concurrency", "0"}, {"-concurrency", "5000"},
 		{"-rounds", "0"}, {"-duration", "0s"}, {"-duration", "2m"}, {"-timeout", "0s"}, {"extra"},
+		{"-only", "everything"}, {"-plugin-round", "0s"},
 	} {
 		if _, err := parseFlags(args); err == nil {
 			t.Errorf("parseFlags(%q) accepted it", args)
 		}
+	}
+}
+
+func TestWriteTableShowsPluginSection(t *testing.T) {
+	r := &report{Machine: thisMachine(), Plugins: &bench.PluginReport{
+		Calls: []bench.CallFigure{{Module: "empty", What: "Go guest SDK", PerCall: 1500 * time.Nanosecond, AimMet: true}},
+		Throughput: []bench.ThroughputFigure{{Plugin: "pii", Input: "prose 64KB", Bytes: 64 << 10,
+			WASM: 500 * time.Microsecond, Native: 100 * time.Microsecond, WASMMBps: 131.1, NativeMBps: 655.4, Ratio: 5, AimMet: true}},
+		Loads: []bench.LoadFigure{{Plugin: "pii", Bytes: 2 << 20, Cold: 900 * time.Millisecond, Cached: 45 * time.Millisecond, Speedup: 20}},
+	}}
+	var out bytes.Buffer
+	if err := writeTable(&out, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"1.50 µs", "131.1", "655.4", "5.0×", "900.000", "45.000", "20×"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "End to end") {
+		t.Errorf("a plugins-only report prints the end-to-end section:\n%s", out.String())
 	}
 }

@@ -4,8 +4,14 @@
 // loopback, sends the same chat completion to each with a closed-loop load
 // generator, and prints a table and Sluice's ratios to the proxy.
 //
-//	make build && go run ./host/cmd/sluice-bench            # about 1.5 minutes
+//	make build && go run ./host/cmd/sluice-bench            # about 2 minutes
 //	go run ./host/cmd/sluice-bench -variants -json > bench.json
+//	go run ./host/cmd/sluice-bench -only plugins            # the plugin host alone
+//
+// After the end-to-end runs it measures the plugin host in its own process:
+// the call overhead of plugins that find nothing, the shipped scanners'
+// throughput in WebAssembly against the same Go packages run natively, and
+// module load times with and without the compilation cache.
 //
 // `sluice-bench proxy -listen ADDR -upstream ADDR` serves the bare proxy on
 // its own; the benchmark starts it that way.
@@ -28,6 +34,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/sluicehq/sluice/host/bench"
+	"github.com/sluicehq/sluice/host/plugin/wasmbuild"
 )
 
 func main() {
@@ -62,6 +69,8 @@ type options struct {
 	keep        bool
 	sluiceBin   string
 	pluginDir   string
+	only        string        // "", "e2e" or "plugins"
+	pluginRound time.Duration // one round of one plugin figure
 }
 
 func parseFlags(args []string) (options, error) {
@@ -89,6 +98,8 @@ proxy, all on loopback. Run from the repository root after make build.
 	fs.BoolVar(&o.keep, "keep", false, "keep the generated configurations, data and server logs")
 	fs.StringVar(&o.sluiceBin, "sluice", "bin/sluice", "the sluice binary")
 	fs.StringVar(&o.pluginDir, "plugins", "bin/plugins", "folder of the built plugins pii.wasm and contentfilter.wasm")
+	fs.StringVar(&o.only, "only", "", "run only one section: e2e (servers under load) or plugins (the plugin host in process)")
+	fs.DurationVar(&o.pluginRound, "plugin-round", 300*time.Millisecond, "time of one round of one plugin figure")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -111,6 +122,10 @@ proxy, all on loopback. Run from the repository root after make build.
 		return o, fmt.Errorf("-duration %s, -warmup %s: want a positive round of a minute at most", o.duration, o.warmup)
 	case o.timeout <= 0:
 		return o, fmt.Errorf("-timeout %s: want a positive duration", o.timeout)
+	case o.only != "" && o.only != "e2e" && o.only != "plugins":
+		return o, fmt.Errorf("-only %q: want e2e or plugins", o.only)
+	case o.pluginRound <= 0 || o.pluginRound > 10*time.Second:
+		return o, fmt.Errorf("-plugin-round %s: want a positive duration of 10s at most", o.pluginRound)
 	}
 	return o, nil
 }
@@ -135,6 +150,33 @@ func runBench(args []string) (err error) {
 	if err := checkBuilt(&o); err != nil {
 		return err
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	r := &report{
+		Time:    time.Now().UTC(),
+		Machine: thisMachine(),
+		Settings: settings{Rounds: o.rounds, Duration: o.duration, Warmup: o.warmup, Concurrency: o.concurrency,
+			MockLatency: o.mockLatency, RequestMaxTok: 64},
+	}
+	if o.only != "plugins" {
+		if err := runEndToEnd(ctx, o, r); err != nil {
+			return err
+		}
+	}
+	if o.only != "e2e" {
+		if r.Plugins, err = measurePlugins(ctx, o); err != nil {
+			return err
+		}
+	}
+	if o.json {
+		return writeJSON(os.Stdout, r)
+	}
+	return writeTable(os.Stdout, r)
+}
+
+// runEndToEnd starts the servers, loads each in turn, and fills in r's
+// results and comparisons.
+func runEndToEnd(ctx context.Context, o options, r *report) (err error) {
 	body, err := chatRequest()
 	if err != nil {
 		return err
@@ -143,8 +185,6 @@ func runBench(args []string) (err error) {
 	if err != nil {
 		return fmt.Errorf("locating this program to start the proxy: %w", err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	variants := []variant{fullSluice}
 	if o.variants {
@@ -173,24 +213,36 @@ func runBench(args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	r := &report{
-		Time:    time.Now().UTC(),
-		Machine: thisMachine(),
-		Settings: settings{Rounds: o.rounds, Duration: o.duration, Warmup: o.warmup, Concurrency: o.concurrency,
-			MockLatency: o.mockLatency, RequestBytes: len(body), RequestMaxTok: 64},
-		Results:     rows,
-		Comparisons: compare(rows),
+	r.Settings.RequestBytes = len(body)
+	r.Results, r.Comparisons = rows, compare(rows)
+	return nil
+}
+
+// measurePlugins runs the plugin section in this process.
+func measurePlugins(ctx context.Context, o options) (*bench.PluginReport, error) {
+	empty, err := wasmbuild.TestdataPath("empty")
+	if err != nil {
+		return nil, fmt.Errorf("building the empty test plugin (run from the repository root): %w", err)
 	}
-	if o.json {
-		return writeJSON(os.Stdout, r)
+	minimal, err := wasmbuild.MinimalPath()
+	if err != nil {
+		return nil, err
 	}
-	return writeTable(os.Stdout, r)
+	progress("measuring the plugin host: %d rounds of %s per figure, then module loads", o.rounds, o.pluginRound)
+	return bench.MeasurePlugins(ctx, bench.PluginSettings{
+		PII: filepath.Join(o.pluginDir, "pii.wasm"), ContentFilter: filepath.Join(o.pluginDir, "contentfilter.wasm"),
+		Empty: empty, Minimal: minimal, Rounds: o.rounds, Duration: o.pluginRound, Progress: progress,
+	})
 }
 
 // checkBuilt says what to do when the binaries the benchmark runs are
 // missing, and makes the plugin folder absolute for the generated configurations.
 func checkBuilt(o *options) error {
-	for _, path := range []string{o.sluiceBin, filepath.Join(o.pluginDir, "pii.wasm"), filepath.Join(o.pluginDir, "contentfilter.wasm")} {
+	paths := []string{filepath.Join(o.pluginDir, "pii.wasm"), filepath.Join(o.pluginDir, "contentfilter.wasm")}
+	if o.only != "plugins" {
+		paths = append(paths, o.sluiceBin)
+	}
+	for _, path := range paths {
 		if _, err := os.Stat(path); err != nil {
 			return fmt.Errorf("%s not found: run `make build` first, from the repository root (or point -sluice and -plugins at the built files)", path)
 		}

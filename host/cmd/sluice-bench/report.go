@@ -27,6 +27,8 @@ type report struct {
 	Settings    settings     `json:"settings"`
 	Results     []resultRow  `json:"results"`
 	Comparisons []comparison `json:"comparisons"`
+	// Plugins is the plugin host section, measured in this process.
+	Plugins *bench.PluginReport `json:"plugins,omitempty"`
 }
 
 type machine struct {
@@ -114,8 +116,20 @@ func compare(rows []resultRow) []comparison {
 // writeTable prints the report for a reader.
 func writeTable(w io.Writer, r *report) error {
 	bw := bufio.NewWriter(w)
-	fmt.Fprintf(bw, "\nSluice end-to-end benchmark: %d CPUs (%s), %s/%s, %s\n", r.Machine.CPUs, orUnknown(r.Machine.CPU),
+	fmt.Fprintf(bw, "\nSluice benchmark: %d CPUs (%s), %s/%s, %s\n", r.Machine.CPUs, orUnknown(r.Machine.CPU),
 		r.Machine.OS, r.Machine.Arch, r.Machine.GoVersion)
+	if len(r.Results) > 0 {
+		writeEndToEnd(bw, r)
+	}
+	if r.Plugins != nil {
+		writePlugins(bw, r.Plugins)
+	}
+	return bw.Flush()
+}
+
+// writeEndToEnd prints the servers under load and their comparison with the proxy.
+func writeEndToEnd(bw *bufio.Writer, r *report) {
+	fmt.Fprintln(bw, "\nEnd to end")
 	fmt.Fprintf(bw, "Closed loop; per target and concurrency %d round(s) of %s after %s of warm-up; figures are medians of rounds.\n",
 		r.Settings.Rounds, r.Settings.Duration, r.Settings.Warmup)
 	fmt.Fprintf(bw, "Request: non-streaming chat completion, %d bytes, max_tokens %d; mock upstream latency %s.\n\n",
@@ -168,7 +182,36 @@ func writeTable(w io.Writer, r *report) error {
 	if !failed {
 		fmt.Fprintln(bw, "\nNo errors: every recorded request of every target was answered 2xx.")
 	}
-	return bw.Flush()
+}
+
+// writePlugins prints the plugin host section.
+func writePlugins(bw *bufio.Writer, p *bench.PluginReport) {
+	fmt.Fprintf(bw, "\nPlugin host, in process (medians of rounds)\n\nCall overhead: one scan of a 2-byte text on a pooled instance. Aim: under %s.\n\n", bench.MaxCallOverhead)
+	const callFormat = "%-10s %10s %8s  %s\n"
+	fmt.Fprintf(bw, callFormat, "module", "per call", "aim", "what")
+	for _, c := range p.Calls {
+		fmt.Fprintf(bw, callFormat, c.Module, micros(c.PerCall), metWord(c.AimMet), c.What)
+	}
+
+	fmt.Fprintf(bw, "\nScanner throughput: through the host in WebAssembly, and the same Go package natively. Aim: %.0f MB/s or more in WebAssembly.\n\n", bench.MinWASMMBPerSec)
+	const tpFormat = "%-14s %-16s %12s %12s %10s %12s %9s %8s\n"
+	fmt.Fprintf(bw, tpFormat, "plugin", "input", "wasm", "native", "wasm MB/s", "native MB/s", "ratio*", "aim")
+	for _, f := range p.Throughput {
+		fmt.Fprintf(bw, tpFormat, f.Plugin, f.Input, micros(f.WASM), micros(f.Native),
+			fmt.Sprintf("%.1f", f.WASMMBps), fmt.Sprintf("%.1f", f.NativeMBps), fmt.Sprintf("%.1f×", f.Ratio), metWord(f.AimMet))
+	}
+	fmt.Fprintln(bw, "* ratio: time in WebAssembly over time natively, in the same rounds.")
+	fmt.Fprintln(bw, "\nModule load (compile, instrument, instantiate, configure one instance), cold and with the on-disk compilation cache:")
+	fmt.Fprintln(bw)
+	const loadFormat = "%-14s %9s %10s %10s %8s\n"
+	fmt.Fprintf(bw, loadFormat, "plugin", "size KB", "cold ms", "cached ms", "speedup")
+	for _, l := range p.Loads {
+		fmt.Fprintf(bw, loadFormat, l.Plugin, strconv.Itoa(l.Bytes>>10), millis(l.Cold), millis(l.Cached), fmt.Sprintf("%.0f×", l.Speedup))
+	}
+}
+
+func micros(d time.Duration) string {
+	return fmt.Sprintf("%.2f µs", float64(d)/float64(time.Microsecond))
 }
 
 func writeJSON(w io.Writer, r *report) error {
