@@ -233,7 +233,9 @@ func windowRetry(prev, cur, need, limit int64, p *period) (wait time.Duration, n
 	if room := limit - need; room >= 0 {
 		return ms(w - p.into + until(cur, room)), false
 	}
-	return windowReset(prev, cur, p), true
+	// No wait helps; a whole window is what a caller that retries anyway
+	// should wait.
+	return max(windowReset(prev, cur, p), ms(w)), true
 }
 
 // denial builds the denial of the scope and kind with the longest wait among

@@ -44,8 +44,9 @@ type RedisOptions struct {
 	Prefix string
 	// FailMode applies while Redis is unreachable. Default FailDeny.
 	FailMode FailMode
-	// Timeout bounds the dial, each read and write, and the wait for a pooled
-	// connection, since every call sits on the request path. Default 100ms.
+	// Timeout bounds the dial and each read and write, since every call sits
+	// on the request path. Default 100ms. The wait for a free connection of
+	// the pool is bounded by ten times as much, at least a second.
 	Timeout time.Duration
 	// CacheTTL is the longest a scope known to be exhausted is denied from
 	// the local cache without asking Redis. Another replica's refund (a
@@ -121,6 +122,7 @@ type Redis struct {
 
 	pendingMu  sync.Mutex
 	pending    map[pendingKey]*pendingCommit
+	inFlight   int // entries taken by flush, not yet applied
 	maxPending int
 	wake       chan struct{}
 	stop       chan struct{}
@@ -210,12 +212,15 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 		if timeout <= 0 {
 			timeout = 100 * time.Millisecond
 		}
-		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = timeout, timeout, timeout, timeout
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = timeout, timeout, timeout
+		// Waiting for a pooled connection means this gateway is busy, not
+		// that Redis is gone: it may wait longer than a round trip.
+		o.PoolTimeout = max(10*timeout, time.Second)
 		// A retried reservation whose reply was lost would be charged twice,
 		// and every retry or redial costs the request path another timeout.
 		o.MaxRetries, o.DialerRetries = -1, 1
-		// Keep connections ready, so that a request does not pay for a dial.
-		o.MinIdleConns = 2
+		// No MinIdleConns: during an outage the pool would redial in the
+		// background without pause. Idle connections stay for 30 minutes.
 		o.DisableIdentity = true
 		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 		r.client, r.ownClient = redis.NewClient(o), true
@@ -402,7 +407,7 @@ func (r *Redis) peekFallback(ctx context.Context, keys []string, cause error) ([
 // Stats returns the limiter's counters.
 func (r *Redis) Stats() RedisStats {
 	r.pendingMu.Lock()
-	pending := len(r.pending)
+	pending := len(r.pending) + r.inFlight
 	r.pendingMu.Unlock()
 	return RedisStats{
 		Errors:           r.errors.Load(),
@@ -444,12 +449,13 @@ func (r *Redis) try() bool {
 	return now >= d && r.downUntil.CompareAndSwap(d, now+int64(r.retry))
 }
 
-// failed records a failed call. A caller's own cancellation says nothing of
-// Redis; a reply from Redis (a script error) means it is reachable.
+// failed records a failed call. A caller's own cancellation and a full pool
+// say nothing of Redis; a reply from Redis (a script error) means it is
+// reachable. Only the other failures open the circuit.
 func (r *Redis) failed(ctx context.Context, err error) {
 	r.errors.Add(1)
 	var rerr redis.Error
-	if ctx.Err() != nil || errors.As(err, &rerr) {
+	if ctx.Err() != nil || errors.Is(err, redis.ErrPoolTimeout) || errors.As(err, &rerr) {
 		r.warn("redis call failed", err)
 		return
 	}
@@ -635,35 +641,40 @@ func (r *Redis) flush(ctx context.Context) {
 	}
 	batch := r.pending
 	r.pending = map[pendingKey]*pendingCommit{}
+	r.inFlight = len(batch)
 	r.pendingMu.Unlock()
 
-	failed := false
 	for k, e := range batch {
-		if !failed {
-			res := Reservation{keys: k.keys, n: k.n, cost: e.reserved, day: k.day, month: k.month}
-			if err := r.runCommit(ctx, &res, e.used, false); err != nil {
-				r.failed(ctx, err)
-				failed = true
-			} else {
-				r.commitsReplayed.Add(e.count)
-				delete(batch, k)
-				continue
-			}
+		res := Reservation{keys: k.keys, n: k.n, cost: e.reserved, day: k.day, month: k.month}
+		if err := r.runCommit(ctx, &res, e.used, false); err != nil {
+			r.failed(ctx, err)
+			r.putBack(batch)
+			return
 		}
-		// Put back what was not applied, merged with what came meanwhile.
+		r.commitsReplayed.Add(e.count)
+		delete(batch, k)
 		r.pendingMu.Lock()
-		if cur, ok := r.pending[k]; ok {
-			cur.reserved.Tokens += e.reserved.Tokens
-			cur.reserved.Micros += e.reserved.Micros
-			cur.used.Tokens += e.used.Tokens
-			cur.used.Micros += e.used.Micros
-			cur.count += e.count
-		} else {
-			r.pending[k] = e
-		}
+		r.inFlight--
 		r.pendingMu.Unlock()
 	}
-	if !failed {
-		r.succeeded()
+	r.succeeded()
+}
+
+// putBack returns what flush could not apply, merged with what came meanwhile.
+func (r *Redis) putBack(batch map[pendingKey]*pendingCommit) {
+	r.pendingMu.Lock()
+	defer r.pendingMu.Unlock()
+	r.inFlight = 0
+	for k, e := range batch {
+		cur, ok := r.pending[k]
+		if !ok {
+			r.pending[k] = e
+			continue
+		}
+		cur.reserved.Tokens += e.reserved.Tokens
+		cur.reserved.Micros += e.reserved.Micros
+		cur.used.Tokens += e.used.Tokens
+		cur.used.Micros += e.used.Micros
+		cur.count += e.count
 	}
 }

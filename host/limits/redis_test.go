@@ -1,0 +1,401 @@
+package limits
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sluicehq/sluice/host/internal/testenv"
+)
+
+// newTestRedis returns a Redis limiter on the test Redis (or opts.URL) with a
+// key prefix of its own, removed at the end.
+func newTestRedis(t testing.TB, opts RedisOptions) *Redis {
+	t.Helper()
+	if opts.URL == "" {
+		opts.URL = testenv.Redis(t)
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = randomPrefix()
+	}
+	r, err := NewRedis(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		iter := r.client.Scan(ctx, 0, opts.Prefix+"*", 100).Iterator()
+		for iter.Next(ctx) {
+			r.client.Del(ctx, iter.Val())
+		}
+		r.Close()
+	})
+	return r
+}
+
+func randomPrefix() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return "sluice-test:" + hex.EncodeToString(b) + ":"
+}
+
+// roundTrips counts the commands a client sends.
+type roundTrips struct{ n atomic.Int64 }
+
+func countRoundTrips(r *Redis) *roundTrips {
+	h := &roundTrips{}
+	r.client.AddHook(h)
+	return h
+}
+
+func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+}
+func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
+}
+
+func TestRedisCalendarMatchesGo(t *testing.T) {
+	r := newTestRedis(t, RedisOptions{})
+	months := redis.NewScript(luaCommon + `
+local out = {}
+for i = 1, #ARGV do out[i] = month_of(tonumber(ARGV[i])) end
+return out`)
+	// Every day from 1970 to 2200.
+	const days = 84_000
+	const chunk = 1000 // a script blocks Redis: keep each call short
+	for from := 0; from < days; from += chunk {
+		args := make([]any, 0, chunk)
+		for d := from; d < min(from+chunk, days); d++ {
+			args = append(args, d)
+		}
+		got, err := months.Run(t.Context(), r.client, nil, args...).Int64Slice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, m := range got {
+			day := int64(from + i)
+			if want := periodAt(time.Unix(day*86400, 0), minute).month; m != want {
+				t.Fatalf("day %d (%s): Lua month %d, Go %d", day, time.Unix(day*86400, 0).UTC().Format(time.DateOnly), m, want)
+			}
+		}
+	}
+}
+
+func TestRedisOneRoundTripPerCall(t *testing.T) {
+	r := newTestRedis(t, RedisOptions{})
+	rt := countRoundTrips(r)
+	c, dp := client(Limits{RPM: 100, TPM: 10_000, DailyTokens: 10_000}), dept(Limits{MonthlyMicros: 1 << 30})
+	res, _ := mustAdmit(t, r, Cost{Tokens: 100, Micros: 10}, c, dp)
+	if n := rt.n.Load(); n != 1 {
+		t.Fatalf("reserve cost %d round trips, want 1", n)
+	}
+	r.Commit(res, Cost{Tokens: 50, Micros: 5})
+	if n := rt.n.Load(); n != 2 {
+		t.Fatalf("commit cost %d round trips, want 1", n-1)
+	}
+	u, err := r.Peek(t.Context(), c.Key, dp.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := rt.n.Load(); n != 3 {
+		t.Fatalf("peek of two scopes cost %d round trips, want 1", n-2)
+	}
+	if u[0].DayTokens != 50 || u[1].MonthMicros != 5 {
+		t.Fatalf("usage after commit = %+v", u)
+	}
+	ttl, err := r.client.TTL(t.Context(), r.key(c.Key)).Result()
+	if err != nil || ttl < 31*24*time.Hour || ttl > 32*24*time.Hour {
+		t.Fatalf("key TTL = %v (%v), want about 32 days", ttl, err)
+	}
+}
+
+func TestRedisExhaustedScopesCostNoRoundTrips(t *testing.T) {
+	r := newTestRedis(t, RedisOptions{CacheTTL: time.Minute})
+	rt := countRoundTrips(r)
+	s := client(Limits{DailyTokens: 100})
+
+	// Room for a smaller request: not cached.
+	mustAdmit(t, r, Cost{Tokens: 60}, s)
+	mustDeny(t, r, Cost{Tokens: 50}, KindDailyTokens, "client", s)
+	r.cache.Wait()
+	mustAdmit(t, r, Cost{Tokens: 40}, s)
+
+	// Spent: a flood is denied locally.
+	mustDeny(t, r, Cost{Tokens: 1}, KindDailyTokens, "client", s)
+	r.cache.Wait()
+	before := rt.n.Load()
+	for range 100 {
+		d := mustDeny(t, r, Cost{Tokens: 10}, KindDailyTokens, "client", s)
+		if !strings.Contains(d.Error(), "daily budget of 100 tokens is exhausted: 100 used") {
+			t.Fatalf("cached denial message: %q", d.Error())
+		}
+	}
+	if n := rt.n.Load() - before; n != 0 {
+		t.Fatalf("100 requests against a spent budget cost %d round trips, want 0", n)
+	}
+	if st := r.Stats(); st.CacheDenials != 100 {
+		t.Fatalf("cache denials = %d, want 100", st.CacheDenials)
+	}
+
+	// A raised limit is not answered from the cache.
+	s.Limits.DailyTokens = 1000
+	mustAdmit(t, r, Cost{Tokens: 10}, s)
+	if n := rt.n.Load() - before; n != 1 {
+		t.Fatalf("a raised limit cost %d round trips, want 1", n)
+	}
+}
+
+func TestRedisReplicasShareLimits(t *testing.T) {
+	prefix := randomPrefix()
+	replicas := []*Redis{newTestRedis(t, RedisOptions{Prefix: prefix}), newTestRedis(t, RedisOptions{Prefix: prefix})}
+
+	t.Run("rpm", func(t *testing.T) {
+		s := client(Limits{RPM: 20})
+		var ok atomic.Int64
+		var wg sync.WaitGroup
+		for i := range 80 {
+			wg.Go(func() {
+				if _, out, err := replicas[i%2].Reserve(context.Background(), []Scope{s}, Cost{Tokens: 1}); err == nil && out.Denial == nil {
+					ok.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if ok.Load() != 20 {
+			t.Fatalf("two replicas admitted %d with RPM 20, want 20", ok.Load())
+		}
+	})
+
+	t.Run("department budget", func(t *testing.T) {
+		dp := dept(Limits{DailyTokens: 1000})
+		var ok atomic.Int64
+		var wg sync.WaitGroup
+		for i := range 80 {
+			wg.Go(func() {
+				// Alice's requests reach one replica, Bob's the other.
+				c := Scope{Name: "client", Key: "client:" + strconv.Itoa(i%2), Limits: Limits{DailyTokens: 1 << 30}}
+				res, out, err := replicas[i%2].Reserve(context.Background(), []Scope{c, dp}, Cost{Tokens: 100})
+				if err == nil && out.Denial == nil {
+					ok.Add(1)
+					replicas[i%2].Commit(res, Cost{Tokens: 100})
+				}
+			})
+		}
+		wg.Wait()
+		if ok.Load() != 10 {
+			t.Fatalf("two replicas admitted %d requests of 100 tokens against a department budget of 1000, want 10", ok.Load())
+		}
+	})
+}
+
+// redisTime returns Redis's clock.
+func redisTime(t *testing.T, r *Redis) time.Time {
+	t.Helper()
+	now, err := r.client.Time(t.Context()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return now
+}
+
+func TestRedisNoDoubleBurstAtTheWindowEdge(t *testing.T) {
+	r := newTestRedis(t, RedisOptions{})
+	r.window = 1000 // one-second windows, by Redis's clock
+	s := client(Limits{RPM: 10})
+	// Burst late in a window.
+	into := time.Duration(redisTime(t, r).UnixMilli()%1000) * time.Millisecond
+	time.Sleep((1700*time.Millisecond - into + time.Second) % time.Second)
+	if n := admitted(t, r, 30, s); n != 10 {
+		t.Fatalf("burst admitted %d, want 10", n)
+	}
+	// Just after the edge.
+	into = time.Duration(redisTime(t, r).UnixMilli()%1000) * time.Millisecond
+	time.Sleep(time.Second - into + 20*time.Millisecond)
+	_, out := reserve(t, r, Cost{Tokens: 1}, s)
+	if out.Denial == nil {
+		t.Fatal("a second burst was admitted right after the window edge")
+	}
+	if out.Denial.RetryAfter <= 0 || out.Denial.RetryAfter > 100*time.Millisecond {
+		t.Fatalf("retry after %v, want within the first tenth of the window", out.Denial.RetryAfter)
+	}
+	time.Sleep(out.Denial.RetryAfter)
+	if n := admitted(t, r, 1, s); n != 1 {
+		t.Fatal("denied after retry-after")
+	}
+}
+
+// server is a redis-server of a test's own, which it can stop and restart.
+type server struct {
+	t    *testing.T
+	port int
+	dir  string
+	cmd  *exec.Cmd
+}
+
+func startServer(t *testing.T) *server {
+	testenv.Redis(t) // the same gate as the shared server
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatal("redis-server is not installed: ", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{t: t, port: l.Addr().(*net.TCPAddr).Port, dir: t.TempDir()}
+	l.Close()
+	s.start()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *server) url() string { return "redis://127.0.0.1:" + strconv.Itoa(s.port) + "/0" }
+
+func (s *server) start() {
+	// Every write reaches the append-only file before the reply, so a kill
+	// loses nothing and a restart finds the counters again.
+	s.cmd = exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", s.dir)
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(s.port), 100*time.Millisecond); err == nil {
+			c.Write([]byte("PING\r\n"))
+			c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if strings.HasPrefix(line, "+PONG") {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.t.Fatal("redis-server did not start")
+}
+
+func (s *server) stop() {
+	if s.cmd != nil {
+		s.cmd.Process.Kill()
+		s.cmd.Wait()
+		s.cmd = nil
+	}
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 10s: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func dayTokens(t *testing.T, r *Redis, key string) int64 {
+	t.Helper()
+	n, err := r.client.HGet(t.Context(), r.key(key), "dt").Int64()
+	if err != nil {
+		t.Fatalf("reading %s from redis: %v", key, err)
+	}
+	return n
+}
+
+func TestRedisOutageFailDeny(t *testing.T) {
+	srv := startServer(t)
+	r := newTestRedis(t, RedisOptions{URL: srv.url(), RetryEvery: 20 * time.Millisecond})
+	s := client(Limits{DailyTokens: 10_000})
+	res, _ := mustAdmit(t, r, Cost{Tokens: 1000}, s)
+
+	srv.stop()
+	begin := time.Now()
+	for range 50 {
+		_, _, err := r.Reserve(t.Context(), []Scope{s}, Cost{Tokens: 10})
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("reserve while redis is down: %v, want ErrUnavailable", err)
+		}
+	}
+	if took := time.Since(begin); took > time.Second {
+		t.Fatalf("50 denied reservations took %v: the outage is on the request path", took)
+	}
+	r.Commit(res, Cost{Tokens: 400}) // the reply came back during the outage
+	st := r.Stats()
+	if !st.Down || st.FailModeReserves != 50 || st.CommitsDeferred != 1 || st.Pending != 1 || st.Errors == 0 {
+		t.Fatalf("stats during the outage = %+v", st)
+	}
+
+	srv.start()
+	var admittedAfter int64
+	eventually(t, "reservations work again", func() bool {
+		_, out, err := r.Reserve(t.Context(), []Scope{s}, Cost{Tokens: 10})
+		if err == nil && out.Denial == nil {
+			admittedAfter++
+		}
+		return err == nil
+	})
+	eventually(t, "the deferred commit is replayed", func() bool { return r.Stats().Pending == 0 })
+	// 1000 reserved, reconciled to 400 during the outage, plus what came after.
+	if got, want := dayTokens(t, r, s.Key), 400+10*admittedAfter; got != want {
+		t.Fatalf("day tokens in redis = %d, want %d", got, want)
+	}
+	if st := r.Stats(); st.CommitsReplayed != 1 || st.Down {
+		t.Fatalf("stats after recovery = %+v", st)
+	}
+}
+
+func TestRedisOutageFailLocal(t *testing.T) {
+	srv := startServer(t)
+	r := newTestRedis(t, RedisOptions{URL: srv.url(), FailMode: FailLocal, RetryEvery: 20 * time.Millisecond})
+	s := client(Limits{DailyTokens: 10_000})
+	res, _ := mustAdmit(t, r, Cost{Tokens: 100}, s)
+	r.Commit(res, Cost{Tokens: 100})
+
+	srv.stop()
+	// The limits still hold, in process.
+	bob := Scope{Name: "client", Key: "client:bob", Limits: Limits{RPM: 3}}
+	if n := admitted(t, r, 10, bob); n != 3 {
+		t.Fatalf("local mode admitted %d with RPM 3, want 3", n)
+	}
+	res, _ = mustAdmit(t, r, Cost{Tokens: 200}, s)
+	r.Commit(res, Cost{Tokens: 150})
+	if st := r.Stats(); st.FailModeReserves != 11 || st.Pending != 1 {
+		t.Fatalf("stats during the outage = %+v", st)
+	}
+
+	srv.start()
+	eventually(t, "the local use is replayed", func() bool { return r.Stats().Pending == 0 })
+	if got := dayTokens(t, r, s.Key); got != 250 {
+		t.Fatalf("day tokens in redis = %d, want 250 (100 before the outage, 150 during)", got)
+	}
+	// Reservations made locally until the circuit closes are replayed too.
+	var loops int64
+	eventually(t, "counting resumes in redis", func() bool {
+		loops++
+		res, out, err := r.Reserve(t.Context(), []Scope{s}, Cost{Tokens: 10})
+		if err != nil || out.Denial != nil {
+			t.Fatalf("reserve: %v, %v", err, out.Denial)
+		}
+		r.Commit(res, Cost{Tokens: 10})
+		return !res.local
+	})
+	eventually(t, "the local use is replayed", func() bool { return r.Stats().Pending == 0 })
+	if got, want := dayTokens(t, r, s.Key), 250+10*loops; got != want {
+		t.Fatalf("day tokens in redis = %d, want %d", got, want)
+	}
+}
