@@ -14,20 +14,16 @@ import (
 	"github.com/sluicehq/sluice/host/config"
 	"github.com/sluicehq/sluice/host/limits"
 	"github.com/sluicehq/sluice/host/policy"
+	"github.com/sluicehq/sluice/host/redact"
 	"github.com/sluicehq/sluice/host/store"
 	"github.com/sluicehq/sluice/host/upstream"
 )
 
 // Finding is one match a guard reported: a type at byte offsets [Start, End)
-// of Texts[Text]. The gateway never logs or records the matched bytes.
-type Finding struct {
-	Type       string
-	Text       int
-	Start, End int
-	Score      float64
-}
+// of the Text-th text scanned. The gateway never logs or records the matched bytes.
+type Finding = redact.Finding
 
-// Guard is a request-phase scanner, typically a WASM plugin. The gateway does
+// Guard is a scanner of requests and replies, typically a WASM plugin. The gateway does
 // not know what is inside; the policy decides which guards run and what their
 // findings mean.
 type Guard struct {

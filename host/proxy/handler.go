@@ -14,6 +14,7 @@ import (
 	"github.com/sluicehq/sluice/host/api"
 	"github.com/sluicehq/sluice/host/limits"
 	"github.com/sluicehq/sluice/host/policy"
+	"github.com/sluicehq/sluice/host/redact"
 	"github.com/sluicehq/sluice/host/store"
 	"github.com/sluicehq/sluice/host/tokens"
 	"github.com/sluicehq/sluice/host/upstream"
@@ -30,7 +31,14 @@ var stepContext = context.Background()
 type exchange struct {
 	start time.Time
 	ev    store.UsageEvent
+	// dec is the decision the request was admitted with.
+	dec policy.Decision
+	// vault holds what redaction replaced, to restore it in the reply. It
+	// lives as long as the request and is never logged.
+	vault redact.Vault
 }
+
+const pathChat = "/v1/chat/completions"
 
 // Handler serves the OpenAI-compatible API on the public listener.
 func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
@@ -43,7 +51,7 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 	case path == "/healthz":
 		ctx.SetContentType("application/json")
 		ctx.SetBodyString(`{"status":"ok"}`)
-	case path == "/v1/chat/completions" && method == fasthttp.MethodPost:
+	case path == pathChat && method == fasthttp.MethodPost:
 		g.serveChat(ctx, x)
 	case path == "/v1/embeddings" && method == fasthttp.MethodPost:
 		g.serveEmbeddings(ctx, x)
@@ -173,7 +181,8 @@ type upstreamRequest interface {
 // false the request has been answered and recorded, and nothing is reserved.
 func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, target upstream.Target, dec policy.Decision, found []Finding,
 	req upstreamRequest, texts []string, estimate int64, endpoint string, stream bool) (*upstream.Reply, limits.Reservation, bool) {
-	if redacted := redact(texts, found, dec.Redact); redacted != nil {
+	x.dec = dec
+	if redacted := x.vault.Redact(texts, found, dec.Redact); redacted != nil {
 		if err := req.SetTexts(redacted); err != nil {
 			g.fail(ctx, x, api.Internal("The request could not be redacted."))
 			return nil, limits.Reservation{}, false

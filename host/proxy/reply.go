@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluicehq/sluice/host/api"
 	"github.com/sluicehq/sluice/host/limits"
+	"github.com/sluicehq/sluice/host/redact"
 	"github.com/sluicehq/sluice/host/store"
 	"github.com/sluicehq/sluice/host/tokens"
 	"github.com/sluicehq/sluice/host/upstream"
@@ -46,13 +47,13 @@ func (g *Gateway) send(t upstream.Target, call *upstream.Call) (*upstream.Reply,
 
 // finish answers a non-streamed reply and reconciles its usage.
 func (g *Gateway) finish(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Target, res limits.Reservation, up *upstream.Reply, prompt int64) {
-	ctx.SetStatusCode(up.Status)
-	ctx.SetContentType("application/json")
-	ctx.SetBody(up.Body)
-	x.ev.Status = up.Status
 	if up.Status != http.StatusOK {
 		// An upstream 4xx (context too long, its own rate limit…) is passed
 		// back as it came; it used no tokens.
+		ctx.SetStatusCode(up.Status)
+		ctx.SetContentType("application/json")
+		ctx.SetBody(up.Body)
+		x.ev.Status = up.Status
 		g.limiter.Commit(res, 0)
 		x.ev.Code = "upstream_" + strconv.Itoa(up.Status)
 		g.record(x)
@@ -65,8 +66,21 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 		u = api.Usage{PromptTokens: prompt, TotalTokens: prompt}
 		x.ev.UsageSource = store.UsageEstimated
 	}
+	// The tokens are spent whether or not the reply phase lets the reply through.
 	g.limiter.Commit(res, u.TotalTokens)
 	g.charge(x, t, u)
+	body := up.Body
+	if x.ev.Endpoint == pathChat {
+		var aerr *api.Error
+		if body, aerr = g.filterReply(x, up.Body); aerr != nil {
+			g.fail(ctx, x, aerr)
+			return
+		}
+	}
+	ctx.SetStatusCode(http.StatusOK)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(body)
+	x.ev.Status = http.StatusOK
 	g.record(x)
 }
 
@@ -87,6 +101,7 @@ func (g *Gateway) stream(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 		var usage api.Usage
 		var haveUsage bool
 		var text strings.Builder
+		filter := g.newReplyFilter(x)
 		ended := false
 		for {
 			data, err := events.Next()
@@ -111,11 +126,30 @@ func (g *Gateway) stream(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 					}
 				}
 			}
+			if filter != nil {
+				if data, err = filter.chunk(data); err != nil {
+					g.endStream(w, x, err)
+					break
+				}
+			}
 			writeEvent(w, data)
 			if w.Flush() != nil {
 				x.ev.Code = "client_disconnected"
 				break
 			}
+		}
+		if ended && filter != nil {
+			held, err := filter.end()
+			for _, data := range held {
+				writeEvent(w, data)
+			}
+			if err != nil {
+				g.endStream(w, x, err)
+				ended = false
+			}
+		}
+		if filter != nil {
+			x.noteReplyFindings(filter.rs.Findings())
 		}
 		if ended {
 			w.WriteString("data: [DONE]\n\n")
@@ -135,6 +169,19 @@ func (g *Gateway) stream(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 		g.charge(x, t, usage)
 		g.record(x)
 	})
+}
+
+// endStream stops a stream the reply phase refused, with an error event.
+func (g *Gateway) endStream(w *bufio.Writer, x *exchange, err error) {
+	aerr := replyBlocked(err)
+	var blocked *redact.Blocked
+	if !errors.As(err, &blocked) && !errors.Is(err, errGuard) {
+		g.log.Warn("stream chunk could not be read for the response checks", "request_id", x.ev.RequestID, "error", err)
+		aerr = api.UpstreamError("The upstream's stream could not be read for the response checks.")
+	}
+	x.ev.Code = aerr.Code
+	writeEvent(w, aerr.Body())
+	w.Flush()
 }
 
 func writeEvent(w *bufio.Writer, data []byte) {
