@@ -241,7 +241,7 @@ _tier_limits := _limits_of(_tier)
 
 # _limits are the tier's limits, lowered by the caps that apply.
 _limits := _tier_limits if {
-	count(cap) == 0
+	cap == set()
 } else := {name: _lowered(value, object.get(_caps, name, set())) | some name, value in _tier_limits}
 
 # _caps maps a limit's name to the values its caps give it.
@@ -342,7 +342,11 @@ _allowed(tier, department_limits) := {
 _glob_syntax(pattern) if regex.match(`[*?\[\]{}\\]`, pattern)
 
 # _tier_plugins is the set of request-phase plugins the tier switches on.
-_tier_plugins(tier) := {name |
-	some name, key in {"content_filter": "content_filter", "pii": "pii_detection"}
-	tier[key] == true
-}
+_tier_plugins(tier) := {"content_filter", "pii"} if {
+	tier.content_filter == true
+	tier.pii_detection == true
+} else := {"content_filter"} if {
+	tier.content_filter == true
+} else := {"pii"} if {
+	tier.pii_detection == true
+} else := set()
