@@ -1,5 +1,34 @@
 // Package usage records usage events off the request path and formats usage
 // reports.
+//
+// # What the ledger guarantees
+//
+// Record hands an event to a bounded queue and returns; one goroutine writes
+// the queue to the store in batches (BatchSize events, or whatever arrived
+// within FlushInterval of a batch's first event), so a request never waits
+// for the database. Nothing is dropped to keep up:
+//
+//   - A failed write (database restarting, network cut) is retried with
+//     exponential backoff (50 ms doubling to 5 s) until it succeeds; the
+//     batch and everything recorded meanwhile stay in memory. A retry cannot
+//     count a request twice: the store skips request ids it already holds.
+//   - When the queue is full, Record blocks until there is room. The memory
+//     held is bounded (QueueSize + BatchSize events), no event is lost, and
+//     the gateway slows down instead of serving requests it cannot bill.
+//     LedgerStats.Blocked counts the Record calls that had to wait, so an
+//     operator can see it happen.
+//   - Close (on SIGTERM, after the server stops accepting and drains its
+//     requests) writes every event recorded before it returns; an event
+//     recorded after Close is written synchronously. Only if Close's context
+//     ends while the database is still failing are events given up, each
+//     logged at error level by request id and counted in LedgerStats.Lost.
+//
+// What SIGKILL (or a crash, or power loss) can lose is what is in memory and
+// not yet committed: in normal operation, the events recorded in the last
+// FlushInterval (200 ms by default) plus the duration of one write, at most
+// BatchSize + QueueSize events (256 + 8192 by default); while the database
+// is failing, every event recorded since the first failed write, with the
+// same bound. An event is durable once its batch commits.
 package usage
 
 import (
@@ -45,6 +74,11 @@ var (
 	retryMax = 5 * time.Second
 )
 
+// writeTimeout bounds one write attempt, so that a connection that hangs
+// (a network cut that no error reports) is retried rather than waited on
+// forever.
+const writeTimeout = 30 * time.Second
+
 // syncAttempts bounds the retries of a write made by Record after Close, which
 // runs on the caller's goroutine and so cannot wait forever.
 const syncAttempts = 5
@@ -60,10 +94,10 @@ type item struct {
 // Ledger batches usage events and writes them to a store on one background
 // goroutine, so that a request never waits for the database. It never drops
 // an event to keep up: a full queue blocks Record, and a failed write is
-// retried until it succeeds or Close's context ends. The one exception is an
-// event the store refuses as invalid (store.ErrInvalid), which no retry can
-// fix: it is logged at error level with its request id, and the rest of its
-// batch is written.
+// retried until it succeeds or Close's context ends (see the package doc).
+// The one exception is an event the store refuses as invalid
+// (store.ErrInvalid), which no retry can fix: it is logged at error level
+// with its request id, and the rest of its batch is written.
 type Ledger struct {
 	st   store.Store
 	opts LedgerOptions
@@ -76,6 +110,9 @@ type Ledger struct {
 	pending atomic.Int64 // recorded and not yet written
 	closing atomic.Bool  // Close was called; closed may not be set yet
 	lost    atomic.Int64 // events given up on, each logged by request id
+	written atomic.Int64
+	retries atomic.Int64
+	blocked atomic.Int64
 
 	closeOnce   sync.Once
 	abandon     chan struct{} // closed when Close's context ends: stop retrying
@@ -111,7 +148,12 @@ func (l *Ledger) Record(ev store.UsageEvent) {
 	l.mu.RLock()
 	if !l.closed {
 		l.pending.Add(1)
-		l.queue <- item{ev: ev}
+		select {
+		case l.queue <- item{ev: ev}:
+		default:
+			l.blocked.Add(1)
+			l.queue <- item{ev: ev}
+		}
 		l.mu.RUnlock()
 		return
 	}
@@ -198,6 +240,26 @@ func (l *Ledger) Close(ctx context.Context) error {
 // QueueDepth returns how many recorded events are not yet in the store.
 func (l *Ledger) QueueDepth() int { return int(l.pending.Load()) }
 
+// LedgerStats are a ledger's counters since it started, for metrics.
+type LedgerStats struct {
+	Pending int64 // recorded, not yet in the store
+	Written int64 // written to the store
+	Retries int64 // write attempts that failed and were retried
+	Blocked int64 // Record calls that waited because the queue was full
+	Lost    int64 // given up on when Close's context ended; each is logged
+}
+
+// Stats returns the ledger's counters.
+func (l *Ledger) Stats() LedgerStats {
+	return LedgerStats{
+		Pending: l.pending.Load(),
+		Written: l.written.Load(),
+		Retries: l.retries.Load(),
+		Blocked: l.blocked.Load(),
+		Lost:    l.lost.Load(),
+	}
+}
+
 // run is the writer goroutine.
 func (l *Ledger) run() {
 	defer close(l.stopped)
@@ -258,8 +320,9 @@ func (l *Ledger) run() {
 func (l *Ledger) write(batch []store.UsageEvent, maxAttempts int) error {
 	backoff := retryMin
 	for attempt := 1; ; attempt++ {
-		err := l.st.InsertUsage(context.Background(), batch)
+		err := l.insert(batch)
 		if err == nil {
+			l.written.Add(int64(len(batch)))
 			return nil
 		}
 		if errors.Is(err, store.ErrInvalid) {
@@ -268,6 +331,7 @@ func (l *Ledger) write(batch []store.UsageEvent, maxAttempts int) error {
 		if maxAttempts > 0 && attempt >= maxAttempts {
 			return err
 		}
+		l.retries.Add(1)
 		l.log.Warn("usage ledger write failed, retrying",
 			"events", len(batch), "first_request_id", batch[0].RequestID,
 			"last_request_id", batch[len(batch)-1].RequestID,
@@ -286,9 +350,10 @@ func (l *Ledger) write(batch []store.UsageEvent, maxAttempts int) error {
 func (l *Ledger) writeEach(batch []store.UsageEvent, maxAttempts int) error {
 	var errs []error
 	for _, ev := range batch {
-		err := l.st.InsertUsage(context.Background(), []store.UsageEvent{ev})
+		err := l.insert([]store.UsageEvent{ev})
 		switch {
 		case err == nil:
+			l.written.Add(1)
 		case errors.Is(err, store.ErrInvalid):
 			// The error names the request id and the field, no contents.
 			l.log.Error("usage event rejected by the store", "request_id", ev.RequestID, "err", err)
@@ -303,6 +368,12 @@ func (l *Ledger) writeEach(batch []store.UsageEvent, maxAttempts int) error {
 		return errors.Join(errs...)
 	}
 	return nil
+}
+
+func (l *Ledger) insert(batch []store.UsageEvent) error {
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	return l.st.InsertUsage(ctx, batch)
 }
 
 func (l *Ledger) logLost(batch []store.UsageEvent, err error) {

@@ -74,33 +74,45 @@ func cells(r store.ReportRow) []string {
 
 func writeTable(w io.Writer, rows []store.ReportRow, groupBy string) error {
 	var total store.ReportRow
-	lines := make([][]string, 0, len(rows)+2)
-	header := append([]string{strings.ToUpper(groupBy)}, upper(reportColumns)...)
-	lines = append(lines, header)
+	lines := make([][]string, 0, len(rows)+1)
 	for _, r := range rows {
-		group := r.Group
-		if group == "" {
-			// Denied requests without a client still belong in the totals.
-			group = "(none)"
-		}
-		lines = append(lines, append([]string{group}, cells(r)...))
+		lines = append(lines, append([]string{groupLabel(r.Group)}, cells(r)...))
 		total.Requests += r.Requests
 		total.PromptTokens += r.PromptTokens
 		total.CompletionTokens += r.CompletionTokens
 		total.TotalTokens += r.TotalTokens
 		total.CostMicros += r.CostMicros
 	}
-	lines = append(lines, append([]string{"TOTAL"}, cells(total)...))
+	header := append([]string{strings.ToUpper(groupBy)}, upper(reportColumns)...)
+	return table(w, header, 1, lines, append([]string{"TOTAL"}, cells(total)...))
+}
 
+// groupLabel names the group of events without one in tables: denied
+// requests without a client still belong in the totals.
+func groupLabel(g string) string {
+	if g == "" {
+		return "(none)"
+	}
+	return g
+}
+
+// table writes aligned columns: the first text columns left-aligned, the
+// others (numbers) right-aligned, and, when total is set, a rule and a
+// total line.
+func table(w io.Writer, header []string, text int, lines [][]string, total []string) error {
+	all := append([][]string{header}, lines...)
+	if total != nil {
+		all = append(all, total)
+	}
 	widths := make([]int, len(header))
-	for _, line := range lines {
+	for _, line := range all {
 		for i, c := range line {
 			widths[i] = max(widths[i], len(c))
 		}
 	}
 	var b strings.Builder
-	for n, line := range lines {
-		if n == len(lines)-1 {
+	for n, line := range all {
+		if total != nil && n == len(all)-1 {
 			for i, wd := range widths {
 				if i > 0 {
 					b.WriteString("  ")
@@ -110,12 +122,18 @@ func writeTable(w io.Writer, rows []store.ReportRow, groupBy string) error {
 			b.WriteByte('\n')
 		}
 		for i, c := range line {
-			if i == 0 {
-				// The group is text: left-aligned. Numbers align right.
-				b.WriteString(c + strings.Repeat(" ", widths[i]-len(c)))
-				continue
+			if i > 0 {
+				b.WriteString("  ")
 			}
-			b.WriteString("  " + strings.Repeat(" ", widths[i]-len(c)) + c)
+			pad := strings.Repeat(" ", widths[i]-len(c))
+			switch {
+			case i >= text:
+				b.WriteString(pad + c)
+			case i == len(line)-1:
+				b.WriteString(c) // no trailing blanks
+			default:
+				b.WriteString(c + pad)
+			}
 		}
 		b.WriteByte('\n')
 	}
@@ -185,4 +203,102 @@ func ParseDate(s string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("date %q: want YYYY-MM-DD (UTC midnight) or RFC 3339 such as 2026-11-27T09:30:00Z", s)
 	}
 	return t, nil
+}
+
+// WriteSeries writes a time series (see store.UsageSeries) grouped by
+// groupBy in one of the formats of WriteReport: one line or object per
+// bucket and group, the bucket's start first, as RFC 3339 in UTC. Buckets
+// without events are absent; a chart fills them with zeros.
+func WriteSeries(w io.Writer, points []store.SeriesPoint, groupBy, format string) error {
+	switch groupBy {
+	case store.GroupByDepartment, store.GroupByClient, store.GroupByModel:
+	default:
+		return fmt.Errorf("write series: unknown grouping %q: want %q, %q or %q",
+			groupBy, store.GroupByDepartment, store.GroupByClient, store.GroupByModel)
+	}
+	start := func(p store.SeriesPoint) string { return p.Start.UTC().Format(time.RFC3339) }
+	switch format {
+	case FormatTable:
+		lines := make([][]string, len(points))
+		for i, p := range points {
+			lines[i] = append([]string{start(p), groupLabel(p.Group)}, cells(p.ReportRow)...)
+		}
+		header := append([]string{"START", strings.ToUpper(groupBy)}, upper(reportColumns)...)
+		return table(w, header, 2, lines, nil)
+	case FormatJSON:
+		key, _ := json.Marshal(groupBy)
+		var b strings.Builder
+		b.WriteString("[")
+		for i, p := range points {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			group, _ := json.Marshal(p.Group)
+			fmt.Fprintf(&b, "\n  {\"start\": %q, %s: %s, \"requests\": %d, \"prompt_tokens\": %d, \"completion_tokens\": %d, \"total_tokens\": %d, \"cost_usd\": %s}",
+				start(p), key, group, p.Requests, p.PromptTokens, p.CompletionTokens, p.TotalTokens, dollars(p.CostMicros))
+		}
+		if len(points) > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString("]\n")
+		_, err := io.WriteString(w, b.String())
+		return err
+	case FormatCSV:
+		cw := csv.NewWriter(w)
+		if err := cw.Write(append([]string{"start", groupBy}, reportColumns...)); err != nil {
+			return err
+		}
+		for _, p := range points {
+			if err := cw.Write(append([]string{start(p), p.Group}, cells(p.ReportRow)...)); err != nil {
+				return err
+			}
+		}
+		cw.Flush()
+		return cw.Error()
+	}
+	return fmt.Errorf("write series: unknown format %q: want %q, %q or %q", format, FormatTable, FormatJSON, FormatCSV)
+}
+
+// WriteDenials writes denied and failed requests per code (see
+// store.DenialCounts) in one of the formats of WriteReport; the table ends
+// with a TOTAL line.
+func WriteDenials(w io.Writer, counts []store.DenialCount, format string) error {
+	switch format {
+	case FormatTable:
+		lines := make([][]string, len(counts))
+		var total int64
+		for i, c := range counts {
+			lines[i] = []string{c.Code, strconv.FormatInt(c.Requests, 10)}
+			total += c.Requests
+		}
+		return table(w, []string{"CODE", "REQUESTS"}, 1, lines, []string{"TOTAL", strconv.FormatInt(total, 10)})
+	case FormatJSON:
+		type row struct {
+			Code     string `json:"code"`
+			Requests int64  `json:"requests"`
+		}
+		rows := make([]row, len(counts))
+		for i, c := range counts {
+			rows[i] = row{c.Code, c.Requests}
+		}
+		b, err := json.MarshalIndent(rows, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(append(b, '\n'))
+		return err
+	case FormatCSV:
+		cw := csv.NewWriter(w)
+		if err := cw.Write([]string{"code", "requests"}); err != nil {
+			return err
+		}
+		for _, c := range counts {
+			if err := cw.Write([]string{c.Code, strconv.FormatInt(c.Requests, 10)}); err != nil {
+				return err
+			}
+		}
+		cw.Flush()
+		return cw.Error()
+	}
+	return fmt.Errorf("write denials: unknown format %q: want %q, %q or %q", format, FormatTable, FormatJSON, FormatCSV)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"io"
 	"strconv"
 	"strings"
 	"testing"
@@ -192,5 +193,101 @@ func TestParseDate(t *testing.T) {
 				t.Errorf("ParseDate(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
 			}
 		})
+	}
+}
+
+var samplePoints = []store.SeriesPoint{
+	{Start: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC), ReportRow: store.ReportRow{Group: "eng", Requests: 2, PromptTokens: 10, CompletionTokens: 5, TotalTokens: 15, CostMicros: 1500}},
+	{Start: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC), ReportRow: store.ReportRow{Group: "", Requests: 1}},
+	{Start: time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC), ReportRow: store.ReportRow{Group: "eng", Requests: 1, TotalTokens: 7, CostMicros: 1}},
+}
+
+func TestWriteSeries(t *testing.T) {
+	t.Run("json", func(t *testing.T) {
+		var buf bytes.Buffer
+		if err := WriteSeries(&buf, samplePoints, store.GroupByDepartment, FormatJSON); err != nil {
+			t.Fatal(err)
+		}
+		var got []struct {
+			Start       time.Time   `json:"start"`
+			Department  *string     `json:"department"`
+			Requests    int64       `json:"requests"`
+			TotalTokens int64       `json:"total_tokens"`
+			CostUSD     json.Number `json:"cost_usd"`
+		}
+		dec := json.NewDecoder(&buf)
+		dec.UseNumber()
+		if err := dec.Decode(&got); err != nil {
+			t.Fatalf("not JSON: %v\n%s", err, buf.String())
+		}
+		if len(got) != 3 || !got[2].Start.Equal(samplePoints[2].Start) || got[0].Department == nil || *got[0].Department != "eng" ||
+			got[0].Requests != 2 || got[2].TotalTokens != 7 || got[0].CostUSD != "0.001500" {
+			t.Errorf("series JSON = %+v", got)
+		}
+	})
+	t.Run("csv", func(t *testing.T) {
+		var buf bytes.Buffer
+		if err := WriteSeries(&buf, samplePoints, store.GroupByModel, FormatCSV); err != nil {
+			t.Fatal(err)
+		}
+		records, err := csv.NewReader(&buf).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(records[0], ","); got != "start,model,requests,prompt_tokens,completion_tokens,total_tokens,cost_usd" {
+			t.Errorf("header = %s", got)
+		}
+		if len(records) != 4 || records[3][0] != "2026-11-28T00:00:00Z" || records[3][5] != "7" {
+			t.Errorf("records = %v", records)
+		}
+	})
+	t.Run("table", func(t *testing.T) {
+		var buf bytes.Buffer
+		if err := WriteSeries(&buf, samplePoints, store.GroupByDepartment, FormatTable); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
+		if len(lines) != 4 || !strings.HasPrefix(lines[0], "START") || !strings.Contains(lines[2], "(none)") {
+			t.Errorf("table:\n%s", buf.String())
+		}
+		for _, l := range lines[1:] {
+			if len(l) != len(lines[0]) {
+				t.Errorf("line %q is not as wide as the header:\n%s", l, buf.String())
+			}
+		}
+	})
+	if err := WriteSeries(io.Discard, samplePoints, "tier", FormatJSON); err == nil {
+		t.Errorf("unknown grouping accepted")
+	}
+}
+
+func TestWriteDenials(t *testing.T) {
+	counts := []store.DenialCount{{Code: "rate_limit_exceeded", Requests: 12}, {Code: "budget_exceeded", Requests: 3}}
+	var buf bytes.Buffer
+	if err := WriteDenials(&buf, counts, FormatTable); err != nil {
+		t.Fatal(err)
+	}
+	want := "CODE                 REQUESTS\n" +
+		"rate_limit_exceeded        12\n" +
+		"budget_exceeded             3\n" +
+		"-------------------  --------\n" +
+		"TOTAL                      15\n"
+	if buf.String() != want {
+		t.Errorf("table =\n%s\nwant\n%s", buf.String(), want)
+	}
+	buf.Reset()
+	if err := WriteDenials(&buf, counts, FormatJSON); err != nil {
+		t.Fatal(err)
+	}
+	var got []store.DenialCount
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil || len(got) != 2 || got[0] != counts[0] {
+		t.Errorf("json = %s (%v)", buf.String(), err)
+	}
+	buf.Reset()
+	if err := WriteDenials(&buf, nil, FormatCSV); err != nil || buf.String() != "code,requests\n" {
+		t.Errorf("empty csv = %q, %v", buf.String(), err)
+	}
+	if err := WriteDenials(&buf, counts, "xml"); err == nil {
+		t.Errorf("unknown format accepted")
 	}
 }
