@@ -264,7 +264,7 @@ func (e *Engine) decide(ctx context.Context, input ast.Value, extra ...rego.Eval
 	if err := ctx.Err(); err != nil {
 		return Decision{}, fmt.Errorf("policy: evaluate %s: %w", Query, err)
 	}
-	opts := []rego.EvalOption{rego.EvalParsedInput(input), noMetrics, noCancel}
+	opts := []rego.EvalOption{rego.EvalParsedInput(input), noMetrics, noCancel, rego.EvalBaseCache(noBaseCache{})}
 	rs, err := e.query.Eval(ctx, append(opts, extra...)...)
 	if err != nil {
 		return Decision{}, fmt.Errorf("policy: evaluate %s: %w", Query, err)
@@ -356,3 +356,8 @@ func (e *Engine) writeDerived(ctx context.Context, txn storage.Transaction) erro
 	}
 	return e.store.Write(ctx, txn, storage.AddOp, derivedPath, t.Value)
 }
+
+type noBaseCache struct{}
+
+func (noBaseCache) Get(ast.Ref) ast.Value  { return nil }
+func (noBaseCache) Put(ast.Ref, ast.Value) {}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/host/policy"
+	"github.com/sluicehq/sluice/policies"
 )
 
 // tiers is the tier data the gateway would load from its configuration.
@@ -418,34 +419,69 @@ func TestDecideFailsClosed(t *testing.T) {
 	}
 }
 
-// BenchmarkDecide measures one admission decision with the shipped policy:
-// "first" is the pass before plugins run for a model the tier names,
-// "first-glob" the same for a model only a pattern matches, "findings" the
-// second pass with redactable findings. "constant" evaluates a policy whose decision is a
-// literal, which is the floor OPA's evaluator sets for any policy.
+// BenchmarkDecide measures one admission decision: "first" is the pass
+// before plugins run for a model the tier names, "first-glob" the same for a
+// model only a pattern matches, "findings" the second pass with redactable
+// findings, all with the contract v2 tier policy of testdata/v2; "shipped-"
+// the same passes with the policy that ships in policies/ (skipped when it
+// does not decide them as allowed). "constant" evaluates a policy whose
+// decision is a literal, which is the floor OPA's evaluator sets for any
+// policy. "set" and "set-shadow" decide through a Set, without and with a
+// shadow set (the same policy again), which is what the gateway calls.
 func BenchmarkDecide(b *testing.B) {
 	ctx := context.Background()
-	shipped := loadDefault(b)
+	data := map[string]any{"sluice": map[string]any{"tiers": tiers(), "departments": departments()}}
+	v2 := loadDefault(b)
 	constant, err := policy.Load(ctx, fstest.MapFS{"authz.rego": {Data: []byte(fixedDecision)}}, nil)
 	if err != nil {
 		b.Fatalf("Load: %v", err)
 	}
+	shipped, shippedErr := policy.Load(ctx, policies.FS, data)
+	set, err := policy.NewSet(ctx, policy.SetConfig{Policies: policy.Source{FS: v2Policy}, Data: data})
+	if err != nil {
+		b.Fatal(err)
+	}
+	shadowed, err := policy.NewSet(ctx, policy.SetConfig{Policies: policy.Source{FS: v2Policy}, Shadow: policy.Source{FS: v2Policy}, Data: data})
+	if err != nil {
+		b.Fatal(err)
+	}
+	type decider interface {
+		Decide(context.Context, policy.Input) (policy.Decision, error)
+	}
+	first := chat("standard", "gpt-4o-mini")
 	for _, bc := range []struct {
 		name string
 		e    *policy.Engine
+		s    *policy.Set
 		in   policy.Input
 	}{
-		{"first", shipped, chat("standard", "gpt-4o-mini")},
-		{"first-glob", shipped, chat("premium", "meta-llama/Llama-3.1-8B")},
-		{"findings", shipped, chat("premium", "gpt-4o", pii("EMAIL"), pii("PHONE"))},
-		{"constant", constant, chat("standard", "gpt-4o-mini")},
+		{"first", v2, nil, first},
+		{"first-glob", v2, nil, chat("premium", "meta-llama/Llama-3.1-8B")},
+		{"findings", v2, nil, chat("premium", "gpt-4o", pii("EMAIL"), pii("PHONE"))},
+		{"shipped-first", shipped, nil, first},
+		{"shipped-findings", shipped, nil, chat("premium", "gpt-4o", pii("EMAIL"), pii("PHONE"))},
+		{"constant", constant, nil, first},
+		{"set", nil, set, first},
+		{"set-shadow", nil, shadowed, first},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
+			decide := func() (policy.Decision, error) {
+				if bc.s != nil {
+					r, err := bc.s.Decide(ctx, bc.in)
+					return r.Decision, err
+				}
+				return bc.e.Decide(ctx, bc.in)
+			}
+			if bc.s == nil && bc.e == nil {
+				b.Skipf("the shipped policy does not load: %v", shippedErr)
+			}
+			if d, err := decide(); err != nil || !d.Allowed {
+				b.Skipf("not an allowed decision: %+v, %v", d, err)
+			}
 			b.ReportAllocs()
 			for b.Loop() {
-				d, err := bc.e.Decide(ctx, bc.in)
-				if err != nil || !d.Allowed {
-					b.Fatalf("Decide = %+v, %v", d, err)
+				if _, err := decide(); err != nil {
+					b.Fatal(err)
 				}
 			}
 		})

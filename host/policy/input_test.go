@@ -154,3 +154,32 @@ func TestLimitsJSONRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestDecideReadsSpendExactly(t *testing.T) {
+	cases := map[string]int64{
+		"0": 0, "500": 500_000_000, "0.1": 100_000, "12.3456789": 12_345_678, "0.0000009": 0,
+		"999999999999.999999": 999_999_999_999_999_999, "1e2": 100_000_000, "2.5e-3": 2_500, "9223372036854": 9_223_372_036_854_000_000, "9223372036855": -1,
+	}
+	for spend, want := range cases {
+		pol := `package sluice.authz
+
+decision := {
+	"allowed": true, "http_status": 200, "code": "", "type": "", "message": "", "headers": {},
+	"limits": {"rpm": 0, "tpm": 0, "daily_tokens": 0, "monthly_tokens": 0, "monthly_spend_usd": ` + spend + `},
+	"department_limits": {"rpm": 0, "tpm": 0, "daily_tokens": 0, "monthly_tokens": 0, "monthly_spend_usd": 0},
+	"redact": [], "plugins": [],
+}
+`
+		e, err := policy.Load(context.Background(), fstest.MapFS{"authz.rego": {Data: []byte(pol)}}, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", spend, err)
+		}
+		d, err := e.Decide(context.Background(), policy.Input{})
+		switch {
+		case want < 0 && err == nil:
+			t.Errorf("%s: %d micro-dollars, want an error (too large)", spend, d.Limits.MonthlySpendMicros)
+		case want >= 0 && (err != nil || d.Limits.MonthlySpendMicros != want):
+			t.Errorf("%s: %d micro-dollars, %v; want %d", spend, d.Limits.MonthlySpendMicros, err, want)
+		}
+	}
+}
