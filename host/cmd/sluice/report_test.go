@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/host/store"
+)
+
+// seedLedger writes usage events into the store of data folder dir.
+func seedLedger(t *testing.T, dir string, events ...store.UsageEvent) {
+	t.Helper()
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "sluice.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.InsertUsage(context.Background(), events); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func used(id, client, dept, model string, at time.Time, tokens, micros int64) store.UsageEvent {
+	return store.UsageEvent{Time: at, RequestID: id, ClientID: client, Department: dept, Model: model, Status: 200,
+		PromptTokens: tokens, TotalTokens: tokens, CostMicros: micros, UsageSource: store.UsageUpstream}
+}
+
+func TestReportPeriodsAndGroupings(t *testing.T) {
+	dir := t.TempDir()
+	day := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	seedLedger(t, dir,
+		used("r1", "bot", "finance", "gpt-4o", day.Add(9*time.Hour), 100, 1_500_000),
+		used("r2", "bot", "finance", "gpt-4o-mini", day.Add(10*time.Hour), 50, 250),
+		used("r3", "crm", "sales", "gpt-4o", day.Add(-24*time.Hour), 10, 10),
+		used("r4", "crm", "sales", "gpt-4o", day.AddDate(0, 1, 0), 999, 999), // December
+		store.UsageEvent{Time: day.Add(11 * time.Hour), RequestID: "r5", ClientID: "bot", Department: "finance", Status: 429, Code: "budget_exceeded"},
+		store.UsageEvent{Time: day.Add(12 * time.Hour), RequestID: "r6", Status: 401, Code: "invalid_api_key"},
+		store.UsageEvent{Time: day.Add(13 * time.Hour), RequestID: "r7", ClientID: "bot", Department: "finance", Status: 429, Code: "budget_exceeded"},
+	)
+	csvOf := func(args ...string) [][]string {
+		t.Helper()
+		out, err := run(t, append(append([]string{}, args...), "--data-dir", dir, "--format", "csv")...)
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		records, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+		if err != nil {
+			t.Fatalf("%v: not CSV: %v\n%s", args, err, out)
+		}
+		return records
+	}
+	tests := []struct {
+		args []string
+		want string // the CSV rows after the header, one per line
+	}{
+		{[]string{"report", "--month", "2026-11", "--by", "department"}, ",1,0,0,0,0.000000\nfinance,4,150,0,150,1.500250\nsales,1,10,0,10,0.000010"},
+		{[]string{"report", "--day", "2026-11-28", "--by", "model"}, ",3,0,0,0,0.000000\ngpt-4o,1,100,0,100,1.500000\ngpt-4o-mini,1,50,0,50,0.000250"},
+		{[]string{"report", "--from", "2026-11-27", "--to", "2026-11-27", "--by", "client"}, "crm,1,10,0,10,0.000010"},
+		{[]string{"report", "series", "--every", "day", "--month", "2026-11", "--by", "department"},
+			"2026-11-27T00:00:00Z,sales,1,10,0,10,0.000010\n2026-11-28T00:00:00Z,,1,0,0,0,0.000000\n2026-11-28T00:00:00Z,finance,4,150,0,150,1.500250"},
+		{[]string{"report", "series", "--every", "hour", "--day", "2026-11-28", "--by", "client"},
+			"2026-11-28T09:00:00Z,bot,1,100,0,100,1.500000\n2026-11-28T10:00:00Z,bot,1,50,0,50,0.000250\n2026-11-28T11:00:00Z,bot,1,0,0,0,0.000000\n2026-11-28T12:00:00Z,,1,0,0,0,0.000000\n2026-11-28T13:00:00Z,bot,1,0,0,0,0.000000"},
+		{[]string{"report", "denials", "--month", "2026-11"}, "budget_exceeded,2\ninvalid_api_key,1"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			records := csvOf(tt.args...)
+			var rows []string
+			for _, r := range records[1:] {
+				rows = append(rows, strings.Join(r, ","))
+			}
+			if got := strings.Join(rows, "\n"); got != tt.want {
+				t.Errorf("rows =\n%s\nwant\n%s", got, tt.want)
+			}
+		})
+	}
+
+	out, err := run(t, "report", "series", "--data-dir", dir, "--day", "2026-11-28", "--every", "hour", "--format", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var points []map[string]any
+	if err := json.Unmarshal([]byte(out), &points); err != nil || len(points) != 5 || points[0]["start"] != "2026-11-28T09:00:00Z" {
+		t.Errorf("series JSON = %s (%v)", out, err)
+	}
+}
+
+func TestReportFlagErrors(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"report", "--day", "2026-11-28", "--month", "2026-11"}, "--day, --month and --from/--to"},
+		{[]string{"report", "--month", "November"}, "--month"},
+		{[]string{"report", "series", "--every", "week"}, "hour or day"},
+		{[]string{"report", "denials", "--from", "2026-11-02", "--to", "2026-11-01T00:00:00Z"}, "not before"},
+	}
+	for _, c := range cases {
+		_, err := run(t, append(c.args, "--data-dir", dir)...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want it to mention %q", c.args, err, c.want)
+		}
+	}
+}
