@@ -78,3 +78,16 @@ func TestWholeFolder(t *testing.T) {
 	}
 	t.Logf("%d Rego tests ran, coverage %.1f%%", len(report.Results), report.Coverage)
 }
+
+// TestDefaultPolicyReadsNoUsage keeps the default policy from costing the
+// gateway a counter lookup per request: it fills input.usage only for
+// policies that read it.
+func TestDefaultPolicyReadsNoUsage(t *testing.T) {
+	e, err := policy.Load(context.Background(), policies.FS, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.UsesUsage() {
+		t.Error("the default policy reads input.usage")
+	}
+}
