@@ -1,0 +1,535 @@
+// Sluice usage dashboard. Plain JavaScript and SVG, no dependencies, so that it
+// runs from the binary on a closed network.
+//
+// The admin token is asked for once and kept in sessionStorage (this tab
+// only); every request sends it as a bearer token, and a 401 asks again.
+// Everything taken from the API is put in the page with textContent or
+// setAttribute, never parsed as HTML: client ids and policy messages are
+// data, not markup.
+"use strict";
+
+(() => {
+  const TOKEN_KEY = "sluice.adminToken";
+  const REFRESH_MS = 60_000;
+  const SVGNS = "http://www.w3.org/2000/svg";
+  // Tableau 10, darkened where white text or a white page needs contrast.
+  const PALETTE = ["#4e79a7", "#e8762b", "#c8423f", "#4a9a95", "#3f8a3a", "#b89a1c", "#946a8a", "#d9667a", "#8c6a52", "#6b6b6b"];
+
+  const state = { token: null, range: "7d", by: "cost", seq: 0, timer: null, colors: new Map() };
+  const $ = (id) => document.getElementById(id);
+
+  // ---- formatting for people -------------------------------------------
+
+  const usd = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" });
+  const intFmt = new Intl.NumberFormat("en-US");
+
+  // compact writes 1234 as "1.2k" and 1200000 as "1.2M".
+  function compact(n) {
+    if (Math.abs(n) < 1000) return String(Math.round(n));
+    const units = ["k", "M", "B", "T"];
+    let v = n;
+    let u = -1;
+    while (Math.abs(v) >= 1000 && u < units.length - 1) {
+      v /= 1000;
+      u++;
+    }
+    let s = Math.abs(v) < 100 ? Math.round(v * 10) / 10 : Math.round(v);
+    if (Math.abs(s) >= 1000 && u < units.length - 1) { // 999,950 rounds up to the next unit
+      s = Math.round(s / 100) / 10;
+      u++;
+    }
+    return String(s) + units[u];
+  }
+
+  const fmt = {
+    // money writes millionths of a dollar to the cent: "$12.34".
+    money(micros) {
+      if (micros === 0) return "$0.00";
+      if (micros < 5000) return "<$0.01";
+      return usd.format(Math.round(micros / 1e4) / 100);
+    },
+    // moneyExact writes every stored digit: "$12.345678".
+    moneyExact(micros) {
+      return "$" + intFmt.format(Math.floor(micros / 1e6)) + "." + String(micros % 1e6).padStart(6, "0");
+    },
+    moneyAxis(micros) {
+      const d = micros / 1e6;
+      if (d >= 1000) return "$" + compact(d);
+      if (d >= 10 || d === 0) return "$" + Math.round(d);
+      return "$" + d.toFixed(2);
+    },
+    tokens: compact,
+    int: (n) => intFmt.format(n),
+  };
+
+  const utcDay = new Intl.DateTimeFormat("en-US", { timeZone: "UTC", month: "short", day: "numeric" });
+  const utcDayLong = new Intl.DateTimeFormat("en-US", { timeZone: "UTC", weekday: "short", month: "short", day: "numeric", year: "numeric" });
+  const utcHour = new Intl.DateTimeFormat("en-GB", { timeZone: "UTC", hour: "2-digit", minute: "2-digit" });
+  const localTime = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  const utcStamp = new Intl.DateTimeFormat("en-US", { timeZone: "UTC", month: "short", day: "numeric", year: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+
+  const daily = (r) => r.bucket_seconds >= 86400;
+  const bucketLabel = (r, t) => (daily(r) ? utcDay.format(t) : utcHour.format(t));
+  function bucketTitle(r, t) {
+    if (daily(r)) return utcDayLong.format(t) + " (UTC)";
+    const end = new Date(t.getTime() + r.bucket_seconds * 1000);
+    return utcDay.format(t) + ", " + utcHour.format(t) + "–" + utcHour.format(end) + " UTC";
+  }
+  function ago(iso) {
+    const s = Math.round((Date.now() - Date.parse(iso)) / 1000);
+    if (s < 60) return "just now";
+    if (s < 3600) return Math.floor(s / 60) + " min ago";
+    if (s < 86400) return Math.floor(s / 3600) + " h ago";
+    return Math.floor(s / 86400) + " d ago";
+  }
+  const department = (name) => (name === "" ? "(no client)" : name);
+
+  // ---- DOM helpers -------------------------------------------------------
+
+  function el(tag, attrs, text) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  function svg(tag, attrs, parent) {
+    const e = document.createElementNS(SVGNS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+    if (parent) parent.appendChild(e);
+    return e;
+  }
+  function svgText(parent, attrs, text) {
+    const t = svg("text", attrs, parent);
+    t.textContent = text;
+    return t;
+  }
+  function title(parent, text) {
+    svg("title", {}, parent).textContent = text;
+  }
+  function swatch(color) {
+    const s = svg("svg", { class: "swatch", width: "12", height: "12", viewBox: "0 0 12 12", "aria-hidden": "true" });
+    svg("rect", { width: "12", height: "12", rx: "2", fill: color }, s);
+    return s;
+  }
+  // numCell is a table cell showing value for people, with the exact number
+  // in its title and data-value.
+  function numCell(value, text, exact) {
+    return el("td", { class: "num", "data-value": String(value), title: exact }, text);
+  }
+
+  // ---- API -----------------------------------------------------------------
+
+  class Unauthorized extends Error {}
+
+  async function get(name, params) {
+    const q = new URLSearchParams(params || {}).toString();
+    const res = await fetch("dashboard/api/" + name + (q ? "?" + q : ""), {
+      headers: { Authorization: "Bearer " + state.token },
+      cache: "no-store",
+    });
+    if (res.status === 401) throw new Unauthorized("The admin token was refused.");
+    let body = null;
+    try {
+      body = await res.json();
+    } catch (_) {
+      // A proxy's HTML error page: reported by status below.
+    }
+    if (!res.ok) throw new Error((body && body.error && body.error.message) || "HTTP " + res.status + " from " + name + ".");
+    return body;
+  }
+
+  // ---- views -------------------------------------------------------------
+
+  function showLogin(message) {
+    stopTimer();
+    state.token = null;
+    sessionStorage.removeItem(TOKEN_KEY);
+    $("board").hidden = true;
+    $("controls").hidden = true;
+    $("login").hidden = false;
+    $("login-error").textContent = message || "";
+    document.body.dataset.state = "login";
+    $("token").focus();
+  }
+
+  function showBoard() {
+    $("login").hidden = true;
+    $("board").hidden = false;
+    $("controls").hidden = false;
+  }
+
+  // load fetches every panel's data for the current range. Panels fail on
+  // their own; a 401 from any of them asks for the token again.
+  async function load() {
+    const seq = ++state.seq;
+    document.body.dataset.state = "loading";
+    const range = { range: state.range };
+    const results = await Promise.allSettled([
+      get("usage", range),
+      get("clients", { ...range, by: state.by }),
+      get("denials", range),
+      get("health"),
+    ]);
+    if (seq !== state.seq) return; // a newer load is under way
+    if (results.some((r) => r.status === "rejected" && r.reason instanceof Unauthorized)) {
+      showLogin("The admin token was refused. Enter it again.");
+      return;
+    }
+    const [usage, clients, denials, health] = results;
+    const errors = [];
+    const panel = (r, render) => {
+      if (r.status === "fulfilled") {
+        render(r.value);
+      } else {
+        errors.push(r.reason.message);
+      }
+    };
+    panel(usage, renderUsage);
+    panel(clients, renderClients);
+    panel(denials, renderDenials);
+    panel(health, renderHealth);
+    const banner = $("board-error");
+    banner.hidden = errors.length === 0;
+    banner.textContent = errors.join(" ");
+    $("updated").textContent = "Updated " + localTime.format(new Date());
+    document.body.dataset.state = errors.length ? "error" : "ready";
+    startTimer();
+  }
+
+  async function loadClients() {
+    try {
+      renderClients(await get("clients", { range: state.range, by: state.by }));
+    } catch (e) {
+      if (e instanceof Unauthorized) showLogin("The admin token was refused. Enter it again.");
+      else $("clients-note").textContent = e.message;
+    }
+  }
+
+  function colorOf(dept) {
+    if (!state.colors.has(dept)) state.colors.set(dept, PALETTE[state.colors.size % PALETTE.length]);
+    return state.colors.get(dept);
+  }
+
+  function renderUsage(u) {
+    const r = u.range;
+    const from = new Date(r.from);
+    const last = new Date(Date.parse(r.to) - r.bucket_seconds * 1000);
+    $("range-note").textContent = daily(r)
+      ? utcDay.format(from) + " – " + utcDayLong.format(last) + ", per day (UTC)"
+      : utcStamp.format(from) + " – " + utcStamp.format(new Date(r.to)) + " UTC, per hour";
+
+    $("kpi-spend").textContent = fmt.money(u.total.cost_micros);
+    $("kpi-spend").title = fmt.moneyExact(u.total.cost_micros);
+    $("kpi-tokens").textContent = fmt.tokens(u.total.total_tokens);
+    $("kpi-tokens").title = fmt.int(u.total.total_tokens) + " tokens";
+    $("kpi-requests").textContent = fmt.int(u.total.requests);
+
+    // Colours follow the order of spend, which the API sorts by, so the
+    // biggest spender keeps the first colour across refreshes of a range.
+    state.colors = new Map();
+    const charted = u.departments.filter((d) => d.cost_micros > 0 || d.total_tokens > 0);
+    charted.forEach((d) => colorOf(d.department));
+    const buckets = u.buckets.map((b) => new Date(b));
+    const series = (key) => charted.map((d) => ({ name: department(d.department), color: colorOf(d.department), values: d[key] }));
+
+    stackedBars($("spend-chart"), r, buckets, series("cost_micros_series"), fmt.money, fmt.moneyAxis, "Spend");
+    stackedBars($("tokens-chart"), r, buckets, series("total_tokens_series"), (n) => fmt.tokens(n) + " tokens", fmt.tokens, "Tokens");
+    legend($("spend-legend"), charted, (d) => fmt.money(d.cost_micros));
+    legend($("tokens-legend"), charted, (d) => fmt.tokens(d.total_tokens));
+
+    const body = $("departments").tBodies[0];
+    body.replaceChildren();
+    for (const d of u.departments) {
+      const tr = el("tr", { "data-department": d.department });
+      const name = el("th", { scope: "row" });
+      if (state.colors.has(d.department)) name.appendChild(swatch(colorOf(d.department)));
+      name.appendChild(el("span", d.department === "" ? { class: "none" } : {}, department(d.department)));
+      tr.appendChild(name);
+      tr.append(...deptCells(d));
+      body.appendChild(tr);
+    }
+    if (u.departments.length === 0) {
+      body.appendChild(el("tr")).appendChild(el("td", { colspan: "6", class: "none" }, "No requests in this range."));
+    }
+    const foot = $("departments").tFoot;
+    foot.replaceChildren();
+    const tr = el("tr", { "data-department": "*total*" });
+    tr.appendChild(el("td", {}, "Total"));
+    tr.append(...deptCells(u.total));
+    foot.appendChild(tr);
+  }
+
+  function deptCells(d) {
+    return [
+      numCell(d.cost_micros, fmt.money(d.cost_micros), fmt.moneyExact(d.cost_micros)),
+      numCell(d.total_tokens, fmt.tokens(d.total_tokens), fmt.int(d.total_tokens) + " tokens"),
+      numCell(d.prompt_tokens, fmt.tokens(d.prompt_tokens), fmt.int(d.prompt_tokens) + " prompt tokens"),
+      numCell(d.completion_tokens, fmt.tokens(d.completion_tokens), fmt.int(d.completion_tokens) + " completion tokens"),
+      numCell(d.requests, fmt.int(d.requests), fmt.int(d.requests) + " requests"),
+    ];
+  }
+
+  function legend(ul, depts, value) {
+    ul.replaceChildren();
+    for (const d of depts) {
+      const li = el("li");
+      li.appendChild(swatch(colorOf(d.department)));
+      li.appendChild(el("span", {}, department(d.department) + " · " + value(d)));
+      ul.appendChild(li);
+    }
+  }
+
+  // niceStep rounds a raw tick step up to 1, 2, 2.5 or 5 times a power of ten.
+  function niceStep(raw) {
+    const p = Math.pow(10, Math.floor(Math.log10(raw)));
+    const f = raw / p;
+    return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 2.5 ? 2.5 : f <= 5 ? 5 : 10) * p;
+  }
+
+  // stackedBars draws one bar per bucket, stacked by series, with a y axis,
+  // bucket labels, and a hover title per bucket listing every series.
+  function stackedBars(box, r, buckets, series, format, axisFormat, what) {
+    box.replaceChildren();
+    const n = buckets.length;
+    const sums = buckets.map((_, i) => series.reduce((s, x) => s + x.values[i], 0));
+    const max = Math.max(0, ...sums);
+    if (series.length === 0 || max === 0) {
+      box.appendChild(el("p", { class: "empty" }, "No usage in this range."));
+      return;
+    }
+    const W = 600, H = 250, L = 56, R = 8, T = 10, B = 26;
+    const pw = W - L - R, ph = H - T - B;
+    const total = sums.reduce((a, b) => a + b, 0);
+    const root = svg("svg", {
+      viewBox: `0 0 ${W} ${H}`, role: "img",
+      "aria-label": `${what} per department, ${series.length} departments, ${format(total)} in total`,
+    });
+    const step = niceStep(max / 4);
+    const top = Math.ceil(max / step) * step;
+    const y = (v) => T + ph - (v / top) * ph;
+
+    const axis = svg("g", { class: "axis y-axis" }, root);
+    for (let v = 0; v <= top + step / 2; v += step) {
+      svg("line", { class: "grid-line", x1: L, x2: W - R, y1: y(v), y2: y(v) }, axis);
+      svgText(axis, { x: L - 6, y: y(v) + 4, "text-anchor": "end" }, axisFormat(v));
+    }
+    const band = pw / n;
+    const bw = Math.max(1, band * 0.72);
+    const xAxis = svg("g", { class: "axis x-axis" }, root);
+    svg("line", { x1: L, x2: W - R, y1: T + ph, y2: T + ph }, xAxis);
+    const every = Math.ceil(n / 8);
+    buckets.forEach((t, i) => {
+      if (i % every !== 0) return; // at most eight labels fit
+      svgText(xAxis, { x: L + band * i + band / 2, y: H - 8, "text-anchor": "middle" }, bucketLabel(r, t));
+    });
+
+    const base = new Array(n).fill(0);
+    for (const s of series) {
+      const g = svg("g", { class: "series", "data-series": s.name, fill: s.color }, root);
+      s.values.forEach((v, i) => {
+        if (v <= 0) return;
+        const y0 = y(base[i]), y1 = y(base[i] + v);
+        base[i] += v;
+        svg("rect", { class: "bar", x: L + band * i + (band - bw) / 2, y: y1, width: bw, height: Math.max(0.5, y0 - y1) }, g);
+      });
+    }
+    // Hit areas on top, one per bucket, carry the tooltip for the whole
+    // column: what each department used in that bucket.
+    const hits = svg("g", { class: "hits" }, root);
+    buckets.forEach((t, i) => {
+      const rect = svg("rect", { class: "hit", x: L + band * i, y: T, width: band, height: ph }, hits);
+      const lines = [bucketTitle(r, t)];
+      for (const s of series) if (s.values[i] > 0) lines.push(s.name + ": " + format(s.values[i]));
+      lines.push("Total: " + format(sums[i]));
+      title(rect, lines.join("\n"));
+    });
+    box.appendChild(root);
+  }
+
+  function renderClients(c) {
+    for (const b of document.querySelectorAll(".toggle button")) {
+      b.setAttribute("aria-pressed", String(b.dataset.by === c.by));
+    }
+    const body = $("clients").tBodies[0];
+    body.replaceChildren();
+    for (const x of c.clients) {
+      const tr = el("tr", { "data-client": x.client });
+      tr.appendChild(el("th", { scope: "row" }, x.client));
+      tr.appendChild(el("td", x.department ? {} : { class: "none" }, x.department || "(deleted)"));
+      tr.appendChild(numCell(x.cost_micros, fmt.money(x.cost_micros), fmt.moneyExact(x.cost_micros)));
+      tr.appendChild(numCell(x.total_tokens, fmt.tokens(x.total_tokens), fmt.int(x.total_tokens) + " tokens"));
+      tr.appendChild(numCell(x.requests, fmt.int(x.requests), fmt.int(x.requests) + " requests"));
+      body.appendChild(tr);
+    }
+    if (c.clients.length === 0) {
+      body.appendChild(el("tr")).appendChild(el("td", { colspan: "5", class: "none" }, "No clients used the gateway in this range."));
+    }
+    $("clients-note").textContent = c.count > c.clients.length
+      ? `Top ${c.clients.length} of ${c.count} clients by ${c.by === "cost" ? "spend" : "tokens"}.`
+      : "";
+  }
+
+  function renderDenials(d) {
+    $("kpi-denied").textContent = fmt.int(d.total);
+    const box = $("denials-chart");
+    box.replaceChildren();
+    if (d.denials.length === 0) {
+      box.appendChild(el("p", { class: "empty" }, "No request was denied or failed in this range."));
+      return;
+    }
+    const W = 600, row = 36, T = 4, LW = 290, VW = 56;
+    const H = T + row * d.denials.length;
+    const root = svg("svg", {
+      viewBox: `0 0 ${W} ${H}`, role: "img",
+      "aria-label": `Denied or failed requests by reason, ${fmt.int(d.total)} in total`,
+    });
+    const max = Math.max(...d.denials.map((x) => x.requests));
+    const bars = svg("g", { class: "denials", fill: "#c8423f" }, root);
+    d.denials.forEach((x, i) => {
+      const y0 = T + row * i;
+      const g = svg("g", { class: "denial", "data-code": x.code }, root);
+      const reason = x.reason.length > 44 ? x.reason.slice(0, 43) + "…" : x.reason;
+      svgText(g, { class: "bar-label", x: 0, y: y0 + 14 }, reason);
+      if (x.reason !== x.code) svgText(g, { class: "bar-code", x: 0, y: y0 + 28 }, x.code);
+      const w = Math.max(2, ((W - LW - VW) * x.requests) / max);
+      const bar = svg("rect", { class: "bar", x: LW, y: y0 + 6, width: w, height: row - 14, rx: 2 }, bars);
+      title(bar, `${x.reason} (${x.code}): ${fmt.int(x.requests)} requests`);
+      svgText(g, { class: "bar-value", x: LW + w + 6, y: y0 + 22 }, fmt.int(x.requests));
+    });
+    box.appendChild(root);
+  }
+
+  function badge(kind, text) {
+    return el("span", { class: "badge " + kind }, text);
+  }
+  function kv(dl, key, value) {
+    dl.appendChild(el("dt", {}, key));
+    const dd = el("dd");
+    if (value instanceof Node) dd.appendChild(value);
+    else dd.textContent = value;
+    dl.appendChild(dd);
+  }
+  function loaded(iso) {
+    const span = el("span", { title: utcStamp.format(new Date(iso)) + " UTC" }, ago(iso));
+    return span;
+  }
+  function mono(text, full) {
+    return el("span", { class: "mono", title: full || text }, text);
+  }
+
+  function renderHealth(h) {
+    const box = $("health");
+    box.replaceChildren();
+    box.className = "health";
+    if (!h.reported) {
+      box.appendChild(el("p", { class: "none" }, "This gateway reports no plugin or policy health to the dashboard."));
+      return;
+    }
+
+    box.appendChild(el("h3", {}, "Policy"));
+    const p = h.policy;
+    if (!p) {
+      box.appendChild(el("p", { class: "none" }, "No policy set is configured."));
+    } else {
+      const e = p.enforced;
+      const dl = el("dl", { class: "kv", id: "policy-health" });
+      const status = e.last_error
+        ? badge("warn", "Last reload failed; previous revision in force")
+        : p.disagreements > 0 ? badge("warn", "Shadow disagrees") : badge("ok", "Healthy");
+      kv(dl, "Status", status);
+      kv(dl, "Revision", mono(e.revision.slice(0, 12), e.revision));
+      kv(dl, "Source", e.source);
+      kv(dl, "Loaded", loaded(e.loaded_at));
+      kv(dl, "Files, tests", `${e.files.length} files, ${e.tests} tests passed`);
+      kv(dl, "Reloads", `${e.reloads_ok} ok, ${e.reloads_failed} failed`);
+      if (p.shadow) {
+        kv(dl, "Shadow revision", mono(p.shadow.revision.slice(0, 12), p.shadow.revision));
+        kv(dl, "Disagreements", `${fmt.int(p.disagreements)} (errors ${fmt.int(p.shadow_errors)})`);
+      }
+      box.appendChild(dl);
+      if (e.last_error) {
+        const lines = e.last_error.problems.map((x) => (x.file ? x.file + (x.line ? ":" + x.line : "") + ": " : "") + x.message);
+        box.appendChild(el("p", { class: "last-error" }, "Last error: " + lines.join("\n")));
+      }
+    }
+
+    box.appendChild(el("h3", {}, "Plugins"));
+    if (h.plugins.length === 0) {
+      box.appendChild(el("p", { class: "none" }, "No plugins are loaded."));
+      return;
+    }
+    const table = el("table", { id: "plugin-health" });
+    const head = table.createTHead().insertRow();
+    for (const [name, cls] of [["Plugin"], ["Status"], ["Module"], ["Loaded"], ["Reloads", "num"], ["Discarded", "num"]]) {
+      head.appendChild(el("th", cls ? { scope: "col", class: cls } : { scope: "col" }, name));
+    }
+    const body = table.createTBody();
+    for (const x of h.plugins) {
+      const tr = el("tr", { "data-plugin": x.name });
+      tr.appendChild(el("th", { scope: "row" }, x.name));
+      const td = el("td");
+      td.appendChild(x.last_error ? badge("warn", "Reload refused")
+        : x.instances_discarded > 0 ? badge("warn", "Instances discarded") : badge("ok", "Healthy"));
+      tr.appendChild(td);
+      tr.appendChild(el("td")).appendChild(mono(x.sha256.slice(0, 12), "sha256 " + x.sha256));
+      tr.appendChild(el("td")).appendChild(loaded(x.loaded_at));
+      tr.appendChild(el("td", { class: "num", title: `${x.reloads} ok, ${x.failed_reloads} failed` }, `${x.reloads} / ${x.failed_reloads}`));
+      tr.appendChild(el("td", { class: "num", title: "instances closed after a trap, timeout or bad result" }, fmt.int(x.instances_discarded)));
+      body.appendChild(tr);
+      if (x.last_error) {
+        const er = body.insertRow();
+        er.appendChild(el("td", { colspan: "6", class: "last-error" }, "Last reload error: " + x.last_error));
+      }
+    }
+    box.appendChild(table);
+  }
+
+  // ---- wiring -----------------------------------------------------------
+
+  function stopTimer() {
+    clearTimeout(state.timer);
+    state.timer = null;
+  }
+  function startTimer() {
+    stopTimer();
+    state.timer = setTimeout(() => {
+      if (document.visibilityState === "visible") load();
+      else startTimer();
+    }, REFRESH_MS);
+  }
+
+  function init() {
+    $("login-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const token = $("token").value.trim();
+      if (!token) return;
+      $("token").value = "";
+      state.token = token;
+      sessionStorage.setItem(TOKEN_KEY, token);
+      showBoard();
+      load();
+    });
+    $("range").addEventListener("change", () => {
+      state.range = $("range").value;
+      load();
+    });
+    $("refresh").addEventListener("click", () => load());
+    $("signout").addEventListener("click", () => showLogin(""));
+    for (const b of document.querySelectorAll(".toggle button")) {
+      b.addEventListener("click", () => {
+        state.by = b.dataset.by;
+        loadClients();
+      });
+    }
+    state.range = $("range").value;
+    state.token = sessionStorage.getItem(TOKEN_KEY);
+    if (state.token) {
+      showBoard();
+      load();
+    } else {
+      showLogin("");
+    }
+  }
+
+  init();
+})();
