@@ -46,13 +46,13 @@ plugin contains "" if input.never_set == true
 # adds a denial, a cap or a plugin for the request, since the derived data
 # knows nothing of those (redact and block rules matter only with findings,
 # which these branches never see). Comparing a set with set() is the
-# cheapest way to ask whether it is empty: about 8 allocations each. When data.sluice.derived is absent
-# (opa eval, opa test, another embedder) or does not apply, evaluation falls
-# through to the rules that compute the same answer per request: the first
-# denial that applies, in order of precedence, or else the allow at the end.
-# Each of those branches is a full literal object rather than a merge of
-# parts, because building the decision is a large share of the cost of an
-# evaluation.
+# cheapest way to ask whether it is empty: about 8 allocations each. When
+# data.sluice.derived is absent (opa eval, opa test, another embedder) or
+# does not apply, evaluation falls through to the rules that compute the
+# same answer per request: the first denial that applies, in order of
+# precedence, or else the allow at the end. Each of those branches is a full
+# literal object rather than a merge of parts, because building the decision
+# is a large share of the cost of an evaluation.
 #
 # data.sluice.derived is read whole into a variable and indexed from there:
 # OPA caches every document it reads from the store, one entry per path
