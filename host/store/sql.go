@@ -341,7 +341,12 @@ func (s *sqlStore) InsertUsage(ctx context.Context, events []UsageEvent) (err er
 			_ = tx.Rollback()
 		}
 	}()
+	// A statement that this batch runs more than once (SQLite's one-row
+	// insert) is prepared on its second use. One run once goes through the
+	// driver, which for PostgreSQL keeps it prepared per connection: an
+	// explicit prepare would parse the large statement anew every batch.
 	stmts := make([]*sql.Stmt, len(insertStatements))
+	used := make([]bool, len(insertStatements))
 	defer func() {
 		for _, st := range stmts {
 			if st != nil {
@@ -353,11 +358,12 @@ func (s *sqlStore) InsertUsage(ctx context.Context, events []UsageEvent) (err er
 	args := make([]any, 0, min(len(events), s.dialect.insertRows)*usageColumns)
 	for rest := events; len(rest) > 0; {
 		shift := min(bits.Len(uint(len(rest)))-1, maxShift)
-		if stmts[shift] == nil {
+		if used[shift] && stmts[shift] == nil {
 			if stmts[shift], err = tx.PrepareContext(ctx, insertStatements[shift]); err != nil {
 				return fmt.Errorf("insert usage: prepare: %w", err)
 			}
 		}
+		used[shift] = true
 		chunk := rest[:1<<shift]
 		rest = rest[len(chunk):]
 		args = args[:0]
@@ -371,7 +377,12 @@ func (s *sqlStore) InsertUsage(ctx context.Context, events []UsageEvent) (err er
 				ev.PromptTokens, ev.CompletionTokens, ev.TotalTokens, ev.CostMicros, ev.LatencyMS,
 				ev.Status, ev.Code, ev.Findings, source)
 		}
-		if _, err = stmts[shift].ExecContext(ctx, args...); err != nil {
+		if stmts[shift] != nil {
+			_, err = stmts[shift].ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, insertStatements[shift], args...)
+		}
+		if err != nil {
 			return fmt.Errorf("insert usage: %d events from request %q: %w", len(chunk), chunk[0].RequestID, err)
 		}
 	}
