@@ -480,8 +480,10 @@ func (r reader) count() (uint32, error) {
 }
 
 // watchdog sets an instrumented instance's interrupt global when a call runs
-// past its deadline or its context is done. One timer per instance is reused
-// across calls, so arming costs no goroutine and no allocation.
+// past its deadline or its context is done. One timer per instance serves
+// every call: a call moves the deadline, and the timer, when it fires early,
+// sets itself for the new deadline, so back-to-back calls neither start nor
+// stop a timer and arming costs no goroutine and no allocation.
 type watchdog struct {
 	flag  api.MutableGlobal
 	timer *time.Timer
@@ -490,7 +492,8 @@ type watchdog struct {
 	mu       sync.Mutex
 	armed    bool
 	gen      uint64    // counts arm calls, so a late context callback of an earlier call does nothing
-	deadline time.Time // a late timer callback of an earlier call sees a later deadline and does nothing
+	deadline time.Time // of the current call
+	fireAt   time.Time // when the timer fires; zero when it is not set
 	cause    error     // why the guest was interrupted, nil if it was not
 }
 
@@ -503,13 +506,18 @@ func newWatchdog(flag api.MutableGlobal) *watchdog {
 
 // arm clears the interrupt and starts watching timeout and ctx.
 func (w *watchdog) arm(ctx context.Context, timeout time.Duration) {
+	now := time.Now()
 	w.mu.Lock()
 	w.gen++
 	gen := w.gen
-	w.armed, w.deadline, w.cause = true, time.Now().Add(timeout), nil
+	w.armed, w.deadline, w.cause = true, now.Add(timeout), nil
 	w.flag.Set(0)
+	if w.fireAt.IsZero() || w.fireAt.After(w.deadline) {
+		// Not set, or set for a later deadline than this call's.
+		w.fireAt = w.deadline
+		w.timer.Reset(timeout)
+	}
 	w.mu.Unlock()
-	w.timer.Reset(timeout)
 	if ctx.Done() != nil {
 		w.stop = context.AfterFunc(ctx, func() {
 			w.mu.Lock()
@@ -522,9 +530,10 @@ func (w *watchdog) arm(ctx context.Context, timeout time.Duration) {
 }
 
 // disarm stops watching. The interrupt stays set if it fired, which only
-// matters to an instance that is about to be discarded.
+// matters to an instance that is about to be discarded. The timer is left to
+// fire: the next call will likely need it, and if none comes it fires once
+// and stops.
 func (w *watchdog) disarm() {
-	w.timer.Stop()
 	if w.stop != nil {
 		w.stop()
 		w.stop = nil
@@ -544,9 +553,18 @@ func (w *watchdog) interrupted() error {
 func (w *watchdog) expire() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.armed && !time.Now().Before(w.deadline) {
-		w.interrupt(context.DeadlineExceeded)
+	if !w.armed {
+		w.fireAt = time.Time{}
+		return
 	}
+	if left := time.Until(w.deadline); left > 0 {
+		// Set by an earlier call; this call ends later.
+		w.fireAt = w.deadline
+		w.timer.Reset(left)
+		return
+	}
+	w.fireAt = time.Time{}
+	w.interrupt(context.DeadlineExceeded)
 }
 
 // interrupt sets the global; w.mu must be held.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -139,4 +140,75 @@ func TestSpinningGuestLetsCollectionsRun(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a spinning guest and garbage collections deadlocked")
 	}
+}
+
+// flagGlobal is an api.MutableGlobal that records when it was set to 1.
+type flagGlobal struct {
+	api.MutableGlobal
+	mu  sync.Mutex
+	v   uint64
+	set time.Time
+}
+
+func (g *flagGlobal) Set(v uint64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.v = v
+	if v == 1 {
+		g.set = time.Now()
+	}
+}
+
+func (g *flagGlobal) get() (uint64, time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.v, g.set
+}
+
+// TestWatchdogKeepsEachCallsDeadline checks that the timer shared by the calls
+// of an instance interrupts each call at its own deadline: a short call after
+// a long one is not left to the long one's timer, a call that ends in time is
+// never interrupted, even when the timer of an earlier call fires during it.
+func TestWatchdogKeepsEachCallsDeadline(t *testing.T) {
+	g := &flagGlobal{}
+	w := newWatchdog(g)
+	ctx := context.Background()
+
+	w.arm(ctx, time.Hour) // a set-up call with a long allowance, ending at once
+	w.disarm()
+	start := time.Now()
+	w.arm(ctx, 20*time.Millisecond) // then a scan that spins
+	for v, _ := g.get(); v == 0; v, _ = g.get() {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("a short call after a long one was not interrupted")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if !errors.Is(w.interrupted(), context.DeadlineExceeded) {
+		t.Errorf("cause = %v, want DeadlineExceeded", w.interrupted())
+	}
+	w.disarm()
+
+	// Calls back to back, each well within its deadline, across several
+	// firings of the timer: none is interrupted.
+	for range 6 {
+		w.arm(ctx, 30*time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
+		if w.interrupted() != nil {
+			t.Fatal("a call that ended in time was interrupted")
+		}
+		w.disarm()
+	}
+
+	// A canceled context interrupts at once, with its own cause.
+	cctx, cancel := context.WithCancel(ctx)
+	w.arm(cctx, time.Hour)
+	cancel()
+	for w.interrupted() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	if !errors.Is(w.interrupted(), context.Canceled) {
+		t.Errorf("cause = %v, want Canceled", w.interrupted())
+	}
+	w.disarm()
 }

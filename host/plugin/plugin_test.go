@@ -431,16 +431,21 @@ func BenchmarkInterruptStop(b *testing.B) {
 }
 
 // BenchmarkCall measures the fixed cost of a scan on a pooled instance: a
-// short text with nothing to find.
+// short text with nothing to find, on the hand-written minimal module (the
+// host's own cost), the Go SDK's empty plugin and the PII plugin.
 func BenchmarkCall(b *testing.B) {
-	p := load(b, "pii", Options{PoolSize: 1})
 	ctx := context.Background()
 	texts := []string{"hi"}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := p.Scan(ctx, texts); err != nil {
-			b.Fatal(err)
-		}
+	for _, name := range []string{"minimal", "empty", "pii"} {
+		p := load(b, name, Options{PoolSize: 1})
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := p.Scan(ctx, texts); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
