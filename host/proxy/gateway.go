@@ -49,7 +49,7 @@ type Gateway struct {
 	auth     *auth.Authenticator
 	decider  Decider
 	guards   map[string]Guard
-	limiter  *limits.Limiter
+	limiter  limits.Backend
 	router   *upstream.Router
 	recorder Recorder
 	log      *slog.Logger
@@ -69,7 +69,7 @@ type Options struct {
 	Authenticator *auth.Authenticator
 	Decider       Decider
 	Guards        []Guard
-	Limiter       *limits.Limiter
+	Limiter       limits.Backend
 	Router        *upstream.Router
 	Recorder      Recorder
 	Log           *slog.Logger

@@ -32,7 +32,8 @@ type exchange struct {
 	start time.Time
 	ev    store.UsageEvent
 	// dec is the decision the request was admitted with.
-	dec policy.Decision
+	dec    policy.Decision
+	scopes [2]limits.Scope
 	// vault holds what redaction replaced, to restore it in the reply. It
 	// lives as long as the request and is never logged.
 	vault redact.Vault
@@ -117,7 +118,8 @@ func (g *Gateway) serveChat(ctx *fasthttp.RequestCtx, x *exchange) {
 		g.fail(ctx, x, aerr)
 		return
 	}
-	up, res, ok := g.forward(ctx, x, target, dec, found, req, req.Texts, prompt+reply, upstream.EndpointChat, req.Stream)
+	estimate := limits.Cost{Tokens: prompt + reply, Micros: target.Model.CostMicros(prompt, reply)}
+	up, res, ok := g.forward(ctx, x, target, dec, found, req, req.Texts, estimate, upstream.EndpointChat, req.Stream)
 	if !ok {
 		return
 	}
@@ -163,7 +165,8 @@ func (g *Gateway) serveEmbeddings(ctx *fasthttp.RequestCtx, x *exchange) {
 		g.fail(ctx, x, aerr)
 		return
 	}
-	up, res, ok := g.forward(ctx, x, target, dec, found, req, req.Texts, prompt, upstream.EndpointEmbeddings, false)
+	estimate := limits.Cost{Tokens: prompt, Micros: target.Model.CostMicros(prompt, 0)}
+	up, res, ok := g.forward(ctx, x, target, dec, found, req, req.Texts, estimate, upstream.EndpointEmbeddings, false)
 	if !ok {
 		return
 	}
@@ -180,7 +183,7 @@ type upstreamRequest interface {
 // redact what the policy said to, reserve the estimate, send. When it returns
 // false the request has been answered and recorded, and nothing is reserved.
 func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, target upstream.Target, dec policy.Decision, found []Finding,
-	req upstreamRequest, texts []string, estimate int64, endpoint string, stream bool) (*upstream.Reply, limits.Reservation, bool) {
+	req upstreamRequest, texts []string, estimate limits.Cost, endpoint string, stream bool) (*upstream.Reply, limits.Reservation, bool) {
 	x.dec = dec
 	if redacted := x.vault.Redact(texts, found, dec.Redact); redacted != nil {
 		if err := req.SetTexts(redacted); err != nil {
@@ -195,13 +198,13 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, target upstream
 	}
 	body, err := req.UpstreamBody(target.Model.UpstreamModel)
 	if err != nil {
-		g.limiter.Commit(res, 0)
+		g.limiter.Commit(res, limits.Cost{})
 		g.fail(ctx, x, api.Internal("The request could not be re-encoded for the upstream."))
 		return nil, res, false
 	}
 	up, aerr := g.send(target, &upstream.Call{Endpoint: endpoint, Body: body, Stream: stream, RequestID: x.ev.RequestID})
 	if aerr != nil {
-		g.limiter.Commit(res, 0)
+		g.limiter.Commit(res, limits.Cost{})
 		g.fail(ctx, x, aerr)
 		return nil, res, false
 	}
@@ -245,19 +248,41 @@ func (g *Gateway) serveModels(ctx *fasthttp.RequestCtx, x *exchange) {
 	g.record(x)
 }
 
-func (g *Gateway) reserve(ctx *fasthttp.RequestCtx, x *exchange, dec policy.Decision, estimate int64) (limits.Reservation, *api.Error) {
+func (g *Gateway) reserve(ctx *fasthttp.RequestCtx, x *exchange, dec policy.Decision, estimate limits.Cost) (limits.Reservation, *api.Error) {
 	for k, v := range dec.Headers {
 		ctx.Response.Header.Set(k, v)
 	}
-	lim := limits.Limits{RPM: dec.Limits.RPM, DailyTokens: dec.Limits.DailyTokens}
-	res, st, denial := g.limiter.Reserve("client:"+x.ev.ClientID, lim, estimate)
-	st.Headers(func(k, v string) { ctx.Response.Header.Set(k, v) })
-	if denial != nil {
-		ctx.Response.Header.Set("retry-after", denial.RetryAfterSeconds())
-		if denial.IsBudget() {
-			return res, api.BudgetExceeded(denial.Error())
+	res, out, err := g.limiter.Reserve(stepContext, g.scopes(x, dec), estimate)
+	if err != nil {
+		g.log.Error("limits could not be checked; request denied", "request_id", x.ev.RequestID, "error", err)
+		return res, &api.Error{Status: http.StatusServiceUnavailable, Type: api.TypeUnavailable, Code: limits.CodeUnavailable,
+			Message: "Rate limits and budgets cannot be checked right now; retry shortly."}
+	}
+	out.Headers(ctx.Response.Header.Set)
+	if d := out.Denial; d != nil {
+		if d.IsBudget() {
+			return res, api.BudgetExceeded(d.Error())
 		}
-		return res, api.RateLimited(denial.Error())
+		return res, api.RateLimited(d.Error())
 	}
 	return res, nil
+}
+
+// scopes are the levels a request must fit: its client, and its
+// department when it has one.
+func (g *Gateway) scopes(x *exchange, dec policy.Decision) []limits.Scope {
+	scopes := append(x.scopes[:0], limits.Scope{Name: "client", Key: ClientScope(x.ev.ClientID), Limits: limitsOf(dec.Limits)})
+	if x.ev.Department != "" {
+		scopes = append(scopes, limits.Scope{Name: "department", Key: DepartmentScope(x.ev.Department), Limits: limitsOf(dec.DepartmentLimits)})
+	}
+	return scopes
+}
+
+// ClientScope and DepartmentScope are the limiter keys of a client and of a
+// department; a server seeding an in-process limiter uses the same.
+func ClientScope(id string) string       { return "client:" + id }
+func DepartmentScope(dept string) string { return "dept:" + dept }
+
+func limitsOf(l policy.Limits) limits.Limits {
+	return limits.Limits{RPM: l.RPM, TPM: l.TPM, DailyTokens: l.DailyTokens, MonthlyTokens: l.MonthlyTokens, MonthlyMicros: l.MonthlySpendMicros}
 }

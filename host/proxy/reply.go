@@ -54,7 +54,7 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 		ctx.SetContentType("application/json")
 		ctx.SetBody(up.Body)
 		x.ev.Status = up.Status
-		g.limiter.Commit(res, 0)
+		g.limiter.Commit(res, limits.Cost{})
 		x.ev.Code = "upstream_" + strconv.Itoa(up.Status)
 		g.record(x)
 		return
@@ -67,8 +67,8 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 		x.ev.UsageSource = store.UsageEstimated
 	}
 	// The tokens are spent whether or not the reply phase lets the reply through.
-	g.limiter.Commit(res, u.TotalTokens)
 	g.charge(x, t, u)
+	g.limiter.Commit(res, limits.Cost{Tokens: u.TotalTokens, Micros: x.ev.CostMicros})
 	body := up.Body
 	if x.ev.Endpoint == pathChat {
 		var aerr *api.Error
@@ -165,8 +165,8 @@ func (g *Gateway) stream(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 			usage = api.Usage{PromptTokens: prompt, CompletionTokens: c, TotalTokens: prompt + c}
 			x.ev.UsageSource = store.UsageEstimated
 		}
-		g.limiter.Commit(res, usage.TotalTokens)
 		g.charge(x, t, usage)
+		g.limiter.Commit(res, limits.Cost{Tokens: usage.TotalTokens, Micros: x.ev.CostMicros})
 		g.record(x)
 	})
 }

@@ -118,4 +118,3 @@ func TestWithoutRestoreRepliesKeepPlaceholders(t *testing.T) {
 		t.Fatalf("streamed reply = %q", got)
 	}
 }
-

@@ -45,6 +45,7 @@ type Server struct {
 	auth       *auth.Authenticator
 	plugins    *plugin.Runtime
 	router     *upstream.Router
+	limiter    limits.Backend
 	gateway    *proxy.Gateway
 	public     *fasthttp.Server
 	adminSrv   *fasthttp.Server
@@ -75,7 +76,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	if s.store, err = store.OpenSQLite(ctx, cfg.StorePath()); err != nil {
+	if s.store, err = openStore(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	s.ledger = usage.NewLedger(s.store, usage.LedgerOptions{}, log)
@@ -90,8 +91,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	if err != nil {
 		return nil, err
 	}
-	limiter := limits.New()
-	if err := seedLimits(ctx, s.store, limiter); err != nil {
+	if s.limiter, err = openLimiter(ctx, cfg, s.store, log); err != nil {
 		return nil, err
 	}
 	if s.router, err = upstream.NewRouter(cfg); err != nil {
@@ -110,7 +110,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	}
 	s.gateway = proxy.New(proxy.Options{
 		Config: cfg, Authenticator: s.auth, Decider: engine, Guards: guards,
-		Limiter: limiter, Router: s.router, Recorder: s.ledger, Log: log,
+		Limiter: s.limiter, Router: s.router, Recorder: s.ledger, Log: log,
 	})
 	s.public = &fasthttp.Server{
 		Handler:            s.gateway.Handler,
@@ -192,6 +192,11 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	if s.router != nil {
 		s.router.Close()
+	}
+	if s.limiter != nil {
+		// After the streams: their commits are the last the limiter takes,
+		// and a Redis limiter flushes commits it had to defer.
+		errs = append(errs, s.limiter.Close())
 	}
 	if s.ledger != nil {
 		// The ledger gets time of its own to flush, even when the drain used
@@ -287,25 +292,57 @@ func guardOf(p *plugin.Plugin, failOpen bool) proxy.Guard {
 	}
 }
 
-// seedLimits rebuilds the in-process counters from the ledger, so that a
-// restart resets no budget: tokens used today (UTC) and requests in the last minute.
-func seedLimits(ctx context.Context, st store.Store, l *limits.Limiter) error {
-	now := time.Now().UTC()
-	midnight := now.Truncate(24 * time.Hour)
-	today, err := st.UsageSince(ctx, midnight)
+// openStore opens the configured store: a SQLite file, or PostgreSQL.
+func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+	if cfg.Store.Driver == store.DriverPostgres {
+		return store.Open(ctx, store.DriverPostgres, cfg.Store.DSN)
+	}
+	return store.Open(ctx, store.DriverSQLite, cfg.StorePath())
+}
+
+// openLimiter opens the configured limits backend. The in-process one is
+// rebuilt from the ledger, so that a restart resets no budget; Redis keeps
+// its own counts.
+func openLimiter(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logger) (limits.Backend, error) {
+	if cfg.Limits.Backend == "redis" {
+		r, err := limits.NewRedis(limits.RedisOptions{
+			URL: cfg.Limits.Redis.URL, Timeout: cfg.Limits.Redis.Timeout.D(),
+			FailMode: limits.FailMode(cfg.Limits.Redis.FailMode), Log: log.With("component", "limits"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("limits.redis: %w", err)
+		}
+		return r, nil
+	}
+	m := limits.NewMemory()
+	if err := seedLimits(ctx, st, m, time.Now()); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// seedLimits rebuilds in-process counters from the ledger: for every client
+// and department, what it used this month, today (both UTC) and in the last
+// minute.
+func seedLimits(ctx context.Context, st store.Store, m *limits.Memory, now time.Time) error {
+	now = now.UTC()
+	day := now.Truncate(24 * time.Hour)
+	month := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	rows, err := st.UsageWindows(ctx, month, day, now.Add(-time.Minute))
 	if err != nil {
 		return fmt.Errorf("rebuilding limits from the ledger: %w", err)
 	}
-	lastMinute, err := st.UsageSince(ctx, now.Add(-time.Minute))
-	if err != nil {
-		return fmt.Errorf("rebuilding limits from the ledger: %w", err)
-	}
-	recent := map[string]int64{}
-	for _, u := range lastMinute {
-		recent[u.ClientID] = u.Requests
-	}
-	for _, u := range today {
-		l.Seed("client:"+u.ClientID, recent[u.ClientID], u.TotalTokens)
+	for _, r := range rows {
+		key := proxy.ClientScope(r.ID)
+		if r.Scope == store.ScopeDepartment {
+			key = proxy.DepartmentScope(r.ID)
+		}
+		thisMonth, today, lastMinute := r.Windows[0], r.Windows[1], r.Windows[2]
+		m.Seed(key, limits.Usage{
+			MinuteRequests: lastMinute.Requests, MinuteTokens: lastMinute.TotalTokens,
+			DayTokens: today.TotalTokens, MonthTokens: thisMonth.TotalTokens, MonthMicros: thisMonth.CostMicros,
+		})
 	}
 	return nil
 }
