@@ -53,7 +53,7 @@ func (sc *scan) number(i int) int {
 			g.sep = sepOf(t[r.groups[len(r.groups)-1].end:start])
 		}
 		r.groups = append(r.groups, g)
-		// A separator is one to three of " -.()" followed by a digit.
+		// A separator is one to three of " -.()/" followed by a digit.
 		k := j
 		for k < len(t) && k-j < 3 && isNumSep(t[k]) {
 			k++
@@ -116,8 +116,11 @@ func sepOf(b []byte) sep {
 	return s
 }
 
+// isNumSep reports whether c may join digit groups. '/' only ever makes a
+// phone number ("089/1234567"): every other recognizer asks for a specific
+// separator.
 func isNumSep(c byte) bool {
-	return c == ' ' || c == '-' || c == '.' || c == '(' || c == ')'
+	return c == ' ' || c == '-' || c == '.' || c == '(' || c == ')' || c == '/'
 }
 
 // compoundBefore reports whether a number at i continues an identifier such as
@@ -131,18 +134,24 @@ func compoundBefore(t []byte, i int) bool {
 		return true
 	case '.', '-', '_', '/':
 		return i >= 2 && isAlnum(t[i-2])
+	case ':':
+		return i >= 2 && isDigit(t[i-2]) // a time or a port: "03:04:05.000000006"
 	}
 	return false
 }
 
+// skipRun returns the end of the identifier-like run at i: word bytes joined
+// by '.', '-', '(' or ')'. A '/' ends it, so that a path does not swallow what
+// follows it.
 func skipRun(t []byte, i int) int {
-	return span(t, i+1, func(c byte) bool { return isWord(c) || isNumSep(c) && c != ' ' })
+	return span(t, i+1, func(c byte) bool { return isWord(c) || c == '.' || c == '-' || c == '(' || c == ')' })
 }
 
 // word is a short lower-cased word copied out of the text, kept in an array
-// so that looking at context allocates nothing.
+// so that looking at context allocates nothing. Longer words keep their last
+// bytes and match nothing.
 type word struct {
-	b [16]byte
+	b [24]byte
 	n int
 }
 
@@ -156,14 +165,17 @@ func (w *word) is(candidates ...string) bool {
 }
 
 // prevWords returns up to two lower-cased words before i, nearest first,
-// skipping separators such as spaces, ':', '#' and '='.
+// skipping separators such as spaces, ':', '#' and '='. Bytes of multi-byte
+// UTF-8 characters are letters here, so that "versión" and "référence" are
+// words; only ASCII is lower-cased.
 func prevWords(t []byte, i int) (w1, w2 word) {
+	letter := func(c byte) bool { return isAlnum(c) || c >= 0x80 }
 	next := func(end int, w *word) int {
-		for end > 0 && end > i-32 && !isAlnum(t[end-1]) {
+		for end > 0 && end > i-32 && !letter(t[end-1]) {
 			end--
 		}
 		start := end
-		for start > 0 && end-start < len(w.b) && isAlnum(t[start-1]) {
+		for start > 0 && end-start < len(w.b) && letter(t[start-1]) {
 			start--
 		}
 		for _, c := range t[start:end] {
@@ -179,8 +191,21 @@ func prevWords(t []byte, i int) (w1, w2 word) {
 	return w1, w2
 }
 
-var referenceWords = []string{"order", "invoice", "tracking", "ticket", "ref", "reference", "txn",
-	"transaction", "isbn", "id", "uuid", "sku", "serial", "case", "build", "version", "po"}
+// referenceWords introduce identifiers: orders, invoices, accounts, parcels.
+// A number after one of them is the identifier, whatever checksum it passes.
+// "no", "nr" and "number" are not in the list: they take their meaning from
+// the word before ("account no.", "card number"), which is looked at too.
+var referenceWords = []string{
+	"order", "invoice", "tracking", "ticket", "ref", "reference", "txn", "transaction", "isbn",
+	"id", "uuid", "sku", "serial", "case", "build", "version", "po", "account",
+	// German
+	"bestellung", "bestellnummer", "rechnung", "rechnungsnummer", "kundennummer", "auftrag",
+	"auftragsnummer", "vertragsnummer", "sendungsnummer", "lieferschein",
+	// French
+	"commande", "facture", "référence", "réf", "dossier", "colis",
+	// Spanish
+	"pedido", "factura", "referencia", "seguimiento",
+}
 
 // referenceContext reports whether the words before i say the number is an
 // identifier rather than personal data ("order 4111...", "ticket no. 555-...").
@@ -189,15 +214,22 @@ func referenceContext(t []byte, i int) bool {
 	return w1.is(referenceWords...) || w2.is(referenceWords...)
 }
 
-var versionWords = []string{"v", "ver", "version", "release", "build", "firmware", "os", "kernel"}
+// versionWords introduce dotted numbers that are versions or the numbers of
+// sections in a document ("RFC 8446, Section 4.2.11.2"), not addresses.
+var versionWords = []string{"v", "ver", "version", "versión", "versione", "release", "build",
+	"firmware", "os", "kernel", "rfc", "section", "§", "chapter", "clause", "paragraph",
+	"appendix", "abschnitt", "kapitel", "sección", "apartado", "chapitre"}
 
 // ipv4 matches dotted quads. A fifth part or a version context
-// ("version 1.2.3.4", "v 10.0.0.1") rules the run out.
+// ("version 1.2.3.4", "v 10.0.0.1") rules the run out, and so do addresses
+// that identify no host: unspecified, loopback, netmasks and broadcast
+// (255.255.255.0), and network addresses written as a CIDR prefix (10.0.0.0/8).
 func (sc *scan) ipv4(i int, r *run) int {
 	if r.plus || r.paren || len(r.groups) < 4 || !sc.on(kIPAddress) {
 		return 0
 	}
 	t := sc.text
+	var addr uint32
 	for k, g := range r.groups[:4] {
 		if k > 0 && g.sep != sepDot {
 			return 0
@@ -213,6 +245,7 @@ func (sc *scan) ipv4(i int, r *run) int {
 		if v > 255 {
 			return 0
 		}
+		addr = addr<<8 | uint32(v)
 	}
 	if len(r.groups) > 4 && r.groups[4].sep == sepDot {
 		return 0
@@ -221,15 +254,42 @@ func (sc *scan) ipv4(i int, r *run) int {
 	if end+1 < len(t) && t[end] == '.' && isDigit(t[end+1]) {
 		return 0
 	}
+	if addr == 0 || addr>>24 == 127 || addr>>24 == 255 && (^addr)&(^addr+1) == 0 || isNetwork(t, end, addr) {
+		return 0
+	}
 	if w1, w2 := prevWords(t, i); w1.is(versionWords...) || w2.is(versionWords...) {
 		return 0
 	}
 	score := 0.7
-	if a := t[r.groups[0].start:r.groups[0].end]; string(a) == "10" || string(a) == "127" || string(a) == "192" || string(a) == "0" {
-		score = 0.5 // likely private or loopback; still an address, less often personal
+	if addr>>24 == 10 || addr>>20 == 172<<4|1 || addr>>16 == 192<<8|168 {
+		score = 0.5 // private: still an address, less often a person's
 	}
 	sc.emit(IPAddress, i, end, score)
 	return end
+}
+
+// isNetwork reports whether the address addr, ending at i, is followed by a
+// CIDR prefix length shorter than 32 that leaves no host bits set: a network
+// such as 10.0.0.0/8 rather than a host.
+func isNetwork(t []byte, i int, addr uint32) bool {
+	bits := prefixLen(t, i)
+	return bits >= 0 && bits < 32 && addr<<bits == 0
+}
+
+// prefixLen returns the CIDR prefix length written at i ("/24"), or -1.
+func prefixLen(t []byte, i int) int {
+	if i+1 >= len(t) || t[i] != '/' || !isDigit(t[i+1]) {
+		return -1
+	}
+	end := span(t, i+1, isDigit)
+	if end-i-1 > 3 {
+		return -1
+	}
+	bits := 0
+	for _, c := range t[i+1 : end] {
+		bits = bits*10 + int(c-'0')
+	}
+	return bits
 }
 
 // ssn matches US social security numbers written AAA-GG-SSSS or AAA GG SSSS
@@ -336,16 +396,32 @@ func luhn(d []byte) bool {
 	return sum%10 == 0
 }
 
-// phone matches international numbers written with a leading '+' (8 to 15
-// digits, E.164) and North American numbers written with separators:
-// (555) 123-4567, 555-123-4567, 555.123.4567, 555 123 4567. Unseparated digit
-// strings are left alone: they are usually ids, amounts or timestamps.
+// phone matches the ways people write phone numbers, each with a shape that
+// amounts, dates and identifiers do not have:
+//   - international numbers with a leading '+' (8 to 15 digits, E.164; the
+//     country code never starts with 0);
+//   - North American numbers with separators, optionally after a "1":
+//     (555) 123-4567, 555-123-4567, 555.123.4567, 1-800-555-0199;
+//   - national numbers with a trunk prefix, as in most of Europe: five pairs
+//     (06 12 34 56 78), or a 0 and a 1-to-4-digit area code, then the subscriber
+//     number, 9 to 12 digits in all (030 12345678, 089/1234567, 020 7946 0958,
+//     06-12345678);
+//   - nine-digit numbers without a trunk prefix starting with 6 to 9, as in
+//     Spain, when grouped with pairs (612 34 56 78, 91 123 45 67), or in threes
+//     after a word such as "phone" or "móvil".
+//
+// Unseparated digit strings are left alone: they are usually ids, amounts or
+// timestamps.
 func (sc *scan) phone(i int, r *run) int {
 	if !sc.on(kPhone) {
 		return 0
 	}
+	t := sc.text
 	g := r.groups
 	if r.plus {
+		if t[g[0].start] == '0' {
+			return 0
+		}
 		n, last := 0, -1
 		for k := range g {
 			if n+g[k].end-g[k].start > 15 {
@@ -357,23 +433,56 @@ func (sc *scan) phone(i int, r *run) int {
 		if n < 8 || last < 0 || last < len(g)-1 && g[last+1].sep != sepSpace {
 			return 0 // shorter than any E.164 number, or running into more digits
 		}
-		if referenceContext(sc.text, i) {
-			return 0
+		for _, p := range g[1 : last+1] {
+			if p.sep == sepDot && glen(p) > 4 {
+				return 0 // a signed decimal: "m=+123.456789000"
+			}
 		}
-		sc.emit(Phone, i, g[last].end, 0.8)
-		return g[last].end
+		return sc.emitPhone(i, g[last].end, 0.8)
 	}
-	if len(g) < 3 {
+	if end := nanp(t, g, r.paren); end > 0 {
+		return sc.emitPhone(i, end, 0.7)
+	}
+	if r.paren {
 		return 0
 	}
-	t := sc.text
-	if g[0].end-g[0].start != 3 || g[1].end-g[1].start != 3 || g[2].end-g[2].start != 4 {
+	if end := trunkNumber(t, g); end > 0 {
+		return sc.emitPhone(i, end, 0.7)
+	}
+	if end, pairs := nineDigitNumber(t, g); end > 0 && (pairs || phoneContext(t, i)) {
+		return sc.emitPhone(i, end, 0.6)
+	}
+	return 0
+}
+
+func (sc *scan) emitPhone(start, end int, score float64) int {
+	if referenceContext(sc.text, start) {
+		return 0
+	}
+	sc.emit(Phone, start, end, score)
+	return end
+}
+
+func glen(g group) int { return g.end - g.start }
+
+// nanp returns the end of a North American number at the start of g, or 0.
+func nanp(t []byte, g []group, paren bool) int {
+	if !paren && len(g) >= 4 && glen(g[0]) == 1 && t[g[0].start] == '1' {
+		// "1-800-555-0199", "1 (800) 555-0199": the country code, then the number.
+		s := g[1].sep
+		paren = s == '(' || s == ' '|'('<<8
+		if !paren && s != g[2].sep {
+			return 0
+		}
+		g = g[1:]
+	}
+	if len(g) < 3 || glen(g[0]) != 3 || glen(g[1]) != 3 || glen(g[2]) != 4 {
 		return 0
 	}
 	if len(g) > 3 && g[3].sep != sepSpace {
 		return 0 // more groups glued on: a longer number
 	}
-	if r.paren {
+	if paren {
 		if g[1].sep != sepParen && g[1].sep != sepParenSpace || !isPhoneSep(g[2].sep) {
 			return 0
 		}
@@ -381,11 +490,107 @@ func (sc *scan) phone(i int, r *run) int {
 		return 0
 	}
 	// North American area codes and exchanges never start with 0 or 1.
-	if t[g[0].start] < '2' || t[g[1].start] < '2' || referenceContext(t, i) {
+	if t[g[0].start] < '2' || t[g[1].start] < '2' {
 		return 0
 	}
-	sc.emit(Phone, i, g[2].end, 0.7)
 	return g[2].end
+}
+
+// trunkNumber returns the end of a national number written with its trunk
+// prefix 0 at the start of g, or 0.
+func trunkNumber(t []byte, g []group) int {
+	first := glen(g[0])
+	if len(g) < 2 || first < 2 || first > 5 || t[g[0].start] != '0' || t[g[0].start+1] == '0' {
+		return 0 // "00" starts an international number or an id
+	}
+	if first == 2 && glen(g[1]) == 2 {
+		// Five pairs with one separator, as in France.
+		if len(g) < 5 || len(g) > 5 && g[5].sep == g[1].sep || !isPhoneSep(g[1].sep) {
+			return 0
+		}
+		for _, p := range g[1:5] {
+			if glen(p) != 2 || p.sep != g[1].sep {
+				return 0
+			}
+		}
+		if hexPairAround(t, g[0].start, g[4].end) {
+			return 0
+		}
+		return g[4].end
+	}
+	n, last := 0, -1
+	for k, p := range g {
+		if k > 0 && p.sep != sepSpace && p.sep != sepDash && p.sep != '/' {
+			break // dots only in pairs: "01.03.2024", "010.000.015.001" are not numbers to call
+		}
+		if n += glen(p); n > 12 {
+			return 0 // a longer number
+		}
+		last = k
+	}
+	// The subscriber number has at least six digits, which tells a number from
+	// a US ZIP+4 code ("02110-1301"); a two-digit prefix (06-12345678) makes
+	// ten digits in all.
+	if last < 1 || n < 9 || n-first < 6 || first == 2 && n != 10 || last < len(g)-1 && g[last+1].sep != sepSpace {
+		return 0
+	}
+	return g[last].end
+}
+
+// hexPairAround reports whether the run from start to end has a two-digit hex
+// word just before or after it, across one or two spaces: then it is a line of
+// a hex dump ("ff 01 00 01 00 00"), not a phone number written in pairs.
+func hexPairAround(t []byte, start, end int) bool {
+	isPair := func(k int) bool { // a hex pair at k..k+2 standing alone
+		return k >= 0 && k+2 <= len(t) && isHex(t[k]) && isHex(t[k+1]) &&
+			(k == 0 || !isWord(t[k-1])) && boundaryAt(t, k+2)
+	}
+	for gap := 1; gap <= 2; gap++ {
+		if start-gap-2 >= 0 && t[start-1] == ' ' && t[start-gap] == ' ' && isPair(start-gap-2) {
+			return true
+		}
+		if end+gap+2 <= len(t) && t[end] == ' ' && t[end+gap-1] == ' ' && isPair(end+gap) {
+			return true
+		}
+	}
+	return false
+}
+
+// nineDigitNumber returns the end of a number of nine digits starting with 6
+// to 9, written in groups of two and three with one separator, and whether a
+// group is a pair (which amounts, grouped in threes, never have).
+func nineDigitNumber(t []byte, g []group) (end int, pairs bool) {
+	if len(g) < 3 || t[g[0].start] < '6' || !isPhoneSep(g[1].sep) {
+		return 0, false
+	}
+	n := 0
+	for k, p := range g {
+		if k > 0 && p.sep != g[1].sep {
+			break
+		}
+		l := glen(p)
+		if l < 2 || l > 3 {
+			return 0, false
+		}
+		pairs = pairs || l == 2
+		if n += l; n == 9 {
+			if k < len(g)-1 && g[k+1].sep == g[1].sep {
+				return 0, false
+			}
+			return p.end, pairs
+		}
+	}
+	return 0, false
+}
+
+// phoneWords say that the number after them is a phone number.
+var phoneWords = []string{"phone", "tel", "tél", "telephone", "téléphone", "teléfono", "telefono",
+	"telefon", "mobile", "mobil", "móvil", "movil", "cell", "fax", "handy", "portable", "whatsapp",
+	"call", "llámame", "llamar", "appelez", "anrufen"}
+
+func phoneContext(t []byte, i int) bool {
+	w1, w2 := prevWords(t, i)
+	return w1.is(phoneWords...) || w2.is(phoneWords...)
 }
 
 func isPhoneSep(s sep) bool { return s == sepDash || s == sepDot || s == sepSpace }

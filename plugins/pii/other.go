@@ -5,6 +5,11 @@ import "net/netip"
 // email matches addresses around the '@' at i. The local part is found by
 // looking back (never before the previous finding), the domain by looking
 // forward; the domain needs at least two labels and an alphabetic TLD.
+//
+// Three look-alikes are not addresses: the credentials of a URL
+// ("postgres://app:secret@db.internal", "https://key@sentry.io"), an scp-style
+// remote ("git@github.com:org/repo.git") and an image at a pixel density
+// ("logo@2x.png").
 func (sc *scan) email(at int) int {
 	t := sc.text
 	if !sc.on(kEmail) {
@@ -43,7 +48,9 @@ func (sc *scan) email(at int) int {
 		return 0
 	}
 	tld := t[lastLabel:end]
-	if len(tld) < 2 {
+	if len(tld) < 2 || urlUserinfo(t, start) ||
+		end+1 < len(t) && t[end] == ':' && (isAlnum(t[end+1]) || t[end+1] == '/' || t[end+1] == '~') ||
+		t[at+1] >= '1' && t[at+1] <= '9' && t[at+2] == 'x' && t[at+3] == '.' {
 		return 0
 	}
 	for _, c := range tld {
@@ -53,6 +60,18 @@ func (sc *scan) email(at int) int {
 	}
 	sc.emit(Email, start, end, 0.9)
 	return end
+}
+
+// urlUserinfo reports whether the local part starting at start is the user
+// information of a URL: it follows "//", or a ':' that follows "//user".
+func urlUserinfo(t []byte, start int) bool {
+	if start >= 1 && t[start-1] == ':' {
+		start--
+		for start > 0 && (isAlnum(t[start-1]) || t[start-1] == '.' || t[start-1] == '_' || t[start-1] == '-' || t[start-1] == '%') {
+			start--
+		}
+	}
+	return start >= 2 && t[start-1] == '/' && t[start-2] == '/'
 }
 
 // ibanLengths gives the IBAN length of each country that issues them (the
@@ -135,35 +154,58 @@ func (sc *scan) ipv6(i int) int {
 	if !sc.on(kIPAddress) {
 		return 0
 	}
+	// A group after "hex:" continues a colon run that its first group already
+	// tried; trying again at every group would make a long run quadratic.
+	if i >= 2 && t[i-1] == ':' && isHex(t[i-2]) {
+		return 0
+	}
 	h := span(t, i, isHex)
 	if h >= len(t) || t[h] != ':' || h-i > 4 {
 		return 0
 	}
-	end := span(t, i, func(c byte) bool { return isHex(c) || c == ':' || c == '.' })
+	const maxLen = 45 // the longest textual IPv6 address
+	end := i
+	for end < len(t) && end-i <= maxLen && (isHex(t[end]) || t[end] == ':' || t[end] == '.') {
+		end++
+	}
 	for end > i && (t[end-1] == '.' || t[end-1] == ':' && (end < 2 || t[end-2] != ':')) {
 		end-- // trailing punctuation of the sentence, but keep a final "::"
 	}
-	if !boundaryAt(t, end) || end-i > 45 {
+	if !boundaryAt(t, end) || end-i > maxLen {
 		return 0
 	}
-	colons, double := 0, false
-	for k := i; k < end; k++ {
-		if t[k] == ':' {
+	colons, double, digit, pairs := 0, false, false, true
+	last := i // start of the current group
+	for k := i; k <= end; k++ {
+		if k == end || t[k] == ':' {
+			pairs = pairs && k-last == 2
+			last = k + 1
+			if k == end {
+				break
+			}
 			colons++
 			double = double || k > i && t[k-1] == ':'
 		}
+		digit = digit || isDigit(t[k])
 	}
 	// Fewer than seven colons is only an address with "::". Checking here keeps
-	// times (10:30:00) and MAC addresses away from the parser and its allocation.
-	if colons < 2 || colons < 7 && !double {
+	// times (10:30:00) and MAC addresses away from the parser and its
+	// allocation. Groups of exactly two hex digits are bytes (a fingerprint, a
+	// MAC address), and an address without a digit is a word ("b::c").
+	if colons < 2 || colons < 7 && !double || pairs || !digit {
 		return 0
 	}
 	addr, err := netip.ParseAddr(string(t[i:end]))
-	if err != nil || !addr.Is6() || addr.IsUnspecified() {
+	if err != nil || !addr.Is6() || addr.IsUnspecified() || addr.IsLoopback() {
 		return 0
 	}
+	if bits := prefixLen(t, end); bits >= 0 && bits < 128 {
+		if p, err := addr.Prefix(bits); err == nil && p.Addr() == addr {
+			return 0 // a network ("fc00::/7"), not a host
+		}
+	}
 	score := 0.7
-	if addr.IsLoopback() || addr.IsPrivate() || addr.IsLinkLocalUnicast() {
+	if addr.IsPrivate() || addr.IsLinkLocalUnicast() {
 		score = 0.5
 	}
 	sc.emit(IPAddress, i, end, score)

@@ -237,7 +237,7 @@ func capitalized(text []byte, i int) bool {
 }
 
 // mayStartToken reports whether a word beginning with c1 c2 could be a key,
-// token or IBAN: "AK", "AS", "AI", "gh", "gi", "xo", "sk", "rk", "ey", or two
+// token or IBAN: "AK", "AS", "AI", "gh", "gi", "xo", "xa", "sk", "rk", "ey", or two
 // upper-case letters.
 func mayStartToken(c1, c2 byte) bool {
 	switch c1 {
@@ -246,7 +246,7 @@ func mayStartToken(c1, c2 byte) bool {
 	case 'g':
 		return c2 == 'h' || c2 == 'i'
 	case 'x':
-		return c2 == 'o'
+		return c2 == 'o' || c2 == 'a'
 	case 's', 'r':
 		return c2 == 'k'
 	case 'e':

@@ -24,10 +24,12 @@ func scanAll(t testing.TB, s *Scanner, text string) []match {
 }
 
 var (
-	githubToken = "ghp_" + strings.Repeat("aB3", 12)
+	githubToken = "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" // made up, with a valid checksum
+	githubPAT   = "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"
 	googleKey   = "AIza" + "SyD-" + strings.Repeat("x9Z", 10) + "_"
 	testJWT     = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
-	pemKey      = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7Y9\n-----END RSA PRIVATE KEY-----"
+	pemBody     = "MC4CAQAwBQYDK2VwBCIEIM1SnSnsyEAaQP6aioXlvBBZA6ZDiNvWKHfx/91w4R0g" // an Ed25519 key's length, random bytes
+	pemKey      = "-----BEGIN PRIVATE KEY-----\n" + pemBody + "\n-----END PRIVATE KEY-----"
 )
 
 func TestScanFinds(t *testing.T) {
@@ -43,6 +45,16 @@ func TestScanFinds(t *testing.T) {
 		{"us phone dashes", "tel: 415-555-2671.", []match{{Phone, "415-555-2671"}}},
 		{"us phone parens", "(415) 555-2671", []match{{Phone, "(415) 555-2671"}}},
 		{"us phone dots", "415.555.2671", []match{{Phone, "415.555.2671"}}},
+		{"us phone with country code", "call 1-800-555-0199 or 1 (800) 555-0199", []match{{Phone, "1-800-555-0199"}, {Phone, "1 (800) 555-0199"}}},
+		{"french pairs", "portable : 06 12 34 56 78.", []match{{Phone, "06 12 34 56 78"}}},
+		{"french dots", "07.81.23.45.67", []match{{Phone, "07.81.23.45.67"}}},
+		{"german area code", "Tel. 030 12345678, mobil 0171 2345678", []match{{Phone, "030 12345678"}, {Phone, "0171 2345678"}}},
+		{"german slash and extension", "089/1234567 oder 0711 123456-0", []match{{Phone, "089/1234567"}, {Phone, "0711 123456-0"}}},
+		{"uk national", "ring 020 7946 0958", []match{{Phone, "020 7946 0958"}}},
+		{"dutch mobile", "bel 06-12345678", []match{{Phone, "06-12345678"}}},
+		{"spanish pairs", "612 34 56 78 o 91 123 45 67", []match{{Phone, "612 34 56 78"}, {Phone, "91 123 45 67"}}},
+		{"spanish threes after a phone word", "móvil 655 123 456", []match{{Phone, "655 123 456"}}},
+		{"german trunk in intl form", "+49 (0)30 12345678", []match{{Phone, "+49 (0)30 12345678"}}},
 		{"visa grouped", "card 4111 1111 1111 1111 exp 12/29", []match{{CreditCard, "4111 1111 1111 1111"}}},
 		{"mastercard dashes", "5500-0000-0000-0004", []match{{CreditCard, "5500-0000-0000-0004"}}},
 		{"amex contiguous", "amex 378282246310005", []match{{CreditCard, "378282246310005"}}},
@@ -50,16 +62,24 @@ func TestScanFinds(t *testing.T) {
 		{"iban grouped", "IBAN GB82 WEST 1234 5698 7654 32 ok", []match{{IBAN, "GB82 WEST 1234 5698 7654 32"}}},
 		{"iban contiguous", "DE89370400440532013000", []match{{IBAN, "DE89370400440532013000"}}},
 		{"ipv4", "server 203.0.113.7:8080", []match{{IPAddress, "203.0.113.7"}}},
+		{"ipv4 host with prefix", "route 10.1.2.3/32 and 10.1.2.3/24", []match{{IPAddress, "10.1.2.3"}, {IPAddress, "10.1.2.3"}}},
 		{"ipv6", "from 2001:db8:85a3::8a2e:370:7334.", []match{{IPAddress, "2001:db8:85a3::8a2e:370:7334"}}},
+		{"ipv6 host with prefix", "ip:2001:db8::1/64", []match{{IPAddress, "2001:db8::1"}}},
 		{"aws", "key=AKIAIOSFODNN7EXAMPLE", []match{{AWSAccessKey, "AKIAIOSFODNN7EXAMPLE"}}},
 		{"aws temporary", "ASIAY34FZKBOKMUTVV7A", []match{{AWSAccessKey, "ASIAY34FZKBOKMUTVV7A"}}},
 		{"github", "token " + githubToken, []match{{GitHubToken, githubToken}}},
-		{"github fine-grained", "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz", []match{{GitHubToken, "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz"}}},
+		{"github fine-grained", "GH_TOKEN=" + githubPAT, []match{{GitHubToken, githubPAT}}},
 		{"slack", "xoxb-123456789012-1234567890123-AbCdEfGh", []match{{SlackToken, "xoxb-123456789012-1234567890123-AbCdEfGh"}}},
+		{"slack app-level", "xapp-1-A06B2CDEF9G-8880498430292-feba3998", []match{{SlackToken, "xapp-1-A06B2CDEF9G-8880498430292-feba3998"}}},
 		{"stripe", `"sk_live_4eC39HqLyjWDarjtT1zdp7dc"`, []match{{StripeKey, "sk_live_4eC39HqLyjWDarjtT1zdp7dc"}}},
 		{"google", "key: " + googleKey, []match{{GoogleAPIKey, googleKey}}},
 		{"openai project", "OPENAI_API_KEY=sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t", []match{{OpenAIKey, "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t"}}},
 		{"private key", "here:\n" + pemKey + "\nthanks", []match{{PrivateKey, pemKey}}},
+		{"private key in json", `"private_key": "-----BEGIN PRIVATE KEY-----\n` + pemBody + `\n-----END PRIVATE KEY-----\n"`,
+			[]match{{PrivateKey, `-----BEGIN PRIVATE KEY-----\n` + pemBody + `\n-----END PRIVATE KEY-----`}}},
+		{"private key cut off", "oops -----BEGIN EC PRIVATE KEY-----\n  " + pemBody + "\n", []match{{PrivateKey, "-----BEGIN EC PRIVATE KEY-----\n  " + pemBody}}},
+		{"encrypted pem headers", "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,0F1E2D3C\n\n" + pemBody + "\n-----END RSA PRIVATE KEY-----",
+			[]match{{PrivateKey, "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,0F1E2D3C\n\n" + pemBody + "\n-----END RSA PRIVATE KEY-----"}}},
 		{"jwt", "Bearer " + testJWT, []match{{JWT, testJWT}}},
 		{"several in order", "a@b.io 10.1.2.3 AKIAIOSFODNN7EXAMPLE", []match{{Email, "a@b.io"}, {IPAddress, "10.1.2.3"}, {AWSAccessKey, "AKIAIOSFODNN7EXAMPLE"}}},
 	}
@@ -107,6 +127,32 @@ func TestScanIgnoresLookalikes(t *testing.T) {
 		{"email without tld", "user@localhost"},
 		{"public key", "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----"},
 		{"phone with leading 1 area", "123-555-2671"},
+		{"github placeholder", "ghp_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+		{"github bad checksum", "ghp_VEQEHPZPXJB3eQ64uxVJQCLHws6o770zb6fA"},
+		{"github pat wrong shape", "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz"},
+		{"pem header in code", `if strings.HasPrefix(s, "-----BEGIN RSA PRIVATE KEY-----") { return nil }`},
+		{"pem placeholder", "-----BEGIN EC PRIVATE KEY-----\n<paste your key here>\n-----END EC PRIVATE KEY-----"},
+		{"pem short body", "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7Y9\n-----END RSA PRIVATE KEY-----"},
+		{"jwt header without alg", "eyJ0eXAiOiJKV1QifQ.eyJ2IjoxfQ.c2ln"},
+		{"unspecified loopback netmask", "listen 0.0.0.0:80, 127.0.0.1, 255.255.255.0, 255.255.255.255"},
+		{"cidr networks", "pool 10.0.0.0/8 and 192.168.0.0/16"},
+		{"url credentials", "postgres://app:s3cret@db.prod.internal:5432/app https://d8b09893@o450000.ingest.sentry.io/55"},
+		{"scp remote", "git clone git@github.com:acme/payments.git"},
+		{"retina asset", `srcset="logo@2x.png 2x"`},
+		{"plus zero", "m=+0.004512301"},
+		{"six pairs", "numbers 04 11 23 35 42 47"},
+		{"date and count", "am 01.03.2024 12 Teilnehmer, 01.03.2024.12"},
+		{"spanish threes alone", "total 612 345 678"},
+		{"german order number", "Bestellnummer 4111 1111 1111 1111"},
+		{"french order number", "Commande n° 4111 1111 1111 1111"},
+		{"spanish version", "la versión 3.2.1.4 del firmware"},
+		{"section numbers", "see RFC 8446, Section 4.2.11.2, and RFC 5280, 4.2.1.2"},
+		{"ipv6 network", "route fc00::/7 and 2001:db8::/32"},
+		{"fingerprint", "4e:a5:1d:5f:5d:6d:a6:b5 and 58:1c:2c:3b:2a:9e:ac:9d:4e:a5:1d"},
+		{"ipv6 loopback", "bind 0:0:0:0:0:0:0:1"},
+		{"zip plus four", "Boston, MA 02110-1301, USA"},
+		{"hex dump pairs", "99 00 0b 00 02  01 00 ff 01 00 01 00 00  |......|"},
+		{"time fraction", "Jan  2 03:04:05.000000006"},
 	}
 	s, err := New(nil)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"hash/crc32"
 )
 
 // awsKey matches AWS access key ids: AKIA (long-term) or ASIA (temporary)
@@ -36,16 +37,22 @@ func (sc *scan) googleKey(i int) int {
 }
 
 // githubToken matches GitHub tokens: ghp_, gho_, ghu_, ghs_ and ghr_ with a
-// 36-byte body (accepting 30 to 255 to allow for format changes) and
-// fine-grained github_pat_ tokens.
+// 36-character body whose last six characters are the base62 CRC32 of the
+// first thirty (GitHub's published format, which placeholders such as
+// "ghp_xxxx…" fail), and fine-grained github_pat_ tokens: 22 and 59
+// alphanumerics joined by '_'.
 func (sc *scan) githubToken(i int) int {
 	t := sc.text
 	if !sc.on(kGitHubToken) {
 		return 0
 	}
 	if hasPrefixAt(t, i, "github_pat_") {
-		end := span(t, i+11, isWord)
-		if n := end - i - 11; n < 22 || n > 255 {
+		a := span(t, i+11, isAlnum)
+		if a-i-11 != 22 || a >= len(t) || t[a] != '_' {
+			return 0
+		}
+		end := span(t, a+1, isAlnum)
+		if end-a-1 != 59 || !boundaryAt(t, end) {
 			return 0
 		}
 		sc.emit(GitHubToken, i, end, 0.95)
@@ -60,22 +67,49 @@ func (sc *scan) githubToken(i int) int {
 		return 0
 	}
 	end := span(t, i+4, isAlnum)
-	if n := end - i - 4; n < 30 || n > 255 || !boundaryAt(t, end) {
+	if end-i-4 != 36 || !boundaryAt(t, end) || !githubChecksum(t[i+4:end]) {
 		return 0
 	}
-	sc.emit(GitHubToken, i, end, 0.95)
+	sc.emit(GitHubToken, i, end, 0.99)
 	return end
 }
 
+// githubChecksum reports whether the last six base62 digits of body encode
+// the CRC32 of the rest.
+func githubChecksum(body []byte) bool {
+	n := len(body) - 6
+	var sum uint64
+	for _, c := range body[n:] {
+		var d byte
+		switch {
+		case isDigit(c):
+			d = c - '0'
+		case isUpper(c):
+			d = c - 'A' + 10
+		default:
+			d = c - 'a' + 36
+		}
+		sum = sum*62 + uint64(d)
+	}
+	return sum == uint64(crc32.ChecksumIEEE(body[:n]))
+}
+
 // slackToken matches Slack tokens: xoxb-, xoxa-, xoxp-, xoxr- and xoxs-
-// followed by dash-separated alphanumerics.
+// (bot, app, user, refresh, session) and xapp- (app-level) followed by
+// dash-separated alphanumerics.
 func (sc *scan) slackToken(i int) int {
 	t := sc.text
-	if !sc.on(kSlackToken) || !hasPrefixAt(t, i, "xox") || len(t)-i < 5 || t[i+4] != '-' {
+	if !sc.on(kSlackToken) || len(t)-i < 5 || t[i+4] != '-' {
 		return 0
 	}
-	switch t[i+3] {
-	case 'b', 'a', 'p', 'r', 's':
+	switch {
+	case hasPrefixAt(t, i, "xapp"):
+	case hasPrefixAt(t, i, "xox"):
+		switch t[i+3] {
+		case 'b', 'a', 'p', 'r', 's':
+		default:
+			return 0
+		}
 	default:
 		return 0
 	}
@@ -135,8 +169,10 @@ func (sc *scan) openAIKey(i int) int {
 }
 
 // jwt matches JSON Web Tokens: three base64url parts separated by dots whose
-// first part decodes to a JSON object. "eyJ" is how every base64url-encoded
-// JSON object ({"...) begins.
+// first part decodes to a JSON object with an "alg" member, as RFC 7515
+// requires of every JWS header. "eyJ" is how every base64url-encoded JSON
+// object ({"...) begins; the "alg" check turns away other encoded JSON such as
+// cursors and cookies that happen to have dots in them.
 func (sc *scan) jwt(i int) int {
 	t := sc.text
 	if !sc.on(kJWT) || !hasPrefixAt(t, i, "eyJ") {
@@ -157,16 +193,28 @@ func (sc *scan) jwt(i int) int {
 	}
 	header := make([]byte, base64.RawURLEncoding.DecodedLen(h-i))
 	n, err := base64.RawURLEncoding.Decode(header, t[i:h])
-	if err != nil || !json.Valid(header[:n]) || header[0] != '{' {
+	var fields struct {
+		Alg *string `json:"alg"`
+	}
+	if err != nil || header[0] != '{' || json.Unmarshal(header[:n], &fields) != nil || fields.Alg == nil || *fields.Alg == "" {
 		return 0
 	}
 	sc.emit(JWT, i, end, 0.9)
 	return end
 }
 
+// minKeyBody is the fewest base64 characters a private key body can have: an
+// Ed25519 key in PKCS #8, the smallest in use, is 48 bytes.
+const minKeyBody = 64
+
 // privateKey matches PEM private key blocks ("-----BEGIN RSA PRIVATE KEY-----"
-// and friends) up to and including the END line. A block cut off before its END
-// line still leaks the key, so it runs to the end of the text.
+// and friends) up to and including the END line. The body must be base64 of
+// at least minKeyBody characters, which turns away code and docs that only
+// name the header or hold a placeholder ("<paste your key here>", "..."). It
+// may be indented, carry RFC 1421 headers (Proc-Type, DEK-Info) and have its
+// line breaks written as "\n" escapes, as in a JSON credentials file. A block
+// cut off before its END line still leaks the key, so it then ends with its
+// body.
 func (sc *scan) privateKey(i int) int {
 	t := sc.text
 	const begin = "-----BEGIN "
@@ -179,11 +227,38 @@ func (sc *scan) privateKey(i int) int {
 	if len(label) > 40 || !bytes.HasSuffix(label, []byte("PRIVATE KEY")) || !hasPrefixAt(t, j, "-----") {
 		return 0
 	}
-	end := len(t)
-	if k := bytes.Index(t[j:], []byte("-----END ")); k >= 0 {
-		if m := bytes.Index(t[j+k+9:], []byte("-----")); m >= 0 {
-			end = j + k + 9 + m + 5
+	j += 5
+	body, end := 0, j
+	for j < len(t) {
+		c := t[j]
+		switch {
+		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
+			j++
+		case c == '\\' && j+1 < len(t) && (t[j+1] == 'n' || t[j+1] == 'r'):
+			j += 2
+		case isAlnum(c) || c == '+' || c == '/' || c == '=':
+			if line := j + bytes.IndexAny(t[j:min(len(t), j+80)], ":\n\\"); line >= j && t[line] == ':' && body == 0 {
+				j = span(t, line, func(c byte) bool { return c != '\n' && c != '\\' }) // a header line
+				continue
+			}
+			j++
+			body++
+			end = j
+		case c == '-' && hasPrefixAt(t, j, "-----END "):
+			if body < minKeyBody {
+				return 0
+			}
+			if k := bytes.Index(t[j+9:min(len(t), j+9+64)], []byte("-----")); k >= 0 {
+				end = j + 9 + k + 5
+			}
+			sc.emit(PrivateKey, i, end, 0.99)
+			return end
+		default:
+			j = len(t) + 1 // anything else ends the body
 		}
+	}
+	if body < minKeyBody {
+		return 0
 	}
 	sc.emit(PrivateKey, i, end, 0.99)
 	return end
