@@ -15,8 +15,7 @@
 // BENCHMARKS.md), close-on-done made scans 1.4 to 1.8 times slower on prose
 // and 2.6 to 3.4 times slower on PII-dense text, while the check cost no more
 // than the spread between runs of no check at all. Both stop a spinning guest
-// as soon as the Go timer that marks the deadline runs, well under a
-// millisecond on a quiet machine and a few on a loaded one
+// once the Go timer that marks the deadline runs, and neither was sooner
 // (BenchmarkInterruptStop), so the check is the way; close-on-done remains for
 // a module the rewriter cannot read.
 //
