@@ -264,8 +264,10 @@ func (e *Engine) decide(ctx context.Context, input ast.Value, extra ...rego.Eval
 	if err := ctx.Err(); err != nil {
 		return Decision{}, fmt.Errorf("policy: evaluate %s: %w", Query, err)
 	}
-	opts := []rego.EvalOption{rego.EvalParsedInput(input), noMetrics, noCancel, rego.EvalBaseCache(noBaseCache{})}
+	cache := getFlatCache()
+	opts := []rego.EvalOption{rego.EvalParsedInput(input), noMetrics, noCancel, noBaseCache, rego.EvalVirtualCache(cache)}
 	rs, err := e.query.Eval(ctx, append(opts, extra...)...)
+	cache.release()
 	if err != nil {
 		return Decision{}, fmt.Errorf("policy: evaluate %s: %w", Query, err)
 	}
@@ -357,7 +359,13 @@ func (e *Engine) writeDerived(ctx context.Context, txn storage.Transaction) erro
 	return e.store.Write(ctx, txn, storage.AddOp, derivedPath, t.Value)
 }
 
-type noBaseCache struct{}
+// noBaseCache turns off OPA's per-evaluation cache of documents read from
+// the store. It exists to convert JSON documents to AST values once per
+// evaluation; Sluice's store holds AST values already, so the cache only
+// cost an allocation per path segment read.
+var noBaseCache = rego.EvalBaseCache(nullBaseCache{})
 
-func (noBaseCache) Get(ast.Ref) ast.Value  { return nil }
-func (noBaseCache) Put(ast.Ref, ast.Value) {}
+type nullBaseCache struct{}
+
+func (nullBaseCache) Get(ast.Ref) ast.Value  { return nil }
+func (nullBaseCache) Put(ast.Ref, ast.Value) {}

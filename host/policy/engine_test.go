@@ -360,7 +360,7 @@ func TestDecideReadsEveryField(t *testing.T) {
 	}
 	want := policy.Decision{
 		Allowed: true, HTTPStatus: 200,
-		Headers: map[string]string{"x-policy": "fixed"},
+		Headers:          map[string]string{"x-policy": "fixed"},
 		Limits:           policy.Limits{RPM: 1, TPM: 2, DailyTokens: 3, MonthlyTokens: 4, MonthlySpendMicros: 5_000_001},
 		DepartmentLimits: policy.Limits{RPM: 6, TPM: 7, DailyTokens: 8, MonthlyTokens: 9, MonthlySpendMicros: 100_000},
 		Redact:           []string{"EMAIL"}, Plugins: []string{"pii"}, ResponsePlugins: []string{"pii"}, Restore: true,

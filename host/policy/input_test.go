@@ -71,7 +71,7 @@ func TestInputDocument(t *testing.T) {
 			"headers": map[string]any{"user-agent": "openai-python/1.0", "x-sluice-tags": "batch"},
 		},
 		"usage": map[string]any{
-			"client": map[string]any{"requests_minute": 3.0, "tokens_minute": 1200.0, "tokens_today": 50000.0, "tokens_month": 900000.0, "spend_month_usd": 12.5},
+			"client":     map[string]any{"requests_minute": 3.0, "tokens_minute": 1200.0, "tokens_today": 50000.0, "tokens_month": 900000.0, "spend_month_usd": 12.5},
 			"department": map[string]any{"requests_minute": 40.0, "tokens_minute": 0.0, "tokens_today": 0.0, "tokens_month": 0.0, "spend_month_usd": 210.000001},
 		},
 		"findings": []any{map[string]any{"plugin": "pii", "type": "EMAIL", "count": 2.0, "score": 0.9, "messages": []any{0.0, 2.0}}},
