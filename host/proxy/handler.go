@@ -31,9 +31,15 @@ var stepContext = context.Background()
 type exchange struct {
 	start time.Time
 	ev    store.UsageEvent
-	// dec is the decision the request was admitted with.
-	dec    policy.Decision
-	scopes [2]limits.Scope
+	// in and dec are the policy input and the decision the request was
+	// admitted with; the reply phase asks the policy again with the reply's
+	// findings.
+	in  *policy.Input
+	dec policy.Decision
+	// replyMask lists the finding types of the reply the policy redacts;
+	// any other finding in the reply blocks it.
+	replyMask []string
+	scopes    [2]limits.Scope
 	// vault holds what redaction replaced, to restore it in the reply. It
 	// lives as long as the request and is never logged.
 	vault redact.Vault
@@ -113,6 +119,7 @@ func (g *Gateway) serveChat(ctx *fasthttp.RequestCtx, x *exchange) {
 			MaxTokens: int(req.MaxTokens), PromptTokens: int(prompt), MessageCount: req.MessageCount},
 		Time: x.start,
 	}
+	x.in = &in
 	dec, found, aerr := g.admit(stepContext, x, &in, req.Texts, req.TextMessage)
 	if aerr != nil {
 		g.fail(ctx, x, aerr)

@@ -8,15 +8,18 @@ import (
 	"slices"
 
 	"github.com/sluicehq/sluice/host/api"
+	"github.com/sluicehq/sluice/host/policy"
 	"github.com/sluicehq/sluice/host/redact"
 )
 
 // The reply phase: what the decision says to do with the model's reply.
-// Response plugins scan it (a finding of a type the decision redacts is
-// masked, any other blocks the reply), then the values redaction replaced in
-// the request are put back when the decision says restore. Scanning comes
-// first, so that the caller's own restored values are never taken for
-// something the model wrote.
+// Response plugins scan it; when they find something, the policy is asked
+// again with the reply's findings in input.findings, as for a request's, and
+// its answer says which types are masked (the decision's redact) and that
+// anything else blocks the reply (a denial). Then the values redaction
+// replaced in the request are put back when the decision says restore.
+// Scanning comes first, so that the caller's own restored values are never
+// taken for something the model wrote.
 
 // piiTypes are the finding types of personal data and secrets (DESIGN.md); a
 // reply blocked for one of them is pii_detected, for any other type
@@ -39,7 +42,14 @@ func (g *Gateway) replyWork(x *exchange) (scan *redact.ScanOptions, restore bool
 		Scan: func(texts []string) ([]redact.Finding, error) {
 			return g.scanReply(x, names, texts)
 		},
-		Decide: redact.ByType(x.dec.Redact, redact.Block),
+		// scanReply has asked the policy about the findings it returns
+		// before they are decided one by one.
+		Decide: func(f redact.Finding) redact.Action {
+			if slices.Contains(x.replyMask, f.Type) {
+				return redact.Mask
+			}
+			return redact.Block
+		},
 	}, restore
 }
 
@@ -47,6 +57,7 @@ func (g *Gateway) replyWork(x *exchange) (scan *redact.ScanOptions, restore bool
 // fails blocks the reply unless its fail mode is open.
 func (g *Gateway) scanReply(x *exchange, names []string, texts []string) ([]redact.Finding, error) {
 	var all []redact.Finding
+	var aggregated []policy.Finding
 	for _, name := range names {
 		gd, ok := g.guards[name]
 		if !ok {
@@ -63,8 +74,31 @@ func (g *Gateway) scanReply(x *exchange, names []string, texts []string) ([]reda
 			return nil, fmt.Errorf("%w: the %s plugin could not check the reply", errGuard, name)
 		}
 		all = append(all, found...)
+		aggregated = aggregate(aggregated, name, found, nil)
+	}
+	if len(all) > 0 {
+		x.replyMask = g.decideReply(x, aggregated)
 	}
 	return all, nil
+}
+
+// decideReply asks the policy about a reply's findings and returns the types
+// to mask; none when the policy denies, or cannot decide.
+func (g *Gateway) decideReply(x *exchange, found []policy.Finding) []string {
+	if x.in == nil {
+		return nil
+	}
+	in := *x.in
+	in.Findings = found
+	dec, err := g.decider.Decide(stepContext, in)
+	if err != nil {
+		g.log.Error("policy evaluation of a reply failed; reply withheld", "request_id", x.ev.RequestID, "error", err)
+		return nil
+	}
+	if !dec.Allowed {
+		return nil
+	}
+	return dec.Redact
 }
 
 // filterReply applies the reply phase to a whole chat completion. It returns
