@@ -55,7 +55,8 @@ decision := {
 	"type": "",
 	"message": "",
 	"headers": {},
-	"limits": {"rpm": 0, "daily_tokens": 0},
+	"limits": {"rpm": 0, "tpm": 0, "daily_tokens": 0, "monthly_tokens": 0, "monthly_spend_usd": 0},
+	"department_limits": {"rpm": 0, "tpm": 0, "daily_tokens": 0, "monthly_tokens": 0, "monthly_spend_usd": 0},
 	"redact": [],
 	"plugins": [],
 }
