@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 )
@@ -423,6 +424,28 @@ func TestHandlerServesTheExposition(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("exposition lacks %q", want)
 		}
+	}
+}
+
+// TestExpositionFollowsPrometheusNaming runs Prometheus's own linter over
+// every metric, so that names, units and suffixes stay conventional.
+func TestExpositionFollowsPrometheusNaming(t *testing.T) {
+	m := newTest(Options{Sources: Sources{
+		PolicyReloads: func() (uint64, uint64) { return 1, 0 }, ShadowDisagreements: func() uint64 { return 0 },
+		ShadowErrors: func() uint64 { return 0 }, AuthCache: func() (uint64, uint64) { return 1, 1 },
+		ExhaustedCache: func() (uint64, uint64) { return 0, 1 }, LimitsBackendErrors: func() uint64 { return 0 },
+		LedgerQueueDepth: func() int { return 0 }, Ready: func() bool { return true },
+	}})
+	record(m, mix())
+	m.PluginFailed("pii", FailureTimeout)
+	m.PolicyError()
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
+	if err != nil || len(problems) > 0 {
+		t.Errorf("promlint: %v %v", problems, err)
 	}
 }
 
