@@ -1,7 +1,14 @@
 // Package policy evaluates Sluice's admission policy: an embedded OPA query,
-// prepared once, that turns an authenticated request and its plugin findings
-// into a Decision. The Rego contract (input document, data and decision
-// object) is described in policies/README.md.
+// prepared once, that turns an authenticated request, its usage and its
+// plugin findings into a Decision. The Rego contract (input document, data
+// and decision object) is described in policies/README.md.
+//
+// An Engine is one compiled policy with its data. A Set is what the gateway
+// holds: the Engine in force, replaced atomically when the policy folder
+// changes and the new files compile and pass their own tests, and an
+// optional shadow Engine whose decisions are compared but never enforced.
+// Explain tells which rules decided, and a DecisionLog writes decisions as
+// JSON lines off the request path.
 package policy
 
 import (
