@@ -63,6 +63,7 @@
   };
 
   const utcDay = new Intl.DateTimeFormat("en-US", { timeZone: "UTC", month: "short", day: "numeric" });
+  const utcWeekday = new Intl.DateTimeFormat("en-US", { timeZone: "UTC", weekday: "short", month: "short", day: "numeric" });
   const utcDayLong = new Intl.DateTimeFormat("en-US", { timeZone: "UTC", weekday: "short", month: "short", day: "numeric", year: "numeric" });
   const utcHour = new Intl.DateTimeFormat("en-GB", { timeZone: "UTC", hour: "2-digit", minute: "2-digit" });
   const localTime = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
@@ -75,8 +76,10 @@
     const end = new Date(t.getTime() + r.bucket_seconds * 1000);
     return utcDay.format(t) + ", " + utcHour.format(t) + "–" + utcHour.format(end) + " UTC";
   }
-  function ago(iso) {
-    const s = Math.round((Date.now() - Date.parse(iso)) / 1000);
+  // ago says how long before now (the server's clock, so that a skewed
+  // browser clock does not matter) iso was.
+  function ago(iso, now) {
+    const s = Math.round((Date.parse(now) - Date.parse(iso)) / 1000);
     if (s < 60) return "just now";
     if (s < 3600) return Math.floor(s / 60) + " min ago";
     if (s < 86400) return Math.floor(s / 3600) + " h ago";
@@ -215,7 +218,7 @@
     const from = new Date(r.from);
     const last = new Date(Date.parse(r.to) - r.bucket_seconds * 1000);
     $("range-note").textContent = daily(r)
-      ? utcDay.format(from) + " – " + utcDayLong.format(last) + ", per day (UTC)"
+      ? utcWeekday.format(from) + " – " + utcDayLong.format(last) + ", per day (UTC)"
       : utcStamp.format(from) + " – " + utcStamp.format(new Date(r.to)) + " UTC, per hour";
 
     $("kpi-spend").textContent = fmt.money(u.total.cost_micros);
@@ -409,9 +412,8 @@
     else dd.textContent = value;
     dl.appendChild(dd);
   }
-  function loaded(iso) {
-    const span = el("span", { title: utcStamp.format(new Date(iso)) + " UTC" }, ago(iso));
-    return span;
+  function loaded(iso, now) {
+    return el("span", { title: utcStamp.format(new Date(iso)) + " UTC" }, ago(iso, now));
   }
   function mono(text, full) {
     return el("span", { class: "mono", title: full || text }, text);
@@ -439,7 +441,7 @@
       kv(dl, "Status", status);
       kv(dl, "Revision", mono(e.revision.slice(0, 12), e.revision));
       kv(dl, "Source", e.source);
-      kv(dl, "Loaded", loaded(e.loaded_at));
+      kv(dl, "Loaded", loaded(e.loaded_at, h.checked_at));
       kv(dl, "Files, tests", `${e.files.length} files, ${e.tests} tests passed`);
       kv(dl, "Reloads", `${e.reloads_ok} ok, ${e.reloads_failed} failed`);
       if (p.shadow) {
@@ -472,7 +474,7 @@
         : x.instances_discarded > 0 ? badge("warn", "Instances discarded") : badge("ok", "Healthy"));
       tr.appendChild(td);
       tr.appendChild(el("td")).appendChild(mono(x.sha256.slice(0, 12), "sha256 " + x.sha256));
-      tr.appendChild(el("td")).appendChild(loaded(x.loaded_at));
+      tr.appendChild(el("td")).appendChild(loaded(x.loaded_at, h.checked_at));
       tr.appendChild(el("td", { class: "num", title: `${x.reloads} ok, ${x.failed_reloads} failed` }, `${x.reloads} / ${x.failed_reloads}`));
       tr.appendChild(el("td", { class: "num", title: "instances closed after a trap, timeout or bad result" }, fmt.int(x.instances_discarded)));
       body.appendChild(tr);
