@@ -241,8 +241,6 @@ func TestSetWatchFollowsTheFolder(t *testing.T) {
 			t.Errorf("Watch: %v", err)
 		}
 	}()
-	// fsnotify has no "ready" signal; give it a moment to add the watch.
-	time.Sleep(50 * time.Millisecond)
 
 	// waitFor waits for reloads until the status satisfies ok.
 	waitFor := func(what string, ok func(policy.SetStatus) bool) {
@@ -263,8 +261,22 @@ func TestSetWatchFollowsTheFolder(t *testing.T) {
 		}
 	}
 
-	writeFiles(t, dir, versioned(2))
-	waitFor("edit", func(policy.SetStatus) bool { v, _ := version(t, s); return v == "2" })
+	// Watch gives no sign that its watch is in place: save until it sees
+	// the edit.
+	for saved := false; !saved; {
+		writeFiles(t, dir, versioned(2))
+		select {
+		case err := <-reloads:
+			if err != nil {
+				t.Fatalf("edit: reload failed: %v", err)
+			}
+			saved = true
+		case <-time.After(time.Second):
+		}
+	}
+	if v, _ := version(t, s); v != "2" {
+		t.Fatalf("after the edit: version %s, want 2", v)
+	}
 
 	writeFiles(t, dir, map[string]string{"lib/extra.rego": "package sluice.extra\n\nanswer := 42\n"})
 	waitFor("added file", func(st policy.SetStatus) bool { return slices.Contains(st.Files, "lib/extra.rego") })
@@ -274,7 +286,12 @@ func TestSetWatchFollowsTheFolder(t *testing.T) {
 	}
 	waitFor("removed file", func(st policy.SetStatus) bool { return !slices.Contains(st.Files, "lib/extra.rego") })
 
-	// A burst of saves is one reload.
+	// A burst of saves is one reload. Reloads still on their way are let
+	// through first.
+	time.Sleep(3 * debounce)
+	for len(reloads) > 0 {
+		<-reloads
+	}
 	before := s.Status().Enforced.ReloadsOK
 	for i := range 5 {
 		writeFiles(t, dir, map[string]string{"version.rego": fmt.Sprintf("package sluice.version\n\nnumber := %d\n", 3+i%2)})
