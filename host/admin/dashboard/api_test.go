@@ -396,3 +396,24 @@ func TestFlushesTheLedgerFirst(t *testing.T) {
 		t.Errorf("with the flush failing = %d %s, want a 500 that does not leak the cause", status, body)
 	}
 }
+
+// TestEmptyLedger holds a new gateway's answers to empty lists, not nulls:
+// the page iterates over them.
+func TestEmptyLedger(t *testing.T) {
+	st, err := store.OpenSQLite(context.Background(), t.TempDir()+"/empty.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	base := serve(t, New(st, nil))
+	for _, tt := range []struct{ path, want string }{
+		{"usage", `"departments":[],"total":{"requests":0,"prompt_tokens":0,"completion_tokens":0,"total_tokens":0,"cost_micros":0}`},
+		{"clients", `"clients":[],"count":0`},
+		{"denials", `"denials":[],"total":0`},
+	} {
+		status, _, body := get(t, http.MethodGet, base+APIPrefix+tt.path)
+		if status != http.StatusOK || !bytes.Contains(body, []byte(tt.want)) {
+			t.Errorf("%s = %d %s, want %s", tt.path, status, body, tt.want)
+		}
+	}
+}

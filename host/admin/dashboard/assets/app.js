@@ -56,7 +56,8 @@
       const d = micros / 1e6;
       if (d >= 1000) return "$" + compact(d);
       if (d >= 10 || d === 0) return "$" + Math.round(d);
-      return "$" + d.toFixed(2);
+      if (d >= 0.01) return "$" + d.toFixed(2);
+      return "$" + parseFloat(d.toPrecision(2)); // fractions of a cent on a quiet day
     },
     tokens: compact,
     int: (n) => intFmt.format(n),
@@ -307,7 +308,7 @@
       viewBox: `0 0 ${W} ${H}`, role: "img",
       "aria-label": `${what} per department, ${series.length} departments, ${format(total)} in total`,
     });
-    const step = niceStep(max / 4);
+    const step = Math.max(1, niceStep(max / 4)); // tokens and micros are whole
     const top = Math.ceil(max / step) * step;
     const y = (v) => T + ph - (v / top) * ph;
 
