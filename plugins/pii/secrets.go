@@ -146,7 +146,10 @@ func (sc *scan) stripeKey(i int) int {
 
 // openAIKey matches OpenAI keys: sk- (legacy) and sk-proj-, sk-svcacct-,
 // sk-admin- with a long base64url body that mixes letters and digits, which is
-// what separates a key from prose such as "sk-learn-compatible".
+// what separates a key from prose such as "sk-learn-compatible". Keys that
+// carry "T3BlbkFJ" (base64 of "OpenAI", which OpenAI embeds in the keys it
+// issues) score higher. Other vendors' "sk-" keys (Anthropic's "sk-ant-")
+// are reported as OPENAI_KEY too, for want of a type of their own.
 func (sc *scan) openAIKey(i int) int {
 	t := sc.text
 	if !sc.on(kOpenAIKey) || !hasPrefixAt(t, i, "sk-") {
@@ -164,7 +167,11 @@ func (sc *scan) openAIKey(i int) int {
 	if !letters || !digits {
 		return 0
 	}
-	sc.emit(OpenAIKey, i, end, 0.9)
+	score := 0.9
+	if bytes.Contains(t[i+3:end], []byte("T3BlbkFJ")) {
+		score = 0.97
+	}
+	sc.emit(OpenAIKey, i, end, score)
 	return end
 }
 
