@@ -33,7 +33,9 @@ type Options struct {
 	// OTLPEndpoint is the OTLP/HTTP collector's URL, for example
 	// "http://otel-collector:4318"; "/v1/traces" is appended when the URL has
 	// no path. http:// sends in clear text, https:// over TLS. Empty turns
-	// tracing off, unless Exporter is set.
+	// tracing off, unless Exporter is set. The exporter still reads the
+	// standard OTEL_EXPORTER_OTLP_HEADERS and OTEL_EXPORTER_OTLP_TIMEOUT
+	// variables, for a collector that wants credentials.
 	OTLPEndpoint string
 	// ServiceName is the service.name of the spans. Default "sluice".
 	ServiceName string
