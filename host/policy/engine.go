@@ -271,10 +271,8 @@ func (e *Engine) decide(ctx context.Context, input ast.Value, extra ...rego.Eval
 	if err := ctx.Err(); err != nil {
 		return Decision{}, fmt.Errorf("policy: evaluate %s: %w", Query, err)
 	}
-	cache := getFlatCache()
-	opts := []rego.EvalOption{rego.EvalParsedInput(input), noMetrics, noCancel, noBaseCache, rego.EvalVirtualCache(cache)}
+	opts := []rego.EvalOption{rego.EvalParsedInput(input), noMetrics, noCancel, noBaseCache}
 	rs, err := e.query.Eval(ctx, append(opts, extra...)...)
-	cache.release()
 	if err != nil {
 		return Decision{}, fmt.Errorf("policy: evaluate %s: %w", Query, err)
 	}

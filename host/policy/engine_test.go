@@ -736,3 +736,44 @@ func TestDecideSeesChangedClient(t *testing.T) {
 		}
 	}
 }
+
+// The shipped policy's second pass, through the engine the gateway uses,
+// gives the same denials and redactions as its Rego tests say: a rule value
+// must never be mistaken for another's (a cache once handed _limits the
+// value of a boolean rule).
+func TestShippedPolicySecondPass(t *testing.T) {
+	tiers := map[string]any{
+		"test": map[string]any{"models": []any{"*"}, "rpm": 60, "pii_detection": true, "content_filter": true, "redact": []any{"EMAIL"}},
+	}
+	e, err := policy.Load(context.Background(), policies.FS, map[string]any{"sluice": map[string]any{"tiers": tiers, "departments": map[string]any{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := policy.Input{
+		Client:  policy.Client{ID: "app", Department: "research", Tier: "test"},
+		Request: policy.Request{Method: "POST", Path: "/v1/chat/completions", Model: "gpt-4o-mini", PromptTokens: 20, MessageCount: 2},
+	}
+	for _, tc := range []struct {
+		types   []string
+		allowed bool
+		code    string
+		redact  []string
+	}{
+		{[]string{"EMAIL"}, true, "", []string{"EMAIL"}},
+		{[]string{"EMAIL", "US_SSN"}, false, "pii_detected", nil},
+	} {
+		in.Findings = nil
+		for _, typ := range tc.types {
+			in.Findings = append(in.Findings, policy.Finding{Plugin: "pii", Type: typ, Count: 1, Score: 0.9, Messages: []int{1}})
+		}
+		for range 3 { // the same answer every time, whatever a pool holds
+			d, err := e.Decide(context.Background(), in)
+			if err != nil {
+				t.Fatalf("%v: %v", tc.types, err)
+			}
+			if d.Allowed != tc.allowed || d.Code != tc.code || !reflect.DeepEqual(d.Redact, tc.redact) || d.Limits.RPM != 60 {
+				t.Fatalf("%v: decision %+v", tc.types, d)
+			}
+		}
+	}
+}
