@@ -4,10 +4,12 @@
 //
 // The scanner walks the bytes once and only runs a recognizer where a match can
 // start (a word start, an '@', a '+', a '(' or a "-----BEGIN"); candidates are
-// then confirmed with validators (Luhn, mod-97, SSN ranges, JSON headers, IIN
-// prefixes) rather than regular expressions, which are slow once compiled to
-// WebAssembly and poor at rejecting look-alikes such as order numbers, version
-// strings, UUIDs, hashes and timestamps.
+// then confirmed with validators (Luhn, mod-97, SSN ranges, token checksums,
+// JWT headers, PEM body lengths, IIN prefixes) and the words around them,
+// rather than regular expressions, which are slow once compiled to WebAssembly
+// and poor at rejecting look-alikes such as order numbers, version strings,
+// UUIDs, hashes and timestamps. README.md lists the context rules and the
+// precision and recall measured on testdata/pii.
 package pii
 
 import (
