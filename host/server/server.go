@@ -6,7 +6,6 @@ package server
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -38,22 +37,24 @@ import (
 
 // Server is a running Sluice.
 type Server struct {
-	cfg        *config.Config
-	log        *slog.Logger
-	store      store.Store
-	ledger     *usage.Ledger
-	auth       *auth.Authenticator
-	plugins    *plugin.Runtime
-	router     *upstream.Router
-	limiter    limits.Backend
-	gateway    *proxy.Gateway
-	public     *fasthttp.Server
-	adminSrv   *fasthttp.Server
-	publicLn   net.Listener
-	adminLn    net.Listener
-	adminToken string
-	demoKey    string
-	served     chan error
+	cfg         *config.Config
+	log         *slog.Logger
+	store       store.Store
+	ledger      *usage.Ledger
+	auth        *auth.Authenticator
+	plugins     *plugin.Runtime
+	slots       []*plugin.Slot
+	pluginWatch *plugin.Watcher
+	router      *upstream.Router
+	limiter     limits.Backend
+	gateway     *proxy.Gateway
+	public      *fasthttp.Server
+	adminSrv    *fasthttp.Server
+	publicLn    net.Listener
+	adminLn     net.Listener
+	adminToken  string
+	demoKey     string
+	served      chan error
 }
 
 // Start opens everything the configuration names and starts serving. On error,
@@ -205,6 +206,12 @@ func (s *Server) Close(ctx context.Context) error {
 		errs = append(errs, s.ledger.Close(lctx))
 		cancel()
 	}
+	if s.pluginWatch != nil {
+		errs = append(errs, s.pluginWatch.Close())
+	}
+	for _, slot := range s.slots {
+		errs = append(errs, slot.Close(context.Background()))
+	}
 	if s.plugins != nil {
 		errs = append(errs, s.plugins.Close(context.Background()))
 	}
@@ -243,38 +250,93 @@ func (s *Server) loadPlugins(ctx context.Context, cacheDir string) ([]proxy.Guar
 	}
 	var guards []proxy.Guard
 	for i, pc := range s.cfg.Plugins {
-		path := s.cfg.Resolve(pc.Path)
-		wasm, err := os.ReadFile(path)
+		wasm, opts, err := s.pluginModule(i)
 		if err != nil {
-			return nil, fmt.Errorf("plugins[%d] (%s): %w (build the shipped plugins with `make build`)", i, pc.Name, err)
+			return nil, err
 		}
-		if pc.SHA256 != "" {
-			sum := sha256.Sum256(wasm)
-			if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, pc.SHA256) {
-				return nil, fmt.Errorf("plugins[%d] (%s): %s has sha256 %s, but the configuration pins %s; refusing to load it", i, pc.Name, path, got, pc.SHA256)
-			}
-		}
-		conf := []byte("{}")
-		if pc.Config != nil {
-			if conf, err = json.Marshal(pc.Config); err != nil {
-				return nil, fmt.Errorf("plugins[%d] (%s): config: %w", i, pc.Name, err)
-			}
-		}
-		p, err := s.plugins.Load(ctx, wasm, plugin.Options{
-			Name: pc.Name, Config: conf, Timeout: pc.Timeout.D(), PoolSize: pc.PoolSize,
-			MemoryLimitPages: uint32(pc.MemoryLimitMB) * 16, // 64 KiB pages; 0 takes the default
-			Logger:           s.log.With("plugin", pc.Name),
-		})
+		slot, err := s.plugins.NewSlot(ctx, wasm, opts)
 		if err != nil {
 			return nil, fmt.Errorf("plugins[%d] (%s): %w", i, pc.Name, err)
 		}
-		guards = append(guards, guardOf(p, pc.FailMode == "open"))
+		s.slots = append(s.slots, slot)
+		guards = append(guards, guardOf(slot, pc.FailMode == "open"))
+	}
+	if s.cfg.Reload.Watch {
+		if err := s.watchPlugins(); err != nil {
+			return nil, err
+		}
 	}
 	return guards, nil
 }
 
-// guardOf adapts a WASM plugin to the gateway's guard.
-func guardOf(p *plugin.Plugin, failOpen bool) proxy.Guard {
+// pluginModule reads the i-th configured plugin's module and options.
+func (s *Server) pluginModule(i int) ([]byte, plugin.Options, error) {
+	pc := s.cfg.Plugins[i]
+	path := s.cfg.Resolve(pc.Path)
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		return nil, plugin.Options{}, fmt.Errorf("plugins[%d] (%s): %w (build the shipped plugins with `make build`)", i, pc.Name, err)
+	}
+	conf := []byte("{}")
+	if pc.Config != nil {
+		if conf, err = json.Marshal(pc.Config); err != nil {
+			return nil, plugin.Options{}, fmt.Errorf("plugins[%d] (%s): config: %w", i, pc.Name, err)
+		}
+	}
+	return wasm, plugin.Options{
+		Name: pc.Name, Config: conf, Timeout: pc.Timeout.D(), PoolSize: pc.PoolSize,
+		MemoryLimitPages: uint32(pc.MemoryLimitMB) * 16, // 64 KiB pages; 0 takes the default
+		SHA256:           pc.SHA256,
+		Logger:           s.log.With("plugin", pc.Name),
+	}, nil
+}
+
+// watchPlugins reloads a plugin when its module file changes.
+func (s *Server) watchPlugins() error {
+	w, err := plugin.NewWatcher(plugin.WatchOptions{Logger: s.log.With("component", "plugins")})
+	if err != nil {
+		return fmt.Errorf("plugins: watching the module files: %w", err)
+	}
+	s.pluginWatch = w
+	for i, slot := range s.slots {
+		if err := w.Add(s.cfg.Resolve(s.cfg.Plugins[i].Path), slot); err != nil {
+			return fmt.Errorf("plugins[%d] (%s): watching %s: %w", i, slot.Name(), s.cfg.Plugins[i].Path, err)
+		}
+	}
+	return nil
+}
+
+// ReloadPlugins reads every plugin's module file again and swaps in those
+// that changed and pass their checks; the others keep serving. It returns
+// the errors of the modules it refused.
+func (s *Server) ReloadPlugins(ctx context.Context) error {
+	var errs []error
+	for i, slot := range s.slots {
+		wasm, opts, err := s.pluginModule(i)
+		if err == nil {
+			err = slot.Reload(ctx, wasm, opts)
+		}
+		if err != nil {
+			s.log.Error("plugin reload refused; the loaded module stays in service", "plugin", slot.Name(), "error", err)
+			errs = append(errs, fmt.Errorf("%s: %w", slot.Name(), err))
+			continue
+		}
+		s.log.Info("plugin reloaded", "plugin", slot.Name(), "sha256", slot.Status().SHA256)
+	}
+	return errors.Join(errs...)
+}
+
+// PluginStatus reports every plugin's module and reload history.
+func (s *Server) PluginStatus() []plugin.Status {
+	out := make([]plugin.Status, len(s.slots))
+	for i, slot := range s.slots {
+		out[i] = slot.Status()
+	}
+	return out
+}
+
+// guardOf adapts a plugin slot to the gateway's guard.
+func guardOf(p *plugin.Slot, failOpen bool) proxy.Guard {
 	return proxy.Guard{
 		Name:     p.Name(),
 		FailOpen: failOpen,
