@@ -27,7 +27,13 @@ type Service struct {
 	// revoked key stops working on this process at once.
 	auth *auth.Authenticator
 	now  func() time.Time
+	// changed, when set, is called after a client is created.
+	changed func()
 }
+
+// OnClientChange calls f after every change to the clients, so that what
+// is derived from them (the policies' data) can follow at once.
+func (s *Service) OnClientChange(f func()) { s.changed = f }
 
 // New returns a Service. tiers are the valid tier names; a is optional.
 func New(st store.Store, tiers []string, defaultTier string, a *auth.Authenticator) *Service {
@@ -53,6 +59,9 @@ func (s *Service) CreateClient(ctx context.Context, nc NewClient) (store.Client,
 	c := store.Client{ID: nc.ID, Department: nc.Department, Tier: nc.Tier, Labels: nc.Labels, CreatedAt: s.now().UTC()}
 	if err := s.store.CreateClient(ctx, c); err != nil {
 		return store.Client{}, err
+	}
+	if s.changed != nil {
+		s.changed()
 	}
 	return c, nil
 }

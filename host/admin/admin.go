@@ -1,5 +1,7 @@
 // Package admin serves the admin API on its own listener, behind its own token:
-// clients, keys and usage reports, the same operations as the CLI.
+// clients, keys and usage reports (the same operations as the CLI), policy
+// and plugin status and reloads, dry-run decisions, the usage dashboard,
+// readiness and Prometheus metrics.
 package admin
 
 import (
@@ -17,7 +19,10 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/sluicehq/sluice/host/accounts"
+	"github.com/sluicehq/sluice/host/admin/dashboard"
 	"github.com/sluicehq/sluice/host/api"
+	"github.com/sluicehq/sluice/host/plugin"
+	"github.com/sluicehq/sluice/host/policy"
 	"github.com/sluicehq/sluice/host/store"
 	"github.com/sluicehq/sluice/host/usage"
 )
@@ -27,6 +32,39 @@ type Flusher interface {
 	Flush(ctx context.Context) error
 }
 
+// Control is what the admin API operates beyond accounts and usage: policy
+// and plugin reloads, dry-run decisions and health. *server.Server provides it.
+type Control interface {
+	// PolicyStatus reports the policy set in force and its reload history.
+	PolicyStatus() policy.Status
+	// ReloadPolicy reloads the policy folder; the error lists the problems
+	// that kept the last good set in force.
+	ReloadPolicy(ctx context.Context) error
+	// PluginStatus reports each plugin's module and reload history.
+	PluginStatus() []plugin.Status
+	// ReloadPlugins reads the plugin modules again.
+	ReloadPlugins(ctx context.Context) error
+	// Decide decides an OpenAI request body for a client without forwarding
+	// it, and returns the explanation to show as JSON.
+	Decide(ctx context.Context, client store.Client, path string, body []byte) (any, *api.Error)
+	// Ready reports whether the gateway takes traffic, and why not.
+	Ready() (bool, string)
+}
+
+// Options are the parts of the admin API.
+type Options struct {
+	Token    string
+	Accounts *accounts.Service
+	Store    store.Store
+	Ledger   Flusher
+	Log      *slog.Logger
+	Control  Control
+	// Metrics serves GET /metrics (Prometheus); nil leaves it out.
+	Metrics fasthttp.RequestHandler
+	// Dashboard serves the usage dashboard; nil leaves it out.
+	Dashboard *dashboard.Dashboard
+}
+
 // API is the admin API.
 type API struct {
 	tokenHash [32]byte
@@ -34,19 +72,35 @@ type API struct {
 	store     store.Store
 	ledger    Flusher
 	log       *slog.Logger
+	control   Control
+	metrics   fasthttp.RequestHandler
+	dashboard *dashboard.Dashboard
 }
 
-// New returns the admin API guarded by token.
-func New(token string, acc *accounts.Service, st store.Store, ledger Flusher, log *slog.Logger) *API {
-	return &API{tokenHash: sha256.Sum256([]byte(token)), accounts: acc, store: st, ledger: ledger, log: log}
+// New returns the admin API guarded by o.Token.
+func New(o Options) *API {
+	return &API{tokenHash: sha256.Sum256([]byte(o.Token)), accounts: o.Accounts, store: o.Store, ledger: o.Ledger,
+		log: o.Log, control: o.Control, metrics: o.Metrics, dashboard: o.Dashboard}
 }
 
-// Handler serves the admin API.
+// Handler serves the admin API. /healthz, /readyz, /metrics and the
+// dashboard's page (which holds no data) answer without the token; the
+// rest needs it.
 func (a *API) Handler(ctx *fasthttp.RequestCtx) {
 	path, method := string(ctx.Path()), string(ctx.Method())
-	if path == "/healthz" {
+	switch {
+	case path == "/healthz":
 		ctx.SetContentType("application/json")
 		ctx.SetBodyString(`{"status":"ok"}`)
+		return
+	case path == "/readyz":
+		a.ready(ctx)
+		return
+	case path == "/metrics" && a.metrics != nil:
+		a.metrics(ctx)
+		return
+	case a.dashboard != nil && dashboard.IsPage(path):
+		a.dashboard.ServePage(ctx)
 		return
 	}
 	if !a.authorized(ctx) {
@@ -55,6 +109,8 @@ func (a *API) Handler(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	switch {
+	case a.dashboard != nil && dashboard.IsAPI(path):
+		a.dashboard.ServeAPI(ctx)
 	case path == "/admin/clients" && method == fasthttp.MethodGet:
 		a.listClients(ctx)
 	case path == "/admin/clients" && method == fasthttp.MethodPost:
@@ -69,9 +125,96 @@ func (a *API) Handler(ctx *fasthttp.RequestCtx) {
 		a.revokeKey(ctx, strings.TrimPrefix(path, "/admin/keys/"))
 	case path == "/admin/usage" && method == fasthttp.MethodGet:
 		a.usageReport(ctx)
+	case a.control != nil && path == "/admin/policy" && method == fasthttp.MethodGet:
+		writeJSON(ctx, http.StatusOK, a.control.PolicyStatus())
+	case a.control != nil && path == "/admin/policy/reload" && method == fasthttp.MethodPost:
+		a.reload(ctx, "policy", a.control.ReloadPolicy)
+	case a.control != nil && path == "/admin/plugins" && method == fasthttp.MethodGet:
+		writeJSON(ctx, http.StatusOK, map[string]any{"object": "list", "data": a.control.PluginStatus()})
+	case a.control != nil && path == "/admin/plugins/reload" && method == fasthttp.MethodPost:
+		a.reload(ctx, "plugins", a.control.ReloadPlugins)
+	case a.control != nil && path == "/admin/reload" && method == fasthttp.MethodPost:
+		a.reload(ctx, "policy and plugins", func(c context.Context) error {
+			return errors.Join(a.control.ReloadPolicy(c), a.control.ReloadPlugins(c))
+		})
+	case a.control != nil && path == "/admin/decide" && method == fasthttp.MethodPost:
+		a.decide(ctx)
 	default:
 		fail(ctx, api.NotFound(fmt.Sprintf("The admin API does not serve %s %s.", method, path)))
 	}
+}
+
+// reload runs a reload and answers 200 with what is in force, or 422 with
+// the problems that kept the last good version in force.
+func (a *API) reload(ctx *fasthttp.RequestCtx, what string, reload func(context.Context) error) {
+	err := reload(ctx)
+	status := map[string]any{"policy": a.control.PolicyStatus(), "plugins": a.control.PluginStatus()}
+	if err != nil {
+		e := &api.Error{Status: http.StatusUnprocessableEntity, Type: api.TypeInvalidRequest, Code: "reload_refused",
+			Message: fmt.Sprintf("The %s reload was refused; the last good version stays in force: %v", what, err)}
+		ctx.SetStatusCode(e.Status)
+		ctx.SetContentType("application/json")
+		b, _ := json.Marshal(map[string]any{"error": json.RawMessage(errorObject(e)), "status": status})
+		ctx.SetBody(b)
+		return
+	}
+	writeJSON(ctx, http.StatusOK, status)
+}
+
+// errorObject is the inner object of an OpenAI error body.
+func errorObject(e *api.Error) []byte {
+	var body struct {
+		Error json.RawMessage `json:"error"`
+	}
+	json.Unmarshal(e.Body(), &body)
+	return body.Error
+}
+
+// decide answers POST /admin/decide: the decision a client's request would
+// get, the input it was made from and the rules that produced it.
+func (a *API) decide(ctx *fasthttp.RequestCtx) {
+	var req struct {
+		ClientID string          `json:"client_id"`
+		Path     string          `json:"path"`
+		Request  json.RawMessage `json:"request"`
+	}
+	if !readJSON(ctx, &req) {
+		return
+	}
+	if req.Path == "" {
+		req.Path = "/v1/chat/completions"
+	}
+	if len(req.Request) == 0 {
+		e := api.InvalidRequest("invalid_value", "request must hold the OpenAI request body to decide.")
+		e.Param = "request"
+		fail(ctx, e)
+		return
+	}
+	client, err := a.store.GetClient(ctx, req.ClientID)
+	if err != nil {
+		a.storeError(ctx, "finding the client", err)
+		return
+	}
+	ex, aerr := a.control.Decide(ctx, client, req.Path, req.Request)
+	if aerr != nil {
+		fail(ctx, aerr)
+		return
+	}
+	writeJSON(ctx, http.StatusOK, ex)
+}
+
+// ready answers 200 while the gateway takes traffic, 503 with the reason
+// while it drains or a backend it needs is down.
+func (a *API) ready(ctx *fasthttp.RequestCtx) {
+	ok, why := true, ""
+	if a.control != nil {
+		ok, why = a.control.Ready()
+	}
+	if !ok {
+		writeJSON(ctx, http.StatusServiceUnavailable, map[string]any{"status": "not_ready", "reason": why})
+		return
+	}
+	writeJSON(ctx, http.StatusOK, map[string]any{"status": "ready"})
 }
 
 // authorized compares the token's hash in constant time; hashing first makes

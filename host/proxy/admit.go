@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluicehq/sluice/host/api"
 	"github.com/sluicehq/sluice/host/auth"
+	"github.com/sluicehq/sluice/host/limits"
 	"github.com/sluicehq/sluice/host/policy"
 	"github.com/sluicehq/sluice/host/upstream"
 	"github.com/valyala/fasthttp"
@@ -62,11 +63,21 @@ func (g *Gateway) admit(ctx context.Context, x *exchange, in *policy.Input, text
 }
 
 func (g *Gateway) decide(ctx context.Context, x *exchange, in *policy.Input) (policy.Decision, *api.Error) {
-	dec, err := g.decider.Decide(ctx, *in)
-	if err != nil {
-		g.log.Error("policy evaluation failed", "request_id", x.ev.RequestID, "error", err)
-		return dec, api.PolicyError("The access policy could not be evaluated; the request was denied.")
+	res, err := g.decider.Decide(ctx, *in)
+	x.decisionID = res.ID
+	if g.decisions != nil {
+		g.decisions.Record(x.ev.RequestID, res, err)
 	}
+	if sh := res.Shadow; sh != nil && sh.Disagrees {
+		g.log.Warn("shadow policy disagrees", "request_id", x.ev.RequestID, "decision_id", res.ID,
+			"enforced", outcome(res.Decision, err), "shadow", outcome(sh.Decision, sh.Err),
+			"enforced_revision", res.Revision, "shadow_revision", sh.Revision)
+	}
+	if err != nil {
+		g.log.Error("policy evaluation failed; request denied", "request_id", x.ev.RequestID, "decision_id", res.ID, "error", err)
+		return res.Decision, api.PolicyError("The access policy could not be evaluated; the request was denied.")
+	}
+	dec := res.Decision
 	if !dec.Allowed {
 		typ := dec.Type
 		if typ == "" {
@@ -75,6 +86,64 @@ func (g *Gateway) decide(ctx context.Context, x *exchange, in *policy.Input) (po
 		return dec, &api.Error{Status: dec.HTTPStatus, Type: typ, Code: dec.Code, Message: dec.Message}
 	}
 	return dec, nil
+}
+
+// outcome sums a decision up for a log line: allowed, or the denial's
+// status and code, with the limits; never an input.
+func outcome(d policy.Decision, err error) string {
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	if !d.Allowed {
+		return fmt.Sprintf("denied %d %s", d.HTTPStatus, d.Code)
+	}
+	return fmt.Sprintf("allowed limits=%+v department_limits=%+v redact=%v plugins=%v", d.Limits, d.DepartmentLimits, d.Redact, d.Plugins)
+}
+
+// policyInput is the policy's input for a request of client: the request's
+// own fields, the headers a policy may see, and, when the policy reads
+// them, the client's and department's usage counters.
+func (g *Gateway) policyInput(ctx context.Context, x *exchange, h *fasthttp.RequestHeader, client policy.Client, r policy.Request) (*policy.Input, *api.Error) {
+	in := &policy.Input{Client: client, Request: r, Time: x.start}
+	if h != nil {
+		for _, name := range inputHeaders {
+			if v := h.Peek(name); len(v) > 0 {
+				if in.Request.Headers == nil {
+					in.Request.Headers = make(map[string]string, 2)
+				}
+				in.Request.Headers[name] = string(v)
+			}
+		}
+	}
+	if g.decider.UsesUsage() {
+		keys := []string{ClientScope(client.ID)}
+		if client.Department != "" {
+			keys = append(keys, DepartmentScope(client.Department))
+		}
+		used, err := g.limiter.Peek(ctx, keys...)
+		if err != nil {
+			g.log.Error("usage counters could not be read for the policy; request denied", "request_id", x.ev.RequestID, "error", err)
+			return nil, limitsUnavailable()
+		}
+		in.Usage = &policy.Usage{Client: counters(used[0])}
+		if len(used) > 1 {
+			in.Usage.Department = counters(used[1])
+		}
+	}
+	return in, nil
+}
+
+// inputHeaders are the request headers a policy may see.
+var inputHeaders = policy.InputHeaders()
+
+func counters(u limits.Usage) policy.Counters {
+	return policy.Counters{RequestsMinute: u.MinuteRequests, TokensMinute: u.MinuteTokens, TokensToday: u.DayTokens,
+		TokensMonth: u.MonthTokens, SpendMonthMicros: u.MonthMicros}
+}
+
+func limitsUnavailable() *api.Error {
+	return &api.Error{Status: http.StatusServiceUnavailable, Type: api.TypeUnavailable, Code: limits.CodeUnavailable,
+		Message: "Rate limits and budgets cannot be checked right now; retry shortly."}
 }
 
 // scan runs the named guards over the texts and aggregates their findings by

@@ -34,9 +34,20 @@ type Guard struct {
 	Scan     func(ctx context.Context, texts []string) ([]Finding, error)
 }
 
-// Decider makes admission decisions; *policy.Engine is one.
+// Decider makes admission decisions; *policy.Set is one.
 type Decider interface {
-	Decide(ctx context.Context, in policy.Input) (policy.Decision, error)
+	// Decide evaluates the policy; an error denies with policy_error.
+	Decide(ctx context.Context, in policy.Input) (policy.Result, error)
+	// Explain decides and says which rules produced the decision.
+	Explain(ctx context.Context, in policy.Input) (policy.Explanation, error)
+	// UsesUsage reports whether the policy reads input.usage, so that the
+	// gateway looks the counters up only then.
+	UsesUsage() bool
+}
+
+// DecisionLog keeps a record of decisions; *policy.DecisionLog is one.
+type DecisionLog interface {
+	Record(requestID string, r policy.Result, err error)
 }
 
 // Recorder receives one usage event per request; *usage.Ledger is one.
@@ -48,6 +59,7 @@ type Recorder interface {
 type Gateway struct {
 	auth     *auth.Authenticator
 	decider  Decider
+	decisions DecisionLog
 	guards   map[string]Guard
 	limiter  limits.Backend
 	router   *upstream.Router
@@ -68,6 +80,7 @@ type Options struct {
 	Config        *config.Config
 	Authenticator *auth.Authenticator
 	Decider       Decider
+	DecisionLog   DecisionLog // optional
 	Guards        []Guard
 	Limiter       limits.Backend
 	Router        *upstream.Router
@@ -80,6 +93,7 @@ func New(o Options) *Gateway {
 	g := &Gateway{
 		auth:             o.Authenticator,
 		decider:          o.Decider,
+		decisions:        o.DecisionLog,
 		guards:           map[string]Guard{},
 		limiter:          o.Limiter,
 		router:           o.Router,

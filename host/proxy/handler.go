@@ -39,13 +39,19 @@ type exchange struct {
 	// replyMask lists the finding types of the reply the policy redacts;
 	// any other finding in the reply blocks it.
 	replyMask []string
-	scopes    [2]limits.Scope
+	// decisionID is the last policy decision's id, returned to the caller
+	// in x-sluice-decision-id.
+	decisionID string
+	scopes     [2]limits.Scope
 	// vault holds what redaction replaced, to restore it in the reply. It
 	// lives as long as the request and is never logged.
 	vault redact.Vault
 }
 
-const pathChat = "/v1/chat/completions"
+const (
+	pathChat       = "/v1/chat/completions"
+	pathEmbeddings = "/v1/embeddings"
+)
 
 // Handler serves the OpenAI-compatible API on the public listener.
 func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
@@ -113,14 +119,15 @@ func (g *Gateway) serveChat(ctx *fasthttp.RequestCtx, x *exchange) {
 		reply = g.defaultMaxTokens
 	}
 	reply *= req.Choices // each of n replies may use max_tokens
-	in := policy.Input{
-		Client: clientInput(id),
-		Request: policy.Request{Method: "POST", Path: x.ev.Endpoint, Model: req.Model, Stream: req.Stream,
-			MaxTokens: int(req.MaxTokens), PromptTokens: int(prompt), MessageCount: req.MessageCount},
-		Time: x.start,
+	in, aerr := g.policyInput(stepContext, x, &ctx.Request.Header, clientInput(id), policy.Request{
+		Method: "POST", Path: x.ev.Endpoint, Model: req.Model, Stream: req.Stream,
+		MaxTokens: int(req.MaxTokens), PromptTokens: int(prompt), MessageCount: req.MessageCount})
+	if aerr != nil {
+		g.fail(ctx, x, aerr)
+		return
 	}
-	x.in = &in
-	dec, found, aerr := g.admit(stepContext, x, &in, req.Texts, req.TextMessage)
+	x.in = in
+	dec, found, aerr := g.admit(stepContext, x, in, req.Texts, req.TextMessage)
 	if aerr != nil {
 		g.fail(ctx, x, aerr)
 		return
@@ -161,13 +168,14 @@ func (g *Gateway) serveEmbeddings(ctx *fasthttp.RequestCtx, x *exchange) {
 		prompt += tokens.Count(t)
 		textIndex[i] = i
 	}
-	in := policy.Input{
-		Client: clientInput(id),
-		Request: policy.Request{Method: "POST", Path: x.ev.Endpoint, Model: req.Model,
-			PromptTokens: int(prompt), MessageCount: len(req.Texts)},
-		Time: x.start,
+	in, aerr := g.policyInput(stepContext, x, &ctx.Request.Header, clientInput(id), policy.Request{
+		Method: "POST", Path: x.ev.Endpoint, Model: req.Model, PromptTokens: int(prompt), MessageCount: len(req.Texts)})
+	if aerr != nil {
+		g.fail(ctx, x, aerr)
+		return
 	}
-	dec, found, aerr := g.admit(stepContext, x, &in, req.Texts, textIndex)
+	x.in = in
+	dec, found, aerr := g.admit(stepContext, x, in, req.Texts, textIndex)
 	if aerr != nil {
 		g.fail(ctx, x, aerr)
 		return
@@ -192,6 +200,9 @@ type upstreamRequest interface {
 func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, target upstream.Target, dec policy.Decision, found []Finding,
 	req upstreamRequest, texts []string, estimate limits.Cost, endpoint string, stream bool) (*upstream.Reply, limits.Reservation, bool) {
 	x.dec = dec
+	if x.decisionID != "" {
+		ctx.Response.Header.Set("x-sluice-decision-id", x.decisionID)
+	}
 	if redacted := x.vault.Redact(texts, found, dec.Redact); redacted != nil {
 		if err := req.SetTexts(redacted); err != nil {
 			g.fail(ctx, x, api.Internal("The request could not be redacted."))
@@ -229,7 +240,7 @@ func (g *Gateway) serveModels(ctx *fasthttp.RequestCtx, x *exchange) {
 	b.WriteString(`{"object":"list","data":[`)
 	n := 0
 	for _, m := range g.router.Models() {
-		dec, err := g.decider.Decide(stepContext, policy.Input{
+		res, err := g.decider.Decide(stepContext, policy.Input{
 			Client:  clientInput(id),
 			Request: policy.Request{Method: "GET", Path: x.ev.Endpoint, Model: m},
 			Time:    x.start,
@@ -239,7 +250,7 @@ func (g *Gateway) serveModels(ctx *fasthttp.RequestCtx, x *exchange) {
 			g.fail(ctx, x, api.PolicyError("The access policy could not be evaluated; the request was denied."))
 			return
 		}
-		if !dec.Allowed {
+		if !res.Decision.Allowed {
 			continue
 		}
 		if n > 0 {
@@ -262,8 +273,7 @@ func (g *Gateway) reserve(ctx *fasthttp.RequestCtx, x *exchange, dec policy.Deci
 	res, out, err := g.limiter.Reserve(stepContext, g.scopes(x, dec), estimate)
 	if err != nil {
 		g.log.Error("limits could not be checked; request denied", "request_id", x.ev.RequestID, "error", err)
-		return res, &api.Error{Status: http.StatusServiceUnavailable, Type: api.TypeUnavailable, Code: limits.CodeUnavailable,
-			Message: "Rate limits and budgets cannot be checked right now; retry shortly."}
+		return res, limitsUnavailable()
 	}
 	out.Headers(ctx.Response.Header.Set)
 	if d := out.Denial; d != nil {

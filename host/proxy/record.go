@@ -20,6 +20,9 @@ func (g *Gateway) charge(x *exchange, t upstream.Target, u api.Usage) {
 
 // fail answers with an OpenAI-shaped error and records the request.
 func (g *Gateway) fail(ctx *fasthttp.RequestCtx, x *exchange, e *api.Error) {
+	if x.decisionID != "" {
+		ctx.Response.Header.Set("x-sluice-decision-id", x.decisionID)
+	}
 	ctx.SetStatusCode(e.Status)
 	ctx.SetContentType("application/json")
 	ctx.SetBody(e.Body())
@@ -35,15 +38,16 @@ func (g *Gateway) record(x *exchange) {
 	}
 	g.recorder.Record(x.ev)
 	if g.accessLog {
-		g.logAccess(&x.ev)
+		g.logAccess(&x.ev, x.decisionID)
 	}
 }
 
 // logAccess writes the request's access line: what the ledger holds, which
 // by construction has no prompt text, no matched value and no key.
-func (g *Gateway) logAccess(ev *store.UsageEvent) {
+func (g *Gateway) logAccess(ev *store.UsageEvent, decisionID string) {
 	g.log.LogAttrs(stepContext, slog.LevelInfo, "request",
 		slog.String("request_id", ev.RequestID),
+		slog.String("decision_id", decisionID),
 		slog.String("endpoint", ev.Endpoint),
 		slog.String("client", ev.ClientID),
 		slog.String("department", ev.Department),

@@ -90,7 +90,11 @@ func (g *Gateway) decideReply(x *exchange, found []policy.Finding) []string {
 	}
 	in := *x.in
 	in.Findings = found
-	dec, err := g.decider.Decide(stepContext, in)
+	res, err := g.decider.Decide(stepContext, in)
+	if g.decisions != nil {
+		g.decisions.Record(x.ev.RequestID, res, err)
+	}
+	dec := res.Decision
 	if err != nil {
 		g.log.Error("policy evaluation of a reply failed; reply withheld", "request_id", x.ev.RequestID, "error", err)
 		return nil

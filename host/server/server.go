@@ -10,18 +10,22 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/sluicehq/sluice/host/accounts"
 	"github.com/sluicehq/sluice/host/admin"
+	"github.com/sluicehq/sluice/host/admin/dashboard"
+	"github.com/sluicehq/sluice/host/api"
 	"github.com/sluicehq/sluice/host/auth"
 	"github.com/sluicehq/sluice/host/config"
 	"github.com/sluicehq/sluice/host/limits"
@@ -48,13 +52,21 @@ type Server struct {
 	router      *upstream.Router
 	limiter     limits.Backend
 	gateway     *proxy.Gateway
-	public      *fasthttp.Server
-	adminSrv    *fasthttp.Server
-	publicLn    net.Listener
-	adminLn     net.Listener
-	adminToken  string
-	demoKey     string
-	served      chan error
+	policy      *policy.Set
+	decisions   *policy.DecisionLog
+	// background runs the policy watcher and the clients' data refresh
+	// until stopBackground.
+	background     sync.WaitGroup
+	stopBackground context.CancelFunc
+	clientsChanged chan struct{}
+	draining       atomic.Bool
+	public         *fasthttp.Server
+	adminSrv       *fasthttp.Server
+	publicLn       net.Listener
+	adminLn        net.Listener
+	adminToken     string
+	demoKey        string
+	served         chan error
 }
 
 // Start opens everything the configuration names and starts serving. On error,
@@ -63,7 +75,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	if log == nil {
 		log = slog.Default()
 	}
-	s = &Server{cfg: cfg, log: log, served: make(chan error, 2)}
+	s = &Server{cfg: cfg, log: log, served: make(chan error, 2), clientsChanged: make(chan struct{}, 1)}
 	// Every error return below sets s to nil; close what was opened through
 	// a copy of the pointer.
 	opened := s
@@ -84,8 +96,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	if s.auth, err = auth.New(s.store, cfg.Auth.CacheTTL.D()); err != nil {
 		return nil, err
 	}
-	engine, err := loadPolicy(ctx, cfg)
-	if err != nil {
+	if err := s.loadPolicy(ctx); err != nil {
 		return nil, err
 	}
 	guards, err := s.loadPlugins(ctx, cfg.PluginCache())
@@ -101,6 +112,12 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	tokens.Warm()
 
 	acc := accounts.New(s.store, cfg.TierNames(), cfg.DefaultTier, s.auth)
+	acc.OnClientChange(func() {
+		select {
+		case s.clientsChanged <- struct{}{}:
+		default: // a refresh is already due
+		}
+	})
 	if s.adminToken, err = adminToken(cfg, dataDir); err != nil {
 		return nil, err
 	}
@@ -110,7 +127,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 		}
 	}
 	s.gateway = proxy.New(proxy.Options{
-		Config: cfg, Authenticator: s.auth, Decider: engine, Guards: guards,
+		Config: cfg, Authenticator: s.auth, Decider: s.policy, DecisionLog: s.decisions, Guards: guards,
 		Limiter: s.limiter, Router: s.router, Recorder: s.ledger, Log: log,
 	})
 	s.public = &fasthttp.Server{
@@ -131,7 +148,10 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 		Logger:                fasthttpLogger{log},
 	}
 	s.adminSrv = &fasthttp.Server{
-		Handler:               admin.New(s.adminToken, acc, s.store, s.ledger, log).Handler,
+		Handler: admin.New(admin.Options{
+			Token: s.adminToken, Accounts: acc, Store: s.store, Ledger: s.ledger, Log: log, Control: s,
+			Dashboard: dashboard.New(s.store, s.health, dashboard.WithFlusher(s.ledger), dashboard.WithLogger(log)),
+		}).Handler,
 		MaxRequestBodySize:    1 << 20,
 		ReadTimeout:           cfg.Server.ReadTimeout.D(),
 		WriteTimeout:          cfg.Server.ReadTimeout.D(),
@@ -177,6 +197,7 @@ func (s *Server) Done() <-chan error { return s.served }
 // Close stops accepting, lets in-flight requests finish within ctx, flushes the
 // ledger and releases everything. It is safe to call on a partly started Server.
 func (s *Server) Close(ctx context.Context) error {
+	s.draining.Store(true)
 	var errs []error
 	for _, srv := range []*fasthttp.Server{s.public, s.adminSrv} {
 		if srv != nil {
@@ -193,6 +214,13 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	if s.router != nil {
 		s.router.Close()
+	}
+	if s.stopBackground != nil {
+		s.stopBackground()
+		s.background.Wait()
+	}
+	if s.decisions != nil {
+		errs = append(errs, s.decisions.Close())
 	}
 	if s.limiter != nil {
 		// After the streams: their commits are the last the limiter takes,
@@ -224,20 +252,141 @@ func (s *Server) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func loadPolicy(ctx context.Context, cfg *config.Config) (*policy.Engine, error) {
-	var fsys fs.FS = policies.FS
+// loadPolicy loads the policy set in force (and the shadow set, if any)
+// with the data it reads, opens the decision log, and starts keeping both
+// current: the clients' data is refreshed as the store changes, and the
+// policy folder is watched when reload.watch is on.
+func (s *Server) loadPolicy(ctx context.Context) error {
+	cfg := s.cfg
+	src := policy.Source{FS: policies.FS}
 	if cfg.Policy.Dir != "" {
-		fsys = os.DirFS(cfg.Resolve(cfg.Policy.Dir))
+		src = policy.Source{Dir: cfg.Resolve(cfg.Policy.Dir)}
+	}
+	var shadow policy.Source
+	if cfg.Policy.ShadowDir != "" {
+		shadow = policy.Source{Dir: cfg.Resolve(cfg.Policy.ShadowDir)}
 	}
 	tiers, err := cfg.TiersData()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	engine, err := policy.Load(ctx, fsys, map[string]any{"sluice": map[string]any{"tiers": tiers}})
+	departments, err := cfg.DepartmentsData()
 	if err != nil {
-		return nil, fmt.Errorf("policy: %w", err)
+		return err
 	}
-	return engine, nil
+	clients, err := clientsData(ctx, s.store)
+	if err != nil {
+		return err
+	}
+	s.policy, err = policy.NewSet(ctx, policy.SetConfig{
+		Policies: src, Shadow: shadow, TimeZone: cfg.TimeZone(),
+		Data: map[string]any{"sluice": map[string]any{"tiers": tiers, "departments": departments, "clients": clients}},
+		Reloaded: func(set string, err error) {
+			if err != nil {
+				s.log.Error("policy reload refused; the last good set stays in force", "set", set, "error", err)
+				return
+			}
+			st := s.policy.Status()
+			s.log.Info("policy in force", "set", set, "revision", st.Enforced.Revision)
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("policy: %w", err)
+	}
+	if path := cfg.DecisionLogPath(); path != "" {
+		if s.decisions, err = policy.OpenDecisionLog(path, policy.DecisionLogConfig{SampleRate: cfg.Policy.DecisionLogSample}); err != nil {
+			return fmt.Errorf("policy.decision_log: %w", err)
+		}
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	s.stopBackground = cancel
+	if cfg.Reload.Watch {
+		s.background.Add(1)
+		go func() {
+			defer s.background.Done()
+			if err := s.policy.Watch(bg); err != nil {
+				s.log.Error("policy folder no longer watched; SIGHUP and POST /admin/policy/reload still reload", "error", err)
+			}
+		}()
+	}
+	s.background.Add(1)
+	go func() {
+		defer s.background.Done()
+		s.refreshClients(bg, clients)
+	}()
+	return nil
+}
+
+// clientsData is data.sluice.clients: every client's department, tier and
+// labels by id.
+func clientsData(ctx context.Context, st store.Store) (map[string]any, error) {
+	cs, err := st.ListClients(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("policy data: listing clients: %w", err)
+	}
+	out := make(map[string]any, len(cs))
+	for _, c := range cs {
+		labels := make(map[string]any, len(c.Labels))
+		for k, v := range c.Labels {
+			labels[k] = v
+		}
+		out[c.ID] = map[string]any{"department": c.Department, "tier": c.Tier, "labels": labels}
+	}
+	return out, nil
+}
+
+// refreshClients rewrites data.sluice.clients when the clients in the store
+// change: at once after a change through this server's admin API, and every
+// auth.cache_ttl for changes made through another replica.
+func (s *Server) refreshClients(ctx context.Context, last map[string]any) {
+	every := max(s.cfg.Auth.CacheTTL.D(), time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.clientsChanged:
+		}
+		clients, err := clientsData(ctx, s.store)
+		if err != nil {
+			s.log.Warn("policy data not refreshed", "error", err)
+			continue
+		}
+		if reflect.DeepEqual(clients, last) {
+			continue
+		}
+		if err := s.policy.SetData(ctx, "/sluice/clients", clients); err != nil {
+			s.log.Error("policy data not refreshed", "error", err)
+			continue
+		}
+		last = clients
+	}
+}
+
+// PolicyStatus reports the policy set in force and its reload history.
+func (s *Server) PolicyStatus() policy.Status { return s.policy.Status() }
+
+// ReloadPolicy reloads the policy folder (and the shadow folder).
+func (s *Server) ReloadPolicy(ctx context.Context) error { return s.policy.Reload(ctx) }
+
+// Reload reloads the policies and the plugins, as SIGHUP asks.
+func (s *Server) Reload(ctx context.Context) error {
+	return errors.Join(s.ReloadPolicy(ctx), s.ReloadPlugins(ctx))
+}
+
+// Decide answers a dry run of POST /admin/decide.
+func (s *Server) Decide(ctx context.Context, client store.Client, path string, body []byte) (any, *api.Error) {
+	return s.gateway.Explain(ctx, client, path, body)
+}
+
+// Ready reports whether the server takes traffic: not while it drains.
+func (s *Server) Ready() (bool, string) {
+	if s.draining.Load() {
+		return false, "draining"
+	}
+	return true, ""
 }
 
 func (s *Server) loadPlugins(ctx context.Context, cacheDir string) ([]proxy.Guard, error) {
@@ -324,6 +473,12 @@ func (s *Server) ReloadPlugins(ctx context.Context) error {
 		s.log.Info("plugin reloaded", "plugin", slot.Name(), "sha256", slot.Status().SHA256)
 	}
 	return errors.Join(errs...)
+}
+
+// health is what the dashboard shows of plugins and policy.
+func (s *Server) health(context.Context) dashboard.Health {
+	st := s.policy.Status()
+	return dashboard.Health{Plugins: s.PluginStatus(), Policy: &st}
 }
 
 // PluginStatus reports every plugin's module and reload history.

@@ -49,10 +49,25 @@ client and key and prints a curl line that works.`,
 				return err
 			}
 			printBanner(cmd, srv)
-			select {
-			case <-ctx.Done():
-			case err := <-srv.Done():
-				log.Error("listener stopped", "error", err)
+			// SIGHUP reloads the policies and the plugins; a set or module
+			// that fails its checks leaves the last good one in force.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+		serving:
+			for {
+				select {
+				case <-ctx.Done():
+					break serving
+				case err := <-srv.Done():
+					log.Error("listener stopped", "error", err)
+					break serving
+				case <-hup:
+					log.Info("SIGHUP: reloading policies and plugins")
+					if err := srv.Reload(ctx); err != nil {
+						log.Error("reload refused in part; the last good versions stay in force", "error", err)
+					}
+				}
 			}
 			stop() // a second signal stops the process at once
 			log.Info("shutting down: draining requests and flushing the ledger")

@@ -1,0 +1,85 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/sluicehq/sluice/host/api"
+	"github.com/sluicehq/sluice/host/policy"
+	"github.com/sluicehq/sluice/host/store"
+	"github.com/sluicehq/sluice/host/tokens"
+)
+
+// Explanation is the answer of a dry run: the decision the request would
+// get, the input the policy saw (findings included: the plugins run, on
+// types and counts only), and the rules that produced it. Nothing is
+// forwarded, reserved or recorded.
+type Explanation struct {
+	policy.Explanation
+	// FirstPass is the decision before the plugins ran, when they found
+	// something and the policy was asked again.
+	FirstPass *policy.Decision `json:"first_pass,omitempty"`
+}
+
+// Explain runs the request path of an OpenAI request body from client up to
+// the policy's last word, as the gateway would, and explains the decision.
+// path is /v1/chat/completions or /v1/embeddings.
+func (g *Gateway) Explain(ctx context.Context, client store.Client, path string, body []byte) (*Explanation, *api.Error) {
+	x := &exchange{start: g.now()}
+	x.ev.RequestID = newRequestID()
+	var r policy.Request
+	var texts []string
+	var textMessage []int
+	switch path {
+	case pathChat:
+		req, aerr := api.ParseChatRequest(body)
+		if aerr != nil {
+			return nil, aerr
+		}
+		prompt := tokens.Chat(req.Texts, req.MessageCount)
+		r = policy.Request{Method: "POST", Path: path, Model: req.Model, Stream: req.Stream,
+			MaxTokens: int(req.MaxTokens), PromptTokens: int(prompt), MessageCount: req.MessageCount}
+		texts, textMessage = req.Texts, req.TextMessage
+	case pathEmbeddings:
+		req, aerr := api.ParseEmbeddingsRequest(body)
+		if aerr != nil {
+			return nil, aerr
+		}
+		prompt := req.InputTokens
+		for i, t := range req.Texts {
+			prompt += tokens.Count(t)
+			textMessage = append(textMessage, i)
+		}
+		r = policy.Request{Method: "POST", Path: path, Model: req.Model, PromptTokens: int(prompt), MessageCount: len(req.Texts)}
+		texts = req.Texts
+	default:
+		return nil, &api.Error{Status: http.StatusBadRequest, Type: api.TypeInvalidRequest, Code: "invalid_value", Param: "path",
+			Message: "path must be /v1/chat/completions or /v1/embeddings."}
+	}
+	in, aerr := g.policyInput(ctx, x, nil, policy.Client{ID: client.ID, Department: client.Department, Tier: client.Tier, Labels: client.Labels}, r)
+	if aerr != nil {
+		return nil, aerr
+	}
+	ex, err := g.decider.Explain(ctx, *in)
+	if err != nil {
+		return nil, api.PolicyError("The access policy could not be evaluated: " + err.Error())
+	}
+	out := &Explanation{Explanation: ex}
+	if !ex.Decision.Allowed || len(ex.Decision.Plugins) == 0 {
+		return out, nil
+	}
+	_, aggregated, aerr := g.scan(ctx, x, ex.Decision.Plugins, texts, textMessage)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if len(aggregated) == 0 {
+		return out, nil
+	}
+	in.Findings = aggregated
+	second, err := g.decider.Explain(ctx, *in)
+	if err != nil {
+		return nil, api.PolicyError("The access policy could not be evaluated with the plugins' findings: " + err.Error())
+	}
+	first := ex.Decision
+	return &Explanation{Explanation: second, FirstPass: &first}, nil
+}
