@@ -1,0 +1,61 @@
+package e2e
+
+import (
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+
+	"github.com/sluicehq/sluice/host/config"
+)
+
+// TestConcurrentRequestsStayWithinTheBudget sends 200 requests at once against
+// a daily token budget with room for about 50 of them, on one gateway with
+// the in-process limiter: the tokens the ledger bills never exceed the budget
+// by more than one request's max_tokens, and every refusal is a budget 429.
+func TestConcurrentRequestsStayWithinTheBudget(t *testing.T) {
+	const (
+		requests  = 200
+		maxTokens = 20
+		budget    = 1000 // a request bills about 18 tokens and reserves about 27
+	)
+	cfg := baseConfig(t)
+	cfg.Upstreams[0].Latency = config.Duration(50 * time.Millisecond) // so that requests overlap
+	cfg.Tiers["budget"] = config.Tier{Models: []string{"*"}, Budget: config.Budget{DailyTokens: budget}}
+	g := startGateway(t, cfg)
+	key, _ := g.createClient("app", "research", "budget")
+
+	answers := askAll([]openai.Client{g.client(key)}, requests, maxTokens)
+	counts := tally(answers)
+	admitted, refused := counts["200"], counts["429 budget_exceeded"]
+	if admitted+refused != requests || admitted == 0 || refused == 0 {
+		t.Fatalf("outcomes %v; want only 200s and 429 budget_exceeded, some of each", counts)
+	}
+	var seen int64
+	for _, a := range answers {
+		if a.status == 429 && (a.typ != "insufficient_quota" || a.header.Get("x-ratelimit-limit-tokens") == "") {
+			t.Fatalf("a budget 429 has type %q and headers %v; want insufficient_quota with x-ratelimit-*", a.typ, a.header)
+		}
+		seen += a.tokens
+	}
+	if seen > budget+maxTokens {
+		t.Errorf("the callers were served %d tokens against a %d-token budget; at most %d may be billed", seen, budget, budget+maxTokens)
+	}
+
+	// The ledger bills what the callers saw, and records the refusals.
+	row := g.usage("client")["app"]
+	if row.Requests != requests || row.TotalTokens != seen {
+		t.Errorf("the ledger holds %d requests and %d tokens; the callers sent %d and were served %d", row.Requests, row.TotalTokens, requests, seen)
+	}
+	if code, _ := g.stop(syscall.SIGTERM); code != 0 {
+		t.Fatalf("sluice exited with %d", code)
+	}
+	// `sluice report` reads the same ledger once the gateway has stopped.
+	report := parseReport(t, sluiceCLI(t, "report", "--config", g.cfgPath, "--by", "client", "--format", "json"))
+	if got := report["app"]; got.Requests != requests || got.TotalTokens != seen {
+		t.Errorf("sluice report: %+v; want %d requests and %d tokens", got, requests, seen)
+	}
+	t.Logf("%d concurrent requests: %d admitted, %d refused with budget_exceeded; %d tokens billed of a %d-token budget",
+		requests, admitted, refused, seen, budget)
+}
