@@ -87,7 +87,14 @@ type Authenticator struct {
 	// generation changes on every Forget. A lookup that began before a
 	// revocation must not cache what it read after the cache was cleared.
 	generation atomic.Uint64
+	// hits and misses count lookups the cache answered and those that went
+	// to the store.
+	hits, misses atomic.Uint64
 }
+
+// CacheStats reports how many lookups the cache answered and how many went
+// to the store.
+func (a *Authenticator) CacheStats() (hits, misses uint64) { return a.hits.Load(), a.misses.Load() }
 
 // New returns an Authenticator whose cache keeps a client context for at most
 // ttl: a key revoked elsewhere works for at most ttl, one revoked through this
@@ -120,11 +127,13 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (Identity,
 	hash := sha256.Sum256([]byte(key))
 	ck := string(hash[:])
 	if c, ok := a.cache.Get(ck); ok && subtle.ConstantTimeCompare(c.hash[:], hash[:]) == 1 {
+		a.hits.Add(1)
 		if !c.valid {
 			return Identity{}, ErrInvalidKey
 		}
 		return c.identity, nil
 	}
+	a.misses.Add(1)
 	gen := a.generation.Load()
 	k, client, err := a.store.KeyByHash(ctx, hash)
 	switch {

@@ -32,6 +32,7 @@ type Config struct {
 	// policies read them as data.sluice.departments[name].
 	Departments map[string]Budget `yaml:"departments"`
 	Reload      Reload            `yaml:"reload"`
+	Telemetry   Telemetry         `yaml:"telemetry"`
 	Demo        Demo              `yaml:"demo"`
 
 	// dir is the folder relative paths resolve against.
@@ -84,6 +85,20 @@ type Policy struct {
 	// DecisionLogSample is the share of allowed decisions logged, 0 to 1;
 	// denials and errors are always logged.
 	DecisionLogSample float64 `yaml:"decision_log_sample"`
+}
+
+// Telemetry configures traces and metrics. Prometheus metrics are always
+// served at GET /metrics on the admin listener.
+type Telemetry struct {
+	// OTLPEndpoint receives traces over OTLP/HTTP, e.g. http://collector:4318;
+	// empty sends none (and tracing costs nothing).
+	OTLPEndpoint string `yaml:"otlp_endpoint"`
+	// TraceSampleRatio is the share of new traces sampled, 0 to 1; a caller's
+	// traceparent decision is followed.
+	TraceSampleRatio float64 `yaml:"trace_sample_ratio"`
+	// MetricsMaxClients caps the distinct client label values; later
+	// clients are counted as "other".
+	MetricsMaxClients int `yaml:"metrics_max_clients"`
 }
 
 // Reload says whether Sluice watches its policy folder and plugin files and

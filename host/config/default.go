@@ -32,7 +32,8 @@ func Default() *Config {
 		Policy: Policy{TimeZone: "UTC", DecisionLogSample: 0.1},
 		Limits: Limits{DefaultMaxTokens: 1024, Backend: "memory",
 			Redis: Redis{Timeout: Duration(200 * time.Millisecond), FailMode: "deny"}},
-		Reload: Reload{Watch: true},
+		Reload:    Reload{Watch: true},
+		Telemetry: Telemetry{TraceSampleRatio: 0.1, MetricsMaxClients: 1000},
 		Upstreams: []Upstream{
 			{Name: "mock", Type: "mock"},
 		},

@@ -441,6 +441,15 @@ func (c *Config) validatePolicy(bad func(key, format string, args ...any) error)
 	if _, err := time.LoadLocation(c.Policy.TimeZone); err != nil {
 		return bad("policy.time_zone", "unknown time zone %q (expected an IANA name such as Europe/Berlin)", c.Policy.TimeZone)
 	}
+	if t := c.Telemetry; t.TraceSampleRatio <= 0 || t.TraceSampleRatio > 1 {
+		return bad("telemetry.trace_sample_ratio", "expected a share above 0 and at most 1, got %v", t.TraceSampleRatio)
+	}
+	if c.Telemetry.OTLPEndpoint != "" && !strings.HasPrefix(c.Telemetry.OTLPEndpoint, "http://") && !strings.HasPrefix(c.Telemetry.OTLPEndpoint, "https://") {
+		return bad("telemetry.otlp_endpoint", "expected an http:// or https:// URL such as http://collector:4318")
+	}
+	if c.Telemetry.MetricsMaxClients < 1 {
+		return bad("telemetry.metrics_max_clients", "expected at least 1, got %d", c.Telemetry.MetricsMaxClients)
+	}
 	if c.Policy.DecisionLogSample < 0 || c.Policy.DecisionLogSample > 1 {
 		return bad("policy.decision_log_sample", "expected a share from 0 to 1, got %v", c.Policy.DecisionLogSample)
 	}

@@ -7,11 +7,15 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/sluicehq/sluice/host/api"
 	"github.com/sluicehq/sluice/host/auth"
 	"github.com/sluicehq/sluice/host/limits"
+	"github.com/sluicehq/sluice/host/metrics"
+	"github.com/sluicehq/sluice/host/plugin"
 	"github.com/sluicehq/sluice/host/policy"
+	"github.com/sluicehq/sluice/host/telemetry"
 	"github.com/sluicehq/sluice/host/upstream"
 	"github.com/valyala/fasthttp"
 )
@@ -21,6 +25,7 @@ func clientInput(id auth.Identity) policy.Client {
 }
 
 func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, x *exchange) (auth.Identity, *api.Error) {
+	defer x.timed(metrics.StageAuth, telemetry.StageAuth)()
 	key := auth.KeyFromHeaders(ctx.Request.Header.Peek("Authorization"), ctx.Request.Header.Peek("x-api-key"))
 	id, err := g.auth.Authenticate(stepContext, key)
 	if err != nil {
@@ -63,7 +68,9 @@ func (g *Gateway) admit(ctx context.Context, x *exchange, in *policy.Input, text
 }
 
 func (g *Gateway) decide(ctx context.Context, x *exchange, in *policy.Input) (policy.Decision, *api.Error) {
+	done := x.timed(metrics.StagePolicy, telemetry.StagePolicy)
 	res, err := g.decider.Decide(ctx, *in)
+	done()
 	x.decisionID = res.ID
 	if g.decisions != nil {
 		g.decisions.Record(x.ev.RequestID, res, err)
@@ -75,6 +82,7 @@ func (g *Gateway) decide(ctx context.Context, x *exchange, in *policy.Input) (po
 	}
 	if err != nil {
 		g.log.Error("policy evaluation failed; request denied", "request_id", x.ev.RequestID, "decision_id", res.ID, "error", err)
+		g.metrics.PolicyError()
 		return res.Decision, api.PolicyError("The access policy could not be evaluated; the request was denied.")
 	}
 	dec := res.Decision
@@ -160,9 +168,10 @@ func (g *Gateway) scan(ctx context.Context, x *exchange, names []string, texts [
 			// The policy asked for a plugin that is not loaded: a guardrail
 			// that cannot run must not be skipped silently.
 			g.log.Error("policy names a plugin that is not loaded", "request_id", x.ev.RequestID, "plugin", name)
+			g.metrics.PluginFailed(name, metrics.FailureUnavailable)
 			return nil, nil, api.GuardrailUnavailable(fmt.Sprintf("The %s guardrail is not available.", name))
 		}
-		found, err := gd.Scan(ctx, texts)
+		found, err := g.runGuard(ctx, x, gd, texts)
 		if err != nil {
 			if gd.FailOpen {
 				g.log.Warn("plugin failed; request allowed (fail_mode open)", "request_id", x.ev.RequestID, "plugin", name, "error", err)
@@ -175,6 +184,24 @@ func (g *Gateway) scan(ctx context.Context, x *exchange, names []string, texts [
 		out = aggregate(out, name, found, textMessage)
 	}
 	return all, out, nil
+}
+
+// runGuard runs one guard, timed and traced, and counts its failures.
+func (g *Gateway) runGuard(ctx context.Context, x *exchange, gd Guard, texts []string) ([]Finding, error) {
+	start := time.Now()
+	sp := x.trace.Plugin(gd.Name)
+	found, err := gd.Scan(ctx, texts)
+	g.metrics.ObservePlugin(gd.Name, time.Since(start))
+	if err != nil {
+		reason := metrics.FailureError
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, plugin.ErrTimeout) {
+			reason = metrics.FailureTimeout
+		}
+		g.metrics.PluginFailed(gd.Name, reason)
+		sp.Fail(string(reason))
+	}
+	sp.End()
+	return found, err
 }
 
 func aggregate(out []policy.Finding, guard string, found []Finding, textMessage []int) []policy.Finding {

@@ -13,9 +13,11 @@ import (
 	"github.com/sluicehq/sluice/host/auth"
 	"github.com/sluicehq/sluice/host/config"
 	"github.com/sluicehq/sluice/host/limits"
+	"github.com/sluicehq/sluice/host/metrics"
 	"github.com/sluicehq/sluice/host/policy"
 	"github.com/sluicehq/sluice/host/redact"
 	"github.com/sluicehq/sluice/host/store"
+	"github.com/sluicehq/sluice/host/telemetry"
 	"github.com/sluicehq/sluice/host/upstream"
 )
 
@@ -57,14 +59,16 @@ type Recorder interface {
 
 // Gateway serves the OpenAI-compatible API.
 type Gateway struct {
-	auth     *auth.Authenticator
-	decider  Decider
+	auth      *auth.Authenticator
+	decider   Decider
 	decisions DecisionLog
-	guards   map[string]Guard
-	limiter  limits.Backend
-	router   *upstream.Router
-	recorder Recorder
-	log      *slog.Logger
+	metrics   *metrics.Metrics
+	tracer    *telemetry.Provider
+	guards    map[string]Guard
+	limiter   limits.Backend
+	router    *upstream.Router
+	recorder  Recorder
+	log       *slog.Logger
 
 	defaultMaxTokens int64
 	accessLog        bool
@@ -80,7 +84,9 @@ type Options struct {
 	Config        *config.Config
 	Authenticator *auth.Authenticator
 	Decider       Decider
-	DecisionLog   DecisionLog // optional
+	DecisionLog   DecisionLog         // optional
+	Metrics       *metrics.Metrics    // optional
+	Tracer        *telemetry.Provider // optional
 	Guards        []Guard
 	Limiter       limits.Backend
 	Router        *upstream.Router
@@ -94,6 +100,8 @@ func New(o Options) *Gateway {
 		auth:             o.Authenticator,
 		decider:          o.Decider,
 		decisions:        o.DecisionLog,
+		metrics:          o.Metrics,
+		tracer:           o.Tracer,
 		guards:           map[string]Guard{},
 		limiter:          o.Limiter,
 		router:           o.Router,

@@ -13,9 +13,11 @@ import (
 
 	"github.com/sluicehq/sluice/host/api"
 	"github.com/sluicehq/sluice/host/limits"
+	"github.com/sluicehq/sluice/host/metrics"
 	"github.com/sluicehq/sluice/host/policy"
 	"github.com/sluicehq/sluice/host/redact"
 	"github.com/sluicehq/sluice/host/store"
+	"github.com/sluicehq/sluice/host/telemetry"
 	"github.com/sluicehq/sluice/host/tokens"
 	"github.com/sluicehq/sluice/host/upstream"
 )
@@ -46,12 +48,42 @@ type exchange struct {
 	// vault holds what redaction replaced, to restore it in the reply. It
 	// lives as long as the request and is never logged.
 	vault redact.Vault
+	// stages is the time spent in each step, for the metrics; trace is the
+	// request's span.
+	stages metrics.Stages
+	trace  telemetry.Request
+	// upstreamSpan lasts from sending to the upstream (at sent) to the end
+	// of its reply.
+	upstreamSpan telemetry.Span
+	sent         time.Time
+}
+
+// timed runs one step of the path as a stage: its time is added to the
+// stage's total, and it gets a span of its own when tracing is on.
+func (x *exchange) timed(stage metrics.Stage, span string) func() {
+	start := time.Now()
+	sp := x.trace.Stage(span)
+	return func() {
+		x.stages[stage] += time.Since(start)
+		sp.End()
+	}
 }
 
 const (
 	pathChat       = "/v1/chat/completions"
 	pathEmbeddings = "/v1/embeddings"
+	pathModels     = "/v1/models"
 )
+
+// route is a request path as a span may name it: one of Sluice's
+// endpoints, or "" for anything a caller made up.
+func route(path string) string {
+	switch path {
+	case pathChat, pathEmbeddings, pathModels:
+		return path
+	}
+	return ""
+}
 
 // Handler serves the OpenAI-compatible API on the public listener.
 func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
@@ -59,8 +91,10 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 	x.ev.RequestID = newRequestID()
 	x.ev.Endpoint = string(ctx.Path())
 	ctx.Response.Header.Set("x-request-id", x.ev.RequestID)
+	method := string(ctx.Method())
+	x.trace = g.tracer.Start(&ctx.Request.Header, method, route(x.ev.Endpoint), x.ev.RequestID)
 
-	switch method, path := string(ctx.Method()), x.ev.Endpoint; {
+	switch path := x.ev.Endpoint; {
 	case path == "/healthz":
 		ctx.SetContentType("application/json")
 		ctx.SetBodyString(`{"status":"ok"}`)
@@ -102,7 +136,9 @@ func (g *Gateway) serveChat(ctx *fasthttp.RequestCtx, x *exchange) {
 		g.fail(ctx, x, aerr)
 		return
 	}
+	parsed := time.Now()
 	req, aerr := api.ParseChatRequest(ctx.PostBody())
+	x.stages[metrics.StageParse] = time.Since(parsed)
 	if aerr != nil {
 		g.fail(ctx, x, aerr)
 		return
@@ -151,7 +187,9 @@ func (g *Gateway) serveEmbeddings(ctx *fasthttp.RequestCtx, x *exchange) {
 		g.fail(ctx, x, aerr)
 		return
 	}
+	parsed := time.Now()
 	req, aerr := api.ParseEmbeddingsRequest(ctx.PostBody())
+	x.stages[metrics.StageParse] = time.Since(parsed)
 	if aerr != nil {
 		g.fail(ctx, x, aerr)
 		return
@@ -209,7 +247,9 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, target upstream
 			return nil, limits.Reservation{}, false
 		}
 	}
+	done := x.timed(metrics.StageLimits, telemetry.StageLimits)
 	res, aerr := g.reserve(ctx, x, dec, estimate)
+	done()
 	if aerr != nil {
 		g.fail(ctx, x, aerr)
 		return nil, res, false
@@ -220,8 +260,13 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, target upstream
 		g.fail(ctx, x, api.Internal("The request could not be re-encoded for the upstream."))
 		return nil, res, false
 	}
-	up, aerr := g.send(target, &upstream.Call{Endpoint: endpoint, Body: body, Stream: stream, RequestID: x.ev.RequestID})
+	x.sent = time.Now()
+	x.upstreamSpan = x.trace.Stage(telemetry.StageUpstream)
+	up, aerr := g.send(target, &upstream.Call{Endpoint: endpoint, Body: body, Stream: stream, RequestID: x.ev.RequestID,
+		Trace: x.upstreamSpan.Inject})
+	x.stages[metrics.StageUpstream] = time.Since(x.sent) // a stream's first event comes later; see stream
 	if aerr != nil {
+		x.upstreamSpan.Fail(aerr.Code)
 		g.limiter.Commit(res, limits.Cost{})
 		g.fail(ctx, x, aerr)
 		return nil, res, false

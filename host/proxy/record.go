@@ -8,7 +8,9 @@ import (
 	"sync/atomic"
 
 	"github.com/sluicehq/sluice/host/api"
+	"github.com/sluicehq/sluice/host/metrics"
 	"github.com/sluicehq/sluice/host/store"
+	"github.com/sluicehq/sluice/host/telemetry"
 	"github.com/sluicehq/sluice/host/upstream"
 	"github.com/valyala/fasthttp"
 )
@@ -37,14 +39,29 @@ func (g *Gateway) record(x *exchange) {
 		x.ev.UsageSource = store.UsageNone
 	}
 	g.recorder.Record(x.ev)
+	x.stages[metrics.StageTotal] = x.ev.Time.Sub(x.start)
+	g.metrics.Record(&metrics.Request{
+		Endpoint: x.ev.Endpoint, Department: x.ev.Department, Client: x.ev.ClientID, Model: x.ev.Model,
+		Status: x.ev.Status, Code: x.ev.Code,
+		PromptTokens: x.ev.PromptTokens, CompletionTokens: x.ev.CompletionTokens, CostMicros: x.ev.CostMicros,
+		Stages: x.stages,
+	})
+	x.upstreamSpan.End()
+	operation := "chat"
+	if x.ev.Endpoint == pathEmbeddings {
+		operation = "embeddings"
+	}
+	x.trace.End(telemetry.Summary{Client: x.ev.ClientID, Department: x.ev.Department, Model: x.ev.Model, Operation: operation,
+		DecisionID: x.decisionID, InputTokens: x.ev.PromptTokens, OutputTokens: x.ev.CompletionTokens,
+		Status: x.ev.Status, Code: x.ev.Code})
 	if g.accessLog {
-		g.logAccess(&x.ev, x.decisionID)
+		g.logAccess(&x.ev, x.decisionID, &x.stages)
 	}
 }
 
 // logAccess writes the request's access line: what the ledger holds, which
 // by construction has no prompt text, no matched value and no key.
-func (g *Gateway) logAccess(ev *store.UsageEvent, decisionID string) {
+func (g *Gateway) logAccess(ev *store.UsageEvent, decisionID string, st *metrics.Stages) {
 	g.log.LogAttrs(stepContext, slog.LevelInfo, "request",
 		slog.String("request_id", ev.RequestID),
 		slog.String("decision_id", decisionID),
@@ -62,6 +79,15 @@ func (g *Gateway) logAccess(ev *store.UsageEvent, decisionID string) {
 		slog.Int64("cost_micros", ev.CostMicros),
 		slog.String("usage_source", ev.UsageSource),
 		slog.Int64("latency_ms", ev.LatencyMS),
+		// Time in each step, in microseconds; a step that did not run is 0.
+		slog.Group("stages_us",
+			slog.Int64("auth", st[metrics.StageAuth].Microseconds()),
+			slog.Int64("parse", st[metrics.StageParse].Microseconds()),
+			slog.Int64("policy", st[metrics.StagePolicy].Microseconds()),
+			slog.Int64("limits", st[metrics.StageLimits].Microseconds()),
+			slog.Int64("upstream_ttfb", st[metrics.StageUpstream].Microseconds()),
+			slog.Int64("total", st[metrics.StageTotal].Microseconds()),
+		),
 	)
 }
 

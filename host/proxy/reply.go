@@ -9,9 +9,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sluicehq/sluice/host/api"
 	"github.com/sluicehq/sluice/host/limits"
+	"github.com/sluicehq/sluice/host/metrics"
 	"github.com/sluicehq/sluice/host/redact"
 	"github.com/sluicehq/sluice/host/store"
 	"github.com/sluicehq/sluice/host/tokens"
@@ -102,9 +104,14 @@ func (g *Gateway) stream(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 		var haveUsage bool
 		var text strings.Builder
 		filter := g.newReplyFilter(x)
-		ended := false
+		ended, first := false, true
 		for {
 			data, err := events.Next()
+			if first {
+				// For a stream, time to first byte is the first event.
+				x.stages[metrics.StageUpstream] = time.Since(x.sent)
+				first = false
+			}
 			if err != nil {
 				if errors.Is(err, io.EOF) {
 					ended = true

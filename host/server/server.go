@@ -29,10 +29,12 @@ import (
 	"github.com/sluicehq/sluice/host/auth"
 	"github.com/sluicehq/sluice/host/config"
 	"github.com/sluicehq/sluice/host/limits"
+	"github.com/sluicehq/sluice/host/metrics"
 	"github.com/sluicehq/sluice/host/plugin"
 	"github.com/sluicehq/sluice/host/policy"
 	"github.com/sluicehq/sluice/host/proxy"
 	"github.com/sluicehq/sluice/host/store"
+	"github.com/sluicehq/sluice/host/telemetry"
 	"github.com/sluicehq/sluice/host/tokens"
 	"github.com/sluicehq/sluice/host/upstream"
 	"github.com/sluicehq/sluice/host/usage"
@@ -60,6 +62,8 @@ type Server struct {
 	stopBackground context.CancelFunc
 	clientsChanged chan struct{}
 	draining       atomic.Bool
+	metrics        *metrics.Metrics
+	tracer         *telemetry.Provider
 	public         *fasthttp.Server
 	adminSrv       *fasthttp.Server
 	publicLn       net.Listener
@@ -126,8 +130,12 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 			return nil, err
 		}
 	}
+	if err := s.startTelemetry(ctx); err != nil {
+		return nil, err
+	}
 	s.gateway = proxy.New(proxy.Options{
 		Config: cfg, Authenticator: s.auth, Decider: s.policy, DecisionLog: s.decisions, Guards: guards,
+		Metrics: s.metrics, Tracer: s.tracer,
 		Limiter: s.limiter, Router: s.router, Recorder: s.ledger, Log: log,
 	})
 	s.public = &fasthttp.Server{
@@ -150,6 +158,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	s.adminSrv = &fasthttp.Server{
 		Handler: admin.New(admin.Options{
 			Token: s.adminToken, Accounts: acc, Store: s.store, Ledger: s.ledger, Log: log, Control: s,
+			Metrics:   s.metrics.Handler(),
 			Dashboard: dashboard.New(s.store, s.health, dashboard.WithFlusher(s.ledger), dashboard.WithLogger(log)),
 		}).Handler,
 		MaxRequestBodySize:    1 << 20,
@@ -197,12 +206,12 @@ func (s *Server) Done() <-chan error { return s.served }
 // Close stops accepting, lets in-flight requests finish within ctx, flushes the
 // ledger and releases everything. It is safe to call on a partly started Server.
 func (s *Server) Close(ctx context.Context) error {
+	// Readiness turns false first; the admin listener keeps answering it
+	// (and /metrics) while the public one drains.
 	s.draining.Store(true)
 	var errs []error
-	for _, srv := range []*fasthttp.Server{s.public, s.adminSrv} {
-		if srv != nil {
-			errs = append(errs, srv.ShutdownWithContext(ctx))
-		}
+	if s.public != nil {
+		errs = append(errs, s.public.ShutdownWithContext(ctx))
 	}
 	if s.gateway != nil {
 		// Streams outlive their handlers: wait for them to end and be
@@ -212,8 +221,14 @@ func (s *Server) Close(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	if s.adminSrv != nil {
+		errs = append(errs, s.adminSrv.ShutdownWithContext(ctx))
+	}
 	if s.router != nil {
 		s.router.Close()
+	}
+	if s.tracer != nil {
+		errs = append(errs, s.tracer.Shutdown(context.Background()))
 	}
 	if s.stopBackground != nil {
 		s.stopBackground()
@@ -381,10 +396,14 @@ func (s *Server) Decide(ctx context.Context, client store.Client, path string, b
 	return s.gateway.Explain(ctx, client, path, body)
 }
 
-// Ready reports whether the server takes traffic: not while it drains.
+// Ready reports whether the server takes traffic: not while it drains, nor
+// while the Redis its limits need is unreachable and denying.
 func (s *Server) Ready() (bool, string) {
 	if s.draining.Load() {
 		return false, "draining"
+	}
+	if r, ok := s.limiter.(*limits.Redis); ok && r.Stats().Down && s.cfg.Limits.Redis.FailMode == "deny" {
+		return false, "limits backend (Redis) unreachable"
 	}
 	return true, ""
 }
@@ -474,6 +493,45 @@ func (s *Server) ReloadPlugins(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// startTelemetry sets up the Prometheus metrics and, when an OTLP endpoint
+// is configured, tracing.
+func (s *Server) startTelemetry(ctx context.Context) error {
+	cfg := s.cfg
+	var models, plugins []string
+	for _, m := range cfg.Models {
+		models = append(models, m.Name)
+	}
+	for _, p := range cfg.Plugins {
+		plugins = append(plugins, p.Name)
+	}
+	src := metrics.Sources{
+		PolicyReloads: func() (ok, failed uint64) {
+			st := s.policy.Status()
+			return st.Enforced.ReloadsOK, st.Enforced.ReloadsFailed
+		},
+		ShadowDisagreements: func() uint64 { return s.policy.Status().Disagreements },
+		ShadowErrors:        func() uint64 { return s.policy.Status().ShadowErrors },
+		AuthCache:           s.auth.CacheStats,
+		LedgerQueueDepth:    func() int { return int(s.ledger.Stats().Pending) },
+		Ready:               func() bool { ok, _ := s.Ready(); return ok },
+	}
+	if r, ok := s.limiter.(*limits.Redis); ok {
+		src.LimitsBackendErrors = func() uint64 { return r.Stats().Errors }
+	}
+	s.metrics = metrics.New(metrics.Options{Models: models, Plugins: plugins, MaxClients: cfg.Telemetry.MetricsMaxClients,
+		Codes: []string{limits.CodeUnavailable, "reload_refused"}, Sources: src})
+	var err error
+	s.tracer, err = telemetry.Setup(ctx, telemetry.Options{OTLPEndpoint: cfg.Telemetry.OTLPEndpoint, ServiceName: "sluice",
+		ServiceVersion: Version, SampleRatio: cfg.Telemetry.TraceSampleRatio})
+	if err != nil {
+		return fmt.Errorf("telemetry: %w", err)
+	}
+	return nil
+}
+
+// Version is the version Sluice reports in traces; the binary sets it.
+var Version = "dev"
 
 // health is what the dashboard shows of plugins and policy.
 func (s *Server) health(context.Context) dashboard.Health {

@@ -87,6 +87,9 @@ func (o *OpenAI) Send(ctx context.Context, c *Call) (*Reply, error) {
 	if c.RequestID != "" {
 		req.Header.Set("X-Request-Id", c.RequestID)
 	}
+	if c.Trace != nil {
+		c.Trace(req.Header.Set)
+	}
 	if c.Stream {
 		req.Header.Set("Accept", "text/event-stream")
 		resp.StreamBody = true

@@ -23,6 +23,9 @@ type Call struct {
 	Body      []byte // the JSON body, model already renamed for the upstream
 	Stream    bool
 	RequestID string
+	// Trace, when set, writes the trace context headers (traceparent,
+	// tracestate) of the upstream call through set.
+	Trace func(set func(name, value string))
 }
 
 // Reply is an upstream's answer. For a successful stream, Events is set and

@@ -44,6 +44,7 @@ client and key and prints a curl line that works.`,
 			sink := newLogSink(os.Stderr)
 			defer sink.Close()
 			log := newLogger(sink)
+			server.Version = version
 			srv, err := server.Start(ctx, cfg, log)
 			if err != nil {
 				return err
