@@ -52,6 +52,8 @@ type Server struct {
 	// AccessLog writes one structured log line per request: ids, client,
 	// model, status, tokens, cost, latency. Never prompt text or keys.
 	AccessLog bool `yaml:"access_log"`
+	// LogLevel is the least severe level logged: debug, info, warn or error.
+	LogLevel string `yaml:"log_level"`
 }
 
 // Store says where clients, keys and the usage ledger live.

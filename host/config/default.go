@@ -26,6 +26,7 @@ func Default() *Config {
 			ReadTimeout:     Duration(30 * time.Second),
 			ShutdownTimeout: Duration(30 * time.Second),
 			AccessLog:       true,
+			LogLevel:        "info",
 		},
 		Store:  Store{Driver: "sqlite"},
 		Auth:   Auth{CacheTTL: Duration(30 * time.Second)},

@@ -314,6 +314,11 @@ func (c *Config) validate(file string) error {
 	if c.Server.AdminListen == c.Server.Listen {
 		return bad("server.admin_listen", "must differ from server.listen: the admin API has its own listener")
 	}
+	switch c.Server.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("server.log_level", "expected debug, info, warn or error, got %q", c.Server.LogLevel)
+	}
 	if c.Server.MaxBodyBytes < 1024 {
 		return bad("server.max_body_bytes", "expected at least 1024, got %d", c.Server.MaxBodyBytes)
 	}

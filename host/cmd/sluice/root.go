@@ -90,8 +90,14 @@ func (g *globals) withAccounts(run func(ctx context.Context, cmd *cobra.Command,
 }
 
 // newLogger writes JSON lines to w.
-func newLogger(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+// newLogger writes JSON lines at level and above ("debug", "info", "warn",
+// "error"; anything else is info).
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
 func versionCommand() *cobra.Command {

@@ -43,7 +43,7 @@ client and key and prints a curl line that works.`,
 			defer stop()
 			sink := newLogSink(os.Stderr)
 			defer sink.Close()
-			log := newLogger(sink)
+			log := newLogger(sink, cfg.Server.LogLevel)
 			server.Version = version
 			srv, err := server.Start(ctx, cfg, log)
 			if err != nil {
