@@ -47,35 +47,42 @@ func parseResult(doc []byte, texts []string, types *typeTable) ([]Finding, error
 // with no white space, fields in that order, a type without escapes and
 // integers that fit an int. It reports false for anything else, valid JSON or
 // not, and leaves the document to encoding/json.
+//
+// A PII-dense prompt has a finding every hundred bytes or so, so this is per
+// finding work: it reads numbers by hand rather than through strconv, and
+// sizes the slice once.
 func parseCanonical(doc []byte, types *typeTable) ([]Finding, bool) {
 	p := canonical{b: doc}
 	if !p.literal(`{"findings":[`) {
 		return nil, false
 	}
-	var findings []Finding
-	if !p.literal("]}") {
-		for {
-			var f Finding
-			var typ []byte
-			ok := p.literal(`{"type":"`)
-			if ok {
-				typ, ok = p.plainString()
-			}
-			ok = ok && p.literal(`,"message":`) && p.integer(&f.Message) &&
-				p.literal(`,"start":`) && p.integer(&f.Start) &&
-				p.literal(`,"end":`) && p.integer(&f.End) &&
-				p.literal(`,"score":`) && p.number(&f.Score) && p.literal("}")
-			if !ok {
-				return nil, false
-			}
-			f.Type = types.intern(typ)
-			findings = append(findings, f)
-			if p.literal("]}") {
-				break
-			}
-			if !p.literal(",") {
-				return nil, false
-			}
+	if p.literal("]}") {
+		return nil, len(p.b) == 0
+	}
+	// In a canonical document every finding opens with this and nothing else
+	// contains it (a plain string has no '"'), so the count is exact.
+	findings := make([]Finding, 0, bytes.Count(p.b, []byte(`{"type":"`)))
+	for {
+		var f Finding
+		var typ []byte
+		ok := p.literal(`{"type":"`)
+		if ok {
+			typ, ok = p.plainString()
+		}
+		ok = ok && p.literal(`,"message":`) && p.integer(&f.Message) &&
+			p.literal(`,"start":`) && p.integer(&f.Start) &&
+			p.literal(`,"end":`) && p.integer(&f.End) &&
+			p.literal(`,"score":`) && p.number(&f.Score) && p.literal("}")
+		if !ok {
+			return nil, false
+		}
+		f.Type = types.intern(typ)
+		findings = append(findings, f)
+		if p.literal("]}") {
+			break
+		}
+		if !p.literal(",") {
+			return nil, false
 		}
 	}
 	return findings, len(p.b) == 0
@@ -107,23 +114,63 @@ func (p *canonical) plainString() ([]byte, bool) {
 	return nil, false
 }
 
-// integer reads a JSON integer without fraction or exponent into an int.
+// maxIntDigits is the most digits integer reads: so many always fit an int
+// (18 with 64 bits, 9 with 32).
+const maxIntDigits = 9 * strconv.IntSize / 32
+
+// integer reads a JSON integer of digits only, without sign, leading zero,
+// fraction or exponent, into an int. Anything else, including "-0" and numbers
+// too long to add up without overflow, is left to encoding/json.
 func (p *canonical) integer(v *int) bool {
-	n := numberLen(p.b)
-	if n == 0 || bytes.ContainsAny(p.b[:n], ".eE") {
+	n, i := 0, 0
+	for ; i < len(p.b) && i <= maxIntDigits; i++ {
+		c := p.b[i]
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int(c-'0')
+	}
+	if i == 0 || i > maxIntDigits || i > 1 && p.b[0] == '0' ||
+		i < len(p.b) && (p.b[i] == '.' || p.b[i] == 'e' || p.b[i] == 'E') {
 		return false
 	}
-	i, err := strconv.Atoi(string(p.b[:n]))
-	if err != nil {
-		return false
-	}
-	*v = i
-	p.b = p.b[n:]
+	*v = n
+	p.b = p.b[i:]
 	return true
 }
 
-// number reads a JSON number into a float64.
+// pow10 holds the powers of ten that a float64 represents exactly.
+var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
+
+// number reads a JSON number into a float64. Scores are "0", "1" or "0." and
+// a few digits: a number of at most 15 digits without sign or exponent is
+// read by hand, the rest by strconv.
 func (p *canonical) number(v *float64) bool {
+	if n := numberLen(p.b); n > 0 && n <= len(pow10) && p.b[0] != '-' {
+		m, scale := int64(0), -1
+		for i, c := range p.b[:n] {
+			switch {
+			case c == '.':
+				scale = n - i - 1
+			case c >= '0' && c <= '9':
+				m = m*10 + int64(c-'0')
+			default:
+				scale = -2 // an exponent
+			}
+		}
+		switch {
+		case scale == -1:
+			*v = float64(m)
+		case scale >= 0:
+			// m and 10^scale are exact in a float64, so the quotient is
+			// correctly rounded: the value strconv.ParseFloat returns.
+			*v = float64(m) / pow10[scale]
+		}
+		if scale >= -1 {
+			p.b = p.b[n:]
+			return true
+		}
+	}
 	n := numberLen(p.b)
 	if n == 0 {
 		return false

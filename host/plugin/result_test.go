@@ -2,7 +2,9 @@ package plugin
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/sluicehq/sluice/sdk/abi"
@@ -23,6 +25,29 @@ func TestParseResultFastPath(t *testing.T) {
 		`{"findings":[{"type":"EMAIL","message":0,"start":5,"end":21,"score":9e-1}]}`,
 		`{"findings":[{"type":"EMAIL","message":0,"start":5,"end":21,"score":-0}]}`,
 		`{"findings":[{"type":"EMAIL","message":-0,"start":5,"end":21,"score":0}]}`,
+		// Numbers the fast path reads by hand, and the edges where it defers to strconv.
+		`{"findings":[{"type":"EMAIL","message":0,"start":5,"end":21,"score":1}]}`,
+		`{"findings":[{"type":"EMAIL","message":0,"start":5,"end":21,"score":0.95}]}`,
+		`{"findings":[{"type":"EMAIL","message":0,"start":5,"end":21,"score":0.9500}]}`,
+		`{"findings":[{"type":"EMAIL","message":0,"start":5,"end":21,"score":0.1}]}`,
+		`{"findings":[{"type":"EMAIL","message":0,"start":5,"end":21,"score":0.3333333333333}]}`,
+		`{"findings":[{"type":"EMAIL","message":0,"start":5,"end":21,"score":0.33333333333333}]}`,
+		`{"findings":[{"type":"EMAIL","message":0,"start":5,"end":21,"score":0.333333333333333}]}`,
+		`{"findings":[{"type":"EMAIL","message":0,"start":5,"end":21,"score":0.3333333333333333}]}`,
+		`{"findings":[{"type":"EMAIL","message":0,"start":5,"end":21,"score":0.30000000000000004}]}`,
+		`{"findings":[{"type":"EMAIL","message":0,"start":5,"end":21,"score":1.0}]}`,
+		`{"findings":[{"type":"EMAIL","message":0,"start":5,"end":21,"score":1.5}]}`,
+		`{"findings":[{"type":"EMAIL","message":0,"start":5,"end":21,"score":1e0}]}`,
+		`{"findings":[{"type":"EMAIL","message":0,"start":5,"end":21,"score":0.5E-0}]}`,
+		`{"findings":[{"type":"EMAIL","message":0,"start":5,"end":21,"score":-0.5}]}`,
+		`{"findings":[{"type":"EMAIL","message":0,"start":5,"end":21,"score":00.5}]}`,
+		`{"findings":[{"type":"EMAIL","message":0,"start":0,"end":1,"score":0.5}]}`,
+		`{"findings":[{"type":"EMAIL","message":0,"start":5,"end":999999999999999999,"score":0.5}]}`,
+		`{"findings":[{"type":"EMAIL","message":0,"start":5,"end":1000000000000000000,"score":0.5}]}`,
+		`{"findings":[{"type":"EMAIL","message":0,"start":-5,"end":21,"score":0.5}]}`,
+		`{"findings":[{"type":"EMAIL","message":0,"start":5,"end":21e0,"score":0.5}]}`,
+		`{"findings":[{"type":"EMAIL","message":0,"start":05,"end":21,"score":0.5}]}`,
+		`{"findings":[{"type":"EMAIL","message":1,"start":5,"end":17,"score":0.5},{"type":"PHONE","message":1,"start":0,"end":4,"score":0.7}]}`,
 		// Valid JSON in other forms: spaces, field order, unknown fields, escapes.
 		`{ "findings": [] }`,
 		`{"findings":[{"start":5,"end":21,"type":"EMAIL","message":0,"score":0.9}]}`,
@@ -50,6 +75,36 @@ func TestParseResultFastPath(t *testing.T) {
 		want, wantErr := parseWithJSON([]byte(doc), texts)
 		if (gotErr != nil) != (wantErr != nil) || !reflect.DeepEqual(got, want) && len(got)+len(want) > 0 {
 			t.Errorf("parseResult(%s) = %v, %v\nencoding/json gives %v, %v", doc, got, gotErr, want, wantErr)
+		}
+	}
+}
+
+// TestParseCanonicalRoundTrip checks that every document the Go SDK writes
+// for well-formed findings takes the fast path and reads back exactly.
+func TestParseCanonicalRoundTrip(t *testing.T) {
+	types := []string{"EMAIL", "PHONE", "CREDIT_CARD", "X", strings.Repeat("Z", abi.MaxTypeLen)}
+	scores := []float64{0, 1, 0.5, 0.9, 0.95, 0.99, 0.7, 0.0001, 0.1234, 0.3333}
+	r := rand.New(rand.NewPCG(5, 6))
+	for n := range 50 {
+		findings := make([]Finding, n)
+		for i := range findings {
+			start := r.IntN(1 << 30)
+			findings[i] = Finding{
+				Type:    types[r.IntN(len(types))],
+				Message: r.IntN(3),
+				Start:   start,
+				End:     start + 1 + r.IntN(1000),
+				Score:   scores[r.IntN(len(scores))],
+			}
+		}
+		var table typeTable
+		doc := abi.AppendResult(nil, findings)
+		got, ok := parseCanonical(doc, &table)
+		if !ok {
+			t.Fatalf("the fast path refused %s", doc)
+		}
+		if len(got)+len(findings) > 0 && !reflect.DeepEqual(got, findings) {
+			t.Fatalf("parseCanonical(%s) = %v, want %v", doc, got, findings)
 		}
 	}
 }
@@ -83,5 +138,27 @@ func TestTypeTableIsBounded(t *testing.T) {
 	}
 	if len(types) != maxTypeNames {
 		t.Errorf("table holds %d types, want it capped at %d", len(types), maxTypeNames)
+	}
+}
+
+// BenchmarkParseResult measures the host's side of a PII-dense result: the
+// document the Go SDK writes for 400 findings of a few types, parsed and
+// checked against the texts.
+func BenchmarkParseResult(b *testing.B) {
+	texts := []string{strings.Repeat("x", 64<<10)}
+	types := []string{"EMAIL", "PHONE", "CREDIT_CARD", "IP_ADDRESS"}
+	scores := []float64{0.9, 0.95, 1, 0.7}
+	var findings []Finding
+	for i := range 400 {
+		findings = append(findings, Finding{Type: types[i%4], Start: 160 * i, End: 160*i + 17, Score: scores[i%4]})
+	}
+	doc := abi.AppendResult(nil, findings)
+	var types2 typeTable
+	b.SetBytes(int64(len(doc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := parseResult(doc, texts, &types2); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
