@@ -78,13 +78,16 @@ func (r Result) Throughput() float64 {
 
 // Percentile is the latency below which the fraction q (0 to 1) of the
 // successful requests fall, by the nearest-rank method; 0 with no samples.
-func (r Result) Percentile(q float64) time.Duration {
-	n := len(r.Latencies)
+func (r Result) Percentile(q float64) time.Duration { return percentile(r.Latencies, q) }
+
+// percentile is the nearest-rank q-quantile of sorted; 0 when it is empty.
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	n := len(sorted)
 	if n == 0 {
 		return 0
 	}
 	rank := int(q*float64(n)+0.999999999) - 1 // ceil(q·n), 1-based, to an index
-	return r.Latencies[min(max(rank, 0), n-1)]
+	return sorted[min(max(rank, 0), n-1)]
 }
 
 // Run performs l and returns what it measured. It stops early, with ctx's
