@@ -45,9 +45,10 @@ run: build
 test: build
 	eval "$$(scripts/test-services)" && $(GO) test -count=1 ./...
 
-## bench: end-to-end load against the upstream direct, a bare fasthttp proxy and Sluice
+## bench: end-to-end load against the upstream direct, a bare proxy and Sluice; then the plugin host,
+## the limiter (in memory and in Redis: test-services starts one) and one policy decision
 bench: build
-	$(GO) run ./host/cmd/sluice-bench $(BENCH_FLAGS)
+	eval "$$(scripts/test-services)" && $(GO) run ./host/cmd/sluice-bench $(BENCH_FLAGS)
 
 check-go:
 	@command -v $(GO) >/dev/null || { echo "Go 1.26 or newer is needed: https://go.dev/doc/install" >&2; exit 1; }

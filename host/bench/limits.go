@@ -205,6 +205,7 @@ func measureOps(ctx context.Context, s LimitSettings, ops []*limitOp) ([]LimitFi
 				}
 			}
 			o.reset()
+			runtime.GC() // each op pays for its own garbage, not the previous one's
 			runtime.ReadMemStats(&ms)
 			mallocs := ms.Mallocs
 			n := 0

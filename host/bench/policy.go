@@ -179,6 +179,8 @@ func measureDecisions(ctx context.Context, s PolicySettings, cases []decisionCas
 				}
 				outcomes[i] = outcome(r.Decision)
 			}
+			// Each case pays for its own garbage, not the previous one's.
+			runtime.GC()
 			runtime.ReadMemStats(&ms)
 			mallocs := ms.Mallocs
 			start := time.Now()

@@ -265,7 +265,8 @@ func TestParseFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-concurrency", "1,x"}, {"-concurrency", "0"}, {"-concurrency", "5000"},
 		{"-rounds", "0"}, {"-duration", "0s"}, {"-duration", "2m"}, {"-timeout", "0s"}, {"extra"},
-		{"-only", "everything"}, {"-plugin-round", "0s"},
+		{"-only", "everything"}, {"-only", "limits,everything"}, {"-plugin-round", "0s"}, {"-limit-round", "0s"},
+		{"-policy-calls", "10"},
 	} {
 		if _, err := parseFlags(args); err == nil {
 			t.Errorf("parseFlags(%q) accepted it", args)
@@ -291,5 +292,84 @@ func TestWriteTableShowsPluginSection(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "End to end") {
 		t.Errorf("a plugins-only report prints the end-to-end section:\n%s", out.String())
+	}
+}
+
+func TestOnlySelectsSections(t *testing.T) {
+	tests := []struct {
+		only string
+		want []string
+	}{
+		{"", sectionNames},
+		{"limits", []string{"limits"}},
+		{"policy", []string{"policy"}},
+		{"limits, policy", []string{"limits", "policy"}},
+		{"e2e,plugins", []string{"e2e", "plugins"}},
+	}
+	for _, tt := range tests {
+		o, err := parseFlags([]string{"-only", tt.only})
+		if err != nil {
+			t.Fatalf("-only %q: %v", tt.only, err)
+		}
+		var got []string
+		for _, s := range sectionNames {
+			if o.runs(s) {
+				got = append(got, s)
+			}
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("-only %q runs %v, want %v", tt.only, got, tt.want)
+		}
+	}
+}
+
+// TestLimitsAndPolicyNeedNoBuild lets the in-process sections run before
+// make build: they load nothing from bin/.
+func TestLimitsAndPolicyNeedNoBuild(t *testing.T) {
+	o, err := parseFlags([]string{"-only", "limits,policy", "-sluice", "/nonexistent/sluice", "-plugins", "/nonexistent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkBuilt(&o); err != nil {
+		t.Errorf("checkBuilt: %v", err)
+	}
+	o.sections = map[string]bool{"plugins": true}
+	if err := checkBuilt(&o); err == nil {
+		t.Error("the plugins section ran without the built plugins")
+	}
+}
+
+func TestWriteTableShowsLimitsAndPolicy(t *testing.T) {
+	us := func(f float64) time.Duration { return time.Duration(f * float64(time.Microsecond)) }
+	r := &report{Machine: thisMachine(),
+		Limits: &bench.LimitReport{
+			Memory: bench.LimitFigure{What: "memory", PerOp: us(0.72), Reserve: us(0.5), Commit: us(0.2)},
+			Ping:   &bench.LimitFigure{What: "ping", PerOp: us(40), ReserveRoundTrips: 1, PingRatio: 1, AimMet: true},
+			Redis: &bench.LimitFigure{What: "redis", PerOp: us(130), Reserve: us(70), Commit: us(60), AllocsPerOp: 52,
+				ReserveRoundTrips: 1, CommitRoundTrips: 1, PingRatio: 3.25, AimMet: true},
+			Flood: &bench.LimitFigure{What: "flood", PerOp: us(0.9), ReserveRoundTrips: 0.00002, PingRatio: 0.0225, AimMet: true},
+		},
+		Policy: &bench.PolicyReport{
+			Decisions: []bench.DecisionFigure{{Case: "first", Outcome: "allowed", P50: us(31), P99: us(95), PerOp: us(36),
+				AllocsPerOp: 90, P50Ratio: 1.82, AimMet: false}},
+			Floor: bench.DecisionFigure{Case: "floor", Outcome: "allowed", P50: us(17), P99: us(40), PerOp: us(19), P50Ratio: 1, AimMet: true},
+		},
+	}
+	var out bytes.Buffer
+	if err := writeTable(&out, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"0.72 µs", "130.00 µs", "3.25×", "0.00002", "31.00 µs", "95.00 µs", "1.82×", "not met", "20µs"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	r.Limits.Redis, r.Limits.Ping, r.Limits.Flood, r.Limits.RedisSkipped = nil, nil, nil, "no Redis server given"
+	out.Reset()
+	if err := writeTable(&out, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "Redis skipped: no Redis server given") {
+		t.Errorf("a run without Redis does not say so:\n%s", out.String())
 	}
 }

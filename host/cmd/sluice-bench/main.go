@@ -7,11 +7,15 @@
 //	make build && go run ./host/cmd/sluice-bench            # about 2 minutes
 //	go run ./host/cmd/sluice-bench -variants -json > bench.json
 //	go run ./host/cmd/sluice-bench -only plugins            # the plugin host alone
+//	go run ./host/cmd/sluice-bench -only limits,policy      # the limiter and the policy alone
 //
-// After the end-to-end runs it measures the plugin host in its own process:
-// the call overhead of plugins that find nothing, the shipped scanners'
+// After the end-to-end runs it measures, in its own process, the plugin host
+// (the call overhead of plugins that find nothing, the shipped scanners'
 // throughput in WebAssembly against the same Go packages run natively, and
-// module load times with and without the compilation cache.
+// module load times with and without the compilation cache), the limiter
+// (a reservation and its commit in memory, and in Redis with the round trips
+// each costs against a bare PING), and one admission decision of the shipped
+// policy against OPA's floor.
 //
 // `sluice-bench proxy -listen ADDR -upstream ADDR` serves the bare proxy on
 // its own; the benchmark starts it that way.
@@ -26,6 +30,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -69,13 +74,22 @@ type options struct {
 	keep        bool
 	sluiceBin   string
 	pluginDir   string
-	only        string        // "", "e2e" or "plugins"
-	pluginRound time.Duration // one round of one plugin figure
+	sections    map[string]bool // the sections -only names; all when empty
+	pluginRound time.Duration   // one round of one plugin figure
+	limitRound  time.Duration   // one round of one limiter figure
+	policyCalls int             // timed decisions per policy case and round
+	redisURL    string
 }
+
+// The sections of a run, in the order they run.
+var sectionNames = []string{"e2e", "plugins", "limits", "policy"}
+
+// runs reports whether the run includes section.
+func (o *options) runs(section string) bool { return len(o.sections) == 0 || o.sections[section] }
 
 func parseFlags(args []string) (options, error) {
 	var o options
-	var conc string
+	var conc, only string
 	fs := flag.NewFlagSet("sluice-bench", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: sluice-bench [flags]
@@ -98,8 +112,11 @@ proxy, all on loopback. Run from the repository root after make build.
 	fs.BoolVar(&o.keep, "keep", false, "keep the generated configurations, data and server logs")
 	fs.StringVar(&o.sluiceBin, "sluice", "bin/sluice", "the sluice binary")
 	fs.StringVar(&o.pluginDir, "plugins", "bin/plugins", "folder of the built plugins pii.wasm and contentfilter.wasm")
-	fs.StringVar(&o.only, "only", "", "run only one section: e2e (servers under load) or plugins (the plugin host in process)")
+	fs.StringVar(&only, "only", "", "run only these sections, comma-separated: e2e (servers under load), plugins (the plugin host), limits (the limiter), policy (one decision)")
 	fs.DurationVar(&o.pluginRound, "plugin-round", 300*time.Millisecond, "time of one round of one plugin figure")
+	fs.DurationVar(&o.limitRound, "limit-round", 300*time.Millisecond, "time of one round of one limiter figure")
+	fs.IntVar(&o.policyCalls, "policy-calls", 3000, "decisions timed one by one per policy case and round")
+	fs.StringVar(&o.redisURL, "redis", os.Getenv("SLUICE_TEST_REDIS"), "Redis server for the limiter's Redis figures (keys under a random prefix, removed after); empty skips them")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -107,6 +124,9 @@ proxy, all on loopback. Run from the repository root after make build.
 		return o, fmt.Errorf("unexpected argument %q (see -h)", fs.Arg(0))
 	}
 	var err error
+	if o.sections, err = parseSections(only); err != nil {
+		return o, fmt.Errorf("-only: %w", err)
+	}
 	if o.concurrency, err = parseInts(conc); err != nil {
 		return o, fmt.Errorf("-concurrency: %w", err)
 	}
@@ -122,12 +142,31 @@ proxy, all on loopback. Run from the repository root after make build.
 		return o, fmt.Errorf("-duration %s, -warmup %s: want a positive round of a minute at most", o.duration, o.warmup)
 	case o.timeout <= 0:
 		return o, fmt.Errorf("-timeout %s: want a positive duration", o.timeout)
-	case o.only != "" && o.only != "e2e" && o.only != "plugins":
-		return o, fmt.Errorf("-only %q: want e2e or plugins", o.only)
 	case o.pluginRound <= 0 || o.pluginRound > 10*time.Second:
 		return o, fmt.Errorf("-plugin-round %s: want a positive duration of 10s at most", o.pluginRound)
+	case o.limitRound <= 0 || o.limitRound > 10*time.Second:
+		return o, fmt.Errorf("-limit-round %s: want a positive duration of 10s at most", o.limitRound)
+	case o.policyCalls < 100 || o.policyCalls > 1_000_000:
+		return o, fmt.Errorf("-policy-calls %d: want 100 to 1000000, enough for a 99th percentile", o.policyCalls)
 	}
 	return o, nil
+}
+
+// parseSections reads -only: section names separated by commas; none means
+// every section.
+func parseSections(s string) (map[string]bool, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	out := map[string]bool{}
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(f)
+		if !slices.Contains(sectionNames, f) {
+			return nil, fmt.Errorf("unknown section %q: want %s", f, strings.Join(sectionNames, ", "))
+		}
+		out[f] = true
+	}
+	return out, nil
 }
 
 func parseInts(s string) ([]int, error) {
@@ -158,13 +197,27 @@ func runBench(args []string) (err error) {
 		Settings: settings{Rounds: o.rounds, Duration: o.duration, Warmup: o.warmup, Concurrency: o.concurrency,
 			MockLatency: o.mockLatency, RequestMaxTok: 64},
 	}
-	if o.only != "plugins" {
+	if o.runs("e2e") {
 		if err := runEndToEnd(ctx, o, r); err != nil {
 			return err
 		}
 	}
-	if o.only != "e2e" {
+	if o.runs("plugins") {
 		if r.Plugins, err = measurePlugins(ctx, o); err != nil {
+			return err
+		}
+	}
+	if o.runs("limits") {
+		if r.Limits, err = bench.MeasureLimits(ctx, bench.LimitSettings{
+			RedisURL: o.redisURL, Rounds: o.rounds, Duration: o.limitRound, Progress: progress,
+		}); err != nil {
+			return err
+		}
+	}
+	if o.runs("policy") {
+		if r.Policy, err = bench.MeasurePolicy(ctx, bench.PolicySettings{
+			Rounds: o.rounds, Calls: o.policyCalls, Progress: progress,
+		}); err != nil {
 			return err
 		}
 	}
@@ -238,8 +291,11 @@ func measurePlugins(ctx context.Context, o options) (*bench.PluginReport, error)
 // checkBuilt says what to do when the binaries the benchmark runs are
 // missing, and makes the plugin folder absolute for the generated configurations.
 func checkBuilt(o *options) error {
-	paths := []string{filepath.Join(o.pluginDir, "pii.wasm"), filepath.Join(o.pluginDir, "contentfilter.wasm")}
-	if o.only != "plugins" {
+	var paths []string
+	if o.runs("e2e") || o.runs("plugins") {
+		paths = append(paths, filepath.Join(o.pluginDir, "pii.wasm"), filepath.Join(o.pluginDir, "contentfilter.wasm"))
+	}
+	if o.runs("e2e") {
 		paths = append(paths, o.sluiceBin)
 	}
 	for _, path := range paths {

@@ -29,6 +29,10 @@ type report struct {
 	Comparisons []comparison `json:"comparisons"`
 	// Plugins is the plugin host section, measured in this process.
 	Plugins *bench.PluginReport `json:"plugins,omitempty"`
+	// Limits is the limiter section, measured in this process.
+	Limits *bench.LimitReport `json:"limits,omitempty"`
+	// Policy is the policy decision section, measured in this process.
+	Policy *bench.PolicyReport `json:"policy,omitempty"`
 }
 
 type machine struct {
@@ -124,6 +128,12 @@ func writeTable(w io.Writer, r *report) error {
 	if r.Plugins != nil {
 		writePlugins(bw, r.Plugins)
 	}
+	if r.Limits != nil {
+		writeLimits(bw, r.Limits)
+	}
+	if r.Policy != nil {
+		writePolicy(bw, r.Policy)
+	}
 	return bw.Flush()
 }
 
@@ -208,6 +218,65 @@ func writePlugins(bw *bufio.Writer, p *bench.PluginReport) {
 	for _, l := range p.Loads {
 		fmt.Fprintf(bw, loadFormat, l.Plugin, strconv.Itoa(l.Bytes>>10), millis(l.Cold), millis(l.Cached), fmt.Sprintf("%.0f×", l.Speedup))
 	}
+}
+
+// writeLimits prints the limiter section.
+func writeLimits(bw *bufio.Writer, l *bench.LimitReport) {
+	fmt.Fprintln(bw, "\nLimiter, in process (medians of rounds)")
+	fmt.Fprintf(bw, "\nOne request: a reservation against a client and its department, then its commit. "+
+		"Aim with Redis: at most %.0f round trip per call, and none for a flood against a spent budget.\n\n", bench.MaxRoundTripsPerCall)
+	const format = "%-10s %11s %11s %11s %8s %12s %12s %9s %8s  %s\n"
+	fmt.Fprintf(bw, format, "backend", "per request", "reserve", "commit", "allocs", "reserve RTs", "commit RTs", "× PING", "aim", "what")
+	row := func(name string, f *bench.LimitFigure, redis bool) {
+		reserve, commit, rtR, rtC, ratio, aim := "", "", "", "", "", "–"
+		if f.Reserve > 0 {
+			reserve = micros(f.Reserve)
+		}
+		if f.Commit > 0 {
+			commit = micros(f.Commit)
+		}
+		if redis {
+			rtR, rtC, ratio, aim = roundTrips(f.ReserveRoundTrips), roundTrips(f.CommitRoundTrips), fmt.Sprintf("%.2f×", f.PingRatio), metWord(f.AimMet)
+			if f.Commit == 0 {
+				rtC = ""
+			}
+		}
+		fmt.Fprintf(bw, format, name, micros(f.PerOp), reserve, commit, fmt.Sprintf("%.1f", f.AllocsPerOp), rtR, rtC, ratio, aim, f.What)
+	}
+	row("memory", &l.Memory, false)
+	if l.Redis == nil {
+		fmt.Fprintf(bw, "Redis skipped: %s.\n", l.RedisSkipped)
+		return
+	}
+	row("ping", l.Ping, true)
+	row("redis", l.Redis, true)
+	row("flood", l.Flood, true)
+	fmt.Fprintln(bw, "RTs: Redis commands per call, counted by a hook on the client. × PING: time per request over a bare PING's, in the same rounds.")
+}
+
+// roundTrips prints a count per call: exact when whole, else with enough
+// digits to tell a rare round trip from none.
+func roundTrips(n float64) string {
+	if n == float64(int64(n)) {
+		return strconv.FormatInt(int64(n), 10)
+	}
+	return strconv.FormatFloat(n, 'f', 5, 64)
+}
+
+// writePolicy prints the policy decision section.
+func writePolicy(bw *bufio.Writer, p *bench.PolicyReport) {
+	fmt.Fprintf(bw, "\nPolicy decision, in process (medians of rounds)\n\nOne admission decision through the policy set, "+
+		"each call timed; the shipped policy with the default configuration's data. Aim: p50 under %s.\n\n", bench.MaxDecisionP50)
+	const format = "%-14s %-24s %11s %12s %11s %7s %10s %8s  %s\n"
+	fmt.Fprintf(bw, format, "case", "outcome", "p50", "p99", "per call", "allocs", "p50/floor", "aim", "what")
+	row := func(d *bench.DecisionFigure) {
+		fmt.Fprintf(bw, format, d.Case, d.Outcome, micros(d.P50), micros(d.P99), micros(d.PerOp),
+			fmt.Sprintf("%.0f", d.AllocsPerOp), fmt.Sprintf("%.2f×", d.P50Ratio), metWord(d.AimMet), d.What)
+	}
+	for i := range p.Decisions {
+		row(&p.Decisions[i])
+	}
+	row(&p.Floor)
 }
 
 func micros(d time.Duration) string {
