@@ -38,10 +38,12 @@ const (
 )
 
 // DefaultTimeout bounds each call into the plugin when Options.Timeout is zero.
-// It is looser than the gateway's default (plugin.DefaultTimeout) so that a
-// loaded test machine does not fail a plugin; set Options.Timeout to the
-// deadline your deployment uses to hold the plugin to it.
-const DefaultTimeout = time.Second
+// Conformance is not a speed test: the bound is far looser than the
+// gateway's default (plugin.DefaultTimeout), so that a busy machine running
+// many scans at once (the concurrency check runs 28 of a long, dense text)
+// does not fail a plugin. It still stops a plugin that never returns. Set
+// Options.Timeout to your deployment's deadline to hold a plugin to it.
+const DefaultTimeout = 10 * time.Second
 
 // Options tune a conformance run. The zero value is ready to use.
 type Options struct {
