@@ -62,6 +62,22 @@ type limitsJSON struct {
 	MonthlySpendUSD json.Number `json:"monthly_spend_usd"`
 }
 
+// MarshalJSON writes d in the shape of the policy's decision object: empty
+// lists and headers as [] and {}, never null, as the policy wrote them.
+func (d Decision) MarshalJSON() ([]byte, error) {
+	type plain Decision // without this method
+	p := plain(d)
+	if p.Headers == nil {
+		p.Headers = map[string]string{}
+	}
+	for _, l := range []*[]string{&p.Redact, &p.Plugins, &p.ResponsePlugins} {
+		if *l == nil {
+			*l = []string{}
+		}
+	}
+	return json.Marshal(p)
+}
+
 // MarshalJSON writes l in the shape of the policy's limits object, the
 // spend as an exact decimal number of dollars.
 func (l Limits) MarshalJSON() ([]byte, error) {

@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
@@ -774,6 +775,21 @@ func TestShippedPolicySecondPass(t *testing.T) {
 			if d.Allowed != tc.allowed || d.Code != tc.code || !reflect.DeepEqual(d.Redact, tc.redact) || d.Limits.RPM != 60 {
 				t.Fatalf("%v: decision %+v", tc.types, d)
 			}
+		}
+	}
+}
+
+func TestDecisionJSONHasNoNulls(t *testing.T) {
+	b, err := json.Marshal(policy.Decision{Allowed: true, HTTPStatus: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "null") {
+		t.Fatalf("decision JSON %s has null where the policy has [] or {}", b)
+	}
+	for _, want := range []string{`"headers":{}`, `"redact":[]`, `"plugins":[]`, `"response_plugins":[]`, `"limits":{`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("decision JSON %s lacks %s", b, want)
 		}
 	}
 }

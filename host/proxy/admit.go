@@ -68,6 +68,26 @@ func (g *Gateway) admit(ctx context.Context, x *exchange, in *policy.Input, text
 }
 
 func (g *Gateway) decide(ctx context.Context, x *exchange, in *policy.Input) (policy.Decision, *api.Error) {
+	res, err := g.evaluate(ctx, x, in)
+	if err != nil {
+		return res.Decision, api.PolicyError("The access policy could not be evaluated; the request was denied.")
+	}
+	dec := res.Decision
+	if !dec.Allowed {
+		typ := dec.Type
+		if typ == "" {
+			typ = api.TypeForStatus(dec.HTTPStatus)
+		}
+		return dec, &api.Error{Status: dec.HTTPStatus, Type: typ, Code: dec.Code, Message: dec.Message}
+	}
+	return dec, nil
+}
+
+// evaluate asks the policy, and keeps the account of it every decision
+// gets: its id for the caller, the decision log, a logged shadow
+// disagreement, the policy stage's time, and an error logged with the
+// decision id.
+func (g *Gateway) evaluate(ctx context.Context, x *exchange, in *policy.Input) (policy.Result, error) {
 	done := x.timed(metrics.StagePolicy, telemetry.StagePolicy)
 	res, err := g.decider.Decide(ctx, *in)
 	done()
@@ -83,17 +103,8 @@ func (g *Gateway) decide(ctx context.Context, x *exchange, in *policy.Input) (po
 	if err != nil {
 		g.log.Error("policy evaluation failed; request denied", "request_id", x.ev.RequestID, "decision_id", res.ID, "error", err)
 		g.metrics.PolicyError()
-		return res.Decision, api.PolicyError("The access policy could not be evaluated; the request was denied.")
 	}
-	dec := res.Decision
-	if !dec.Allowed {
-		typ := dec.Type
-		if typ == "" {
-			typ = api.TypeForStatus(dec.HTTPStatus)
-		}
-		return dec, &api.Error{Status: dec.HTTPStatus, Type: typ, Code: dec.Code, Message: dec.Message}
-	}
-	return dec, nil
+	return res, err
 }
 
 // outcome sums a decision up for a log line: allowed, or the denial's

@@ -285,13 +285,12 @@ func (g *Gateway) serveModels(ctx *fasthttp.RequestCtx, x *exchange) {
 	b.WriteString(`{"object":"list","data":[`)
 	n := 0
 	for _, m := range g.router.Models() {
-		res, err := g.decider.Decide(stepContext, policy.Input{
+		res, err := g.evaluate(stepContext, x, &policy.Input{
 			Client:  clientInput(id),
 			Request: policy.Request{Method: "GET", Path: x.ev.Endpoint, Model: m},
 			Time:    x.start,
 		})
 		if err != nil {
-			g.log.Error("policy evaluation failed", "request_id", x.ev.RequestID, "error", err)
 			g.fail(ctx, x, api.PolicyError("The access policy could not be evaluated; the request was denied."))
 			return
 		}
