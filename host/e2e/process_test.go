@@ -109,6 +109,18 @@ func baseConfig(t testing.TB) *config.Config {
 	return c
 }
 
+// useRedis points cfg's limiter at rds. The round-trip timeout is raised
+// from its default of 200ms: on a busy two-core machine, dialing a cold
+// connection pool under a burst of requests has been seen to take longer,
+// and one failed call makes the limiter follow its fail mode for a while
+// (503 limits_unavailable under deny). These tests are about counting.
+func useRedis(cfg *config.Config, rds *redisServer, failMode string) {
+	cfg.Limits.Backend = "redis"
+	cfg.Limits.Redis.URL = rds.url()
+	cfg.Limits.Redis.FailMode = failMode
+	cfg.Limits.Redis.Timeout = config.Duration(time.Second)
+}
+
 // replicaOf is cfg for a second gateway process: the same store, limits and
 // tiers, its own ports and data folder.
 func replicaOf(t testing.TB, cfg *config.Config) *config.Config {

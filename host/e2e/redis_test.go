@@ -57,9 +57,7 @@ func checkAlive(t *testing.T, gateways ...*gateway) {
 func TestRedisOutageDenies(t *testing.T) {
 	rds := startRedis(t)
 	cfg := baseConfig(t)
-	cfg.Limits.Backend = "redis"
-	cfg.Limits.Redis.URL = rds.url()
-	cfg.Limits.Redis.FailMode = "deny"
+	useRedis(cfg, rds, "deny")
 	cfg.Upstreams[0].Latency = config.Duration(20 * time.Millisecond)
 	cfg.Tiers["rpm"] = config.Tier{Models: []string{"*"}, Budget: config.Budget{RPM: rpm}}
 	g := startGateway(t, cfg)
@@ -216,8 +214,7 @@ func TestRedisCountersSurviveAGatewayRestart(t *testing.T) {
 	)
 	rds := startRedis(t)
 	cfg := baseConfig(t)
-	cfg.Limits.Backend = "redis"
-	cfg.Limits.Redis.URL = rds.url()
+	useRedis(cfg, rds, "deny")
 	cfg.Tiers["limited"] = config.Tier{Models: []string{"*"}, Budget: config.Budget{RPM: limit, DailyTokens: daily}}
 	g := startGateway(t, cfg)
 	key, _ := g.createClient("app", "eng", "limited")

@@ -18,8 +18,7 @@ func replicaConfig(t *testing.T) (*config.Config, *redisServer) {
 	rds := startRedis(t)
 	cfg := baseConfig(t)
 	cfg.Store = config.Store{Driver: "postgres", DSN: dsn}
-	cfg.Limits.Backend = "redis"
-	cfg.Limits.Redis.URL = rds.url()
+	useRedis(cfg, rds, "deny")
 	cfg.Upstreams[0].Latency = config.Duration(20 * time.Millisecond)
 	return cfg, rds
 }
