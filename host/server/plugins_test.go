@@ -88,6 +88,26 @@ func TestHostileCallsHonourTheFailMode(t *testing.T) {
 		}
 	}
 
+	// The Go hostile plugin, built with the stock toolchain, takes its
+	// orders the same way.
+	// Its answer to an ordinary text is one ECHO finding, which this tier
+	// redacts.
+	goCfg := withPII(t, hostile(t, wasmbuild.HostileGo), "closed", nil)
+	goCfg.Tiers["test"] = config.Tier{Models: []string{"*"}, PIIDetection: true, Redact: []string{"ECHO"}}
+	goHostile := start(t, goCfg)
+	goHostile.key = goHostile.createClient("app", "research")
+	gc := goHostile.client(goHostile.key)
+	for _, attack := range []string{"panic", "loop", "grow", "bad-offsets", "bad-type"} {
+		_, err := gc.Chat.Completions.New(context.Background(), only(attack))
+		apiError(t, err, http.StatusServiceUnavailable, "guardrail_unavailable")
+		if _, err := gc.Chat.Completions.New(context.Background(), only("fine after "+attack)); err != nil {
+			t.Fatalf("after %s the plugin should serve again: %v", attack, err)
+		}
+	}
+	if logs := goHostile.logs.String(); !strings.Contains(logs, "fail_mode closed") || !strings.Contains(logs, `"plugin":"pii"`) {
+		t.Error("a plugin failing closed must be logged with its name")
+	}
+
 	open := start(t, withPII(t, hostile(t, wasmbuild.HostileRaw), "open", nil))
 	open.key = open.createClient("app", "research")
 	oc := open.client(open.key)
