@@ -87,6 +87,7 @@ func printBanner(cmd *cobra.Command, srv *server.Server) {
 	base := "http://" + srv.Addr() + "/v1"
 	fmt.Fprintf(w, "\nSluice is serving the OpenAI API on %s\n", base)
 	fmt.Fprintf(w, "Admin API on http://%s (token in the data folder's admin.token unless configured)\n", srv.AdminAddr())
+	fmt.Fprintf(w, "Usage dashboard on http://%s/admin/dashboard, metrics on http://%s/metrics\n", srv.AdminAddr(), srv.AdminAddr())
 	if key := srv.DemoKey(); key != "" {
 		fmt.Fprintf(w, "\nTry it with the demo key:\n\n")
 		fmt.Fprintf(w, "  curl %s/chat/completions \\\n    -H 'Authorization: Bearer %s' \\\n    -H 'Content-Type: application/json' \\\n    -d '%s'\n\n",
