@@ -359,7 +359,7 @@ func TestWriteTableShowsLimitsAndPolicy(t *testing.T) {
 	if err := writeTable(&out, r); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"0.72 µs", "130.00 µs", "3.25×", "0.00002", "31.00 µs", "95.00 µs", "1.82×", "not met", "20µs"} {
+	for _, want := range []string{"0.72 µs", "130.00 µs", "3.25×", "1/50000", "31.00 µs", "95.00 µs", "1.82×", "not met", "20µs"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

@@ -254,13 +254,16 @@ func writeLimits(bw *bufio.Writer, l *bench.LimitReport) {
 	fmt.Fprintln(bw, "RTs: Redis commands per call, counted by a hook on the client. × PING: time per request over a bare PING's, in the same rounds.")
 }
 
-// roundTrips prints a count per call: exact when whole, else with enough
-// digits to tell a rare round trip from none.
+// roundTrips prints a count per call: exact when whole, one in so many
+// calls when rare (a flood's cache entry lapsing), else two decimals.
 func roundTrips(n float64) string {
-	if n == float64(int64(n)) {
+	switch {
+	case n == float64(int64(n)):
 		return strconv.FormatInt(int64(n), 10)
+	case n < 0.01:
+		return fmt.Sprintf("1/%.0f", 1/n)
 	}
-	return strconv.FormatFloat(n, 'f', 5, 64)
+	return strconv.FormatFloat(n, 'f', 2, 64)
 }
 
 // writePolicy prints the policy decision section.
