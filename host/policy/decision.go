@@ -225,15 +225,24 @@ func stringField(obj ast.Object, key *ast.Term) (string, error) {
 	return string(s), nil
 }
 
-// intField reads a non-negative integer.
-func intField(obj ast.Object, key *ast.Term) (int64, error) {
+// numberField reads a number.
+func numberField(obj ast.Object, key *ast.Term) (ast.Number, error) {
 	v, err := field(obj, key)
 	if err != nil {
-		return 0, err
+		return "", err
 	}
 	n, ok := v.(ast.Number)
 	if !ok {
-		return 0, fmt.Errorf("field %s is %s, want number", key, ast.ValueName(v))
+		return "", fmt.Errorf("field %s is %s, want number", key, ast.ValueName(v))
+	}
+	return n, nil
+}
+
+// intField reads a non-negative integer.
+func intField(obj ast.Object, key *ast.Term) (int64, error) {
+	n, err := numberField(obj, key)
+	if err != nil {
+		return 0, err
 	}
 	i, ok := n.Int64()
 	if !ok {
@@ -349,13 +358,9 @@ const microsPerUSD = 1_000_000
 // rounded down. The number is read from its decimal text, never through a
 // float, so that 0.1 dollars is exactly 100000 micro-dollars.
 func microsField(obj ast.Object, key *ast.Term) (int64, error) {
-	v, err := field(obj, key)
+	n, err := numberField(obj, key)
 	if err != nil {
 		return 0, err
-	}
-	n, ok := v.(ast.Number)
-	if !ok {
-		return 0, fmt.Errorf("field %s is %s, want number", key, ast.ValueName(v))
 	}
 	if m, ok := parseMicros(string(n)); ok {
 		return m, nil

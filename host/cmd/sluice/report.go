@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -15,6 +16,21 @@ type reportFlags struct {
 	period usage.Range
 	by     string
 	format string
+}
+
+// run resolves the period, opens the store and runs report over it.
+func (f *reportFlags) run(cmd *cobra.Command, g *globals, report func(ctx context.Context, st store.Store, from, to time.Time) error) error {
+	from, to, err := f.query()
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	_, st, _, err := g.openAccounts(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return report(ctx, st, from, to)
 }
 
 // query resolves the period and checks the grouping.
@@ -45,21 +61,13 @@ Subcommands chart the same period over time (series) or count refused requests (
   sluice report --from 2026-11-01 --to 2026-11-30 --by client --format csv > november.csv`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			from, to, err := f.query()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			_, st, _, err := g.openAccounts(ctx)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			rows, err := st.Report(ctx, store.ReportQuery{From: from, To: to, GroupBy: f.by})
-			if err != nil {
-				return err
-			}
-			return usage.WriteReport(cmd.OutOrStdout(), rows, f.by, f.format)
+			return f.run(cmd, g, func(ctx context.Context, st store.Store, from, to time.Time) error {
+				rows, err := st.Report(ctx, store.ReportQuery{From: from, To: to, GroupBy: f.by})
+				if err != nil {
+					return err
+				}
+				return usage.WriteReport(cmd.OutOrStdout(), rows, f.by, f.format)
+			})
 		},
 	}
 	pf := cmd.PersistentFlags()
@@ -89,21 +97,13 @@ the report flags. Buckets without requests are left out.`,
 			if !ok {
 				return fmt.Errorf("--every %q: expected hour or day", every)
 			}
-			from, to, err := f.query()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			_, st, _, err := g.openAccounts(ctx)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			points, err := st.UsageSeries(ctx, store.SeriesQuery{From: from, To: to, Bucket: bucket, GroupBy: f.by})
-			if err != nil {
-				return err
-			}
-			return usage.WriteSeries(cmd.OutOrStdout(), points, f.by, f.format)
+			return f.run(cmd, g, func(ctx context.Context, st store.Store, from, to time.Time) error {
+				points, err := st.UsageSeries(ctx, store.SeriesQuery{From: from, To: to, Bucket: bucket, GroupBy: f.by})
+				if err != nil {
+					return err
+				}
+				return usage.WriteSeries(cmd.OutOrStdout(), points, f.by, f.format)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&every, "every", "day", "bucket width: hour or day")
@@ -119,21 +119,13 @@ rate_limit_exceeded, budget_exceeded, pii_detected, upstream_error, ...), most f
 		Example: `  sluice report denials --day 2026-11-28`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			from, to, err := f.query()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			_, st, _, err := g.openAccounts(ctx)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			counts, err := st.DenialCounts(ctx, from, to)
-			if err != nil {
-				return err
-			}
-			return usage.WriteDenials(cmd.OutOrStdout(), counts, f.format)
+			return f.run(cmd, g, func(ctx context.Context, st store.Store, from, to time.Time) error {
+				counts, err := st.DenialCounts(ctx, from, to)
+				if err != nil {
+					return err
+				}
+				return usage.WriteDenials(cmd.OutOrStdout(), counts, f.format)
+			})
 		},
 	}
 }
