@@ -185,51 +185,62 @@ func newReserveCommit(ctx context.Context, b limits.Backend, trips *atomic.Int64
 	return o
 }
 
-// measureOps runs each op for the round's duration, in turn, for every
-// round, and returns the median figures of each: ops measured together see
-// the same drift of a shared machine.
+// slicesPerRound is how many turns each op gets in a round: the ops take
+// turns in short slices, so that a neighbour's burst on the shared machine
+// falls on all of them alike rather than on whichever ran at the time.
+const slicesPerRound = 10
+
+// measureOps runs the ops in turn, a slice of the round's duration each,
+// for every round, and returns the median figures of each.
 func measureOps(ctx context.Context, s LimitSettings, ops []*limitOp) ([]LimitFigure, error) {
 	type sample struct {
 		perOp, reserve, commit      []time.Duration
 		allocs, rtReserve, rtCommit []float64
 	}
 	samples := make([]sample, len(ops))
+	slice := s.Duration / slicesPerRound
 	var ms runtime.MemStats
-	for round := range s.Rounds {
-		for k := range ops {
-			i := (k + round) % len(ops)
-			o := ops[i]
+	for range s.Rounds {
+		for _, o := range ops {
 			for range 64 { // warm: connections, caches, buffers
 				if err := o.run(); err != nil {
 					return nil, fmt.Errorf("limits benchmark: %w", err)
 				}
 			}
 			o.reset()
-			runtime.GC() // each op pays for its own garbage, not the previous one's
-			runtime.ReadMemStats(&ms)
-			mallocs := ms.Mallocs
-			n := 0
-			start := time.Now()
-			for time.Since(start) < s.Duration {
-				for range 16 {
-					if err := o.run(); err != nil {
-						return nil, fmt.Errorf("limits benchmark: %w", err)
+		}
+		elapsed, mallocs, calls := make([]time.Duration, len(ops)), make([]uint64, len(ops)), make([]uint64, len(ops))
+		runtime.GC()
+		for range slicesPerRound {
+			for i, o := range ops {
+				runtime.ReadMemStats(&ms)
+				before := ms.Mallocs
+				start := time.Now()
+				for time.Since(start) < slice {
+					for range 16 {
+						if err := o.run(); err != nil {
+							return nil, fmt.Errorf("limits benchmark: %w", err)
+						}
 					}
+					calls[i] += 16
 				}
-				n += 16
+				elapsed[i] += time.Since(start)
+				runtime.ReadMemStats(&ms)
+				mallocs[i] += ms.Mallocs - before
 			}
-			elapsed := time.Since(start)
-			runtime.ReadMemStats(&ms)
-			sm := &samples[i]
-			sm.perOp = append(sm.perOp, elapsed/time.Duration(n))
-			sm.reserve = append(sm.reserve, o.reserve/time.Duration(n))
-			sm.commit = append(sm.commit, o.commit/time.Duration(n))
-			sm.allocs = append(sm.allocs, float64(ms.Mallocs-mallocs)/float64(n))
-			sm.rtReserve = append(sm.rtReserve, float64(o.reserveTrips)/float64(n))
-			sm.rtCommit = append(sm.rtCommit, float64(o.commitTrips)/float64(n))
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
+		}
+		for i, o := range ops {
+			n := calls[i]
+			sm := &samples[i]
+			sm.perOp = append(sm.perOp, elapsed[i]/time.Duration(n))
+			sm.reserve = append(sm.reserve, o.reserve/time.Duration(n))
+			sm.commit = append(sm.commit, o.commit/time.Duration(n))
+			sm.allocs = append(sm.allocs, float64(mallocs[i])/float64(n))
+			sm.rtReserve = append(sm.rtReserve, float64(o.reserveTrips)/float64(n))
+			sm.rtCommit = append(sm.rtCommit, float64(o.commitTrips)/float64(n))
 		}
 	}
 	out := make([]LimitFigure, len(ops))
