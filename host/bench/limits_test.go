@@ -18,19 +18,19 @@ func TestMeasureLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Memory.PerOp <= 0 || r.Memory.PerOp > time.Millisecond || r.Memory.ReserveRoundTrips != 0 {
+	if r.Memory.PerOp <= 0 || r.Memory.PerOp > time.Millisecond || r.Memory.ReserveRoundTrips != 0 || r.Memory.AimMet != nil {
 		t.Errorf("memory figure %+v", r.Memory)
 	}
 	if r.Redis == nil || r.Flood == nil || r.Ping == nil || r.RedisSkipped != "" {
 		t.Fatalf("no Redis figures with a Redis server: %+v", r)
 	}
-	if r.Redis.ReserveRoundTrips != 1 || r.Redis.CommitRoundTrips != 1 || !r.Redis.AimMet {
+	if r.Redis.ReserveRoundTrips != 1 || r.Redis.CommitRoundTrips != 1 || !*r.Redis.AimMet {
 		t.Errorf("reserve and commit cost %.2f and %.2f round trips, want 1 each", r.Redis.ReserveRoundTrips, r.Redis.CommitRoundTrips)
 	}
 	if r.Ping.ReserveRoundTrips != 1 {
 		t.Errorf("a PING counted as %.2f round trips: the hook miscounts", r.Ping.ReserveRoundTrips)
 	}
-	if r.Flood.ReserveRoundTrips > MaxFloodRoundTrips || !r.Flood.AimMet {
+	if r.Flood.ReserveRoundTrips > MaxFloodRoundTrips || !*r.Flood.AimMet {
 		t.Errorf("a flood against a spent budget costs %.4f round trips per request", r.Flood.ReserveRoundTrips)
 	}
 	// Two script calls cannot take less than one bare round trip.

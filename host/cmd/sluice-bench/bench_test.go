@@ -341,13 +341,14 @@ func TestLimitsAndPolicyNeedNoBuild(t *testing.T) {
 
 func TestWriteTableShowsLimitsAndPolicy(t *testing.T) {
 	us := func(f float64) time.Duration { return time.Duration(f * float64(time.Microsecond)) }
+	met := true
 	r := &report{Machine: thisMachine(),
 		Limits: &bench.LimitReport{
 			Memory: bench.LimitFigure{What: "memory", PerOp: us(0.72), Reserve: us(0.5), Commit: us(0.2)},
-			Ping:   &bench.LimitFigure{What: "ping", PerOp: us(40), ReserveRoundTrips: 1, PingRatio: 1, AimMet: true},
+			Ping:   &bench.LimitFigure{What: "ping", PerOp: us(40), ReserveRoundTrips: 1, PingRatio: 1},
 			Redis: &bench.LimitFigure{What: "redis", PerOp: us(130), Reserve: us(70), Commit: us(60), AllocsPerOp: 52,
-				ReserveRoundTrips: 1, CommitRoundTrips: 1, PingRatio: 3.25, AimMet: true},
-			Flood: &bench.LimitFigure{What: "flood", PerOp: us(0.9), ReserveRoundTrips: 0.00002, PingRatio: 0.0225, AimMet: true},
+				ReserveRoundTrips: 1, CommitRoundTrips: 1, PingRatio: 3.25, AimMet: &met},
+			Flood: &bench.LimitFigure{What: "flood", PerOp: us(0.9), ReserveRoundTrips: 0.00002, PingRatio: 0.0225, AimMet: &met},
 		},
 		Policy: &bench.PolicyReport{
 			Decisions: []bench.DecisionFigure{{Case: "first", Outcome: "allowed", P50: us(31), P99: us(95), PerOp: us(36),

@@ -229,6 +229,9 @@ func writeLimits(bw *bufio.Writer, l *bench.LimitReport) {
 	fmt.Fprintf(bw, format, "backend", "per request", "reserve", "commit", "allocs", "reserve RTs", "commit RTs", "× PING", "aim", "what")
 	row := func(name string, f *bench.LimitFigure, redis bool) {
 		reserve, commit, rtR, rtC, ratio, aim := "", "", "", "", "", "–"
+		if f.AimMet != nil {
+			aim = metWord(*f.AimMet)
+		}
 		if f.Reserve > 0 {
 			reserve = micros(f.Reserve)
 		}
@@ -236,7 +239,7 @@ func writeLimits(bw *bufio.Writer, l *bench.LimitReport) {
 			commit = micros(f.Commit)
 		}
 		if redis {
-			rtR, rtC, ratio, aim = roundTrips(f.ReserveRoundTrips), roundTrips(f.CommitRoundTrips), fmt.Sprintf("%.2f×", f.PingRatio), metWord(f.AimMet)
+			rtR, rtC, ratio = roundTrips(f.ReserveRoundTrips), roundTrips(f.CommitRoundTrips), fmt.Sprintf("%.2f×", f.PingRatio)
 			if f.Commit == 0 {
 				rtC = ""
 			}
