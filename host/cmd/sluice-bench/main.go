@@ -116,7 +116,7 @@ proxy, all on loopback. Run from the repository root after make build.
 	fs.DurationVar(&o.pluginRound, "plugin-round", 300*time.Millisecond, "time of one round of one plugin figure")
 	fs.DurationVar(&o.limitRound, "limit-round", 300*time.Millisecond, "time of one round of one limiter figure")
 	fs.IntVar(&o.policyCalls, "policy-calls", 3000, "decisions timed one by one per policy case and round")
-	fs.StringVar(&o.redisURL, "redis", os.Getenv("SLUICE_TEST_REDIS"), "Redis server for the limiter's Redis figures (keys under a random prefix, removed after); empty skips them")
+	fs.StringVar(&o.redisURL, "redis", os.Getenv("SLUICE_TEST_REDIS"), "Redis server for the limiter's Redis figures, by default $SLUICE_TEST_REDIS (keys under a random prefix, removed after); empty skips them")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
