@@ -268,6 +268,11 @@ func newRedisBench(ctx context.Context, url string) (*redisBench, error) {
 	if err != nil {
 		return nil, fmt.Errorf("limits benchmark: redis url: %w", err)
 	}
+	if o.Network != "unix" {
+		if err := CheckLoopback(o.Addr); err != nil {
+			return nil, fmt.Errorf("limits benchmark: redis: %w", err)
+		}
+	}
 	// As limits.NewRedis sets up its own client, with a timeout generous
 	// enough for a loaded machine: a slow round trip is a figure, not an
 	// error.

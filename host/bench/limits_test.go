@@ -48,3 +48,12 @@ func TestMeasureLimitsWithoutRedis(t *testing.T) {
 		t.Errorf("without a Redis server: %+v; want the memory figure and why Redis was skipped", r)
 	}
 }
+
+// TestMeasureLimitsStaysOnThisMachine holds the limits section to the
+// tool's rule: load goes to loopback only.
+func TestMeasureLimitsStaysOnThisMachine(t *testing.T) {
+	_, err := MeasureLimits(context.Background(), LimitSettings{RedisURL: "redis://192.0.2.1:6379/0", Rounds: 1, Duration: time.Millisecond})
+	if err == nil {
+		t.Error("measured against a Redis server off this machine")
+	}
+}
