@@ -65,6 +65,21 @@ type RedisOptions struct {
 	// (default 10s) with the count of those suppressed. Default: discarded.
 	Log      *slog.Logger
 	LogEvery time.Duration
+	// BackgroundCommit runs commits on a goroutine of the limiter's instead
+	// of the caller's, so that a request's path holds one round trip (the
+	// reserve) rather than two. Until a commit lands, its scopes carry the
+	// reservation's estimate: budgets are held a little longer, never
+	// overspent. Close runs the commits still queued.
+	BackgroundCommit bool
+}
+
+// commitQueue is the depth of BackgroundCommit's queue; a caller that finds
+// it full commits on its own goroutine instead of waiting.
+const commitQueue = 4096
+
+type commitJob struct {
+	res  Reservation
+	used Cost
 }
 
 // RedisStats are a Redis limiter's counters, for metrics. Each is cumulative
@@ -128,6 +143,13 @@ type Redis struct {
 	stop       chan struct{}
 	stopped    chan struct{}
 	closeOnce  sync.Once
+
+	// commits feeds the BackgroundCommit goroutine; nil without it.
+	// commitMu orders sends on commits against its close.
+	commits   chan commitJob
+	commitMu  sync.RWMutex
+	committer sync.WaitGroup
+	closing   bool
 
 	errors, failModeReserves, cacheDenials           atomic.Uint64
 	commitsDeferred, commitsReplayed, commitsDropped atomic.Uint64
@@ -236,6 +258,16 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 		return nil, fmt.Errorf("limits: exhausted cache: %w", err)
 	}
 	r.cache = cache
+	if opts.BackgroundCommit {
+		r.commits = make(chan commitJob, commitQueue)
+		r.committer.Add(1)
+		go func() {
+			defer r.committer.Done()
+			for job := range r.commits {
+				r.commit(job.res, job.used)
+			}
+		}()
+	}
 	// Loading the scripts now saves the first requests an EVALSHA that fails
 	// with NOSCRIPT; if Redis is down, Run falls back to EVAL later.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -326,6 +358,26 @@ func (r *Redis) Commit(res Reservation, used Cost) {
 	if res.n == 0 {
 		return
 	}
+	if r.commits != nil {
+		r.commitMu.RLock()
+		queued := false
+		if !r.closing {
+			select {
+			case r.commits <- commitJob{res, used}:
+				queued = true
+			default: // the queue is full: commit here rather than wait
+			}
+		}
+		r.commitMu.RUnlock()
+		if queued {
+			return
+		}
+	}
+	r.commit(res, used)
+}
+
+// commit reconciles a reservation in Redis now.
+func (r *Redis) commit(res Reservation, used Cost) {
 	used = used.clamp()
 	if res.local {
 		r.local.Commit(res, used)
@@ -427,6 +479,15 @@ func (r *Redis) Stats() RedisStats {
 func (r *Redis) Close() error {
 	var err error
 	r.closeOnce.Do(func() {
+		if r.commits != nil {
+			// Commits still queued land before the replay loop stops, so
+			// that one Redis cannot reach goes to the pending set it flushes.
+			r.commitMu.Lock()
+			r.closing = true
+			close(r.commits)
+			r.commitMu.Unlock()
+			r.committer.Wait()
+		}
 		close(r.stop)
 		<-r.stopped
 		r.cache.Close()

@@ -399,3 +399,56 @@ func TestRedisOutageFailLocal(t *testing.T) {
 		t.Fatalf("day tokens in redis = %d, want %d", got, want)
 	}
 }
+
+// With BackgroundCommit, a request's path holds one round trip, and Close
+// lands every commit still queued.
+func TestRedisBackgroundCommit(t *testing.T) {
+	prefix := randomPrefix()
+	r := newTestRedis(t, RedisOptions{Prefix: prefix, BackgroundCommit: true})
+	onPath := &pathRoundTrips{}
+	r.client.AddHook(onPath)
+	ctx := context.WithValue(context.Background(), requestPath{}, true)
+	scopes := []Scope{{Name: "client", Key: "client:bg", Limits: Limits{DailyTokens: 1000}}}
+	const n = 20
+	for range n {
+		before := onPath.n.Load()
+		res, out, err := r.Reserve(ctx, scopes, Cost{Tokens: 40})
+		if err != nil || out.Denial != nil {
+			t.Fatalf("reserve: %v %v", err, out.Denial)
+		}
+		r.Commit(res, Cost{Tokens: 10})
+		if got := onPath.n.Load() - before; got != 1 {
+			t.Fatalf("the request path made %d round trips, want 1", got)
+		}
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	check := newTestRedis(t, RedisOptions{Prefix: prefix})
+	u, err := check.Peek(context.Background(), "client:bg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u[0].DayTokens != n*10 {
+		t.Fatalf("after Close the day holds %d tokens, want %d: every queued commit must land", u[0].DayTokens, n*10)
+	}
+}
+
+// requestPath marks the context of calls made on a request's path.
+type requestPath struct{}
+
+// pathRoundTrips counts the commands sent with a requestPath context.
+type pathRoundTrips struct{ n atomic.Int64 }
+
+func (h *pathRoundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *pathRoundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if ctx.Value(requestPath{}) != nil {
+			h.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *pathRoundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}

@@ -583,6 +583,8 @@ func openLimiter(ctx context.Context, cfg *config.Config, st store.Store, log *s
 		r, err := limits.NewRedis(limits.RedisOptions{
 			URL: cfg.Limits.Redis.URL, Timeout: cfg.Limits.Redis.Timeout.D(),
 			FailMode: limits.FailMode(cfg.Limits.Redis.FailMode), Log: log.With("component", "limits"),
+			// The reconcile leaves the request path: one round trip per request.
+			BackgroundCommit: true,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("limits.redis: %w", err)
