@@ -14,7 +14,8 @@ import (
 	"github.com/sluicehq/sluice/host/config"
 )
 
-const rpm = 5 // the RPM of the tier the outage tests count against
+// outageRPM is the RPM of the tier the outage tests count against.
+const outageRPM = 5
 
 // outage runs a load of unlimited requests through gateways, stops Redis in
 // the middle of it, and returns the answers and the moment Redis died.
@@ -59,7 +60,7 @@ func TestRedisOutageDenies(t *testing.T) {
 	cfg := baseConfig(t)
 	useRedis(cfg, rds, "deny")
 	cfg.Upstreams[0].Latency = config.Duration(20 * time.Millisecond)
-	cfg.Tiers["rpm"] = config.Tier{Models: []string{"*"}, Budget: config.Budget{RPM: rpm}}
+	cfg.Tiers["rpm"] = config.Tier{Models: []string{"*"}, Budget: config.Budget{RPM: outageRPM}}
 	g := startGateway(t, cfg)
 	key, _ := g.createClient("app", "eng", "open")
 
@@ -101,12 +102,12 @@ func TestRedisOutageDenies(t *testing.T) {
 	}
 	back := time.Since(restarted)
 	fresh, _ := g.createClient("fresh", "eng", "rpm")
-	after := tally(askAll([]openai.Client{g.client(fresh)}, 2*rpm, 20))
-	if after["200"] != rpm || after["429 rate_limit_exceeded"] != rpm {
-		t.Fatalf("after Redis came back, %d requests against an RPM of %d: %v; want exactly %d admitted", 2*rpm, rpm, after, rpm)
+	after := tally(askAll([]openai.Client{g.client(fresh)}, 2*outageRPM, 20))
+	if after["200"] != outageRPM || after["429 rate_limit_exceeded"] != outageRPM {
+		t.Fatalf("after Redis came back, %d requests against an RPM of %d: %v; want exactly %d admitted", 2*outageRPM, outageRPM, after, outageRPM)
 	}
 	t.Logf("fail_mode deny: %v during the load; served again %v after Redis restarted; then %v against an RPM of %d",
-		counts, back.Round(time.Millisecond), after, rpm)
+		counts, back.Round(time.Millisecond), after, outageRPM)
 }
 
 // TestRedisOutageFallsBackToLocalLimits stops Redis under load on two replicas
@@ -118,7 +119,7 @@ func TestRedisOutageFallsBackToLocalLimits(t *testing.T) {
 	const daily = 100_000
 	cfg, rds := replicaConfig(t)
 	cfg.Limits.Redis.FailMode = "local"
-	cfg.Tiers["rpm"] = config.Tier{Models: []string{"*"}, Budget: config.Budget{RPM: rpm}}
+	cfg.Tiers["rpm"] = config.Tier{Models: []string{"*"}, Budget: config.Budget{RPM: outageRPM}}
 	cfg.Tiers["daily"] = config.Tier{Models: []string{"*"}, Budget: config.Budget{DailyTokens: daily}}
 	a := startGateway(t, cfg)
 	b := startGateway(t, replicaOf(t, cfg))
@@ -132,16 +133,16 @@ func TestRedisOutageFallsBackToLocalLimits(t *testing.T) {
 
 	// Each replica admits the RPM on its own while Redis is down.
 	limited, _ := a.createClient("limited", "eng", "rpm")
-	during := askAll([]openai.Client{a.client(limited), b.client(limited)}, 4*rpm, 20)
+	during := askAll([]openai.Client{a.client(limited), b.client(limited)}, 4*outageRPM, 20)
 	perReplica := [2]int{}
 	for i, an := range during {
 		if an.status == http.StatusOK {
 			perReplica[i%2]++
 		}
 	}
-	if c := tally(during); c["200"] != 2*rpm || c["429 rate_limit_exceeded"] != 2*rpm || perReplica != [2]int{rpm, rpm} {
+	if c := tally(during); c["200"] != 2*outageRPM || c["429 rate_limit_exceeded"] != 2*outageRPM || perReplica != [2]int{outageRPM, outageRPM} {
 		t.Fatalf("during the outage, %d requests over two replicas against an RPM of %d: %v, %v per replica; want %d on each",
-			4*rpm, rpm, c, perReplica, rpm)
+			4*outageRPM, outageRPM, c, perReplica, outageRPM)
 	}
 	// Tokens spent during the outage, to be charged to Redis when it returns.
 	spender, _ := a.createClient("spender", "eng", "daily")
@@ -177,10 +178,10 @@ func TestRedisOutageFallsBackToLocalLimits(t *testing.T) {
 	back := time.Since(restarted)
 
 	fresh, _ := a.createClient("fresh", "eng", "rpm")
-	after := tally(askAll([]openai.Client{a.client(fresh), b.client(fresh)}, 4*rpm, 20))
-	if after["200"] != rpm || after["429 rate_limit_exceeded"] != 3*rpm {
+	after := tally(askAll([]openai.Client{a.client(fresh), b.client(fresh)}, 4*outageRPM, 20))
+	if after["200"] != outageRPM || after["429 rate_limit_exceeded"] != 3*outageRPM {
 		t.Fatalf("after Redis came back, %d requests over two replicas against an RPM of %d: %v; want exactly %d admitted",
-			4*rpm, rpm, after, rpm)
+			4*outageRPM, outageRPM, after, outageRPM)
 	}
 
 	// The outage's spending reaches the budget in Redis (Redis lost its
@@ -201,7 +202,7 @@ func TestRedisOutageFallsBackToLocalLimits(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("fail_mode local: load served throughout; RPM %d gave %v per replica during the outage; both replicas counted in Redis %v after it restarted; then %v; %d tokens spent during the outage charged (%d of %d remain)",
-		rpm, perReplica, back.Round(time.Millisecond), after, spent, remaining, daily)
+		outageRPM, perReplica, back.Round(time.Millisecond), after, spent, remaining, daily)
 }
 
 // TestRedisCountersSurviveAGatewayRestart restarts the only gateway: the

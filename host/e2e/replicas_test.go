@@ -91,7 +91,7 @@ func TestReplicasShareLimits(t *testing.T) {
 		key, keyID := a.createClient("leaver", "ops", "open")
 		ca, cb := a.client(key), b.client(key)
 		// Both replicas now hold the key's client context in their caches;
-		// the other replica's entry is at most ttl old when it lapses.
+		// the other replica's entry lapses at most ttl after cached.
 		cached := time.Now()
 		for i, c := range []openai.Client{cb, ca} {
 			if an := ask(c, maxTokens); an.status != http.StatusOK {
