@@ -59,9 +59,6 @@ func TestConcurrentRequestsStayWithinTheBudget(t *testing.T) {
 // TestServesWithTheDecisionLogOff serves a request with policy.decision_log
 // "off", the setting the example configuration documents for disabling it.
 func TestServesWithTheDecisionLogOff(t *testing.T) {
-	t.Skip("bug: the first request panics the gateway: host/server/server.go passes s.decisions, a nil *policy.DecisionLog " +
-		"when decision_log is off, as proxy.Options.DecisionLog (an interface), so the nil checks in host/proxy/admit.go and " +
-		"respond.go pass and (*policy.DecisionLog).Record dereferences nil")
 	cfg := baseConfig(t)
 	cfg.Policy.DecisionLog = "off"
 	g := startGateway(t, cfg)

@@ -125,9 +125,6 @@ func TestReplicasShareLimits(t *testing.T) {
 	})
 
 	t.Run("report", func(t *testing.T) {
-		t.Skip("bug: `sluice report` (and clients, keys) open SQLite whatever store.driver says: " +
-			"host/cmd/sluice/root.go openAccounts calls store.OpenSQLite(cfg.StorePath()) instead of store.Open(cfg.Store.Driver, …), " +
-			"so with store.driver postgres they read and write an empty <data_dir>/sluice.db")
 		// `sluice report` with the replicas' configuration reads their ledger.
 		want := a.usage("department", b)
 		got := parseReport(t, sluiceCLI(t, "report", "--config", a.cfgPath, "--by", "department", "--format", "json"))

@@ -314,3 +314,14 @@ func TestReadinessTurnsFalseWhileDraining(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestDecisionLogOff(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), open)
+	cfg.Policy.DecisionLog = "off"
+	h := start(t, cfg)
+	h.key = h.createClient("app", "research")
+	c := h.client(h.key)
+	if _, err := c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "no decision log")); err != nil {
+		t.Fatalf("a gateway without a decision log must serve: %v", err)
+	}
+}

@@ -93,7 +93,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	if s.store, err = openStore(ctx, cfg); err != nil {
+	if s.store, err = OpenStore(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	s.ledger = usage.NewLedger(s.store, usage.LedgerOptions{}, log)
@@ -133,8 +133,14 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	if err := s.startTelemetry(ctx); err != nil {
 		return nil, err
 	}
+	// A nil *policy.DecisionLog in the interface would not be a nil
+	// interface: pass one only when the log is on.
+	var decisions proxy.DecisionLog
+	if s.decisions != nil {
+		decisions = s.decisions
+	}
 	s.gateway = proxy.New(proxy.Options{
-		Config: cfg, Authenticator: s.auth, Decider: s.policy, DecisionLog: s.decisions, Guards: guards,
+		Config: cfg, Authenticator: s.auth, Decider: s.policy, DecisionLog: decisions, Guards: guards,
 		Metrics: s.metrics, Tracer: s.tracer,
 		Limiter: s.limiter, Router: s.router, Recorder: s.ledger, Log: log,
 	})
@@ -567,8 +573,9 @@ func guardOf(p *plugin.Slot, failOpen bool) proxy.Guard {
 	}
 }
 
-// openStore opens the configured store: a SQLite file, or PostgreSQL.
-func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+// OpenStore opens the configured store: a SQLite file, or PostgreSQL. The
+// CLI opens the same store as a running server through it.
+func OpenStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 	if cfg.Store.Driver == store.DriverPostgres {
 		return store.Open(ctx, store.DriverPostgres, cfg.Store.DSN)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluicehq/sluice/host/accounts"
 	"github.com/sluicehq/sluice/host/config"
+	"github.com/sluicehq/sluice/host/server"
 	"github.com/sluicehq/sluice/host/store"
 )
 
@@ -68,7 +69,7 @@ func (g *globals) openAccounts(ctx context.Context) (*config.Config, store.Store
 	if err := os.MkdirAll(cfg.Resolve(cfg.DataDir), 0o700); err != nil {
 		return nil, nil, nil, err
 	}
-	st, err := store.OpenSQLite(ctx, cfg.StorePath())
+	st, err := server.OpenStore(ctx, cfg)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("store: %w", err)
 	}
