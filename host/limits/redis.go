@@ -133,6 +133,8 @@ type Redis struct {
 	// downUntil is 0 while Redis answers; after a failure, the UnixNano
 	// before which no request tries Redis again.
 	downUntil atomic.Int64
+	// streak counts the calls that failed in a row.
+	streak atomic.Int32
 	keyCache  sync.Map // scope key → prefixed Redis key
 
 	pendingMu  sync.Mutex
@@ -520,11 +522,23 @@ func (r *Redis) failed(ctx context.Context, err error) {
 		r.warn("redis call failed", err)
 		return
 	}
+	// One timed-out call on a busy machine is not an outage: the circuit
+	// opens (and every request takes the fail mode for RetryEvery) only
+	// after tripAfter failures in a row.
+	if r.streak.Add(1) < tripAfter && r.downUntil.Load() == 0 {
+		r.warn("redis call failed", err)
+		return
+	}
 	r.downUntil.Store(time.Now().Add(r.retry).UnixNano())
 	r.warn("redis unreachable; limits follow the fail mode", err)
 }
 
+// tripAfter is how many Redis calls in a row must fail before Redis counts
+// as unreachable.
+const tripAfter = 3
+
 func (r *Redis) succeeded() {
+	r.streak.Store(0)
 	if r.downUntil.Load() != 0 && r.downUntil.Swap(0) != 0 {
 		r.log.Info("redis reachable again; limits counted in redis", "pending_commits", r.Stats().Pending)
 		r.kick()

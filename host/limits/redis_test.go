@@ -452,3 +452,29 @@ func (h *pathRoundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (h *pathRoundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return next
 }
+
+// A single failed call is not an outage: the circuit opens after tripAfter
+// failures in a row, so one slow dial on a busy machine does not turn away
+// every request for RetryEvery.
+func TestRedisCircuitOpensAfterFailuresInARow(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now: every dial is refused
+	r, err := NewRedis(RedisOptions{URL: "redis://" + addr + "/0", RetryEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	scopes := []Scope{{Name: "client", Key: "client:c", Limits: Limits{RPM: 10}}}
+	for i := 1; i <= tripAfter; i++ {
+		if _, _, err := r.Reserve(context.Background(), scopes, Cost{Tokens: 1}); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("reserve %d: %v, want ErrUnavailable (fail mode deny)", i, err)
+		}
+		if down := r.Stats().Down; down != (i == tripAfter) {
+			t.Fatalf("after %d failures in a row Down = %v", i, down)
+		}
+	}
+}
