@@ -74,7 +74,8 @@
 //
 // # When Redis is unreachable
 //
-// A failed call opens a circuit: for RetryEvery (500ms) requests do not try
+// Three failed calls in a row open a circuit (one slow call on a busy machine
+// is not an outage): for RetryEvery (500ms) requests do not try
 // Redis, then a single request tries again. Meanwhile the fail mode applies:
 // FailDeny refuses requests with ErrUnavailable (503 limits_unavailable), and
 // FailLocal checks them against an in-process Memory limiter with the same
