@@ -134,8 +134,8 @@ type Redis struct {
 	// before which no request tries Redis again.
 	downUntil atomic.Int64
 	// streak counts the calls that failed in a row.
-	streak atomic.Int32
-	keyCache  sync.Map // scope key → prefixed Redis key
+	streak   atomic.Int32
+	keyCache sync.Map // scope key → prefixed Redis key
 
 	pendingMu  sync.Mutex
 	pending    map[pendingKey]*pendingCommit
