@@ -3,16 +3,12 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,7 +25,6 @@ import (
 	"github.com/openai/openai-go/v3/option"
 
 	"github.com/sluicehq/sluice/host/config"
-	"github.com/sluicehq/sluice/host/internal/testenv"
 )
 
 // sluiceBin is the sluice binary, built once by TestMain for every test.
@@ -555,36 +550,4 @@ func (r *redisServer) command(cmd string) (string, error) {
 	}
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	return strings.TrimRight(line, "\r\n"), err
-}
-
-// newPostgresSchema creates a schema of the test's own in the test database
-// and returns a DSN whose search_path selects it, so that tests and packages
-// running at the same time never meet. The schema is dropped at the end.
-func newPostgresSchema(t testing.TB) string {
-	t.Helper()
-	base := testenv.Postgres(t)
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "sluice_e2e_" + hex.EncodeToString(b)
-	db, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := db.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("SLUICE_TEST_POSTGRES is not a URL: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }

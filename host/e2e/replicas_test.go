@@ -8,13 +8,14 @@ import (
 	"github.com/openai/openai-go/v3"
 
 	"github.com/sluicehq/sluice/host/config"
+	"github.com/sluicehq/sluice/host/internal/testenv"
 )
 
 // replicaConfig is a gateway that keeps its state in a PostgreSQL schema and
 // a Redis server of the test's own, as replicas behind one load balancer do.
 func replicaConfig(t *testing.T) (*config.Config, *redisServer) {
 	t.Helper()
-	dsn := newPostgresSchema(t)
+	dsn := testenv.PostgresSchema(t)
 	rds := startRedis(t)
 	cfg := baseConfig(t)
 	cfg.Store = config.Store{Driver: "postgres", DSN: dsn}

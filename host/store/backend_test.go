@@ -2,10 +2,7 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
-	"net/url"
 	"path/filepath"
 	"testing"
 
@@ -38,38 +35,11 @@ var sqliteBackend = backend{
 
 var postgresBackend = backend{
 	name:  "postgres",
-	newDB: newPostgresSchema,
+	newDB: testenv.PostgresSchema,
 	open:  OpenPostgres,
 	raw: func(t testing.TB, loc string) *sql.DB {
 		return rawOpen(t, "pgx", loc)
 	},
-}
-
-// newPostgresSchema creates a schema of its own for one test, so that tests
-// and packages running in parallel against one server never meet, and
-// returns a DSN whose search_path selects it. The schema is dropped at the end.
-func newPostgresSchema(t testing.TB) string {
-	base := testenv.Postgres(t)
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "sluice_test_" + hex.EncodeToString(b)
-	admin := rawOpen(t, "pgx", base)
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("SLUICE_TEST_POSTGRES is not a URL: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 func rawOpen(t testing.TB, driver, loc string) *sql.DB {

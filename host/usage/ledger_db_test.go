@@ -2,11 +2,8 @@ package usage
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
-	"net/url"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -40,32 +37,13 @@ func sqliteDB(t testing.TB) db {
 // postgresDB opens a store in a new schema, dropped when the test ends, so
 // that packages testing in parallel against one server never meet.
 func postgresDB(t testing.TB) db {
-	base := testenv.Postgres(t)
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "sluice_test_" + hex.EncodeToString(b)
-	admin := rawOpen(t, "pgx", base)
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	st, err := store.OpenPostgres(context.Background(), u.String())
+	dsn := testenv.PostgresSchema(t)
+	st, err := store.OpenPostgres(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	return db{name: "postgres", st: st, raw: rawOpen(t, "pgx", u.String())}
+	return db{name: "postgres", st: st, raw: rawOpen(t, "pgx", dsn)}
 }
 
 func rawOpen(t testing.TB, driver, dsn string) *sql.DB {

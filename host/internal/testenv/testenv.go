@@ -8,8 +8,14 @@
 package testenv
 
 import (
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/url"
 	"os"
 	"testing"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 )
 
 // Redis returns the URL of the test Redis server (a database of its own, which
@@ -37,4 +43,38 @@ func need(t testing.TB, env, what string) string {
 	}
 	t.Skip(msg)
 	return ""
+}
+
+// PostgresSchema creates a schema of the test's own in the test database and
+// returns a connection string whose search_path selects it, so that tests
+// and packages running at the same time never meet. The schema is dropped
+// when the test ends.
+func PostgresSchema(t testing.TB) string {
+	t.Helper()
+	base := Postgres(t)
+	b := make([]byte, 6)
+	rand.Read(b)
+	schema := "sluice_test_" + hex.EncodeToString(b)
+	db, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE SCHEMA ` + schema); err != nil {
+		db.Close()
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		if _, err := db.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+		db.Close()
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("SLUICE_TEST_POSTGRES is not a URL: %v", err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
