@@ -41,7 +41,7 @@ func TestExampleParses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Plugins) != 2 || c.Plugins[1].Config["categories"] == nil {
+	if len(c.Plugins) != 3 || c.Plugins[1].Config["categories"] == nil || c.Plugins[2].Name != "promptguard" {
 		t.Fatalf("plugins = %+v", c.Plugins)
 	}
 	if c.Auth.CacheTTL.D() != 30*time.Second {
