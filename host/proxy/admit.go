@@ -242,6 +242,12 @@ func findingSummary(fs []policy.Finding) string {
 	for _, f := range fs {
 		counts[f.Type] += f.Count
 	}
+	return typeCounts(counts, "")
+}
+
+// typeCounts writes counts per finding type as prefixTYPE:n, comma
+// separated, in type order.
+func typeCounts(counts map[string]int, prefix string) string {
 	types := make([]string, 0, len(counts))
 	for t := range counts {
 		types = append(types, t)
@@ -252,7 +258,7 @@ func findingSummary(fs []policy.Finding) string {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		fmt.Fprintf(&b, "%s:%d", t, counts[t])
+		fmt.Fprintf(&b, "%s%s:%d", prefix, t, counts[t])
 	}
 	return b.String()
 }

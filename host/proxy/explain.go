@@ -7,7 +7,6 @@ import (
 	"github.com/sluicehq/sluice/host/api"
 	"github.com/sluicehq/sluice/host/policy"
 	"github.com/sluicehq/sluice/host/store"
-	"github.com/sluicehq/sluice/host/tokens"
 )
 
 // Explanation is the answer of a dry run: the decision the request would
@@ -36,21 +35,14 @@ func (g *Gateway) Explain(ctx context.Context, client store.Client, path string,
 		if aerr != nil {
 			return nil, aerr
 		}
-		prompt := tokens.Chat(req.Texts, req.MessageCount)
-		r = policy.Request{Method: "POST", Path: path, Model: req.Model, Stream: req.Stream,
-			MaxTokens: int(req.MaxTokens), PromptTokens: int(prompt), MessageCount: req.MessageCount}
+		_, r = chatRequest(req)
 		texts, textMessage = req.Texts, req.TextMessage
 	case pathEmbeddings:
 		req, aerr := api.ParseEmbeddingsRequest(body)
 		if aerr != nil {
 			return nil, aerr
 		}
-		prompt := req.InputTokens
-		for i, t := range req.Texts {
-			prompt += tokens.Count(t)
-			textMessage = append(textMessage, i)
-		}
-		r = policy.Request{Method: "POST", Path: path, Model: req.Model, PromptTokens: int(prompt), MessageCount: len(req.Texts)}
+		_, textMessage, r = embeddingsRequest(req)
 		texts = req.Texts
 	default:
 		return nil, &api.Error{Status: http.StatusBadRequest, Type: api.TypeInvalidRequest, Code: "invalid_value", Param: "path",

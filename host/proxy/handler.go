@@ -100,11 +100,11 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString(`{"status":"ok"}`)
 	case path == pathChat && method == fasthttp.MethodPost:
 		g.serveChat(ctx, x)
-	case path == "/v1/embeddings" && method == fasthttp.MethodPost:
+	case path == pathEmbeddings && method == fasthttp.MethodPost:
 		g.serveEmbeddings(ctx, x)
-	case path == "/v1/models" && method == fasthttp.MethodGet:
+	case path == pathModels && method == fasthttp.MethodGet:
 		g.serveModels(ctx, x)
-	case path == "/v1/chat/completions" || path == "/v1/embeddings" || path == "/v1/models":
+	case path == pathChat || path == pathEmbeddings || path == pathModels:
 		g.fail(ctx, x, &api.Error{Status: http.StatusMethodNotAllowed, Type: api.TypeInvalidRequest, Code: "method_not_allowed",
 			Message: fmt.Sprintf("%s %s is not supported.", method, path)})
 	default:
@@ -149,15 +149,13 @@ func (g *Gateway) serveChat(ctx *fasthttp.RequestCtx, x *exchange) {
 		g.fail(ctx, x, aerr)
 		return
 	}
-	prompt := tokens.Chat(req.Texts, req.MessageCount)
+	prompt, pr := chatRequest(req)
 	reply := req.MaxTokens
 	if reply == 0 {
 		reply = g.defaultMaxTokens
 	}
 	reply *= req.Choices // each of n replies may use max_tokens
-	in, aerr := g.policyInput(stepContext, x, &ctx.Request.Header, clientInput(id), policy.Request{
-		Method: "POST", Path: x.ev.Endpoint, Model: req.Model, Stream: req.Stream,
-		MaxTokens: int(req.MaxTokens), PromptTokens: int(prompt), MessageCount: req.MessageCount})
+	in, aerr := g.policyInput(stepContext, x, &ctx.Request.Header, clientInput(id), pr)
 	if aerr != nil {
 		g.fail(ctx, x, aerr)
 		return
@@ -200,14 +198,8 @@ func (g *Gateway) serveEmbeddings(ctx *fasthttp.RequestCtx, x *exchange) {
 		g.fail(ctx, x, aerr)
 		return
 	}
-	prompt := req.InputTokens
-	textIndex := make([]int, len(req.Texts))
-	for i, t := range req.Texts {
-		prompt += tokens.Count(t)
-		textIndex[i] = i
-	}
-	in, aerr := g.policyInput(stepContext, x, &ctx.Request.Header, clientInput(id), policy.Request{
-		Method: "POST", Path: x.ev.Endpoint, Model: req.Model, PromptTokens: int(prompt), MessageCount: len(req.Texts)})
+	prompt, textIndex, pr := embeddingsRequest(req)
+	in, aerr := g.policyInput(stepContext, x, &ctx.Request.Header, clientInput(id), pr)
 	if aerr != nil {
 		g.fail(ctx, x, aerr)
 		return
@@ -224,6 +216,28 @@ func (g *Gateway) serveEmbeddings(ctx *fasthttp.RequestCtx, x *exchange) {
 		return
 	}
 	g.finish(ctx, x, target, res, up, prompt)
+}
+
+// chatRequest counts a chat request's prompt tokens and says what the policy
+// sees of it.
+func chatRequest(req *api.ChatRequest) (prompt int64, r policy.Request) {
+	prompt = tokens.Chat(req.Texts, req.MessageCount)
+	return prompt, policy.Request{Method: "POST", Path: pathChat, Model: req.Model, Stream: req.Stream,
+		MaxTokens: int(req.MaxTokens), PromptTokens: int(prompt), MessageCount: req.MessageCount}
+}
+
+// embeddingsRequest counts an embeddings request's input tokens, maps each
+// text to its input (itself: one text per input), and says what the policy
+// sees of it.
+func embeddingsRequest(req *api.EmbeddingsRequest) (prompt int64, textIndex []int, r policy.Request) {
+	prompt = req.InputTokens
+	textIndex = make([]int, len(req.Texts))
+	for i, t := range req.Texts {
+		prompt += tokens.Count(t)
+		textIndex[i] = i
+	}
+	return prompt, textIndex, policy.Request{Method: "POST", Path: pathEmbeddings, Model: req.Model,
+		PromptTokens: int(prompt), MessageCount: len(req.Texts)}
 }
 
 // upstreamRequest is a parsed request that can be redacted and re-encoded.

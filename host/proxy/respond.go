@@ -251,15 +251,8 @@ func (x *exchange) noteReplyFindings(found []redact.Finding) {
 	for _, f := range found {
 		counts[f.Type]++
 	}
-	types := make([]string, 0, len(counts))
-	for t := range counts {
-		types = append(types, t)
+	if x.ev.Findings != "" {
+		x.ev.Findings += ","
 	}
-	slices.Sort(types)
-	for _, t := range types {
-		if x.ev.Findings != "" {
-			x.ev.Findings += ","
-		}
-		x.ev.Findings += fmt.Sprintf("reply.%s:%d", t, counts[t])
-	}
+	x.ev.Findings += typeCounts(counts, "reply.")
 }
