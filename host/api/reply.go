@@ -22,6 +22,7 @@ type ReplyContent struct {
 	body  []byte
 	spans []contentSpan
 	inner string // "message" or "delta"
+	all   collected
 }
 
 // ChoiceContent is one choice's text.
@@ -54,6 +55,22 @@ type contentSpan struct {
 // that is neither a string nor null, or a member it reads named twice or in
 // another case (a client could read a copy Sluice did not check).
 var ErrMalformedReply = errors.New("api: malformed chat completion reply")
+
+// Texts are every text of the reply the guardrails read, not only content:
+// refusals, reasoning, tool calls and their arguments, transcripts,
+// annotations, and members Sluice has no name for (collect.go).
+// info[i].Message is the position in Choices of the choice texts[i] belongs
+// to, or NotMessage. In a reply, a tool call's JSON arguments are collected
+// string by string; in a stream chunk, as the fragment the chunk carries.
+func (c *ReplyContent) Texts() (texts []string, info []Text) {
+	return c.all.texts, c.all.meta
+}
+
+// RewriteTexts is the body with each text of Texts replaced by texts[i];
+// every other byte stays as it came.
+func (c *ReplyContent) RewriteTexts(texts []string) ([]byte, error) {
+	return c.all.rewrite(c.body, texts)
+}
 
 // ParseReply reads a non-streamed chat completion reply body.
 func (c *ReplyContent) ParseReply(body []byte) error {
@@ -129,6 +146,12 @@ func (c *ReplyContent) parse(body []byte, inner string) error {
 		return r.err
 	case s.bad:
 		return fmt.Errorf("%w: not valid JSON", ErrMalformedReply)
+	}
+	c.all = collected{}
+	if inner == "message" {
+		c.all.collect(body, replyBodySchema, nil)
+	} else {
+		c.all.collect(body, replyChunkSchema, nil)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 )
 
 // ChatRequest is what the gateway needs to know about a chat completion request.
@@ -21,13 +22,16 @@ type ChatRequest struct {
 	// request's completion can use up to Choices × MaxTokens.
 	Choices      int64
 	MessageCount int
-	// Texts are the text parts of all messages, in order; TextMessage[i] is the
-	// index in messages of the message Texts[i] came from.
-	Texts       []string
-	TextMessage []int
+	// Texts are every text of the request the model reads, in the order of
+	// the body: not only message content but names, tool calls and their
+	// arguments, tool definitions, metadata, URLs, anything Sluice has no
+	// name for; only ids, the API's enums and the model are left out (see
+	// collect.go). TextInfo[i] says where Texts[i] sits.
+	Texts    []string
+	TextInfo []Text
 
-	doc      document
-	messages []byte // the messages value as SetTexts rewrote it; nil before
+	doc   document
+	texts collected
 }
 
 // The top-level members of a chat request that Sluice reads, as indexes into chatFields.
@@ -132,8 +136,16 @@ func ParseChatRequest(body []byte) (*ChatRequest, *Error) {
 	if aerr := msgs.ambiguity(); aerr != nil {
 		return nil, aerr
 	}
-	r.MessageCount, r.Texts, r.TextMessage = msgs.count, msgs.texts, msgs.textMessage
+	r.MessageCount = msgs.count
+	r.collect()
 	return r, nil
+}
+
+// collect gathers the texts of the body as it is now.
+func (r *ChatRequest) collect() {
+	r.texts = collected{}
+	r.texts.collect(r.doc.body, chatSchema, r.doc.dropped)
+	r.Texts, r.TextInfo = r.texts.texts, r.texts.meta
 }
 
 // UpstreamBody is the body to send upstream: the caller's request with the model
@@ -141,13 +153,12 @@ func ParseChatRequest(body []byte) (*ChatRequest, *Error) {
 // (stream_options replaced by {"include_usage":true}) so that a streamed reply
 // is billed from exact figures.
 //
-// Every other byte is the caller's, unchanged, with two exceptions: messages
+// Every other byte is the caller's, unchanged, with two exceptions: texts
 // rewritten by SetTexts, and the earlier occurrences of a repeated key that
 // Sluice reads, which are dropped so that an upstream that keeps the first of
 // duplicate keys still sees the value Sluice checked.
 func (r *ChatRequest) UpstreamBody(upstreamModel string) ([]byte, error) {
 	var values [chatFieldCount][]byte
-	values[chatMessages] = r.messages
 	add := ""
 	if r.Stream {
 		values[chatStreamOptions] = []byte(includeUsageMember[len(`"stream_options":`):])
@@ -158,25 +169,19 @@ func (r *ChatRequest) UpstreamBody(upstreamModel string) ([]byte, error) {
 	return r.doc.upstream(upstreamModel, values[:], add), nil
 }
 
-// SetTexts replaces the message texts, in the order of Texts, keeping every
-// other part of the messages as it was. It is how redaction reaches the body.
+// SetTexts replaces the texts, in the order of Texts, keeping every other
+// byte as it was. It is how redaction reaches the body. A text inside JSON
+// tool arguments stays inside its string, so the arguments remain valid
+// JSON; a number collected as a text becomes a string when it changes.
 func (r *ChatRequest) SetTexts(texts []string) error {
-	if len(texts) != len(r.Texts) {
-		return fmt.Errorf("api: %d texts for %d text parts", len(texts), len(r.Texts))
-	}
-	src := r.messages
-	if src == nil {
-		src = r.doc.value(chatMessages)
-	}
-	out, err := resplice(src, r.Texts, texts, "messages hold %d text parts", func(s *scanner) []textSpan {
-		m := messageScan{wantSpans: true}
-		m.scan(s)
-		return m.spans
-	})
+	body, err := r.texts.rewrite(r.doc.body, texts)
 	if err != nil {
 		return err
 	}
-	r.messages = out
+	if aerr := r.doc.parse(body, chatFields[:], -1, nil); aerr != nil {
+		return fmt.Errorf("api: the rewritten request does not parse: %s", aerr.Message)
+	}
+	r.collect()
 	return nil
 }
 
@@ -214,12 +219,12 @@ func includeUsage(v []byte) (use, ok bool) {
 // texts of most requests, but not sized to a body that is mostly images.
 const arenaHint = 64 << 10
 
-// messageScan is what one pass over a messages value finds: the texts, and the
-// first problem in the order encoding/json and the checks after it report them.
+// messageScan is what one pass over a messages value finds: the message count,
+// and the first problem in the order encoding/json and the checks after it
+// report them. The texts themselves are collected afterwards, with the rest of
+// the body's (collect.go).
 type messageScan struct {
-	texts       []string
-	textMessage []int
-	count       int
+	count int
 
 	notArray   bool // messages is not an array of objects with string roles
 	badMessage int  // 1 + the index of the first message without a role or with bad content
@@ -230,12 +235,6 @@ type messageScan struct {
 	// carry text past the guardrails; it is refused instead.
 	ambiguous      int
 	ambiguousField string
-
-	wantSpans bool       // record spans, for SetTexts
-	spans     []textSpan // where each text sits in the messages value
-
-	arena textArena // holds the texts
-	hint  int       // the arena's first size
 }
 
 // textSpan is where a text's JSON string sits: [start, end). A text part
@@ -264,7 +263,6 @@ func (m *messageScan) problem() *Error {
 
 // scan reads the messages value at the scanner's position.
 func (m *messageScan) scan(s *scanner) {
-	m.hint = min(len(s.buf)-s.pos, arenaHint)
 	switch s.peek() {
 	case '[':
 	case 'n': // null decodes to no messages
@@ -298,7 +296,6 @@ func (m *messageScan) scan(s *scanner) {
 // whether its content is a string, null, or an array of content parts.
 func (m *messageScan) message(s *scanner, i int) (role, contentOK bool) {
 	buf := s.buf
-	mark := len(m.texts)
 	contentOK = true
 	contentSeen := false
 	s.open()
@@ -324,11 +321,6 @@ func (m *messageScan) message(s *scanner, i int) (role, contentOK bool) {
 				m.markAmbiguous(i, "content")
 			}
 			contentSeen = true
-			// A later content replaces an earlier one, texts and all.
-			m.texts, m.textMessage = m.texts[:mark], m.textMessage[:mark]
-			if m.wantSpans {
-				m.spans = m.spans[:mark]
-			}
 			contentOK = m.content(s, i)
 		default:
 			s.skip()
@@ -341,9 +333,7 @@ func (m *messageScan) message(s *scanner, i int) (role, contentOK bool) {
 func (m *messageScan) content(s *scanner, i int) bool {
 	switch s.peek() {
 	case '"':
-		if start, end, esc := s.str(); !s.bad {
-			m.add(s.buf, i, start, end, esc)
-		}
+		s.str()
 		return true
 	case 'n': // a message that only carries tool calls
 		s.skip()
@@ -375,9 +365,7 @@ func (m *messageScan) content(s *scanner, i int) bool {
 // type and text are strings (or null).
 func (m *messageScan) part(s *scanner, i int) bool {
 	buf := s.buf
-	ok, isText := true, false
-	textStart, textEnd, textEsc := 0, 0, false
-	nullStart, nullEnd := 0, 0 // a "text": null, which SetTexts overwrites in place
+	ok := true
 	typeSeen, textSeen := false, false
 	s.open()
 	for j := 0; s.more(j == 0, '}'); j++ {
@@ -391,56 +379,25 @@ func (m *messageScan) part(s *scanner, i int) bool {
 				m.markAmbiguous(i, "type")
 			}
 			typeSeen = true
-			switch s.peek() {
-			case '"':
-				vs, ve, vesc := s.str()
-				isText = decodesTo(buf[vs:ve], vesc, "text")
-			case 'n':
-				s.skip()
-			default:
-				ok = false
-				s.skip()
-			}
+			ok = m.stringOrNull(s) && ok
 		case keyFolds(k, esc, "text"):
 			if textSeen || !keyIs(k, esc, "text") {
 				m.markAmbiguous(i, "text")
 			}
 			textSeen = true
-			switch s.peek() {
-			case '"':
-				textStart, textEnd, textEsc = s.str()
-			case 'n':
-				nullStart = s.pos
-				s.skip()
-				nullEnd = s.pos
-			default:
-				ok = false
-				s.skip()
-			}
+			ok = m.stringOrNull(s) && ok
 		default:
 			s.skip()
 		}
 	}
-	if isText && !s.bad {
-		switch {
-		case textEnd == 0 && nullEnd > 0:
-			m.texts = append(m.texts, "")
-			m.textMessage = append(m.textMessage, i)
-			if m.wantSpans {
-				m.spans = append(m.spans, textSpan{start: nullStart, end: nullEnd})
-			}
-		case textEnd == 0:
-			closing := s.pos - 1
-			m.texts = append(m.texts, "")
-			m.textMessage = append(m.textMessage, i)
-			if m.wantSpans {
-				m.spans = append(m.spans, textSpan{start: closing, end: closing, insert: true})
-			}
-		default:
-			m.add(buf, i, textStart, textEnd, textEsc)
-		}
-	}
 	return ok
+}
+
+// stringOrNull skips the value at pos and reports whether it was a string or null.
+func (m *messageScan) stringOrNull(s *scanner) bool {
+	c := s.peek()
+	s.skip()
+	return c == '"' || c == 'n'
 }
 
 // ambiguity is the error for a message that names a scanned field twice or
@@ -466,19 +423,6 @@ func keyIs(raw []byte, esc bool, name string) bool {
 func (m *messageScan) markAmbiguous(i int, field string) {
 	if m.ambiguous == 0 {
 		m.ambiguous, m.ambiguousField = i+1, field
-	}
-}
-
-func (m *messageScan) add(buf []byte, i, start, end int, esc bool) {
-	if m.texts == nil {
-		// Most requests have a few texts: room for them up front saves
-		// the first rounds of growth.
-		m.texts, m.textMessage = make([]string, 0, 8), make([]int, 0, 8)
-	}
-	m.texts = append(m.texts, m.arena.decode(buf[start:end], esc, m.hint))
-	m.textMessage = append(m.textMessage, i)
-	if m.wantSpans {
-		m.spans = append(m.spans, textSpan{start: start, end: end})
 	}
 }
 
@@ -519,13 +463,21 @@ func splice(src []byte, spans []textSpan, old, texts []string) []byte {
 // Like a ChatRequest, it keeps the body it was parsed from.
 type EmbeddingsRequest struct {
 	Model string
-	// Texts are the string inputs; token-array inputs are passed through unscanned.
+	// Texts are the string inputs or, once DecodeTokens has run, the token
+	// arrays decoded.
 	Texts []string
 	// InputTokens counts the tokens given directly as token arrays.
 	InputTokens int64
+	// TokenArrays counts the inputs given as token arrays: a caller can hide
+	// text from a scanner that reads only strings by sending its token ids.
+	TokenArrays int
 
 	doc   document
 	input []byte // the input value as SetTexts rewrote it; nil before
+	// arrays are where the token arrays sit in the input value; encode
+	// turns a rewritten text back into token ids.
+	arrays []textSpan
+	encode func(string) []int
 }
 
 // The top-level members of an embeddings request that Sluice reads.
@@ -559,7 +511,50 @@ func ParseEmbeddingsRequest(body []byte) (*EmbeddingsRequest, *Error) {
 		return nil, param("input", "input must be a string, an array of strings, or an array of token arrays")
 	}
 	r.Texts, r.InputTokens = in.texts, in.tokens
+	// The scan read the body: make the arrays' spans relative to the input.
+	base := r.doc.members[r.doc.last[embeddingsInput]-1].valStart
+	for _, sp := range in.arrays {
+		r.arrays = append(r.arrays, textSpan{start: sp.start - base, end: sp.end - base})
+	}
+	r.TokenArrays = len(r.arrays)
 	return r, nil
+}
+
+// DecodeTokens decodes each token-array input with decode, the tokenizer of
+// the model the request is for, so that the texts the ids stand for are
+// scanned like any string input; encode writes a text SetTexts changes back
+// as ids. An id the tokenizer does not know is an error, as it would be
+// upstream.
+func (r *EmbeddingsRequest) DecodeTokens(decode func([]int) (string, error), encode func(string) []int) error {
+	if len(r.arrays) == 0 {
+		return nil
+	}
+	r.encode = encode
+	r.Texts = make([]string, 0, len(r.arrays))
+	src := r.doc.value(embeddingsInput)
+	for i, sp := range r.arrays {
+		ids := tokenIDs(src[sp.start:sp.end])
+		text, err := decode(ids)
+		if err != nil {
+			return fmt.Errorf("input[%d]: %w", i, err)
+		}
+		r.Texts = append(r.Texts, text)
+	}
+	return nil
+}
+
+// tokenIDs reads a valid JSON array of integers and nulls (zeros).
+func tokenIDs(v []byte) []int {
+	ids := make([]int, 0, len(v)/4)
+	s := scanner{buf: v}
+	s.open()
+	for j := 0; s.more(j == 0, ']'); j++ {
+		start := s.pos
+		s.skip()
+		n, _ := parseInt(s.buf[start:s.pos])
+		ids = append(ids, int(n))
+	}
+	return ids
 }
 
 // UpstreamBody is the caller's request with the model renamed for the upstream.
@@ -572,10 +567,14 @@ func (r *EmbeddingsRequest) UpstreamBody(upstreamModel string) ([]byte, error) {
 	return r.doc.upstream(upstreamModel, values[:], ""), nil
 }
 
-// SetTexts replaces the string inputs of an embeddings request.
+// SetTexts replaces the string inputs of an embeddings request, or its token
+// arrays, re-encoded, when DecodeTokens made texts of them.
 func (r *EmbeddingsRequest) SetTexts(texts []string) error {
 	if len(texts) != len(r.Texts) {
 		return fmt.Errorf("api: %d texts for %d inputs", len(texts), len(r.Texts))
+	}
+	if r.encode != nil {
+		return r.setTokenArrays(texts)
 	}
 	src := r.input
 	if src == nil {
@@ -593,6 +592,30 @@ func (r *EmbeddingsRequest) SetTexts(texts []string) error {
 	return nil
 }
 
+func (r *EmbeddingsRequest) setTokenArrays(texts []string) error {
+	src := r.doc.value(embeddingsInput)
+	out := make([]byte, 0, len(src))
+	at := 0
+	for i, sp := range r.arrays {
+		if texts[i] == r.Texts[i] {
+			continue
+		}
+		out = append(out, src[at:sp.start]...)
+		out = append(out, '[')
+		for k, id := range r.encode(texts[i]) {
+			if k > 0 {
+				out = append(out, ',')
+			}
+			out = strconv.AppendInt(out, int64(id), 10)
+		}
+		out = append(out, ']')
+		at = sp.end
+	}
+	r.input = append(out, src[at:]...)
+	copy(r.Texts, texts)
+	return nil
+}
+
 // inputScan reads an embeddings input the way the gateway always has: as a
 // string, else an array of strings, else of integers, else of integer arrays,
 // each as encoding/json decodes it (null is an empty string, a zero, or an
@@ -604,6 +627,7 @@ type inputScan struct {
 
 	wantSpans bool
 	spans     []textSpan // where each string (or null standing for one) sits
+	arrays    []textSpan // where each token array sits
 
 	arena textArena // holds the texts
 }
@@ -630,6 +654,8 @@ func (in *inputScan) scan(s *scanner) {
 	}
 	strs, ints, batches := true, true, true
 	var count, batchTokens int64
+	var arrays []textSpan
+	whole := s.pos
 	s.open()
 	for j := 0; s.more(j == 0, ']'); j++ {
 		count++
@@ -659,9 +685,11 @@ func (in *inputScan) scan(s *scanner) {
 				s.skip()
 				break
 			}
+			start := s.pos
 			n, ok := tokenArray(s)
 			batches = ok
 			batchTokens += n
+			arrays = append(arrays, textSpan{start: start, end: s.pos})
 		default:
 			strs, ints, batches = false, false, false
 			s.skip()
@@ -677,8 +705,9 @@ func (in *inputScan) scan(s *scanner) {
 		}
 	case ints:
 		in.texts, in.tokens = nil, count
+		in.arrays = []textSpan{{start: whole, end: s.pos}}
 	case batches:
-		in.texts, in.tokens = nil, batchTokens
+		in.texts, in.tokens, in.arrays = nil, batchTokens, arrays
 	default:
 		in.texts, in.bad = nil, true
 	}
@@ -823,6 +852,17 @@ func fieldIndex(raw []byte, esc bool, fields []string) int {
 		}
 	}
 	return -1
+}
+
+// dropped reports whether the member whose key starts at keyStart is an
+// earlier occurrence of a field that upstream leaves out.
+func (d *document) dropped(keyStart int) bool {
+	for i, m := range d.members {
+		if m.start == keyStart {
+			return int(d.last[m.field]) != i+1
+		}
+	}
+	return false
 }
 
 // value is the value of the last occurrence of field (as encoding/json keeps

@@ -18,8 +18,9 @@ func TestParseChatRequest(t *testing.T) {
 	if r.Model != "m" || !r.Stream || !r.IncludeUsage || r.MaxTokens != 50 || r.MessageCount != 3 {
 		t.Fatalf("parsed %+v", r)
 	}
-	if !slices.Equal(r.Texts, []string{"sys", "a", "b"}) || !slices.Equal(r.TextMessage, []int{0, 2, 2}) {
-		t.Fatalf("texts %q at %v", r.Texts, r.TextMessage)
+	want := []Text{{LocContent, 0, -1}, {LocContent, 2, -1}, {LocURL, 2, -1}, {LocContent, 2, -1}}
+	if !slices.Equal(r.Texts, []string{"sys", "a", "x", "b"}) || !slices.Equal(r.TextInfo, want) {
+		t.Fatalf("texts %q at %v", r.Texts, r.TextInfo)
 	}
 	up, err := r.UpstreamBody("upstream-m")
 	if err != nil {
@@ -61,7 +62,10 @@ func TestSetTextsKeepsEverythingElse(t *testing.T) {
 	if aerr != nil {
 		t.Fatal(aerr)
 	}
-	if err := r.SetTexts([]string{"mail [EMAIL_1]", "and [EMAIL_1]"}); err != nil {
+	if !slices.Equal(r.Texts, []string{"ann", "mail ann@x.io", "u", "and ann@x.io"}) {
+		t.Fatalf("texts %q", r.Texts)
+	}
+	if err := r.SetTexts([]string{"ann", "mail [EMAIL_1]", "u", "and [EMAIL_1]"}); err != nil {
 		t.Fatal(err)
 	}
 	up, _ := r.UpstreamBody("m")
@@ -149,20 +153,20 @@ func TestSetTextsRewritesOnlyTheTexts(t *testing.T) {
 	if aerr != nil {
 		t.Fatal(aerr)
 	}
-	if !slices.Equal(r.Texts, []string{"keep!", "mail ann@x.io", "", ""}) {
+	if !slices.Equal(r.Texts, []string{"keep!", "mail ann@x.io"}) {
 		t.Fatalf("texts %q", r.Texts)
 	}
-	if err := r.SetTexts([]string{"keep!", "mail [EMAIL_1]", "added \"quoted\"", "y"}); err != nil {
+	if err := r.SetTexts([]string{"keep!", "mail [EMAIL_1] \"quoted\""}); err != nil {
 		t.Fatal(err)
 	}
 	up, _ := r.UpstreamBody("m")
 	want := `{"model":"m","messages":[{"role":"user","content":"keep\u0021"},` +
-		`{"role":"user","content":[{"type":"text","text":"mail [EMAIL_1]"},{"type":"text","text":"added \"quoted\""},{"type":"text","text":"y"}]}]}`
+		`{"role":"user","content":[{"type":"text","text":"mail [EMAIL_1] \"quoted\""},{"type":"text"},{"type":"text","text":null}]}]}`
 	if string(up) != want {
 		t.Fatalf("upstream body\n got %s\nwant %s", up, want)
 	}
 	// A second redaction works on the first one's result.
-	if err := r.SetTexts([]string{"keep!", "mail [REDACTED]", "added \"quoted\"", "y"}); err != nil {
+	if err := r.SetTexts([]string{"keep!", "mail [REDACTED]"}); err != nil {
 		t.Fatal(err)
 	}
 	up, _ = r.UpstreamBody("m")

@@ -65,6 +65,9 @@ type Request struct {
 	MaxTokens    int    `json:"max_tokens"`
 	PromptTokens int    `json:"prompt_tokens"`
 	MessageCount int    `json:"message_count"`
+	// TokenArrays counts the embeddings inputs sent as token ids rather than
+	// text; they are decoded and scanned, and a policy may refuse them.
+	TokenArrays int `json:"token_arrays"`
 	// Headers are request headers by name. Only the names InputHeaders
 	// lists reach the policy, lower-cased; the others (authorization,
 	// x-api-key, cookie, ...) are dropped whatever the caller passes.
@@ -101,6 +104,9 @@ type Finding struct {
 	Score  float64 `json:"score"`
 	// Messages are the indexes of the messages the type was found in.
 	Messages []int `json:"messages"`
+	// Locations are the kinds of place the type was found in (content,
+	// name, tool_arguments, tool_definition, url, metadata…), sorted.
+	Locations []string `json:"locations"`
 }
 
 // Keys of the input document, built once: every request shares them.
@@ -132,12 +138,14 @@ var (
 	keyMaxTokens    = ast.StringTerm("max_tokens")
 	keyPromptTokens = ast.StringTerm("prompt_tokens")
 	keyMessageCount = ast.StringTerm("message_count")
+	keyTokenArrays  = ast.StringTerm("token_arrays")
 	keyReqHeaders   = ast.StringTerm("headers")
 	keyPlugin       = ast.StringTerm("plugin")
 	keyType         = ast.StringTerm("type")
 	keyCount        = ast.StringTerm("count")
 	keyScore        = ast.StringTerm("score")
 	keyMessages     = ast.StringTerm("messages")
+	keyLocations    = ast.StringTerm("locations")
 )
 
 // vocabulary holds the terms of strings that most inputs repeat (methods,
@@ -322,6 +330,7 @@ func (r *Request) term() *ast.Term {
 		ast.Item(keyMaxTokens, ast.InternedTerm(r.MaxTokens)),
 		ast.Item(keyPromptTokens, ast.InternedTerm(r.PromptTokens)),
 		ast.Item(keyMessageCount, ast.InternedTerm(r.MessageCount)),
+		ast.Item(keyTokenArrays, ast.InternedTerm(r.TokenArrays)),
 		ast.Item(keyReqHeaders, headersTerm(r.Headers)),
 	)
 }
@@ -363,12 +372,17 @@ func findingsTerm(fs []Finding) *ast.Term {
 		for j, m := range f.Messages {
 			msgs[j] = ast.InternedTerm(m)
 		}
+		locs := make([]*ast.Term, len(f.Locations))
+		for j, l := range f.Locations {
+			locs[j] = stringTerm(l)
+		}
 		terms[i] = ast.ObjectTerm(
 			ast.Item(keyPlugin, stringTerm(f.Plugin)),
 			ast.Item(keyType, stringTerm(f.Type)),
 			ast.Item(keyCount, ast.InternedTerm(f.Count)),
 			ast.Item(keyScore, ast.FloatNumberTerm(f.Score)),
 			ast.Item(keyMessages, ast.ArrayTerm(msgs...)),
+			ast.Item(keyLocations, ast.ArrayTerm(locs...)),
 		)
 	}
 	return ast.ArrayTerm(terms...)

@@ -52,12 +52,12 @@ func (g *Gateway) route(model string) (upstream.Target, *api.Error) {
 // admit asks the policy, runs the guards it names, and asks again if they
 // found anything. A policy that cannot decide denies. The guards' findings are
 // returned for redaction; they hold offsets, and the text stays where it is.
-func (g *Gateway) admit(ctx context.Context, x *exchange, in *policy.Input, texts []string, textMessage []int) (policy.Decision, []Finding, *api.Error) {
+func (g *Gateway) admit(ctx context.Context, x *exchange, in *policy.Input, texts []string, info []api.Text) (policy.Decision, []Finding, *api.Error) {
 	dec, aerr := g.decide(ctx, x, in)
 	if aerr != nil {
 		return dec, nil, aerr
 	}
-	found, aggregated, aerr := g.scan(ctx, x, dec.Plugins, texts, textMessage)
+	found, aggregated, aerr := g.scan(ctx, x, dec.Plugins, texts, info)
 	if aerr != nil || len(aggregated) == 0 {
 		return dec, nil, aerr
 	}
@@ -167,12 +167,12 @@ func limitsUnavailable() *api.Error {
 
 // scan runs the named guards over the texts and aggregates their findings by
 // (guard, type) for the policy. Matched text never leaves this function.
-func (g *Gateway) scan(ctx context.Context, x *exchange, names []string, texts []string, textMessage []int) ([]Finding, []policy.Finding, *api.Error) {
+func (g *Gateway) scan(ctx context.Context, x *exchange, names []string, texts []string, info []api.Text) ([]Finding, []policy.Finding, *api.Error) {
 	if len(texts) == 0 {
 		return nil, nil, nil
 	}
 	var all []Finding
-	var out []policy.Finding
+	agg := newAggregator(info)
 	for _, name := range names {
 		gd, ok := g.guards[name]
 		if !ok {
@@ -192,9 +192,9 @@ func (g *Gateway) scan(ctx context.Context, x *exchange, names []string, texts [
 			return nil, nil, api.GuardrailUnavailable(fmt.Sprintf("The %s guardrail could not check this request; retry shortly.", name))
 		}
 		all = append(all, found...)
-		out = aggregate(out, name, found, textMessage)
+		agg.add(name, found)
 	}
-	return all, out, nil
+	return all, agg.findings(), nil
 }
 
 // runGuard runs one guard, timed and traced, and counts its failures.
@@ -215,25 +215,62 @@ func (g *Gateway) runGuard(ctx context.Context, x *exchange, gd Guard, texts []s
 	return found, err
 }
 
-func aggregate(out []policy.Finding, guard string, found []Finding, textMessage []int) []policy.Finding {
+// aggregator sums findings up by (plugin, type) for the policy, in time
+// linear in the findings whatever a plugin returns.
+type aggregator struct {
+	info  []api.Text
+	out   []policy.Finding
+	index map[[2]string]int
+	// seen marks the (finding, message) and (finding, location) pairs
+	// already listed.
+	seenMsg map[[2]int]bool
+	seenLoc map[[2]int]bool
+}
+
+func newAggregator(info []api.Text) *aggregator {
+	return &aggregator{info: info}
+}
+
+func (a *aggregator) add(plugin string, found []Finding) {
+	if len(found) == 0 {
+		return
+	}
+	if a.index == nil {
+		a.index, a.seenMsg, a.seenLoc = map[[2]string]int{}, map[[2]int]bool{}, map[[2]int]bool{}
+	}
 	for _, f := range found {
-		msg := f.Text
-		if f.Text >= 0 && f.Text < len(textMessage) {
-			msg = textMessage[f.Text]
+		k := [2]string{plugin, f.Type}
+		i, ok := a.index[k]
+		if !ok {
+			i = len(a.out)
+			a.index[k] = i
+			a.out = append(a.out, policy.Finding{Plugin: plugin, Type: f.Type})
 		}
-		i := slices.IndexFunc(out, func(p policy.Finding) bool { return p.Plugin == guard && p.Type == f.Type })
-		if i < 0 {
-			out = append(out, policy.Finding{Plugin: guard, Type: f.Type})
-			i = len(out) - 1
-		}
-		p := &out[i]
+		p := &a.out[i]
 		p.Count++
 		p.Score = max(p.Score, f.Score)
-		if !slices.Contains(p.Messages, msg) {
+		msg, loc := f.Text, api.LocContent
+		if f.Text >= 0 && f.Text < len(a.info) {
+			msg, loc = a.info[f.Text].Message, a.info[f.Text].Loc
+		}
+		if msg >= 0 && !a.seenMsg[[2]int{i, msg}] {
+			a.seenMsg[[2]int{i, msg}] = true
 			p.Messages = append(p.Messages, msg)
 		}
+		if !a.seenLoc[[2]int{i, int(loc)}] {
+			a.seenLoc[[2]int{i, int(loc)}] = true
+			p.Locations = append(p.Locations, loc.String())
+		}
 	}
-	return out
+}
+
+// findings are the sums, with each one's messages and locations sorted.
+func (a *aggregator) findings() []policy.Finding {
+	for i := range a.out {
+		slices.Sort(a.out[i].Messages)
+		slices.Sort(a.out[i].Locations)
+	}
+	return a.out
 }
 
 // findingSummary is what the ledger keeps of findings: types and counts.

@@ -28,7 +28,7 @@ func (g *Gateway) Explain(ctx context.Context, client store.Client, path string,
 	x.ev.RequestID = newRequestID()
 	var r policy.Request
 	var texts []string
-	var textMessage []int
+	var info []api.Text
 	switch path {
 	case pathChat:
 		req, aerr := api.ParseChatRequest(body)
@@ -36,13 +36,13 @@ func (g *Gateway) Explain(ctx context.Context, client store.Client, path string,
 			return nil, aerr
 		}
 		_, r = chatRequest(req)
-		texts, textMessage = req.Texts, req.TextMessage
+		texts, info = req.Texts, req.TextInfo
 	case pathEmbeddings:
 		req, aerr := api.ParseEmbeddingsRequest(body)
 		if aerr != nil {
 			return nil, aerr
 		}
-		_, textMessage, r = embeddingsRequest(req)
+		_, info, r = embeddingsRequest(req)
 		texts = req.Texts
 	default:
 		return nil, &api.Error{Status: http.StatusBadRequest, Type: api.TypeInvalidRequest, Code: "invalid_value", Param: "path",
@@ -60,7 +60,7 @@ func (g *Gateway) Explain(ctx context.Context, client store.Client, path string,
 	if !ex.Decision.Allowed || len(ex.Decision.Plugins) == 0 {
 		return out, nil
 	}
-	_, aggregated, aerr := g.scan(ctx, x, ex.Decision.Plugins, texts, textMessage)
+	_, aggregated, aerr := g.scan(ctx, x, ex.Decision.Plugins, texts, info)
 	if aerr != nil {
 		return nil, aerr
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,9 @@ type exchange struct {
 	// replyMask lists the finding types of the reply the policy redacts;
 	// any other finding in the reply blocks it.
 	replyMask []string
+	// replyInfo says where each text of a whole reply sits, for the
+	// findings the policy sees of it.
+	replyInfo []api.Text
 	// decisionID is the last policy decision's id, returned to the caller
 	// in x-sluice-decision-id.
 	decisionID string
@@ -161,7 +165,7 @@ func (g *Gateway) serveChat(ctx *fasthttp.RequestCtx, x *exchange) {
 		return
 	}
 	x.in = in
-	dec, found, aerr := g.admit(stepContext, x, in, req.Texts, req.TextMessage)
+	dec, found, aerr := g.admit(stepContext, x, in, req.Texts, req.TextInfo)
 	if aerr != nil {
 		g.fail(ctx, x, aerr)
 		return
@@ -198,6 +202,12 @@ func (g *Gateway) serveEmbeddings(ctx *fasthttp.RequestCtx, x *exchange) {
 		g.fail(ctx, x, aerr)
 		return
 	}
+	if err := req.DecodeTokens(func(ids []int) (string, error) { return tokens.Decode(target.Model.UpstreamModel, ids) },
+		func(text string) []int { return tokens.Encode(target.Model.UpstreamModel, text) }); err != nil {
+		g.fail(ctx, x, &api.Error{Status: http.StatusBadRequest, Type: api.TypeInvalidRequest, Code: "invalid_value", Param: "input",
+			Message: "input holds a token id that the model's encoding does not have."})
+		return
+	}
 	prompt, textIndex, pr := embeddingsRequest(req)
 	in, aerr := g.policyInput(stepContext, x, &ctx.Request.Header, clientInput(id), pr)
 	if aerr != nil {
@@ -219,25 +229,47 @@ func (g *Gateway) serveEmbeddings(ctx *fasthttp.RequestCtx, x *exchange) {
 }
 
 // chatRequest counts a chat request's prompt tokens and says what the policy
-// sees of it.
+// sees of it. URLs and file data are not counted as text: a model reads an
+// image or a file by other rules, and a data URL counted as text would
+// reserve a budget's worth for one picture.
 func chatRequest(req *api.ChatRequest) (prompt int64, r policy.Request) {
-	prompt = tokens.Chat(req.Texts, req.MessageCount)
+	prompt = tokens.Chat(promptTexts(req), req.MessageCount)
 	return prompt, policy.Request{Method: "POST", Path: pathChat, Model: req.Model, Stream: req.Stream,
 		MaxTokens: int(req.MaxTokens), PromptTokens: int(prompt), MessageCount: req.MessageCount}
 }
 
-// embeddingsRequest counts an embeddings request's input tokens, maps each
-// text to its input (itself: one text per input), and says what the policy
-// sees of it.
-func embeddingsRequest(req *api.EmbeddingsRequest) (prompt int64, textIndex []int, r policy.Request) {
-	prompt = req.InputTokens
-	textIndex = make([]int, len(req.Texts))
-	for i, t := range req.Texts {
-		prompt += tokens.Count(t)
-		textIndex[i] = i
+// promptTexts are the texts of req that count as prompt tokens.
+func promptTexts(req *api.ChatRequest) []string {
+	notPrompt := func(l api.Location) bool { return l == api.LocURL || l == api.LocFile }
+	for i, t := range req.TextInfo {
+		if !notPrompt(t.Loc) {
+			continue
+		}
+		out := slices.Clone(req.Texts[:i])
+		for j := i + 1; j < len(req.Texts); j++ {
+			if !notPrompt(req.TextInfo[j].Loc) {
+				out = append(out, req.Texts[j])
+			}
+		}
+		return out
 	}
-	return prompt, textIndex, policy.Request{Method: "POST", Path: pathEmbeddings, Model: req.Model,
-		PromptTokens: int(prompt), MessageCount: len(req.Texts)}
+	return req.Texts
+}
+
+// embeddingsRequest counts an embeddings request's input tokens, says where
+// each text sits (its own input), and says what the policy sees of it.
+// Token-array inputs are counted as sent, not as decoded.
+func embeddingsRequest(req *api.EmbeddingsRequest) (prompt int64, info []api.Text, r policy.Request) {
+	prompt = req.InputTokens
+	info = make([]api.Text, len(req.Texts))
+	for i, t := range req.Texts {
+		if req.TokenArrays == 0 {
+			prompt += tokens.Count(t)
+		}
+		info[i] = api.Text{Loc: api.LocInput, Message: i}
+	}
+	return prompt, info, policy.Request{Method: "POST", Path: pathEmbeddings, Model: req.Model,
+		PromptTokens: int(prompt), MessageCount: len(req.Texts), TokenArrays: req.TokenArrays}
 }
 
 // upstreamRequest is a parsed request that can be redacted and re-encoded.

@@ -133,13 +133,16 @@ func (g *Gateway) stream(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 					}
 				}
 			}
+			events := [][]byte{data}
 			if filter != nil {
-				if data, err = filter.chunk(data); err != nil {
+				if events, err = filter.chunk(data); err != nil {
 					g.endStream(w, x, err)
 					break
 				}
 			}
-			writeEvent(w, data)
+			for _, ev := range events {
+				writeEvent(w, ev)
+			}
 			if w.Flush() != nil {
 				x.ev.Code = "client_disconnected"
 				break

@@ -57,7 +57,7 @@ func (g *Gateway) replyWork(x *exchange) (scan *redact.ScanOptions, restore bool
 // fails blocks the reply unless its fail mode is open.
 func (g *Gateway) scanReply(x *exchange, names []string, texts []string) ([]redact.Finding, error) {
 	var all []redact.Finding
-	var aggregated []policy.Finding
+	agg := newAggregator(x.replyInfo)
 	for _, name := range names {
 		gd, ok := g.guards[name]
 		if !ok {
@@ -74,10 +74,10 @@ func (g *Gateway) scanReply(x *exchange, names []string, texts []string) ([]reda
 			return nil, fmt.Errorf("%w: the %s plugin could not check the reply", errGuard, name)
 		}
 		all = append(all, found...)
-		aggregated = aggregate(aggregated, name, found, nil)
+		agg.add(name, found)
 	}
 	if len(all) > 0 {
-		x.replyMask = g.decideReply(x, aggregated)
+		x.replyMask = g.decideReply(x, agg.findings())
 	}
 	return all, nil
 }
@@ -105,8 +105,9 @@ func (g *Gateway) decideReply(x *exchange, found []policy.Finding) []string {
 	return dec.Redact
 }
 
-// filterReply applies the reply phase to a whole chat completion. It returns
-// the body to send, or the error to answer with instead.
+// filterReply applies the reply phase to a whole chat completion: every text
+// of it, not only the content, is scanned and restored. It returns the body
+// to send, or the error to answer with instead.
 func (g *Gateway) filterReply(x *exchange, body []byte) ([]byte, *api.Error) {
 	scan, restore := g.replyWork(x)
 	if scan == nil && !restore {
@@ -123,24 +124,25 @@ func (g *Gateway) filterReply(x *exchange, body []byte) ([]byte, *api.Error) {
 		g.log.Warn("reply could not be read for scanning", "request_id", x.ev.RequestID, "error", err)
 		return nil, api.UpstreamError("The upstream's reply could not be read for the response checks.")
 	}
-	texts := make([]string, len(c.Choices))
-	for i, ch := range c.Choices {
-		texts[i] = ch.Text
-	}
+	texts, info := c.Texts()
+	x.replyInfo = info
 	if scan != nil {
 		out, found, err := redact.ScanTexts(texts, *scan, &x.vault)
 		x.noteReplyFindings(found)
 		if err != nil {
 			return nil, replyBlocked(err)
 		}
-		texts = out
+		if out != nil { // nil: nothing was masked
+			texts = out
+		}
 	}
 	if restore {
+		texts = slices.Clone(texts)
 		for i := range texts {
 			texts[i] = x.vault.Restore(texts[i])
 		}
 	}
-	out, err := c.Rewrite(texts)
+	out, err := c.RewriteTexts(texts)
 	if err != nil {
 		g.log.Error("reply could not be rewritten", "request_id", x.ev.RequestID, "error", err)
 		return nil, api.Internal("The reply could not be rewritten.")
@@ -148,14 +150,20 @@ func (g *Gateway) filterReply(x *exchange, body []byte) ([]byte, *api.Error) {
 	return out, nil
 }
 
-// replyFilter applies the reply phase to a stream, chunk by chunk.
+// replyFilter applies the reply phase to a stream, chunk by chunk. Each text
+// of a choice's deltas (content, refusal, reasoning, each tool call's
+// arguments…) is its own stream through the scanners, since each reaches the
+// caller as its own string.
 type replyFilter struct {
 	rs      *redact.ReplyStream
 	content api.ReplyContent
 	texts   []string
-	// last is the last chunk seen for each choice, to carry text still held
-	// back for a choice that never got a finish_reason.
+	// last is the last chunk that carried each text stream, to carry what
+	// is still held back for it when its choice ends.
 	last map[int][]byte
+	// open lists the text streams of each choice that have not ended.
+	open  map[int][]int
+	known map[int]bool
 }
 
 // newReplyFilter returns nil when the reply phase has nothing to do, so that
@@ -165,60 +173,133 @@ func (g *Gateway) newReplyFilter(x *exchange) *replyFilter {
 	if scan == nil && !restore {
 		return nil
 	}
-	return &replyFilter{rs: redact.NewReplyStream(&x.vault, scan, restore), last: map[int][]byte{}}
+	return &replyFilter{rs: redact.NewReplyStream(&x.vault, scan, restore), last: map[int][]byte{}, open: map[int][]int{}, known: map[int]bool{}}
 }
 
-// chunk filters one stream event. It returns the event to send (nil for
-// none).
-func (f *replyFilter) chunk(data []byte) ([]byte, error) {
+// streamKey names one text stream of a reply: the choice, the kind of text
+// and the tool call. Texts outside any choice use choice -1.
+func streamKey(choice int, t api.Text) int {
+	return (choice+1)<<24 | int(t.Loc)<<16 | (t.Part + 1)
+}
+
+// chunk filters one stream event. It returns the events to send: text still
+// held for a stream that this event's choice ends and that the event itself
+// does not carry goes out first, in copies of the chunks that carried it.
+func (f *replyFilter) chunk(data []byte) ([][]byte, error) {
 	if err := f.content.ParseChunk(data); err != nil {
 		return nil, err
 	}
-	if len(f.content.Choices) == 0 {
-		return data, nil
+	texts, info := f.content.Texts()
+	if len(texts) == 0 && !f.finishes() {
+		return [][]byte{data}, nil
 	}
-	f.texts = f.texts[:0]
-	for _, ch := range f.content.Choices {
-		out, err := f.rs.Next(ch.Index, ch.Text)
+	f.texts = append(f.texts[:0], texts...)
+	keys := make([]int, len(texts))
+	for i, t := range info {
+		choice := -1
+		if t.Message >= 0 {
+			choice = f.content.Choices[t.Message].Index
+		}
+		keys[i] = streamKey(choice, t)
+		if !f.known[keys[i]] {
+			f.known[keys[i]] = true
+			f.open[choice] = append(f.open[choice], keys[i])
+		}
+		out, err := f.rs.Next(keys[i], texts[i])
 		if err != nil {
 			return nil, err
 		}
-		if ch.Finished {
-			rest, err := f.rs.Finish(ch.Index)
+		f.texts[i] = out
+	}
+	var events [][]byte
+	for _, ch := range f.content.Choices {
+		if !ch.Finished {
+			continue
+		}
+		for _, key := range f.open[ch.Index] {
+			rest, err := f.rs.Finish(key)
 			if err != nil {
 				return nil, err
 			}
-			out += rest
-		} else {
-			f.last[ch.Index] = data
+			if rest == "" {
+				continue
+			}
+			if i := slices.Index(keys, key); i >= 0 {
+				f.texts[i] += rest
+				continue
+			}
+			ev, err := f.carry(key, rest)
+			if err != nil {
+				return nil, err
+			}
+			events = append(events, ev)
 		}
-		f.texts = append(f.texts, out)
+		delete(f.open, ch.Index)
 	}
-	return f.content.Rewrite(f.texts)
+	for i, key := range keys {
+		if texts[i] != "" {
+			f.last[key] = data
+		}
+	}
+	out, err := f.rewrite(data, texts)
+	if err != nil {
+		return nil, err
+	}
+	return append(events, out), nil
 }
 
-// end releases what is still held for choices whose stream ended without a
-// finish_reason, as copies of their last chunks.
+func (f *replyFilter) finishes() bool {
+	for _, ch := range f.content.Choices {
+		if ch.Finished {
+			return true
+		}
+	}
+	return false
+}
+
+// rewrite is the current chunk (data, whose texts were orig) with f.texts.
+func (f *replyFilter) rewrite(data []byte, orig []string) ([]byte, error) {
+	if slices.Equal(f.texts, orig) {
+		return data, nil
+	}
+	return f.content.RewriteTexts(f.texts)
+}
+
+// carry is a copy of the last chunk that carried stream key, with rest as
+// that stream's text and every other text empty.
+func (f *replyFilter) carry(key int, rest string) ([]byte, error) {
+	var c api.ReplyContent
+	if err := c.ParseChunk(f.last[key]); err != nil {
+		return nil, err
+	}
+	texts, info := c.Texts()
+	out := make([]string, len(texts))
+	for i, t := range info {
+		choice := -1
+		if t.Message >= 0 {
+			choice = c.Choices[t.Message].Index
+		}
+		if streamKey(choice, t) == key {
+			out[i] = rest
+			break
+		}
+	}
+	return c.RewriteTexts(out)
+}
+
+// end releases what is still held for text streams whose choice never got a
+// finish_reason, as copies of the chunks that last carried them.
 func (f *replyFilter) end() ([][]byte, error) {
 	var out [][]byte
-	for _, i := range f.rs.Unfinished() {
-		rest, err := f.rs.Finish(i)
+	for _, key := range f.rs.Unfinished() {
+		rest, err := f.rs.Finish(key)
 		if err != nil {
 			return out, err
 		}
-		if rest == "" || f.last[i] == nil {
+		if rest == "" || f.last[key] == nil {
 			continue
 		}
-		if err := f.content.ParseChunk(f.last[i]); err != nil {
-			return out, err
-		}
-		texts := make([]string, len(f.content.Choices))
-		for k, ch := range f.content.Choices {
-			if ch.Index == i {
-				texts[k] = rest
-			}
-		}
-		b, err := f.content.Rewrite(texts)
+		b, err := f.carry(key, rest)
 		if err != nil {
 			return out, err
 		}
