@@ -55,6 +55,11 @@ const (
 	TypeNotFound          = "not_found_error"
 )
 
+// ErrorTypes are the error types above: the ones an upstream's error may
+// keep when Sluice answers with it.
+var ErrorTypes = []string{TypeInvalidRequest, TypeAuthentication, TypePermission, TypeRateLimit, TypeInsufficientQuota,
+	TypeServer, TypeUnavailable, TypeNotFound}
+
 // TypeForStatus is the error type used when a policy names a status but no type.
 func TypeForStatus(status int) string {
 	switch {

@@ -3,10 +3,12 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -50,14 +52,17 @@ func (g *Gateway) send(t upstream.Target, call *upstream.Call) (*upstream.Reply,
 // finish answers a non-streamed reply and reconciles its usage.
 func (g *Gateway) finish(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Target, res limits.Reservation, up *upstream.Reply, prompt int64) {
 	if up.Status != http.StatusOK {
-		// An upstream 4xx (context too long, its own rate limit…) is passed
-		// back as it came; it used no tokens.
-		ctx.SetStatusCode(up.Status)
-		ctx.SetContentType("application/json")
-		ctx.SetBody(up.Body)
-		x.ev.Status = up.Status
+		// An upstream 4xx (context too long, a parameter it refuses…) used no
+		// tokens. Its body is not passed on: it can echo the caller's data or
+		// carry the provider's own key material.
 		g.limiter.Commit(res, limits.Cost{})
-		x.ev.Code = "upstream_" + strconv.Itoa(up.Status)
+		aerr := upstreamRefusal(t.Model.Name, up.Status, up.Body)
+		g.log.Warn("upstream refused the request", "request_id", x.ev.RequestID, "model", t.Model.Name, "status", up.Status,
+			"type", aerr.Type, "code", aerr.Code)
+		ctx.SetStatusCode(aerr.Status)
+		ctx.SetContentType("application/json")
+		ctx.SetBody(aerr.Body())
+		x.ev.Status, x.ev.Code = aerr.Status, "upstream_"+strconv.Itoa(up.Status)
 		g.record(x)
 		return
 	}
@@ -84,6 +89,54 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 	ctx.SetBody(body)
 	x.ev.Status = http.StatusOK
 	g.record(x)
+}
+
+// upstreamRefusal is the error to answer an upstream's non-200 reply with.
+// Only the parts of the upstream's error that cannot carry text are kept,
+// and only when they have the shape OpenAI gives them: its status, type,
+// code and param. The message is Sluice's own.
+func upstreamRefusal(model string, status int, body []byte) *api.Error {
+	var e struct {
+		Error struct {
+			Type  any `json:"type"`
+			Code  any `json:"code"`
+			Param any `json:"param"`
+		} `json:"error"`
+	}
+	json.Unmarshal(body, &e)
+	if status < 400 || status > 499 {
+		status = http.StatusBadGateway
+	}
+	out := &api.Error{Status: status, Type: api.TypeForStatus(status), Code: "upstream_error"}
+	if t, ok := e.Error.Type.(string); ok && slices.Contains(api.ErrorTypes, t) {
+		out.Type = t
+	}
+	if c, ok := e.Error.Code.(string); ok && isIdentifier(c, false) {
+		out.Code = c
+	}
+	if p, ok := e.Error.Param.(string); ok && isIdentifier(p, true) {
+		out.Param = p
+	}
+	out.Message = fmt.Sprintf("The upstream for %s refused the request with status %d (%s).", model, status, out.Code)
+	return out
+}
+
+// isIdentifier reports whether s looks like an API's code or parameter
+// name, and so cannot carry a sentence, a value or a key: lower-case words
+// joined by '_' (and, for a param, '.', '[' and ']' with digits).
+func isIdentifier(s string, param bool) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c == '_':
+		case param && (c >= '0' && c <= '9' || c == '.' || c == '[' || c == ']'):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // stream passes an upstream stream to the caller event by event. The usage

@@ -238,7 +238,8 @@ func (f *replyFilter) chunk(data []byte) ([][]byte, error) {
 	}
 	for i, key := range keys {
 		if texts[i] != "" {
-			f.last[key] = data
+			// data is the event reader's buffer, reused for the next event.
+			f.last[key] = append(f.last[key][:0], data...)
 		}
 	}
 	out, err := f.rewrite(data, texts)

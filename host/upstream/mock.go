@@ -221,11 +221,13 @@ func (e *mockEvents) Close() {}
 
 // embeddings returns a deterministic unit vector per input, derived from its hash.
 func embeddings(req *mockEmbeddingsRequest) *Reply {
-	var inputs []string
+	var inputs, strs []string
 	var one string
 	if json.Unmarshal(req.Input, &one) == nil {
 		inputs = []string{one}
-	} else if json.Unmarshal(req.Input, &inputs) != nil {
+	} else if json.Unmarshal(req.Input, &strs) == nil {
+		inputs = strs
+	} else {
 		var toks [][]int64
 		var flat []int64
 		if json.Unmarshal(req.Input, &flat) == nil {
