@@ -341,3 +341,53 @@ func deref(s *string) string {
 	}
 	return *s
 }
+
+// FuzzReplyTexts holds the reply reader to its promise: every text of a
+// reply or chunk can be replaced, the result is still JSON, and read again it
+// gives exactly the new texts in the same places.
+func FuzzReplyTexts(f *testing.F) {
+	f.Add([]byte(`{"choices":[{"index":0,"message":{"role":"assistant","content":"hi","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{\"a\":\"b\",\"n\":1234567}"}}]}}]}`), true)
+	f.Add([]byte(`{"choices":[{"index":1,"delta":{"refusal":"no","reasoning_content":"why"},"finish_reason":null}],"x":{"y":["z"]}}`), false)
+	f.Add([]byte(`{"choices":[{"message":{"content":null,"audio":{"transcript":"t"},"annotations":[{"url":"u"}]}}]}`), true)
+	f.Fuzz(func(t *testing.T, body []byte, whole bool) {
+		var c ReplyContent
+		parse := c.ParseChunk
+		if whole {
+			parse = c.ParseReply
+		}
+		if parse(body) != nil {
+			return
+		}
+		texts, info := c.Texts()
+		if len(texts) != len(info) {
+			t.Fatalf("%d texts, %d infos", len(texts), len(info))
+		}
+		same, err := c.RewriteTexts(slices.Clone(texts))
+		if err != nil || !bytes.Equal(same, body) {
+			t.Fatalf("rewriting with the same texts changed %q to %q (%v)", body, same, err)
+		}
+		next := make([]string, len(texts))
+		for i, s := range texts {
+			next[i] = "<" + strings.ToUpper(s) + "\"\\\n>"
+		}
+		out, err := c.RewriteTexts(next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !json.Valid(out) {
+			t.Fatalf("%q rewritten is not JSON: %q", body, out)
+		}
+		var again ReplyContent
+		parse = again.ParseChunk
+		if whole {
+			parse = again.ParseReply
+		}
+		if err := parse(out); err != nil {
+			t.Fatalf("%q rewritten does not parse: %v", out, err)
+		}
+		got, gotInfo := again.Texts()
+		if !slices.Equal(got, next) || !slices.Equal(gotInfo, info) {
+			t.Fatalf("%q rewritten reads %q %v, want %q %v", body, got, gotInfo, next, info)
+		}
+	})
+}

@@ -59,14 +59,14 @@ func TestInputDocument(t *testing.T) {
 			Client:     policy.Counters{RequestsMinute: 3, TokensMinute: 1200, TokensToday: 50000, TokensMonth: 900000, SpendMonthMicros: 12_500_000},
 			Department: policy.Counters{RequestsMinute: 40, SpendMonthMicros: 210_000_001},
 		},
-		Findings: []policy.Finding{{Plugin: "pii", Type: "EMAIL", Count: 2, Score: 0.9, Messages: []int{0, 2}}},
+		Findings: []policy.Finding{{Plugin: "pii", Type: "EMAIL", Count: 2, Score: 0.9, Messages: []int{0, 2}, Locations: []string{"content", "name"}}},
 		Time:     time.Date(2026, 11, 28, 8, 30, 0, 0, time.UTC),
 	}
 	want := map[string]any{
 		"client": map[string]any{"id": "alice", "department": "research", "tier": "standard", "labels": map[string]any{"team": "nlp"}},
 		"request": map[string]any{
 			"method": "POST", "path": "/v1/chat/completions", "model": "gpt-4o-mini", "stream": false,
-			"max_tokens": 256.0, "prompt_tokens": 812.0, "message_count": 3.0,
+			"max_tokens": 256.0, "prompt_tokens": 812.0, "message_count": 3.0, "token_arrays": 0.0,
 			// Only allow-listed headers, lower-cased; never a credential.
 			"headers": map[string]any{"user-agent": "openai-python/1.0", "x-sluice-tags": "batch"},
 		},
@@ -74,7 +74,8 @@ func TestInputDocument(t *testing.T) {
 			"client":     map[string]any{"requests_minute": 3.0, "tokens_minute": 1200.0, "tokens_today": 50000.0, "tokens_month": 900000.0, "spend_month_usd": 12.5},
 			"department": map[string]any{"requests_minute": 40.0, "tokens_minute": 0.0, "tokens_today": 0.0, "tokens_month": 0.0, "spend_month_usd": 210.000001},
 		},
-		"findings": []any{map[string]any{"plugin": "pii", "type": "EMAIL", "count": 2.0, "score": 0.9, "messages": []any{0.0, 2.0}}},
+		"findings": []any{map[string]any{"plugin": "pii", "type": "EMAIL", "count": 2.0, "score": 0.9, "messages": []any{0.0, 2.0},
+			"locations": []any{"content", "name"}}},
 		"time": map[string]any{
 			"unix": float64(in.Time.Unix()), "rfc3339": "2026-11-28T09:30:00+01:00", "zone": "Europe/Berlin",
 			"weekday": "Saturday", "hour": 9.0, "minute": 30.0,

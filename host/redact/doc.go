@@ -41,8 +41,12 @@
 //
 // # Limits
 //
-//   - Tool-call arguments are neither restored nor scanned: a tool the model
-//     calls receives placeholders, not values.
+//   - Every text of a reply is scanned and restored, tool-call arguments
+//     included (the gateway hands each text to this package, see host/api's
+//     collect.go). In a stream, a tool call's arguments arrive as JSON
+//     fragments and are scanned as text: a placeholder lands inside a JSON
+//     string and keeps the arguments valid, but a finding that is a bare
+//     JSON number is masked as it stands and leaves them invalid.
 //   - In a stream, a finding longer than Window (a PEM private key, a JWT
 //     with many claims) is caught only if one scan of Window+Batch bytes
 //     holds it whole; raise Window for policies that must stop those.

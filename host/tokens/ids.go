@@ -70,4 +70,3 @@ func Encode(model, text string) []int {
 	}
 	return out
 }
-
