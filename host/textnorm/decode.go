@@ -150,32 +150,31 @@ func (st *state) fold(s string, limit int) (string, bool) {
 }
 
 // scanCompound returns the end of the compound starting at in[i] and
-// whether one of its runs decodes to text. A compound is a stretch of
-// base64 and hex runs joined by '.' and '=' (a JWT, padding, a run and its
-// trailing full stop): its decoded texts go after the whole compound so the
-// raw token stays whole for detectors that match it.
+// whether one of its runs decodes to text. A compound is one or more base64
+// and hex runs, each with its padding, joined by '.' (a JWT): its decoded
+// texts go after the whole compound so that the raw token stays whole for
+// detectors that match it.
 func scanCompound(in string, i int) (int, bool) {
 	found := false
 	j := i
-	for j < len(in) {
-		c := in[j]
-		if asciiClass[c]&clsRun != 0 {
-			k := j + 1
-			for k < len(in) && asciiClass[in[k]]&clsRun != 0 {
-				k++
-			}
-			if !found && runMode(in[j:k]) != modeNone {
-				found = true
-			}
-			j = k
+	for {
+		k := j + 1
+		for k < len(in) && asciiClass[in[k]]&clsRun != 0 {
+			k++
+		}
+		if !found && runMode(in[j:k]) != modeNone {
+			found = true
+		}
+		for k < len(in) && in[k] == '=' {
+			k++
+		}
+		j = k
+		if j+1 < len(in) && in[j] == '.' && asciiClass[in[j+1]]&clsRun != 0 {
+			j++
 			continue
 		}
-		if c != '.' && c != '=' {
-			break
-		}
-		j++
+		return j, found
 	}
-	return j, found
 }
 
 // expandCompound keeps the compound in[i:j] and appends, after a space, the

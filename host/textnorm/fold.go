@@ -68,21 +68,21 @@ func invisible(r rune) bool {
 	case r < 0xAD:
 		return false
 	case r == 0x00AD, // soft hyphen
-		r == 0x034F,                 // combining grapheme joiner
-		r == 0x061C,                 // Arabic letter mark
-		r == 0x115F, r == 0x1160,    // Hangul choseong and jungseong fillers
-		r == 0x17B4, r == 0x17B5,    // Khmer inherent vowels
-		r >= 0x180B && r <= 0x180F,  // Mongolian variation selectors and vowel separator
-		r >= 0x200B && r <= 0x200F,  // zero-width space, joiners, LRM, RLM
-		r >= 0x202A && r <= 0x202E,  // bidi embeddings and overrides
-		r >= 0x2060 && r <= 0x2064,  // word joiner, invisible operators
-		r >= 0x2066 && r <= 0x206F,  // bidi isolates, deprecated format characters
-		r == 0x3164, r == 0xFFA0,    // Hangul fillers
-		r >= 0xFE00 && r <= 0xFE0F,  // variation selectors
-		r == 0xFEFF,                 // byte order mark, zero-width no-break space
-		r >= 0xFFF9 && r <= 0xFFFB,  // interlinear annotation
-		r >= 0x1BCA0 && r <= 0x1BCA3, // shorthand format controls
-		r >= 0x1D173 && r <= 0x1D17A, // musical symbol format controls
+		r == 0x034F,              // combining grapheme joiner
+		r == 0x061C,              // Arabic letter mark
+		r == 0x115F, r == 0x1160, // Hangul choseong and jungseong fillers
+		r == 0x17B4, r == 0x17B5, // Khmer inherent vowels
+		r >= 0x180B && r <= 0x180F, // Mongolian variation selectors and vowel separator
+		r >= 0x200B && r <= 0x200F, // zero-width space, joiners, LRM, RLM
+		r >= 0x202A && r <= 0x202E, // bidi embeddings and overrides
+		r >= 0x2060 && r <= 0x2064, // word joiner, invisible operators
+		r >= 0x2066 && r <= 0x206F, // bidi isolates, deprecated format characters
+		r == 0x3164, r == 0xFFA0,   // Hangul fillers
+		r >= 0xFE00 && r <= 0xFE0F,                 // variation selectors
+		r == 0xFEFF,                                // byte order mark, zero-width no-break space
+		r >= 0xFFF9 && r <= 0xFFFB,                 // interlinear annotation
+		r >= 0x1BCA0 && r <= 0x1BCA3,               // shorthand format controls
+		r >= 0x1D173 && r <= 0x1D17A,               // musical symbol format controls
 		r >= 0xE0000 && r <= 0xE001F, r == 0xE007F, // tags that stand for no ASCII character
 		r >= 0xE0100 && r <= 0xE01EF: // variation selectors supplement
 		return true
@@ -116,43 +116,50 @@ func (st *state) nfkc(b *builder) {
 func (st *state) nfkcRegion(b *builder, start, end int) {
 	it := &st.it
 	it.InitString(norm.NFKC, b.in[start:end])
-	p0 := start
+	// Segments are folded one behind, so that a segment can take the next
+	// one along when that holds only marks: NFKC puts a mark of combining
+	// class 0 (a keycap's U+20E3) in a segment of its own. A long
+	// decomposition (ﷺ) comes in several segments, and the input position
+	// moves only with the last: they are folded as one.
+	p0, p1 := start, start
+	st.seg = st.seg[:0]
 	for !it.Done() {
 		seg := it.Next()
-		p1 := start + it.Pos()
-		if p1 == p0 || len(st.seg) > 0 {
-			// A long decomposition comes in several segments, all but the
-			// last with no input of their own: fold them as one.
-			st.seg = append(st.seg, seg...)
-			if p1 == p0 {
-				continue
-			}
-			seg = st.seg
+		p := start + it.Pos()
+		if p1 > p0 && !onlyMarks(seg) {
+			st.foldSegment(b, p0, p1, st.seg)
+			p0 = p1
+			st.seg = st.seg[:0]
 		}
-		st.foldSegment(b, p0, p1, seg)
-		st.seg = st.seg[:0]
-		p0 = p1
+		st.seg = append(st.seg, seg...)
+		p1 = p
 	}
+	if p1 > p0 {
+		st.foldSegment(b, p0, p1, st.seg)
+	}
+	st.seg = st.seg[:0]
 }
 
 // foldSegment writes the folded form of seg, the NFKC form of in[p0:p1].
 func (st *state) foldSegment(b *builder, p0, p1 int, seg []byte) {
 	tmp := st.tmp[:0]
-	if len(seg) > 1 && asciiClass[seg[0]]&clsAlnum != 0 && onlyMarks(seg[1:]) {
-		// Marks NFKC could not compose onto an ASCII letter or digit
-		// (1̲2̲3̲, a keycap's U+20E3) only hide it from a scanner.
-		tmp = append(tmp, seg[0])
-	} else {
-		for k := 0; k < len(seg); {
-			if seg[k] < utf8.RuneSelf {
-				tmp = append(tmp, seg[k])
-				k++
-				continue
-			}
-			r, n := utf8.DecodeRune(seg[k:])
-			tmp = appendFold(tmp, r, seg[k:k+n])
-			k += n
+	alnum := false // the last byte written is an ASCII letter or digit
+	for k := 0; k < len(seg); {
+		if c := seg[k]; c < utf8.RuneSelf {
+			tmp = append(tmp, c)
+			alnum = asciiClass[c]&clsAlnum != 0
+			k++
+			continue
 		}
+		r, n := utf8.DecodeRune(seg[k:])
+		k += n
+		if alnum && unicode.In(r, unicode.Mn, unicode.Me) {
+			// Marks NFKC could not compose onto an ASCII letter or digit
+			// (1̲2̲3̲, keycaps) only hide it from a scanner.
+			continue
+		}
+		tmp = appendFold(tmp, r, seg[k-n:k])
+		alnum = len(tmp) > 0 && asciiClass[tmp[len(tmp)-1]]&clsAlnum != 0
 	}
 	st.tmp = tmp
 	if string(tmp) == b.in[p0:p1] {
