@@ -85,14 +85,14 @@ func plain(s string) bool {
 }
 
 // String returns the normalised view, the text to scan.
-func (t *Text) String() string { return t.view }
+func (t Text) String() string { return t.view }
 
 // Source returns the original text.
-func (t *Text) Source() string { return t.src }
+func (t Text) Source() string { return t.src }
 
 // Identity reports whether the view is the original text, byte for byte,
 // and offsets in it are offsets in the original.
-func (t *Text) Identity() bool { return t.pcs == nil }
+func (t Text) Identity() bool { return t.pcs == nil }
 
 // Capped reports whether some of the text was left less normalised than
 // the rest to keep the view within 2*len(original)+Slack bytes: an NFKC
@@ -101,7 +101,7 @@ func (t *Text) Identity() bool { return t.pcs == nil }
 // text is longer than MaxInput and was not normalised at all. The view is
 // still valid and its map exact; a caller that must not scan less than
 // everything should treat a capped text as it treats a scan failure.
-func (t *Text) Capped() bool { return t.capped }
+func (t Text) Capped() bool { return t.capped }
 
 // Original maps the span [start, end) of the view to the original text.
 //
@@ -123,7 +123,7 @@ func (t *Text) Capped() bool { return t.capped }
 // boundaries (in the sense of utf8.DecodeRuneInString: each invalid byte is
 // a character). ok is false, and the span zero, when the span is not within
 // the view.
-func (t *Text) Original(start, end int) (int, int, bool) {
+func (t Text) Original(start, end int) (int, int, bool) {
 	if start < 0 || end < start || end > len(t.view) {
 		return 0, 0, false
 	}
@@ -142,7 +142,7 @@ func (t *Text) Original(start, end int) (int, int, bool) {
 }
 
 // startOf maps the view offset x to where its byte's source begins.
-func (t *Text) startOf(x int) int {
+func (t Text) startOf(x int) int {
 	if x == len(t.view) {
 		return len(t.src)
 	}
@@ -155,7 +155,7 @@ func (t *Text) startOf(x int) int {
 
 // endOf maps the view offset x > 0 to where the source of the byte before
 // it ends.
-func (t *Text) endOf(x int) int {
+func (t Text) endOf(x int) int {
 	p := t.pcs[t.find(x-1)]
 	if !p.verbatim {
 		return int(p.end)
@@ -164,7 +164,7 @@ func (t *Text) endOf(x int) int {
 }
 
 // find returns the index of the piece holding view byte x.
-func (t *Text) find(x int) int {
+func (t Text) find(x int) int {
 	return sort.Search(len(t.pcs), func(i int) bool { return int(t.pcs[i].out) > x }) - 1
 }
 
