@@ -86,7 +86,7 @@ func isASCII(s string) bool {
 // order, stays in the original, and verbatim pieces are copies.
 func checkPieces(t *testing.T, n Text) {
 	t.Helper()
-	if n.pcs == nil {
+	if n.Identity() {
 		return
 	}
 	if len(n.view) == 0 {

@@ -21,10 +21,11 @@ const (
 // Text is a normalised view of one original text. The zero Text is the
 // view of the empty text. A Text is immutable and safe to share.
 type Text struct {
-	src    string
-	view   string
-	pcs    []piece // nil when the view is the original
-	capped bool
+	src     string
+	view    string
+	pcs     []piece // the map of view to src, when changed
+	changed bool    // the view is not the original
+	capped  bool
 }
 
 // Normalize returns the normalised view of src. When nothing changes, the
@@ -58,7 +59,7 @@ func normalizeSlow(src string) Text {
 	if cur == src {
 		return Text{src: src, view: src, capped: capped}
 	}
-	return Text{src: src, view: string(cur), pcs: append([]piece(nil), prev...), capped: capped}
+	return Text{src: src, view: string(cur), pcs: append([]piece(nil), prev...), changed: true, capped: capped}
 }
 
 // plain reports texts that every pass leaves as they are: printable ASCII
@@ -92,7 +93,7 @@ func (t Text) Source() string { return t.src }
 
 // Identity reports whether the view is the original text, byte for byte,
 // and offsets in it are offsets in the original.
-func (t Text) Identity() bool { return t.pcs == nil }
+func (t Text) Identity() bool { return !t.changed }
 
 // Capped reports whether some of the text was left less normalised than
 // the rest to keep the view within 2*len(original)+Slack bytes: an NFKC
@@ -127,7 +128,7 @@ func (t Text) Original(start, end int) (int, int, bool) {
 	if start < 0 || end < start || end > len(t.view) {
 		return 0, 0, false
 	}
-	if t.pcs == nil {
+	if !t.changed {
 		s := runeFloor(t.src, start, 0)
 		if start == end {
 			return s, s, true

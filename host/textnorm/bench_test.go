@@ -1,0 +1,85 @@
+package textnorm
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+)
+
+// Run with: go test -run '^$' -bench . -benchmem ./host/textnorm/
+
+const promptASCII = `You are a helpful assistant for the support team of an online shop. ` +
+	`Answer the customer's question below in a friendly tone, in at most three short paragraphs. ` +
+	`If the question is about an order, ask for the order number; never ask for card details. ` +
+	`If the customer is angry, apologise once and move on to what can be done. ` +
+	`Do not promise refunds: say that the team will look into it within two working days. `
+
+func benchText(unit string, size int) string {
+	return strings.Repeat(unit, size/len(unit)+1)[:size]
+}
+
+var (
+	benchASCII   = benchText(promptASCII, 1200)
+	benchAccents = strings.Replace(strings.Replace(strings.Replace(benchASCII,
+		"friendly", "friendly — “warm” —", 1), "customer's", "customer’s", 1), "apologise", "apologise (désolé)", 1)[:1200]
+	benchMixed = benchText("Order #4411 for Zoë: “deliver to 12 Rue de l’Église, Paris” — ok. "+
+		"Клиент пишет: заказ не пришёл, номер 55-12. 顧客は注文について質問しています。 "+
+		"See https://example.com/track?id=ab%20cd&amp;x=1 or ping me 🙂. "+
+		"Attached: "+base64.StdEncoding.EncodeToString([]byte("invoice 2024-118, total 99.50 EUR"))+"\n", 64<<10)
+	benchDataURL = "data:image/png;base64," + base64.StdEncoding.EncodeToString(randomBytes(3<<18)) // 1 MiB of base64
+)
+
+func BenchmarkNormalize(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		src  string
+	}{
+		{"ascii-1.2KB", benchASCII},
+		{"accents-1.2KB", benchAccents},
+		{"mixed-64KB", benchMixed},
+		{"data-url-1MB", benchDataURL},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(bc.src)))
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = Normalize(bc.src)
+			}
+		})
+	}
+}
+
+// BenchmarkHostile measures the inputs of TestHostile at 1 MiB; compare
+// with -benchtime and 4 MiB inputs to see the time stay linear.
+func BenchmarkHostile(b *testing.B) {
+	const size = 1 << 20
+	for _, bc := range []struct {
+		name string
+		src  string
+	}{
+		{"percent", strings.Repeat("%", size)},
+		{"reference-starts", strings.Repeat("&#", size/2)},
+		{"zero-width", strings.Repeat("\u200b", size/3)},
+		{"base64-text-run", benchText(base64.StdEncoding.EncodeToString([]byte("the quick brown fox jumps over the lazy dog ")), size)},
+		{"invalid-bytes", strings.Repeat("\xffa", size/2)},
+		{"look-alikes", strings.Repeat("аx", size/3)},
+		{"expansions", strings.Repeat("ﷺ", size/3)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(bc.src)))
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = Normalize(bc.src)
+			}
+		})
+	}
+}
+
+func BenchmarkOriginal(b *testing.B) {
+	n := Normalize(benchMixed)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		x := i % (len(n.String()) - 16)
+		_, _, _ = n.Original(x, x+16)
+	}
+}
