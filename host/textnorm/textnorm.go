@@ -2,6 +2,7 @@ package textnorm
 
 import (
 	"sort"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -59,7 +60,8 @@ func normalizeSlow(src string) Text {
 	if cur == src {
 		return Text{src: src, view: src, capped: capped}
 	}
-	return Text{src: src, view: string(cur), pcs: append([]piece(nil), prev...), changed: true, capped: capped}
+	// cur lives in a pooled buffer: the view must be a copy.
+	return Text{src: src, view: strings.Clone(cur), pcs: append([]piece(nil), prev...), changed: true, capped: capped}
 }
 
 // plain reports texts that every pass leaves as they are: printable ASCII

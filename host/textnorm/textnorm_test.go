@@ -202,6 +202,16 @@ func TestIdentity(t *testing.T) {
 	}
 }
 
+func TestViewOutlivesNextCall(t *testing.T) {
+	a := Normalize("user＠example.com")
+	for range 10 {
+		_ = Normalize("ｘｘｘｘｘｘｘｘｘｘｘｘｘｘｘｘ")
+	}
+	if a.String() != "user@example.com" {
+		t.Errorf("view changed to %q", a.String())
+	}
+}
+
 func TestFastPathAllocatesNothing(t *testing.T) {
 	src := strings.Repeat("Summarise this paper on internationalization of web applications, please. ", 16)
 	if !plain(src) {
