@@ -11,6 +11,7 @@ const (
 	// encodings, and a value shorter than that is rarely worth hiding.
 	minBase64 = 16
 	minHex    = 16
+	minRun    = min(minBase64, minHex)
 )
 
 // decode is the last pass: percent-escapes, HTML character references, and
@@ -224,7 +225,7 @@ const (
 // hex digits, else base64 (standard or URL alphabet, not both, with or
 // without padding). It decodes nothing into memory.
 func runMode(run string) int {
-	if len(run) < min(minHex, minBase64) {
+	if len(run) < minRun {
 		return modeNone
 	}
 	hexFrom := 0

@@ -114,6 +114,9 @@ func (st *state) nfkc(b *builder) {
 }
 
 func (st *state) nfkcRegion(b *builder, start, end int) {
+	if st.foldNormal(b, start, end) {
+		return
+	}
 	it := &st.it
 	it.InitString(norm.NFKC, b.in[start:end])
 	// Segments are folded one behind, so that a segment can take the next
@@ -140,6 +143,57 @@ func (st *state) nfkcRegion(b *builder, start, end int) {
 	st.seg = st.seg[:0]
 }
 
+// foldNormal folds a region that is already in NFKC, rune by rune, and
+// reports whether it could: not when a mark follows an ASCII letter or
+// digit or a digit that folds to one, which foldSegment handles. Most text
+// takes this path, which costs a quick check instead of an NFKC
+// iteration.
+func (st *state) foldNormal(b *builder, start, end int) bool {
+	region := b.in[start:end]
+	if norm.NFKC.QuickSpanString(region) != len(region) {
+		return false
+	}
+	alnum := false
+	for _, r := range region {
+		if alnum && unicode.In(r, unicode.Mn, unicode.Me) {
+			return false
+		}
+		alnum = r < utf8.RuneSelf && asciiClass[r]&clsAlnum != 0 || mayFold(r) && unicode.Is(unicode.Nd, r)
+	}
+	for i := 0; i < len(region); {
+		if region[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(region[i:])
+		if mayFold(r) {
+			raw := region[i : i+n]
+			st.tmp = appendFold(st.tmp[:0], r, raw)
+			if string(st.tmp) != raw {
+				b.replace(start+i, start+i+n, bstr(st.tmp))
+			}
+		}
+		i += n
+	}
+	return true
+}
+
+// foldBMP marks the characters of the Basic Multilingual Plane that
+// appendFold may change, so that most characters cost one bit test.
+var foldBMP = func() (t [1 << 16 / 64]uint64) {
+	for r := rune(0x80); r < 1<<16; r++ {
+		if invisible(r) || dash(r) || fullStop(r) || r == 0x2028 || r == 0x2029 ||
+			unicode.Is(unicode.Zs, r) || unicode.Is(unicode.Nd, r) {
+			t[r/64] |= 1 << (r % 64)
+		}
+	}
+	return t
+}()
+
+func mayFold(r rune) bool {
+	return r >= 1<<16 || foldBMP[r/64]&(1<<(r%64)) != 0
+}
+
 // foldSegment writes the folded form of seg, the NFKC form of in[p0:p1].
 func (st *state) foldSegment(b *builder, p0, p1 int, seg []byte) {
 	tmp := st.tmp[:0]
@@ -158,7 +212,7 @@ func (st *state) foldSegment(b *builder, p0, p1 int, seg []byte) {
 			// (1̲2̲3̲, keycaps) only hide it from a scanner.
 			continue
 		}
-		tmp = appendFold(tmp, r, seg[k-n:k])
+		tmp = appendFold(tmp, r, bstr(seg[k-n:k]))
 		alnum = len(tmp) > 0 && asciiClass[tmp[len(tmp)-1]]&clsAlnum != 0
 	}
 	st.tmp = tmp
@@ -182,7 +236,10 @@ func onlyMarks(s []byte) bool {
 }
 
 // appendFold appends the fold of the non-ASCII rune r, whose encoding is raw.
-func appendFold(dst []byte, r rune, raw []byte) []byte {
+func appendFold(dst []byte, r rune, raw string) []byte {
+	if !mayFold(r) {
+		return append(dst, raw...)
+	}
 	switch {
 	case invisible(r):
 		return dst // norm.Iter inserts U+034F into runs of over 30 marks

@@ -57,6 +57,12 @@ func FuzzNormalize(f *testing.F) {
 		if slow := normalizeSlow(src); plain(src) && !slow.Identity() {
 			t.Fatalf("fast path takes %q, the passes change it to %q", src, slow.view)
 		}
+		// The view is the caller's: another call must not change it.
+		view := strings.Clone(v)
+		_ = Normalize(fuzzSeeds[len(src)%len(fuzzSeeds)] + "ｘ")
+		if n.String() != view {
+			t.Fatalf("view changed by the next call: %q, was %q", n.String(), view)
+		}
 		checkPieces(t, n)
 		checkOriginal(t, n)
 		if !isASCII(v) {

@@ -65,26 +65,28 @@ func normalizeSlow(src string) Text {
 }
 
 // plain reports texts that every pass leaves as they are: printable ASCII
-// with no '%' or '&' and no base64 or hex run that decodes to text. It is
-// the decode pass's own loop, less the work, so the two cannot disagree.
+// with no '%' or '&' and no base64 or hex run that decodes to text. Without
+// '%' and '&', the runs the decode pass judges are the maximal runs of
+// base64 characters, judged here by the same runMode.
 func plain(s string) bool {
-	for i := 0; i < len(s); {
-		c := s[i]
-		k := asciiClass[c]
+	run := -1 // start of the current run of base64 characters
+	for i := 0; i < len(s); i++ {
+		k := asciiClass[s[i]]
 		if k&clsPlain == 0 {
 			return false
 		}
 		if k&clsRun != 0 {
-			j, found := scanCompound(s, i)
-			if found {
-				return false
+			if run < 0 {
+				run = i
 			}
-			i = j
 			continue
 		}
-		i++
+		if run >= 0 && i-run >= minRun && runMode(s[run:i]) != modeNone {
+			return false
+		}
+		run = -1
 	}
-	return true
+	return run < 0 || len(s)-run < minRun || runMode(s[run:]) == modeNone
 }
 
 // String returns the normalised view, the text to scan.
