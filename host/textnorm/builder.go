@@ -38,6 +38,7 @@ type builder struct {
 	limit  int  // the output may not grow past this many bytes
 	dirty  bool // out and pcs hold the output; otherwise it equals in
 	capped bool // a change was skipped to stay within limit
+	coarse bool // pieces were merged to stay within maxPieces
 
 	lastSrc, lastEnd int32 // source span of the last atomic piece, for extend
 }
@@ -46,7 +47,7 @@ func (b *builder) reset(in string, prev []piece, limit int, track bool) {
 	b.in, b.prev, b.track, b.limit = in, prev, track, limit
 	b.out, b.pcs = b.out[:0], b.pcs[:0]
 	b.done, b.pi = 0, 0
-	b.dirty, b.capped = false, false
+	b.dirty, b.capped, b.coarse = false, false, false
 }
 
 // result is the output of the pass.
@@ -209,19 +210,35 @@ func (b *builder) pend(i int) int {
 }
 
 // add appends a piece, merging it into the last one when the two are
-// contiguous copies or map to the same atomic span.
+// contiguous copies or map to the same atomic span. Past maxPieces, it
+// merges the piece into the last one regardless, which then becomes atomic
+// and covers both: the map stays within its bound and still covers every
+// source byte, but no longer finely.
 func (b *builder) add(o, src, end int32, verbatim bool) {
 	if n := len(b.pcs); n > 0 {
 		l := &b.pcs[n-1]
-		if verbatim && l.verbatim && l.end == src {
+		switch {
+		case verbatim && l.verbatim && l.end == src:
 			l.end = end
 			return
-		}
-		if !verbatim && !l.verbatim && l.src == src && l.end == end {
+		case !verbatim && !l.verbatim && l.src == src && l.end == end:
+			return
+		case n >= b.maxPieces():
+			l.verbatim = false
+			l.end = max(l.end, end)
+			b.coarse = true
 			return
 		}
 	}
 	b.pcs = append(b.pcs, piece{out: o, src: src, end: end, verbatim: verbatim})
+}
+
+// maxPieces bounds the map to a piece for every two bytes of the original
+// (limit is twice its length, plus Slack): 8 bytes of map per byte of text.
+// Only hostile text needs more: fullwidth text takes a piece every three
+// bytes, look-alikes one every two, alternating invalid bytes one a byte.
+func (b *builder) maxPieces() int {
+	return b.limit/4 + 16
 }
 
 // bstr views b as a string without copying; b must not change while the

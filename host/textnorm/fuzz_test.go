@@ -101,6 +101,9 @@ func checkPieces(t *testing.T, n Text) {
 		}
 		return
 	}
+	if max := (2*len(n.src)+Slack)/4 + 16; len(n.pcs) > max {
+		t.Fatalf("%d pieces, bound %d", len(n.pcs), max)
+	}
 	if n.pcs[0].out != 0 {
 		t.Fatalf("first piece at %d", n.pcs[0].out)
 	}

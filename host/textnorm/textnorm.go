@@ -27,6 +27,7 @@ type Text struct {
 	pcs     []piece // the map of view to src, when changed
 	changed bool    // the view is not the original
 	capped  bool
+	coarse  bool
 }
 
 // Normalize returns the normalised view of src. When nothing changes, the
@@ -47,12 +48,13 @@ func normalizeSlow(src string) Text {
 	defer st.release()
 	limit := 2*len(src) + Slack
 	cur, prev := src, []piece(nil)
-	capped := false
+	capped, coarse := false, false
 	for k, pass := range [...]func(*state, *builder){(*state).clean, (*state).nfkc, (*state).confusables, (*state).decode} {
 		b := &st.main[k]
 		b.reset(cur, prev, limit, true)
 		pass(st, b)
 		capped = capped || b.capped
+		coarse = coarse || b.coarse
 		if b.dirty {
 			cur, prev = b.result(), b.pcs
 		}
@@ -61,7 +63,7 @@ func normalizeSlow(src string) Text {
 		return Text{src: src, view: src, capped: capped}
 	}
 	// cur lives in a pooled buffer: the view must be a copy.
-	return Text{src: src, view: strings.Clone(cur), pcs: append([]piece(nil), prev...), changed: true, capped: capped}
+	return Text{src: src, view: strings.Clone(cur), pcs: append([]piece(nil), prev...), changed: true, capped: capped, coarse: coarse}
 }
 
 // plain reports texts that every pass leaves as they are: printable ASCII
@@ -108,11 +110,19 @@ func (t Text) Identity() bool { return !t.changed }
 // everything should treat a capped text as it treats a scan failure.
 func (t Text) Capped() bool { return t.capped }
 
+// Coarse reports whether the map was coarsened to stay within its bound of
+// one piece for every two bytes of the original, which only hostile text
+// needs (alternating invalid bytes and letters, say). Original then still
+// covers every original byte that produced a span, but may cover more than
+// the smallest such span.
+func (t Text) Coarse() bool { return t.coarse }
+
 // Original maps the span [start, end) of the view to the original text.
 //
 // For start < end it returns the smallest span of the original that holds
 // every original byte that produced a byte of [start, end), widened to
-// whole UTF-8 characters. Bytes copied unchanged map byte for byte; the
+// whole UTF-8 characters (a covering span, not always the smallest, when
+// Coarse). Bytes copied unchanged map byte for byte; the
 // bytes produced by one change (a folded character, a decoded escape, a
 // decoded base64 run together with the run it was appended to) all map to
 // the whole of what was changed. Characters dropped as invisible belong to

@@ -277,6 +277,26 @@ func TestCap(t *testing.T) {
 	}
 }
 
+func TestCoarse(t *testing.T) {
+	src := strings.Repeat("\xffa", 1000) + "user＠example.com"
+	n := Normalize(src)
+	if !n.Coarse() {
+		t.Fatal("not coarse")
+	}
+	if len(n.pcs) > len(src)/2+Slack {
+		t.Errorf("%d pieces for %d bytes", len(n.pcs), len(src))
+	}
+	// Still covering: the at sign maps to a span holding ＠.
+	x := strings.Index(n.String(), "@")
+	s, e, _ := n.Original(x, x+1)
+	if at := strings.Index(src, "＠"); s > at || e < at+len("＠") {
+		t.Errorf("Original of @ = %d, %d, does not cover %d, %d", s, e, at, at+len("＠"))
+	}
+	if Normalize("user＠example.com").Coarse() {
+		t.Error("a short text is coarse")
+	}
+}
+
 func TestHostile(t *testing.T) {
 	const size = 4 << 20
 	text := strings.Repeat(base64.StdEncoding.EncodeToString([]byte("the quick brown fox jumps over the lazy dog ")), size/60)
@@ -306,6 +326,9 @@ func TestHostile(t *testing.T) {
 			}
 			if s, e, ok := n.Original(0, len(n.String())); !ok || e > len(tc.src) || s > e {
 				t.Errorf("Original of the view = %d, %d, %v", s, e, ok)
+			}
+			if len(n.pcs) > len(tc.src)/2+Slack {
+				t.Errorf("%d pieces for %d bytes", len(n.pcs), len(tc.src))
 			}
 		})
 	}
