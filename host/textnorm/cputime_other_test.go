@@ -1,0 +1,5 @@
+//go:build !unix
+
+package textnorm
+
+func cpuTime() int64 { return 0 }
