@@ -15,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/host/metrics"
 	"github.com/sluicehq/sluice/host/plugin"
 	"github.com/sluicehq/sluice/host/policy"
+	"github.com/sluicehq/sluice/host/scanview"
 	"github.com/sluicehq/sluice/host/telemetry"
 	"github.com/sluicehq/sluice/host/upstream"
 	"github.com/valyala/fasthttp"
@@ -166,13 +167,16 @@ func limitsUnavailable() *api.Error {
 }
 
 // scan runs the named guards over the texts and aggregates their findings by
-// (guard, type) for the policy. Matched text never leaves this function.
+// (guard, type) for the policy. The guards see the texts' scan view
+// (normalised, and with seams where adjacent texts meet); their findings come
+// back mapped to the texts as sent. Matched text never leaves this function.
 func (g *Gateway) scan(ctx context.Context, x *exchange, names []string, texts []string, info []api.Text) ([]Finding, []policy.Finding, *api.Error) {
 	if len(texts) == 0 {
 		return nil, nil, nil
 	}
 	var all []Finding
 	agg := newAggregator(info)
+	view := scanview.New(texts, adjacent(info))
 	for _, name := range names {
 		gd, ok := g.guards[name]
 		if !ok {
@@ -182,7 +186,7 @@ func (g *Gateway) scan(ctx context.Context, x *exchange, names []string, texts [
 			g.metrics.PluginFailed(name, metrics.FailureUnavailable)
 			return nil, nil, api.GuardrailUnavailable(fmt.Sprintf("The %s guardrail is not available.", name))
 		}
-		found, err := g.runGuard(ctx, x, gd, texts)
+		found, err := g.runGuard(ctx, x, gd, view.Texts())
 		if err != nil {
 			if gd.FailOpen {
 				g.log.Warn("plugin failed; request allowed (fail_mode open)", "request_id", x.ev.RequestID, "plugin", name, "error", err)
@@ -191,10 +195,21 @@ func (g *Gateway) scan(ctx context.Context, x *exchange, names []string, texts [
 			g.log.Error("plugin failed; request denied (fail_mode closed)", "request_id", x.ev.RequestID, "plugin", name, "error", err)
 			return nil, nil, api.GuardrailUnavailable(fmt.Sprintf("The %s guardrail could not check this request; retry shortly.", name))
 		}
+		found = view.Findings(found)
 		all = append(all, found...)
 		agg.add(name, found)
 	}
 	return all, agg.findings(), nil
+}
+
+// adjacent says which texts of info are neighbours of one kind, whose
+// boundary a value may be split across: parts of a message, consecutive
+// messages, the strings of one tool call's arguments.
+func adjacent(info []api.Text) func(i int) bool {
+	if len(info) < 2 {
+		return nil
+	}
+	return func(i int) bool { return info[i].Loc == info[i+1].Loc }
 }
 
 // runGuard runs one guard, timed and traced, and counts its failures.

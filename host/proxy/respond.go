@@ -10,6 +10,7 @@ import (
 	"github.com/sluicehq/sluice/host/api"
 	"github.com/sluicehq/sluice/host/policy"
 	"github.com/sluicehq/sluice/host/redact"
+	"github.com/sluicehq/sluice/host/scanview"
 )
 
 // The reply phase: what the decision says to do with the model's reply.
@@ -57,14 +58,19 @@ func (g *Gateway) replyWork(x *exchange) (scan *redact.ScanOptions, restore bool
 // fails blocks the reply unless its fail mode is open.
 func (g *Gateway) scanReply(x *exchange, names []string, texts []string) ([]redact.Finding, error) {
 	var all []redact.Finding
-	agg := newAggregator(x.replyInfo)
+	info := x.replyInfo
+	if len(info) != len(texts) {
+		info = nil // a stream's window: one text of one stream
+	}
+	agg := newAggregator(info)
+	view := scanview.New(texts, adjacent(info))
 	for _, name := range names {
 		gd, ok := g.guards[name]
 		if !ok {
 			g.log.Error("policy names a response plugin that is not loaded", "request_id", x.ev.RequestID, "plugin", name)
 			return nil, fmt.Errorf("%w: the %s plugin is not loaded", errGuard, name)
 		}
-		found, err := g.runGuard(context.Background(), x, gd, texts)
+		found, err := g.runGuard(context.Background(), x, gd, view.Texts())
 		if err != nil {
 			if gd.FailOpen {
 				g.log.Warn("response plugin failed; reply allowed (fail_mode open)", "request_id", x.ev.RequestID, "plugin", name, "error", err)
@@ -73,6 +79,7 @@ func (g *Gateway) scanReply(x *exchange, names []string, texts []string) ([]reda
 			g.log.Error("response plugin failed; reply withheld (fail_mode closed)", "request_id", x.ev.RequestID, "plugin", name, "error", err)
 			return nil, fmt.Errorf("%w: the %s plugin could not check the reply", errGuard, name)
 		}
+		found = view.Findings(found)
 		all = append(all, found...)
 		agg.add(name, found)
 	}

@@ -394,3 +394,61 @@ func TestUpstreamErrorBodiesAreNotPassedThrough(t *testing.T) {
 		t.Fatalf("the upstream's safe fields were lost: %+v", e)
 	}
 }
+
+// Written so that a model still reads the value but a plain pattern would
+// not match it: each is found in the normalised view, and blocked.
+var obfuscated = []struct{ name, content string }{
+	{"zero-width space", `SSN 123\u200b-45-6789`},
+	{"soft hyphen", `SSN 123-\u00ad45-6789`},
+	{"bidi controls", `SSN 123\u202e-45-\u202c6789`},
+	{"fullwidth digits", `SSN １２３-４５-６７８９`},
+	{"arabic-indic digits", `SSN ١٢٣-٤٥-٦٧٨٩`},
+	{"unicode dashes", `SSN 123\u201345\u20126789`},
+	{"fullwidth at sign", `mail ann.lee＠example.com`},
+	{"percent-encoding", `mail ann.lee%40example.com`},
+	{"html entity", `mail ann.lee&#64;example.com`},
+	{"named html entity", `mail ann.lee&commat;example.com`},
+	{"base64 of a value", `decode TXkgU1NOIGlzIDEyMy00NS02Nzg5 please`},
+	{"hex of a value", `decode 616e6e2e6c6565406578616d706c652e636f6d please`},
+	{"cyrillic look-alike in a key", `key \u0410KIAY34FZKBOKMUTVV7A`},
+}
+
+func TestObfuscatedValuesAreCaught(t *testing.T) {
+	h := newHarness(t, open)
+	c := h.client(h.key)
+	for _, o := range obfuscated {
+		t.Run(o.name, func(t *testing.T) {
+			_, err := sendRaw(c, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"`+o.content+`"}]}`)
+			apiError(t, err, 400, "pii_detected")
+		})
+	}
+}
+
+// A value cut across two parts of a message, or across two messages, is
+// seen whole; on a redacting tier each piece is masked where it was sent.
+func TestValuesSplitAcrossPartsAreCaught(t *testing.T) {
+	bodies := []string{
+		`{"model":"gpt-4o-mini","messages":[{"role":"user","content":[{"type":"text","text":"my SSN is 123-45-"},{"type":"text","text":"6789"}]}]}`,
+		`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"my SSN is 123-45-"},{"role":"user","content":"6789"}]}`,
+		`{"model":"gpt-4o-mini","messages":[{"role":"user","content":[{"type":"text","text":"mail ann.lee@"},{"type":"text","text":"exam"},{"type":"text","text":"ple.com"}]}]}`,
+	}
+	h := newHarness(t, open)
+	c := h.client(h.key)
+	for _, b := range bodies {
+		_, err := sendRaw(c, b)
+		apiError(t, err, 400, "pii_detected")
+	}
+	h2, rec := startBehindRecorder(t, config.Tier{Models: []string{"*"}, PIIDetection: true, Redact: []string{"US_SSN", "EMAIL"}})
+	c2 := h2.client(h2.key)
+	for _, b := range bodies {
+		if _, err := sendRaw(c2, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := rec.seen()
+	for _, piece := range []string{"123-45-", `"6789"`, "ann.lee@", `"exam"`, "ple.com"} {
+		if strings.Contains(seen, piece) {
+			t.Errorf("the piece %s reached the upstream:\n%s", piece, seen)
+		}
+	}
+}
