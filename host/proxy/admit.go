@@ -202,14 +202,15 @@ func (g *Gateway) scan(ctx context.Context, x *exchange, names []string, texts [
 	return all, agg.findings(), nil
 }
 
-// adjacent says which texts of info are neighbours of one kind, whose
-// boundary a value may be split across: parts of a message, consecutive
-// messages, the strings of one tool call's arguments.
+// adjacent says which texts of info are neighbours whose boundary a value may
+// be split across: content parts of a message and the content of consecutive
+// messages. Keys and values of JSON (metadata, schemas, arguments) are not
+// joined: glued together they make values that no one wrote.
 func adjacent(info []api.Text) func(i int) bool {
 	if len(info) < 2 {
 		return nil
 	}
-	return func(i int) bool { return info[i].Loc == info[i+1].Loc }
+	return func(i int) bool { return info[i].Loc == api.LocContent && info[i+1].Loc == api.LocContent }
 }
 
 // runGuard runs one guard, timed and traced, and counts its failures.

@@ -124,30 +124,42 @@ func runeStart(s string, i int) int {
 
 // Findings maps findings in the view's texts back to the original texts:
 // offsets into the text as sent, a seam's finding split into one per text
-// it touches. Findings outside the view are dropped; duplicates (a seam
-// finding again what a text's own scan found) are merged.
+// it touches. Findings outside the view are dropped. A seam finding that
+// overlaps what a text's own scan found of the same type is dropped too: the
+// value was whole in that text, and the seam only glued a neighbour's bytes
+// to it. Duplicates are merged.
 func (v *View) Findings(found []redact.Finding) []redact.Finding {
 	out := make([]redact.Finding, 0, len(found))
 	for _, f := range found {
-		if f.Text < 0 || f.Text >= len(v.texts) || f.Start < 0 || f.Start >= f.End || f.End > len(v.texts[f.Text]) {
+		if v.outside(f) || f.Text >= len(v.norm) {
 			continue
 		}
-		if f.Text < len(v.norm) {
-			if g, ok := v.original(f, f.Text, f.Start, f.End); ok {
-				out = append(out, g)
-			}
+		if g, ok := v.original(f, f.Text, f.Start, f.End); ok {
+			out = append(out, g)
+		}
+	}
+	direct := len(out)
+	var pieces []redact.Finding
+	for _, f := range found {
+		if v.outside(f) || f.Text < len(v.norm) {
 			continue
 		}
+		pieces = pieces[:0]
+		glued := false
 		at := 0
 		for _, p := range v.seams[f.Text-len(v.norm)].pieces {
 			size := p.end - p.start
 			lo, hi := max(f.Start, at), min(f.End, at+size)
 			if lo < hi {
 				if g, ok := v.original(f, p.text, p.start+lo-at, p.start+hi-at); ok {
-					out = append(out, g)
+					glued = glued || overlapsAny(out[:direct], g)
+					pieces = append(pieces, g)
 				}
 			}
 			at += size
+		}
+		if !glued {
+			out = append(out, pieces...)
 		}
 	}
 	slices.SortFunc(out, func(a, b redact.Finding) int {
@@ -175,6 +187,19 @@ func (v *View) Findings(found []redact.Finding) []redact.Finding {
 	return slices.CompactFunc(out, func(a, b redact.Finding) bool {
 		return a.Text == b.Text && a.Start == b.Start && a.End == b.End && a.Type == b.Type
 	})
+}
+
+func (v *View) outside(f redact.Finding) bool {
+	return f.Text < 0 || f.Text >= len(v.texts) || f.Start < 0 || f.Start >= f.End || f.End > len(v.texts[f.Text])
+}
+
+func overlapsAny(fs []redact.Finding, g redact.Finding) bool {
+	for _, f := range fs {
+		if f.Text == g.Text && f.Type == g.Type && f.Start < g.End && g.Start < f.End {
+			return true
+		}
+	}
+	return false
 }
 
 // original is f as a finding at [start, end) of the normalised text i,

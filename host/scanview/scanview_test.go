@@ -94,3 +94,14 @@ func TestFindingsOutsideTheViewAreDropped(t *testing.T) {
 		t.Fatalf("kept %+v", got)
 	}
 }
+
+// A value whole in one text is not found again through a seam, while a
+// value split across the same boundary is.
+func TestSeamsAddOnlySplitValues(t *testing.T) {
+	texts := []string{"a 123-45-678", "9 and 123-45-6789"}
+	v := New(texts, all)
+	got := found(texts, v.Findings(scanSSN(v.Texts())))
+	if strings.Join(got, "|") != "123-45-678|9|123-45-6789" {
+		t.Fatalf("found %q", got)
+	}
+}
