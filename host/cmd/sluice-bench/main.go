@@ -82,7 +82,7 @@ type options struct {
 }
 
 // The sections of a run, in the order they run.
-var sectionNames = []string{"e2e", "plugins", "limits", "policy"}
+var sectionNames = []string{"e2e", "plugins", "limits", "policy", "texts"}
 
 // runs reports whether the run includes section.
 func (o *options) runs(section string) bool { return len(o.sections) == 0 || o.sections[section] }
@@ -112,7 +112,7 @@ proxy, all on loopback. Run from the repository root after make build.
 	fs.BoolVar(&o.keep, "keep", false, "keep the generated configurations, data and server logs")
 	fs.StringVar(&o.sluiceBin, "sluice", "bin/sluice", "the sluice binary")
 	fs.StringVar(&o.pluginDir, "plugins", "bin/plugins", "folder of the built plugins pii.wasm and contentfilter.wasm")
-	fs.StringVar(&only, "only", "", "run only these sections, comma-separated: e2e (servers under load), plugins (the plugin host), limits (the limiter), policy (one decision)")
+	fs.StringVar(&only, "only", "", "run only these sections, comma-separated: e2e (servers under load), plugins (the plugin host), limits (the limiter), policy (one decision), texts (what the gateway does to a request's texts before plugins)")
 	fs.DurationVar(&o.pluginRound, "plugin-round", 300*time.Millisecond, "time of one round of one plugin figure")
 	fs.DurationVar(&o.limitRound, "limit-round", 300*time.Millisecond, "time of one round of one limiter figure")
 	fs.IntVar(&o.policyCalls, "policy-calls", 3000, "decisions timed one by one per policy case and round")
@@ -218,6 +218,15 @@ func runBench(args []string) (err error) {
 		if r.Policy, err = bench.MeasurePolicy(ctx, bench.PolicySettings{
 			Rounds: o.rounds, Calls: o.policyCalls, Progress: progress,
 		}); err != nil {
+			return err
+		}
+	}
+	if o.runs("texts") {
+		cases, err := textCases()
+		if err != nil {
+			return err
+		}
+		if r.Texts, err = bench.MeasureTexts(ctx, bench.TextSettings{Rounds: o.rounds, Cases: cases, Progress: progress}); err != nil {
 			return err
 		}
 	}

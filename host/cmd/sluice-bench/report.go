@@ -33,6 +33,8 @@ type report struct {
 	Limits *bench.LimitReport `json:"limits,omitempty"`
 	// Policy is the policy decision section, measured in this process.
 	Policy *bench.PolicyReport `json:"policy,omitempty"`
+	// Texts is the guardrails' input section, measured in this process.
+	Texts *bench.TextReport `json:"texts,omitempty"`
 }
 
 type machine struct {
@@ -133,6 +135,9 @@ func writeTable(w io.Writer, r *report) error {
 	}
 	if r.Policy != nil {
 		writePolicy(bw, r.Policy)
+	}
+	if r.Texts != nil {
+		writeTexts(bw, r.Texts)
 	}
 	return bw.Flush()
 }
@@ -283,6 +288,23 @@ func writePolicy(bw *bufio.Writer, p *bench.PolicyReport) {
 		row(&p.Decisions[i])
 	}
 	row(&p.Floor)
+}
+
+func writeTexts(bw *bufio.Writer, t *bench.TextReport) {
+	fmt.Fprintf(bw, "\nA request's texts before the plugins, in process (medians of rounds)\n\n"+
+		"parse: read and validate the body, collect every text with its location; view: normalise each text and add the seams.\n"+
+		"Against json.Unmarshal of the same body into an any, measured in the same rounds.\n\n")
+	const format = "%-22s %7s %6s  %-6s %11s %9s %9s %8s\n"
+	fmt.Fprintf(bw, format, "case", "bytes", "texts", "stage", "per request", "allocs", "bytes", "vs json")
+	for _, c := range t.Cases {
+		for _, st := range []struct {
+			name string
+			f    bench.StageFigure
+		}{{"parse", c.Parse}, {"view", c.View}, {"json", c.Baseline}} {
+			fmt.Fprintf(bw, format, c.Case, strconv.Itoa(c.Bytes), strconv.Itoa(c.Texts), st.name, micros(st.f.PerOp),
+				strconv.FormatInt(st.f.AllocsPerOp, 10), strconv.FormatInt(st.f.BytesPerOp, 10), fmt.Sprintf("%.2f×", st.f.Ratio))
+		}
+	}
 }
 
 func micros(d time.Duration) string {

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+
+	"github.com/sluicehq/sluice/host/bench"
 )
 
 // benchModel is the one model the benchmark asks for; Sluice routes it to the mock.
@@ -50,4 +52,36 @@ func chatRequest() ([]byte, error) {
 		return nil, fmt.Errorf("encoding the benchmark request: %w", err)
 	}
 	return body, nil
+}
+
+// textCases are the bodies of the texts section: the end-to-end request, and
+// one that carries 20 tool definitions and a tool call.
+func textCases() ([]bench.TextCase, error) {
+	chat, err := chatRequest()
+	if err != nil {
+		return nil, err
+	}
+	tools := make([]any, 20)
+	for i := range tools {
+		tools[i] = map[string]any{"type": "function", "function": map[string]any{
+			"name":        fmt.Sprintf("tool_%d", i),
+			"description": "Looks up the current status of an order in the fulfilment system and returns its state.",
+			"parameters": map[string]any{"type": "object", "required": []string{"order_id"}, "properties": map[string]any{
+				"order_id": map[string]any{"type": "string", "description": "The order's identifier, as printed on the invoice."},
+				"region":   map[string]any{"type": "string", "enum": []string{"eu", "us", "apac"}},
+				"verbose":  map[string]any{"type": "boolean", "default": false},
+			}},
+		}}
+	}
+	withTools, err := json.Marshal(map[string]any{"model": benchModel, "max_tokens": 64, "tools": tools, "messages": []any{
+		map[string]any{"role": "system", "content": systemPrompt},
+		map[string]any{"role": "user", "content": "Where is order 20240117?"},
+		map[string]any{"role": "assistant", "content": nil, "tool_calls": []any{map[string]any{"id": "call_1", "type": "function",
+			"function": map[string]any{"name": "tool_3", "arguments": `{"order_id":"20240117","region":"eu"}`}}}},
+		map[string]any{"role": "tool", "tool_call_id": "call_1", "content": `{"state":"shipped"}`},
+	}})
+	if err != nil {
+		return nil, err
+	}
+	return []bench.TextCase{{Name: "e2e request", Body: chat}, {Name: "20 tool definitions", Body: withTools}}, nil
 }
