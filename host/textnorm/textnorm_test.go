@@ -277,6 +277,32 @@ func TestCap(t *testing.T) {
 	}
 }
 
+func TestCapDecoded(t *testing.T) {
+	// The decoded text of a run expands under NFKC past the room left:
+	// what fits is appended, the run itself stays, and the text is capped.
+	run := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("ﷺ", 40)))
+	n := Normalize(run)
+	if !n.Capped() {
+		t.Error("not capped")
+	}
+	if len(n.String()) > 2*len(run)+Slack {
+		t.Errorf("view of %d bytes for %d", len(n.String()), len(run))
+	}
+	if !strings.HasPrefix(n.String(), run+" صلى الله") {
+		t.Errorf("view %q", n.String())
+	}
+}
+
+func TestZeroText(t *testing.T) {
+	var z Text
+	if z.String() != "" || !z.Identity() || z.Capped() || z.Coarse() {
+		t.Errorf("zero Text: %q, identity %v, capped %v, coarse %v", z.String(), z.Identity(), z.Capped(), z.Coarse())
+	}
+	if s, e, ok := z.Original(0, 0); s != 0 || e != 0 || !ok {
+		t.Errorf("Original(0, 0) = %d, %d, %v", s, e, ok)
+	}
+}
+
 func TestCoarse(t *testing.T) {
 	src := strings.Repeat("\xffa", 1000) + "user＠example.com"
 	n := Normalize(src)
