@@ -117,31 +117,75 @@ func (st *state) nfkcRegion(b *builder, start, end int) {
 	if st.foldNormal(b, start, end) {
 		return
 	}
-	it := &st.it
-	it.InitString(norm.NFKC, b.in[start:end])
-	// Segments are folded one behind, so that a segment can take the next
-	// one along when that holds only marks: NFKC puts a mark of combining
-	// class 0 (a keycap's U+20E3) in a segment of its own. A long
-	// decomposition (ﷺ) comes in several segments, and the input position
-	// moves only with the last: they are folded as one.
+	// The region is cut into NFKC segments, each a character that
+	// combines with nothing before it and the characters that may combine
+	// with it, and each segment is normalised alone. Segments are folded
+	// one behind, so that a segment can take the next one along when that
+	// holds only marks: NFKC puts a mark of combining class 0 (a keycap's
+	// U+20E3) in a segment of its own.
+	in := b.in
 	p0, p1 := start, start
 	st.seg = st.seg[:0]
-	for !it.Done() {
-		seg := it.Next()
-		p := start + it.Pos()
+	for i := start; i < end; {
+		j, seg := st.nextSegment(in[:end], i)
 		if p1 > p0 && !onlyMarks(seg) {
 			st.foldSegment(b, p0, p1, st.seg)
 			p0 = p1
 			st.seg = st.seg[:0]
 		}
 		st.seg = append(st.seg, seg...)
-		p1 = p
+		p1, i = j, j
 	}
 	if p1 > p0 {
 		st.foldSegment(b, p0, p1, st.seg)
 	}
 	st.seg = st.seg[:0]
 }
+
+// nextSegment returns the end of the NFKC segment at in[i] and its NFKC
+// form, valid until the next call.
+func (st *state) nextSegment(in string, i int) (int, []byte) {
+	j := i + max(norm.NFKC.PropertiesString(in[i:]).Size(), 1)
+	for j < len(in) {
+		p := norm.NFKC.PropertiesString(in[j:])
+		if p.BoundaryBefore() {
+			break
+		}
+		j += max(p.Size(), 1)
+	}
+	return j, st.nfkcSegment(in[i:j])
+}
+
+// nfkcSegment returns the NFKC form of one segment, valid until the next
+// call. The form of a lone character is remembered: a text of U+FDFA
+// repeated, 3 bytes that become 33, would otherwise cost a microsecond a
+// character in golang.org/x/text's multi-segment path.
+func (st *state) nfkcSegment(seg string) []byte {
+	r, n := utf8.DecodeRuneInString(seg)
+	if n != len(seg) {
+		st.nfkcBuf = norm.NFKC.AppendString(st.nfkcBuf[:0], seg)
+		return st.nfkcBuf
+	}
+	m := &st.memo[r%nfkcMemoSize]
+	if m.key == r+1 {
+		return m.b[:m.n]
+	}
+	st.nfkcBuf = norm.NFKC.AppendString(st.nfkcBuf[:0], seg)
+	if len(st.nfkcBuf) <= len(m.b) {
+		m.key, m.n = r+1, uint8(copy(m.b[:], st.nfkcBuf))
+	}
+	return st.nfkcBuf
+}
+
+// nfkcMemo remembers the NFKC form of one character. The longest, U+FDFA's,
+// is 33 bytes.
+type nfkcMemo struct {
+	key rune // the character plus one: the zero nfkcMemo is empty
+	n   uint8
+	b   [40]byte
+}
+
+const nfkcMemoSize = 256
 
 // foldNormal folds a region that is already in NFKC, rune by rune, and
 // reports whether it could: not when a mark follows an ASCII letter or
@@ -227,10 +271,12 @@ func (st *state) foldSegment(b *builder, p0, p1 int, seg []byte) {
 }
 
 func onlyMarks(s []byte) bool {
-	for _, r := range string(s) {
+	for k := 0; k < len(s); {
+		r, n := utf8.DecodeRune(s[k:])
 		if !unicode.In(r, unicode.Mn, unicode.Me) {
 			return false
 		}
+		k += n
 	}
 	return true
 }

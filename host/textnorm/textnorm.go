@@ -5,8 +5,6 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
-
-	"golang.org/x/text/unicode/norm"
 )
 
 const (
@@ -199,13 +197,14 @@ func runeCeil(s string, i, hi int) int {
 
 // state holds the buffers of one Normalize call, reused through statePool.
 type state struct {
-	main [4]builder // clean, nfkc, confusables, decode
-	sub  [3]builder // the character passes over decoded text
-	it   norm.Iter
-	tmp  []byte // the fold of one NFKC segment
-	seg  []byte // an NFKC segment that came in parts
-	dec  []byte // the bytes of one escape or run
-	app  []byte // a space and the fold of one decoded run
+	main    [4]builder // clean, nfkc, confusables, decode
+	sub     [3]builder // the character passes over decoded text
+	memo    [nfkcMemoSize]nfkcMemo
+	tmp     []byte // the fold of one NFKC segment
+	seg     []byte // NFKC segments not yet folded
+	nfkcBuf []byte // the NFKC form of one segment
+	dec     []byte // the bytes of one escape or run
+	app     []byte // a space and the fold of one decoded run
 }
 
 var statePool = sync.Pool{New: func() any { return new(state) }}
@@ -223,6 +222,9 @@ func (st *state) release() {
 	}
 	if cap(st.tmp) > maxKept {
 		st.tmp = nil
+	}
+	if cap(st.nfkcBuf) > maxKept {
+		st.nfkcBuf = nil
 	}
 	if cap(st.seg) > maxKept {
 		st.seg = nil
