@@ -120,14 +120,15 @@ func (t Text) Coarse() bool { return t.coarse }
 // For start < end it returns the smallest span of the original that holds
 // every original byte that produced a byte of [start, end), widened to
 // whole UTF-8 characters (a covering span, not always the smallest, when
-// Coarse). Bytes copied unchanged map byte for byte; the
-// bytes produced by one change (a folded character, a decoded escape, a
-// decoded base64 run together with the run it was appended to) all map to
-// the whole of what was changed. Characters dropped as invisible belong to
-// no byte of the view, so they are covered when they lie inside the span
-// ("1\u200b2" → "12": [0,2) maps to [0,5), [0,1) to [0,1)). The start of
-// the result depends only on start, the end only on end, and both never
-// decrease as start and end grow: a longer span never maps to a shorter one.
+// Coarse). Bytes copied unchanged map byte for byte; the bytes produced by
+// one change all map to the whole of what was changed: a folded character,
+// a decoded escape, or a base64 or hex token (with its padding or, for a
+// JWT, its other parts) together with the decoded text appended to it.
+// Characters dropped as invisible belong to no byte of the view, so they
+// are covered when they lie inside the span ("1\u200b2" → "12": [0,2) maps
+// to [0,5), [0,1) to [0,1)). The start of the result depends only on start,
+// the end only on end, and neither decreases as start and end grow: a span
+// that contains another maps to a span that contains the other's.
 //
 // For start == end it returns an empty span where the view byte at start
 // comes from (the end of the original when start is the view's length).
