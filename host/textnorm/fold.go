@@ -14,6 +14,10 @@ import (
 func (st *state) clean(b *builder) {
 	in := b.in
 	for i := 0; i < len(in); {
+		if i+8 <= len(in) && printable8(load64(in, i)) {
+			i += 8
+			continue
+		}
 		c := in[i]
 		if c < utf8.RuneSelf {
 			if asciiClass[c]&clsText == 0 {
@@ -99,6 +103,10 @@ func invisible(r rune) bool {
 func (st *state) nfkc(b *builder) {
 	in := b.in
 	for i := 0; i < len(in); {
+		if i+9 <= len(in) && ascii8(load64(in, i)) && in[i+8] < utf8.RuneSelf {
+			i += 8
+			continue
+		}
 		if in[i] < utf8.RuneSelf && (i+1 == len(in) || in[i+1] < utf8.RuneSelf) {
 			i++
 			continue
@@ -361,6 +369,10 @@ func (st *state) confusables(b *builder) {
 	in := b.in
 	lo := 0 // no word before lo is left to look at
 	for i := 0; i < len(in); {
+		if i+8 <= len(in) && ascii8(load64(in, i)) {
+			i += 8
+			continue
+		}
 		if in[i] < utf8.RuneSelf {
 			i++
 			continue
@@ -551,6 +563,29 @@ func lookAlike(r rune) byte {
 		return 'j'
 	}
 	return 0
+}
+
+// load64 reads s[i:i+8] as one little-endian word.
+func load64(s string, i int) uint64 {
+	_ = s[i+7]
+	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// ascii8 reports whether the eight bytes of x are ASCII.
+func ascii8(x uint64) bool { return x&highs == 0 }
+
+// printable8 reports whether the eight bytes of x are all in 0x20-0x7E
+// (none below 0x20, none above 0x7E), so the clean pass keeps them.
+func printable8(x uint64) bool {
+	below := (x - 0x20*ones) &^ x & highs
+	above := (x + 0x01*ones | x) & highs
+	return below|above == 0
 }
 
 // Classes of ASCII bytes.

@@ -384,3 +384,19 @@ func TestDigitBlocks(t *testing.T) {
 		}
 	}
 }
+
+func TestWordChecks(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for pos := 0; pos < 8; pos++ {
+			w := []byte("abcdefgh")
+			w[pos] = byte(c)
+			x := load64(string(w), 0)
+			if got, want := printable8(x), c >= 0x20 && c <= 0x7E; got != want {
+				t.Errorf("printable8 with %#x at %d = %v", c, pos, got)
+			}
+			if got, want := ascii8(x), c < 0x80; got != want {
+				t.Errorf("ascii8 with %#x at %d = %v", c, pos, got)
+			}
+		}
+	}
+}
