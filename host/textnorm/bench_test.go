@@ -9,7 +9,7 @@ import (
 
 // Run with: go test -run '^$' -bench . -benchmem ./host/textnorm/
 
-const promptASCII = `You are a helpful assistant for the support team of an online shop. ` +
+const promptASCII = `You write replies for the support team of an online shop. ` +
 	`Answer the customer's question below in a friendly tone, in at most three short paragraphs. ` +
 	`If the question is about an order, ask for the order number; never ask for card details. ` +
 	`If the customer is angry, apologise once and move on to what can be done. ` +

@@ -29,6 +29,14 @@ func (st *state) decode(b *builder) {
 			i = st.entity(b, i)
 			continue
 		case asciiClass[c]&clsRun != 0:
+			k := i + 1
+			for k < len(in) && asciiClass[in[k]]&clsRun != 0 {
+				k++
+			}
+			if k-i < minRun && (k == len(in) || in[k] != '.' && in[k] != '=') {
+				i = k // a word: a compound of one run too short to decode
+				continue
+			}
 			j, found := scanCompound(in, i)
 			if found {
 				st.expandCompound(b, i, j)

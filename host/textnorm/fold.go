@@ -14,6 +14,10 @@ import (
 func (st *state) clean(b *builder) {
 	in := b.in
 	for i := 0; i < len(in); {
+		if i+8 <= len(in) && printable8(load64(in, i)) {
+			i += 8
+			continue
+		}
 		c := in[i]
 		if c < utf8.RuneSelf {
 			if asciiClass[c]&clsText == 0 {
@@ -99,6 +103,10 @@ func invisible(r rune) bool {
 func (st *state) nfkc(b *builder) {
 	in := b.in
 	for i := 0; i < len(in); {
+		if i+9 <= len(in) && ascii8(load64(in, i)) && in[i+8] < utf8.RuneSelf {
+			i += 8
+			continue
+		}
 		if in[i] < utf8.RuneSelf && (i+1 == len(in) || in[i+1] < utf8.RuneSelf) {
 			i++
 			continue
@@ -117,31 +125,75 @@ func (st *state) nfkcRegion(b *builder, start, end int) {
 	if st.foldNormal(b, start, end) {
 		return
 	}
-	it := &st.it
-	it.InitString(norm.NFKC, b.in[start:end])
-	// Segments are folded one behind, so that a segment can take the next
-	// one along when that holds only marks: NFKC puts a mark of combining
-	// class 0 (a keycap's U+20E3) in a segment of its own. A long
-	// decomposition (ﷺ) comes in several segments, and the input position
-	// moves only with the last: they are folded as one.
+	// The region is cut into NFKC segments, each a character that
+	// combines with nothing before it and the characters that may combine
+	// with it, and each segment is normalised alone. Segments are folded
+	// one behind, so that a segment can take the next one along when that
+	// holds only marks: NFKC puts a mark of combining class 0 (a keycap's
+	// U+20E3) in a segment of its own.
+	in := b.in
 	p0, p1 := start, start
 	st.seg = st.seg[:0]
-	for !it.Done() {
-		seg := it.Next()
-		p := start + it.Pos()
+	for i := start; i < end; {
+		j, seg := st.nextSegment(in[:end], i)
 		if p1 > p0 && !onlyMarks(seg) {
 			st.foldSegment(b, p0, p1, st.seg)
 			p0 = p1
 			st.seg = st.seg[:0]
 		}
 		st.seg = append(st.seg, seg...)
-		p1 = p
+		p1, i = j, j
 	}
 	if p1 > p0 {
 		st.foldSegment(b, p0, p1, st.seg)
 	}
 	st.seg = st.seg[:0]
 }
+
+// nextSegment returns the end of the NFKC segment at in[i] and its NFKC
+// form, valid until the next call.
+func (st *state) nextSegment(in string, i int) (int, []byte) {
+	j := i + max(norm.NFKC.PropertiesString(in[i:]).Size(), 1)
+	for j < len(in) {
+		p := norm.NFKC.PropertiesString(in[j:])
+		if p.BoundaryBefore() {
+			break
+		}
+		j += max(p.Size(), 1)
+	}
+	return j, st.nfkcSegment(in[i:j])
+}
+
+// nfkcSegment returns the NFKC form of one segment, valid until the next
+// call. The form of a lone character is remembered: a text of U+FDFA
+// repeated, 3 bytes that become 33, would otherwise cost a microsecond a
+// character in golang.org/x/text's multi-segment path.
+func (st *state) nfkcSegment(seg string) []byte {
+	r, n := utf8.DecodeRuneInString(seg)
+	if n != len(seg) {
+		st.nfkcBuf = norm.NFKC.AppendString(st.nfkcBuf[:0], seg)
+		return st.nfkcBuf
+	}
+	m := &st.memo[r%nfkcMemoSize]
+	if m.key == r+1 {
+		return m.b[:m.n]
+	}
+	st.nfkcBuf = norm.NFKC.AppendString(st.nfkcBuf[:0], seg)
+	if len(st.nfkcBuf) <= len(m.b) {
+		m.key, m.n = r+1, uint8(copy(m.b[:], st.nfkcBuf))
+	}
+	return st.nfkcBuf
+}
+
+// nfkcMemo remembers the NFKC form of one character. The longest, U+FDFA's,
+// is 33 bytes.
+type nfkcMemo struct {
+	key rune // the character plus one: the zero nfkcMemo is empty
+	n   uint8
+	b   [40]byte
+}
+
+const nfkcMemoSize = 256
 
 // foldNormal folds a region that is already in NFKC, rune by rune, and
 // reports whether it could: not when a mark follows an ASCII letter or
@@ -227,10 +279,12 @@ func (st *state) foldSegment(b *builder, p0, p1 int, seg []byte) {
 }
 
 func onlyMarks(s []byte) bool {
-	for _, r := range string(s) {
+	for k := 0; k < len(s); {
+		r, n := utf8.DecodeRune(s[k:])
 		if !unicode.In(r, unicode.Mn, unicode.Me) {
 			return false
 		}
+		k += n
 	}
 	return true
 }
@@ -315,6 +369,10 @@ func (st *state) confusables(b *builder) {
 	in := b.in
 	lo := 0 // no word before lo is left to look at
 	for i := 0; i < len(in); {
+		if i+8 <= len(in) && ascii8(load64(in, i)) {
+			i += 8
+			continue
+		}
 		if in[i] < utf8.RuneSelf {
 			i++
 			continue
@@ -505,6 +563,29 @@ func lookAlike(r rune) byte {
 		return 'j'
 	}
 	return 0
+}
+
+// load64 reads s[i:i+8] as one little-endian word.
+func load64(s string, i int) uint64 {
+	_ = s[i+7]
+	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// ascii8 reports whether the eight bytes of x are ASCII.
+func ascii8(x uint64) bool { return x&highs == 0 }
+
+// printable8 reports whether the eight bytes of x are all in 0x20-0x7E
+// (none below 0x20, none above 0x7E), so the clean pass keeps them.
+func printable8(x uint64) bool {
+	below := (x - 0x20*ones) &^ x & highs
+	above := (x + 0x01*ones | x) & highs
+	return below|above == 0
 }
 
 // Classes of ASCII bytes.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 var fuzzSeeds = []string{
@@ -245,4 +247,33 @@ func trimPadding(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
+}
+
+// FuzzNFKCSegments checks that normalising a text segment by segment, as
+// the nfkc pass does, gives what golang.org/x/text/unicode/norm gives for
+// the whole text (but for the U+034F each inserts into long runs of marks,
+// which the fold drops).
+func FuzzNFKCSegments(f *testing.F) {
+	for _, s := range []string{"ﷺﷺ ﷻ", "가\u11a8 ᄀ\u1161", "e\u0301\u0323 q\u0307\u0323", "1\ufe0f\u20e3", "ﬁ㍿ｶﾞ", "a" + strings.Repeat("\u0301", 40)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			return
+		}
+		st := new(state)
+		var got []byte
+		for i := 0; i < len(s); {
+			j, seg := st.nextSegment(s, i)
+			if j <= i {
+				t.Fatalf("segment at %d ends at %d", i, j)
+			}
+			got = append(got, seg...)
+			i = j
+		}
+		cgj := strings.NewReplacer("\u034f", "")
+		if want := norm.NFKC.String(s); cgj.Replace(string(got)) != cgj.Replace(want) {
+			t.Fatalf("NFKC of %q by segments %q, want %q", s, got, want)
+		}
+	})
 }

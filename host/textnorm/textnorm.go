@@ -5,8 +5,6 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
-
-	"golang.org/x/text/unicode/norm"
 )
 
 const (
@@ -122,14 +120,15 @@ func (t Text) Coarse() bool { return t.coarse }
 // For start < end it returns the smallest span of the original that holds
 // every original byte that produced a byte of [start, end), widened to
 // whole UTF-8 characters (a covering span, not always the smallest, when
-// Coarse). Bytes copied unchanged map byte for byte; the
-// bytes produced by one change (a folded character, a decoded escape, a
-// decoded base64 run together with the run it was appended to) all map to
-// the whole of what was changed. Characters dropped as invisible belong to
-// no byte of the view, so they are covered when they lie inside the span
-// ("1\u200b2" → "12": [0,2) maps to [0,5), [0,1) to [0,1)). The start of
-// the result depends only on start, the end only on end, and both never
-// decrease as start and end grow: a longer span never maps to a shorter one.
+// Coarse). Bytes copied unchanged map byte for byte; the bytes produced by
+// one change all map to the whole of what was changed: a folded character,
+// a decoded escape, or a base64 or hex token (with its padding or, for a
+// JWT, its other parts) together with the decoded text appended to it.
+// Characters dropped as invisible belong to no byte of the view, so they
+// are covered when they lie inside the span ("1\u200b2" → "12": [0,2) maps
+// to [0,5), [0,1) to [0,1)). The start of the result depends only on start,
+// the end only on end, and neither decreases as start and end grow: a span
+// that contains another maps to a span that contains the other's.
 //
 // For start == end it returns an empty span where the view byte at start
 // comes from (the end of the original when start is the view's length).
@@ -199,13 +198,14 @@ func runeCeil(s string, i, hi int) int {
 
 // state holds the buffers of one Normalize call, reused through statePool.
 type state struct {
-	main [4]builder // clean, nfkc, confusables, decode
-	sub  [3]builder // the character passes over decoded text
-	it   norm.Iter
-	tmp  []byte // the fold of one NFKC segment
-	seg  []byte // an NFKC segment that came in parts
-	dec  []byte // the bytes of one escape or run
-	app  []byte // a space and the fold of one decoded run
+	main    [4]builder // clean, nfkc, confusables, decode
+	sub     [3]builder // the character passes over decoded text
+	memo    [nfkcMemoSize]nfkcMemo
+	tmp     []byte // the fold of one NFKC segment
+	seg     []byte // NFKC segments not yet folded
+	nfkcBuf []byte // the NFKC form of one segment
+	dec     []byte // the bytes of one escape or run
+	app     []byte // a space and the fold of one decoded run
 }
 
 var statePool = sync.Pool{New: func() any { return new(state) }}
@@ -223,6 +223,9 @@ func (st *state) release() {
 	}
 	if cap(st.tmp) > maxKept {
 		st.tmp = nil
+	}
+	if cap(st.nfkcBuf) > maxKept {
+		st.nfkcBuf = nil
 	}
 	if cap(st.seg) > maxKept {
 		st.seg = nil

@@ -277,6 +277,32 @@ func TestCap(t *testing.T) {
 	}
 }
 
+func TestCapDecoded(t *testing.T) {
+	// The decoded text of a run expands under NFKC past the room left:
+	// what fits is appended, the run itself stays, and the text is capped.
+	run := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("ﷺ", 40)))
+	n := Normalize(run)
+	if !n.Capped() {
+		t.Error("not capped")
+	}
+	if len(n.String()) > 2*len(run)+Slack {
+		t.Errorf("view of %d bytes for %d", len(n.String()), len(run))
+	}
+	if !strings.HasPrefix(n.String(), run+" صلى الله") {
+		t.Errorf("view %q", n.String())
+	}
+}
+
+func TestZeroText(t *testing.T) {
+	var z Text
+	if z.String() != "" || !z.Identity() || z.Capped() || z.Coarse() {
+		t.Errorf("zero Text: %q, identity %v, capped %v, coarse %v", z.String(), z.Identity(), z.Capped(), z.Coarse())
+	}
+	if s, e, ok := z.Original(0, 0); s != 0 || e != 0 || !ok {
+		t.Errorf("Original(0, 0) = %d, %d, %v", s, e, ok)
+	}
+}
+
 func TestCoarse(t *testing.T) {
 	src := strings.Repeat("\xffa", 1000) + "user＠example.com"
 	n := Normalize(src)
@@ -355,6 +381,22 @@ func TestDigitBlocks(t *testing.T) {
 	}{{'٣', 3}, {'९', 9}, {'０', 0}, {'𝟗', 9}, {'߁', 1}, {'꩐', 0}} {
 		if v, ok := digitValue(tc.r); !ok || v != tc.v {
 			t.Errorf("digitValue(%q) = %d, %v; want %d", tc.r, v, ok, tc.v)
+		}
+	}
+}
+
+func TestWordChecks(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for pos := 0; pos < 8; pos++ {
+			w := []byte("abcdefgh")
+			w[pos] = byte(c)
+			x := load64(string(w), 0)
+			if got, want := printable8(x), c >= 0x20 && c <= 0x7E; got != want {
+				t.Errorf("printable8 with %#x at %d = %v", c, pos, got)
+			}
+			if got, want := ascii8(x), c < 0x80; got != want {
+				t.Errorf("ascii8 with %#x at %d = %v", c, pos, got)
+			}
 		}
 	}
 }
