@@ -177,6 +177,11 @@ func (g *Gateway) scan(ctx context.Context, x *exchange, names []string, texts [
 	var all []Finding
 	agg := newAggregator(info)
 	view := scanview.New(texts, adjacent(info))
+	if view.Capped() {
+		g.log.Warn("request refused: a text could not be normalised within bounds", "request_id", x.ev.RequestID)
+		return nil, nil, api.InvalidRequest("unscannable_text",
+			"A text of the request expands too far to be checked by the guardrails; send it in its ordinary form.")
+	}
 	for _, name := range names {
 		gd, ok := g.guards[name]
 		if !ok {

@@ -64,6 +64,9 @@ func (g *Gateway) scanReply(x *exchange, names []string, texts []string) ([]reda
 	}
 	agg := newAggregator(info)
 	view := scanview.New(texts, adjacent(info))
+	if view.Capped() {
+		return nil, fmt.Errorf("%w: a text of the reply expands too far to be checked", errGuard)
+	}
 	for _, name := range names {
 		gd, ok := g.guards[name]
 		if !ok {

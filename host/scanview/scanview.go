@@ -70,6 +70,18 @@ func New(texts []string, joins func(i int) bool) *View {
 // Texts are what the plugins scan: the normalised texts, then the seams.
 func (v *View) Texts() []string { return v.texts }
 
+// Capped reports a text whose normalisation was cut short to keep the view
+// bounded (textnorm's Capped): only text built to blow the view up gets
+// there, and what it hides was not normalised, so a gateway refuses it.
+func (v *View) Capped() bool {
+	for _, n := range v.norm {
+		if n.Capped() {
+			return true
+		}
+	}
+	return false
+}
+
 // addSeams adds a seam around each boundary of a run of joined texts; a
 // text short enough to be held whole joins the windows of its two
 // boundaries into one, so a value spread over three short parts is seen in

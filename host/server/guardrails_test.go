@@ -452,3 +452,14 @@ func TestValuesSplitAcrossPartsAreCaught(t *testing.T) {
 		}
 	}
 }
+
+// Bytes that are not UTF-8 inside a value do not hide it, and text built to
+// blow the normalised view up is refused rather than passed unchecked.
+func TestMalformedTextIsNotAWayAround(t *testing.T) {
+	h := newHarness(t, open)
+	c := h.client(h.key)
+	_, err := sendRaw(c, "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"SSN 123\xff-45-\xfe6789\"}]}")
+	apiError(t, err, 400, "pii_detected")
+	_, err = sendRaw(c, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"`+strings.Repeat("\ufdfa", 4000)+` SSN 123-45-6789"}]}`)
+	apiError(t, err, 400, "unscannable_text")
+}

@@ -236,7 +236,7 @@ func (b *builder) add(o, src, end int32, verbatim bool) {
 // maxPieces bounds the map to a piece for every two bytes of the original
 // (limit is twice its length, plus Slack): 8 bytes of map per byte of text.
 // Only hostile text needs more: fullwidth text takes a piece every three
-// bytes, look-alikes one every two, alternating invalid bytes one a byte.
+// bytes, look-alikes one every two, vertical tabs between letters one a byte.
 func (b *builder) maxPieces() int {
 	return b.limit/4 + 16
 }

@@ -11,8 +11,10 @@
 //
 // # Steps, in order
 //
-//  1. Clean. Each run of invalid UTF-8 bytes becomes one U+FFFD mapped to
-//     those bytes. Invisible characters are dropped: zero-width space and
+//  1. Clean. Runs of invalid UTF-8 bytes, and U+FFFD (what a JSON decoder
+//     makes of them), are dropped like invisible characters: a model that
+//     reads bytes reads the value around them. Invisible characters are
+//     dropped: zero-width space and
 //     joiners, word joiner, BOM, soft hyphen, bidi controls, variation
 //     selectors, Hangul fillers and the other format characters listed in
 //     invisible. C0 and C1 controls other than tab, newline and carriage

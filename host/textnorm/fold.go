@@ -8,8 +8,8 @@ import (
 	"golang.org/x/text/unicode/norm"
 )
 
-// clean is the first pass: invalid UTF-8 becomes U+FFFD, invisible and
-// control characters are dropped, and tag characters become the ASCII
+// clean is the first pass: invalid UTF-8, invisible and control characters
+// are dropped, and tag characters become the ASCII
 // characters they stand for.
 func (st *state) clean(b *builder) {
 	in := b.in
@@ -32,8 +32,9 @@ func (st *state) clean(b *builder) {
 		}
 		r, n := utf8.DecodeRuneInString(in[i:])
 		if n == 1 {
-			// One U+FFFD for a run of invalid bytes, as strings.ToValidUTF8
-			// does: the view then grows by at most two bytes per run.
+			// A run of invalid bytes is dropped, as an invisible character
+			// is: a model reading bytes reads the value around them, so a
+			// scanner must see it whole (123\xff-45-6789).
 			j := i + 1
 			for j < len(in) && in[j] >= utf8.RuneSelf {
 				if _, m := utf8.DecodeRuneInString(in[j:]); m != 1 {
@@ -41,9 +42,7 @@ func (st *state) clean(b *builder) {
 				}
 				j++
 			}
-			if !b.replace(i, j, "\uFFFD") {
-				b.drop(i, j)
-			}
+			b.drop(i, j)
 			i = j
 			continue
 		}
@@ -85,6 +84,7 @@ func invisible(r rune) bool {
 		r >= 0xFE00 && r <= 0xFE0F,                 // variation selectors
 		r == 0xFEFF,                                // byte order mark, zero-width no-break space
 		r >= 0xFFF9 && r <= 0xFFFB,                 // interlinear annotation
+		r == 0xFFFD,                                // replacement character: invalid UTF-8 already decoded
 		r >= 0x1BCA0 && r <= 0x1BCA3,               // shorthand format controls
 		r >= 0x1D173 && r <= 0x1D17A,               // musical symbol format controls
 		r >= 0xE0000 && r <= 0xE001F, r == 0xE007F, // tags that stand for no ASCII character
