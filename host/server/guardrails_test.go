@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -462,4 +464,36 @@ func TestMalformedTextIsNotAWayAround(t *testing.T) {
 	apiError(t, err, 400, "pii_detected")
 	_, err = sendRaw(c, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"`+strings.Repeat("\ufdfa", 4000)+` SSN 123-45-6789"}]}`)
 	apiError(t, err, 400, "unscannable_text")
+}
+
+// Streamed, each text of a delta is its own stream through the scanners: a
+// secret split across deltas of a refusal or of reasoning is caught before
+// any of it reaches the caller.
+func TestEveryStreamedReplyFieldIsScanned(t *testing.T) {
+	half := len(leakKey) / 2
+	for _, field := range []string{"content", "refusal", "reasoning_content"} {
+		t.Run(field, func(t *testing.T) {
+			events := []string{
+				chunk(`{"role":"assistant","`+field+`":"the key is `+leakKey[:half]+`"}`, ""),
+				chunk(`{"`+field+`":"`+leakKey[half:]+` and more text after it"}`, ""),
+				chunk(`{}`, "stop"),
+			}
+			h := startScripted(t, config.Tier{Models: []string{"*"}, ResponsePlugins: []string{"pii"}}, &scriptedUpstream{events: events})
+			req, _ := http.NewRequest("POST", "http://"+h.srv.Addr()+"/v1/chat/completions",
+				strings.NewReader(`{"model":"scripted","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+			req.Header.Set("Authorization", "Bearer "+h.key)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(body), leakKey[:half]) || strings.Contains(string(body), leakKey[half:]) {
+				t.Fatalf("a piece of the secret reached the caller:\n%s", body)
+			}
+			if !strings.Contains(string(body), "pii_detected") {
+				t.Fatalf("the stream did not end with the guardrail's error:\n%s", body)
+			}
+		})
+	}
 }
