@@ -378,11 +378,17 @@ func (sc *scan) ssn(i int, r *run) int {
 	return end
 }
 
-// ssnLabel reports whether an SSN label stands in the 48 bytes before i,
-// after the last finding: "SSN", "SS#", "social security number", "social
-// security no.", in any case.
+// ssnLabel reports whether an SSN label stands in the 32 bytes before i, on
+// the same line and clause and after the last finding: "SSN", "SS#", "social
+// security number", "social security no.", in any case.
 func (sc *scan) ssnLabel(i int) bool {
-	lo := max(0, i-48, sc.lastEnd)
+	lo := max(0, i-32, sc.lastEnd)
+	for k := i - 1; k >= lo; k-- {
+		if c := sc.text[k]; c == '\n' || c == ';' {
+			lo = k + 1
+			break
+		}
+	}
 	w := sc.text[lo:i]
 	for k := 0; k+3 <= len(w); k++ {
 		if k > 0 && classes[w[k-1]]&(cUpper|cLower) != 0 {
@@ -571,7 +577,7 @@ func (sc *scan) phone(i int, r *run) int {
 	return 0
 }
 
-// labelledNumber returns the end of a number of 10 to 15 digits at the start
+// labelledNumber returns the end of a number of 9 to 15 digits at the start
 // of g, contiguous or grouped by spaces or dashes (dotted runs are addresses
 // and versions; trunkNumber has the dotted pairs of France): a national number, or
 // an international one written without its '+', which a phone word before it
@@ -590,7 +596,7 @@ func labelledNumber(g []group) int {
 		}
 		last = k
 	}
-	if n < 10 {
+	if n < 9 {
 		return 0
 	}
 	return g[last].end
@@ -731,23 +737,30 @@ func nineDigitNumber(t []byte, g []group) (end int, pairs bool) {
 
 // phoneWords say that the number after them is a phone number.
 var phoneWords = []string{"phone", "tel", "tél", "telephone", "téléphone", "teléfono", "telefono",
-	"telefon", "mobile", "mobil", "móvil", "movil", "cell", "fax", "handy", "portable", "whatsapp",
-	"call", "ring", "text", "sms", "contact", "llámame", "llamar", "appelez", "anrufen", "numéro", "rufnummer", "telefonnummer"}
+	"telefon", "mobile", "mobil", "móvil", "movil", "cell", "fax", "handy", "portable",
+	"call", "ring", "text", "sms", "contact", "llámame", "llamar", "appelez", "anrufen", "numéro", "rufnummer", "telefonnummer", "landline", "whatsapp", "fixe"}
 
-// phoneContext reports whether one of the three words before i is a phone
-// word ("call me at", "phone number:"), with no reference word nearer.
+// phoneContext reports whether a phone word stands before i, with at most two
+// filler words between ("call me at", "phone number:", "mobile no."). Any
+// other word in between breaks the link, so "tel_timeout_ms = 30000000000"
+// and "call about order 4155552671" are not phone numbers.
 func phoneContext(t []byte, i int) bool {
 	var ws [3]word
 	lastWords(t, i, ws[:])
 	for _, w := range ws {
-		if w.is(referenceWords...) {
-			return false
-		}
-		if w.is(phoneWords...) {
+		switch {
+		case w.is(phoneWords...):
 			return true
+		case !w.is(phoneFillers...):
+			return false
 		}
 	}
 	return false
 }
+
+// phoneFillers may stand between a phone word and its number.
+var phoneFillers = []string{"me", "us", "at", "on", "is", "my", "our", "his", "her", "their", "your",
+	"number", "no", "nr", "num", "the", "or", "via", "to", "de", "es", "mi", "su", "mon", "ma", "est", "au",
+	"meine", "ist", "unter", "sur", "op"}
 
 func isPhoneSep(s sep) bool { return s == sepDash || s == sepDot || s == sepSpace }
