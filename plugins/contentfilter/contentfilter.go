@@ -8,7 +8,7 @@
 //     word or at its start @→a, $→s, ! and |→i or l ("b0mb", "3xpl0s1v3",
 //     "$ynthesize");
 //   - a word matches its plural ("bombs", "boxes") and, from six letters on,
-//     a word one edit away with the same first letter ("ransomwear");
+//     a word one edit away that keeps its first two letters ("ransomwere");
 //   - one short word may be inserted between the words of a phrase ("make a
 //     pipe bomb" for "make a bomb");
 //   - words match whole: "bomb" is not in "bombastic" or "abomb";

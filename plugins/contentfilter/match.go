@@ -77,11 +77,11 @@ const minEdit = 6
 func editable(w string) bool { return len(w) >= minEdit }
 
 // edits returns the words one edit (a substitution, a deletion or an
-// insertion) away from w that keep its first letter.
+// insertion) away from w that keep its first two letters.
 func edits(w string) []string {
 	const alphabet = "abcdefghijklmnopqrstuvwxyz269" + string(ambiguous)
 	var out []string
-	for k := 1; k <= len(w); k++ {
+	for k := 2; k <= len(w); k++ {
 		if k < len(w) {
 			out = append(out, w[:k]+w[k+1:])
 		}
@@ -183,7 +183,7 @@ func matchWord(t []byte, p string, edit bool) int {
 			}
 		}
 	}
-	if edit && len(p) >= minEdit && len(t) > 0 && eq(t[0], p[0]) && oneEdit(t, p) {
+	if edit && len(p) >= minEdit && len(t) > 1 && eq(t[0], p[0]) && eq(t[1], p[1]) && oneEdit(t, p) {
 		return edited
 	}
 	return noMatch
