@@ -108,7 +108,7 @@ var DefaultCategories = map[string][]string{
 var DefaultPatterns = map[string][]string{
 	"violence": {"make|build|assemble [a|an|some|the] bomb|ied|detonator|=explosives",
 		"make|build|assemble [a|an] explosive device|vest"},
-	"weapons": {"3d print* [a|an|my] gun|firearm|pistol|rifle|glock", "convert [a|an|my|the] * to full auto|automatic"},
+	"weapons": {"3d print* [a|an|my] gun|firearm|pistol|rifle|glock", "convert [a|an|my|the] * to full|fully auto|automatic"},
 	"malware": {"write|build|create [a|an|some|my] ransomware|keylogger|botnet|rootkit|infostealer",
 		"exploit [a|an|the|this] vulnerability|vuln|cve|0day"},
 	"drugs": {"synthesize|synthesise|make|cook [some] meth|methamphetamine|fentanyl|mdma|heroin"},
