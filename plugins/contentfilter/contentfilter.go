@@ -15,7 +15,7 @@
 //   - any run of spaces or punctuation separates words ("build a-bomb").
 //
 // A category may also carry patterns, which list alternatives, optional and
-// wildcard words (see Pattern). An allow list names phrases that are not
+// wildcard words (see Terms). An allow list names phrases that are not
 // findings even when a term matches them ("bath bomb", "da bomb").
 //
 // A word is a run of ASCII letters and digits and of non-ASCII letters (see
@@ -58,7 +58,21 @@ type Config struct {
 	Allow []string `json:"allow"`
 }
 
-// Terms is what a category matches: phrases, and patterns (see Pattern).
+// Terms is what a category matches: phrases, and patterns.
+//
+// A pattern is words separated by spaces, where each word is one of
+//
+//	bomb            a word, matched as in a phrase (folded, plural, one edit)
+//	make|build      any of these words
+//	[a|an]          optionally one of these words
+//	*               any one word
+//	synthes*        any word starting with these letters (at least three)
+//	=explosives     this word without an edit ("explosive" is not one); also
+//	                in a list: bomb|=explosives (not for the first word)
+//
+// The first word must be a word or a list of words, so that the scan can
+// find where a pattern may start. "make|build|assemble [a|an] bomb|ied"
+// matches "build an IED" and "make bombs".
 type Terms struct {
 	Phrases  []string `json:"phrases"`
 	Patterns []string `json:"patterns"`
@@ -73,22 +87,6 @@ func (t *Terms) UnmarshalJSON(b []byte) error {
 	type plain Terms
 	return json.Unmarshal(b, (*plain)(t))
 }
-
-// Pattern is the syntax of a pattern: words separated by spaces, where each
-// word is one of
-//
-//	bomb            a word, matched as in a phrase (folded, plural, one edit)
-//	make|build      any of these words
-//	[a|an]          optionally one of these words
-//	*               any one word
-//	synthes*        any word starting with these letters (at least three)
-//	=explosives     this word without an edit ("explosive" is not one); also
-//	                in a list: bomb|=explosives (not for the first word)
-//
-// The first word must be a word or a list of words, so that the scan can
-// find where a pattern may start. "make|build|assemble [a|an] bomb|ied"
-// matches "build an IED" and "make bombs".
-const Pattern = "pattern"
 
 // DefaultCategories is used when the configuration names no terms, with
 // DefaultPatterns: a short list of requests for serious harm whose wording
