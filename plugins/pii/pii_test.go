@@ -219,6 +219,38 @@ func TestScanIgnoresLookalikes(t *testing.T) {
 	}
 }
 
+// TestScanWithoutNormaliser holds the scanner to its contract on text the
+// host's normaliser has not seen: characters it would fold or drop may break a
+// value up, and then the value is not found, but they never shift offsets,
+// join two values or hide one that stands apart from them.
+func TestScanWithoutNormaliser(t *testing.T) {
+	tests := []struct {
+		name, text string
+		want       []match
+	}{
+		{"no-break space before a labelled SSN", "SSN\u00a0123456789", []match{{USSSN, "123456789"}}},
+		{"zero-width space after the label", "SSN:\u200b 123-45-6789", []match{{USSSN, "123-45-6789"}}},
+		{"fullwidth digits are not digits", "card ４１１１ １１１１ １１１１ １１１１", nil},
+		{"zero-width space inside a card", "card 4111\u200b1111 1111 1111", nil},
+		{"soft hyphen inside a key", "AKIA6AFQ\u00adKVXPJEGZC7D3", nil},
+		{"en dash between SSN groups", "SSN 123\u201345\u20136789", nil},
+		{"value after other-script text", "номер 4111 1111 1111 1111", []match{{CreditCard, "4111 1111 1111 1111"}}},
+		{"normalised forms are found", "card 4111 1111 1111 1111, SSN 123-45-6789, a@b.io",
+			[]match{{CreditCard, "4111 1111 1111 1111"}, {USSSN, "123-45-6789"}, {Email, "a@b.io"}}},
+	}
+	s, err := New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := scanAll(t, s, tt.text); !slices.Equal(got, tt.want) {
+				t.Errorf("Scan(%q)\n got %v\nwant %v", tt.text, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestNewConfig(t *testing.T) {
 	text := "mail a@b.io from 203.0.113.7"
 	tests := []struct {
