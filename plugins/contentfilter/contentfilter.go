@@ -8,7 +8,7 @@
 //     word or at its start @→a, $→s, ! and |→i or l ("b0mb", "3xpl0s1v3",
 //     "$ynthesize");
 //   - a word matches its plural ("bombs", "boxes") and, from six letters on,
-//     a word one edit away that keeps its first two letters ("ransomwere");
+//     a word one edit away that keeps its first three letters ("ransomwere");
 //   - one short word may be inserted between the words of a phrase ("make a
 //     pipe bomb" for "make a bomb");
 //   - words match whole: "bomb" is not in "bombastic" or "abomb";
@@ -152,9 +152,9 @@ type Filter struct {
 	mask  uint32 // len(slots)-1; len(slots) is a power of two
 	// groups holds the terms by first word, one group per distinct word.
 	groups []group
-	// long lists by first letter (see letterBit) the groups whose first
-	// word may match with an edit.
-	long [32][]int32
+	// long lists by their first two letters (see letterIndex) the groups
+	// whose first word may match with an edit.
+	long [letters * letters][]int32
 	// allow drops findings that overlap its matches; nil for none.
 	allow *Filter
 }
@@ -162,7 +162,7 @@ type Filter struct {
 // group is the terms that start with one folded word, longest first so the
 // longest match wins.
 type group struct {
-	hash    uint32 // wordHash(first)
+	hash    uint32 // keyHash(first)
 	first   string
 	phrases []phrase
 }
@@ -170,11 +170,40 @@ type group struct {
 type phrase struct {
 	typ  string
 	rest []slot // the words after the first
+	// need holds the letterBits that one of the next reach words must start
+	// with for the phrase to match: those of its first slot that is not
+	// optional, which optional words and one inserted word may push back.
+	// need is allLetters when no such test applies.
+	need  uint32
+	reach int
+}
+
+// allLetters is a letter mask that every word passes.
+const allLetters = ^uint32(0)
+
+// maxReach is how many words ahead need is tested.
+const maxReach = 4
+
+// setNeed fills in need and reach.
+func (p *phrase) setNeed() {
+	p.need = allLetters
+	for r, s := range p.rest {
+		if s.any {
+			return
+		}
+		if !s.optional {
+			if r+2 <= maxReach {
+				p.need, p.reach = s.letters, min(r+2, len(p.rest)+1)
+			}
+			return
+		}
+	}
 }
 
 // slot is one word of a phrase or pattern after the first.
 type slot struct {
 	words    []string // folded alternatives; for a prefix, the prefix
+	hashes   []uint32 // keyHash of each word
 	any      bool     // any one word
 	prefix   bool
 	optional bool
@@ -188,7 +217,9 @@ type slot struct {
 // index fills in what matchSlot tests first.
 func (s *slot) index() {
 	s.minLen, s.maxLen = maxWord, 0
+	s.hashes = s.hashes[:0]
 	for _, w := range s.words {
+		s.hashes = append(s.hashes, keyHash(w))
 		s.letters |= letterBit(w[0])
 		s.minLen, s.maxLen = min(s.minLen, len(w)-1), max(s.maxLen, len(w)+2)
 	}
@@ -275,9 +306,11 @@ func build(terms []term) (*Filter, error) {
 			if !ok {
 				k = len(f.groups)
 				index[first] = k
-				f.groups = append(f.groups, group{hash: wordHash(first), first: first})
+				f.groups = append(f.groups, group{hash: keyHash(first), first: first})
 			}
-			f.groups[k].phrases = append(f.groups[k].phrases, phrase{typ: t.typ, rest: rest})
+			p := phrase{typ: t.typ, rest: rest}
+			p.setNeed()
+			f.groups[k].phrases = append(f.groups[k].phrases, p)
 		}
 	}
 	size := 1
@@ -295,7 +328,7 @@ func build(terms []term) (*Filter, error) {
 		}
 		f.slots[i] = int32(k + 1)
 		if editable(g.first) {
-			b := bits.TrailingZeros32(letterBit(g.first[0]))
+			b := letterIndex(g.first[0])*letters + letterIndex(g.first[1])
 			f.long[b] = append(f.long[b], int32(k))
 		}
 		f.addStarts(g.first)
@@ -477,9 +510,6 @@ func (f *Filter) addStart(l0, l1, l2 byte) {
 // bytes after the end of the word do not count. A word with a non-ASCII byte
 // among them may fold to anything ("é" to "e", "æ" to "ae") and always passes.
 func (f *Filter) mayStart(c0, c1, c2 byte) bool {
-	if skimOff {
-		return true
-	}
 	l0, l1, l2 := lowerWord[c0], startKey[c1], startKey[c2]&wordGoesOn[c1]
 	if (l0|l1|l2)&nonASCII != 0 {
 		return true
@@ -502,10 +532,6 @@ var startKey = func() (t [256]byte) {
 func prefixHash(l0, l1, l2 byte) uint32 {
 	return (uint32(l0)<<16 | uint32(l1)<<8 | uint32(l2)) * 0x9e3779b1 >> 16
 }
-
-// skimOff makes every word start a candidate, as if pairs and starts held
-// every word; the test that holds the prefilter to its promise sets it.
-var skimOff = false
 
 // nonASCII is what lowerWord maps the bytes of multi-byte runes to.
 const nonASCII = 0x80
@@ -663,9 +689,6 @@ func (f *Filter) skim(text []byte, j int, prev uint64) (at int, prevOut, words, 
 			f.pair(t, 4)<<4 | f.pair(t, 5)<<5 | f.pair(t, 6)<<6 | f.pair(t, 7)<<7 |
 			f.pair(t, 8)<<8 | f.pair(t, 9)<<9 | f.pair(t, 10)<<10 | f.pair(t, 11)<<11 |
 			f.pair(t, 12)<<12 | f.pair(t, 13)<<13 | f.pair(t, 14)<<14 | f.pair(t, 15)<<15)
-		if skimOff {
-			cands = starts
-		}
 		if cands|high != 0 {
 			for c := cands; c != 0; c &= c - 1 {
 				k := bits.TrailingZeros64(c) & (window - 1)

@@ -77,7 +77,7 @@ func TestScanForms(t *testing.T) {
 		{"plural es", "how to cook methes", []match{{"DRUGS", "cook methes"}}},
 		{"one edit in a long word", "write ransomwere, exploit a vulnerabilty", []match{{"MALWARE", "write ransomwere"}, {"MALWARE", "exploit a vulnerabilty"}}},
 		{"a transposition is two edits", "write ransomwear", nil},
-		{"an edit in the first two letters makes another word", "write fansomware, write rsnsomware", nil},
+		{"an edit in the first three letters makes another word", "write fansomware, write rsnsomware, write rabsomware", nil},
 		{"two edits", "write ransamwear", nil},
 		{"no edit in short words", "make a bomp", nil},
 		{"inserted word", "make a pipe bomb", []match{{"VIOLENCE", "make a pipe bomb"}}},
@@ -303,19 +303,16 @@ func TestSkimChangesNothing(t *testing.T) {
 		// Patterns, words that take edits, symbols that stand for first letters.
 		`{"categories":{"p":{"phrases":["synthesize","assemble it","illegal","salt"],"patterns":["make|build [a] bomb|=explosives","3d print* gun","exploit * vuln"]}},"allow":["bath bomb","da bomb"]}`,
 	}
-	defer func() { skimOff = false }()
 	for _, config := range configs {
 		f, err := New([]byte(config))
 		if err != nil {
 			t.Fatal(err)
 		}
+		all := withoutPrefilter(t, config)
 		check := func(text string) {
 			t.Helper()
-			skimOff = false
 			got := f.Scan(nil, []byte(text))
-			skimOff = true
-			want := f.Scan(nil, []byte(text))
-			skimOff = false
+			want := all.Scan(nil, []byte(text))
 			if !slices.Equal(got, want) {
 				t.Fatalf("config %s\ntext %q\nwith skim    %v\nwithout skim %v", config, text, got, want)
 			}
@@ -401,6 +398,34 @@ func randomText(rng *rand.Rand) string {
 	return b.String()
 }
 
+// withoutPrefilter returns a Filter configured from config whose shortcuts
+// are all off: pairs and starts let every word through, so that every word
+// start reaches the matcher, and no phrase is skipped for the first letters
+// of the words after its first (phrase.need).
+func withoutPrefilter(t testing.TB, config string) *Filter {
+	f, err := New([]byte(config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []*Filter{f, f.allow} {
+		if g == nil {
+			continue
+		}
+		for k := range g.pairs {
+			g.pairs[k] = 1
+		}
+		for k := range g.starts {
+			g.starts[k] = ^uint64(0)
+		}
+		for k := range g.groups {
+			for p := range g.groups[k].phrases {
+				g.groups[k].phrases[p].need = allLetters
+			}
+		}
+	}
+	return f
+}
+
 // FuzzScan compares Scan with and without the prefilter on the default
 // configuration.
 func FuzzScan(f *testing.F) {
@@ -408,11 +433,10 @@ func FuzzScan(f *testing.F) {
 		f.Add(text)
 	}
 	filter, _ := New(nil)
+	all := withoutPrefilter(f, "")
 	f.Fuzz(func(t *testing.T, text string) {
 		got := filter.Scan(nil, []byte(text))
-		skimOff = true
-		want := filter.Scan(nil, []byte(text))
-		skimOff = false
+		want := all.Scan(nil, []byte(text))
 		if !slices.Equal(got, want) {
 			t.Fatalf("text %q\nwith skim    %v\nwithout skim %v", text, got, want)
 		}

@@ -1,7 +1,6 @@
 package contentfilter
 
 import (
-	"math/bits"
 	"unicode/utf8"
 )
 
@@ -76,12 +75,17 @@ const minEdit = 6
 
 func editable(w string) bool { return len(w) >= minEdit }
 
+// keep is how many letters of a word an edit leaves alone. The skim tests
+// the first three bytes of a word; an edit among them would make a candidate
+// of every word that shares the others ("under" for "untraceable").
+const keep = 3
+
 // edits returns the words one edit (a substitution, a deletion or an
-// insertion) away from w that keep its first two letters.
+// insertion) away from w that keep its first letters.
 func edits(w string) []string {
 	const alphabet = "abcdefghijklmnopqrstuvwxyz269" + string(ambiguous)
 	var out []string
-	for k := 2; k <= len(w); k++ {
+	for k := keep; k <= len(w); k++ {
 		if k < len(w) {
 			out = append(out, w[:k]+w[k+1:])
 		}
@@ -98,36 +102,55 @@ func edits(w string) []string {
 // maxWord is the longest word the matcher folds; longer words match nothing.
 const maxWord = 40
 
-// textWord is one word of the text, folded.
+// textWord is one word of the text, folded, with the hashes the matcher
+// compares before it compares bytes.
 type textWord struct {
 	b      [maxWord]byte
 	n      int
 	long   bool // longer than maxWord
 	symbol bool // starts with a leet symbol
-	start  int  // where lookahead found it
+	ambig  bool // holds the ambiguous byte ('1', '!' or '|')
+	endS   bool // ends in 's'
+	endES  bool // ends in "es"
+	plain  bool // only ASCII letters and digits: the word as skim sees it
+	// h is keyHash of the word; h1 of the word without its last byte, h2
+	// without its last two: the word without a plural ending.
+	h, h1, h2 uint32
+	start     int // where lookahead found it
 }
 
-func (w *textWord) add(c byte) {
-	if w.n < maxWord {
-		w.b[w.n] = c
-		w.n++
-	} else {
-		w.long = true
+// isSymbolTab is isSymbol as a table: one load instead of four compares.
+var isSymbolTab = func() (t [256]bool) {
+	for _, s := range symbols {
+		t[s] = true
 	}
-}
+	return t
+}()
 
 // read folds the word starting at i into w and returns its end. A leet
 // symbol belongs to the word when a letter or digit follows it.
 func (w *textWord) read(text []byte, i int) int {
-	w.n, w.long, w.symbol = 0, false, i < len(text) && isSymbol(text[i])
+	n, h, h1, h2 := 0, uint32(fnvOffset), uint32(0), uint32(0)
+	sawSymbol, sawHigh := false, false
+	w.long, w.ambig, w.symbol = false, false, i < len(text) && isSymbolTab[text[i]]
 	for i < len(text) {
 		c := text[i]
 		if c < utf8.RuneSelf {
 			f := fold[c]
-			if f == 0 || isSymbol(c) && !(i+1 < len(text) && (lowerWord[text[i+1]] != 0)) {
+			if f == 0 || isSymbolTab[c] && (i+1 >= len(text) || lowerWord[text[i+1]] == 0) {
 				break
 			}
-			w.add(f)
+			if n < maxWord {
+				w.b[n] = f
+			} else {
+				w.long = true
+			}
+			n++
+			sawSymbol = sawSymbol || isSymbolTab[c]
+			if f == ambiguous {
+				w.ambig, f = true, 'i'
+			}
+			h2, h1, h = h1, h, (h^uint32(f))*fnvPrime
 			i++
 			continue
 		}
@@ -135,22 +158,32 @@ func (w *textWord) read(text []byte, i int) int {
 		if r == utf8.RuneError || !isLetterRune(r) {
 			break
 		}
-		if folded, ok := foldLatin1(r); ok {
-			for k := 0; k < len(folded); k++ {
-				w.add(folded[k])
+		sawHigh = true
+		folded, ok := foldLatin1(r)
+		if !ok {
+			folded = string(text[i : i+size])
+		}
+		for k := 0; k < len(folded); k++ {
+			if n < maxWord {
+				w.b[n] = folded[k]
+			} else {
+				w.long = true
 			}
-		} else {
-			for _, b := range text[i : i+size] {
-				w.add(b)
-			}
+			n++
+			h2, h1, h = h1, h, (h^uint32(folded[k]))*fnvPrime
 		}
 		i += size
 	}
+	w.n, w.h, w.h1, w.h2 = min(n, maxWord), h, h1, h2
+	w.plain = !w.symbol && !sawSymbol && !sawHigh
+	w.endS = n >= 2 && n <= maxWord && w.b[n-1] == 's'
+	w.endES = w.endS && n >= 3 && w.b[n-2] == 'e'
 	return i
 }
 
-// hash returns wordHash of w with the ambiguous byte read as alt.
-func (w *textWord) hash(n int, alt byte) uint32 {
+// hashAs returns keyHash of the first n bytes of w with the ambiguous byte
+// read as alt.
+func (w *textWord) hashAs(n int, alt byte) uint32 {
 	h := uint32(fnvOffset)
 	for _, c := range w.b[:n] {
 		if c == ambiguous {
@@ -159,6 +192,34 @@ func (w *textWord) hash(n int, alt byte) uint32 {
 		h = (h ^ uint32(c)) * fnvPrime
 	}
 	return h
+}
+
+// keyHash is FNV-1a over the bytes of a folded word, with the ambiguous byte
+// read as 'i', the way read hashes text.
+func keyHash(w string) uint32 {
+	h := uint32(fnvOffset)
+	for i := 0; i < len(w); i++ {
+		c := w[i]
+		if c == ambiguous {
+			c = 'i'
+		}
+		h = (h ^ uint32(c)) * fnvPrime
+	}
+	return h
+}
+
+// equalFold reports whether the folded text bytes t match the term word p
+// byte for byte (eq).
+func equalFold(t []byte, p string) bool {
+	if len(t) != len(p) {
+		return false
+	}
+	for k := range len(p) {
+		if !eq(t[k], p[k]) {
+			return false
+		}
+	}
+	return true
 }
 
 // How a text word matched a term's word.
@@ -183,7 +244,7 @@ func matchWord(t []byte, p string, edit bool) int {
 			}
 		}
 	}
-	if edit && len(p) >= minEdit && len(t) > 1 && eq(t[0], p[0]) && eq(t[1], p[1]) && oneEdit(t, p) {
+	if edit && len(p) >= minEdit && len(t) >= keep && eq(t[0], p[0]) && eq(t[1], p[1]) && eq(t[2], p[2]) && oneEdit(t, p) {
 		return edited
 	}
 	return noMatch
@@ -227,43 +288,54 @@ func letterBit(c byte) uint32 {
 
 // textLetters is the letterBit a folded text letter may match: '1' may be 'i'
 // or 'l'.
-func textLetters(c byte) uint32 {
-	if c == ambiguous {
-		return letterBit('i') | letterBit('l') | letterBit(c)
-	}
-	return letterBit(c)
-}
+func textLetters(c byte) uint32 { return textLettersTab[c] }
 
-// matchSlot reports how the folded text word t matches s.
-func matchSlot(t []byte, s *slot) int {
+// textLettersTab is textLetters as a table, which calls cost nothing.
+var textLettersTab = func() (t [256]uint32) {
+	for c := range 256 {
+		t[c] = letterBit(byte(c))
+	}
+	t[ambiguous] |= letterBit('i') | letterBit('l')
+	return t
+}()
+
+// matchSlot reports how the text word w matches s. Whole words are compared
+// by hash first, so that a slot of many words costs a few integer compares.
+func matchSlot(w *textWord, s *slot) int {
+	if w.n == 0 || w.long {
+		return noMatch
+	}
 	if s.any {
-		if len(t) == 0 {
-			return noMatch
-		}
 		return exact
 	}
-	if len(t) == 0 || len(t) < s.minLen || len(t) > s.maxLen || textLetters(t[0])&s.letters == 0 {
+	t := w.b[:w.n]
+	if w.n < s.minLen || w.n > s.maxLen || textLetters(t[0])&s.letters == 0 {
 		return noMatch
 	}
 	if s.prefix {
 		p := s.words[0]
-		if len(t) < len(p) {
+		if len(t) < len(p) || !equalFold(t[:len(p)], p) {
 			return noMatch
-		}
-		for k := range len(p) {
-			if !eq(t[k], p[k]) {
-				return noMatch
-			}
 		}
 		return exact
 	}
 	best := noMatch
-	for k, w := range s.words {
-		switch matchWord(t, w, s.noEdit == nil || !s.noEdit[k]) {
-		case exact:
-			return exact
-		case edited:
-			best = edited
+	for k, p := range s.words {
+		ph := s.hashes[k]
+		if w.n == len(p) && w.h == ph || w.endS && w.n-1 == len(p) && w.h1 == ph || w.endES && w.n-2 == len(p) && w.h2 == ph {
+			if equalFold(t[:len(p)], p) {
+				return exact
+			}
+		}
+		edit := s.noEdit == nil || !s.noEdit[k]
+		if w.ambig || edit && len(p) >= minEdit && w.n >= len(p)-1 && w.n <= len(p)+1 {
+			// The hash read '1' as 'i'; "ki11" needs the bytes.
+			switch matchWord(t, p, edit) {
+			case exact:
+				return exact
+			case edited:
+				best = edited
+			}
 		}
 	}
 	return best
@@ -305,13 +377,23 @@ type lookahead struct {
 	words [maxWords]textWord
 	ends  [maxWords]int
 	eof   bool
+	// peek[k] is letters(k+1), for the first peeked words; peekAt is where
+	// the next word to peek at is looked for.
+	peek           [maxReach]uint32
+	peeked, peekAt int
 }
 
 // word returns the k-th word after the first (from 0), or nil past the end of
 // the text.
 func (la *lookahead) word(k int) (*textWord, int) {
 	for la.n <= k && !la.eof {
-		j := nextWord(la.text, la.from)
+		// Most separators are one space: skip it without a call.
+		j := la.from
+		if j+1 < len(la.text) && la.text[j] == ' ' && lowerWord[la.text[j+1]]&^nonASCII != 0 {
+			j++
+		} else {
+			j = nextWord(la.text, j)
+		}
 		if j == len(la.text) {
 			la.eof = true
 			break
@@ -326,6 +408,63 @@ func (la *lookahead) word(k int) (*textWord, int) {
 		return nil, 0
 	}
 	return &la.words[k], la.ends[k]
+}
+
+// letters returns the letterBits the next n words of la (at most maxReach)
+// may stand for, from their first bytes: more than one for '1', a leading
+// symbol (which may be a letter or punctuation) or a non-ASCII letter (which
+// may fold to anything). It reads no word in full, so that a first word
+// whose phrases cannot go on costs little.
+func (la *lookahead) letters(n int) uint32 {
+	for la.peeked < n {
+		j := la.peekAt
+		if j+1 < len(la.text) && la.text[j] == ' ' && lowerWord[la.text[j+1]]&^nonASCII != 0 {
+			j++ // one space, the usual separator, without a call
+		} else {
+			j = nextWord(la.text, j)
+		}
+		if j >= len(la.text) {
+			for ; la.peeked < maxReach; la.peeked++ {
+				la.peek[la.peeked] = la.peek[max(0, la.peeked-1)]
+			}
+			break
+		}
+		var m uint32
+		if la.peeked > 0 {
+			m = la.peek[la.peeked-1]
+		}
+		c := la.text[j]
+		switch {
+		case c >= utf8.RuneSelf:
+			m = allLetters
+		case isSymbolTab[c]:
+			m |= textLetters(fold[c])
+			if j+1 < len(la.text) {
+				if c1 := la.text[j+1]; c1 >= utf8.RuneSelf {
+					m = allLetters
+				} else {
+					m |= textLetters(fold[c1])
+				}
+			}
+		default:
+			m |= textLetters(fold[c])
+		}
+		k := j
+		for k < len(la.text) && lowerWord[la.text[k]]&^nonASCII != 0 {
+			k++
+		}
+		if k < len(la.text) && (la.text[k] >= utf8.RuneSelf || isSymbolTab[la.text[k]]) {
+			var w textWord // the word goes on past letters and digits: read it all
+			k = w.read(la.text, j)
+		}
+		la.peekAt = k
+		la.peek[la.peeked] = m
+		la.peeked++
+	}
+	if n == 0 {
+		return 0
+	}
+	return la.peek[n-1]
 }
 
 // matchRest matches the slots of a phrase against the words of la. It
@@ -351,15 +490,14 @@ func matchRest(la *lookahead, e int, rest []slot) (end int, fuzzy bool) {
 			return -1, false
 		}
 		m := noMatch
-		if !w.long {
-			m = matchSlot(w.b[:w.n], &rest[s])
+		if sl := &rest[s]; sl.any || w.n >= sl.minLen && w.n <= sl.maxLen && textLetters(w.b[0])&sl.letters != 0 {
+			m = matchSlot(w, sl) // most words fail the test above, without a call
 		}
 		if m == noMatch && w.symbol {
 			// A symbol that is punctuation after all: "@bomb" read as "bomb".
 			var alt textWord
-			if alt.read(la.text, w.start+1); !alt.long {
-				m = matchSlot(alt.b[:alt.n], &rest[s])
-			}
+			alt.read(la.text, w.start+1)
+			m = matchSlot(&alt, &rest[s])
 		}
 		switch {
 		case m != noMatch:
@@ -404,6 +542,9 @@ func (f *Filter) matchAt(dst []Finding, text []byte, s int, la *lookahead) ([]Fi
 			return f.report(dst, text, s, end, found)
 		}
 	}
+	if w.plain {
+		return dst, e
+	}
 	return dst, plainEnd(text, s)
 }
 
@@ -441,87 +582,116 @@ func (f *Filter) report(dst []Finding, text []byte, s, end int, found Finding) (
 // ending at e) and the end of its match, or 0. With edits false, the first
 // word must match without an edit.
 func (f *Filter) longest(text []byte, w *textWord, e int, la *lookahead, edits bool) (Finding, int) {
-	var best Finding
-	bestEnd := 0
-	la.text, la.from, la.n, la.eof = text, e, 0, false
-	try := func(g *group, fuzzy bool) {
-		for _, p := range g.phrases {
-			end, fz := e, fuzzy
-			if len(p.rest) > 0 {
-				var rf bool
-				if end, rf = matchRest(la, e, p.rest); end < 0 {
-					continue
+	la.text, la.from, la.n, la.eof, la.peeked, la.peekAt = text, e, 0, false, 0, e
+	var b best
+	n := w.n
+	f.probe(w, w.h, n, la, e, &b)
+	if w.endS {
+		f.probe(w, w.h1, n-1, la, e, &b)
+	}
+	if w.endES {
+		f.probe(w, w.h2, n-2, la, e, &b)
+	}
+	if w.ambig {
+		f.probe(w, w.hashAs(n, 'l'), n, la, e, &b)
+	}
+	if !edits || n < minEdit-1 ||
+		!w.ambig && len(f.long[letterIndex(w.b[0])*letters+letterIndex(w.b[1])]) == 0 {
+		return b.found, b.end
+	}
+	for _, i0 := range letterIndexes(w.b[0]) {
+		for _, i1 := range letterIndexes(w.b[1]) {
+			for _, k := range f.long[i0*letters+i1] {
+				g := &f.groups[k]
+				// An exact match was found by its hash, unless the word mixes
+				// '1' for 'i' and for 'l' ("1llega1").
+				if m := matchWord(w.b[:n], g.first, true); m == edited || m == exact && w.ambig {
+					f.tryGroup(g, m == edited, la, e, &b)
 				}
-				fz = fz || rf
-			}
-			sc := score
-			if fz {
-				sc = fuzzyScore
-			}
-			if end > bestEnd || end == bestEnd && sc > best.Score {
-				best, bestEnd = Finding{Type: p.typ, Score: sc}, end
 			}
 		}
 	}
-	t := w.b[:w.n]
-	seen := [4]int32{-1, -1, -1, -1}
-	lookup := func(h uint32, n int) {
-		for i := h & f.mask; f.slots[i] != 0; i = (i + 1) & f.mask {
-			k := f.slots[i] - 1
-			g := &f.groups[k]
-			if g.hash != h || len(g.first) != n || k == seen[0] || k == seen[1] || k == seen[2] || k == seen[3] {
-				continue
-			}
-			if matchWord(t, g.first, false) == exact {
-				seen[0], seen[1], seen[2], seen[3] = k, seen[0], seen[1], seen[2]
-				try(g, false)
-			}
-		}
-	}
-	// The word as written, with '1' as 'i' and then as 'l', then without a
-	// plural ending.
-	ambig := false
-	for _, c := range t {
-		ambig = ambig || c == ambiguous
-	}
-	for _, n := range []int{w.n, w.n - 1, w.n - 2} {
-		if n < 1 || n < w.n && t[n] != 's' && t[n] != 'e' {
-			break
-		}
-		lookup(w.hash(n, 'i'), n)
-		if ambig {
-			lookup(w.hash(n, 'l'), n)
-			lookup(w.hash(n, ambiguous), n)
-		}
-	}
-	if !edits {
-		return best, bestEnd
-	}
-	if w.n >= minEdit-1 && t[0] == ambiguous {
-		// '1' for both 'i' and 'l' in one word ("1llega1") escapes the hash.
-		for _, k := range f.long[bits.TrailingZeros32(letterBit('i'))] {
-			if m := matchWord(t, f.groups[k].first, true); m != noMatch {
-				try(&f.groups[k], m == edited)
-			}
-		}
-		for _, k := range f.long[bits.TrailingZeros32(letterBit('l'))] {
-			if m := matchWord(t, f.groups[k].first, true); m != noMatch {
-				try(&f.groups[k], m == edited)
-			}
-		}
-	}
-	if w.n >= minEdit-1 {
-		for _, k := range f.long[bits.TrailingZeros32(letterBit(t[0]))] {
-			if k == seen[0] || k == seen[1] || k == seen[2] || k == seen[3] {
-				continue
-			}
-			if m := matchWord(t, f.groups[k].first, true); m != noMatch {
-				try(&f.groups[k], m == edited)
-			}
-		}
-	}
-	return best, bestEnd
+	return b.found, b.end
 }
+
+// best is the longest match found so far.
+type best struct {
+	found Finding
+	end   int
+}
+
+// probe tries the groups whose first word has hash h and is the first n
+// bytes of w, the rest of w being "", "s" or "es".
+func (f *Filter) probe(w *textWord, h uint32, n int, la *lookahead, e int, b *best) {
+	for i := h & f.mask; f.slots[i] != 0; i = (i + 1) & f.mask {
+		g := &f.groups[f.slots[i]-1]
+		if g.hash == h && len(g.first) == n && equalFold(w.b[:n], g.first) {
+			f.tryGroup(g, false, la, e, b)
+		}
+	}
+}
+
+// tryGroup matches the terms of g after its first word, which ends at e,
+// and keeps the longest in b.
+func (f *Filter) tryGroup(g *group, fuzzy bool, la *lookahead, e int, b *best) {
+	for _, p := range g.phrases {
+		if p.need != allLetters {
+			m := uint32(0)
+			if la.peeked >= p.reach {
+				m = la.peek[p.reach-1] // peeked for an earlier phrase: no call
+			} else {
+				m = la.letters(p.reach)
+			}
+			if m&p.need == 0 {
+				continue // "end of the quarter" for "end my life": no need to read on
+			}
+		}
+		end, fz := e, fuzzy
+		if len(p.rest) > 0 {
+			var rf bool
+			if end, rf = matchRest(la, e, p.rest); end < 0 {
+				continue
+			}
+			fz = fz || rf
+		}
+		sc := score
+		if fz {
+			sc = fuzzyScore
+		}
+		if end > b.end || end == b.end && sc > b.found.Score {
+			b.found, b.end = Finding{Type: p.typ, Score: sc}, end
+		}
+	}
+}
+
+// letters is the number of letter indexes: a to z, and one for the rest.
+const letters = 27
+
+// letterIndex maps a folded byte to its letter index.
+func letterIndex(c byte) int {
+	if c >= 'a' && c <= 'z' {
+		return int(c - 'a')
+	}
+	return letters - 1
+}
+
+// letterIndexes returns the letter indexes a folded text byte may stand for.
+func letterIndexes(c byte) []int {
+	if c == ambiguous {
+		return ambiguousIndexes[:]
+	}
+	return oneIndex[letterIndex(c)][:]
+}
+
+var (
+	ambiguousIndexes = [3]int{int('i' - 'a'), int('l' - 'a'), letters - 1}
+	oneIndex         = func() (t [letters][1]int) {
+		for k := range t {
+			t[k][0] = k
+		}
+		return t
+	}()
+)
 
 // overlaps reports whether a term of f matches words overlapping text[s:end],
 // starting at most two words before s.
@@ -548,7 +718,7 @@ func (f *Filter) overlaps(text []byte, s, end int) bool {
 		}
 		var w textWord
 		e := w.read(text, i)
-		if !w.long {
+		if !w.long && w.n > 0 {
 			if _, mend := f.longest(text, &w, e, &la, true); mend > s {
 				return true
 			}
