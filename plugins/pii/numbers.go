@@ -28,7 +28,8 @@ func (r *run) digits(upto int) int {
 // middle of it: "1.2.3.4.5" must not become the address "2.3.4.5".
 func (sc *scan) number(i int) int {
 	t := sc.text
-	if compoundBefore(t, i) {
+	before := compoundBefore(t, i)
+	if before == gluedToWord {
 		return skipRun(t, i)
 	}
 	var buf [maxGroups]group
@@ -79,6 +80,16 @@ func (sc *scan) number(i int) int {
 	if !r.plus && len(r.groups) < 4 && r.digits(len(r.groups)) < 9 {
 		return runEnd
 	}
+	if before == markedIdentifier {
+		// "#4111…" and "/orders/4111…" name a record, but a number that passes
+		// a card's checksum is a card number wherever it is written.
+		if !r.plus && !r.paren {
+			if end := sc.card(i, &r); end > 0 {
+				return end
+			}
+		}
+		return skipRun(t, i)
+	}
 	if end := sc.ipv4(i, &r); end > 0 {
 		return end
 	}
@@ -123,21 +134,38 @@ func isNumSep(c byte) bool {
 	return c == ' ' || c == '-' || c == '.' || c == '(' || c == ')' || c == '/'
 }
 
-// compoundBefore reports whether a number at i continues an identifier such as
-// "ORD-1234", "build.1.2.3.4", "#4111..." or "/orders/4111...".
-func compoundBefore(t []byte, i int) bool {
+// What stands just before a number run.
+const (
+	freeStanding     = iota
+	markedIdentifier // '#' or a path segment: "#4111…", "/orders/4111…"
+	gluedToWord      // "ORD-1234", "build.1.2.3.4", "v_12", a time "03:04:05"
+)
+
+// compoundBefore says whether a number at i continues an identifier such as
+// "ORD-1234" or "build.1.2.3.4" (gluedToWord), follows a mark that makes it a
+// record's number, such as "#4111..." or "/orders/4111..." (markedIdentifier),
+// or stands free.
+func compoundBefore(t []byte, i int) int {
 	if i == 0 {
-		return false
+		return freeStanding
 	}
 	switch t[i-1] {
 	case '#':
-		return true
-	case '.', '-', '_', '/':
-		return i >= 2 && isAlnum(t[i-2])
+		return markedIdentifier
+	case '/':
+		if i >= 2 && isAlnum(t[i-2]) {
+			return markedIdentifier
+		}
+	case '.', '-', '_':
+		if i >= 2 && isAlnum(t[i-2]) {
+			return gluedToWord
+		}
 	case ':':
-		return i >= 2 && isDigit(t[i-2]) // a time or a port: "03:04:05.000000006"
+		if i >= 2 && isDigit(t[i-2]) {
+			return gluedToWord // a time or a port: "03:04:05.000000006"
+		}
 	}
-	return false
+	return freeStanding
 }
 
 // skipRun returns the end of the identifier-like run at i: word bytes joined
@@ -164,13 +192,23 @@ func (w *word) is(candidates ...string) bool {
 	return false
 }
 
-// prevWords returns up to two lower-cased words before i, nearest first,
+// prevWords returns up to two lower-cased words before i, nearest first (see
+// lastWords).
+func prevWords(t []byte, i int) (w1, w2 word) {
+	var ws [2]word
+	lastWords(t, i, ws[:])
+	return ws[0], ws[1]
+}
+
+// lastWords fills ws with the lower-cased words before i, nearest first,
 // skipping separators such as spaces, ':', '#' and '='. Bytes of multi-byte
 // UTF-8 characters are letters here, so that "versión" and "référence" are
 // words; only ASCII is lower-cased.
-func prevWords(t []byte, i int) (w1, w2 word) {
+func lastWords(t []byte, i int, ws []word) {
 	letter := func(c byte) bool { return isAlnum(c) || c >= 0x80 }
-	next := func(end int, w *word) int {
+	end := i
+	for k := range ws {
+		w := &ws[k]
 		for end > 0 && end > i-32 && !letter(t[end-1]) {
 			end--
 		}
@@ -185,10 +223,8 @@ func prevWords(t []byte, i int) (w1, w2 word) {
 			w.b[w.n] = c
 			w.n++
 		}
-		return start
+		end = start
 	}
-	next(next(i, &w1), &w2)
-	return w1, w2
 }
 
 // referenceWords introduce identifiers: orders, invoices, accounts, parcels.
@@ -292,34 +328,98 @@ func prefixLen(t []byte, i int) int {
 	return bits
 }
 
-// ssn matches US social security numbers written AAA-GG-SSSS or AAA GG SSSS
-// with valid ranges: the area is not 000, 666 or 9xx, the group not 00 and the
-// serial not 0000. Bare nine-digit numbers are too often something else.
+// ssn matches US social security numbers with valid ranges: the area is not
+// 000, 666 or 9xx, the group not 00 and the serial not 0000. They are written
+// AAA-GG-SSSS, or with spaces, dots or slashes in place of the dashes; with an
+// SSN label shortly before (see ssnLabel), also as nine digits in a row, which
+// without one are too often something else. A reference word ("order",
+// "ticket") before the number makes it an identifier, unless a label says
+// otherwise.
 func (sc *scan) ssn(i int, r *run) int {
-	if len(r.groups) < 3 || !sc.on(kUSSSN) {
+	if !sc.on(kUSSSN) {
 		return 0
 	}
 	t := sc.text
 	g := r.groups
-	if g[0].end-g[0].start != 3 || g[1].end-g[1].start != 2 || g[2].end-g[2].start != 4 {
+	var area, grp, serial []byte
+	var end int
+	bare := false // nine digits in a row
+	switch {
+	case len(g) >= 3 && glen(g[0]) == 3 && glen(g[1]) == 2 && glen(g[2]) == 4:
+		s := g[1].sep
+		if g[2].sep != s || s != sepDash && s != sepSpace && s != sepDot && s != '/' {
+			return 0
+		}
+		if len(g) > 3 && g[3].sep == s {
+			return 0 // a longer grouped number
+		}
+		area, grp, serial, end = t[g[0].start:g[0].start+3], t[g[1].start:g[1].end], t[g[2].start:g[2].end], g[2].end
+	case glen(g[0]) == 9 && (len(g) == 1 || g[1].sep == sepSpace):
+		d := t[g[0].start:g[0].end]
+		area, grp, serial, end, bare = d[:3], d[3:5], d[5:], g[0].end, true
+	default:
 		return 0
 	}
-	if g[1].sep != g[2].sep || g[1].sep != sepDash && g[1].sep != sepSpace {
-		return 0
-	}
-	if len(g) > 3 && g[3].sep == g[1].sep {
-		return 0 // a longer grouped number
-	}
-	area, grp, serial := t[g[0].start:g[0].end], t[g[1].start:g[1].end], t[g[2].start:g[2].end]
 	if string(area) == "000" || string(area) == "666" || area[0] == '9' ||
 		string(grp) == "00" || string(serial) == "0000" {
 		return 0
 	}
-	if referenceContext(t, i) {
+	label := sc.ssnLabel(i)
+	if bare && !label {
 		return 0
 	}
-	sc.emit(USSSN, i, g[2].end, 0.85)
-	return g[2].end
+	score := 0.85
+	if label {
+		score = 0.95
+	} else if referenceContext(t, i) {
+		return 0
+	}
+	sc.emit(USSSN, i, end, score)
+	return end
+}
+
+// ssnLabel reports whether an SSN label stands in the 32 bytes before i, on
+// the same line and clause and after the last finding: "SSN", "SS#", "social
+// security number", "social security no.", in any case.
+func (sc *scan) ssnLabel(i int) bool {
+	lo := max(0, i-32, sc.lastEnd)
+	for k := i - 1; k >= lo; k-- {
+		if c := sc.text[k]; c == '\n' || c == ';' {
+			lo = k + 1
+			break
+		}
+	}
+	w := sc.text[lo:i]
+	for k := 0; k+3 <= len(w); k++ {
+		if k > 0 && classes[w[k-1]]&(cUpper|cLower) != 0 {
+			continue // inside a word: "lessn", "class#"
+		}
+		switch c := w[k] | 0x20; {
+		case c == 's' && w[k+1]|0x20 == 's' && (w[k+2]|0x20 == 'n' || w[k+2] == '#'):
+			return true
+		case c == 's' && hasPrefixFold(w[k:], "social security"):
+			return true
+		}
+	}
+	return false
+}
+
+// hasPrefixFold reports whether b starts with the lower-case ASCII prefix p,
+// ignoring case.
+func hasPrefixFold(b []byte, p string) bool {
+	if len(b) < len(p) {
+		return false
+	}
+	for k := range len(p) {
+		c := b[k]
+		if isUpper(c) {
+			c += 'a' - 'A'
+		}
+		if c != p[k] {
+			return false
+		}
+	}
+	return true
 }
 
 // card matches payment card numbers: 13 to 19 digits, either contiguous or
@@ -344,17 +444,27 @@ func (sc *scan) card(i int, r *run) int {
 			best, bestGroups = n, k+1
 		}
 	}
-	if best == 0 || referenceContext(t, i) {
+	if best == 0 {
 		return 0
 	}
+	// The issuer prefix, length and Luhn digit decide; words around only move
+	// the score. A reference word ("order 4111 1111 1111 1111", "account no.")
+	// does not rule a card out: whoever reads the text can charge it.
 	score := 0.95
 	if bestGroups == 1 {
 		score = 0.8 // contiguous digits are more often account or order numbers
+	}
+	if w1, w2 := prevWords(t, i); w1.is(cardWords...) || w2.is(cardWords...) {
+		score += 0.04
 	}
 	end := r.groups[bestGroups-1].end
 	sc.emit(CreditCard, i, end, score)
 	return end
 }
+
+// cardWords say that the number after them is a payment card.
+var cardWords = []string{"card", "visa", "mastercard", "amex", "cc", "pan", "credit", "debit",
+	"karte", "kreditkarte", "carte", "tarjeta", "carta"}
 
 // validIIN reports whether d starts with an issuer prefix of a major card
 // network and has a length that network uses.
@@ -443,16 +553,53 @@ func (sc *scan) phone(i int, r *run) int {
 	if end := nanp(t, g, r.paren); end > 0 {
 		return sc.emitPhone(i, end, 0.7)
 	}
+	if end := trunkNumber(t, g, r.paren); end > 0 {
+		return sc.emitPhone(i, end, 0.7)
+	}
 	if r.paren {
 		return 0
 	}
-	if end := trunkNumber(t, g); end > 0 {
-		return sc.emitPhone(i, end, 0.7)
+	if len(g) == 1 && glen(g[0]) == 11 && t[g[0].start] == '0' && t[g[0].start+1] >= '6' {
+		// An Indian mobile number with its trunk prefix: 0, then ten digits
+		// starting with 6 to 9 ("09876543210"), the one national format
+		// written unseparated often enough to look for.
+		return sc.emitPhone(i, g[0].end, 0.6)
 	}
-	if end, pairs := nineDigitNumber(t, g); end > 0 && (pairs || phoneContext(t, i)) {
+	label := phoneContext(t, i)
+	if end, pairs := nineDigitNumber(t, g); end > 0 && (pairs || label) {
 		return sc.emitPhone(i, end, 0.6)
 	}
+	if label {
+		if end := labelledNumber(g); end > 0 {
+			return sc.emitPhone(i, end, 0.6)
+		}
+	}
 	return 0
+}
+
+// labelledNumber returns the end of a number of 9 to 15 digits at the start
+// of g, contiguous or grouped by spaces or dashes (dotted runs are addresses
+// and versions; trunkNumber has the dotted pairs of France): a national number, or
+// an international one written without its '+', which a phone word before it
+// has already said is one ("WhatsApp 447911123456", "mobile 98765 43210").
+func labelledNumber(g []group) int {
+	n, last := 0, -1
+	for k, p := range g {
+		if k > 0 && p.sep != sepSpace && p.sep != sepDash {
+			if p.sep == sepDot {
+				return 0
+			}
+			break
+		}
+		if n += glen(p); n > 15 {
+			return 0
+		}
+		last = k
+	}
+	if n < 9 {
+		return 0
+	}
+	return g[last].end
 }
 
 func (sc *scan) emitPhone(start, end int, score float64) int {
@@ -497,13 +644,14 @@ func nanp(t []byte, g []group, paren bool) int {
 }
 
 // trunkNumber returns the end of a national number written with its trunk
-// prefix 0 at the start of g, or 0.
-func trunkNumber(t []byte, g []group) int {
+// prefix 0 at the start of g, or 0. With paren, the prefix and area code are
+// in parentheses: "(02) 9628 9313", "(030) 1234567".
+func trunkNumber(t []byte, g []group, paren bool) int {
 	first := glen(g[0])
 	if len(g) < 2 || first < 2 || first > 5 || t[g[0].start] != '0' || t[g[0].start+1] == '0' {
 		return 0 // "00" starts an international number or an id
 	}
-	if first == 2 && glen(g[1]) == 2 {
+	if first == 2 && glen(g[1]) == 2 && !paren {
 		// Five pairs with one separator, as in France.
 		if len(g) < 5 || len(g) > 5 && g[5].sep == g[1].sep || !isPhoneSep(g[1].sep) {
 			return 0
@@ -520,7 +668,11 @@ func trunkNumber(t []byte, g []group) int {
 	}
 	n, last := 0, -1
 	for k, p := range g {
-		if k > 0 && p.sep != sepSpace && p.sep != sepDash && p.sep != '/' {
+		if k == 1 && paren {
+			if p.sep != sepParen && p.sep != sepParenSpace {
+				return 0
+			}
+		} else if k > 0 && p.sep != sepSpace && p.sep != sepDash && p.sep != '/' {
 			break // dots only in pairs: "01.03.2024", "010.000.015.001" are not numbers to call
 		}
 		if n += glen(p); n > 12 {
@@ -585,12 +737,30 @@ func nineDigitNumber(t []byte, g []group) (end int, pairs bool) {
 
 // phoneWords say that the number after them is a phone number.
 var phoneWords = []string{"phone", "tel", "tél", "telephone", "téléphone", "teléfono", "telefono",
-	"telefon", "mobile", "mobil", "móvil", "movil", "cell", "fax", "handy", "portable", "whatsapp",
-	"call", "llámame", "llamar", "appelez", "anrufen"}
+	"telefon", "mobile", "mobil", "móvil", "movil", "cell", "fax", "handy", "portable",
+	"call", "ring", "text", "sms", "contact", "llámame", "llamar", "appelez", "anrufen", "numéro", "rufnummer", "telefonnummer", "landline", "whatsapp", "fixe"}
 
+// phoneContext reports whether a phone word stands before i, with at most two
+// filler words between ("call me at", "phone number:", "mobile no."). Any
+// other word in between breaks the link, so "tel_timeout_ms = 30000000000"
+// and "call about order 4155552671" are not phone numbers.
 func phoneContext(t []byte, i int) bool {
-	w1, w2 := prevWords(t, i)
-	return w1.is(phoneWords...) || w2.is(phoneWords...)
+	var ws [3]word
+	lastWords(t, i, ws[:])
+	for _, w := range ws {
+		switch {
+		case w.is(phoneWords...):
+			return true
+		case !w.is(phoneFillers...):
+			return false
+		}
+	}
+	return false
 }
+
+// phoneFillers may stand between a phone word and its number.
+var phoneFillers = []string{"me", "us", "at", "on", "is", "my", "our", "his", "her", "their", "your",
+	"number", "no", "nr", "num", "the", "or", "via", "to", "de", "es", "mi", "su", "mon", "ma", "est", "au",
+	"meine", "ist", "unter", "sur", "op"}
 
 func isPhoneSep(s sep) bool { return s == sepDash || s == sepDot || s == sepSpace }

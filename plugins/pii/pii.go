@@ -179,8 +179,16 @@ func (sc *scan) run() {
 		if i < n {
 			next = text[i]
 		}
-		if isDigit(c) || next == ':' || next == '-' && i-start == 2 || i-start >= 4 && mayStartToken(c, text[start+1]) {
+		last := sc.lastEnd
+		if isDigit(c) || next == ':' || next == '-' && i-start == 2 || i-start >= 4 && mayStartToken(c, text[start+1]) ||
+			c == 'T' && start > 0 && text[start-1] == '/' {
 			i = max(i, sc.wordStart(start))
+		}
+		if i-start > 20 && sc.lastEnd == last {
+			// A key glued to a word ("keyAKIA…"): only long words can hold one.
+			if end := sc.gluedAWSKey(start, i); end > 0 {
+				i = max(i, end)
+			}
 		}
 	}
 }
@@ -286,6 +294,8 @@ func (sc *scan) wordStart(i int) int {
 		}
 	case 'e':
 		end = sc.jwt(i)
+	case 'T':
+		end = sc.slackWebhook(i)
 	}
 	if end > 0 {
 		return end

@@ -9,17 +9,46 @@ import (
 
 // awsKey matches AWS access key ids: AKIA (long-term) or ASIA (temporary)
 // followed by 16 upper-case letters or digits.
+//
+// A key glued to the words around it ("keyAKIAIOSFODNN7EXAMPLE",
+// "AWS_KEY_AKIA…_prod") is found when the boundary is one a reader sees: a
+// change from lower to upper case, or an underscore, on either side. Upper-case
+// letters or digits on either side make a longer token, which is not a key.
+// The start case is gluedAWSKey's; here the key starts at i.
 func (sc *scan) awsKey(i int) int {
 	t := sc.text
 	if !sc.on(kAWSAccessKey) || !(hasPrefixAt(t, i, "AKIA") || hasPrefixAt(t, i, "ASIA")) {
 		return 0
 	}
 	end := span(t, i+4, func(c byte) bool { return isUpper(c) || isDigit(c) })
-	if end-i != 20 || !boundaryAt(t, end) {
+	if end-i != 20 || end < len(t) && (isUpper(t[end]) || isDigit(t[end])) {
 		return 0
+	}
+	if placeholder(t[i+4 : end]) {
+		return end // AWS's own documentation key, AKIAIOSFODNN7EXAMPLE, and the like
 	}
 	sc.emit(AWSAccessKey, i, end, 0.95)
 	return end
+}
+
+// gluedAWSKey looks for an AWS access key id inside the word from start to
+// end, after a lower-case letter or an underscore (see awsKey), and returns the
+// end of the first one found, or 0. Only words of more than 20 bytes can hold
+// one.
+func (sc *scan) gluedAWSKey(start, end int) int {
+	t := sc.text
+	if !sc.on(kAWSAccessKey) {
+		return 0
+	}
+	for k := start + 1; k+20 <= end; k++ {
+		if t[k] == 'A' && (t[k+1] == 'K' || t[k+1] == 'S') && t[k+2] == 'I' && t[k+3] == 'A' &&
+			(classes[t[k-1]]&cLower != 0 || t[k-1] == '_') {
+			if e := sc.awsKey(k); e > 0 {
+				return e
+			}
+		}
+	}
+	return 0
 }
 
 // googleKey matches Google API keys: AIza followed by 35 base64url bytes.
@@ -31,6 +60,9 @@ func (sc *scan) googleKey(i int) int {
 	end := span(t, i+4, isB64)
 	if end-i != 39 {
 		return 0
+	}
+	if placeholder(t[i+4 : end]) {
+		return end
 	}
 	sc.emit(GoogleAPIKey, i, end, 0.95)
 	return end
@@ -55,6 +87,9 @@ func (sc *scan) githubToken(i int) int {
 		if end-a-1 != 59 || !boundaryAt(t, end) {
 			return 0
 		}
+		if placeholder(t[i+11 : end]) {
+			return end
+		}
 		sc.emit(GitHubToken, i, end, 0.95)
 		return end
 	}
@@ -69,6 +104,9 @@ func (sc *scan) githubToken(i int) int {
 	end := span(t, i+4, isAlnum)
 	if end-i-4 != 36 || !boundaryAt(t, end) || !githubChecksum(t[i+4:end]) {
 		return 0
+	}
+	if placeholder(t[i+4 : end]) {
+		return end
 	}
 	sc.emit(GitHubToken, i, end, 0.99)
 	return end
@@ -117,6 +155,9 @@ func (sc *scan) slackToken(i int) int {
 	if end-i-5 < 10 || !boundaryAt(t, end) {
 		return 0
 	}
+	if placeholder(t[i+5 : end]) {
+		return end // "xoxb-your-bot-token"
+	}
 	sc.emit(SlackToken, i, end, 0.9)
 	return end
 }
@@ -139,6 +180,9 @@ func (sc *scan) stripeKey(i int) int {
 	end := span(t, i+8, isAlnum)
 	if end-i-8 < 16 || !boundaryAt(t, end) {
 		return 0
+	}
+	if placeholder(t[i+8 : end]) {
+		return end
 	}
 	sc.emit(StripeKey, i, end, score)
 	return end
@@ -166,6 +210,9 @@ func (sc *scan) openAIKey(i int) int {
 	}
 	if !letters || !digits {
 		return 0
+	}
+	if placeholder(t[i+3 : end]) {
+		return end
 	}
 	score := 0.9
 	if bytes.Contains(t[i+3:end], []byte("T3BlbkFJ")) {
@@ -205,6 +252,9 @@ func (sc *scan) jwt(i int) int {
 	}
 	if err != nil || header[0] != '{' || json.Unmarshal(header[:n], &fields) != nil || fields.Alg == nil || *fields.Alg == "" {
 		return 0
+	}
+	if placeholder(t[p+1 : end]) {
+		return end // a signature such as "your-signature-here"
 	}
 	sc.emit(JWT, i, end, 0.9)
 	return end
@@ -269,4 +319,85 @@ func (sc *scan) privateKey(i int) int {
 	}
 	sc.emit(PrivateKey, i, end, 0.99)
 	return end
+}
+
+// slackWebhook matches a Slack incoming-webhook URL, whose path is the
+// credential: hooks.slack.com/services/T…/B…/… with a team id, a bot id and a
+// secret. It is called at the team id (i, a 'T' after '/') and looks back for
+// the host and an http or https scheme, which the finding covers too.
+func (sc *scan) slackWebhook(i int) int {
+	t := sc.text
+	const host = "hooks.slack.com/services/"
+	if !sc.on(kSlackToken) || i < len(host) || string(t[i-len(host):i]) != host {
+		return 0
+	}
+	start := i - len(host)
+	for _, scheme := range []string{"https://", "http://"} {
+		if start >= len(scheme) && string(t[start-len(scheme):start]) == scheme {
+			start -= len(scheme)
+			break
+		}
+	}
+	if start < sc.lastEnd || start > 0 && (isWord(t[start-1]) || t[start-1] == '.') {
+		return 0 // "evilhooks.slack.com" or "x.hooks.slack.com" is another host
+	}
+	upperID := func(c byte) bool { return isUpper(c) || isDigit(c) }
+	team := span(t, i+1, upperID)
+	if team-i < 9 || team-i > 13 || team+1 >= len(t) || t[team] != '/' || t[team+1] != 'B' {
+		return 0
+	}
+	bot := span(t, team+2, upperID)
+	if bot-team-1 < 9 || bot-team-1 > 13 || bot+1 >= len(t) || t[bot] != '/' {
+		return 0
+	}
+	end := span(t, bot+1, isAlnum)
+	if end-bot-1 < 20 || end-bot-1 > 40 || !boundaryAt(t, end) {
+		return 0
+	}
+	if placeholder(t[i+1:team]) || placeholder(t[team+2:bot]) || placeholder(t[bot+1:end]) {
+		return end // Slack's documented T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX
+	}
+	sc.emit(SlackToken, start, end, 0.95)
+	return end
+}
+
+// placeholderWords mark a value written to show the shape of a secret, not
+// to hold one. Matched in any case; issued keys are random letters and
+// digits, in which these words occur too rarely to matter.
+var placeholderWords = []string{"example", "your", "xxxx", "placeholder", "replace", "changeme",
+	"dummy", "sample", "redacted", "insert", "here", "fake", "test", "token", "secret"}
+
+// placeholder reports whether body, the random part of a key or token (its
+// fixed prefix removed), is a stand-in rather than a credential: it holds a
+// placeholder word ("xoxb-your-bot-token", "AKIAIOSFODNN7EXAMPLE",
+// "REPLACE_ME"), a run of five or more of one character ("sk-xxxx…",
+// "T00000000"), or a run of six or more consecutive digits or letters
+// ("123456", "abcdef").
+func placeholder(body []byte) bool {
+	same, up := 1, 1
+	for k := 1; k < len(body); k++ {
+		prev, c := body[k-1], body[k]
+		if c|0x20 == prev|0x20 && isAlnum(c) {
+			same++
+		} else {
+			same = 1
+		}
+		if isAlnum(c) && isAlnum(prev) && c|0x20 == prev|0x20+1 && isDigit(c) == isDigit(prev) {
+			up++
+		} else {
+			up = 1
+		}
+		if same >= 5 || up >= 6 {
+			return true
+		}
+	}
+	for k := range body {
+		c := body[k] | 0x20
+		for _, w := range placeholderWords {
+			if c == w[0] && hasPrefixFold(body[k:], w) {
+				return true
+			}
+		}
+	}
+	return false
 }
