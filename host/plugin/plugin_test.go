@@ -96,7 +96,7 @@ func TestScanPII(t *testing.T) {
 		"You are a helpful assistant.",
 		"My card is 4111 1111 1111 1111 and my mail is jane@example.com.",
 		"",
-		"Use key AKIAIOSFODNN7EXAMPLE from 203.0.113.9 — ünïcödé before and after",
+		"Use key AKIA6AFQKVXPJEGZC7D3 from 203.0.113.9 — ünïcödé before and after",
 	}
 	findings, err := p.Scan(context.Background(), texts)
 	if err != nil {
@@ -105,7 +105,7 @@ func TestScanPII(t *testing.T) {
 	want := []hit{
 		{1, "CREDIT_CARD", "4111 1111 1111 1111"},
 		{1, "EMAIL", "jane@example.com"},
-		{3, "AWS_ACCESS_KEY", "AKIAIOSFODNN7EXAMPLE"},
+		{3, "AWS_ACCESS_KEY", "AKIA6AFQKVXPJEGZC7D3"},
 		{3, "IP_ADDRESS", "203.0.113.9"},
 	}
 	if got := hits(texts, findings); !slices.Equal(got, want) {
