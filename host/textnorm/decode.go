@@ -14,37 +14,48 @@ const (
 	minRun    = min(minBase64, minHex)
 )
 
-// decode is the last pass: percent-escapes, HTML character references, and
-// base64 and hex runs. What they decode to goes through the character
-// passes (fold) but is not decoded again.
-func (st *state) decode(b *builder) {
+// escapes is the fourth pass: percent-escapes and HTML character
+// references. What they decode to goes through the character passes (fold)
+// but is not decoded as an escape again.
+func (st *state) escapes(b *builder) {
 	in := b.in
 	for i := 0; i < len(in); {
-		c := in[i]
-		switch {
-		case c == '%':
+		switch in[i] {
+		case '%':
 			i = st.percent(b, i)
-			continue
-		case c == '&':
+		case '&':
 			i = st.entity(b, i)
-			continue
-		case asciiClass[c]&clsRun != 0:
-			k := i + 1
-			for k < len(in) && asciiClass[in[k]]&clsRun != 0 {
-				k++
-			}
-			if k-i < minRun && (k == len(in) || in[k] != '.' && in[k] != '=') {
-				i = k // a word: a compound of one run too short to decode
-				continue
-			}
-			j, found := scanCompound(in, i)
-			if found {
-				st.expandCompound(b, i, j)
-			}
-			i = j
+		default:
+			i++
+		}
+	}
+	b.finish()
+}
+
+// runs is the last pass: base64 and hex runs, read after the escapes so that
+// a token written with escapes between its runs (a JWT whose dots are
+// &period;) is judged whole. What a run decodes to is appended, folded, and
+// not decoded again.
+func (st *state) runs(b *builder) {
+	in := b.in
+	for i := 0; i < len(in); {
+		if asciiClass[in[i]]&clsRun == 0 {
+			i++
 			continue
 		}
-		i++
+		k := i + 1
+		for k < len(in) && asciiClass[in[k]]&clsRun != 0 {
+			k++
+		}
+		if k-i < minRun && (k == len(in) || in[k] != '.' && in[k] != '=') {
+			i = k // a word: a compound of one run too short to decode
+			continue
+		}
+		j, found := scanCompound(in, i)
+		if found {
+			st.expandCompound(b, i, j)
+		}
+		i = j
 	}
 	b.finish()
 }

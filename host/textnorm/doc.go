@@ -36,7 +36,10 @@
 //     digits or more, optionally after 0x) runs that decode to text. An
 //     escape is replaced by what it decodes to; a base64 or hex run is kept
 //     and its decoded text appended after it and a space, so a JWT or a key
-//     that merely looks like base64 is still seen raw.
+//     that merely looks like base64 is still seen raw. Escapes are decoded
+//     in a pass of their own before the runs are read, so a token whose
+//     dots or dashes are written as escapes (a JWT with &period;) is judged
+//     whole.
 //
 // Why this order: every later step needs valid UTF-8, and an invisible
 // character must be gone before NFKC so that it cannot keep a letter from

@@ -47,7 +47,7 @@ func normalizeSlow(src string) Text {
 	limit := 2*len(src) + Slack
 	cur, prev := src, []piece(nil)
 	capped, coarse := false, false
-	for k, pass := range [...]func(*state, *builder){(*state).clean, (*state).nfkc, (*state).confusables, (*state).decode} {
+	for k, pass := range [...]func(*state, *builder){(*state).clean, (*state).nfkc, (*state).confusables, (*state).escapes, (*state).runs} {
 		b := &st.main[k]
 		b.reset(cur, prev, limit, true)
 		pass(st, b)
@@ -198,7 +198,7 @@ func runeCeil(s string, i, hi int) int {
 
 // state holds the buffers of one Normalize call, reused through statePool.
 type state struct {
-	main    [4]builder // clean, nfkc, confusables, decode
+	main    [5]builder // clean, nfkc, confusables, escapes, runs
 	sub     [3]builder // the character passes over decoded text
 	memo    [nfkcMemoSize]nfkcMemo
 	tmp     []byte // the fold of one NFKC segment
