@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -30,8 +31,12 @@ func NewMock(latency time.Duration) *Mock { return &Mock{latency: latency, now: 
 // Close does nothing: the mock holds no connections.
 func (m *Mock) Close() {}
 
-// MockReplyPrefix starts every mock chat reply.
-const MockReplyPrefix = "Mock reply. You said: "
+// MockReplyPrefix starts every mock chat reply to a user's message, and
+// MockToolResultPrefix every reply to a tool's result.
+const (
+	MockReplyPrefix      = "Mock reply. You said: "
+	MockToolResultPrefix = "Mock reply. Tool result: "
+)
 
 type mockChatRequest struct {
 	Model    string `json:"model"`
@@ -41,16 +46,39 @@ type mockChatRequest struct {
 	} `json:"messages"`
 	MaxTokens           int64 `json:"max_tokens"`
 	MaxCompletionTokens int64 `json:"max_completion_tokens"`
+	N                   int   `json:"n"`
 	Stream              bool  `json:"stream"`
 	StreamOptions       struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
+	Tools []struct {
+		Type     string `json:"type"`
+		Function struct {
+			Name       string          `json:"name"`
+			Parameters json.RawMessage `json:"parameters"`
+		} `json:"function"`
+	} `json:"tools"`
+	ToolChoice     json.RawMessage `json:"tool_choice"`
+	ResponseFormat struct {
+		Type       string `json:"type"`
+		JSONSchema struct {
+			Schema json.RawMessage `json:"schema"`
+		} `json:"json_schema"`
+	} `json:"response_format"`
 }
 
 type mockEmbeddingsRequest struct {
-	Model      string          `json:"model"`
-	Input      json.RawMessage `json:"input"`
-	Dimensions int             `json:"dimensions"`
+	Model          string          `json:"model"`
+	Input          json.RawMessage `json:"input"`
+	Dimensions     int             `json:"dimensions"`
+	EncodingFormat string          `json:"encoding_format"`
+}
+
+// mockToolCall is a call the mock makes to one of the request's tools.
+type mockToolCall struct {
+	ID        string
+	Name      string
+	Arguments string
 }
 
 // Send answers c as an OpenAI server would.
@@ -67,13 +95,17 @@ func (m *Mock) Send(ctx context.Context, c *Call) (*Reply, error) {
 		if len(req.Messages) == 0 {
 			return mockError(400, "messages must not be empty"), nil
 		}
-		chunks, usage, finishReason := m.chat(&req)
+		if req.N < 0 || req.N > 128 {
+			return mockError(400, "n must be from 1 to 128"), nil
+		}
+		req.N = max(req.N, 1)
+		chunks, call, usage, finishReason := m.chat(&req)
 		id := "chatcmpl-mock-" + shortHash(c.Body)
 		created := m.now().Unix()
 		if !req.Stream {
-			return &Reply{Status: 200, Body: chatCompletion(id, created, req.Model, strings.Join(chunks, ""), finishReason, usage)}, nil
+			return &Reply{Status: 200, Body: chatCompletion(id, created, &req, strings.Join(chunks, ""), call, finishReason, usage)}, nil
 		}
-		return &Reply{Status: 200, Events: &mockEvents{m: m, ctx: ctx, events: streamEvents(id, created, &req, chunks, usage, finishReason)}}, nil
+		return &Reply{Status: 200, Events: &mockEvents{m: m, ctx: ctx, events: streamEvents(id, created, &req, chunks, call, usage, finishReason)}}, nil
 	case EndpointEmbeddings:
 		var req mockEmbeddingsRequest
 		if err := json.Unmarshal(c.Body, &req); err != nil {
@@ -105,17 +137,41 @@ type usage struct {
 	TotalTokens      int64 `json:"total_tokens"`
 }
 
-// chat builds the reply: the prefix and the last user message, cut at
-// max_tokens, as word-sized chunks; and the exact usage of prompt and reply.
-func (m *Mock) chat(req *mockChatRequest) ([]string, usage, string) {
+// chat builds the reply and its exact usage (the reply's tokens count once
+// per choice). By default the reply is the prefix and the last user
+// message, cut at max_tokens, as word-sized chunks. With tools, the mock
+// calls one when tool_choice names it or is "required", or when the last
+// user message names it, with arguments made from its parameter schema;
+// after a tool's result, it answers with that result. With response_format
+// json_object or json_schema, the content is JSON: the schema's shape, or
+// {"reply": …}.
+func (m *Mock) chat(req *mockChatRequest) ([]string, *mockToolCall, usage, string) {
 	var texts []string
-	last := ""
+	last, lastRole := "", ""
 	for _, msg := range req.Messages {
 		t := contentText(msg.Content)
 		texts = append(texts, t)
 		if msg.Role == "user" {
 			last = t
 		}
+		lastRole = msg.Role
+	}
+	prompt := tokens.Chat(texts, len(req.Messages))
+	reply := MockReplyPrefix + last
+	if lastRole == "tool" {
+		reply = MockToolResultPrefix + texts[len(texts)-1]
+	} else if call := req.toolCall(last); call != nil {
+		completion := tokens.Count(call.Name) + tokens.Count(call.Arguments)
+		completion *= int64(req.N)
+		return nil, call, usage{PromptTokens: prompt, CompletionTokens: completion, TotalTokens: prompt + completion}, "tool_calls"
+	}
+	switch req.ResponseFormat.Type {
+	case "json_object":
+		b, _ := json.Marshal(map[string]string{"reply": last})
+		reply = string(b)
+	case "json_schema":
+		b, _ := json.Marshal(schemaValue(req.ResponseFormat.JSONSchema.Schema, last, 0))
+		reply = string(b)
 	}
 	limit := req.MaxCompletionTokens
 	if limit == 0 {
@@ -124,7 +180,7 @@ func (m *Mock) chat(req *mockChatRequest) ([]string, usage, string) {
 	var chunks []string
 	var completion int64
 	finishReason := "stop"
-	for _, w := range strings.SplitAfter(MockReplyPrefix+last, " ") {
+	for _, w := range strings.SplitAfter(reply, " ") {
 		if w == "" {
 			continue
 		}
@@ -136,8 +192,87 @@ func (m *Mock) chat(req *mockChatRequest) ([]string, usage, string) {
 		chunks = append(chunks, w)
 		completion += n
 	}
-	prompt := tokens.Chat(texts, len(req.Messages))
-	return chunks, usage{PromptTokens: prompt, CompletionTokens: completion, TotalTokens: prompt + completion}, finishReason
+	completion *= int64(req.N)
+	return chunks, nil, usage{PromptTokens: prompt, CompletionTokens: completion, TotalTokens: prompt + completion}, finishReason
+}
+
+// toolCall is the call the mock makes for a request whose last user message
+// is last, or nil.
+func (req *mockChatRequest) toolCall(last string) *mockToolCall {
+	if len(req.Tools) == 0 {
+		return nil
+	}
+	var choice struct {
+		Function struct{ Name string } `json:"function"`
+	}
+	var mode string
+	if json.Unmarshal(req.ToolChoice, &mode) != nil {
+		json.Unmarshal(req.ToolChoice, &choice)
+	}
+	if mode == "none" {
+		return nil
+	}
+	pick := -1
+	for i, t := range req.Tools {
+		switch {
+		case choice.Function.Name != "":
+			if t.Function.Name == choice.Function.Name {
+				pick = i
+			}
+		case t.Function.Name != "" && strings.Contains(last, t.Function.Name) && pick < 0:
+			pick = i
+		}
+	}
+	if pick < 0 && mode == "required" {
+		pick = 0
+	}
+	if pick < 0 {
+		return nil
+	}
+	fn := req.Tools[pick].Function
+	args, _ := json.Marshal(schemaValue(fn.Parameters, last, 0))
+	if string(args) == "null" {
+		args = []byte("{}")
+	}
+	return &mockToolCall{ID: "call_mock_" + shortHash([]byte(fn.Name+last)), Name: fn.Name, Arguments: string(args)}
+}
+
+// schemaValue is a value of the JSON schema raw: objects get every property,
+// strings the text, numbers 1, booleans true, enums their first value.
+func schemaValue(raw json.RawMessage, text string, depth int) any {
+	var s struct {
+		Type       any                        `json:"type"`
+		Enum       []any                      `json:"enum"`
+		Properties map[string]json.RawMessage `json:"properties"`
+		Items      json.RawMessage            `json:"items"`
+	}
+	if json.Unmarshal(raw, &s) != nil || depth > 8 {
+		return nil
+	}
+	if len(s.Enum) > 0 {
+		return s.Enum[0]
+	}
+	typ, _ := s.Type.(string)
+	if types, ok := s.Type.([]any); ok && len(types) > 0 {
+		typ, _ = types[0].(string)
+	}
+	switch {
+	case typ == "object" || typ == "" && s.Properties != nil:
+		out := map[string]any{}
+		for name, p := range s.Properties {
+			out[name] = schemaValue(p, text, depth+1)
+		}
+		return out
+	case typ == "array":
+		return []any{schemaValue(s.Items, text, depth+1)}
+	case typ == "integer" || typ == "number":
+		return 1
+	case typ == "boolean":
+		return true
+	case typ == "null":
+		return nil
+	}
+	return text
 }
 
 func contentText(raw json.RawMessage) string {
@@ -160,32 +295,52 @@ func contentText(raw json.RawMessage) string {
 	return ""
 }
 
-func chatCompletion(id string, created int64, model, content, finishReason string, u usage) []byte {
+func chatCompletion(id string, created int64, req *mockChatRequest, content string, call *mockToolCall, finishReason string, u usage) []byte {
+	message := map[string]any{"role": "assistant", "content": content}
+	if call != nil {
+		message = map[string]any{"role": "assistant", "content": nil, "tool_calls": []any{map[string]any{
+			"id": call.ID, "type": "function", "function": map[string]any{"name": call.Name, "arguments": call.Arguments},
+		}}}
+	}
+	choices := make([]any, req.N)
+	for i := range choices {
+		choices[i] = map[string]any{"index": i, "message": message, "finish_reason": finishReason}
+	}
 	b, _ := json.Marshal(map[string]any{
-		"id": id, "object": "chat.completion", "created": created, "model": model,
-		"choices": []any{map[string]any{
-			"index":         0,
-			"message":       map[string]any{"role": "assistant", "content": content},
-			"finish_reason": finishReason,
-		}},
-		"usage": u,
+		"id": id, "object": "chat.completion", "created": created, "model": req.Model,
+		"choices": choices, "usage": u,
 	})
 	return b
 }
 
-func streamEvents(id string, created int64, req *mockChatRequest, chunks []string, u usage, finishReason string) [][]byte {
-	chunk := func(delta map[string]any, finishReason any) []byte {
-		b, _ := json.Marshal(map[string]any{
-			"id": id, "object": "chat.completion.chunk", "created": created, "model": req.Model,
-			"choices": []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finishReason}},
-		})
-		return b
+func streamEvents(id string, created int64, req *mockChatRequest, chunks []string, call *mockToolCall, u usage, finishReason string) [][]byte {
+	var events [][]byte
+	for i := 0; i < req.N; i++ {
+		chunk := func(delta map[string]any, finishReason any) []byte {
+			b, _ := json.Marshal(map[string]any{
+				"id": id, "object": "chat.completion.chunk", "created": created, "model": req.Model,
+				"choices": []any{map[string]any{"index": i, "delta": delta, "finish_reason": finishReason}},
+			})
+			return b
+		}
+		if call != nil {
+			events = append(events, chunk(map[string]any{"role": "assistant", "content": nil, "tool_calls": []any{map[string]any{
+				"index": 0, "id": call.ID, "type": "function", "function": map[string]any{"name": call.Name, "arguments": ""}}}}, nil))
+			// The arguments in fragments of up to 8 bytes, as providers stream them.
+			for a := call.Arguments; a != ""; {
+				n := min(8, len(a))
+				events = append(events, chunk(map[string]any{"tool_calls": []any{map[string]any{
+					"index": 0, "function": map[string]any{"arguments": a[:n]}}}}, nil))
+				a = a[n:]
+			}
+		} else {
+			events = append(events, chunk(map[string]any{"role": "assistant", "content": ""}, nil))
+			for _, c := range chunks {
+				events = append(events, chunk(map[string]any{"content": c}, nil))
+			}
+		}
+		events = append(events, chunk(map[string]any{}, finishReason))
 	}
-	events := [][]byte{chunk(map[string]any{"role": "assistant", "content": ""}, nil)}
-	for _, c := range chunks {
-		events = append(events, chunk(map[string]any{"content": c}, nil))
-	}
-	events = append(events, chunk(map[string]any{}, finishReason))
 	if req.StreamOptions.IncludeUsage {
 		b, _ := json.Marshal(map[string]any{
 			"id": id, "object": "chat.completion.chunk", "created": created, "model": req.Model,
@@ -247,7 +402,17 @@ func embeddings(req *mockEmbeddingsRequest) *Reply {
 	var prompt int64
 	for i, in := range inputs {
 		prompt += tokens.Count(in)
-		data = append(data, map[string]any{"object": "embedding", "index": i, "embedding": vector(in, dims)})
+		var emb any = vector(in, dims)
+		if req.EncodingFormat == "base64" {
+			// OpenAI's base64 form: the float32s, little-endian, encoded.
+			v := vector(in, dims)
+			buf := make([]byte, 4*len(v))
+			for k, f := range v {
+				binary.LittleEndian.PutUint32(buf[4*k:], math.Float32bits(float32(f)))
+			}
+			emb = base64.StdEncoding.EncodeToString(buf)
+		}
+		data = append(data, map[string]any{"object": "embedding", "index": i, "embedding": emb})
 	}
 	b, _ := json.Marshal(map[string]any{
 		"object": "list", "data": data, "model": req.Model,
