@@ -27,7 +27,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
-	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 // Query is the rule the gateway evaluates for every admission decision.
@@ -56,16 +55,11 @@ var derivedPath = storage.MustParsePath("/sluice/derived")
 // timers) for every evaluation; Sluice does not read them.
 var noMetrics = rego.EvalMetrics(metrics.NoOp())
 
-// noCancel replaces the goroutine OPA otherwise starts per evaluation to
-// watch the context, which costs more than a whole evaluation of a small
-// policy. Decide checks the context before evaluating instead: an
-// evaluation takes microseconds and is not interrupted.
-var noCancel = rego.EvalExternalCancel(topdown.NewCancel())
-
 // Engine is a prepared admission policy with its data store. It is safe for
 // concurrent use: Decide may run on many goroutines while SetData updates the
 // data they read.
 type Engine struct {
+	opts  options
 	store storage.Store
 	query rego.PreparedEvalQuery
 	// derived is set when the policy defines derivedQuery.
@@ -81,7 +75,24 @@ type Engine struct {
 type Option func(*options)
 
 type options struct {
-	loc *time.Location
+	loc     *time.Location
+	allow   []string
+	timeout time.Duration
+	headers map[string]*ast.Term
+	caps    *ast.Capabilities
+}
+
+// newOptions applies opts over the defaults.
+func newOptions(opts []Option) options {
+	o := options{loc: time.UTC, timeout: DefaultEvalTimeout}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.headers == nil {
+		o.headers = headerTerms(DefaultHeaders())
+	}
+	o.caps = capabilities(o.allow)
+	return o
 }
 
 // WithTimeZone sets the time zone of input.time (weekday, hour, minute,
@@ -108,6 +119,11 @@ func Load(ctx context.Context, fsys fs.FS, data map[string]any, opts ...Option) 
 	if err != nil {
 		return nil, fmt.Errorf("policy: load: %w", err)
 	}
+	if o := newOptions(opts); o.allow != nil {
+		if err := CheckAllowedBuiltins(o.allow); err != nil {
+			return nil, fmt.Errorf("policy: load: %w", err)
+		}
+	}
 	e, err := compile(ctx, files, opts)
 	if err != nil {
 		return nil, err
@@ -124,10 +140,7 @@ func Load(ctx context.Context, fsys fs.FS, data map[string]any, opts ...Option) 
 // compile builds an engine with no data from files, test files included
 // (they count towards the revision but are not compiled).
 func compile(ctx context.Context, files []regoFile, opts []Option) (*Engine, error) {
-	o := options{loc: time.UTC}
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := newOptions(opts)
 	var policyFiles []regoFile
 	for _, f := range files {
 		if !isTestFile(f.name) {
@@ -141,12 +154,13 @@ func compile(ctx context.Context, files []regoFile, opts []Option) (*Engine, err
 
 	// One compiler serves both queries: preparing with modules would compile
 	// them once per query.
-	c := newCompiler().SetErrorLimit(0)
+	c := newCompiler(o.caps).SetErrorLimit(0)
 	if c.Compile(modules); c.Failed() {
-		return nil, fmt.Errorf("policy: compile: %w", c.Errors)
+		return nil, fmt.Errorf("policy: compile: %w", explainForbidden(c.Errors, o.caps))
 	}
 
 	e := &Engine{
+		opts:      o,
 		store:     inmem.NewWithOpts(inmem.OptReturnASTValuesOnRead(true)),
 		clock:     newClock(o.loc),
 		revision:  revision(files),
@@ -190,6 +204,10 @@ func prepare(ctx context.Context, store storage.Store, c *ast.Compiler, query st
 		rego.Store(store),
 		rego.Strict(true),
 		rego.SetRegoVersion(ast.RegoV1),
+		// A builtin that fails (a division by zero, a conversion of a
+		// string that is no number) is an error, not an undefined
+		// expression: an undefined deny rule would let the request through.
+		rego.StrictBuiltinErrors(true),
 		// Hand results back as AST terms: decodeDecision reads them directly,
 		// which saves converting the whole object to map[string]any per request.
 		rego.GenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }),
@@ -253,47 +271,60 @@ func (e *Engine) Files() []string { return slices.Clone(e.files) }
 func (e *Engine) UsesUsage() bool { return e.usesUsage }
 
 // Decide evaluates the policy for in. An evaluation error, an undefined
-// decision or one that does not match the contract is returned as an error,
-// never as a zero Decision, so that the caller can fail closed. ctx is
-// checked before the evaluation starts; a running evaluation, which takes
-// microseconds, is not interrupted.
+// decision, one that does not match the contract, or a decision whose code
+// is policy_error (the policy's own way of saying it cannot decide) is
+// returned as an *EvalError, never as a zero Decision, so that the caller
+// can fail closed. ctx is checked before the evaluation starts; a running
+// evaluation is stopped when it takes longer than the engine's time limit
+// (WithEvalTimeout).
 func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 	return e.decide(ctx, e.input(&in))
 }
 
 // input builds the input document of in for this engine.
 func (e *Engine) input(in *Input) ast.Value {
-	return in.value(e.clients.term(in.Client), e.clock)
+	return in.value(e.clients.term(in.Client), e.clock, e.opts.headers)
 }
 
 // decide evaluates the policy for an input built by input.
 func (e *Engine) decide(ctx context.Context, input ast.Value, extra ...rego.EvalOption) (Decision, error) {
 	if err := ctx.Err(); err != nil {
-		return Decision{}, fmt.Errorf("policy: evaluate %s: %w", Query, err)
+		return Decision{}, &EvalError{Kind: KindCancelled, Err: err}
 	}
-	opts := []rego.EvalOption{rego.EvalParsedInput(input), noMetrics, noCancel, noBaseCache}
-	rs, err := e.query.Eval(ctx, append(opts, extra...)...)
+	t, err := e.eval(ctx, input, extra...)
 	if err != nil {
-		return Decision{}, fmt.Errorf("policy: evaluate %s: %w", Query, err)
-	}
-	t, err := resultTerm(rs)
-	if err != nil {
-		return Decision{}, err
+		return Decision{}, evalError(err, e.opts.timeout)
 	}
 	d, err := decodeDecision(t.Value)
 	if err != nil {
-		return Decision{}, fmt.Errorf("policy: malformed %s: %w", Query, err)
+		return Decision{}, &EvalError{Kind: KindMalformed, At: e.blame(ctx, input), Err: err}
+	}
+	if !d.Allowed && d.Code == codePolicyError {
+		return Decision{}, &EvalError{Kind: KindPolicyError, At: e.blame(ctx, input),
+			Err: fmt.Errorf("the policy decided %s: %s", codePolicyError, d.Message)}
 	}
 	return d, nil
+}
+
+// eval evaluates Query once, within the engine's time limit, and returns
+// its one value.
+func (e *Engine) eval(ctx context.Context, input ast.Value, extra ...rego.EvalOption) (*ast.Term, error) {
+	opts := []rego.EvalOption{rego.EvalParsedInput(input), noMetrics, noBaseCache,
+		rego.EvalExternalCancel(newDeadline(e.opts.timeout))}
+	rs, err := e.query.Eval(ctx, append(opts, extra...)...)
+	if err != nil {
+		return nil, err
+	}
+	return resultTerm(rs)
 }
 
 // resultTerm returns the one value of Query in rs.
 func resultTerm(rs rego.ResultSet) (*ast.Term, error) {
 	switch {
 	case len(rs) == 0 || len(rs[0].Expressions) == 0:
-		return nil, fmt.Errorf("policy: %s is undefined", Query)
+		return nil, &EvalError{Kind: KindUndefined, Err: fmt.Errorf("%s is undefined", Query)}
 	case len(rs) > 1:
-		return nil, fmt.Errorf("policy: %s has %d values, want one", Query, len(rs))
+		return nil, &EvalError{Kind: KindUndefined, Err: fmt.Errorf("%s has %d values, want one", Query, len(rs))}
 	}
 	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
 	if !ok {

@@ -57,6 +57,15 @@ type SetConfig struct {
 	Data map[string]any
 	// TimeZone is the zone of input.time; nil means UTC.
 	TimeZone *time.Location
+	// AllowBuiltins lets policies call builtins refused by default
+	// (WithAllowedBuiltins); policy.allow_builtins in the configuration.
+	AllowBuiltins []string
+	// EvalTimeout bounds each evaluation, and each test_ rule a reload runs
+	// (WithEvalTimeout); 0 means DefaultEvalTimeout.
+	EvalTimeout time.Duration
+	// Headers are the request headers the policies see (WithHeaders); nil
+	// means DefaultHeaders.
+	Headers []string
 	// Reloaded, if set, is called after every reload of either set, from
 	// Reload or Watch, with the set's name ("enforced" or "shadow") and the
 	// error that kept it out (nil when the reload took effect or found
@@ -153,6 +162,12 @@ func (e *ReloadError) Error() string {
 func NewSet(ctx context.Context, cfg SetConfig) (*Set, error) {
 	if cfg.Policies.isZero() {
 		return nil, errors.New("policy: new set: no policy source")
+	}
+	if err := CheckAllowedBuiltins(cfg.AllowBuiltins); err != nil {
+		return nil, fmt.Errorf("policy: new set: %w", err)
+	}
+	if err := CheckHeaders(cfg.Headers); err != nil {
+		return nil, fmt.Errorf("policy: new set: %w", err)
 	}
 	s := &Set{cfg: cfg, enforced: &slot{name: "enforced", src: cfg.Policies}}
 	data := cfg.Data
@@ -261,11 +276,11 @@ func (s *Set) build(ctx context.Context, sl *slot) (*Engine, int, error) {
 	}
 	fail := func(problems []Problem) error { return &ReloadError{Revision: rev, Problems: problems} }
 
-	e, err := compile(ctx, files, []Option{WithTimeZone(s.cfg.TimeZone)})
+	e, err := compile(ctx, files, s.options())
 	if err != nil {
 		return nil, 0, fail(problemsOf("", err))
 	}
-	report, err := runTests(ctx, files, nil, false)
+	report, err := runTests(ctx, files, nil, false, e.opts)
 	if errors.Is(err, errNoTests) {
 		return e, 0, nil
 	}
@@ -293,6 +308,17 @@ func (s *Set) build(ctx context.Context, sl *slot) (*Engine, int, error) {
 	}
 	return e, len(report.Results), nil
 }
+
+// options are the engine options of cfg.
+func (s *Set) options() []Option {
+	return []Option{WithTimeZone(s.cfg.TimeZone), WithAllowedBuiltins(s.cfg.AllowBuiltins),
+		WithEvalTimeout(s.cfg.EvalTimeout), WithHeaders(s.cfg.Headers)}
+}
+
+// Headers returns the names of the request headers the policies see,
+// lower-case and sorted: the gateway need copy only these into
+// Request.Headers.
+func (s *Set) Headers() []string { return headerNames(s.enforced.engine.Load().opts.headers) }
 
 // swap gives e the data (data, else that of the enforced engine in force)
 // and puts it in force in sl. The data is written before the swap, so the

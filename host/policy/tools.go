@@ -13,7 +13,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/cover"
 	"github.com/open-policy-agent/opa/v1/format"
-	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
 )
@@ -102,19 +101,24 @@ func (p Problem) String() string {
 // with "with" would otherwise be answered from derived data that no longer
 // matches. An error means the tests could not run (unreadable or
 // uncompilable files, no tests); failing tests are in the report.
-func Test(ctx context.Context, fsys fs.FS, data map[string]any) (TestReport, error) {
+//
+// opts are those of Load that matter to tests: the builtins allowed
+// (WithAllowedBuiltins) and the time limit (WithEvalTimeout). A test_ rule
+// may evaluate the decision many times (a table of cases, every), so
+// each test may take testBudget times the limit of one evaluation.
+func Test(ctx context.Context, fsys fs.FS, data map[string]any, opts ...Option) (TestReport, error) {
 	files, err := readRegoFiles(fsys, true)
 	if err != nil {
 		return TestReport{}, fmt.Errorf("policy: test: %w", err)
 	}
-	return runTests(ctx, files, data, true)
+	return runTests(ctx, files, data, true, newOptions(opts))
 }
 
 // errNoTests is runTests' error when the files hold no test_ rule.
 var errNoTests = errors.New("policy: test: no test_ rules found")
 
 // runTests runs the test_ rules of files, measuring coverage if asked.
-func runTests(ctx context.Context, files []regoFile, data map[string]any, coverage bool) (TestReport, error) {
+func runTests(ctx context.Context, files []regoFile, data map[string]any, coverage bool, o options) (TestReport, error) {
 	modules := make(map[string]*ast.Module, len(files))
 	var errs []error
 	for _, f := range files {
@@ -137,8 +141,12 @@ func runTests(ctx context.Context, files []regoFile, data map[string]any, covera
 	runner := tester.NewRunner().
 		// A compiler of our own replaces the runner's, so print() has to be
 		// switched back on for the tests' output to be captured.
-		SetCompiler(newCompiler().WithEnablePrintStatements(true)).
+		SetCompiler(newCompiler(o.caps).WithEnablePrintStatements(true)).
 		SetDefaultRegoVersion(ast.RegoV1).
+		// As in the gateway: a builtin error fails the test instead of
+		// making its expression undefined.
+		RaiseBuiltinErrors(true).
+		SetTimeout(o.timeout * testBudget).
 		SetModules(modules).
 		SetStore(store).
 		CapturePrintOutput(true)
@@ -147,6 +155,10 @@ func runTests(ctx context.Context, files []regoFile, data map[string]any, covera
 	}
 	results, err := runner.RunTests(ctx, nil)
 	if err != nil {
+		var astErrs ast.Errors
+		if errors.As(err, &astErrs) {
+			err = explainForbidden(astErrs, o.caps)
+		}
 		return TestReport{}, fmt.Errorf("policy: test: %w", err)
 	}
 
@@ -200,7 +212,8 @@ func runTests(ctx context.Context, files []regoFile, data map[string]any, covera
 // files included), a missing decision rule, and files that opa fmt would
 // change. The error is for files that cannot be read; an empty list means
 // the policy is clean.
-func Check(fsys fs.FS) ([]Problem, error) {
+func Check(fsys fs.FS, opts ...Option) ([]Problem, error) {
+	o := newOptions(opts)
 	files, err := readRegoFiles(fsys, true)
 	if err != nil {
 		return nil, fmt.Errorf("policy: check: %w", err)
@@ -227,9 +240,9 @@ func Check(fsys fs.FS) ([]Problem, error) {
 	// Compiling files that did not parse would only repeat their errors as
 	// undefined references.
 	if len(modules) == len(files) {
-		c := newCompiler().SetErrorLimit(0)
+		c := newCompiler(o.caps).SetErrorLimit(0)
 		if c.Compile(modules); c.Failed() {
-			problems = append(problems, problemsOf("", c.Errors)...)
+			problems = append(problems, problemsOf("", explainForbidden(c.Errors, o.caps))...)
 		}
 	}
 	if len(modules) == len(files) && !definesRule(policy, queryRule) {
@@ -244,25 +257,30 @@ func Check(fsys fs.FS) ([]Problem, error) {
 // decision as a JSON-like value. A decision that the gateway would refuse
 // (a missing field, a wrong type) is returned together with an error that
 // says why; an undefined decision gives only the error.
-func Eval(ctx context.Context, fsys fs.FS, data, input map[string]any) (any, error) {
-	e, err := Load(ctx, fsys, data)
+func Eval(ctx context.Context, fsys fs.FS, data, input map[string]any, opts ...Option) (any, error) {
+	e, err := Load(ctx, fsys, data, opts...)
 	if err != nil {
 		return nil, err
 	}
-	rs, err := e.query.Eval(ctx, rego.EvalInput(input))
+	value, err := ast.InterfaceToValue(input)
 	if err != nil {
-		return nil, fmt.Errorf("policy: evaluate %s: %w", Query, err)
+		return nil, fmt.Errorf("policy: input: %w", err)
 	}
-	t, err := resultTerm(rs)
+	t, err := e.eval(ctx, value)
 	if err != nil {
-		return nil, err
+		return nil, evalError(err, e.opts.timeout)
 	}
 	decision, err := ast.JSON(t.Value)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %s: %w", Query, err)
 	}
-	if _, err := decodeDecision(t.Value); err != nil {
-		return decision, fmt.Errorf("policy: malformed %s: %w", Query, err)
+	d, err := decodeDecision(t.Value)
+	if err != nil {
+		return decision, &EvalError{Kind: KindMalformed, At: e.blame(ctx, value), Err: err}
+	}
+	if !d.Allowed && d.Code == codePolicyError {
+		return decision, &EvalError{Kind: KindPolicyError, At: e.blame(ctx, value),
+			Err: fmt.Errorf("the policy decided %s: %s", codePolicyError, d.Message)}
 	}
 	return decision, nil
 }
@@ -279,9 +297,9 @@ func addRange(ranges []LineRange, r LineRange) []LineRange {
 }
 
 // newCompiler is the compiler Load's strictness amounts to, for the tools
-// that compile without preparing a query.
-func newCompiler() *ast.Compiler {
-	return ast.NewCompiler().WithStrict(true).WithDefaultRegoVersion(ast.RegoV1)
+// that compile without preparing a query; caps are the builtins allowed.
+func newCompiler(caps *ast.Capabilities) *ast.Compiler {
+	return ast.NewCompiler().WithStrict(true).WithDefaultRegoVersion(ast.RegoV1).WithCapabilities(caps)
 }
 
 // regoFile is one policy file as read from the policy file system.
