@@ -438,22 +438,56 @@ type ShadowResult struct {
 // restore (messages and headers are free to differ). Disagreements and
 // shadow errors are counted in Status; logging them is the caller's, or
 // the DecisionLog's, which always writes them.
+//
+// The engines are those Pin gave in, when it did, else those in force.
 func (s *Set) Decide(ctx context.Context, in Input) (Result, error) {
-	e := s.enforced.engine.Load()
+	e, shadow := s.engines(&in)
 	start := time.Now()
 	r := Result{ID: newDecisionID(), Revision: e.revision, at: start}
 	r.input = e.input(&in)
 	d, err := e.decide(ctx, r.input)
 	r.Decision = d
 	r.Duration = time.Since(start)
-	if s.shadow != nil {
-		r.Shadow = s.decideShadow(ctx, r.input, d, err)
+	if shadow != nil {
+		r.Shadow = s.decideShadow(ctx, shadow, r.input, d, err)
 	}
 	return r, err
 }
 
-func (s *Set) decideShadow(ctx context.Context, input ast.Value, enforced Decision, enforcedErr error) *ShadowResult {
-	e := s.shadow.engine.Load()
+// pin is the engines one request is decided with, from the first pass to
+// the reply phase.
+type pin struct {
+	set              *Set
+	enforced, shadow *Engine
+}
+
+// Pin makes every later decision of in, and of its copies, use the engines
+// in force now, so that the passes of one request (the first, the one with
+// the plugins' findings, the reply's) are decided by one revision even
+// while reloads swap others in. It reports whether those engines read
+// input.usage (see UsesUsage).
+func (s *Set) Pin(in *Input) (usesUsage bool) {
+	p := &pin{set: s, enforced: s.enforced.engine.Load()}
+	if s.shadow != nil {
+		p.shadow = s.shadow.engine.Load()
+	}
+	in.pin = p
+	return p.enforced.UsesUsage() || (p.shadow != nil && p.shadow.UsesUsage())
+}
+
+// engines returns the engines to decide in with: those pinned by this set,
+// else those in force.
+func (s *Set) engines(in *Input) (enforced, shadow *Engine) {
+	if p := in.pin; p != nil && p.set == s {
+		return p.enforced, p.shadow
+	}
+	if s.shadow != nil {
+		shadow = s.shadow.engine.Load()
+	}
+	return s.enforced.engine.Load(), shadow
+}
+
+func (s *Set) decideShadow(ctx context.Context, e *Engine, input ast.Value, enforced Decision, enforcedErr error) *ShadowResult {
 	start := time.Now()
 	d, err := e.decide(ctx, input)
 	sr := &ShadowResult{Revision: e.revision, Decision: d, Err: err, Duration: time.Since(start)}
@@ -483,7 +517,8 @@ func sameOutcome(a, b Decision) bool {
 // Explain evaluates the enforced set for in, like Decide, and tells how it
 // decided (see Engine.Explain).
 func (s *Set) Explain(ctx context.Context, in Input) (Explanation, error) {
-	return s.enforced.engine.Load().Explain(ctx, in)
+	e, _ := s.engines(&in)
+	return e.Explain(ctx, in)
 }
 
 // Decision ids are a random per-process prefix and a counter: unique across

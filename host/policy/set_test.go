@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -603,4 +604,60 @@ func TestSetUsesUsageCountsTheShadow(t *testing.T) {
 	if s := newSet(t, policy.SetConfig{Policies: policy.Source{FS: plain}, Shadow: policy.Source{FS: reads}}); !s.UsesUsage() {
 		t.Error("a shadow that reads usage: UsesUsage = false")
 	}
+}
+
+// A pinned input is decided by the revision in force when it was pinned,
+// through every pass and copy of it, while reloads keep swapping the set;
+// without the pin, passes follow the swaps.
+func TestSetPinKeepsOneRevisionPerRequest(t *testing.T) {
+	dir, shadowDir := t.TempDir(), t.TempDir()
+	writeFiles(t, dir, versioned(1))
+	writeFiles(t, shadowDir, versioned(1))
+	s := newSet(t, policy.SetConfig{Policies: policy.Source{Dir: dir}, Shadow: policy.Source{Dir: shadowDir}})
+
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 2; !stop.Load(); i++ {
+			writeFiles(t, dir, versioned(i%2+1))
+			writeFiles(t, shadowDir, versioned(i%2+1))
+			if err := s.Reload(context.Background()); err != nil {
+				t.Errorf("Reload: %v", err)
+				return
+			}
+		}
+	})
+	defer func() { stop.Store(true); wg.Wait() }()
+
+	ctx := context.Background()
+	unpinnedMixed := 0
+	for range 300 {
+		var in policy.Input
+		s.Pin(&in)
+		first, err := s.Decide(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		second := in // the second pass: the same input with findings
+		second.Findings = []policy.Finding{{Plugin: "pii", Type: "EMAIL", Count: 1}}
+		runtime.Gosched()
+		for _, pass := range []policy.Input{second, in} {
+			r, err := s.Decide(ctx, pass)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Revision != first.Revision || r.Decision.Limits != first.Decision.Limits ||
+				r.Shadow.Revision != first.Shadow.Revision {
+				t.Fatalf("pinned passes decided by %s (shadow %s) then %s (shadow %s)",
+					first.Revision, first.Shadow.Revision, r.Revision, r.Shadow.Revision)
+			}
+		}
+		a, _ := s.Decide(ctx, policy.Input{})
+		runtime.Gosched()
+		b, _ := s.Decide(ctx, policy.Input{})
+		if a.Revision != b.Revision {
+			unpinnedMixed++
+		}
+	}
+	t.Logf("unpinned pairs decided by two revisions: %d of 300", unpinnedMixed)
 }
