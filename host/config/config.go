@@ -87,6 +87,18 @@ type Policy struct {
 	// DecisionLogSample is the share of allowed decisions logged, 0 to 1;
 	// denials and errors are always logged.
 	DecisionLogSample float64 `yaml:"decision_log_sample"`
+	// EvalTimeout bounds one evaluation of the policy; past it the request
+	// is denied with policy_error. Default 5ms.
+	EvalTimeout Duration `yaml:"eval_timeout"`
+	// AllowBuiltins lets policies call builtins refused by default, by
+	// name or pattern: http.send, net.*, rand.*, uuid.rfc4122, time.now_ns,
+	// opa.runtime.
+	AllowBuiltins []string `yaml:"allow_builtins"`
+	// Headers are the request headers the policy sees in
+	// input.request.headers, lower-cased; nil means the default seven.
+	// Credentials (authorization, proxy-authorization, x-api-key, cookie)
+	// cannot be listed.
+	Headers []string `yaml:"headers"`
 }
 
 // Telemetry configures traces and metrics. Prometheus metrics are always

@@ -30,7 +30,7 @@ func Default() *Config {
 		},
 		Store:  Store{Driver: "sqlite"},
 		Auth:   Auth{CacheTTL: Duration(30 * time.Second)},
-		Policy: Policy{TimeZone: "UTC", DecisionLogSample: 0.1},
+		Policy: Policy{TimeZone: "UTC", DecisionLogSample: 0.1, EvalTimeout: Duration(5 * time.Millisecond)},
 		Limits: Limits{DefaultMaxTokens: 1024, Backend: "memory",
 			Redis: Redis{Timeout: Duration(200 * time.Millisecond), FailMode: "deny"}},
 		Reload:    Reload{Watch: true},

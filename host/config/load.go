@@ -461,8 +461,24 @@ func (c *Config) validatePolicy(bad func(key, format string, args ...any) error)
 	if c.Policy.ShadowDir != "" && c.Policy.ShadowDir == c.Policy.Dir {
 		return bad("policy.shadow_dir", "must differ from policy.dir")
 	}
+	if d := c.Policy.EvalTimeout.D(); d < 0 || d > time.Second {
+		return bad("policy.eval_timeout", "expected a duration above 0 and at most 1s such as 5ms, got %s", d)
+	}
+	for i, h := range c.Policy.Headers {
+		name := strings.ToLower(strings.TrimSpace(h))
+		switch {
+		case name == "" || strings.ContainsAny(name, " \t:"):
+			return bad("policy.headers", "expected header names such as x-ticket-id, got %q", h)
+		case slices.Contains(credentialHeaders, name):
+			return bad("policy.headers", "%q carries a credential and can never be shown to a policy (the decision log writes the input)", h)
+		}
+		c.Policy.Headers[i] = name
+	}
 	return nil
 }
+
+// credentialHeaders are the request headers policy.headers may never list.
+var credentialHeaders = []string{"authorization", "proxy-authorization", "x-api-key", "cookie"}
 
 // TimeZone is the location of policy.time_zone.
 func (c *Config) TimeZone() *time.Location {

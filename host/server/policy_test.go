@@ -564,10 +564,15 @@ func TestShadowPolicyCountsDisagreements(t *testing.T) {
 	}
 }
 
-// failingRules make the decision fail to evaluate for three departments:
-// on chat requests only, a denial whose http_status is a string (a
-// mistyped required field of the decision) and a helper rule with two
-// values (a conflict error); on every request, the mistyped denial again.
+// failingRules make the decision fail, one department per way it can: on
+// chat requests only, a denial whose http_status is a string (a mistyped
+// required field of the decision), a helper rule with two values (a
+// conflict error), a division by max_tokens, which the requests leave
+// unset (a builtin error), a denial with status 200 (a bad decision value),
+// a cap of 0 (which the policy itself answers with policy_error) and a
+// loop over ten million numbers (a timeout); on every request, the
+// mistyped denial again. The line of each rule is the one the errors must
+// name.
 const failingRules = `package sluice.authz
 
 deny contains {"http_status": "teapot", "code": "mistyped"} if input.client.department == "chaos-all"
@@ -585,11 +590,34 @@ deny contains _chaos_message if {
 _chaos_message := "one" if input.client.department == "chaos-conflict"
 
 _chaos_message := "two" if input.client.department == "chaos-conflict"
+
+deny contains "prompt too long for its reply" if {
+	input.client.department == "chaos-div"
+	input.request.path == "/v1/chat/completions"
+	input.request.prompt_tokens / input.request.max_tokens > 10
+}
+
+deny contains {"http_status": 200, "code": "not_a_denial"} if {
+	input.client.department == "chaos-200"
+	input.request.path == "/v1/chat/completions"
+}
+
+cap contains {"limit": "tpm", "value": 0} if {
+	input.client.department == "chaos-cap0"
+	input.request.path == "/v1/chat/completions"
+}
+
+deny contains "slow" if {
+	input.client.department == "chaos-slow"
+	input.request.path == "/v1/chat/completions"
+	count([x | some x in numbers.range(1, 10000000); x % 7 == 0]) > 0
+}
 `
 
-// A decision that cannot be evaluated refuses the request with
-// policy_error, logged under the decision id the caller was given, and
-// the gateway goes on serving what the policy can decide.
+// A decision that cannot be made refuses the request with policy_error,
+// logged under the decision id the caller was given with the kind of
+// failure and the rule to blame, and counted; the gateway goes on serving
+// what the policy can decide.
 func TestFailClosedOnPolicyError(t *testing.T) {
 	dir := defaultPolicyFolder(t)
 	putFile(t, dir, "chaos.rego", failingRules)
@@ -598,12 +626,19 @@ func TestFailClosedOnPolicyError(t *testing.T) {
 	for _, tc := range []struct {
 		department string
 		errorHas   string
+		kind       policy.ErrorKind
+		at         string
 	}{
-		{"chaos-type", "http_status"},
-		{"chaos-conflict", "conflict"},
+		{"chaos-type", "http_status", policy.KindMalformed, "chaos.rego:5"},
+		{"chaos-conflict", "conflict", policy.KindConflict, "chaos.rego:1"},
+		{"chaos-div", "divide by zero", policy.KindBuiltin, "chaos.rego:22"},
+		{"chaos-200", "http_status 200", policy.KindMalformed, "chaos.rego:25"},
+		{"chaos-cap0", "cannot apply", policy.KindPolicyError, "chaos.rego:30"},
+		{"chaos-slow", "time limit", policy.KindTimeout, ""},
 	} {
 		t.Run(tc.department, func(t *testing.T) {
 			c := h.client(h.addClient(accounts.NewClient{ID: tc.department + "-bot", Department: tc.department}))
+			errorsBefore := sum(h.scrape(), "sluice_policy_errors_total", nil)
 			_, err := c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "hello"))
 			e := apiError(t, err, http.StatusInternalServerError, "policy_error")
 			id := e.Response.Header.Get("x-sluice-decision-id")
@@ -611,8 +646,11 @@ func TestFailClosedOnPolicyError(t *testing.T) {
 				t.Fatalf("policy error %s %q, decision id %q", e.Type, e.Message, id)
 			}
 			raw := e.RawJSON()
-			if !strings.Contains(raw, `"param"`) || strings.Contains(raw, "teapot") {
+			if !strings.Contains(raw, `"param"`) || strings.Contains(raw, "teapot") || strings.Contains(raw, "chaos.rego") {
 				t.Errorf("error body %s: want OpenAI's shape, and nothing of the policy's internals", raw)
+			}
+			if got := sum(h.scrape(), "sluice_policy_errors_total", nil) - errorsBefore; got != 1 {
+				t.Errorf("sluice_policy_errors_total went up by %v, want 1", got)
 			}
 
 			// The same client may still list models (the failing rules
@@ -627,11 +665,18 @@ func TestFailClosedOnPolicyError(t *testing.T) {
 
 			logged := false
 			for _, r := range h.logRecords("policy evaluation failed; request denied") {
-				if r["decision_id"] == id {
-					logged = true
-					if msg, _ := r["error"].(string); !strings.Contains(msg, tc.errorHas) {
-						t.Errorf("logged error %q does not say %q", msg, tc.errorHas)
-					}
+				if r["decision_id"] != id {
+					continue
+				}
+				logged = true
+				if msg, _ := r["error"].(string); !strings.Contains(msg, tc.errorHas) {
+					t.Errorf("logged error %q does not say %q", msg, tc.errorHas)
+				}
+				if r["kind"] != string(tc.kind) {
+					t.Errorf("logged kind %v, want %s", r["kind"], tc.kind)
+				}
+				if at, _ := r["at"].(string); !strings.HasPrefix(at, tc.at) {
+					t.Errorf("logged at %q, want %q", at, tc.at)
 				}
 			}
 			if !logged {

@@ -301,6 +301,7 @@ func (s *Server) loadPolicy(ctx context.Context) error {
 	}
 	s.policy, err = policy.NewSet(ctx, policy.SetConfig{
 		Policies: src, Shadow: shadow, TimeZone: cfg.TimeZone(),
+		EvalTimeout: cfg.Policy.EvalTimeout.D(), AllowBuiltins: cfg.Policy.AllowBuiltins, Headers: cfg.Policy.Headers,
 		Data: map[string]any{"sluice": map[string]any{"tiers": tiers, "departments": departments, "clients": clients}},
 		Reloaded: func(set string, err error) {
 			if err != nil {
