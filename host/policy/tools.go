@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -83,14 +85,70 @@ type Problem struct {
 	File    string `json:"file,omitempty"`
 	Line    int    `json:"line,omitempty"`
 	Message string `json:"message"`
+	// Warning marks what does not keep the policy from loading but most
+	// likely does not do what its author meant.
+	Warning bool `json:"warning,omitempty"`
 }
 
-// String formats p as "file:line: message", the form editors jump to.
+// String formats p as "file:line: message", the form editors jump to,
+// with "warning: " before the message of a warning.
 func (p Problem) String() string {
-	if p.File == "" {
-		return p.Message
+	msg := p.Message
+	if p.Warning {
+		msg = "warning: " + msg
 	}
-	return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Message)
+	if p.File == "" {
+		return msg
+	}
+	return fmt.Sprintf("%s:%d: %s", p.File, p.Line, msg)
+}
+
+// Errors counts the problems of problems that are not warnings.
+func Errors(problems []Problem) int {
+	n := 0
+	for _, p := range problems {
+		if !p.Warning {
+			n++
+		}
+	}
+	return n
+}
+
+// headersRef is input.request.headers.
+var headersRef = ast.MustParseRef("input.request.headers")
+
+// headerWarnings warns of every constant header name that the policy
+// files (not the tests, whose with input as may set anything) read under
+// input.request.headers but the gateway never gives them. Modules are
+// compiled, so imports and aliases are resolved to full references.
+func headerWarnings(modules map[string]*ast.Module, headers map[string]*ast.Term) []Problem {
+	var out []Problem
+	for _, name := range slices.Sorted(maps.Keys(modules)) {
+		if isTestFile(name) {
+			continue
+		}
+		ast.WalkRefs(modules[name], func(r ast.Ref) bool {
+			if len(r) <= len(headersRef) || !r.HasPrefix(headersRef) {
+				return false
+			}
+			key, ok := r[len(headersRef)].Value.(ast.String)
+			if !ok {
+				return false
+			}
+			if _, given := headers[string(key)]; given {
+				return false
+			}
+			p := Problem{File: name, Warning: true, Message: fmt.Sprintf(
+				"input.request.headers[%q] is never set: the policy sees only %s (policy.headers)",
+				string(key), strings.Join(headerNames(headers), ", "))}
+			if loc := r[0].Location; loc != nil {
+				p.Line = loc.Row
+			}
+			out = append(out, p)
+			return false
+		})
+	}
+	return out
 }
 
 // Test runs every test_ rule of the .rego files in fsys, compiled as Load
@@ -210,7 +268,8 @@ func runTests(ctx context.Context, files []regoFile, data map[string]any, covera
 // Check reports what would keep the .rego files of fsys from loading, or
 // from passing review: parse and strict compile errors (Rego v1, test
 // files included), a missing decision rule, and files that opa fmt would
-// change. The error is for files that cannot be read; an empty list means
+// change; and, as warnings, rules that read a request header the policy is
+// not given (WithHeaders), which would never be set. The error is for files that cannot be read; an empty list means
 // the policy is clean.
 func Check(fsys fs.FS, opts ...Option) ([]Problem, error) {
 	o := newOptions(opts)
@@ -243,6 +302,8 @@ func Check(fsys fs.FS, opts ...Option) ([]Problem, error) {
 		c := newCompiler(o.caps).SetErrorLimit(0)
 		if c.Compile(modules); c.Failed() {
 			problems = append(problems, problemsOf("", explainForbidden(c.Errors, o.caps))...)
+		} else {
+			problems = append(problems, headerWarnings(c.Modules, o.headers)...)
 		}
 	}
 	if len(modules) == len(files) && !definesRule(policy, queryRule) {

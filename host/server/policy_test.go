@@ -804,3 +804,49 @@ func TestDecideExplainsWithoutForwarding(t *testing.T) {
 		})
 	}
 }
+
+// ticketRule requires an x-ticket-id header of the ops department, on every
+// endpoint.
+const ticketRule = `package sluice.authz
+
+deny contains {"http_status": 403, "code": "ticket_required", "message": "send x-ticket-id"} if {
+	input.client.department == "ops"
+	not input.request.headers["x-ticket-id"]
+}
+`
+
+// A header listed in policy.headers reaches the policy on chat and on the
+// models list alike; without the setting it never does.
+func TestPolicySeesConfiguredHeaders(t *testing.T) {
+	for _, listed := range []bool{true, false} {
+		dir := defaultPolicyFolder(t)
+		putFile(t, dir, "ticket.rego", ticketRule)
+		cfg := policyConfig(t, open, dir, false)
+		if listed {
+			cfg.Policy.Headers = []string{"user-agent", "x-ticket-id"}
+		}
+		h := start(t, cfg)
+		c := h.client(h.addClient(accounts.NewClient{ID: "ops-bot", Department: "ops"}))
+		ticket := option.WithHeader("X-Ticket-Id", "OPS-42")
+
+		_, err := c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "hello"))
+		apiError(t, err, http.StatusForbidden, "ticket_required")
+		_, err = c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "hello"), ticket)
+		if listed && err != nil {
+			t.Errorf("chat with the listed header: %v", err)
+		}
+		if !listed {
+			apiError(t, err, http.StatusForbidden, "ticket_required")
+		}
+
+		page, err := c.Models.List(context.Background(), ticket)
+		if err != nil || (len(page.Data) > 0) != listed {
+			t.Errorf("listed %v: models with the header: %d models, %v", listed, len(page.Data), err)
+		}
+		page, err = c.Models.List(context.Background())
+		if err != nil || len(page.Data) != 0 {
+			t.Errorf("listed %v: models without the header: %d models, %v", listed, len(page.Data), err)
+		}
+		h.stop()
+	}
+}

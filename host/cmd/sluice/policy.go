@@ -29,11 +29,56 @@ describes the input, the data and the decision a policy must produce.`,
   sluice policy check ./policies
   sluice policy eval --input request.json --policies ./policies`,
 	}
-	cmd.AddCommand(policyTestCommand(), policyCheckCommand(), policyEvalCommand(g))
+	cmd.AddCommand(policyTestCommand(g), policyCheckCommand(g), policyEvalCommand(g), policyCapabilitiesCommand(g))
 	return cmd
 }
 
-func policyTestCommand() *cobra.Command {
+// policyOptions are the engine options of the configuration, so that the
+// tools compile and bound a policy as the gateway would: the builtins it
+// allows, the time limit and the headers the policy sees.
+func policyOptions(g *globals) ([]policy.Option, error) {
+	cfg, err := g.load()
+	if err != nil {
+		return nil, err
+	}
+	if err := policy.CheckAllowedBuiltins(cfg.Policy.AllowBuiltins); err != nil {
+		return nil, err
+	}
+	return []policy.Option{policy.WithTimeZone(cfg.TimeZone()), policy.WithAllowedBuiltins(cfg.Policy.AllowBuiltins),
+		policy.WithEvalTimeout(cfg.Policy.EvalTimeout.D()), policy.WithHeaders(cfg.Policy.Headers)}, nil
+}
+
+func policyCapabilitiesCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "capabilities",
+		Short: "Print the builtins policies may call, as an OPA capabilities file",
+		Long: `Print, in OPA's capabilities format, what policies are compiled against: the builtins of
+the embedded OPA version without those refused by default (http.send, net.*, rand.*,
+uuid.rfc4122, time.now_ns, opa.runtime), except those the configuration's
+policy.allow_builtins allows. Plain opa refuses the same calls with it:
+opa check --capabilities FILE.`,
+		Example: `  sluice policy capabilities > sluice-capabilities.json
+  opa check --capabilities sluice-capabilities.json ./policies`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			if err := policy.CheckAllowedBuiltins(cfg.Policy.AllowBuiltins); err != nil {
+				return err
+			}
+			out, err := json.MarshalIndent(policy.Capabilities(cfg.Policy.AllowBuiltins), "", "  ")
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), string(out))
+			return nil
+		},
+	}
+}
+
+func policyTestCommand(g *globals) *cobra.Command {
 	var (
 		dir         string
 		minCoverage float64
@@ -42,8 +87,9 @@ func policyTestCommand() *cobra.Command {
 		Use:   "test [DIR]",
 		Short: "Run the test_ rules of a policy and report coverage",
 		Long: `Run every test_ rule of the .rego files in DIR (the built-in policies when no DIR
-is given), compiled as the gateway compiles them: Rego v1, strict mode. Prints PASS or
-FAIL per test, then the share of policy lines (*_test.rego excluded) the tests evaluated
+is given), compiled as the gateway compiles them: Rego v1, strict mode, strict builtin
+errors, only the builtins the configuration (--config) allows, and each test within 100
+times policy.eval_timeout. Prints PASS or FAIL per test, then the share of policy lines (*_test.rego excluded) the tests evaluated
 and the lines they did not. Exits non-zero if a test fails or coverage is below
 --min-coverage. Tests bring their own data with "with data.sluice.tiers as", as with
 opa test.`,
@@ -55,7 +101,11 @@ opa test.`,
 			if err != nil {
 				return err
 			}
-			report, err := policy.Test(cmd.Context(), fsys, nil)
+			opts, err := policyOptions(g)
+			if err != nil {
+				return err
+			}
+			report, err := policy.Test(cmd.Context(), fsys, nil, opts...)
 			if err != nil {
 				return err
 			}
@@ -112,16 +162,18 @@ func printTestReport(w io.Writer, report policy.TestReport) {
 	}
 }
 
-func policyCheckCommand() *cobra.Command {
+func policyCheckCommand(g *globals) *cobra.Command {
 	var dir string
 	cmd := &cobra.Command{
 		Use:   "check [DIR]",
 		Short: "Compile a policy strictly and check its formatting",
 		Long: `Check the .rego files in DIR (the built-in policies when no DIR is given), test files
 included, as the gateway would load them: Rego v1 in strict mode (unused variables and
-imports, shadowed input or data are errors), with a rule for data.sluice.authz.decision.
-Also reports every file that opa fmt would change. Prints one problem per line as
-file:line: message and exits non-zero if there is any.`,
+imports, shadowed input or data are errors), with a rule for data.sluice.authz.decision,
+calling no builtin the configuration (--config) does not allow. Also reports every file
+that opa fmt would change. Prints one problem per line as file:line: message and exits
+non-zero if there is any. Warns, without failing, of rules that read a request header
+the configuration's policy.headers does not give the policy.`,
 		Example: `  sluice policy check ./policies
   sluice policy check --policies /etc/sluice/policies`,
 		Args: cobra.MaximumNArgs(1),
@@ -130,7 +182,11 @@ file:line: message and exits non-zero if there is any.`,
 			if err != nil {
 				return err
 			}
-			problems, err := policy.Check(fsys)
+			opts, err := policyOptions(g)
+			if err != nil {
+				return err
+			}
+			problems, err := policy.Check(fsys, opts...)
 			if err != nil {
 				return err
 			}
@@ -141,8 +197,8 @@ file:line: message and exits non-zero if there is any.`,
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), p)
 			}
-			if len(problems) > 0 {
-				return fmt.Errorf("%d problems found", len(problems))
+			if n := policy.Errors(problems); n > 0 {
+				return fmt.Errorf("%d problems found", n)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "ok")
 			return nil

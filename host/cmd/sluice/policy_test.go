@@ -169,3 +169,65 @@ func TestPolicyEvalErrors(t *testing.T) {
 		}
 	}
 }
+
+// check and test refuse a folder that calls http.send, at its line, unless
+// the configuration allows it; check warns of a header the configuration
+// does not give the policy, and stops warning once it does.
+func TestPolicyCheckFollowsTheConfiguration(t *testing.T) {
+	dir := policyDir(t, map[string]string{
+		"ticket.rego": `package sluice.authz
+
+deny contains "a ticket id is required" if {
+	input.client.department == "ops"
+	not input.request.headers["x-ticket-id"]
+}
+
+deny contains "audit unreachable" if {
+	input.client.department == "audited"
+	http.send({"method": "GET", "url": "http://audit.invalid/"}).status_code != 200
+}
+`,
+	})
+	run := func(config string, args ...string) (string, error) {
+		t.Helper()
+		g := &globals{}
+		if config != "" {
+			g.configPath = filepath.Join(t.TempDir(), "sluice.yaml")
+			if err := os.WriteFile(g.configPath, []byte(config), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cmd := policyCommand(g)
+		var out bytes.Buffer
+		cmd.SetOut(&out)
+		cmd.SetErr(&out)
+		cmd.SetArgs(args)
+		err := cmd.ExecuteContext(context.Background())
+		return out.String(), err
+	}
+
+	out, err := run("", "check", dir)
+	if err == nil || !strings.Contains(out, "ticket.rego:10: http.send is not allowed") {
+		t.Errorf("check without config: %v\n%s", err, out)
+	}
+	if out, err := run("", "test", dir); err == nil || !strings.Contains(out, "http.send is not allowed") {
+		t.Errorf("test without config: %v\n%s", err, out)
+	}
+
+	out, err = run("policy:\n  allow_builtins: [http.send]\n", "check", dir)
+	if err != nil || !strings.Contains(out, `ticket.rego:5: warning: input.request.headers["x-ticket-id"] is never set`) {
+		t.Errorf("check with http.send allowed: %v, want only a warning about x-ticket-id\n%s", err, out)
+	}
+	out, err = run("policy:\n  allow_builtins: [http.send]\n  headers: [user-agent, x-ticket-id]\n", "check", dir)
+	if err != nil || strings.Contains(out, "warning") {
+		t.Errorf("check with http.send allowed and x-ticket-id given: %v\n%s", err, out)
+	}
+	if _, err := run("policy:\n  headers: [authorization]\n", "check", dir); err == nil || !strings.Contains(err.Error(), "policy.headers") {
+		t.Errorf("check with authorization as a header: %v, want a configuration error", err)
+	}
+
+	out, err = run("policy:\n  allow_builtins: [time.now_ns]\n", "capabilities")
+	if err != nil || !strings.Contains(out, `"time.now_ns"`) || strings.Contains(out, `"http.send"`) {
+		t.Errorf("capabilities: %v\n%.300s", err, out)
+	}
+}
