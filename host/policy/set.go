@@ -71,6 +71,11 @@ type SetConfig struct {
 	// error that kept it out (nil when the reload took effect or found
 	// nothing changed). It runs on the reloading goroutine.
 	Reloaded func(set string, err error)
+	// Rewatched, if set, is called by Watch when a policy folder, or the
+	// link to it, was replaced and Watch has moved its watch to what dir
+	// leads to now; err says why it could not (the folder is gone: Watch
+	// tries again when it comes back). It runs on the watching goroutine.
+	Rewatched func(dir string, err error)
 }
 
 // Set is the policy in force, reloadable while requests are decided: an

@@ -309,7 +309,18 @@ func (s *Server) loadPolicy(ctx context.Context) error {
 				return
 			}
 			st := s.policy.Status()
-			s.log.Info("policy in force", "set", set, "revision", st.Enforced.Revision)
+			revision := st.Enforced.Revision
+			if set == "shadow" && st.Shadow != nil {
+				revision = st.Shadow.Revision
+			}
+			s.log.Info("policy in force", "set", set, "revision", revision)
+		},
+		Rewatched: func(dir string, err error) {
+			if err != nil {
+				s.log.Warn("policy folder replaced and not there yet; watching for it", "dir", dir, "error", err)
+				return
+			}
+			s.log.Info("policy folder replaced; watch re-established", "dir", dir)
 		},
 	})
 	if err != nil {
