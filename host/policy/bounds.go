@@ -171,13 +171,26 @@ func explainForbidden(errs ast.Errors, caps *ast.Capabilities) ast.Errors {
 // expressions take microseconds.
 const deadlineStride = 16
 
-// deadline is a topdown.Cancel that turns true once its evaluation has run
-// for longer than limit. It replaces the goroutine OPA would otherwise
+// deadlineGaps is how many long gaps between two readings of the clock an
+// evaluation may have before it is stopped: see deadline.
+const deadlineGaps = 5
+
+// deadline is a topdown.Cancel that turns true once its evaluation has
+// spent more than limit. It replaces the goroutine OPA would otherwise
 // start per evaluation to watch a context's deadline, which costs more
 // than a whole evaluation of a small policy. One evaluation, on one
 // goroutine, uses it.
+//
+// Time is counted between readings of the clock, and a gap between two
+// readings counts for at most limit/deadlineGaps: on a loaded machine the
+// scheduler may pause a goroutine (or the kernel its thread) for tens of
+// milliseconds mid-evaluation, and a wall-clock limit would then refuse
+// requests whose policy took microseconds. A policy that is slow on its
+// own is still stopped: by its steps, or after deadlineGaps long builtin
+// calls.
 type deadline struct {
-	start time.Time
+	last  time.Time
+	spent time.Duration
 	limit time.Duration
 	asks  uint32
 	hit   bool
@@ -186,7 +199,7 @@ type deadline struct {
 var _ topdown.Cancel = (*deadline)(nil)
 
 func newDeadline(limit time.Duration) *deadline {
-	return &deadline{start: time.Now(), limit: limit}
+	return &deadline{last: time.Now(), limit: limit}
 }
 
 // Cancel stops the evaluation at its next check.
@@ -197,9 +210,13 @@ func (d *deadline) Cancelled() bool {
 	if d.hit {
 		return true
 	}
-	if d.asks++; d.asks%deadlineStride == 0 && time.Since(d.start) > d.limit {
-		d.hit = true
+	if d.asks++; d.asks%deadlineStride != 0 {
+		return false
 	}
+	now := time.Now()
+	d.spent += min(now.Sub(d.last), d.limit/deadlineGaps)
+	d.last = now
+	d.hit = d.spent > d.limit
 	return d.hit
 }
 

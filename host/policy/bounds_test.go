@@ -102,7 +102,8 @@ func TestDecideFailsClosedOnEveryKind(t *testing.T) {
 			if got := policy.ErrorAt(err); !strings.HasPrefix(got, tt.at) {
 				t.Errorf("at %q, want %q (%v)", got, tt.at, err)
 			}
-			if tt.kind == policy.KindTimeout && took > 100*time.Millisecond {
+			// Ten million numbers would take seconds and gigabytes.
+			if tt.kind == policy.KindTimeout && took > time.Second {
 				t.Errorf("a timed-out evaluation took %s, the limit is %s", took, policy.DefaultEvalTimeout)
 			}
 		})
