@@ -59,9 +59,10 @@ var noMetrics = rego.EvalMetrics(metrics.NoOp())
 // concurrent use: Decide may run on many goroutines while SetData updates the
 // data they read.
 type Engine struct {
-	opts  options
-	store storage.Store
-	query rego.PreparedEvalQuery
+	opts        options
+	sourceFiles []regoFile
+	store       storage.Store
+	query       rego.PreparedEvalQuery
 	// derived is set when the policy defines derivedQuery.
 	derived   *rego.PreparedEvalQuery
 	clients   clientCache
@@ -69,6 +70,28 @@ type Engine struct {
 	revision  string
 	files     []string
 	usesUsage bool
+	// folderData is the document of the policy folder's data files; nil
+	// when it has none.
+	folderData map[string]any
+}
+
+// addDataFiles loads the data files of fsys into e, and counts them in its
+// revision and files.
+func (e *Engine) addDataFiles(fsys fs.FS, dataFiles []regoFile) error {
+	if len(dataFiles) == 0 {
+		return nil
+	}
+	d, err := loadData(fsys)
+	if err != nil {
+		return fmt.Errorf("policy: %w", err)
+	}
+	e.folderData = d
+	e.revision = revision(slices.Concat(e.sourceFiles, dataFiles))
+	for _, f := range dataFiles {
+		e.files = append(e.files, f.name)
+	}
+	slices.Sort(e.files)
+	return nil
 }
 
 // Option configures an Engine.
@@ -109,8 +132,9 @@ func WithTimeZone(loc *time.Location) Option {
 // Load parses every .rego file in fsys (test files, *_test.rego, and names
 // starting with a dot are skipped), compiles them in strict mode as Rego v1,
 // and prepares Query once. data is the initial data document, e.g.
-// {"sluice": {"tiers": {...}}}; it may be nil. Parse and compile errors name
-// the file, line and problem.
+// {"sluice": {"tiers": {...}}}; it may be nil. The .json and .yaml files of
+// fsys are data too, loaded as opa loads them and merged with data. Parse
+// and compile errors name the file, line and problem.
 func Load(ctx context.Context, fsys fs.FS, data map[string]any, opts ...Option) (*Engine, error) {
 	if fsys == nil {
 		return nil, errors.New("policy: load: no policy file system")
@@ -124,14 +148,22 @@ func Load(ctx context.Context, fsys fs.FS, data map[string]any, opts ...Option) 
 			return nil, fmt.Errorf("policy: load: %w", err)
 		}
 	}
+	dataFiles, err := readDataFiles(fsys)
+	if err != nil {
+		return nil, fmt.Errorf("policy: load: %w", err)
+	}
 	e, err := compile(ctx, files, opts)
 	if err != nil {
 		return nil, err
 	}
-	if data == nil {
-		data = map[string]any{}
+	if err := e.addDataFiles(fsys, dataFiles); err != nil {
+		return nil, err
 	}
-	if err := e.write(ctx, storage.RootPath, data); err != nil {
+	merged, err := mergeData(data, e.folderData)
+	if err != nil {
+		return nil, fmt.Errorf("policy: load data: %w", err)
+	}
+	if err := e.write(ctx, storage.RootPath, merged); err != nil {
 		return nil, fmt.Errorf("policy: load data: %w", err)
 	}
 	return e, nil
@@ -169,6 +201,7 @@ func compile(ctx context.Context, files []regoFile, opts []Option) (*Engine, err
 	for _, f := range files {
 		e.files = append(e.files, f.name)
 	}
+	e.sourceFiles = files
 	if e.query, err = prepare(ctx, e.store, c, Query); err != nil {
 		return nil, err
 	}

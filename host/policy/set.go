@@ -97,6 +97,9 @@ type Set struct {
 	dataMu sync.Mutex
 	// reloadMu keeps Watch, SIGHUP and the admin call from reloading at once.
 	reloadMu sync.Mutex
+	// data is the data document the gateway wrote (SetConfig.Data, then
+	// SetData), without any folder's data files; guarded by dataMu.
+	data map[string]any
 
 	disagreements atomic.Uint64
 	shadowErrors  atomic.Uint64
@@ -175,16 +178,13 @@ func NewSet(ctx context.Context, cfg SetConfig) (*Set, error) {
 		return nil, fmt.Errorf("policy: new set: %w", err)
 	}
 	s := &Set{cfg: cfg, enforced: &slot{name: "enforced", src: cfg.Policies}}
-	data := cfg.Data
-	if data == nil {
-		data = map[string]any{}
-	}
-	if err := s.load(ctx, s.enforced, data); err != nil {
+	s.data = cfg.Data
+	if err := s.load(ctx, s.enforced); err != nil {
 		return nil, fmt.Errorf("policy: load %s: %w", cfg.Policies, err)
 	}
 	if !cfg.Shadow.isZero() {
 		s.shadow = &slot{name: "shadow", src: cfg.Shadow}
-		if err := s.load(ctx, s.shadow, data); err != nil {
+		if err := s.load(ctx, s.shadow); err != nil {
 			return nil, fmt.Errorf("policy: load shadow %s: %w", cfg.Shadow, err)
 		}
 	}
@@ -218,7 +218,7 @@ func (s *Set) Reload(ctx context.Context) error {
 }
 
 func (s *Set) reload(ctx context.Context, sl *slot) error {
-	err := s.load(ctx, sl, nil)
+	err := s.load(ctx, sl)
 	sl.mu.Lock()
 	if err != nil {
 		sl.status.ReloadsFailed++
@@ -235,14 +235,12 @@ func (s *Set) reload(ctx context.Context, sl *slot) error {
 	return nil
 }
 
-// load reads, tests and compiles sl's files and swaps them in. data is the
-// data for the first load; later loads copy the data of the enforced
-// engine.
-func (s *Set) load(ctx context.Context, sl *slot, data map[string]any) error {
+// load reads, tests and compiles sl's files and swaps them in.
+func (s *Set) load(ctx context.Context, sl *slot) error {
 	e, tests, err := s.build(ctx, sl)
 	unchanged := err == nil && e == sl.engine.Load()
 	if err == nil && !unchanged {
-		err = s.swap(ctx, sl, e, data)
+		err = s.swap(ctx, sl, e)
 	}
 	sl.mu.Lock()
 	defer sl.mu.Unlock()
@@ -271,11 +269,19 @@ func (s *Set) load(ctx context.Context, sl *slot, data map[string]any) error {
 // build reads sl's files and returns the engine in force when they have
 // not changed, else a new engine, compiled and tested, with no data yet.
 func (s *Set) build(ctx context.Context, sl *slot) (*Engine, int, error) {
-	files, err := readRegoFiles(sl.src.fsys(), true)
+	fsys := sl.src.fsys()
+	files, err := readRegoFiles(fsys, true)
+	if err != nil {
+		return nil, 0, err
+	}
+	dataFiles, err := readDataFiles(fsys)
 	if err != nil {
 		return nil, 0, err
 	}
 	rev := revision(files)
+	if len(dataFiles) > 0 {
+		rev = revision(slices.Concat(files, dataFiles))
+	}
 	if cur := sl.engine.Load(); cur != nil && cur.revision == rev {
 		return cur, 0, nil
 	}
@@ -285,7 +291,11 @@ func (s *Set) build(ctx context.Context, sl *slot) (*Engine, int, error) {
 	if err != nil {
 		return nil, 0, fail(problemsOf("", err))
 	}
-	report, err := runTests(ctx, files, nil, false, e.opts)
+	if err := e.addDataFiles(fsys, dataFiles); err != nil {
+		return nil, 0, fail(problemsOf("", err))
+	}
+	// The tests see the folder's data, as opa test FOLDER gives it.
+	report, err := runTests(ctx, files, e.folderData, false, e.opts)
 	if errors.Is(err, errNoTests) {
 		return e, 0, nil
 	}
@@ -325,30 +335,21 @@ func (s *Set) options() []Option {
 // Request.Headers.
 func (s *Set) Headers() []string { return headerNames(s.enforced.engine.Load().opts.headers) }
 
-// swap gives e the data (data, else that of the enforced engine in force)
+// swap gives e the gateway's data merged with that of e's own data files,
 // and puts it in force in sl. The data is written before the swap, so the
 // first decision of e already sees it, derived data included.
-func (s *Set) swap(ctx context.Context, sl *slot, e *Engine, data map[string]any) error {
+func (s *Set) swap(ctx context.Context, sl *slot, e *Engine) error {
 	s.dataMu.Lock()
 	defer s.dataMu.Unlock()
-	var value any = data
-	if data == nil {
-		v, err := s.enforced.engine.Load().readData(ctx)
-		if err != nil {
-			return fmt.Errorf("copy data: %w", err)
-		}
-		value = v
+	value, err := mergeData(s.data, e.folderData)
+	if err != nil {
+		return fmt.Errorf("merge the folder's data files with the gateway's data: %w", err)
 	}
 	if err := e.write(ctx, storage.RootPath, value); err != nil {
 		return fmt.Errorf("write data: %w", err)
 	}
 	sl.engine.Store(e)
 	return nil
-}
-
-// readData returns the whole data document of e.
-func (e *Engine) readData(ctx context.Context) (any, error) {
-	return storage.ReadOne(ctx, e.store, storage.RootPath)
 }
 
 // SetData writes value at path in the enforced and the shadow engine, as
@@ -362,6 +363,8 @@ func (s *Set) SetData(ctx context.Context, path string, value any) error {
 	if err := s.enforced.engine.Load().SetData(ctx, path, value); err != nil {
 		return err
 	}
+	p, _ := storage.ParsePath(path) // Engine.SetData has checked it
+	s.data = withValue(s.data, p, value)
 	if s.shadow == nil {
 		return nil
 	}

@@ -154,7 +154,8 @@ func headerWarnings(modules map[string]*ast.Module, headers map[string]*ast.Term
 // Test runs every test_ rule of the .rego files in fsys, compiled as Load
 // compiles them (Rego v1, strict), and measures the coverage of the files
 // that are not *_test.rego. data, which may be nil, is the base data
-// document, as opa test reads it from data files. Unlike Load, Test does not
+// document, merged with the .json and .yaml files of fsys as opa test
+// FOLDER reads them. Unlike Load, Test does not
 // compute data.sluice.derived from it: tests that replace data.sluice.tiers
 // with "with" would otherwise be answered from derived data that no longer
 // matches. An error means the tests could not run (unreadable or
@@ -167,6 +168,13 @@ func headerWarnings(modules map[string]*ast.Module, headers map[string]*ast.Term
 func Test(ctx context.Context, fsys fs.FS, data map[string]any, opts ...Option) (TestReport, error) {
 	files, err := readRegoFiles(fsys, true)
 	if err != nil {
+		return TestReport{}, fmt.Errorf("policy: test: %w", err)
+	}
+	folderData, err := loadData(fsys)
+	if err != nil {
+		return TestReport{}, fmt.Errorf("policy: test: %w", err)
+	}
+	if data, err = mergeData(data, folderData); err != nil {
 		return TestReport{}, fmt.Errorf("policy: test: %w", err)
 	}
 	return runTests(ctx, files, data, true, newOptions(opts))

@@ -88,7 +88,7 @@ func policyTestCommand(g *globals) *cobra.Command {
 		Short: "Run the test_ rules of a policy and report coverage",
 		Long: `Run every test_ rule of the .rego files in DIR (the built-in policies when no DIR
 is given), compiled as the gateway compiles them: Rego v1, strict mode, strict builtin
-errors, only the builtins the configuration (--config) allows, and each test within 100
+errors, only the builtins the configuration (--config) allows, and each test within 1000
 times policy.eval_timeout. Prints PASS or FAIL per test, then the share of policy lines (*_test.rego excluded) the tests evaluated
 and the lines they did not. Exits non-zero if a test fails or coverage is below
 --min-coverage. Tests bring their own data with "with data.sluice.tiers as", as with
@@ -209,20 +209,25 @@ the configuration's policy.headers does not give the policy.`,
 }
 
 func policyEvalCommand(g *globals) *cobra.Command {
-	var dir, inputPath string
+	var (
+		dir, inputPath string
+		dataPaths      []string
+	)
 	cmd := &cobra.Command{
 		Use:   "eval --input FILE.json",
 		Short: "Print the decision a policy makes for one input document",
 		Long: `Evaluate data.sluice.authz.decision for the input document in FILE.json ("-" reads
 standard input) and print the decision as JSON. The policy sees the data the gateway would
-give it: the tiers of the configuration (--config), with the policy's derived data
-computed from them. The policy is --policies, else the configuration's policy.dir, else the
+give it: the tiers and departments of the configuration (--config), the data files
+of the policy folder, what --data adds (clients, for one), and the policy's derived
+data computed from them all. The policy is --policies, else the configuration's policy.dir, else the
 built-in one. Exits non-zero if the decision is undefined or one the gateway would refuse,
 printing the decision first when there is one.`,
 		Example: `  echo '{"client": {"id": "billing-bot", "tier": "standard"},
         "request": {"model": "gpt-4o"}, "findings": []}' > request.json
   sluice policy eval --input request.json
-  sluice policy eval --input request.json --policies ./policies --config sluice.yaml`,
+  sluice policy eval --input request.json --policies ./policies --config sluice.yaml
+  sluice policy eval --input request.json --data clients.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if inputPath == "" {
@@ -240,6 +245,14 @@ printing the decision first when there is one.`,
 			if err != nil {
 				return fmt.Errorf("config tiers: %w", err)
 			}
+			departments, err := cfg.DepartmentsData()
+			if err != nil {
+				return fmt.Errorf("config departments: %w", err)
+			}
+			opts, err := policyOptions(g)
+			if err != nil {
+				return err
+			}
 			var fsys fs.FS = policies.FS
 			switch {
 			case dir != "":
@@ -247,8 +260,15 @@ printing the decision first when there is one.`,
 			case cfg.Policy.Dir != "":
 				fsys = os.DirFS(cfg.Resolve(cfg.Policy.Dir))
 			}
-			data := map[string]any{"sluice": map[string]any{"tiers": tiers}}
-			decision, evalErr := policy.Eval(cmd.Context(), fsys, data, input)
+			data := map[string]any{"sluice": map[string]any{"tiers": tiers, "departments": departments}}
+			extra, err := policy.LoadDataFiles(dataPaths)
+			if err != nil {
+				return fmt.Errorf("--data: %w", err)
+			}
+			if data, err = policy.MergeData(data, extra); err != nil {
+				return fmt.Errorf("--data: %w (tiers and departments come from the configuration)", err)
+			}
+			decision, evalErr := policy.Eval(cmd.Context(), fsys, data, input, opts...)
 			if decision != nil {
 				out, err := json.MarshalIndent(decision, "", "  ")
 				if err != nil {
@@ -261,6 +281,7 @@ printing the decision first when there is one.`,
 	}
 	cmd.Flags().StringVar(&inputPath, "input", "", `JSON input document, as in policies/README.md ("-" for standard input)`)
 	cmd.Flags().StringVar(&dir, "policies", "", "folder of .rego files (default: policy.dir of the configuration, else the built-in policies)")
+	cmd.Flags().StringSliceVar(&dataPaths, "data", nil, `data files or folders, loaded as opa eval --data loads them, e.g. a clients.json of {"sluice": {"clients": {...}}}; repeatable`)
 	return cmd
 }
 

@@ -231,3 +231,43 @@ deny contains "audit unreachable" if {
 		t.Errorf("capabilities: %v\n%.300s", err, out)
 	}
 }
+
+// eval --data gives the policy data the gateway would write, such as
+// clients, and a policy folder's own data files are data as well.
+func TestPolicyEvalReadsData(t *testing.T) {
+	dir := policyDir(t, map[string]string{
+		"peers.rego": `package sluice.authz
+
+deny contains {"code": "peer_suspended", "message": data.peers.message} if {
+	some peer in data.sluice.clients
+	peer.labels.suspends == input.client.department
+}
+`,
+	})
+	if err := os.MkdirAll(filepath.Join(dir, "peers"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "peers", "data.yaml"), []byte("message: suspended by a peer\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	input := filepath.Join(tmp, "request.json")
+	doc := `{"client": {"id": "billing-bot", "department": "finance", "tier": "standard"},
+	         "request": {"method": "POST", "path": "/v1/chat/completions", "model": "gpt-4o-mini"},
+	         "findings": []}`
+	clients := filepath.Join(tmp, "clients.json")
+	if err := os.WriteFile(input, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(clients, []byte(`{"sluice": {"clients": {"auditor": {"labels": {"suspends": "finance"}}}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runPolicy(t, "eval", "--input", input, "--policies", dir)
+	if err != nil || !strings.Contains(out, `"allowed": true`) {
+		t.Fatalf("without --data: %v\n%s", err, out)
+	}
+	out, err = runPolicy(t, "eval", "--input", input, "--policies", dir, "--data", clients)
+	if err != nil || !strings.Contains(out, `"peer_suspended"`) || !strings.Contains(out, "suspended by a peer") {
+		t.Fatalf("with --data: %v\n%s", err, out)
+	}
+}
