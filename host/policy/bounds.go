@@ -383,7 +383,7 @@ func validDenial(v ast.Value) bool {
 }
 
 // limitNames are the limits a cap may lower.
-var limitNames = []string{"rpm", "tpm", "daily_tokens", "monthly_tokens", "monthly_spend_usd"}
+var limitNames = []string{"rpm", "tpm", "daily_tokens", "monthly_tokens", "monthly_spend_usd", "max_tokens"}
 
 // validCap holds for a cap on a known limit to a positive number.
 func validCap(v ast.Value) bool {

@@ -442,8 +442,9 @@ type ShadowResult struct {
 // carries the decision id and revision to log it with.
 //
 // The two decisions disagree when they differ in allowed, http_status,
-// code, limits, department_limits, redact, plugins, response_plugins or
-// restore (messages and headers are free to differ). Disagreements and
+// code, limits, department_limits, redact, plugins, response_plugins,
+// restore or max_tokens (messages, reasons and headers are free to
+// differ). Disagreements and
 // shadow errors are counted in Status; logging them is the caller's, or
 // the DecisionLog's, which always writes them.
 //
@@ -519,7 +520,7 @@ func sameOutcome(a, b Decision) bool {
 	return a.Allowed == b.Allowed && a.HTTPStatus == b.HTTPStatus && a.Code == b.Code &&
 		a.Limits == b.Limits && a.DepartmentLimits == b.DepartmentLimits &&
 		slices.Equal(a.Redact, b.Redact) && slices.Equal(a.Plugins, b.Plugins) &&
-		slices.Equal(a.ResponsePlugins, b.ResponsePlugins) && a.Restore == b.Restore
+		slices.Equal(a.ResponsePlugins, b.ResponsePlugins) && a.Restore == b.Restore && a.MaxTokens == b.MaxTokens
 }
 
 // Explain evaluates the enforced set for in, like Decide, and tells how it

@@ -78,7 +78,11 @@ func (g *Gateway) decide(ctx context.Context, x *exchange, in *policy.Input) (po
 		if typ == "" {
 			typ = api.TypeForStatus(dec.HTTPStatus)
 		}
-		return dec, &api.Error{Status: dec.HTTPStatus, Type: typ, Code: dec.Code, Message: dec.Message}
+		msg := dec.Message
+		if dec.Reason != "" {
+			msg = strings.TrimSuffix(msg, ".") + ". Reason: " + dec.Reason
+		}
+		return dec, &api.Error{Status: dec.HTTPStatus, Type: typ, Code: dec.Code, Message: msg}
 	}
 	return dec, nil
 }

@@ -166,6 +166,9 @@ func (g *Gateway) serveChat(ctx *fasthttp.RequestCtx, x *exchange) {
 		g.fail(ctx, x, aerr)
 		return
 	}
+	if req.LowerMaxTokens(dec.MaxTokens) { // the policy's cap: the upstream gets it, and the reservation follows
+		reply = min(reply, req.MaxTokens*req.Choices)
+	}
 	estimate := limits.Cost{Tokens: prompt + reply, Micros: target.Model.CostMicros(prompt, reply)}
 	up, res, ok := g.forward(ctx, x, target, dec, found, req, req.Texts, estimate, upstream.EndpointChat, req.Stream)
 	if !ok {

@@ -850,3 +850,60 @@ func TestPolicySeesConfiguredHeaders(t *testing.T) {
 		h.stop()
 	}
 }
+
+// capRule caps the replies of the research department at 100 tokens, and
+// denies the ops department with a reason.
+const capRule = `package sluice.authz
+
+cap contains {"limit": "max_tokens", "value": 100} if input.client.department == "research"
+
+deny contains {"code": "ticket_required", "message": "ops must send x-ticket-id", "reason": "ticket OPS-1 is closed"} if {
+	input.client.department == "ops"
+}
+`
+
+// A max_tokens cap lowers what the upstream is asked for, never raises it,
+// and the reservation follows: with a TPM of 600, a request that sets no
+// max_tokens reserves the 1024 default and is refused without the cap,
+// and fits with it. A denial's reason reaches the caller.
+func TestPolicyCapsMaxTokens(t *testing.T) {
+	rec := startRecordingUpstream(t)
+	dir := defaultPolicyFolder(t)
+	putFile(t, dir, "cap.rego", capRule)
+	cfg := policyConfig(t, config.Tier{Models: []string{"*"}, Budget: config.Budget{TPM: 600}}, dir, false)
+	cfg.Upstreams = append(cfg.Upstreams, config.Upstream{Name: "recorder", Type: "openai", BaseURL: "http://" + rec.addr + "/v1",
+		Timeout: config.Duration(10 * time.Second), MaxConns: 8})
+	for i := range cfg.Models {
+		if cfg.Models[i].Name == "gpt-4o-mini" {
+			cfg.Models[i].Upstream = "recorder"
+		}
+	}
+	h := start(t, cfg)
+	research := h.client(h.addClient(accounts.NewClient{ID: "capped", Department: "research"}))
+	other := h.client(h.addClient(accounts.NewClient{ID: "uncapped", Department: "finance"}))
+
+	if _, err := other.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "hello")); err == nil {
+		t.Fatal("without the cap, a request reserving the 1024-token default got through a TPM of 600")
+	} else {
+		apiError(t, err, http.StatusTooManyRequests, "rate_limit_exceeded")
+	}
+	if _, err := research.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "hello")); err != nil {
+		t.Fatalf("capped request without max_tokens: %v", err)
+	}
+	params := chat("gpt-4o-mini", "hello again")
+	params.MaxTokens = openai.Int(50)
+	if _, err := research.Chat.Completions.New(context.Background(), params); err != nil {
+		t.Fatalf("capped request asking for less: %v", err)
+	}
+	seen := rec.seen()
+	if !strings.Contains(seen, `"max_tokens":100`) || !strings.Contains(seen, `"max_tokens":50`) || strings.Contains(seen, `"max_tokens":1024`) {
+		t.Errorf("the upstream saw:\n%s\nwant max_tokens 100 added to the first request and 50 kept in the second", seen)
+	}
+
+	ops := h.client(h.addClient(accounts.NewClient{ID: "ops-bot", Department: "ops"}))
+	_, err := ops.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "hello"))
+	e := apiError(t, err, http.StatusForbidden, "ticket_required")
+	if e.Message != "ops must send x-ticket-id. Reason: ticket OPS-1 is closed" {
+		t.Errorf("message %q, want the policy's message and reason", e.Message)
+	}
+}
