@@ -95,9 +95,11 @@ type Policy struct {
 	// opa.runtime.
 	AllowBuiltins []string `yaml:"allow_builtins"`
 	// Headers are the request headers the policy sees in
-	// input.request.headers, lower-cased; nil means the default seven.
-	// Credentials (authorization, proxy-authorization, x-api-key, cookie)
-	// cannot be listed.
+	// input.request.headers, lower-cased; by default user-agent,
+	// content-type, openai-organization, openai-project, x-request-id,
+	// x-sluice-tags and x-sluice-purpose, and [] gives none. Credentials
+	// (authorization, proxy-authorization, x-api-key, cookie) cannot be
+	// listed.
 	Headers []string `yaml:"headers"`
 }
 
