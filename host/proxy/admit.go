@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -113,15 +114,20 @@ func (g *Gateway) evaluate(ctx context.Context, x *exchange, in *policy.Input) (
 }
 
 // outcome sums a decision up for a log line: allowed, or the denial's
-// status and code, with the limits; never an input.
+// status and code, with the limits; never an input. Fields are named as
+// in the policy contract (policies/README.md), limits written as the
+// policy writes them.
 func outcome(d policy.Decision, err error) string {
 	if err != nil {
 		return "error: " + err.Error()
 	}
 	if !d.Allowed {
-		return fmt.Sprintf("denied %d %s", d.HTTPStatus, d.Code)
+		return fmt.Sprintf("denied http_status=%d code=%s", d.HTTPStatus, d.Code)
 	}
-	return fmt.Sprintf("allowed limits=%+v department_limits=%+v redact=%v plugins=%v", d.Limits, d.DepartmentLimits, d.Redact, d.Plugins)
+	limits, _ := json.Marshal(d.Limits) // Limits always marshal
+	department, _ := json.Marshal(d.DepartmentLimits)
+	return fmt.Sprintf("allowed limits=%s department_limits=%s redact=%v plugins=%v response_plugins=%v restore=%v max_tokens=%d",
+		limits, department, d.Redact, d.Plugins, d.ResponsePlugins, d.Restore, d.MaxTokens)
 }
 
 // policyInput is the policy's input for a request of client: the request's

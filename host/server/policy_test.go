@@ -513,7 +513,11 @@ func TestShadowPolicyCountsDisagreements(t *testing.T) {
 	for _, w := range warned {
 		enforced, _ := w["enforced"].(string)
 		shadowed, _ := w["shadow"].(string)
-		if !ids[fmt.Sprint(w["decision_id"])] || !strings.HasPrefix(enforced, "allowed") || shadowed != "denied 403 model_retired" ||
+		// The contract's field names, never Go's (MonthlySpendMicros).
+		if !strings.Contains(enforced, `"monthly_spend_usd":`) || strings.Contains(enforced, "Micros") {
+			t.Errorf("enforced outcome %q does not use the contract's field names", enforced)
+		}
+		if !ids[fmt.Sprint(w["decision_id"])] || !strings.HasPrefix(enforced, "allowed") || shadowed != "denied http_status=403 code=model_retired" ||
 			w["enforced_revision"] != st.Enforced.Revision || w["shadow_revision"] != st.Shadow.Revision {
 			t.Fatalf("disagreement log line %v", w)
 		}
@@ -905,5 +909,28 @@ func TestPolicyCapsMaxTokens(t *testing.T) {
 	e := apiError(t, err, http.StatusForbidden, "ticket_required")
 	if e.Message != "ops must send x-ticket-id. Reason: ticket OPS-1 is closed" {
 		t.Errorf("message %q, want the policy's message and reason", e.Message)
+	}
+}
+
+// A refused reload of the shadow set is counted apart from the enforced
+// set's, and the decision log's drops are exported, zero included.
+func TestShadowReloadsAndDecisionLogDropsAreMetrics(t *testing.T) {
+	dir, shadowDir := defaultPolicyFolder(t), defaultPolicyFolder(t)
+	cfg := policyConfig(t, open, dir, false)
+	cfg.Policy.ShadowDir = shadowDir
+	h := start(t, cfg)
+	putFile(t, shadowDir, "retire.rego", retireRuleBroken)
+	if status, body := h.admin("POST", "/admin/policy/reload", ""); status == http.StatusOK {
+		t.Fatalf("reload of a broken shadow set: %d %s", status, body)
+	}
+	fams := h.scrape()
+	if got := sum(fams, "sluice_policy_shadow_reloads_total", map[string]string{"result": "failed"}); got != 1 {
+		t.Errorf("shadow reloads failed: %v, want 1", got)
+	}
+	if got := sum(fams, "sluice_policy_reloads_total", map[string]string{"result": "failed"}); got != 0 {
+		t.Errorf("enforced reloads failed: %v, want 0", got)
+	}
+	if got := sum(fams, "sluice_policy_decision_log_dropped_total", nil); got != 0 {
+		t.Errorf("decision log drops: %v, want an exported 0", got)
 	}
 }

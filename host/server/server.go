@@ -530,9 +530,18 @@ func (s *Server) startTelemetry(ctx context.Context) error {
 		},
 		ShadowDisagreements: func() uint64 { return s.policy.Status().Disagreements },
 		ShadowErrors:        func() uint64 { return s.policy.Status().ShadowErrors },
-		AuthCache:           s.auth.CacheStats,
-		LedgerQueueDepth:    func() int { return int(s.ledger.Stats().Pending) },
-		Ready:               func() bool { ok, _ := s.Ready(); return ok },
+		ShadowReloads: func() (ok, failed uint64) {
+			if sh := s.policy.Status().Shadow; sh != nil {
+				return sh.ReloadsOK, sh.ReloadsFailed
+			}
+			return 0, 0
+		},
+		AuthCache:        s.auth.CacheStats,
+		LedgerQueueDepth: func() int { return int(s.ledger.Stats().Pending) },
+		Ready:            func() bool { ok, _ := s.Ready(); return ok },
+	}
+	if s.decisions != nil {
+		src.DecisionLogDropped = s.decisions.Dropped
 	}
 	if r, ok := s.limiter.(*limits.Redis); ok {
 		src.LimitsBackendErrors = func() uint64 { return r.Stats().Errors }
