@@ -28,8 +28,8 @@ func Default() *Config {
 			AccessLog:       true,
 			LogLevel:        "info",
 		},
-		Store:  Store{Driver: "sqlite"},
-		Auth:   Auth{CacheTTL: Duration(30 * time.Second)},
+		Store: Store{Driver: "sqlite"},
+		Auth:  Auth{CacheTTL: Duration(30 * time.Second)},
 		Policy: Policy{TimeZone: "UTC", DecisionLogSample: 0.1, EvalTimeout: Duration(5 * time.Millisecond),
 			// The engine's own default list, written here so that the
 			// effective configuration shows it: an empty list shows none.
