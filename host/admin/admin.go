@@ -45,8 +45,9 @@ type Control interface {
 	// ReloadPlugins reads the plugin modules again.
 	ReloadPlugins(ctx context.Context) error
 	// Decide decides an OpenAI request body for a client without forwarding
-	// it, and returns the explanation to show as JSON.
-	Decide(ctx context.Context, client store.Client, path string, body []byte) (any, *api.Error)
+	// it, as if sent with headers at the time at (now when zero), and
+	// returns the explanation to show as JSON.
+	Decide(ctx context.Context, client store.Client, path string, body []byte, headers map[string]string, at time.Time) (any, *api.Error)
 	// Ready reports whether the gateway takes traffic, and why not.
 	Ready() (bool, string)
 }
@@ -177,6 +178,12 @@ func (a *API) decide(ctx *fasthttp.RequestCtx) {
 		ClientID string          `json:"client_id"`
 		Path     string          `json:"path"`
 		Request  json.RawMessage `json:"request"`
+		// Headers are request headers as the application would send them;
+		// the policy sees those policy.headers lists.
+		Headers map[string]string `json:"headers"`
+		// Time is when the request is taken to arrive, RFC 3339; now when
+		// absent.
+		Time time.Time `json:"time"`
 	}
 	if !readJSON(ctx, &req) {
 		return
@@ -195,7 +202,7 @@ func (a *API) decide(ctx *fasthttp.RequestCtx) {
 		a.storeError(ctx, "finding the client", err)
 		return
 	}
-	ex, aerr := a.control.Decide(ctx, client, req.Path, req.Request)
+	ex, aerr := a.control.Decide(ctx, client, req.Path, req.Request, req.Headers, req.Time)
 	if aerr != nil {
 		fail(ctx, aerr)
 		return

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/sluicehq/sluice/host/api"
 	"github.com/sluicehq/sluice/host/policy"
@@ -22,9 +23,14 @@ type Explanation struct {
 
 // Explain runs the request path of an OpenAI request body from client up to
 // the policy's last word, as the gateway would, and explains the decision.
-// path is /v1/chat/completions or /v1/embeddings.
-func (g *Gateway) Explain(ctx context.Context, client store.Client, path string, body []byte) (*Explanation, *api.Error) {
-	x := &exchange{start: g.now()}
+// path is /v1/chat/completions or /v1/embeddings; headers are the request's
+// (the policy sees those it is configured to), and at is when it arrives,
+// now when zero.
+func (g *Gateway) Explain(ctx context.Context, client store.Client, path string, body []byte, headers map[string]string, at time.Time) (*Explanation, *api.Error) {
+	if at.IsZero() {
+		at = g.now()
+	}
+	x := &exchange{start: at}
 	x.ev.RequestID = newRequestID()
 	var r policy.Request
 	var texts []string
@@ -51,6 +57,9 @@ func (g *Gateway) Explain(ctx context.Context, client store.Client, path string,
 	in, aerr := g.policyInput(ctx, x, nil, policy.Client{ID: client.ID, Department: client.Department, Tier: client.Tier, Labels: client.Labels}, r)
 	if aerr != nil {
 		return nil, aerr
+	}
+	if len(headers) > 0 {
+		in.Request.Headers = headers // the engine keeps only the configured names
 	}
 	ex, err := g.decider.Explain(ctx, *in)
 	if err != nil {

@@ -934,3 +934,52 @@ func TestShadowReloadsAndDecisionLogDropsAreMetrics(t *testing.T) {
 		t.Errorf("decision log drops: %v, want an exported 0", got)
 	}
 }
+
+// POST /admin/decide takes the request's headers and a time, so that a
+// rule on either can be tried, and says how long the decision took.
+func TestDecideTakesHeadersAndTime(t *testing.T) {
+	dir := defaultPolicyFolder(t)
+	putFile(t, dir, "ticket.rego", ticketRule)
+	putFile(t, dir, "hours.rego", `package sluice.authz
+
+deny contains {"code": "outside_hours", "message": "ops work 08:00 to 18:00"} if {
+	input.client.department == "ops"
+	not input.time.hour in numbers.range(8, 17)
+}
+`)
+	cfg := policyConfig(t, open, dir, false)
+	cfg.Policy.Headers = []string{"x-ticket-id"}
+	h := start(t, cfg)
+	h.addClient(accounts.NewClient{ID: "ops-bot", Department: "ops"})
+	decide := func(extra string) (code string, durationUS int64, input map[string]any) {
+		t.Helper()
+		body := `{"client_id":"ops-bot","request":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}` + extra + `}`
+		status, answer := h.admin("POST", "/admin/decide", body)
+		if status != http.StatusOK {
+			t.Fatalf("decide %s: %d %s", extra, status, answer)
+		}
+		var ex struct {
+			Decision   policy.Decision
+			DurationUS int64 `json:"duration_us"`
+			Input      map[string]any
+		}
+		if err := json.Unmarshal(answer, &ex); err != nil {
+			t.Fatal(err)
+		}
+		return ex.Decision.Code, ex.DurationUS, ex.Input
+	}
+	if code, _, _ := decide(`,"time":"2026-12-07T10:00:00Z"`); code != "ticket_required" {
+		t.Errorf("no header at 10:00: %q, want ticket_required", code)
+	}
+	code, took, input := decide(`,"time":"2026-12-07T10:00:00Z","headers":{"X-Ticket-Id":"OPS-7","Authorization":"Bearer sk-secret"}`)
+	if code != "" || took <= 0 {
+		t.Errorf("with the header at 10:00: code %q, %d µs; want allowed, and a time", code, took)
+	}
+	headers := input["request"].(map[string]any)["headers"].(map[string]any)
+	if len(headers) != 1 || headers["x-ticket-id"] != "OPS-7" {
+		t.Errorf("the policy saw headers %v, want only x-ticket-id", headers)
+	}
+	if code, _, _ := decide(`,"time":"2026-12-07T20:00:00Z","headers":{"x-ticket-id":"OPS-7"}`); code != "outside_hours" {
+		t.Errorf("with the header at 20:00: %q, want outside_hours", code)
+	}
+}

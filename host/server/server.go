@@ -410,8 +410,8 @@ func (s *Server) Reload(ctx context.Context) error {
 }
 
 // Decide answers a dry run of POST /admin/decide.
-func (s *Server) Decide(ctx context.Context, client store.Client, path string, body []byte) (any, *api.Error) {
-	return s.gateway.Explain(ctx, client, path, body)
+func (s *Server) Decide(ctx context.Context, client store.Client, path string, body []byte, headers map[string]string, at time.Time) (any, *api.Error) {
+	return s.gateway.Explain(ctx, client, path, body, headers, at)
 }
 
 // Ready reports whether the server takes traffic: not while it drains, nor
