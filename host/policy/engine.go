@@ -103,6 +103,8 @@ type options struct {
 	timeout time.Duration
 	headers map[string]*ast.Term
 	caps    *ast.Capabilities
+	// traceTests is WithFailureDetails.
+	traceTests bool
 }
 
 // newOptions applies opts over the defaults.

@@ -17,6 +17,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/format"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
+	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 // This file holds the policy author's tools: running the Rego tests,
@@ -62,6 +63,39 @@ type TestResult struct {
 	// Output is what the test printed with print().
 	Output   []byte
 	Duration time.Duration
+	// Failure, with WithFailureDetails, shows where a failing test failed:
+	// "file:line:" and the expression that did not hold, with the values of
+	// its variables, as opa test --var-values prints it.
+	Failure string
+}
+
+// WithFailureDetails makes Test trace every test, as opa test -v does, so
+// that TestResult.Failure shows the expression that failed and its
+// variables' values. Tracing costs several times the tests' run time.
+func WithFailureDetails() Option {
+	return func(o *options) { o.traceTests = true }
+}
+
+// failure renders the last expression that failed in trace, skipping the
+// every expressions whose body holds the real failure.
+func failure(trace []*topdown.Event) string {
+	for _, e := range slices.Backward(trace) {
+		if e.Op != topdown.FailOp || e.Location == nil || e.QueryID == 0 {
+			continue
+		}
+		if expr, ok := e.Node.(*ast.Expr); ok {
+			if _, every := expr.Terms.(*ast.Every); every {
+				continue
+			}
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s:%d:\n", e.Location.File, e.Location.Row)
+		if err := topdown.PrettyEvent(&b, e, topdown.PrettyEventOpts{PrettyVars: true}); err != nil {
+			return ""
+		}
+		return b.String()
+	}
+	return ""
 }
 
 // Pass reports whether the test ran and held.
@@ -213,6 +247,7 @@ func runTests(ctx context.Context, files []regoFile, data map[string]any, covera
 		// making its expression undefined.
 		RaiseBuiltinErrors(true).
 		SetTimeout(o.timeout * testBudget).
+		EnableTracing(o.traceTests).
 		SetModules(modules).
 		SetStore(store).
 		CapturePrintOutput(true)
@@ -241,6 +276,9 @@ func runTests(ctx context.Context, files []regoFile, data map[string]any, covera
 		}
 		if r.Location != nil {
 			tr.Location = fmt.Sprintf("%s:%d", r.Location.File, r.Location.Row)
+		}
+		if r.Fail && o.traceTests {
+			tr.Failure = failure(r.Trace)
 		}
 		report.Results = append(report.Results, tr)
 	}

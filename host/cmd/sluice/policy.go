@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -82,6 +83,7 @@ func policyTestCommand(g *globals) *cobra.Command {
 	var (
 		dir         string
 		minCoverage float64
+		verbose     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "test [DIR]",
@@ -105,6 +107,9 @@ opa test.`,
 			if err != nil {
 				return err
 			}
+			if verbose {
+				opts = append(opts, policy.WithFailureDetails())
+			}
 			report, err := policy.Test(cmd.Context(), fsys, nil, opts...)
 			if err != nil {
 				return err
@@ -121,6 +126,7 @@ opa test.`,
 	}
 	cmd.Flags().StringVar(&dir, "policies", "", "folder of .rego files, instead of DIR")
 	cmd.Flags().Float64Var(&minCoverage, "min-coverage", 0, "fail if fewer than this percentage of policy lines are covered")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show where each failing test failed, with the values of its variables (traces every test)")
 	return cmd
 }
 
@@ -141,6 +147,9 @@ func printTestReport(w io.Writer, report policy.TestReport) {
 		}
 		if r.Fail {
 			fmt.Fprintf(w, "      at %s\n", r.Location)
+			for line := range strings.Lines(r.Failure) {
+				fmt.Fprintf(w, "      %s\n", strings.TrimSuffix(line, "\n"))
+			}
 		}
 		// Printed output helps only to understand a failure.
 		if !r.Pass() && len(r.Output) > 0 {

@@ -271,3 +271,28 @@ deny contains {"code": "peer_suspended", "message": data.peers.message} if {
 		t.Fatalf("with --data: %v\n%s", err, out)
 	}
 }
+
+// test -v shows where a failing test failed, with its variables' values.
+func TestPolicyTestVerboseShowsValues(t *testing.T) {
+	dir := policyDir(t, map[string]string{"fail_test.rego": `package sluice.fail_test
+
+import data.sluice.authz
+
+test_lowered_limit if {
+	limit := authz._lowered(100, {50})
+	limit == 60
+}
+`})
+	out, err := runPolicy(t, "test", "-v", dir)
+	if err == nil {
+		t.Fatalf("a failing test passed:\n%s", out)
+	}
+	for _, want := range []string{"at fail_test.rego:5", "fail_test.rego:7:", "limit == 60", "50"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if out, _ := runPolicy(t, "test", dir); strings.Contains(out, "limit == 60") {
+		t.Errorf("without -v, the failing expression is shown:\n%s", out)
+	}
+}
