@@ -48,6 +48,9 @@ type Control interface {
 	// it, as if sent with headers at the time at (now when zero), and
 	// returns the explanation to show as JSON.
 	Decide(ctx context.Context, client store.Client, path string, body []byte, headers map[string]string, at time.Time) (any, *api.Error)
+	// Replay finds a decision in the decision log and decides its logged
+	// input again with the policy in force.
+	Replay(ctx context.Context, decisionID string) (any, *api.Error)
 	// Ready reports whether the gateway takes traffic, and why not.
 	Ready() (bool, string)
 }
@@ -184,8 +187,26 @@ func (a *API) decide(ctx *fasthttp.RequestCtx) {
 		// Time is when the request is taken to arrive, RFC 3339; now when
 		// absent.
 		Time time.Time `json:"time"`
+		// DecisionID replays a logged decision instead: the other fields
+		// must be absent.
+		DecisionID string `json:"decision_id"`
 	}
 	if !readJSON(ctx, &req) {
+		return
+	}
+	if req.DecisionID != "" {
+		if req.ClientID != "" || len(req.Request) > 0 {
+			e := api.InvalidRequest("invalid_value", "decision_id replays a logged decision; give it alone, or client_id and request.")
+			e.Param = "decision_id"
+			fail(ctx, e)
+			return
+		}
+		out, aerr := a.control.Replay(ctx, req.DecisionID)
+		if aerr != nil {
+			fail(ctx, aerr)
+			return
+		}
+		writeJSON(ctx, http.StatusOK, out)
 		return
 	}
 	if req.Path == "" {

@@ -515,6 +515,11 @@ func (s *Set) decideShadow(ctx context.Context, e *Engine, input ast.Value, enfo
 	return sr
 }
 
+// SameOutcome reports whether a and b are the same in what the gateway acts
+// on: the fields whose difference makes a shadow disagreement (see
+// Set.Decide).
+func SameOutcome(a, b Decision) bool { return sameOutcome(a, b) }
+
 // sameOutcome compares what the gateway acts on, leaving out the wording.
 func sameOutcome(a, b Decision) bool {
 	return a.Allowed == b.Allowed && a.HTTPStatus == b.HTTPStatus && a.Code == b.Code &&

@@ -983,3 +983,52 @@ deny contains {"code": "outside_hours", "message": "ops work 08:00 to 18:00"} if
 		t.Errorf("with the header at 20:00: %q, want outside_hours", code)
 	}
 }
+
+// POST /admin/decide with a decision_id replays a logged decision: the
+// logged line, and what the policy in force now decides for its input.
+func TestDecideReplaysALoggedDecision(t *testing.T) {
+	dir := defaultPolicyFolder(t)
+	h := start(t, policyConfig(t, open, dir, false))
+	c := h.client(h.addClient(accounts.NewClient{ID: "ops-bot", Department: "ops"}))
+	// A denial is always logged; replay it, then again after a rule change.
+	putFile(t, dir, "retire.rego", retireRule)
+	if status, body := h.admin("POST", "/admin/policy/reload", ""); status != http.StatusOK {
+		t.Fatalf("reload: %d %s", status, body)
+	}
+	id := mustAsk(t, c, chat("gpt-4o-mini", "hello")).decisionID // now denied: model_retired
+	replay := func(id string) (int, map[string]any) {
+		t.Helper()
+		var status int
+		var body []byte
+		for range 50 { // the log is written off the request path
+			if status, body = h.admin("POST", "/admin/decide", `{"decision_id":"`+id+`"}`); status != http.StatusNotFound {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		var out map[string]any
+		_ = json.Unmarshal(body, &out)
+		return status, out
+	}
+	status, out := replay(id)
+	if status != http.StatusOK {
+		t.Fatalf("replay %s: %d %v", id, status, out)
+	}
+	logged := out["logged"].(map[string]any)
+	replayed := out["replayed"].(map[string]any)
+	if logged["decision_id"] != id || logged["result"].(map[string]any)["code"] != "model_retired" ||
+		replayed["decision"].(map[string]any)["code"] != "model_retired" || out["same_outcome"] != true {
+		t.Errorf("replay: %v", out)
+	}
+
+	putFile(t, dir, "retire.rego", "package sluice.authz\n")
+	if status, body := h.admin("POST", "/admin/policy/reload", ""); status != http.StatusOK {
+		t.Fatalf("reload: %d %s", status, body)
+	}
+	if _, out := replay(id); out["same_outcome"] != false || out["replayed"].(map[string]any)["decision"].(map[string]any)["allowed"] != true {
+		t.Errorf("replay after the rule went: %v, want allowed and a different outcome", out)
+	}
+	if status, _ := h.admin("POST", "/admin/decide", `{"decision_id":"dec_nothere"}`); status != http.StatusNotFound {
+		t.Errorf("unknown decision id: %d, want 404", status)
+	}
+}

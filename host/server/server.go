@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -412,6 +413,39 @@ func (s *Server) Reload(ctx context.Context) error {
 // Decide answers a dry run of POST /admin/decide.
 func (s *Server) Decide(ctx context.Context, client store.Client, path string, body []byte, headers map[string]string, at time.Time) (any, *api.Error) {
 	return s.gateway.Explain(ctx, client, path, body, headers, at)
+}
+
+// Replay answers POST /admin/decide with a decision_id: the line of the
+// decision log, and the decision the policy in force makes for its input.
+func (s *Server) Replay(ctx context.Context, id string) (any, *api.Error) {
+	path := s.cfg.DecisionLogPath()
+	if path == "" {
+		return nil, &api.Error{Status: http.StatusConflict, Type: api.TypeInvalidRequest, Code: "decision_log_off",
+			Message: "The decision log is off (policy.decision_log), so no decision can be replayed."}
+	}
+	logged, err := policy.FindDecision(path, id)
+	if errors.Is(err, policy.ErrDecisionNotFound) {
+		return nil, api.NotFound(fmt.Sprintf("Decision %q is not in this gateway's decision log: allowed decisions are sampled "+
+			"(policy.decision_log_sample), and another replica keeps its own log.", id))
+	}
+	if err != nil {
+		s.log.Error("decision log could not be read", "error", err)
+		return nil, api.Internal("The decision log could not be read.")
+	}
+	replayed, err := s.policy.Replay(ctx, logged.Input)
+	out := struct {
+		Logged      policy.LoggedDecision `json:"logged"`
+		Replayed    policy.Explanation    `json:"replayed"`
+		Error       string                `json:"replayed_error,omitempty"`
+		SameOutcome bool                  `json:"same_outcome"`
+	}{Logged: logged, Replayed: replayed}
+	if err != nil {
+		out.Error = err.Error()
+		out.SameOutcome = logged.Result == nil
+	} else {
+		out.SameOutcome = logged.Result != nil && policy.SameOutcome(*logged.Result, replayed.Decision)
+	}
+	return out, nil
 }
 
 // Ready reports whether the server takes traffic: not while it drains, nor
