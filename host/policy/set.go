@@ -19,28 +19,52 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage"
 )
 
-// Source is where a policy set is read from: a folder on disk, which
-// Set.Watch follows, or a file system such as policies.FS, which is loaded
-// but never watched.
+// Source is where a policy set is read from: a folder on disk or an OPA
+// bundle file, which Set.Watch follows, or a file system such as
+// policies.FS, which is loaded but never watched.
 type Source struct {
+	// Bundle is an OPA bundle file (.tar.gz, as opa build writes it); it
+	// wins over Dir and FS. Its .rego files are the set, its data is data
+	// as a folder's data files are.
+	Bundle string
+	// Verify, if set, requires the bundle to be signed with its key; an
+	// unsigned or badly signed bundle is refused like a failing test.
+	Verify *BundleVerification
 	// Dir is a folder of .rego files; it wins over FS.
 	Dir string
-	// FS is read when Dir is "".
+	// FS is read when Bundle and Dir are "".
 	FS fs.FS
 }
 
-func (s Source) isZero() bool { return s.Dir == "" && s.FS == nil }
+func (s Source) isZero() bool { return s.Bundle == "" && s.Dir == "" && s.FS == nil }
 
-func (s Source) fsys() fs.FS {
-	if s.Dir != "" {
-		return os.DirFS(s.Dir)
+// open returns the file system the set is read from; a bundle is read,
+// and verified, whole.
+func (s Source) open() (fs.FS, error) {
+	switch {
+	case s.Bundle != "":
+		return readBundleFile(s.Bundle, s.Verify)
+	case s.Dir != "":
+		return os.DirFS(s.Dir), nil
 	}
-	return s.FS
+	return s.FS, nil
 }
 
-// String names the source in status and errors: the folder, or "embedded".
+// watched is the path Watch follows: the folder, or the bundle file.
+func (s Source) watched() string {
+	if s.Bundle != "" {
+		return s.Bundle
+	}
+	return s.Dir
+}
+
+// String names the source in status and errors: the folder, "bundle "
+// and the bundle file, or "embedded".
 func (s Source) String() string {
-	if s.Dir != "" {
+	switch {
+	case s.Bundle != "":
+		return "bundle " + s.Bundle
+	case s.Dir != "":
 		return s.Dir
 	}
 	return "embedded"
@@ -269,7 +293,10 @@ func (s *Set) load(ctx context.Context, sl *slot) error {
 // build reads sl's files and returns the engine in force when they have
 // not changed, else a new engine, compiled and tested, with no data yet.
 func (s *Set) build(ctx context.Context, sl *slot) (*Engine, int, error) {
-	fsys := sl.src.fsys()
+	fsys, err := sl.src.open()
+	if err != nil {
+		return nil, 0, err
+	}
 	files, err := readRegoFiles(fsys, true)
 	if err != nil {
 		return nil, 0, err

@@ -20,8 +20,9 @@ import (
 const watchDebounce = 200 * time.Millisecond
 
 // Watch reloads the sets whose source is a folder whenever a file in it, or
-// in a folder below it, is written, created, removed or renamed, until ctx
-// is done. Each burst of changes gives one Reload, watchDebounce after the
+// in a folder below it, is written, created, removed or renamed, and those
+// whose source is a bundle file whenever it is written or replaced, until
+// ctx is done. Each burst of changes gives one Reload, watchDebounce after the
 // last change; its outcome goes to SetConfig.Reloaded and Status. Sets read
 // from an fs.FS are not watched; with no folder to watch, Watch returns at
 // once. The error is for a watch that could not start or broke down.
@@ -34,8 +35,8 @@ const watchDebounce = 200 * time.Millisecond
 func (s *Set) Watch(ctx context.Context) error {
 	var roots []*watchRoot
 	for _, sl := range []*slot{s.enforced, s.shadow} {
-		if sl != nil && sl.src.Dir != "" {
-			dir := filepath.Clean(sl.src.Dir)
+		if sl != nil && sl.src.watched() != "" {
+			dir := filepath.Clean(sl.src.watched())
 			roots = append(roots, &watchRoot{dir: dir, parent: filepath.Dir(dir), base: filepath.Base(dir)})
 		}
 	}
