@@ -94,6 +94,8 @@ type Policy struct {
 	// name or pattern: http.send, net.*, rand.*, uuid.rfc4122, time.now_ns,
 	// opa.runtime.
 	AllowBuiltins []string `yaml:"allow_builtins"`
+	// Bundle reads the policy set from an OPA bundle instead of Dir.
+	Bundle Bundle `yaml:"bundle"`
 	// Headers are the request headers the policy sees in
 	// input.request.headers, lower-cased; by default user-agent,
 	// content-type, openai-organization, openai-project, x-request-id,
@@ -101,6 +103,20 @@ type Policy struct {
 	// (authorization, proxy-authorization, x-api-key, cookie) cannot be
 	// listed.
 	Headers []string `yaml:"headers"`
+}
+
+// Bundle is an OPA bundle (.tar.gz, as opa build writes it) holding the
+// policy set and its data.
+type Bundle struct {
+	// File is the bundle; it replaces policy.dir, and is watched like it.
+	File string `yaml:"file"`
+	// PublicKey is a file holding the PEM public key the bundle must be
+	// signed with (opa build --signing-key); empty accepts unsigned bundles.
+	PublicKey string `yaml:"public_key"`
+	// KeyID is the key's id in the signature; default "default", as opa's.
+	KeyID string `yaml:"key_id"`
+	// Algorithm is the signature's JWT algorithm; default RS256.
+	Algorithm string `yaml:"algorithm"`
 }
 
 // Telemetry configures traces and metrics. Prometheus metrics are always

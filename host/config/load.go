@@ -461,6 +461,11 @@ func (c *Config) validatePolicy(bad func(key, format string, args ...any) error)
 	if c.Policy.ShadowDir != "" && c.Policy.ShadowDir == c.Policy.Dir {
 		return bad("policy.shadow_dir", "must differ from policy.dir")
 	}
+	if b := c.Policy.Bundle; b.File != "" && c.Policy.Dir != "" {
+		return bad("policy.bundle.file", "give policy.dir or a bundle, not both")
+	} else if b.File == "" && (b.PublicKey != "" || b.KeyID != "" || b.Algorithm != "") {
+		return bad("policy.bundle.file", "a bundle's key settings need the bundle file")
+	}
 	if d := c.Policy.EvalTimeout.D(); d < 0 || d > time.Second {
 		return bad("policy.eval_timeout", "expected a duration above 0 and at most 1s such as 5ms, got %s", d)
 	}

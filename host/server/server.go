@@ -284,6 +284,16 @@ func (s *Server) loadPolicy(ctx context.Context) error {
 	if cfg.Policy.Dir != "" {
 		src = policy.Source{Dir: cfg.Resolve(cfg.Policy.Dir)}
 	}
+	if b := cfg.Policy.Bundle; b.File != "" {
+		src = policy.Source{Bundle: cfg.Resolve(b.File)}
+		if b.PublicKey != "" {
+			key, err := os.ReadFile(cfg.Resolve(b.PublicKey))
+			if err != nil {
+				return fmt.Errorf("policy.bundle.public_key: %w", err)
+			}
+			src.Verify = &policy.BundleVerification{PublicKey: string(key), KeyID: b.KeyID, Algorithm: b.Algorithm}
+		}
+	}
 	var shadow policy.Source
 	if cfg.Policy.ShadowDir != "" {
 		shadow = policy.Source{Dir: cfg.Resolve(cfg.Policy.ShadowDir)}
