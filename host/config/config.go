@@ -110,6 +110,11 @@ type Policy struct {
 type Bundle struct {
 	// File is the bundle; it replaces policy.dir, and is watched like it.
 	File string `yaml:"file"`
+	// URL is a bundle served over HTTP instead of File: downloaded at
+	// start, then every Poll with its ETag.
+	URL string `yaml:"url"`
+	// Poll is how often URL is asked for a new bundle; default 30s.
+	Poll Duration `yaml:"poll"`
 	// PublicKey is a file holding the PEM public key the bundle must be
 	// signed with (opa build --signing-key); empty accepts unsigned bundles.
 	PublicKey string `yaml:"public_key"`

@@ -461,10 +461,21 @@ func (c *Config) validatePolicy(bad func(key, format string, args ...any) error)
 	if c.Policy.ShadowDir != "" && c.Policy.ShadowDir == c.Policy.Dir {
 		return bad("policy.shadow_dir", "must differ from policy.dir")
 	}
-	if b := c.Policy.Bundle; b.File != "" && c.Policy.Dir != "" {
-		return bad("policy.bundle.file", "give policy.dir or a bundle, not both")
-	} else if b.File == "" && (b.PublicKey != "" || b.KeyID != "" || b.Algorithm != "") {
-		return bad("policy.bundle.file", "a bundle's key settings need the bundle file")
+	b := &c.Policy.Bundle
+	switch {
+	case b.File != "" && b.URL != "":
+		return bad("policy.bundle.url", "give a bundle file or a bundle URL, not both")
+	case (b.File != "" || b.URL != "") && c.Policy.Dir != "":
+		return bad("policy.bundle", "give policy.dir or a bundle, not both")
+	case b.File == "" && b.URL == "" && (b.PublicKey != "" || b.KeyID != "" || b.Algorithm != ""):
+		return bad("policy.bundle.file", "a bundle's key settings need a bundle file or URL")
+	case b.URL != "" && !strings.HasPrefix(b.URL, "http://") && !strings.HasPrefix(b.URL, "https://"):
+		return bad("policy.bundle.url", "expected an http:// or https:// URL such as https://bundles.example.com/sluice.tar.gz")
+	case b.Poll < 0:
+		return bad("policy.bundle.poll", "expected a positive duration such as 30s")
+	}
+	if b.Poll == 0 {
+		b.Poll = Duration(30 * time.Second)
 	}
 	if d := c.Policy.EvalTimeout.D(); d < 0 || d > time.Second {
 		return bad("policy.eval_timeout", "expected a duration above 0 and at most 1s such as 5ms, got %s", d)

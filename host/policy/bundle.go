@@ -2,13 +2,17 @@ package policy
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing/fstest"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
@@ -84,4 +88,113 @@ func readBundleFile(path string, v *BundleVerification) (fs.FS, error) {
 		return nil, fmt.Errorf("read bundle: %w", err)
 	}
 	return readBundle(bytes.NewReader(src), v)
+}
+
+// bundleFetchTimeout bounds one download of a bundle.
+const bundleFetchTimeout = 30 * time.Second
+
+// remoteBundle is the last bundle downloaded from a bundle server, kept to
+// answer a 304 Not Modified and between reloads.
+type remoteBundle struct {
+	mu   sync.Mutex
+	etag string
+	body []byte
+}
+
+// fetch downloads the bundle at url unless the server answers that the
+// copy kept, by its ETag, is current, and reports whether it changed. The
+// kept copy stays when the download fails.
+func (rb *remoteBundle) fetch(ctx context.Context, client *http.Client, url string) (changed bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, bundleFetchTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false, fmt.Errorf("fetch bundle: %w", err)
+	}
+	rb.mu.Lock()
+	etag, have := rb.etag, rb.body != nil
+	rb.mu.Unlock()
+	if have && etag != "" {
+		req.Header.Set("If-None-Match", etag)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("fetch bundle: %w", err)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotModified && have:
+		return false, nil
+	case resp.StatusCode != http.StatusOK:
+		return false, fmt.Errorf("fetch bundle %s: %s", url, resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBundleBytes+1))
+	if err != nil {
+		return false, fmt.Errorf("fetch bundle: %w", err)
+	}
+	if len(body) > maxBundleBytes {
+		return false, fmt.Errorf("fetch bundle %s: larger than %d bytes", url, maxBundleBytes)
+	}
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	changed = !bytes.Equal(body, rb.body)
+	rb.etag, rb.body = resp.Header.Get("ETag"), body
+	return changed, nil
+}
+
+// current returns the body last downloaded.
+func (rb *remoteBundle) current() []byte {
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	return rb.body
+}
+
+// Poll downloads the bundles of the sets whose source is a bundle server
+// (Source.BundleURL) every interval, with the ETag of the last download so
+// that an unchanged bundle costs a 304, and reloads when one changed, until
+// ctx is done. A failed download keeps the set in force and is reported to
+// SetConfig.Reloaded like a failed reload. With no bundle server, Poll
+// returns at once.
+func (s *Set) Poll(ctx context.Context, interval time.Duration) {
+	var slots []*slot
+	for _, sl := range []*slot{s.enforced, s.shadow} {
+		if sl != nil && sl.src.BundleURL != "" {
+			slots = append(slots, sl)
+		}
+	}
+	if len(slots) == 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, sl := range slots {
+			changed, err := sl.remote.fetch(ctx, s.httpClient(), sl.src.BundleURL)
+			switch {
+			case err != nil:
+				sl.mu.Lock()
+				sl.status.LastError = &ReloadError{At: time.Now(), Problems: problemsOf("", err)}
+				sl.mu.Unlock()
+				if s.cfg.Reloaded != nil {
+					s.cfg.Reloaded(sl.name, err)
+				}
+			case changed:
+				s.reloadMu.Lock()
+				_ = s.reload(ctx, sl) // reported through Status and SetConfig.Reloaded
+				s.reloadMu.Unlock()
+			}
+		}
+	}
+}
+
+func (s *Set) httpClient() *http.Client {
+	if s.cfg.HTTPClient != nil {
+		return s.cfg.HTTPClient
+	}
+	return http.DefaultClient
 }

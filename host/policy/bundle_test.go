@@ -7,9 +7,12 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -170,5 +173,92 @@ func TestBundleIsWatched(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("the replaced bundle was not loaded: %+v", s.Status().Enforced)
 		}
+	}
+}
+
+// bundleServer serves one bundle with an ETag, answering 304 to a request
+// that names it, and counts both kinds of answers.
+type bundleServer struct {
+	mu              sync.Mutex
+	body            []byte
+	etag            string
+	full, unchanged int
+}
+
+func (b *bundleServer) set(body []byte, etag string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.body, b.etag = body, etag
+}
+
+func (b *bundleServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if r.Header.Get("If-None-Match") == b.etag {
+		b.unchanged++
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	b.full++
+	w.Header().Set("ETag", b.etag)
+	w.Write(b.body)
+}
+
+func (b *bundleServer) counts() (full, unchanged int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.full, b.unchanged
+}
+
+// A signed bundle served over HTTP is downloaded at start and polled with
+// its ETag: an unchanged bundle costs a 304 and no reload, a new one is
+// verified, tested and put in force, and a server that fails keeps the set
+// in force.
+func TestBundleFromAServerIsPolled(t *testing.T) {
+	private, public := signingKeys(t)
+	srv := &bundleServer{}
+	srv.set(buildBundle(t, nil, nil, private), `"v1"`)
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+
+	reloads := make(chan error, 64)
+	s := newSet(t, policy.SetConfig{
+		Policies: policy.Source{BundleURL: ts.URL + "/bundles/sluice.tar.gz", Verify: &policy.BundleVerification{PublicKey: public}},
+		Data:     openTier(),
+		Reloaded: func(_ string, err error) { reloads <- err },
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Poll(ctx, 20*time.Millisecond)
+
+	time.Sleep(150 * time.Millisecond)
+	if full, unchanged := srv.counts(); full != 1 || unchanged < 2 {
+		t.Errorf("unchanged bundle: %d downloads, %d 304s; want the first download only, then 304s", full, unchanged)
+	}
+	if st := s.Status().Enforced; st.ReloadsOK != 0 {
+		t.Errorf("an unchanged bundle reloaded %d times", st.ReloadsOK)
+	}
+
+	ticketing := map[string]any{"ticketing": map[string]any{"departments": []any{"ops"}, "message": "v2"}}
+	srv.set(buildBundle(t, map[string]string{"ticket.rego": ticketRules}, ticketing, private), `"v2"`)
+	deadline := time.After(5 * time.Second)
+	for {
+		if r, _ := s.Decide(context.Background(), ticketInput("ops")); r.Decision.Message == "v2" {
+			break
+		}
+		select {
+		case <-reloads:
+		case <-deadline:
+			t.Fatalf("the new bundle was not loaded: %+v", s.Status().Enforced)
+		}
+	}
+
+	ts.Close() // the server goes away: the set stays
+	time.Sleep(100 * time.Millisecond)
+	if r, _ := s.Decide(context.Background(), ticketInput("ops")); r.Decision.Message != "v2" {
+		t.Errorf("after the server went: %+v", r.Decision)
+	}
+	if st := s.Status().Enforced; st.LastError == nil {
+		t.Error("a failing bundle server is not in the status")
 	}
 }

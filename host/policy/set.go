@@ -1,12 +1,14 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -23,6 +25,10 @@ import (
 // bundle file, which Set.Watch follows, or a file system such as
 // policies.FS, which is loaded but never watched.
 type Source struct {
+	// BundleURL is an OPA bundle served over HTTP (a bundle server, or any
+	// web server), downloaded when the set loads and reloads, and by
+	// Set.Poll; it wins over Bundle, Dir and FS.
+	BundleURL string
 	// Bundle is an OPA bundle file (.tar.gz, as opa build writes it); it
 	// wins over Dir and FS. Its .rego files are the set, its data is data
 	// as a folder's data files are.
@@ -36,7 +42,9 @@ type Source struct {
 	FS fs.FS
 }
 
-func (s Source) isZero() bool { return s.Bundle == "" && s.Dir == "" && s.FS == nil }
+func (s Source) isZero() bool {
+	return s.BundleURL == "" && s.Bundle == "" && s.Dir == "" && s.FS == nil
+}
 
 // open returns the file system the set is read from; a bundle is read,
 // and verified, whole.
@@ -52,6 +60,9 @@ func (s Source) open() (fs.FS, error) {
 
 // watched is the path Watch follows: the folder, or the bundle file.
 func (s Source) watched() string {
+	if s.BundleURL != "" {
+		return ""
+	}
 	if s.Bundle != "" {
 		return s.Bundle
 	}
@@ -62,6 +73,8 @@ func (s Source) watched() string {
 // and the bundle file, or "embedded".
 func (s Source) String() string {
 	switch {
+	case s.BundleURL != "":
+		return "bundle " + s.BundleURL
 	case s.Bundle != "":
 		return "bundle " + s.Bundle
 	case s.Dir != "":
@@ -90,6 +103,9 @@ type SetConfig struct {
 	// Headers are the request headers the policies see (WithHeaders); nil
 	// means DefaultHeaders.
 	Headers []string
+	// HTTPClient downloads bundles from a Source.BundleURL; nil means
+	// http.DefaultClient.
+	HTTPClient *http.Client
 	// Reloaded, if set, is called after every reload of either set, from
 	// Reload or Watch, with the set's name ("enforced" or "shadow") and the
 	// error that kept it out (nil when the reload took effect or found
@@ -134,6 +150,8 @@ type slot struct {
 	name   string
 	src    Source
 	engine atomic.Pointer[Engine]
+	// remote is the bundle last downloaded, for a BundleURL source.
+	remote remoteBundle
 
 	mu     sync.Mutex // guards status
 	status SetStatus
@@ -293,7 +311,16 @@ func (s *Set) load(ctx context.Context, sl *slot) error {
 // build reads sl's files and returns the engine in force when they have
 // not changed, else a new engine, compiled and tested, with no data yet.
 func (s *Set) build(ctx context.Context, sl *slot) (*Engine, int, error) {
-	fsys, err := sl.src.open()
+	var fsys fs.FS
+	var err error
+	if sl.src.BundleURL != "" {
+		if _, err = sl.remote.fetch(ctx, s.httpClient(), sl.src.BundleURL); err == nil || sl.remote.current() != nil {
+			// A server that cannot be reached leaves the copy kept.
+			fsys, err = readBundle(bytes.NewReader(sl.remote.current()), sl.src.Verify)
+		}
+	} else {
+		fsys, err = sl.src.open()
+	}
 	if err != nil {
 		return nil, 0, err
 	}

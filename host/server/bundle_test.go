@@ -8,14 +8,18 @@ import (
 	"encoding/pem"
 	"io/fs"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
 
 	"github.com/sluicehq/sluice/host/accounts"
+	"github.com/sluicehq/sluice/host/config"
 	"github.com/sluicehq/sluice/policies"
 )
 
@@ -94,5 +98,54 @@ func TestPolicyFromASignedBundle(t *testing.T) {
 	}
 	if o := mustAsk(t, c, chat("gpt-4o-mini", "hello")); o.code != "model_retired" {
 		t.Errorf("after the refused bundle: %s, want the signed one still in force", o)
+	}
+}
+
+// The gateway downloads its bundle from a bundle server, and polls it.
+func TestPolicyFromABundleServer(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	dir := t.TempDir()
+	keyFile, bundleFile := filepath.Join(dir, "bundle.pem"), filepath.Join(dir, "policy.tar.gz")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeBundle(t, bundleFile, map[string]string{"retire.rego": retireRule, "retire_test.rego": retireTest}, key)
+	var mu sync.Mutex
+	etag := `"1"`
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Header.Get("If-None-Match") == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("ETag", etag)
+		http.ServeFile(w, r, bundleFile)
+	}))
+	defer ts.Close()
+
+	cfg := policyConfig(t, open, "", false)
+	cfg.Policy.Bundle.URL, cfg.Policy.Bundle.PublicKey = ts.URL+"/sluice.tar.gz", keyFile
+	cfg.Policy.Bundle.Poll = config.Duration(50 * time.Millisecond)
+	h := start(t, cfg)
+	c := h.client(h.addClient(accounts.NewClient{ID: "ops-bot", Department: "ops"}))
+	if o := mustAsk(t, c, chat("gpt-4o-mini", "hello")); o.code != "model_retired" {
+		t.Fatalf("under the served bundle's rule: %s", o)
+	}
+
+	mu.Lock()
+	writeBundle(t, bundleFile, nil, key) // the rule withdrawn
+	etag = `"2"`
+	mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for mustAsk(t, c, chat("gpt-4o-mini", "hello")).status != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatalf("the new bundle was not polled: %+v", h.policyStatus().Enforced)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -284,8 +284,11 @@ func (s *Server) loadPolicy(ctx context.Context) error {
 	if cfg.Policy.Dir != "" {
 		src = policy.Source{Dir: cfg.Resolve(cfg.Policy.Dir)}
 	}
-	if b := cfg.Policy.Bundle; b.File != "" {
-		src = policy.Source{Bundle: cfg.Resolve(b.File)}
+	if b := cfg.Policy.Bundle; b.File != "" || b.URL != "" {
+		src = policy.Source{BundleURL: b.URL}
+		if b.File != "" {
+			src = policy.Source{Bundle: cfg.Resolve(b.File)}
+		}
 		if b.PublicKey != "" {
 			key, err := os.ReadFile(cfg.Resolve(b.PublicKey))
 			if err != nil {
@@ -344,6 +347,13 @@ func (s *Server) loadPolicy(ctx context.Context) error {
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	s.stopBackground = cancel
+	if cfg.Policy.Bundle.URL != "" {
+		s.background.Add(1)
+		go func() {
+			defer s.background.Done()
+			s.policy.Poll(bg, cfg.Policy.Bundle.Poll.D())
+		}()
+	}
 	if cfg.Reload.Watch {
 		s.background.Add(1)
 		go func() {
