@@ -102,7 +102,9 @@ type options struct {
 	allow   []string
 	timeout time.Duration
 	headers map[string]*ast.Term
-	caps    *ast.Capabilities
+	// headerList is the list WithHeaders was given, for CheckHeaders.
+	headerList []string
+	caps       *ast.Capabilities
 	// traceTests is WithFailureDetails.
 	traceTests bool
 }
@@ -149,6 +151,9 @@ func Load(ctx context.Context, fsys fs.FS, data map[string]any, opts ...Option) 
 		if err := CheckAllowedBuiltins(o.allow); err != nil {
 			return nil, fmt.Errorf("policy: load: %w", err)
 		}
+	}
+	if err := CheckHeaders(newOptions(opts).headerList); err != nil {
+		return nil, fmt.Errorf("policy: load: %w", err)
 	}
 	dataFiles, err := readDataFiles(fsys)
 	if err != nil {

@@ -93,11 +93,6 @@ var credentialHeaders = []string{"authorization", "proxy-authorization", "x-api-
 // is not set, lower-case.
 func DefaultHeaders() []string { return slices.Clone(defaultHeaders) }
 
-// InputHeaders is DefaultHeaders.
-//
-// Deprecated: use Set.Headers, which follows policy.headers.
-func InputHeaders() []string { return DefaultHeaders() }
-
 // WithHeaders sets the request headers the policy sees as
 // input.request.headers, e.g. the configuration's policy.headers:
 // []string{"user-agent", "x-ticket-id"}. Names are compared without case
@@ -109,6 +104,7 @@ func InputHeaders() []string { return DefaultHeaders() }
 func WithHeaders(names []string) Option {
 	return func(o *options) {
 		if names != nil {
+			o.headerList = slices.Clone(names)
 			o.headers = headerTerms(names)
 		}
 	}
@@ -129,11 +125,16 @@ func CheckHeaders(names []string) error {
 	return nil
 }
 
-// headerTerms maps each lower-cased name to its term.
+// headerTerms maps each lower-cased name to its term. Credentials are left
+// out whatever the caller passes: CheckHeaders reports them, and this is
+// the line no configuration crosses.
 func headerTerms(names []string) map[string]*ast.Term {
 	m := make(map[string]*ast.Term, len(names))
 	for _, h := range names {
 		h = strings.ToLower(h)
+		if slices.Contains(credentialHeaders, h) {
+			continue
+		}
 		m[h] = ast.StringTerm(h)
 	}
 	return m
