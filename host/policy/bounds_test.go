@@ -250,3 +250,23 @@ func TestAllowedBuiltinsAreChecked(t *testing.T) {
 		t.Fatalf("capabilities JSON: %v %.80s", err, b)
 	}
 }
+
+// A reload refuses a set one of whose tests runs past its budget, a
+// thousand evaluation limits, naming the test.
+func TestReloadRefusesSlowTests(t *testing.T) {
+	slowTest := `package sluice.slow_test
+
+test_counts_a_lot if {
+	count([x | some x in numbers.range(1, 5000000); x % 7 == 0]) > 0
+}
+`
+	files := defaultWith(t, map[string]string{"slow_test.rego": slowTest})
+	_, err := policy.NewSet(context.Background(), policy.SetConfig{
+		Policies: policy.Source{FS: files}, Data: openTier(), EvalTimeout: 20 * time.Microsecond})
+	var re *policy.ReloadError
+	if !errors.As(err, &re) || !slices.ContainsFunc(re.Problems, func(p policy.Problem) bool {
+		return p.File == "slow_test.rego" && strings.Contains(p.Message, "test_counts_a_lot")
+	}) {
+		t.Fatalf("NewSet: %v, want the slow test refused", err)
+	}
+}
