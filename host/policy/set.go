@@ -114,7 +114,8 @@ type SetConfig struct {
 	// Rewatched, if set, is called by Watch when a policy folder, or the
 	// link to it, was replaced and Watch has moved its watch to what dir
 	// leads to now; err says why it could not (the folder is gone: Watch
-	// tries again when it comes back). It runs on the watching goroutine.
+	// tries again when it comes back), or, at the start, that the folder's
+	// parent cannot be watched. It runs on the watching goroutine.
 	Rewatched func(dir string, err error)
 }
 

@@ -49,8 +49,10 @@ func (s *Set) Watch(ctx context.Context) error {
 	}
 	defer w.Close()
 	for _, r := range roots {
-		if err := w.Add(r.parent); err != nil {
-			return fmt.Errorf("policy: watch %s: %w", r.parent, err)
+		// Without the parent, edits are still followed, a replacement of
+		// the folder not: say so, and go on.
+		if err := w.Add(r.parent); err != nil && s.cfg.Rewatched != nil {
+			s.cfg.Rewatched(r.dir, fmt.Errorf("its parent cannot be watched, so a replacement of it will not be seen: %w", err))
 		}
 		if err := r.watch(w); err != nil {
 			return fmt.Errorf("policy: watch %s: %w", r.dir, err)

@@ -331,7 +331,7 @@ func (s *Server) loadPolicy(ctx context.Context) error {
 		},
 		Rewatched: func(dir string, err error) {
 			if err != nil {
-				s.log.Warn("policy folder replaced and not there yet; watching for it", "dir", dir, "error", err)
+				s.log.Warn("policy folder not followed", "dir", dir, "error", err)
 				return
 			}
 			s.log.Info("policy folder replaced; watch re-established", "dir", dir)
