@@ -81,6 +81,17 @@ func readBundle(r io.Reader, v *BundleVerification) (fs.FS, error) {
 	return files, nil
 }
 
+// OpenBundle reads the OPA bundle file at path as the engine reads it (see
+// Source.Bundle), verifying its signature when v is set, for the tools
+// that test and check a bundle before it ships.
+func OpenBundle(path string, v *BundleVerification) (fs.FS, error) {
+	fsys, err := readBundleFile(path, v)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	return fsys, nil
+}
+
 // readBundleFile reads the bundle file at path.
 func readBundleFile(path string, v *BundleVerification) (fs.FS, error) {
 	src, err := os.ReadFile(path)

@@ -86,7 +86,7 @@ func policyTestCommand(g *globals) *cobra.Command {
 		verbose     bool
 	)
 	cmd := &cobra.Command{
-		Use:   "test [DIR]",
+		Use:   "test [DIR | BUNDLE.tar.gz]",
 		Short: "Run the test_ rules of a policy and report coverage",
 		Long: `Run every test_ rule of the .rego files in DIR (the built-in policies when no DIR
 is given), compiled as the gateway compiles them: Rego v1, strict mode, strict builtin
@@ -174,7 +174,7 @@ func printTestReport(w io.Writer, report policy.TestReport) {
 func policyCheckCommand(g *globals) *cobra.Command {
 	var dir string
 	cmd := &cobra.Command{
-		Use:   "check [DIR]",
+		Use:   "check [DIR | BUNDLE.tar.gz]",
 		Short: "Compile a policy strictly and check its formatting",
 		Long: `Check the .rego files in DIR (the built-in policies when no DIR is given), test files
 included, as the gateway would load them: Rego v1 in strict mode (unused variables and
@@ -313,7 +313,12 @@ func policyFS(flag string, args []string) (fsys fs.FS, root string, err error) {
 		return nil, "", err
 	}
 	if !info.IsDir() {
-		return nil, "", fmt.Errorf("%s is not a folder of .rego files", root)
+		if strings.HasSuffix(root, ".tar.gz") {
+			// An OPA bundle, as it ships: its files are named as inside it.
+			fsys, err := policy.OpenBundle(root, nil)
+			return fsys, "", err
+		}
+		return nil, "", fmt.Errorf("%s is not a folder of .rego files nor an OPA bundle (.tar.gz)", root)
 	}
 	return os.DirFS(root), root, nil
 }

@@ -12,6 +12,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/bundle"
+
 	"github.com/sluicehq/sluice/policies"
 )
 
@@ -294,5 +297,37 @@ test_lowered_limit if {
 	}
 	if out, _ := runPolicy(t, "test", dir); strings.Contains(out, "limit == 60") {
 		t.Errorf("without -v, the failing expression is shown:\n%s", out)
+	}
+}
+
+// test and check read an OPA bundle as it ships.
+func TestPolicyToolsReadABundle(t *testing.T) {
+	var b bundle.Bundle
+	for _, name := range []string{"authz.rego", "authz_test.rego"} {
+		src, err := fs.ReadFile(policies.FS, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := ast.ParseModuleWithOpts(name, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Modules = append(b.Modules, bundle.ModuleFile{URL: "/" + name, Path: "/" + name, Raw: src, Parsed: m})
+	}
+	b.Data = map[string]any{}
+	b.Manifest.Init()
+	var buf bytes.Buffer
+	if err := bundle.NewWriter(&buf).Write(b); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "policy.tar.gz")
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runPolicy(t, "test", path); err != nil || !strings.Contains(out, " 0 failed") {
+		t.Errorf("test of a bundle: %v\n%s", err, out)
+	}
+	if out, err := runPolicy(t, "check", path); err != nil || strings.TrimSpace(out) != "ok" {
+		t.Errorf("check of a bundle: %v\n%s", err, out)
 	}
 }
