@@ -37,6 +37,10 @@ cap contains {"limit": "", "value": 0} if input.never_set == true
 # plugin: request-phase plugins to run in addition to the tier's.
 plugin contains "" if input.never_set == true
 
+# allow: models to allow beyond the tier's, as patterns like the tier's
+# models (for example from data: a grant to one client).
+allow contains "" if input.never_set == true
+
 # decision is the only rule the gateway reads. It is one else chain, so that
 # exactly one branch yields the whole object.
 #
@@ -223,6 +227,14 @@ _model_allowed if _model == ""
 # use ("gpt-3.5-turbo", "meta-llama/Llama-3-8B").
 _model_allowed if {
 	some pattern in _tier.models
+	glob.match(pattern, null, _model)
+}
+
+# A model an allow rule grants is allowed too. The derived first-pass
+# answers need not stand aside for it: they answer only models the tier
+# allows.
+_model_allowed if {
+	some pattern in allow
 	glob.match(pattern, null, _model)
 }
 

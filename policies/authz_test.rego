@@ -470,6 +470,21 @@ test_denial_reason_reaches_the_decision if {
 	}
 }
 
+test_allow_extension_grants_models_beyond_the_tier if {
+	every c in [
+		{"allow": {"gpt-4o"}, "model": "gpt-4o", "allowed": true},
+		{"allow": {"gpt-4*"}, "model": "gpt-4.1", "allowed": true},
+		{"allow": {"gpt-4o"}, "model": "o3", "allowed": false},
+		{"allow": set(), "model": "gpt-4o", "allowed": false},
+	] {
+		d := authz.decision with input as request("standard", c.model, [])
+			with data.sluice.tiers as tiers
+			with data.sluice.derived as authz.derived with data.sluice.tiers as tiers
+			with authz.allow as c.allow
+		d.allowed == c.allowed
+	}
+}
+
 test_cap_extension_applies_to_denials_too if {
 	d := authz.decision with input as request("standard", "gpt-4o", [])
 		with data.sluice.tiers as tiers

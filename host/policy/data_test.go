@@ -138,3 +138,28 @@ func TestDataFilesReload(t *testing.T) {
 		t.Errorf("Reload with a data file failing the tests: %v", err)
 	}
 }
+
+// An allow rule grants a client a model its tier does not have, from data
+// the folder carries.
+func TestAllowGrantsAModelFromData(t *testing.T) {
+	files := defaultWith(t, map[string]string{
+		"grants.rego": "package sluice.authz\n\nallow contains m if some m in data.grants[input.client.id]\n",
+		"grants/data.yaml": "bot: [gpt-4o]\n",
+	})
+	tiers := map[string]any{"sluice": map[string]any{"tiers": map[string]any{"standard": map[string]any{"models": []any{"gpt-4o-mini"}}}}}
+	e, err := policy.Load(context.Background(), files, tiers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		client, model string
+		allowed       bool
+	}{{"bot", "gpt-4o", true}, {"bot", "gpt-4o-mini", true}, {"other", "gpt-4o", false}} {
+		in := ticketInput("research")
+		in.Client.ID, in.Request.Model = tt.client, tt.model
+		d, err := e.Decide(context.Background(), in)
+		if err != nil || d.Allowed != tt.allowed {
+			t.Errorf("%s asking for %s: %+v, %v; want allowed %v", tt.client, tt.model, d, err, tt.allowed)
+		}
+	}
+}
