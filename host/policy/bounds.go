@@ -40,8 +40,11 @@ const testBudget = 1000
 // times the limit (5 s for the default).
 //
 // Notes: OPA checks the limit between expressions and inside the builtins
-// that loop (numbers.range and the like), so one slow builtin call can
-// overrun it by its own duration.
+// that loop (numbers.range and the like). The time between two readings of
+// the clock counts for a fifth of the limit at most, so that a goroutine
+// the scheduler paused is not refused for it; the other side of that coin
+// is that five slow builtin calls, not one, stop an evaluation, each
+// running to its end.
 func WithEvalTimeout(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {
