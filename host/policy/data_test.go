@@ -143,7 +143,7 @@ func TestDataFilesReload(t *testing.T) {
 // the folder carries.
 func TestAllowGrantsAModelFromData(t *testing.T) {
 	files := defaultWith(t, map[string]string{
-		"grants.rego": "package sluice.authz\n\nallow contains m if some m in data.grants[input.client.id]\n",
+		"grants.rego":      "package sluice.authz\n\nallow contains m if some m in data.grants[input.client.id]\n",
 		"grants/data.yaml": "bot: [gpt-4o]\n",
 	})
 	tiers := map[string]any{"sluice": map[string]any{"tiers": map[string]any{"standard": map[string]any{"models": []any{"gpt-4o-mini"}}}}}
