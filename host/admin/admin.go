@@ -48,6 +48,9 @@ type Control interface {
 	// it, as if sent with headers at the time at (now when zero), and
 	// returns the explanation to show as JSON.
 	Decide(ctx context.Context, client store.Client, path string, body []byte, headers map[string]string, at time.Time) (any, *api.Error)
+	// PolicyData is the data the gateway gives the policy (tiers,
+	// departments, clients), for sluice policy eval --from-gateway.
+	PolicyData() any
 	// Replay finds a decision in the decision log and decides its logged
 	// input again with the policy in force.
 	Replay(ctx context.Context, decisionID string) (any, *api.Error)
@@ -131,6 +134,8 @@ func (a *API) Handler(ctx *fasthttp.RequestCtx) {
 		a.usageReport(ctx)
 	case a.control != nil && path == "/admin/policy" && method == fasthttp.MethodGet:
 		writeJSON(ctx, http.StatusOK, a.control.PolicyStatus())
+	case a.control != nil && path == "/admin/policy/data" && method == fasthttp.MethodGet:
+		writeJSON(ctx, http.StatusOK, a.control.PolicyData())
 	case a.control != nil && path == "/admin/policy/reload" && method == fasthttp.MethodPost:
 		a.reload(ctx, "policy", a.control.ReloadPolicy)
 	case a.control != nil && path == "/admin/plugins" && method == fasthttp.MethodGet:

@@ -431,6 +431,15 @@ func (s *Set) SetData(ctx context.Context, path string, value any) error {
 	return nil
 }
 
+// Data returns the data document the gateway wrote (SetConfig.Data, then
+// SetData): tiers, departments, clients, without the policy folder's data
+// files or the derived data. It must not be modified.
+func (s *Set) Data() map[string]any {
+	s.dataMu.Lock()
+	defer s.dataMu.Unlock()
+	return s.data
+}
+
 // Status returns the state of both sets and the shadow counters.
 func (s *Set) Status() Status {
 	st := Status{

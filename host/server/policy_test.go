@@ -1032,3 +1032,24 @@ func TestDecideReplaysALoggedDecision(t *testing.T) {
 		t.Errorf("unknown decision id: %d, want 404", status)
 	}
 }
+
+// GET /admin/policy/data is the data the gateway writes for its policy,
+// clients included, for sluice policy eval --from-gateway.
+func TestAdminPolicyData(t *testing.T) {
+	h := newHarness(t, open)
+	status, body := h.admin("GET", "/admin/policy/data", "")
+	var data struct {
+		Sluice struct {
+			Tiers   map[string]any `json:"tiers"`
+			Clients map[string]struct {
+				Department string `json:"department"`
+			} `json:"clients"`
+		} `json:"sluice"`
+	}
+	if err := json.Unmarshal(body, &data); status != http.StatusOK || err != nil {
+		t.Fatalf("GET /admin/policy/data: %d %v %s", status, err, body)
+	}
+	if data.Sluice.Tiers["test"] == nil || data.Sluice.Clients["app"].Department != "research" {
+		t.Errorf("data %s, want the tiers and the client app of research", body)
+	}
+}

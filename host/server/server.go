@@ -435,6 +435,10 @@ func (s *Server) Decide(ctx context.Context, client store.Client, path string, b
 	return s.gateway.Explain(ctx, client, path, body, headers, at)
 }
 
+// PolicyData answers GET /admin/policy/data: the data the gateway writes
+// for the policy.
+func (s *Server) PolicyData() any { return s.policy.Data() }
+
 // Replay answers POST /admin/decide with a decision_id: the line of the
 // decision log, and the decision the policy in force makes for its input.
 func (s *Server) Replay(ctx context.Context, id string) (any, *api.Error) {

@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluicehq/sluice/host/config"
 	"github.com/sluicehq/sluice/host/policy"
 	"github.com/sluicehq/sluice/policies"
 )
@@ -219,8 +222,8 @@ the configuration's policy.headers does not give the policy.`,
 
 func policyEvalCommand(g *globals) *cobra.Command {
 	var (
-		dir, inputPath string
-		dataPaths      []string
+		dir, inputPath, fromGateway, adminToken string
+		dataPaths                               []string
 	)
 	cmd := &cobra.Command{
 		Use:   "eval --input FILE.json",
@@ -270,6 +273,11 @@ printing the decision first when there is one.`,
 				fsys = os.DirFS(cfg.Resolve(cfg.Policy.Dir))
 			}
 			data := map[string]any{"sluice": map[string]any{"tiers": tiers, "departments": departments}}
+			if fromGateway != "" {
+				if data, err = gatewayData(cmd.Context(), cfg, fromGateway, adminToken); err != nil {
+					return fmt.Errorf("--from-gateway: %w", err)
+				}
+			}
 			extra, err := policy.LoadDataFiles(dataPaths)
 			if err != nil {
 				return fmt.Errorf("--data: %w", err)
@@ -290,8 +298,51 @@ printing the decision first when there is one.`,
 	}
 	cmd.Flags().StringVar(&inputPath, "input", "", `JSON input document, as in policies/README.md ("-" for standard input)`)
 	cmd.Flags().StringVar(&dir, "policies", "", "folder of .rego files (default: policy.dir of the configuration, else the built-in policies)")
+	cmd.Flags().StringVar(&fromGateway, "from-gateway", "", `admin API of a running gateway (e.g. http://127.0.0.1:8081) whose tiers, departments and clients the policy sees, instead of the configuration's`)
+	cmd.Flags().StringVar(&adminToken, "admin-token", "", "admin token for --from-gateway (default: $SLUICE_ADMIN_TOKEN, server.admin_token, else the data folder's admin.token)")
 	cmd.Flags().StringSliceVar(&dataPaths, "data", nil, `data files or folders, loaded as opa eval --data loads them, e.g. a clients.json of {"sluice": {"clients": {...}}}; repeatable`)
 	return cmd
+}
+
+// gatewayData reads the data a running gateway gives its policy, from its
+// admin API at base, with the admin token: token, else $SLUICE_ADMIN_TOKEN,
+// else the configuration's, else the data folder's admin.token.
+func gatewayData(ctx context.Context, cfg *config.Config, base, token string) (map[string]any, error) {
+	if token == "" {
+		token = os.Getenv("SLUICE_ADMIN_TOKEN")
+	}
+	if token == "" {
+		token = cfg.Server.AdminToken
+	}
+	if token == "" {
+		b, err := os.ReadFile(filepath.Join(cfg.Resolve(cfg.DataDir), "admin.token"))
+		if err != nil {
+			return nil, fmt.Errorf("no admin token: give --admin-token or $SLUICE_ADMIN_TOKEN (%w)", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/admin/policy/data", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return nil, fmt.Errorf("GET /admin/policy/data: %s: %s", resp.Status, bytes.TrimSpace(body))
+	}
+	dec := json.NewDecoder(resp.Body)
+	dec.UseNumber()
+	var data map[string]any
+	if err := dec.Decode(&data); err != nil {
+		return nil, fmt.Errorf("GET /admin/policy/data: %w", err)
+	}
+	return data, nil
 }
 
 // policyFS picks the policy folder of test and check: DIR or --policies,

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -329,5 +331,40 @@ func TestPolicyToolsReadABundle(t *testing.T) {
 	}
 	if out, err := runPolicy(t, "check", path); err != nil || strings.TrimSpace(out) != "ok" {
 		t.Errorf("check of a bundle: %v\n%s", err, out)
+	}
+}
+
+// eval --from-gateway gives the policy the data a running gateway writes,
+// read from its admin API with the admin token.
+func TestPolicyEvalFromGateway(t *testing.T) {
+	admin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/admin/policy/data" || r.Header.Get("Authorization") != "Bearer tok" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		w.Write([]byte(`{"sluice": {"tiers": {"standard": {"models": ["*"]}}, "departments": {},
+			"clients": {"auditor": {"labels": {"suspends": "finance"}}}}}`))
+	}))
+	defer admin.Close()
+	dir := policyDir(t, map[string]string{"peers.rego": `package sluice.authz
+
+deny contains {"code": "peer_suspended"} if {
+	some peer in data.sluice.clients
+	peer.labels.suspends == input.client.department
+}
+`})
+	input := filepath.Join(t.TempDir(), "request.json")
+	doc := `{"client": {"id": "billing-bot", "department": "finance", "tier": "standard"},
+	         "request": {"method": "POST", "path": "/v1/chat/completions", "model": "gpt-4o"}, "findings": []}`
+	if err := os.WriteFile(input, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runPolicy(t, "eval", "--input", input, "--policies", dir, "--from-gateway", admin.URL, "--admin-token", "tok")
+	if err != nil || !strings.Contains(out, `"peer_suspended"`) {
+		t.Errorf("eval --from-gateway: %v\n%s", err, out)
+	}
+	if _, err := runPolicy(t, "eval", "--input", input, "--policies", dir, "--from-gateway", admin.URL, "--admin-token", "bad"); err == nil ||
+		!strings.Contains(err.Error(), "401") {
+		t.Errorf("eval --from-gateway with a bad token: %v", err)
 	}
 }
