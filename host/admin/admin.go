@@ -47,7 +47,7 @@ type Control interface {
 	// Decide decides an OpenAI request body for a client without forwarding
 	// it, as if sent with headers at the time at (now when zero), and
 	// returns the explanation to show as JSON.
-	Decide(ctx context.Context, client store.Client, path string, body []byte, headers map[string]string, at time.Time) (any, *api.Error)
+	Decide(ctx context.Context, client store.Client, path string, body []byte, probe policy.Probe) (any, *api.Error)
 	// PolicyData is the data the gateway gives the policy (tiers,
 	// departments, clients), for sluice policy eval --from-gateway.
 	PolicyData() any
@@ -186,12 +186,8 @@ func (a *API) decide(ctx *fasthttp.RequestCtx) {
 		ClientID string          `json:"client_id"`
 		Path     string          `json:"path"`
 		Request  json.RawMessage `json:"request"`
-		// Headers are request headers as the application would send them;
-		// the policy sees those policy.headers lists.
-		Headers map[string]string `json:"headers"`
-		// Time is when the request is taken to arrive, RFC 3339; now when
-		// absent.
-		Time time.Time `json:"time"`
+		// Headers, time and usage as policy.Probe reads them.
+		policy.Probe
 		// DecisionID replays a logged decision instead: the other fields
 		// must be absent.
 		DecisionID string `json:"decision_id"`
@@ -228,7 +224,7 @@ func (a *API) decide(ctx *fasthttp.RequestCtx) {
 		a.storeError(ctx, "finding the client", err)
 		return
 	}
-	ex, aerr := a.control.Decide(ctx, client, req.Path, req.Request, req.Headers, req.Time)
+	ex, aerr := a.control.Decide(ctx, client, req.Path, req.Request, req.Probe)
 	if aerr != nil {
 		fail(ctx, aerr)
 		return

@@ -51,6 +51,45 @@ type Counters struct {
 	SpendMonthMicros int64 `json:"-"`
 }
 
+// UnmarshalJSON reads counters in the shape of input.usage.client, with
+// spend_month_usd an exact decimal number of dollars: what POST
+// /admin/decide takes to try a rule on usage.
+func (c *Counters) UnmarshalJSON(b []byte) error {
+	var aux struct {
+		RequestsMinute int64       `json:"requests_minute"`
+		TokensMinute   int64       `json:"tokens_minute"`
+		TokensToday    int64       `json:"tokens_today"`
+		TokensMonth    int64       `json:"tokens_month"`
+		SpendMonthUSD  json.Number `json:"spend_month_usd"`
+	}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	*c = Counters{RequestsMinute: aux.RequestsMinute, TokensMinute: aux.TokensMinute,
+		TokensToday: aux.TokensToday, TokensMonth: aux.TokensMonth}
+	if aux.SpendMonthUSD != "" {
+		m, ok := parseMicros(string(aux.SpendMonthUSD))
+		if !ok {
+			return fmt.Errorf("spend_month_usd %s: want a non-negative decimal number of dollars", aux.SpendMonthUSD)
+		}
+		c.SpendMonthMicros = m
+	}
+	return nil
+}
+
+// Probe is what a dry run may set of a request beyond its body, to try a
+// rule on headers, time or usage (POST /admin/decide).
+type Probe struct {
+	// Headers are the request's headers as the application would send
+	// them; the policy sees those it is configured to.
+	Headers map[string]string `json:"headers"`
+	// Time is when the request arrives; now when zero.
+	Time time.Time `json:"time"`
+	// Usage replaces the counters the gateway would read, in the shape of
+	// input.usage.
+	Usage *Usage `json:"usage"`
+}
+
 // Client is the authenticated caller.
 type Client struct {
 	ID         string            `json:"id"`

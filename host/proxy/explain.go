@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"net/http"
-	"time"
 
 	"github.com/sluicehq/sluice/host/api"
 	"github.com/sluicehq/sluice/host/policy"
@@ -23,10 +22,11 @@ type Explanation struct {
 
 // Explain runs the request path of an OpenAI request body from client up to
 // the policy's last word, as the gateway would, and explains the decision.
-// path is /v1/chat/completions or /v1/embeddings; headers are the request's
-// (the policy sees those it is configured to), and at is when it arrives,
-// now when zero.
-func (g *Gateway) Explain(ctx context.Context, client store.Client, path string, body []byte, headers map[string]string, at time.Time) (*Explanation, *api.Error) {
+// path is /v1/chat/completions or /v1/embeddings; probe sets the request's
+// headers (the policy sees those it is configured to), when it arrives
+// (now when zero) and the usage the policy sees (the counters' when nil).
+func (g *Gateway) Explain(ctx context.Context, client store.Client, path string, body []byte, probe policy.Probe) (*Explanation, *api.Error) {
+	at := probe.Time
 	if at.IsZero() {
 		at = g.now()
 	}
@@ -58,8 +58,11 @@ func (g *Gateway) Explain(ctx context.Context, client store.Client, path string,
 	if aerr != nil {
 		return nil, aerr
 	}
-	if len(headers) > 0 {
-		in.Request.Headers = headers // the engine keeps only the configured names
+	if len(probe.Headers) > 0 {
+		in.Request.Headers = probe.Headers // the engine keeps only the configured names
+	}
+	if probe.Usage != nil {
+		in.Usage = probe.Usage
 	}
 	ex, err := g.decider.Explain(ctx, *in)
 	if err != nil {

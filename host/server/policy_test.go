@@ -935,8 +935,8 @@ func TestShadowReloadsAndDecisionLogDropsAreMetrics(t *testing.T) {
 	}
 }
 
-// POST /admin/decide takes the request's headers and a time, so that a
-// rule on either can be tried, and says how long the decision took.
+// POST /admin/decide takes the request's headers, a time and usage, so that
+// a rule on any of them can be tried, and says how long the decision took.
 func TestDecideTakesHeadersAndTime(t *testing.T) {
 	dir := defaultPolicyFolder(t)
 	putFile(t, dir, "ticket.rego", ticketRule)
@@ -946,6 +946,10 @@ deny contains {"code": "outside_hours", "message": "ops work 08:00 to 18:00"} if
 	input.client.department == "ops"
 	not input.time.hour in numbers.range(8, 17)
 }
+`)
+	putFile(t, dir, "budget.rego", `package sluice.authz
+
+deny contains {"code": "over_budget", "message": "spent"} if input.usage.client.spend_month_usd > 10
 `)
 	cfg := policyConfig(t, open, dir, false)
 	cfg.Policy.Headers = []string{"x-ticket-id"}
@@ -981,6 +985,10 @@ deny contains {"code": "outside_hours", "message": "ops work 08:00 to 18:00"} if
 	}
 	if code, _, _ := decide(`,"time":"2026-12-07T20:00:00Z","headers":{"x-ticket-id":"OPS-7"}`); code != "outside_hours" {
 		t.Errorf("with the header at 20:00: %q, want outside_hours", code)
+	}
+	code, _, input = decide(`,"time":"2026-12-07T10:00:00Z","headers":{"x-ticket-id":"OPS-7"},"usage":{"client":{"spend_month_usd":12.5}}`)
+	if code != "over_budget" {
+		t.Errorf("with a usage of $12.50: %q, want over_budget (input %v)", code, input["usage"])
 	}
 }
 

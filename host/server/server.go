@@ -431,8 +431,8 @@ func (s *Server) Reload(ctx context.Context) error {
 }
 
 // Decide answers a dry run of POST /admin/decide.
-func (s *Server) Decide(ctx context.Context, client store.Client, path string, body []byte, headers map[string]string, at time.Time) (any, *api.Error) {
-	return s.gateway.Explain(ctx, client, path, body, headers, at)
+func (s *Server) Decide(ctx context.Context, client store.Client, path string, body []byte, probe policy.Probe) (any, *api.Error) {
+	return s.gateway.Explain(ctx, client, path, body, probe)
 }
 
 // PolicyData answers GET /admin/policy/data: the data the gateway writes
