@@ -15,9 +15,10 @@ package sluice.authz
 # OPA's rule index rules out without evaluating a body: the declarations cost
 # next to nothing on every request, where a body of false would be evaluated.
 
-# deny: denials, as objects {"http_status", "code", "type", "message"} or as
-# message strings. When several apply, decision shows the first of them in
-# the order of _denial's [code, http_status, message, type].
+# deny: denials, as objects {"http_status", "code", "type", "message",
+# "reason"} or as message strings. When several apply, decision shows the
+# first of them in the order of _denial's [code, http_status, message,
+# type, reason].
 deny contains "" if input.never_set == true
 
 # redact: finding types of the pii plugin to redact instead of block, in
@@ -30,10 +31,15 @@ block contains "" if input.never_set == true
 
 # cap: limits lowered for this request, as {"limit": "tpm", "value": 20000}.
 # The lowest of the tier's value and every cap on the same limit applies.
+# A cap on "max_tokens" lowers the reply limit the upstream receives.
 cap contains {"limit": "", "value": 0} if input.never_set == true
 
 # plugin: request-phase plugins to run in addition to the tier's.
 plugin contains "" if input.never_set == true
+
+# allow: models to allow beyond the tier's, as patterns like the tier's
+# models (for example from data: a grant to one client).
+allow contains "" if input.never_set == true
 
 # decision is the only rule the gateway reads. It is one else chain, so that
 # exactly one branch yields the whole object.
@@ -82,6 +88,7 @@ decision := d if {
 	"code": "tier_unknown",
 	"type": "permission_error",
 	"message": sprintf("client tier %q is not configured", [_tier_name]),
+	"reason": "",
 	"headers": {},
 	"limits": _unlimited,
 	"department_limits": _unlimited,
@@ -97,6 +104,7 @@ decision := d if {
 	"code": "model_not_allowed",
 	"type": "permission_error",
 	"message": sprintf("model %q is not allowed for this client", [_model]),
+	"reason": "",
 	"headers": {},
 	"limits": _limits,
 	"department_limits": _department_limits,
@@ -112,6 +120,7 @@ decision := d if {
 	"code": "policy_error",
 	"type": "server_error",
 	"message": "the policy lowers a limit it cannot apply",
+	"reason": "",
 	"headers": {},
 	"limits": _tier_limits,
 	"department_limits": _department_limits,
@@ -130,6 +139,7 @@ decision := d if {
 	"code": code,
 	"type": kind,
 	"message": message,
+	"reason": reason,
 	"headers": {},
 	"limits": _limits,
 	"department_limits": _department_limits,
@@ -138,13 +148,14 @@ decision := d if {
 	"response_plugins": [],
 	"restore": false,
 } if {
-	[code, status, message, kind] := _first_denial
+	[code, status, message, kind, reason] := _first_denial
 } else := {
 	"allowed": false,
 	"http_status": 400,
 	"code": "content_policy_violation",
 	"type": "invalid_request_error",
 	"message": sprintf("request blocked by content policy (%s)", [concat(", ", sort(categories))]),
+	"reason": "",
 	"headers": {},
 	"limits": _limits,
 	"department_limits": _department_limits,
@@ -162,6 +173,7 @@ decision := d if {
 	"code": "pii_detected",
 	"type": "invalid_request_error",
 	"message": sprintf("request blocked: personal data detected (%s)", [concat(", ", sort(blocked))]),
+	"reason": "",
 	"headers": {},
 	"limits": _limits,
 	"department_limits": _department_limits,
@@ -188,6 +200,7 @@ decision := d if {
 	"plugins": sort(_tier_plugins(_tier) | plugin),
 	"response_plugins": object.get(_tier, "response_plugins", []),
 	"restore": object.get(_tier, "restore", false),
+	"max_tokens": _max_tokens,
 }
 
 # _tier is the client's tier settings, from the data the gateway loads from
@@ -214,6 +227,14 @@ _model_allowed if _model == ""
 # use ("gpt-3.5-turbo", "meta-llama/Llama-3-8B").
 _model_allowed if {
 	some pattern in _tier.models
+	glob.match(pattern, null, _model)
+}
+
+# A model an allow rule grants is allowed too. The derived first-pass
+# answers need not stand aside for it: they answer only models the tier
+# allows.
+_model_allowed if {
+	some pattern in allow
 	glob.match(pattern, null, _model)
 }
 
@@ -260,13 +281,19 @@ _lowered(value, caps) := value if {
 	is_number(value)
 } else := value
 
-# _valid_cap holds for a cap on a known limit to a positive number: a cap of
-# 0 would read as unlimited.
+# _valid_cap holds for a cap on a known limit, or max_tokens, to a positive
+# number: a cap of 0 would read as unlimited.
 _valid_cap(c) if {
-	c.limit in _limit_names
+	c.limit in (_limit_names | {"max_tokens"})
 	is_number(c.value)
 	c.value > 0
 }
+
+# _max_tokens is the lowest max_tokens cap, 0 (no cap) when there is none:
+# the gateway lowers the request's max_tokens to it, never raises it.
+default _max_tokens := 0
+
+_max_tokens := min(_caps.max_tokens)
 
 # _department_limits are the limits shared by the client's department, from
 # data.sluice.departments; none when the department has no entry.
@@ -278,19 +305,20 @@ _department_limits := _limits_of(data.sluice.departments[input.client.department
 # in sort order, so that the choice does not depend on evaluation order.
 _first_denial := sort([_denial(d) | some d in deny])[0]
 
-# _denial normalizes a deny element to [code, http_status, message, type].
-# A field left out takes the value of a generic denial, so that a denial
-# written in haste still denies.
+# _denial normalizes a deny element to [code, http_status, message, type,
+# reason]. A field left out takes the value of a generic denial, so that a
+# denial written in haste still denies; the reason defaults to "".
 _denial(d) := [
 	object.get(d, "code", "policy_denied"),
 	object.get(d, "http_status", 403),
 	object.get(d, "message", "request denied by policy"),
 	object.get(d, "type", "permission_error"),
+	object.get(d, "reason", ""),
 ] if {
 	is_object(d)
-} else := ["policy_denied", 403, d, "permission_error"] if {
+} else := ["policy_denied", 403, d, "permission_error", ""] if {
 	is_string(d)
-} else := ["policy_denied", 403, "request denied by policy", "permission_error"]
+} else := ["policy_denied", 403, "request denied by policy", "permission_error", ""]
 
 # _blocks holds for a pii finding type that must block the request.
 _blocks(t) if t in block
@@ -335,6 +363,7 @@ _allowed(tier, department_limits) := {
 	"plugins": sort(_tier_plugins(tier)),
 	"response_plugins": object.get(tier, "response_plugins", []),
 	"restore": object.get(tier, "restore", false),
+	"max_tokens": 0,
 }
 
 # _glob_syntax holds for a pattern that glob.match reads as more than its

@@ -75,6 +75,7 @@ denied(status, code, type, message) := {
 	"code": code,
 	"type": type,
 	"message": message,
+	"reason": "",
 	"headers": {},
 	"limits": standard_limits,
 	"department_limits": finance_limits,
@@ -101,6 +102,7 @@ test_standard_allowed_without_findings if {
 		"plugins": ["content_filter", "pii"],
 		"response_plugins": [],
 		"restore": false,
+		"max_tokens": 0,
 	}
 }
 
@@ -114,6 +116,7 @@ test_unknown_tier_denied if {
 		"code": "tier_unknown",
 		"type": "permission_error",
 		"message": "client tier \"gold\" is not configured",
+		"reason": "",
 		"headers": {},
 		"limits": unlimited,
 		"department_limits": unlimited,
@@ -227,6 +230,7 @@ test_pii_in_redact_list_is_redacted if {
 		"plugins": ["pii"],
 		"response_plugins": ["pii"],
 		"restore": true,
+		"max_tokens": 0,
 	}
 }
 
@@ -430,6 +434,57 @@ test_cap_extension_lowers_limits if {
 	}
 }
 
+test_max_tokens_cap_is_the_lowest_and_leaves_limits_alone if {
+	every c in [
+		{"cap": {{"limit": "max_tokens", "value": 256}}, "max_tokens": 256},
+		{"cap": {{"limit": "max_tokens", "value": 512}, {"limit": "max_tokens", "value": 128}}, "max_tokens": 128},
+		{"cap": {{"limit": "tpm", "value": 20000}}, "max_tokens": 0},
+	] {
+		d := authz.decision with input as request("standard", "gpt-4o-mini", [])
+			with data.sluice.tiers as tiers
+			with authz.cap as c.cap
+		d.allowed
+		d.max_tokens == c.max_tokens
+		d.limits.rpm == standard_limits.rpm
+	}
+}
+
+test_max_tokens_cap_of_zero_is_a_policy_error if {
+	d := authz.decision with input as request("standard", "gpt-4o-mini", [])
+		with data.sluice.tiers as tiers
+		with authz.cap as {{"limit": "max_tokens", "value": 0}}
+	d.code == "policy_error"
+}
+
+test_denial_reason_reaches_the_decision if {
+	every c in [
+		{"deny": {{"code": "ticket_required", "message": "send x-ticket-id", "reason": "ticket OPS-1 is closed"}}, "reason": "ticket OPS-1 is closed"},
+		{"deny": {{"code": "ticket_required", "message": "send x-ticket-id"}}, "reason": ""},
+		{"deny": {"plain message"}, "reason": ""},
+	] {
+		d := authz.decision with input as request("standard", "gpt-4o-mini", [])
+			with data.sluice.tiers as tiers
+			with authz.deny as c.deny
+		d.allowed == false
+		d.reason == c.reason
+	}
+}
+
+test_allow_extension_grants_models_beyond_the_tier if {
+	every c in [
+		{"allow": {"gpt-4o"}, "model": "gpt-4o", "allowed": true},
+		{"allow": {"gpt-4*"}, "model": "gpt-4.1", "allowed": true},
+		{"allow": {"gpt-4o"}, "model": "o3", "allowed": false},
+		{"allow": set(), "model": "gpt-4o", "allowed": false},
+	] {
+		d := authz.decision with input as request("standard", c.model, [])
+			with data.sluice.tiers as tiers
+			with data.sluice.derived as authz.derived with data.sluice.tiers as tiers
+			with authz.allow as c.allow
+		d.allowed == c.allowed
+	}
+}
+
 test_cap_extension_applies_to_denials_too if {
 	d := authz.decision with input as request("standard", "gpt-4o", [])
 		with data.sluice.tiers as tiers
@@ -536,6 +591,7 @@ test_derived_holds_a_decision_per_department if {
 		"plugins": ["content_filter", "pii"],
 		"response_plugins": [],
 		"restore": false,
+		"max_tokens": 0,
 	}
 	derived.tiers.standard.allowed == allowed
 	derived.tiers.standard.departments == {

@@ -45,8 +45,15 @@ type Control interface {
 	// ReloadPlugins reads the plugin modules again.
 	ReloadPlugins(ctx context.Context) error
 	// Decide decides an OpenAI request body for a client without forwarding
-	// it, and returns the explanation to show as JSON.
-	Decide(ctx context.Context, client store.Client, path string, body []byte) (any, *api.Error)
+	// it, as if sent with headers at the time at (now when zero), and
+	// returns the explanation to show as JSON.
+	Decide(ctx context.Context, client store.Client, path string, body []byte, probe policy.Probe) (any, *api.Error)
+	// PolicyData is the data the gateway gives the policy (tiers,
+	// departments, clients), for sluice policy eval --from-gateway.
+	PolicyData() any
+	// Replay finds a decision in the decision log and decides its logged
+	// input again with the policy in force.
+	Replay(ctx context.Context, decisionID string) (any, *api.Error)
 	// Ready reports whether the gateway takes traffic, and why not.
 	Ready() (bool, string)
 }
@@ -127,6 +134,8 @@ func (a *API) Handler(ctx *fasthttp.RequestCtx) {
 		a.usageReport(ctx)
 	case a.control != nil && path == "/admin/policy" && method == fasthttp.MethodGet:
 		writeJSON(ctx, http.StatusOK, a.control.PolicyStatus())
+	case a.control != nil && path == "/admin/policy/data" && method == fasthttp.MethodGet:
+		writeJSON(ctx, http.StatusOK, a.control.PolicyData())
 	case a.control != nil && path == "/admin/policy/reload" && method == fasthttp.MethodPost:
 		a.reload(ctx, "policy", a.control.ReloadPolicy)
 	case a.control != nil && path == "/admin/plugins" && method == fasthttp.MethodGet:
@@ -177,8 +186,28 @@ func (a *API) decide(ctx *fasthttp.RequestCtx) {
 		ClientID string          `json:"client_id"`
 		Path     string          `json:"path"`
 		Request  json.RawMessage `json:"request"`
+		// Headers, time and usage as policy.Probe reads them.
+		policy.Probe
+		// DecisionID replays a logged decision instead: the other fields
+		// must be absent.
+		DecisionID string `json:"decision_id"`
 	}
 	if !readJSON(ctx, &req) {
+		return
+	}
+	if req.DecisionID != "" {
+		if req.ClientID != "" || len(req.Request) > 0 {
+			e := api.InvalidRequest("invalid_value", "decision_id replays a logged decision; give it alone, or client_id and request.")
+			e.Param = "decision_id"
+			fail(ctx, e)
+			return
+		}
+		out, aerr := a.control.Replay(ctx, req.DecisionID)
+		if aerr != nil {
+			fail(ctx, aerr)
+			return
+		}
+		writeJSON(ctx, http.StatusOK, out)
 		return
 	}
 	if req.Path == "" {
@@ -195,7 +224,7 @@ func (a *API) decide(ctx *fasthttp.RequestCtx) {
 		a.storeError(ctx, "finding the client", err)
 		return
 	}
-	ex, aerr := a.control.Decide(ctx, client, req.Path, req.Request)
+	ex, aerr := a.control.Decide(ctx, client, req.Path, req.Request, req.Probe)
 	if aerr != nil {
 		fail(ctx, aerr)
 		return

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // ChatRequest is what the gateway needs to know about a chat completion request.
@@ -32,6 +33,8 @@ type ChatRequest struct {
 
 	doc   document
 	texts collected
+	// maxTokens is the reply limit LowerMaxTokens set, as JSON; nil before.
+	maxTokens []byte
 }
 
 // The top-level members of a chat request that Sluice reads, as indexes into chatFields.
@@ -153,20 +156,46 @@ func (r *ChatRequest) collect() {
 // (stream_options replaced by {"include_usage":true}) so that a streamed reply
 // is billed from exact figures.
 //
-// Every other byte is the caller's, unchanged, with two exceptions: texts
-// rewritten by SetTexts, and the earlier occurrences of a repeated key that
-// Sluice reads, which are dropped so that an upstream that keeps the first of
-// duplicate keys still sees the value Sluice checked.
+// Every other byte is the caller's, unchanged, with three exceptions: texts
+// rewritten by SetTexts, a reply limit lowered by LowerMaxTokens, and the
+// earlier occurrences of a repeated key that Sluice reads, which are dropped
+// so that an upstream that keeps the first of duplicate keys still sees the
+// value Sluice checked.
 func (r *ChatRequest) UpstreamBody(upstreamModel string) ([]byte, error) {
 	var values [chatFieldCount][]byte
-	add := ""
+	var add []string
 	if r.Stream {
 		values[chatStreamOptions] = []byte(includeUsageMember[len(`"stream_options":`):])
 		if r.doc.value(chatStreamOptions) == nil {
-			add = includeUsageMember
+			add = append(add, includeUsageMember)
 		}
 	}
-	return r.doc.upstream(upstreamModel, values[:], add), nil
+	if r.maxTokens != nil {
+		sent := false
+		for _, f := range []int{chatMaxCompletionTokens, chatMaxTokens} {
+			if r.doc.value(f) != nil {
+				values[f], sent = r.maxTokens, true
+			}
+		}
+		if !sent {
+			add = append(add, `"max_tokens":`+string(r.maxTokens))
+		}
+	}
+	return r.doc.upstream(upstreamModel, values[:], strings.Join(add, ",")), nil
+}
+
+// LowerMaxTokens lowers the reply limit the upstream receives to n when
+// the request asks for more, or sets none, and reports whether it did; it
+// never raises one, and n <= 0 changes nothing. The limit goes out in the
+// member the caller used (max_completion_tokens, max_tokens, or both), or
+// as max_tokens when the caller sent neither. MaxTokens follows.
+func (r *ChatRequest) LowerMaxTokens(n int64) bool {
+	if n <= 0 || (r.MaxTokens > 0 && r.MaxTokens <= n) {
+		return false
+	}
+	r.MaxTokens = n
+	r.maxTokens = strconv.AppendInt(nil, n, 10)
+	return true
 }
 
 // SetTexts replaces the texts, in the order of Texts, keeping every other

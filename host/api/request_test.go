@@ -124,6 +124,51 @@ func TestUpstreamBodyKeepsTheCallersBytes(t *testing.T) {
 	}
 }
 
+// LowerMaxTokens lowers the limit in the members the caller sent, adds one
+// when it sent none, and never raises a limit.
+func TestLowerMaxTokens(t *testing.T) {
+	cases := []struct {
+		name, body string
+		cap        int64
+		lowered    bool
+		want       string
+	}{
+		{"max_tokens lowered", `{"model":"m","max_tokens":1000,"messages":[{"role":"user","content":"x"}]}`, 256, true,
+			`{"model":"up","max_tokens":256,"messages":[{"role":"user","content":"x"}]}`},
+		{"max_completion_tokens lowered", `{"model":"m","max_completion_tokens":1000,"messages":[{"role":"user","content":"x"}]}`, 256, true,
+			`{"model":"up","max_completion_tokens":256,"messages":[{"role":"user","content":"x"}]}`},
+		{"both lowered", `{"model":"m","max_completion_tokens":1000,"max_tokens":900,"messages":[{"role":"user","content":"x"}]}`, 256, true,
+			`{"model":"up","max_completion_tokens":256,"max_tokens":256,"messages":[{"role":"user","content":"x"}]}`},
+		{"none sent: added", `{"model":"m","messages":[{"role":"user","content":"x"}]}`, 256, true,
+			`{"model":"up","messages":[{"role":"user","content":"x"}],"max_tokens":256}`},
+		{"null sent: replaced", `{"model":"m","max_tokens":null,"messages":[{"role":"user","content":"x"}]}`, 256, true,
+			`{"model":"up","max_tokens":256,"messages":[{"role":"user","content":"x"}]}`},
+		{"stream: both added", `{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}`, 64, true,
+			`{"model":"up","stream":true,"messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true},"max_tokens":64}`},
+		{"lower already: kept", `{"model":"m","max_tokens":100,"messages":[{"role":"user","content":"x"}]}`, 256, false,
+			`{"model":"up","max_tokens":100,"messages":[{"role":"user","content":"x"}]}`},
+		{"no cap", `{"model":"m","max_tokens":100,"messages":[{"role":"user","content":"x"}]}`, 0, false,
+			`{"model":"up","max_tokens":100,"messages":[{"role":"user","content":"x"}]}`},
+	}
+	for _, c := range cases {
+		r, aerr := ParseChatRequest([]byte(c.body))
+		if aerr != nil {
+			t.Fatalf("%s: %v", c.name, aerr)
+		}
+		before := r.MaxTokens
+		if got := r.LowerMaxTokens(c.cap); got != c.lowered {
+			t.Errorf("%s: lowered %v, want %v", c.name, got, c.lowered)
+		}
+		if c.lowered && r.MaxTokens != c.cap || !c.lowered && r.MaxTokens != before {
+			t.Errorf("%s: MaxTokens %d", c.name, r.MaxTokens)
+		}
+		up, err := r.UpstreamBody("up")
+		if err != nil || string(up) != c.want {
+			t.Errorf("%s:\n got %s\nwant %s", c.name, up, c.want)
+		}
+	}
+}
+
 func TestAmbiguousMessagesAreRefused(t *testing.T) {
 	// Each body names a scanned field twice or in another case. Sluice would
 	// scan one copy and an upstream might read the other, so none is forwarded.

@@ -87,6 +87,41 @@ type Policy struct {
 	// DecisionLogSample is the share of allowed decisions logged, 0 to 1;
 	// denials and errors are always logged.
 	DecisionLogSample float64 `yaml:"decision_log_sample"`
+	// EvalTimeout bounds one evaluation of the policy; past it the request
+	// is denied with policy_error. Default 5ms.
+	EvalTimeout Duration `yaml:"eval_timeout"`
+	// AllowBuiltins lets policies call builtins refused by default, by
+	// name or pattern: http.send, net.*, rand.*, uuid.rfc4122, time.now_ns,
+	// opa.runtime.
+	AllowBuiltins []string `yaml:"allow_builtins"`
+	// Bundle reads the policy set from an OPA bundle instead of Dir.
+	Bundle Bundle `yaml:"bundle"`
+	// Headers are the request headers the policy sees in
+	// input.request.headers, lower-cased; by default user-agent,
+	// content-type, openai-organization, openai-project, x-request-id,
+	// x-sluice-tags and x-sluice-purpose, and [] gives none. Credentials
+	// (authorization, proxy-authorization, x-api-key, cookie) cannot be
+	// listed.
+	Headers []string `yaml:"headers"`
+}
+
+// Bundle is an OPA bundle (.tar.gz, as opa build writes it) holding the
+// policy set and its data.
+type Bundle struct {
+	// File is the bundle; it replaces policy.dir, and is watched like it.
+	File string `yaml:"file"`
+	// URL is a bundle served over HTTP instead of File: downloaded at
+	// start, then every Poll with its ETag.
+	URL string `yaml:"url"`
+	// Poll is how often URL is asked for a new bundle; default 30s.
+	Poll Duration `yaml:"poll"`
+	// PublicKey is a file holding the PEM public key the bundle must be
+	// signed with (opa build --signing-key); empty accepts unsigned bundles.
+	PublicKey string `yaml:"public_key"`
+	// KeyID is the key's id in the signature; default "default", as opa's.
+	KeyID string `yaml:"key_id"`
+	// Algorithm is the signature's JWT algorithm; default RS256.
+	Algorithm string `yaml:"algorithm"`
 }
 
 // Telemetry configures traces and metrics. Prometheus metrics are always

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -190,5 +191,26 @@ models:
 	}
 	if c.Server.AdminToken != "admin-secret" {
 		t.Error("Masked changed the original configuration")
+	}
+}
+
+// policy.headers defaults to the engine's seven, which the effective
+// configuration shows; a credential is refused with its key.
+func TestPolicyHeaders(t *testing.T) {
+	c, err := Parse([]byte("policy:\n  eval_timeout: 2ms\n"), "sluice.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Policy.Headers) != 7 || c.Policy.EvalTimeout.D() != 2*time.Millisecond {
+		t.Errorf("policy %+v, want the seven default headers and 2ms", c.Policy)
+	}
+	c, err = Parse([]byte("policy:\n  headers: [X-Ticket-Id]\n"), "sluice.yaml")
+	if err != nil || !slices.Equal(c.Policy.Headers, []string{"x-ticket-id"}) {
+		t.Errorf("headers %v, %v; want [x-ticket-id]", c.Policy.Headers, err)
+	}
+	for _, bad := range []string{"policy:\n  headers: [Authorization]\n", "policy:\n  headers: [cookie]\n", "policy:\n  eval_timeout: 2s\n"} {
+		if _, err := Parse([]byte(bad), "sluice.yaml"); err == nil || !strings.Contains(err.Error(), "policy.") {
+			t.Errorf("%q: %v, want an error naming the key", bad, err)
+		}
 	}
 }

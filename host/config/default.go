@@ -28,9 +28,13 @@ func Default() *Config {
 			AccessLog:       true,
 			LogLevel:        "info",
 		},
-		Store:  Store{Driver: "sqlite"},
-		Auth:   Auth{CacheTTL: Duration(30 * time.Second)},
-		Policy: Policy{TimeZone: "UTC", DecisionLogSample: 0.1},
+		Store: Store{Driver: "sqlite"},
+		Auth:  Auth{CacheTTL: Duration(30 * time.Second)},
+		Policy: Policy{TimeZone: "UTC", DecisionLogSample: 0.1, EvalTimeout: Duration(5 * time.Millisecond),
+			// The engine's own default list, written here so that the
+			// effective configuration shows it: an empty list shows none.
+			Headers: []string{"user-agent", "content-type", "openai-organization", "openai-project",
+				"x-request-id", "x-sluice-tags", "x-sluice-purpose"}},
 		Limits: Limits{DefaultMaxTokens: 1024, Backend: "memory",
 			Redis: Redis{Timeout: Duration(200 * time.Millisecond), FailMode: "deny"}},
 		Reload:    Reload{Watch: true},

@@ -461,8 +461,40 @@ func (c *Config) validatePolicy(bad func(key, format string, args ...any) error)
 	if c.Policy.ShadowDir != "" && c.Policy.ShadowDir == c.Policy.Dir {
 		return bad("policy.shadow_dir", "must differ from policy.dir")
 	}
+	b := &c.Policy.Bundle
+	switch {
+	case b.File != "" && b.URL != "":
+		return bad("policy.bundle.url", "give a bundle file or a bundle URL, not both")
+	case (b.File != "" || b.URL != "") && c.Policy.Dir != "":
+		return bad("policy.bundle", "give policy.dir or a bundle, not both")
+	case b.File == "" && b.URL == "" && (b.PublicKey != "" || b.KeyID != "" || b.Algorithm != ""):
+		return bad("policy.bundle.file", "a bundle's key settings need a bundle file or URL")
+	case b.URL != "" && !strings.HasPrefix(b.URL, "http://") && !strings.HasPrefix(b.URL, "https://"):
+		return bad("policy.bundle.url", "expected an http:// or https:// URL such as https://bundles.example.com/sluice.tar.gz")
+	case b.Poll < 0:
+		return bad("policy.bundle.poll", "expected a positive duration such as 30s")
+	}
+	if b.Poll == 0 {
+		b.Poll = Duration(30 * time.Second)
+	}
+	if d := c.Policy.EvalTimeout.D(); d < 0 || d > time.Second {
+		return bad("policy.eval_timeout", "expected a duration above 0 and at most 1s such as 5ms, got %s", d)
+	}
+	for i, h := range c.Policy.Headers {
+		name := strings.ToLower(strings.TrimSpace(h))
+		switch {
+		case name == "" || strings.ContainsAny(name, " \t:"):
+			return bad("policy.headers", "expected header names such as x-ticket-id, got %q", h)
+		case slices.Contains(credentialHeaders, name):
+			return bad("policy.headers", "%q carries a credential and can never be shown to a policy (the decision log writes the input)", h)
+		}
+		c.Policy.Headers[i] = name
+	}
 	return nil
 }
+
+// credentialHeaders are the request headers policy.headers may never list.
+var credentialHeaders = []string{"authorization", "proxy-authorization", "x-api-key", "cookie"}
 
 // TimeZone is the location of policy.time_zone.
 func (c *Config) TimeZone() *time.Location {

@@ -241,6 +241,8 @@ func TestSourcesAreReadAtScrape(t *testing.T) {
 		PolicyReloads:       func() (uint64, uint64) { return 3, 1 },
 		ShadowDisagreements: func() uint64 { return 7 },
 		ShadowErrors:        func() uint64 { return 2 },
+		ShadowReloads:       func() (uint64, uint64) { return 5, 2 },
+		DecisionLogDropped:  func() uint64 { return 9 },
 		AuthCache:           func() (uint64, uint64) { return 90, 10 },
 		ExhaustedCache:      func() (uint64, uint64) { return 5, 45 },
 		LimitsBackendErrors: func() uint64 { return 4 },
@@ -263,6 +265,9 @@ sluice_limits_backend_errors_total 4
 # TYPE sluice_limits_exhausted_cache_requests_total counter
 sluice_limits_exhausted_cache_requests_total{result="hit"} 5
 sluice_limits_exhausted_cache_requests_total{result="miss"} 45
+# HELP sluice_policy_decision_log_dropped_total Decisions the decision log dropped: its buffer was full, or a write failed.
+# TYPE sluice_policy_decision_log_dropped_total counter
+sluice_policy_decision_log_dropped_total 9
 # HELP sluice_policy_reloads_total Policy reloads, by result (ok or failed); the first load is not one.
 # TYPE sluice_policy_reloads_total counter
 sluice_policy_reloads_total{result="failed"} 1
@@ -273,12 +278,16 @@ sluice_policy_shadow_disagreements_total 7
 # HELP sluice_policy_shadow_errors_total Shadow policy evaluations that failed.
 # TYPE sluice_policy_shadow_errors_total counter
 sluice_policy_shadow_errors_total 2
+# HELP sluice_policy_shadow_reloads_total Shadow policy reloads, by result (ok or failed); the first load is not one.
+# TYPE sluice_policy_shadow_reloads_total counter
+sluice_policy_shadow_reloads_total{result="failed"} 2
+sluice_policy_shadow_reloads_total{result="ok"} 5
 # HELP sluice_ready 1 while Sluice takes traffic, 0 while it drains or a backend it needs is down.
 # TYPE sluice_ready gauge
 sluice_ready 0
 `
 	names := []string{NameAuthCache, NameLedgerQueueDepth, NameLimitsBackendErrors, NameExhaustedCache,
-		NamePolicyReloads, NameShadowDisagreements, NameShadowErrors, NameReady}
+		NamePolicyReloads, NameShadowDisagreements, NameShadowErrors, NameShadowReloads, NameDecisionLogDropped, NameReady}
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
 		t.Error(err)
 	}

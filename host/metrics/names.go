@@ -13,6 +13,8 @@ const (
 	NamePolicyReloads        = "sluice_policy_reloads_total"
 	NameShadowDisagreements  = "sluice_policy_shadow_disagreements_total"
 	NameShadowErrors         = "sluice_policy_shadow_errors_total"
+	NameShadowReloads        = "sluice_policy_shadow_reloads_total"
+	NameDecisionLogDropped   = "sluice_policy_decision_log_dropped_total"
 	NameAuthCache            = "sluice_auth_cache_requests_total"
 	NameExhaustedCache       = "sluice_limits_exhausted_cache_requests_total"
 	NameLimitsBackendErrors  = "sluice_limits_backend_errors_total"
@@ -22,10 +24,11 @@ const (
 	NameGenAITokenUsage      = "gen_ai_client_token_usage"
 )
 
-// StageBuckets are the bounds of the stage latency histograms: from 10 µs
-// (a cache hit) to 60 s (a long completion), about three per decade.
+// StageBuckets are the bounds of the stage latency histograms: from 5 µs
+// (a cache hit, a policy decision answered from derived data) to 60 s (a
+// long completion), about three per decade.
 var StageBuckets = []float64{
-	0.00001, 0.000025, 0.00005,
+	0.000005, 0.00001, 0.000025, 0.00005,
 	0.0001, 0.00025, 0.0005,
 	0.001, 0.0025, 0.005,
 	0.01, 0.025, 0.05,

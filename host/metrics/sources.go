@@ -16,6 +16,12 @@ type Sources struct {
 	// evaluations that failed.
 	ShadowDisagreements func() uint64
 	ShadowErrors        func() uint64
+	// ShadowReloads counts reloads of the shadow policy set, as
+	// PolicyReloads does for the enforced one.
+	ShadowReloads func() (ok, failed uint64)
+	// DecisionLogDropped counts decisions the decision log lost because its
+	// buffer was full or a write failed.
+	DecisionLogDropped func() uint64
 	// AuthCache counts key lookups answered by the client-context cache
 	// (hits) and those that went to the store (misses).
 	AuthCache func() (hits, misses uint64)
@@ -55,6 +61,13 @@ func (s Sources) register(reg prometheus.Registerer) {
 	}
 	if f := s.ShadowErrors; f != nil {
 		counter(NameShadowErrors, "Shadow policy evaluations that failed.", nil, func() float64 { return float64(f()) })
+	}
+	if f := s.ShadowReloads; f != nil {
+		pair(NameShadowReloads, "Shadow policy reloads, by result (ok or failed); the first load is not one.", "result", "ok", "failed", f)
+	}
+	if f := s.DecisionLogDropped; f != nil {
+		counter(NameDecisionLogDropped, "Decisions the decision log dropped: its buffer was full, or a write failed.", nil,
+			func() float64 { return float64(f()) })
 	}
 	if f := s.AuthCache; f != nil {
 		pair(NameAuthCache, "Key lookups, by result: hit (answered by the client-context cache) or miss (read from the store).",

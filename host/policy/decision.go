@@ -39,6 +39,13 @@ type Decision struct {
 	// Restore asks for redacted values to be put back into the reply; the
 	// policy may leave it out (false).
 	Restore bool `json:"restore"`
+	// MaxTokens, when above 0, is the most the upstream may be asked for
+	// per reply: the gateway lowers the request's max_tokens to it (never
+	// raises it), and reserves accordingly. The policy may leave it out (0).
+	MaxTokens int64 `json:"max_tokens"`
+	// Reason, for a denial, says why in the caller's terms; the caller sees
+	// it after Message. The policy may leave it out ("").
+	Reason string `json:"reason"`
 }
 
 // Limits are the rate and budget limits the policy assigns; 0 means
@@ -112,22 +119,24 @@ func (l *Limits) UnmarshalJSON(b []byte) error {
 }
 
 var (
-	keyAllowed          = ast.StringTerm("allowed")
-	keyHTTPStatus       = ast.StringTerm("http_status")
-	keyMessage          = ast.StringTerm("message")
-	keyCode             = ast.StringTerm("code")
-	keyHeaders          = ast.StringTerm("headers")
-	keyLimits           = ast.StringTerm("limits")
-	keyDepartmentLimits = ast.StringTerm("department_limits")
-	keyRedact           = ast.StringTerm("redact")
-	keyPlugins          = ast.StringTerm("plugins")
-	keyResponsePlugins  = ast.StringTerm("response_plugins")
-	keyRestore          = ast.StringTerm("restore")
-	keyRPM              = ast.StringTerm("rpm")
-	keyTPM              = ast.StringTerm("tpm")
-	keyDailyTokens      = ast.StringTerm("daily_tokens")
-	keyMonthlyTokens    = ast.StringTerm("monthly_tokens")
-	keyMonthlySpendUSD  = ast.StringTerm("monthly_spend_usd")
+	keyAllowed           = ast.StringTerm("allowed")
+	keyHTTPStatus        = ast.StringTerm("http_status")
+	keyMessage           = ast.StringTerm("message")
+	keyCode              = ast.StringTerm("code")
+	keyHeaders           = ast.StringTerm("headers")
+	keyLimits            = ast.StringTerm("limits")
+	keyDepartmentLimits  = ast.StringTerm("department_limits")
+	keyRedact            = ast.StringTerm("redact")
+	keyPlugins           = ast.StringTerm("plugins")
+	keyResponsePlugins   = ast.StringTerm("response_plugins")
+	keyRestore           = ast.StringTerm("restore")
+	keyDecisionMaxTokens = ast.StringTerm("max_tokens")
+	keyReason            = ast.StringTerm("reason")
+	keyRPM               = ast.StringTerm("rpm")
+	keyTPM               = ast.StringTerm("tpm")
+	keyDailyTokens       = ast.StringTerm("daily_tokens")
+	keyMonthlyTokens     = ast.StringTerm("monthly_tokens")
+	keyMonthlySpendUSD   = ast.StringTerm("monthly_spend_usd")
 )
 
 // decodeDecision reads the decision object field by field. A missing or
@@ -187,6 +196,16 @@ func decodeDecision(v ast.Value) (Decision, error) {
 	}
 	if obj.Get(keyRestore) != nil {
 		if d.Restore, err = boolField(obj, keyRestore); err != nil {
+			return Decision{}, err
+		}
+	}
+	if obj.Get(keyDecisionMaxTokens) != nil {
+		if d.MaxTokens, err = intField(obj, keyDecisionMaxTokens); err != nil {
+			return Decision{}, err
+		}
+	}
+	if obj.Get(keyReason) != nil {
+		if d.Reason, err = stringField(obj, keyReason); err != nil {
 			return Decision{}, err
 		}
 	}

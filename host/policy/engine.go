@@ -27,7 +27,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
-	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 // Query is the rule the gateway evaluates for every admission decision.
@@ -56,18 +55,14 @@ var derivedPath = storage.MustParsePath("/sluice/derived")
 // timers) for every evaluation; Sluice does not read them.
 var noMetrics = rego.EvalMetrics(metrics.NoOp())
 
-// noCancel replaces the goroutine OPA otherwise starts per evaluation to
-// watch the context, which costs more than a whole evaluation of a small
-// policy. Decide checks the context before evaluating instead: an
-// evaluation takes microseconds and is not interrupted.
-var noCancel = rego.EvalExternalCancel(topdown.NewCancel())
-
 // Engine is a prepared admission policy with its data store. It is safe for
 // concurrent use: Decide may run on many goroutines while SetData updates the
 // data they read.
 type Engine struct {
-	store storage.Store
-	query rego.PreparedEvalQuery
+	opts        options
+	sourceFiles []regoFile
+	store       storage.Store
+	query       rego.PreparedEvalQuery
 	// derived is set when the policy defines derivedQuery.
 	derived   *rego.PreparedEvalQuery
 	clients   clientCache
@@ -75,13 +70,56 @@ type Engine struct {
 	revision  string
 	files     []string
 	usesUsage bool
+	// folderData is the document of the policy folder's data files; nil
+	// when it has none.
+	folderData map[string]any
+}
+
+// addDataFiles loads the data files of fsys into e, and counts them in its
+// revision and files.
+func (e *Engine) addDataFiles(fsys fs.FS, dataFiles []regoFile) error {
+	if len(dataFiles) == 0 {
+		return nil
+	}
+	d, err := loadData(fsys)
+	if err != nil {
+		return fmt.Errorf("policy: %w", err)
+	}
+	e.folderData = d
+	e.revision = revision(slices.Concat(e.sourceFiles, dataFiles))
+	for _, f := range dataFiles {
+		e.files = append(e.files, f.name)
+	}
+	slices.Sort(e.files)
+	return nil
 }
 
 // Option configures an Engine.
 type Option func(*options)
 
 type options struct {
-	loc *time.Location
+	loc     *time.Location
+	allow   []string
+	timeout time.Duration
+	headers map[string]*ast.Term
+	// headerList is the list WithHeaders was given, for CheckHeaders.
+	headerList []string
+	caps       *ast.Capabilities
+	// traceTests is WithFailureDetails.
+	traceTests bool
+}
+
+// newOptions applies opts over the defaults.
+func newOptions(opts []Option) options {
+	o := options{loc: time.UTC, timeout: DefaultEvalTimeout}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.headers == nil {
+		o.headers = headerTerms(DefaultHeaders())
+	}
+	o.caps = capabilities(o.allow)
+	return o
 }
 
 // WithTimeZone sets the time zone of input.time (weekday, hour, minute,
@@ -98,8 +136,9 @@ func WithTimeZone(loc *time.Location) Option {
 // Load parses every .rego file in fsys (test files, *_test.rego, and names
 // starting with a dot are skipped), compiles them in strict mode as Rego v1,
 // and prepares Query once. data is the initial data document, e.g.
-// {"sluice": {"tiers": {...}}}; it may be nil. Parse and compile errors name
-// the file, line and problem.
+// {"sluice": {"tiers": {...}}}; it may be nil. The .json and .yaml files of
+// fsys are data too, loaded as opa loads them and merged with data. Parse
+// and compile errors name the file, line and problem.
 func Load(ctx context.Context, fsys fs.FS, data map[string]any, opts ...Option) (*Engine, error) {
 	if fsys == nil {
 		return nil, errors.New("policy: load: no policy file system")
@@ -108,14 +147,30 @@ func Load(ctx context.Context, fsys fs.FS, data map[string]any, opts ...Option) 
 	if err != nil {
 		return nil, fmt.Errorf("policy: load: %w", err)
 	}
+	if o := newOptions(opts); o.allow != nil {
+		if err := CheckAllowedBuiltins(o.allow); err != nil {
+			return nil, fmt.Errorf("policy: load: %w", err)
+		}
+	}
+	if err := CheckHeaders(newOptions(opts).headerList); err != nil {
+		return nil, fmt.Errorf("policy: load: %w", err)
+	}
+	dataFiles, err := readDataFiles(fsys)
+	if err != nil {
+		return nil, fmt.Errorf("policy: load: %w", err)
+	}
 	e, err := compile(ctx, files, opts)
 	if err != nil {
 		return nil, err
 	}
-	if data == nil {
-		data = map[string]any{}
+	if err := e.addDataFiles(fsys, dataFiles); err != nil {
+		return nil, err
 	}
-	if err := e.write(ctx, storage.RootPath, data); err != nil {
+	merged, err := mergeData(data, e.folderData)
+	if err != nil {
+		return nil, fmt.Errorf("policy: load data: %w", err)
+	}
+	if err := e.write(ctx, storage.RootPath, merged); err != nil {
 		return nil, fmt.Errorf("policy: load data: %w", err)
 	}
 	return e, nil
@@ -124,10 +179,7 @@ func Load(ctx context.Context, fsys fs.FS, data map[string]any, opts ...Option) 
 // compile builds an engine with no data from files, test files included
 // (they count towards the revision but are not compiled).
 func compile(ctx context.Context, files []regoFile, opts []Option) (*Engine, error) {
-	o := options{loc: time.UTC}
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := newOptions(opts)
 	var policyFiles []regoFile
 	for _, f := range files {
 		if !isTestFile(f.name) {
@@ -141,12 +193,13 @@ func compile(ctx context.Context, files []regoFile, opts []Option) (*Engine, err
 
 	// One compiler serves both queries: preparing with modules would compile
 	// them once per query.
-	c := newCompiler().SetErrorLimit(0)
+	c := newCompiler(o.caps).SetErrorLimit(0)
 	if c.Compile(modules); c.Failed() {
-		return nil, fmt.Errorf("policy: compile: %w", c.Errors)
+		return nil, fmt.Errorf("policy: compile: %w", explainForbidden(c.Errors, o.caps))
 	}
 
 	e := &Engine{
+		opts:      o,
 		store:     inmem.NewWithOpts(inmem.OptReturnASTValuesOnRead(true)),
 		clock:     newClock(o.loc),
 		revision:  revision(files),
@@ -155,6 +208,7 @@ func compile(ctx context.Context, files []regoFile, opts []Option) (*Engine, err
 	for _, f := range files {
 		e.files = append(e.files, f.name)
 	}
+	e.sourceFiles = files
 	if e.query, err = prepare(ctx, e.store, c, Query); err != nil {
 		return nil, err
 	}
@@ -190,6 +244,10 @@ func prepare(ctx context.Context, store storage.Store, c *ast.Compiler, query st
 		rego.Store(store),
 		rego.Strict(true),
 		rego.SetRegoVersion(ast.RegoV1),
+		// A builtin that fails (a division by zero, a conversion of a
+		// string that is no number) is an error, not an undefined
+		// expression: an undefined deny rule would let the request through.
+		rego.StrictBuiltinErrors(true),
 		// Hand results back as AST terms: decodeDecision reads them directly,
 		// which saves converting the whole object to map[string]any per request.
 		rego.GenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }),
@@ -253,47 +311,60 @@ func (e *Engine) Files() []string { return slices.Clone(e.files) }
 func (e *Engine) UsesUsage() bool { return e.usesUsage }
 
 // Decide evaluates the policy for in. An evaluation error, an undefined
-// decision or one that does not match the contract is returned as an error,
-// never as a zero Decision, so that the caller can fail closed. ctx is
-// checked before the evaluation starts; a running evaluation, which takes
-// microseconds, is not interrupted.
+// decision, one that does not match the contract, or a decision whose code
+// is policy_error (the policy's own way of saying it cannot decide) is
+// returned as an *EvalError, never as a zero Decision, so that the caller
+// can fail closed. ctx is checked before the evaluation starts; a running
+// evaluation is stopped when it takes longer than the engine's time limit
+// (WithEvalTimeout).
 func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 	return e.decide(ctx, e.input(&in))
 }
 
 // input builds the input document of in for this engine.
 func (e *Engine) input(in *Input) ast.Value {
-	return in.value(e.clients.term(in.Client), e.clock)
+	return in.value(e.clients.term(in.Client), e.clock, e.opts.headers)
 }
 
 // decide evaluates the policy for an input built by input.
 func (e *Engine) decide(ctx context.Context, input ast.Value, extra ...rego.EvalOption) (Decision, error) {
 	if err := ctx.Err(); err != nil {
-		return Decision{}, fmt.Errorf("policy: evaluate %s: %w", Query, err)
+		return Decision{}, &EvalError{Kind: KindCancelled, Err: err}
 	}
-	opts := []rego.EvalOption{rego.EvalParsedInput(input), noMetrics, noCancel, noBaseCache}
-	rs, err := e.query.Eval(ctx, append(opts, extra...)...)
+	t, err := e.eval(ctx, input, extra...)
 	if err != nil {
-		return Decision{}, fmt.Errorf("policy: evaluate %s: %w", Query, err)
-	}
-	t, err := resultTerm(rs)
-	if err != nil {
-		return Decision{}, err
+		return Decision{}, evalError(err, e.opts.timeout)
 	}
 	d, err := decodeDecision(t.Value)
 	if err != nil {
-		return Decision{}, fmt.Errorf("policy: malformed %s: %w", Query, err)
+		return Decision{}, &EvalError{Kind: KindMalformed, At: e.blame(ctx, input), Err: err}
+	}
+	if !d.Allowed && d.Code == codePolicyError {
+		return Decision{}, &EvalError{Kind: KindPolicyError, At: e.blame(ctx, input),
+			Err: fmt.Errorf("the policy decided %s: %s", codePolicyError, d.Message)}
 	}
 	return d, nil
+}
+
+// eval evaluates Query once, within the engine's time limit, and returns
+// its one value.
+func (e *Engine) eval(ctx context.Context, input ast.Value, extra ...rego.EvalOption) (*ast.Term, error) {
+	opts := []rego.EvalOption{rego.EvalParsedInput(input), noMetrics, noBaseCache,
+		rego.EvalExternalCancel(newDeadline(e.opts.timeout))}
+	rs, err := e.query.Eval(ctx, append(opts, extra...)...)
+	if err != nil {
+		return nil, err
+	}
+	return resultTerm(rs)
 }
 
 // resultTerm returns the one value of Query in rs.
 func resultTerm(rs rego.ResultSet) (*ast.Term, error) {
 	switch {
 	case len(rs) == 0 || len(rs[0].Expressions) == 0:
-		return nil, fmt.Errorf("policy: %s is undefined", Query)
+		return nil, &EvalError{Kind: KindUndefined, Err: fmt.Errorf("%s is undefined", Query)}
 	case len(rs) > 1:
-		return nil, fmt.Errorf("policy: %s has %d values, want one", Query, len(rs))
+		return nil, &EvalError{Kind: KindUndefined, Err: fmt.Errorf("%s has %d values, want one", Query, len(rs))}
 	}
 	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
 	if !ok {

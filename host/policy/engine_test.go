@@ -49,9 +49,9 @@ func departments() map[string]any {
 // says.
 var v2Policy = os.DirFS("testdata/v2")
 
-func loadDefault(t testing.TB) *policy.Engine {
+func loadDefault(t testing.TB, opts ...policy.Option) *policy.Engine {
 	t.Helper()
-	e, err := policy.Load(context.Background(), v2Policy, map[string]any{"sluice": map[string]any{"tiers": tiers(), "departments": departments()}})
+	e, err := policy.Load(context.Background(), v2Policy, map[string]any{"sluice": map[string]any{"tiers": tiers(), "departments": departments()}}, opts...)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -190,7 +190,10 @@ func TestDecideDefaultPolicy(t *testing.T) {
 }
 
 func TestDecideConcurrent(t *testing.T) {
-	e := loadDefault(t)
+	// Eight goroutines that never block keep both cores of a small machine
+	// busy, and Go's scheduler then preempts one mid-evaluation for tens of
+	// milliseconds: the time limit is not what this test is about.
+	e := loadDefault(t, policy.WithEvalTimeout(time.Minute))
 	cases := []struct {
 		in   policy.Input
 		code string

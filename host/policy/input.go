@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -27,6 +28,9 @@ type Input struct {
 	// Time is when the request arrived; the zero value means now. The policy
 	// sees it in the engine's time zone (WithTimeZone).
 	Time time.Time `json:"-"`
+
+	// pin is set by Set.Pin.
+	pin *pin
 }
 
 // Usage is what a client and its department have used so far in each
@@ -45,6 +49,45 @@ type Counters struct {
 	// SpendMonthMicros is the month's spend in millionths of a dollar; the
 	// policy sees it as spend_month_usd, an exact decimal number of dollars.
 	SpendMonthMicros int64 `json:"-"`
+}
+
+// UnmarshalJSON reads counters in the shape of input.usage.client, with
+// spend_month_usd an exact decimal number of dollars: what POST
+// /admin/decide takes to try a rule on usage.
+func (c *Counters) UnmarshalJSON(b []byte) error {
+	var aux struct {
+		RequestsMinute int64       `json:"requests_minute"`
+		TokensMinute   int64       `json:"tokens_minute"`
+		TokensToday    int64       `json:"tokens_today"`
+		TokensMonth    int64       `json:"tokens_month"`
+		SpendMonthUSD  json.Number `json:"spend_month_usd"`
+	}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	*c = Counters{RequestsMinute: aux.RequestsMinute, TokensMinute: aux.TokensMinute,
+		TokensToday: aux.TokensToday, TokensMonth: aux.TokensMonth}
+	if aux.SpendMonthUSD != "" {
+		m, ok := parseMicros(string(aux.SpendMonthUSD))
+		if !ok {
+			return fmt.Errorf("spend_month_usd %s: want a non-negative decimal number of dollars", aux.SpendMonthUSD)
+		}
+		c.SpendMonthMicros = m
+	}
+	return nil
+}
+
+// Probe is what a dry run may set of a request beyond its body, to try a
+// rule on headers, time or usage (POST /admin/decide).
+type Probe struct {
+	// Headers are the request's headers as the application would send
+	// them; the policy sees those it is configured to.
+	Headers map[string]string `json:"headers"`
+	// Time is when the request arrives; now when zero.
+	Time time.Time `json:"time"`
+	// Usage replaces the counters the gateway would read, in the shape of
+	// input.usage.
+	Usage *Usage `json:"usage"`
 }
 
 // Client is the authenticated caller.
@@ -68,32 +111,81 @@ type Request struct {
 	// TokenArrays counts the embeddings inputs sent as token ids rather than
 	// text; they are decoded and scanned, and a policy may refuse them.
 	TokenArrays int `json:"token_arrays"`
-	// Headers are request headers by name. Only the names InputHeaders
-	// lists reach the policy, lower-cased; the others (authorization,
-	// x-api-key, cookie, ...) are dropped whatever the caller passes.
+	// Headers are request headers by name. Only the names the engine was
+	// given (WithHeaders, else DefaultHeaders) reach the policy,
+	// lower-cased; the others are dropped whatever the caller passes, and
+	// credentials can never be listed.
 	Headers map[string]string `json:"headers"`
 }
 
-// inputHeaders are the request headers a policy may see: none of them
-// carries a credential.
-var inputHeaders = []string{
+// defaultHeaders are the request headers a policy sees unless
+// WithHeaders says otherwise: none of them carries a credential.
+var defaultHeaders = []string{
 	"user-agent", "content-type", "openai-organization", "openai-project",
 	"x-request-id", "x-sluice-tags", "x-sluice-purpose",
 }
 
-// headerKeys maps each name of inputHeaders to its term.
-var headerKeys = func() map[string]*ast.Term {
-	m := make(map[string]*ast.Term, len(inputHeaders))
-	for _, h := range inputHeaders {
+// credentialHeaders carry keys and sessions: no policy may see them,
+// whatever the configuration lists, since the decision log writes the
+// input.
+var credentialHeaders = []string{"authorization", "proxy-authorization", "x-api-key", "cookie"}
+
+// DefaultHeaders returns the names of the request headers that reach the
+// policy as input.request.headers when the configuration's policy.headers
+// is not set, lower-case.
+func DefaultHeaders() []string { return slices.Clone(defaultHeaders) }
+
+// WithHeaders sets the request headers the policy sees as
+// input.request.headers, e.g. the configuration's policy.headers:
+// []string{"user-agent", "x-ticket-id"}. Names are compared without case
+// and given to the policy lower-cased. The default is DefaultHeaders; nil
+// keeps it, an empty list shows none.
+//
+// Notes: CheckHeaders refuses credentials (authorization, x-api-key,
+// cookie, proxy-authorization); NewSet and Load return its error.
+func WithHeaders(names []string) Option {
+	return func(o *options) {
+		if names != nil {
+			o.headerList = slices.Clone(names)
+			o.headers = headerTerms(names)
+		}
+	}
+}
+
+// CheckHeaders reports the first name of names that no policy may see, or
+// that is no header name at all.
+func CheckHeaders(names []string) error {
+	for _, n := range names {
+		l := strings.ToLower(n)
+		if slices.Contains(credentialHeaders, l) {
+			return fmt.Errorf("policy.headers: %q carries a credential and can never be shown to a policy", n)
+		}
+		if l == "" || strings.ContainsAny(l, " \t:\r\n") {
+			return fmt.Errorf("policy.headers: %q is not a header name", n)
+		}
+	}
+	return nil
+}
+
+// headerTerms maps each lower-cased name to its term. Credentials are left
+// out whatever the caller passes: CheckHeaders reports them, and this is
+// the line no configuration crosses.
+func headerTerms(names []string) map[string]*ast.Term {
+	m := make(map[string]*ast.Term, len(names))
+	for _, h := range names {
+		h = strings.ToLower(h)
+		if slices.Contains(credentialHeaders, h) {
+			continue
+		}
 		m[h] = ast.StringTerm(h)
 	}
 	return m
-}()
+}
 
-// InputHeaders returns the names of the request headers that reach the
-// policy as input.request.headers, lower-case. The gateway need copy only
-// these into Request.Headers.
-func InputHeaders() []string { return slices.Clone(inputHeaders) }
+// headerNames lists the names of headerTerms' map, sorted.
+func headerNames(m map[string]*ast.Term) []string {
+	return slices.Sorted(maps.Keys(m))
+}
 
 // Finding is what one plugin found of one type across the request's
 // messages. It never carries the matched text.
@@ -223,14 +315,14 @@ func (c *clock) term(at time.Time) *ast.Term {
 // value builds the input document as an AST value directly: going through
 // map[string]any and JSON would cost more than the policy evaluation itself.
 // client is the term of in.Client.
-func (in *Input) value(client *ast.Term, clk *clock) ast.Value {
+func (in *Input) value(client *ast.Term, clk *clock, headers map[string]*ast.Term) ast.Value {
 	at := in.Time
 	if at.IsZero() {
 		at = time.Now()
 	}
 	return ast.NewObject(
 		ast.Item(keyClient, client),
-		ast.Item(keyRequest, in.Request.term()),
+		ast.Item(keyRequest, in.Request.term(headers)),
 		ast.Item(keyUsage, in.Usage.term()),
 		ast.Item(keyFindings, findingsTerm(in.Findings)),
 		ast.Item(keyTime, clk.term(at)),
@@ -321,7 +413,7 @@ func (c Client) term() *ast.Term {
 	)
 }
 
-func (r *Request) term() *ast.Term {
+func (r *Request) term(headers map[string]*ast.Term) *ast.Term {
 	return ast.ObjectTerm(
 		ast.Item(keyMethod, stringTerm(r.Method)),
 		ast.Item(keyPath, stringTerm(r.Path)),
@@ -331,13 +423,13 @@ func (r *Request) term() *ast.Term {
 		ast.Item(keyPromptTokens, ast.InternedTerm(r.PromptTokens)),
 		ast.Item(keyMessageCount, ast.InternedTerm(r.MessageCount)),
 		ast.Item(keyTokenArrays, ast.InternedTerm(r.TokenArrays)),
-		ast.Item(keyReqHeaders, headersTerm(r.Headers)),
+		ast.Item(keyReqHeaders, headersTerm(r.Headers, headers)),
 	)
 }
 
-// headersTerm keeps the headers of inputHeaders, whatever the case of their
+// headersTerm keeps the headers named in keys, whatever the case of their
 // names, and drops the others.
-func headersTerm(h map[string]string) *ast.Term {
+func headersTerm(h map[string]string, headerKeys map[string]*ast.Term) *ast.Term {
 	if len(h) == 0 {
 		return ast.InternedEmptyObject
 	}

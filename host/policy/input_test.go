@@ -111,16 +111,35 @@ func TestInputTimeDefaultsToUTC(t *testing.T) {
 }
 
 func TestInputHeadersListsOnlySafeNames(t *testing.T) {
-	names := policy.InputHeaders()
+	names := policy.DefaultHeaders()
 	for _, n := range names {
 		switch n {
 		case "authorization", "x-api-key", "cookie", "proxy-authorization":
-			t.Errorf("InputHeaders lists %s", n)
+			t.Errorf("DefaultHeaders lists %s", n)
 		}
 	}
 	names[0] = "authorization"
-	if policy.InputHeaders()[0] == "authorization" {
-		t.Error("InputHeaders returns its own slice; a caller could widen the allow-list")
+	if policy.DefaultHeaders()[0] == "authorization" {
+		t.Error("DefaultHeaders returns its own slice; a caller could widen the allow-list")
+	}
+}
+
+// The headers an engine is given are those the policy sees, lower-cased,
+// and a credential never, even when asked for.
+func TestInputHeadersFollowTheOption(t *testing.T) {
+	files := fstest.MapFS{"authz.rego": {Data: []byte(inputPolicy)}}
+	e, err := policy.Load(context.Background(), files, nil, policy.WithHeaders([]string{"X-Ticket-Id"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := policy.Input{Request: policy.Request{Headers: map[string]string{
+		"X-Ticket-Id": "OPS-1", "User-Agent": "sdk", "Authorization": "Bearer sk-x"}}}
+	got := seen(t, e, in)["request"].(map[string]any)["headers"].(map[string]any)
+	if len(got) != 1 || got["x-ticket-id"] != "OPS-1" {
+		t.Errorf("headers %v, want only x-ticket-id", got)
+	}
+	if _, err := policy.Load(context.Background(), files, nil, policy.WithHeaders([]string{"authorization"})); err == nil {
+		t.Error("an engine was given authorization to show")
 	}
 }
 

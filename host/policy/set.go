@@ -1,12 +1,14 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -19,28 +21,63 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage"
 )
 
-// Source is where a policy set is read from: a folder on disk, which
-// Set.Watch follows, or a file system such as policies.FS, which is loaded
-// but never watched.
+// Source is where a policy set is read from: a folder on disk or an OPA
+// bundle file, which Set.Watch follows, or a file system such as
+// policies.FS, which is loaded but never watched.
 type Source struct {
+	// BundleURL is an OPA bundle served over HTTP (a bundle server, or any
+	// web server), downloaded when the set loads and reloads, and by
+	// Set.Poll; it wins over Bundle, Dir and FS.
+	BundleURL string
+	// Bundle is an OPA bundle file (.tar.gz, as opa build writes it); it
+	// wins over Dir and FS. Its .rego files are the set, its data is data
+	// as a folder's data files are.
+	Bundle string
+	// Verify, if set, requires the bundle to be signed with its key; an
+	// unsigned or badly signed bundle is refused like a failing test.
+	Verify *BundleVerification
 	// Dir is a folder of .rego files; it wins over FS.
 	Dir string
-	// FS is read when Dir is "".
+	// FS is read when Bundle and Dir are "".
 	FS fs.FS
 }
 
-func (s Source) isZero() bool { return s.Dir == "" && s.FS == nil }
-
-func (s Source) fsys() fs.FS {
-	if s.Dir != "" {
-		return os.DirFS(s.Dir)
-	}
-	return s.FS
+func (s Source) isZero() bool {
+	return s.BundleURL == "" && s.Bundle == "" && s.Dir == "" && s.FS == nil
 }
 
-// String names the source in status and errors: the folder, or "embedded".
+// open returns the file system the set is read from; a bundle is read,
+// and verified, whole.
+func (s Source) open() (fs.FS, error) {
+	switch {
+	case s.Bundle != "":
+		return readBundleFile(s.Bundle, s.Verify)
+	case s.Dir != "":
+		return os.DirFS(s.Dir), nil
+	}
+	return s.FS, nil
+}
+
+// watched is the path Watch follows: the folder, or the bundle file.
+func (s Source) watched() string {
+	if s.BundleURL != "" {
+		return ""
+	}
+	if s.Bundle != "" {
+		return s.Bundle
+	}
+	return s.Dir
+}
+
+// String names the source in status and errors: the folder, "bundle "
+// and the bundle file, or "embedded".
 func (s Source) String() string {
-	if s.Dir != "" {
+	switch {
+	case s.BundleURL != "":
+		return "bundle " + s.BundleURL
+	case s.Bundle != "":
+		return "bundle " + s.Bundle
+	case s.Dir != "":
 		return s.Dir
 	}
 	return "embedded"
@@ -57,11 +94,29 @@ type SetConfig struct {
 	Data map[string]any
 	// TimeZone is the zone of input.time; nil means UTC.
 	TimeZone *time.Location
+	// AllowBuiltins lets policies call builtins refused by default
+	// (WithAllowedBuiltins); policy.allow_builtins in the configuration.
+	AllowBuiltins []string
+	// EvalTimeout bounds each evaluation, and each test_ rule a reload runs
+	// (WithEvalTimeout); 0 means DefaultEvalTimeout.
+	EvalTimeout time.Duration
+	// Headers are the request headers the policies see (WithHeaders); nil
+	// means DefaultHeaders.
+	Headers []string
+	// HTTPClient downloads bundles from a Source.BundleURL; nil means
+	// http.DefaultClient.
+	HTTPClient *http.Client
 	// Reloaded, if set, is called after every reload of either set, from
 	// Reload or Watch, with the set's name ("enforced" or "shadow") and the
 	// error that kept it out (nil when the reload took effect or found
 	// nothing changed). It runs on the reloading goroutine.
 	Reloaded func(set string, err error)
+	// Rewatched, if set, is called by Watch when a policy folder, or the
+	// link to it, was replaced and Watch has moved its watch to what dir
+	// leads to now; err says why it could not (the folder is gone: Watch
+	// tries again when it comes back), or, at the start, that the folder's
+	// parent cannot be watched. It runs on the watching goroutine.
+	Rewatched func(dir string, err error)
 }
 
 // Set is the policy in force, reloadable while requests are decided: an
@@ -83,6 +138,9 @@ type Set struct {
 	dataMu sync.Mutex
 	// reloadMu keeps Watch, SIGHUP and the admin call from reloading at once.
 	reloadMu sync.Mutex
+	// data is the data document the gateway wrote (SetConfig.Data, then
+	// SetData), without any folder's data files; guarded by dataMu.
+	data map[string]any
 
 	disagreements atomic.Uint64
 	shadowErrors  atomic.Uint64
@@ -93,6 +151,8 @@ type slot struct {
 	name   string
 	src    Source
 	engine atomic.Pointer[Engine]
+	// remote is the bundle last downloaded, for a BundleURL source.
+	remote remoteBundle
 
 	mu     sync.Mutex // guards status
 	status SetStatus
@@ -154,17 +214,20 @@ func NewSet(ctx context.Context, cfg SetConfig) (*Set, error) {
 	if cfg.Policies.isZero() {
 		return nil, errors.New("policy: new set: no policy source")
 	}
-	s := &Set{cfg: cfg, enforced: &slot{name: "enforced", src: cfg.Policies}}
-	data := cfg.Data
-	if data == nil {
-		data = map[string]any{}
+	if err := CheckAllowedBuiltins(cfg.AllowBuiltins); err != nil {
+		return nil, fmt.Errorf("policy: new set: %w", err)
 	}
-	if err := s.load(ctx, s.enforced, data); err != nil {
+	if err := CheckHeaders(cfg.Headers); err != nil {
+		return nil, fmt.Errorf("policy: new set: %w", err)
+	}
+	s := &Set{cfg: cfg, enforced: &slot{name: "enforced", src: cfg.Policies}}
+	s.data = cfg.Data
+	if err := s.load(ctx, s.enforced); err != nil {
 		return nil, fmt.Errorf("policy: load %s: %w", cfg.Policies, err)
 	}
 	if !cfg.Shadow.isZero() {
 		s.shadow = &slot{name: "shadow", src: cfg.Shadow}
-		if err := s.load(ctx, s.shadow, data); err != nil {
+		if err := s.load(ctx, s.shadow); err != nil {
 			return nil, fmt.Errorf("policy: load shadow %s: %w", cfg.Shadow, err)
 		}
 	}
@@ -198,7 +261,7 @@ func (s *Set) Reload(ctx context.Context) error {
 }
 
 func (s *Set) reload(ctx context.Context, sl *slot) error {
-	err := s.load(ctx, sl, nil)
+	err := s.load(ctx, sl)
 	sl.mu.Lock()
 	if err != nil {
 		sl.status.ReloadsFailed++
@@ -215,14 +278,12 @@ func (s *Set) reload(ctx context.Context, sl *slot) error {
 	return nil
 }
 
-// load reads, tests and compiles sl's files and swaps them in. data is the
-// data for the first load; later loads copy the data of the enforced
-// engine.
-func (s *Set) load(ctx context.Context, sl *slot, data map[string]any) error {
+// load reads, tests and compiles sl's files and swaps them in.
+func (s *Set) load(ctx context.Context, sl *slot) error {
 	e, tests, err := s.build(ctx, sl)
 	unchanged := err == nil && e == sl.engine.Load()
 	if err == nil && !unchanged {
-		err = s.swap(ctx, sl, e, data)
+		err = s.swap(ctx, sl, e)
 	}
 	sl.mu.Lock()
 	defer sl.mu.Unlock()
@@ -251,21 +312,45 @@ func (s *Set) load(ctx context.Context, sl *slot, data map[string]any) error {
 // build reads sl's files and returns the engine in force when they have
 // not changed, else a new engine, compiled and tested, with no data yet.
 func (s *Set) build(ctx context.Context, sl *slot) (*Engine, int, error) {
-	files, err := readRegoFiles(sl.src.fsys(), true)
+	var fsys fs.FS
+	var err error
+	if sl.src.BundleURL != "" {
+		if _, err = sl.remote.fetch(ctx, s.httpClient(), sl.src.BundleURL); err == nil || sl.remote.current() != nil {
+			// A server that cannot be reached leaves the copy kept.
+			fsys, err = readBundle(bytes.NewReader(sl.remote.current()), sl.src.Verify)
+		}
+	} else {
+		fsys, err = sl.src.open()
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	files, err := readRegoFiles(fsys, true)
+	if err != nil {
+		return nil, 0, err
+	}
+	dataFiles, err := readDataFiles(fsys)
 	if err != nil {
 		return nil, 0, err
 	}
 	rev := revision(files)
+	if len(dataFiles) > 0 {
+		rev = revision(slices.Concat(files, dataFiles))
+	}
 	if cur := sl.engine.Load(); cur != nil && cur.revision == rev {
 		return cur, 0, nil
 	}
 	fail := func(problems []Problem) error { return &ReloadError{Revision: rev, Problems: problems} }
 
-	e, err := compile(ctx, files, []Option{WithTimeZone(s.cfg.TimeZone)})
+	e, err := compile(ctx, files, s.options())
 	if err != nil {
 		return nil, 0, fail(problemsOf("", err))
 	}
-	report, err := runTests(ctx, files, nil, false)
+	if err := e.addDataFiles(fsys, dataFiles); err != nil {
+		return nil, 0, fail(problemsOf("", err))
+	}
+	// The tests see the folder's data, as opa test FOLDER gives it.
+	report, err := runTests(ctx, files, e.folderData, false, e.opts)
 	if errors.Is(err, errNoTests) {
 		return e, 0, nil
 	}
@@ -294,30 +379,32 @@ func (s *Set) build(ctx context.Context, sl *slot) (*Engine, int, error) {
 	return e, len(report.Results), nil
 }
 
-// swap gives e the data (data, else that of the enforced engine in force)
+// options are the engine options of cfg.
+func (s *Set) options() []Option {
+	return []Option{WithTimeZone(s.cfg.TimeZone), WithAllowedBuiltins(s.cfg.AllowBuiltins),
+		WithEvalTimeout(s.cfg.EvalTimeout), WithHeaders(s.cfg.Headers)}
+}
+
+// Headers returns the names of the request headers the policies see,
+// lower-case and sorted: the gateway need copy only these into
+// Request.Headers.
+func (s *Set) Headers() []string { return headerNames(s.enforced.engine.Load().opts.headers) }
+
+// swap gives e the gateway's data merged with that of e's own data files,
 // and puts it in force in sl. The data is written before the swap, so the
 // first decision of e already sees it, derived data included.
-func (s *Set) swap(ctx context.Context, sl *slot, e *Engine, data map[string]any) error {
+func (s *Set) swap(ctx context.Context, sl *slot, e *Engine) error {
 	s.dataMu.Lock()
 	defer s.dataMu.Unlock()
-	var value any = data
-	if data == nil {
-		v, err := s.enforced.engine.Load().readData(ctx)
-		if err != nil {
-			return fmt.Errorf("copy data: %w", err)
-		}
-		value = v
+	value, err := mergeData(s.data, e.folderData)
+	if err != nil {
+		return fmt.Errorf("merge the folder's data files with the gateway's data: %w", err)
 	}
 	if err := e.write(ctx, storage.RootPath, value); err != nil {
 		return fmt.Errorf("write data: %w", err)
 	}
 	sl.engine.Store(e)
 	return nil
-}
-
-// readData returns the whole data document of e.
-func (e *Engine) readData(ctx context.Context) (any, error) {
-	return storage.ReadOne(ctx, e.store, storage.RootPath)
 }
 
 // SetData writes value at path in the enforced and the shadow engine, as
@@ -331,6 +418,8 @@ func (s *Set) SetData(ctx context.Context, path string, value any) error {
 	if err := s.enforced.engine.Load().SetData(ctx, path, value); err != nil {
 		return err
 	}
+	p, _ := storage.ParsePath(path) // Engine.SetData has checked it
+	s.data = withValue(s.data, p, value)
 	if s.shadow == nil {
 		return nil
 	}
@@ -340,6 +429,15 @@ func (s *Set) SetData(ctx context.Context, path string, value any) error {
 		s.shadow.mu.Unlock()
 	}
 	return nil
+}
+
+// Data returns the data document the gateway wrote (SetConfig.Data, then
+// SetData): tiers, departments, clients, without the policy folder's data
+// files or the derived data. It must not be modified.
+func (s *Set) Data() map[string]any {
+	s.dataMu.Lock()
+	defer s.dataMu.Unlock()
+	return s.data
 }
 
 // Status returns the state of both sets and the shadow counters.
@@ -408,26 +506,61 @@ type ShadowResult struct {
 // carries the decision id and revision to log it with.
 //
 // The two decisions disagree when they differ in allowed, http_status,
-// code, limits, department_limits, redact, plugins, response_plugins or
-// restore (messages and headers are free to differ). Disagreements and
+// code, limits, department_limits, redact, plugins, response_plugins,
+// restore or max_tokens (messages, reasons and headers are free to
+// differ). Disagreements and
 // shadow errors are counted in Status; logging them is the caller's, or
 // the DecisionLog's, which always writes them.
+//
+// The engines are those Pin gave in, when it did, else those in force.
 func (s *Set) Decide(ctx context.Context, in Input) (Result, error) {
-	e := s.enforced.engine.Load()
+	e, shadow := s.engines(&in)
 	start := time.Now()
 	r := Result{ID: newDecisionID(), Revision: e.revision, at: start}
 	r.input = e.input(&in)
 	d, err := e.decide(ctx, r.input)
 	r.Decision = d
 	r.Duration = time.Since(start)
-	if s.shadow != nil {
-		r.Shadow = s.decideShadow(ctx, r.input, d, err)
+	if shadow != nil {
+		r.Shadow = s.decideShadow(ctx, shadow, r.input, d, err)
 	}
 	return r, err
 }
 
-func (s *Set) decideShadow(ctx context.Context, input ast.Value, enforced Decision, enforcedErr error) *ShadowResult {
-	e := s.shadow.engine.Load()
+// pin is the engines one request is decided with, from the first pass to
+// the reply phase.
+type pin struct {
+	set              *Set
+	enforced, shadow *Engine
+}
+
+// Pin makes every later decision of in, and of its copies, use the engines
+// in force now, so that the passes of one request (the first, the one with
+// the plugins' findings, the reply's) are decided by one revision even
+// while reloads swap others in. It reports whether those engines read
+// input.usage (see UsesUsage).
+func (s *Set) Pin(in *Input) (usesUsage bool) {
+	p := &pin{set: s, enforced: s.enforced.engine.Load()}
+	if s.shadow != nil {
+		p.shadow = s.shadow.engine.Load()
+	}
+	in.pin = p
+	return p.enforced.UsesUsage() || (p.shadow != nil && p.shadow.UsesUsage())
+}
+
+// engines returns the engines to decide in with: those pinned by this set,
+// else those in force.
+func (s *Set) engines(in *Input) (enforced, shadow *Engine) {
+	if p := in.pin; p != nil && p.set == s {
+		return p.enforced, p.shadow
+	}
+	if s.shadow != nil {
+		shadow = s.shadow.engine.Load()
+	}
+	return s.enforced.engine.Load(), shadow
+}
+
+func (s *Set) decideShadow(ctx context.Context, e *Engine, input ast.Value, enforced Decision, enforcedErr error) *ShadowResult {
 	start := time.Now()
 	d, err := e.decide(ctx, input)
 	sr := &ShadowResult{Revision: e.revision, Decision: d, Err: err, Duration: time.Since(start)}
@@ -446,18 +579,24 @@ func (s *Set) decideShadow(ctx context.Context, input ast.Value, enforced Decisi
 	return sr
 }
 
+// SameOutcome reports whether a and b are the same in what the gateway acts
+// on: the fields whose difference makes a shadow disagreement (see
+// Set.Decide).
+func SameOutcome(a, b Decision) bool { return sameOutcome(a, b) }
+
 // sameOutcome compares what the gateway acts on, leaving out the wording.
 func sameOutcome(a, b Decision) bool {
 	return a.Allowed == b.Allowed && a.HTTPStatus == b.HTTPStatus && a.Code == b.Code &&
 		a.Limits == b.Limits && a.DepartmentLimits == b.DepartmentLimits &&
 		slices.Equal(a.Redact, b.Redact) && slices.Equal(a.Plugins, b.Plugins) &&
-		slices.Equal(a.ResponsePlugins, b.ResponsePlugins) && a.Restore == b.Restore
+		slices.Equal(a.ResponsePlugins, b.ResponsePlugins) && a.Restore == b.Restore && a.MaxTokens == b.MaxTokens
 }
 
 // Explain evaluates the enforced set for in, like Decide, and tells how it
 // decided (see Engine.Explain).
 func (s *Set) Explain(ctx context.Context, in Input) (Explanation, error) {
-	return s.enforced.engine.Load().Explain(ctx, in)
+	e, _ := s.engines(&in)
+	return e.Explain(ctx, in)
 }
 
 // Decision ids are a random per-process prefix and a counter: unique across

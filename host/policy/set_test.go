@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -602,5 +603,192 @@ func TestSetUsesUsageCountsTheShadow(t *testing.T) {
 	}
 	if s := newSet(t, policy.SetConfig{Policies: policy.Source{FS: plain}, Shadow: policy.Source{FS: reads}}); !s.UsesUsage() {
 		t.Error("a shadow that reads usage: UsesUsage = false")
+	}
+}
+
+// A pinned input is decided by the revision in force when it was pinned,
+// through every pass and copy of it, while reloads keep swapping the set;
+// without the pin, passes follow the swaps.
+func TestSetPinKeepsOneRevisionPerRequest(t *testing.T) {
+	dir, shadowDir := t.TempDir(), t.TempDir()
+	writeFiles(t, dir, versioned(1))
+	writeFiles(t, shadowDir, versioned(1))
+	s := newSet(t, policy.SetConfig{Policies: policy.Source{Dir: dir}, Shadow: policy.Source{Dir: shadowDir}})
+
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 2; !stop.Load(); i++ {
+			writeFiles(t, dir, versioned(i%2+1))
+			writeFiles(t, shadowDir, versioned(i%2+1))
+			if err := s.Reload(context.Background()); err != nil {
+				t.Errorf("Reload: %v", err)
+				return
+			}
+		}
+	})
+	defer func() { stop.Store(true); wg.Wait() }()
+
+	ctx := context.Background()
+	unpinnedMixed := 0
+	for range 300 {
+		var in policy.Input
+		s.Pin(&in)
+		first, err := s.Decide(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		second := in // the second pass: the same input with findings
+		second.Findings = []policy.Finding{{Plugin: "pii", Type: "EMAIL", Count: 1}}
+		runtime.Gosched()
+		for _, pass := range []policy.Input{second, in} {
+			r, err := s.Decide(ctx, pass)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Revision != first.Revision || r.Decision.Limits != first.Decision.Limits ||
+				r.Shadow.Revision != first.Shadow.Revision {
+				t.Fatalf("pinned passes decided by %s (shadow %s) then %s (shadow %s)",
+					first.Revision, first.Shadow.Revision, r.Revision, r.Shadow.Revision)
+			}
+		}
+		a, _ := s.Decide(ctx, policy.Input{})
+		runtime.Gosched()
+		b, _ := s.Decide(ctx, policy.Input{})
+		if a.Revision != b.Revision {
+			unpinnedMixed++
+		}
+	}
+	t.Logf("unpinned pairs decided by two revisions: %d of 300", unpinnedMixed)
+}
+
+// watchedSet starts Watch on a set of the folder dir and returns a function
+// that waits until the set is at version want.
+func watchedSet(t *testing.T, dir string, rewatched chan<- string) (*policy.Set, func(what, want string)) {
+	t.Helper()
+	reloads := make(chan error, 64)
+	s := newSet(t, policy.SetConfig{
+		Policies: policy.Source{Dir: dir},
+		Reloaded: func(_ string, err error) { reloads <- err },
+		Rewatched: func(dir string, err error) {
+			if err == nil && rewatched != nil {
+				rewatched <- dir
+			}
+		},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	watched := make(chan error, 1)
+	go func() { watched <- s.Watch(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-watched; err != nil {
+			t.Errorf("Watch: %v", err)
+		}
+	})
+	time.Sleep(50 * time.Millisecond) // Watch gives no sign that its watch is in place
+	return s, func(what, want string) {
+		t.Helper()
+		deadline := time.After(5 * time.Second)
+		for {
+			if v, _ := version(t, s); v == want {
+				return
+			}
+			select {
+			case <-reloads:
+			case <-deadline:
+				v, err := version(t, s)
+				t.Fatalf("%s: version %s (%v), want %s; status %+v", what, v, err, want, s.Status().Enforced)
+			}
+		}
+	}
+}
+
+// The folder renamed over by a new one (mv policies.new policies) is
+// followed: the new folder is loaded, and its later edits too.
+func TestSetWatchFollowsAReplacedFolder(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "policies")
+	writeFiles(t, dir, versioned(1))
+	rewatched := make(chan string, 16)
+	_, waitFor := watchedSet(t, dir, rewatched)
+
+	for v := 2; v <= 3; v++ {
+		next := filepath.Join(root, "policies.new")
+		writeFiles(t, next, versioned(v))
+		if err := os.Rename(dir, filepath.Join(root, fmt.Sprintf("policies.old%d", v))); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(next, dir); err != nil {
+			t.Fatal(err)
+		}
+		waitFor("replaced folder", fmt.Sprint(v))
+	}
+	writeFiles(t, dir, map[string]string{"version.rego": "package sluice.version\n\nnumber := 4\n", "authz_test.rego": versioned(4)["authz_test.rego"]})
+	waitFor("edit in the replacing folder", "4")
+	select {
+	case d := <-rewatched:
+		if d != dir {
+			t.Errorf("rewatched %s, want %s", d, dir)
+		}
+	default:
+		t.Error("no Rewatched call")
+	}
+}
+
+// A symlink swapped to another folder (ln -sfn, as release tools do) is
+// followed, and so are the edits of the folder it now leads to.
+func TestSetWatchFollowsASwappedSymlink(t *testing.T) {
+	root := t.TempDir()
+	for v := 1; v <= 2; v++ {
+		writeFiles(t, filepath.Join(root, "releases", fmt.Sprint(v)), versioned(v))
+	}
+	dir := filepath.Join(root, "policies")
+	if err := os.Symlink(filepath.Join("releases", "1"), dir); err != nil {
+		t.Fatal(err)
+	}
+	_, waitFor := watchedSet(t, dir, nil)
+
+	tmp := filepath.Join(root, "policies.tmp")
+	if err := os.Symlink(filepath.Join("releases", "2"), tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("swapped symlink", "2")
+	writeFiles(t, filepath.Join(root, "releases", "2"), versioned(3))
+	waitFor("edit behind the swapped symlink", "3")
+}
+
+// A mounted Kubernetes ConfigMap: the files are links through ..data,
+// itself a link to a timestamped folder that each update replaces.
+func TestSetWatchFollowsAConfigMapUpdate(t *testing.T) {
+	dir := t.TempDir()
+	publish := func(v int) {
+		stamp := fmt.Sprintf("..2026_12_07_%d", v)
+		writeFiles(t, filepath.Join(dir, stamp), versioned(v))
+		tmp := filepath.Join(dir, "..data_tmp")
+		if err := os.Symlink(stamp, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+		if v > 1 {
+			if err := os.RemoveAll(filepath.Join(dir, fmt.Sprintf("..2026_12_07_%d", v-1))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publish(1)
+	for name := range versioned(1) {
+		if err := os.Symlink(filepath.Join("..data", name), filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, waitFor := watchedSet(t, dir, nil)
+	for v := 2; v <= 3; v++ {
+		publish(v)
+		waitFor("ConfigMap update", fmt.Sprint(v))
 	}
 }

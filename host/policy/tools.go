@@ -6,16 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/cover"
 	"github.com/open-policy-agent/opa/v1/format"
-	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
+	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 // This file holds the policy author's tools: running the Rego tests,
@@ -61,6 +63,39 @@ type TestResult struct {
 	// Output is what the test printed with print().
 	Output   []byte
 	Duration time.Duration
+	// Failure, with WithFailureDetails, shows where a failing test failed:
+	// "file:line:" and the expression that did not hold, with the values of
+	// its variables, as opa test --var-values prints it.
+	Failure string
+}
+
+// WithFailureDetails makes Test trace every test, as opa test -v does, so
+// that TestResult.Failure shows the expression that failed and its
+// variables' values. Tracing costs several times the tests' run time.
+func WithFailureDetails() Option {
+	return func(o *options) { o.traceTests = true }
+}
+
+// failure renders the last expression that failed in trace, skipping the
+// every expressions whose body holds the real failure.
+func failure(trace []*topdown.Event) string {
+	for _, e := range slices.Backward(trace) {
+		if e.Op != topdown.FailOp || e.Location == nil || e.QueryID == 0 {
+			continue
+		}
+		if expr, ok := e.Node.(*ast.Expr); ok {
+			if _, every := expr.Terms.(*ast.Every); every {
+				continue
+			}
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s:%d:\n", e.Location.File, e.Location.Row)
+		if err := topdown.PrettyEvent(&b, e, topdown.PrettyEventOpts{PrettyVars: true}); err != nil {
+			return ""
+		}
+		return b.String()
+	}
+	return ""
 }
 
 // Pass reports whether the test ran and held.
@@ -84,37 +119,106 @@ type Problem struct {
 	File    string `json:"file,omitempty"`
 	Line    int    `json:"line,omitempty"`
 	Message string `json:"message"`
+	// Warning marks what does not keep the policy from loading but most
+	// likely does not do what its author meant.
+	Warning bool `json:"warning,omitempty"`
 }
 
-// String formats p as "file:line: message", the form editors jump to.
+// String formats p as "file:line: message", the form editors jump to,
+// with "warning: " before the message of a warning.
 func (p Problem) String() string {
-	if p.File == "" {
-		return p.Message
+	msg := p.Message
+	if p.Warning {
+		msg = "warning: " + msg
 	}
-	return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Message)
+	if p.File == "" {
+		return msg
+	}
+	return fmt.Sprintf("%s:%d: %s", p.File, p.Line, msg)
+}
+
+// Errors counts the problems of problems that are not warnings.
+func Errors(problems []Problem) int {
+	n := 0
+	for _, p := range problems {
+		if !p.Warning {
+			n++
+		}
+	}
+	return n
+}
+
+// headersRef is input.request.headers.
+var headersRef = ast.MustParseRef("input.request.headers")
+
+// headerWarnings warns of every constant header name that the policy
+// files (not the tests, whose with input as may set anything) read under
+// input.request.headers but the gateway never gives them. Modules are
+// compiled, so imports and aliases are resolved to full references.
+func headerWarnings(modules map[string]*ast.Module, headers map[string]*ast.Term) []Problem {
+	var out []Problem
+	for _, name := range slices.Sorted(maps.Keys(modules)) {
+		if isTestFile(name) {
+			continue
+		}
+		ast.WalkRefs(modules[name], func(r ast.Ref) bool {
+			if len(r) <= len(headersRef) || !r.HasPrefix(headersRef) {
+				return false
+			}
+			key, ok := r[len(headersRef)].Value.(ast.String)
+			if !ok {
+				return false
+			}
+			if _, given := headers[string(key)]; given {
+				return false
+			}
+			p := Problem{File: name, Warning: true, Message: fmt.Sprintf(
+				"input.request.headers[%q] is never set: the policy sees only %s (policy.headers)",
+				string(key), strings.Join(headerNames(headers), ", "))}
+			if loc := r[0].Location; loc != nil {
+				p.Line = loc.Row
+			}
+			out = append(out, p)
+			return false
+		})
+	}
+	return out
 }
 
 // Test runs every test_ rule of the .rego files in fsys, compiled as Load
 // compiles them (Rego v1, strict), and measures the coverage of the files
 // that are not *_test.rego. data, which may be nil, is the base data
-// document, as opa test reads it from data files. Unlike Load, Test does not
+// document, merged with the .json and .yaml files of fsys as opa test
+// FOLDER reads them. Unlike Load, Test does not
 // compute data.sluice.derived from it: tests that replace data.sluice.tiers
 // with "with" would otherwise be answered from derived data that no longer
 // matches. An error means the tests could not run (unreadable or
 // uncompilable files, no tests); failing tests are in the report.
-func Test(ctx context.Context, fsys fs.FS, data map[string]any) (TestReport, error) {
+//
+// opts are those of Load that matter to tests: the builtins allowed
+// (WithAllowedBuiltins) and the time limit (WithEvalTimeout). A test_ rule
+// may evaluate the decision many times (a table of cases, every), so
+// each test may take testBudget times the limit of one evaluation.
+func Test(ctx context.Context, fsys fs.FS, data map[string]any, opts ...Option) (TestReport, error) {
 	files, err := readRegoFiles(fsys, true)
 	if err != nil {
 		return TestReport{}, fmt.Errorf("policy: test: %w", err)
 	}
-	return runTests(ctx, files, data, true)
+	folderData, err := loadData(fsys)
+	if err != nil {
+		return TestReport{}, fmt.Errorf("policy: test: %w", err)
+	}
+	if data, err = mergeData(data, folderData); err != nil {
+		return TestReport{}, fmt.Errorf("policy: test: %w", err)
+	}
+	return runTests(ctx, files, data, true, newOptions(opts))
 }
 
 // errNoTests is runTests' error when the files hold no test_ rule.
 var errNoTests = errors.New("policy: test: no test_ rules found")
 
 // runTests runs the test_ rules of files, measuring coverage if asked.
-func runTests(ctx context.Context, files []regoFile, data map[string]any, coverage bool) (TestReport, error) {
+func runTests(ctx context.Context, files []regoFile, data map[string]any, coverage bool, o options) (TestReport, error) {
 	modules := make(map[string]*ast.Module, len(files))
 	var errs []error
 	for _, f := range files {
@@ -137,8 +241,13 @@ func runTests(ctx context.Context, files []regoFile, data map[string]any, covera
 	runner := tester.NewRunner().
 		// A compiler of our own replaces the runner's, so print() has to be
 		// switched back on for the tests' output to be captured.
-		SetCompiler(newCompiler().WithEnablePrintStatements(true)).
+		SetCompiler(newCompiler(o.caps).WithEnablePrintStatements(true)).
 		SetDefaultRegoVersion(ast.RegoV1).
+		// As in the gateway: a builtin error fails the test instead of
+		// making its expression undefined.
+		RaiseBuiltinErrors(true).
+		SetTimeout(o.timeout * testBudget).
+		EnableTracing(o.traceTests).
 		SetModules(modules).
 		SetStore(store).
 		CapturePrintOutput(true)
@@ -147,6 +256,10 @@ func runTests(ctx context.Context, files []regoFile, data map[string]any, covera
 	}
 	results, err := runner.RunTests(ctx, nil)
 	if err != nil {
+		var astErrs ast.Errors
+		if errors.As(err, &astErrs) {
+			err = explainForbidden(astErrs, o.caps)
+		}
 		return TestReport{}, fmt.Errorf("policy: test: %w", err)
 	}
 
@@ -163,6 +276,9 @@ func runTests(ctx context.Context, files []regoFile, data map[string]any, covera
 		}
 		if r.Location != nil {
 			tr.Location = fmt.Sprintf("%s:%d", r.Location.File, r.Location.Row)
+		}
+		if r.Fail && o.traceTests {
+			tr.Failure = failure(r.Trace)
 		}
 		report.Results = append(report.Results, tr)
 	}
@@ -198,9 +314,11 @@ func runTests(ctx context.Context, files []regoFile, data map[string]any, covera
 // Check reports what would keep the .rego files of fsys from loading, or
 // from passing review: parse and strict compile errors (Rego v1, test
 // files included), a missing decision rule, and files that opa fmt would
-// change. The error is for files that cannot be read; an empty list means
+// change; and, as warnings, rules that read a request header the policy is
+// not given (WithHeaders), which would never be set. The error is for files that cannot be read; an empty list means
 // the policy is clean.
-func Check(fsys fs.FS) ([]Problem, error) {
+func Check(fsys fs.FS, opts ...Option) ([]Problem, error) {
+	o := newOptions(opts)
 	files, err := readRegoFiles(fsys, true)
 	if err != nil {
 		return nil, fmt.Errorf("policy: check: %w", err)
@@ -227,9 +345,11 @@ func Check(fsys fs.FS) ([]Problem, error) {
 	// Compiling files that did not parse would only repeat their errors as
 	// undefined references.
 	if len(modules) == len(files) {
-		c := newCompiler().SetErrorLimit(0)
+		c := newCompiler(o.caps).SetErrorLimit(0)
 		if c.Compile(modules); c.Failed() {
-			problems = append(problems, problemsOf("", c.Errors)...)
+			problems = append(problems, problemsOf("", explainForbidden(c.Errors, o.caps))...)
+		} else {
+			problems = append(problems, headerWarnings(c.Modules, o.headers)...)
 		}
 	}
 	if len(modules) == len(files) && !definesRule(policy, queryRule) {
@@ -244,25 +364,30 @@ func Check(fsys fs.FS) ([]Problem, error) {
 // decision as a JSON-like value. A decision that the gateway would refuse
 // (a missing field, a wrong type) is returned together with an error that
 // says why; an undefined decision gives only the error.
-func Eval(ctx context.Context, fsys fs.FS, data, input map[string]any) (any, error) {
-	e, err := Load(ctx, fsys, data)
+func Eval(ctx context.Context, fsys fs.FS, data, input map[string]any, opts ...Option) (any, error) {
+	e, err := Load(ctx, fsys, data, opts...)
 	if err != nil {
 		return nil, err
 	}
-	rs, err := e.query.Eval(ctx, rego.EvalInput(input))
+	value, err := ast.InterfaceToValue(input)
 	if err != nil {
-		return nil, fmt.Errorf("policy: evaluate %s: %w", Query, err)
+		return nil, fmt.Errorf("policy: input: %w", err)
 	}
-	t, err := resultTerm(rs)
+	t, err := e.eval(ctx, value)
 	if err != nil {
-		return nil, err
+		return nil, evalError(err, e.opts.timeout)
 	}
 	decision, err := ast.JSON(t.Value)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %s: %w", Query, err)
 	}
-	if _, err := decodeDecision(t.Value); err != nil {
-		return decision, fmt.Errorf("policy: malformed %s: %w", Query, err)
+	d, err := decodeDecision(t.Value)
+	if err != nil {
+		return decision, &EvalError{Kind: KindMalformed, At: e.blame(ctx, value), Err: err}
+	}
+	if !d.Allowed && d.Code == codePolicyError {
+		return decision, &EvalError{Kind: KindPolicyError, At: e.blame(ctx, value),
+			Err: fmt.Errorf("the policy decided %s: %s", codePolicyError, d.Message)}
 	}
 	return decision, nil
 }
@@ -279,9 +404,9 @@ func addRange(ranges []LineRange, r LineRange) []LineRange {
 }
 
 // newCompiler is the compiler Load's strictness amounts to, for the tools
-// that compile without preparing a query.
-func newCompiler() *ast.Compiler {
-	return ast.NewCompiler().WithStrict(true).WithDefaultRegoVersion(ast.RegoV1)
+// that compile without preparing a query; caps are the builtins allowed.
+func newCompiler(caps *ast.Capabilities) *ast.Compiler {
+	return ast.NewCompiler().WithStrict(true).WithDefaultRegoVersion(ast.RegoV1).WithCapabilities(caps)
 }
 
 // regoFile is one policy file as read from the policy file system.

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -79,7 +80,11 @@ func (g *Gateway) decide(ctx context.Context, x *exchange, in *policy.Input) (po
 		if typ == "" {
 			typ = api.TypeForStatus(dec.HTTPStatus)
 		}
-		return dec, &api.Error{Status: dec.HTTPStatus, Type: typ, Code: dec.Code, Message: dec.Message}
+		msg := dec.Message
+		if dec.Reason != "" {
+			msg = strings.TrimSuffix(msg, ".") + ". Reason: " + dec.Reason
+		}
+		return dec, &api.Error{Status: dec.HTTPStatus, Type: typ, Code: dec.Code, Message: msg}
 	}
 	return dec, nil
 }
@@ -102,31 +107,45 @@ func (g *Gateway) evaluate(ctx context.Context, x *exchange, in *policy.Input) (
 			"enforced_revision", res.Revision, "shadow_revision", sh.Revision)
 	}
 	if err != nil {
-		g.log.Error("policy evaluation failed; request denied", "request_id", x.ev.RequestID, "decision_id", res.ID, "error", err)
+		g.log.Error("policy evaluation failed; request denied", "request_id", x.ev.RequestID, "decision_id", res.ID,
+			"kind", policy.ErrorKindOf(err), "at", policy.ErrorAt(err), "revision", res.Revision, "error", err)
 		g.metrics.PolicyError()
 	}
 	return res, err
 }
 
 // outcome sums a decision up for a log line: allowed, or the denial's
-// status and code, with the limits; never an input.
+// status and code, with the limits; never an input. Fields are named as
+// in the policy contract (policies/README.md), limits written as the
+// policy writes them.
 func outcome(d policy.Decision, err error) string {
 	if err != nil {
 		return "error: " + err.Error()
 	}
 	if !d.Allowed {
-		return fmt.Sprintf("denied %d %s", d.HTTPStatus, d.Code)
+		return fmt.Sprintf("denied http_status=%d code=%s", d.HTTPStatus, d.Code)
 	}
-	return fmt.Sprintf("allowed limits=%+v department_limits=%+v redact=%v plugins=%v", d.Limits, d.DepartmentLimits, d.Redact, d.Plugins)
+	limits, _ := json.Marshal(d.Limits) // Limits always marshal
+	department, _ := json.Marshal(d.DepartmentLimits)
+	return fmt.Sprintf("allowed limits=%s department_limits=%s redact=%v plugins=%v response_plugins=%v restore=%v max_tokens=%d",
+		limits, department, d.Redact, d.Plugins, d.ResponsePlugins, d.Restore, d.MaxTokens)
 }
 
 // policyInput is the policy's input for a request of client: the request's
-// own fields, the headers a policy may see, and, when the policy reads
-// them, the client's and department's usage counters.
+// own fields, the headers the policy is configured to see, and, when the
+// policy reads them, the client's and department's usage counters. The
+// input pins the policy revision in force, when the decider can, so that
+// every pass of the request, the reply's included, is decided by it.
 func (g *Gateway) policyInput(ctx context.Context, x *exchange, h *fasthttp.RequestHeader, client policy.Client, r policy.Request) (*policy.Input, *api.Error) {
 	in := &policy.Input{Client: client, Request: r, Time: x.start}
+	usesUsage := g.decider.UsesUsage()
+	names := defaultInputHeaders
+	if p, ok := g.decider.(revisionPinner); ok {
+		usesUsage = p.Pin(in)
+		names = p.Headers()
+	}
 	if h != nil {
-		for _, name := range inputHeaders {
+		for _, name := range names {
 			if v := h.Peek(name); len(v) > 0 {
 				if in.Request.Headers == nil {
 					in.Request.Headers = make(map[string]string, 2)
@@ -135,7 +154,7 @@ func (g *Gateway) policyInput(ctx context.Context, x *exchange, h *fasthttp.Requ
 			}
 		}
 	}
-	if g.decider.UsesUsage() {
+	if usesUsage {
 		keys := []string{ClientScope(client.ID)}
 		if client.Department != "" {
 			keys = append(keys, DepartmentScope(client.Department))
@@ -153,8 +172,16 @@ func (g *Gateway) policyInput(ctx context.Context, x *exchange, h *fasthttp.Requ
 	return in, nil
 }
 
-// inputHeaders are the request headers a policy may see.
-var inputHeaders = policy.InputHeaders()
+// revisionPinner is a Decider that can pin one revision per request and
+// says which request headers its policy sees; *policy.Set is one.
+type revisionPinner interface {
+	Pin(in *policy.Input) (usesUsage bool)
+	Headers() []string
+}
+
+// defaultInputHeaders are the request headers a Decider that does not say
+// otherwise sees.
+var defaultInputHeaders = policy.DefaultHeaders()
 
 func counters(u limits.Usage) policy.Counters {
 	return policy.Counters{RequestsMinute: u.MinuteRequests, TokensMinute: u.MinuteTokens, TokensToday: u.DayTokens,

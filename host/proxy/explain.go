@@ -22,9 +22,15 @@ type Explanation struct {
 
 // Explain runs the request path of an OpenAI request body from client up to
 // the policy's last word, as the gateway would, and explains the decision.
-// path is /v1/chat/completions or /v1/embeddings.
-func (g *Gateway) Explain(ctx context.Context, client store.Client, path string, body []byte) (*Explanation, *api.Error) {
-	x := &exchange{start: g.now()}
+// path is /v1/chat/completions or /v1/embeddings; probe sets the request's
+// headers (the policy sees those it is configured to), when it arrives
+// (now when zero) and the usage the policy sees (the counters' when nil).
+func (g *Gateway) Explain(ctx context.Context, client store.Client, path string, body []byte, probe policy.Probe) (*Explanation, *api.Error) {
+	at := probe.Time
+	if at.IsZero() {
+		at = g.now()
+	}
+	x := &exchange{start: at}
 	x.ev.RequestID = newRequestID()
 	var r policy.Request
 	var texts []string
@@ -51,6 +57,12 @@ func (g *Gateway) Explain(ctx context.Context, client store.Client, path string,
 	in, aerr := g.policyInput(ctx, x, nil, policy.Client{ID: client.ID, Department: client.Department, Tier: client.Tier, Labels: client.Labels}, r)
 	if aerr != nil {
 		return nil, aerr
+	}
+	if len(probe.Headers) > 0 {
+		in.Request.Headers = probe.Headers // the engine keeps only the configured names
+	}
+	if probe.Usage != nil {
+		in.Usage = probe.Usage
 	}
 	ex, err := g.decider.Explain(ctx, *in)
 	if err != nil {

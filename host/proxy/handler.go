@@ -170,6 +170,9 @@ func (g *Gateway) serveChat(ctx *fasthttp.RequestCtx, x *exchange) {
 		g.fail(ctx, x, aerr)
 		return
 	}
+	if req.LowerMaxTokens(dec.MaxTokens) { // the policy's cap: the upstream gets it, and the reservation follows
+		reply = min(reply, req.MaxTokens*req.Choices)
+	}
 	estimate := limits.Cost{Tokens: prompt + reply, Micros: target.Model.CostMicros(prompt, reply)}
 	up, res, ok := g.forward(ctx, x, target, dec, found, req, req.Texts, estimate, upstream.EndpointChat, req.Stream)
 	if !ok {
@@ -327,15 +330,18 @@ func (g *Gateway) serveModels(ctx *fasthttp.RequestCtx, x *exchange) {
 		g.fail(ctx, x, aerr)
 		return
 	}
+	// One input, so one policy revision and the same headers, for every model.
+	in, aerr := g.policyInput(stepContext, x, &ctx.Request.Header, clientInput(id), policy.Request{Method: "GET", Path: x.ev.Endpoint})
+	if aerr != nil {
+		g.fail(ctx, x, aerr)
+		return
+	}
 	var b strings.Builder
 	b.WriteString(`{"object":"list","data":[`)
 	n := 0
 	for _, m := range g.router.Models() {
-		res, err := g.evaluate(stepContext, x, &policy.Input{
-			Client:  clientInput(id),
-			Request: policy.Request{Method: "GET", Path: x.ev.Endpoint, Model: m},
-			Time:    x.start,
-		})
+		in.Request.Model = m
+		res, err := g.evaluate(stepContext, x, in)
 		if err != nil {
 			g.fail(ctx, x, api.PolicyError("The access policy could not be evaluated; the request was denied."))
 			return

@@ -106,7 +106,9 @@ func (g *Gateway) decideReply(x *exchange, found []policy.Finding) []string {
 	}
 	dec := res.Decision
 	if err != nil {
-		g.log.Error("policy evaluation of a reply failed; reply withheld", "request_id", x.ev.RequestID, "error", err)
+		g.log.Error("policy evaluation of a reply failed; reply withheld", "request_id", x.ev.RequestID, "decision_id", res.ID,
+			"kind", policy.ErrorKindOf(err), "at", policy.ErrorAt(err), "revision", res.Revision, "error", err)
+		g.metrics.PolicyError()
 		return nil
 	}
 	if !dec.Allowed {

@@ -513,7 +513,11 @@ func TestShadowPolicyCountsDisagreements(t *testing.T) {
 	for _, w := range warned {
 		enforced, _ := w["enforced"].(string)
 		shadowed, _ := w["shadow"].(string)
-		if !ids[fmt.Sprint(w["decision_id"])] || !strings.HasPrefix(enforced, "allowed") || shadowed != "denied 403 model_retired" ||
+		// The contract's field names, never Go's (MonthlySpendMicros).
+		if !strings.Contains(enforced, `"monthly_spend_usd":`) || strings.Contains(enforced, "Micros") {
+			t.Errorf("enforced outcome %q does not use the contract's field names", enforced)
+		}
+		if !ids[fmt.Sprint(w["decision_id"])] || !strings.HasPrefix(enforced, "allowed") || shadowed != "denied http_status=403 code=model_retired" ||
 			w["enforced_revision"] != st.Enforced.Revision || w["shadow_revision"] != st.Shadow.Revision {
 			t.Fatalf("disagreement log line %v", w)
 		}
@@ -564,10 +568,15 @@ func TestShadowPolicyCountsDisagreements(t *testing.T) {
 	}
 }
 
-// failingRules make the decision fail to evaluate for three departments:
-// on chat requests only, a denial whose http_status is a string (a
-// mistyped required field of the decision) and a helper rule with two
-// values (a conflict error); on every request, the mistyped denial again.
+// failingRules make the decision fail, one department per way it can: on
+// chat requests only, a denial whose http_status is a string (a mistyped
+// required field of the decision), a helper rule with two values (a
+// conflict error), a division by max_tokens, which the requests leave
+// unset (a builtin error), a denial with status 200 (a bad decision value),
+// a cap of 0 (which the policy itself answers with policy_error) and a
+// loop over ten million numbers (a timeout); on every request, the
+// mistyped denial again. The line of each rule is the one the errors must
+// name.
 const failingRules = `package sluice.authz
 
 deny contains {"http_status": "teapot", "code": "mistyped"} if input.client.department == "chaos-all"
@@ -585,11 +594,34 @@ deny contains _chaos_message if {
 _chaos_message := "one" if input.client.department == "chaos-conflict"
 
 _chaos_message := "two" if input.client.department == "chaos-conflict"
+
+deny contains "prompt too long for its reply" if {
+	input.client.department == "chaos-div"
+	input.request.path == "/v1/chat/completions"
+	input.request.prompt_tokens / input.request.max_tokens > 10
+}
+
+deny contains {"http_status": 200, "code": "not_a_denial"} if {
+	input.client.department == "chaos-200"
+	input.request.path == "/v1/chat/completions"
+}
+
+cap contains {"limit": "tpm", "value": 0} if {
+	input.client.department == "chaos-cap0"
+	input.request.path == "/v1/chat/completions"
+}
+
+deny contains "slow" if {
+	input.client.department == "chaos-slow"
+	input.request.path == "/v1/chat/completions"
+	count([x | some x in numbers.range(1, 10000000); x % 7 == 0]) > 0
+}
 `
 
-// A decision that cannot be evaluated refuses the request with
-// policy_error, logged under the decision id the caller was given, and
-// the gateway goes on serving what the policy can decide.
+// A decision that cannot be made refuses the request with policy_error,
+// logged under the decision id the caller was given with the kind of
+// failure and the rule to blame, and counted; the gateway goes on serving
+// what the policy can decide.
 func TestFailClosedOnPolicyError(t *testing.T) {
 	dir := defaultPolicyFolder(t)
 	putFile(t, dir, "chaos.rego", failingRules)
@@ -598,12 +630,19 @@ func TestFailClosedOnPolicyError(t *testing.T) {
 	for _, tc := range []struct {
 		department string
 		errorHas   string
+		kind       policy.ErrorKind
+		at         string
 	}{
-		{"chaos-type", "http_status"},
-		{"chaos-conflict", "conflict"},
+		{"chaos-type", "http_status", policy.KindMalformed, "chaos.rego:5"},
+		{"chaos-conflict", "conflict", policy.KindConflict, "chaos.rego:1"},
+		{"chaos-div", "divide by zero", policy.KindBuiltin, "chaos.rego:22"},
+		{"chaos-200", "http_status 200", policy.KindMalformed, "chaos.rego:25"},
+		{"chaos-cap0", "cannot apply", policy.KindPolicyError, "chaos.rego:30"},
+		{"chaos-slow", "time limit", policy.KindTimeout, ""},
 	} {
 		t.Run(tc.department, func(t *testing.T) {
 			c := h.client(h.addClient(accounts.NewClient{ID: tc.department + "-bot", Department: tc.department}))
+			errorsBefore := sum(h.scrape(), "sluice_policy_errors_total", nil)
 			_, err := c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "hello"))
 			e := apiError(t, err, http.StatusInternalServerError, "policy_error")
 			id := e.Response.Header.Get("x-sluice-decision-id")
@@ -611,8 +650,11 @@ func TestFailClosedOnPolicyError(t *testing.T) {
 				t.Fatalf("policy error %s %q, decision id %q", e.Type, e.Message, id)
 			}
 			raw := e.RawJSON()
-			if !strings.Contains(raw, `"param"`) || strings.Contains(raw, "teapot") {
+			if !strings.Contains(raw, `"param"`) || strings.Contains(raw, "teapot") || strings.Contains(raw, "chaos.rego") {
 				t.Errorf("error body %s: want OpenAI's shape, and nothing of the policy's internals", raw)
+			}
+			if got := sum(h.scrape(), "sluice_policy_errors_total", nil) - errorsBefore; got != 1 {
+				t.Errorf("sluice_policy_errors_total went up by %v, want 1", got)
 			}
 
 			// The same client may still list models (the failing rules
@@ -627,11 +669,18 @@ func TestFailClosedOnPolicyError(t *testing.T) {
 
 			logged := false
 			for _, r := range h.logRecords("policy evaluation failed; request denied") {
-				if r["decision_id"] == id {
-					logged = true
-					if msg, _ := r["error"].(string); !strings.Contains(msg, tc.errorHas) {
-						t.Errorf("logged error %q does not say %q", msg, tc.errorHas)
-					}
+				if r["decision_id"] != id {
+					continue
+				}
+				logged = true
+				if msg, _ := r["error"].(string); !strings.Contains(msg, tc.errorHas) {
+					t.Errorf("logged error %q does not say %q", msg, tc.errorHas)
+				}
+				if r["kind"] != string(tc.kind) {
+					t.Errorf("logged kind %v, want %s", r["kind"], tc.kind)
+				}
+				if at, _ := r["at"].(string); !strings.HasPrefix(at, tc.at) {
+					t.Errorf("logged at %q, want %q", at, tc.at)
 				}
 			}
 			if !logged {
@@ -757,5 +806,258 @@ func TestDecideExplainsWithoutForwarding(t *testing.T) {
 				t.Fatalf("got %d %s, want %d %s", status, answer, tc.status, tc.code)
 			}
 		})
+	}
+}
+
+// ticketRule requires an x-ticket-id header of the ops department, on every
+// endpoint.
+const ticketRule = `package sluice.authz
+
+deny contains {"http_status": 403, "code": "ticket_required", "message": "send x-ticket-id"} if {
+	input.client.department == "ops"
+	not input.request.headers["x-ticket-id"]
+}
+`
+
+// A header listed in policy.headers reaches the policy on chat and on the
+// models list alike; without the setting it never does.
+func TestPolicySeesConfiguredHeaders(t *testing.T) {
+	for _, listed := range []bool{true, false} {
+		dir := defaultPolicyFolder(t)
+		putFile(t, dir, "ticket.rego", ticketRule)
+		cfg := policyConfig(t, open, dir, false)
+		if listed {
+			cfg.Policy.Headers = []string{"user-agent", "x-ticket-id"}
+		}
+		h := start(t, cfg)
+		c := h.client(h.addClient(accounts.NewClient{ID: "ops-bot", Department: "ops"}))
+		ticket := option.WithHeader("X-Ticket-Id", "OPS-42")
+
+		_, err := c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "hello"))
+		apiError(t, err, http.StatusForbidden, "ticket_required")
+		_, err = c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "hello"), ticket)
+		if listed && err != nil {
+			t.Errorf("chat with the listed header: %v", err)
+		}
+		if !listed {
+			apiError(t, err, http.StatusForbidden, "ticket_required")
+		}
+
+		page, err := c.Models.List(context.Background(), ticket)
+		if err != nil || (len(page.Data) > 0) != listed {
+			t.Errorf("listed %v: models with the header: %d models, %v", listed, len(page.Data), err)
+		}
+		page, err = c.Models.List(context.Background())
+		if err != nil || len(page.Data) != 0 {
+			t.Errorf("listed %v: models without the header: %d models, %v", listed, len(page.Data), err)
+		}
+		h.stop()
+	}
+}
+
+// capRule caps the replies of the research department at 100 tokens, and
+// denies the ops department with a reason.
+const capRule = `package sluice.authz
+
+cap contains {"limit": "max_tokens", "value": 100} if input.client.department == "research"
+
+deny contains {"code": "ticket_required", "message": "ops must send x-ticket-id", "reason": "ticket OPS-1 is closed"} if {
+	input.client.department == "ops"
+}
+`
+
+// A max_tokens cap lowers what the upstream is asked for, never raises it,
+// and the reservation follows: with a TPM of 600, a request that sets no
+// max_tokens reserves the 1024 default and is refused without the cap,
+// and fits with it. A denial's reason reaches the caller.
+func TestPolicyCapsMaxTokens(t *testing.T) {
+	rec := startRecordingUpstream(t)
+	dir := defaultPolicyFolder(t)
+	putFile(t, dir, "cap.rego", capRule)
+	cfg := policyConfig(t, config.Tier{Models: []string{"*"}, Budget: config.Budget{TPM: 600}}, dir, false)
+	cfg.Upstreams = append(cfg.Upstreams, config.Upstream{Name: "recorder", Type: "openai", BaseURL: "http://" + rec.addr + "/v1",
+		Timeout: config.Duration(10 * time.Second), MaxConns: 8})
+	for i := range cfg.Models {
+		if cfg.Models[i].Name == "gpt-4o-mini" {
+			cfg.Models[i].Upstream = "recorder"
+		}
+	}
+	h := start(t, cfg)
+	research := h.client(h.addClient(accounts.NewClient{ID: "capped", Department: "research"}))
+	other := h.client(h.addClient(accounts.NewClient{ID: "uncapped", Department: "finance"}))
+
+	if _, err := other.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "hello")); err == nil {
+		t.Fatal("without the cap, a request reserving the 1024-token default got through a TPM of 600")
+	} else {
+		apiError(t, err, http.StatusTooManyRequests, "rate_limit_exceeded")
+	}
+	if _, err := research.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "hello")); err != nil {
+		t.Fatalf("capped request without max_tokens: %v", err)
+	}
+	params := chat("gpt-4o-mini", "hello again")
+	params.MaxTokens = openai.Int(50)
+	if _, err := research.Chat.Completions.New(context.Background(), params); err != nil {
+		t.Fatalf("capped request asking for less: %v", err)
+	}
+	seen := rec.seen()
+	if !strings.Contains(seen, `"max_tokens":100`) || !strings.Contains(seen, `"max_tokens":50`) || strings.Contains(seen, `"max_tokens":1024`) {
+		t.Errorf("the upstream saw:\n%s\nwant max_tokens 100 added to the first request and 50 kept in the second", seen)
+	}
+
+	ops := h.client(h.addClient(accounts.NewClient{ID: "ops-bot", Department: "ops"}))
+	_, err := ops.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "hello"))
+	e := apiError(t, err, http.StatusForbidden, "ticket_required")
+	if e.Message != "ops must send x-ticket-id. Reason: ticket OPS-1 is closed" {
+		t.Errorf("message %q, want the policy's message and reason", e.Message)
+	}
+}
+
+// A refused reload of the shadow set is counted apart from the enforced
+// set's, and the decision log's drops are exported, zero included.
+func TestShadowReloadsAndDecisionLogDropsAreMetrics(t *testing.T) {
+	dir, shadowDir := defaultPolicyFolder(t), defaultPolicyFolder(t)
+	cfg := policyConfig(t, open, dir, false)
+	cfg.Policy.ShadowDir = shadowDir
+	h := start(t, cfg)
+	putFile(t, shadowDir, "retire.rego", retireRuleBroken)
+	if status, body := h.admin("POST", "/admin/policy/reload", ""); status == http.StatusOK {
+		t.Fatalf("reload of a broken shadow set: %d %s", status, body)
+	}
+	fams := h.scrape()
+	if got := sum(fams, "sluice_policy_shadow_reloads_total", map[string]string{"result": "failed"}); got != 1 {
+		t.Errorf("shadow reloads failed: %v, want 1", got)
+	}
+	if got := sum(fams, "sluice_policy_reloads_total", map[string]string{"result": "failed"}); got != 0 {
+		t.Errorf("enforced reloads failed: %v, want 0", got)
+	}
+	if got := sum(fams, "sluice_policy_decision_log_dropped_total", nil); got != 0 {
+		t.Errorf("decision log drops: %v, want an exported 0", got)
+	}
+}
+
+// POST /admin/decide takes the request's headers, a time and usage, so that
+// a rule on any of them can be tried, and says how long the decision took.
+func TestDecideTakesHeadersAndTime(t *testing.T) {
+	dir := defaultPolicyFolder(t)
+	putFile(t, dir, "ticket.rego", ticketRule)
+	putFile(t, dir, "hours.rego", `package sluice.authz
+
+deny contains {"code": "outside_hours", "message": "ops work 08:00 to 18:00"} if {
+	input.client.department == "ops"
+	not input.time.hour in numbers.range(8, 17)
+}
+`)
+	putFile(t, dir, "budget.rego", `package sluice.authz
+
+deny contains {"code": "over_budget", "message": "spent"} if input.usage.client.spend_month_usd > 10
+`)
+	cfg := policyConfig(t, open, dir, false)
+	cfg.Policy.Headers = []string{"x-ticket-id"}
+	h := start(t, cfg)
+	h.addClient(accounts.NewClient{ID: "ops-bot", Department: "ops"})
+	decide := func(extra string) (code string, durationUS int64, input map[string]any) {
+		t.Helper()
+		body := `{"client_id":"ops-bot","request":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}` + extra + `}`
+		status, answer := h.admin("POST", "/admin/decide", body)
+		if status != http.StatusOK {
+			t.Fatalf("decide %s: %d %s", extra, status, answer)
+		}
+		var ex struct {
+			Decision   policy.Decision
+			DurationUS int64 `json:"duration_us"`
+			Input      map[string]any
+		}
+		if err := json.Unmarshal(answer, &ex); err != nil {
+			t.Fatal(err)
+		}
+		return ex.Decision.Code, ex.DurationUS, ex.Input
+	}
+	if code, _, _ := decide(`,"time":"2026-12-07T10:00:00Z"`); code != "ticket_required" {
+		t.Errorf("no header at 10:00: %q, want ticket_required", code)
+	}
+	code, took, input := decide(`,"time":"2026-12-07T10:00:00Z","headers":{"X-Ticket-Id":"OPS-7","Authorization":"Bearer sk-secret"}`)
+	if code != "" || took <= 0 {
+		t.Errorf("with the header at 10:00: code %q, %d µs; want allowed, and a time", code, took)
+	}
+	headers := input["request"].(map[string]any)["headers"].(map[string]any)
+	if len(headers) != 1 || headers["x-ticket-id"] != "OPS-7" {
+		t.Errorf("the policy saw headers %v, want only x-ticket-id", headers)
+	}
+	if code, _, _ := decide(`,"time":"2026-12-07T20:00:00Z","headers":{"x-ticket-id":"OPS-7"}`); code != "outside_hours" {
+		t.Errorf("with the header at 20:00: %q, want outside_hours", code)
+	}
+	code, _, input = decide(`,"time":"2026-12-07T10:00:00Z","headers":{"x-ticket-id":"OPS-7"},"usage":{"client":{"spend_month_usd":12.5}}`)
+	if code != "over_budget" {
+		t.Errorf("with a usage of $12.50: %q, want over_budget (input %v)", code, input["usage"])
+	}
+}
+
+// POST /admin/decide with a decision_id replays a logged decision: the
+// logged line, and what the policy in force now decides for its input.
+func TestDecideReplaysALoggedDecision(t *testing.T) {
+	dir := defaultPolicyFolder(t)
+	h := start(t, policyConfig(t, open, dir, false))
+	c := h.client(h.addClient(accounts.NewClient{ID: "ops-bot", Department: "ops"}))
+	// A denial is always logged; replay it, then again after a rule change.
+	putFile(t, dir, "retire.rego", retireRule)
+	if status, body := h.admin("POST", "/admin/policy/reload", ""); status != http.StatusOK {
+		t.Fatalf("reload: %d %s", status, body)
+	}
+	id := mustAsk(t, c, chat("gpt-4o-mini", "hello")).decisionID // now denied: model_retired
+	replay := func(id string) (int, map[string]any) {
+		t.Helper()
+		var status int
+		var body []byte
+		for range 50 { // the log is written off the request path
+			if status, body = h.admin("POST", "/admin/decide", `{"decision_id":"`+id+`"}`); status != http.StatusNotFound {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		var out map[string]any
+		_ = json.Unmarshal(body, &out)
+		return status, out
+	}
+	status, out := replay(id)
+	if status != http.StatusOK {
+		t.Fatalf("replay %s: %d %v", id, status, out)
+	}
+	logged := out["logged"].(map[string]any)
+	replayed := out["replayed"].(map[string]any)
+	if logged["decision_id"] != id || logged["result"].(map[string]any)["code"] != "model_retired" ||
+		replayed["decision"].(map[string]any)["code"] != "model_retired" || out["same_outcome"] != true {
+		t.Errorf("replay: %v", out)
+	}
+
+	putFile(t, dir, "retire.rego", "package sluice.authz\n")
+	if status, body := h.admin("POST", "/admin/policy/reload", ""); status != http.StatusOK {
+		t.Fatalf("reload: %d %s", status, body)
+	}
+	if _, out := replay(id); out["same_outcome"] != false || out["replayed"].(map[string]any)["decision"].(map[string]any)["allowed"] != true {
+		t.Errorf("replay after the rule went: %v, want allowed and a different outcome", out)
+	}
+	if status, _ := h.admin("POST", "/admin/decide", `{"decision_id":"dec_nothere"}`); status != http.StatusNotFound {
+		t.Errorf("unknown decision id: %d, want 404", status)
+	}
+}
+
+// GET /admin/policy/data is the data the gateway writes for its policy,
+// clients included, for sluice policy eval --from-gateway.
+func TestAdminPolicyData(t *testing.T) {
+	h := newHarness(t, open)
+	status, body := h.admin("GET", "/admin/policy/data", "")
+	var data struct {
+		Sluice struct {
+			Tiers   map[string]any `json:"tiers"`
+			Clients map[string]struct {
+				Department string `json:"department"`
+			} `json:"clients"`
+		} `json:"sluice"`
+	}
+	if err := json.Unmarshal(body, &data); status != http.StatusOK || err != nil {
+		t.Fatalf("GET /admin/policy/data: %d %v %s", status, err, body)
+	}
+	if data.Sluice.Tiers["test"] == nil || data.Sluice.Clients["app"].Department != "research" {
+		t.Errorf("data %s, want the tiers and the client app of research", body)
 	}
 }

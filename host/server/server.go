@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -283,6 +284,19 @@ func (s *Server) loadPolicy(ctx context.Context) error {
 	if cfg.Policy.Dir != "" {
 		src = policy.Source{Dir: cfg.Resolve(cfg.Policy.Dir)}
 	}
+	if b := cfg.Policy.Bundle; b.File != "" || b.URL != "" {
+		src = policy.Source{BundleURL: b.URL}
+		if b.File != "" {
+			src = policy.Source{Bundle: cfg.Resolve(b.File)}
+		}
+		if b.PublicKey != "" {
+			key, err := os.ReadFile(cfg.Resolve(b.PublicKey))
+			if err != nil {
+				return fmt.Errorf("policy.bundle.public_key: %w", err)
+			}
+			src.Verify = &policy.BundleVerification{PublicKey: string(key), KeyID: b.KeyID, Algorithm: b.Algorithm}
+		}
+	}
 	var shadow policy.Source
 	if cfg.Policy.ShadowDir != "" {
 		shadow = policy.Source{Dir: cfg.Resolve(cfg.Policy.ShadowDir)}
@@ -301,6 +315,7 @@ func (s *Server) loadPolicy(ctx context.Context) error {
 	}
 	s.policy, err = policy.NewSet(ctx, policy.SetConfig{
 		Policies: src, Shadow: shadow, TimeZone: cfg.TimeZone(),
+		EvalTimeout: cfg.Policy.EvalTimeout.D(), AllowBuiltins: cfg.Policy.AllowBuiltins, Headers: cfg.Policy.Headers,
 		Data: map[string]any{"sluice": map[string]any{"tiers": tiers, "departments": departments, "clients": clients}},
 		Reloaded: func(set string, err error) {
 			if err != nil {
@@ -308,7 +323,18 @@ func (s *Server) loadPolicy(ctx context.Context) error {
 				return
 			}
 			st := s.policy.Status()
-			s.log.Info("policy in force", "set", set, "revision", st.Enforced.Revision)
+			revision := st.Enforced.Revision
+			if set == "shadow" && st.Shadow != nil {
+				revision = st.Shadow.Revision
+			}
+			s.log.Info("policy in force", "set", set, "revision", revision)
+		},
+		Rewatched: func(dir string, err error) {
+			if err != nil {
+				s.log.Warn("policy folder not followed", "dir", dir, "error", err)
+				return
+			}
+			s.log.Info("policy folder replaced; watch re-established", "dir", dir)
 		},
 	})
 	if err != nil {
@@ -321,6 +347,13 @@ func (s *Server) loadPolicy(ctx context.Context) error {
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	s.stopBackground = cancel
+	if cfg.Policy.Bundle.URL != "" {
+		s.background.Add(1)
+		go func() {
+			defer s.background.Done()
+			s.policy.Poll(bg, cfg.Policy.Bundle.Poll.D())
+		}()
+	}
 	if cfg.Reload.Watch {
 		s.background.Add(1)
 		go func() {
@@ -398,8 +431,45 @@ func (s *Server) Reload(ctx context.Context) error {
 }
 
 // Decide answers a dry run of POST /admin/decide.
-func (s *Server) Decide(ctx context.Context, client store.Client, path string, body []byte) (any, *api.Error) {
-	return s.gateway.Explain(ctx, client, path, body)
+func (s *Server) Decide(ctx context.Context, client store.Client, path string, body []byte, probe policy.Probe) (any, *api.Error) {
+	return s.gateway.Explain(ctx, client, path, body, probe)
+}
+
+// PolicyData answers GET /admin/policy/data: the data the gateway writes
+// for the policy.
+func (s *Server) PolicyData() any { return s.policy.Data() }
+
+// Replay answers POST /admin/decide with a decision_id: the line of the
+// decision log, and the decision the policy in force makes for its input.
+func (s *Server) Replay(ctx context.Context, id string) (any, *api.Error) {
+	path := s.cfg.DecisionLogPath()
+	if path == "" {
+		return nil, &api.Error{Status: http.StatusConflict, Type: api.TypeInvalidRequest, Code: "decision_log_off",
+			Message: "The decision log is off (policy.decision_log), so no decision can be replayed."}
+	}
+	logged, err := policy.FindDecision(path, id)
+	if errors.Is(err, policy.ErrDecisionNotFound) {
+		return nil, api.NotFound(fmt.Sprintf("Decision %q is not in this gateway's decision log: allowed decisions are sampled "+
+			"(policy.decision_log_sample), and another replica keeps its own log.", id))
+	}
+	if err != nil {
+		s.log.Error("decision log could not be read", "error", err)
+		return nil, api.Internal("The decision log could not be read.")
+	}
+	replayed, err := s.policy.Replay(ctx, logged.Input)
+	out := struct {
+		Logged      policy.LoggedDecision `json:"logged"`
+		Replayed    policy.Explanation    `json:"replayed"`
+		Error       string                `json:"replayed_error,omitempty"`
+		SameOutcome bool                  `json:"same_outcome"`
+	}{Logged: logged, Replayed: replayed}
+	if err != nil {
+		out.Error = err.Error()
+		out.SameOutcome = logged.Result == nil
+	} else {
+		out.SameOutcome = logged.Result != nil && policy.SameOutcome(*logged.Result, replayed.Decision)
+	}
+	return out, nil
 }
 
 // Ready reports whether the server takes traffic: not while it drains, nor
@@ -518,9 +588,18 @@ func (s *Server) startTelemetry(ctx context.Context) error {
 		},
 		ShadowDisagreements: func() uint64 { return s.policy.Status().Disagreements },
 		ShadowErrors:        func() uint64 { return s.policy.Status().ShadowErrors },
-		AuthCache:           s.auth.CacheStats,
-		LedgerQueueDepth:    func() int { return int(s.ledger.Stats().Pending) },
-		Ready:               func() bool { ok, _ := s.Ready(); return ok },
+		ShadowReloads: func() (ok, failed uint64) {
+			if sh := s.policy.Status().Shadow; sh != nil {
+				return sh.ReloadsOK, sh.ReloadsFailed
+			}
+			return 0, 0
+		},
+		AuthCache:        s.auth.CacheStats,
+		LedgerQueueDepth: func() int { return int(s.ledger.Stats().Pending) },
+		Ready:            func() bool { ok, _ := s.Ready(); return ok },
+	}
+	if s.decisions != nil {
+		src.DecisionLogDropped = s.decisions.Dropped
 	}
 	if r, ok := s.limiter.(*limits.Redis); ok {
 		src.LimitsBackendErrors = func() uint64 { return r.Stats().Errors }

@@ -2,17 +2,21 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluicehq/sluice/host/config"
 	"github.com/sluicehq/sluice/host/policy"
 	"github.com/sluicehq/sluice/policies"
 )
@@ -29,21 +33,68 @@ describes the input, the data and the decision a policy must produce.`,
   sluice policy check ./policies
   sluice policy eval --input request.json --policies ./policies`,
 	}
-	cmd.AddCommand(policyTestCommand(), policyCheckCommand(), policyEvalCommand(g))
+	cmd.AddCommand(policyTestCommand(g), policyCheckCommand(g), policyEvalCommand(g), policyCapabilitiesCommand(g))
 	return cmd
 }
 
-func policyTestCommand() *cobra.Command {
+// policyOptions are the engine options of the configuration, so that the
+// tools compile and bound a policy as the gateway would: the builtins it
+// allows, the time limit and the headers the policy sees.
+func policyOptions(g *globals) ([]policy.Option, error) {
+	cfg, err := g.load()
+	if err != nil {
+		return nil, err
+	}
+	if err := policy.CheckAllowedBuiltins(cfg.Policy.AllowBuiltins); err != nil {
+		return nil, err
+	}
+	return []policy.Option{policy.WithTimeZone(cfg.TimeZone()), policy.WithAllowedBuiltins(cfg.Policy.AllowBuiltins),
+		policy.WithEvalTimeout(cfg.Policy.EvalTimeout.D()), policy.WithHeaders(cfg.Policy.Headers)}, nil
+}
+
+func policyCapabilitiesCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "capabilities",
+		Short: "Print the builtins policies may call, as an OPA capabilities file",
+		Long: `Print, in OPA's capabilities format, what policies are compiled against: the builtins of
+the embedded OPA version without those refused by default (http.send, net.*, rand.*,
+uuid.rfc4122, time.now_ns, opa.runtime), except those the configuration's
+policy.allow_builtins allows. Plain opa refuses the same calls with it:
+opa check --capabilities FILE.`,
+		Example: `  sluice policy capabilities > sluice-capabilities.json
+  opa check --capabilities sluice-capabilities.json ./policies`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			if err := policy.CheckAllowedBuiltins(cfg.Policy.AllowBuiltins); err != nil {
+				return err
+			}
+			out, err := json.MarshalIndent(policy.Capabilities(cfg.Policy.AllowBuiltins), "", "  ")
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), string(out))
+			return nil
+		},
+	}
+}
+
+func policyTestCommand(g *globals) *cobra.Command {
 	var (
 		dir         string
 		minCoverage float64
+		verbose     bool
 	)
 	cmd := &cobra.Command{
-		Use:   "test [DIR]",
+		Use:   "test [DIR | BUNDLE.tar.gz]",
 		Short: "Run the test_ rules of a policy and report coverage",
 		Long: `Run every test_ rule of the .rego files in DIR (the built-in policies when no DIR
-is given), compiled as the gateway compiles them: Rego v1, strict mode. Prints PASS or
-FAIL per test, then the share of policy lines (*_test.rego excluded) the tests evaluated
+is given), compiled as the gateway compiles them: Rego v1, strict mode, strict builtin
+errors, only the builtins the configuration (--config) allows, and each test within 1000
+times policy.eval_timeout. Prints PASS or FAIL per test, then the share of policy lines (*_test.rego excluded) the tests evaluated
 and the lines they did not. Exits non-zero if a test fails or coverage is below
 --min-coverage. Tests bring their own data with "with data.sluice.tiers as", as with
 opa test.`,
@@ -55,7 +106,14 @@ opa test.`,
 			if err != nil {
 				return err
 			}
-			report, err := policy.Test(cmd.Context(), fsys, nil)
+			opts, err := policyOptions(g)
+			if err != nil {
+				return err
+			}
+			if verbose {
+				opts = append(opts, policy.WithFailureDetails())
+			}
+			report, err := policy.Test(cmd.Context(), fsys, nil, opts...)
 			if err != nil {
 				return err
 			}
@@ -71,6 +129,7 @@ opa test.`,
 	}
 	cmd.Flags().StringVar(&dir, "policies", "", "folder of .rego files, instead of DIR")
 	cmd.Flags().Float64Var(&minCoverage, "min-coverage", 0, "fail if fewer than this percentage of policy lines are covered")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show where each failing test failed, with the values of its variables (traces every test)")
 	return cmd
 }
 
@@ -91,6 +150,9 @@ func printTestReport(w io.Writer, report policy.TestReport) {
 		}
 		if r.Fail {
 			fmt.Fprintf(w, "      at %s\n", r.Location)
+			for line := range strings.Lines(r.Failure) {
+				fmt.Fprintf(w, "      %s\n", strings.TrimSuffix(line, "\n"))
+			}
 		}
 		// Printed output helps only to understand a failure.
 		if !r.Pass() && len(r.Output) > 0 {
@@ -112,16 +174,18 @@ func printTestReport(w io.Writer, report policy.TestReport) {
 	}
 }
 
-func policyCheckCommand() *cobra.Command {
+func policyCheckCommand(g *globals) *cobra.Command {
 	var dir string
 	cmd := &cobra.Command{
-		Use:   "check [DIR]",
+		Use:   "check [DIR | BUNDLE.tar.gz]",
 		Short: "Compile a policy strictly and check its formatting",
 		Long: `Check the .rego files in DIR (the built-in policies when no DIR is given), test files
 included, as the gateway would load them: Rego v1 in strict mode (unused variables and
-imports, shadowed input or data are errors), with a rule for data.sluice.authz.decision.
-Also reports every file that opa fmt would change. Prints one problem per line as
-file:line: message and exits non-zero if there is any.`,
+imports, shadowed input or data are errors), with a rule for data.sluice.authz.decision,
+calling no builtin the configuration (--config) does not allow. Also reports every file
+that opa fmt would change. Prints one problem per line as file:line: message and exits
+non-zero if there is any. Warns, without failing, of rules that read a request header
+the configuration's policy.headers does not give the policy.`,
 		Example: `  sluice policy check ./policies
   sluice policy check --policies /etc/sluice/policies`,
 		Args: cobra.MaximumNArgs(1),
@@ -130,7 +194,11 @@ file:line: message and exits non-zero if there is any.`,
 			if err != nil {
 				return err
 			}
-			problems, err := policy.Check(fsys)
+			opts, err := policyOptions(g)
+			if err != nil {
+				return err
+			}
+			problems, err := policy.Check(fsys, opts...)
 			if err != nil {
 				return err
 			}
@@ -141,8 +209,8 @@ file:line: message and exits non-zero if there is any.`,
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), p)
 			}
-			if len(problems) > 0 {
-				return fmt.Errorf("%d problems found", len(problems))
+			if n := policy.Errors(problems); n > 0 {
+				return fmt.Errorf("%d problems found", n)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "ok")
 			return nil
@@ -153,20 +221,25 @@ file:line: message and exits non-zero if there is any.`,
 }
 
 func policyEvalCommand(g *globals) *cobra.Command {
-	var dir, inputPath string
+	var (
+		dir, inputPath, fromGateway, adminToken string
+		dataPaths                               []string
+	)
 	cmd := &cobra.Command{
 		Use:   "eval --input FILE.json",
 		Short: "Print the decision a policy makes for one input document",
 		Long: `Evaluate data.sluice.authz.decision for the input document in FILE.json ("-" reads
 standard input) and print the decision as JSON. The policy sees the data the gateway would
-give it: the tiers of the configuration (--config), with the policy's derived data
-computed from them. The policy is --policies, else the configuration's policy.dir, else the
+give it: the tiers and departments of the configuration (--config), the data files
+of the policy folder, what --data adds (clients, for one), and the policy's derived
+data computed from them all. The policy is --policies, else the configuration's policy.dir, else the
 built-in one. Exits non-zero if the decision is undefined or one the gateway would refuse,
 printing the decision first when there is one.`,
 		Example: `  echo '{"client": {"id": "billing-bot", "tier": "standard"},
         "request": {"model": "gpt-4o"}, "findings": []}' > request.json
   sluice policy eval --input request.json
-  sluice policy eval --input request.json --policies ./policies --config sluice.yaml`,
+  sluice policy eval --input request.json --policies ./policies --config sluice.yaml
+  sluice policy eval --input request.json --data clients.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if inputPath == "" {
@@ -184,6 +257,14 @@ printing the decision first when there is one.`,
 			if err != nil {
 				return fmt.Errorf("config tiers: %w", err)
 			}
+			departments, err := cfg.DepartmentsData()
+			if err != nil {
+				return fmt.Errorf("config departments: %w", err)
+			}
+			opts, err := policyOptions(g)
+			if err != nil {
+				return err
+			}
 			var fsys fs.FS = policies.FS
 			switch {
 			case dir != "":
@@ -191,8 +272,20 @@ printing the decision first when there is one.`,
 			case cfg.Policy.Dir != "":
 				fsys = os.DirFS(cfg.Resolve(cfg.Policy.Dir))
 			}
-			data := map[string]any{"sluice": map[string]any{"tiers": tiers}}
-			decision, evalErr := policy.Eval(cmd.Context(), fsys, data, input)
+			data := map[string]any{"sluice": map[string]any{"tiers": tiers, "departments": departments}}
+			if fromGateway != "" {
+				if data, err = gatewayData(cmd.Context(), cfg, fromGateway, adminToken); err != nil {
+					return fmt.Errorf("--from-gateway: %w", err)
+				}
+			}
+			extra, err := policy.LoadDataFiles(dataPaths)
+			if err != nil {
+				return fmt.Errorf("--data: %w", err)
+			}
+			if data, err = policy.MergeData(data, extra); err != nil {
+				return fmt.Errorf("--data: %w (tiers and departments come from the configuration)", err)
+			}
+			decision, evalErr := policy.Eval(cmd.Context(), fsys, data, input, opts...)
 			if decision != nil {
 				out, err := json.MarshalIndent(decision, "", "  ")
 				if err != nil {
@@ -205,7 +298,51 @@ printing the decision first when there is one.`,
 	}
 	cmd.Flags().StringVar(&inputPath, "input", "", `JSON input document, as in policies/README.md ("-" for standard input)`)
 	cmd.Flags().StringVar(&dir, "policies", "", "folder of .rego files (default: policy.dir of the configuration, else the built-in policies)")
+	cmd.Flags().StringVar(&fromGateway, "from-gateway", "", `admin API of a running gateway (e.g. http://127.0.0.1:8081) whose tiers, departments and clients the policy sees, instead of the configuration's`)
+	cmd.Flags().StringVar(&adminToken, "admin-token", "", "admin token for --from-gateway (default: $SLUICE_ADMIN_TOKEN, server.admin_token, else the data folder's admin.token)")
+	cmd.Flags().StringSliceVar(&dataPaths, "data", nil, `data files or folders, loaded as opa eval --data loads them, e.g. a clients.json of {"sluice": {"clients": {...}}}; repeatable`)
 	return cmd
+}
+
+// gatewayData reads the data a running gateway gives its policy, from its
+// admin API at base, with the admin token: token, else $SLUICE_ADMIN_TOKEN,
+// else the configuration's, else the data folder's admin.token.
+func gatewayData(ctx context.Context, cfg *config.Config, base, token string) (map[string]any, error) {
+	if token == "" {
+		token = os.Getenv("SLUICE_ADMIN_TOKEN")
+	}
+	if token == "" {
+		token = cfg.Server.AdminToken
+	}
+	if token == "" {
+		b, err := os.ReadFile(filepath.Join(cfg.Resolve(cfg.DataDir), "admin.token"))
+		if err != nil {
+			return nil, fmt.Errorf("no admin token: give --admin-token or $SLUICE_ADMIN_TOKEN (%w)", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/admin/policy/data", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return nil, fmt.Errorf("GET /admin/policy/data: %s: %s", resp.Status, bytes.TrimSpace(body))
+	}
+	dec := json.NewDecoder(resp.Body)
+	dec.UseNumber()
+	var data map[string]any
+	if err := dec.Decode(&data); err != nil {
+		return nil, fmt.Errorf("GET /admin/policy/data: %w", err)
+	}
+	return data, nil
 }
 
 // policyFS picks the policy folder of test and check: DIR or --policies,
@@ -227,7 +364,12 @@ func policyFS(flag string, args []string) (fsys fs.FS, root string, err error) {
 		return nil, "", err
 	}
 	if !info.IsDir() {
-		return nil, "", fmt.Errorf("%s is not a folder of .rego files", root)
+		if strings.HasSuffix(root, ".tar.gz") {
+			// An OPA bundle, as it ships: its files are named as inside it.
+			fsys, err := policy.OpenBundle(root, nil)
+			return fsys, "", err
+		}
+		return nil, "", fmt.Errorf("%s is not a folder of .rego files nor an OPA bundle (.tar.gz)", root)
 	}
 	return os.DirFS(root), root, nil
 }

@@ -5,12 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/bundle"
 
 	"github.com/sluicehq/sluice/policies"
 )
@@ -167,5 +172,199 @@ func TestPolicyEvalErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: error %v, want it to mention %q", c.args, err, c.want)
 		}
+	}
+}
+
+// check and test refuse a folder that calls http.send, at its line, unless
+// the configuration allows it; check warns of a header the configuration
+// does not give the policy, and stops warning once it does.
+func TestPolicyCheckFollowsTheConfiguration(t *testing.T) {
+	dir := policyDir(t, map[string]string{
+		"ticket.rego": `package sluice.authz
+
+deny contains "a ticket id is required" if {
+	input.client.department == "ops"
+	not input.request.headers["x-ticket-id"]
+}
+
+deny contains "audit unreachable" if {
+	input.client.department == "audited"
+	http.send({"method": "GET", "url": "http://audit.invalid/"}).status_code != 200
+}
+`,
+	})
+	run := func(config string, args ...string) (string, error) {
+		t.Helper()
+		g := &globals{}
+		if config != "" {
+			g.configPath = filepath.Join(t.TempDir(), "sluice.yaml")
+			if err := os.WriteFile(g.configPath, []byte(config), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cmd := policyCommand(g)
+		var out bytes.Buffer
+		cmd.SetOut(&out)
+		cmd.SetErr(&out)
+		cmd.SetArgs(args)
+		err := cmd.ExecuteContext(context.Background())
+		return out.String(), err
+	}
+
+	out, err := run("", "check", dir)
+	if err == nil || !strings.Contains(out, "ticket.rego:10: http.send is not allowed") {
+		t.Errorf("check without config: %v\n%s", err, out)
+	}
+	if out, err := run("", "test", dir); err == nil || !strings.Contains(out, "http.send is not allowed") {
+		t.Errorf("test without config: %v\n%s", err, out)
+	}
+
+	out, err = run("policy:\n  allow_builtins: [http.send]\n", "check", dir)
+	if err != nil || !strings.Contains(out, `ticket.rego:5: warning: input.request.headers["x-ticket-id"] is never set`) {
+		t.Errorf("check with http.send allowed: %v, want only a warning about x-ticket-id\n%s", err, out)
+	}
+	out, err = run("policy:\n  allow_builtins: [http.send]\n  headers: [user-agent, x-ticket-id]\n", "check", dir)
+	if err != nil || strings.Contains(out, "warning") {
+		t.Errorf("check with http.send allowed and x-ticket-id given: %v\n%s", err, out)
+	}
+	if _, err := run("policy:\n  headers: [authorization]\n", "check", dir); err == nil || !strings.Contains(err.Error(), "policy.headers") {
+		t.Errorf("check with authorization as a header: %v, want a configuration error", err)
+	}
+
+	out, err = run("policy:\n  allow_builtins: [time.now_ns]\n", "capabilities")
+	if err != nil || !strings.Contains(out, `"time.now_ns"`) || strings.Contains(out, `"http.send"`) {
+		t.Errorf("capabilities: %v\n%.300s", err, out)
+	}
+}
+
+// eval --data gives the policy data the gateway would write, such as
+// clients, and a policy folder's own data files are data as well.
+func TestPolicyEvalReadsData(t *testing.T) {
+	dir := policyDir(t, map[string]string{
+		"peers.rego": `package sluice.authz
+
+deny contains {"code": "peer_suspended", "message": data.peers.message} if {
+	some peer in data.sluice.clients
+	peer.labels.suspends == input.client.department
+}
+`,
+	})
+	if err := os.MkdirAll(filepath.Join(dir, "peers"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "peers", "data.yaml"), []byte("message: suspended by a peer\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	input := filepath.Join(tmp, "request.json")
+	doc := `{"client": {"id": "billing-bot", "department": "finance", "tier": "standard"},
+	         "request": {"method": "POST", "path": "/v1/chat/completions", "model": "gpt-4o-mini"},
+	         "findings": []}`
+	clients := filepath.Join(tmp, "clients.json")
+	if err := os.WriteFile(input, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(clients, []byte(`{"sluice": {"clients": {"auditor": {"labels": {"suspends": "finance"}}}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runPolicy(t, "eval", "--input", input, "--policies", dir)
+	if err != nil || !strings.Contains(out, `"allowed": true`) {
+		t.Fatalf("without --data: %v\n%s", err, out)
+	}
+	out, err = runPolicy(t, "eval", "--input", input, "--policies", dir, "--data", clients)
+	if err != nil || !strings.Contains(out, `"peer_suspended"`) || !strings.Contains(out, "suspended by a peer") {
+		t.Fatalf("with --data: %v\n%s", err, out)
+	}
+}
+
+// test -v shows where a failing test failed, with its variables' values.
+func TestPolicyTestVerboseShowsValues(t *testing.T) {
+	dir := policyDir(t, map[string]string{"fail_test.rego": `package sluice.fail_test
+
+import data.sluice.authz
+
+test_lowered_limit if {
+	limit := authz._lowered(100, {50})
+	limit == 60
+}
+`})
+	out, err := runPolicy(t, "test", "-v", dir)
+	if err == nil {
+		t.Fatalf("a failing test passed:\n%s", out)
+	}
+	for _, want := range []string{"at fail_test.rego:5", "fail_test.rego:7:", "limit == 60", "50"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if out, _ := runPolicy(t, "test", dir); strings.Contains(out, "limit == 60") {
+		t.Errorf("without -v, the failing expression is shown:\n%s", out)
+	}
+}
+
+// test and check read an OPA bundle as it ships.
+func TestPolicyToolsReadABundle(t *testing.T) {
+	var b bundle.Bundle
+	for _, name := range []string{"authz.rego", "authz_test.rego"} {
+		src, err := fs.ReadFile(policies.FS, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := ast.ParseModuleWithOpts(name, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Modules = append(b.Modules, bundle.ModuleFile{URL: "/" + name, Path: "/" + name, Raw: src, Parsed: m})
+	}
+	b.Data = map[string]any{}
+	b.Manifest.Init()
+	var buf bytes.Buffer
+	if err := bundle.NewWriter(&buf).Write(b); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "policy.tar.gz")
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runPolicy(t, "test", path); err != nil || !strings.Contains(out, " 0 failed") {
+		t.Errorf("test of a bundle: %v\n%s", err, out)
+	}
+	if out, err := runPolicy(t, "check", path); err != nil || strings.TrimSpace(out) != "ok" {
+		t.Errorf("check of a bundle: %v\n%s", err, out)
+	}
+}
+
+// eval --from-gateway gives the policy the data a running gateway writes,
+// read from its admin API with the admin token.
+func TestPolicyEvalFromGateway(t *testing.T) {
+	admin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/admin/policy/data" || r.Header.Get("Authorization") != "Bearer tok" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		w.Write([]byte(`{"sluice": {"tiers": {"standard": {"models": ["*"]}}, "departments": {},
+			"clients": {"auditor": {"labels": {"suspends": "finance"}}}}}`))
+	}))
+	defer admin.Close()
+	dir := policyDir(t, map[string]string{"peers.rego": `package sluice.authz
+
+deny contains {"code": "peer_suspended"} if {
+	some peer in data.sluice.clients
+	peer.labels.suspends == input.client.department
+}
+`})
+	input := filepath.Join(t.TempDir(), "request.json")
+	doc := `{"client": {"id": "billing-bot", "department": "finance", "tier": "standard"},
+	         "request": {"method": "POST", "path": "/v1/chat/completions", "model": "gpt-4o"}, "findings": []}`
+	if err := os.WriteFile(input, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runPolicy(t, "eval", "--input", input, "--policies", dir, "--from-gateway", admin.URL, "--admin-token", "tok")
+	if err != nil || !strings.Contains(out, `"peer_suspended"`) {
+		t.Errorf("eval --from-gateway: %v\n%s", err, out)
+	}
+	if _, err := runPolicy(t, "eval", "--input", input, "--policies", dir, "--from-gateway", admin.URL, "--admin-token", "bad"); err == nil ||
+		!strings.Contains(err.Error(), "401") {
+		t.Errorf("eval --from-gateway with a bad token: %v", err)
 	}
 }
