@@ -218,6 +218,9 @@ type Tier struct {
 	ResponsePlugins []string `yaml:"response_plugins" json:"response_plugins"`
 	// Restore puts redacted values back into the model's replies.
 	Restore bool `yaml:"restore" json:"restore"`
+	// RefuseTokenInput refuses embeddings input sent as token ids (400
+	// token_input_not_allowed) instead of decoding and scanning it.
+	RefuseTokenInput bool `yaml:"refuse_token_input" json:"refuse_token_input"`
 }
 
 // Budget is a set of limits; 0 means unlimited.

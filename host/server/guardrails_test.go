@@ -523,3 +523,16 @@ func TestContentFilterEvasionsAreCaught(t *testing.T) {
 		}
 	}
 }
+
+// A tier may refuse token-id input outright.
+func TestTierMayRefuseTokenInput(t *testing.T) {
+	h := newHarness(t, config.Tier{Models: []string{"*"}, PIIDetection: true, RefuseTokenInput: true})
+	c := h.client(h.key)
+	_, err := c.Embeddings.New(context.Background(), openai.EmbeddingNewParams{Model: "text-embedding-3-small",
+		Input: openai.EmbeddingNewParamsInputUnion{OfArrayOfTokens: toInt64(tokens.Encode("text-embedding-3-small", "hello"))}})
+	apiError(t, err, 400, "token_input_not_allowed")
+	if _, err := c.Embeddings.New(context.Background(), openai.EmbeddingNewParams{Model: "text-embedding-3-small",
+		Input: openai.EmbeddingNewParamsInputUnion{OfString: openai.String("hello")}}); err != nil {
+		t.Fatalf("text input refused: %v", err)
+	}
+}
