@@ -32,6 +32,8 @@ func TestHostileModulesRefusedAtLoad(t *testing.T) {
 		}, nil},
 		{wasmbuild.HostileForbiddenImport, Options{}, []string{"imports env.system, which Sluice does not provide"}, nil},
 		{wasmbuild.HostileSpinInit, Options{Timeout: 10 * time.Millisecond}, []string{"_initialize", "stopped after its deadline"}, ErrTimeout},
+		{wasmbuild.HostileStartSpin, Options{Timeout: 10 * time.Millisecond}, []string{"start function", "stopped after its deadline"}, ErrTimeout},
+		{wasmbuild.HostileUndeclaredGlobal, Options{}, []string{"invalid WebAssembly module", "compile", "global"}, ErrInvalidModule},
 		{wasmbuild.HostileGo, Options{SHA256: strings.Repeat("ab", 32)}, []string{"but the configuration pins abab", "refusing to load it"}, nil},
 	}
 	for _, tt := range tests {
@@ -81,6 +83,8 @@ func TestFailedInstanceIsDiscarded(t *testing.T) {
 		{wasmbuild.HostileRaw, "!oob", "scan result: output [4294901760,+16) lies outside guest memory", nil, true, 0},
 		{wasmbuild.HostileRaw, "!big", "scan result: output of 17825792 bytes exceeds the 16777216-byte limit", nil, true, 0},
 		{wasmbuild.HostileRaw, "!json", "scan result: malformed result document", nil, true, 0},
+		{wasmbuild.HostileRaw, "!fill", "stopped after its deadline", ErrTimeout, true, 0},
+		{wasmbuild.HostileRaw, "!recurse", "stopped after its deadline", ErrTimeout, true, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.module+"/"+tt.text, func(t *testing.T) {
@@ -159,7 +163,11 @@ func TestCheckedInModulesMatchSources(t *testing.T) {
 	}
 	for _, src := range sources {
 		out := filepath.Join(t.TempDir(), "out.wasm")
-		if msg, err := exec.Command(wat2wasm, src, "-o", out).CombinedOutput(); err != nil {
+		args := []string{src, "-o", out}
+		if source, err := os.ReadFile(src); err == nil && bytes.Contains(source, []byte(";; wat2wasm-flags: --no-check\n")) {
+			args = append(args, "--no-check") // a module that is invalid on purpose
+		}
+		if msg, err := exec.Command(wat2wasm, args...).CombinedOutput(); err != nil {
 			t.Fatalf("wat2wasm %s: %v\n%s", src, err, msg)
 		}
 		want, err := os.ReadFile(out)

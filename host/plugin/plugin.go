@@ -8,16 +8,19 @@
 //
 // # Deadlines
 //
-// A call past its deadline is stopped by a check the host compiles into every
-// loop of the module (see interrupt.go), not by wazero's
-// WithCloseOnContextDone, which leaves machine code for the runtime at every
-// loop iteration. Measured on the PII plugin (BenchmarkInterrupt; figures in
-// BENCHMARKS.md), close-on-done made scans 1.4 to 1.8 times slower on prose
+// Load first compiles the module's bytes as given, to validate them, and then
+// rewrites the module so that a call past its deadline is stopped by checks
+// compiled into it (see interrupt.go): at every loop, at the entry of every
+// function that calls, after every bulk memory instruction, weighted by its
+// length, and in long straight-line code. The start function, _initialize and
+// configure run under a deadline too, at load and in every fresh instance.
+// wazero's WithCloseOnContextDone leaves machine code for the runtime at every
+// loop iteration instead; measured on the PII plugin (BenchmarkInterrupt;
+// figures in BENCHMARKS.md), it made scans 1.4 to 1.8 times slower on prose
 // and 2.6 to 3.4 times slower on PII-dense text, while the check cost no more
-// than the spread between runs of no check at all. Both stop a spinning guest
-// once the Go timer that marks the deadline runs, and neither was sooner
-// (BenchmarkInterruptStop), so the check is the way; close-on-done remains for
-// a module the rewriter cannot read.
+// than the spread between runs of no check at all, and neither stopped a
+// spinning guest sooner (BenchmarkInterruptStop). A module the rewriter
+// cannot read is refused (ErrUnsupportedModule).
 //
 // # Reloading
 //
@@ -63,6 +66,9 @@ var (
 	ErrTimeout = errors.New("plugin timed out")
 	// ErrClosed means the Plugin or its Runtime was closed.
 	ErrClosed = errors.New("plugin closed")
+	// ErrInvalidModule means the module's bytes, as given, are not a valid
+	// WebAssembly module: wazero refused to compile them.
+	ErrInvalidModule = errors.New("invalid WebAssembly module")
 )
 
 // Defaults for zero Options fields.
@@ -85,6 +91,11 @@ const (
 // (or once per machine, with an on-disk cache).
 type Runtime struct {
 	cache wazero.CompilationCache
+	// validator compiles a module's bytes as given, before any rewriting, to
+	// validate them; the interpreter does that in a fraction of the time of
+	// the optimising compiler.
+	validator wazero.Runtime
+	valid     sync.Map // sha256 digests of modules that validated
 
 	mu      sync.Mutex
 	plugins map[*Plugin]struct{}
@@ -102,7 +113,32 @@ func NewRuntime(ctx context.Context, cacheDir string) (*Runtime, error) {
 			return nil, fmt.Errorf("plugin runtime: compilation cache %s: %w", cacheDir, err)
 		}
 	}
-	return &Runtime{cache: cache, plugins: map[*Plugin]struct{}{}}, nil
+	return &Runtime{
+		cache:     cache,
+		validator: wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter()),
+		plugins:   map[*Plugin]struct{}{},
+	}, nil
+}
+
+// validate compiles wasm, untouched, with wazero, and reports ErrInvalidModule
+// with wazero's reason if it is not a valid module; then it checks that the
+// module has the shape of an ABI v1 plugin (checkModule). A digest that passed
+// before is not compiled again.
+func (r *Runtime) validate(ctx context.Context, wasm []byte) error {
+	sum := sha256.Sum256(wasm)
+	if _, ok := r.valid.Load(sum); ok {
+		return nil
+	}
+	m, err := r.validator.CompileModule(ctx, wasm)
+	if err != nil {
+		return fmt.Errorf("%w: compile: %v", ErrInvalidModule, err)
+	}
+	defer m.Close(ctx)
+	if err := checkModule(m); err != nil {
+		return err
+	}
+	r.valid.Store(sum, struct{}{})
+	return nil
 }
 
 // Close closes every plugin loaded by r, then the compilation cache.
@@ -120,7 +156,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 	for p := range plugins {
 		errs = append(errs, p.Close(ctx))
 	}
-	errs = append(errs, r.cache.Close(ctx))
+	errs = append(errs, r.validator.Close(ctx), r.cache.Close(ctx))
 	return errors.Join(errs...)
 }
 
@@ -155,12 +191,12 @@ type Options struct {
 type interruptMode int
 
 const (
-	// interruptCheck instruments the module with a check of a global at every
-	// loop (see instrument), falling back to interruptClose for a module the
-	// rewriter cannot read.
+	// interruptCheck instruments the module with checks of a global (see
+	// instrument).
 	interruptCheck interruptMode = iota
 	// interruptClose lets wazero close the module when the context is done,
-	// at the cost of a call into the runtime at every loop iteration.
+	// at the cost of a call into the runtime at every loop iteration; the
+	// module is rewritten without checks.
 	interruptClose
 	// interruptNone cannot stop a spinning guest; benchmarks only.
 	interruptNone
@@ -190,6 +226,8 @@ type Plugin struct {
 	rt      *Runtime
 	wrt     wazero.Runtime // one per plugin: the memory limit and deadline mode are runtime-wide
 	check   bool           // the module was instrumented with an interrupt check
+	start   bool           // the module has a start function, exported as startExport
+	globals []uint32       // indices of the module's mutable globals, exported by the rewriter
 	module  wazero.CompiledModule
 	modCfg  wazero.ModuleConfig
 	slots   chan struct{}  // a token per instance allowed to scan
@@ -222,13 +260,16 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte, opts Options) (*Plugin,
 			opts.Name, digest, opts.SHA256)
 	}
 
+	// Validate the bytes as given: the rewriter adds globals and exports, so
+	// it could turn an invalid module (one that writes a global it never
+	// declares) into a valid one whose code resets the deadline's budget.
+	if err := r.validate(ctx, wasm); err != nil {
+		return nil, fmt.Errorf("plugin %s: load: %w", opts.Name, err)
+	}
 	mode := opts.interrupt
-	if mode == interruptCheck {
-		if instrumented, err := instrument(wasm); err == nil {
-			wasm = instrumented
-		} else {
-			mode = interruptClose
-		}
+	rewritten, err := instrument(wasm, mode == interruptCheck)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: load: %w", opts.Name, err)
 	}
 	rc := wazero.NewRuntimeConfig().
 		WithCompilationCache(r.cache).
@@ -237,14 +278,16 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte, opts Options) (*Plugin,
 		WithCloseOnContextDone(mode == interruptClose)
 	wrt := wazero.NewRuntimeWithConfig(ctx, rc)
 	p := &Plugin{
-		name:   opts.Name,
-		opts:   opts,
-		sha256: digest,
-		rt:     r,
-		wrt:    wrt,
-		check:  mode == interruptCheck,
-		slots:  make(chan struct{}, opts.PoolSize),
-		idle:   make(chan *instance, opts.PoolSize),
+		name:    opts.Name,
+		opts:    opts,
+		sha256:  digest,
+		rt:      r,
+		wrt:     wrt,
+		check:   mode == interruptCheck,
+		start:   rewritten.start,
+		globals: rewritten.globals,
+		slots:   make(chan struct{}, opts.PoolSize),
+		idle:    make(chan *instance, opts.PoolSize),
 		// No WithFS, WithEnv or WithArgs: the plugin sees no files, no
 		// environment and no arguments, and has no sockets. Stdout and stderr
 		// are discarded by default. Go's wasip1 runtime needs clocks and
@@ -258,7 +301,7 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte, opts Options) (*Plugin,
 			WithSysNanotime().
 			WithRandSource(rand.Reader),
 	}
-	if err := p.init(ctx, wasm); err != nil {
+	if err := p.init(ctx, rewritten.wasm); err != nil {
 		wrt.Close(ctx)
 		return nil, fmt.Errorf("plugin %s: load: %w", opts.Name, err)
 	}
@@ -286,9 +329,6 @@ func (p *Plugin) init(ctx context.Context, wasm []byte) error {
 	}
 	if p.module, err = p.wrt.CompileModule(ctx, wasm); err != nil {
 		return fmt.Errorf("compile: %w", err)
-	}
-	if err := checkModule(p.module); err != nil {
-		return err
 	}
 	inst, err := p.newInstance(ctx)
 	if err != nil {
@@ -503,7 +543,7 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	// The guest's initialisation could also spin; it gets a longer deadline
 	// than a scan because a cold start takes milliseconds.
 	ctx, end := inst.guard(ctx, max(10*p.opts.Timeout, minSetupTime))
-	err = inst.setUp(ctx, p.opts.Config)
+	err = inst.setUp(ctx, p.start, p.opts.Config)
 	end()
 	if err != nil {
 		mod.Close(context.Background())
@@ -522,7 +562,14 @@ func (inst *instance) guard(ctx context.Context, timeout time.Duration) (_ conte
 	return context.WithTimeout(ctx, timeout)
 }
 
-func (inst *instance) setUp(ctx context.Context, config []byte) error {
+func (inst *instance) setUp(ctx context.Context, start bool, config []byte) error {
+	if start {
+		// The module's start function, which wazero would have run inside
+		// InstantiateModule, where no deadline reaches it.
+		if _, err := inst.call(ctx, inst.mod.ExportedFunction(startExport)); err != nil {
+			return fmt.Errorf("start function: %w", err)
+		}
+	}
 	if _, err := inst.call(ctx, inst.mod.ExportedFunction(abi.ExportInit)); err != nil {
 		return fmt.Errorf("%s: %w", abi.ExportInit, err)
 	}

@@ -8,6 +8,10 @@
 ;;            runtime aborting when out of memory)
 ;;   "!spin"  the scan never returns (a one-instruction loop)
 ;;   "!json"  the result is not JSON
+;;   "!fill"  2,000 memory.fill calls of 16 MiB each: a loop of few, costly
+;;            iterations
+;;   "!recurse" a function that calls itself twice per level, 40 levels
+;;            deep: 2^40 calls and not one loop
 ;;   other    a valid empty result
 (module
   (memory (export "memory") 1)
@@ -39,8 +43,17 @@
     (global.set $out_len (i32.const 0))
     (i32.const 0))
 
+  ;; recurse calls itself twice per level: no loop anywhere, and time that
+  ;; doubles with each level of depth.
+  (func $recurse (param $depth i32)
+    (if (local.get $depth)
+      (then
+        (call $recurse (i32.sub (local.get $depth) (i32.const 1)))
+        (call $recurse (i32.sub (local.get $depth) (i32.const 1))))))
+
   (func (export "sluice_scan") (param $ptr i32) (param $len i32) (result i32)
     (local $mode i32)
+    (local $i i32)
     ;; mode is the second byte of the first text when its first byte is "!".
     (if (i32.ge_u (local.get $len) (i32.const 10))
       (then
@@ -70,6 +83,22 @@
           unreachable))
       (if (i32.eq (local.get $mode) (i32.const 115)) ;; s
         (then (loop $forever (br $forever))))
+      (if (i32.eq (local.get $mode) (i32.const 102)) ;; f
+        (then
+          ;; 257 pages hold 16 MiB above the first page, which holds the
+          ;; results and the input buffer.
+          (if (i32.lt_u (memory.size) (i32.const 257))
+            (then (drop (memory.grow (i32.sub (i32.const 257) (memory.size))))))
+          (local.set $i (i32.const 2000))
+          (loop $fill
+            (memory.fill (i32.const 0x10000) (local.get $i) (i32.const 0x1000000))
+            (local.set $i (i32.sub (local.get $i) (i32.const 1)))
+            (br_if $fill (local.get $i)))
+          (br $done)))
+      (if (i32.eq (local.get $mode) (i32.const 114)) ;; r
+        (then
+          (call $recurse (i32.const 40))
+          (br $done)))
       (if (i32.eq (local.get $mode) (i32.const 106)) ;; j
         (then
           (global.set $out_ptr (i32.const 48))
