@@ -121,9 +121,9 @@ func TestFailedInstanceIsDiscarded(t *testing.T) {
 	}
 }
 
-// TestInstanceStateAfterTrap shows, through the plugin's own state, that a
-// call after a crash runs on a fresh instance and a call after a success on
-// the same one.
+// TestInstanceStateAfterTrap shows, through the plugin's own state, that
+// every call starts from the configured state: after a success, as after a
+// crash, the call counter the module keeps in memory reads one.
 func TestInstanceStateAfterTrap(t *testing.T) {
 	p := load(t, wasmbuild.HostileGo, Options{PoolSize: 1})
 	var got []string
@@ -138,9 +138,71 @@ func TestInstanceStateAfterTrap(t *testing.T) {
 			t.Fatalf("Scan(%q) = %v", text, findings)
 		}
 	}
-	if want := "CALL_1 CALL_2 error CALL_1"; strings.Join(got, " ") != want {
+	if want := "CALL_1 CALL_1 error CALL_1"; strings.Join(got, " ") != want {
 		t.Errorf("results %q, want %q", strings.Join(got, " "), want)
 	}
+}
+
+// TestNoStateCrossesCalls checks that nothing of one call reaches the next:
+// not what a module keeps in memory (the Go module's stash), not its globals
+// or a word it wrote (raw's !mark), not the bytes of a longer earlier input
+// left in the host's input buffer, and not across an instance that was
+// replaced after its memory grew.
+func TestNoStateCrossesCalls(t *testing.T) {
+	ctx := context.Background()
+	t.Run("stash", func(t *testing.T) {
+		p := load(t, wasmbuild.HostileGo, Options{PoolSize: 1})
+		if _, err := p.Scan(ctx, []string{"stash:ALICE_CONFIDENTIAL merger with ACME"}); err != nil {
+			t.Fatal(err)
+		}
+		findings, err := p.Scan(ctx, []string{"stash:bob"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range findings {
+			if strings.HasPrefix(f.Type, "PREV_") {
+				t.Errorf("the second call returned %s: the first call's text", f.Type)
+			}
+		}
+	})
+	t.Run("globals, memory and input buffer", func(t *testing.T) {
+		p := load(t, wasmbuild.HostileRaw, Options{PoolSize: 1})
+		for _, earlier := range [][]string{
+			{"!mark"},
+			{"!x" + strings.Repeat("A", 3000)},
+			{"!x", strings.Repeat("secret ", 500)},
+		} {
+			if _, err := p.Scan(ctx, earlier); err != nil {
+				t.Fatal(err)
+			}
+			findings, err := p.Scan(ctx, []string{"!probe"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(findings) != 0 {
+				t.Errorf("after %.20q, the next call found %v: state of the earlier call", earlier, findings)
+			}
+		}
+	})
+	t.Run("after growth", func(t *testing.T) {
+		p := load(t, wasmbuild.HostileGo, Options{PoolSize: 1})
+		// An input larger than the snapshot's buffer makes the Go guest grow
+		// its heap, so the instance is replaced by one from the snapshot.
+		big := "stash:" + strings.Repeat("ALICE ", 200<<10)
+		if _, err := p.Scan(ctx, []string{big}); err != nil {
+			t.Fatal(err)
+		}
+		findings, err := p.Scan(ctx, []string{"stash:bob"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(findings) != 0 && strings.HasPrefix(findings[0].Type, "PREV_") {
+			t.Errorf("the second call returned %s", findings[0].Type)
+		}
+		if p.grown.Load() == 0 {
+			t.Errorf("no instance was replaced after its memory grew")
+		}
+	})
 }
 
 // TestCheckedInModulesMatchSources rebuilds the hand-written modules from

@@ -40,7 +40,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/bits"
 	"runtime"
 	"strings"
 	"sync"
@@ -185,6 +184,9 @@ type Options struct {
 	// interrupt says how a spinning guest is stopped; only the benchmark that
 	// compares the ways sets it.
 	interrupt interruptMode
+	// noReset leaves instances as the last call left them; only the
+	// benchmark that measures the reset sets it.
+	noReset bool
 }
 
 // interruptMode is how the host stops a call that runs past its deadline.
@@ -228,6 +230,7 @@ type Plugin struct {
 	check   bool           // the module was instrumented with an interrupt check
 	start   bool           // the module has a start function, exported as startExport
 	globals []uint32       // indices of the module's mutable globals, exported by the rewriter
+	snap    *snapshot      // the configured state every call starts from
 	module  wazero.CompiledModule
 	modCfg  wazero.ModuleConfig
 	slots   chan struct{}  // a token per instance allowed to scan
@@ -237,6 +240,7 @@ type Plugin struct {
 	closeMu sync.Mutex
 
 	discarded atomic.Uint64 // instances closed after a failed call
+	grown     atomic.Uint64 // instances closed because their memory grew past the snapshot
 }
 
 // Load compiles wasm, checks that it implements ABI v1, and creates and
@@ -334,6 +338,10 @@ func (p *Plugin) init(ctx context.Context, wasm []byte) error {
 	if err != nil {
 		return err
 	}
+	if p.snap, err = p.takeSnapshot(inst); err != nil {
+		inst.mod.Close(context.Background())
+		return err
+	}
 	p.idle <- inst
 	return nil
 }
@@ -427,12 +435,22 @@ func (p *Plugin) scan(ctx context.Context, texts []string, timeout time.Duration
 	case inst = <-p.idle:
 	default:
 		var err error
-		if inst, err = p.newInstance(ctx); err != nil {
+		if inst, err = p.fromSnapshot(ctx, p.snap); err != nil {
 			return nil, fmt.Errorf("plugin %s: %w", p.name, err)
 		}
 	}
+	if inst.dirty && !p.opts.noReset && !inst.reset(p.snap) {
+		inst.mod.Close(context.Background())
+		return nil, fmt.Errorf("plugin %s: cannot reset an instance to its snapshot", p.name)
+	}
+	inst.dirty = true
 	findings, err := inst.scan(ctx, timeout, texts)
-	if inst.broken {
+	if !inst.broken && !p.opts.noReset && inst.mem.Size() != p.snap.pages*65536 {
+		// Memory never shrinks, and a larger memory than the snapshot's
+		// would carry this call's pages into the next: replace it.
+		inst.mod.Close(context.Background())
+		p.grown.Add(1)
+	} else if inst.broken {
 		// Its memory and globals may be anything now; a fresh instance is
 		// made on demand by a later call.
 		inst.mod.Close(context.Background())
@@ -465,7 +483,11 @@ func (p *Plugin) Close(ctx context.Context) error {
 		delete(p.rt.plugins, p)
 		p.rt.mu.Unlock()
 	}
-	if err := p.wrt.Close(ctx); err != nil {
+	err := p.wrt.Close(ctx)
+	if p.snap != nil {
+		p.snap.image.close()
+	}
+	if err != nil {
 		return fmt.Errorf("plugin %s: close: %w", p.name, err)
 	}
 	return nil
@@ -505,7 +527,10 @@ type instance struct {
 	mod                        api.Module
 	mem                        api.Memory
 	alloc, free, scanFn, outFn api.Function
-	inPtr, inCap               uint32 // input buffer kept across calls
+	inPtr, inCap               uint32 // input buffer, part of the snapshot
+	lm                         *linearMemory
+	globals                    []api.MutableGlobal // the module's mutable globals, in the order of Plugin.globals
+	dirty                      bool                // called since the last reset
 	stack                      [2]uint64
 	memLimit                   uint64    // bytes the memory may grow to
 	watch                      *watchdog // nil unless the module is instrumented
@@ -514,9 +539,12 @@ type instance struct {
 	trace                      string    // the wasm stack trace of a trap, for the log
 }
 
-// newInstance instantiates the module, runs _initialize and configures it.
-func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
-	mod, err := p.wrt.InstantiateModule(ctx, p.module, p.modCfg)
+// instantiate instantiates the module with its memory mapped over img (nil:
+// no snapshot yet). No guest code runs: the rewriter moved the start function
+// to an export.
+func (p *Plugin) instantiate(ctx context.Context, img *memoryImage) (*instance, error) {
+	ictx, mapped := instantiateContext(ctx, img)
+	mod, err := p.wrt.InstantiateModule(ictx, p.module, p.modCfg)
 	if err != nil {
 		if p.closed.Load() {
 			return nil, ErrClosed
@@ -532,6 +560,13 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 		scanFn:   mod.ExportedFunction(abi.ExportScan),
 		outFn:    mod.ExportedFunction(abi.ExportOutput),
 	}
+	if inst.lm, err = mapped(); err == nil {
+		inst.globals, err = p.exportedGlobals(mod)
+	}
+	if err != nil {
+		mod.Close(context.Background())
+		return nil, fmt.Errorf("instantiate: %w", err)
+	}
 	if p.check {
 		flag, ok := mod.ExportedGlobal(interruptExport).(api.MutableGlobal)
 		if !ok {
@@ -540,13 +575,30 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 		}
 		inst.watch = newWatchdog(flag)
 	}
+	return inst, nil
+}
+
+// newInstance instantiates the module, runs its start function, _initialize
+// and configure, and allocates its input buffer: the state takeSnapshot saves.
+func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
+	inst, err := p.instantiate(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
 	// The guest's initialisation could also spin; it gets a longer deadline
 	// than a scan because a cold start takes milliseconds.
 	ctx, end := inst.guard(ctx, max(10*p.opts.Timeout, minSetupTime))
 	err = inst.setUp(ctx, p.start, p.opts.Config)
+	if err == nil {
+		if inst.inPtr, err = inst.allocate(ctx, inputBufferSize); err == nil {
+			inst.inCap = inputBufferSize
+		} else {
+			err = fmt.Errorf("input buffer: %w", err)
+		}
+	}
 	end()
 	if err != nil {
-		mod.Close(context.Background())
+		inst.mod.Close(context.Background())
 		return nil, err
 	}
 	return inst, nil
@@ -730,32 +782,25 @@ func (inst *instance) scan(ctx context.Context, timeout time.Duration, texts []s
 		defer cancel()
 	}
 
+	ptr := inst.inPtr
 	if uint32(size) > inst.inCap {
-		if inst.inCap > 0 {
-			if _, err := inst.call(ctx, inst.free, uint64(inst.inPtr)); err != nil {
-				return nil, fmt.Errorf("%s: %w", abi.ExportFree, err)
-			}
-			inst.inPtr, inst.inCap = 0, 0
-		}
-		// Grow in powers of two, from 4 KiB, so that a run of slightly larger
-		// prompts does not reallocate every time.
-		capacity := max(uint32(4096), uint32(1)<<(32-bits.LeadingZeros32(uint32(size-1))))
-		ptr, err := inst.allocate(ctx, capacity)
-		if err != nil {
+		// A buffer for this call only: the reset before the next call
+		// forgets it, with everything else the call allocated.
+		var err error
+		if ptr, err = inst.allocate(ctx, uint32(size)); err != nil {
 			return nil, err
 		}
-		inst.inPtr, inst.inCap = ptr, capacity
 	}
 	// Encode straight into guest memory: Read returns a writable view, and
 	// nothing can grow the memory between here and the call.
-	view, ok := inst.mem.Read(inst.inPtr, uint32(size))
+	view, ok := inst.mem.Read(ptr, uint32(size))
 	if !ok {
 		inst.broken = true
-		return nil, fmt.Errorf("input buffer [%d,+%d) lies outside guest memory", inst.inPtr, size)
+		return nil, fmt.Errorf("input buffer [%d,+%d) lies outside guest memory", ptr, size)
 	}
 	abi.AppendTexts(view[:0], texts)
 
-	status, err := inst.call(ctx, inst.scanFn, uint64(inst.inPtr), uint64(size))
+	status, err := inst.call(ctx, inst.scanFn, uint64(ptr), uint64(size))
 	if err != nil {
 		return nil, fmt.Errorf("scan: %w", err)
 	}

@@ -17,6 +17,9 @@
 //	               test can tell a fresh instance from a reused one
 //	"escape"       tries files, environment and arguments; reports ESCAPED if any
 //	               was visible
+//	"stash:<text>" keeps <text> and, if an earlier call kept one, reports it
+//	               as a PREV_<hex of its first 29 bytes> finding: a plugin
+//	               that carries one client's prompt into another's result
 //	anything else  one ECHO finding covering the whole first text
 //
 // A configuration of {"fail":true} makes configure fail; {"always":"panic"}
@@ -29,10 +32,13 @@
 package main
 
 import (
+	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/sdk/guest"
@@ -64,6 +70,7 @@ func init() {
 var (
 	spin  int
 	calls int
+	stash []byte
 	hoard [][]byte // kept reachable so the collector cannot free what "grow" takes
 )
 
@@ -73,6 +80,13 @@ func scan(texts [][]byte) ([]guest.Finding, error) {
 	}
 	first := texts[0]
 	calls++
+	if rest, ok := bytes.CutPrefix(first, []byte("stash:")); ok {
+		prev := stash
+		stash = append([]byte(nil), rest...)
+		if len(prev) > 0 {
+			return []guest.Finding{{Type: "PREV_" + strings.ToUpper(hex.EncodeToString(prev[:min(len(prev), 29)])), Start: 0, End: len(first), Score: 1}}, nil
+		}
+	}
 	switch string(first) {
 	case "panic":
 		panic("hostile plugin panics")

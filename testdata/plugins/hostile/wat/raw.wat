@@ -12,14 +12,20 @@
 ;;            iterations
 ;;   "!recurse" a function that calls itself twice per level, 40 levels
 ;;            deep: 2^40 calls and not one loop
+;;   "!mark"  sets a global and a word of memory (at address 8)
+;;   "!probe" one RESIDUE finding if the global or the word is set, or if any
+;;            of the 1,024 bytes after its input in the host's input buffer
+;;            is not zero: state or text of an earlier call
 ;;   other    a valid empty result
 (module
   (memory (export "memory") 1)
   (global $heap (mut i32) (i32.const 4096))
   (global $out_ptr (mut i32) (i32.const 0))
   (global $out_len (mut i32) (i32.const 0))
+  (global $mark (mut i32) (i32.const 0))
   (data (i32.const 16) "{\"findings\":[]}")
   (data (i32.const 48) "not json")
+  (data (i32.const 64) "{\"findings\":[{\"type\":\"RESIDUE\",\"message\":0,\"start\":0,\"end\":1,\"score\":1}]}")
 
   (func (export "_initialize"))
   (func (export "sluice_abi_version") (result i32) (i32.const 1))
@@ -98,6 +104,27 @@
       (if (i32.eq (local.get $mode) (i32.const 114)) ;; r
         (then
           (call $recurse (i32.const 40))
+          (br $done)))
+      (if (i32.eq (local.get $mode) (i32.const 109)) ;; m
+        (then
+          (global.set $mark (i32.const 1))
+          (i32.store (i32.const 8) (i32.const 1))
+          (br $done)))
+      (if (i32.eq (local.get $mode) (i32.const 112)) ;; p
+        (then
+          (local.set $i (i32.const 0))
+          (block $clean
+            (loop $bytes
+              (br_if $clean (i32.ge_u (local.get $i) (i32.const 1024)))
+              (br_if $clean (i32.or (global.get $mark) (i32.load (i32.const 8))))
+              (br_if $clean (i32.load8_u (i32.add (i32.add (local.get $ptr) (local.get $len)) (local.get $i))))
+              (local.set $i (i32.add (local.get $i) (i32.const 1)))
+              (br $bytes)))
+          (if (i32.or (i32.lt_u (local.get $i) (i32.const 1024))
+                (i32.or (global.get $mark) (i32.load (i32.const 8))))
+            (then
+              (global.set $out_ptr (i32.const 64))
+              (global.set $out_len (i32.const 73))))
           (br $done)))
       (if (i32.eq (local.get $mode) (i32.const 106)) ;; j
         (then
