@@ -80,8 +80,6 @@ const (
 const (
 	maxInputBytes  = 64 << 20 // texts of one Scan, encoded
 	maxOutputBytes = 16 << 20 // result document of one Scan
-	maxLogBytes    = 1024     // one sluice.log message
-	maxErrorBytes  = 512      // a plugin's error message, as put in a Go error
 	minSetupTime   = 2 * time.Second
 )
 
@@ -241,6 +239,11 @@ type Plugin struct {
 
 	discarded atomic.Uint64 // instances closed after a failed call
 	grown     atomic.Uint64 // instances closed because their memory grew past the snapshot
+
+	types       typeTable  // finding types the module declared in its manifest
+	byModule    sync.Map   // api.Module to its *instance, for hostLog
+	logLimit    logLimiter // sluice.log messages of all the plugin's instances
+	logsDropped atomic.Uint64
 }
 
 // Load compiles wasm, checks that it implements ABI v1, and creates and
@@ -440,26 +443,27 @@ func (p *Plugin) scan(ctx context.Context, texts []string, timeout time.Duration
 		}
 	}
 	if inst.dirty && !p.opts.noReset && !inst.reset(p.snap) {
-		inst.mod.Close(context.Background())
+		p.discard(inst)
 		return nil, fmt.Errorf("plugin %s: cannot reset an instance to its snapshot", p.name)
 	}
 	inst.dirty = true
+	inst.logMessages, inst.logBytes = 0, 0
 	findings, err := inst.scan(ctx, timeout, texts)
 	if !inst.broken && !p.opts.noReset && inst.mem.Size() != p.snap.pages*65536 {
 		// Memory never shrinks, and a larger memory than the snapshot's
 		// would carry this call's pages into the next: replace it.
-		inst.mod.Close(context.Background())
+		p.discard(inst)
 		p.grown.Add(1)
 	} else if inst.broken {
 		// Its memory and globals may be anything now; a fresh instance is
 		// made on demand by a later call.
-		inst.mod.Close(context.Background())
+		p.discard(inst)
 		p.discarded.Add(1)
 		if inst.trace != "" {
-			// The guest's stack names its functions, not the scanned text, and is
-			// what the plugin's author needs to fix a crash.
+			// What the plugin's author needs to fix a crash. The module names
+			// its own functions, so the trace is bounded and escaped.
 			p.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "plugin instance trapped and was discarded",
-				slog.String("plugin", p.name), slog.String("trace", inst.trace))
+				slog.String("plugin", p.name), slog.String("trace", guestText([]byte(inst.trace), maxTraceBytes)))
 		}
 	} else {
 		p.idle <- inst // never blocks: at most PoolSize instances exist
@@ -468,6 +472,12 @@ func (p *Plugin) scan(ctx context.Context, texts []string, timeout time.Duration
 		return nil, fmt.Errorf("plugin %s: %w", p.name, err)
 	}
 	return findings, nil
+}
+
+// discard closes inst, which is never called again.
+func (p *Plugin) discard(inst *instance) {
+	p.byModule.Delete(inst.mod)
+	inst.mod.Close(context.Background())
 }
 
 // Close releases the plugin's instances and compiled code. Scans in flight
@@ -493,35 +503,6 @@ func (p *Plugin) Close(ctx context.Context) error {
 	return nil
 }
 
-// hostLog implements sluice.log(level, ptr, len). It forwards what the guest
-// chose to log, truncated; the host never adds the scanned text.
-func (p *Plugin) hostLog(ctx context.Context, m api.Module, stack []uint64) {
-	level := slog.LevelInfo
-	switch int32(uint32(stack[0])) {
-	case abi.LevelDebug:
-		level = slog.LevelDebug
-	case abi.LevelWarn:
-		level = slog.LevelWarn
-	case abi.LevelError:
-		level = slog.LevelError
-	}
-	if !p.opts.Logger.Enabled(ctx, level) {
-		return
-	}
-	ptr, n := uint32(stack[1]), uint32(stack[2])
-	truncated := n > maxLogBytes
-	n = min(n, maxLogBytes)
-	b, ok := m.Memory().Read(ptr, n)
-	if !ok {
-		return
-	}
-	msg := strings.ToValidUTF8(string(b), "\uFFFD")
-	if truncated {
-		msg += "…"
-	}
-	p.opts.Logger.LogAttrs(ctx, level, msg, slog.String("plugin", p.name))
-}
-
 // instance is one configured module instance. It serves one call at a time.
 type instance struct {
 	mod                        api.Module
@@ -534,7 +515,8 @@ type instance struct {
 	stack                      [2]uint64
 	memLimit                   uint64    // bytes the memory may grow to
 	watch                      *watchdog // nil unless the module is instrumented
-	types                      typeTable // finding types seen, so results need not allocate them
+	types                      typeTable // the plugin's declared finding types
+	logMessages, logBytes      int       // sluice.log use in the current call
 	broken                     bool      // trapped, exited or timed out: never reuse
 	trace                      string    // the wasm stack trace of a trap, for the log
 }
@@ -575,6 +557,8 @@ func (p *Plugin) instantiate(ctx context.Context, img *memoryImage) (*instance, 
 		}
 		inst.watch = newWatchdog(flag)
 	}
+	inst.types = p.types
+	p.byModule.Store(mod, inst)
 	return inst, nil
 }
 
@@ -588,8 +572,11 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	// The guest's initialisation could also spin; it gets a longer deadline
 	// than a scan because a cold start takes milliseconds.
 	ctx, end := inst.guard(ctx, max(10*p.opts.Timeout, minSetupTime))
-	err = inst.setUp(ctx, p.start, p.opts.Config)
+	var types []string
+	types, err = inst.setUp(ctx, p.start, p.opts.Config)
 	if err == nil {
+		p.types = newTypeTable(types)
+		inst.types = p.types
 		if inst.inPtr, err = inst.allocate(ctx, inputBufferSize); err == nil {
 			inst.inCap = inputBufferSize
 		} else {
@@ -598,7 +585,7 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	}
 	end()
 	if err != nil {
-		inst.mod.Close(context.Background())
+		p.discard(inst)
 		return nil, err
 	}
 	return inst, nil
@@ -614,46 +601,58 @@ func (inst *instance) guard(ctx context.Context, timeout time.Duration) (_ conte
 	return context.WithTimeout(ctx, timeout)
 }
 
-func (inst *instance) setUp(ctx context.Context, start bool, config []byte) error {
+// setUp runs the start function, _initialize, the version check and
+// configure, and returns the finding types of the manifest configure left in
+// its output.
+func (inst *instance) setUp(ctx context.Context, start bool, config []byte) ([]string, error) {
 	if start {
 		// The module's start function, which wazero would have run inside
 		// InstantiateModule, where no deadline reaches it.
 		if _, err := inst.call(ctx, inst.mod.ExportedFunction(startExport)); err != nil {
-			return fmt.Errorf("start function: %w", err)
+			return nil, fmt.Errorf("start function: %w", err)
 		}
 	}
 	if _, err := inst.call(ctx, inst.mod.ExportedFunction(abi.ExportInit)); err != nil {
-		return fmt.Errorf("%s: %w", abi.ExportInit, err)
+		return nil, fmt.Errorf("%s: %w", abi.ExportInit, err)
 	}
 	v, err := inst.call(ctx, inst.mod.ExportedFunction(abi.ExportVersion))
 	if err != nil {
-		return fmt.Errorf("%s: %w", abi.ExportVersion, err)
+		return nil, fmt.Errorf("%s: %w", abi.ExportVersion, err)
 	}
 	if int32(uint32(v)) != abi.Version {
-		return fmt.Errorf("plugin implements ABI v%d, this host implements v%d", int32(uint32(v)), abi.Version)
+		return nil, fmt.Errorf("plugin implements ABI v%d, this host implements v%d", int32(uint32(v)), abi.Version)
 	}
 	var ptr uint32
 	if len(config) > 0 {
 		if ptr, err = inst.allocate(ctx, uint32(len(config))); err != nil {
-			return fmt.Errorf("configure: %w", err)
+			return nil, fmt.Errorf("configure: %w", err)
 		}
 		if !inst.mem.Write(ptr, config) {
-			return fmt.Errorf("configure: buffer [%d,+%d) outside memory", ptr, len(config))
+			return nil, fmt.Errorf("configure: buffer [%d,+%d) outside memory", ptr, len(config))
 		}
 	}
 	status, err := inst.call(ctx, inst.mod.ExportedFunction(abi.ExportConfigure), uint64(ptr), uint64(len(config)))
 	if err != nil {
-		return fmt.Errorf("configure: %w", err)
+		return nil, fmt.Errorf("configure: %w", err)
 	}
 	if status != abi.StatusOK {
-		return fmt.Errorf("configure rejected: %s", inst.errorMessage(ctx))
+		return nil, fmt.Errorf("configure rejected: %s", inst.errorMessage(ctx))
+	}
+	// The manifest is read before free, which may reuse the output's memory.
+	doc, err := inst.output(ctx, abi.MaxManifestBytes)
+	if err != nil {
+		return nil, fmt.Errorf("configure: manifest: %w", err)
+	}
+	types, err := abi.ParseManifest(doc)
+	if err != nil {
+		return nil, fmt.Errorf("configure: %w", err)
 	}
 	if ptr != 0 {
 		if _, err := inst.call(ctx, inst.free, uint64(ptr)); err != nil {
-			return fmt.Errorf("configure: free: %w", err)
+			return nil, fmt.Errorf("configure: free: %w", err)
 		}
 	}
-	return nil
+	return types, nil
 }
 
 // call invokes f without allocating a result slice and returns its first
@@ -759,11 +758,7 @@ func (inst *instance) errorMessage(ctx context.Context) string {
 	if len(b) == 0 {
 		return "(no message)"
 	}
-	msg := strings.ToValidUTF8(string(b[:min(len(b), maxErrorBytes)]), "\uFFFD")
-	if len(b) > maxErrorBytes {
-		msg += "…"
-	}
-	return msg
+	return guestText(b, maxErrorBytes)
 }
 
 func (inst *instance) scan(ctx context.Context, timeout time.Duration, texts []string) ([]Finding, error) {
@@ -811,7 +806,7 @@ func (inst *instance) scan(ctx context.Context, timeout time.Duration, texts []s
 	if err != nil {
 		return nil, fmt.Errorf("scan result: %w", err)
 	}
-	findings, err := parseResult(out, texts, &inst.types)
+	findings, err := parseResult(out, texts, inst.types)
 	if err != nil {
 		// The module answered but broke the contract; a fresh instance will not
 		// do better, but this one is not trusted further either.

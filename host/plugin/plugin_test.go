@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluicehq/sluice/host/plugin/wasmbuild"
 	"github.com/sluicehq/sluice/plugins/pii"
+	"github.com/sluicehq/sluice/sdk/abi"
 )
 
 // testRuntime is shared by the tests so each module is compiled once; the
@@ -172,7 +173,8 @@ func TestHostileGuest(t *testing.T) {
 		{"error", "scan failed: hostile plugin fails", nil},
 		{"bad-offsets", "offsets [0,21) invalid for message 0 of 11 bytes", nil},
 		{"bad-message", "message index 1 out of range", nil},
-		{"bad-type", "want only A-Z, 0-9 and _", nil},
+		{"bad-type", "a type the plugin did not declare in its manifest", nil},
+		{"undeclared", "finding 0: a type the plugin did not declare in its manifest", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.text, func(t *testing.T) {
@@ -226,9 +228,80 @@ func TestPluginLog(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
 		t.Fatalf("log output %q: %v", buf.Bytes(), err)
 	}
-	if rec["msg"] != "hostile plugin says hello" || rec["level"] != "WARN" || rec["plugin"] != "hostile" {
+	if rec["message"] != "hostile plugin says hello" || rec["level"] != "WARN" || rec["plugin"] != "hostile" {
 		t.Errorf("log record = %v", rec)
 	}
+}
+
+// TestOutputDiscipline checks what a plugin's output can make the host do:
+// a flood of log messages is cut to a few per call and counted, messages and
+// error messages are bounded and escaped (no raw newline or terminal escape,
+// nothing of the scanned text past the bounds), findings are capped, and a
+// manifest that declares bad or too many types fails the load.
+func TestOutputDiscipline(t *testing.T) {
+	ctx := context.Background()
+	t.Run("log flood", func(t *testing.T) {
+		var buf bytes.Buffer
+		p := load(t, wasmbuild.HostileGo, Options{Logger: slog.New(slog.NewTextHandler(&buf, nil)), Timeout: 5 * time.Second})
+		if _, err := p.Scan(ctx, []string{"log-flood"}); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+		if len(lines) > maxLogCallMessages {
+			t.Errorf("%d log lines from one call, want at most %d", len(lines), maxLogCallMessages)
+		}
+		if strings.ContainsRune(buf.String(), 0x1b) {
+			t.Errorf("a terminal escape reached the log: %q", lines[0])
+		}
+		if got := p.logsDropped.Load(); got < 100000-maxLogCallMessages {
+			t.Errorf("logsDropped = %d, want the %d messages past the cap counted", got, 100000-maxLogCallMessages)
+		}
+	})
+	t.Run("error message", func(t *testing.T) {
+		p := load(t, wasmbuild.HostileGo, Options{})
+		_, err := p.Scan(ctx, []string{"error-text"})
+		if err == nil {
+			t.Fatal("Scan succeeded")
+		}
+		msg := err.Error()
+		if strings.ContainsAny(msg, "\n\x1b") || len(msg) > maxErrorBytes+200 {
+			t.Errorf("error of %d bytes, raw control characters %v: %q", len(msg), strings.ContainsAny(msg, "\n\x1b"), msg)
+		}
+	})
+	t.Run("findings cap", func(t *testing.T) {
+		for _, n := range []int{abi.MaxFindings, abi.MaxFindings + 1} {
+			p := load(t, wasmbuild.HostileGo, Options{Name: fmt.Sprint("many-", n), Config: []byte(fmt.Sprintf(`{"many":%d}`, n)), Timeout: 5 * time.Second})
+			findings, err := p.Scan(ctx, []string{"many"})
+			if n <= abi.MaxFindings && (err != nil || len(findings) != n) {
+				t.Errorf("%d findings: got %d, %v", n, len(findings), err)
+			}
+			if n > abi.MaxFindings && (err == nil || !strings.Contains(err.Error(), "more than the 16384 allowed")) {
+				t.Errorf("%d findings: error %v, want the cap named", n, err)
+			}
+		}
+	})
+	t.Run("manifest", func(t *testing.T) {
+		tooMany := make([]string, abi.MaxTypes+1)
+		for i := range tooMany {
+			tooMany[i] = fmt.Sprintf("T%d", i)
+		}
+		for _, tt := range []struct {
+			types   []string
+			wantErr string
+		}{
+			// The Go SDK refuses the first two itself; ParseManifest's own
+			// checks are tested in sdk/abi.
+			{[]string{"ECHO", "not a type \n"}, "want only A-Z, 0-9 and _"},
+			{tooMany, "65 types, more than the 64 allowed"},
+			{[]string{"ECHO", "ECHO"}, "configure: manifest declares type ECHO twice"},
+		} {
+			config, _ := json.Marshal(map[string]any{"types": tt.types})
+			_, err := testRuntime.Load(ctx, moduleBytes(t, wasmbuild.HostileGo), Options{Name: "manifest", Config: config})
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Load with types %.40q: error %v, want one containing %q", tt.types, err, tt.wantErr)
+			}
+		}
+	})
 }
 
 func TestLoadErrors(t *testing.T) {

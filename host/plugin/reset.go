@@ -100,12 +100,12 @@ func (p *Plugin) fromSnapshot(ctx context.Context, s *snapshot) (*instance, erro
 	}
 	if size := inst.mem.Size(); size < s.pages*65536 {
 		if _, ok := inst.mem.Grow(s.pages - size/65536); !ok {
-			inst.mod.Close(context.Background())
+			p.discard(inst)
 			return nil, fmt.Errorf("instantiate: cannot grow memory to the snapshot's %d pages", s.pages)
 		}
 	}
 	if !inst.reset(s) {
-		inst.mod.Close(context.Background())
+		p.discard(inst)
 		return nil, fmt.Errorf("instantiate: the snapshot does not fit its memory")
 	}
 	return inst, nil

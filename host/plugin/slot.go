@@ -76,6 +76,12 @@ type Status struct {
 	// InstancesDiscarded counts the instances of the module in force that
 	// were closed after a trap, a timeout, a memory fault or a malformed result.
 	InstancesDiscarded uint64 `json:"instances_discarded"`
+	// InstancesGrown counts the instances of the module in force that were
+	// replaced because a call grew their memory past the configured state's.
+	InstancesGrown uint64 `json:"instances_grown"`
+	// LogsDropped counts the sluice.log messages of the module in force that
+	// the per-call and per-second limits dropped.
+	LogsDropped uint64 `json:"logs_dropped"`
 }
 
 // NewSlot loads wasm as Load does, checks it as Reload does, and returns a Slot
@@ -216,6 +222,8 @@ func (s *Slot) Status() Status {
 	if v := s.cur.Load(); v != nil {
 		st.SHA256, st.LoadedAt = v.p.SHA256(), v.loadedAt
 		st.InstancesDiscarded = v.p.discarded.Load()
+		st.InstancesGrown = v.p.grown.Load()
+		st.LogsDropped = v.p.logsDropped.Load()
 	}
 	return st
 }

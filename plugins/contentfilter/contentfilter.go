@@ -157,6 +157,18 @@ func New(config []byte) (*Filter, error) {
 	return f, nil
 }
 
+// Types returns the finding types f can report, sorted: one per configured
+// category, and BLOCKED_TERM if terms were configured.
+func (f *Filter) Types() []string {
+	seen := map[string]bool{}
+	for _, g := range f.groups {
+		for _, p := range g.phrases {
+			seen[p.typ] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
+}
+
 // addStart adds the first bytes of a phrase's first word to f.pairs and
 // f.starts.
 func (f *Filter) addStart(first string) {

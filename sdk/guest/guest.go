@@ -43,6 +43,15 @@ type Scanner func(texts [][]byte) ([]Finding, error)
 // to the operator.
 type NewScanner func(config []byte) (Scanner, error)
 
+// DeclareTypes declares the finding types the plugin reports: the host fails
+// any call whose result holds a type that was not declared (sdk/ABI.md,
+// section 4.4). Call it from init, or from the NewScanner when the types
+// depend on the configuration; the declaration in force when NewScanner
+// returns is the plugin's manifest. At most 64 types.
+func DeclareTypes(types ...string) {
+	plugin.types = append(plugin.types[:0], types...)
+}
+
 // Register installs the plugin's constructor. Call it exactly once, from init.
 func Register(newScanner NewScanner) {
 	if plugin.newScanner != nil {
@@ -73,6 +82,7 @@ var plugin state
 
 type state struct {
 	newScanner NewScanner
+	types      []string // declared with DeclareTypes
 	scan       Scanner
 	texts      [][]byte
 	result     resultEncoder
@@ -95,7 +105,17 @@ func (s *state) configure(config []byte) int32 {
 	if scan == nil {
 		return s.fail(errors.New("configure: constructor returned a nil Scanner"))
 	}
+	for _, t := range s.types {
+		if err := abi.ValidType(t); err != nil {
+			return s.fail(fmt.Errorf("configure: DeclareTypes: %w", err))
+		}
+	}
+	if len(s.types) > abi.MaxTypes {
+		return s.fail(fmt.Errorf("configure: DeclareTypes: %d types, more than the %d allowed", len(s.types), abi.MaxTypes))
+	}
 	s.scan = scan
+	// The manifest: what the host checks every finding's type against.
+	s.out = abi.AppendManifest(nil, s.types)
 	return abi.StatusOK
 }
 

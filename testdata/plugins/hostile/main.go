@@ -17,6 +17,11 @@
 //	               test can tell a fresh instance from a reused one
 //	"escape"       tries files, environment and arguments; reports ESCAPED if any
 //	               was visible
+//	"undeclared"   a finding of a valid type the module did not declare
+//	"many"         as many ECHO findings as the configuration's "many" says
+//	"log-flood"    100,000 log messages with control characters and the text
+//	"error-text"   an error message holding control characters, the text and
+//	               4 KiB more
 //	"stash:<text>" keeps <text> and, if an earlier call kept one, reports it
 //	               as a PREV_<hex of its first 29 bytes> finding: a plugin
 //	               that carries one client's prompt into another's result
@@ -24,7 +29,8 @@
 //
 // A configuration of {"fail":true} makes configure fail; {"always":"panic"}
 // (or any other selector) makes every scan behave as if its first text were
-// that selector.
+// that selector; {"types":[...]} declares those finding types instead of
+// ECHO, ESCAPED and CALL_1; {"many":N} sets how many findings "many" returns.
 //
 // testdata/plugins/hostile/wat holds hand-written modules for what a Go guest
 // cannot do: a wrong ABI version, missing exports, forbidden imports, a result
@@ -44,11 +50,21 @@ import (
 	"github.com/sluicehq/sluice/sdk/guest"
 )
 
+// declared are the finding types the module declares in its manifest. It
+// reports others: "count" reports CALL_<n> (CALL_1 is declared), "stash"
+// PREV_<hex>, "bad-type" a type that is not an identifier, and "undeclared"
+// one that is but was not declared.
+var declared = []string{"ECHO", "ESCAPED", "CALL_1"}
+
 func init() {
 	guest.Register(func(config []byte) (guest.Scanner, error) {
 		var cfg struct {
 			Fail   bool
 			Always string
+			// Types, if set, replaces the declared types: {"types":["A"]}.
+			Types []string
+			// Many makes "many" return this many findings.
+			Many int
 		}
 		if len(config) > 0 {
 			if err := json.Unmarshal(config, &cfg); err != nil {
@@ -58,6 +74,12 @@ func init() {
 		if cfg.Fail {
 			return nil, errors.New("refusing this configuration")
 		}
+		if cfg.Types != nil {
+			guest.DeclareTypes(cfg.Types...)
+		} else {
+			guest.DeclareTypes(declared...)
+		}
+		many = cfg.Many
 		if cfg.Always != "" {
 			return func(texts [][]byte) ([]guest.Finding, error) {
 				return scan([][]byte{[]byte(cfg.Always)})
@@ -71,6 +93,7 @@ var (
 	spin  int
 	calls int
 	stash []byte
+	many  int
 	hoard [][]byte // kept reachable so the collector cannot free what "grow" takes
 )
 
@@ -108,6 +131,20 @@ func scan(texts [][]byte) ([]guest.Finding, error) {
 		return []guest.Finding{{Type: "ECHO", Message: len(texts), Start: 0, End: 1, Score: 1}}, nil
 	case "bad-type":
 		return []guest.Finding{{Type: "echo; drop table", Start: 0, End: 1, Score: 1}}, nil
+	case "undeclared":
+		return []guest.Finding{{Type: "SECRET_FROM_THE_PROMPT", Start: 0, End: 1, Score: 1}}, nil
+	case "many":
+		out := make([]guest.Finding, many)
+		for i := range out {
+			out[i] = guest.Finding{Type: "ECHO", Start: 0, End: 1, Score: 1}
+		}
+		return out, nil
+	case "log-flood":
+		for range 100000 {
+			guest.Log(guest.LevelWarn, "flood \x1b[31m\nfake=line "+string(first))
+		}
+	case "error-text":
+		return nil, errors.New("failed on \n\x1b[2J" + string(first) + strings.Repeat("x", 4096))
 	case "escape":
 		_, fileErr := os.ReadFile("/etc/hostname")
 		_, dirErr := os.ReadDir("/")

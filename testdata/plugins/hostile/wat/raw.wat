@@ -25,6 +25,7 @@
   (global $mark (mut i32) (i32.const 0))
   (data (i32.const 16) "{\"findings\":[]}")
   (data (i32.const 48) "not json")
+  (data (i32.const 160) "{\"types\":[\"RESIDUE\"]}")
   (data (i32.const 64) "{\"findings\":[{\"type\":\"RESIDUE\",\"message\":0,\"start\":0,\"end\":1,\"score\":1}]}")
 
   (func (export "_initialize"))
@@ -45,8 +46,10 @@
     (local.get $ptr))
   (func (export "sluice_free") (param i32))
 
+  ;; The manifest declares the one type raw reports.
   (func (export "sluice_configure") (param i32 i32) (result i32)
-    (global.set $out_len (i32.const 0))
+    (global.set $out_ptr (i32.const 160))
+    (global.set $out_len (i32.const 21))
     (i32.const 0))
 
   ;; recurse calls itself twice per level: no loop anywhere, and time that
