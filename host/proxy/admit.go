@@ -216,20 +216,37 @@ func (g *Gateway) runGuard(ctx context.Context, x *exchange, gd Guard, texts []s
 }
 
 func aggregate(out []policy.Finding, guard string, found []Finding, textMessage []int) []policy.Finding {
+	if len(found) == 0 {
+		return out
+	}
+	// Indexes, not searches: a result of many findings of many types must
+	// cost time in proportion to its length.
+	index := map[string]int{}
+	seen := map[[2]int]bool{} // (index in out, message)
+	for i, p := range out {
+		if p.Plugin == guard {
+			index[p.Type] = i
+			for _, m := range p.Messages {
+				seen[[2]int{i, m}] = true
+			}
+		}
+	}
 	for _, f := range found {
 		msg := f.Text
 		if f.Text >= 0 && f.Text < len(textMessage) {
 			msg = textMessage[f.Text]
 		}
-		i := slices.IndexFunc(out, func(p policy.Finding) bool { return p.Plugin == guard && p.Type == f.Type })
-		if i < 0 {
+		i, ok := index[f.Type]
+		if !ok {
 			out = append(out, policy.Finding{Plugin: guard, Type: f.Type})
 			i = len(out) - 1
+			index[f.Type] = i
 		}
 		p := &out[i]
 		p.Count++
 		p.Score = max(p.Score, f.Score)
-		if !slices.Contains(p.Messages, msg) {
+		if !seen[[2]int{i, msg}] {
+			seen[[2]int{i, msg}] = true
 			p.Messages = append(p.Messages, msg)
 		}
 	}
