@@ -87,7 +87,8 @@ const (
 // its plugins share, so a module is compiled to machine code once per process
 // (or once per machine, with an on-disk cache).
 type Runtime struct {
-	cache wazero.CompilationCache
+	cache wazero.CompilationCache // in memory, without a cache folder
+	disk  *moduleCache            // nil without a cache folder
 	// validator compiles a module's bytes as given, before any rewriting, to
 	// validate them; the interpreter does that in a fraction of the time of
 	// the optimising compiler.
@@ -102,16 +103,21 @@ type Runtime struct {
 // NewRuntime returns a Runtime. With a non-empty cacheDir, compiled modules
 // are kept in that directory across restarts, which turns a cold compile of
 // about a second into tens of milliseconds; empty keeps them in memory only.
+//
+// Each module is cached in a folder of its own, checked against a record of
+// its contents before it is used (see cache.go); the folder is created 0700,
+// and one that group or others may write is refused.
 func NewRuntime(ctx context.Context, cacheDir string) (*Runtime, error) {
-	cache := wazero.NewCompilationCache()
+	var disk *moduleCache
 	if cacheDir != "" {
 		var err error
-		if cache, err = wazero.NewCompilationCacheWithDir(cacheDir); err != nil {
-			return nil, fmt.Errorf("plugin runtime: compilation cache %s: %w", cacheDir, err)
+		if disk, err = newModuleCache(cacheDir); err != nil {
+			return nil, fmt.Errorf("plugin runtime: compilation cache: %w", err)
 		}
 	}
 	return &Runtime{
-		cache:     cache,
+		cache:     wazero.NewCompilationCache(),
+		disk:      disk,
 		validator: wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter()),
 		plugins:   map[*Plugin]struct{}{},
 	}, nil
@@ -224,11 +230,12 @@ type Plugin struct {
 	name    string
 	opts    Options
 	rt      *Runtime
-	wrt     wazero.Runtime // one per plugin: the memory limit and deadline mode are runtime-wide
-	check   bool           // the module was instrumented with an interrupt check
-	start   bool           // the module has a start function, exported as startExport
-	globals []uint32       // indices of the module's mutable globals, exported by the rewriter
-	snap    *snapshot      // the configured state every call starts from
+	wrt     wazero.Runtime          // one per plugin: the memory limit and deadline mode are runtime-wide
+	check   bool                    // the module was instrumented with an interrupt check
+	start   bool                    // the module has a start function, exported as startExport
+	globals []uint32                // indices of the module's mutable globals, exported by the rewriter
+	snap    *snapshot               // the configured state every call starts from
+	cache   wazero.CompilationCache // the module's own on-disk cache, if any
 	module  wazero.CompiledModule
 	modCfg  wazero.ModuleConfig
 	slots   chan struct{}  // a token per instance allowed to scan
@@ -278,8 +285,16 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte, opts Options) (*Plugin,
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s: load: %w", opts.Name, err)
 	}
+	cache, record := r.cache, func() error { return nil }
+	if r.disk != nil {
+		var unlock func()
+		if cache, record, unlock, err = r.disk.open(hexDigest(rewritten.wasm)); err != nil {
+			return nil, fmt.Errorf("plugin %s: load: %w", opts.Name, err)
+		}
+		defer unlock()
+	}
 	rc := wazero.NewRuntimeConfig().
-		WithCompilationCache(r.cache).
+		WithCompilationCache(cache).
 		WithMemoryLimitPages(opts.MemoryLimitPages).
 		// BenchmarkInterrupt measures what each way of stopping a guest costs.
 		WithCloseOnContextDone(mode == interruptClose)
@@ -308,9 +323,19 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte, opts Options) (*Plugin,
 			WithSysNanotime().
 			WithRandSource(rand.Reader),
 	}
+	if r.disk != nil {
+		p.cache = cache
+	}
 	if err := p.init(ctx, rewritten.wasm); err != nil {
 		wrt.Close(ctx)
+		if p.cache != nil {
+			p.cache.Close(ctx)
+		}
 		return nil, fmt.Errorf("plugin %s: load: %w", opts.Name, err)
+	}
+	if err := record(); err != nil {
+		opts.Logger.Warn("plugin compilation cache not recorded; the next load compiles afresh",
+			slog.String("plugin", opts.Name), slog.String("error", err.Error()))
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -494,6 +519,9 @@ func (p *Plugin) Close(ctx context.Context) error {
 		p.rt.mu.Unlock()
 	}
 	err := p.wrt.Close(ctx)
+	if p.cache != nil {
+		err = errors.Join(err, p.cache.Close(ctx))
+	}
 	if p.snap != nil {
 		p.snap.image.close()
 	}
