@@ -11,12 +11,19 @@
 //
 //	import "github.com/sluicehq/sluice/sdk/guest"
 //
-//	func init() { guest.Register(newScanner) }
+//	func init() {
+//		guest.DeclareTypes("EMAIL") // every type the Scanner may report
+//		guest.Register(newScanner)
+//	}
 //
 //	func main() {} // required by the toolchain, never called in a reactor
 //
 // Register must be called from an init function: the host configures the
 // plugin right after the module's _initialize, which is when init functions run.
+// The host checks every finding's type against those declared with
+// DeclareTypes, and puts the module back to its configured state before every
+// scan (sdk/ABI.md, section 3.1): a Scanner keeps nothing from one call to the
+// next.
 package guest
 
 import (
