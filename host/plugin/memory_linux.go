@@ -165,8 +165,12 @@ func takeImage(mem api.Memory, m *linearMemory) (*memoryImage, error) {
 		f.Close()
 		return nil, fmt.Errorf("write snapshot: %w", err)
 	}
-	// Nothing may change the image once instances map it.
-	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_GROW|unix.F_SEAL_SHRINK|unix.F_SEAL_SEAL); err != nil {
+	// Nothing may change the image once instances map it. F_SEAL_WRITE
+	// would wait for transient references the kernel holds on pages just
+	// written, and fails with EBUSY on a busy machine; F_SEAL_FUTURE_WRITE
+	// (Linux 5.1) refuses every later write without waiting, and the file
+	// has been written only by this function.
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_FUTURE_WRITE|unix.F_SEAL_GROW|unix.F_SEAL_SHRINK|unix.F_SEAL_SEAL); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("seal snapshot: %w", err)
 	}
