@@ -536,6 +536,7 @@ func BenchmarkReset(b *testing.B) {
 	}{
 		{"minimal", "call/minimal", "hi"}, {"empty", "call/empty", "hi"}, {"pii", "call/pii", "hi"},
 		{"pii", "scan/pii/prose/1KB", prose(1 << 10)}, {"pii", "scan/pii/prose/64KB", prose(64 << 10)},
+		{"pii", "scan/pii/dense/1KB", corpus(1 << 10)}, {"pii", "scan/pii/dense/64KB", corpus(64 << 10)},
 	}
 	for _, c := range cases {
 		for _, mode := range []struct {
