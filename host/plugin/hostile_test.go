@@ -188,7 +188,7 @@ func TestNoStateCrossesCalls(t *testing.T) {
 		p := load(t, wasmbuild.HostileGo, Options{PoolSize: 1})
 		// An input larger than the snapshot's buffer makes the Go guest grow
 		// its heap, so the instance is replaced by one from the snapshot.
-		big := "stash:" + strings.Repeat("ALICE ", 200<<10)
+		big := "stash:" + strings.Repeat("ALICE ", 1<<20)
 		if _, err := p.Scan(ctx, []string{big}); err != nil {
 			t.Fatal(err)
 		}

@@ -3,14 +3,47 @@ package plugin
 import (
 	"context"
 	"fmt"
+	mrand "math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// smokeTexts is what a module must scan without error before a Slot puts it
-// in service: two messages, one of them empty, with nothing to find.
+// smokeTexts is the fixed part of what a module must scan without error
+// before a Slot puts it in service: two messages, one of them empty, with
+// nothing to find.
 var smokeTexts = []string{"Sluice smoke test: please summarise the meeting notes.", ""}
+
+// smokeInputs returns the inputs of a smoke test: smokeTexts, then inputs
+// generated afresh for each load, so that a module cannot pass by
+// recognising a fixed text and fail every request after: prose of random
+// words and lengths, some with an e-mail address or a number in it, spread
+// over one to four messages.
+func smokeInputs() [][]string {
+	words := []string{"the", "meeting", "notes", "please", "summarise", "budget", "quarter", "team",
+		"review", "draft", "customer", "ticket", "release", "plan", "Zürich", "café", "naïve", "日本語"}
+	inputs := [][]string{smokeTexts}
+	for range 4 {
+		texts := make([]string, 1+mrand.IntN(4))
+		for i := range texts {
+			var b strings.Builder
+			for n := mrand.IntN(400); n > 0; n-- {
+				b.WriteString(words[mrand.IntN(len(words))])
+				switch mrand.IntN(40) {
+				case 0:
+					fmt.Fprintf(&b, " user%d@example.com", mrand.IntN(1000))
+				case 1:
+					fmt.Fprintf(&b, " %d", mrand.Int64())
+				}
+				b.WriteString(" ")
+			}
+			texts[i] = b.String()
+		}
+		inputs = append(inputs, texts)
+	}
+	return inputs
+}
 
 // Slot is one configured plugin whose module can be replaced while it serves.
 // The gateway keeps a Slot per configured plugin and scans through it; Reload
@@ -105,9 +138,14 @@ func (r *Runtime) loadChecked(ctx context.Context, wasm []byte, opts Options) (*
 	}
 	// A first scan on a cold instance may be slower than the per-call
 	// deadline allows later, so it gets the set-up allowance.
-	if _, err := p.scan(ctx, smokeTexts, max(p.opts.Timeout, minSetupTime)); err != nil {
-		p.Close(context.Background())
-		return nil, fmt.Errorf("smoke test: %w", err)
+	for i, texts := range smokeInputs() {
+		if _, err := p.scan(ctx, texts, max(p.opts.Timeout, minSetupTime)); err != nil {
+			p.Close(context.Background())
+			if i == 0 {
+				return nil, fmt.Errorf("smoke test: %w", err)
+			}
+			return nil, fmt.Errorf("smoke test on generated input %d: %w", i, err)
+		}
 	}
 	v := &version{p: p, loadedAt: time.Now()}
 	v.refs.Store(1)

@@ -13,8 +13,8 @@
 //	"bad-type"     a finding whose type is not an upper-case identifier
 //	"sleep"        works for 200 ms, then behaves normally
 //	"log"          logs a message, then behaves normally
-//	"count"        one CALL_<n> finding, n counting this instance's scans, so a
-//	               test can tell a fresh instance from a reused one
+//	"count"        one CALL_<n> finding, n counting this instance's "count"
+//	               scans, so a test can tell whether state survived a call
 //	"escape"       tries files, environment and arguments; reports ESCAPED if any
 //	               was visible
 //	"undeclared"   a finding of a valid type the module did not declare
@@ -30,7 +30,8 @@
 // A configuration of {"fail":true} makes configure fail; {"always":"panic"}
 // (or any other selector) makes every scan behave as if its first text were
 // that selector; {"types":[...]} declares those finding types instead of
-// ECHO, ESCAPED and CALL_1; {"many":N} sets how many findings "many" returns.
+// ECHO, ESCAPED and CALL_1; {"many":N} sets how many findings "many" returns;
+// {"smokeonly":true} fails every scan but of the host's fixed smoke test text.
 //
 // testdata/plugins/hostile/wat holds hand-written modules for what a Go guest
 // cannot do: a wrong ABI version, missing exports, forbidden imports, a result
@@ -65,6 +66,9 @@ func init() {
 			Types []string
 			// Many makes "many" return this many findings.
 			Many int
+			// SmokeOnly makes every scan fail but of the host's fixed
+			// smoke test text.
+			SmokeOnly bool
 		}
 		if len(config) > 0 {
 			if err := json.Unmarshal(config, &cfg); err != nil {
@@ -80,6 +84,14 @@ func init() {
 			guest.DeclareTypes(declared...)
 		}
 		many = cfg.Many
+		if cfg.SmokeOnly {
+			return func(texts [][]byte) ([]guest.Finding, error) {
+				if len(texts) > 0 && bytes.HasPrefix(texts[0], []byte("Sluice smoke test")) {
+					return nil, nil
+				}
+				return nil, errors.New("fails every real request")
+			}, nil
+		}
 		if cfg.Always != "" {
 			return func(texts [][]byte) ([]guest.Finding, error) {
 				return scan([][]byte{[]byte(cfg.Always)})
@@ -102,7 +114,9 @@ func scan(texts [][]byte) ([]guest.Finding, error) {
 		return nil, nil
 	}
 	first := texts[0]
-	calls++
+	if string(first) == "count" {
+		calls++
+	}
 	if rest, ok := bytes.CutPrefix(first, []byte("stash:")); ok {
 		prev := stash
 		stash = append([]byte(nil), rest...)
