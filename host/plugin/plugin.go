@@ -26,8 +26,8 @@
 //
 // A Slot serves one configured plugin and replaces its module in service:
 // Reload verifies a new module against its sha256 pin, compiles it through
-// the shared compilation cache, configures it and makes it scan a fixed text,
-// and only then swaps it in; scans in flight finish on the old module, which
+// the compilation cache, configures it and makes it scan a fixed text and
+// inputs generated for the occasion, and only then swaps it in; scans in flight finish on the old module, which
 // is closed after the last of them. A Watcher calls Reload when a module file
 // changes on disk.
 package plugin

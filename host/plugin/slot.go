@@ -190,7 +190,7 @@ func (s *Slot) release(v *version) {
 
 // Reload verifies wasm against opts.SHA256, compiles it (through the
 // Runtime's compilation cache), instantiates and configures it, makes it scan
-// a short fixed text, and then puts it in service in place of the current
+// smokeInputs, and then puts it in service in place of the current
 // module. opts replaces the Slot's options; an empty opts.Name keeps the
 // Slot's. On any error the current module stays in force, the error is
 // recorded in Status and returned.
