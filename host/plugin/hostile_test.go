@@ -145,7 +145,8 @@ func TestInstanceStateAfterTrap(t *testing.T) {
 
 // TestNoStateCrossesCalls checks that nothing of one call reaches the next:
 // not what a module keeps in memory (the Go module's stash), not its globals
-// or a word it wrote (raw's !mark), not the bytes of a longer earlier input
+// or a word it wrote (raw's !mark), not a file descriptor it closed (raw's
+// !close), not the bytes of a longer earlier input
 // left in the host's input buffer, and not across an instance that was
 // replaced after its memory grew.
 func TestNoStateCrossesCalls(t *testing.T) {
@@ -168,6 +169,7 @@ func TestNoStateCrossesCalls(t *testing.T) {
 	t.Run("globals, memory and input buffer", func(t *testing.T) {
 		p := load(t, wasmbuild.HostileRaw, Options{PoolSize: 1})
 		for _, earlier := range [][]string{
+			{"!close"},
 			{"!mark"},
 			{"!x" + strings.Repeat("A", 3000)},
 			{"!x", strings.Repeat("secret ", 500)},
@@ -175,12 +177,14 @@ func TestNoStateCrossesCalls(t *testing.T) {
 			if _, err := p.Scan(ctx, earlier); err != nil {
 				t.Fatal(err)
 			}
-			findings, err := p.Scan(ctx, []string{"!probe"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(findings) != 0 {
-				t.Errorf("after %.20q, the next call found %v: state of the earlier call", earlier, findings)
+			for _, probe := range []string{"!probe", "!write"} {
+				findings, err := p.Scan(ctx, []string{probe})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(findings) != 0 {
+					t.Errorf("after %.20q, %s found %v: state of the earlier call", earlier, probe, findings)
+				}
 			}
 		}
 	})

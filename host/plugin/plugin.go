@@ -348,7 +348,7 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte, opts Options) (*Plugin,
 }
 
 func (p *Plugin) init(ctx context.Context, wasm []byte) error {
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, p.wrt); err != nil {
+	if err := instantiateWASI(ctx, p.wrt); err != nil {
 		return fmt.Errorf("wasi: %w", err)
 	}
 	_, err := p.wrt.NewHostModuleBuilder(abi.HostModule).
@@ -405,6 +405,32 @@ func (p *Plugin) warmUp(ctx context.Context, inst *instance) error {
 		clear(view)
 	}
 	return nil
+}
+
+// errnoNotsup is WASI's ENOTSUP.
+const errnoNotsup = 58
+
+// instantiateWASI instantiates wazero's WASI preview 1 with the functions
+// that change the state of file descriptors answering ENOTSUP: the reset
+// between calls (reset.go) restores memory and globals, not WASI's
+// descriptor table, so a module that closed its standard output in one call
+// would have the next call see it closed. A plugin has only stdin, stdout and
+// stderr, and language runtimes do not close or renumber them.
+func instantiateWASI(ctx context.Context, r wazero.Runtime) error {
+	b := r.NewHostModuleBuilder(wasi_snapshot_preview1.ModuleName)
+	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
+	notSupported := api.GoModuleFunc(func(_ context.Context, _ api.Module, stack []uint64) { stack[0] = errnoNotsup })
+	i32, i64 := api.ValueTypeI32, api.ValueTypeI64
+	for name, params := range map[string][]api.ValueType{
+		"fd_close":             {i32},
+		"fd_renumber":          {i32, i32},
+		"fd_fdstat_set_flags":  {i32, i32},
+		"fd_fdstat_set_rights": {i32, i64, i64},
+	} {
+		b.NewFunctionBuilder().WithGoModuleFunction(notSupported, params, []api.ValueType{i32}).Export(name)
+	}
+	_, err := b.Instantiate(ctx)
+	return err
 }
 
 // exportSignatures are the functions ABI v1 requires, with their types.

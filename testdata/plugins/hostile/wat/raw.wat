@@ -13,11 +13,16 @@
 ;;   "!recurse" a function that calls itself twice per level, 40 levels
 ;;            deep: 2^40 calls and not one loop
 ;;   "!mark"  sets a global and a word of memory (at address 8)
+;;   "!close" closes its standard output (WASI fd_close of fd 1)
+;;   "!write" one RESIDUE finding if writing to its standard output fails:
+;;            an earlier call closed it
 ;;   "!probe" one RESIDUE finding if the global or the word is set, or if any
 ;;            of the 1,024 bytes after its input in the host's input buffer
 ;;            is not zero: state or text of an earlier call
 ;;   other    a valid empty result
 (module
+  (import "wasi_snapshot_preview1" "fd_close" (func $fd_close (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (global $heap (mut i32) (i32.const 4096))
   (global $out_ptr (mut i32) (i32.const 0))
@@ -107,6 +112,18 @@
       (if (i32.eq (local.get $mode) (i32.const 114)) ;; r
         (then
           (call $recurse (i32.const 40))
+          (br $done)))
+      (if (i32.eq (local.get $mode) (i32.const 99)) ;; c
+        (then
+          (drop (call $fd_close (i32.const 1)))
+          (br $done)))
+      (if (i32.eq (local.get $mode) (i32.const 119)) ;; w
+        (then
+          ;; No iovecs: writes nothing, and fails only if fd 1 is closed.
+          (if (call $fd_write (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 12))
+            (then
+              (global.set $out_ptr (i32.const 64))
+              (global.set $out_len (i32.const 73))))
           (br $done)))
       (if (i32.eq (local.get $mode) (i32.const 109)) ;; m
         (then
