@@ -66,6 +66,13 @@ func newModuleCache(dir string) (*moduleCache, error) {
 	if info.Mode().Perm()&0o022 != 0 {
 		return nil, fmt.Errorf("%s is writable by group or others (mode %v): the cache holds code the gateway runs; chmod 700 it", dir, info.Mode().Perm())
 	}
+	// wazero's own cache of the earlier layout, shared by all modules, is
+	// never read again.
+	if old, _ := filepath.Glob(filepath.Join(dir, "wazero-*")); len(old) > 0 {
+		for _, path := range old {
+			os.RemoveAll(path)
+		}
+	}
 	return &moduleCache{dir: dir}, nil
 }
 
