@@ -65,6 +65,9 @@ var (
 	ErrTimeout = errors.New("plugin timed out")
 	// ErrClosed means the Plugin or its Runtime was closed.
 	ErrClosed = errors.New("plugin closed")
+	// ErrBusy means every instance was busy and the scan could not wait: the
+	// queue was full, or the wait reached Options.QueueTimeout.
+	ErrBusy = errors.New("plugin busy")
 	// ErrInvalidModule means the module's bytes, as given, are not a valid
 	// WebAssembly module: wazero refused to compile them.
 	ErrInvalidModule = errors.New("invalid WebAssembly module")
@@ -74,6 +77,7 @@ var (
 const (
 	DefaultTimeout          = 100 * time.Millisecond
 	DefaultMemoryLimitPages = 512 // 32 MiB in 64 KiB pages
+	DefaultQueueTimeout     = time.Second
 )
 
 // Limits that are not options: they bound what a plugin can make the host do.
@@ -176,6 +180,15 @@ type Options struct {
 	// GOMAXPROCS. Instances are created on demand, each about 4 ms and a few
 	// MiB of memory.
 	PoolSize int
+	// MaxQueue bounds the scans waiting for a free instance; a scan beyond it
+	// fails at once with ErrBusy. Default 16 × PoolSize.
+	// Notes: a plugin that is slow on every call would otherwise gather
+	// callers without bound, each holding its request.
+	MaxQueue int
+	// QueueTimeout bounds a scan's wait for a free instance; past it the scan
+	// fails with ErrBusy, as it fails when its context is done.
+	// Default DefaultQueueTimeout.
+	QueueTimeout time.Duration
 	// MemoryLimitPages caps each instance's linear memory, in 64 KiB pages.
 	// Default DefaultMemoryLimitPages (32 MiB).
 	MemoryLimitPages uint32
@@ -215,6 +228,12 @@ func (o Options) withDefaults() Options {
 	if o.PoolSize <= 0 {
 		o.PoolSize = runtime.GOMAXPROCS(0)
 	}
+	if o.MaxQueue <= 0 {
+		o.MaxQueue = 16 * o.PoolSize
+	}
+	if o.QueueTimeout <= 0 {
+		o.QueueTimeout = DefaultQueueTimeout
+	}
 	if o.MemoryLimitPages == 0 {
 		o.MemoryLimitPages = DefaultMemoryLimitPages
 	}
@@ -246,6 +265,8 @@ type Plugin struct {
 
 	discarded atomic.Uint64 // instances closed after a failed call
 	grown     atomic.Uint64 // instances closed because their memory grew past the snapshot
+	waiting   atomic.Int64  // scans waiting for a free instance
+	rejected  atomic.Uint64 // scans refused with ErrBusy
 
 	types       typeTable  // finding types the module declared in its manifest
 	byModule    sync.Map   // api.Module to its *instance, for hostLog
@@ -509,10 +530,8 @@ func (p *Plugin) scan(ctx context.Context, texts []string, timeout time.Duration
 	select {
 	case p.slots <- struct{}{}: // the common case, without the cost of a two-way select
 	default:
-		select {
-		case p.slots <- struct{}{}:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("plugin %s: waiting for a free instance: %w", p.name, ctx.Err())
+		if err := p.wait(ctx); err != nil {
+			return nil, err
 		}
 	}
 	defer func() { <-p.slots }()
@@ -562,6 +581,27 @@ func (p *Plugin) scan(ctx context.Context, texts []string, timeout time.Duration
 func (p *Plugin) discard(inst *instance) {
 	p.byModule.Delete(inst.mod)
 	inst.mod.Close(context.Background())
+}
+
+// wait waits for a free instance in the bounded queue: until one is free, the
+// queue wait reaches QueueTimeout, or ctx is done.
+func (p *Plugin) wait(ctx context.Context) error {
+	defer p.waiting.Add(-1)
+	if n := p.waiting.Add(1); n > int64(p.opts.MaxQueue) {
+		p.rejected.Add(1)
+		return fmt.Errorf("plugin %s: %w: %d scans already wait for a free instance", p.name, ErrBusy, n-1)
+	}
+	timer := time.NewTimer(p.opts.QueueTimeout)
+	defer timer.Stop()
+	select {
+	case p.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("plugin %s: waiting for a free instance: %w", p.name, ctx.Err())
+	case <-timer.C:
+		p.rejected.Add(1)
+		return fmt.Errorf("plugin %s: %w: no instance free within %v", p.name, ErrBusy, p.opts.QueueTimeout)
+	}
 }
 
 // Close releases the plugin's instances and compiled code. Scans in flight

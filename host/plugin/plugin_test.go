@@ -578,3 +578,41 @@ func BenchmarkScanContentFilter(b *testing.B) {
 		})
 	}
 }
+
+// TestQueueIsBounded checks that scans waiting for a busy plugin are bounded
+// in number and in wait: one beyond MaxQueue fails at once, and one that waits
+// longer than QueueTimeout fails then, both with ErrBusy and counted.
+func TestQueueIsBounded(t *testing.T) {
+	p := load(t, wasmbuild.HostileGo, Options{PoolSize: 1, MaxQueue: 1, QueueTimeout: 50 * time.Millisecond, Timeout: time.Second})
+	ctx := context.Background()
+	busy := make(chan error)
+	go func() {
+		_, err := p.Scan(ctx, []string{"sleep"}) // 200 ms on the one instance
+		busy <- err
+	}()
+	for p.waiting.Load() == 0 && len(p.slots) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(10 * time.Millisecond)
+	waited := make(chan error)
+	go func() {
+		_, err := p.Scan(ctx, []string{"queued"})
+		waited <- err
+	}()
+	for p.waiting.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	if _, err := p.Scan(ctx, []string{"third"}); !errors.Is(err, ErrBusy) || time.Since(start) > 20*time.Millisecond {
+		t.Errorf("a scan beyond the queue: %v after %v, want ErrBusy at once", err, time.Since(start))
+	}
+	if err := <-waited; !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "no instance free within 50ms") {
+		t.Errorf("a scan that waited past QueueTimeout: %v, want ErrBusy", err)
+	}
+	if err := <-busy; err != nil {
+		t.Fatal(err)
+	}
+	if got := p.rejected.Load(); got != 2 {
+		t.Errorf("rejected = %d, want 2", got)
+	}
+}

@@ -115,6 +115,9 @@ type Status struct {
 	// LogsDropped counts the sluice.log messages of the module in force that
 	// the per-call and per-second limits dropped.
 	LogsDropped uint64 `json:"logs_dropped"`
+	// ScansRejected counts the scans of the module in force refused because
+	// every instance was busy and the queue was full or its wait too long.
+	ScansRejected uint64 `json:"scans_rejected"`
 }
 
 // NewSlot loads wasm as Load does, checks it as Reload does, and returns a Slot
@@ -262,6 +265,7 @@ func (s *Slot) Status() Status {
 		st.InstancesDiscarded = v.p.discarded.Load()
 		st.InstancesGrown = v.p.grown.Load()
 		st.LogsDropped = v.p.logsDropped.Load()
+		st.ScansRejected = v.p.rejected.Load()
 	}
 	return st
 }
