@@ -168,25 +168,13 @@ func TestNoStateCrossesCalls(t *testing.T) {
 	})
 	t.Run("globals, memory and input buffer", func(t *testing.T) {
 		p := load(t, wasmbuild.HostileRaw, Options{PoolSize: 1})
-		for _, earlier := range [][]string{
-			{"!close"},
-			{"!mark"},
-			{"!x" + strings.Repeat("A", 3000)},
-			{"!x", strings.Repeat("secret ", 500)},
-		} {
-			if _, err := p.Scan(ctx, earlier); err != nil {
-				t.Fatal(err)
-			}
-			for _, probe := range []string{"!probe", "!write"} {
-				findings, err := p.Scan(ctx, []string{probe})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(findings) != 0 {
-					t.Errorf("after %.20q, %s found %v: state of the earlier call", earlier, probe, findings)
-				}
-			}
-		}
+		probeAfter(t, p)
+	})
+	t.Run("copied snapshot", func(t *testing.T) {
+		// Where the kernel's copy-on-write cannot be used, the copy holds.
+		setNoMemfd(t)
+		p := load(t, wasmbuild.HostileRaw, Options{Name: "raw-copied", PoolSize: 1})
+		probeAfter(t, p)
 	})
 	t.Run("after growth", func(t *testing.T) {
 		p := load(t, wasmbuild.HostileGo, Options{PoolSize: 1})
@@ -207,6 +195,32 @@ func TestNoStateCrossesCalls(t *testing.T) {
 			t.Errorf("no instance was replaced after its memory grew")
 		}
 	})
+}
+
+// probeAfter scans, on p, inputs that leave state behind, each followed by
+// raw's probes, which must find nothing of it.
+func probeAfter(t *testing.T, p *Plugin) {
+	t.Helper()
+	ctx := context.Background()
+	for _, earlier := range [][]string{
+		{"!close"},
+		{"!mark"},
+		{"!x" + strings.Repeat("A", 3000)},
+		{"!x", strings.Repeat("secret ", 500)},
+	} {
+		if _, err := p.Scan(ctx, earlier); err != nil {
+			t.Fatal(err)
+		}
+		for _, probe := range []string{"!probe", "!write"} {
+			findings, err := p.Scan(ctx, []string{probe})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(findings) != 0 {
+				t.Errorf("after %.20q, %s found %v: state of the earlier call", earlier, probe, findings)
+			}
+		}
+	}
 }
 
 // TestCheckedInModulesMatchSources rebuilds the hand-written modules from

@@ -35,9 +35,9 @@ import (
 // reading an entry per page, about four times slower for a Go plugin's 3 MiB;
 // without a readable pagemap, a reset drops every page.
 type memoryImage struct {
-	file *os.File
+	file *os.File // nil when the image is a copy (see takeImage)
 	size int
-	view []byte // the image, mapped read-only and shared
+	view []byte // the image, mapped read-only and shared, or the copy
 }
 
 // maxPrivatePages bounds the private pages an instance keeps between resets.
@@ -143,6 +143,10 @@ func (img *memoryImage) mapOnto(m *linearMemory) error {
 	if img.size > len(m.buf) {
 		return fmt.Errorf("snapshot of %d bytes does not fit a memory of at most %d", img.size, len(m.buf))
 	}
+	if img.file == nil {
+		copy(m.buf, img.view)
+		return nil
+	}
 	_, err := unix.MmapPtr(int(img.file.Fd()), 0, unsafe.Pointer(unsafe.SliceData(m.buf)), uintptr(img.size),
 		unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED)
 	if err != nil {
@@ -153,7 +157,24 @@ func (img *memoryImage) mapOnto(m *linearMemory) error {
 
 // takeImage writes the current contents of m to a sealed memfd and maps it
 // over m, which then resets to it.
+//
+// Where memfd_create or the mappings are refused (a sandbox that filters
+// system calls), the image is a copy in Go memory instead, and a reset copies
+// it back whole, as on other systems.
 func takeImage(mem api.Memory, m *linearMemory) (*memoryImage, error) {
+	if !noMemfd.Load() {
+		if img, err := mappedImage(mem, m); err == nil {
+			return img, nil
+		}
+	}
+	size := int(mem.Size())
+	return &memoryImage{size: size, view: append([]byte(nil), m.buf[:size]...)}, nil
+}
+
+// noMemfd makes takeImage copy; tests set it to run the fallback.
+var noMemfd atomic.Bool
+
+func mappedImage(mem api.Memory, m *linearMemory) (*memoryImage, error) {
 	size := int(mem.Size())
 	fd, err := unix.MemfdCreate("sluice-plugin-snapshot", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
@@ -263,6 +284,10 @@ func (m *linearMemory) readPrivate(pm *os.File, size int) bool {
 // image over every page the instance holds a private copy of. The caller has
 // checked that the memory has the image's size.
 func (m *linearMemory) reset(img *memoryImage, _ api.Memory) bool {
+	if img.file == nil {
+		copy(m.buf[:img.size], img.view)
+		return true
+	}
 	pm := pagemap()
 	if pm == nil || !m.scanPrivate(pm, img.size) && !m.readPrivate(pm, img.size) {
 		return unix.Madvise(m.buf[:img.size], unix.MADV_DONTNEED) == nil
@@ -281,7 +306,7 @@ func (m *linearMemory) reset(img *memoryImage, _ api.Memory) bool {
 }
 
 func (img *memoryImage) close() {
-	if img != nil {
+	if img != nil && img.file != nil {
 		if img.view != nil {
 			unix.Munmap(img.view)
 		}
