@@ -32,6 +32,8 @@ func TestHostileModulesRefusedAtLoad(t *testing.T) {
 		}, nil},
 		{wasmbuild.HostileForbiddenImport, Options{}, []string{"imports env.system, which Sluice does not provide"}, nil},
 		{wasmbuild.HostileSpinInit, Options{Timeout: 10 * time.Millisecond}, []string{"_initialize", "stopped after its deadline"}, ErrTimeout},
+		{wasmbuild.HostileStartSpin, Options{Timeout: 10 * time.Millisecond}, []string{"start function", "stopped after its deadline"}, ErrTimeout},
+		{wasmbuild.HostileUndeclaredGlobal, Options{}, []string{"invalid WebAssembly module", "compile", "global"}, ErrInvalidModule},
 		{wasmbuild.HostileGo, Options{SHA256: strings.Repeat("ab", 32)}, []string{"but the configuration pins abab", "refusing to load it"}, nil},
 	}
 	for _, tt := range tests {
@@ -81,6 +83,8 @@ func TestFailedInstanceIsDiscarded(t *testing.T) {
 		{wasmbuild.HostileRaw, "!oob", "scan result: output [4294901760,+16) lies outside guest memory", nil, true, 0},
 		{wasmbuild.HostileRaw, "!big", "scan result: output of 17825792 bytes exceeds the 16777216-byte limit", nil, true, 0},
 		{wasmbuild.HostileRaw, "!json", "scan result: malformed result document", nil, true, 0},
+		{wasmbuild.HostileRaw, "!fill", "stopped after its deadline", ErrTimeout, true, 0},
+		{wasmbuild.HostileRaw, "!recurse", "stopped after its deadline", ErrTimeout, true, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.module+"/"+tt.text, func(t *testing.T) {
@@ -117,9 +121,9 @@ func TestFailedInstanceIsDiscarded(t *testing.T) {
 	}
 }
 
-// TestInstanceStateAfterTrap shows, through the plugin's own state, that a
-// call after a crash runs on a fresh instance and a call after a success on
-// the same one.
+// TestInstanceStateAfterTrap shows, through the plugin's own state, that
+// every call starts from the configured state: after a success, as after a
+// crash, the call counter the module keeps in memory reads one.
 func TestInstanceStateAfterTrap(t *testing.T) {
 	p := load(t, wasmbuild.HostileGo, Options{PoolSize: 1})
 	var got []string
@@ -134,8 +138,88 @@ func TestInstanceStateAfterTrap(t *testing.T) {
 			t.Fatalf("Scan(%q) = %v", text, findings)
 		}
 	}
-	if want := "CALL_1 CALL_2 error CALL_1"; strings.Join(got, " ") != want {
+	if want := "CALL_1 CALL_1 error CALL_1"; strings.Join(got, " ") != want {
 		t.Errorf("results %q, want %q", strings.Join(got, " "), want)
+	}
+}
+
+// TestNoStateCrossesCalls checks that nothing of one call reaches the next:
+// not what a module keeps in memory (the Go module's stash), not its globals
+// or a word it wrote (raw's !mark), not a file descriptor it closed (raw's
+// !close), not the bytes of a longer earlier input
+// left in the host's input buffer, and not across an instance that was
+// replaced after its memory grew.
+func TestNoStateCrossesCalls(t *testing.T) {
+	ctx := context.Background()
+	t.Run("stash", func(t *testing.T) {
+		p := load(t, wasmbuild.HostileGo, Options{PoolSize: 1})
+		if _, err := p.Scan(ctx, []string{"stash:ALICE_CONFIDENTIAL merger with ACME"}); err != nil {
+			t.Fatal(err)
+		}
+		findings, err := p.Scan(ctx, []string{"stash:bob"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range findings {
+			if strings.HasPrefix(f.Type, "PREV_") {
+				t.Errorf("the second call returned %s: the first call's text", f.Type)
+			}
+		}
+	})
+	t.Run("globals, memory and input buffer", func(t *testing.T) {
+		p := load(t, wasmbuild.HostileRaw, Options{PoolSize: 1})
+		probeAfter(t, p)
+	})
+	t.Run("copied snapshot", func(t *testing.T) {
+		// Where the kernel's copy-on-write cannot be used, the copy holds.
+		setNoMemfd(t)
+		p := load(t, wasmbuild.HostileRaw, Options{Name: "raw-copied", PoolSize: 1})
+		probeAfter(t, p)
+	})
+	t.Run("after growth", func(t *testing.T) {
+		p := load(t, wasmbuild.HostileGo, Options{PoolSize: 1})
+		// An input larger than the snapshot's buffer makes the Go guest grow
+		// its heap, so the instance is replaced by one from the snapshot.
+		big := "stash:" + strings.Repeat("ALICE ", 1<<20)
+		if _, err := p.Scan(ctx, []string{big}); err != nil {
+			t.Fatal(err)
+		}
+		findings, err := p.Scan(ctx, []string{"stash:bob"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(findings) != 0 && strings.HasPrefix(findings[0].Type, "PREV_") {
+			t.Errorf("the second call returned %s", findings[0].Type)
+		}
+		if p.grown.Load() == 0 {
+			t.Errorf("no instance was replaced after its memory grew")
+		}
+	})
+}
+
+// probeAfter scans, on p, inputs that leave state behind, each followed by
+// raw's probes, which must find nothing of it.
+func probeAfter(t *testing.T, p *Plugin) {
+	t.Helper()
+	ctx := context.Background()
+	for _, earlier := range [][]string{
+		{"!close"},
+		{"!mark"},
+		{"!x" + strings.Repeat("A", 3000)},
+		{"!x", strings.Repeat("secret ", 500)},
+	} {
+		if _, err := p.Scan(ctx, earlier); err != nil {
+			t.Fatal(err)
+		}
+		for _, probe := range []string{"!probe", "!write"} {
+			findings, err := p.Scan(ctx, []string{probe})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(findings) != 0 {
+				t.Errorf("after %.20q, %s found %v: state of the earlier call", earlier, probe, findings)
+			}
+		}
 	}
 }
 
@@ -159,7 +243,11 @@ func TestCheckedInModulesMatchSources(t *testing.T) {
 	}
 	for _, src := range sources {
 		out := filepath.Join(t.TempDir(), "out.wasm")
-		if msg, err := exec.Command(wat2wasm, src, "-o", out).CombinedOutput(); err != nil {
+		args := []string{src, "-o", out}
+		if source, err := os.ReadFile(src); err == nil && bytes.Contains(source, []byte(";; wat2wasm-flags: --no-check\n")) {
+			args = append(args, "--no-check") // a module that is invalid on purpose
+		}
+		if msg, err := exec.Command(wat2wasm, args...).CombinedOutput(); err != nil {
 			t.Fatalf("wat2wasm %s: %v\n%s", src, err, msg)
 		}
 		want, err := os.ReadFile(out)

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,21 +18,36 @@ import (
 // compiles every jump of a function to WebAssembly as a trip round one
 // dispatch loop, so that exit runs at nearly every branch and made the PII
 // plugin four times slower. Instead, the host rewrites the module before
-// compiling it: it adds two mutable i32 globals, a budget and an interrupt
-// flag, and at the start of every loop body
+// compiling it (after wazero has validated the untouched bytes: see
+// validate in plugin.go). It adds three mutable i32 globals, a budget, an
+// interrupt flag and a scratch register, and charges the budget
 //
-//	budget = budget - 1
-//	if budget == 0 {
+//	budget = budget - cost
+//	if budget < 1 {
 //	    budget = interruptEvery
 //	    memory.grow(0)           // returns to Go: see below
 //	    if interrupt { unreachable }
 //	}
 //
-// which costs a load, a store and a branch per iteration. The host sets the
-// flag from a timer or a context callback and the guest traps within
-// interruptEvery iterations. Without a loop a function can only run for as
-// long as its code is long, and recursion ends in a stack overflow trap, so
-// loops are the only place that needs a check.
+// at every place where the time a guest can spend is not bounded by the
+// length of its code:
+//
+//   - the start of every loop body, cost 1;
+//   - the entry of every function that contains a call, cost 1: without a
+//     loop, a guest spends unbounded time only by calling, and a function
+//     that calls itself twice per level takes 2^depth calls (a function
+//     without a call instruction cannot be part of a cycle of calls);
+//   - after every bulk memory instruction (memory.fill, memory.copy,
+//     memory.init), cost length/256: one 16 MiB fill costs what 65,536 loop
+//     iterations do, so 2,000 of them cannot run far past a deadline;
+//   - every checkEvery instructions of straight-line code, cost 1, so a loop
+//     body of a million instructions is checked inside as well.
+//
+// A check costs a load, a store and a branch. The host sets the flag from a
+// timer or a context callback, that is by the clock, and the guest traps at
+// the next check that runs out of budget: within interruptEvery units of
+// work, which is a few microseconds of ordinary code and a millisecond at the
+// very worst (interruptEvery straight-line runs of checkEvery instructions).
 //
 // The guest must also leave machine code now and then: the Go scheduler cannot
 // preempt it there, so a garbage collection that stops the world would wait
@@ -39,46 +56,98 @@ import (
 // import, which would renumber every function: wazero grows memory in Go, a
 // point where the goroutine can be preempted, and growing by 0 changes nothing.
 //
+// The rewriter also prepares the module for the state reset between calls
+// (see snapshot in reset.go): it exports every mutable global under
+// "sluice:global:<index>", moves the start function, if any, to the export
+// "sluice:start" so that the host runs it under a deadline rather than inside
+// InstantiateModule where nothing can stop it, and refuses instructions that
+// change state the host cannot read back: table.set, table.grow, table.fill,
+// table.copy, table.init, elem.drop and data.drop (no compiler that targets
+// plugins emits them for ordinary code).
+//
 // The rewriter knows the instructions of the features wazero enables by
 // default (WebAssembly 2.0: bulk memory, multi-value, non-trapping conversions,
-// reference types, sign extension and SIMD). A module it cannot read keeps its
-// original bytes and runs with WithCloseOnContextDone instead.
+// reference types, sign extension and SIMD). A valid module it cannot read is
+// refused: without the rewrite neither the deadline checks nor the reset hold.
 
-// interruptEvery is the number of loop iterations between two trips to Go: a
+// interruptEvery is the budget, in units of work, between two trips to Go: a
 // few microseconds of guest work, against a trip that costs a fraction of one.
 const interruptEvery = 4096
 
-// interruptExport is the name under which the added global is exported. It is
-// not a valid identifier in the languages plugins are written in, so it cannot
-// collide with a plugin's own exports.
-const interruptExport = "sluice:interrupt"
+// checkEvery is the longest run of instructions the rewriter leaves without a
+// check.
+const checkEvery = 256
 
-// errUninstrumentable reports a module the rewriter cannot read.
-var errUninstrumentable = errors.New("module cannot be instrumented")
+// bulkShift converts the length of a bulk memory instruction into budget
+// units: one unit per 256 bytes, about what a loop iteration costs.
+const bulkShift = 8
 
-// Section ids of the WebAssembly binary format, in the order sections appear.
+// Names the rewriter exports. None is a valid identifier in the languages
+// plugins are written in, and a module that exports a name with the prefix
+// is refused, so they cannot collide with a plugin's own exports.
+const (
+	reservedPrefix  = "sluice:"
+	interruptExport = "sluice:interrupt"
+	startExport     = "sluice:start"
+	globalExport    = "sluice:global:"
+)
+
+// ErrUnsupportedModule reports a valid module that the host cannot run under
+// its guarantees: one that uses instructions whose effect cannot be undone
+// between calls, a mutable global the host cannot save, a name the host
+// reserves, or code the rewriter cannot read. It is refused at load.
+var ErrUnsupportedModule = errors.New("module not supported by the sandbox")
+
+// errUninstrumentable reports code the rewriter cannot read.
+var errUninstrumentable = fmt.Errorf("%w: the deadline rewriter cannot read it", ErrUnsupportedModule)
+
+// errStateful reports instructions whose effect the host cannot undo.
+var errStateful = fmt.Errorf("%w: it changes state the host cannot reset between calls", ErrUnsupportedModule)
+
+// Section ids and opcodes of the WebAssembly binary format.
 const (
 	secCustom   = 0
 	secImport   = 2
 	secMemory   = 5
 	secGlobal   = 6
 	secExport   = 7
+	secStart    = 8
 	secCode     = 10
+	kindFunc    = 0
 	kindGlobal  = 3
 	opLoop      = 0x03
+	opCall      = 0x10
+	opCallInd   = 0x11
 	opGlobalGet = 0x23
 	opGlobalSet = 0x24
+	opTableSet  = 0x26
+	opEnd       = 0x0b
 )
 
 // sectionOrder gives each known section's position; custom sections may appear
 // anywhere and the tag section (13) sits between memory and global.
 var sectionOrder = map[byte]int{1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 9: 10, 12: 11, 10: 12, 11: 13}
 
-// instrument returns wasm with an interrupt global exported as interruptExport
-// and a check of it at the start of every loop body.
-func instrument(wasm []byte) ([]byte, error) {
+// instrumented is what instrument returns besides the rewritten module.
+type instrumented struct {
+	wasm []byte
+	// globals are the indices of the module's mutable globals, each exported
+	// as globalExport + its index.
+	globals []uint32
+	// start is true when the module had a start function, now exported as
+	// startExport.
+	start bool
+}
+
+// instrument returns wasm with an interrupt global exported as
+// interruptExport, checks of it where guest time is otherwise unbounded, its
+// mutable globals exported and its start function moved to an export.
+// With checks false it adds the globals and exports but no check: only the
+// benchmark that compares ways of stopping a guest wants that.
+func instrument(wasm []byte, checks bool) (instrumented, error) {
+	var res instrumented
 	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" || binary.LittleEndian.Uint32(wasm[4:8]) != 1 {
-		return nil, fmt.Errorf("%w: not a WebAssembly 1.0 binary", errUninstrumentable)
+		return res, fmt.Errorf("%w: not a WebAssembly 1.0 binary", errUninstrumentable)
 	}
 	type section struct {
 		id   byte
@@ -90,19 +159,19 @@ func instrument(wasm []byte) ([]byte, error) {
 		id := r.byte()
 		body := r.bytes(r.u32())
 		if r.err != nil {
-			return nil, fmt.Errorf("%w: %v", errUninstrumentable, r.err)
+			return res, fmt.Errorf("%w: %v", errUninstrumentable, r.err)
 		}
 		if id != secCustom {
 			if _, ok := sectionOrder[id]; !ok {
-				return nil, fmt.Errorf("%w: unknown section %d", errUninstrumentable, id)
+				return res, fmt.Errorf("%w: unknown section %d", errUninstrumentable, id)
 			}
 		}
 		sections = append(sections, section{id, body})
 	}
 
 	var globals, memories uint32
+	var start []byte // the start section's body: a function index
 	for _, s := range sections {
-		var n uint32
 		var err error
 		switch s.id {
 		case secImport:
@@ -110,30 +179,62 @@ func instrument(wasm []byte) ([]byte, error) {
 			imported, err = countImports(s.body)
 			globals += imported.globals
 			memories += imported.memories
-		case secGlobal:
-			n, err = reader{b: s.body}.count()
-			globals += n
 		case secMemory:
+			var n uint32
 			n, err = reader{b: s.body}.count()
 			memories += n
+		case secStart:
+			start = s.body
+		case secExport:
+			err = checkExportNames(s.body)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", errUninstrumentable, err)
+			return res, err
+		}
+	}
+	for _, s := range sections {
+		if s.id == secGlobal {
+			mutable, n, err := mutableGlobals(s.body, globals)
+			if err != nil {
+				return res, err
+			}
+			res.globals = mutable
+			globals += n
 		}
 	}
 	if memories == 0 {
-		return nil, fmt.Errorf("%w: no memory", errUninstrumentable)
+		return res, fmt.Errorf("%w: no memory", errUninstrumentable)
 	}
-	budget, flag := globals, globals+1
+	budget, flag, scratch := globals, globals+1, globals+2
 
-	// Rewrite or add the global, export and code sections, keeping the others
-	// byte for byte.
+	// Rewrite or add the global and export sections, rewrite the code
+	// section and drop the start section, keeping the others byte for byte.
 	newGlobals := sleb([]byte{0x7f, 0x01, 0x41}, interruptEvery) // mutable i32 budget = interruptEvery
-	newGlobals = append(newGlobals, 0x0b)
-	newGlobals = append(newGlobals, 0x7f, 0x01, 0x41, 0x00, 0x0b) // mutable i32 flag = 0
-	newExport := appendName(nil, interruptExport)
-	newExport = append(newExport, kindGlobal)
-	newExport = binary.AppendUvarint(newExport, uint64(flag))
+	newGlobals = append(newGlobals, opEnd)
+	newGlobals = append(newGlobals, 0x7f, 0x01, 0x41, 0x00, opEnd) // mutable i32 flag = 0
+	newGlobals = append(newGlobals, 0x7f, 0x01, 0x41, 0x00, opEnd) // mutable i32 scratch = 0
+	const addedGlobals = 3
+	newExports := appendName(nil, interruptExport)
+	newExports = append(newExports, kindGlobal)
+	newExports = binary.AppendUvarint(newExports, uint64(flag))
+	addedExports := uint32(1)
+	for _, g := range res.globals {
+		newExports = appendName(newExports, globalExport+strconv.FormatUint(uint64(g), 10))
+		newExports = append(newExports, kindGlobal)
+		newExports = binary.AppendUvarint(newExports, uint64(g))
+		addedExports++
+	}
+	if start != nil {
+		fn, err := reader{b: start}.count()
+		if err != nil {
+			return res, fmt.Errorf("%w: start section: %v", errUninstrumentable, err)
+		}
+		newExports = appendName(newExports, startExport)
+		newExports = append(newExports, kindFunc)
+		newExports = binary.AppendUvarint(newExports, uint64(fn))
+		addedExports++
+		res.start = true
+	}
 	var out []section
 	added := map[byte]bool{}
 	addBefore := func(pos int) {
@@ -142,9 +243,9 @@ func instrument(wasm []byte) ([]byte, error) {
 				added[id] = true
 				var body []byte
 				if id == secGlobal {
-					body = append(binary.AppendUvarint(nil, 2), newGlobals...)
+					body = append(binary.AppendUvarint(nil, addedGlobals), newGlobals...)
 				} else {
-					body = append(binary.AppendUvarint(nil, 1), newExport...)
+					body = append(binary.AppendUvarint(nil, uint64(addedExports)), newExports...)
 				}
 				out = append(out, section{id, body})
 			}
@@ -158,15 +259,20 @@ func instrument(wasm []byte) ([]byte, error) {
 		switch s.id {
 		case secGlobal:
 			added[secGlobal] = true
-			s.body, err = appendEntries(s.body, 2, newGlobals)
+			s.body, err = appendEntries(s.body, addedGlobals, newGlobals)
 		case secExport:
 			added[secExport] = true
-			s.body, err = appendEntries(s.body, 1, newExport)
+			s.body, err = appendEntries(s.body, addedExports, newExports)
+		case secStart:
+			continue
 		case secCode:
-			s.body, err = instrumentCode(s.body, budget, flag)
+			s.body, err = instrumentCode(s.body, budget, flag, scratch, checks)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", errUninstrumentable, err)
+			if errors.Is(err, ErrUnsupportedModule) {
+				return res, err
+			}
+			return res, fmt.Errorf("%w: %v", errUninstrumentable, err)
 		}
 		out = append(out, s)
 	}
@@ -179,7 +285,94 @@ func instrument(wasm []byte) ([]byte, error) {
 		dst = binary.AppendUvarint(dst, uint64(len(s.body)))
 		dst = append(dst, s.body...)
 	}
-	return dst, nil
+	res.wasm = dst
+	return res, nil
+}
+
+// checkExportNames refuses a module that exports a name the rewriter adds.
+func checkExportNames(body []byte) error {
+	r := reader{b: body}
+	for range r.u32() {
+		name := r.bytes(r.u32())
+		r.byte()
+		r.u32()
+		if r.err != nil {
+			return fmt.Errorf("%w: export section: %v", errUninstrumentable, r.err)
+		}
+		if strings.HasPrefix(string(name), reservedPrefix) {
+			return fmt.Errorf("%w: the module exports %q, and names starting with %q are the host's",
+				errUninstrumentable, truncateName(name), reservedPrefix)
+		}
+	}
+	return r.err
+}
+
+func truncateName(b []byte) string {
+	return strconv.Quote(string(b[:min(len(b), 64)]))
+}
+
+// mutableGlobals returns the indices of the mutable globals a global section
+// defines, first being the index of its first global, and how many globals it
+// defines. The reset reads and writes globals as 64-bit numbers, so a mutable
+// v128 or reference global is refused.
+func mutableGlobals(body []byte, first uint32) ([]uint32, uint32, error) {
+	r := reader{b: body}
+	n := r.u32()
+	var mutable []uint32
+	for i := range n {
+		typ, mut := r.byte(), r.byte()
+		constExpr(&r)
+		if r.err != nil {
+			return nil, 0, fmt.Errorf("%w: global section: %v", errUninstrumentable, r.err)
+		}
+		if mut == 1 {
+			if typ != 0x7f && typ != 0x7e && typ != 0x7d && typ != 0x7c { // i32, i64, f32, f64
+				return nil, 0, fmt.Errorf("%w: global %d is a mutable %s", errStateful, first+i, valueTypeName(typ))
+			}
+			mutable = append(mutable, first+i)
+		}
+	}
+	return mutable, n, r.err
+}
+
+func valueTypeName(t byte) string {
+	switch t {
+	case 0x7b:
+		return "v128"
+	case 0x70:
+		return "funcref"
+	case 0x6f:
+		return "externref"
+	}
+	return fmt.Sprintf("type 0x%02x", t)
+}
+
+// constExpr skips a constant expression and its end.
+func constExpr(r *reader) {
+	for !r.done() {
+		switch op := r.byte(); op {
+		case opEnd:
+			return
+		case 0x41, 0x42: // i32.const, i64.const
+			r.s64()
+		case 0x43:
+			r.bytes(4)
+		case 0x44:
+			r.bytes(8)
+		case opGlobalGet, 0xd2: // global.get, ref.func
+			r.u32()
+		case 0xd0: // ref.null
+			r.byte()
+		case 0xfd: // v128.const
+			if r.u32() != 0x0c {
+				r.fail(errors.New("unsupported constant expression"))
+			}
+			r.bytes(16)
+		default:
+			r.fail(fmt.Errorf("unsupported opcode 0x%02x in a constant expression", op))
+		}
+	}
+	r.fail(errTruncated)
 }
 
 // appendEntries adds n encoded entries to a section that is a vector.
@@ -243,36 +436,61 @@ func countImports(body []byte) (imports, error) {
 	return counts, r.err
 }
 
-// instrumentCode rewrites the code section, inserting the interrupt check at
-// the start of every loop body.
-func instrumentCode(body []byte, budget, flag uint32) ([]byte, error) {
-	r := reader{b: body}
-	n := r.u32()
+// probes are the instruction sequences the rewriter inserts. Each leaves the
+// operand stack as it found it, so it is valid at any instruction boundary.
+type probes struct {
+	tick       []byte // charge 1
+	bulkBefore []byte // keep the length operand of a bulk instruction in scratch
+	bulkAfter  []byte // charge scratch >> bulkShift
+}
+
+func newProbes(budget, flag, scratch uint32) probes {
 	global := func(dst []byte, op byte, index uint32) []byte {
 		return binary.AppendUvarint(append(dst, op), uint64(index))
 	}
-	var check []byte
-	check = global(check, opGlobalGet, budget)
-	check = append(check, 0x41, 0x01, 0x6b) // i32.const 1, i32.sub
-	check = global(check, opGlobalSet, budget)
-	check = global(check, opGlobalGet, budget)
-	check = append(check, 0x45, 0x04, 0x40) // i32.eqz, if
-	check = append(check, 0x41)             // i32.const interruptEvery
-	check = sleb(check, interruptEvery)
-	check = global(check, opGlobalSet, budget)
-	check = append(check, 0x41, 0x00, 0x40, 0x00, 0x1a) // i32.const 0, memory.grow, drop
-	check = global(check, opGlobalGet, flag)
-	check = append(check, 0x04, 0x40, 0x00, 0x0b, 0x0b) // if, unreachable, end, end
+	var slow []byte
+	slow = append(slow, 0x41) // i32.const interruptEvery
+	slow = sleb(slow, interruptEvery)
+	slow = global(slow, opGlobalSet, budget)
+	slow = append(slow, 0x41, 0x00, 0x40, 0x00, 0x1a) // i32.const 0, memory.grow, drop
+	slow = global(slow, opGlobalGet, flag)
+	slow = append(slow, 0x04, 0x40, 0x00, opEnd) // if, unreachable, end
+	charge := func(dst []byte) []byte {
+		dst = append(dst, 0x6b) // i32.sub
+		dst = global(dst, opGlobalSet, budget)
+		dst = global(dst, opGlobalGet, budget)
+		dst = append(dst, 0x41, 0x01, 0x48, 0x04, 0x40) // i32.const 1, i32.lt_s, if
+		dst = append(dst, slow...)
+		return append(dst, opEnd)
+	}
+	var p probes
+	p.tick = global(p.tick, opGlobalGet, budget)
+	p.tick = charge(append(p.tick, 0x41, 0x01)) // i32.const 1
+	p.bulkBefore = global(p.bulkBefore, opGlobalSet, scratch)
+	p.bulkBefore = global(p.bulkBefore, opGlobalGet, scratch)
+	p.bulkAfter = global(p.bulkAfter, opGlobalGet, budget)
+	p.bulkAfter = global(p.bulkAfter, opGlobalGet, scratch)
+	p.bulkAfter = charge(append(p.bulkAfter, 0x41, bulkShift, 0x76)) // i32.const bulkShift, i32.shr_u
+	return p
+}
+
+// instrumentCode rewrites the code section, inserting probes where guest time
+// is otherwise unbounded; with checks false it only refuses what instrument
+// refuses.
+func instrumentCode(body []byte, budget, flag, scratch uint32, checks bool) ([]byte, error) {
+	r := reader{b: body}
+	n := r.u32()
+	p := newProbes(budget, flag, scratch)
 	dst := binary.AppendUvarint(make([]byte, 0, len(body)+len(body)/8), uint64(n))
 	var fn []byte
-	for range n {
+	for i := range n {
 		code := r.bytes(r.u32())
 		if r.err != nil {
 			return nil, r.err
 		}
 		var err error
-		if fn, err = instrumentFunction(fn[:0], code, check); err != nil {
-			return nil, err
+		if fn, err = instrumentFunction(fn[:0], code, p, checks); err != nil {
+			return nil, fmt.Errorf("function %d: %w", i, err)
 		}
 		dst = binary.AppendUvarint(dst, uint64(len(fn)))
 		dst = append(dst, fn...)
@@ -283,9 +501,18 @@ func instrumentCode(body []byte, budget, flag uint32) ([]byte, error) {
 	return dst, r.err
 }
 
-// instrumentFunction copies one function body to dst with check inserted after
-// every loop's block type.
-func instrumentFunction(dst, code, check []byte) ([]byte, error) {
+// insertion is a probe to insert before the byte at offset at of a function.
+type insertion struct {
+	at    int
+	probe []byte
+}
+
+// instrumentFunction copies one function body to dst with probes inserted: a
+// tick after every loop's block type, at the entry if the function calls,
+// and before an instruction that would otherwise end a run of checkEvery
+// instructions without one; around every bulk memory instruction, a charge
+// for its length.
+func instrumentFunction(dst, code []byte, p probes, checks bool) ([]byte, error) {
 	r := reader{b: code}
 	for range r.u32() { // local declarations: count and type
 		r.u32()
@@ -294,20 +521,31 @@ func instrumentFunction(dst, code, check []byte) ([]byte, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	copied := 0
+	entry := len(code) - len(r.b)
+	var inserts []insertion
+	calls := false
+	run := 0 // instructions since the last probe
 	for !r.done() {
+		at := len(code) - len(r.b)
+		if run++; run >= checkEvery {
+			inserts = append(inserts, insertion{at, p.tick})
+			run = 0
+		}
 		op := r.byte()
 		switch {
 		case op == opLoop:
 			r.s64() // block type
-			at := len(code) - len(r.b)
-			dst = append(dst, code[copied:at]...)
-			dst = append(dst, check...)
-			copied = at
+			inserts = append(inserts, insertion{len(code) - len(r.b), p.tick})
+			run = 0
 		case op == 0x02 || op == 0x04: // block, if: block type
 			r.s64()
-		case op == 0x0c || op == 0x0d || op == 0x10 || // br, br_if, call
-			op >= 0x20 && op <= 0x26 || // local.*, global.*, table.get/set
+		case op == opCall:
+			calls = true
+			r.u32()
+		case op == opTableSet:
+			r.fail(fmt.Errorf("%w: table.set", errStateful))
+		case op == 0x0c || op == 0x0d || // br, br_if
+			op >= 0x20 && op <= 0x25 || // local.*, global.*, table.get
 			op == 0x3f || op == 0x40 || op == 0xd2: // memory.size/grow, ref.func
 			r.u32()
 		case op == 0x0e: // br_table
@@ -315,7 +553,8 @@ func instrumentFunction(dst, code, check []byte) ([]byte, error) {
 				r.u32()
 			}
 			r.u32()
-		case op == 0x11: // call_indirect: type, table
+		case op == opCallInd: // call_indirect: type, table
+			calls = true
 			r.u32()
 			r.u32()
 		case op == 0x1c: // select with types
@@ -333,10 +572,12 @@ func instrumentFunction(dst, code, check []byte) ([]byte, error) {
 		case op == 0xd0: // ref.null: reference type
 			r.byte()
 		case op == 0xfc:
-			miscImmediates(&r)
+			if miscImmediates(&r) {
+				inserts = append(inserts, insertion{at, p.bulkBefore}, insertion{len(code) - len(r.b), p.bulkAfter})
+			}
 		case op == 0xfd:
 			simdImmediates(&r)
-		case op <= 0x01 || op == 0x05 || op == 0x0b || op == 0x0f || op == 0x1a || op == 0x1b ||
+		case op <= 0x01 || op == 0x05 || op == opEnd || op == 0x0f || op == 0x1a || op == 0x1b ||
 			op >= 0x45 && op <= 0xc4 || op == 0xd1:
 			// No immediates.
 		default:
@@ -346,22 +587,59 @@ func instrumentFunction(dst, code, check []byte) ([]byte, error) {
 			return nil, r.err
 		}
 	}
+	if !checks {
+		return append(dst, code...), nil
+	}
+	copied := 0
+	if calls {
+		dst = append(dst, code[:entry]...)
+		dst = append(dst, p.tick...)
+		copied = entry
+	}
+	for _, in := range inserts {
+		dst = append(dst, code[copied:in.at]...)
+		dst = append(dst, in.probe...)
+		copied = in.at
+	}
 	return append(dst, code[copied:]...), nil
 }
 
 // miscImmediates skips the immediates of a 0xfc-prefixed instruction: the
-// saturating conversions, bulk memory and table instructions.
-func miscImmediates(r *reader) {
+// saturating conversions, bulk memory and table instructions. It reports
+// whether the instruction is a bulk memory one with a length operand on top
+// of the stack, and refuses those that change tables or drop segments.
+func miscImmediates(r *reader) (bulk bool) {
 	switch op := r.u32(); {
 	case op <= 7: // saturating truncations
-	case op == 9 || op == 11 || op == 13 || op >= 15 && op <= 17: // data.drop, memory.fill, elem.drop, table.grow/size/fill
-		r.u32()
-	case op == 8 || op == 10 || op == 12 || op == 14: // memory.init, memory.copy, table.init, table.copy
+	case op == 8: // memory.init: data segment, memory
 		r.u32()
 		r.u32()
+		return true
+	case op == 10: // memory.copy: two memories
+		r.u32()
+		r.u32()
+		return true
+	case op == 11: // memory.fill: memory
+		r.u32()
+		return true
+	case op == 16: // table.size
+		r.u32()
+	case op == 9:
+		r.fail(fmt.Errorf("%w: data.drop", errStateful))
+	case op == 12:
+		r.fail(fmt.Errorf("%w: table.init", errStateful))
+	case op == 13:
+		r.fail(fmt.Errorf("%w: elem.drop", errStateful))
+	case op == 14:
+		r.fail(fmt.Errorf("%w: table.copy", errStateful))
+	case op == 15:
+		r.fail(fmt.Errorf("%w: table.grow", errStateful))
+	case op == 17:
+		r.fail(fmt.Errorf("%w: table.fill", errStateful))
 	default:
 		r.fail(fmt.Errorf("unsupported opcode 0xfc %d", op))
 	}
+	return false
 }
 
 // simdImmediates skips the immediates of a 0xfd-prefixed (SIMD) instruction.

@@ -8,23 +8,26 @@
 //
 // # Deadlines
 //
-// A call past its deadline is stopped by a check the host compiles into every
-// loop of the module (see interrupt.go), not by wazero's
-// WithCloseOnContextDone, which leaves machine code for the runtime at every
-// loop iteration. Measured on the PII plugin (BenchmarkInterrupt; figures in
-// BENCHMARKS.md), close-on-done made scans 1.4 to 1.8 times slower on prose
+// Load first compiles the module's bytes as given, to validate them, and then
+// rewrites the module so that a call past its deadline is stopped by checks
+// compiled into it (see interrupt.go): at every loop, at the entry of every
+// function that calls, after every bulk memory instruction, weighted by its
+// length, and in long straight-line code. The start function, _initialize and
+// configure run under a deadline too, at load and in every fresh instance.
+// wazero's WithCloseOnContextDone leaves machine code for the runtime at every
+// loop iteration instead; measured on the PII plugin (BenchmarkInterrupt;
+// figures in BENCHMARKS.md), it made scans 1.4 to 1.8 times slower on prose
 // and 2.6 to 3.4 times slower on PII-dense text, while the check cost no more
-// than the spread between runs of no check at all. Both stop a spinning guest
-// once the Go timer that marks the deadline runs, and neither was sooner
-// (BenchmarkInterruptStop), so the check is the way; close-on-done remains for
-// a module the rewriter cannot read.
+// than the spread between runs of no check at all, and neither stopped a
+// spinning guest sooner (BenchmarkInterruptStop). A module the rewriter
+// cannot read is refused (ErrUnsupportedModule).
 //
 // # Reloading
 //
 // A Slot serves one configured plugin and replaces its module in service:
 // Reload verifies a new module against its sha256 pin, compiles it through
-// the shared compilation cache, configures it and makes it scan a fixed text,
-// and only then swaps it in; scans in flight finish on the old module, which
+// the compilation cache, configures it and makes it scan a fixed text and
+// inputs generated for the occasion, and only then swaps it in; scans in flight finish on the old module, which
 // is closed after the last of them. A Watcher calls Reload when a module file
 // changes on disk.
 package plugin
@@ -37,7 +40,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/bits"
 	"runtime"
 	"strings"
 	"sync"
@@ -63,20 +65,25 @@ var (
 	ErrTimeout = errors.New("plugin timed out")
 	// ErrClosed means the Plugin or its Runtime was closed.
 	ErrClosed = errors.New("plugin closed")
+	// ErrBusy means every instance was busy and the scan could not wait: the
+	// queue was full, or the wait reached Options.QueueTimeout.
+	ErrBusy = errors.New("plugin busy")
+	// ErrInvalidModule means the module's bytes, as given, are not a valid
+	// WebAssembly module: wazero refused to compile them.
+	ErrInvalidModule = errors.New("invalid WebAssembly module")
 )
 
 // Defaults for zero Options fields.
 const (
 	DefaultTimeout          = 100 * time.Millisecond
 	DefaultMemoryLimitPages = 512 // 32 MiB in 64 KiB pages
+	DefaultQueueTimeout     = time.Second
 )
 
 // Limits that are not options: they bound what a plugin can make the host do.
 const (
 	maxInputBytes  = 64 << 20 // texts of one Scan, encoded
 	maxOutputBytes = 16 << 20 // result document of one Scan
-	maxLogBytes    = 1024     // one sluice.log message
-	maxErrorBytes  = 512      // a plugin's error message, as put in a Go error
 	minSetupTime   = 2 * time.Second
 )
 
@@ -84,7 +91,13 @@ const (
 // its plugins share, so a module is compiled to machine code once per process
 // (or once per machine, with an on-disk cache).
 type Runtime struct {
-	cache wazero.CompilationCache
+	cache wazero.CompilationCache // in memory, without a cache folder
+	disk  *moduleCache            // nil without a cache folder
+	// validator compiles a module's bytes as given, before any rewriting, to
+	// validate them; the interpreter does that in a fraction of the time of
+	// the optimising compiler.
+	validator wazero.Runtime
+	valid     sync.Map // sha256 digests of modules that validated
 
 	mu      sync.Mutex
 	plugins map[*Plugin]struct{}
@@ -94,15 +107,45 @@ type Runtime struct {
 // NewRuntime returns a Runtime. With a non-empty cacheDir, compiled modules
 // are kept in that directory across restarts, which turns a cold compile of
 // about a second into tens of milliseconds; empty keeps them in memory only.
+//
+// Each module is cached in a folder of its own, checked against a record of
+// its contents before it is used (see cache.go); the folder is created 0700,
+// and one that group or others may write is refused.
 func NewRuntime(ctx context.Context, cacheDir string) (*Runtime, error) {
-	cache := wazero.NewCompilationCache()
+	var disk *moduleCache
 	if cacheDir != "" {
 		var err error
-		if cache, err = wazero.NewCompilationCacheWithDir(cacheDir); err != nil {
-			return nil, fmt.Errorf("plugin runtime: compilation cache %s: %w", cacheDir, err)
+		if disk, err = newModuleCache(cacheDir); err != nil {
+			return nil, fmt.Errorf("plugin runtime: compilation cache: %w", err)
 		}
 	}
-	return &Runtime{cache: cache, plugins: map[*Plugin]struct{}{}}, nil
+	return &Runtime{
+		cache:     wazero.NewCompilationCache(),
+		disk:      disk,
+		validator: wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter()),
+		plugins:   map[*Plugin]struct{}{},
+	}, nil
+}
+
+// validate compiles wasm, untouched, with wazero, and reports ErrInvalidModule
+// with wazero's reason if it is not a valid module; then it checks that the
+// module has the shape of an ABI v1 plugin (checkModule). A digest that passed
+// before is not compiled again.
+func (r *Runtime) validate(ctx context.Context, wasm []byte) error {
+	sum := sha256.Sum256(wasm)
+	if _, ok := r.valid.Load(sum); ok {
+		return nil
+	}
+	m, err := r.validator.CompileModule(ctx, wasm)
+	if err != nil {
+		return fmt.Errorf("%w: compile: %v", ErrInvalidModule, err)
+	}
+	defer m.Close(ctx)
+	if err := checkModule(m); err != nil {
+		return err
+	}
+	r.valid.Store(sum, struct{}{})
+	return nil
 }
 
 // Close closes every plugin loaded by r, then the compilation cache.
@@ -120,7 +163,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 	for p := range plugins {
 		errs = append(errs, p.Close(ctx))
 	}
-	errs = append(errs, r.cache.Close(ctx))
+	errs = append(errs, r.validator.Close(ctx), r.cache.Close(ctx))
 	return errors.Join(errs...)
 }
 
@@ -137,6 +180,15 @@ type Options struct {
 	// GOMAXPROCS. Instances are created on demand, each about 4 ms and a few
 	// MiB of memory.
 	PoolSize int
+	// MaxQueue bounds the scans waiting for a free instance; a scan beyond it
+	// fails at once with ErrBusy. Default 16 × PoolSize.
+	// Notes: a plugin that is slow on every call would otherwise gather
+	// callers without bound, each holding its request.
+	MaxQueue int
+	// QueueTimeout bounds a scan's wait for a free instance; past it the scan
+	// fails with ErrBusy, as it fails when its context is done.
+	// Default DefaultQueueTimeout.
+	QueueTimeout time.Duration
 	// MemoryLimitPages caps each instance's linear memory, in 64 KiB pages.
 	// Default DefaultMemoryLimitPages (32 MiB).
 	MemoryLimitPages uint32
@@ -149,18 +201,21 @@ type Options struct {
 	// interrupt says how a spinning guest is stopped; only the benchmark that
 	// compares the ways sets it.
 	interrupt interruptMode
+	// noReset leaves instances as the last call left them; only the
+	// benchmark that measures the reset sets it.
+	noReset bool
 }
 
 // interruptMode is how the host stops a call that runs past its deadline.
 type interruptMode int
 
 const (
-	// interruptCheck instruments the module with a check of a global at every
-	// loop (see instrument), falling back to interruptClose for a module the
-	// rewriter cannot read.
+	// interruptCheck instruments the module with checks of a global (see
+	// instrument).
 	interruptCheck interruptMode = iota
 	// interruptClose lets wazero close the module when the context is done,
-	// at the cost of a call into the runtime at every loop iteration.
+	// at the cost of a call into the runtime at every loop iteration; the
+	// module is rewritten without checks.
 	interruptClose
 	// interruptNone cannot stop a spinning guest; benchmarks only.
 	interruptNone
@@ -172,6 +227,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PoolSize <= 0 {
 		o.PoolSize = runtime.GOMAXPROCS(0)
+	}
+	if o.MaxQueue <= 0 {
+		o.MaxQueue = 16 * o.PoolSize
+	}
+	if o.QueueTimeout <= 0 {
+		o.QueueTimeout = DefaultQueueTimeout
 	}
 	if o.MemoryLimitPages == 0 {
 		o.MemoryLimitPages = DefaultMemoryLimitPages
@@ -188,8 +249,12 @@ type Plugin struct {
 	name    string
 	opts    Options
 	rt      *Runtime
-	wrt     wazero.Runtime // one per plugin: the memory limit and deadline mode are runtime-wide
-	check   bool           // the module was instrumented with an interrupt check
+	wrt     wazero.Runtime          // one per plugin: the memory limit and deadline mode are runtime-wide
+	check   bool                    // the module was instrumented with an interrupt check
+	start   bool                    // the module has a start function, exported as startExport
+	globals []uint32                // indices of the module's mutable globals, exported by the rewriter
+	snap    *snapshot               // the configured state every call starts from
+	cache   wazero.CompilationCache // the module's own on-disk cache, if any
 	module  wazero.CompiledModule
 	modCfg  wazero.ModuleConfig
 	slots   chan struct{}  // a token per instance allowed to scan
@@ -199,6 +264,14 @@ type Plugin struct {
 	closeMu sync.Mutex
 
 	discarded atomic.Uint64 // instances closed after a failed call
+	grown     atomic.Uint64 // instances closed because their memory grew past the snapshot
+	waiting   atomic.Int64  // scans waiting for a free instance
+	rejected  atomic.Uint64 // scans refused with ErrBusy
+
+	types       typeTable  // finding types the module declared in its manifest
+	byModule    sync.Map   // api.Module to its *instance, for hostLog
+	logLimit    logLimiter // sluice.log messages of all the plugin's instances
+	logsDropped atomic.Uint64
 }
 
 // Load compiles wasm, checks that it implements ABI v1, and creates and
@@ -222,29 +295,42 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte, opts Options) (*Plugin,
 			opts.Name, digest, opts.SHA256)
 	}
 
+	// Validate the bytes as given: the rewriter adds globals and exports, so
+	// it could turn an invalid module (one that writes a global it never
+	// declares) into a valid one whose code resets the deadline's budget.
+	if err := r.validate(ctx, wasm); err != nil {
+		return nil, fmt.Errorf("plugin %s: load: %w", opts.Name, err)
+	}
 	mode := opts.interrupt
-	if mode == interruptCheck {
-		if instrumented, err := instrument(wasm); err == nil {
-			wasm = instrumented
-		} else {
-			mode = interruptClose
+	rewritten, err := instrument(wasm, mode == interruptCheck)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: load: %w", opts.Name, err)
+	}
+	cache, record := r.cache, func() error { return nil }
+	if r.disk != nil {
+		var unlock func()
+		if cache, record, unlock, err = r.disk.open(hexDigest(rewritten.wasm)); err != nil {
+			return nil, fmt.Errorf("plugin %s: load: %w", opts.Name, err)
 		}
+		defer unlock()
 	}
 	rc := wazero.NewRuntimeConfig().
-		WithCompilationCache(r.cache).
+		WithCompilationCache(cache).
 		WithMemoryLimitPages(opts.MemoryLimitPages).
 		// BenchmarkInterrupt measures what each way of stopping a guest costs.
 		WithCloseOnContextDone(mode == interruptClose)
 	wrt := wazero.NewRuntimeWithConfig(ctx, rc)
 	p := &Plugin{
-		name:   opts.Name,
-		opts:   opts,
-		sha256: digest,
-		rt:     r,
-		wrt:    wrt,
-		check:  mode == interruptCheck,
-		slots:  make(chan struct{}, opts.PoolSize),
-		idle:   make(chan *instance, opts.PoolSize),
+		name:    opts.Name,
+		opts:    opts,
+		sha256:  digest,
+		rt:      r,
+		wrt:     wrt,
+		check:   mode == interruptCheck,
+		start:   rewritten.start,
+		globals: rewritten.globals,
+		slots:   make(chan struct{}, opts.PoolSize),
+		idle:    make(chan *instance, opts.PoolSize),
 		// No WithFS, WithEnv or WithArgs: the plugin sees no files, no
 		// environment and no arguments, and has no sockets. Stdout and stderr
 		// are discarded by default. Go's wasip1 runtime needs clocks and
@@ -258,9 +344,19 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte, opts Options) (*Plugin,
 			WithSysNanotime().
 			WithRandSource(rand.Reader),
 	}
-	if err := p.init(ctx, wasm); err != nil {
+	if r.disk != nil {
+		p.cache = cache
+	}
+	if err := p.init(ctx, rewritten.wasm); err != nil {
 		wrt.Close(ctx)
+		if p.cache != nil {
+			p.cache.Close(ctx)
+		}
 		return nil, fmt.Errorf("plugin %s: load: %w", opts.Name, err)
+	}
+	if err := record(); err != nil {
+		opts.Logger.Warn("plugin compilation cache not recorded; the next load compiles afresh",
+			slog.String("plugin", opts.Name), slog.String("error", err.Error()))
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -273,7 +369,7 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte, opts Options) (*Plugin,
 }
 
 func (p *Plugin) init(ctx context.Context, wasm []byte) error {
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, p.wrt); err != nil {
+	if err := instantiateWASI(ctx, p.wrt); err != nil {
 		return fmt.Errorf("wasi: %w", err)
 	}
 	_, err := p.wrt.NewHostModuleBuilder(abi.HostModule).
@@ -287,15 +383,75 @@ func (p *Plugin) init(ctx context.Context, wasm []byte) error {
 	if p.module, err = p.wrt.CompileModule(ctx, wasm); err != nil {
 		return fmt.Errorf("compile: %w", err)
 	}
-	if err := checkModule(p.module); err != nil {
-		return err
-	}
 	inst, err := p.newInstance(ctx)
 	if err != nil {
 		return err
 	}
+	if err := p.warmUp(ctx, inst); err != nil {
+		// Whatever broke the warm-up will show in the first call or the smoke
+		// test; the snapshot is taken of an instance that did not run it.
+		p.discard(inst)
+		if inst, err = p.newInstance(ctx); err != nil {
+			return err
+		}
+	}
+	if p.snap, err = p.takeSnapshot(inst); err != nil {
+		p.discard(inst)
+		return err
+	}
 	p.idle <- inst
 	return nil
+}
+
+// warmUpTexts is what an instance scans before its snapshot is taken: prose
+// with things a scanner finds in it, generated by the host, never a
+// request's.
+var warmUpTexts = []string{
+	strings.Repeat("Please mail jane.doe@example.com or call +1 415 555 2671 about card 4111 1111 1111 1111 "+
+		"from 10.0.0.1; the meeting notes are attached. ", 12),
+	"Sluice warm-up",
+}
+
+// warmUp makes inst scan warmUpTexts once, so that the state every call
+// starts from is that of an instance that has scanned: a language runtime's
+// allocator caches are filled then, and each call would otherwise fill them
+// again. A failure is reported; the caller then snapshots a fresh instance.
+func (p *Plugin) warmUp(ctx context.Context, inst *instance) error {
+	_, err := inst.scan(ctx, max(p.opts.Timeout, 100*time.Millisecond), warmUpTexts)
+	if err != nil || inst.broken {
+		return fmt.Errorf("warm-up scan: %w", err)
+	}
+	// The input buffer of the snapshot holds zeros, not the warm-up's text.
+	if view, ok := inst.mem.Read(inst.inPtr, uint32(abi.TextsSize(warmUpTexts))); ok {
+		clear(view)
+	}
+	return nil
+}
+
+// errnoNotsup is WASI's ENOTSUP.
+const errnoNotsup = 58
+
+// instantiateWASI instantiates wazero's WASI preview 1 with the functions
+// that change the state of file descriptors answering ENOTSUP: the reset
+// between calls (reset.go) restores memory and globals, not WASI's
+// descriptor table, so a module that closed its standard output in one call
+// would have the next call see it closed. A plugin has only stdin, stdout and
+// stderr, and language runtimes do not close or renumber them.
+func instantiateWASI(ctx context.Context, r wazero.Runtime) error {
+	b := r.NewHostModuleBuilder(wasi_snapshot_preview1.ModuleName)
+	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
+	notSupported := api.GoModuleFunc(func(_ context.Context, _ api.Module, stack []uint64) { stack[0] = errnoNotsup })
+	i32, i64 := api.ValueTypeI32, api.ValueTypeI64
+	for name, params := range map[string][]api.ValueType{
+		"fd_close":             {i32},
+		"fd_renumber":          {i32, i32},
+		"fd_fdstat_set_flags":  {i32, i32},
+		"fd_fdstat_set_rights": {i32, i64, i64},
+	} {
+		b.NewFunctionBuilder().WithGoModuleFunction(notSupported, params, []api.ValueType{i32}).Export(name)
+	}
+	_, err := b.Instantiate(ctx)
+	return err
 }
 
 // exportSignatures are the functions ABI v1 requires, with their types.
@@ -374,10 +530,8 @@ func (p *Plugin) scan(ctx context.Context, texts []string, timeout time.Duration
 	select {
 	case p.slots <- struct{}{}: // the common case, without the cost of a two-way select
 	default:
-		select {
-		case p.slots <- struct{}{}:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("plugin %s: waiting for a free instance: %w", p.name, ctx.Err())
+		if err := p.wait(ctx); err != nil {
+			return nil, err
 		}
 	}
 	defer func() { <-p.slots }()
@@ -387,21 +541,32 @@ func (p *Plugin) scan(ctx context.Context, texts []string, timeout time.Duration
 	case inst = <-p.idle:
 	default:
 		var err error
-		if inst, err = p.newInstance(ctx); err != nil {
+		if inst, err = p.fromSnapshot(ctx, p.snap); err != nil {
 			return nil, fmt.Errorf("plugin %s: %w", p.name, err)
 		}
 	}
+	if inst.dirty && !p.opts.noReset && !inst.reset(p.snap) {
+		p.discard(inst)
+		return nil, fmt.Errorf("plugin %s: cannot reset an instance to its snapshot", p.name)
+	}
+	inst.dirty = true
+	inst.logMessages, inst.logBytes = 0, 0
 	findings, err := inst.scan(ctx, timeout, texts)
-	if inst.broken {
+	if !inst.broken && !p.opts.noReset && inst.mem.Size() != p.snap.pages*65536 {
+		// Memory never shrinks, and a larger memory than the snapshot's
+		// would carry this call's pages into the next: replace it.
+		p.discard(inst)
+		p.grown.Add(1)
+	} else if inst.broken {
 		// Its memory and globals may be anything now; a fresh instance is
 		// made on demand by a later call.
-		inst.mod.Close(context.Background())
+		p.discard(inst)
 		p.discarded.Add(1)
 		if inst.trace != "" {
-			// The guest's stack names its functions, not the scanned text, and is
-			// what the plugin's author needs to fix a crash.
+			// What the plugin's author needs to fix a crash. The module names
+			// its own functions, so the trace is bounded and escaped.
 			p.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "plugin instance trapped and was discarded",
-				slog.String("plugin", p.name), slog.String("trace", inst.trace))
+				slog.String("plugin", p.name), slog.String("trace", guestText([]byte(inst.trace), maxTraceBytes)))
 		}
 	} else {
 		p.idle <- inst // never blocks: at most PoolSize instances exist
@@ -410,6 +575,33 @@ func (p *Plugin) scan(ctx context.Context, texts []string, timeout time.Duration
 		return nil, fmt.Errorf("plugin %s: %w", p.name, err)
 	}
 	return findings, nil
+}
+
+// discard closes inst, which is never called again.
+func (p *Plugin) discard(inst *instance) {
+	p.byModule.Delete(inst.mod)
+	inst.mod.Close(context.Background())
+}
+
+// wait waits for a free instance in the bounded queue: until one is free, the
+// queue wait reaches QueueTimeout, or ctx is done.
+func (p *Plugin) wait(ctx context.Context) error {
+	defer p.waiting.Add(-1)
+	if n := p.waiting.Add(1); n > int64(p.opts.MaxQueue) {
+		p.rejected.Add(1)
+		return fmt.Errorf("plugin %s: %w: %d scans already wait for a free instance", p.name, ErrBusy, n-1)
+	}
+	timer := time.NewTimer(p.opts.QueueTimeout)
+	defer timer.Stop()
+	select {
+	case p.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("plugin %s: waiting for a free instance: %w", p.name, ctx.Err())
+	case <-timer.C:
+		p.rejected.Add(1)
+		return fmt.Errorf("plugin %s: %w: no instance free within %v", p.name, ErrBusy, p.opts.QueueTimeout)
+	}
 }
 
 // Close releases the plugin's instances and compiled code. Scans in flight
@@ -425,39 +617,17 @@ func (p *Plugin) Close(ctx context.Context) error {
 		delete(p.rt.plugins, p)
 		p.rt.mu.Unlock()
 	}
-	if err := p.wrt.Close(ctx); err != nil {
+	err := p.wrt.Close(ctx)
+	if p.cache != nil {
+		err = errors.Join(err, p.cache.Close(ctx))
+	}
+	if p.snap != nil {
+		p.snap.image.close()
+	}
+	if err != nil {
 		return fmt.Errorf("plugin %s: close: %w", p.name, err)
 	}
 	return nil
-}
-
-// hostLog implements sluice.log(level, ptr, len). It forwards what the guest
-// chose to log, truncated; the host never adds the scanned text.
-func (p *Plugin) hostLog(ctx context.Context, m api.Module, stack []uint64) {
-	level := slog.LevelInfo
-	switch int32(uint32(stack[0])) {
-	case abi.LevelDebug:
-		level = slog.LevelDebug
-	case abi.LevelWarn:
-		level = slog.LevelWarn
-	case abi.LevelError:
-		level = slog.LevelError
-	}
-	if !p.opts.Logger.Enabled(ctx, level) {
-		return
-	}
-	ptr, n := uint32(stack[1]), uint32(stack[2])
-	truncated := n > maxLogBytes
-	n = min(n, maxLogBytes)
-	b, ok := m.Memory().Read(ptr, n)
-	if !ok {
-		return
-	}
-	msg := strings.ToValidUTF8(string(b), "\uFFFD")
-	if truncated {
-		msg += "…"
-	}
-	p.opts.Logger.LogAttrs(ctx, level, msg, slog.String("plugin", p.name))
 }
 
 // instance is one configured module instance. It serves one call at a time.
@@ -465,18 +635,25 @@ type instance struct {
 	mod                        api.Module
 	mem                        api.Memory
 	alloc, free, scanFn, outFn api.Function
-	inPtr, inCap               uint32 // input buffer kept across calls
+	inPtr, inCap               uint32 // input buffer, part of the snapshot
+	lm                         *linearMemory
+	globals                    []api.MutableGlobal // the module's mutable globals, in the order of Plugin.globals
+	dirty                      bool                // called since the last reset
 	stack                      [2]uint64
 	memLimit                   uint64    // bytes the memory may grow to
 	watch                      *watchdog // nil unless the module is instrumented
-	types                      typeTable // finding types seen, so results need not allocate them
+	types                      typeTable // the plugin's declared finding types
+	logMessages, logBytes      int       // sluice.log use in the current call
 	broken                     bool      // trapped, exited or timed out: never reuse
 	trace                      string    // the wasm stack trace of a trap, for the log
 }
 
-// newInstance instantiates the module, runs _initialize and configures it.
-func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
-	mod, err := p.wrt.InstantiateModule(ctx, p.module, p.modCfg)
+// instantiate instantiates the module with its memory mapped over img (nil:
+// no snapshot yet). No guest code runs: the rewriter moved the start function
+// to an export.
+func (p *Plugin) instantiate(ctx context.Context, img *memoryImage) (*instance, error) {
+	ictx, mapped := instantiateContext(ctx, img)
+	mod, err := p.wrt.InstantiateModule(ictx, p.module, p.modCfg)
 	if err != nil {
 		if p.closed.Load() {
 			return nil, ErrClosed
@@ -492,6 +669,13 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 		scanFn:   mod.ExportedFunction(abi.ExportScan),
 		outFn:    mod.ExportedFunction(abi.ExportOutput),
 	}
+	if inst.lm, err = mapped(); err == nil {
+		inst.globals, err = p.exportedGlobals(mod)
+	}
+	if err != nil {
+		mod.Close(context.Background())
+		return nil, fmt.Errorf("instantiate: %w", err)
+	}
 	if p.check {
 		flag, ok := mod.ExportedGlobal(interruptExport).(api.MutableGlobal)
 		if !ok {
@@ -500,13 +684,35 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 		}
 		inst.watch = newWatchdog(flag)
 	}
+	inst.types = p.types
+	p.byModule.Store(mod, inst)
+	return inst, nil
+}
+
+// newInstance instantiates the module, runs its start function, _initialize
+// and configure, and allocates its input buffer: the state takeSnapshot saves.
+func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
+	inst, err := p.instantiate(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
 	// The guest's initialisation could also spin; it gets a longer deadline
 	// than a scan because a cold start takes milliseconds.
 	ctx, end := inst.guard(ctx, max(10*p.opts.Timeout, minSetupTime))
-	err = inst.setUp(ctx, p.opts.Config)
+	var types []string
+	types, err = inst.setUp(ctx, p.start, p.opts.Config)
+	if err == nil {
+		p.types = newTypeTable(types)
+		inst.types = p.types
+		if inst.inPtr, err = inst.allocate(ctx, inputBufferSize); err == nil {
+			inst.inCap = inputBufferSize
+		} else {
+			err = fmt.Errorf("input buffer: %w", err)
+		}
+	}
 	end()
 	if err != nil {
-		mod.Close(context.Background())
+		p.discard(inst)
 		return nil, err
 	}
 	return inst, nil
@@ -522,39 +728,58 @@ func (inst *instance) guard(ctx context.Context, timeout time.Duration) (_ conte
 	return context.WithTimeout(ctx, timeout)
 }
 
-func (inst *instance) setUp(ctx context.Context, config []byte) error {
+// setUp runs the start function, _initialize, the version check and
+// configure, and returns the finding types of the manifest configure left in
+// its output.
+func (inst *instance) setUp(ctx context.Context, start bool, config []byte) ([]string, error) {
+	if start {
+		// The module's start function, which wazero would have run inside
+		// InstantiateModule, where no deadline reaches it.
+		if _, err := inst.call(ctx, inst.mod.ExportedFunction(startExport)); err != nil {
+			return nil, fmt.Errorf("start function: %w", err)
+		}
+	}
 	if _, err := inst.call(ctx, inst.mod.ExportedFunction(abi.ExportInit)); err != nil {
-		return fmt.Errorf("%s: %w", abi.ExportInit, err)
+		return nil, fmt.Errorf("%s: %w", abi.ExportInit, err)
 	}
 	v, err := inst.call(ctx, inst.mod.ExportedFunction(abi.ExportVersion))
 	if err != nil {
-		return fmt.Errorf("%s: %w", abi.ExportVersion, err)
+		return nil, fmt.Errorf("%s: %w", abi.ExportVersion, err)
 	}
 	if int32(uint32(v)) != abi.Version {
-		return fmt.Errorf("plugin implements ABI v%d, this host implements v%d", int32(uint32(v)), abi.Version)
+		return nil, fmt.Errorf("plugin implements ABI v%d, this host implements v%d", int32(uint32(v)), abi.Version)
 	}
 	var ptr uint32
 	if len(config) > 0 {
 		if ptr, err = inst.allocate(ctx, uint32(len(config))); err != nil {
-			return fmt.Errorf("configure: %w", err)
+			return nil, fmt.Errorf("configure: %w", err)
 		}
 		if !inst.mem.Write(ptr, config) {
-			return fmt.Errorf("configure: buffer [%d,+%d) outside memory", ptr, len(config))
+			return nil, fmt.Errorf("configure: buffer [%d,+%d) outside memory", ptr, len(config))
 		}
 	}
 	status, err := inst.call(ctx, inst.mod.ExportedFunction(abi.ExportConfigure), uint64(ptr), uint64(len(config)))
 	if err != nil {
-		return fmt.Errorf("configure: %w", err)
+		return nil, fmt.Errorf("configure: %w", err)
 	}
 	if status != abi.StatusOK {
-		return fmt.Errorf("configure rejected: %s", inst.errorMessage(ctx))
+		return nil, fmt.Errorf("configure rejected: %s", inst.errorMessage(ctx))
+	}
+	// The manifest is read before free, which may reuse the output's memory.
+	doc, err := inst.output(ctx, abi.MaxManifestBytes)
+	if err != nil {
+		return nil, fmt.Errorf("configure: manifest: %w", err)
+	}
+	types, err := abi.ParseManifest(doc)
+	if err != nil {
+		return nil, fmt.Errorf("configure: %w", err)
 	}
 	if ptr != 0 {
 		if _, err := inst.call(ctx, inst.free, uint64(ptr)); err != nil {
-			return fmt.Errorf("configure: free: %w", err)
+			return nil, fmt.Errorf("configure: free: %w", err)
 		}
 	}
-	return nil
+	return types, nil
 }
 
 // call invokes f without allocating a result slice and returns its first
@@ -660,11 +885,7 @@ func (inst *instance) errorMessage(ctx context.Context) string {
 	if len(b) == 0 {
 		return "(no message)"
 	}
-	msg := strings.ToValidUTF8(string(b[:min(len(b), maxErrorBytes)]), "\uFFFD")
-	if len(b) > maxErrorBytes {
-		msg += "…"
-	}
-	return msg
+	return guestText(b, maxErrorBytes)
 }
 
 func (inst *instance) scan(ctx context.Context, timeout time.Duration, texts []string) ([]Finding, error) {
@@ -683,32 +904,25 @@ func (inst *instance) scan(ctx context.Context, timeout time.Duration, texts []s
 		defer cancel()
 	}
 
+	ptr := inst.inPtr
 	if uint32(size) > inst.inCap {
-		if inst.inCap > 0 {
-			if _, err := inst.call(ctx, inst.free, uint64(inst.inPtr)); err != nil {
-				return nil, fmt.Errorf("%s: %w", abi.ExportFree, err)
-			}
-			inst.inPtr, inst.inCap = 0, 0
-		}
-		// Grow in powers of two, from 4 KiB, so that a run of slightly larger
-		// prompts does not reallocate every time.
-		capacity := max(uint32(4096), uint32(1)<<(32-bits.LeadingZeros32(uint32(size-1))))
-		ptr, err := inst.allocate(ctx, capacity)
-		if err != nil {
+		// A buffer for this call only: the reset before the next call
+		// forgets it, with everything else the call allocated.
+		var err error
+		if ptr, err = inst.allocate(ctx, uint32(size)); err != nil {
 			return nil, err
 		}
-		inst.inPtr, inst.inCap = ptr, capacity
 	}
 	// Encode straight into guest memory: Read returns a writable view, and
 	// nothing can grow the memory between here and the call.
-	view, ok := inst.mem.Read(inst.inPtr, uint32(size))
+	view, ok := inst.mem.Read(ptr, uint32(size))
 	if !ok {
 		inst.broken = true
-		return nil, fmt.Errorf("input buffer [%d,+%d) lies outside guest memory", inst.inPtr, size)
+		return nil, fmt.Errorf("input buffer [%d,+%d) lies outside guest memory", ptr, size)
 	}
 	abi.AppendTexts(view[:0], texts)
 
-	status, err := inst.call(ctx, inst.scanFn, uint64(inst.inPtr), uint64(size))
+	status, err := inst.call(ctx, inst.scanFn, uint64(ptr), uint64(size))
 	if err != nil {
 		return nil, fmt.Errorf("scan: %w", err)
 	}
@@ -719,7 +933,7 @@ func (inst *instance) scan(ctx context.Context, timeout time.Duration, texts []s
 	if err != nil {
 		return nil, fmt.Errorf("scan result: %w", err)
 	}
-	findings, err := parseResult(out, texts, &inst.types)
+	findings, err := parseResult(out, texts, inst.types)
 	if err != nil {
 		// The module answered but broke the contract; a fresh instance will not
 		// do better, but this one is not trusted further either.

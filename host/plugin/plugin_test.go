@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluicehq/sluice/host/plugin/wasmbuild"
 	"github.com/sluicehq/sluice/plugins/pii"
+	"github.com/sluicehq/sluice/sdk/abi"
 )
 
 // testRuntime is shared by the tests so each module is compiled once; the
@@ -172,7 +173,8 @@ func TestHostileGuest(t *testing.T) {
 		{"error", "scan failed: hostile plugin fails", nil},
 		{"bad-offsets", "offsets [0,21) invalid for message 0 of 11 bytes", nil},
 		{"bad-message", "message index 1 out of range", nil},
-		{"bad-type", "want only A-Z, 0-9 and _", nil},
+		{"bad-type", "a type the plugin did not declare in its manifest", nil},
+		{"undeclared", "finding 0: a type the plugin did not declare in its manifest", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.text, func(t *testing.T) {
@@ -226,9 +228,80 @@ func TestPluginLog(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
 		t.Fatalf("log output %q: %v", buf.Bytes(), err)
 	}
-	if rec["msg"] != "hostile plugin says hello" || rec["level"] != "WARN" || rec["plugin"] != "hostile" {
+	if rec["message"] != "hostile plugin says hello" || rec["level"] != "WARN" || rec["plugin"] != "hostile" {
 		t.Errorf("log record = %v", rec)
 	}
+}
+
+// TestOutputDiscipline checks what a plugin's output can make the host do:
+// a flood of log messages is cut to a few per call and counted, messages and
+// error messages are bounded and escaped (no raw newline or terminal escape,
+// nothing of the scanned text past the bounds), findings are capped, and a
+// manifest that declares bad or too many types fails the load.
+func TestOutputDiscipline(t *testing.T) {
+	ctx := context.Background()
+	t.Run("log flood", func(t *testing.T) {
+		var buf bytes.Buffer
+		p := load(t, wasmbuild.HostileGo, Options{Logger: slog.New(slog.NewTextHandler(&buf, nil)), Timeout: 5 * time.Second})
+		if _, err := p.Scan(ctx, []string{"log-flood"}); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+		if len(lines) > maxLogCallMessages {
+			t.Errorf("%d log lines from one call, want at most %d", len(lines), maxLogCallMessages)
+		}
+		if strings.ContainsRune(buf.String(), 0x1b) {
+			t.Errorf("a terminal escape reached the log: %q", lines[0])
+		}
+		if got := p.logsDropped.Load(); got < 100000-maxLogCallMessages {
+			t.Errorf("logsDropped = %d, want the %d messages past the cap counted", got, 100000-maxLogCallMessages)
+		}
+	})
+	t.Run("error message", func(t *testing.T) {
+		p := load(t, wasmbuild.HostileGo, Options{})
+		_, err := p.Scan(ctx, []string{"error-text"})
+		if err == nil {
+			t.Fatal("Scan succeeded")
+		}
+		msg := err.Error()
+		if strings.ContainsAny(msg, "\n\x1b") || len(msg) > maxErrorBytes+200 {
+			t.Errorf("error of %d bytes, raw control characters %v: %q", len(msg), strings.ContainsAny(msg, "\n\x1b"), msg)
+		}
+	})
+	t.Run("findings cap", func(t *testing.T) {
+		for _, n := range []int{abi.MaxFindings, abi.MaxFindings + 1} {
+			p := load(t, wasmbuild.HostileGo, Options{Name: fmt.Sprint("many-", n), Config: []byte(fmt.Sprintf(`{"many":%d}`, n)), Timeout: 5 * time.Second})
+			findings, err := p.Scan(ctx, []string{"many"})
+			if n <= abi.MaxFindings && (err != nil || len(findings) != n) {
+				t.Errorf("%d findings: got %d, %v", n, len(findings), err)
+			}
+			if n > abi.MaxFindings && (err == nil || !strings.Contains(err.Error(), "more than the 16384 allowed")) {
+				t.Errorf("%d findings: error %v, want the cap named", n, err)
+			}
+		}
+	})
+	t.Run("manifest", func(t *testing.T) {
+		tooMany := make([]string, abi.MaxTypes+1)
+		for i := range tooMany {
+			tooMany[i] = fmt.Sprintf("T%d", i)
+		}
+		for _, tt := range []struct {
+			types   []string
+			wantErr string
+		}{
+			// The Go SDK refuses the first two itself; ParseManifest's own
+			// checks are tested in sdk/abi.
+			{[]string{"ECHO", "not a type \n"}, "want only A-Z, 0-9 and _"},
+			{tooMany, "65 types, more than the 64 allowed"},
+			{[]string{"ECHO", "ECHO"}, "configure: manifest declares type ECHO twice"},
+		} {
+			config, _ := json.Marshal(map[string]any{"types": tt.types})
+			_, err := testRuntime.Load(ctx, moduleBytes(t, wasmbuild.HostileGo), Options{Name: "manifest", Config: config})
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Load with types %.40q: error %v, want one containing %q", tt.types, err, tt.wantErr)
+			}
+		}
+	})
 }
 
 func TestLoadErrors(t *testing.T) {
@@ -449,6 +522,44 @@ func BenchmarkCall(b *testing.B) {
 	}
 }
 
+// BenchmarkReset measures what putting an instance back to its configured
+// state before each call costs: the call overhead of the minimal module, of
+// an empty Go plugin and of the PII plugin on a 2-byte text, and the PII
+// plugin on prose, each with the reset and without it, in one run so that
+// the ratios hold on a busy machine. "grown/op" counts instances replaced
+// because a call grew their memory.
+func BenchmarkReset(b *testing.B) {
+	ctx := context.Background()
+	cases := []struct {
+		module, name string
+		text         string
+	}{
+		{"minimal", "call/minimal", "hi"}, {"empty", "call/empty", "hi"}, {"pii", "call/pii", "hi"},
+		{"pii", "scan/pii/prose/1KB", prose(1 << 10)}, {"pii", "scan/pii/prose/64KB", prose(64 << 10)},
+		{"pii", "scan/pii/dense/1KB", corpus(1 << 10)}, {"pii", "scan/pii/dense/64KB", corpus(64 << 10)},
+	}
+	for _, c := range cases {
+		for _, mode := range []struct {
+			name    string
+			noReset bool
+		}{{"reset", false}, {"none", true}} {
+			p := load(b, c.module, Options{Name: c.module + "-" + mode.name, PoolSize: 1, Timeout: time.Second, noReset: mode.noReset})
+			b.Run(c.name+"/"+mode.name, func(b *testing.B) {
+				if len(c.text) > 2 {
+					b.SetBytes(int64(len(c.text)))
+				}
+				grown := p.grown.Load()
+				for b.Loop() {
+					if _, err := p.Scan(ctx, []string{c.text}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(p.grown.Load()-grown)/float64(b.N), "grown/op")
+			})
+		}
+	}
+}
+
 // BenchmarkScanContentFilter measures the shipped content filter through the
 // host on prose, which is what almost every prompt is.
 func BenchmarkScanContentFilter(b *testing.B) {
@@ -465,5 +576,43 @@ func BenchmarkScanContentFilter(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestQueueIsBounded checks that scans waiting for a busy plugin are bounded
+// in number and in wait: one beyond MaxQueue fails at once, and one that waits
+// longer than QueueTimeout fails then, both with ErrBusy and counted.
+func TestQueueIsBounded(t *testing.T) {
+	p := load(t, wasmbuild.HostileGo, Options{PoolSize: 1, MaxQueue: 1, QueueTimeout: 50 * time.Millisecond, Timeout: time.Second})
+	ctx := context.Background()
+	busy := make(chan error)
+	go func() {
+		_, err := p.Scan(ctx, []string{"sleep"}) // 200 ms on the one instance
+		busy <- err
+	}()
+	for p.waiting.Load() == 0 && len(p.slots) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(10 * time.Millisecond)
+	waited := make(chan error)
+	go func() {
+		_, err := p.Scan(ctx, []string{"queued"})
+		waited <- err
+	}()
+	for p.waiting.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	if _, err := p.Scan(ctx, []string{"third"}); !errors.Is(err, ErrBusy) || time.Since(start) > 20*time.Millisecond {
+		t.Errorf("a scan beyond the queue: %v after %v, want ErrBusy at once", err, time.Since(start))
+	}
+	if err := <-waited; !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "no instance free within 50ms") {
+		t.Errorf("a scan that waited past QueueTimeout: %v, want ErrBusy", err)
+	}
+	if err := <-busy; err != nil {
+		t.Fatal(err)
+	}
+	if got := p.rejected.Load(); got != 2 {
+		t.Errorf("rejected = %d, want 2", got)
 	}
 }

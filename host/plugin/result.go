@@ -6,18 +6,32 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/sluicehq/sluice/sdk/abi"
 )
 
 var errNoFindings = errors.New(`malformed result document: no "findings" array`)
 
 // parseResult decodes a v1 result document and checks every finding against
-// the texts it refers to. Unknown fields are ignored: later ABI versions add
-// fields (such as rewritten texts) that a v1 host does not use.
+// the types the plugin declared and the texts it refers to. Unknown fields are
+// ignored: later ABI versions add fields (such as rewritten texts) that a v1
+// host does not use.
+//
+// An undeclared type fails the whole result, and the error does not quote it:
+// a type is the one string of a result that reaches policies, responses and
+// records, so it must come from the manifest the plugin gave at configure,
+// before it saw any request, and never from a scanned text.
 //
 // Documents in the exact form the Go SDK writes take a fast path that needs no
 // reflection; everything else goes through encoding/json, so the two accept
 // the same documents.
-func parseResult(doc []byte, texts []string, types *typeTable) ([]Finding, error) {
+func parseResult(doc []byte, texts []string, types typeTable) ([]Finding, error) {
+	// Every finding has a "type" key, so this bounds the findings before any
+	// is allocated; a document that escapes the key's letters to get past it
+	// is still bounded by its size, and is counted after decoding.
+	if n := bytes.Count(doc, []byte(`"type"`)); n > abi.MaxFindings {
+		return nil, fmt.Errorf("result holds %d findings, more than the %d allowed", n, abi.MaxFindings)
+	}
 	findings, ok := parseCanonical(doc, types)
 	if !ok {
 		var result struct {
@@ -30,9 +44,22 @@ func parseResult(doc []byte, texts []string, types *typeTable) ([]Finding, error
 			return nil, errNoFindings
 		}
 		findings = *result.Findings
+		if len(findings) > abi.MaxFindings {
+			return nil, fmt.Errorf("result holds %d findings, more than the %d allowed", len(findings), abi.MaxFindings)
+		}
+		for i := range findings {
+			t, ok := types[findings[i].Type]
+			if !ok {
+				return nil, fmt.Errorf("finding %d: %w", i, errUndeclaredType)
+			}
+			findings[i].Type = t
+		}
 	}
 	textLen := func(i int) int { return len(texts[i]) }
 	for i := range findings {
+		if findings[i].Type == "" {
+			return nil, fmt.Errorf("finding %d: %w", i, errUndeclaredType)
+		}
 		if err := findings[i].Validate(len(texts), textLen); err != nil {
 			return nil, fmt.Errorf("finding %d: %w", i, err)
 		}
@@ -51,7 +78,7 @@ func parseResult(doc []byte, texts []string, types *typeTable) ([]Finding, error
 // A PII-dense prompt has a finding every hundred bytes or so, so this is per
 // finding work: it reads numbers by hand rather than through strconv, and
 // sizes the slice once.
-func parseCanonical(doc []byte, types *typeTable) ([]Finding, bool) {
+func parseCanonical(doc []byte, types typeTable) ([]Finding, bool) {
 	p := canonical{b: doc}
 	if !p.literal(`{"findings":[`) {
 		return nil, false
@@ -76,7 +103,7 @@ func parseCanonical(doc []byte, types *typeTable) ([]Finding, bool) {
 		if !ok {
 			return nil, false
 		}
-		f.Type = types.intern(typ)
+		f.Type = types[string(typ)] // "" if undeclared, which parseResult refuses
 		findings = append(findings, f)
 		if p.literal("]}") {
 			break
@@ -220,24 +247,18 @@ func numberLen(b []byte) int {
 	return i
 }
 
-// typeTable interns finding types: a plugin reports the same few types over
-// and over, and a string per finding would be most of a scan's allocations.
+// typeTable holds the finding types a plugin declared, each mapped to itself:
+// a lookup with a []byte key does not allocate, so results need not allocate
+// their types.
 type typeTable map[string]string
 
-// maxTypeNames bounds the table, so that a plugin that makes up types cannot
-// grow it without limit.
-const maxTypeNames = 64
+var errUndeclaredType = errors.New("a type the plugin did not declare in its manifest")
 
-func (t *typeTable) intern(b []byte) string {
-	if s, ok := (*t)[string(b)]; ok { // no allocation for the lookup
-		return s
+// newTypeTable returns the table of the declared types.
+func newTypeTable(types []string) typeTable {
+	t := make(typeTable, len(types))
+	for _, s := range types {
+		t[s] = s
 	}
-	s := string(b)
-	if *t == nil {
-		*t = typeTable{}
-	}
-	if len(*t) < maxTypeNames {
-		(*t)[s] = s
-	}
-	return s
+	return t
 }

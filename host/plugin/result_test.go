@@ -70,8 +70,7 @@ func TestParseResultFastPath(t *testing.T) {
 		``,
 	}
 	for _, doc := range docs {
-		var types typeTable
-		got, gotErr := parseResult([]byte(doc), texts, &types)
+		got, gotErr := parseResult([]byte(doc), texts, newTypeTable([]string{"EMAIL", "PHONE"}))
 		want, wantErr := parseWithJSON([]byte(doc), texts)
 		if (gotErr != nil) != (wantErr != nil) || !reflect.DeepEqual(got, want) && len(got)+len(want) > 0 {
 			t.Errorf("parseResult(%s) = %v, %v\nencoding/json gives %v, %v", doc, got, gotErr, want, wantErr)
@@ -97,9 +96,8 @@ func TestParseCanonicalRoundTrip(t *testing.T) {
 				Score:   scores[r.IntN(len(scores))],
 			}
 		}
-		var table typeTable
 		doc := abi.AppendResult(nil, findings)
-		got, ok := parseCanonical(doc, &table)
+		got, ok := parseCanonical(doc, newTypeTable(types))
 		if !ok {
 			t.Fatalf("the fast path refused %s", doc)
 		}
@@ -128,16 +126,31 @@ func parseWithJSON(doc []byte, texts []string) ([]Finding, error) {
 	return *result.Findings, nil
 }
 
-func TestTypeTableIsBounded(t *testing.T) {
-	var types typeTable
-	for i := range 3 * maxTypeNames {
-		name := []byte{'T', byte('A' + i%26), byte('A' + i/26)}
-		if got := types.intern(name); got != string(name) {
-			t.Fatalf("intern(%s) = %s", name, got)
-		}
+// TestResultDiscipline checks that a result fails as a whole when it holds a
+// type the plugin did not declare, in the compact form or any other, or more
+// findings than allowed, and that the error never quotes the type.
+func TestResultDiscipline(t *testing.T) {
+	texts := []string{"mail jane@example.com"}
+	declared := newTypeTable([]string{"EMAIL"})
+	many := make([]Finding, abi.MaxFindings+1)
+	for i := range many {
+		many[i] = Finding{Type: "EMAIL", Start: 5, End: 21, Score: 1}
 	}
-	if len(types) != maxTypeNames {
-		t.Errorf("table holds %d types, want it capped at %d", len(types), maxTypeNames)
+	for _, tt := range []struct{ name, doc, wantErr string }{
+		{"undeclared, compact", `{"findings":[{"type":"EMAIL","message":0,"start":5,"end":21,"score":1},{"type":"ALICE_SECRET_PROMPT","message":0,"start":5,"end":21,"score":1}]}`, "finding 1: a type the plugin did not declare"},
+		{"undeclared, other form", `{"findings":[{"score":1,"type":"ALICE_SECRET_PROMPT","message":0,"start":5,"end":21}]}`, "finding 0: a type the plugin did not declare"},
+		{"not an identifier", `{"findings":[{"type":"alice's secret prompt","message":0,"start":5,"end":21,"score":1}]}`, "finding 0: a type the plugin did not declare"},
+		{"too many", string(abi.AppendResult(nil, many)), "more than the 16384 allowed"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseResult([]byte(tt.doc), texts, declared)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("parseResult error = %v, want one containing %q", err, tt.wantErr)
+			}
+			if strings.Contains(strings.ToUpper(err.Error()), "SECRET") {
+				t.Errorf("the error %q quotes the plugin's type", err)
+			}
+		})
 	}
 }
 
@@ -153,11 +166,11 @@ func BenchmarkParseResult(b *testing.B) {
 		findings = append(findings, Finding{Type: types[i%4], Start: 160 * i, End: 160*i + 17, Score: scores[i%4]})
 	}
 	doc := abi.AppendResult(nil, findings)
-	var types2 typeTable
+	declared := newTypeTable(types)
 	b.SetBytes(int64(len(doc)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := parseResult(doc, texts, &types2); err != nil {
+		if _, err := parseResult(doc, texts, declared); err != nil {
 			b.Fatal(err)
 		}
 	}

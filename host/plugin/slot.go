@@ -3,14 +3,47 @@ package plugin
 import (
 	"context"
 	"fmt"
+	mrand "math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// smokeTexts is what a module must scan without error before a Slot puts it
-// in service: two messages, one of them empty, with nothing to find.
+// smokeTexts is the fixed part of what a module must scan without error
+// before a Slot puts it in service: two messages, one of them empty, with
+// nothing to find.
 var smokeTexts = []string{"Sluice smoke test: please summarise the meeting notes.", ""}
+
+// smokeInputs returns the inputs of a smoke test: smokeTexts, then inputs
+// generated afresh for each load, so that a module cannot pass by
+// recognising a fixed text and fail every request after: prose of random
+// words and lengths, some with an e-mail address or a number in it, spread
+// over one to four messages.
+func smokeInputs() [][]string {
+	words := []string{"the", "meeting", "notes", "please", "summarise", "budget", "quarter", "team",
+		"review", "draft", "customer", "ticket", "release", "plan", "Zürich", "café", "naïve", "日本語"}
+	inputs := [][]string{smokeTexts}
+	for range 4 {
+		texts := make([]string, 1+mrand.IntN(4))
+		for i := range texts {
+			var b strings.Builder
+			for n := mrand.IntN(400); n > 0; n-- {
+				b.WriteString(words[mrand.IntN(len(words))])
+				switch mrand.IntN(40) {
+				case 0:
+					fmt.Fprintf(&b, " user%d@example.com", mrand.IntN(1000))
+				case 1:
+					fmt.Fprintf(&b, " %d", mrand.Int64())
+				}
+				b.WriteString(" ")
+			}
+			texts[i] = b.String()
+		}
+		inputs = append(inputs, texts)
+	}
+	return inputs
+}
 
 // Slot is one configured plugin whose module can be replaced while it serves.
 // The gateway keeps a Slot per configured plugin and scans through it; Reload
@@ -76,6 +109,15 @@ type Status struct {
 	// InstancesDiscarded counts the instances of the module in force that
 	// were closed after a trap, a timeout, a memory fault or a malformed result.
 	InstancesDiscarded uint64 `json:"instances_discarded"`
+	// InstancesGrown counts the instances of the module in force that were
+	// replaced because a call grew their memory past the configured state's.
+	InstancesGrown uint64 `json:"instances_grown"`
+	// LogsDropped counts the sluice.log messages of the module in force that
+	// the per-call and per-second limits dropped.
+	LogsDropped uint64 `json:"logs_dropped"`
+	// ScansRejected counts the scans of the module in force refused because
+	// every instance was busy and the queue was full or its wait too long.
+	ScansRejected uint64 `json:"scans_rejected"`
 }
 
 // NewSlot loads wasm as Load does, checks it as Reload does, and returns a Slot
@@ -99,9 +141,14 @@ func (r *Runtime) loadChecked(ctx context.Context, wasm []byte, opts Options) (*
 	}
 	// A first scan on a cold instance may be slower than the per-call
 	// deadline allows later, so it gets the set-up allowance.
-	if _, err := p.scan(ctx, smokeTexts, max(p.opts.Timeout, minSetupTime)); err != nil {
-		p.Close(context.Background())
-		return nil, fmt.Errorf("smoke test: %w", err)
+	for i, texts := range smokeInputs() {
+		if _, err := p.scan(ctx, texts, max(p.opts.Timeout, minSetupTime)); err != nil {
+			p.Close(context.Background())
+			if i == 0 {
+				return nil, fmt.Errorf("smoke test: %w", err)
+			}
+			return nil, fmt.Errorf("smoke test on generated input %d: %w", i, err)
+		}
 	}
 	v := &version{p: p, loadedAt: time.Now()}
 	v.refs.Store(1)
@@ -146,7 +193,7 @@ func (s *Slot) release(v *version) {
 
 // Reload verifies wasm against opts.SHA256, compiles it (through the
 // Runtime's compilation cache), instantiates and configures it, makes it scan
-// a short fixed text, and then puts it in service in place of the current
+// smokeInputs, and then puts it in service in place of the current
 // module. opts replaces the Slot's options; an empty opts.Name keeps the
 // Slot's. On any error the current module stays in force, the error is
 // recorded in Status and returned.
@@ -216,6 +263,9 @@ func (s *Slot) Status() Status {
 	if v := s.cur.Load(); v != nil {
 		st.SHA256, st.LoadedAt = v.p.SHA256(), v.loadedAt
 		st.InstancesDiscarded = v.p.discarded.Load()
+		st.InstancesGrown = v.p.grown.Load()
+		st.LogsDropped = v.p.logsDropped.Load()
+		st.ScansRejected = v.p.rejected.Load()
 	}
 	return st
 }

@@ -85,6 +85,7 @@ func TestSlotReloadRefusesBadModules(t *testing.T) {
 		{"configuration rejected", hostile, Options{Config: []byte(`{"fail":true}`)}, "configure rejected: configure: refusing this configuration"},
 		{"crashes on a scan", hostile, Options{Config: []byte(`{"always":"panic"}`)}, "smoke test: plugin slot: scan: guest trapped"},
 		{"spins on a scan", hostile, Options{Config: []byte(`{"always":"loop"}`), Timeout: 10 * time.Millisecond}, "smoke test: plugin slot: scan: plugin timed out"},
+		{"passes only the fixed smoke text", hostile, Options{Config: []byte(`{"smokeonly":true}`)}, "smoke test on generated input 1: plugin slot: scan failed: fails every real request"},
 		{"other name", hostile, Options{Name: "other"}, `options name "other"`},
 	}
 	s := newSlot(t, "minimal", Options{})

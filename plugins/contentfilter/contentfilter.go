@@ -159,6 +159,19 @@ type Filter struct {
 	allow *Filter
 }
 
+// Types returns the finding types f can report, sorted: one per configured
+// category, and BLOCKED_TERM if terms were configured. A plugin declares
+// them to the host when it is configured (sdk/ABI.md).
+func (f *Filter) Types() []string {
+	seen := map[string]bool{}
+	for _, g := range f.groups {
+		for _, p := range g.phrases {
+			seen[p.typ] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
+}
+
 // group is the terms that start with one folded word, longest first so the
 // longest match wins.
 type group struct {

@@ -110,6 +110,43 @@ static uint32_t le32(const uint8_t *p) {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* write_manifest leaves the manifest in the output, as sluice_configure must
+ * on success (sdk/ABI.md 4.4): {"types":[...]}, each distinct phrase type
+ * once. The host fails any scan whose result holds a type not listed. */
+#define MAX_TYPES 64
+static bool write_manifest(const pg_phrases *ps) {
+	uint32_t off[MAX_TYPES], len[MAX_TYPES], n = 0;
+	pg_buf_reset(&out);
+	pg_buf_str(&out, "{\"types\":[");
+	for (uint32_t i = 0; i < ps->nphrases; i++) {
+		const pg_phrase *p = &ps->phrases[i];
+		bool seen = false;
+		for (uint32_t j = 0; j < n && !seen; j++) {
+			seen = len[j] == p->type_len && memcmp(ps->pool + off[j], ps->pool + p->type_off, p->type_len) == 0;
+		}
+		if (seen) {
+			continue;
+		}
+		if (n == MAX_TYPES) {
+			fail_with("promptguard: the phrases name more than 64 finding types");
+			return false;
+		}
+		off[n] = p->type_off;
+		len[n] = p->type_len;
+		pg_buf_str(&out, n ? ",\"" : "\"");
+		pg_buf_add(&out, ps->pool + p->type_off, p->type_len);
+		pg_buf_add(&out, "\"", 1);
+		n++;
+	}
+	pg_buf_str(&out, "]}");
+	if (out.failed) {
+		fail_with("promptguard: out of memory");
+		return false;
+	}
+	set_output();
+	return true;
+}
+
 EXPORT("sluice_configure") int32_t sluice_configure(uint32_t ptr, uint32_t len) {
 	const uint8_t *json = NULL;
 	if (len > 0 && !(json = host_bytes(ptr, len))) {
@@ -134,9 +171,9 @@ EXPORT("sluice_configure") int32_t sluice_configure(uint32_t ptr, uint32_t len) 
 		free(config);
 	}
 	config = next;
-	pg_buf_reset(&out);
-	set_output();
-	out_len = 0; /* configure succeeded: empty output */
+	if (!write_manifest(config)) {
+		return 1;
+	}
 
 	pg_buf msg = {0};
 	pg_buf_str(&msg, "promptguard: ");

@@ -6,6 +6,7 @@ package abi
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -32,7 +33,7 @@ const (
 
 // Status codes returned by sluice_configure and sluice_scan.
 const (
-	StatusOK    = 0 // the output buffer holds the result (scan) or is empty (configure)
+	StatusOK    = 0 // the output buffer holds the result (scan) or the manifest (configure)
 	StatusError = 1 // the output buffer holds a UTF-8 error message
 )
 
@@ -46,6 +47,66 @@ const (
 
 // MaxTypeLen bounds a finding type; types are short upper-case identifiers.
 const MaxTypeLen = 64
+
+// Limits on what a plugin declares and returns (sdk/ABI.md, section 7.3).
+const (
+	// MaxTypes bounds the finding types a plugin may declare in its manifest.
+	MaxTypes = 64
+	// MaxFindings bounds the findings of one result.
+	MaxFindings = 16384
+	// MaxManifestBytes bounds the manifest document.
+	MaxManifestBytes = 8192
+)
+
+// AppendManifest appends the manifest document that sluice_configure leaves
+// in its output on success: {"types":["EMAIL","PHONE"]}. The types are
+// written as given; ParseManifest is what checks them.
+func AppendManifest(dst []byte, types []string) []byte {
+	dst = append(dst, `{"types":[`...)
+	for i, t := range types {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendJSONString(dst, t)
+	}
+	return append(dst, "]}"...)
+}
+
+// ParseManifest decodes a manifest document and checks it: a "types" array of
+// 0 to MaxTypes valid, distinct finding types, in at most MaxManifestBytes.
+// Its errors never quote the document, which the plugin chose.
+func ParseManifest(doc []byte) ([]string, error) {
+	if len(doc) == 0 {
+		return nil, errors.New(`no manifest: sluice_configure must leave {"types":[...]} in its output`)
+	}
+	if len(doc) > MaxManifestBytes {
+		return nil, fmt.Errorf("manifest of %d bytes exceeds the %d-byte limit", len(doc), MaxManifestBytes)
+	}
+	var m struct {
+		Types *[]string `json:"types"`
+	}
+	if err := json.Unmarshal(doc, &m); err != nil {
+		return nil, errors.New("manifest is not a JSON object with a \"types\" array of strings")
+	}
+	if m.Types == nil {
+		return nil, errors.New(`manifest has no "types" array`)
+	}
+	types := *m.Types
+	if len(types) > MaxTypes {
+		return nil, fmt.Errorf("manifest declares %d finding types, more than the %d allowed", len(types), MaxTypes)
+	}
+	seen := make(map[string]bool, len(types))
+	for i, t := range types {
+		if ValidType(t) != nil {
+			return nil, fmt.Errorf("manifest type %d is not 1 to %d characters of A-Z, 0-9 and _", i, MaxTypeLen)
+		}
+		if seen[t] {
+			return nil, fmt.Errorf("manifest declares type %s twice", t)
+		}
+		seen[t] = true
+	}
+	return types, nil
+}
 
 // TextsSize returns the number of bytes AppendTexts needs for texts.
 func TextsSize(texts []string) int {

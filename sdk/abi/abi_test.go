@@ -3,6 +3,7 @@ package abi
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -128,6 +129,43 @@ func TestAppendScore(t *testing.T) {
 		want := strconv.AppendFloat(nil, score, 'g', 4, 64)
 		if got := appendScore(nil, score); string(got) != string(want) {
 			t.Errorf("appendScore(%v) = %s, want %s", score, got, want)
+		}
+	}
+}
+
+func TestParseManifest(t *testing.T) {
+	many := make([]string, MaxTypes+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("T%d", i)
+	}
+	for _, tt := range []struct {
+		doc     string
+		want    []string
+		wantErr string
+	}{
+		{string(AppendManifest(nil, []string{"EMAIL", "PHONE"})), []string{"EMAIL", "PHONE"}, ""},
+		{`{"types":[]}`, []string{}, ""},
+		{`{ "types" : ["A"], "later": 1 }`, []string{"A"}, ""},
+		{``, nil, "no manifest"},
+		{`{"findings":[]}`, nil, `no "types" array`},
+		{`{"types":"EMAIL"}`, nil, "not a JSON object"},
+		{`{"types":["EMAIL","email; drop"]}`, nil, "manifest type 1 is not"},
+		{`{"types":["EMAIL","EMAIL"]}`, nil, "declares type EMAIL twice"},
+		{string(AppendManifest(nil, many)), nil, "declares 65 finding types, more than the 64 allowed"},
+		{`{"types":["` + strings.Repeat("A", MaxManifestBytes) + `"]}`, nil, "exceeds the 8192-byte limit"},
+	} {
+		got, err := ParseManifest([]byte(tt.doc))
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("ParseManifest(%.40s) error = %v, want one containing %q", tt.doc, err, tt.wantErr)
+			}
+			if err != nil && strings.Contains(err.Error(), "drop") {
+				t.Errorf("ParseManifest error %q quotes the document", err)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("ParseManifest(%s) = %v, %v; want %v", tt.doc, got, err, tt.want)
 		}
 	}
 }

@@ -11,17 +11,25 @@
 //
 //	import "github.com/sluicehq/sluice/sdk/guest"
 //
-//	func init() { guest.Register(newScanner) }
+//	func init() {
+//		guest.DeclareTypes("EMAIL") // every type the Scanner may report
+//		guest.Register(newScanner)
+//	}
 //
 //	func main() {} // required by the toolchain, never called in a reactor
 //
 // Register must be called from an init function: the host configures the
 // plugin right after the module's _initialize, which is when init functions run.
+// The host checks every finding's type against those declared with
+// DeclareTypes, and puts the module back to its configured state before every
+// scan (sdk/ABI.md, section 3.1): a Scanner keeps nothing from one call to the
+// next.
 package guest
 
 import (
 	"errors"
 	"fmt"
+	"runtime"
 
 	"github.com/sluicehq/sluice/sdk/abi"
 )
@@ -42,6 +50,15 @@ type Scanner func(texts [][]byte) ([]Finding, error)
 // plugin instance; an error makes the plugin fail to load, with the message shown
 // to the operator.
 type NewScanner func(config []byte) (Scanner, error)
+
+// DeclareTypes declares the finding types the plugin reports: the host fails
+// any call whose result holds a type that was not declared (sdk/ABI.md,
+// section 4.4). Call it from init, or from the NewScanner when the types
+// depend on the configuration; the declaration in force when NewScanner
+// returns is the plugin's manifest. At most 64 types.
+func DeclareTypes(types ...string) {
+	plugin.types = append(plugin.types[:0], types...)
+}
 
 // Register installs the plugin's constructor. Call it exactly once, from init.
 func Register(newScanner NewScanner) {
@@ -73,6 +90,7 @@ var plugin state
 
 type state struct {
 	newScanner NewScanner
+	types      []string // declared with DeclareTypes
 	scan       Scanner
 	texts      [][]byte
 	result     resultEncoder
@@ -95,9 +113,39 @@ func (s *state) configure(config []byte) int32 {
 	if scan == nil {
 		return s.fail(errors.New("configure: constructor returned a nil Scanner"))
 	}
+	for _, t := range s.types {
+		if err := abi.ValidType(t); err != nil {
+			return s.fail(fmt.Errorf("configure: DeclareTypes: %w", err))
+		}
+	}
+	if len(s.types) > abi.MaxTypes {
+		return s.fail(fmt.Errorf("configure: DeclareTypes: %d types, more than the %d allowed", len(s.types), abi.MaxTypes))
+	}
 	s.scan = scan
+	// The manifest: what the host checks every finding's type against.
+	s.out = abi.AppendManifest(nil, s.types)
+	reserveHeap()
 	return abi.StatusOK
 }
+
+// heapReserve is the free heap configure leaves behind (see reserveHeap).
+const heapReserve = 4 << 20
+
+// reserveHeap grows the Go heap by heapReserve and frees it again. The host
+// puts the module back to its state after configure before every scan
+// (sdk/ABI.md, section 3.1), and replaces an instance whose scan grew its
+// memory, which costs milliseconds; a heap with room to spare in that state
+// lets scans that allocate, such as those of a PII-dense prompt, run without
+// growing it. The memory it takes is virtual until a scan uses it.
+func reserveHeap() {
+	b := make([]byte, heapReserve)
+	keep = b
+	keep = nil
+	runtime.GC()
+}
+
+// keep makes reserveHeap's allocation escape to the heap.
+var keep []byte
 
 // scanInput implements sluice_scan.
 func (s *state) scanInput(input []byte) int32 {

@@ -91,8 +91,10 @@ var unreachable = []byte{0x00}
 // outputOf returns an sluice_output body that points at the module's data.
 func outputOf(data string) []byte { return i64Const(dataAt<<32 | int64(len(data))) }
 
-// emptyResult is the result document of a scan that found nothing.
-const emptyResult = `{"findings":[]}`
+// emptyResult is the result document of a scan that found nothing. The
+// modules of these tests return one output for every call, so it is also
+// their manifest (sdk/ABI.md 4.4): each reader ignores the other's field.
+const emptyResult = `{"types":["X"],"findings":[]}`
 
 // abiFuncs returns the exports of a minimal ABI v1 module whose every scan
 // returns result, and whose configure accepts anything, even invalid JSON.

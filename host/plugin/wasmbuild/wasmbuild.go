@@ -40,7 +40,9 @@ const (
 	// HostileRaw is a hand-written ABI v1 module whose first scanned text
 	// picks a breach of the contract: "!oob" (result outside memory), "!big"
 	// (result over the 16 MiB limit), "!trap", "!grow" (memory until the
-	// limit, then a trap), "!spin", "!json" (a result that is not JSON); any
+	// limit, then a trap), "!spin", "!json" (a result that is not JSON),
+	// "!fill" (2,000 memory.fill calls of 16 MiB), "!recurse" (a function
+	// that calls itself twice per level, 40 levels deep, with no loop); any
 	// other text gets an empty result.
 	HostileRaw = "raw"
 	// HostileABIv2 declares ABI version 2: refused at load.
@@ -53,6 +55,12 @@ const (
 	// HostileSpinInit never returns from _initialize: the load fails after
 	// its set-up deadline (2 s by default).
 	HostileSpinInit = "spin-init"
+	// HostileStartSpin has a start function that never returns: the load
+	// fails after its set-up deadline.
+	HostileStartSpin = "start-spin"
+	// HostileUndeclaredGlobal writes a global it does not declare, so it is
+	// not a valid module: refused at load before the host rewrites it.
+	HostileUndeclaredGlobal = "undeclared-global"
 )
 
 // HostilePath returns the absolute path of the hostile test module name (one

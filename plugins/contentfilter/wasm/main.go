@@ -16,6 +16,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
+		guest.DeclareTypes(f.Types()...)
 		var found []contentfilter.Finding
 		var out []guest.Finding
 		return func(texts [][]byte) ([]guest.Finding, error) {

@@ -10,6 +10,7 @@ import (
 )
 
 func init() {
+	guest.DeclareTypes(pii.Types...)
 	guest.Register(func(config []byte) (guest.Scanner, error) {
 		s, err := pii.New(config)
 		if err != nil {
