@@ -218,8 +218,9 @@ type collected struct {
 	// collected: their spans in the body, and each one's decoded bytes.
 	nested []nestedDoc
 
-	arena textArena
-	hint  int
+	arena   textArena
+	hint    int
+	dropped func(keyStart int) bool // see collect
 }
 
 // textRef is where a text sits: a span of the body, or of a nested document
@@ -252,23 +253,9 @@ const maxNested = 1024
 // their key) that will not be sent, whose texts are therefore not collected.
 func (c *collected) collect(body []byte, schema *node, dropped func(keyStart int) bool) {
 	c.hint = min(len(body), arenaHint)
+	c.dropped = dropped
 	s := scanner{buf: body}
-	if dropped == nil || s.peek() != '{' {
-		c.walk(&s, schema, NotMessage, -1, -1)
-		return
-	}
-	s.open()
-	for i := 0; s.more(i == 0, '}'); i++ {
-		ks, ke, kesc := s.key()
-		if s.bad {
-			return
-		}
-		if dropped(ks) {
-			s.skip()
-			continue
-		}
-		c.member(&s, schema, ks, ke, kesc, NotMessage, -1, -1)
-	}
+	c.walk(&s, schema, NotMessage, -1, -1)
 }
 
 // member walks the value of the member whose key is at [ks, ke) of an object
@@ -312,10 +299,15 @@ func (c *collected) walk(s *scanner, n *node, msg, parent, part int) {
 			return
 		}
 		s.open()
+		top := parent < 0 && s.depth == 1
 		for i := 0; s.more(i == 0, '}'); i++ {
 			ks, ke, kesc := s.key()
 			if s.bad {
 				return
+			}
+			if top && c.dropped != nil && c.dropped(ks) {
+				s.skip()
+				continue
 			}
 			c.member(s, n, ks, ke, kesc, msg, parent, part)
 		}

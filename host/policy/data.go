@@ -33,27 +33,7 @@ func isDataFile(name string) bool {
 // readDataFiles reads the data files of fsys, hidden names excepted, in
 // lexical order, for the revision: loadData parses them.
 func readDataFiles(fsys fs.FS) ([]regoFile, error) {
-	var files []regoFile
-	err := fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if name != "." && strings.HasPrefix(d.Name(), ".") {
-			if d.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if d.IsDir() || !isDataFile(name) {
-			return nil
-		}
-		src, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return err
-		}
-		files = append(files, regoFile{name: name, src: src})
-		return nil
-	})
+	files, err := readFiles(fsys, isDataFile)
 	if err != nil {
 		return nil, fmt.Errorf("read data files: %w", err)
 	}

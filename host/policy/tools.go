@@ -421,21 +421,35 @@ func readRegoFiles(fsys fs.FS, tests bool) ([]regoFile, error) {
 	if fsys == nil {
 		return nil, errors.New("no policy file system")
 	}
+	files, err := readFiles(fsys, func(name string) bool {
+		return path.Ext(name) == ".rego" && (tests || !isTestFile(name))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read policies: %w", err)
+	}
+	if len(files) == 0 {
+		return nil, errors.New("no .rego files found")
+	}
+	return files, nil
+}
+
+// readFiles reads the files of fsys whose names keep accepts, in lexical
+// order. Hidden names are editors' and tools' business and are skipped: lock
+// files such as .#authz.rego, and the ..data folders of a mounted Kubernetes
+// ConfigMap, which would otherwise load every file twice.
+func readFiles(fsys fs.FS, keep func(name string) bool) ([]regoFile, error) {
 	var files []regoFile
 	err := fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		// Hidden names are editors' and tools' business: lock files such as
-		// .#authz.rego, and the ..data folders of a mounted Kubernetes
-		// ConfigMap, which would otherwise load every policy twice.
 		if name != "." && strings.HasPrefix(d.Name(), ".") {
 			if d.IsDir() {
 				return fs.SkipDir
 			}
 			return nil
 		}
-		if d.IsDir() || path.Ext(name) != ".rego" || (!tests && isTestFile(name)) {
+		if d.IsDir() || !keep(name) {
 			return nil
 		}
 		src, err := fs.ReadFile(fsys, name)
@@ -445,13 +459,7 @@ func readRegoFiles(fsys fs.FS, tests bool) ([]regoFile, error) {
 		files = append(files, regoFile{name: name, src: src})
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("read policies: %w", err)
-	}
-	if len(files) == 0 {
-		return nil, errors.New("no .rego files found")
-	}
-	return files, nil
+	return files, err
 }
 
 func isTestFile(name string) bool { return strings.HasSuffix(name, "_test.rego") }
