@@ -387,7 +387,7 @@ func TestConcurrentRequestsAdmitExactly(t *testing.T) {
 
 func TestReportMatchesUsageSeen(t *testing.T) {
 	h := newHarness(t, open)
-	second := h.createClient("other", "finance")
+	second := h.createClient("second", "finance")
 	ctx := context.Background()
 	var seen int64
 	for i, key := range []string{h.key, h.key, second} {

@@ -277,12 +277,23 @@ func checkTime(what string, t time.Time) error {
 	return nil
 }
 
+// Reserved is a name no client or department may take: it is the label
+// value the metrics give everything beyond their caps (metrics.Other), so a
+// client named so would hide among the overflow, or be blamed for it.
+const Reserved = "other"
+
 func validateClient(c Client) error {
 	if err := checkID("client id", c.ID); err != nil {
 		return err
 	}
+	if strings.EqualFold(c.ID, Reserved) {
+		return invalid("client id %q is reserved", c.ID)
+	}
 	if strings.TrimSpace(c.Department) == "" {
 		return invalid("client %q: department is empty", c.ID)
+	}
+	if strings.EqualFold(strings.TrimSpace(c.Department), Reserved) {
+		return invalid("client %q: department %q is reserved", c.ID, c.Department)
 	}
 	if strings.TrimSpace(c.Tier) == "" {
 		return invalid("client %q: tier is empty", c.ID)
