@@ -6,6 +6,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
+	"math/bits"
 	"time"
 )
 
@@ -272,10 +274,45 @@ func (c *Config) Model(name string) (Model, bool) {
 	return Model{}, false
 }
 
-// CostMicros is the price in millionths of a dollar of the given token counts.
-func (m Model) CostMicros(prompt, completion int64) int64 {
-	// Prices are dollars per million tokens, so tokens × price is micro-dollars.
-	return int64(float64(prompt)*m.InputPerMillion + float64(completion)*m.OutputPerMillion + 0.5)
+// CostNanos is the price in billionths of a dollar (nano-dollars) of the
+// given token counts. A price of dollars per million tokens with up to three
+// decimals (every published price so far) is a whole number of nano-dollars
+// per token, so the cost is exact whatever the request's size: 10,000
+// requests of 16 tokens cost what one of 160,000 does. A finer price is
+// rounded to the nearest nano-dollar per request, half a nano-dollar at most.
+// Token counts are clamped at 0; a cost beyond an int64 saturates.
+func (m Model) CostNanos(prompt, completion int64) int64 {
+	in, out := NanosPerMillion(m.InputPerMillion), NanosPerMillion(m.OutputPerMillion)
+	// tokens × nano-dollars per million tokens is in millionths of a
+	// nano-dollar: 128 bits hold it for any int64 operands.
+	hiA, loA := bits.Mul64(uint64(max(prompt, 0)), in)
+	hiB, loB := bits.Mul64(uint64(max(completion, 0)), out)
+	lo, carry := bits.Add64(loA, loB, 0)
+	hi, over := bits.Add64(hiA, hiB, carry)
+	lo, carry = bits.Add64(lo, 500_000, 0) // round half up
+	hi, over2 := bits.Add64(hi, 0, carry)
+	if over != 0 || over2 != 0 || hi >= 1_000_000 {
+		return math.MaxInt64
+	}
+	q, _ := bits.Div64(hi, lo, 1_000_000)
+	if q > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(q)
+}
+
+// NanosPerMillion is a price in dollars per million tokens as nano-dollars
+// per million tokens, rounded to the nearest: exact for any price written
+// with up to nine decimals.
+func NanosPerMillion(usd float64) uint64 {
+	if usd <= 0 || math.IsNaN(usd) {
+		return 0
+	}
+	n := math.Round(usd * 1e9)
+	if n >= math.MaxUint64/2 {
+		return math.MaxUint64 / 2
+	}
+	return uint64(n)
 }
 
 func (c *Config) String() string { return fmt.Sprintf("config(%s)", c.dir) }

@@ -310,11 +310,11 @@ func (r *Redis) Reserve(ctx context.Context, scopes []Scope, cost Cost) (Reserva
 	}
 	var keys [MaxScopes]string
 	args := make([]any, 4, 4+5*len(scopes))
-	args[0], args[1], args[2], args[3] = r.window, keyTTL, cost.Tokens, cost.Micros
+	args[0], args[1], args[2], args[3] = r.window, keyTTL, cost.Tokens, cost.Nanos
 	for i := range scopes {
 		keys[i] = r.key(scopes[i].Key)
 		l := &scopes[i].Limits
-		args = append(args, l.RPM, l.TPM, l.DailyTokens, l.MonthlyTokens, l.MonthlyMicros)
+		args = append(args, l.RPM, l.TPM, l.DailyTokens, l.MonthlyTokens, l.MonthlyNanos)
 	}
 	vals, err := reserveScript.Run(ctx, r.client, keys[:len(scopes)], args...).Int64Slice()
 	if err == nil && len(vals) != 3+8*len(scopes) {
@@ -332,7 +332,7 @@ func (r *Redis) Reserve(ctx context.Context, scopes []Scope, cost Cost) (Reserva
 		v := vals[3+8*i:]
 		masks[i] = uint8(v[0])
 		snaps[i] = counters{win: p.win, reqPrev: v[1], reqCur: v[2], tokPrev: v[3], tokCur: v[4],
-			day: p.day, dayTokens: v[5], month: p.month, monthTokens: v[6], monthMicros: v[7]}
+			day: p.day, dayTokens: v[5], month: p.month, monthTokens: v[6], monthNanos: v[7]}
 	}
 	n := len(scopes)
 	res := result(scopes, snaps[:n], masks[:n], cost, &p)
@@ -388,7 +388,7 @@ func (r *Redis) commit(res Reservation, used Cost) {
 		r.deferCommit(&res, used)
 		return
 	}
-	if used.Tokens < res.cost.Tokens || used.Micros < res.cost.Micros {
+	if used.Tokens < res.cost.Tokens || used.Nanos < res.cost.Nanos {
 		// Room came back: a cached denial of these scopes may be stale.
 		for _, k := range res.keys[:res.n] {
 			r.cache.Del(k)
@@ -416,7 +416,7 @@ func (r *Redis) runCommit(ctx context.Context, res *Reservation, used Cost, wind
 		w = 1
 	}
 	return commitScript.Run(ctx, r.client, keys[:res.n], r.window, keyTTL,
-		res.cost.Tokens, res.cost.Micros, used.Tokens, used.Micros, res.win, res.day, res.month, w).Err()
+		res.cost.Tokens, res.cost.Nanos, used.Tokens, used.Nanos, res.win, res.day, res.month, w).Err()
 }
 
 // Peek implements Backend, in one script call.
@@ -445,7 +445,7 @@ func (r *Redis) Peek(ctx context.Context, keys ...string) ([]Usage, error) {
 	for i := range keys {
 		v := vals[2+7*i:]
 		c := counters{win: p.win, reqPrev: v[0], reqCur: v[1], tokPrev: v[2], tokCur: v[3],
-			day: p.day, dayTokens: v[4], month: p.month, monthTokens: v[5], monthMicros: v[6]}
+			day: p.day, dayTokens: v[4], month: p.month, monthTokens: v[5], monthNanos: v[6]}
 		out[i] = c.usage(&p)
 	}
 	return out, nil
@@ -589,7 +589,7 @@ func (r *Redis) cached(scopes []Scope, cost Cost) (Result, bool) {
 		case KindRPM:
 			d.Need = 1
 		case KindMonthlyMoney:
-			d.Need = cost.Micros
+			d.Need = cost.Nanos
 		}
 		w := Window{Limit: limit, Remaining: 0, Reset: d.RetryAfter}
 		st := Status{Scope: s.Name}
@@ -618,7 +618,7 @@ func (r *Redis) remember(scopes []Scope, snaps []counters, masks []uint8, p *per
 				continue
 			}
 			// Exhausted for the smallest request, not just for this one.
-			d := candidate(&scopes[i], &snaps[i], kind, Cost{Tokens: 1, Micros: 1}, p)
+			d := candidate(&scopes[i], &snaps[i], kind, Cost{Tokens: 1, Nanos: 1}, p)
 			if !over(d.Used, 1, d.Limit) || d.tooLarge {
 				continue
 			}
@@ -646,7 +646,7 @@ func limitOf(l *Limits, k Kind) int64 {
 	case KindMonthlyTokens:
 		return l.MonthlyTokens
 	default:
-		return l.MonthlyMicros
+		return l.MonthlyNanos
 	}
 }
 
@@ -668,9 +668,9 @@ func (r *Redis) deferCommit(res *Reservation, used Cost) {
 		r.pending[k] = e
 	}
 	e.reserved.Tokens += res.cost.Tokens
-	e.reserved.Micros += res.cost.Micros
+	e.reserved.Nanos += res.cost.Nanos
 	e.used.Tokens += used.Tokens
-	e.used.Micros += used.Micros
+	e.used.Nanos += used.Nanos
 	e.count++
 	r.pendingMu.Unlock()
 	r.commitsDeferred.Add(1)
@@ -747,9 +747,9 @@ func (r *Redis) putBack(batch map[pendingKey]*pendingCommit) {
 			continue
 		}
 		cur.reserved.Tokens += e.reserved.Tokens
-		cur.reserved.Micros += e.reserved.Micros
+		cur.reserved.Nanos += e.reserved.Nanos
 		cur.used.Tokens += e.used.Tokens
-		cur.used.Micros += e.used.Micros
+		cur.used.Nanos += e.used.Nanos
 		cur.count += e.count
 	}
 }

@@ -99,12 +99,12 @@ return out`)
 func TestRedisOneRoundTripPerCall(t *testing.T) {
 	r := newTestRedis(t, RedisOptions{})
 	rt := countRoundTrips(r)
-	c, dp := client(Limits{RPM: 100, TPM: 10_000, DailyTokens: 10_000}), dept(Limits{MonthlyMicros: 1 << 30})
-	res, _ := mustAdmit(t, r, Cost{Tokens: 100, Micros: 10}, c, dp)
+	c, dp := client(Limits{RPM: 100, TPM: 10_000, DailyTokens: 10_000}), dept(Limits{MonthlyNanos: 1 << 30})
+	res, _ := mustAdmit(t, r, Cost{Tokens: 100, Nanos: 10}, c, dp)
 	if n := rt.n.Load(); n != 1 {
 		t.Fatalf("reserve cost %d round trips, want 1", n)
 	}
-	r.Commit(res, Cost{Tokens: 50, Micros: 5})
+	r.Commit(res, Cost{Tokens: 50, Nanos: 5})
 	if n := rt.n.Load(); n != 2 {
 		t.Fatalf("commit cost %d round trips, want 1", n-1)
 	}
@@ -115,7 +115,7 @@ func TestRedisOneRoundTripPerCall(t *testing.T) {
 	if n := rt.n.Load(); n != 3 {
 		t.Fatalf("peek of two scopes cost %d round trips, want 1", n-2)
 	}
-	if u[0].DayTokens != 50 || u[1].MonthMicros != 5 {
+	if u[0].DayTokens != 50 || u[1].MonthNanos != 5 {
 		t.Fatalf("usage after commit = %+v", u)
 	}
 	ttl, err := r.client.TTL(t.Context(), r.key(c.Key)).Result()
@@ -476,5 +476,36 @@ func TestRedisCircuitOpensAfterFailuresInARow(t *testing.T) {
 		if down := r.Stats().Down; down != (i == tripAfter) {
 			t.Fatalf("after %d failures in a row Down = %v", i, down)
 		}
+	}
+}
+
+// A scope's hash written before money was counted in nano-dollars holds the
+// month's spend in micro-dollars (mm): it is carried over, not reset.
+func TestRedisCarriesMicroDollarSpendOver(t *testing.T) {
+	r := newTestRedis(t, RedisOptions{})
+	ctx := t.Context()
+	s := Scope{Name: "client", Key: "client:upgraded", Limits: Limits{MonthlyNanos: 1_000_000}}
+	mustAdmit(t, r, Cost{Tokens: 1}, s)
+	key := r.key(s.Key)
+	if err := r.client.HDel(ctx, key, "mn").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.client.HSet(ctx, key, "mm", 700).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if u := peek(t, r, s.Key); u.MonthNanos != 700_000 {
+		t.Fatalf("month spend after the upgrade = %d nano-dollars, want 700000", u.MonthNanos)
+	}
+	// $0.0007 of $0.001 spent: $0.0004 more does not fit.
+	if _, out, err := r.Reserve(ctx, []Scope{s}, Cost{Tokens: 1, Nanos: 400_000}); err != nil || out.Denial == nil {
+		t.Fatalf("a request over the carried-over spend was admitted (err %v)", err)
+	}
+	mustAdmit(t, r, Cost{Tokens: 1, Nanos: 200_000}, s)
+	h, err := r.client.HGetAll(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h["mn"] != "900000" || h["mm"] != "" {
+		t.Fatalf("hash after a charge = %v, want mn 900000 and no mm", h)
 	}
 }

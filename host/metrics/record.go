@@ -48,7 +48,7 @@ type Request struct {
 	Code       string // decision or error code, "" when none
 
 	PromptTokens, CompletionTokens int64
-	CostMicros                     int64 // millionths of a US dollar
+	CostNanos                      int64 // billionths of a US dollar
 
 	Stages Stages
 }
@@ -87,8 +87,8 @@ func (m *Metrics) Record(r *Request) {
 	if r.CompletionTokens > 0 {
 		s.completion.Add(float64(r.CompletionTokens))
 	}
-	if r.CostMicros > 0 {
-		s.cost.Add(float64(r.CostMicros) / 1e6)
+	if r.CostNanos > 0 {
+		s.cost.Add(float64(r.CostNanos) / 1e9)
 	}
 	for st, d := range r.Stages {
 		if d > 0 {

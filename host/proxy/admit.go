@@ -157,7 +157,7 @@ var inputHeaders = policy.InputHeaders()
 
 func counters(u limits.Usage) policy.Counters {
 	return policy.Counters{RequestsMinute: u.MinuteRequests, TokensMinute: u.MinuteTokens, TokensToday: u.DayTokens,
-		TokensMonth: u.MonthTokens, SpendMonthMicros: u.MonthMicros}
+		TokensMonth: u.MonthTokens, SpendMonthMicros: u.MonthNanos / nanosPerMicro}
 }
 
 func limitsUnavailable() *api.Error {

@@ -166,7 +166,7 @@ func (g *Gateway) serveChat(ctx *fasthttp.RequestCtx, x *exchange) {
 		g.fail(ctx, x, aerr)
 		return
 	}
-	estimate := limits.Cost{Tokens: prompt + reply, Micros: target.Model.CostMicros(prompt, reply)}
+	estimate := limits.Cost{Tokens: prompt + reply, Nanos: target.Model.CostNanos(prompt, reply)}
 	up, res, ok := g.forward(ctx, x, target, dec, found, req, req.Texts, estimate, upstream.EndpointChat, req.Stream)
 	if !ok {
 		return
@@ -210,7 +210,7 @@ func (g *Gateway) serveEmbeddings(ctx *fasthttp.RequestCtx, x *exchange) {
 		g.fail(ctx, x, aerr)
 		return
 	}
-	estimate := limits.Cost{Tokens: prompt, Micros: target.Model.CostMicros(prompt, 0)}
+	estimate := limits.Cost{Tokens: prompt, Nanos: target.Model.CostNanos(prompt, 0)}
 	up, res, ok := g.forward(ctx, x, target, dec, found, req, req.Texts, estimate, upstream.EndpointEmbeddings, false)
 	if !ok {
 		return
@@ -359,5 +359,5 @@ func ClientScope(id string) string       { return "client:" + id }
 func DepartmentScope(dept string) string { return "dept:" + dept }
 
 func limitsOf(l policy.Limits) limits.Limits {
-	return limits.Limits{RPM: l.RPM, TPM: l.TPM, DailyTokens: l.DailyTokens, MonthlyTokens: l.MonthlyTokens, MonthlyMicros: l.MonthlySpendMicros}
+	return limits.Limits{RPM: l.RPM, TPM: l.TPM, DailyTokens: l.DailyTokens, MonthlyTokens: l.MonthlyTokens, MonthlyNanos: microsToNanos(l.MonthlySpendMicros)}
 }

@@ -17,7 +17,7 @@ import (
 
 func (g *Gateway) charge(x *exchange, t upstream.Target, u api.Usage) {
 	x.ev.PromptTokens, x.ev.CompletionTokens, x.ev.TotalTokens = u.PromptTokens, u.CompletionTokens, u.TotalTokens
-	x.ev.CostMicros = t.Model.CostMicros(u.PromptTokens, u.CompletionTokens)
+	x.ev.CostNanos = t.Model.CostNanos(u.PromptTokens, u.CompletionTokens)
 }
 
 // fail answers with an OpenAI-shaped error and records the request.
@@ -43,7 +43,7 @@ func (g *Gateway) record(x *exchange) {
 	g.metrics.Record(&metrics.Request{
 		Endpoint: x.ev.Endpoint, Department: x.ev.Department, Client: x.ev.ClientID, Model: x.ev.Model,
 		Status: x.ev.Status, Code: x.ev.Code,
-		PromptTokens: x.ev.PromptTokens, CompletionTokens: x.ev.CompletionTokens, CostMicros: x.ev.CostMicros,
+		PromptTokens: x.ev.PromptTokens, CompletionTokens: x.ev.CompletionTokens, CostNanos: x.ev.CostNanos,
 		Stages: x.stages,
 	})
 	x.upstreamSpan.End()
@@ -76,7 +76,7 @@ func (g *Gateway) logAccess(ev *store.UsageEvent, decisionID string, st *metrics
 		slog.String("findings", ev.Findings),
 		slog.Int64("prompt_tokens", ev.PromptTokens),
 		slog.Int64("completion_tokens", ev.CompletionTokens),
-		slog.Int64("cost_micros", ev.CostMicros),
+		slog.Int64("cost_nanos", ev.CostNanos),
 		slog.String("usage_source", ev.UsageSource),
 		slog.Int64("latency_ms", ev.LatencyMS),
 		// Time in each step, in microseconds; a step that did not run is 0.

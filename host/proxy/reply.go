@@ -70,7 +70,7 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 	}
 	// The tokens are spent whether or not the reply phase lets the reply through.
 	g.charge(x, t, u)
-	g.limiter.Commit(res, limits.Cost{Tokens: u.TotalTokens, Micros: x.ev.CostMicros})
+	g.limiter.Commit(res, limits.Cost{Tokens: u.TotalTokens, Nanos: x.ev.CostNanos})
 	body := up.Body
 	if x.ev.Endpoint == pathChat {
 		var aerr *api.Error
@@ -173,7 +173,7 @@ func (g *Gateway) stream(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 			x.ev.UsageSource = store.UsageEstimated
 		}
 		g.charge(x, t, usage)
-		g.limiter.Commit(res, limits.Cost{Tokens: usage.TotalTokens, Micros: x.ev.CostMicros})
+		g.limiter.Commit(res, limits.Cost{Tokens: usage.TotalTokens, Nanos: x.ev.CostNanos})
 		g.record(x)
 	})
 }

@@ -2,10 +2,17 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+
+	"github.com/valyala/fasthttp"
 )
 
 // TestFilesAreOwnerOnly starts Sluice with everything it writes under its
@@ -67,4 +74,72 @@ func TestReservedLabelIsNoClientID(t *testing.T) {
 			t.Errorf("POST /admin/clients %s: %d %s, want 400", body, status, resp)
 		}
 	}
+}
+
+// TestTinyRequestsAreBilledExactly sends 10,000 embeddings requests of a
+// few tokens each through the gateway. At $0.02 per million tokens each
+// costs well under a micro-dollar: a ledger that rounds each request to whole
+// micro-dollars bills them $0. The report must bill the month what its
+// tokens cost, to the nano-dollar.
+func TestTinyRequestsAreBilledExactly(t *testing.T) {
+	n := 10_000
+	if testing.Short() {
+		n = 1_000
+	}
+	h := newHarness(t, open)
+	body := []byte(`{"model":"text-embedding-3-small","input":"alpha beta gamma delta"}`)
+	c := &fasthttp.Client{MaxConnsPerHost: 8}
+	var (
+		wg     sync.WaitGroup
+		failed atomic.Int64
+		next   atomic.Int64
+	)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			for next.Add(1) <= int64(n) {
+				req.Reset()
+				req.SetRequestURI("http://" + h.srv.Addr() + "/v1/embeddings")
+				req.Header.SetMethod("POST")
+				req.Header.Set("Authorization", "Bearer "+h.key)
+				req.SetBody(body)
+				if err := c.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if f := failed.Load(); f > 0 {
+		t.Fatalf("%d of %d requests failed", f, n)
+	}
+	if err := h.srv.Ledger().Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	status, out := h.admin("GET", "/admin/usage?group_by=client&format=json", "")
+	if status != 200 {
+		t.Fatalf("usage report %d %s", status, out)
+	}
+	var rows []struct {
+		Client      string          `json:"client"`
+		Requests    int64           `json:"requests"`
+		TotalTokens int64           `json:"total_tokens"`
+		Cost        json.RawMessage `json:"cost_usd"`
+	}
+	if err := json.Unmarshal(out, &rows); err != nil || len(rows) != 1 {
+		t.Fatalf("report %s: %v", out, err)
+	}
+	r := rows[0]
+	// $0.02 per million tokens is 20 nano-dollars a token.
+	nanos := r.TotalTokens * 20
+	want := fmt.Sprintf("%d.%09d", nanos/1e9, nanos%1e9)
+	want = strings.TrimRight(want, "0")
+	if got := strings.TrimRight(string(r.Cost), "0"); r.Requests != int64(n) || got != want || r.TotalTokens < int64(n) {
+		t.Fatalf("%d requests of %d tokens billed $%s, want $%s", r.Requests, r.TotalTokens, r.Cost, want)
+	}
+	t.Logf("%d requests, %d tokens, billed $%s", r.Requests, r.TotalTokens, r.Cost)
 }

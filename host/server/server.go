@@ -625,7 +625,7 @@ func seedLimits(ctx context.Context, st store.Store, m *limits.Memory, now time.
 		thisMonth, today, lastMinute := r.Windows[0], r.Windows[1], r.Windows[2]
 		m.Seed(key, limits.Usage{
 			MinuteRequests: lastMinute.Requests, MinuteTokens: lastMinute.TotalTokens,
-			DayTokens: today.TotalTokens, MonthTokens: thisMonth.TotalTokens, MonthMicros: thisMonth.CostMicros,
+			DayTokens: today.TotalTokens, MonthTokens: thisMonth.TotalTokens, MonthNanos: thisMonth.CostNanos,
 		})
 	}
 	return nil

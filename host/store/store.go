@@ -82,7 +82,7 @@ type UsageEvent struct {
 	Stream     bool
 
 	PromptTokens, CompletionTokens, TotalTokens int64
-	CostMicros                                  int64 // millionths of a US dollar
+	CostNanos                                   int64 // billionths of a US dollar (nano-dollars)
 
 	LatencyMS int64
 	Status    int
@@ -113,14 +113,14 @@ type ReportQuery struct {
 type ReportRow struct {
 	Group                                    string
 	Requests, PromptTokens, CompletionTokens int64
-	TotalTokens, CostMicros                  int64
+	TotalTokens, CostNanos                   int64
 }
 
 // UsageTotal is one client's usage since some instant, used to rebuild the
 // in-process rate and budget counters at start.
 type UsageTotal struct {
-	ClientID, Department              string
-	Requests, TotalTokens, CostMicros int64
+	ClientID, Department             string
+	Requests, TotalTokens, CostNanos int64
 }
 
 // SeriesQuery selects ledger events in [From, To) and sums them per time
@@ -157,7 +157,7 @@ const (
 // Usage is what a scope used in one window. Requests counts the requests that
 // reached a model (see UsageSince).
 type Usage struct {
-	Requests, TotalTokens, CostMicros int64
+	Requests, TotalTokens, CostNanos int64
 }
 
 // ScopeUsage is one client's or one department's usage in each window asked
@@ -344,7 +344,7 @@ func validateUsage(ev UsageEvent) error {
 		return err
 	}
 	if ev.PromptTokens < 0 || ev.CompletionTokens < 0 || ev.TotalTokens < 0 ||
-		ev.CostMicros < 0 || ev.LatencyMS < 0 {
+		ev.CostNanos < 0 || ev.LatencyMS < 0 {
 		return invalid("usage event %q: negative token count, cost or latency", ev.RequestID)
 	}
 	switch ev.UsageSource {

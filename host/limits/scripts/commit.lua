@@ -1,8 +1,8 @@
 -- commit replaces a reservation's estimate with the real use (see
 -- counters.reconcile).
 -- KEYS: the reservation's scope hashes.
--- ARGV: window ms, ttl s, reserved tokens, reserved micros, used tokens, used
--- micros, the reservation's window, day and month, and 1 to reconcile the
+-- ARGV: window ms, ttl s, reserved tokens, reserved nanos, used tokens, used
+-- nanos, the reservation's window, day and month, and 1 to reconcile the
 -- minute windows too (0 for a late replay, which must touch budgets only).
 local window, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local rt, rm, ut, um = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -28,10 +28,10 @@ for _, key in ipairs(KEYS) do
     if rday == c.d then c.dt = math.max(0, c.dt + dt) else c.dt = c.dt + ut end
     if rmonth == c.m then
       c.mt = math.max(0, c.mt + dt)
-      c.mm = math.max(0, c.mm + dm)
+      c.mn = math.max(0, c.mn + dm)
     else
       c.mt = c.mt + ut
-      c.mm = c.mm + um
+      c.mn = c.mn + um
     end
     store(key, c, ttl)
   end

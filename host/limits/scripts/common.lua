@@ -31,13 +31,21 @@ local function now(window)
   return {sec = sec, usec = usec, win = win, into = ms - win * window, day = day, month = month_of(day)}
 end
 
-local fields = {'w', 'rp', 'rc', 'tp', 'tc', 'd', 'dt', 'm', 'mt', 'mm'}
+-- mn is the month's money in nano-dollars. Lua counts in doubles: exact to
+-- 2^53 nano-dollars, about nine million dollars a scope a month.
+local fields = {'w', 'rp', 'rc', 'tp', 'tc', 'd', 'dt', 'm', 'mt', 'mn'}
 
--- load reads a scope's counters and rolls them to the current period.
+-- load reads a scope's counters and rolls them to the current period. A hash
+-- written before money was counted in nano-dollars has the month's money in
+-- micro-dollars as mm: it is carried over, so an upgrade resets no budget.
 local function load(key, p)
   local h = redis.call('HMGET', key, unpack(fields))
   local c = {}
   for i, f in ipairs(fields) do c[f] = tonumber(h[i]) or 0 end
+  if not h[#fields] then
+    local mm = tonumber(redis.call('HGET', key, 'mm'))
+    if mm then c.mn = mm * 1000 end
+  end
   if c.w == p.win - 1 then
     c.rp, c.tp, c.rc, c.tc = c.rc, c.tc, 0, 0
   elseif c.w ~= p.win then
@@ -45,12 +53,13 @@ local function load(key, p)
   end
   c.w = p.win
   if c.d ~= p.day then c.d, c.dt = p.day, 0 end
-  if c.m ~= p.month then c.m, c.mt, c.mm = p.month, 0, 0 end
+  if c.m ~= p.month then c.m, c.mt, c.mn = p.month, 0, 0 end
   return c
 end
 
 local function store(key, c, ttl)
   redis.call('HSET', key, 'w', int(c.w), 'rp', int(c.rp), 'rc', int(c.rc), 'tp', int(c.tp), 'tc', int(c.tc),
-    'd', int(c.d), 'dt', int(c.dt), 'm', int(c.m), 'mt', int(c.mt), 'mm', int(c.mm))
+    'd', int(c.d), 'dt', int(c.dt), 'm', int(c.m), 'mt', int(c.mt), 'mn', int(c.mn))
+  redis.call('HDEL', key, 'mm')
   redis.call('EXPIRE', key, ttl)
 end

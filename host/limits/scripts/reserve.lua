@@ -1,12 +1,12 @@
 -- reserve checks a request against every limit of every scope and, only if
 -- it fits all of them, charges its estimate to all of them.
 -- KEYS: one hash per scope.
--- ARGV: window ms, ttl s, tokens, micros, then per scope rpm, tpm, daily
--- tokens, monthly tokens, monthly micros.
+-- ARGV: window ms, ttl s, tokens, nanos, then per scope rpm, tpm, daily
+-- tokens, monthly tokens, monthly nanos.
 -- Returns: admitted (0/1), sec, usec, then per scope the violation mask and
--- rp, rc, tp, tc, dt, mt, mm (after the charge when admitted).
+-- rp, rc, tp, tc, dt, mt, mn (after the charge when admitted).
 local window, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
-local tokens, micros = tonumber(ARGV[3]), tonumber(ARGV[4])
+local tokens, nanos = tonumber(ARGV[3]), tonumber(ARGV[4])
 local p = now(window)
 
 local function weighted(prev, cur)
@@ -26,7 +26,7 @@ for i, key in ipairs(KEYS) do
   if over(weighted(c.tp, c.tc), tokens, tonumber(ARGV[a + 2])) then mask = mask + 2 end
   if over(c.dt, tokens, tonumber(ARGV[a + 3])) then mask = mask + 4 end
   if over(c.mt, tokens, tonumber(ARGV[a + 4])) then mask = mask + 8 end
-  if over(c.mm, micros, tonumber(ARGV[a + 5])) then mask = mask + 16 end
+  if over(c.mn, nanos, tonumber(ARGV[a + 5])) then mask = mask + 16 end
   if mask ~= 0 then denied = true end
   state[i], masks[i] = c, mask
 end
@@ -43,7 +43,7 @@ if not denied then
       c.tc = c.tc + tokens
       c.dt = c.dt + tokens
       c.mt = c.mt + tokens
-      c.mm = c.mm + micros
+      c.mn = c.mn + nanos
       store(key, c, ttl)
     end
   end
@@ -52,7 +52,7 @@ end
 local out = {denied and 0 or 1, p.sec, p.usec}
 for i = 1, #KEYS do
   local c = state[i]
-  for _, v in ipairs({masks[i], c.rp, c.rc, c.tp, c.tc, c.dt, c.mt, c.mm}) do
+  for _, v in ipairs({masks[i], c.rp, c.rc, c.tp, c.tc, c.dt, c.mt, c.mn}) do
     out[#out + 1] = v
   end
 end
