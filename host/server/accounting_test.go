@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -142,4 +144,37 @@ func TestTinyRequestsAreBilledExactly(t *testing.T) {
 		t.Fatalf("%d requests of %d tokens billed $%s, want $%s", r.Requests, r.TotalTokens, r.Cost, want)
 	}
 	t.Logf("%d requests, %d tokens, billed $%s", r.Requests, r.TotalTokens, r.Cost)
+}
+
+// TestMalformedHeadersLeakNoKey sends a real key and the admin token, each
+// followed by a NUL byte, which fasthttp refuses while parsing the headers,
+// to both listeners: neither may appear in any log line, whichever library
+// wrote it.
+func TestMalformedHeadersLeakNoKey(t *testing.T) {
+	h := newHarness(t, open)
+	for _, tc := range []struct{ addr, secret string }{
+		{h.srv.Addr(), h.key},
+		{h.srv.AdminAddr(), h.cfg.Server.AdminToken},
+	} {
+		for _, header := range []string{"Authorization: Bearer " + tc.secret + "\x00", "x-api-key: " + tc.secret + "\x00tail", "X-Other: " + tc.secret + "\r\x00"} {
+			conn, err := net.Dial("tcp", tc.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n%s\r\nContent-Length: 2\r\n\r\n{}", header)
+			conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+			conn.Read(make([]byte, 4096)) // the 400, or the close
+			conn.Close()
+		}
+	}
+	h.stop()
+	logs := h.logs.String()
+	if !strings.Contains(logs, `"component":"http"`) {
+		t.Fatalf("fasthttp logged nothing; the test checks nothing:\n%s", logs)
+	}
+	for _, s := range []string{h.key, h.cfg.Server.AdminToken, h.key[len(h.key)-12:]} {
+		if strings.Contains(logs, s) {
+			t.Errorf("the log holds %q:\n%s", s, logs)
+		}
+	}
 }

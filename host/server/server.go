@@ -681,9 +681,3 @@ func longestUpstreamTimeout(cfg *config.Config) time.Duration {
 	}
 	return max(d, 2*time.Minute)
 }
-
-type fasthttpLogger struct{ log *slog.Logger }
-
-func (l fasthttpLogger) Printf(format string, args ...any) {
-	l.log.Warn(fmt.Sprintf(format, args...), "component", "http")
-}
