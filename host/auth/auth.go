@@ -154,6 +154,18 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (Identity,
 	return id, nil
 }
 
+// Known reports whether key is cached as a valid key, without going to the
+// store: the cheap check that lets a known client through a limit that
+// holds back everyone else at its address.
+func (a *Authenticator) Known(key string) bool {
+	if !strings.HasPrefix(key, KeyPrefix) || len(key) != len(KeyPrefix)+keyRandomChars {
+		return false
+	}
+	hash := sha256.Sum256([]byte(key))
+	c, ok := a.cache.Get(string(hash[:]))
+	return ok && c.valid && subtle.ConstantTimeCompare(c.hash[:], hash[:]) == 1
+}
+
 // remember caches what a lookup found, unless the cache was cleared since the
 // lookup began: then what it found may already be stale.
 func (a *Authenticator) remember(gen uint64, key string, c *cached, ttl time.Duration) {

@@ -56,6 +56,25 @@ type Server struct {
 	AccessLog bool `yaml:"access_log"`
 	// LogLevel is the least severe level logged: debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
+	// IPLimit bounds the requests one client IP address may have refused
+	// before it is known who is calling (a bad key, an unknown path, a
+	// malformed request): past it, the address's requests get 429
+	// ip_rate_limited before authentication, until the bucket refills.
+	// Requests that authenticate do not draw on it.
+	IPLimit IPLimit `yaml:"ip_limit"`
+}
+
+// IPLimit is a token bucket per client IP address: Rate refusals a second,
+// up to Burst at once. A Rate of 0 turns the limit off. Default 10 a second,
+// bursts of 50.
+//
+// Notes: behind a load balancer every caller shares the balancer's address,
+// and one client with a bad key can hold the others' keys back until the
+// bucket refills: raise the limit there or turn it off, and limit at the
+// balancer.
+type IPLimit struct {
+	Rate  float64 `yaml:"rate"`
+	Burst int     `yaml:"burst"`
 }
 
 // Store says where clients, keys and the usage ledger live.
@@ -185,6 +204,24 @@ type Tier struct {
 	ResponsePlugins []string `yaml:"response_plugins" json:"response_plugins"`
 	// Restore puts redacted values back into the model's replies.
 	Restore bool `yaml:"restore" json:"restore"`
+	// MaxPromptBytes bounds a request body of this tier's clients: a larger
+	// one is refused with 413 prompt_too_large before it is parsed or
+	// scanned, so a client cannot spend the guardrails' time on prompts
+	// that no model it may use would take. 0 means DefaultMaxPromptBytes;
+	// server.max_body_bytes bounds every request whatever the tier.
+	MaxPromptBytes int64 `yaml:"max_prompt_bytes" json:"max_prompt_bytes"`
+}
+
+// DefaultMaxPromptBytes is a tier's MaxPromptBytes when it sets none: 1 MiB,
+// room for a 128k-token context (about 4 bytes a token) and its JSON.
+const DefaultMaxPromptBytes = 1 << 20
+
+// PromptLimit is the tier's MaxPromptBytes, or the default.
+func (t Tier) PromptLimit() int64 {
+	if t.MaxPromptBytes > 0 {
+		return t.MaxPromptBytes
+	}
+	return DefaultMaxPromptBytes
 }
 
 // Budget is a set of limits; 0 means unlimited.
@@ -195,6 +232,8 @@ type Budget struct {
 	MonthlyTokens   int64   `yaml:"monthly_tokens" json:"monthly_tokens"`
 	MonthlySpendUSD float64 `yaml:"monthly_spend_usd" json:"monthly_spend_usd"`
 }
+
+func (t Tier) negative() bool { return t.Budget.negative() || t.MaxPromptBytes < 0 }
 
 func (b Budget) negative() bool {
 	return b.RPM < 0 || b.TPM < 0 || b.DailyTokens < 0 || b.MonthlyTokens < 0 || b.MonthlySpendUSD < 0

@@ -182,6 +182,15 @@ func (m *Metrics) PluginFailed(plugin string, reason FailureReason) {
 	c.Inc()
 }
 
+// Unauthenticated counts a request refused before a client was known, by
+// its error code; codes outside the known ones count as Other.
+func (m *Metrics) Unauthenticated(code string) {
+	if m == nil {
+		return
+	}
+	m.unauth.WithLabelValues(codeLabel(m.codes, code)).Inc()
+}
+
 // PolicyError counts a policy evaluation that failed.
 func (m *Metrics) PolicyError() {
 	if m == nil {

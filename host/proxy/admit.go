@@ -37,7 +37,7 @@ func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, x *exchange) (auth.Iden
 		return auth.Identity{}, api.InvalidAPIKey()
 	}
 	x.ev.ClientID, x.ev.Department, x.ev.KeyID = id.Client.ID, id.Client.Department, id.KeyID
-	return id, nil
+	return id, g.promptTooLarge(ctx, id)
 }
 
 func (g *Gateway) route(model string) (upstream.Target, *api.Error) {
@@ -55,6 +55,9 @@ func (g *Gateway) route(model string) (upstream.Target, *api.Error) {
 func (g *Gateway) admit(ctx context.Context, x *exchange, in *policy.Input, texts []string, textMessage []int) (policy.Decision, []Finding, *api.Error) {
 	dec, aerr := g.decide(ctx, x, in)
 	if aerr != nil {
+		return dec, nil, g.countRefusal(ctx, x, dec, aerr)
+	}
+	if aerr := g.overRPM(ctx, x, in, dec); aerr != nil {
 		return dec, nil, aerr
 	}
 	found, aggregated, aerr := g.scan(ctx, x, dec.Plugins, texts, textMessage)
@@ -64,7 +67,7 @@ func (g *Gateway) admit(ctx context.Context, x *exchange, in *policy.Input, text
 	in.Findings = aggregated
 	x.ev.Findings = findingSummary(aggregated)
 	dec, aerr = g.decide(ctx, x, in)
-	return dec, found, aerr
+	return dec, found, g.countRefusal(ctx, x, dec, aerr)
 }
 
 func (g *Gateway) decide(ctx context.Context, x *exchange, in *policy.Input) (policy.Decision, *api.Error) {
@@ -130,7 +133,7 @@ func (g *Gateway) policyInput(ctx context.Context, x *exchange, h *fasthttp.Requ
 				if in.Request.Headers == nil {
 					in.Request.Headers = make(map[string]string, 2)
 				}
-				in.Request.Headers[name] = string(v)
+				in.Request.Headers[name] = headerValue(v)
 			}
 		}
 	}

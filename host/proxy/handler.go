@@ -56,6 +56,7 @@ type exchange struct {
 	// of its reply.
 	upstreamSpan telemetry.Span
 	sent         time.Time
+	abuse        abuseState
 }
 
 // timed runs one step of the path as a stage: its time is added to the
@@ -93,6 +94,9 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.Set("x-request-id", x.ev.RequestID)
 	method := string(ctx.Method())
 	x.trace = g.tracer.Start(&ctx.Request.Header, method, route(x.ev.Endpoint), x.ev.RequestID)
+	if g.ipRefused(ctx, x) {
+		return
+	}
 
 	switch path := x.ev.Endpoint; {
 	case path == "/healthz":
@@ -119,6 +123,9 @@ func (g *Gateway) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
 	x.ev.RequestID = newRequestID()
 	x.ev.Endpoint = string(ctx.Path())
 	ctx.Response.Header.Set("x-request-id", x.ev.RequestID)
+	if g.ipRefused(ctx, x) {
+		return
+	}
 	var aerr *api.Error
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 		aerr = &api.Error{Status: http.StatusRequestEntityTooLarge, Type: api.TypeInvalidRequest, Code: "request_too_large",

@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/sluicehq/sluice/host/config"
+	"github.com/sluicehq/sluice/host/store"
 )
 
 // TestFilesAreOwnerOnly starts Sluice with everything it writes under its
@@ -176,5 +179,143 @@ func TestMalformedHeadersLeakNoKey(t *testing.T) {
 		if strings.Contains(logs, s) {
 			t.Errorf("the log holds %q:\n%s", s, logs)
 		}
+	}
+}
+
+// TestFloodsCostNothing floods the gateway with requests that cannot be
+// tied to a client (bad keys, made-up paths, unreadable requests): none is
+// a ledger row, each is counted by reason, their log lines are sampled, and
+// the address is held back with an OpenAI-shaped 429 once its refusals run
+// out, while a key already known to be good keeps working from it.
+func TestFloodsCostNothing(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), open)
+	cfg.Server.IPLimit = config.IPLimit{Rate: 1, Burst: 30}
+	h := start(t, cfg)
+	h.key = h.createClient("app", "research")
+	c := h.client(h.key)
+	ctx := context.Background()
+	if _, err := c.Chat.Completions.New(ctx, chat("gpt-4o-mini", "hello")); err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	codes := map[string]int{}
+	var limited *http.Response
+	for i := range n {
+		var (
+			resp *http.Response
+			body []byte
+		)
+		switch i % 3 {
+		case 0:
+			resp, body = h.raw("POST", "/v1/chat/completions", "sk-sluice-not-a-key", `{}`)
+		case 1:
+			resp, body = h.raw("GET", "/"+strings.Repeat("probe/", 600), "", ``)
+		default:
+			conn, err := net.Dial("tcp", h.srv.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Bad: \x01\r\nContent-Length: 2\r\n\r\n{}")
+			conn.SetReadDeadline(time.Now().Add(time.Second))
+			buf := make([]byte, 4096)
+			m, _ := conn.Read(buf)
+			conn.Close()
+			codes[string(buf[9:min(m, 12)])]++
+			continue
+		}
+		var e struct{ Error struct{ Code, Type string } }
+		if err := json.Unmarshal(body, &e); err != nil {
+			t.Fatalf("not OpenAI-shaped: %d %s", resp.StatusCode, body)
+		}
+		codes[e.Error.Code]++
+		if e.Error.Code == "ip_rate_limited" {
+			limited = resp
+			if resp.StatusCode != 429 || e.Error.Type != "rate_limit_error" || resp.Header.Get("retry-after") == "" {
+				t.Fatalf("the address's 429: %d %s, retry-after %q", resp.StatusCode, body, resp.Header.Get("retry-after"))
+			}
+		}
+	}
+	if limited == nil || codes["invalid_api_key"] == 0 || codes["not_found"] == 0 {
+		t.Fatalf("answers by code: %v; want some of each and ip_rate_limited", codes)
+	}
+	if _, err := c.Chat.Completions.New(ctx, chat("gpt-4o-mini", "still me")); err != nil {
+		t.Fatalf("a known key from a held-back address: %v", err)
+	}
+
+	if err := h.srv.Ledger().Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := h.srv.Store().Report(ctx, store.ReportQuery{GroupBy: store.GroupByClient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].Group != "app" || rows[0].Requests != 2 {
+		t.Fatalf("ledger: %+v; want the client's two requests and nothing else", rows)
+	}
+	fams := h.scrape()
+	var counted float64
+	for _, reason := range []string{"invalid_api_key", "not_found", "malformed_request", "ip_rate_limited"} {
+		got := sum(fams, "sluice_unauthenticated_requests_total", map[string]string{"reason": reason})
+		if got <= 0 {
+			t.Errorf("sluice_unauthenticated_requests_total{reason=%q} = %v", reason, got)
+		}
+		counted += got
+	}
+	if counted != n {
+		t.Errorf("%v refusals counted, want %d", counted, n)
+	}
+	if lines := strings.Count(h.logs.String(), "request refused before authentication"); lines > 3*unauthenticatedLines {
+		t.Errorf("%d log lines for %d refusals in about a second", lines, n)
+	}
+	if strings.Contains(h.logs.String(), "probe/probe/") {
+		t.Error("a made-up path reached the log")
+	}
+}
+
+// unauthenticatedLines is a generous bound on the lines a second of
+// refusals may log.
+const unauthenticatedLines = 25
+
+// piiScans is how many times the pii plugin ran.
+func (h *harness) piiScans() float64 {
+	return sum(h.scrape(), "sluice_stage_duration_seconds", map[string]string{"stage": "plugin", "plugin": "pii"})
+}
+
+// TestPromptOverTierLimitIsRefusedBeforeScanning: a body over the tier's
+// max_prompt_bytes is refused with 413 before any plugin reads it.
+func TestPromptOverTierLimitIsRefusedBeforeScanning(t *testing.T) {
+	h := newHarness(t, config.Tier{Models: []string{"*"}, PIIDetection: true, ContentFilter: true, MaxPromptBytes: 4096})
+	c := h.client(h.key)
+	ctx := context.Background()
+	_, err := c.Chat.Completions.New(ctx, chat("gpt-4o-mini", "my card 4111 1111 1111 1111 "+strings.Repeat("pad ", 1500)))
+	apiError(t, err, 413, "prompt_too_large")
+	if got := h.piiScans(); got != 0 {
+		t.Fatalf("the plugins scanned a prompt over max_prompt_bytes (%v scans)", got)
+	}
+	if _, err := c.Chat.Completions.New(ctx, chat("gpt-4o-mini", strings.Repeat("pad ", 500))); err != nil {
+		t.Fatalf("a prompt under the limit: %v", err)
+	}
+}
+
+// TestRefusalsCountTowardRPM: a client over its rpm with prompts the
+// guardrails refuse gets 429 before any plugin runs.
+func TestRefusalsCountTowardRPM(t *testing.T) {
+	h := newHarness(t, config.Tier{Budget: config.Budget{RPM: 3}, Models: []string{"*"}, PIIDetection: true, ContentFilter: true})
+	c := h.client(h.key)
+	ctx := context.Background()
+	scans := h.piiScans
+	var err error
+	for range 3 {
+		_, err := c.Chat.Completions.New(ctx, chat("gpt-4o-mini", "SSN 123-45-6789"))
+		apiError(t, err, 400, "pii_detected")
+	}
+	before := scans()
+	_, err = c.Chat.Completions.New(ctx, chat("gpt-4o-mini", "SSN 123-45-6789"))
+	e := apiError(t, err, 429, "rate_limit_exceeded")
+	if e.Response.Header.Get("x-ratelimit-limit-requests") != "3" {
+		t.Errorf("the 429 lacks OpenAI's headers: %v", e.Response.Header)
+	}
+	if after := scans(); after != before {
+		t.Errorf("the plugins ran for a client over its rpm (%v scans, then %v)", before, after)
 	}
 }
