@@ -1,12 +1,15 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -317,5 +320,83 @@ func TestRefusalsCountTowardRPM(t *testing.T) {
 	}
 	if after := scans(); after != before {
 		t.Errorf("the plugins ran for a client over its rpm (%v scans, then %v)", before, after)
+	}
+}
+
+// TestCallerStringsAreNotStored sends personal data and key material in
+// every string a caller chooses (model, path, query, the headers the policy
+// sees and others) through the gateway, with a good key and without, and
+// looks for them in every file Sluice wrote (the SQLite ledger with its WAL,
+// the decision log) and in its log.
+func TestCallerStringsAreNotStored(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), open)
+	cfg.Policy.DecisionLogSample = 1
+	h := start(t, cfg)
+	h.key = h.createClient("app", "research")
+	secrets := []string{"ann.lee@example.com", "123-45-6789", "AKIAIOSFODNN7EXAMPLE", h.key}
+	dirty := "ann.lee@example.com SSN 123-45-6789 AKIAIOSFODNN7EXAMPLE " + h.key
+	query := "?email=ann.lee@example.com&ssn=123-45-6789&key=" + h.key
+	send := func(method, path, key, body string) int {
+		req, _ := http.NewRequest(method, "http://"+h.srv.Addr()+path, strings.NewReader(body))
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		for _, name := range []string{"User-Agent", "X-Sluice-Tags", "OpenAI-Organization", "OpenAI-Project", "X-Sluice-Purpose", "X-Request-Id", "X-Custom"} {
+			req.Header.Set(name, dirty)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	chatBody := func(model string) string {
+		b, _ := json.Marshal(map[string]any{"model": model, "messages": []map[string]string{{"role": "user", "content": "hello"}}})
+		return string(b)
+	}
+	for _, tc := range []struct {
+		method, path, key, body string
+		status                  int
+	}{
+		{"POST", "/v1/chat/completions" + query, h.key, chatBody("gpt-4o-mini"), 200},
+		{"POST", "/v1/chat/completions" + query, h.key, chatBody("gpt-" + dirty), 404},
+		{"POST", "/v1/embeddings" + query, h.key, `{"model":"` + strings.ReplaceAll(dirty, " ", "-") + `","input":"hi"}`, 404},
+		{"GET", "/v1/models" + query, h.key, "", 200},
+		{"POST", "/v1/" + strings.ReplaceAll(dirty, " ", "/") + query, h.key, chatBody("gpt-4o-mini"), 404},
+		{"POST", "/v1/chat/completions" + query, "ann.lee@example.com", chatBody("gpt-" + dirty), 401},
+		{"PUT", "/v1/chat/completions" + query, h.key, chatBody("gpt-4o-mini"), 405},
+	} {
+		if got := send(tc.method, tc.path, tc.key, tc.body); got != tc.status {
+			t.Errorf("%s %.40s…: %d, want %d", tc.method, tc.path, got, tc.status)
+		}
+	}
+	h.stop() // flushes the ledger and closes the decision log
+
+	wrote := map[string][]byte{"the log": h.logs.Bytes()}
+	err := filepath.WalkDir(h.dataDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		wrote[path] = b
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, must := range []string{"sluice.db", "decisions.jsonl"} {
+		if len(wrote[filepath.Join(h.dataDir, must)]) == 0 {
+			t.Fatalf("%s is empty or missing: the test checks nothing there", must)
+		}
+	}
+	for name, b := range wrote {
+		for _, s := range secrets {
+			if bytes.Contains(b, []byte(s)) {
+				t.Errorf("%s holds %q", name, s)
+			}
+		}
 	}
 }
