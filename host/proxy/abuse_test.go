@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"context"
 	"strings"
 	"testing"
+
+	"github.com/sluicehq/sluice/host/limits"
 )
 
 func TestHeaderValue(t *testing.T) {
@@ -20,4 +23,32 @@ func TestHeaderValue(t *testing.T) {
 			t.Errorf("headerValue(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
+}
+
+func TestUnreportedUsage(t *testing.T) {
+	res := testReservation(t, 100+1024)
+	// The caller read the whole stream: what was generated.
+	if u, src := unreportedUsage(100, "four words of text", res, false); src != "estimated" || u.CompletionTokens != 4 || u.TotalTokens != 104 {
+		t.Errorf("read to the end: %+v %s", u, src)
+	}
+	// The caller left and the usage could not be read: the reservation.
+	if u, src := unreportedUsage(100, "four words of text", res, true); src != "reserved" || u.CompletionTokens != 1024 {
+		t.Errorf("left early: %+v %s", u, src)
+	}
+	// Never less than what was relayed.
+	long := strings.Repeat("word ", 2000)
+	if u, _ := unreportedUsage(100, long, res, true); u.CompletionTokens < 2000 {
+		t.Errorf("left after more than the reservation: %+v", u)
+	}
+}
+
+func testReservation(t *testing.T, tokens int64) limits.Reservation {
+	t.Helper()
+	m := limits.NewMemory()
+	t.Cleanup(func() { m.Close() })
+	res, _, err := m.Reserve(context.Background(), []limits.Scope{{Name: "client", Key: "client:t"}}, limits.Cost{Tokens: tokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }

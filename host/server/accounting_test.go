@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/sluicehq/sluice/host/config"
 	"github.com/sluicehq/sluice/host/store"
+	"github.com/sluicehq/sluice/host/tokens"
 )
 
 // TestFilesAreOwnerOnly starts Sluice with everything it writes under its
@@ -398,5 +400,121 @@ func TestCallerStringsAreNotStored(t *testing.T) {
 				t.Errorf("%s holds %q", name, s)
 			}
 		}
+	}
+}
+
+// usageLine returns the access line of the client's last request.
+func (h *harness) usageLine(client string) map[string]any {
+	h.t.Helper()
+	var last map[string]any
+	for _, l := range strings.Split(h.logs.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "request" && m["client"] == client {
+			last = m
+		}
+	}
+	if last == nil {
+		h.t.Fatalf("no access line for %s", client)
+	}
+	return last
+}
+
+// TestStreamLeftByTheCallerIsBilledWhatTheProviderBills: a caller that
+// reads the first events of a stream and goes away is billed the whole reply,
+// as the provider bills it, not the part it read.
+func TestStreamLeftByTheCallerIsBilledWhatTheProviderBills(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), open)
+	cfg.Upstreams[0].Latency = config.Duration(300 * time.Millisecond) // 30 ms between chunks
+	h := start(t, cfg)
+	h.key = h.createClient("app", "research")
+	whole := h.createClient("whole", "research")
+	prompt := strings.Repeat("word ", 40)
+	body := `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"` + prompt + `"}]}`
+
+	// The same request, read to the end, says what the provider bills.
+	c := h.client(whole)
+	resp, err := c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", prompt))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	conn, err := net.Dial("tcp", h.srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		h.key, len(body), body)
+	buf := make([]byte, 4096)
+	if n, err := conn.Read(buf); err != nil || !strings.Contains(string(buf[:n]), "200 OK") {
+		t.Fatalf("first read: %v %q", err, buf[:n])
+	}
+	conn.Close()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h.srv.Ledger().Flush(context.Background())
+		rows, err := h.srv.Store().Report(context.Background(), store.ReportQuery{GroupBy: store.GroupByClient})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) == 2 {
+			if rows[0].Group != "app" || rows[0].CompletionTokens != resp.Usage.CompletionTokens {
+				t.Fatalf("the stream its caller left was billed %+v; the whole reply is %d completion tokens", rows[0], resp.Usage.CompletionTokens)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stream was not recorded: %+v", rows)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if line := h.usageLine("app"); line["usage_source"] != "upstream" || line["code"] != "client_disconnected" {
+		t.Errorf("access line %v: want usage_source upstream, code client_disconnected", line)
+	}
+}
+
+// TestToolCallsAreBilledWithoutAUsageChunk: an upstream that streams tool
+// calls, a refusal and reasoning and no usage chunk is billed for all of
+// them, not only for delta.content.
+func TestToolCallsAreBilledWithoutAUsageChunk(t *testing.T) {
+	args := `{"location":"Paris, France","unit":"celsius","days":[1,2,3,4,5,6,7]}`
+	events := []string{
+		`{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","reasoning_content":"The user wants the weather for a week."}}]}`,
+		`{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]}}]}`,
+		`{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":` + strconv.Quote(args) + `}}]}}]}`,
+		`{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"refusal":"I will not share the forecast for the moon."},"finish_reason":"tool_calls"}]}`,
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("text/event-stream")
+		for _, e := range events {
+			fmt.Fprintf(ctx, "data: %s\n\n", e)
+		}
+		ctx.WriteString("data: [DONE]\n\n")
+	}}
+	go up.Serve(ln)
+	t.Cleanup(func() { up.Shutdown() })
+	cfg := testConfig(t, t.TempDir(), open)
+	cfg.Upstreams = append(cfg.Upstreams, config.Upstream{Name: "tools", Type: "openai", BaseURL: "http://" + ln.Addr().String() + "/v1",
+		Timeout: config.Duration(5 * time.Second), MaxConns: 4})
+	cfg.Models = append(cfg.Models, config.Model{Name: "tool-model", Upstream: "tools", UpstreamModel: "x"})
+	h := start(t, cfg)
+	h.key = h.createClient("app", "research")
+	resp, body := h.raw("POST", "/v1/chat/completions", h.key,
+		`{"model":"tool-model","stream":true,"messages":[{"role":"user","content":"weather?"}]}`)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "get_weather") {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	want := tokens.Count("The user wants the weather for a week." + "get_weather" + args + "I will not share the forecast for the moon.")
+	h.srv.Ledger().Flush(context.Background())
+	rows, err := h.srv.Store().Report(context.Background(), store.ReportQuery{GroupBy: store.GroupByClient})
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("%+v %v", rows, err)
+	}
+	if rows[0].CompletionTokens != want {
+		t.Fatalf("the tool calls were billed %d completion tokens, want %d", rows[0].CompletionTokens, want)
 	}
 }

@@ -68,6 +68,10 @@ const (
 	UsageUpstream  = "upstream"  // the upstream reported the token counts
 	UsageEstimated = "estimated" // Sluice counted them itself
 	UsageNone      = "none"      // no tokens were used, e.g. a denied request
+	// UsageReserved: the caller left a stream before the provider said what
+	// it billed, and its usage could not be read after: the request is
+	// billed its reservation (and never less than what was relayed).
+	UsageReserved = "reserved"
 )
 
 // UsageEvent is one ledger record: one request, allowed or denied.
@@ -348,10 +352,10 @@ func validateUsage(ev UsageEvent) error {
 		return invalid("usage event %q: negative token count, cost or latency", ev.RequestID)
 	}
 	switch ev.UsageSource {
-	case UsageUpstream, UsageEstimated, UsageNone, "":
+	case UsageUpstream, UsageEstimated, UsageReserved, UsageNone, "":
 	default:
-		return invalid("usage event %q: usage source must be %q, %q or %q",
-			ev.RequestID, UsageUpstream, UsageEstimated, UsageNone)
+		return invalid("usage event %q: usage source must be %q, %q, %q or %q",
+			ev.RequestID, UsageUpstream, UsageEstimated, UsageReserved, UsageNone)
 	}
 	return nil
 }
