@@ -31,6 +31,16 @@ import (
 // but its owner.
 func TestFilesAreOwnerOnly(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
+	// Files left by another tool or an older Sluice, readable by all, are
+	// narrowed.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"decisions.jsonl", "sluice.db"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cfg := testConfig(t, dir, open)
 	cfg.PluginCacheDir = "" // under the data folder
 	cfg.Server.AdminToken = ""

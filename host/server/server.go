@@ -318,6 +318,9 @@ func (s *Server) loadPolicy(ctx context.Context) error {
 		if s.decisions, err = policy.OpenDecisionLog(path, policy.DecisionLogConfig{SampleRate: cfg.Policy.DecisionLogSample}); err != nil {
 			return fmt.Errorf("policy.decision_log: %w", err)
 		}
+		if err := ownerOnly(path); err != nil {
+			return fmt.Errorf("policy.decision_log: %w", err)
+		}
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	s.stopBackground = cancel
@@ -639,7 +642,7 @@ func adminToken(cfg *config.Config, dataDir string) (string, error) {
 	}
 	path := filepath.Join(dataDir, "admin.token")
 	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
-		return strings.TrimSpace(string(b)), nil
+		return strings.TrimSpace(string(b)), ownerOnly(path)
 	}
 	buf := make([]byte, 24)
 	if _, err := rand.Read(buf); err != nil {
@@ -658,7 +661,7 @@ func adminToken(cfg *config.Config, dataDir string) (string, error) {
 func ensureDemo(ctx context.Context, acc *accounts.Service, cfg *config.Config, dataDir string) (string, error) {
 	path := filepath.Join(dataDir, "demo.key")
 	if b, err := os.ReadFile(path); err == nil {
-		return strings.TrimSpace(string(b)), nil
+		return strings.TrimSpace(string(b)), ownerOnly(path)
 	}
 	_, err := acc.CreateClient(ctx, accounts.NewClient{ID: cfg.Demo.Client, Department: cfg.Demo.Department})
 	if err != nil && !errors.Is(err, store.ErrExists) {
@@ -672,6 +675,22 @@ func ensureDemo(ctx context.Context, acc *accounts.Service, cfg *config.Config, 
 		return "", fmt.Errorf("writing the demo key: %w", err)
 	}
 	return secret, nil
+}
+
+// ownerOnly narrows a file Sluice wrote to its owner (0600): one created by
+// another tool, or by hand, may be readable by others, and it holds keys,
+// tokens or who called what. A file already that narrow is left alone.
+func ownerOnly(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		if err := os.Chmod(path, perm&0o700); err != nil {
+			return fmt.Errorf("making %s readable by its owner only: %w", path, err)
+		}
+	}
+	return nil
 }
 
 func longestUpstreamTimeout(cfg *config.Config) time.Duration {
