@@ -276,17 +276,24 @@ func headerValue(v []byte) string {
 	if len(v) > maxHeaderValue {
 		v = v[:maxHeaderValue]
 	}
-	clean := make([]byte, 0, len(v))
-	for len(v) > 0 {
-		r, n := utf8.DecodeRune(v)
-		if r == utf8.RuneError && n <= 1 || r < 0x20 || r == 0x7f {
-			clean = append(clean, '?')
-		} else {
-			clean = append(clean, v[:n]...)
+	clean := v
+	if !printable(v) {
+		clean = make([]byte, 0, len(v))
+		for len(v) > 0 {
+			r, n := utf8.DecodeRune(v)
+			if r == utf8.RuneError && n <= 1 || r < 0x20 || r == 0x7f {
+				clean = append(clean, '?')
+			} else {
+				clean = append(clean, v[:n]...)
+			}
+			v = v[n:]
 		}
-		v = v[n:]
 	}
 	found := headerScanner.Scan(nil, clean)
+	if len(found) == 0 && !hasLongWord(clean) {
+		// The common case (a user agent, a content type): one copy.
+		return string(clean)
+	}
 	out := make([]byte, 0, len(clean))
 	last := 0
 	for _, f := range found {
@@ -323,6 +330,39 @@ func appendWords(out, text []byte) []byte {
 		i = j
 	}
 	return out
+}
+
+// printable reports whether v is valid UTF-8 without control characters.
+func printable(v []byte) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == 0x7f || c >= utf8.RuneSelf {
+			if c < utf8.RuneSelf || !utf8.Valid(v[i:]) {
+				return false
+			}
+			for _, r := range string(v[i:]) {
+				if r < 0x20 || r == 0x7f {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	return true
+}
+
+// hasLongWord reports whether text holds a run of longWord key characters.
+func hasLongWord(text []byte) bool {
+	run := 0
+	for _, c := range text {
+		if !keyByte(c) {
+			run = 0
+			continue
+		}
+		if run++; run >= longWord {
+			return true
+		}
+	}
+	return false
 }
 
 func keyByte(c byte) bool {

@@ -17,6 +17,7 @@ func TestHeaderValue(t *testing.T) {
 		{"sk-sluice-abcdefghijklmnopqrstuvwxyz012345 x", "[OPENAI_KEY] x"},
 		{"session Zm9vYmFyYmF6cXV4cXV1eHh4eHh4eA; v=2", "session [REDACTED]; v=2"},
 		{"nul\x00byte", "nul?byte"},
+		{"caf\xc3\xa9 \xff", "caf\u00e9 ?"},
 		{strings.Repeat("a b ", 100), strings.Repeat("a b ", 64)},
 	} {
 		if got := headerValue([]byte(tc.in)); got != tc.want {
@@ -51,4 +52,12 @@ func testReservation(t *testing.T, tokens int64) limits.Reservation {
 		t.Fatal(err)
 	}
 	return res
+}
+
+func BenchmarkHeaderValue(b *testing.B) {
+	ua := []byte("OpenAI/Python 1.54.3 (linux; x86_64) httpx/0.27.2")
+	b.ReportAllocs()
+	for b.Loop() {
+		headerValue(ua)
+	}
 }
