@@ -92,6 +92,9 @@ type Reservation struct {
 	// The periods the estimate was charged to, by the clock that charged it,
 	// so Commit can tell whether they have ended in between.
 	win, day, month int64
+	// epoch is the Redis epoch the estimate was charged in (see
+	// RedisOptions.Seed); 0 when there is none.
+	epoch int64
 }
 
 // Cost is the estimate the reservation charged.

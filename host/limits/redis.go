@@ -71,6 +71,16 @@ type RedisOptions struct {
 	// reservation's estimate: budgets are held a little longer, never
 	// overspent. Close runs the commits still queued.
 	BackgroundCommit bool
+	// Seed rebuilds every scope's counters from the ledger, by scope key.
+	// With it, the limiter keeps an epoch marker in Redis and, when the
+	// marker is gone (Redis restarted without persistence, or failed over to
+	// an empty replica: its counters are gone with it), admits nothing by
+	// the counters until it has written the ledger's back. Without it, an
+	// empty Redis starts every budget from zero.
+	//
+	// Notes: what the ledger does not hold yet (the last ledger flush
+	// interval, about 200 ms, and the requests in flight) is not re-seeded.
+	Seed func(ctx context.Context) (map[string]Usage, error)
 }
 
 // commitQueue is the depth of BackgroundCommit's queue; a caller that finds
@@ -91,6 +101,7 @@ type RedisStats struct {
 	CommitsDeferred  uint64 // commits kept for later: Redis was unreachable, or made locally
 	CommitsReplayed  uint64 // deferred commits applied to Redis since
 	CommitsDropped   uint64 // deferred commits discarded because MaxPending was reached
+	Reseeds          uint64 // times this process re-seeded an emptied Redis from the ledger
 	Pending          int    // aggregated commits waiting for Redis
 	Down             bool   // Redis was unreachable at the last attempt
 }
@@ -104,10 +115,13 @@ var (
 	luaCommit string
 	//go:embed scripts/peek.lua
 	luaPeek string
+	//go:embed scripts/seed.lua
+	luaSeed string
 
 	reserveScript = redis.NewScript(luaCommon + luaReserve)
 	commitScript  = redis.NewScript(luaCommon + luaCommit)
 	peekScript    = redis.NewScript(luaCommon + luaPeek)
+	seedScript    = redis.NewScript(luaCommon + luaSeed)
 )
 
 // keyTTL outlives the longest period a key counts (a month) plus a day, and is
@@ -155,6 +169,15 @@ type Redis struct {
 
 	errors, failModeReserves, cacheDenials           atomic.Uint64
 	commitsDeferred, commitsReplayed, commitsDropped atomic.Uint64
+
+	// seed, epoch and seedMu re-seed an emptied Redis from the ledger; epoch
+	// is "" without a Seed. reseeds counts the seeds this process wrote.
+	seed    func(ctx context.Context) (map[string]Usage, error)
+	epoch   string
+	seedMu  sync.Mutex
+	reseeds atomic.Uint64
+	// epochSeen is the epoch of the last reservation Redis answered.
+	epochSeen atomic.Int64
 }
 
 var _ Backend = (*Redis)(nil)
@@ -175,6 +198,7 @@ type pendingKey struct {
 	keys       [MaxScopes]string
 	n          uint8
 	day, month int64
+	epoch      int64
 }
 
 type pendingCommit struct {
@@ -198,9 +222,13 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 		wake:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 		stopped:    make(chan struct{}),
+		seed:       opts.Seed,
 	}
 	if r.prefix == "" {
 		r.prefix = "sluice:limits:"
+	}
+	if r.seed != nil {
+		r.epoch = r.prefix + "epoch"
 	}
 	switch r.failMode {
 	case "":
@@ -273,7 +301,7 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 	// Loading the scripts now saves the first requests an EVALSHA that fails
 	// with NOSCRIPT; if Redis is down, Run falls back to EVAL later.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	for _, s := range []*redis.Script{reserveScript, commitScript, peekScript} {
+	for _, s := range []*redis.Script{reserveScript, commitScript, peekScript, seedScript} {
 		s.Load(ctx, r.client)
 	}
 	cancel()
@@ -309,15 +337,24 @@ func (r *Redis) Reserve(ctx context.Context, scopes []Scope, cost Cost) (Reserva
 		return r.fallback(ctx, scopes, cost, errors.New("redis unreachable at the last attempt"))
 	}
 	var keys [MaxScopes]string
-	args := make([]any, 4, 4+5*len(scopes))
+	args := make([]any, 4, 5+5*len(scopes))
 	args[0], args[1], args[2], args[3] = r.window, keyTTL, cost.Tokens, cost.Nanos
 	for i := range scopes {
 		keys[i] = r.key(scopes[i].Key)
 		l := &scopes[i].Limits
 		args = append(args, l.RPM, l.TPM, l.DailyTokens, l.MonthlyTokens, l.MonthlyNanos)
 	}
+	args = append(args, r.epoch)
 	vals, err := reserveScript.Run(ctx, r.client, keys[:len(scopes)], args...).Int64Slice()
-	if err == nil && len(vals) != 3+8*len(scopes) {
+	if err == nil && unseeded(vals) {
+		if err = r.reseed(ctx); err == nil {
+			vals, err = reserveScript.Run(ctx, r.client, keys[:len(scopes)], args...).Int64Slice()
+		}
+		if err == nil && unseeded(vals) {
+			err = errors.New("redis lost its counters again while they were re-seeded")
+		}
+	}
+	if err == nil && len(vals) != 4+8*len(scopes) {
 		err = fmt.Errorf("reserve script returned %d values", len(vals))
 	}
 	if err != nil {
@@ -336,11 +373,15 @@ func (r *Redis) Reserve(ctx context.Context, scopes []Scope, cost Cost) (Reserva
 	}
 	n := len(scopes)
 	res := result(scopes, snaps[:n], masks[:n], cost, &p)
+	epoch := vals[len(vals)-1]
+	r.epochSeen.Store(epoch)
 	if vals[0] != 1 {
 		r.remember(scopes, snaps[:n], masks[:n], &p)
 		return Reservation{}, res, nil
 	}
-	return newReservation(scopes, cost, &p), res, nil
+	reservation := newReservation(scopes, cost, &p)
+	reservation.epoch = epoch
+	return reservation, res, nil
 }
 
 // fallback answers a reservation by the fail mode.
@@ -351,6 +392,9 @@ func (r *Redis) fallback(ctx context.Context, scopes []Scope, cost Cost, cause e
 	}
 	res, out, err := r.local.Reserve(ctx, scopes, cost)
 	res.local = res.n > 0
+	// Made while Redis was away: in the epoch it was last seen in, so that
+	// its use is not replayed into counters re-seeded from the ledger.
+	res.epoch = r.epochSeen.Load()
 	return res, out, err
 }
 
@@ -416,7 +460,7 @@ func (r *Redis) runCommit(ctx context.Context, res *Reservation, used Cost, wind
 		w = 1
 	}
 	return commitScript.Run(ctx, r.client, keys[:res.n], r.window, keyTTL,
-		res.cost.Tokens, res.cost.Nanos, used.Tokens, used.Nanos, res.win, res.day, res.month, w).Err()
+		res.cost.Tokens, res.cost.Nanos, used.Tokens, used.Nanos, res.win, res.day, res.month, w, r.epoch, res.epoch).Err()
 }
 
 // Peek implements Backend, in one script call.
@@ -431,7 +475,15 @@ func (r *Redis) Peek(ctx context.Context, keys ...string) ([]Usage, error) {
 	for i, k := range keys {
 		rkeys[i] = r.key(k)
 	}
-	vals, err := peekScript.Run(ctx, r.client, rkeys, r.window).Int64Slice()
+	vals, err := peekScript.Run(ctx, r.client, rkeys, r.window, r.epoch).Int64Slice()
+	if err == nil && unseeded(vals) {
+		if err = r.reseed(ctx); err == nil {
+			vals, err = peekScript.Run(ctx, r.client, rkeys, r.window, r.epoch).Int64Slice()
+		}
+		if err == nil && unseeded(vals) {
+			err = errors.New("redis lost its counters again while they were re-seeded")
+		}
+	}
 	if err == nil && len(vals) != 2+7*len(keys) {
 		err = fmt.Errorf("peek script returned %d values", len(vals))
 	}
@@ -467,6 +519,7 @@ func (r *Redis) Stats() RedisStats {
 		Errors:           r.errors.Load(),
 		FailModeReserves: r.failModeReserves.Load(),
 		CacheDenials:     r.cacheDenials.Load(),
+		Reseeds:          r.reseeds.Load(),
 		CommitsDeferred:  r.commitsDeferred.Load(),
 		CommitsReplayed:  r.commitsReplayed.Load(),
 		CommitsDropped:   r.commitsDropped.Load(),
@@ -654,7 +707,7 @@ func limitOf(l *Limits, k Kind) int64 {
 // scopes and periods. Only budgets are replayed: by the time Redis is back the
 // minute windows the commit belonged to have moved on.
 func (r *Redis) deferCommit(res *Reservation, used Cost) {
-	k := pendingKey{keys: res.keys, n: res.n, day: res.day, month: res.month}
+	k := pendingKey{keys: res.keys, n: res.n, day: res.day, month: res.month, epoch: res.epoch}
 	r.pendingMu.Lock()
 	e, ok := r.pending[k]
 	if !ok {
@@ -720,7 +773,7 @@ func (r *Redis) flush(ctx context.Context) {
 	r.pendingMu.Unlock()
 
 	for k, e := range batch {
-		res := Reservation{keys: k.keys, n: k.n, cost: e.reserved, day: k.day, month: k.month}
+		res := Reservation{keys: k.keys, n: k.n, cost: e.reserved, day: k.day, month: k.month, epoch: k.epoch}
 		if err := r.runCommit(ctx, &res, e.used, false); err != nil {
 			r.failed(ctx, err)
 			r.putBack(batch)

@@ -509,3 +509,69 @@ func TestRedisCarriesMicroDollarSpendOver(t *testing.T) {
 		t.Fatalf("hash after a charge = %v, want mn 900000 and no mm", h)
 	}
 }
+
+// A Redis that comes back empty (restarted without persistence) forgets what
+// every scope spent: with a Seed, the limiter notices the missing epoch
+// marker and writes the ledger's counts back before admitting by them.
+func TestRedisReseedsAnEmptiedRedisFromTheLedger(t *testing.T) {
+	ledger := map[string]Usage{"client:spent": {DayTokens: 900, MonthTokens: 900, MonthNanos: 5_000}}
+	seeds := 0
+	r := newTestRedis(t, RedisOptions{Seed: func(context.Context) (map[string]Usage, error) {
+		seeds++
+		return ledger, nil
+	}})
+	s := Scope{Name: "client", Key: "client:spent", Limits: Limits{DailyTokens: 1000}}
+	// A fresh Redis is seeded before the first reservation.
+	if _, out, err := r.Reserve(t.Context(), []Scope{s}, Cost{Tokens: 200}); err != nil || out.Denial == nil {
+		t.Fatalf("200 tokens on 900 of 1000 spent: admitted (err %v)", err)
+	}
+	mustAdmit(t, r, Cost{Tokens: 50}, s)
+	ledger["client:spent"] = Usage{DayTokens: 950, MonthTokens: 950}
+
+	// Redis loses everything under this limiter's prefix.
+	keys, err := r.client.Keys(t.Context(), r.prefix+"*").Result()
+	if err != nil || len(keys) < 2 {
+		t.Fatalf("keys %v, %v", keys, err)
+	}
+	if err := r.client.Del(t.Context(), keys...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r.cache.Clear()
+	if _, out, err := r.Reserve(t.Context(), []Scope{s}, Cost{Tokens: 100}); err != nil || out.Denial == nil {
+		t.Fatalf("100 tokens on 950 of 1000 spent, after Redis came back empty: admitted (err %v)", err)
+	}
+	if u := peek(t, r, s.Key); u.DayTokens != 950 {
+		t.Fatalf("day tokens after the re-seed = %d, want 950", u.DayTokens)
+	}
+	if seeds != 2 || r.Stats().Reseeds != 2 {
+		t.Fatalf("%d seeds (%d counted), want 2", seeds, r.Stats().Reseeds)
+	}
+}
+
+// Commits that cross a re-seed: a live one charges its use alone (its
+// estimate went with the old counters); a replay of one kept through the
+// outage is dropped (the ledger the counters came from holds it).
+func TestRedisCommitsAcrossAReseed(t *testing.T) {
+	ledger := map[string]Usage{}
+	r := newTestRedis(t, RedisOptions{Seed: func(context.Context) (map[string]Usage, error) { return ledger, nil }})
+	s := Scope{Name: "client", Key: "client:crossing", Limits: Limits{DailyTokens: 100_000}}
+	live, _ := mustAdmit(t, r, Cost{Tokens: 1000}, s)
+	kept, _ := mustAdmit(t, r, Cost{Tokens: 1000}, s)
+
+	keys, _ := r.client.Keys(t.Context(), r.prefix+"*").Result()
+	r.client.Del(t.Context(), keys...)
+	ledger[s.Key] = Usage{DayTokens: 500} // what the ledger held when it was read
+	if u := peek(t, r, s.Key); u.DayTokens != 500 {
+		t.Fatalf("after the re-seed: %d day tokens, want 500", u.DayTokens)
+	}
+	r.commit(live, Cost{Tokens: 30})
+	if u := peek(t, r, s.Key); u.DayTokens != 530 {
+		t.Fatalf("a live commit across the re-seed left %d day tokens, want 500 + its 30", u.DayTokens)
+	}
+	if err := r.runCommit(t.Context(), &kept, Cost{Tokens: 40}, false); err != nil {
+		t.Fatal(err)
+	}
+	if u := peek(t, r, s.Key); u.DayTokens != 530 {
+		t.Fatalf("a replay from before the re-seed left %d day tokens, want 530", u.DayTokens)
+	}
+}

@@ -595,6 +595,10 @@ func openLimiter(ctx context.Context, cfg *config.Config, st store.Store, log *s
 			FailMode: limits.FailMode(cfg.Limits.Redis.FailMode), Log: log.With("component", "limits"),
 			// The reconcile leaves the request path: one round trip per request.
 			BackgroundCommit: true,
+			// A Redis that lost its counters is given the ledger's back.
+			Seed: func(ctx context.Context) (map[string]limits.Usage, error) {
+				return ledgerUsage(ctx, st, time.Now())
+			},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("limits.redis: %w", err)
@@ -609,29 +613,41 @@ func openLimiter(ctx context.Context, cfg *config.Config, st store.Store, log *s
 	return m, nil
 }
 
-// seedLimits rebuilds in-process counters from the ledger: for every client
-// and department, what it used this month, today (both UTC) and in the last
-// minute.
+// seedLimits rebuilds in-process counters from the ledger.
 func seedLimits(ctx context.Context, st store.Store, m *limits.Memory, now time.Time) error {
+	usage, err := ledgerUsage(ctx, st, now)
+	if err != nil {
+		return err
+	}
+	for key, u := range usage {
+		m.Seed(key, u)
+	}
+	return nil
+}
+
+// ledgerUsage is what the ledger says every client and department used this
+// month, today (both UTC) and in the last minute, by limiter scope key.
+func ledgerUsage(ctx context.Context, st store.Store, now time.Time) (map[string]limits.Usage, error) {
 	now = now.UTC()
 	day := now.Truncate(24 * time.Hour)
 	month := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
 	rows, err := st.UsageWindows(ctx, month, day, now.Add(-time.Minute))
 	if err != nil {
-		return fmt.Errorf("rebuilding limits from the ledger: %w", err)
+		return nil, fmt.Errorf("rebuilding limits from the ledger: %w", err)
 	}
+	out := make(map[string]limits.Usage, len(rows))
 	for _, r := range rows {
 		key := proxy.ClientScope(r.ID)
 		if r.Scope == store.ScopeDepartment {
 			key = proxy.DepartmentScope(r.ID)
 		}
 		thisMonth, today, lastMinute := r.Windows[0], r.Windows[1], r.Windows[2]
-		m.Seed(key, limits.Usage{
+		out[key] = limits.Usage{
 			MinuteRequests: lastMinute.Requests, MinuteTokens: lastMinute.TotalTokens,
 			DayTokens: today.TotalTokens, MonthTokens: thisMonth.TotalTokens, MonthNanos: thisMonth.CostNanos,
-		})
+		}
 	}
-	return nil
+	return out, nil
 }
 
 // adminToken is the configured token, or one generated on first start and

@@ -57,6 +57,13 @@ local function load(key, p)
   return c
 end
 
+-- unseeded reports whether Redis lost its counters: the epoch marker the
+-- last seed left is gone (a restart without persistence, a failover to an
+-- empty replica). An empty marker name means the limiter does not seed.
+local function unseeded(epoch)
+  return epoch ~= '' and redis.call('EXISTS', epoch) == 0
+end
+
 local function store(key, c, ttl)
   redis.call('HSET', key, 'w', int(c.w), 'rp', int(c.rp), 'rc', int(c.rc), 'tp', int(c.tp), 'tc', int(c.tc),
     'd', int(c.d), 'dt', int(c.dt), 'm', int(c.m), 'mt', int(c.mt), 'mn', int(c.mn))

@@ -1,7 +1,9 @@
 -- peek returns Redis's time and each scope's counters, rolled to now, without
 -- changing anything.
--- KEYS: scope hashes. ARGV: window ms.
--- Returns: sec, usec, then per scope rp, rc, tp, tc, dt, mt, mn.
+-- KEYS: scope hashes. ARGV: window ms, the epoch marker's key.
+-- Returns: sec, usec, then per scope rp, rc, tp, tc, dt, mt, mn; or -1 alone
+-- when the counters are to be seeded first.
+if unseeded(ARGV[2]) then return {-1} end
 local p = now(tonumber(ARGV[1]))
 local out = {p.sec, p.usec}
 for _, key in ipairs(KEYS) do

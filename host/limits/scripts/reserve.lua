@@ -2,9 +2,18 @@
 -- it fits all of them, charges its estimate to all of them.
 -- KEYS: one hash per scope.
 -- ARGV: window ms, ttl s, tokens, nanos, then per scope rpm, tpm, daily
--- tokens, monthly tokens, monthly nanos.
+-- tokens, monthly tokens, monthly nanos, and last the epoch marker's key.
 -- Returns: admitted (0/1), sec, usec, then per scope the violation mask and
--- rp, rc, tp, tc, dt, mt, mn (after the charge when admitted).
+-- rp, rc, tp, tc, dt, mt, mn (after the charge when admitted), and last the
+-- epoch (0 without a marker); or -1 alone when the counters are to be seeded
+-- first.
+local epoch = 0
+local marker = ARGV[5 + 5 * #KEYS]
+if marker ~= '' then
+  local v = redis.call('GET', marker)
+  if not v then return {-1} end
+  epoch = tonumber(v) or 0
+end
 local window, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local tokens, nanos = tonumber(ARGV[3]), tonumber(ARGV[4])
 local p = now(window)
@@ -56,4 +65,5 @@ for i = 1, #KEYS do
     out[#out + 1] = v
   end
 end
+out[#out + 1] = epoch
 return out
