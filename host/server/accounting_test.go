@@ -78,7 +78,7 @@ func TestFilesAreOwnerOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{".", "sluice.db", "sluice.db-wal", "sluice.db-shm", "decisions.jsonl", "admin.token", "demo.key", "wasm-cache"} {
+	for _, name := range []string{".", "sluice.db", "sluice.db-wal", "sluice.db-shm", "decisions.jsonl", "admin.token", "demo.key", "wasm-cache", "ledger.spool"} {
 		if !seen[name] {
 			t.Errorf("%s was not written; the test checks nothing for it (wrote %v)", name, seen)
 		}

@@ -96,7 +96,12 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	if s.store, err = OpenStore(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	s.ledger = usage.NewLedger(s.store, usage.LedgerOptions{}, log)
+	// The ledger goes through a spool in the data folder, so that a store
+	// outage costs disk, not memory, and a crash during one loses at most a
+	// flush interval.
+	if s.ledger, err = usage.OpenLedger(s.store, usage.LedgerOptions{SpoolDir: dataDir}, log); err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
 	if s.auth, err = auth.New(s.store, cfg.Auth.CacheTTL.D()); err != nil {
 		return nil, err
 	}
