@@ -411,13 +411,18 @@ func (s *Server) Decide(ctx context.Context, client store.Client, path string, b
 }
 
 // Ready reports whether the server takes traffic: not while it drains, nor
-// while the Redis its limits need is unreachable and denying.
+// while the Redis its limits need is unreachable and denying. While the
+// store is unreachable it still does, degraded (the reason says so): keys it
+// confirmed in the last auth.StaleFor keep working, and the ledger spools.
 func (s *Server) Ready() (bool, string) {
 	if s.draining.Load() {
 		return false, "draining"
 	}
 	if r, ok := s.limiter.(*limits.Redis); ok && r.Stats().Down && s.cfg.Limits.Redis.FailMode == "deny" {
 		return false, "limits backend (Redis) unreachable"
+	}
+	if s.auth != nil && s.auth.StoreDown() {
+		return true, fmt.Sprintf("degraded: the store is unreachable; keys confirmed in the last %v keep working, new ones are refused", auth.StaleFor)
 	}
 	return true, ""
 }
