@@ -51,6 +51,12 @@ type Server struct {
 	ReadTimeout Duration `yaml:"read_timeout"`
 	// ShutdownTimeout bounds how long a stopping server waits for in-flight requests.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// DrainDelay is how long a stopping server keeps accepting requests
+	// after its readiness turned false, so that a load balancer that polls
+	// readiness stops sending before the listener closes. Default 0 (for
+	// one machine); behind a load balancer, a little more than its readiness
+	// interval. It is part of ShutdownTimeout.
+	DrainDelay Duration `yaml:"drain_delay"`
 	// AccessLog writes one structured log line per request: ids, client,
 	// model, status, tokens, cost, latency. Never prompt text or keys.
 	AccessLog bool `yaml:"access_log"`

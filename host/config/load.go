@@ -394,6 +394,9 @@ func (c *Config) validate(file string) error {
 			c.Models[i].UpstreamModel = m.Name
 		}
 	}
+	if c.Server.DrainDelay < 0 {
+		return bad("server.drain_delay", "must not be negative")
+	}
 	if c.Server.IPLimit.Rate < 0 || c.Server.IPLimit.Burst < 0 || c.Server.IPLimit.Rate > 0 && c.Server.IPLimit.Burst < 1 {
 		return bad("server.ip_limit", "expected a rate of 0 (off) or more a second and a burst of at least 1")
 	}

@@ -528,3 +528,33 @@ func TestToolCallsAreBilledWithoutAUsageChunk(t *testing.T) {
 		t.Fatalf("the tool calls were billed %d completion tokens, want %d", rows[0].CompletionTokens, want)
 	}
 }
+
+// TestDrainDelayKeepsAcceptingAfterReadinessTurns: on shutdown readiness
+// turns false at once, and the public listener keeps serving for the drain
+// delay, so a load balancer sees no refused connection.
+func TestDrainDelayKeepsAcceptingAfterReadinessTurns(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), open)
+	cfg.Server.DrainDelay = config.Duration(700 * time.Millisecond)
+	h := start(t, cfg)
+	h.key = h.createClient("app", "research")
+	closed := make(chan error, 1)
+	srv := h.srv
+	go func() { closed <- srv.Close(context.Background()) }()
+	time.Sleep(100 * time.Millisecond)
+	resp, err := http.Get("http://" + srv.AdminAddr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("readiness while draining: %d, want 503", resp.StatusCode)
+	}
+	c := h.client(h.key)
+	if _, err := c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "still open?")); err != nil {
+		t.Errorf("a request during the drain delay: %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	h.srv = nil
+}

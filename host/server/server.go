@@ -218,8 +218,17 @@ func (s *Server) Done() <-chan error { return s.served }
 // ledger and releases everything. It is safe to call on a partly started Server.
 func (s *Server) Close(ctx context.Context) error {
 	// Readiness turns false first; the admin listener keeps answering it
-	// (and /metrics) while the public one drains.
+	// (and /metrics) while the public one drains. The public one keeps
+	// accepting for the drain delay, so that a load balancer polling
+	// readiness stops sending before connections are refused.
 	s.draining.Store(true)
+	if d := s.cfg.Server.DrainDelay.D(); d > 0 && s.public != nil {
+		s.log.Info("draining: not ready, still accepting", "drain_delay", d)
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+		}
+	}
 	var errs []error
 	if s.public != nil {
 		errs = append(errs, s.public.ShutdownWithContext(ctx))
