@@ -171,6 +171,11 @@ type Redis struct {
 	// FailMode is what requests get while Redis is unreachable: deny (503
 	// limits_unavailable) or local (in-process limits per replica).
 	FailMode string `yaml:"fail_mode"`
+	// Lease bounds how long a reservation holds its estimate in Redis
+	// without a commit: past it (its replica was killed), another replica
+	// refunds it. 0 means the longest a request may take (the longest
+	// upstream timeout, and a minute).
+	Lease Duration `yaml:"lease"`
 }
 
 // Upstream is a model provider.

@@ -394,6 +394,9 @@ func (c *Config) validate(file string) error {
 			c.Models[i].UpstreamModel = m.Name
 		}
 	}
+	if c.Limits.Redis.Lease < 0 {
+		return bad("limits.redis.lease", "must not be negative (0 takes the longest a request may take)")
+	}
 	if c.Server.DrainDelay < 0 {
 		return bad("server.drain_delay", "must not be negative")
 	}

@@ -6,7 +6,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -126,4 +128,58 @@ func TestPostgresDownLongerThanTheKeyCache(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("%d requests served with PostgreSQL cut off for longer than the key cache; all in the ledger after", served)
+}
+
+// TestSIGKILLedReplicaReleasesItsReservations kills a replica while its
+// requests wait on the upstream: their reservations are not left charged
+// in Redis for the rest of the day, but refunded by the surviving replica
+// once their lease expires.
+func TestSIGKILLedReplicaReleasesItsReservations(t *testing.T) {
+	const (
+		daily     = 100_000
+		maxTokens = 100
+		inFlight  = 10
+	)
+	cfg, _ := replicaConfig(t)
+	cfg.Limits.Redis.Lease = config.Duration(time.Second)
+	cfg.Upstreams = append([]config.Upstream(nil), cfg.Upstreams...)
+	cfg.Upstreams[0].Latency = config.Duration(5 * time.Second)
+	cfg.Tiers["daily"] = config.Tier{Models: []string{"*"}, Budget: config.Budget{DailyTokens: daily}}
+	cfgB := replicaOf(t, cfg)
+	cfgB.Upstreams = append([]config.Upstream(nil), cfg.Upstreams...)
+	cfgB.Upstreams[0].Latency = 0
+	a := startGateway(t, cfg)
+	b := startGateway(t, cfgB)
+	key, _ := a.createClient("app", "eng", "daily")
+
+	for range inFlight {
+		go ask(a.client(key), maxTokens)
+	}
+	time.Sleep(500 * time.Millisecond) // reserved, waiting on the upstream
+	a.stop(syscall.SIGKILL)
+
+	// What the surviving replica says is left, before its own request's
+	// estimate; and what its requests used.
+	var usedByB int64
+	left := func() int64 {
+		an := ask(b.client(key), maxTokens)
+		if an.status != http.StatusOK {
+			t.Fatalf("on the surviving replica: %s", an.outcome())
+		}
+		n, _ := strconv.ParseInt(an.header.Get("x-ratelimit-remaining-tokens"), 10, 64)
+		usedBefore := usedByB
+		usedByB += an.tokens
+		return n + maxTokens + 50 - (daily - usedBefore) // ≥ 0 once only b's use is charged
+	}
+	if l := left(); l >= 0 {
+		t.Fatalf("right after the kill, nothing of the killed replica's %d reservations is charged", inFlight)
+	}
+	killed := time.Now()
+	for left() < 0 {
+		if time.Since(killed) > 10*time.Second {
+			t.Fatalf("the killed replica's reservations are still charged 10s after the kill, with a 1s lease")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("the killed replica's %d reservations were refunded %v after the kill (lease 1s)", inFlight, time.Since(killed).Round(time.Millisecond))
 }

@@ -97,10 +97,11 @@
 // With Memory, everything since the start is rebuilt from the ledger, except
 // the reservations of requests that were in flight and the exact timing of
 // the last minute. With Redis, a replica that dies loses nothing already
-// counted: its in-flight reservations stay charged at their estimate (the
-// request's reconcile never comes, so the budget errs toward the limit until
-// the period ends), and its deferred commits, if Redis was down at the time,
-// are lost with it.
+// counted: its in-flight reservations stay charged at their estimate until
+// their lease (RedisOptions.Lease) expires, when any replica's sweep refunds
+// them (without leases, until the period ends); its deferred commits, if
+// Redis was down at the time, are lost with it. A commit that comes after
+// its lease was swept charges its use alone.
 //
 // # When Redis loses its counters
 //

@@ -93,8 +93,10 @@ type Reservation struct {
 	// so Commit can tell whether they have ended in between.
 	win, day, month int64
 	// epoch is the Redis epoch the estimate was charged in (see
-	// RedisOptions.Seed); 0 when there is none.
+	// RedisOptions.Seed); 0 when there is none. lease names the
+	// reservation's lease in Redis (see RedisOptions.Lease), "" without.
 	epoch int64
+	lease string
 }
 
 // Cost is the estimate the reservation charged.

@@ -2,10 +2,13 @@ package limits
 
 import (
 	"context"
+	"crypto/rand"
 	_ "embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,6 +84,13 @@ type RedisOptions struct {
 	// Notes: what the ledger does not hold yet (the last ledger flush
 	// interval, about 200 ms, and the requests in flight) is not re-seeded.
 	Seed func(ctx context.Context) (map[string]Usage, error)
+	// Lease, when set, records every reservation in Redis until its commit,
+	// for that long at most: a reservation whose commit has not come when
+	// its lease expires (its replica was killed) is refunded by a sweep that
+	// every replica runs, instead of holding the budget until the period
+	// ends. It must outlast the longest request, streams included. Default
+	// 0: no leases.
+	Lease time.Duration
 }
 
 // commitQueue is the depth of BackgroundCommit's queue; a caller that finds
@@ -102,6 +112,7 @@ type RedisStats struct {
 	CommitsReplayed  uint64 // deferred commits applied to Redis since
 	CommitsDropped   uint64 // deferred commits discarded because MaxPending was reached
 	Reseeds          uint64 // times this process re-seeded an emptied Redis from the ledger
+	LeasesExpired    uint64 // reservations this process's sweeps refunded: their commit never came
 	Pending          int    // aggregated commits waiting for Redis
 	Down             bool   // Redis was unreachable at the last attempt
 }
@@ -117,11 +128,14 @@ var (
 	luaPeek string
 	//go:embed scripts/seed.lua
 	luaSeed string
+	//go:embed scripts/sweep.lua
+	luaSweep string
 
 	reserveScript = redis.NewScript(luaCommon + luaReserve)
 	commitScript  = redis.NewScript(luaCommon + luaCommit)
 	peekScript    = redis.NewScript(luaCommon + luaPeek)
 	seedScript    = redis.NewScript(luaCommon + luaSeed)
+	sweepScript   = redis.NewScript(luaCommon + luaSweep)
 )
 
 // keyTTL outlives the longest period a key counts (a month) plus a day, and is
@@ -178,6 +192,14 @@ type Redis struct {
 	reseeds atomic.Uint64
 	// epochSeen is the epoch of the last reservation Redis answered.
 	epochSeen atomic.Int64
+
+	// leases is the key of the leases (sorted by expiry; their data in
+	// leases+":data"), "" without; leaseIDs numbers this process's.
+	leases        string
+	lease         time.Duration
+	leasePrefix   string
+	leaseIDs      atomic.Uint64
+	leasesExpired atomic.Uint64
 }
 
 var _ Backend = (*Redis)(nil)
@@ -229,6 +251,12 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 	}
 	if r.seed != nil {
 		r.epoch = r.prefix + "epoch"
+	}
+	if opts.Lease > 0 {
+		r.leases, r.lease = r.prefix+"leases", opts.Lease
+		b := make([]byte, 6)
+		rand.Read(b)
+		r.leasePrefix = hex.EncodeToString(b) + ":"
 	}
 	switch r.failMode {
 	case "":
@@ -301,7 +329,7 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 	// Loading the scripts now saves the first requests an EVALSHA that fails
 	// with NOSCRIPT; if Redis is down, Run falls back to EVAL later.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	for _, s := range []*redis.Script{reserveScript, commitScript, peekScript, seedScript} {
+	for _, s := range []*redis.Script{reserveScript, commitScript, peekScript, seedScript, sweepScript} {
 		s.Load(ctx, r.client)
 	}
 	cancel()
@@ -345,6 +373,13 @@ func (r *Redis) Reserve(ctx context.Context, scopes []Scope, cost Cost) (Reserva
 		args = append(args, l.RPM, l.TPM, l.DailyTokens, l.MonthlyTokens, l.MonthlyNanos)
 	}
 	args = append(args, r.epoch)
+	var lease string
+	if r.leases != "" {
+		lease = r.leasePrefix + strconv.FormatUint(r.leaseIDs.Add(1), 36)
+		args = append(args, r.leases, lease, r.lease.Milliseconds())
+	} else {
+		args = append(args, "", "", 0)
+	}
 	vals, err := reserveScript.Run(ctx, r.client, keys[:len(scopes)], args...).Int64Slice()
 	if err == nil && unseeded(vals) {
 		if err = r.reseed(ctx); err == nil {
@@ -380,7 +415,7 @@ func (r *Redis) Reserve(ctx context.Context, scopes []Scope, cost Cost) (Reserva
 		return Reservation{}, res, nil
 	}
 	reservation := newReservation(scopes, cost, &p)
-	reservation.epoch = epoch
+	reservation.epoch, reservation.lease = epoch, lease
 	return reservation, res, nil
 }
 
@@ -460,7 +495,8 @@ func (r *Redis) runCommit(ctx context.Context, res *Reservation, used Cost, wind
 		w = 1
 	}
 	return commitScript.Run(ctx, r.client, keys[:res.n], r.window, keyTTL,
-		res.cost.Tokens, res.cost.Nanos, used.Tokens, used.Nanos, res.win, res.day, res.month, w, r.epoch, res.epoch).Err()
+		res.cost.Tokens, res.cost.Nanos, used.Tokens, used.Nanos, res.win, res.day, res.month, w, r.epoch, res.epoch,
+		r.leases, res.lease).Err()
 }
 
 // Peek implements Backend, in one script call.
@@ -519,6 +555,7 @@ func (r *Redis) Stats() RedisStats {
 		Errors:           r.errors.Load(),
 		FailModeReserves: r.failModeReserves.Load(),
 		CacheDenials:     r.cacheDenials.Load(),
+		LeasesExpired:    r.leasesExpired.Load(),
 		Reseeds:          r.reseeds.Load(),
 		CommitsDeferred:  r.commitsDeferred.Load(),
 		CommitsReplayed:  r.commitsReplayed.Load(),
@@ -707,6 +744,12 @@ func limitOf(l *Limits, k Kind) int64 {
 // scopes and periods. Only budgets are replayed: by the time Redis is back the
 // minute windows the commit belonged to have moved on.
 func (r *Redis) deferCommit(res *Reservation, used Cost) {
+	if res.lease != "" {
+		// The estimate is in Redis under a lease this commit cannot
+		// release while it waits: the sweep refunds it when the lease
+		// expires, so only the use is owed.
+		res.cost, res.lease = Cost{}, ""
+	}
 	k := pendingKey{keys: res.keys, n: res.n, day: res.day, month: res.month, epoch: res.epoch}
 	r.pendingMu.Lock()
 	e, ok := r.pending[k]
@@ -755,6 +798,7 @@ func (r *Redis) replay() {
 			return
 		case <-r.wake:
 		case <-t.C:
+			r.sweep(context.Background())
 		}
 		r.flush(context.Background())
 	}

@@ -575,3 +575,35 @@ func TestRedisCommitsAcrossAReseed(t *testing.T) {
 		t.Fatalf("a replay from before the re-seed left %d day tokens, want 530", u.DayTokens)
 	}
 }
+
+// A reservation whose commit never comes (its replica was killed) is
+// refunded by any replica's sweep once its lease expires; a commit that
+// comes after the sweep charges its use alone.
+func TestRedisLeasesRefundReservationsOfADeadReplica(t *testing.T) {
+	prefix := randomPrefix()
+	dead := newTestRedis(t, RedisOptions{Prefix: prefix, Lease: 200 * time.Millisecond})
+	alive := newTestRedis(t, RedisOptions{Prefix: prefix, Lease: 200 * time.Millisecond})
+	s := Scope{Name: "client", Key: "client:leased", Limits: Limits{DailyTokens: 10_000}}
+	mustAdmit(t, dead, Cost{Tokens: 1000, Nanos: 500}, s) // never committed
+	late, _ := mustAdmit(t, dead, Cost{Tokens: 1000}, s)  // committed after the sweep
+	done, _ := mustAdmit(t, alive, Cost{Tokens: 1000}, s)
+	alive.commit(done, Cost{Tokens: 100})
+	if u := peek(t, alive, s.Key); u.DayTokens != 2100 {
+		t.Fatalf("before the leases expire: %d day tokens, want 2100", u.DayTokens)
+	}
+	time.Sleep(300 * time.Millisecond)
+	alive.sweep(t.Context())
+	if u := peek(t, alive, s.Key); u.DayTokens != 100 || u.MonthNanos != 0 {
+		t.Fatalf("after the sweep: %d day tokens, %d nanos; want the committed 100 alone", u.DayTokens, u.MonthNanos)
+	}
+	if got := alive.Stats().LeasesExpired; got != 2 {
+		t.Fatalf("%d leases refunded, want 2", got)
+	}
+	dead.commit(late, Cost{Tokens: 30})
+	if u := peek(t, alive, s.Key); u.DayTokens != 130 {
+		t.Fatalf("a commit after its lease was swept: %d day tokens, want 130", u.DayTokens)
+	}
+	if n, _ := alive.client.ZCard(t.Context(), alive.leases).Result(); n != 0 {
+		t.Fatalf("%d leases left", n)
+	}
+}

@@ -9,6 +9,32 @@ import (
 	"time"
 )
 
+// sweepBatch is how many expired leases one sweep call refunds.
+const sweepBatch = 100
+
+// sweep refunds the reservations whose lease expired, a batch at a time,
+// while Redis answers. Every replica sweeps, every RetryEvery: whichever
+// comes first refunds a dead replica's reservations.
+func (r *Redis) sweep(ctx context.Context) {
+	if r.leases == "" || r.downUntil.Load() != 0 {
+		return
+	}
+	for range 100 {
+		n, err := sweepScript.Run(ctx, r.client, nil, r.window, keyTTL, r.leases, sweepBatch).Int()
+		if err != nil {
+			r.warn("sweeping expired reservations failed", err)
+			return
+		}
+		if n > 0 {
+			r.leasesExpired.Add(uint64(n))
+			r.log.Warn("refunded reservations whose commit never came (their replica stopped?)", "reservations", n)
+		}
+		if n < sweepBatch {
+			return
+		}
+	}
+}
+
 // unseeded reports whether a script answered that Redis has lost its
 // counters (the epoch marker is gone).
 func unseeded(vals []int64) bool { return len(vals) == 1 && vals[0] == -1 }

@@ -618,6 +618,7 @@ func openLimiter(ctx context.Context, cfg *config.Config, st store.Store, log *s
 			Seed: func(ctx context.Context) (map[string]limits.Usage, error) {
 				return ledgerUsage(ctx, st, time.Now())
 			},
+			Lease: leaseOf(cfg),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("limits.redis: %w", err)
@@ -726,6 +727,16 @@ func ownerOnly(path string) error {
 		}
 	}
 	return nil
+}
+
+// leaseOf is how long a reservation may wait for its commit before another
+// replica takes its replica for dead and refunds it: limits.redis.lease, or
+// longer than any request may take.
+func leaseOf(cfg *config.Config) time.Duration {
+	if d := cfg.Limits.Redis.Lease.D(); d > 0 {
+		return d
+	}
+	return longestUpstreamTimeout(cfg) + time.Minute
 }
 
 func longestUpstreamTimeout(cfg *config.Config) time.Duration {

@@ -18,32 +18,20 @@ if marker ~= '' and repoch ~= 0 and tonumber(redis.call('GET', marker) or '0') ~
   if not windows then return 0 end
   rt, rm = 0, 0
 end
+-- Last, the leases' key and the reservation's lease: a live commit whose
+-- lease a sweep already took (its estimate was refunded) charges its use
+-- alone.
+local leases, lease = ARGV[13], ARGV[14]
+if leases ~= '' and lease ~= '' then
+  if redis.call('ZREM', leases, lease) == 0 and windows then rt, rm = 0, 0 end
+  redis.call('HDEL', leases .. ':data', lease)
+end
 local p = now(window)
-local dt, dm = ut - rt, um - rm
-
 local seen = {}
 for _, key in ipairs(KEYS) do
   if not seen[key] then
     seen[key] = true
-    local c = load(key, p)
-    if windows then
-      if rwin == c.w then
-        c.tc = math.max(0, c.tc + dt)
-      elseif rwin == c.w - 1 then
-        c.tp = math.max(0, c.tp + dt)
-      elseif dt > 0 then
-        c.tc = c.tc + dt
-      end
-    end
-    if rday == c.d then c.dt = math.max(0, c.dt + dt) else c.dt = c.dt + ut end
-    if rmonth == c.m then
-      c.mt = math.max(0, c.mt + dt)
-      c.mn = math.max(0, c.mn + dm)
-    else
-      c.mt = c.mt + ut
-      c.mn = c.mn + um
-    end
-    store(key, c, ttl)
+    reconcile(key, p, ttl, rt, rm, ut, um, rwin, rday, rmonth, windows)
   end
 end
 return 1

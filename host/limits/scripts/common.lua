@@ -70,3 +70,30 @@ local function store(key, c, ttl)
   redis.call('HDEL', key, 'mm')
   redis.call('EXPIRE', key, ttl)
 end
+
+-- reconcile replaces a reservation's estimate (rt tokens, rm nano-dollars)
+-- with the use (ut, um) in one scope, in the periods the estimate was
+-- charged to (rwin, rday, rmonth) if they are still current; windows also
+-- reconciles the minute windows.
+local function reconcile(key, p, ttl, rt, rm, ut, um, rwin, rday, rmonth, windows)
+  local dt, dm = ut - rt, um - rm
+  local c = load(key, p)
+  if windows then
+    if rwin == c.w then
+      c.tc = math.max(0, c.tc + dt)
+    elseif rwin == c.w - 1 then
+      c.tp = math.max(0, c.tp + dt)
+    elseif dt > 0 then
+      c.tc = c.tc + dt
+    end
+  end
+  if rday == c.d then c.dt = math.max(0, c.dt + dt) else c.dt = c.dt + ut end
+  if rmonth == c.m then
+    c.mt = math.max(0, c.mt + dt)
+    c.mn = math.max(0, c.mn + dm)
+  else
+    c.mt = c.mt + ut
+    c.mn = c.mn + um
+  end
+  store(key, c, ttl)
+end

@@ -2,7 +2,10 @@
 -- it fits all of them, charges its estimate to all of them.
 -- KEYS: one hash per scope.
 -- ARGV: window ms, ttl s, tokens, nanos, then per scope rpm, tpm, daily
--- tokens, monthly tokens, monthly nanos, and last the epoch marker's key.
+-- tokens, monthly tokens, monthly nanos, then the epoch marker's key, the
+-- leases' key, the reservation's lease and its duration in ms (a lease
+-- records the reservation until its commit, for a sweep to refund if the
+-- commit never comes).
 -- Returns: admitted (0/1), sec, usec, then per scope the violation mask and
 -- rp, rc, tp, tc, dt, mt, mn (after the charge when admitted), and last the
 -- epoch (0 without a marker); or -1 alone when the counters are to be seeded
@@ -55,6 +58,15 @@ if not denied then
       c.mn = c.mn + nanos
       store(key, c, ttl)
     end
+  end
+  local leases = ARGV[6 + 5 * #KEYS]
+  if leases ~= '' then
+    local lease = ARGV[7 + 5 * #KEYS]
+    local expires = p.sec * 1000 + math.floor(p.usec / 1000) + tonumber(ARGV[8 + 5 * #KEYS])
+    redis.call('ZADD', leases, expires, lease)
+    redis.call('HSET', leases .. ':data', lease,
+      -- Numbers as strings: cjson writes %.14g, which would round.
+      cjson.encode({k = KEYS, t = int(tokens), n = int(nanos), w = int(p.win), d = int(p.day), m = int(p.month)}))
   end
 end
 
