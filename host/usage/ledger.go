@@ -40,6 +40,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -134,10 +135,17 @@ type Ledger struct {
 	// the store; more wakes storeLoop, collected tells it run is done, and
 	// waiters are Flush calls waiting for a count of events to be stored.
 	spool     *spool
-	more      chan struct{}
+	more      chan spooled
 	collected chan struct{}
 	waitMu    sync.Mutex
 	waiters   []waiter
+}
+
+// spooled is a batch run appended to the spool at off, n bytes long: the
+// store writer takes it from memory when it is the next to store.
+type spooled struct {
+	batch  []store.UsageEvent
+	off, n int64
 }
 
 type waiter struct {
@@ -177,7 +185,7 @@ func OpenLedger(st store.Store, opts LedgerOptions, log *slog.Logger) (*Ledger, 
 		if left > 0 {
 			log.Warn("usage events left in the spool by the last run; writing them", "events", left, "spool", sp.path)
 		}
-		l.spool, l.more, l.collected = sp, make(chan struct{}, 1), make(chan struct{})
+		l.spool, l.more, l.collected = sp, make(chan spooled, 1), make(chan struct{})
 		l.pending.Add(int64(left))
 		go l.storeLoop()
 	}
@@ -374,13 +382,15 @@ func (l *Ledger) run() {
 // cannot take it (a full or failing disk), it says so and the batch is
 // written to the store directly.
 func (l *Ledger) spoolBatch(batch []store.UsageEvent) bool {
-	if err := l.spool.append(batch); err != nil {
+	off, n, err := l.spool.append(batch)
+	if err != nil {
 		l.log.Error("usage spool write failed; writing the batch to the store directly", "events", len(batch), "err", err)
 		return false
 	}
 	select {
-	case l.more <- struct{}{}:
+	case l.more <- spooled{batch: slices.Clone(batch), off: off, n: n}:
 	default:
+		// The writer has a batch waiting: it reads this one back.
 	}
 	return true
 }
@@ -433,7 +443,12 @@ func (l *Ledger) storeLoop() {
 		}
 		if lines == 0 {
 			select {
-			case <-l.more:
+			case sp := <-l.more:
+				// Caught up: the batch just spooled is the next to store;
+				// take it from memory rather than decode it back.
+				if l.spool.at(sp.off) && !l.store(sp.batch, sp.n, len(sp.batch)) {
+					return
+				}
 				continue
 			case <-l.collected:
 				// run is done; one last look, as it may have appended
@@ -447,19 +462,29 @@ func (l *Ledger) storeLoop() {
 				return
 			}
 		}
-		if len(batch) > 0 {
-			if err := l.write(batch, 0); err != nil {
-				appended, stored := l.spool.counts()
-				l.log.Error("usage events left in the spool for the next start", "events", appended-stored, "spool", l.spool.path, "err", err)
-				return
-			}
+		if !l.store(batch, used, lines) {
+			return
 		}
-		if _, err := l.spool.consumed(used, lines); err != nil {
-			l.log.Error("usage spool could not be emptied", "err", err)
-		}
-		l.pending.Add(-int64(len(batch)))
-		l.release()
 	}
+}
+
+// store writes batch, the next used bytes (lines lines) of the spool, to the
+// store and marks them consumed. It reports false when the writer must stop
+// (Close gave up): what is left stays in the spool.
+func (l *Ledger) store(batch []store.UsageEvent, used int64, lines int) bool {
+	if len(batch) > 0 {
+		if err := l.write(batch, 0); err != nil {
+			appended, stored := l.spool.counts()
+			l.log.Error("usage events left in the spool for the next start", "events", appended-stored, "spool", l.spool.path, "err", err)
+			return false
+		}
+	}
+	if _, err := l.spool.consumed(used, lines); err != nil {
+		l.log.Error("usage spool could not be emptied", "err", err)
+	}
+	l.pending.Add(-int64(len(batch)))
+	l.release()
+	return true
 }
 
 // write inserts batch, retrying with exponential backoff. maxAttempts 0

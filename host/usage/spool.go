@@ -64,7 +64,7 @@ func openSpool(dir string) (*spool, int, error) {
 		return nil, 0, fmt.Errorf("usage spool: %w", err)
 	}
 	if len(kept) > 0 {
-		if err := s.append(kept); err != nil {
+		if _, _, err := s.append(kept); err != nil {
 			f.Close()
 			return nil, 0, err
 		}
@@ -72,27 +72,37 @@ func openSpool(dir string) (*spool, int, error) {
 	return s, len(kept), nil
 }
 
-// append writes batch at the end and fsyncs it; it returns the total of
-// events appended since the spool was opened.
-func (s *spool) append(batch []store.UsageEvent) error {
+// append writes batch at the end and fsyncs it; it returns the offset and
+// length of what it wrote.
+func (s *spool) append(batch []store.UsageEvent) (off, n int64, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.buf.Reset()
 	enc := json.NewEncoder(&s.buf)
 	for i := range batch {
 		if err := enc.Encode(&batch[i]); err != nil {
-			return fmt.Errorf("usage spool: %w", err)
+			return 0, 0, fmt.Errorf("usage spool: %w", err)
 		}
 	}
 	if _, err := s.f.WriteAt(s.buf.Bytes(), s.size); err != nil {
-		return fmt.Errorf("usage spool: %w", err)
+		return 0, 0, fmt.Errorf("usage spool: %w", err)
 	}
 	if err := s.f.Sync(); err != nil {
-		return fmt.Errorf("usage spool: %w", err)
+		return 0, 0, fmt.Errorf("usage spool: %w", err)
 	}
-	s.size += int64(s.buf.Len())
+	off, n = s.size, int64(s.buf.Len())
+	s.size += n
 	s.appended += int64(len(batch))
-	return nil
+	return off, n, nil
+}
+
+// at reports whether the writer has consumed the spool up to off exactly:
+// then the batch appended at off is the next to store, and the writer may
+// take it from memory instead of reading it back.
+func (s *spool) at(off int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.read == off
 }
 
 // next reads up to max events after what the writer consumed, how many
