@@ -243,6 +243,12 @@ func (a *API) ready(ctx *fasthttp.RequestCtx) {
 		writeJSON(ctx, http.StatusServiceUnavailable, map[string]any{"status": "not_ready", "reason": why})
 		return
 	}
+	if why != "" {
+		// Serving, with a part missing: a load balancer keeps sending
+		// traffic, an operator sees why.
+		writeJSON(ctx, http.StatusOK, map[string]any{"status": "degraded", "reason": why})
+		return
+	}
 	writeJSON(ctx, http.StatusOK, map[string]any{"status": "ready"})
 }
 

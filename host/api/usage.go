@@ -43,6 +43,10 @@ type StreamChunk struct {
 	HasUsage  bool
 	NoChoices bool   // the extra final chunk that carries only usage
 	Content   string // concatenated delta content of all choices
+	// Generated is every text the model generated in the chunk, which a
+	// provider bills as completion tokens: the content, a refusal, the
+	// reasoning, and the tool calls' names and arguments.
+	Generated string
 }
 
 // ParseStreamChunk reads one SSE data payload of a chat completion stream.
@@ -50,7 +54,16 @@ func ParseStreamChunk(data []byte) (StreamChunk, bool) {
 	var chunk struct {
 		Choices []struct {
 			Delta struct {
-				Content string `json:"content"`
+				Content          string `json:"content"`
+				Refusal          string `json:"refusal"`
+				ReasoningContent string `json:"reasoning_content"`
+				Reasoning        string `json:"reasoning"`
+				ToolCalls        []struct {
+					Function struct {
+						Name      string `json:"name"`
+						Arguments string `json:"arguments"`
+					} `json:"function"`
+				} `json:"tool_calls"`
 			} `json:"delta"`
 		} `json:"choices"`
 		Usage *Usage `json:"usage"`
@@ -61,7 +74,12 @@ func ParseStreamChunk(data []byte) (StreamChunk, bool) {
 	var c StreamChunk
 	c.NoChoices = len(chunk.Choices) == 0
 	for _, ch := range chunk.Choices {
-		c.Content += ch.Delta.Content
+		d := &ch.Delta
+		c.Content += d.Content
+		c.Generated += d.Content + d.Refusal + d.ReasoningContent + d.Reasoning
+		for _, tc := range d.ToolCalls {
+			c.Generated += tc.Function.Name + tc.Function.Arguments
+		}
 	}
 	if chunk.Usage != nil {
 		c.Usage, c.HasUsage = *chunk.Usage, true

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -90,7 +91,39 @@ type Authenticator struct {
 	// hits and misses count lookups the cache answered and those that went
 	// to the store.
 	hits, misses atomic.Uint64
+
+	// known keeps the keys the store last confirmed, and when, so that they
+	// keep working for StaleFor while the store is unreachable after their
+	// cache entry lapsed (stale-if-error). storeDown is set by a failed
+	// lookup and cleared by one that reached the store.
+	knownMu   sync.Mutex
+	known     map[[32]byte]knownKey
+	staleFor  time.Duration
+	storeDown atomic.Bool
+	stale     atomic.Uint64
 }
+
+type knownKey struct {
+	identity Identity
+	at       time.Time
+}
+
+// StaleFor is how long after the store last confirmed a key it keeps
+// working while the store is unreachable: long enough to ride out a database
+// restart or failover, short enough that a key revoked on another replica
+// meanwhile does not work for long.
+const StaleFor = 10 * time.Minute
+
+// maxKnown bounds the keys kept for stale-if-error; past it, the map starts
+// over, and the keys not used since fail with the store like before.
+const maxKnown = 1 << 16
+
+// StoreDown reports whether the last lookup that went to the store failed.
+func (a *Authenticator) StoreDown() bool { return a.storeDown.Load() }
+
+// StaleServed counts the lookups answered from a stale entry while the
+// store was unreachable.
+func (a *Authenticator) StaleServed() uint64 { return a.stale.Load() }
 
 // CacheStats reports how many lookups the cache answered and how many went
 // to the store.
@@ -113,7 +146,8 @@ func New(st store.Store, ttl time.Duration) (*Authenticator, error) {
 	if neg > 5*time.Second {
 		neg = 5 * time.Second
 	}
-	return &Authenticator{store: st, cache: cache, ttl: ttl, negativeTTL: neg, now: time.Now}, nil
+	return &Authenticator{store: st, cache: cache, ttl: ttl, negativeTTL: neg, now: time.Now,
+		known: map[[32]byte]knownKey{}, staleFor: StaleFor}, nil
 }
 
 // Close releases the cache.
@@ -141,8 +175,14 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (Identity,
 		a.remember(gen, ck, &cached{hash: hash}, a.negativeTTL)
 		return Identity{}, ErrInvalidKey
 	case err != nil:
+		a.storeDown.Store(true)
+		if id, ok := a.staleIdentity(hash); ok {
+			a.stale.Add(1)
+			return id, nil
+		}
 		return Identity{}, fmt.Errorf("auth: looking up key: %w", err)
 	}
+	a.storeDown.Store(false)
 	// The lookup was by hash; comparing the stored hash in constant time keeps
 	// any later change of lookup strategy from turning into a timing oracle.
 	if subtle.ConstantTimeCompare(k.Hash[:], hash[:]) != 1 || !k.Active() {
@@ -151,7 +191,39 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (Identity,
 	}
 	id := Identity{KeyID: k.ID, Client: client}
 	a.remember(gen, ck, &cached{hash: hash, identity: id, valid: true}, a.ttl)
+	a.knownMu.Lock()
+	if a.generation.Load() == gen {
+		if len(a.known) >= maxKnown {
+			clear(a.known)
+		}
+		a.known[hash] = knownKey{identity: id, at: a.now()}
+	}
+	a.knownMu.Unlock()
 	return id, nil
+}
+
+// staleIdentity is the identity the store last confirmed for hash, if that
+// was within staleFor.
+func (a *Authenticator) staleIdentity(hash [32]byte) (Identity, bool) {
+	a.knownMu.Lock()
+	defer a.knownMu.Unlock()
+	k, ok := a.known[hash]
+	if !ok || a.now().Sub(k.at) > a.staleFor {
+		return Identity{}, false
+	}
+	return k.identity, true
+}
+
+// Known reports whether key is cached as a valid key, without going to the
+// store: the cheap check that lets a known client through a limit that
+// holds back everyone else at its address.
+func (a *Authenticator) Known(key string) bool {
+	if !strings.HasPrefix(key, KeyPrefix) || len(key) != len(KeyPrefix)+keyRandomChars {
+		return false
+	}
+	hash := sha256.Sum256([]byte(key))
+	c, ok := a.cache.Get(string(hash[:]))
+	return ok && c.valid && subtle.ConstantTimeCompare(c.hash[:], hash[:]) == 1
 }
 
 // remember caches what a lookup found, unless the cache was cleared since the
@@ -176,6 +248,9 @@ func (a *Authenticator) Revoke(ctx context.Context, keyID string) error {
 func (a *Authenticator) Forget() {
 	a.generation.Add(1)
 	a.cache.Clear()
+	a.knownMu.Lock()
+	clear(a.known)
+	a.knownMu.Unlock()
 }
 
 // KeyFromHeaders extracts the key from "Authorization: Bearer <key>" or

@@ -124,3 +124,53 @@ func TestKeyFromHeaders(t *testing.T) {
 		}
 	}
 }
+
+// downStore fails every key lookup while down is set.
+type downStore struct {
+	store.Store
+	down bool
+}
+
+func (d *downStore) KeyByHash(ctx context.Context, h [32]byte) (store.Key, store.Client, error) {
+	if d.down {
+		return store.Key{}, store.Client{}, errors.New("connection refused")
+	}
+	return d.Store.KeyByHash(ctx, h)
+}
+
+// TestKnownKeysOutliveTheCacheWhileTheStoreIsDown: a key the store
+// confirmed keeps working past the cache's TTL while the store is
+// unreachable, for StaleFor at most; an unknown key gets the error.
+func TestKnownKeysOutliveTheCacheWhileTheStoreIsDown(t *testing.T) {
+	st := &downStore{Store: openStore(t)}
+	secret, k := newKey(t, st)
+	other, _ := newKey(t, st)
+	a, err := New(st, 20*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	now := time.Now()
+	a.now = func() time.Time { return now }
+	ctx := context.Background()
+	if _, err := a.Authenticate(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	st.down = true
+	time.Sleep(50 * time.Millisecond) // the cache entry lapses
+	id, err := a.Authenticate(ctx, secret)
+	if err != nil || id.KeyID != k.ID || !a.StoreDown() || a.StaleServed() != 1 {
+		t.Fatalf("a known key while the store is down: %+v, %v (down %v, stale %d)", id, err, a.StoreDown(), a.StaleServed())
+	}
+	if _, err := a.Authenticate(ctx, other); err == nil || errors.Is(err, ErrInvalidKey) {
+		t.Fatalf("a key never confirmed while the store is down: %v, want the store's error", err)
+	}
+	now = now.Add(StaleFor + time.Second)
+	if _, err := a.Authenticate(ctx, secret); err == nil {
+		t.Fatal("a key confirmed longer than StaleFor ago was served while the store is down")
+	}
+	st.down = false
+	if _, err := a.Authenticate(ctx, secret); err != nil || a.StoreDown() {
+		t.Fatalf("after the store is back: %v (down %v)", err, a.StoreDown())
+	}
+}

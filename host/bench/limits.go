@@ -156,9 +156,9 @@ func (o *limitOp) reset() { *o = limitOp{run: o.run} }
 func newReserveCommit(ctx context.Context, b limits.Backend, trips *atomic.Int64) *limitOp {
 	scopes := []limits.Scope{
 		{Name: "client", Key: "client:bench", Limits: limits.Limits{RPM: 1 << 40, TPM: 1 << 50, DailyTokens: 1 << 60, MonthlyTokens: 1 << 60}},
-		{Name: "department", Key: "dept:bench", Limits: limits.Limits{DailyTokens: 1 << 60, MonthlyMicros: 1 << 60}},
+		{Name: "department", Key: "dept:bench", Limits: limits.Limits{DailyTokens: 1 << 60, MonthlyNanos: 1 << 60}},
 	}
-	estimate, used := limits.Cost{Tokens: 1064, Micros: 200}, limits.Cost{Tokens: 1010, Micros: 190}
+	estimate, used := limits.Cost{Tokens: 1064, Nanos: 200}, limits.Cost{Tokens: 1010, Nanos: 190}
 	o := &limitOp{}
 	count := func() int64 {
 		if trips == nil {

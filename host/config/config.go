@@ -6,6 +6,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
+	"math/bits"
 	"time"
 )
 
@@ -49,11 +51,36 @@ type Server struct {
 	ReadTimeout Duration `yaml:"read_timeout"`
 	// ShutdownTimeout bounds how long a stopping server waits for in-flight requests.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// DrainDelay is how long a stopping server keeps accepting requests
+	// after its readiness turned false, so that a load balancer that polls
+	// readiness stops sending before the listener closes. Default 0 (for
+	// one machine); behind a load balancer, a little more than its readiness
+	// interval. It is part of ShutdownTimeout.
+	DrainDelay Duration `yaml:"drain_delay"`
 	// AccessLog writes one structured log line per request: ids, client,
 	// model, status, tokens, cost, latency. Never prompt text or keys.
 	AccessLog bool `yaml:"access_log"`
 	// LogLevel is the least severe level logged: debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
+	// IPLimit bounds the requests one client IP address may have refused
+	// before it is known who is calling (a bad key, an unknown path, a
+	// malformed request): past it, the address's requests get 429
+	// ip_rate_limited before authentication, until the bucket refills.
+	// Requests that authenticate do not draw on it.
+	IPLimit IPLimit `yaml:"ip_limit"`
+}
+
+// IPLimit is a token bucket per client IP address: Rate refusals a second,
+// up to Burst at once. A Rate of 0 turns the limit off. Default 10 a second,
+// bursts of 50.
+//
+// Notes: behind a load balancer every caller shares the balancer's address,
+// and one client with a bad key can hold the others' keys back until the
+// bucket refills: raise the limit there or turn it off, and limit at the
+// balancer.
+type IPLimit struct {
+	Rate  float64 `yaml:"rate"`
+	Burst int     `yaml:"burst"`
 }
 
 // Store says where clients, keys and the usage ledger live.
@@ -179,6 +206,11 @@ type Redis struct {
 	// FailMode is what requests get while Redis is unreachable: deny (503
 	// limits_unavailable) or local (in-process limits per replica).
 	FailMode string `yaml:"fail_mode"`
+	// Lease bounds how long a reservation holds its estimate in Redis
+	// without a commit: past it (its replica was killed), another replica
+	// refunds it. 0 means the longest a request may take (the longest
+	// upstream timeout, and a minute).
+	Lease Duration `yaml:"lease"`
 }
 
 // Upstream is a model provider.
@@ -221,6 +253,24 @@ type Tier struct {
 	// RefuseTokenInput refuses embeddings input sent as token ids (400
 	// token_input_not_allowed) instead of decoding and scanning it.
 	RefuseTokenInput bool `yaml:"refuse_token_input" json:"refuse_token_input"`
+	// MaxPromptBytes bounds a request body of this tier's clients: a larger
+	// one is refused with 413 prompt_too_large before it is parsed or
+	// scanned, so a client cannot spend the guardrails' time on prompts
+	// that no model it may use would take. 0 means DefaultMaxPromptBytes;
+	// server.max_body_bytes bounds every request whatever the tier.
+	MaxPromptBytes int64 `yaml:"max_prompt_bytes" json:"max_prompt_bytes"`
+}
+
+// DefaultMaxPromptBytes is a tier's MaxPromptBytes when it sets none: 1 MiB,
+// room for a 128k-token context (about 4 bytes a token) and its JSON.
+const DefaultMaxPromptBytes = 1 << 20
+
+// PromptLimit is the tier's MaxPromptBytes, or the default.
+func (t Tier) PromptLimit() int64 {
+	if t.MaxPromptBytes > 0 {
+		return t.MaxPromptBytes
+	}
+	return DefaultMaxPromptBytes
 }
 
 // Budget is a set of limits; 0 means unlimited.
@@ -231,6 +281,8 @@ type Budget struct {
 	MonthlyTokens   int64   `yaml:"monthly_tokens" json:"monthly_tokens"`
 	MonthlySpendUSD float64 `yaml:"monthly_spend_usd" json:"monthly_spend_usd"`
 }
+
+func (t Tier) negative() bool { return t.Budget.negative() || t.MaxPromptBytes < 0 }
 
 func (b Budget) negative() bool {
 	return b.RPM < 0 || b.TPM < 0 || b.DailyTokens < 0 || b.MonthlyTokens < 0 || b.MonthlySpendUSD < 0
@@ -310,10 +362,45 @@ func (c *Config) Model(name string) (Model, bool) {
 	return Model{}, false
 }
 
-// CostMicros is the price in millionths of a dollar of the given token counts.
-func (m Model) CostMicros(prompt, completion int64) int64 {
-	// Prices are dollars per million tokens, so tokens × price is micro-dollars.
-	return int64(float64(prompt)*m.InputPerMillion + float64(completion)*m.OutputPerMillion + 0.5)
+// CostNanos is the price in billionths of a dollar (nano-dollars) of the
+// given token counts. A price of dollars per million tokens with up to three
+// decimals (every published price so far) is a whole number of nano-dollars
+// per token, so the cost is exact whatever the request's size: 10,000
+// requests of 16 tokens cost what one of 160,000 does. A finer price is
+// rounded to the nearest nano-dollar per request, half a nano-dollar at most.
+// Token counts are clamped at 0; a cost beyond an int64 saturates.
+func (m Model) CostNanos(prompt, completion int64) int64 {
+	in, out := NanosPerMillion(m.InputPerMillion), NanosPerMillion(m.OutputPerMillion)
+	// tokens × nano-dollars per million tokens is in millionths of a
+	// nano-dollar: 128 bits hold it for any int64 operands.
+	hiA, loA := bits.Mul64(uint64(max(prompt, 0)), in)
+	hiB, loB := bits.Mul64(uint64(max(completion, 0)), out)
+	lo, carry := bits.Add64(loA, loB, 0)
+	hi, over := bits.Add64(hiA, hiB, carry)
+	lo, carry = bits.Add64(lo, 500_000, 0) // round half up
+	hi, over2 := bits.Add64(hi, 0, carry)
+	if over != 0 || over2 != 0 || hi >= 1_000_000 {
+		return math.MaxInt64
+	}
+	q, _ := bits.Div64(hi, lo, 1_000_000)
+	if q > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(q)
+}
+
+// NanosPerMillion is a price in dollars per million tokens as nano-dollars
+// per million tokens, rounded to the nearest: exact for any price written
+// with up to nine decimals.
+func NanosPerMillion(usd float64) uint64 {
+	if usd <= 0 || math.IsNaN(usd) {
+		return 0
+	}
+	n := math.Round(usd * 1e9)
+	if n >= math.MaxUint64/2 {
+		return math.MaxUint64 / 2
+	}
+	return uint64(n)
 }
 
 func (c *Config) String() string { return fmt.Sprintf("config(%s)", c.dir) }

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -120,10 +121,27 @@ func TestListsReplaceDefaultsWhole(t *testing.T) {
 	}
 }
 
-func TestCostMicros(t *testing.T) {
-	m := Model{InputPerMillion: 0.15, OutputPerMillion: 0.60}
-	if got := m.CostMicros(1000, 500); got != 450 {
-		t.Fatalf("cost = %d micro-dollars, want 450", got)
+func TestCostNanos(t *testing.T) {
+	cases := []struct {
+		name               string
+		in, out            float64
+		prompt, completion int64
+		want               int64
+	}{
+		{"chat", 0.15, 0.60, 1000, 500, 450_000},
+		// 16 tokens at $0.02 per million are $0.00000032: a micro-dollar
+		// ledger billed this $0.
+		{"tiny embedding", 0.02, 0, 16, 0, 320},
+		{"a price finer than a nano-dollar a token rounds half up", 0.0375, 0, 1, 0, 38},
+		{"negative counts are none", 1, 1, -5, -5, 0},
+		{"large", 60, 120, 1 << 40, 1 << 40, 1<<40*60_000 + 1<<40*120_000},
+		{"beyond an int64 saturates", 1e6, 1e6, math.MaxInt64, math.MaxInt64, math.MaxInt64},
+	}
+	for _, tc := range cases {
+		m := Model{InputPerMillion: tc.in, OutputPerMillion: tc.out}
+		if got := m.CostNanos(tc.prompt, tc.completion); got != tc.want {
+			t.Errorf("%s: cost = %d nano-dollars, want %d", tc.name, got, tc.want)
+		}
 	}
 }
 

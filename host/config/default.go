@@ -27,6 +27,7 @@ func Default() *Config {
 			ShutdownTimeout: Duration(30 * time.Second),
 			AccessLog:       true,
 			LogLevel:        "info",
+			IPLimit:         IPLimit{Rate: 10, Burst: 50},
 		},
 		Store: Store{Driver: "sqlite"},
 		Auth:  Auth{CacheTTL: Duration(30 * time.Second)},

@@ -394,6 +394,15 @@ func (c *Config) validate(file string) error {
 			c.Models[i].UpstreamModel = m.Name
 		}
 	}
+	if c.Limits.Redis.Lease < 0 {
+		return bad("limits.redis.lease", "must not be negative (0 takes the longest a request may take)")
+	}
+	if c.Server.DrainDelay < 0 {
+		return bad("server.drain_delay", "must not be negative")
+	}
+	if c.Server.IPLimit.Rate < 0 || c.Server.IPLimit.Burst < 0 || c.Server.IPLimit.Rate > 0 && c.Server.IPLimit.Burst < 1 {
+		return bad("server.ip_limit", "expected a rate of 0 (off) or more a second and a burst of at least 1")
+	}
 	if len(c.Tiers) == 0 {
 		return bad("tiers", "define at least one tier")
 	}
@@ -402,7 +411,7 @@ func (c *Config) validate(file string) error {
 	}
 	for name, t := range c.Tiers {
 		if t.negative() {
-			return bad("tiers."+name, "limits must not be negative (0 means unlimited)")
+			return bad("tiers."+name, "limits must not be negative (0 means unlimited, or the default for max_prompt_bytes)")
 		}
 	}
 	for name, d := range c.Departments {

@@ -243,3 +243,66 @@ func TestRedisCountersSurviveAGatewayRestart(t *testing.T) {
 	}
 	t.Logf("after a restart, request %d of an RPM of %d was the last admitted (%d tokens remaining of %d)", limit, limit, remaining, daily)
 }
+
+// TestRedisRestartedEmptyKeepsBudgets restarts Redis without persistence
+// after a client spent part of its daily budget: the gateway finds the
+// epoch marker gone, re-seeds the counters from the ledger before admitting
+// by them, and the client is served no more than the budget in all.
+func TestRedisRestartedEmptyKeepsBudgets(t *testing.T) {
+	const (
+		daily     = 3000
+		maxTokens = 50
+	)
+	rds := startRedis(t)
+	cfg := baseConfig(t)
+	useRedis(cfg, rds, "deny")
+	cfg.Tiers["daily"] = config.Tier{Models: []string{"*"}, Budget: config.Budget{DailyTokens: daily}}
+	g := startGateway(t, cfg)
+	key, _ := g.createClient("app", "eng", "daily")
+	var before int64
+	for before < daily/2 {
+		an := ask(g.client(key), maxTokens)
+		if an.status != http.StatusOK {
+			t.Fatalf("before the restart, %d tokens spent: %s", before, an.outcome())
+		}
+		before += an.tokens
+	}
+	time.Sleep(500 * time.Millisecond) // the ledger writes every 200 ms
+
+	rds.stop()
+	rds.start() // empty: no snapshot, no AOF
+	if reply, err := rds.command("DBSIZE"); err != nil || reply != ":0" {
+		t.Fatalf("redis after the restart: %q, %v; want empty", reply, err)
+	}
+	var after int64
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		answers := askAll([]openai.Client{g.client(key)}, 8, maxTokens)
+		refused := false
+		for _, an := range answers {
+			switch an.outcome() {
+			case "200":
+				after += an.tokens
+			case "429 budget_exceeded":
+				refused = true
+			case "503 limits_unavailable":
+				// the first calls after the restart may find it still down
+			default:
+				t.Fatalf("after the restart: %s", an.outcome())
+			}
+		}
+		if refused {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never refused after the restart: %d + %d tokens served of %d", before, after, daily)
+		}
+	}
+	if before+after > daily {
+		t.Fatalf("served %d tokens before Redis restarted empty and %d after: %d of a %d budget", before, after, before+after, daily)
+	}
+	if !strings.Contains(g.logTail(200), "re-seeded them from the ledger") {
+		t.Errorf("no re-seed logged:\n%s", g.logTail(20))
+	}
+	t.Logf("%d tokens before Redis restarted empty, %d after, budget %d", before, after, daily)
+}

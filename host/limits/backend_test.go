@@ -102,19 +102,19 @@ func TestCommitReplacesTheEstimate(t *testing.T) {
 		used       Cost
 		wantTokens int64
 	}{
-		{"excess over the estimate counts", Cost{Tokens: 400, Micros: 40}, 400},
+		{"excess over the estimate counts", Cost{Tokens: 400, Nanos: 40}, 400},
 		{"a failed request commits nothing", Cost{}, 0},
-		{"a short reply refunds", Cost{Tokens: 30, Micros: 3}, 30},
+		{"a short reply refunds", Cost{Tokens: 30, Nanos: 3}, 30},
 	}
 	forEachBackend(t, func(t *testing.T, b Backend) {
 		for i, tc := range cases {
-			c := client(Limits{DailyTokens: 1000, TPM: 1000, MonthlyMicros: 1000})
+			c := client(Limits{DailyTokens: 1000, TPM: 1000, MonthlyNanos: 1000})
 			c.Key += string(rune('a' + i))
-			r, _ := mustAdmit(t, b, Cost{Tokens: 100, Micros: 10}, c)
+			r, _ := mustAdmit(t, b, Cost{Tokens: 100, Nanos: 10}, c)
 			b.Commit(r, tc.used)
 			u := peek(t, b, c.Key)
 			want := Usage{MinuteRequests: 1, MinuteTokens: tc.wantTokens, DayTokens: tc.wantTokens,
-				MonthTokens: tc.wantTokens, MonthMicros: tc.used.Micros}
+				MonthTokens: tc.wantTokens, MonthNanos: tc.used.Nanos}
 			if u != want {
 				t.Errorf("%s: usage = %+v, want %+v", tc.name, u, want)
 			}
@@ -136,7 +136,7 @@ func TestDenialKinds(t *testing.T) {
 		{"tokens per minute", Limits{TPM: 100}, Cost{Tokens: 60}, Cost{Tokens: 60}, KindTPM, false, "60 in use"},
 		{"request larger than TPM", Limits{TPM: 100}, Cost{}, Cost{Tokens: 500}, KindTPM, false, "more than the client's limit of 100 tokens per minute"},
 		{"monthly tokens", Limits{MonthlyTokens: 100}, Cost{Tokens: 60}, Cost{Tokens: 60}, KindMonthlyTokens, true, "monthly budget of 100 tokens"},
-		{"monthly money", Limits{MonthlyMicros: 1_000_000}, Cost{Micros: 600_000}, Cost{Micros: 600_000}, KindMonthlyMoney, true, "$1.00 is exhausted: $0.60 spent"},
+		{"monthly money", Limits{MonthlyNanos: 1_000_000_000}, Cost{Nanos: 600_000_000}, Cost{Nanos: 600_000_000}, KindMonthlyMoney, true, "$1.00 is exhausted: $0.60 spent"},
 		{"budget wins over a rate limit", Limits{RPM: 1, DailyTokens: 10}, Cost{Tokens: 10}, Cost{Tokens: 1}, KindDailyTokens, true, "daily budget"},
 	}
 	forEachBackend(t, func(t *testing.T, b Backend) {
@@ -165,21 +165,21 @@ func TestDenialKinds(t *testing.T) {
 // for: 200 requests at once against a budget with room for 50.
 func TestConcurrentReservesAdmitExactly(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b Backend) {
-		c, dp := client(Limits{DailyTokens: 1_000_000}), dept(Limits{DailyTokens: 50 * 100, MonthlyMicros: 1 << 40})
+		c, dp := client(Limits{DailyTokens: 1_000_000}), dept(Limits{DailyTokens: 50 * 100, MonthlyNanos: 1 << 40})
 		var admitted atomic.Int64
 		var wg sync.WaitGroup
 		start := make(chan struct{})
 		for range 200 {
 			wg.Go(func() {
 				<-start
-				res, out, err := b.Reserve(context.Background(), []Scope{c, dp}, Cost{Tokens: 100, Micros: 5})
+				res, out, err := b.Reserve(context.Background(), []Scope{c, dp}, Cost{Tokens: 100, Nanos: 5})
 				if err != nil {
 					t.Error(err)
 					return
 				}
 				if out.Denial == nil {
 					admitted.Add(1)
-					b.Commit(res, Cost{Tokens: 100, Micros: 5})
+					b.Commit(res, Cost{Tokens: 100, Nanos: 5})
 				}
 			})
 		}
@@ -188,7 +188,7 @@ func TestConcurrentReservesAdmitExactly(t *testing.T) {
 		if admitted.Load() != 50 {
 			t.Fatalf("admitted %d of 200, want exactly 50", admitted.Load())
 		}
-		if u := peek(t, b, dp.Key); u.DayTokens != 5000 || u.MonthMicros != 250 {
+		if u := peek(t, b, dp.Key); u.DayTokens != 5000 || u.MonthNanos != 250 {
 			t.Fatalf("department usage = %+v, want 5000 tokens and 250 micros", u)
 		}
 	})

@@ -7,7 +7,7 @@ import (
 
 var benchScopes = []Scope{
 	client(Limits{RPM: 1 << 40, TPM: 1 << 50, DailyTokens: 1 << 60, MonthlyTokens: 1 << 60}),
-	dept(Limits{DailyTokens: 1 << 60, MonthlyMicros: 1 << 60}),
+	dept(Limits{DailyTokens: 1 << 60, MonthlyNanos: 1 << 60}),
 }
 
 // BenchmarkMemoryReserveCommit is the limiter's cost per request on one
@@ -18,8 +18,8 @@ func BenchmarkMemoryReserveCommit(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		r, _, _ := m.Reserve(ctx, benchScopes, Cost{Tokens: 100, Micros: 10})
-		m.Commit(r, Cost{Tokens: 90, Micros: 9})
+		r, _, _ := m.Reserve(ctx, benchScopes, Cost{Tokens: 100, Nanos: 10})
+		m.Commit(r, Cost{Tokens: 90, Nanos: 9})
 	}
 }
 
@@ -31,8 +31,8 @@ func BenchmarkMemoryReserveCommitParallel(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			r, _, _ := m.Reserve(ctx, benchScopes, Cost{Tokens: 100, Micros: 10})
-			m.Commit(r, Cost{Tokens: 90, Micros: 9})
+			r, _, _ := m.Reserve(ctx, benchScopes, Cost{Tokens: 100, Nanos: 10})
+			m.Commit(r, Cost{Tokens: 90, Nanos: 9})
 		}
 	})
 }
@@ -46,11 +46,11 @@ func BenchmarkRedisReserveCommit(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		res, _, err := r.Reserve(ctx, benchScopes, Cost{Tokens: 100, Micros: 10})
+		res, _, err := r.Reserve(ctx, benchScopes, Cost{Tokens: 100, Nanos: 10})
 		if err != nil {
 			b.Fatal(err)
 		}
-		r.Commit(res, Cost{Tokens: 90, Micros: 9})
+		r.Commit(res, Cost{Tokens: 90, Nanos: 9})
 	}
 	b.ReportMetric(float64(rt.n.Load())/float64(b.N), "roundtrips/op")
 }

@@ -54,7 +54,7 @@ type counters struct {
 	day, dayTokens  int64
 	month           int64
 	monthTokens     int64
-	monthMicros     int64
+	monthNanos      int64
 }
 
 // roll moves the counters to p: windows and periods that have ended are
@@ -72,7 +72,7 @@ func (c *counters) roll(p *period) {
 		c.day, c.dayTokens = p.day, 0
 	}
 	if c.month != p.month {
-		c.month, c.monthTokens, c.monthMicros = p.month, 0, 0
+		c.month, c.monthTokens, c.monthNanos = p.month, 0, 0
 	}
 }
 
@@ -119,7 +119,7 @@ func (c *counters) violations(l Limits, cost Cost, p *period) uint8 {
 	if over(c.monthTokens, cost.Tokens, l.MonthlyTokens) {
 		m |= bitMonthlyTokens
 	}
-	if over(c.monthMicros, cost.Micros, l.MonthlyMicros) {
+	if over(c.monthNanos, cost.Nanos, l.MonthlyNanos) {
 		m |= bitMonthlyMoney
 	}
 	return m
@@ -130,7 +130,7 @@ func (c *counters) charge(cost Cost) {
 	c.tokCur += cost.Tokens
 	c.dayTokens += cost.Tokens
 	c.monthTokens += cost.Tokens
-	c.monthMicros += cost.Micros
+	c.monthNanos += cost.Nanos
 }
 
 // reconcile replaces a reservation's estimate with the real use. A period the
@@ -140,7 +140,7 @@ func (c *counters) charge(cost Cost) {
 // after the fact must not throttle the current minute.
 func (c *counters) reconcile(r *Reservation, used Cost, p *period, windows bool) {
 	c.roll(p)
-	d := Cost{Tokens: used.Tokens - r.cost.Tokens, Micros: used.Micros - r.cost.Micros}
+	d := Cost{Tokens: used.Tokens - r.cost.Tokens, Nanos: used.Nanos - r.cost.Nanos}
 	if windows {
 		switch {
 		case r.win == c.win:
@@ -159,10 +159,10 @@ func (c *counters) reconcile(r *Reservation, used Cost, p *period, windows bool)
 	}
 	if r.month == c.month {
 		c.monthTokens = max(0, c.monthTokens+d.Tokens)
-		c.monthMicros = max(0, c.monthMicros+d.Micros)
+		c.monthNanos = max(0, c.monthNanos+d.Nanos)
 	} else {
 		c.monthTokens += used.Tokens
-		c.monthMicros += used.Micros
+		c.monthNanos += used.Nanos
 	}
 }
 
@@ -172,7 +172,7 @@ func (c *counters) usage(p *period) Usage {
 		MinuteTokens:   weighted(c.tokPrev, c.tokCur, p),
 		DayTokens:      c.dayTokens,
 		MonthTokens:    c.monthTokens,
-		MonthMicros:    c.monthMicros,
+		MonthNanos:     c.monthNanos,
 	}
 }
 
@@ -270,7 +270,7 @@ func candidate(s *Scope, c *counters, kind Kind, cost Cost, p *period) *Denial {
 	case KindMonthlyTokens:
 		d.Limit, d.Used, d.resetAt = s.Limits.MonthlyTokens, c.monthTokens, p.nextMonth()
 	case KindMonthlyMoney:
-		d.Limit, d.Used, d.Need, d.resetAt = s.Limits.MonthlyMicros, c.monthMicros, cost.Micros, p.nextMonth()
+		d.Limit, d.Used, d.Need, d.resetAt = s.Limits.MonthlyNanos, c.monthNanos, cost.Nanos, p.nextMonth()
 	}
 	if !d.resetAt.IsZero() {
 		d.RetryAfter = d.resetAt.Sub(p.now)

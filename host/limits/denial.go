@@ -26,7 +26,7 @@ type Denial struct {
 	Scope string // the scope's Name, such as "department"
 	Key   string // the scope's Key, for logs
 	// Limit, Used and Need are in the limit's unit: requests, tokens or
-	// micro-dollars. Used includes the reservations of requests in flight.
+	// nano-dollars. Used includes the reservations of requests in flight.
 	Limit, Used, Need int64
 	RetryAfter        time.Duration
 	resetAt           time.Time // when a budget resets
@@ -80,10 +80,10 @@ func wait(d time.Duration) string {
 	return max(time.Second, (d + time.Second - 1).Truncate(time.Second)).String()
 }
 
-// dollars formats micro-dollars as cents, or finer when under a cent.
-func dollars(micros int64) string {
-	if micros != 0 && micros < 10_000 {
-		return "$" + strconv.FormatFloat(float64(micros)/1e6, 'f', -1, 64)
+// dollars formats nano-dollars as cents, or finer when under a cent.
+func dollars(nanos int64) string {
+	if nanos != 0 && nanos < 10_000_000 {
+		return "$" + strconv.FormatFloat(float64(nanos)/1e9, 'f', -1, 64)
 	}
-	return "$" + strconv.FormatFloat(float64(micros)/1e6, 'f', 2, 64)
+	return "$" + strconv.FormatFloat(float64(nanos)/1e9, 'f', 2, 64)
 }

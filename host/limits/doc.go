@@ -97,9 +97,25 @@
 // With Memory, everything since the start is rebuilt from the ledger, except
 // the reservations of requests that were in flight and the exact timing of
 // the last minute. With Redis, a replica that dies loses nothing already
-// counted: its in-flight reservations stay charged at their estimate (the
-// request's reconcile never comes, so the budget errs toward the limit until
-// the period ends), and its deferred commits, if Redis was down at the time,
-// are lost with it. Redis itself must persist (AOF) for budgets to survive
-// its own restart; the ledger remains the record for billing.
+// counted: its in-flight reservations stay charged at their estimate until
+// their lease (RedisOptions.Lease) expires, when any replica's sweep refunds
+// them (without leases, until the period ends); its deferred commits, if
+// Redis was down at the time, are lost with it. A commit that comes after
+// its lease was swept charges its use alone.
+//
+// # When Redis loses its counters
+//
+// A Redis restarted without persistence, or a failover to an empty replica,
+// forgets every count. With RedisOptions.Seed, the first seed leaves an epoch
+// marker; a reservation or a peek that finds it gone admits nothing by the
+// counters until this replica (or another, first) has written the ledger's
+// counts back and set a new epoch. Commits that cross the re-seed follow the
+// epoch their reservation was made in: a live one charges its use alone (its
+// estimate went with the old counters), a replay of one kept through an
+// outage is dropped (the ledger the counters were rebuilt from holds it).
+// What the ledger does not hold yet when it is read, the last flush interval
+// (about 200 ms) and the requests then in flight, is not counted again: the
+// error is toward the client, by at most that. Redis persistence (AOF with
+// appendfsync everysec) avoids the re-seed; the ledger remains the record for
+// billing either way.
 package limits

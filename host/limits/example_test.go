@@ -17,12 +17,12 @@ func Example() {
 	}
 	ctx := context.Background()
 
-	res, out, err := l.Reserve(ctx, scopes, limits.Cost{Tokens: 1000, Micros: 2000})
+	res, out, err := l.Reserve(ctx, scopes, limits.Cost{Tokens: 1000, Nanos: 2000})
 	if err != nil {
 		panic(err) // ErrUnavailable: answer 503 limits_unavailable
 	}
 	fmt.Println("first admitted:", out.Denial == nil)
-	l.Commit(res, limits.Cost{Tokens: 700, Micros: 1400}) // the real usage
+	l.Commit(res, limits.Cost{Tokens: 700, Nanos: 1400}) // the real usage
 
 	_, out, _ = l.Reserve(ctx, scopes, limits.Cost{Tokens: 1000})
 	if d := out.Denial; d != nil {

@@ -63,9 +63,9 @@ func TestHeadersFromAReservation(t *testing.T) {
 }
 
 func TestDollars(t *testing.T) {
-	for micros, want := range map[int64]string{0: "$0.00", 1_500_000: "$1.50", 2_345: "$0.002345", 50_000_000: "$50.00"} {
-		if got := dollars(micros); got != want {
-			t.Errorf("dollars(%d) = %q, want %q", micros, got, want)
+	for nanos, want := range map[int64]string{0: "$0.00", 1_500_000_000: "$1.50", 2_345_000: "$0.002345", 320: "$0.00000032", 50_000_000_000: "$50.00"} {
+		if got := dollars(nanos); got != want {
+			t.Errorf("dollars(%d) = %q, want %q", nanos, got, want)
 		}
 	}
 }

@@ -17,7 +17,7 @@ type Limits struct {
 	TPM           int64 // tokens per minute (sliding window)
 	DailyTokens   int64 // tokens per UTC day
 	MonthlyTokens int64 // tokens per UTC calendar month
-	MonthlyMicros int64 // money per UTC calendar month, in micro-dollars
+	MonthlyNanos  int64 // money per UTC calendar month, in nano-dollars
 }
 
 // Scope is one level a request must fit, such as its client or its department.
@@ -35,10 +35,10 @@ type Scope struct {
 // Cost is what a request uses, or is expected to use.
 type Cost struct {
 	Tokens int64
-	Micros int64 // money, in micro-dollars
+	Nanos  int64 // money, in nano-dollars
 }
 
-func (c Cost) clamp() Cost { return Cost{Tokens: max(c.Tokens, 0), Micros: max(c.Micros, 0)} }
+func (c Cost) clamp() Cost { return Cost{Tokens: max(c.Tokens, 0), Nanos: max(c.Nanos, 0)} }
 
 // Usage is what a scope has used, for the policy's input.usage.
 type Usage struct {
@@ -48,7 +48,7 @@ type Usage struct {
 	MinuteTokens   int64
 	DayTokens      int64 // since 00:00 UTC
 	MonthTokens    int64 // since the first of the month, 00:00 UTC
-	MonthMicros    int64 // money since the first of the month, in micro-dollars
+	MonthNanos     int64 // money since the first of the month, in nano-dollars
 }
 
 // Backend reserves and reconciles requests against the limits of their
@@ -92,6 +92,11 @@ type Reservation struct {
 	// The periods the estimate was charged to, by the clock that charged it,
 	// so Commit can tell whether they have ended in between.
 	win, day, month int64
+	// epoch is the Redis epoch the estimate was charged in (see
+	// RedisOptions.Seed); 0 when there is none. lease names the
+	// reservation's lease in Redis (see RedisOptions.Lease), "" without.
+	epoch int64
+	lease string
 }
 
 // Cost is the estimate the reservation charged.

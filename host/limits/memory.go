@@ -164,7 +164,7 @@ func (m *Memory) Seed(key string, u Usage) {
 	a.c.tokCur += max(u.MinuteTokens, 0)
 	a.c.dayTokens += max(u.DayTokens, 0)
 	a.c.monthTokens += max(u.MonthTokens, 0)
-	a.c.monthMicros += max(u.MonthMicros, 0)
+	a.c.monthNanos += max(u.MonthNanos, 0)
 }
 
 // Close implements Backend; there is nothing to release.

@@ -127,12 +127,12 @@ func TestReconcileAcrossTheMinute(t *testing.T) {
 
 func TestSeedRestoresCounters(t *testing.T) {
 	m, _ := newClockedMemory(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
-	m.Seed("client:alice", Usage{MinuteRequests: 2, MinuteTokens: 10, DayTokens: 900, MonthTokens: 5000, MonthMicros: 70})
-	s := client(Limits{RPM: 3, DailyTokens: 1000, MonthlyMicros: 1000})
+	m.Seed("client:alice", Usage{MinuteRequests: 2, MinuteTokens: 10, DayTokens: 900, MonthTokens: 5000, MonthNanos: 70})
+	s := client(Limits{RPM: 3, DailyTokens: 1000, MonthlyNanos: 1000})
 	mustDeny(t, m, Cost{Tokens: 200}, KindDailyTokens, "client", s)
-	mustAdmit(t, m, Cost{Tokens: 50, Micros: 30}, s)
+	mustAdmit(t, m, Cost{Tokens: 50, Nanos: 30}, s)
 	mustDeny(t, m, Cost{Tokens: 10}, KindRPM, "client", s)
-	want := Usage{MinuteRequests: 3, MinuteTokens: 60, DayTokens: 950, MonthTokens: 5050, MonthMicros: 100}
+	want := Usage{MinuteRequests: 3, MinuteTokens: 60, DayTokens: 950, MonthTokens: 5050, MonthNanos: 100}
 	if u := peek(t, m, s.Key); u != want {
 		t.Fatalf("usage = %+v, want %+v", u, want)
 	}

@@ -2,10 +2,13 @@ package limits
 
 import (
 	"context"
+	"crypto/rand"
 	_ "embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,6 +74,23 @@ type RedisOptions struct {
 	// reservation's estimate: budgets are held a little longer, never
 	// overspent. Close runs the commits still queued.
 	BackgroundCommit bool
+	// Seed rebuilds every scope's counters from the ledger, by scope key.
+	// With it, the limiter keeps an epoch marker in Redis and, when the
+	// marker is gone (Redis restarted without persistence, or failed over to
+	// an empty replica: its counters are gone with it), admits nothing by
+	// the counters until it has written the ledger's back. Without it, an
+	// empty Redis starts every budget from zero.
+	//
+	// Notes: what the ledger does not hold yet (the last ledger flush
+	// interval, about 200 ms, and the requests in flight) is not re-seeded.
+	Seed func(ctx context.Context) (map[string]Usage, error)
+	// Lease, when set, records every reservation in Redis until its commit,
+	// for that long at most: a reservation whose commit has not come when
+	// its lease expires (its replica was killed) is refunded by a sweep that
+	// every replica runs, instead of holding the budget until the period
+	// ends. It must outlast the longest request, streams included. Default
+	// 0: no leases.
+	Lease time.Duration
 }
 
 // commitQueue is the depth of BackgroundCommit's queue; a caller that finds
@@ -91,6 +111,8 @@ type RedisStats struct {
 	CommitsDeferred  uint64 // commits kept for later: Redis was unreachable, or made locally
 	CommitsReplayed  uint64 // deferred commits applied to Redis since
 	CommitsDropped   uint64 // deferred commits discarded because MaxPending was reached
+	Reseeds          uint64 // times this process re-seeded an emptied Redis from the ledger
+	LeasesExpired    uint64 // reservations this process's sweeps refunded: their commit never came
 	Pending          int    // aggregated commits waiting for Redis
 	Down             bool   // Redis was unreachable at the last attempt
 }
@@ -104,10 +126,16 @@ var (
 	luaCommit string
 	//go:embed scripts/peek.lua
 	luaPeek string
+	//go:embed scripts/seed.lua
+	luaSeed string
+	//go:embed scripts/sweep.lua
+	luaSweep string
 
 	reserveScript = redis.NewScript(luaCommon + luaReserve)
 	commitScript  = redis.NewScript(luaCommon + luaCommit)
 	peekScript    = redis.NewScript(luaCommon + luaPeek)
+	seedScript    = redis.NewScript(luaCommon + luaSeed)
+	sweepScript   = redis.NewScript(luaCommon + luaSweep)
 )
 
 // keyTTL outlives the longest period a key counts (a month) plus a day, and is
@@ -155,6 +183,23 @@ type Redis struct {
 
 	errors, failModeReserves, cacheDenials           atomic.Uint64
 	commitsDeferred, commitsReplayed, commitsDropped atomic.Uint64
+
+	// seed, epoch and seedMu re-seed an emptied Redis from the ledger; epoch
+	// is "" without a Seed. reseeds counts the seeds this process wrote.
+	seed    func(ctx context.Context) (map[string]Usage, error)
+	epoch   string
+	seedMu  sync.Mutex
+	reseeds atomic.Uint64
+	// epochSeen is the epoch of the last reservation Redis answered.
+	epochSeen atomic.Int64
+
+	// leases is the key of the leases (sorted by expiry; their data in
+	// leases+":data"), "" without; leaseIDs numbers this process's.
+	leases        string
+	lease         time.Duration
+	leasePrefix   string
+	leaseIDs      atomic.Uint64
+	leasesExpired atomic.Uint64
 }
 
 var _ Backend = (*Redis)(nil)
@@ -175,6 +220,7 @@ type pendingKey struct {
 	keys       [MaxScopes]string
 	n          uint8
 	day, month int64
+	epoch      int64
 }
 
 type pendingCommit struct {
@@ -198,9 +244,19 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 		wake:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 		stopped:    make(chan struct{}),
+		seed:       opts.Seed,
 	}
 	if r.prefix == "" {
 		r.prefix = "sluice:limits:"
+	}
+	if r.seed != nil {
+		r.epoch = r.prefix + "epoch"
+	}
+	if opts.Lease > 0 {
+		r.leases, r.lease = r.prefix+"leases", opts.Lease
+		b := make([]byte, 6)
+		rand.Read(b)
+		r.leasePrefix = hex.EncodeToString(b) + ":"
 	}
 	switch r.failMode {
 	case "":
@@ -273,7 +329,7 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 	// Loading the scripts now saves the first requests an EVALSHA that fails
 	// with NOSCRIPT; if Redis is down, Run falls back to EVAL later.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	for _, s := range []*redis.Script{reserveScript, commitScript, peekScript} {
+	for _, s := range []*redis.Script{reserveScript, commitScript, peekScript, seedScript, sweepScript} {
 		s.Load(ctx, r.client)
 	}
 	cancel()
@@ -309,15 +365,31 @@ func (r *Redis) Reserve(ctx context.Context, scopes []Scope, cost Cost) (Reserva
 		return r.fallback(ctx, scopes, cost, errors.New("redis unreachable at the last attempt"))
 	}
 	var keys [MaxScopes]string
-	args := make([]any, 4, 4+5*len(scopes))
-	args[0], args[1], args[2], args[3] = r.window, keyTTL, cost.Tokens, cost.Micros
+	args := make([]any, 4, 5+5*len(scopes))
+	args[0], args[1], args[2], args[3] = r.window, keyTTL, cost.Tokens, cost.Nanos
 	for i := range scopes {
 		keys[i] = r.key(scopes[i].Key)
 		l := &scopes[i].Limits
-		args = append(args, l.RPM, l.TPM, l.DailyTokens, l.MonthlyTokens, l.MonthlyMicros)
+		args = append(args, l.RPM, l.TPM, l.DailyTokens, l.MonthlyTokens, l.MonthlyNanos)
+	}
+	args = append(args, r.epoch)
+	var lease string
+	if r.leases != "" {
+		lease = r.leasePrefix + strconv.FormatUint(r.leaseIDs.Add(1), 36)
+		args = append(args, r.leases, lease, r.lease.Milliseconds())
+	} else {
+		args = append(args, "", "", 0)
 	}
 	vals, err := reserveScript.Run(ctx, r.client, keys[:len(scopes)], args...).Int64Slice()
-	if err == nil && len(vals) != 3+8*len(scopes) {
+	if err == nil && unseeded(vals) {
+		if err = r.reseed(ctx); err == nil {
+			vals, err = reserveScript.Run(ctx, r.client, keys[:len(scopes)], args...).Int64Slice()
+		}
+		if err == nil && unseeded(vals) {
+			err = errors.New("redis lost its counters again while they were re-seeded")
+		}
+	}
+	if err == nil && len(vals) != 4+8*len(scopes) {
 		err = fmt.Errorf("reserve script returned %d values", len(vals))
 	}
 	if err != nil {
@@ -332,15 +404,19 @@ func (r *Redis) Reserve(ctx context.Context, scopes []Scope, cost Cost) (Reserva
 		v := vals[3+8*i:]
 		masks[i] = uint8(v[0])
 		snaps[i] = counters{win: p.win, reqPrev: v[1], reqCur: v[2], tokPrev: v[3], tokCur: v[4],
-			day: p.day, dayTokens: v[5], month: p.month, monthTokens: v[6], monthMicros: v[7]}
+			day: p.day, dayTokens: v[5], month: p.month, monthTokens: v[6], monthNanos: v[7]}
 	}
 	n := len(scopes)
 	res := result(scopes, snaps[:n], masks[:n], cost, &p)
+	epoch := vals[len(vals)-1]
+	r.epochSeen.Store(epoch)
 	if vals[0] != 1 {
 		r.remember(scopes, snaps[:n], masks[:n], &p)
 		return Reservation{}, res, nil
 	}
-	return newReservation(scopes, cost, &p), res, nil
+	reservation := newReservation(scopes, cost, &p)
+	reservation.epoch, reservation.lease = epoch, lease
+	return reservation, res, nil
 }
 
 // fallback answers a reservation by the fail mode.
@@ -351,6 +427,9 @@ func (r *Redis) fallback(ctx context.Context, scopes []Scope, cost Cost, cause e
 	}
 	res, out, err := r.local.Reserve(ctx, scopes, cost)
 	res.local = res.n > 0
+	// Made while Redis was away: in the epoch it was last seen in, so that
+	// its use is not replayed into counters re-seeded from the ledger.
+	res.epoch = r.epochSeen.Load()
 	return res, out, err
 }
 
@@ -388,7 +467,7 @@ func (r *Redis) commit(res Reservation, used Cost) {
 		r.deferCommit(&res, used)
 		return
 	}
-	if used.Tokens < res.cost.Tokens || used.Micros < res.cost.Micros {
+	if used.Tokens < res.cost.Tokens || used.Nanos < res.cost.Nanos {
 		// Room came back: a cached denial of these scopes may be stale.
 		for _, k := range res.keys[:res.n] {
 			r.cache.Del(k)
@@ -416,7 +495,8 @@ func (r *Redis) runCommit(ctx context.Context, res *Reservation, used Cost, wind
 		w = 1
 	}
 	return commitScript.Run(ctx, r.client, keys[:res.n], r.window, keyTTL,
-		res.cost.Tokens, res.cost.Micros, used.Tokens, used.Micros, res.win, res.day, res.month, w).Err()
+		res.cost.Tokens, res.cost.Nanos, used.Tokens, used.Nanos, res.win, res.day, res.month, w, r.epoch, res.epoch,
+		r.leases, res.lease).Err()
 }
 
 // Peek implements Backend, in one script call.
@@ -431,7 +511,15 @@ func (r *Redis) Peek(ctx context.Context, keys ...string) ([]Usage, error) {
 	for i, k := range keys {
 		rkeys[i] = r.key(k)
 	}
-	vals, err := peekScript.Run(ctx, r.client, rkeys, r.window).Int64Slice()
+	vals, err := peekScript.Run(ctx, r.client, rkeys, r.window, r.epoch).Int64Slice()
+	if err == nil && unseeded(vals) {
+		if err = r.reseed(ctx); err == nil {
+			vals, err = peekScript.Run(ctx, r.client, rkeys, r.window, r.epoch).Int64Slice()
+		}
+		if err == nil && unseeded(vals) {
+			err = errors.New("redis lost its counters again while they were re-seeded")
+		}
+	}
 	if err == nil && len(vals) != 2+7*len(keys) {
 		err = fmt.Errorf("peek script returned %d values", len(vals))
 	}
@@ -445,7 +533,7 @@ func (r *Redis) Peek(ctx context.Context, keys ...string) ([]Usage, error) {
 	for i := range keys {
 		v := vals[2+7*i:]
 		c := counters{win: p.win, reqPrev: v[0], reqCur: v[1], tokPrev: v[2], tokCur: v[3],
-			day: p.day, dayTokens: v[4], month: p.month, monthTokens: v[5], monthMicros: v[6]}
+			day: p.day, dayTokens: v[4], month: p.month, monthTokens: v[5], monthNanos: v[6]}
 		out[i] = c.usage(&p)
 	}
 	return out, nil
@@ -467,6 +555,8 @@ func (r *Redis) Stats() RedisStats {
 		Errors:           r.errors.Load(),
 		FailModeReserves: r.failModeReserves.Load(),
 		CacheDenials:     r.cacheDenials.Load(),
+		LeasesExpired:    r.leasesExpired.Load(),
+		Reseeds:          r.reseeds.Load(),
 		CommitsDeferred:  r.commitsDeferred.Load(),
 		CommitsReplayed:  r.commitsReplayed.Load(),
 		CommitsDropped:   r.commitsDropped.Load(),
@@ -589,7 +679,7 @@ func (r *Redis) cached(scopes []Scope, cost Cost) (Result, bool) {
 		case KindRPM:
 			d.Need = 1
 		case KindMonthlyMoney:
-			d.Need = cost.Micros
+			d.Need = cost.Nanos
 		}
 		w := Window{Limit: limit, Remaining: 0, Reset: d.RetryAfter}
 		st := Status{Scope: s.Name}
@@ -618,7 +708,7 @@ func (r *Redis) remember(scopes []Scope, snaps []counters, masks []uint8, p *per
 				continue
 			}
 			// Exhausted for the smallest request, not just for this one.
-			d := candidate(&scopes[i], &snaps[i], kind, Cost{Tokens: 1, Micros: 1}, p)
+			d := candidate(&scopes[i], &snaps[i], kind, Cost{Tokens: 1, Nanos: 1}, p)
 			if !over(d.Used, 1, d.Limit) || d.tooLarge {
 				continue
 			}
@@ -646,7 +736,7 @@ func limitOf(l *Limits, k Kind) int64 {
 	case KindMonthlyTokens:
 		return l.MonthlyTokens
 	default:
-		return l.MonthlyMicros
+		return l.MonthlyNanos
 	}
 }
 
@@ -654,7 +744,13 @@ func limitOf(l *Limits, k Kind) int64 {
 // scopes and periods. Only budgets are replayed: by the time Redis is back the
 // minute windows the commit belonged to have moved on.
 func (r *Redis) deferCommit(res *Reservation, used Cost) {
-	k := pendingKey{keys: res.keys, n: res.n, day: res.day, month: res.month}
+	if res.lease != "" {
+		// The estimate is in Redis under a lease this commit cannot
+		// release while it waits: the sweep refunds it when the lease
+		// expires, so only the use is owed.
+		res.cost, res.lease = Cost{}, ""
+	}
+	k := pendingKey{keys: res.keys, n: res.n, day: res.day, month: res.month, epoch: res.epoch}
 	r.pendingMu.Lock()
 	e, ok := r.pending[k]
 	if !ok {
@@ -668,9 +764,9 @@ func (r *Redis) deferCommit(res *Reservation, used Cost) {
 		r.pending[k] = e
 	}
 	e.reserved.Tokens += res.cost.Tokens
-	e.reserved.Micros += res.cost.Micros
+	e.reserved.Nanos += res.cost.Nanos
 	e.used.Tokens += used.Tokens
-	e.used.Micros += used.Micros
+	e.used.Nanos += used.Nanos
 	e.count++
 	r.pendingMu.Unlock()
 	r.commitsDeferred.Add(1)
@@ -702,6 +798,7 @@ func (r *Redis) replay() {
 			return
 		case <-r.wake:
 		case <-t.C:
+			r.sweep(context.Background())
 		}
 		r.flush(context.Background())
 	}
@@ -720,7 +817,7 @@ func (r *Redis) flush(ctx context.Context) {
 	r.pendingMu.Unlock()
 
 	for k, e := range batch {
-		res := Reservation{keys: k.keys, n: k.n, cost: e.reserved, day: k.day, month: k.month}
+		res := Reservation{keys: k.keys, n: k.n, cost: e.reserved, day: k.day, month: k.month, epoch: k.epoch}
 		if err := r.runCommit(ctx, &res, e.used, false); err != nil {
 			r.failed(ctx, err)
 			r.putBack(batch)
@@ -747,9 +844,9 @@ func (r *Redis) putBack(batch map[pendingKey]*pendingCommit) {
 			continue
 		}
 		cur.reserved.Tokens += e.reserved.Tokens
-		cur.reserved.Micros += e.reserved.Micros
+		cur.reserved.Nanos += e.reserved.Nanos
 		cur.used.Tokens += e.used.Tokens
-		cur.used.Micros += e.used.Micros
+		cur.used.Nanos += e.used.Nanos
 		cur.count += e.count
 	}
 }

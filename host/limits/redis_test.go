@@ -99,12 +99,12 @@ return out`)
 func TestRedisOneRoundTripPerCall(t *testing.T) {
 	r := newTestRedis(t, RedisOptions{})
 	rt := countRoundTrips(r)
-	c, dp := client(Limits{RPM: 100, TPM: 10_000, DailyTokens: 10_000}), dept(Limits{MonthlyMicros: 1 << 30})
-	res, _ := mustAdmit(t, r, Cost{Tokens: 100, Micros: 10}, c, dp)
+	c, dp := client(Limits{RPM: 100, TPM: 10_000, DailyTokens: 10_000}), dept(Limits{MonthlyNanos: 1 << 30})
+	res, _ := mustAdmit(t, r, Cost{Tokens: 100, Nanos: 10}, c, dp)
 	if n := rt.n.Load(); n != 1 {
 		t.Fatalf("reserve cost %d round trips, want 1", n)
 	}
-	r.Commit(res, Cost{Tokens: 50, Micros: 5})
+	r.Commit(res, Cost{Tokens: 50, Nanos: 5})
 	if n := rt.n.Load(); n != 2 {
 		t.Fatalf("commit cost %d round trips, want 1", n-1)
 	}
@@ -115,7 +115,7 @@ func TestRedisOneRoundTripPerCall(t *testing.T) {
 	if n := rt.n.Load(); n != 3 {
 		t.Fatalf("peek of two scopes cost %d round trips, want 1", n-2)
 	}
-	if u[0].DayTokens != 50 || u[1].MonthMicros != 5 {
+	if u[0].DayTokens != 50 || u[1].MonthNanos != 5 {
 		t.Fatalf("usage after commit = %+v", u)
 	}
 	ttl, err := r.client.TTL(t.Context(), r.key(c.Key)).Result()
@@ -476,5 +476,134 @@ func TestRedisCircuitOpensAfterFailuresInARow(t *testing.T) {
 		if down := r.Stats().Down; down != (i == tripAfter) {
 			t.Fatalf("after %d failures in a row Down = %v", i, down)
 		}
+	}
+}
+
+// A scope's hash written before money was counted in nano-dollars holds the
+// month's spend in micro-dollars (mm): it is carried over, not reset.
+func TestRedisCarriesMicroDollarSpendOver(t *testing.T) {
+	r := newTestRedis(t, RedisOptions{})
+	ctx := t.Context()
+	s := Scope{Name: "client", Key: "client:upgraded", Limits: Limits{MonthlyNanos: 1_000_000}}
+	mustAdmit(t, r, Cost{Tokens: 1}, s)
+	key := r.key(s.Key)
+	if err := r.client.HDel(ctx, key, "mn").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.client.HSet(ctx, key, "mm", 700).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if u := peek(t, r, s.Key); u.MonthNanos != 700_000 {
+		t.Fatalf("month spend after the upgrade = %d nano-dollars, want 700000", u.MonthNanos)
+	}
+	// $0.0007 of $0.001 spent: $0.0004 more does not fit.
+	if _, out, err := r.Reserve(ctx, []Scope{s}, Cost{Tokens: 1, Nanos: 400_000}); err != nil || out.Denial == nil {
+		t.Fatalf("a request over the carried-over spend was admitted (err %v)", err)
+	}
+	mustAdmit(t, r, Cost{Tokens: 1, Nanos: 200_000}, s)
+	h, err := r.client.HGetAll(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h["mn"] != "900000" || h["mm"] != "" {
+		t.Fatalf("hash after a charge = %v, want mn 900000 and no mm", h)
+	}
+}
+
+// A Redis that comes back empty (restarted without persistence) forgets what
+// every scope spent: with a Seed, the limiter notices the missing epoch
+// marker and writes the ledger's counts back before admitting by them.
+func TestRedisReseedsAnEmptiedRedisFromTheLedger(t *testing.T) {
+	ledger := map[string]Usage{"client:spent": {DayTokens: 900, MonthTokens: 900, MonthNanos: 5_000}}
+	seeds := 0
+	r := newTestRedis(t, RedisOptions{Seed: func(context.Context) (map[string]Usage, error) {
+		seeds++
+		return ledger, nil
+	}})
+	s := Scope{Name: "client", Key: "client:spent", Limits: Limits{DailyTokens: 1000}}
+	// A fresh Redis is seeded before the first reservation.
+	if _, out, err := r.Reserve(t.Context(), []Scope{s}, Cost{Tokens: 200}); err != nil || out.Denial == nil {
+		t.Fatalf("200 tokens on 900 of 1000 spent: admitted (err %v)", err)
+	}
+	mustAdmit(t, r, Cost{Tokens: 50}, s)
+	ledger["client:spent"] = Usage{DayTokens: 950, MonthTokens: 950}
+
+	// Redis loses everything under this limiter's prefix.
+	keys, err := r.client.Keys(t.Context(), r.prefix+"*").Result()
+	if err != nil || len(keys) < 2 {
+		t.Fatalf("keys %v, %v", keys, err)
+	}
+	if err := r.client.Del(t.Context(), keys...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r.cache.Clear()
+	if _, out, err := r.Reserve(t.Context(), []Scope{s}, Cost{Tokens: 100}); err != nil || out.Denial == nil {
+		t.Fatalf("100 tokens on 950 of 1000 spent, after Redis came back empty: admitted (err %v)", err)
+	}
+	if u := peek(t, r, s.Key); u.DayTokens != 950 {
+		t.Fatalf("day tokens after the re-seed = %d, want 950", u.DayTokens)
+	}
+	if seeds != 2 || r.Stats().Reseeds != 2 {
+		t.Fatalf("%d seeds (%d counted), want 2", seeds, r.Stats().Reseeds)
+	}
+}
+
+// Commits that cross a re-seed: a live one charges its use alone (its
+// estimate went with the old counters); a replay of one kept through the
+// outage is dropped (the ledger the counters came from holds it).
+func TestRedisCommitsAcrossAReseed(t *testing.T) {
+	ledger := map[string]Usage{}
+	r := newTestRedis(t, RedisOptions{Seed: func(context.Context) (map[string]Usage, error) { return ledger, nil }})
+	s := Scope{Name: "client", Key: "client:crossing", Limits: Limits{DailyTokens: 100_000}}
+	live, _ := mustAdmit(t, r, Cost{Tokens: 1000}, s)
+	kept, _ := mustAdmit(t, r, Cost{Tokens: 1000}, s)
+
+	keys, _ := r.client.Keys(t.Context(), r.prefix+"*").Result()
+	r.client.Del(t.Context(), keys...)
+	ledger[s.Key] = Usage{DayTokens: 500} // what the ledger held when it was read
+	if u := peek(t, r, s.Key); u.DayTokens != 500 {
+		t.Fatalf("after the re-seed: %d day tokens, want 500", u.DayTokens)
+	}
+	r.commit(live, Cost{Tokens: 30})
+	if u := peek(t, r, s.Key); u.DayTokens != 530 {
+		t.Fatalf("a live commit across the re-seed left %d day tokens, want 500 + its 30", u.DayTokens)
+	}
+	if err := r.runCommit(t.Context(), &kept, Cost{Tokens: 40}, false); err != nil {
+		t.Fatal(err)
+	}
+	if u := peek(t, r, s.Key); u.DayTokens != 530 {
+		t.Fatalf("a replay from before the re-seed left %d day tokens, want 530", u.DayTokens)
+	}
+}
+
+// A reservation whose commit never comes (its replica was killed) is
+// refunded by any replica's sweep once its lease expires; a commit that
+// comes after the sweep charges its use alone.
+func TestRedisLeasesRefundReservationsOfADeadReplica(t *testing.T) {
+	prefix := randomPrefix()
+	dead := newTestRedis(t, RedisOptions{Prefix: prefix, Lease: 200 * time.Millisecond})
+	alive := newTestRedis(t, RedisOptions{Prefix: prefix, Lease: 200 * time.Millisecond})
+	s := Scope{Name: "client", Key: "client:leased", Limits: Limits{DailyTokens: 10_000}}
+	mustAdmit(t, dead, Cost{Tokens: 1000, Nanos: 500}, s) // never committed
+	late, _ := mustAdmit(t, dead, Cost{Tokens: 1000}, s)  // committed after the sweep
+	done, _ := mustAdmit(t, alive, Cost{Tokens: 1000}, s)
+	alive.commit(done, Cost{Tokens: 100})
+	if u := peek(t, alive, s.Key); u.DayTokens != 2100 {
+		t.Fatalf("before the leases expire: %d day tokens, want 2100", u.DayTokens)
+	}
+	time.Sleep(300 * time.Millisecond)
+	alive.sweep(t.Context())
+	if u := peek(t, alive, s.Key); u.DayTokens != 100 || u.MonthNanos != 0 {
+		t.Fatalf("after the sweep: %d day tokens, %d nanos; want the committed 100 alone", u.DayTokens, u.MonthNanos)
+	}
+	if got := alive.Stats().LeasesExpired; got != 2 {
+		t.Fatalf("%d leases refunded, want 2", got)
+	}
+	dead.commit(late, Cost{Tokens: 30})
+	if u := peek(t, alive, s.Key); u.DayTokens != 130 {
+		t.Fatalf("a commit after its lease was swept: %d day tokens, want 130", u.DayTokens)
+	}
+	if n, _ := alive.client.ZCard(t.Context(), alive.leases).Result(); n != 0 {
+		t.Fatalf("%d leases left", n)
 	}
 }

@@ -10,7 +10,7 @@ import (
 func BenchmarkRecord(b *testing.B) {
 	m := newTest(Options{})
 	r := Request{Endpoint: EndpointChat, Department: "finance", Client: "ledger-app", Model: "gpt-4o", Status: 200,
-		PromptTokens: 100, CompletionTokens: 50, CostMicros: 1500,
+		PromptTokens: 100, CompletionTokens: 50, CostNanos: 1500,
 		Stages: Stages{StageAuth: 5 * time.Microsecond, StageParse: 10 * time.Microsecond, StagePolicy: 40 * time.Microsecond,
 			StageLimits: 3 * time.Microsecond, StageUpstream: 200 * time.Millisecond, StageTotal: 300 * time.Millisecond}}
 	b.ReportAllocs()

@@ -23,7 +23,7 @@ func registered(t *testing.T) map[string]map[string]bool {
 		LimitsBackendErrors: count, LedgerQueueDepth: func() int { return 1 }, Ready: func() bool { return true },
 	}})
 	m.Record(&Request{Endpoint: EndpointChat, Department: "d", Client: "c", Model: "gpt-4o", Status: 200,
-		PromptTokens: 1, CompletionTokens: 1, CostMicros: 1, Stages: Stages{StageTotal: time.Millisecond}})
+		PromptTokens: 1, CompletionTokens: 1, CostNanos: 1, Stages: Stages{StageTotal: time.Millisecond}})
 	m.PolicyError()
 	mfs, err := m.Registry().Gather()
 	if err != nil {

@@ -67,6 +67,7 @@ type Metrics struct {
 	pluginStage map[string]prometheus.Observer // plugin → its latency; Other included
 	failures    map[pluginReason]prometheus.Counter
 	policyErrs  prometheus.Counter
+	unauth      *prometheus.CounterVec
 	genaiDur    *prometheus.HistogramVec
 	genaiTokens *prometheus.HistogramVec
 
@@ -131,6 +132,10 @@ func New(o Options) *Metrics {
 		Name: NamePolicyErrors,
 		Help: "Policy evaluations that failed; each denied its request with policy_error.",
 	})
+	m.unauth = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: NameUnauthenticated,
+		Help: "Requests refused before a client was known (bad key, unknown path, malformed, or the per-IP limit), by reason; they are not ledger rows.",
+	}, []string{"reason"})
 	m.genaiDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    NameGenAIRequestDuration,
 		Help:    "GenAI server request duration (OpenTelemetry gen_ai.server.request.duration), from the request's arrival to its last byte.",
@@ -141,7 +146,7 @@ func New(o Options) *Metrics {
 		Help:    "Tokens used per request (OpenTelemetry gen_ai.client.token.usage), by token type input or output.",
 		Buckets: GenAITokenBuckets,
 	}, []string{"gen_ai_operation_name", "gen_ai_request_model", "gen_ai_token_type"})
-	m.reg.MustRegister(m.requests, m.tokens, m.cost, stages, failures, m.policyErrs, m.genaiDur, m.genaiTokens)
+	m.reg.MustRegister(m.requests, m.tokens, m.cost, stages, failures, m.policyErrs, m.unauth, m.genaiDur, m.genaiTokens)
 	o.Sources.register(m.reg)
 	if !o.NoRuntime {
 		m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -30,10 +30,10 @@ func mix() []Request {
 	ms := time.Millisecond
 	return []Request{
 		{Endpoint: EndpointChat, Department: "finance", Client: "ledger-app", Model: "gpt-4o", Status: 200,
-			PromptTokens: 100, CompletionTokens: 50, CostMicros: 1_500_000,
+			PromptTokens: 100, CompletionTokens: 50, CostNanos: 1_500_000_000,
 			Stages: Stages{StageAuth: ms, StageParse: ms, StagePolicy: ms, StageLimits: ms, StageUpstream: 200 * ms, StageTotal: 300 * ms}},
 		{Endpoint: EndpointChat, Department: "finance", Client: "ledger-app", Model: "gpt-4o", Status: 200,
-			PromptTokens: 20, CompletionTokens: 10, CostMicros: 250_000,
+			PromptTokens: 20, CompletionTokens: 10, CostNanos: 250_000_000,
 			Stages: Stages{StageTotal: 50 * ms}},
 		{Endpoint: EndpointChat, Department: "support", Client: "helpdesk", Model: "gpt-4o-mini", Status: 400, Code: "pii_detected",
 			Stages: Stages{StageAuth: ms, StagePolicy: 2 * ms, StageTotal: 5 * ms}},
@@ -41,7 +41,7 @@ func mix() []Request {
 		{Endpoint: EndpointChat, Department: "support", Client: "helpdesk", Model: "gpt-4o-mini", Status: 429, Code: "budget_exceeded",
 			Stages: Stages{StageTotal: 2 * ms}},
 		{Endpoint: EndpointEmbeddings, Department: "support", Client: "search", Model: "text-embedding-3-small", Status: 200,
-			PromptTokens: 8, CostMicros: 1, Stages: Stages{StageTotal: 20 * ms}},
+			PromptTokens: 8, CostNanos: 1_000, Stages: Stages{StageTotal: 20 * ms}},
 		{Endpoint: EndpointModels, Department: "support", Client: "search", Status: 200, Stages: Stages{StageTotal: ms}},
 	}
 }

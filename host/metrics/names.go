@@ -10,6 +10,7 @@ const (
 	NameStageDuration        = "sluice_stage_duration_seconds"
 	NamePluginFailures       = "sluice_plugin_failures_total"
 	NamePolicyErrors         = "sluice_policy_errors_total"
+	NameUnauthenticated      = "sluice_unauthenticated_requests_total"
 	NamePolicyReloads        = "sluice_policy_reloads_total"
 	NameShadowDisagreements  = "sluice_policy_shadow_disagreements_total"
 	NameShadowErrors         = "sluice_policy_shadow_errors_total"

@@ -48,7 +48,7 @@ type Request struct {
 	Code       string // decision or error code, "" when none
 
 	PromptTokens, CompletionTokens int64
-	CostMicros                     int64 // millionths of a US dollar
+	CostNanos                      int64 // billionths of a US dollar
 
 	Stages Stages
 }
@@ -87,8 +87,8 @@ func (m *Metrics) Record(r *Request) {
 	if r.CompletionTokens > 0 {
 		s.completion.Add(float64(r.CompletionTokens))
 	}
-	if r.CostMicros > 0 {
-		s.cost.Add(float64(r.CostMicros) / 1e6)
+	if r.CostNanos > 0 {
+		s.cost.Add(float64(r.CostNanos) / 1e9)
 	}
 	for st, d := range r.Stages {
 		if d > 0 {
@@ -180,6 +180,15 @@ func (m *Metrics) PluginFailed(plugin string, reason FailureReason) {
 		c = m.failures[pluginReason{plugin, string(FailureError)}]
 	}
 	c.Inc()
+}
+
+// Unauthenticated counts a request refused before a client was known, by
+// its error code; codes outside the known ones count as Other.
+func (m *Metrics) Unauthenticated(code string) {
+	if m == nil {
+		return
+	}
+	m.unauth.WithLabelValues(codeLabel(m.codes, code)).Inc()
 }
 
 // PolicyError counts a policy evaluation that failed.

@@ -39,7 +39,7 @@ func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, x *exchange) (auth.Iden
 		return auth.Identity{}, api.InvalidAPIKey()
 	}
 	x.ev.ClientID, x.ev.Department, x.ev.KeyID = id.Client.ID, id.Client.Department, id.KeyID
-	return id, nil
+	return id, g.promptTooLarge(ctx, id)
 }
 
 func (g *Gateway) route(model string) (upstream.Target, *api.Error) {
@@ -57,6 +57,9 @@ func (g *Gateway) route(model string) (upstream.Target, *api.Error) {
 func (g *Gateway) admit(ctx context.Context, x *exchange, in *policy.Input, texts []string, info []api.Text) (policy.Decision, []Finding, *api.Error) {
 	dec, aerr := g.decide(ctx, x, in)
 	if aerr != nil {
+		return dec, nil, g.countRefusal(ctx, x, dec, aerr)
+	}
+	if aerr := g.overRPM(ctx, x, in, dec); aerr != nil {
 		return dec, nil, aerr
 	}
 	found, aggregated, aerr := g.scan(ctx, x, dec.Plugins, texts, info)
@@ -66,7 +69,7 @@ func (g *Gateway) admit(ctx context.Context, x *exchange, in *policy.Input, text
 	in.Findings = aggregated
 	x.ev.Findings = findingSummary(aggregated)
 	dec, aerr = g.decide(ctx, x, in)
-	return dec, found, aerr
+	return dec, found, g.countRefusal(ctx, x, dec, aerr)
 }
 
 func (g *Gateway) decide(ctx context.Context, x *exchange, in *policy.Input) (policy.Decision, *api.Error) {
@@ -150,7 +153,7 @@ func (g *Gateway) policyInput(ctx context.Context, x *exchange, h *fasthttp.Requ
 				if in.Request.Headers == nil {
 					in.Request.Headers = make(map[string]string, 2)
 				}
-				in.Request.Headers[name] = string(v)
+				in.Request.Headers[name] = headerValue(v)
 			}
 		}
 	}
@@ -185,7 +188,7 @@ var defaultInputHeaders = policy.DefaultHeaders()
 
 func counters(u limits.Usage) policy.Counters {
 	return policy.Counters{RequestsMinute: u.MinuteRequests, TokensMinute: u.MinuteTokens, TokensToday: u.DayTokens,
-		TokensMonth: u.MonthTokens, SpendMonthMicros: u.MonthMicros}
+		TokensMonth: u.MonthTokens, SpendMonthMicros: u.MonthNanos / nanosPerMicro}
 }
 
 func limitsUnavailable() *api.Error {

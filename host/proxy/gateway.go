@@ -74,6 +74,13 @@ type Gateway struct {
 	accessLog        bool
 	now              func() time.Time
 
+	// ips holds back addresses that keep being refused (nil: off);
+	// unauthLog samples the access lines of requests refused before a
+	// client was known; promptLimits is each tier's max_prompt_bytes.
+	ips          *ipLimiter
+	unauthLog    logSampler
+	promptLimits map[string]int64
+
 	// streams counts the stream writers still running: they outlive their
 	// handlers, so a server's shutdown waits for them apart.
 	streams sync.WaitGroup
@@ -110,6 +117,12 @@ func New(o Options) *Gateway {
 		defaultMaxTokens: o.Config.Limits.DefaultMaxTokens,
 		accessLog:        o.Config.Server.AccessLog,
 		now:              time.Now,
+		ips:              newIPLimiter(o.Config.Server.IPLimit),
+		unauthLog:        logSampler{perSecond: unauthenticatedLogPerSecond},
+		promptLimits:     map[string]int64{},
+	}
+	for name, t := range o.Config.Tiers {
+		g.promptLimits[name] = t.PromptLimit()
 	}
 	for _, gd := range o.Guards {
 		g.guards[gd.Name] = gd

@@ -60,6 +60,7 @@ type exchange struct {
 	// of its reply.
 	upstreamSpan telemetry.Span
 	sent         time.Time
+	abuse        abuseState
 }
 
 // timed runs one step of the path as a stage: its time is added to the
@@ -97,6 +98,9 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.Set("x-request-id", x.ev.RequestID)
 	method := string(ctx.Method())
 	x.trace = g.tracer.Start(&ctx.Request.Header, method, route(x.ev.Endpoint), x.ev.RequestID)
+	if g.ipRefused(ctx, x) {
+		return
+	}
 
 	switch path := x.ev.Endpoint; {
 	case path == "/healthz":
@@ -123,6 +127,9 @@ func (g *Gateway) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
 	x.ev.RequestID = newRequestID()
 	x.ev.Endpoint = string(ctx.Path())
 	ctx.Response.Header.Set("x-request-id", x.ev.RequestID)
+	if g.ipRefused(ctx, x) {
+		return
+	}
 	var aerr *api.Error
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 		aerr = &api.Error{Status: http.StatusRequestEntityTooLarge, Type: api.TypeInvalidRequest, Code: "request_too_large",
@@ -173,7 +180,7 @@ func (g *Gateway) serveChat(ctx *fasthttp.RequestCtx, x *exchange) {
 	if req.LowerMaxTokens(dec.MaxTokens) { // the policy's cap: the upstream gets it, and the reservation follows
 		reply = min(reply, req.MaxTokens*req.Choices)
 	}
-	estimate := limits.Cost{Tokens: prompt + reply, Micros: target.Model.CostMicros(prompt, reply)}
+	estimate := limits.Cost{Tokens: prompt + reply, Nanos: target.Model.CostNanos(prompt, reply)}
 	up, res, ok := g.forward(ctx, x, target, dec, found, req, req.Texts, estimate, upstream.EndpointChat, req.Stream)
 	if !ok {
 		return
@@ -223,7 +230,7 @@ func (g *Gateway) serveEmbeddings(ctx *fasthttp.RequestCtx, x *exchange) {
 		g.fail(ctx, x, aerr)
 		return
 	}
-	estimate := limits.Cost{Tokens: prompt, Micros: target.Model.CostMicros(prompt, 0)}
+	estimate := limits.Cost{Tokens: prompt, Nanos: target.Model.CostNanos(prompt, 0)}
 	up, res, ok := g.forward(ctx, x, target, dec, found, req, req.Texts, estimate, upstream.EndpointEmbeddings, false)
 	if !ok {
 		return
@@ -397,5 +404,5 @@ func ClientScope(id string) string       { return "client:" + id }
 func DepartmentScope(dept string) string { return "dept:" + dept }
 
 func limitsOf(l policy.Limits) limits.Limits {
-	return limits.Limits{RPM: l.RPM, TPM: l.TPM, DailyTokens: l.DailyTokens, MonthlyTokens: l.MonthlyTokens, MonthlyMicros: l.MonthlySpendMicros}
+	return limits.Limits{RPM: l.RPM, TPM: l.TPM, DailyTokens: l.DailyTokens, MonthlyTokens: l.MonthlyTokens, MonthlyNanos: microsToNanos(l.MonthlySpendMicros)}
 }

@@ -17,13 +17,16 @@ import (
 
 func (g *Gateway) charge(x *exchange, t upstream.Target, u api.Usage) {
 	x.ev.PromptTokens, x.ev.CompletionTokens, x.ev.TotalTokens = u.PromptTokens, u.CompletionTokens, u.TotalTokens
-	x.ev.CostMicros = t.Model.CostMicros(u.PromptTokens, u.CompletionTokens)
+	x.ev.CostNanos = t.Model.CostNanos(u.PromptTokens, u.CompletionTokens)
 }
 
 // fail answers with an OpenAI-shaped error and records the request.
 func (g *Gateway) fail(ctx *fasthttp.RequestCtx, x *exchange, e *api.Error) {
 	if x.decisionID != "" {
 		ctx.Response.Header.Set("x-sluice-decision-id", x.decisionID)
+	}
+	if x.abuse.denial != nil {
+		x.abuse.denial.Headers(ctx.Response.Header.Set)
 	}
 	ctx.SetStatusCode(e.Status)
 	ctx.SetContentType("application/json")
@@ -32,18 +35,28 @@ func (g *Gateway) fail(ctx *fasthttp.RequestCtx, x *exchange, e *api.Error) {
 	g.record(x)
 }
 
+// record accounts for a request once it is answered: a ledger row when a
+// client was known (see recordUnauthenticated otherwise), the metrics, the
+// trace and the access line. Model and path are sanitised first: nothing
+// below sees a caller's own name for them.
 func (g *Gateway) record(x *exchange) {
 	x.ev.Time = g.now()
 	x.ev.LatencyMS = x.ev.Time.Sub(x.start).Milliseconds()
 	if x.ev.UsageSource == "" {
 		x.ev.UsageSource = store.UsageNone
 	}
-	g.recorder.Record(x.ev)
+	modelHash := g.sanitise(&x.ev)
+	authenticated := x.ev.ClientID != ""
+	if authenticated {
+		g.recorder.Record(x.ev)
+	} else {
+		g.recordUnauthenticated(x)
+	}
 	x.stages[metrics.StageTotal] = x.ev.Time.Sub(x.start)
 	g.metrics.Record(&metrics.Request{
 		Endpoint: x.ev.Endpoint, Department: x.ev.Department, Client: x.ev.ClientID, Model: x.ev.Model,
 		Status: x.ev.Status, Code: x.ev.Code,
-		PromptTokens: x.ev.PromptTokens, CompletionTokens: x.ev.CompletionTokens, CostMicros: x.ev.CostMicros,
+		PromptTokens: x.ev.PromptTokens, CompletionTokens: x.ev.CompletionTokens, CostNanos: x.ev.CostNanos,
 		Stages: x.stages,
 	})
 	x.upstreamSpan.End()
@@ -54,8 +67,12 @@ func (g *Gateway) record(x *exchange) {
 	x.trace.End(telemetry.Summary{Client: x.ev.ClientID, Department: x.ev.Department, Model: x.ev.Model, Operation: operation,
 		DecisionID: x.decisionID, InputTokens: x.ev.PromptTokens, OutputTokens: x.ev.CompletionTokens,
 		Status: x.ev.Status, Code: x.ev.Code})
-	if g.accessLog {
+	switch {
+	case !g.accessLog:
+	case authenticated:
 		g.logAccess(&x.ev, x.decisionID, &x.stages)
+	default:
+		g.logUnauthenticated(&x.ev, modelHash)
 	}
 }
 
@@ -76,7 +93,7 @@ func (g *Gateway) logAccess(ev *store.UsageEvent, decisionID string, st *metrics
 		slog.String("findings", ev.Findings),
 		slog.Int64("prompt_tokens", ev.PromptTokens),
 		slog.Int64("completion_tokens", ev.CompletionTokens),
-		slog.Int64("cost_micros", ev.CostMicros),
+		slog.Int64("cost_nanos", ev.CostNanos),
 		slog.String("usage_source", ev.UsageSource),
 		slog.Int64("latency_ms", ev.LatencyMS),
 		// Time in each step, in microseconds; a step that did not run is 0.

@@ -18,7 +18,6 @@ import (
 	"github.com/sluicehq/sluice/host/metrics"
 	"github.com/sluicehq/sluice/host/redact"
 	"github.com/sluicehq/sluice/host/store"
-	"github.com/sluicehq/sluice/host/tokens"
 	"github.com/sluicehq/sluice/host/upstream"
 	"github.com/valyala/fasthttp"
 )
@@ -75,7 +74,7 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 	}
 	// The tokens are spent whether or not the reply phase lets the reply through.
 	g.charge(x, t, u)
-	g.limiter.Commit(res, limits.Cost{Tokens: u.TotalTokens, Micros: x.ev.CostMicros})
+	g.limiter.Commit(res, limits.Cost{Tokens: u.TotalTokens, Nanos: x.ev.CostNanos})
 	body := up.Body
 	if x.ev.Endpoint == pathChat {
 		var aerr *api.Error
@@ -178,7 +177,7 @@ func (g *Gateway) stream(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 			}
 			chunk, ok := api.ParseStreamChunk(data)
 			if ok {
-				text.WriteString(chunk.Content)
+				text.WriteString(chunk.Generated)
 				if chunk.HasUsage {
 					usage, haveUsage = chunk.Usage, true
 					if chunk.NoChoices && !callerWantsUsage {
@@ -220,16 +219,17 @@ func (g *Gateway) stream(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 				x.ev.Code = "client_disconnected"
 			}
 		}
+		callerLeft := x.ev.Code == "client_disconnected"
+		if !haveUsage && callerLeft {
+			usage, haveUsage = drainForUsage(events, &text)
+		}
 		if haveUsage {
 			x.ev.UsageSource = store.UsageUpstream
 		} else {
-			// An upstream that ignores stream_options: count what it sent.
-			c := tokens.Count(text.String())
-			usage = api.Usage{PromptTokens: prompt, CompletionTokens: c, TotalTokens: prompt + c}
-			x.ev.UsageSource = store.UsageEstimated
+			usage, x.ev.UsageSource = unreportedUsage(prompt, text.String(), res, callerLeft)
 		}
 		g.charge(x, t, usage)
-		g.limiter.Commit(res, limits.Cost{Tokens: usage.TotalTokens, Micros: x.ev.CostMicros})
+		g.limiter.Commit(res, limits.Cost{Tokens: usage.TotalTokens, Nanos: x.ev.CostNanos})
 		g.record(x)
 	})
 }

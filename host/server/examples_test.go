@@ -253,7 +253,7 @@ func exampleCases(t *testing.T) []exampleCase {
 			configure: func(t *testing.T, cfg *config.Config) {
 				cfg.Departments = map[string]config.Budget{"labs": {MonthlySpendUSD: 1}}
 				// A dear gpt-4o-mini, so that a few requests spend 80% of
-				// the budget: 2,000 micro-dollars a token.
+				// the budget: 2,000 micro-dollars (2,000,000 nano-dollars) a token.
 				for i := range cfg.Models {
 					if cfg.Models[i].Name == "gpt-4o-mini" {
 						cfg.Models[i].InputPerMillion, cfg.Models[i].OutputPerMillion = 2000, 2000

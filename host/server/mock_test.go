@@ -102,7 +102,9 @@ func TestMockServesBase64Embeddings(t *testing.T) {
 	h := newHarness(t, open)
 	decode := func(format string) []float64 {
 		_, body := h.raw("POST", "/v1/embeddings", h.key, `{"model":"text-embedding-3-small","input":"alpha","encoding_format":"`+format+`"}`)
-		var r struct{ Data []struct{ Embedding json.RawMessage } }
+		var r struct {
+			Data []struct{ Embedding json.RawMessage }
+		}
 		if err := json.Unmarshal(body, &r); err != nil || len(r.Data) != 1 {
 			t.Fatalf("%s: %s", format, body)
 		}

@@ -97,7 +97,12 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	if s.store, err = OpenStore(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	s.ledger = usage.NewLedger(s.store, usage.LedgerOptions{}, log)
+	// The ledger goes through a spool in the data folder, so that a store
+	// outage costs disk, not memory, and a crash during one loses at most a
+	// flush interval.
+	if s.ledger, err = usage.OpenLedger(s.store, usage.LedgerOptions{SpoolDir: dataDir}, log); err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
 	if s.auth, err = auth.New(s.store, cfg.Auth.CacheTTL.D()); err != nil {
 		return nil, err
 	}
@@ -214,8 +219,17 @@ func (s *Server) Done() <-chan error { return s.served }
 // ledger and releases everything. It is safe to call on a partly started Server.
 func (s *Server) Close(ctx context.Context) error {
 	// Readiness turns false first; the admin listener keeps answering it
-	// (and /metrics) while the public one drains.
+	// (and /metrics) while the public one drains. The public one keeps
+	// accepting for the drain delay, so that a load balancer polling
+	// readiness stops sending before connections are refused.
 	s.draining.Store(true)
+	if d := s.cfg.Server.DrainDelay.D(); d > 0 && s.public != nil {
+		s.log.Info("draining: not ready, still accepting", "drain_delay", d)
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+		}
+	}
 	var errs []error
 	if s.public != nil {
 		errs = append(errs, s.public.ShutdownWithContext(ctx))
@@ -342,6 +356,9 @@ func (s *Server) loadPolicy(ctx context.Context) error {
 	}
 	if path := cfg.DecisionLogPath(); path != "" {
 		if s.decisions, err = policy.OpenDecisionLog(path, policy.DecisionLogConfig{SampleRate: cfg.Policy.DecisionLogSample}); err != nil {
+			return fmt.Errorf("policy.decision_log: %w", err)
+		}
+		if err := ownerOnly(path); err != nil {
 			return fmt.Errorf("policy.decision_log: %w", err)
 		}
 	}
@@ -473,13 +490,18 @@ func (s *Server) Replay(ctx context.Context, id string) (any, *api.Error) {
 }
 
 // Ready reports whether the server takes traffic: not while it drains, nor
-// while the Redis its limits need is unreachable and denying.
+// while the Redis its limits need is unreachable and denying. While the
+// store is unreachable it still does, degraded (the reason says so): keys it
+// confirmed in the last auth.StaleFor keep working, and the ledger spools.
 func (s *Server) Ready() (bool, string) {
 	if s.draining.Load() {
 		return false, "draining"
 	}
 	if r, ok := s.limiter.(*limits.Redis); ok && r.Stats().Down && s.cfg.Limits.Redis.FailMode == "deny" {
 		return false, "limits backend (Redis) unreachable"
+	}
+	if s.auth != nil && s.auth.StoreDown() {
+		return true, fmt.Sprintf("degraded: the store is unreachable; keys confirmed in the last %v keep working, new ones are refused", auth.StaleFor)
 	}
 	return true, ""
 }
@@ -671,6 +693,11 @@ func openLimiter(ctx context.Context, cfg *config.Config, st store.Store, log *s
 			FailMode: limits.FailMode(cfg.Limits.Redis.FailMode), Log: log.With("component", "limits"),
 			// The reconcile leaves the request path: one round trip per request.
 			BackgroundCommit: true,
+			// A Redis that lost its counters is given the ledger's back.
+			Seed: func(ctx context.Context) (map[string]limits.Usage, error) {
+				return ledgerUsage(ctx, st, time.Now())
+			},
+			Lease: leaseOf(cfg),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("limits.redis: %w", err)
@@ -685,29 +712,41 @@ func openLimiter(ctx context.Context, cfg *config.Config, st store.Store, log *s
 	return m, nil
 }
 
-// seedLimits rebuilds in-process counters from the ledger: for every client
-// and department, what it used this month, today (both UTC) and in the last
-// minute.
+// seedLimits rebuilds in-process counters from the ledger.
 func seedLimits(ctx context.Context, st store.Store, m *limits.Memory, now time.Time) error {
+	usage, err := ledgerUsage(ctx, st, now)
+	if err != nil {
+		return err
+	}
+	for key, u := range usage {
+		m.Seed(key, u)
+	}
+	return nil
+}
+
+// ledgerUsage is what the ledger says every client and department used this
+// month, today (both UTC) and in the last minute, by limiter scope key.
+func ledgerUsage(ctx context.Context, st store.Store, now time.Time) (map[string]limits.Usage, error) {
 	now = now.UTC()
 	day := now.Truncate(24 * time.Hour)
 	month := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
 	rows, err := st.UsageWindows(ctx, month, day, now.Add(-time.Minute))
 	if err != nil {
-		return fmt.Errorf("rebuilding limits from the ledger: %w", err)
+		return nil, fmt.Errorf("rebuilding limits from the ledger: %w", err)
 	}
+	out := make(map[string]limits.Usage, len(rows))
 	for _, r := range rows {
 		key := proxy.ClientScope(r.ID)
 		if r.Scope == store.ScopeDepartment {
 			key = proxy.DepartmentScope(r.ID)
 		}
 		thisMonth, today, lastMinute := r.Windows[0], r.Windows[1], r.Windows[2]
-		m.Seed(key, limits.Usage{
+		out[key] = limits.Usage{
 			MinuteRequests: lastMinute.Requests, MinuteTokens: lastMinute.TotalTokens,
-			DayTokens: today.TotalTokens, MonthTokens: thisMonth.TotalTokens, MonthMicros: thisMonth.CostMicros,
-		})
+			DayTokens: today.TotalTokens, MonthTokens: thisMonth.TotalTokens, MonthNanos: thisMonth.CostNanos,
+		}
 	}
-	return nil
+	return out, nil
 }
 
 // adminToken is the configured token, or one generated on first start and
@@ -718,7 +757,7 @@ func adminToken(cfg *config.Config, dataDir string) (string, error) {
 	}
 	path := filepath.Join(dataDir, "admin.token")
 	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
-		return strings.TrimSpace(string(b)), nil
+		return strings.TrimSpace(string(b)), ownerOnly(path)
 	}
 	buf := make([]byte, 24)
 	if _, err := rand.Read(buf); err != nil {
@@ -737,7 +776,7 @@ func adminToken(cfg *config.Config, dataDir string) (string, error) {
 func ensureDemo(ctx context.Context, acc *accounts.Service, cfg *config.Config, dataDir string) (string, error) {
 	path := filepath.Join(dataDir, "demo.key")
 	if b, err := os.ReadFile(path); err == nil {
-		return strings.TrimSpace(string(b)), nil
+		return strings.TrimSpace(string(b)), ownerOnly(path)
 	}
 	_, err := acc.CreateClient(ctx, accounts.NewClient{ID: cfg.Demo.Client, Department: cfg.Demo.Department})
 	if err != nil && !errors.Is(err, store.ErrExists) {
@@ -753,16 +792,36 @@ func ensureDemo(ctx context.Context, acc *accounts.Service, cfg *config.Config, 
 	return secret, nil
 }
 
+// ownerOnly narrows a file Sluice wrote to its owner (0600): one created by
+// another tool, or by hand, may be readable by others, and it holds keys,
+// tokens or who called what. A file already that narrow is left alone.
+func ownerOnly(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		if err := os.Chmod(path, perm&0o700); err != nil {
+			return fmt.Errorf("making %s readable by its owner only: %w", path, err)
+		}
+	}
+	return nil
+}
+
+// leaseOf is how long a reservation may wait for its commit before another
+// replica takes its replica for dead and refunds it: limits.redis.lease, or
+// longer than any request may take.
+func leaseOf(cfg *config.Config) time.Duration {
+	if d := cfg.Limits.Redis.Lease.D(); d > 0 {
+		return d
+	}
+	return longestUpstreamTimeout(cfg) + time.Minute
+}
+
 func longestUpstreamTimeout(cfg *config.Config) time.Duration {
 	var d time.Duration
 	for _, u := range cfg.Upstreams {
 		d = max(d, u.Timeout.D())
 	}
 	return max(d, 2*time.Minute)
-}
-
-type fasthttpLogger struct{ log *slog.Logger }
-
-func (l fasthttpLogger) Printf(format string, args ...any) {
-	l.log.Warn(fmt.Sprintf(format, args...), "component", "http")
 }

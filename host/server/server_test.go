@@ -387,7 +387,7 @@ func TestConcurrentRequestsAdmitExactly(t *testing.T) {
 
 func TestReportMatchesUsageSeen(t *testing.T) {
 	h := newHarness(t, open)
-	second := h.createClient("other", "finance")
+	second := h.createClient("second", "finance")
 	ctx := context.Background()
 	var seen int64
 	for i, key := range []string{h.key, h.key, second} {
@@ -702,12 +702,12 @@ func TestAccessLogNeverHoldsSecrets(t *testing.T) {
 	h := newHarness(t, config.Tier{Models: []string{"*"}, PIIDetection: true, ContentFilter: true, Redact: []string{"EMAIL"}})
 	c := h.client(h.key)
 	ctx := context.Background()
-	secrets := []string{"ann.lee@example.com", "123-45-6789", "AKIAIOSFODNN7EXAMPLE", h.key}
+	secrets := []string{"ann.lee@example.com", "123-45-6789", "AKIA6AFQKVXPJEGZC7D3", h.key}
 	resp, err := c.Chat.Completions.New(ctx, chat("gpt-4o-mini", "write to ann.lee@example.com about the plan"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Chat.Completions.New(ctx, chat("gpt-4o-mini", "SSN 123-45-6789 and key AKIAIOSFODNN7EXAMPLE"))
+	_, err = c.Chat.Completions.New(ctx, chat("gpt-4o-mini", "SSN 123-45-6789 and key AKIA6AFQKVXPJEGZC7D3"))
 	apiError(t, err, 400, "pii_detected")
 
 	logs := h.logs.String()

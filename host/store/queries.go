@@ -37,7 +37,7 @@ func (s *sqlStore) UsageWindows(ctx context.Context, since ...time.Time) ([]Scop
 		fmt.Fprintf(&cols, `,
 		CAST(SUM(CASE WHEN occurred_at >= $%d AND usage_source <> 'none' THEN 1 ELSE 0 END) AS BIGINT),
 		CAST(SUM(CASE WHEN occurred_at >= $%d THEN total_tokens ELSE 0 END) AS BIGINT),
-		CAST(SUM(CASE WHEN occurred_at >= $%d THEN cost_micros ELSE 0 END) AS BIGINT)`, p, p, p)
+		CAST(SUM(CASE WHEN occurred_at >= $%d THEN cost_nanos ELSE 0 END) AS BIGINT)`, p, p, p)
 	}
 	query := `SELECT 'client', client_id` + cols.String() + `
 		FROM usage_events WHERE occurred_at >= $1 AND client_id <> '' GROUP BY client_id
@@ -55,7 +55,7 @@ func (s *sqlStore) UsageWindows(ctx context.Context, since ...time.Time) ([]Scop
 		dest := []any{&u.Scope, &u.ID}
 		for i := range u.Windows {
 			w := &u.Windows[i]
-			dest = append(dest, &w.Requests, &w.TotalTokens, &w.CostMicros)
+			dest = append(dest, &w.Requests, &w.TotalTokens, &w.CostNanos)
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("usage windows: %w", err)

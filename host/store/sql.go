@@ -299,7 +299,7 @@ var insertStatements = func() []string {
 		var b strings.Builder
 		b.WriteString(`INSERT INTO usage_events (
 	occurred_at, request_id, client_id, department, key_id, model, endpoint, stream,
-	prompt_tokens, completion_tokens, total_tokens, cost_micros, latency_ms,
+	prompt_tokens, completion_tokens, total_tokens, cost_nanos, latency_ms,
 	status, code, findings, usage_source
 ) VALUES `)
 		for r := range n {
@@ -374,7 +374,7 @@ func (s *sqlStore) InsertUsage(ctx context.Context, events []UsageEvent) (err er
 			}
 			args = append(args,
 				nanos(ev.Time), ev.RequestID, ev.ClientID, ev.Department, ev.KeyID, ev.Model, ev.Endpoint, ev.Stream,
-				ev.PromptTokens, ev.CompletionTokens, ev.TotalTokens, ev.CostMicros, ev.LatencyMS,
+				ev.PromptTokens, ev.CompletionTokens, ev.TotalTokens, ev.CostNanos, ev.LatencyMS,
 				ev.Status, ev.Code, ev.Findings, source)
 		}
 		if stmts[shift] != nil {
@@ -426,11 +426,11 @@ func rangeNanos(from, to time.Time) (lo, hi int64, err error) {
 // is NUMERIC: the casts keep every column an integer on both databases.
 const sums = `COUNT(*),
 	CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT),
-	CAST(COALESCE(SUM(total_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT)`
+	CAST(COALESCE(SUM(total_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT)`
 
 // dest is where rows.Scan puts the columns of sums.
 func (r *ReportRow) dest() []any {
-	return []any{&r.Requests, &r.PromptTokens, &r.CompletionTokens, &r.TotalTokens, &r.CostMicros}
+	return []any{&r.Requests, &r.PromptTokens, &r.CompletionTokens, &r.TotalTokens, &r.CostNanos}
 }
 
 func (s *sqlStore) Report(ctx context.Context, q ReportQuery) ([]ReportRow, error) {
@@ -476,7 +476,7 @@ func (s *sqlStore) UsageSince(ctx context.Context, since time.Time) ([]UsageTota
 	// window; the client index serves the per-client scan.
 	rows, err := s.read.QueryContext(ctx, `SELECT client_id, MAX(department),
 		CAST(SUM(CASE WHEN usage_source <> 'none' THEN 1 ELSE 0 END) AS BIGINT),
-		CAST(SUM(total_tokens) AS BIGINT), CAST(SUM(cost_micros) AS BIGINT)
+		CAST(SUM(total_tokens) AS BIGINT), CAST(SUM(cost_nanos) AS BIGINT)
 		FROM usage_events WHERE occurred_at >= $1 AND client_id <> ''
 		GROUP BY client_id`, lo)
 	if err != nil {
@@ -486,7 +486,7 @@ func (s *sqlStore) UsageSince(ctx context.Context, since time.Time) ([]UsageTota
 	var out []UsageTotal
 	for rows.Next() {
 		var u UsageTotal
-		if err := rows.Scan(&u.ClientID, &u.Department, &u.Requests, &u.TotalTokens, &u.CostMicros); err != nil {
+		if err := rows.Scan(&u.ClientID, &u.Department, &u.Requests, &u.TotalTokens, &u.CostNanos); err != nil {
 			return nil, fmt.Errorf("usage since: %w", err)
 		}
 		out = append(out, u)

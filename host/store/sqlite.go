@@ -18,7 +18,10 @@ import (
 const sqliteReaders = 4
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and
-// brings its schema up to date. The parent directory is created. The
+// brings its schema up to date. The parent directory is created (0700) and
+// the file is made readable by its owner only (0600): the ledger says who
+// used what, and SQLite gives its -wal and -shm files the database file's
+// mode, so those follow. The
 // database runs in WAL mode with foreign keys on and a busy timeout, so that
 // other processes holding the file (a CLI beside a running server) wait
 // instead of failing.
@@ -30,8 +33,11 @@ func OpenSQLite(ctx context.Context, path string) (Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 		return nil, fmt.Errorf("open sqlite %s: create directory: %w", path, err)
+	}
+	if err := ownerOnly(abs); err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	write, err := openSQLitePool(ctx, abs, false)
 	if err != nil {
@@ -47,6 +53,34 @@ func OpenSQLite(ctx context.Context, path string) (Store, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	return &sqlStore{write: write, read: read, dialect: sqliteDialect}, nil
+}
+
+// ownerOnly creates the database file 0600 before SQLite opens it (SQLite
+// would create it 0644, less the umask), and narrows an existing one made by
+// an older Sluice, with its -wal and -shm files.
+func ownerOnly(abs string) error {
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	for _, p := range []string{abs, abs + "-wal", abs + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, fi.Mode().Perm()&0o700); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func openSQLitePool(ctx context.Context, abs string, readOnly bool) (*sql.DB, error) {

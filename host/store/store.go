@@ -68,6 +68,10 @@ const (
 	UsageUpstream  = "upstream"  // the upstream reported the token counts
 	UsageEstimated = "estimated" // Sluice counted them itself
 	UsageNone      = "none"      // no tokens were used, e.g. a denied request
+	// UsageReserved: the caller left a stream before the provider said what
+	// it billed, and its usage could not be read after: the request is
+	// billed its reservation (and never less than what was relayed).
+	UsageReserved = "reserved"
 )
 
 // UsageEvent is one ledger record: one request, allowed or denied.
@@ -82,7 +86,7 @@ type UsageEvent struct {
 	Stream     bool
 
 	PromptTokens, CompletionTokens, TotalTokens int64
-	CostMicros                                  int64 // millionths of a US dollar
+	CostNanos                                   int64 // billionths of a US dollar (nano-dollars)
 
 	LatencyMS int64
 	Status    int
@@ -113,14 +117,14 @@ type ReportQuery struct {
 type ReportRow struct {
 	Group                                    string
 	Requests, PromptTokens, CompletionTokens int64
-	TotalTokens, CostMicros                  int64
+	TotalTokens, CostNanos                   int64
 }
 
 // UsageTotal is one client's usage since some instant, used to rebuild the
 // in-process rate and budget counters at start.
 type UsageTotal struct {
-	ClientID, Department              string
-	Requests, TotalTokens, CostMicros int64
+	ClientID, Department             string
+	Requests, TotalTokens, CostNanos int64
 }
 
 // SeriesQuery selects ledger events in [From, To) and sums them per time
@@ -157,7 +161,7 @@ const (
 // Usage is what a scope used in one window. Requests counts the requests that
 // reached a model (see UsageSince).
 type Usage struct {
-	Requests, TotalTokens, CostMicros int64
+	Requests, TotalTokens, CostNanos int64
 }
 
 // ScopeUsage is one client's or one department's usage in each window asked
@@ -277,12 +281,23 @@ func checkTime(what string, t time.Time) error {
 	return nil
 }
 
+// Reserved is a name no client or department may take: it is the label
+// value the metrics give everything beyond their caps (metrics.Other), so a
+// client named so would hide among the overflow, or be blamed for it.
+const Reserved = "other"
+
 func validateClient(c Client) error {
 	if err := checkID("client id", c.ID); err != nil {
 		return err
 	}
+	if strings.EqualFold(c.ID, Reserved) {
+		return invalid("client id %q is reserved", c.ID)
+	}
 	if strings.TrimSpace(c.Department) == "" {
 		return invalid("client %q: department is empty", c.ID)
+	}
+	if strings.EqualFold(strings.TrimSpace(c.Department), Reserved) {
+		return invalid("client %q: department %q is reserved", c.ID, c.Department)
 	}
 	if strings.TrimSpace(c.Tier) == "" {
 		return invalid("client %q: tier is empty", c.ID)
@@ -333,14 +348,14 @@ func validateUsage(ev UsageEvent) error {
 		return err
 	}
 	if ev.PromptTokens < 0 || ev.CompletionTokens < 0 || ev.TotalTokens < 0 ||
-		ev.CostMicros < 0 || ev.LatencyMS < 0 {
+		ev.CostNanos < 0 || ev.LatencyMS < 0 {
 		return invalid("usage event %q: negative token count, cost or latency", ev.RequestID)
 	}
 	switch ev.UsageSource {
-	case UsageUpstream, UsageEstimated, UsageNone, "":
+	case UsageUpstream, UsageEstimated, UsageReserved, UsageNone, "":
 	default:
-		return invalid("usage event %q: usage source must be %q, %q or %q",
-			ev.RequestID, UsageUpstream, UsageEstimated, UsageNone)
+		return invalid("usage event %q: usage source must be %q, %q, %q or %q",
+			ev.RequestID, UsageUpstream, UsageEstimated, UsageReserved, UsageNone)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -499,7 +500,7 @@ func event(reqID, client, dept, model string, at time.Time, prompt, completion i
 		Time: at, RequestID: reqID, ClientID: client, Department: dept, KeyID: "k-" + client,
 		Model: model, Endpoint: "/v1/chat/completions", Status: 200,
 		PromptTokens: prompt, CompletionTokens: completion, TotalTokens: prompt + completion,
-		CostMicros: (prompt + completion) * 3, LatencyMS: 12, UsageSource: UsageUpstream,
+		CostNanos: (prompt + completion) * 3, LatencyMS: 12, UsageSource: UsageUpstream,
 	}
 }
 
@@ -526,19 +527,19 @@ func TestReport(t *testing.T) {
 		}{
 			{GroupByDepartment, []ReportRow{
 				{Group: "", Requests: 1},
-				{Group: "eng", Requests: 2, PromptTokens: 30, CompletionTokens: 15, TotalTokens: 45, CostMicros: 135},
-				{Group: "sales", Requests: 2, PromptTokens: 31, CompletionTokens: 1, TotalTokens: 32, CostMicros: 96},
+				{Group: "eng", Requests: 2, PromptTokens: 30, CompletionTokens: 15, TotalTokens: 45, CostNanos: 135},
+				{Group: "sales", Requests: 2, PromptTokens: 31, CompletionTokens: 1, TotalTokens: 32, CostNanos: 96},
 			}},
 			{GroupByClient, []ReportRow{
 				{Group: "", Requests: 1},
-				{Group: "alice", Requests: 1, PromptTokens: 10, CompletionTokens: 5, TotalTokens: 15, CostMicros: 45},
-				{Group: "bob", Requests: 1, PromptTokens: 20, CompletionTokens: 10, TotalTokens: 30, CostMicros: 90},
-				{Group: "carol", Requests: 2, PromptTokens: 31, CompletionTokens: 1, TotalTokens: 32, CostMicros: 96},
+				{Group: "alice", Requests: 1, PromptTokens: 10, CompletionTokens: 5, TotalTokens: 15, CostNanos: 45},
+				{Group: "bob", Requests: 1, PromptTokens: 20, CompletionTokens: 10, TotalTokens: 30, CostNanos: 90},
+				{Group: "carol", Requests: 2, PromptTokens: 31, CompletionTokens: 1, TotalTokens: 32, CostNanos: 96},
 			}},
 			{GroupByModel, []ReportRow{
 				{Group: "", Requests: 1},
-				{Group: "gpt-4o", Requests: 2, PromptTokens: 40, CompletionTokens: 5, TotalTokens: 45, CostMicros: 135},
-				{Group: "gpt-4o-mini", Requests: 2, PromptTokens: 21, CompletionTokens: 11, TotalTokens: 32, CostMicros: 96},
+				{Group: "gpt-4o", Requests: 2, PromptTokens: 40, CompletionTokens: 5, TotalTokens: 45, CostNanos: 135},
+				{Group: "gpt-4o-mini", Requests: 2, PromptTokens: 21, CompletionTokens: 11, TotalTokens: 32, CostNanos: 96},
 			}},
 		}
 		for _, tt := range tests {
@@ -601,8 +602,8 @@ func TestUsageSince(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := []UsageTotal{
-			{ClientID: "alice", Department: "eng", Requests: 2, TotalTokens: 17, CostMicros: 51},
-			{ClientID: "bob", Department: "sales", Requests: 1, TotalTokens: 7, CostMicros: 21},
+			{ClientID: "alice", Department: "eng", Requests: 2, TotalTokens: 17, CostNanos: 51},
+			{ClientID: "bob", Department: "sales", Requests: 1, TotalTokens: 7, CostNanos: 21},
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("UsageSince =\n%+v\nwant\n%+v", got, want)
@@ -769,7 +770,7 @@ func TestUsageWindows(t *testing.T) {
 			t.Fatal(err)
 		}
 		u := func(requests, tokens int64) Usage {
-			return Usage{Requests: requests, TotalTokens: tokens, CostMicros: 3 * tokens}
+			return Usage{Requests: requests, TotalTokens: tokens, CostNanos: 3 * tokens}
 		}
 		want := []ScopeUsage{
 			{ScopeClient, "alice", []Usage{u(3, 111), u(2, 11), u(1, 1)}},
@@ -819,7 +820,7 @@ func TestUsageSeries(t *testing.T) {
 		}
 		p := func(start time.Time, group string, requests, tokens int64) SeriesPoint {
 			return SeriesPoint{Start: start, ReportRow: ReportRow{Group: group, Requests: requests,
-				PromptTokens: tokens, TotalTokens: tokens, CostMicros: 3 * tokens}}
+				PromptTokens: tokens, TotalTokens: tokens, CostNanos: 3 * tokens}}
 		}
 		tests := []struct {
 			name string
@@ -931,4 +932,55 @@ func BenchmarkInsertUsage(b *testing.B) {
 			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
 		})
 	}
+}
+
+// TestCostMigratesToNanos opens a ledger written when cost was kept in
+// micro-dollars (schema version 2): every stored cost converts exactly.
+func TestCostMigratesToNanos(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		loc := b.newDB(t)
+		if err := os.MkdirAll(filepath.Dir(loc), 0o700); err != nil && !strings.Contains(loc, "://") {
+			t.Fatal(err)
+		}
+		raw := b.raw(t, loc)
+		d := sqliteDialect
+		if b.name == "postgres" {
+			d = postgresDialect
+		}
+		migrations, err := loadMigrations()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := raw.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.ExecContext(ctx, `CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range migrations[:2] {
+			text, err := d.render(m.sql)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := apply(ctx, conn, m.version, text); err != nil {
+				t.Fatalf("%s: %v", m.name, err)
+			}
+		}
+		_, err = conn.ExecContext(ctx, `INSERT INTO usage_events (occurred_at, request_id, client_id, department, key_id, model,
+			endpoint, stream, prompt_tokens, completion_tokens, total_tokens, cost_micros, latency_ms, status, code, findings, usage_source)
+			VALUES ($1, 'r1', 'alice', 'eng', 'k1', 'gpt-4o', '/v1/chat/completions', FALSE, 10, 5, 15, 1234567, 3, 200, '', '', 'upstream')`,
+			nanos(t0))
+		conn.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := openAt(t, b, loc)
+		rows, err := st.Report(ctx, ReportQuery{GroupBy: GroupByClient})
+		if err != nil || len(rows) != 1 || rows[0].CostNanos != 1_234_567_000 {
+			t.Fatalf("after the migration: %+v, %v; want $1.234567 as 1234567000 nano-dollars", rows, err)
+		}
+		assertMigratedOnce(t, raw)
+	})
 }

@@ -9,8 +9,8 @@ import (
 
 func ExampleWriteReport() {
 	rows := []store.ReportRow{
-		{Group: "engineering", Requests: 120, PromptTokens: 50000, CompletionTokens: 12345, TotalTokens: 62345, CostMicros: 1234567},
-		{Group: "sales", Requests: 7, PromptTokens: 900, CompletionTokens: 100, TotalTokens: 1000, CostMicros: 2500},
+		{Group: "engineering", Requests: 120, PromptTokens: 50000, CompletionTokens: 12345, TotalTokens: 62345, CostNanos: 1234567000},
+		{Group: "sales", Requests: 7, PromptTokens: 900, CompletionTokens: 100, TotalTokens: 1000, CostNanos: 2500000},
 	}
 	_ = usage.WriteReport(os.Stdout, rows, store.GroupByDepartment, usage.FormatTable)
 	// Output:

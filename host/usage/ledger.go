@@ -24,11 +24,15 @@
 //     logged at error level by request id and counted in LedgerStats.Lost.
 //
 // What SIGKILL (or a crash, or power loss) can lose is what is in memory and
-// not yet committed: in normal operation, the events recorded in the last
-// FlushInterval (200 ms by default) plus the duration of one write, at most
-// BatchSize + QueueSize events (256 + 8192 by default); while the database
-// is failing, every event recorded since the first failed write, with the
-// same bound. An event is durable once its batch commits.
+// not yet durable. With a spool (LedgerOptions.SpoolDir, what the server
+// uses), a batch is durable once it is appended and fsynced to the spool,
+// which the store writer then reads: the loss is the events recorded in the
+// last FlushInterval (200 ms by default), whether or not the database is
+// up, and the next start writes what the spool holds. Without one, it is
+// the same in normal operation, plus the duration of one write, at most
+// BatchSize + QueueSize events (256 + 8192 by default); and while the
+// database is failing, every event recorded since the first failed write,
+// with the same bound.
 package usage
 
 import (
@@ -36,6 +40,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +58,13 @@ type LedgerOptions struct {
 	// QueueSize is how many events may wait for the writer before Record
 	// blocks. Default 8192.
 	QueueSize int
+	// SpoolDir, when set, keeps every batch in a local file (SpoolFile,
+	// fsynced) before it is written to the store, and writes the store from
+	// there: an outage of the store fills the disk instead of memory, and a
+	// process killed during it loses only the batch not yet spooled (at most
+	// FlushInterval of events); the next start writes what it left. Open the
+	// ledger with OpenLedger.
+	SpoolDir string
 }
 
 func (o LedgerOptions) withDefaults() LedgerOptions {
@@ -118,10 +130,41 @@ type Ledger struct {
 	abandon     chan struct{} // closed when Close's context ends: stop retrying
 	abandonOnce sync.Once
 	stopped     chan struct{} // closed when the writer has exited
+
+	// With a spool, run appends batches to it and storeLoop writes them to
+	// the store; more wakes storeLoop, collected tells it run is done, and
+	// waiters are Flush calls waiting for a count of events to be stored.
+	spool     *spool
+	more      chan spooled
+	collected chan struct{}
+	waitMu    sync.Mutex
+	waiters   []waiter
 }
 
-// NewLedger starts a ledger writing to st. Close it to flush and stop.
+// spooled is a batch run appended to the spool at off, n bytes long: the
+// store writer takes it from memory when it is the next to store.
+type spooled struct {
+	batch  []store.UsageEvent
+	off, n int64
+}
+
+type waiter struct {
+	stored int64
+	done   chan struct{}
+}
+
+// NewLedger starts a ledger writing to st, without a spool (opts.SpoolDir
+// is ignored). Close it to flush and stop.
 func NewLedger(st store.Store, opts LedgerOptions, log *slog.Logger) *Ledger {
+	opts.SpoolDir = ""
+	l, _ := OpenLedger(st, opts, log)
+	return l
+}
+
+// OpenLedger starts a ledger writing to st, through a spool in
+// opts.SpoolDir when it is set; the events a previous process left in the
+// spool are written first. Close it to flush and stop.
+func OpenLedger(st store.Store, opts LedgerOptions, log *slog.Logger) (*Ledger, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -134,8 +177,20 @@ func NewLedger(st store.Store, opts LedgerOptions, log *slog.Logger) *Ledger {
 		abandon: make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
+	if opts.SpoolDir != "" {
+		sp, left, err := openSpool(opts.SpoolDir)
+		if err != nil {
+			return nil, err
+		}
+		if left > 0 {
+			log.Warn("usage events left in the spool by the last run; writing them", "events", left, "spool", sp.path)
+		}
+		l.spool, l.more, l.collected = sp, make(chan spooled, 1), make(chan struct{})
+		l.pending.Add(int64(left))
+		go l.storeLoop()
+	}
 	go l.run()
-	return l
+	return l, nil
 }
 
 // Record queues an event. A zero Time is set to now. It blocks while the
@@ -260,15 +315,25 @@ func (l *Ledger) Stats() LedgerStats {
 	}
 }
 
-// run is the writer goroutine.
+// run is the writer goroutine; with a spool, it collects batches into the
+// spool and storeLoop writes them.
 func (l *Ledger) run() {
-	defer close(l.stopped)
+	if l.spool != nil {
+		defer close(l.collected)
+	} else {
+		defer close(l.stopped)
+	}
 	batch := make([]store.UsageEvent, 0, l.opts.BatchSize)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 
 	flush := func() {
 		if len(batch) == 0 {
+			return
+		}
+		if l.spool != nil && l.spoolBatch(batch) {
+			batch = batch[:0]
+			timer.Stop()
 			return
 		}
 		if err := l.write(batch, 0); err != nil {
@@ -300,7 +365,7 @@ func (l *Ledger) run() {
 		}
 		if it.done != nil {
 			flush()
-			close(it.done)
+			l.whenStored(it.done)
 			continue
 		}
 		batch = append(batch, it.ev)
@@ -311,6 +376,115 @@ func (l *Ledger) run() {
 			flush()
 		}
 	}
+}
+
+// spoolBatch appends batch to the spool for storeLoop. When the spool
+// cannot take it (a full or failing disk), it says so and the batch is
+// written to the store directly.
+func (l *Ledger) spoolBatch(batch []store.UsageEvent) bool {
+	off, n, err := l.spool.append(batch)
+	if err != nil {
+		l.log.Error("usage spool write failed; writing the batch to the store directly", "events", len(batch), "err", err)
+		return false
+	}
+	select {
+	case l.more <- spooled{batch: slices.Clone(batch), off: off, n: n}:
+	default:
+		// The writer has a batch waiting: it reads this one back.
+	}
+	return true
+}
+
+// whenStored closes done once every event spooled so far is in the store;
+// without a spool, at once (run writes synchronously).
+func (l *Ledger) whenStored(done chan struct{}) {
+	if l.spool == nil {
+		close(done)
+		return
+	}
+	appended, stored := l.spool.counts()
+	if stored >= appended {
+		close(done)
+		return
+	}
+	l.waitMu.Lock()
+	l.waiters = append(l.waiters, waiter{stored: appended, done: done})
+	l.waitMu.Unlock()
+	// storeLoop may have stored them since counts was read.
+	l.release()
+}
+
+// release closes the waiters whose events are all stored.
+func (l *Ledger) release() {
+	_, stored := l.spool.counts()
+	l.waitMu.Lock()
+	defer l.waitMu.Unlock()
+	kept := l.waiters[:0]
+	for _, w := range l.waiters {
+		if w.stored <= stored {
+			close(w.done)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	l.waiters = kept
+}
+
+// storeLoop writes the spool to the store in order, batch by batch, until
+// run has finished and the spool is empty, or Close gives up: then what is
+// left stays in the spool for the next start.
+func (l *Ledger) storeLoop() {
+	defer close(l.stopped)
+	defer l.spool.close()
+	for {
+		batch, used, lines, err := l.spool.next(l.opts.BatchSize)
+		if err != nil {
+			l.log.Error("usage spool read failed", "err", err)
+		}
+		if lines == 0 {
+			select {
+			case sp := <-l.more:
+				// Caught up: the batch just spooled is the next to store;
+				// take it from memory rather than decode it back.
+				if l.spool.at(sp.off) && !l.store(sp.batch, sp.n, len(sp.batch)) {
+					return
+				}
+				continue
+			case <-l.collected:
+				// run is done; one last look, as it may have appended
+				// after the read above.
+				if batch, _, lines, _ = l.spool.next(1); lines == 0 {
+					l.release()
+					return
+				}
+				continue
+			case <-l.abandon:
+				return
+			}
+		}
+		if !l.store(batch, used, lines) {
+			return
+		}
+	}
+}
+
+// store writes batch, the next used bytes (lines lines) of the spool, to the
+// store and marks them consumed. It reports false when the writer must stop
+// (Close gave up): what is left stays in the spool.
+func (l *Ledger) store(batch []store.UsageEvent, used int64, lines int) bool {
+	if len(batch) > 0 {
+		if err := l.write(batch, 0); err != nil {
+			appended, stored := l.spool.counts()
+			l.log.Error("usage events left in the spool for the next start", "events", appended-stored, "spool", l.spool.path, "err", err)
+			return false
+		}
+	}
+	if _, err := l.spool.consumed(used, lines); err != nil {
+		l.log.Error("usage spool could not be emptied", "err", err)
+	}
+	l.pending.Add(-int64(len(batch)))
+	l.release()
+	return true
 }
 
 // write inserts batch, retrying with exponential backoff. maxAttempts 0

@@ -48,7 +48,7 @@ func stored(t *testing.T, st store.Store) (requests, tokens int64) {
 func ev(id string) store.UsageEvent {
 	return store.UsageEvent{
 		RequestID: id, ClientID: "alice", Department: "eng", Model: "gpt-4o", Status: 200,
-		PromptTokens: 2, CompletionTokens: 1, TotalTokens: 3, CostMicros: 9, UsageSource: store.UsageUpstream,
+		PromptTokens: 2, CompletionTokens: 1, TotalTokens: 3, CostNanos: 9, UsageSource: store.UsageUpstream,
 	}
 }
 

@@ -50,16 +50,21 @@ func WriteReport(w io.Writer, rows []store.ReportRow, groupBy, format string) er
 	return fmt.Errorf("write report: unknown format %q: want %q, %q or %q", format, FormatTable, FormatJSON, FormatCSV)
 }
 
-// dollars formats millionths of a dollar as an exact decimal, e.g. 1500 as
-// "0.001500", without going through float64.
-func dollars(micros int64) string {
+// dollars formats billionths of a dollar as an exact decimal, without going
+// through float64: six decimals at least, as many as it takes up to nine.
+// 1,500,000 is "0.001500"; 320 is "0.00000032".
+func dollars(nanos int64) string {
 	sign := ""
-	u := uint64(micros)
-	if micros < 0 {
+	u := uint64(nanos)
+	if nanos < 0 {
 		sign = "-"
 		u = -u
 	}
-	return fmt.Sprintf("%s%d.%06d", sign, u/1_000_000, u%1_000_000)
+	frac := fmt.Sprintf("%09d", u%1_000_000_000)
+	for len(frac) > 6 && frac[len(frac)-1] == '0' {
+		frac = frac[:len(frac)-1]
+	}
+	return fmt.Sprintf("%s%d.%s", sign, u/1_000_000_000, frac)
 }
 
 func cells(r store.ReportRow) []string {
@@ -68,7 +73,7 @@ func cells(r store.ReportRow) []string {
 		strconv.FormatInt(r.PromptTokens, 10),
 		strconv.FormatInt(r.CompletionTokens, 10),
 		strconv.FormatInt(r.TotalTokens, 10),
-		dollars(r.CostMicros),
+		dollars(r.CostNanos),
 	}
 }
 
@@ -81,7 +86,7 @@ func writeTable(w io.Writer, rows []store.ReportRow, groupBy string) error {
 		total.PromptTokens += r.PromptTokens
 		total.CompletionTokens += r.CompletionTokens
 		total.TotalTokens += r.TotalTokens
-		total.CostMicros += r.CostMicros
+		total.CostNanos += r.CostNanos
 	}
 	header := append([]string{strings.ToUpper(groupBy)}, upper(reportColumns)...)
 	return table(w, header, 1, lines, append([]string{"TOTAL"}, cells(total)...))
@@ -167,7 +172,7 @@ func writeJSON(w io.Writer, rows []store.ReportRow, groupBy string) error {
 			return err
 		}
 		fmt.Fprintf(&b, "\n  {%s: %s, \"requests\": %d, \"prompt_tokens\": %d, \"completion_tokens\": %d, \"total_tokens\": %d, \"cost_usd\": %s}",
-			key, group, r.Requests, r.PromptTokens, r.CompletionTokens, r.TotalTokens, dollars(r.CostMicros))
+			key, group, r.Requests, r.PromptTokens, r.CompletionTokens, r.TotalTokens, dollars(r.CostNanos))
 	}
 	if len(rows) > 0 {
 		b.WriteString("\n")
@@ -235,7 +240,7 @@ func WriteSeries(w io.Writer, points []store.SeriesPoint, groupBy, format string
 			}
 			group, _ := json.Marshal(p.Group)
 			fmt.Fprintf(&b, "\n  {\"start\": %q, %s: %s, \"requests\": %d, \"prompt_tokens\": %d, \"completion_tokens\": %d, \"total_tokens\": %d, \"cost_usd\": %s}",
-				start(p), key, group, p.Requests, p.PromptTokens, p.CompletionTokens, p.TotalTokens, dollars(p.CostMicros))
+				start(p), key, group, p.Requests, p.PromptTokens, p.CompletionTokens, p.TotalTokens, dollars(p.CostNanos))
 		}
 		if len(points) > 0 {
 			b.WriteString("\n")

@@ -15,8 +15,8 @@ import (
 
 var sampleRows = []store.ReportRow{
 	{Group: "", Requests: 3},
-	{Group: "engineering", Requests: 120, PromptTokens: 50_000, CompletionTokens: 12_345, TotalTokens: 62_345, CostMicros: 1_234_567},
-	{Group: "sales, EMEA", Requests: 7, PromptTokens: 900, CompletionTokens: 100, TotalTokens: 1000, CostMicros: 1},
+	{Group: "engineering", Requests: 120, PromptTokens: 50_000, CompletionTokens: 12_345, TotalTokens: 62_345, CostNanos: 1_234_567_000},
+	{Group: "sales, EMEA", Requests: 7, PromptTokens: 900, CompletionTokens: 100, TotalTokens: 1000, CostNanos: 1_000},
 }
 
 func TestWriteReportJSON(t *testing.T) {
@@ -157,10 +157,11 @@ func TestWriteReportRejectsUnknownOptions(t *testing.T) {
 }
 
 func TestDollars(t *testing.T) {
-	tests := map[int64]string{0: "0.000000", 1: "0.000001", 1_500_000: "1.500000", 123_456_789: "123.456789", -250: "-0.000250"}
-	for micros, want := range tests {
-		if got := dollars(micros); got != want {
-			t.Errorf("dollars(%d) = %s, want %s", micros, got, want)
+	tests := map[int64]string{0: "0.000000", 1_000: "0.000001", 1: "0.000000001", 320: "0.00000032",
+		1_500_000_000: "1.500000", 123_456_789_000: "123.456789", 123_456_789_012: "123.456789012", -250_000: "-0.000250"}
+	for nanos, want := range tests {
+		if got := dollars(nanos); got != want {
+			t.Errorf("dollars(%d) = %s, want %s", nanos, got, want)
 		}
 	}
 }
@@ -197,9 +198,9 @@ func TestParseDate(t *testing.T) {
 }
 
 var samplePoints = []store.SeriesPoint{
-	{Start: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC), ReportRow: store.ReportRow{Group: "eng", Requests: 2, PromptTokens: 10, CompletionTokens: 5, TotalTokens: 15, CostMicros: 1500}},
+	{Start: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC), ReportRow: store.ReportRow{Group: "eng", Requests: 2, PromptTokens: 10, CompletionTokens: 5, TotalTokens: 15, CostNanos: 1_500_000}},
 	{Start: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC), ReportRow: store.ReportRow{Group: "", Requests: 1}},
-	{Start: time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC), ReportRow: store.ReportRow{Group: "eng", Requests: 1, TotalTokens: 7, CostMicros: 1}},
+	{Start: time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC), ReportRow: store.ReportRow{Group: "eng", Requests: 1, TotalTokens: 7, CostNanos: 1_000}},
 }
 
 func TestWriteSeries(t *testing.T) {

@@ -83,8 +83,8 @@ func TestUsageTotalsPerRange(t *testing.T) {
 				if d.totals != want[d.Department] {
 					t.Errorf("department %q = %+v, want %+v", d.Department, d.totals, want[d.Department])
 				}
-				if s := sum(d.CostSeries); s != d.CostMicros {
-					t.Errorf("department %q: cost series sums to %d, total is %d", d.Department, s, d.CostMicros)
+				if s := sum(d.CostSeries); s != d.CostNanos {
+					t.Errorf("department %q: cost series sums to %d, total is %d", d.Department, s, d.CostNanos)
 				}
 				if s := sum(d.TokenSeries); s != d.TotalTokens {
 					t.Errorf("department %q: token series sums to %d, total is %d", d.Department, s, d.TotalTokens)
@@ -93,7 +93,7 @@ func TestUsageTotalsPerRange(t *testing.T) {
 				total.PromptTokens += want[d.Department].PromptTokens
 				total.CompletionTokens += want[d.Department].CompletionTokens
 				total.TotalTokens += want[d.Department].TotalTokens
-				total.CostMicros += want[d.Department].CostMicros
+				total.CostNanos += want[d.Department].CostNanos
 			}
 			if !slices.Equal(order, tt.order) || len(want) != len(tt.order) {
 				t.Errorf("departments = %q, want %q", order, tt.order)
@@ -120,14 +120,14 @@ func TestUsageSeriesOfOneDepartment(t *testing.T) {
 	eng := u.Departments[0]
 	want := departmentJSON{
 		Department:  "eng",
-		totals:      totals{Requests: 25, PromptTokens: 524_000, CompletionTokens: 112_000, TotalTokens: 636_000, CostMicros: 37_345_670},
-		CostSeries:  []int64{10_000_000, 0, 0, 12_345_670, 0, 0, 15_000_000},
+		totals:      totals{Requests: 25, PromptTokens: 524_000, CompletionTokens: 112_000, TotalTokens: 636_000, CostNanos: 37_345_670_000},
+		CostSeries:  []int64{10_000_000_000, 0, 0, 12_345_670_000, 0, 0, 15_000_000_000},
 		TokenSeries: []int64{6_000, 0, 0, 30_000, 0, 0, 600_000},
 	}
 	if !reflect.DeepEqual(eng, want) {
 		t.Errorf("eng = %+v\nwant %+v", eng, want)
 	}
-	wantTotal := totals{Requests: 45, PromptTokens: 885_020, CompletionTokens: 365_510, TotalTokens: 1_250_530, CostMicros: 61_324_213}
+	wantTotal := totals{Requests: 45, PromptTokens: 885_020, CompletionTokens: 365_510, TotalTokens: 1_250_530, CostNanos: 61_324_213_000}
 	if u.Total != wantTotal {
 		t.Errorf("total = %+v, want %+v", u.Total, wantTotal)
 	}
@@ -140,8 +140,8 @@ func TestUsageSeriesOfOneDepartment(t *testing.T) {
 		t.Errorf("24h bucket = %ds, want 3600", day.Range.BucketSeconds)
 	}
 	// eng-ci's five requests at 11:00 on the 27th: the 20th hour from 16:00.
-	if got := day.Departments[0].CostSeries[19]; day.Departments[0].Department != "eng" || got != 15_000_000 {
-		t.Errorf("24h: %q at 11:00 = %d, want eng 15000000", day.Departments[0].Department, got)
+	if got := day.Departments[0].CostSeries[19]; day.Departments[0].Department != "eng" || got != 15_000_000_000 {
+		t.Errorf("24h: %q at 11:00 = %d, want eng 15000000000", day.Departments[0].Department, got)
 	}
 }
 
@@ -179,7 +179,7 @@ func TestTopClients(t *testing.T) {
 		})
 	}
 	c := getJSON[clientsJSON](t, base+APIPrefix+"clients?range=7d")
-	if got := c.Clients[0].totals; got != (totals{Requests: 19, PromptTokens: 24_000, CompletionTokens: 12_000, TotalTokens: 36_000, CostMicros: 22_345_670}) {
+	if got := c.Clients[0].totals; got != (totals{Requests: 19, PromptTokens: 24_000, CompletionTokens: 12_000, TotalTokens: 36_000, CostNanos: 22_345_670_000}) {
 		t.Errorf("eng-chat = %+v, worked out by hand: 19 requests, 36,000 tokens, $22.345670", got)
 	}
 }
@@ -373,7 +373,7 @@ func (f *flusher) Flush(ctx context.Context) error {
 		return f.err
 	}
 	ev := store.UsageEvent{Time: now, RequestID: "queued", ClientID: "eng-chat", Department: "eng",
-		TotalTokens: 1000, CostMicros: 1_000_000, Status: http.StatusOK, UsageSource: store.UsageUpstream}
+		TotalTokens: 1000, CostNanos: 1_000_000_000, Status: http.StatusOK, UsageSource: store.UsageUpstream}
 	return f.st.InsertUsage(ctx, []store.UsageEvent{ev}) // a second insert of the id is skipped
 }
 
@@ -385,8 +385,8 @@ func TestFlushesTheLedgerFirst(t *testing.T) {
 	base := serve(t, d)
 
 	u := getJSON[usageJSON](t, base+APIPrefix+"usage?range=24h")
-	if u.Departments[0].Department != "eng" || u.Departments[0].CostMicros != 16_000_000 {
-		t.Errorf("eng spend = %d, want 16000000 with the queued event", u.Departments[0].CostMicros)
+	if u.Departments[0].Department != "eng" || u.Departments[0].CostNanos != 16_000_000_000 {
+		t.Errorf("eng spend = %d, want 16000000000 with the queued event", u.Departments[0].CostNanos)
 	}
 
 	f.err = errors.New("database is down")
@@ -407,7 +407,7 @@ func TestEmptyLedger(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	base := serve(t, New(st, nil))
 	for _, tt := range []struct{ path, want string }{
-		{"usage", `"departments":[],"total":{"requests":0,"prompt_tokens":0,"completion_tokens":0,"total_tokens":0,"cost_micros":0}`},
+		{"usage", `"departments":[],"total":{"requests":0,"prompt_tokens":0,"completion_tokens":0,"total_tokens":0,"cost_nanos":0}`},
 		{"clients", `"clients":[],"count":0`},
 		{"denials", `"denials":[],"total":0`},
 	} {

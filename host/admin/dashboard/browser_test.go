@@ -266,7 +266,7 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	saveScreenshot(t, "dashboard-24h.png", shot)
 	wantDay := sums(at(26, 16, 0, 0), at(27, 16, 0, 0), byDepartment)
-	if got := v.Departments[0]; got.Key != "eng" || got.Values[0] != fmt.Sprint(wantDay["eng"].CostMicros) || got.Texts[0] != "$15.00" {
+	if got := v.Departments[0]; got.Key != "eng" || got.Values[0] != fmt.Sprint(wantDay["eng"].CostNanos) || got.Texts[0] != "$15.00" {
 		t.Errorf("24h: first department = %+v, want eng at $15.00", got)
 	}
 	if v.Hits["spend"] != 24 || len(v.Charts["spend"]) != 3 || v.KPIs["denied"] != "7" {
@@ -316,7 +316,7 @@ func checkSevenDays(t *testing.T, v view) {
 
 	exact := sums(at(21, 0, 0, 0), at(28, 0, 0, 0), byDepartment)
 	values := func(x totals) []string {
-		return []string{fmt.Sprint(x.CostMicros), fmt.Sprint(x.TotalTokens), fmt.Sprint(x.PromptTokens),
+		return []string{fmt.Sprint(x.CostNanos), fmt.Sprint(x.TotalTokens), fmt.Sprint(x.PromptTokens),
 			fmt.Sprint(x.CompletionTokens), fmt.Sprint(x.Requests)}
 	}
 	// spend, tokens, prompt, completion, requests
@@ -342,7 +342,7 @@ func checkSevenDays(t *testing.T, v view) {
 		total.PromptTokens += x.PromptTokens
 		total.CompletionTokens += x.CompletionTokens
 		total.TotalTokens += x.TotalTokens
-		total.CostMicros += x.CostMicros
+		total.CostNanos += x.CostNanos
 	}
 	wantTotal := row{"*total*", "Total", []string{"$61.32", "1.3M", "885k", "366k", "45"}, values(total)}
 	if got := v.Total; got.Key != wantTotal.Key || got.Name != wantTotal.Name ||
@@ -353,7 +353,7 @@ func checkSevenDays(t *testing.T, v view) {
 	exactClients := sums(at(21, 0, 0, 0), at(28, 0, 0, 0), byClient)
 	clientValues := func(id string) []string {
 		x := exactClients[id]
-		return []string{fmt.Sprint(x.CostMicros), fmt.Sprint(x.TotalTokens), fmt.Sprint(x.Requests)}
+		return []string{fmt.Sprint(x.CostNanos), fmt.Sprint(x.TotalTokens), fmt.Sprint(x.Requests)}
 	}
 	// spend, tokens, requests; the department is the row's second cell
 	wantClients := []row{

@@ -103,14 +103,14 @@ func (d *Dashboard) window(ctx *fasthttp.RequestCtx) (window, bool) {
 	return w, ok
 }
 
-// totals is a group's sums. Costs are in millionths of a dollar, as stored:
-// integers stay exact in JSON up to 2^53, about nine billion dollars.
+// totals is a group's sums. Costs are in billionths of a dollar, as stored:
+// integers stay exact in JSON up to 2^53, about nine million dollars.
 type totals struct {
 	Requests         int64 `json:"requests"`
 	PromptTokens     int64 `json:"prompt_tokens"`
 	CompletionTokens int64 `json:"completion_tokens"`
 	TotalTokens      int64 `json:"total_tokens"`
-	CostMicros       int64 `json:"cost_micros"`
+	CostNanos        int64 `json:"cost_nanos"`
 }
 
 func (t *totals) add(r store.ReportRow) {
@@ -118,7 +118,7 @@ func (t *totals) add(r store.ReportRow) {
 	t.PromptTokens += r.PromptTokens
 	t.CompletionTokens += r.CompletionTokens
 	t.TotalTokens += r.TotalTokens
-	t.CostMicros += r.CostMicros
+	t.CostNanos += r.CostNanos
 }
 
 type departmentJSON struct {
@@ -127,7 +127,7 @@ type departmentJSON struct {
 	totals
 	// CostSeries and TokenSeries hold one value per bucket of the range,
 	// zeros included.
-	CostSeries  []int64 `json:"cost_micros_series"`
+	CostSeries  []int64 `json:"cost_nanos_series"`
 	TokenSeries []int64 `json:"total_tokens_series"`
 }
 
@@ -176,11 +176,11 @@ func (d *Dashboard) serveUsage(ctx *fasthttp.RequestCtx) {
 		if b < 0 || b >= w.n {
 			continue // cannot happen: the query asked for these buckets only
 		}
-		dep.CostSeries[b] += p.CostMicros
+		dep.CostSeries[b] += p.CostNanos
 		dep.TokenSeries[b] += p.TotalTokens
 	}
 	slices.SortFunc(out.Departments, func(a, b departmentJSON) int {
-		return cmp.Or(cmp.Compare(b.CostMicros, a.CostMicros), cmp.Compare(b.TotalTokens, a.TotalTokens),
+		return cmp.Or(cmp.Compare(b.CostNanos, a.CostNanos), cmp.Compare(b.TotalTokens, a.TotalTokens),
 			strings.Compare(a.Department, b.Department))
 	})
 	writeJSON(ctx, out)
@@ -267,7 +267,7 @@ func (d *Dashboard) serveClients(ctx *fasthttp.RequestCtx) {
 	}
 	out.Count = len(out.Clients)
 	slices.SortFunc(out.Clients, func(a, b clientJSON) int {
-		first, second := cmp.Compare(b.CostMicros, a.CostMicros), cmp.Compare(b.TotalTokens, a.TotalTokens)
+		first, second := cmp.Compare(b.CostNanos, a.CostNanos), cmp.Compare(b.TotalTokens, a.TotalTokens)
 		if by == byTokens {
 			first, second = second, first
 		}

@@ -91,7 +91,7 @@ func events() []store.UsageEvent {
 			if b.code == "" {
 				ev.PromptTokens, ev.CompletionTokens = b.prompt, b.completion
 				ev.TotalTokens = b.prompt + b.completion
-				ev.CostMicros = b.costMicros
+				ev.CostNanos = b.costMicros * 1000
 				ev.UsageSource = store.UsageUpstream
 			} else {
 				ev.Status = b.status
@@ -119,7 +119,7 @@ func sums(from, to time.Time, group func(batch) (string, bool)) map[string]total
 			t.PromptTokens += n * b.prompt
 			t.CompletionTokens += n * b.completion
 			t.TotalTokens += n * (b.prompt + b.completion)
-			t.CostMicros += n * b.costMicros
+			t.CostNanos += n * b.costMicros * 1000
 		}
 		out[g] = t
 	}

@@ -27,7 +27,7 @@ func seedLedger(t *testing.T, dir string, events ...store.UsageEvent) {
 
 func used(id, client, dept, model string, at time.Time, tokens, micros int64) store.UsageEvent {
 	return store.UsageEvent{Time: at, RequestID: id, ClientID: client, Department: dept, Model: model, Status: 200,
-		PromptTokens: tokens, TotalTokens: tokens, CostMicros: micros, UsageSource: store.UsageUpstream}
+		PromptTokens: tokens, TotalTokens: tokens, CostNanos: micros * 1000, UsageSource: store.UsageUpstream}
 }
 
 func TestReportPeriodsAndGroupings(t *testing.T) {

@@ -42,18 +42,18 @@
   }
 
   const fmt = {
-    // money writes millionths of a dollar to the cent: "$12.34".
-    money(micros) {
-      if (micros === 0) return "$0.00";
-      if (micros < 5000) return "<$0.01";
-      return usd.format(Math.round(micros / 1e4) / 100);
+    // money writes billionths of a dollar to the cent: "$12.34".
+    money(nanos) {
+      if (nanos === 0) return "$0.00";
+      if (nanos < 5e6) return "<$0.01";
+      return usd.format(Math.round(nanos / 1e7) / 100);
     },
-    // moneyExact writes every stored digit: "$12.345678".
-    moneyExact(micros) {
-      return "$" + intFmt.format(Math.floor(micros / 1e6)) + "." + String(micros % 1e6).padStart(6, "0");
+    // moneyExact writes every stored digit: "$12.345678901".
+    moneyExact(nanos) {
+      return "$" + intFmt.format(Math.floor(nanos / 1e9)) + "." + String(nanos % 1e9).padStart(9, "0");
     },
-    moneyAxis(micros) {
-      const d = micros / 1e6;
+    moneyAxis(nanos) {
+      const d = nanos / 1e9;
       if (d >= 1000) return "$" + compact(d);
       if (d >= 10 || d === 0) return "$" + Math.round(d);
       if (d >= 0.01) return "$" + d.toFixed(2);
@@ -222,8 +222,8 @@
       ? utcWeekday.format(from) + " – " + utcDayLong.format(last) + ", per day (UTC)"
       : utcStamp.format(from) + " – " + utcStamp.format(new Date(r.to)) + " UTC, per hour";
 
-    $("kpi-spend").textContent = fmt.money(u.total.cost_micros);
-    $("kpi-spend").title = fmt.moneyExact(u.total.cost_micros);
+    $("kpi-spend").textContent = fmt.money(u.total.cost_nanos);
+    $("kpi-spend").title = fmt.moneyExact(u.total.cost_nanos);
     $("kpi-tokens").textContent = fmt.tokens(u.total.total_tokens);
     $("kpi-tokens").title = fmt.int(u.total.total_tokens) + " tokens";
     $("kpi-requests").textContent = fmt.int(u.total.requests);
@@ -231,14 +231,14 @@
     // Colours follow the order of spend, which the API sorts by, so the
     // biggest spender keeps the first colour across refreshes of a range.
     state.colors = new Map();
-    const charted = u.departments.filter((d) => d.cost_micros > 0 || d.total_tokens > 0);
+    const charted = u.departments.filter((d) => d.cost_nanos > 0 || d.total_tokens > 0);
     charted.forEach((d) => colorOf(d.department));
     const buckets = u.buckets.map((b) => new Date(b));
     const series = (key) => charted.map((d) => ({ name: department(d.department), color: colorOf(d.department), values: d[key] }));
 
-    stackedBars($("spend-chart"), r, buckets, series("cost_micros_series"), fmt.money, fmt.moneyAxis, "Spend");
+    stackedBars($("spend-chart"), r, buckets, series("cost_nanos_series"), fmt.money, fmt.moneyAxis, "Spend");
     stackedBars($("tokens-chart"), r, buckets, series("total_tokens_series"), (n) => fmt.tokens(n) + " tokens", fmt.tokens, "Tokens");
-    legend($("spend-legend"), charted, (d) => fmt.money(d.cost_micros));
+    legend($("spend-legend"), charted, (d) => fmt.money(d.cost_nanos));
     legend($("tokens-legend"), charted, (d) => fmt.tokens(d.total_tokens));
 
     const body = $("departments").tBodies[0];
@@ -265,7 +265,7 @@
 
   function deptCells(d) {
     return [
-      numCell(d.cost_micros, fmt.money(d.cost_micros), fmt.moneyExact(d.cost_micros)),
+      numCell(d.cost_nanos, fmt.money(d.cost_nanos), fmt.moneyExact(d.cost_nanos)),
       numCell(d.total_tokens, fmt.tokens(d.total_tokens), fmt.int(d.total_tokens) + " tokens"),
       numCell(d.prompt_tokens, fmt.tokens(d.prompt_tokens), fmt.int(d.prompt_tokens) + " prompt tokens"),
       numCell(d.completion_tokens, fmt.tokens(d.completion_tokens), fmt.int(d.completion_tokens) + " completion tokens"),
@@ -308,7 +308,7 @@
       viewBox: `0 0 ${W} ${H}`, role: "img",
       "aria-label": `${what} per department, ${series.length} departments, ${format(total)} in total`,
     });
-    const step = Math.max(1, niceStep(max / 4)); // tokens and micros are whole
+    const step = Math.max(1, niceStep(max / 4)); // tokens and nanos are whole
     const top = Math.ceil(max / step) * step;
     const y = (v) => T + ph - (v / top) * ph;
 
@@ -360,7 +360,7 @@
       const tr = el("tr", { "data-client": x.client });
       tr.appendChild(el("th", { scope: "row" }, x.client));
       tr.appendChild(el("td", x.department ? {} : { class: "none" }, x.department || "(deleted)"));
-      tr.appendChild(numCell(x.cost_micros, fmt.money(x.cost_micros), fmt.moneyExact(x.cost_micros)));
+      tr.appendChild(numCell(x.cost_nanos, fmt.money(x.cost_nanos), fmt.moneyExact(x.cost_nanos)));
       tr.appendChild(numCell(x.total_tokens, fmt.tokens(x.total_tokens), fmt.int(x.total_tokens) + " tokens"));
       tr.appendChild(numCell(x.requests, fmt.int(x.requests), fmt.int(x.requests) + " requests"));
       body.appendChild(tr);
