@@ -353,13 +353,11 @@ func (n *node) child(raw []byte, esc bool) *node {
 	if n.free || n.fields == nil {
 		return nil
 	}
-	var key string
 	if esc {
-		key = decodeString(raw, esc)
-	} else {
-		key = string(raw[1 : len(raw)-1]) // no allocation: a map lookup by converted bytes
+		return n.fields[decodeString(raw, esc)]
 	}
-	return n.fields[key]
+	// Converted in the index expression, the key is not allocated.
+	return n.fields[string(raw[1:len(raw)-1])]
 }
 
 // indexMember is the integer "index" member of the object at the scanner's
