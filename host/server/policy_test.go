@@ -875,13 +875,7 @@ func TestPolicyCapsMaxTokens(t *testing.T) {
 	dir := defaultPolicyFolder(t)
 	putFile(t, dir, "cap.rego", capRule)
 	cfg := policyConfig(t, config.Tier{Models: []string{"*"}, Budget: config.Budget{TPM: 600}}, dir, false)
-	cfg.Upstreams = append(cfg.Upstreams, config.Upstream{Name: "recorder", Type: "openai", BaseURL: "http://" + rec.addr + "/v1",
-		Timeout: config.Duration(10 * time.Second), MaxConns: 8})
-	for i := range cfg.Models {
-		if cfg.Models[i].Name == "gpt-4o-mini" {
-			cfg.Models[i].Upstream = "recorder"
-		}
-	}
+	rec.serve(cfg)
 	h := start(t, cfg)
 	research := h.client(h.addClient(accounts.NewClient{ID: "capped", Department: "research"}))
 	other := h.client(h.addClient(accounts.NewClient{ID: "uncapped", Department: "finance"}))

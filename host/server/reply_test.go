@@ -42,6 +42,17 @@ func startRecordingUpstream(t *testing.T) *recordingUpstream {
 	return r
 }
 
+// serve routes cfg's gpt-4o-mini to the recorder.
+func (r *recordingUpstream) serve(cfg *config.Config) {
+	cfg.Upstreams = append(cfg.Upstreams, config.Upstream{Name: "recorder", Type: "openai", BaseURL: "http://" + r.addr + "/v1",
+		Timeout: config.Duration(10 * time.Second), MaxConns: 8})
+	for i := range cfg.Models {
+		if cfg.Models[i].Name == "gpt-4o-mini" {
+			cfg.Models[i].Upstream = "recorder"
+		}
+	}
+}
+
 func (r *recordingUpstream) seen() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -53,13 +64,7 @@ func startBehindRecorder(t *testing.T, tier config.Tier) (*harness, *recordingUp
 	t.Helper()
 	rec := startRecordingUpstream(t)
 	cfg := testConfig(t, t.TempDir(), tier)
-	cfg.Upstreams = append(cfg.Upstreams, config.Upstream{Name: "recorder", Type: "openai", BaseURL: "http://" + rec.addr + "/v1",
-		Timeout: config.Duration(10 * time.Second), MaxConns: 8})
-	for i := range cfg.Models {
-		if cfg.Models[i].Name == "gpt-4o-mini" {
-			cfg.Models[i].Upstream = "recorder"
-		}
-	}
+	rec.serve(cfg)
 	h := start(t, cfg)
 	h.key = h.createClient("app", "research")
 	return h, rec
