@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -112,11 +113,36 @@ func openSQLitePool(ctx context.Context, abs string, readOnly bool) (*sql.DB, er
 	}
 	// Connections are cheap to keep and each reopen re-runs the pragmas.
 	db.SetConnMaxLifetime(0)
-	if err := db.PingContext(ctx); err != nil {
-		_ = db.Close()
-		return nil, err
+	for attempt := 1; ; attempt++ {
+		err := db.PingContext(ctx)
+		if err == nil {
+			return db, nil
+		}
+		// Several processes opening a new database at once all switch it
+		// to WAL, and SQLite answers one of them SQLITE_BUSY without
+		// calling the busy handler (waiting could deadlock two readers
+		// that both want to write): back off and open again, which runs
+		// the pragmas again.
+		if !isBusy(err) || attempt == busyRetries {
+			_ = db.Close()
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			_ = db.Close()
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
+		}
 	}
-	return db, nil
+}
+
+// busyRetries bounds the opens of a database that stays busy: about 3 s of
+// back-off in all.
+const busyRetries = 35
+
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 func classifySQLite(err error) constraint {
