@@ -178,6 +178,12 @@ type Plugin struct {
 	Config   map[string]any `yaml:"config"`
 	Timeout  Duration       `yaml:"timeout"`
 	PoolSize int            `yaml:"pool_size"`
+	// MaxQueue bounds the scans waiting for a free instance (default 16 ×
+	// pool_size) and QueueTimeout their wait (default 1s): a scan past
+	// either fails as the plugin's fail_mode says, so a slow plugin cannot
+	// pile up requests without bound.
+	MaxQueue     int      `yaml:"max_queue"`
+	QueueTimeout Duration `yaml:"queue_timeout"`
 	// FailMode is what a request gets when the plugin cannot scan: "closed"
 	// (503 guardrail_unavailable) or "open" (allowed, logged).
 	FailMode string `yaml:"fail_mode"`

@@ -76,6 +76,7 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"unknown upstream", "upstreams:\n  - {name: a, type: mock}\nmodels:\n  - {name: m, upstream: b}\n", []string{"models[0].upstream", `"b"`, "a"}},
 		{"bad upstream type", "upstreams:\n  - {name: a, type: grpc}\n", []string{"upstreams[0].type", "openai or mock"}},
 		{"bad fail mode", "plugins:\n  - {name: p, path: p.wasm, fail_mode: maybe}\n", []string{"plugins[0].fail_mode", "closed or open"}},
+		{"negative plugin queue", "plugins:\n  - {name: p, path: p.wasm, max_queue: -1}\n", []string{"plugins[0].max_queue", "16 × pool_size"}},
 		{"unknown default tier", "default_tier: gold\n", []string{"default_tier", "gold", "premium, standard"}},
 		{"duplicate model", "models:\n  - {name: m, upstream: mock}\n  - {name: m, upstream: mock}\n", []string{"models[1].name", `model "m" is defined twice`}},
 		{"unnamed plugin", "plugins:\n  - {path: p.wasm}\n", []string{"plugins[0].name", "must not be empty"}},

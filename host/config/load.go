@@ -444,6 +444,9 @@ func (c *Config) validate(file string) error {
 		if p.MemoryLimitMB < 0 || p.MemoryLimitMB > 4096 {
 			return bad(key+".memory_limit_mb", "expected 1 to 4096 (0 means the default, 32), got %d", p.MemoryLimitMB)
 		}
+		if p.MaxQueue < 0 {
+			return bad(key+".max_queue", "expected 0 (16 × pool_size) or more, got %d", p.MaxQueue)
+		}
 	}
 	return nil
 }

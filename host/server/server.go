@@ -551,6 +551,7 @@ func (s *Server) pluginModule(i int) ([]byte, plugin.Options, error) {
 	}
 	return wasm, plugin.Options{
 		Name: pc.Name, Config: conf, Timeout: pc.Timeout.D(), PoolSize: pc.PoolSize,
+		MaxQueue: pc.MaxQueue, QueueTimeout: pc.QueueTimeout.D(),
 		MemoryLimitPages: uint32(pc.MemoryLimitMB) * 16, // 64 KiB pages; 0 takes the default
 		SHA256:           pc.SHA256,
 		Logger:           s.log.With("plugin", pc.Name),
