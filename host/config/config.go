@@ -121,6 +121,14 @@ type Policy struct {
 	// name or pattern: http.send, net.*, rand.*, uuid.rfc4122, time.now_ns,
 	// opa.runtime.
 	AllowBuiltins []string `yaml:"allow_builtins"`
+	// DecisionCache is how many decisions are kept to answer a request
+	// whose parts the rules read repeat an earlier one's, with the same
+	// policy and data, without evaluating; 0 keeps none. Default 10000.
+	DecisionCache int `yaml:"decision_cache"`
+	// ShadowQueue bounds the shadow decisions waiting to be evaluated off
+	// the request path; past it decisions go unshadowed and are counted
+	// (sluice_policy_shadow_dropped_total). Default 1024.
+	ShadowQueue int `yaml:"shadow_queue"`
 	// Bundle reads the policy set from an OPA bundle instead of Dir.
 	Bundle Bundle `yaml:"bundle"`
 	// Headers are the request headers the policy sees in

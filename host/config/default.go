@@ -32,6 +32,7 @@ func Default() *Config {
 		Store: Store{Driver: "sqlite"},
 		Auth:  Auth{CacheTTL: Duration(30 * time.Second)},
 		Policy: Policy{TimeZone: "UTC", DecisionLogSample: 0.1, EvalTimeout: Duration(5 * time.Millisecond),
+			DecisionCache: 10_000, ShadowQueue: 1024,
 			// The engine's own default list, written here so that the
 			// effective configuration shows it: an empty list shows none.
 			Headers: []string{"user-agent", "content-type", "openai-organization", "openai-project",

@@ -467,6 +467,12 @@ func (c *Config) validatePolicy(bad func(key, format string, args ...any) error)
 	if c.Telemetry.MetricsMaxClients < 1 {
 		return bad("telemetry.metrics_max_clients", "expected at least 1, got %d", c.Telemetry.MetricsMaxClients)
 	}
+	if c.Policy.DecisionCache < 0 {
+		return bad("policy.decision_cache", "expected a number of decisions, 0 for none, got %d", c.Policy.DecisionCache)
+	}
+	if c.Policy.ShadowQueue < 0 {
+		return bad("policy.shadow_queue", "expected a number of decisions, got %d", c.Policy.ShadowQueue)
+	}
 	if c.Policy.DecisionLogSample < 0 || c.Policy.DecisionLogSample > 1 {
 		return bad("policy.decision_log_sample", "expected a share from 0 to 1, got %v", c.Policy.DecisionLogSample)
 	}

@@ -16,6 +16,8 @@ const (
 	NameShadowErrors         = "sluice_policy_shadow_errors_total"
 	NameShadowReloads        = "sluice_policy_shadow_reloads_total"
 	NameDecisionLogDropped   = "sluice_policy_decision_log_dropped_total"
+	NameShadowDropped        = "sluice_policy_shadow_dropped_total"
+	NameDecisionCache        = "sluice_policy_decision_cache_requests_total"
 	NameAuthCache            = "sluice_auth_cache_requests_total"
 	NameExhaustedCache       = "sluice_limits_exhausted_cache_requests_total"
 	NameLimitsBackendErrors  = "sluice_limits_backend_errors_total"

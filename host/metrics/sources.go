@@ -19,6 +19,12 @@ type Sources struct {
 	// ShadowReloads counts reloads of the shadow policy set, as
 	// PolicyReloads does for the enforced one.
 	ShadowReloads func() (ok, failed uint64)
+	// ShadowDropped counts decisions the shadow set did not evaluate
+	// because its queue was full.
+	ShadowDropped func() uint64
+	// DecisionCache counts enforced decisions answered by the decision
+	// cache (hits) and those evaluated after a miss.
+	DecisionCache func() (hits, misses uint64)
 	// DecisionLogDropped counts decisions the decision log lost because its
 	// buffer was full or a write failed.
 	DecisionLogDropped func() uint64
@@ -64,6 +70,14 @@ func (s Sources) register(reg prometheus.Registerer) {
 	}
 	if f := s.ShadowReloads; f != nil {
 		pair(NameShadowReloads, "Shadow policy reloads, by result (ok or failed); the first load is not one.", "result", "ok", "failed", f)
+	}
+	if f := s.ShadowDropped; f != nil {
+		counter(NameShadowDropped, "Decisions left unshadowed: the shadow policy set could not keep up and its queue was full.", nil,
+			func() float64 { return float64(f()) })
+	}
+	if f := s.DecisionCache; f != nil {
+		pair(NameDecisionCache, "Enforced policy decisions, by result: hit (answered by the decision cache) or miss (evaluated).",
+			"result", "hit", "miss", f)
 	}
 	if f := s.DecisionLogDropped; f != nil {
 		counter(NameDecisionLogDropped, "Decisions the decision log dropped: its buffer was full, or a write failed.", nil,

@@ -105,7 +105,9 @@ func TestDataFilesReload(t *testing.T) {
 	}
 	write(dir, map[string]string{"ticketing/data.json": `{"departments": ["ops"], "message": "m1"}`})
 	write(shadowDir, map[string]string{"ticketing/data.json": `{"departments": ["ops", "research"], "message": "shadow"}`})
-	s := newSet(t, policy.SetConfig{Policies: policy.Source{Dir: dir}, Shadow: policy.Source{Dir: shadowDir}, Data: openTier()})
+	cfg := policy.SetConfig{Policies: policy.Source{Dir: dir}, Shadow: policy.Source{Dir: shadowDir}, Data: openTier()}
+	shadowed := collectShadows(&cfg)
+	s := newSet(t, cfg)
 	ctx := context.Background()
 	if err := s.SetData(ctx, "/sluice/departments", map[string]any{"ops": map[string]any{"rpm": 7}}); err != nil {
 		t.Fatal(err)
@@ -124,10 +126,12 @@ func TestDataFilesReload(t *testing.T) {
 	if err != nil || r.Decision.Message != "m2" || r.Decision.DepartmentLimits.RPM != 7 {
 		t.Errorf("after the reload: %+v, %v; want the new message and the gateway's department limits", r.Decision, err)
 	}
+	r = shadowed.of(t, r)
 	if r.Shadow == nil || r.Shadow.Decision.Message != "shadow" {
 		t.Errorf("shadow decision %+v, want its own data", r.Shadow)
 	}
 	r, err = s.Decide(ctx, ticketInput("research"))
+	r = shadowed.of(t, r)
 	if err != nil || !r.Decision.Allowed || r.Shadow.Decision.Allowed || !r.Shadow.Disagrees {
 		t.Errorf("research: enforced %+v, shadow %+v, %v; want only the shadow's data to deny", r.Decision, r.Shadow, err)
 	}

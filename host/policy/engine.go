@@ -20,6 +20,7 @@ import (
 	"io/fs"
 	"maps"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -64,9 +65,17 @@ type Engine struct {
 	store       storage.Store
 	query       rego.PreparedEvalQuery
 	// derived is set when the policy defines derivedQuery.
-	derived   *rego.PreparedEvalQuery
-	clients   clientCache
-	clock     *clock
+	derived *rego.PreparedEvalQuery
+	clients clientCache
+	clock   *clock
+	// id tells this engine's decisions apart in a Set's decision cache;
+	// memo lists the parts of the input its rules read, nil when its
+	// decisions must not be memoised (see memo.go).
+	id   uint64
+	memo memoPaths
+	// gen counts data writes, twice each: it is odd while one is under
+	// way, so that a decision evaluated across a write is not memoised.
+	gen       atomic.Uint64
 	revision  string
 	files     []string
 	usesUsage bool
@@ -204,6 +213,10 @@ func compile(ctx context.Context, files []regoFile, opts []Option) (*Engine, err
 		clock:     newClock(o.loc),
 		revision:  revision(files),
 		usesUsage: usesUsage(c.Modules),
+		id:        engineIDs.Add(1),
+	}
+	if paths, ok := inputReads(c.Modules); ok {
+		e.memo = newMemoPaths(paths)
 	}
 	for _, f := range files {
 		e.files = append(e.files, f.name)
@@ -395,6 +408,8 @@ func (e *Engine) SetData(ctx context.Context, path string, value any) error {
 // write replaces the document at p and recomputes the derived data in the
 // same transaction, so that no evaluation sees one without the other.
 func (e *Engine) write(ctx context.Context, p storage.Path, value any) error {
+	e.gen.Add(1)
+	defer e.gen.Add(1)
 	return storage.Txn(ctx, e.store, storage.WriteParams, func(txn storage.Transaction) error {
 		if len(p) > 0 {
 			if err := storage.MakeDir(ctx, e.store, txn, p[:len(p)-1]); err != nil {

@@ -28,6 +28,9 @@ type Input struct {
 	// Time is when the request arrived; the zero value means now. The policy
 	// sees it in the engine's time zone (WithTimeZone).
 	Time time.Time `json:"-"`
+	// RequestID names the request in what SetConfig.ShadowDone receives;
+	// the policy never sees it.
+	RequestID string `json:"-"`
 
 	// pin is set by Set.Pin.
 	pin *pin

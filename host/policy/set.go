@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -111,6 +112,22 @@ type SetConfig struct {
 	// error that kept it out (nil when the reload took effect or found
 	// nothing changed). It runs on the reloading goroutine.
 	Reloaded func(set string, err error)
+	// DecisionCache is how many decisions the Set keeps to answer a repeat
+	// of the parts of an input the enforced rules read without evaluating
+	// (see memo.go); 0 means DefaultDecisionCache, a negative number keeps
+	// none. policy.decision_cache in the configuration.
+	DecisionCache int
+	// ShadowQueue bounds the shadow evaluations waiting for the shadow
+	// goroutine; 0 means DefaultShadowQueue. A decision that finds it full
+	// is not shadowed, and is counted in Status.ShadowDropped.
+	ShadowQueue int
+	// ShadowDone, if set, is called on the shadow goroutine with each
+	// decision the shadow set has evaluated: r carries the enforced
+	// decision and r.Shadow the shadow's, err the enforced set's error,
+	// requestID the Input's. Logging disagreements and writing the
+	// decision, which the caller of Decide leaves to it (Result.ShadowQueued),
+	// are its job.
+	ShadowDone func(requestID string, r Result, err error)
 	// Rewatched, if set, is called by Watch when a policy folder, or the
 	// link to it, was replaced and Watch has moved its watch to what dir
 	// leads to now; err says why it could not (the folder is gone: Watch
@@ -144,6 +161,28 @@ type Set struct {
 
 	disagreements atomic.Uint64
 	shadowErrors  atomic.Uint64
+	shadowDropped atomic.Uint64
+
+	// memo keeps enforced decisions; nil when off.
+	memo *decisionMemo
+	// shadowJobs feeds the shadow goroutine; nil without a shadow set.
+	// closeMu guards closed against Decide racing Close.
+	shadowJobs chan shadowJob
+	shadowDone chan struct{}
+	closeMu    sync.RWMutex
+	closed     bool
+}
+
+// DefaultShadowQueue is how many shadow evaluations may wait unless
+// SetConfig.ShadowQueue says otherwise.
+const DefaultShadowQueue = 1024
+
+// shadowJob is one decision for the shadow set to evaluate.
+type shadowJob struct {
+	requestID string
+	engine    *Engine
+	r         Result
+	err       error
 }
 
 // slot holds one policy set: its engine and its reload record.
@@ -167,6 +206,13 @@ type Status struct {
 	Disagreements uint64 `json:"disagreements"`
 	// ShadowErrors counts shadow evaluations that failed.
 	ShadowErrors uint64 `json:"shadow_errors"`
+	// ShadowDropped counts decisions left unshadowed because the shadow
+	// set could not keep up (SetConfig.ShadowQueue).
+	ShadowDropped uint64 `json:"shadow_dropped"`
+	// CacheHits and CacheMisses count the enforced decisions answered from
+	// the decision cache and those evaluated with a key that missed.
+	CacheHits   uint64 `json:"decision_cache_hits"`
+	CacheMisses uint64 `json:"decision_cache_misses"`
 }
 
 // SetStatus is the state of one policy set.
@@ -231,7 +277,76 @@ func NewSet(ctx context.Context, cfg SetConfig) (*Set, error) {
 			return nil, fmt.Errorf("policy: load shadow %s: %w", cfg.Shadow, err)
 		}
 	}
+	entries := cfg.DecisionCache
+	if entries == 0 {
+		entries = DefaultDecisionCache
+	}
+	memo, err := newDecisionMemo(entries)
+	if err != nil {
+		return nil, err
+	}
+	s.memo = memo
+	if s.shadow != nil {
+		queue := cfg.ShadowQueue
+		if queue <= 0 {
+			queue = DefaultShadowQueue
+		}
+		s.shadowJobs = make(chan shadowJob, queue)
+		s.shadowDone = make(chan struct{})
+		go s.runShadow()
+	}
 	return s, nil
+}
+
+// Close evaluates the shadow decisions still queued, hands them to
+// SetConfig.ShadowDone, and releases the decision cache. Decisions made
+// after Close are not shadowed.
+func (s *Set) Close() {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return
+	}
+	s.closed = true
+	if s.shadowJobs != nil {
+		close(s.shadowJobs)
+	}
+	s.closeMu.Unlock()
+	if s.shadowDone != nil {
+		<-s.shadowDone
+	}
+	s.memo.close()
+}
+
+// runShadow evaluates the queued shadow decisions until Close.
+func (s *Set) runShadow() {
+	defer close(s.shadowDone)
+	for j := range s.shadowJobs {
+		// The request may be over: the shadow is bounded by its own time
+		// limit, not by the request's context.
+		j.r.Shadow = s.decideShadow(context.Background(), j.engine, j.r.input, j.r.Decision, j.err)
+		if s.cfg.ShadowDone != nil {
+			s.cfg.ShadowDone(j.requestID, j.r, j.err)
+		}
+	}
+}
+
+// queueShadow hands r to the shadow goroutine, unless its queue is full or
+// the set closed.
+func (s *Set) queueShadow(requestID string, e *Engine, r Result, err error) bool {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		s.shadowDropped.Add(1)
+		return false
+	}
+	select {
+	case s.shadowJobs <- shadowJob{requestID: requestID, engine: e, r: r, err: err}:
+		return true
+	default:
+		s.shadowDropped.Add(1)
+		return false
+	}
 }
 
 // Engine returns the enforced engine in force. It stays usable after a
@@ -446,6 +561,10 @@ func (s *Set) Status() Status {
 		Enforced:      s.enforced.snapshot(),
 		Disagreements: s.disagreements.Load(),
 		ShadowErrors:  s.shadowErrors.Load(),
+		ShadowDropped: s.shadowDropped.Load(),
+	}
+	if s.memo != nil {
+		st.CacheHits, st.CacheMisses = s.memo.hits.Load(), s.memo.misses.Load()
 	}
 	if s.shadow != nil {
 		sh := s.shadow.snapshot()
@@ -480,8 +599,16 @@ type Result struct {
 	// Duration is how long the enforced evaluation took, input building
 	// included, shadow excluded.
 	Duration time.Duration
-	// Shadow is the shadow set's decision; nil without a shadow set.
+	// Shadow is the shadow set's decision, as SetConfig.ShadowDone
+	// receives it; nil in what Decide returns.
 	Shadow *ShadowResult
+	// ShadowQueued is set when the shadow set will evaluate the decision
+	// off the request path and hand it to SetConfig.ShadowDone, which then
+	// logs it: the caller of Decide should not log it too.
+	ShadowQueued bool
+	// Cached is set when the decision was answered from the decision
+	// cache rather than evaluated.
+	Cached bool
 
 	at    time.Time
 	input ast.Value
@@ -500,10 +627,16 @@ type ShadowResult struct {
 	Duration  time.Duration
 }
 
-// Decide evaluates the enforced set for in, then the shadow set, if any,
-// on the same input, in the same goroutine. The error is the enforced
-// set's, for the caller to answer policy_error; the Result then still
-// carries the decision id and revision to log it with.
+// Decide evaluates the enforced set for in, or answers it from the
+// decision cache when the parts of in its rules read repeat those of an
+// earlier decision with the same data. The error is the enforced set's,
+// for the caller to answer policy_error; the Result then still carries
+// the decision id and revision to log it with. Errors are never cached.
+//
+// The shadow set, if any, decides the same input later, on the shadow
+// goroutine, which hands the outcome to SetConfig.ShadowDone: a slow
+// shadow set adds nothing to a request. When its queue is full the
+// decision goes unshadowed and is counted (Status.ShadowDropped).
 //
 // The two decisions disagree when they differ in allowed, http_status,
 // code, limits, department_limits, redact, plugins, response_plugins,
@@ -518,13 +651,39 @@ func (s *Set) Decide(ctx context.Context, in Input) (Result, error) {
 	start := time.Now()
 	r := Result{ID: newDecisionID(), Revision: e.revision, at: start}
 	r.input = e.input(&in)
-	d, err := e.decide(ctx, r.input)
+	d, err := s.decideEnforced(ctx, e, &r)
 	r.Decision = d
 	r.Duration = time.Since(start)
 	if shadow != nil {
-		r.Shadow = s.decideShadow(ctx, shadow, r.input, d, err)
+		r.ShadowQueued = s.queueShadow(in.RequestID, shadow, r, err)
 	}
 	return r, err
+}
+
+// decideEnforced decides r's input with e, through the decision cache.
+func (s *Set) decideEnforced(ctx context.Context, e *Engine, r *Result) (Decision, error) {
+	if s.memo == nil || e.memo == nil {
+		return e.decide(ctx, r.input)
+	}
+	if err := ctx.Err(); err != nil {
+		return Decision{}, &EvalError{Kind: KindCancelled, Err: err}
+	}
+	bp := keyBufs.Get().(*[]byte)
+	defer keyBufs.Put(bp)
+	key, gen, ok := e.memoKey((*bp)[:0], r.input)
+	if !ok {
+		return e.decide(ctx, r.input)
+	}
+	*bp = key[:0] // keep the buffer if it grew
+	if d, hit := s.memo.get(key); hit {
+		r.Cached = true
+		return d, nil
+	}
+	d, err := e.decide(ctx, r.input)
+	if err == nil {
+		s.memo.put(e, key, gen, d)
+	}
+	return d, err
 }
 
 // pin is the engines one request is decided with, from the first pass to
@@ -577,6 +736,23 @@ func (s *Set) decideShadow(ctx context.Context, e *Engine, input ast.Value, enfo
 		s.disagreements.Add(1)
 	}
 	return sr
+}
+
+// Outcome sums a decision up for a log line: allowed, or the denial's
+// status and code, with the limits; never an input. Fields are named as
+// in the policy contract (policies/README.md), limits written as the
+// policy writes them.
+func Outcome(d Decision, err error) string {
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	if !d.Allowed {
+		return fmt.Sprintf("denied http_status=%d code=%s", d.HTTPStatus, d.Code)
+	}
+	limits, _ := json.Marshal(d.Limits) // Limits always marshal
+	department, _ := json.Marshal(d.DepartmentLimits)
+	return fmt.Sprintf("allowed limits=%s department_limits=%s redact=%v plugins=%v response_plugins=%v restore=%v max_tokens=%d",
+		limits, department, d.Redact, d.Plugins, d.ResponsePlugins, d.Restore, d.MaxTokens)
 }
 
 // SameOutcome reports whether a and b are the same in what the gateway acts

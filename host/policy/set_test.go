@@ -73,6 +73,42 @@ func newSet(t *testing.T, cfg policy.SetConfig) *policy.Set {
 	return s
 }
 
+// shadows collects the decisions a Set's shadow goroutine hands over, by
+// decision id.
+type shadows struct {
+	mu  sync.Mutex
+	got map[string]policy.Result
+}
+
+// collectShadows makes cfg's shadow decisions reach the returned shadows.
+func collectShadows(cfg *policy.SetConfig) *shadows {
+	sh := &shadows{got: map[string]policy.Result{}}
+	cfg.ShadowDone = func(_ string, r policy.Result, _ error) {
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		sh.got[r.ID] = r
+	}
+	return sh
+}
+
+// of waits for the shadow's decision of r and returns r with it.
+func (sh *shadows) of(t *testing.T, r policy.Result) policy.Result {
+	t.Helper()
+	if !r.ShadowQueued {
+		t.Fatalf("decision %s was not queued for the shadow set", r.ID)
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		sh.mu.Lock()
+		got, ok := sh.got[r.ID]
+		sh.mu.Unlock()
+		if ok {
+			return got
+		}
+	}
+	t.Fatalf("the shadow set never decided %s", r.ID)
+	return r
+}
+
 // version decides once and returns the version the decision came from,
 // failing when its parts disagree.
 func version(t *testing.T, s *policy.Set) (string, error) {
@@ -421,11 +457,13 @@ func TestSetShadow(t *testing.T) {
 	enforced, shadow := t.TempDir(), t.TempDir()
 	writeFiles(t, enforced, map[string]string{"authz.rego": tierPolicy})
 	writeFiles(t, shadow, map[string]string{"authz.rego": shadowPolicy})
-	s := newSet(t, policy.SetConfig{
+	cfg := policy.SetConfig{
 		Policies: policy.Source{Dir: enforced},
 		Shadow:   policy.Source{Dir: shadow},
 		Data:     map[string]any{"sluice": map[string]any{"tiers": map[string]any{"std": map[string]any{"rpm": 5}}}},
-	})
+	}
+	shadowed := collectShadows(&cfg)
+	s := newSet(t, cfg)
 	in := func(model string) policy.Input {
 		return policy.Input{Client: policy.Client{Tier: "std"}, Request: policy.Request{Model: model}}
 	}
@@ -448,6 +486,7 @@ func TestSetShadow(t *testing.T) {
 		if err != nil || !r.Decision.Allowed || r.Decision.Limits.RPM != 5 {
 			t.Fatalf("%s: enforced decision %+v, %v; want allowed with rpm 5 whatever the shadow does", st.model, r.Decision, err)
 		}
+		r = shadowed.of(t, r)
 		sh := r.Shadow
 		if sh == nil {
 			t.Fatalf("%s: no shadow result", st.model)
@@ -472,6 +511,7 @@ func TestSetShadow(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, _ := s.Decide(ctx, in("gpt-4o-mini"))
+	r = shadowed.of(t, r)
 	if r.Shadow.Disagrees || r.Shadow.Decision.Limits.RPM != 9 {
 		t.Errorf("after SetData: shadow %+v, want rpm 9 like the enforced set", r.Shadow)
 	}
@@ -613,7 +653,9 @@ func TestSetPinKeepsOneRevisionPerRequest(t *testing.T) {
 	dir, shadowDir := t.TempDir(), t.TempDir()
 	writeFiles(t, dir, versioned(1))
 	writeFiles(t, shadowDir, versioned(1))
-	s := newSet(t, policy.SetConfig{Policies: policy.Source{Dir: dir}, Shadow: policy.Source{Dir: shadowDir}})
+	cfg := policy.SetConfig{Policies: policy.Source{Dir: dir}, Shadow: policy.Source{Dir: shadowDir}}
+	shadowed := collectShadows(&cfg)
+	s := newSet(t, cfg)
 
 	var stop atomic.Bool
 	var wg sync.WaitGroup
@@ -638,6 +680,7 @@ func TestSetPinKeepsOneRevisionPerRequest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		first = shadowed.of(t, first)
 		second := in // the second pass: the same input with findings
 		second.Findings = []policy.Finding{{Plugin: "pii", Type: "EMAIL", Count: 1}}
 		runtime.Gosched()
@@ -646,6 +689,7 @@ func TestSetPinKeepsOneRevisionPerRequest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			r = shadowed.of(t, r)
 			if r.Revision != first.Revision || r.Decision.Limits != first.Decision.Limits ||
 				r.Shadow.Revision != first.Shadow.Revision {
 				t.Fatalf("pinned passes decided by %s (shadow %s) then %s (shadow %s)",

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -101,7 +100,9 @@ func (g *Gateway) evaluate(ctx context.Context, x *exchange, in *policy.Input) (
 	res, err := g.decider.Decide(ctx, *in)
 	done()
 	x.decisionID = res.ID
-	if g.decisions != nil {
+	// A decision queued for the shadow set is logged once the shadow has
+	// decided it too (policy.SetConfig.ShadowDone).
+	if g.decisions != nil && !res.ShadowQueued {
 		g.decisions.Record(x.ev.RequestID, res, err)
 	}
 	if sh := res.Shadow; sh != nil && sh.Disagrees {
@@ -121,18 +122,7 @@ func (g *Gateway) evaluate(ctx context.Context, x *exchange, in *policy.Input) (
 // status and code, with the limits; never an input. Fields are named as
 // in the policy contract (policies/README.md), limits written as the
 // policy writes them.
-func outcome(d policy.Decision, err error) string {
-	if err != nil {
-		return "error: " + err.Error()
-	}
-	if !d.Allowed {
-		return fmt.Sprintf("denied http_status=%d code=%s", d.HTTPStatus, d.Code)
-	}
-	limits, _ := json.Marshal(d.Limits) // Limits always marshal
-	department, _ := json.Marshal(d.DepartmentLimits)
-	return fmt.Sprintf("allowed limits=%s department_limits=%s redact=%v plugins=%v response_plugins=%v restore=%v max_tokens=%d",
-		limits, department, d.Redact, d.Plugins, d.ResponsePlugins, d.Restore, d.MaxTokens)
-}
+func outcome(d policy.Decision, err error) string { return policy.Outcome(d, err) }
 
 // policyInput is the policy's input for a request of client: the request's
 // own fields, the headers the policy is configured to see, and, when the
@@ -140,7 +130,7 @@ func outcome(d policy.Decision, err error) string {
 // input pins the policy revision in force, when the decider can, so that
 // every pass of the request, the reply's included, is decided by it.
 func (g *Gateway) policyInput(ctx context.Context, x *exchange, h *fasthttp.RequestHeader, client policy.Client, r policy.Request) (*policy.Input, *api.Error) {
-	in := &policy.Input{Client: client, Request: r, Time: x.start}
+	in := &policy.Input{Client: client, Request: r, Time: x.start, RequestID: x.ev.RequestID}
 	usesUsage := g.decider.UsesUsage()
 	names := defaultInputHeaders
 	if p, ok := g.decider.(revisionPinner); ok {

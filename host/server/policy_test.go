@@ -498,8 +498,12 @@ func TestShadowPolicyCountsDisagreements(t *testing.T) {
 	if len(ids) != n {
 		t.Fatalf("%d distinct decision ids for %d requests", len(ids), n)
 	}
-	if got := h.srv.PolicyStatus(); got.Disagreements != n || got.ShadowErrors != 0 {
-		t.Fatalf("disagreements %d, shadow errors %d; want %d and 0", got.Disagreements, got.ShadowErrors, n)
+	// The shadow set decides off the request path, a moment later.
+	for deadline := time.Now().Add(10 * time.Second); h.srv.PolicyStatus().Disagreements < n && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if got := h.srv.PolicyStatus(); got.Disagreements != n || got.ShadowErrors != 0 || got.ShadowDropped != 0 {
+		t.Fatalf("disagreements %d, shadow errors %d, dropped %d; want %d, 0 and 0", got.Disagreements, got.ShadowErrors, got.ShadowDropped, n)
 	}
 	if got := h.policyStatus().Disagreements; got != n {
 		t.Fatalf("GET /admin/policy: disagreements %d, want %d", got, n)
@@ -926,6 +930,38 @@ func TestShadowReloadsAndDecisionLogDropsAreMetrics(t *testing.T) {
 	}
 	if got := sum(fams, "sluice_policy_decision_log_dropped_total", nil); got != 0 {
 		t.Errorf("decision log drops: %v, want an exported 0", got)
+	}
+}
+
+// Repeated requests are answered from the decision cache, and a cached
+// allow never answers a request that differs in a part the policy reads:
+// the request without the ticket header, sent between ones with it, is
+// refused every time. The cache's hits and misses, and the shadow's drops,
+// are metrics.
+func TestDecisionCacheThroughTheGateway(t *testing.T) {
+	dir := defaultPolicyFolder(t)
+	putFile(t, dir, "ticket.rego", ticketRule)
+	cfg := policyConfig(t, open, dir, false)
+	cfg.Policy.Headers = []string{"x-ticket-id"}
+	cfg.Policy.ShadowDir = defaultPolicyFolder(t)
+	h := start(t, cfg)
+	c := h.client(h.addClient(accounts.NewClient{ID: "ops-bot", Department: "ops"}))
+	ticket := option.WithHeader("X-Ticket-Id", "OPS-42")
+	for i := range 30 {
+		if _, err := c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "hello"), ticket); err != nil {
+			t.Fatalf("request %d with the ticket: %v", i, err)
+		}
+		_, err := c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "hello"))
+		apiError(t, err, http.StatusForbidden, "ticket_required")
+	}
+	fams := h.scrape()
+	hits := sum(fams, "sluice_policy_decision_cache_requests_total", map[string]string{"result": "hit"})
+	misses := sum(fams, "sluice_policy_decision_cache_requests_total", map[string]string{"result": "miss"})
+	if hits == 0 || misses == 0 || hits+misses < 60 {
+		t.Errorf("decision cache hits %v, misses %v over 60 requests; want both counted, most of them hits", hits, misses)
+	}
+	if got := sum(fams, "sluice_policy_shadow_dropped_total", nil); got != 0 {
+		t.Errorf("shadow drops %v, want an exported 0", got)
 	}
 }
 

@@ -4,6 +4,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -255,6 +256,11 @@ func (s *Server) Close(ctx context.Context) error {
 		s.stopBackground()
 		s.background.Wait()
 	}
+	if s.policy != nil {
+		// Before the decision log: the shadow decisions still queued are
+		// written to it.
+		s.policy.Close()
+	}
 	if s.decisions != nil {
 		errs = append(errs, s.decisions.Close())
 	}
@@ -330,7 +336,21 @@ func (s *Server) loadPolicy(ctx context.Context) error {
 	s.policy, err = policy.NewSet(ctx, policy.SetConfig{
 		Policies: src, Shadow: shadow, TimeZone: cfg.TimeZone(),
 		EvalTimeout: cfg.Policy.EvalTimeout.D(), AllowBuiltins: cfg.Policy.AllowBuiltins, Headers: cfg.Policy.Headers,
-		Data: map[string]any{"sluice": map[string]any{"tiers": tiers, "departments": departments, "clients": clients}},
+		Data:          map[string]any{"sluice": map[string]any{"tiers": tiers, "departments": departments, "clients": clients}},
+		DecisionCache: cmp.Or(cfg.Policy.DecisionCache, -1), // 0 in the configuration keeps none
+		ShadowQueue:   cfg.Policy.ShadowQueue,
+		// The shadow set decides off the request path; its decisions are
+		// logged here, as the gateway logs the enforced ones.
+		ShadowDone: func(requestID string, r policy.Result, err error) {
+			if sh := r.Shadow; sh != nil && sh.Disagrees {
+				s.log.Warn("shadow policy disagrees", "request_id", requestID, "decision_id", r.ID,
+					"enforced", policy.Outcome(r.Decision, err), "shadow", policy.Outcome(sh.Decision, sh.Err),
+					"enforced_revision", r.Revision, "shadow_revision", sh.Revision)
+			}
+			if s.decisions != nil {
+				s.decisions.Record(requestID, r, err)
+			}
+		},
 		Reloaded: func(set string, err error) {
 			if err != nil {
 				s.log.Error("policy reload refused; the last good set stays in force", "set", set, "error", err)
@@ -611,6 +631,11 @@ func (s *Server) startTelemetry(ctx context.Context) error {
 		},
 		ShadowDisagreements: func() uint64 { return s.policy.Status().Disagreements },
 		ShadowErrors:        func() uint64 { return s.policy.Status().ShadowErrors },
+		ShadowDropped:       func() uint64 { return s.policy.Status().ShadowDropped },
+		DecisionCache: func() (hits, misses uint64) {
+			st := s.policy.Status()
+			return st.CacheHits, st.CacheMisses
+		},
 		ShadowReloads: func() (ok, failed uint64) {
 			if sh := s.policy.Status().Shadow; sh != nil {
 				return sh.ReloadsOK, sh.ReloadsFailed
