@@ -35,6 +35,7 @@ type DecisionLogConfig struct {
 //
 //	{"time":"2026-11-28T09:30:00.000001Z","decision_id":"dec_…","request_id":"req_…",
 //	 "revision":"3f2a…","duration_us":18,"input":{…},"result":{…decision…},
+//	 "cached":true,
 //	 "shadow":{"revision":"…","result":{…},"disagrees":true,"duration_us":21}}
 //
 // with "error" instead of "result" when the policy failed.
@@ -173,6 +174,7 @@ type logLine struct {
 	RequestID  string     `json:"request_id,omitempty"`
 	Revision   string     `json:"revision"`
 	DurationUS int64      `json:"duration_us"`
+	Cached     bool       `json:"cached,omitempty"`
 	Input      any        `json:"input"`
 	Result     *Decision  `json:"result,omitempty"`
 	Error      string     `json:"error,omitempty"`
@@ -194,6 +196,7 @@ func (e logEntry) line() logLine {
 		RequestID:  e.requestID,
 		Revision:   e.r.Revision,
 		DurationUS: e.r.Duration.Microseconds(),
+		Cached:     e.r.Cached,
 	}
 	if e.r.input != nil {
 		// The input holds no message text by construction: Input has no

@@ -215,7 +215,7 @@ func compile(ctx context.Context, files []regoFile, opts []Option) (*Engine, err
 		usesUsage: usesUsage(c.Modules),
 		id:        engineIDs.Add(1),
 	}
-	if paths, ok := inputReads(c.Modules); ok {
+	if paths, ok := inputReads(c.Modules); ok && !slices.ContainsFunc(paths, changesEveryRequest) {
 		e.memo = newMemoPaths(paths)
 	}
 	for _, f := range files {

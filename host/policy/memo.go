@@ -25,7 +25,9 @@ import (
 //     constant string (input.client.labels[k] reads all the labels). A rule
 //     that reads input whole, or under a computed key at the top, a with
 //     keyword, or a builtin marked non-deterministic, turns memoising off
-//     for the engine.
+//     for the engine. So does a rule that reads the usage counters or the
+//     time to the second, which differ on every request: there a cache
+//     would only cost.
 //   - The key holds the engine's identity, its data generation, and the
 //     value at each part read, with its type and length; the entry holds
 //     the whole key, compared on every hit, so that a hash collision is a
@@ -121,6 +123,20 @@ func inputReads(modules map[string]*ast.Module) (paths [][]string, ok bool) {
 		out = append(out, p)
 	}
 	return out, true
+}
+
+// changesEveryRequest holds for a path whose value differs from one
+// request to the next (the usage counters grow with every request, the
+// time's second and its text every second): a key holding it would miss
+// every time, and keeping the decisions would only cost.
+func changesEveryRequest(path []string) bool {
+	switch {
+	case path[0] == "usage":
+		return true
+	case path[0] == "time":
+		return len(path) == 1 || path[1] == "unix" || path[1] == "rfc3339"
+	}
+	return false
 }
 
 func hasPrefix(p, prefix []string) bool {

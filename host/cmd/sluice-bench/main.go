@@ -82,7 +82,7 @@ type options struct {
 }
 
 // The sections of a run, in the order they run.
-var sectionNames = []string{"e2e", "plugins", "limits", "policy", "texts"}
+var sectionNames = []string{"e2e", "plugins", "limits", "policy", "texts", "decisions"}
 
 // runs reports whether the run includes section.
 func (o *options) runs(section string) bool { return len(o.sections) == 0 || o.sections[section] }
@@ -112,7 +112,7 @@ proxy, all on loopback. Run from the repository root after make build.
 	fs.BoolVar(&o.keep, "keep", false, "keep the generated configurations, data and server logs")
 	fs.StringVar(&o.sluiceBin, "sluice", "bin/sluice", "the sluice binary")
 	fs.StringVar(&o.pluginDir, "plugins", "bin/plugins", "folder of the built plugins pii.wasm and contentfilter.wasm")
-	fs.StringVar(&only, "only", "", "run only these sections, comma-separated: e2e (servers under load), plugins (the plugin host), limits (the limiter), policy (one decision), texts (what the gateway does to a request's texts before plugins)")
+	fs.StringVar(&only, "only", "", "run only these sections, comma-separated: e2e (servers under load), plugins (the plugin host), limits (the limiter), policy (one decision), texts (what the gateway does to a request's texts before plugins), decisions (the policy decision in running gateways, from their decision logs)")
 	fs.DurationVar(&o.pluginRound, "plugin-round", 300*time.Millisecond, "time of one round of one plugin figure")
 	fs.DurationVar(&o.limitRound, "limit-round", 300*time.Millisecond, "time of one round of one limiter figure")
 	fs.IntVar(&o.policyCalls, "policy-calls", 3000, "decisions timed one by one per policy case and round")
@@ -230,6 +230,11 @@ func runBench(args []string) (err error) {
 			return err
 		}
 	}
+	if o.runs("decisions") {
+		if r.Decisions, err = measureDecisions(ctx, o); err != nil {
+			return err
+		}
+	}
 	if o.json {
 		return writeJSON(os.Stdout, r)
 	}
@@ -301,10 +306,10 @@ func measurePlugins(ctx context.Context, o options) (*bench.PluginReport, error)
 // missing, and makes the plugin folder absolute for the generated configurations.
 func checkBuilt(o *options) error {
 	var paths []string
-	if o.runs("e2e") || o.runs("plugins") {
+	if o.runs("e2e") || o.runs("plugins") || o.runs("decisions") {
 		paths = append(paths, filepath.Join(o.pluginDir, "pii.wasm"), filepath.Join(o.pluginDir, "contentfilter.wasm"))
 	}
-	if o.runs("e2e") {
+	if o.runs("e2e") || o.runs("decisions") {
 		paths = append(paths, o.sluiceBin)
 	}
 	for _, path := range paths {

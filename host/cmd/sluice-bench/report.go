@@ -35,6 +35,8 @@ type report struct {
 	Policy *bench.PolicyReport `json:"policy,omitempty"`
 	// Texts is the guardrails' input section, measured in this process.
 	Texts *bench.TextReport `json:"texts,omitempty"`
+	// Decisions is the policy decision in running gateways.
+	Decisions []DecisionRow `json:"decisions,omitempty"`
 }
 
 type machine struct {
@@ -135,6 +137,9 @@ func writeTable(w io.Writer, r *report) error {
 	}
 	if r.Policy != nil {
 		writePolicy(bw, r.Policy)
+	}
+	if r.Decisions != nil {
+		writeDecisions(bw, r.Decisions)
 	}
 	if r.Texts != nil {
 		writeTexts(bw, r.Texts)

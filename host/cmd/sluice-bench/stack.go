@@ -23,6 +23,16 @@ type variant struct {
 	// allowAll replaces the shipped policy with one that admits everything
 	// without looking at the request: the floor of a policy evaluation.
 	allowAll bool
+	// decisionLog logs every decision (the decisions section reads it).
+	decisionLog bool
+	// noDecisionCache sets policy.decision_cache to 0.
+	noDecisionCache bool
+	// extraRules are folders of policies/examples whose rule files join
+	// the shipped policy's in a policy folder.
+	extraRules []string
+	// clients is how many more clients the store holds, and so
+	// data.sluice.clients.
+	clients int
 }
 
 var (
@@ -159,6 +169,12 @@ func (s *stack) startSluice(ctx context.Context, o stackOptions, v variant, mock
 		return target{}, err
 	}
 	var policyDir string
+	if len(v.extraRules) > 0 {
+		policyDir = filepath.Join(dir, "policy")
+		if err := copyRules(policyDir, v.extraRules); err != nil {
+			return target{}, fmt.Errorf("%s: %w", v.name, err)
+		}
+	}
 	if v.allowAll {
 		policyDir = filepath.Join(dir, "policy")
 		if err := os.MkdirAll(policyDir, 0o700); err != nil {
@@ -189,6 +205,14 @@ func (s *stack) startSluice(ctx context.Context, o stackOptions, v variant, mock
 		return target{}, err
 	}
 	common := []string{"--config", cfgPath, "--data-dir", dataDir}
+	if v.clients > 0 {
+		if err := os.MkdirAll(dataDir, 0o700); err != nil {
+			return target{}, err
+		}
+		if err := addClients(ctx, filepath.Join(dataDir, "sluice.db"), v.clients, "bench"); err != nil {
+			return target{}, fmt.Errorf("%s: %w", v.name, err)
+		}
+	}
 	if _, err := runCLI(ctx, o.sluiceBin, append([]string{"clients", "create", "--id", "bench", "--department", "benchmarks"}, common...)...); err != nil {
 		return target{}, fmt.Errorf("%s: %w", v.name, err)
 	}
@@ -251,6 +275,13 @@ func sluiceConfig(v variant, s sluiceSettings) ([]byte, error) {
 		PIIDetection: v.scan, ContentFilter: v.scan,
 	}}
 	cfg.DefaultTier = "bench"
+	if v.decisionLog {
+		cfg.Policy.DecisionLog = filepath.Join(s.dataDir, "decisions.jsonl")
+		cfg.Policy.DecisionLogSample = 1
+	}
+	if v.noDecisionCache {
+		cfg.Policy.DecisionCache = 0
+	}
 	raw, err := yaml.Marshal(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: writing the configuration: %w", v.name, err)
@@ -289,4 +320,36 @@ func (s *stack) close() error {
 		errs = append(errs, fmt.Errorf("removing %s: %w", s.dir, err))
 	}
 	return errors.Join(errs...)
+}
+
+// copyRules writes the shipped policy's rule files (policies/*.rego, tests
+// left out) and those of the named example folders into dir. It runs from
+// the repository root, as the whole benchmark does.
+func copyRules(dir string, examples []string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	globs := []string{filepath.Join("policies", "*.rego")}
+	for _, e := range examples {
+		globs = append(globs, filepath.Join("policies", "examples", e, "*.rego"))
+	}
+	for _, g := range globs {
+		files, err := filepath.Glob(g)
+		if err != nil || len(files) == 0 {
+			return fmt.Errorf("no rule files at %s (run from the repository root)", g)
+		}
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.rego") {
+				continue
+			}
+			src, err := os.ReadFile(f)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), src, 0o600); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
