@@ -59,8 +59,13 @@ func readBundle(r io.Reader, v *BundleVerification) (fs.FS, error) {
 		keys := map[string]*bundle.KeyConfig{keyID: {Key: v.PublicKey, Algorithm: alg, Scope: v.Scope}}
 		reader = reader.WithBundleVerificationConfig(bundle.NewVerificationConfig(keys, keyID, v.Scope, nil))
 	}
+	// The reader holds the bundle to its manifest's roots: a module or a
+	// data document outside them is an error.
 	b, err := reader.Read()
 	if err != nil {
+		return nil, fmt.Errorf("read bundle: %w", err)
+	}
+	if err := checkRoots(b.Manifest); err != nil {
 		return nil, fmt.Errorf("read bundle: %w", err)
 	}
 	files := fstest.MapFS{}
@@ -79,6 +84,30 @@ func readBundle(r io.Reader, v *BundleVerification) (fs.FS, error) {
 		files["data.json"] = &fstest.MapFile{Data: data}
 	}
 	return files, nil
+}
+
+// checkRoots refuses a bundle whose manifest claims, among its roots, a
+// document the gateway writes (data.sluice.tiers, departments, clients,
+// derived) or a root above one (sluice, or the whole of data): OPA gives
+// a root's documents to its bundle alone, and these belong to the
+// gateway's configuration and store. A bundle without roots (OPA's
+// default, the whole of data) is read as before: its data files may not
+// write those documents, and its rules may read them.
+func checkRoots(m bundle.Manifest) error {
+	if m.Roots == nil || (len(*m.Roots) == 1 && (*m.Roots)[0] == "") {
+		return nil
+	}
+	for _, root := range *m.Roots {
+		for _, p := range gatewayPaths {
+			owned := strings.TrimPrefix(p, "/")
+			if bundle.RootPathsOverlap(root, owned) {
+				return fmt.Errorf("manifest root %q overlaps data.%s, which the gateway writes from its configuration and store; "+
+					"declare the bundle's own roots instead, such as \"sluice/authz\" for the rules and a root of its own for its data",
+					root, strings.ReplaceAll(owned, "/", "."))
+			}
+		}
+	}
+	return nil
 }
 
 // OpenBundle reads the OPA bundle file at path as the engine reads it (see

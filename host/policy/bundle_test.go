@@ -42,6 +42,13 @@ func signingKeys(t *testing.T) (string, string) {
 // opa build --signing-key writes one, and returns its bytes.
 func buildBundle(t *testing.T, extra map[string]string, data map[string]any, privateKey string) []byte {
 	t.Helper()
+	return buildBundleWithRoots(t, extra, data, privateKey, nil)
+}
+
+// buildBundleWithRoots is buildBundle with the manifest's roots; nil
+// leaves them out.
+func buildBundleWithRoots(t *testing.T, extra map[string]string, data map[string]any, privateKey string, roots []string) []byte {
+	t.Helper()
 	b := bundle.Bundle{Data: data}
 	add := func(name string, src []byte) {
 		m, err := ast.ParseModuleWithOpts(name, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1})
@@ -61,6 +68,9 @@ func buildBundle(t *testing.T, extra map[string]string, data map[string]any, pri
 	}
 	b.Manifest.Init()
 	b.Manifest.Revision = "test"
+	if roots != nil {
+		b.Manifest.Roots = &roots
+	}
 	if privateKey != "" {
 		if err := b.GenerateSignature(bundle.NewSigningConfig(privateKey, "RS256", ""), "default", false); err != nil {
 			t.Fatal(err)
@@ -260,5 +270,50 @@ func TestBundleFromAServerIsPolled(t *testing.T) {
 	}
 	if st := s.Status().Enforced; st.LastError == nil {
 		t.Error("a failing bundle server is not in the status")
+	}
+}
+
+// A bundle writes only under its manifest's roots, and may not claim the
+// documents the gateway writes: a root over data.sluice.tiers (or over
+// all of sluice) is refused with the root and the document named, and so
+// is data outside the roots. A bundle whose roots keep to its rules and
+// its own data loads.
+func TestBundleRootsAreRespected(t *testing.T) {
+	ticketing := map[string]any{"ticketing": map[string]any{"departments": []any{"ops"}, "message": "from the bundle"}}
+	rules := map[string]string{"ticket.rego": ticketRules, "ticket_test.rego": ticketTest}
+	own := []string{"sluice/authz", "sluice/authz_test", "sluice/ticket_test", "ticketing"}
+	for _, tt := range []struct {
+		name  string
+		roots []string
+		data  map[string]any
+		want  string // "" loads
+	}{
+		{"own roots", own, ticketing, ""},
+		{"no roots", nil, ticketing, ""},
+		{"root over the gateway's data", []string{"sluice", "ticketing"}, ticketing, `manifest root "sluice" overlaps data.sluice.tiers`},
+		{"root at the gateway's data", append([]string{"sluice/tiers"}, own...), ticketing, `manifest root "sluice/tiers" overlaps data.sluice.tiers`},
+		{"data outside the roots", []string{"sluice/authz", "sluice/authz_test", "sluice/ticket_test"}, ticketing, "do not permit data at path '/ticketing"},
+		{"rules outside the roots", []string{"sluice/authz", "ticketing"}, ticketing, "do not permit 'package sluice.authz_test'"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "bundle.tar.gz")
+			if err := os.WriteFile(path, buildBundleWithRoots(t, rules, tt.data, "", tt.roots), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			s, err := policy.NewSet(context.Background(), policy.SetConfig{Policies: policy.Source{Bundle: path}, Data: openTier()})
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("NewSet: %v", err)
+				}
+				defer s.Close()
+				if r, err := s.Decide(context.Background(), ticketInput("ops")); err != nil || r.Decision.Message != "from the bundle" {
+					t.Fatalf("decision %+v, %v; want the bundle's data", r.Decision, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("NewSet: %v; want an error saying %q", err, tt.want)
+			}
+		})
 	}
 }
