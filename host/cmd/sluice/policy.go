@@ -31,9 +31,10 @@ func policyCommand(g *globals) *cobra.Command {
 describes the input, the data and the decision a policy must produce.`,
 		Example: `  sluice policy test ./policies
   sluice policy check ./policies
-  sluice policy eval --input request.json --policies ./policies`,
+  sluice policy eval --input request.json --policies ./policies
+  sluice policy bench ./policies`,
 	}
-	cmd.AddCommand(policyTestCommand(g), policyCheckCommand(g), policyEvalCommand(g), policyCapabilitiesCommand(g))
+	cmd.AddCommand(policyTestCommand(g), policyCheckCommand(g), policyEvalCommand(g), policyCapabilitiesCommand(g), policyBenchCommand(g))
 	return cmd
 }
 
@@ -396,4 +397,137 @@ func readInput(stdin io.Reader, name string) (map[string]any, error) {
 		return nil, fmt.Errorf("--input %s: not a JSON object: %w", name, err)
 	}
 	return input, nil
+}
+
+func policyBenchCommand(g *globals) *cobra.Command {
+	var (
+		dir                   string
+		inputPaths, dataPaths []string
+		n                     int
+	)
+	cmd := &cobra.Command{
+		Use:   "bench [DIR | BUNDLE.tar.gz]",
+		Short: "Time a policy's decisions, and each rule file's part of them",
+		Long: `Decide a representative set of inputs many times with the policy in DIR (the built-in
+policies when no DIR is given), compiled and given data as the gateway would (the
+configuration's tiers and departments, the folder's data files, --data), and print the p50
+and p99 of the whole decision, then of the time each rule file's expressions took, with its
+share. The per-file times come from OPA's profiler, which adds its own cost: compare files
+with each other, not with the decision. The decision cache is not used: every figure is an
+evaluation.
+
+The inputs are, for every tier of the configuration: the first pass of a chat request for
+each model the tier names and for one it does not allow, the second pass with personal data
+found and with a content filter finding, an embeddings request and the models list. --input
+replaces them with your own documents (one JSON object, or an array of them, per file, in
+the shape of input in policies/README.md), for example inputs copied from the decision log.`,
+		Example: `  sluice policy bench                          # the built-in policies
+  sluice policy bench ./policies --config sluice.yaml
+  sluice policy bench ./policies --input inputs.json -n 5000`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fsys, root, err := policyFS(dir, args)
+			if err != nil {
+				return err
+			}
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			tiers, err := cfg.TiersData()
+			if err != nil {
+				return fmt.Errorf("config tiers: %w", err)
+			}
+			departments, err := cfg.DepartmentsData()
+			if err != nil {
+				return fmt.Errorf("config departments: %w", err)
+			}
+			opts, err := policyOptions(g)
+			if err != nil {
+				return err
+			}
+			data := map[string]any{"sluice": map[string]any{"tiers": tiers, "departments": departments}}
+			extra, err := policy.LoadDataFiles(dataPaths)
+			if err != nil {
+				return fmt.Errorf("--data: %w", err)
+			}
+			if data, err = policy.MergeData(data, extra); err != nil {
+				return fmt.Errorf("--data: %w (tiers and departments come from the configuration)", err)
+			}
+			inputs := policy.BenchInputs(tiers, departments, time.Now())
+			if len(inputPaths) > 0 {
+				inputs = nil
+				for _, p := range inputPaths {
+					docs, err := readInputs(cmd.InOrStdin(), p)
+					if err != nil {
+						return err
+					}
+					for _, d := range docs {
+						inputs = append(inputs, policy.BenchInput{Document: d})
+					}
+				}
+			}
+			if n < 1 {
+				return fmt.Errorf("-n %d: want at least 1 evaluation per input", n)
+			}
+			report, err := policy.Bench(cmd.Context(), fsys, data, inputs, n, opts...)
+			if err != nil {
+				return err
+			}
+			if root == "" {
+				root = "the built-in policies"
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "%s: %d inputs, %d evaluations each\n\n", root, report.Inputs, report.Evaluations)
+			const format = "%-32s %10s %10s %7s\n"
+			fmt.Fprintf(w, format, "", "p50", "p99", "share")
+			fmt.Fprintf(w, format, "decision (unprofiled)", benchMicros(report.Decision.P50), benchMicros(report.Decision.P99), "")
+			for _, f := range report.Files {
+				fmt.Fprintf(w, format, f.Name, benchMicros(f.P50), benchMicros(f.P99), fmt.Sprintf("%.0f%%", 100*f.Share))
+			}
+			fmt.Fprintln(w, "\nPer file: the time in its expressions, profiled (the profiler adds its own cost).")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "policies", "", "folder of .rego files, instead of DIR")
+	cmd.Flags().StringSliceVar(&inputPaths, "input", nil, `JSON input documents (an object or an array of them per file, "-" for standard input), instead of the built-in set; repeatable`)
+	cmd.Flags().StringSliceVar(&dataPaths, "data", nil, "data files or folders, loaded as opa eval --data loads them; repeatable")
+	cmd.Flags().IntVarP(&n, "evaluations", "n", 1000, "evaluations of each input")
+	return cmd
+}
+
+// benchMicros writes d in microseconds.
+func benchMicros(d time.Duration) string {
+	return fmt.Sprintf("%.1f µs", float64(d)/float64(time.Microsecond))
+}
+
+// readInputs reads the JSON input documents at name ("-" for standard
+// input): one object, or an array of objects.
+func readInputs(stdin io.Reader, name string) ([]map[string]any, error) {
+	var (
+		src []byte
+		err error
+	)
+	if name == "-" {
+		src, err = io.ReadAll(stdin)
+	} else {
+		src, err = os.ReadFile(name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--input: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(bytes.TrimSpace(src)))
+	dec.UseNumber()
+	var docs []map[string]any
+	if trimmed := bytes.TrimSpace(src); len(trimmed) > 0 && trimmed[0] == '[' {
+		err = dec.Decode(&docs)
+	} else {
+		var doc map[string]any
+		err = dec.Decode(&doc)
+		docs = []map[string]any{doc}
+	}
+	if err != nil || len(docs) == 0 {
+		return nil, fmt.Errorf("--input %s: want a JSON object or an array of objects: %v", name, err)
+	}
+	return docs, nil
 }
