@@ -1091,3 +1091,67 @@ func TestAdminPolicyData(t *testing.T) {
 		t.Errorf("data %s, want the tiers and the client app of research", body)
 	}
 }
+
+// A data file beside the rules is data the gateway's policy reads, and a
+// reload that brings a rule calling a forbidden builtin (the network) is
+// refused with the file and line, counted, and leaves the set in force;
+// the policy stage's latency is seen in buckets from 5 µs.
+func TestPolicyFolderDataAndForbiddenBuiltinsThroughTheGateway(t *testing.T) {
+	dir := defaultPolicyFolder(t)
+	if err := os.MkdirAll(filepath.Join(dir, "ticketing"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	putFile(t, filepath.Join(dir, "ticketing"), "data.json", `{"departments": ["ops"], "reason": "ops changes need a ticket"}`)
+	putFile(t, dir, "ticket.rego", `package sluice.authz
+
+deny contains {"code": "ticket_required", "message": "send x-ticket-id", "reason": data.ticketing.reason} if {
+	input.client.department in data.ticketing.departments
+	not input.request.headers["x-ticket-id"]
+}
+`)
+	cfg := policyConfig(t, open, dir, false)
+	cfg.Policy.Headers = []string{"x-ticket-id"}
+	h := start(t, cfg)
+	ops := h.client(h.addClient(accounts.NewClient{ID: "ops-bot", Department: "ops"}))
+	_, err := ops.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "hello"))
+	if e := apiError(t, err, http.StatusForbidden, "ticket_required"); !strings.Contains(e.Message, "ops changes need a ticket") {
+		t.Fatalf("message %q, want the reason from the folder's data file", e.Message)
+	}
+
+	before := h.policyStatus().Enforced.Revision
+	putFile(t, dir, "lookup.rego", `package sluice.authz
+
+deny contains "closed" if {
+	http.send({"method": "GET", "url": "http://127.0.0.1:9/tickets"}).status_code != 200
+}
+`)
+	if status, body := h.admin("POST", "/admin/policy/reload", ""); status == http.StatusOK {
+		t.Fatalf("reload of a rule calling http.send: %d %s", status, body)
+	}
+	st := h.policyStatus().Enforced
+	if st.Revision != before || st.LastError == nil || len(st.LastError.Problems) == 0 ||
+		st.LastError.Problems[0].File != "lookup.rego" || st.LastError.Problems[0].Line != 4 ||
+		!strings.Contains(st.LastError.Problems[0].Message, "http.send") {
+		t.Fatalf("status %+v; want the set in force kept and lookup.rego:4 blamed for http.send", st)
+	}
+	_, err = ops.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "hello"), option.WithHeader("X-Ticket-Id", "OPS-1"))
+	if err != nil {
+		t.Fatalf("with the ticket, after the refused reload: %v", err)
+	}
+	fams := h.scrape()
+	if got := sum(fams, "sluice_policy_reloads_total", map[string]string{"result": "failed"}); got != 1 {
+		t.Errorf("failed reloads %v, want 1", got)
+	}
+	stages := fams["sluice_stage_duration_seconds"]
+	found := false
+	for _, m := range stages.GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "stage" && l.GetValue() == "policy" && len(m.GetHistogram().GetBucket()) > 0 {
+				found = m.GetHistogram().GetBucket()[0].GetUpperBound() == 0.000005
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no policy stage histogram whose first bucket is 5 µs")
+	}
+}
