@@ -100,15 +100,24 @@ func MeasurePolicy(ctx context.Context, s PolicySettings) (*PolicyReport, error)
 		return nil, fmt.Errorf("policy benchmark: %w", err)
 	}
 	data := map[string]any{"sluice": map[string]any{"tiers": tiers, "departments": departments}}
-	shipped, err := policy.NewSet(ctx, policy.SetConfig{Policies: policy.Source{FS: policies.FS}, Data: data})
+	// Every case but "cached" measures an evaluation: the decision cache
+	// would answer the repeated input of all of them.
+	shipped, err := policy.NewSet(ctx, policy.SetConfig{Policies: policy.Source{FS: policies.FS}, Data: data, DecisionCache: -1})
 	if err != nil {
 		return nil, fmt.Errorf("policy benchmark: the shipped policy: %w", err)
 	}
+	defer shipped.Close()
+	cached, err := policy.NewSet(ctx, policy.SetConfig{Policies: policy.Source{FS: policies.FS}, Data: data})
+	if err != nil {
+		return nil, fmt.Errorf("policy benchmark: the shipped policy: %w", err)
+	}
+	defer cached.Close()
 	floor, err := policy.NewSet(ctx, policy.SetConfig{
-		Policies: policy.Source{FS: fstest.MapFS{"authz.rego": {Data: []byte(floorPolicy)}}}, Data: data})
+		Policies: policy.Source{FS: fstest.MapFS{"authz.rego": {Data: []byte(floorPolicy)}}}, Data: data, DecisionCache: -1})
 	if err != nil {
 		return nil, fmt.Errorf("policy benchmark: the floor policy: %w", err)
 	}
+	defer floor.Close()
 	first := chatInput(cfg.DefaultTier, "gpt-4o-mini")
 	second := first
 	second.Findings = []policy.Finding{
@@ -119,6 +128,7 @@ func MeasurePolicy(ctx context.Context, s PolicySettings) (*PolicyReport, error)
 		{"first", "first pass, a model the tier names", shipped, first},
 		{"first-pattern", "first pass, a model only the tier's pattern admits", shipped, chatInput("premium", "gpt-4o")},
 		{"findings", "second pass, an email and a phone number found", shipped, second},
+		{"cached", "first pass, answered by the decision cache", cached, first},
 		{"floor", "a literal decision: OPA's floor", floor, first},
 	}
 	s.Progress("measuring policy decisions: %d rounds of %d timed decisions per case", s.Rounds, s.Calls)

@@ -18,6 +18,7 @@ func TestMeasurePolicy(t *testing.T) {
 		"first-pattern": "allowed",
 		// The default tiers redact nothing: personal data blocks.
 		"findings": "denied 400 pii_detected",
+		"cached":   "allowed",
 	}
 	if len(r.Decisions) != len(want) {
 		t.Fatalf("%d decision figures, want %d", len(r.Decisions), len(want))
