@@ -144,11 +144,22 @@ func hasPrefix(p, prefix []string) bool {
 }
 
 // nondeterministic reports whether op names a builtin whose result may
-// differ between two calls with the same arguments. A name that is no
-// builtin is a function of the policy, deterministic by construction.
+// differ between two calls with the same arguments: those OPA marks so, and
+// those that read the evaluation's clock without saying so (a token or a
+// certificate that expires). A name that is no builtin is a function of the
+// policy, deterministic by construction.
 func nondeterministic(op ast.Ref) bool {
-	b, ok := ast.BuiltinMap[op.String()]
-	return ok && b.Nondeterministic
+	name := op.String()
+	b, ok := ast.BuiltinMap[name]
+	return ok && (b.Nondeterministic || slices.Contains(clockBuiltins, name))
+}
+
+// clockBuiltins read the time of the evaluation when their arguments do
+// not give one.
+var clockBuiltins = []string{
+	"io.jwt.decode_verify",
+	"crypto.x509.parse_and_verify_certificates",
+	"crypto.x509.parse_and_verify_certificates_with_options",
 }
 
 // memoPaths are the parts of the input an engine's rules read, as terms

@@ -126,6 +126,8 @@ func TestDecisionCacheOffWhenARuleReadsInputWhole(t *testing.T) {
 f(x) := x.request.model`,
 		`echo := sprintf("%d", [rand.intn(input.request.model, 1000000)])`,
 		`echo := sprintf("%d", [time.now_ns()])`,
+		// A token that expires is valid until the clock says otherwise.
+		`echo := sprintf("%v %v", [input.request.model, io.jwt.decode_verify("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJleHAiOjF9.c2ln", {"secret": "s"})[0]])`,
 		// Values that change with every request: a cache would only miss.
 		`echo := sprintf("%d", [object.get(input.usage, ["client", "tokens_today"], 0)])`,
 		`echo := sprintf("%d", [input.time.unix])`,
