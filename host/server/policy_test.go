@@ -957,7 +957,9 @@ func TestDecisionCacheThroughTheGateway(t *testing.T) {
 	fams := h.scrape()
 	hits := sum(fams, "sluice_policy_decision_cache_requests_total", map[string]string{"result": "hit"})
 	misses := sum(fams, "sluice_policy_decision_cache_requests_total", map[string]string{"result": "miss"})
-	if hits == 0 || misses == 0 || hits+misses < 60 {
+	// A decision made while data is written (the new client reaching
+	// data.sluice.clients) is neither: it is evaluated and not kept.
+	if misses < 2 || hits < 30 || hits+misses > 60 {
 		t.Errorf("decision cache hits %v, misses %v over 60 requests; want both counted, most of them hits", hits, misses)
 	}
 	if got := sum(fams, "sluice_policy_shadow_dropped_total", nil); got != 0 {
