@@ -1157,3 +1157,83 @@ deny contains "closed" if {
 		t.Errorf("no policy stage histogram whose first bucket is 5 µs")
 	}
 }
+
+// Every pass of a request (the first, and the one with the plugins'
+// findings) is decided by one revision, while reloads keep swapping the set
+// in force: the decision log's lines of each request name one revision,
+// though the requests as a whole saw several.
+func TestEveryPassOfARequestIsDecidedByOneRevision(t *testing.T) {
+	dir := defaultPolicyFolder(t)
+	// Without tests to run, reloads follow each other within milliseconds.
+	if err := os.Remove(filepath.Join(dir, "authz_test.rego")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := policyConfig(t, open, dir, false)
+	cfg.Policy.DecisionLog = filepath.Join(t.TempDir(), "decisions.jsonl")
+	cfg.Policy.DecisionLogSample = 1
+	h := start(t, cfg)
+	c := h.client(h.addClient(accounts.NewClient{ID: "ops-bot", Department: "ops"}))
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var reloads atomic.Int64
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			putFile(t, dir, "version.rego", fmt.Sprintf("package sluice.authz\n\n_version := %d\n", i))
+			if status, body := h.admin("POST", "/admin/policy/reload", ""); status != http.StatusOK {
+				t.Errorf("reload: %d %s", status, body)
+				return
+			}
+			reloads.Add(1)
+		}
+	})
+	for i := 0; i < 300 && (i < 150 || reloads.Load() < 3); i++ {
+		// An address in the prompt makes the plugins find it: a second pass.
+		o := mustAsk(t, c, chat("gpt-4o-mini", "write to jane.doe@example.com about the release"))
+		if o.status != http.StatusBadRequest || o.code != "pii_detected" {
+			t.Fatalf("request %d: %s, want 400 pii_detected from the second pass", i, o)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	h.stop() // flushes the decision log
+
+	raw, err := os.ReadFile(cfg.Policy.DecisionLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byRequest := map[string]map[string]int{} // request id -> revision -> passes
+	revisions := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var e struct {
+			RequestID string `json:"request_id"`
+			Revision  string
+		}
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatal(err)
+		}
+		if byRequest[e.RequestID] == nil {
+			byRequest[e.RequestID] = map[string]int{}
+		}
+		byRequest[e.RequestID][e.Revision]++
+		revisions[e.Revision] = true
+	}
+	for id, revs := range byRequest {
+		if len(revs) != 1 {
+			t.Errorf("request %s was decided by several revisions: %v", id, revs)
+		}
+		for _, passes := range revs {
+			if passes != 2 {
+				t.Errorf("request %s: %d passes logged, want 2", id, passes)
+			}
+		}
+	}
+	if len(revisions) < 2 {
+		t.Fatalf("the requests saw %d revision(s) over %d reloads; the test needs reloads during the load", len(revisions), reloads.Load())
+	}
+}
