@@ -243,6 +243,8 @@ func TestSourcesAreReadAtScrape(t *testing.T) {
 		ShadowErrors:        func() uint64 { return 2 },
 		ShadowReloads:       func() (uint64, uint64) { return 5, 2 },
 		DecisionLogDropped:  func() uint64 { return 9 },
+		ShadowDropped:       func() uint64 { return 6 },
+		DecisionCache:       func() (uint64, uint64) { return 80, 20 },
 		AuthCache:           func() (uint64, uint64) { return 90, 10 },
 		ExhaustedCache:      func() (uint64, uint64) { return 5, 45 },
 		LimitsBackendErrors: func() uint64 { return 4 },
@@ -265,6 +267,10 @@ sluice_limits_backend_errors_total 4
 # TYPE sluice_limits_exhausted_cache_requests_total counter
 sluice_limits_exhausted_cache_requests_total{result="hit"} 5
 sluice_limits_exhausted_cache_requests_total{result="miss"} 45
+# HELP sluice_policy_decision_cache_requests_total Enforced policy decisions, by result: hit (answered by the decision cache) or miss (evaluated).
+# TYPE sluice_policy_decision_cache_requests_total counter
+sluice_policy_decision_cache_requests_total{result="hit"} 80
+sluice_policy_decision_cache_requests_total{result="miss"} 20
 # HELP sluice_policy_decision_log_dropped_total Decisions the decision log dropped: its buffer was full, or a write failed.
 # TYPE sluice_policy_decision_log_dropped_total counter
 sluice_policy_decision_log_dropped_total 9
@@ -275,6 +281,9 @@ sluice_policy_reloads_total{result="ok"} 3
 # HELP sluice_policy_shadow_disagreements_total Decisions where the shadow policy set decided otherwise than the enforced one.
 # TYPE sluice_policy_shadow_disagreements_total counter
 sluice_policy_shadow_disagreements_total 7
+# HELP sluice_policy_shadow_dropped_total Decisions left unshadowed: the shadow policy set could not keep up and its queue was full.
+# TYPE sluice_policy_shadow_dropped_total counter
+sluice_policy_shadow_dropped_total 6
 # HELP sluice_policy_shadow_errors_total Shadow policy evaluations that failed.
 # TYPE sluice_policy_shadow_errors_total counter
 sluice_policy_shadow_errors_total 2
@@ -287,7 +296,7 @@ sluice_policy_shadow_reloads_total{result="ok"} 5
 sluice_ready 0
 `
 	names := []string{NameAuthCache, NameLedgerQueueDepth, NameLimitsBackendErrors, NameExhaustedCache,
-		NamePolicyReloads, NameShadowDisagreements, NameShadowErrors, NameShadowReloads, NameDecisionLogDropped, NameReady}
+		NamePolicyReloads, NameShadowDisagreements, NameShadowErrors, NameShadowReloads, NameDecisionLogDropped, NameShadowDropped, NameDecisionCache, NameReady}
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
 		t.Error(err)
 	}
