@@ -931,6 +931,28 @@ func TestShadowReloadsAndDecisionLogDropsAreMetrics(t *testing.T) {
 	if got := sum(fams, "sluice_policy_decision_log_dropped_total", nil); got != 0 {
 		t.Errorf("decision log drops: %v, want an exported 0", got)
 	}
+
+	// A good shadow reload is logged with the shadow set's revision, not
+	// the enforced one's.
+	putFile(t, shadowDir, "retire.rego", retireRule)
+	putFile(t, shadowDir, "retire_test.rego", retireTest)
+	if status, body := h.admin("POST", "/admin/policy/reload", ""); status != http.StatusOK {
+		t.Fatalf("reload of a good shadow set: %d %s", status, body)
+	}
+	st := h.policyStatus()
+	if st.Shadow == nil || st.Shadow.Revision == st.Enforced.Revision {
+		t.Fatalf("status %+v: want a shadow revision of its own", st)
+	}
+	var logged []any
+	for _, r := range h.logRecords("policy in force") {
+		if r["set"] == "shadow" {
+			logged = append(logged, r["revision"])
+		}
+	}
+	if len(logged) == 0 || logged[len(logged)-1] != st.Shadow.Revision {
+		t.Errorf("shadow reloads logged with revisions %v, want the last to be the shadow's %s (enforced %s)",
+			logged, st.Shadow.Revision, st.Enforced.Revision)
+	}
 }
 
 // Repeated requests are answered from the decision cache, and a cached
