@@ -1259,3 +1259,32 @@ func TestEveryPassOfARequestIsDecidedByOneRevision(t *testing.T) {
 		t.Fatalf("the requests saw %d revision(s) over %d reloads; the test needs reloads during the load", len(revisions), reloads.Load())
 	}
 }
+
+// An allow rule grants a model beyond the tier from data, to the clients
+// the data names and no other: the exception is the policy's, not a
+// switch on one's own deny rules.
+func TestAllowRuleGrantsAModelFromDataThroughTheGateway(t *testing.T) {
+	dir := defaultPolicyFolder(t)
+	if err := os.MkdirAll(filepath.Join(dir, "grants"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	putFile(t, filepath.Join(dir, "grants"), "data.json", `{"gpt-4o": ["research-bot"]}`)
+	putFile(t, dir, "grants.rego", `package sluice.authz
+
+allow contains model if {
+	some model, clients in data.grants
+	input.client.id in clients
+}
+`)
+	h := start(t, policyConfig(t, config.Tier{Models: []string{"gpt-4o-mini"}}, dir, false))
+	research := h.client(h.addClient(accounts.NewClient{ID: "research-bot", Department: "research"}))
+	other := h.client(h.addClient(accounts.NewClient{ID: "other-bot", Department: "research"}))
+	for range 3 { // the decision cache must not carry one client's grant to the other
+		if o := mustAsk(t, research, chat("gpt-4o", "hello")); o.status != http.StatusOK {
+			t.Fatalf("granted client: %s, want 200", o)
+		}
+		if o := mustAsk(t, other, chat("gpt-4o", "hello")); o.status != http.StatusForbidden || o.code != "model_not_allowed" {
+			t.Fatalf("client without a grant: %s, want 403 model_not_allowed", o)
+		}
+	}
+}
