@@ -34,11 +34,11 @@ type DecisionLogConfig struct {
 // A line looks like:
 //
 //	{"time":"2026-11-28T09:30:00.000001Z","decision_id":"dec_…","request_id":"req_…",
-//	 "revision":"3f2a…","duration_us":18,"input":{…},"result":{…decision…},
-//	 "cached":true,
+//	 "revision":"3f2a…","duration_us":18,"cached":true,"input":{…},"result":{…decision…},
 //	 "shadow":{"revision":"…","result":{…},"disagrees":true,"duration_us":21}}
 //
-// with "error" instead of "result" when the policy failed.
+// with "error" instead of "result" when the policy failed, and "cached"
+// only when the decision cache answered.
 type DecisionLog struct {
 	rate    float64
 	entries chan logEntry
