@@ -383,3 +383,37 @@ func TestResponsesAPIRefusals(t *testing.T) {
 		t.Fatalf("without a key: %d, want 401", resp.StatusCode)
 	}
 }
+
+// The policy sees a Responses request under its own path, with the
+// findings of every part of it: a dry run shows both.
+func TestResponsesPolicyInputNamesTheAPI(t *testing.T) {
+	h := newHarness(t, open)
+	req := `{"model":"gpt-4o-mini","instructions":"Mail ` + leakEmail + `","input":[{"role":"user","content":"hi"},
+		{"type":"function_call_output","call_id":"c1","output":"SSN ` + leakSSN + `"}]}`
+	status, answer := h.admin("POST", "/admin/decide", `{"client_id":"app","path":"/v1/responses","request":`+req+`}`)
+	if status != http.StatusOK {
+		t.Fatalf("decide: %d %s", status, answer)
+	}
+	var ex struct {
+		Input    map[string]any
+		Decision map[string]any
+	}
+	if err := json.Unmarshal(answer, &ex); err != nil {
+		t.Fatal(err)
+	}
+	if got := jsonAt(ex.Input, "request", "path"); got != "/v1/responses" {
+		t.Fatalf("request.path %v", got)
+	}
+	if ex.Decision["allowed"] != false || ex.Decision["code"] != "pii_detected" {
+		t.Fatalf("decision %v", ex.Decision)
+	}
+	findings, _ := json.Marshal(ex.Input["findings"])
+	for _, want := range []string{`"EMAIL"`, `"US_SSN"`} {
+		if !strings.Contains(string(findings), want) {
+			t.Fatalf("findings %s lack %s", findings, want)
+		}
+	}
+	if strings.Contains(string(answer), leakEmail) || strings.Contains(string(answer), leakSSN) {
+		t.Fatalf("the dry run repeats a value: %s", answer)
+	}
+}
