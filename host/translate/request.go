@@ -238,7 +238,7 @@ func ResponsesToChat(body []byte, upstreamModel string, maxTokens int64) ([]byte
 		if aerr != nil {
 			return nil, Echo{}, aerr
 		}
-		out.ToolChoice, echo.ToolChoice = choice, r.ToolChoice
+		out.ToolChoice, echo.ToolChoice = choice, responsesToolChoice(choice)
 	}
 	if r.Text != nil {
 		if out.ResponseFormat, aerr = responseFormat(r.Text.Format); aerr != nil {
@@ -528,6 +528,22 @@ func toolChoice(v json.RawMessage, names map[string]bool) (json.RawMessage, *api
 	}
 	b, _ := marshal(map[string]any{"type": "function", "function": map[string]string{"name": c.Name}})
 	return b, nil
+}
+
+// responsesToolChoice is a chat tool_choice in the Responses API's form,
+// for the Response to repeat: built from what was checked, never the
+// caller's bytes.
+func responsesToolChoice(chat json.RawMessage) json.RawMessage {
+	var c struct {
+		Function struct {
+			Name string `json:"name"`
+		} `json:"function"`
+	}
+	if json.Unmarshal(chat, &c) != nil || c.Function.Name == "" {
+		return chat // a string: auto, none or required
+	}
+	b, _ := marshal(map[string]string{"type": "function", "name": c.Function.Name})
+	return b
 }
 
 // responseFormat translates text.format into response_format.

@@ -284,3 +284,20 @@ func TestStreamEndings(t *testing.T) {
 		t.Fatalf("%v", evs)
 	}
 }
+
+// A Response repeats tool_choice as Sluice read it, not as the caller
+// wrote it: members it does not read do not come back.
+func TestEchoedToolChoice(t *testing.T) {
+	for in, want := range map[string]string{
+		`"required"`: `"required"`,
+		`{"type":"function","name":"f","note":"anything"}`: `{"name":"f","type":"function"}`,
+	} {
+		_, echo, aerr := ResponsesToChat([]byte(`{"model":"m","input":"hi","tools":[{"type":"function","name":"f"}],"tool_choice":`+in+`}`), "up", 0)
+		if aerr != nil {
+			t.Fatal(aerr)
+		}
+		if got := canon(t, echo.ToolChoice); got != want {
+			t.Fatalf("%s echoed as %s, want %s", in, got, want)
+		}
+	}
+}
