@@ -87,7 +87,7 @@ const (
 // endpoints, or "" for anything a caller made up.
 func route(path string) string {
 	switch path {
-	case pathChat, pathEmbeddings, pathModels, pathResponses, pathResponseByID:
+	case pathChat, pathEmbeddings, pathModels, pathModel, pathResponses, pathResponseByID:
 		return path
 	}
 	return ""
@@ -115,6 +115,10 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 		g.serveEmbeddings(ctx, x)
 	case path == pathModels && method == fasthttp.MethodGet:
 		g.serveModels(ctx, x)
+	case strings.HasPrefix(path, pathModels+"/") && method == fasthttp.MethodGet:
+		id, _ := modelID(path)
+		x.ev.Endpoint = pathModel
+		g.serveModel(ctx, x, id)
 	case path == pathResponses && method == fasthttp.MethodPost:
 		g.serveResponses(ctx, x)
 	case strings.HasPrefix(path, pathResponses+"/") && (method == fasthttp.MethodGet || method == fasthttp.MethodDelete || method == fasthttp.MethodPost):

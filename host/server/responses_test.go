@@ -417,3 +417,27 @@ func TestResponsesPolicyInputNamesTheAPI(t *testing.T) {
 		t.Fatalf("the dry run repeats a value: %s", answer)
 	}
 }
+
+// GET /v1/models/{id} answers a model the caller may use in OpenAI's shape;
+// one it may not use is as absent as one that does not exist.
+func TestRetrieveModel(t *testing.T) {
+	h := newHarness(t, config.Tier{Models: []string{"gpt-4o-mini"}})
+	c := h.client(h.key)
+	m, err := c.Models.Get(context.Background(), "gpt-4o-mini")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ID != "gpt-4o-mini" || m.Object != "model" || m.OwnedBy != "sluice" {
+		t.Fatalf("model %+v", m)
+	}
+	for _, id := range []string{"gpt-4o", "no-such-model", "org/model"} {
+		_, err := c.Models.Get(context.Background(), id)
+		e := apiError(t, err, 404, "model_not_found")
+		if strings.Contains(e.Message, id) {
+			t.Fatalf("the error names the model: %s", e.Message)
+		}
+	}
+	if resp, _ := h.raw("GET", "/v1/models/gpt-4o-mini", "", ""); resp.StatusCode != 401 {
+		t.Fatalf("without a key: %d, want 401", resp.StatusCode)
+	}
+}
