@@ -56,8 +56,10 @@ func (g *Gateway) serveResponses(ctx *fasthttp.RequestCtx, x *exchange) {
 		return
 	}
 	// What a chat completion cannot carry is refused before anything is
-	// decided or scanned.
-	_, _, aerr = translate.ResponsesToChat(req.Body(), target.Model.UpstreamModel, req.MaxOutputTokens)
+	// decided or scanned. The translation is kept for the upstream unless
+	// redaction or the policy's max_tokens changes the request.
+	call := &responsesCall{req: req, model: target.Model.UpstreamModel, maxTokens: req.MaxOutputTokens}
+	call.body, call.echo, aerr = translate.ResponsesToChat(req.Body(), call.model, call.maxTokens)
 	x.stages[metrics.StageParse] = time.Since(parsed)
 	if aerr != nil {
 		g.fail(ctx, x, aerr)
@@ -83,7 +85,6 @@ func (g *Gateway) serveResponses(ctx *fasthttp.RequestCtx, x *exchange) {
 		reply = min(reply, req.MaxOutputTokens)
 	}
 	estimate := limits.Cost{Tokens: prompt + reply, Nanos: target.Model.CostNanos(prompt, reply)}
-	call := &responsesCall{req: req}
 	up, res, ok := g.forward(ctx, x, target, dec, found, call, req.Texts, estimate, upstream.EndpointChat, req.Stream)
 	if !ok {
 		return
@@ -121,18 +122,29 @@ func responsesRequest(req *api.ResponsesRequest) (prompt int64, r policy.Request
 // the Responses body's, and its upstream body is the chat completion that
 // body translates to once redacted.
 type responsesCall struct {
-	req  *api.ResponsesRequest
-	echo translate.Echo
+	req *api.ResponsesRequest
+	// body is the translation of req for model with maxTokens, nil once
+	// the texts change.
+	body      []byte
+	model     string
+	maxTokens int64
+	echo      translate.Echo
 }
 
-func (c *responsesCall) SetTexts(texts []string) error { return c.req.SetTexts(texts) }
+func (c *responsesCall) SetTexts(texts []string) error {
+	c.body = nil
+	return c.req.SetTexts(texts)
+}
 
 func (c *responsesCall) UpstreamBody(upstreamModel string) ([]byte, error) {
+	if c.body != nil && c.model == upstreamModel && c.maxTokens == c.req.MaxOutputTokens {
+		return c.body, nil
+	}
 	body, echo, aerr := translate.ResponsesToChat(c.req.Body(), upstreamModel, c.req.MaxOutputTokens)
 	if aerr != nil {
 		return nil, aerr
 	}
-	c.echo = echo
+	c.body, c.model, c.maxTokens, c.echo = body, upstreamModel, c.req.MaxOutputTokens, echo
 	return body, nil
 }
 
