@@ -441,3 +441,41 @@ func TestRetrieveModel(t *testing.T) {
 		t.Fatalf("without a key: %d, want 401", resp.StatusCode)
 	}
 }
+
+// A policy can single the Responses API out by its path; its max_tokens
+// cap lowers a Responses request's max_output_tokens, or sets one, in the
+// chat completion the upstream gets, and the Response says what applied.
+func TestResponsesPolicyCapsMaxOutputTokens(t *testing.T) {
+	dir := defaultPolicyFolder(t)
+	putFile(t, dir, "cap.rego", "package sluice.authz\n\ncap contains {\"limit\": \"max_tokens\", \"value\": 32} if input.request.path == \"/v1/responses\"\n")
+	cfg := policyConfig(t, open, dir, false)
+	rec := startRecordingUpstream(t)
+	rec.serve(cfg)
+	h := start(t, cfg)
+	c := h.client(h.createClient("app", "research"))
+	for _, asked := range []int64{0, 500, 20} {
+		before := len(rec.bodies)
+		params := responses.ResponseNewParams{Model: "gpt-4o-mini", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")}}
+		want := int64(32)
+		if asked > 0 {
+			params.MaxOutputTokens = openai.Int(asked)
+			want = min(asked, 32)
+		}
+		resp, err := c.Responses.New(context.Background(), params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.mu.Lock()
+		sent := rec.bodies[before:]
+		rec.mu.Unlock()
+		var up struct {
+			MaxCompletionTokens int64 `json:"max_completion_tokens"`
+		}
+		if len(sent) != 1 || json.Unmarshal([]byte(sent[0]), &up) != nil || up.MaxCompletionTokens != want {
+			t.Fatalf("asked %d: the upstream got %q, want max_completion_tokens %d", asked, sent, want)
+		}
+		if resp.MaxOutputTokens != want {
+			t.Fatalf("asked %d: the Response says max_output_tokens %d, want %d", asked, resp.MaxOutputTokens, want)
+		}
+	}
+}
