@@ -479,3 +479,41 @@ func TestResponsesPolicyCapsMaxOutputTokens(t *testing.T) {
 		}
 	}
 }
+
+// Values redacted on the way up are put back in the Response, whole and
+// streamed, when the policy says restore: the model never saw them.
+func TestResponsesRestoreRedactedValues(t *testing.T) {
+	h, rec := startBehindRecorder(t, config.Tier{Models: []string{"*"}, PIIDetection: true, Redact: []string{"EMAIL"}, Restore: true})
+	c := h.client(h.key)
+	params := responses.ResponseNewParams{Model: "gpt-4o-mini",
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Write to " + leakEmail + " today")}}
+	want := "Mock reply. You said: Write to " + leakEmail + " today"
+	resp, err := c.Responses.New(context.Background(), params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.OutputText(); got != want {
+		t.Fatalf("output %q, want %q", got, want)
+	}
+	s := c.Responses.NewStreaming(context.Background(), params)
+	var text strings.Builder
+	var final string
+	for s.Next() {
+		ev := s.Current()
+		switch ev.Type {
+		case "response.output_text.delta":
+			text.WriteString(ev.Delta)
+		case "response.completed":
+			final = ev.AsResponseCompleted().Response.OutputText()
+		}
+	}
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if text.String() != want || final != want {
+		t.Fatalf("streamed %q, completed %q, want %q", text.String(), final, want)
+	}
+	if strings.Contains(rec.seen(), leakEmail) {
+		t.Fatal("the value reached the upstream")
+	}
+}
