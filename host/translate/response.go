@@ -202,7 +202,9 @@ var ErrNoChoice = errors.New("translate: the chat completion has no choice")
 
 // ChatToResponse translates a whole chat completion (after the reply
 // guardrails) into a Response. Only the first choice is read: a Responses
-// request never asks for more.
+// request never asks for more. A tool call's id is not text the guardrails
+// scan, so one that does not look like an id is replaced by a new one: the
+// caller sends it back with the call, and no upstream keeps it.
 func ChatToResponse(body []byte, m Meta) ([]byte, error) {
 	var c chatReply
 	if err := json.Unmarshal(body, &c); err != nil {
@@ -227,7 +229,7 @@ func ChatToResponse(body []byte, m Meta) ([]byte, error) {
 	for _, tc := range msg.ToolCalls {
 		args := tc.Function.Arguments
 		callID := tc.ID
-		if callID == "" {
+		if !validID(callID) {
 			callID = NewID("call_")
 		}
 		output = append(output, outputItem{Type: "function_call", ID: NewID("fc_"), Status: "completed", CallID: callID,

@@ -98,7 +98,7 @@ func (s *Stream) Chunk(data []byte) ([]Event, error) {
 			if it == nil {
 				out = s.closeMessage(out)
 				callID := tc.ID
-				if callID == "" {
+				if !validID(callID) {
 					callID = NewID("call_")
 				}
 				empty := ""

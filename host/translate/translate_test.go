@@ -301,3 +301,21 @@ func TestEchoedToolChoice(t *testing.T) {
 		}
 	}
 }
+
+// An upstream's tool call id reaches the caller only when it looks like
+// one: the guardrails do not scan ids.
+func TestUpstreamCallIDsAreIDs(t *testing.T) {
+	reply := `{"choices":[{"index":0,"message":{"role":"assistant","tool_calls":[{"id":"my SSN is 123-45-6789","type":"function","function":{"name":"f","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}`
+	body, err := ChatToResponse([]byte(reply), testMeta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStream(testMeta)
+	evs, _ := s.Chunk([]byte(chunkOf(`{"tool_calls":[{"index":0,"id":"my SSN is 123-45-6789","function":{"name":"f","arguments":"{}"}}]}`, "tool_calls")))
+	for _, e := range append(evs, s.End()...) {
+		body = append(body, e.Data...)
+	}
+	if strings.Contains(string(body), "123-45-6789") || !strings.Contains(string(body), `"call_id":"call_`) {
+		t.Fatalf("%s", body)
+	}
+}
