@@ -121,7 +121,7 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 		g.serveModel(ctx, x, id)
 	case path == pathResponses && method == fasthttp.MethodPost:
 		g.serveResponses(ctx, x)
-	case strings.HasPrefix(path, pathResponses+"/") && (method == fasthttp.MethodGet || method == fasthttp.MethodDelete || method == fasthttp.MethodPost):
+	case storedResponseRoute(method, path):
 		x.ev.Endpoint = pathResponseByID
 		g.serveStoredResponse(ctx, x)
 	case path == pathChat || path == pathEmbeddings || path == pathModels || path == pathResponses:

@@ -239,6 +239,30 @@ func (g *Gateway) serveStoredResponse(ctx *fasthttp.RequestCtx, x *exchange) {
 			"keep the Response your application received.", storedAction(string(ctx.Method()), string(ctx.Path())))})
 }
 
+// storedResponseRoute reports whether method and path are one of the
+// Responses API's routes of a stored response: GET and DELETE
+// /v1/responses/{id}, GET /v1/responses/{id}/input_items and POST
+// /v1/responses/{id}/cancel.
+func storedResponseRoute(method, path string) bool {
+	rest, ok := strings.CutPrefix(path, pathResponses+"/")
+	if !ok {
+		return false
+	}
+	id, sub, _ := strings.Cut(rest, "/")
+	if id == "" || id == "input_tokens" || id == "compact" {
+		return false // endpoints of their own, which Sluice does not serve
+	}
+	switch sub {
+	case "":
+		return method == fasthttp.MethodGet || method == fasthttp.MethodDelete
+	case "input_items":
+		return method == fasthttp.MethodGet
+	case "cancel":
+		return method == fasthttp.MethodPost
+	}
+	return false
+}
+
 func storedAction(method, path string) string {
 	switch {
 	case method == fasthttp.MethodDelete:
