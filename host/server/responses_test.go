@@ -517,3 +517,40 @@ func TestResponsesRestoreRedactedValues(t *testing.T) {
 		t.Fatal("the value reached the upstream")
 	}
 }
+
+// The usage report groups by the API called, so an operator sees what the
+// Responses API costs beside chat completions.
+func TestUsageReportByAPI(t *testing.T) {
+	h := newHarness(t, open)
+	c := h.client(h.key)
+	ctx := context.Background()
+	cr, err := c.Chat.Completions.New(ctx, chat("gpt-4o-mini", "hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr, err := c.Responses.New(ctx, responses.ResponseNewParams{Model: "gpt-4o-mini",
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hello there")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, body := h.admin("GET", "/admin/usage?group_by=endpoint&format=json", "")
+	if status != 200 {
+		t.Fatalf("usage report %d %s", status, body)
+	}
+	var rows []struct {
+		Endpoint    string `json:"endpoint"`
+		Requests    int64  `json:"requests"`
+		TotalTokens int64  `json:"total_tokens"`
+	}
+	if err := json.Unmarshal(body, &rows); err != nil {
+		t.Fatalf("%v in %s", err, body)
+	}
+	got := map[string][2]int64{}
+	for _, r := range rows {
+		got[r.Endpoint] = [2]int64{r.Requests, r.TotalTokens}
+	}
+	want := map[string][2]int64{"/v1/chat/completions": {1, cr.Usage.TotalTokens}, "/v1/responses": {1, rr.Usage.TotalTokens}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("report %s, want %v", body, want)
+	}
+}
