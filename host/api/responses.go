@@ -65,12 +65,16 @@ func responsesContentNode(loc Location) *node {
 func responsesItemNode() *node {
 	return &node{loc: LocOther, other: LocOther, fields: map[string]*node{
 		"type": skipNode, "role": skipNode, "id": skipNode, "status": skipNode, "call_id": skipNode,
-		"content":           responsesContentNode(LocContent),
-		"output":            responsesContentNode(LocContent),
-		"name":              {loc: LocName},
-		"arguments":         {loc: LocToolArguments, json: true},
-		"summary":           freeNode(LocReasoning),
-		"encrypted_content": {loc: LocReasoning},
+		"content":   responsesContentNode(LocContent),
+		"output":    responsesContentNode(LocContent),
+		"name":      {loc: LocName},
+		"arguments": {loc: LocToolArguments, json: true},
+		"summary":   freeNode(LocReasoning),
+		// A reasoning item's encrypted_content is the provider's opaque
+		// blob, which no model reads through Sluice: reasoning items are
+		// not sent upstream (translate), and random bytes scanned as text
+		// only make findings no one wrote.
+		"encrypted_content": skipNode,
 	}}
 }
 
