@@ -149,3 +149,93 @@ func FuzzNothingUnscannedGoesUpstream(f *testing.F) {
 		}
 	})
 }
+
+// checkReply fails when a text member of a Response or event (at key) is
+// not a mark: every text a caller gets must be one the reply guardrails
+// scanned.
+func checkReply(t *testing.T, key string, v any) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			checkReply(t, k, x)
+		}
+	case []any:
+		for _, x := range v {
+			checkReply(t, key, x)
+		}
+	case string:
+		switch key {
+		case "text", "refusal", "name", "delta":
+			if !placeholders.MatchString(v) {
+				t.Fatalf("%s %q was not scanned", key, v)
+			}
+		case "arguments":
+			var nested any
+			if json.Unmarshal([]byte(v), &nested) == nil {
+				if _, isString := nested.(string); !isString {
+					checkNested(t, nested)
+					return
+				}
+			}
+			if !placeholders.MatchString(v) {
+				t.Fatalf("arguments %q were not scanned", v)
+			}
+		case "call_id":
+			if !validID(v) {
+				t.Fatalf("call_id %q", v)
+			}
+		}
+	}
+}
+
+// FuzzNothingUnscannedReachesTheCaller holds the reply translation to the
+// reply guardrails' collection: with every text of a chat completion (or
+// chunk) replaced by a mark, the Response and the events made of it carry
+// only marks where they carry text.
+func FuzzNothingUnscannedReachesTheCaller(f *testing.F) {
+	f.Add([]byte(`{"choices":[{"index":0,"message":{"role":"assistant","content":"Hello.","refusal":"no","tool_calls":[{"id":"call_1","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Paris\"}"}}]},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}`), false)
+	f.Add([]byte(`{"choices":[{"index":0,"delta":{"content":"Hel","tool_calls":[{"index":0,"id":"c","function":{"name":"f","arguments":"{\"a\":"}}]},"finish_reason":null}]}`), true)
+	f.Fuzz(func(t *testing.T, body []byte, stream bool) {
+		var rc api.ReplyContent
+		parse := rc.ParseReply
+		if stream {
+			parse = rc.ParseChunk
+		}
+		if parse(body) != nil {
+			return
+		}
+		texts, _ := rc.Texts()
+		marks := make([]string, len(texts))
+		for i := range marks {
+			marks[i] = fmt.Sprintf("T%d;", i)
+		}
+		marked, err := rc.RewriteTexts(marks)
+		if err != nil {
+			t.Fatalf("RewriteTexts: %v", err)
+		}
+		var out [][]byte
+		if stream {
+			s := NewStream(testMeta)
+			evs, err := s.Chunk(marked)
+			if err != nil {
+				return
+			}
+			for _, e := range append(evs, s.End()...) {
+				out = append(out, e.Data)
+			}
+		} else {
+			r, err := ChatToResponse(marked, testMeta)
+			if err != nil {
+				return
+			}
+			out = append(out, r)
+		}
+		for _, o := range out {
+			var v any
+			if err := json.Unmarshal(o, &v); err != nil {
+				t.Fatalf("not JSON: %v\n%s", err, o)
+			}
+			checkReply(t, "", v)
+		}
+	})
+}
