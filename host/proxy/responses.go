@@ -45,6 +45,11 @@ func (g *Gateway) serveResponses(ctx *fasthttp.RequestCtx, x *exchange) {
 	parsed := time.Now()
 	req, aerr := api.ParseResponsesRequest(ctx.PostBody())
 	if aerr != nil {
+		if aerr.Param == "input" {
+			if r := translate.Refusal(ctx.PostBody()); r != nil {
+				aerr = r
+			}
+		}
 		x.stages[metrics.StageParse] = time.Since(parsed)
 		g.fail(ctx, x, aerr)
 		return

@@ -348,6 +348,8 @@ func TestResponsesAPIRefusals(t *testing.T) {
 	c := h.client(h.key)
 	cases := []struct{ body, param string }{
 		{`{"model":"gpt-4o-mini","input":"hi","previous_response_id":"resp_123"}`, "previous_response_id"},
+		{`{"model":"gpt-4o-mini","previous_response_id":"resp_123"}`, "previous_response_id"},
+		{`{"model":"gpt-4o-mini","prompt":{"id":"pmpt_1"}}`, "prompt"},
 		{`{"model":"gpt-4o-mini","input":"hi","background":true}`, "background"},
 		{`{"model":"gpt-4o-mini","input":"hi","tools":[{"type":"web_search"}]}`, "tools[0].type"},
 		{`{"model":"gpt-4o-mini","input":"hi","tools":[{"type":"file_search","vector_store_ids":["vs_1"]}]}`, "tools[0].type"},

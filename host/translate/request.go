@@ -267,6 +267,19 @@ func ResponsesToChat(body []byte, upstreamModel string, maxTokens int64) ([]byte
 	return b, echo, nil
 }
 
+// Refusal is the error for a Responses body that asks for what Sluice does
+// not serve (stored responses, conversations, prompts, background runs), or
+// nil. A request that refers to a stored response often sends no input of
+// its own: this says why it cannot be served, where a missing input would
+// not.
+func Refusal(body []byte) *api.Error {
+	var r responsesRequest
+	if json.Unmarshal(body, &r) != nil {
+		return nil
+	}
+	return refuse(&r)
+}
+
 // refuse is the error for what a chat completion cannot do, or nil.
 func refuse(r *responsesRequest) *api.Error {
 	switch {
