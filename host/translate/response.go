@@ -37,6 +37,8 @@ type chatReply struct {
 		FinishReason *string    `json:"finish_reason"`
 	} `json:"choices"`
 	Usage *chatUsage `json:"usage"`
+	// Error is an error event in the middle of a stream.
+	Error json.RawMessage `json:"error"`
 }
 
 type chatDelta struct {

@@ -28,6 +28,8 @@ type Stream struct {
 	calls   map[int]*streamItem // function calls by the chunk's tool call index
 	usage   *Usage
 	finish  string
+	// failed is set once an error event is out: nothing follows it.
+	failed bool
 }
 
 type streamItem struct {
@@ -70,6 +72,14 @@ func (s *Stream) Chunk(data []byte) ([]Event, error) {
 	var c chatReply
 	if err := json.Unmarshal(data, &c); err != nil {
 		return nil, fmt.Errorf("translate: reading a chat completion chunk: %w", err)
+	}
+	if s.failed {
+		return nil, nil
+	}
+	if present(c.Error) {
+		// The upstream's own words are not passed on: they can quote the
+		// request, and no guardrail has read them.
+		return s.Fail("upstream_error", "The upstream reported an error during the stream.", ""), nil
 	}
 	out := s.start(nil)
 	if c.Usage != nil {
@@ -198,6 +208,9 @@ func (s *Stream) closeMessage(out []Event) []Event {
 // End closes every open item and ends the Response with its usage: the
 // upstream's, from the chunk that carried it, or none when it sent none.
 func (s *Stream) End() []Event {
+	if s.failed {
+		return nil
+	}
 	out := s.start(nil)
 	out = s.closeMessage(out)
 	for _, it := range s.items {
@@ -225,7 +238,11 @@ func (s *Stream) End() []Event {
 // Fail is the error event that ends a Response the gateway stopped: a
 // reply the guardrails refused, or an upstream that broke off.
 func (s *Stream) Fail(code, message, param string) []Event {
+	if s.failed {
+		return nil
+	}
 	out := s.start(nil)
+	s.failed = true
 	var p any
 	if param != "" {
 		p = param

@@ -319,3 +319,19 @@ func TestUpstreamCallIDsAreIDs(t *testing.T) {
 		t.Fatalf("%s", body)
 	}
 }
+
+// An upstream's error in the middle of a stream ends the Response with an
+// error event of Sluice's words, and nothing follows it.
+func TestStreamUpstreamError(t *testing.T) {
+	s := NewStream(testMeta)
+	s.Chunk([]byte(chunkOf(`{"content":"Hel"}`, "")))
+	evs, err := s.Chunk([]byte(`{"error":{"message":"your prompt 123-45-6789 is too long","type":"invalid_request_error"}}`))
+	if err != nil || len(evs) != 1 || evs[0].Name != "error" || strings.Contains(string(evs[0].Data), "123-45-6789") ||
+		!strings.Contains(string(evs[0].Data), `"code":"upstream_error"`) {
+		t.Fatalf("%v %v", evs, err)
+	}
+	more, _ := s.Chunk([]byte(chunkOf(`{"content":"lo"}`, "stop")))
+	if len(more) != 0 || len(s.End()) != 0 {
+		t.Fatal("events after the error")
+	}
+}
