@@ -19,6 +19,7 @@ const (
 	EndpointChat       = "/v1/chat/completions"
 	EndpointEmbeddings = "/v1/embeddings"
 	EndpointModels     = "/v1/models"
+	EndpointResponses  = "/v1/responses"
 )
 
 func endpointLabel(path string) string {
@@ -29,6 +30,8 @@ func endpointLabel(path string) string {
 		return EndpointEmbeddings
 	case EndpointModels:
 		return EndpointModels
+	case EndpointResponses:
+		return EndpointResponses
 	case "":
 		return ""
 	}
@@ -39,7 +42,7 @@ func endpointLabel(path string) string {
 // that are not model calls.
 func operation(endpoint string) string {
 	switch endpoint {
-	case EndpointChat:
+	case EndpointChat, EndpointResponses:
 		return "chat"
 	case EndpointEmbeddings:
 		return "embeddings"

@@ -61,6 +61,9 @@ type exchange struct {
 	upstreamSpan telemetry.Span
 	sent         time.Time
 	abuse        abuseState
+	// shape writes the reply in the caller's API when that is not chat
+	// completions (responses.go); nil writes it as it came.
+	shape replyShape
 }
 
 // timed runs one step of the path as a stage: its time is added to the
@@ -84,7 +87,7 @@ const (
 // endpoints, or "" for anything a caller made up.
 func route(path string) string {
 	switch path {
-	case pathChat, pathEmbeddings, pathModels:
+	case pathChat, pathEmbeddings, pathModels, pathModel, pathResponses, pathResponseByID:
 		return path
 	}
 	return ""
@@ -112,7 +115,16 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 		g.serveEmbeddings(ctx, x)
 	case path == pathModels && method == fasthttp.MethodGet:
 		g.serveModels(ctx, x)
-	case path == pathChat || path == pathEmbeddings || path == pathModels:
+	case strings.HasPrefix(path, pathModels+"/") && method == fasthttp.MethodGet:
+		id, _ := modelID(path)
+		x.ev.Endpoint = pathModel
+		g.serveModel(ctx, x, id)
+	case path == pathResponses && method == fasthttp.MethodPost:
+		g.serveResponses(ctx, x)
+	case storedResponseRoute(method, path):
+		x.ev.Endpoint = pathResponseByID
+		g.serveStoredResponse(ctx, x)
+	case path == pathChat || path == pathEmbeddings || path == pathModels || path == pathResponses:
 		g.fail(ctx, x, &api.Error{Status: http.StatusMethodNotAllowed, Type: api.TypeInvalidRequest, Code: "method_not_allowed",
 			Message: fmt.Sprintf("%s %s is not supported.", method, path)})
 	default:

@@ -76,10 +76,19 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 	g.charge(x, t, u)
 	g.limiter.Commit(res, limits.Cost{Tokens: u.TotalTokens, Nanos: x.ev.CostNanos})
 	body := up.Body
-	if x.ev.Endpoint == pathChat {
+	if x.ev.Endpoint != pathEmbeddings {
 		var aerr *api.Error
 		if body, aerr = g.filterReply(x, up.Body); aerr != nil {
 			g.fail(ctx, x, aerr)
+			return
+		}
+	}
+	if x.shape != nil {
+		var err error
+		if body, err = x.shape.body(body); err != nil {
+			// The error is not logged: it can quote the reply.
+			g.log.Warn("upstream reply could not be translated", "request_id", x.ev.RequestID, "model", t.Model.Name)
+			g.fail(ctx, x, api.UpstreamError(fmt.Sprintf("The upstream for %s sent a reply Sluice could not read.", t.Model.Name)))
 			return
 		}
 	}
@@ -170,7 +179,7 @@ func (g *Gateway) stream(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 				} else {
 					g.log.Warn("upstream stream broke", "request_id", x.ev.RequestID, "model", t.Model.Name, "error", err)
 					x.ev.Code = "upstream_stream_error"
-					writeEvent(w, api.UpstreamError("The upstream stream ended early.").Body())
+					x.writeStreamError(w, api.UpstreamError("The upstream stream ended early."))
 					w.Flush()
 				}
 				break
@@ -193,7 +202,7 @@ func (g *Gateway) stream(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 				}
 			}
 			for _, ev := range events {
-				writeEvent(w, ev)
+				x.writeChunk(w, ev)
 			}
 			if w.Flush() != nil {
 				x.ev.Code = "client_disconnected"
@@ -203,7 +212,7 @@ func (g *Gateway) stream(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 		if ended && filter != nil {
 			held, err := filter.end()
 			for _, data := range held {
-				writeEvent(w, data)
+				x.writeChunk(w, data)
 			}
 			if err != nil {
 				g.endStream(w, x, err)
@@ -214,7 +223,7 @@ func (g *Gateway) stream(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 			x.noteReplyFindings(filter.rs.Findings())
 		}
 		if ended {
-			w.WriteString("data: [DONE]\n\n")
+			x.writeStreamEnd(w)
 			if w.Flush() != nil {
 				x.ev.Code = "client_disconnected"
 			}
@@ -243,7 +252,7 @@ func (g *Gateway) endStream(w *bufio.Writer, x *exchange, err error) {
 		aerr = api.UpstreamError("The upstream's stream could not be read for the response checks.")
 	}
 	x.ev.Code = aerr.Code
-	writeEvent(w, aerr.Body())
+	x.writeStreamError(w, aerr)
 	w.Flush()
 }
 

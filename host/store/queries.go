@@ -74,8 +74,8 @@ func (s *sqlStore) UsageWindows(ctx context.Context, since ...time.Time) ([]Scop
 func (s *sqlStore) UsageSeries(ctx context.Context, q SeriesQuery) ([]SeriesPoint, error) {
 	col, ok := groupColumns[q.GroupBy]
 	if !ok {
-		return nil, fmt.Errorf("usage series: %w", invalid("group by %q: want %q, %q or %q",
-			q.GroupBy, GroupByDepartment, GroupByClient, GroupByModel))
+		return nil, fmt.Errorf("usage series: %w", invalid("group by %q: want %q, %q, %q or %q",
+			q.GroupBy, GroupByDepartment, GroupByClient, GroupByModel, GroupByEndpoint))
 	}
 	if q.From.IsZero() || q.To.IsZero() {
 		return nil, fmt.Errorf("usage series: %w", invalid("from and to are both required"))

@@ -398,6 +398,7 @@ var groupColumns = map[string]string{
 	GroupByDepartment: "department",
 	GroupByClient:     "client_id",
 	GroupByModel:      "model",
+	GroupByEndpoint:   "endpoint",
 }
 
 // rangeNanos turns an optional [from, to) into bounds; a zero time leaves
@@ -436,8 +437,8 @@ func (r *ReportRow) dest() []any {
 func (s *sqlStore) Report(ctx context.Context, q ReportQuery) ([]ReportRow, error) {
 	col, ok := groupColumns[q.GroupBy]
 	if !ok {
-		return nil, fmt.Errorf("report: %w", invalid("group by %q: want %q, %q or %q",
-			q.GroupBy, GroupByDepartment, GroupByClient, GroupByModel))
+		return nil, fmt.Errorf("report: %w", invalid("group by %q: want %q, %q, %q or %q",
+			q.GroupBy, GroupByDepartment, GroupByClient, GroupByModel, GroupByEndpoint))
 	}
 	lo, hi, err := rangeNanos(q.From, q.To)
 	if err != nil {

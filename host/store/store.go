@@ -104,13 +104,16 @@ const (
 	GroupByDepartment = "department"
 	GroupByClient     = "client"
 	GroupByModel      = "model"
+	// GroupByEndpoint groups by the API called: /v1/chat/completions,
+	// /v1/responses, /v1/embeddings…
+	GroupByEndpoint = "endpoint"
 )
 
 // ReportQuery selects ledger events in [From, To) and groups them. A zero
 // From or To leaves that side of the range open.
 type ReportQuery struct {
 	From, To time.Time
-	GroupBy  string // GroupByDepartment, GroupByClient or GroupByModel
+	GroupBy  string // GroupByDepartment, GroupByClient, GroupByModel or GroupByEndpoint
 }
 
 // ReportRow is the sum of one group's events.
@@ -136,7 +139,7 @@ type SeriesQuery struct {
 	// time.Hour or 24*time.Hour. Buckets start at whole multiples of Bucket
 	// since the Unix epoch, so days start at UTC midnight whatever From is.
 	Bucket  time.Duration
-	GroupBy string // GroupByDepartment, GroupByClient or GroupByModel
+	GroupBy string // GroupByDepartment, GroupByClient, GroupByModel or GroupByEndpoint
 }
 
 // SeriesPoint is the sum of one group's events in the bucket that starts at

@@ -23,7 +23,7 @@ const (
 var reportColumns = []string{"requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd"}
 
 // WriteReport writes rows grouped by groupBy (store.GroupByDepartment,
-// GroupByClient or GroupByModel) in one of three formats:
+// GroupByClient, GroupByModel or GroupByEndpoint) in one of three formats:
 //   - "table": aligned text for people, ending with a TOTAL line;
 //   - "json": an array of objects whose group field is named after groupBy,
 //     with snake_case fields and cost_usd as an exact decimal;
@@ -34,10 +34,10 @@ var reportColumns = []string{"requests", "prompt_tokens", "completion_tokens", "
 // stored with, so nothing is rounded away.
 func WriteReport(w io.Writer, rows []store.ReportRow, groupBy, format string) error {
 	switch groupBy {
-	case store.GroupByDepartment, store.GroupByClient, store.GroupByModel:
+	case store.GroupByDepartment, store.GroupByClient, store.GroupByModel, store.GroupByEndpoint:
 	default:
-		return fmt.Errorf("write report: unknown grouping %q: want %q, %q or %q",
-			groupBy, store.GroupByDepartment, store.GroupByClient, store.GroupByModel)
+		return fmt.Errorf("write report: unknown grouping %q: want %q, %q, %q or %q",
+			groupBy, store.GroupByDepartment, store.GroupByClient, store.GroupByModel, store.GroupByEndpoint)
 	}
 	switch format {
 	case FormatTable:

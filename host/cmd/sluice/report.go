@@ -36,9 +36,9 @@ func (f *reportFlags) run(cmd *cobra.Command, g *globals, report func(ctx contex
 // query resolves the period and checks the grouping.
 func (f *reportFlags) query() (from, to time.Time, err error) {
 	switch f.by {
-	case store.GroupByDepartment, store.GroupByClient, store.GroupByModel:
+	case store.GroupByDepartment, store.GroupByClient, store.GroupByModel, store.GroupByEndpoint:
 	default:
-		return from, to, fmt.Errorf("--by %q: expected department, client or model", f.by)
+		return from, to, fmt.Errorf("--by %q: expected department, client, model or endpoint", f.by)
 	}
 	p := f.period
 	p.Prefix = "--"
@@ -75,7 +75,7 @@ Subcommands chart the same period over time (series) or count refused requests (
 	pf.StringVar(&f.period.Month, "month", "", "one UTC month, e.g. 2026-11")
 	pf.StringVar(&f.period.From, "from", "", "first day (UTC) or instant")
 	pf.StringVar(&f.period.To, "to", "", "last day included, or an exclusive instant (default: today)")
-	pf.StringVar(&f.by, "by", "department", "group by department, client or model")
+	pf.StringVar(&f.by, "by", "department", "group by department, client, model or endpoint (the API called)")
 	pf.StringVar(&f.format, "format", "table", "table, json or csv")
 	cmd.AddCommand(reportSeriesCommand(g, f), reportDenialsCommand(g, f))
 	return cmd
