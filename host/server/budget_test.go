@@ -12,6 +12,7 @@ import (
 
 	"github.com/openai/openai-go/v3"
 
+	"github.com/sluicehq/sluice/host/accounts"
 	"github.com/sluicehq/sluice/host/config"
 )
 
@@ -194,5 +195,38 @@ func TestStreamOutgrowingItsReservationIsStopped(t *testing.T) {
 	_, tokens := h.billed()
 	if tokens > 2*reserved+20 || tokens < int64(relayed) {
 		t.Errorf("%d tokens billed for a stream stopped after %d words", tokens, relayed)
+	}
+}
+
+// TestPolicyDefaultReplyLimitPerTier is the rule policies/README.md gives
+// for a default reply limit per tier: a request of the tier that sets no
+// max_tokens is sent with the tier's default, one that sets its own keeps it.
+func TestPolicyDefaultReplyLimitPerTier(t *testing.T) {
+	rec := startRecordingUpstream(t)
+	dir := defaultPolicyFolder(t)
+	putFile(t, dir, "default_reply.rego", `package sluice.authz
+
+cap contains {"limit": "max_tokens", "value": 512} if {
+	input.client.tier == "free"
+	input.request.max_tokens == 0
+}
+`)
+	cfg := policyConfig(t, open, dir, false)
+	cfg.Tiers["free"] = cfg.Tiers["test"]
+	cfg.DefaultTier = "free"
+	rec.serve(cfg)
+	h := start(t, cfg)
+	c := h.client(h.addClient(accounts.NewClient{ID: "free-app", Department: "research"}))
+	if _, err := c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "hello")); err != nil {
+		t.Fatal(err)
+	}
+	params := chat("gpt-4o-mini", "hello again")
+	params.MaxTokens = openai.Int(2000)
+	if _, err := c.Chat.Completions.New(context.Background(), params); err != nil {
+		t.Fatal(err)
+	}
+	seen := rec.seen()
+	if !strings.Contains(seen, `"max_completion_tokens":512`) || !strings.Contains(seen, `"max_tokens":2000`) {
+		t.Errorf("the upstream saw:\n%s\nwant the tier's default 512 on the first request and the caller's 2000 on the second", seen)
 	}
 }
