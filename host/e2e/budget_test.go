@@ -77,13 +77,23 @@ func TestServesWithTheDecisionLogOff(t *testing.T) {
 // TestConcurrentRequestsWithoutMaxTokensStayWithinTheBudget is the same
 // burst from a caller that leaves out max_tokens and asks for replies five
 // times the default reservation: the budget holds exactly.
+// With Redis the shrinking of a reply to a budget's rest reads Redis's
+// denials, so both limiters are held to it.
 func TestConcurrentRequestsWithoutMaxTokensStayWithinTheBudget(t *testing.T) {
+	t.Run("memory", func(t *testing.T) { burstWithoutMaxTokens(t, false) })
+	t.Run("redis", func(t *testing.T) { burstWithoutMaxTokens(t, true) })
+}
+
+func burstWithoutMaxTokens(t *testing.T, redis bool) {
 	const (
 		requests     = 200
 		defaultReply = 20
 		budget       = 3000
 	)
 	cfg := baseConfig(t)
+	if redis {
+		useRedis(cfg, startRedis(t), "deny")
+	}
 	cfg.Upstreams[0].Latency = config.Duration(50 * time.Millisecond)
 	cfg.Limits.DefaultMaxTokens = defaultReply
 	cfg.Tiers["budget"] = config.Tier{Models: []string{"*"}, Budget: config.Budget{DailyTokens: budget}}

@@ -77,8 +77,8 @@ func (a ask) shrink(d *limits.Denial) (ask, bool) {
 // reaches it, and one that does not overspends by at most the margin.
 type replyGuard struct {
 	limit   int64 // reply tokens past which the stream stops; 0: none
-	bytes   int64 // reply bytes read
-	counted int64 // reply tokens, counted once bytes passed limit
+	counted int64 // tokens of the reply at the last count
+	since   int64 // bytes of reply read since then
 }
 
 func newReplyGuard(reserved int64) replyGuard {
@@ -88,25 +88,20 @@ func newReplyGuard(reserved int64) replyGuard {
 	return replyGuard{limit: reserved + reserved/4 + 16}
 }
 
-// over counts one chunk's generated text, whole being the reply read so far
-// with it, and reports whether the reply is now over its limit. A token is
-// at least one byte, so nothing is counted while the reply's bytes cannot
-// reach the limit; past that, each chunk is counted on its own, which can
-// only count more tokens than the whole would.
+// over takes one chunk's generated text, whole being the reply read so far
+// with it, and reports whether the reply is now over its limit. The whole
+// reply is counted, since chunks counted one by one can count twice the
+// tokens; but a token is at least one byte, so it is counted again only
+// once the bytes read since the last count could have passed the limit.
 func (g *replyGuard) over(whole, generated string) bool {
 	if g.limit == 0 || generated == "" {
 		return false
 	}
-	before := g.bytes
-	g.bytes += int64(len(generated))
-	switch {
-	case g.bytes <= g.limit:
+	g.since += int64(len(generated))
+	if g.counted+g.since <= g.limit {
 		return false
-	case before <= g.limit:
-		g.counted = tokens.Count(whole)
-	default:
-		g.counted += tokens.Count(generated)
 	}
+	g.counted, g.since = tokens.Count(whole), 0
 	return g.counted > g.limit
 }
 
