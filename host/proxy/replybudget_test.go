@@ -14,11 +14,11 @@ func TestAskShrinksToTheBudgetLeft(t *testing.T) {
 	// $2 and $8 per million tokens: 2,000 and 8,000 nano-dollars a token.
 	m := config.Model{InputPerMillion: 2, OutputPerMillion: 8}
 	cases := []struct {
-		name   string
-		a      ask
-		d      limits.Denial
-		ok     bool
-		reply  int64
+		name  string
+		a     ask
+		d     limits.Denial
+		ok    bool
+		reply int64
 	}{
 		{"daily tokens", ask{model: m, prompt: 100, reply: 1024, choices: 1, open: true},
 			limits.Denial{Kind: limits.KindDailyTokens, Limit: 1000, Used: 400}, true, 500},
