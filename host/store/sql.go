@@ -146,13 +146,22 @@ func (s *sqlStore) CreateKey(ctx context.Context, k Key) error {
 	if err := validateKey(k); err != nil {
 		return fmt.Errorf("create key: %w", err)
 	}
-	var revoked any // NULL while active
+	var revoked, expires any // NULL while active, NULL for never
 	if !k.RevokedAt.IsZero() {
 		revoked = nanos(k.RevokedAt)
 	}
-	_, err := s.write.ExecContext(ctx,
-		`INSERT INTO api_keys (id, client_id, prefix, hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		k.ID, k.ClientID, k.Prefix, hex.EncodeToString(k.Hash[:]), nanos(k.CreatedAt), revoked)
+	if !k.ExpiresAt.IsZero() {
+		expires = nanos(k.ExpiresAt)
+	}
+	scope, err := json.Marshal(k.Scope)
+	if err != nil {
+		return fmt.Errorf("create key %q: %w", k.ID, err)
+	}
+	_, err = s.write.ExecContext(ctx,
+		`INSERT INTO api_keys (id, client_id, prefix, hash, created_at, revoked_at, name, expires_at, scope, created_by, rotated_from)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		k.ID, k.ClientID, k.Prefix, hex.EncodeToString(k.Hash[:]), nanos(k.CreatedAt), revoked,
+		k.Name, expires, string(scope), k.CreatedBy, k.RotatedFrom)
 	if err != nil {
 		switch s.dialect.classify(err) {
 		case constraintUnique:
@@ -165,25 +174,32 @@ func (s *sqlStore) CreateKey(ctx context.Context, k Key) error {
 	return nil
 }
 
-const keyColumns = `k.id, k.client_id, k.prefix, k.hash, k.created_at, k.revoked_at`
+const keyColumns = `k.id, k.client_id, k.prefix, k.hash, k.created_at, k.revoked_at, k.name, k.expires_at, k.scope, k.created_by, k.rotated_from`
 
 func scanKey(sc scanner, extra ...any) (Key, error) {
 	var (
-		k       Key
-		hash    string
-		created int64
-		revoked sql.NullInt64
+		k                Key
+		hash, scope      string
+		created          int64
+		revoked, expires sql.NullInt64
 	)
-	dest := append([]any{&k.ID, &k.ClientID, &k.Prefix, &hash, &created, &revoked}, extra...)
+	dest := append([]any{&k.ID, &k.ClientID, &k.Prefix, &hash, &created, &revoked,
+		&k.Name, &expires, &scope, &k.CreatedBy, &k.RotatedFrom}, extra...)
 	if err := sc.Scan(dest...); err != nil {
 		return Key{}, err
 	}
 	if n, err := hex.Decode(k.Hash[:], []byte(hash)); err != nil || n != len(k.Hash) {
 		return Key{}, fmt.Errorf("key %q: stored hash is not 32 bytes of hex", k.ID)
 	}
+	if err := json.Unmarshal([]byte(scope), &k.Scope); err != nil {
+		return Key{}, fmt.Errorf("key %q: stored scope is not valid: %w", k.ID, err)
+	}
 	k.CreatedAt = fromNanos(created)
 	if revoked.Valid {
 		k.RevokedAt = fromNanos(revoked.Int64)
+	}
+	if expires.Valid {
+		k.ExpiresAt = fromNanos(expires.Int64)
 	}
 	return k, nil
 }
@@ -244,6 +260,34 @@ func (s *sqlStore) RevokeKey(ctx context.Context, id string, at time.Time) error
 	}
 	if err != nil {
 		return fmt.Errorf("revoke key %q: %w", id, err)
+	}
+	return nil
+}
+
+func (s *sqlStore) ExpireKey(ctx context.Context, id string, at time.Time) error {
+	if err := checkID("key id", id); err != nil {
+		return fmt.Errorf("expire key: %w", err)
+	}
+	if err := checkTime("expiry", at); err != nil {
+		return fmt.Errorf("expire key %q: %w", id, err)
+	}
+	res, err := s.write.ExecContext(ctx,
+		`UPDATE api_keys SET expires_at = $2 WHERE id = $1 AND (expires_at IS NULL OR expires_at > $2)`, id, nanos(at))
+	if err != nil {
+		return fmt.Errorf("expire key %q: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("expire key %q: %w", id, err)
+	} else if n > 0 {
+		return nil
+	}
+	var one int
+	err = s.write.QueryRowContext(ctx, `SELECT 1 FROM api_keys WHERE id = $1`, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("expire key %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("expire key %q: %w", id, err)
 	}
 	return nil
 }

@@ -242,6 +242,45 @@ func TestKeys(t *testing.T) {
 				t.Errorf("RevokeKey(zero time) = %v, want ErrInvalid", err)
 			}
 		})
+		t.Run("scope and expiry", func(t *testing.T) {
+			k := testKey("k-scoped", "alice", "sk-sl-EEEEsecret5")
+			k.Name, k.CreatedBy, k.RotatedFrom = "ci", "cli", "k1"
+			k.ExpiresAt = t0.Add(90 * 24 * time.Hour)
+			k.Scope = KeyScope{Limits: KeyLimits{RPM: 10, DailyTokens: 5000, MonthlyNanos: 7_000_000_000},
+				Models: []string{"gpt-4o-mini"}, Tags: map[string]string{"project": "search"}}
+			if err := st.CreateKey(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+			got, _, err := st.KeyByHash(ctx, k.Hash)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, k) {
+				t.Errorf("KeyByHash =\n%+v\nwant\n%+v", got, k)
+			}
+			// Bringing the expiry forward works; pushing it back does not.
+			sooner, later := t0.Add(time.Hour), t0.Add(365*24*time.Hour)
+			for _, at := range []time.Time{sooner, later} {
+				if err := st.ExpireKey(ctx, k.ID, at); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got, _, _ := st.KeyByHash(ctx, k.Hash); !got.ExpiresAt.Equal(sooner) || !got.Expired(sooner) || got.Expired(sooner.Add(-1)) {
+				t.Errorf("expires at %v, want %v", got.ExpiresAt, sooner)
+			}
+			if err := st.ExpireKey(ctx, "k-none", sooner); !errors.Is(err, ErrNotFound) {
+				t.Errorf("ExpireKey(unknown) = %v, want ErrNotFound", err)
+			}
+			bad := testKey("k-bad", "alice", "sk-sl-FFFFsecret6")
+			bad.Scope.Limits.RPM = -1
+			if err := st.CreateKey(ctx, bad); !errors.Is(err, ErrInvalid) {
+				t.Errorf("a negative limit: %v, want ErrInvalid", err)
+			}
+			if err := st.RevokeKey(ctx, k.ID, t0.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		})
+
 	})
 }
 
@@ -751,11 +790,15 @@ func TestUsageWindows(t *testing.T) {
 		minute := now.Add(-time.Minute)
 		moved := event("moved", "bob", "sales", "m", day.Add(time.Hour), 1, 1) // bob moved to ops today
 		moved.Department = "ops"
+		// Two of alice's requests came with her key k-ci, which has limits
+		// of its own.
+		aDay, aMinute := event("a-day", "alice", "eng", "m", day, 10, 0), event("a-minute", "alice", "eng", "m", minute, 1, 0)
+		aDay.KeyID, aMinute.KeyID = "k-ci", "k-ci"
 		err := st.InsertUsage(ctx, []UsageEvent{
 			event("last-month", "alice", "eng", "m", month.Add(-time.Nanosecond), 1000, 1000),
 			event("a-month", "alice", "eng", "m", month, 100, 0),
-			event("a-day", "alice", "eng", "m", day, 10, 0),
-			event("a-minute", "alice", "eng", "m", minute, 1, 0),
+			aDay,
+			aMinute,
 			event("b-month", "bob", "sales", "m", month.Add(48*time.Hour), 20, 0),
 			moved,
 			event("c-minute", "carol", "eng", "m", now.Add(-time.Second), 5, 0),
@@ -779,6 +822,10 @@ func TestUsageWindows(t *testing.T) {
 			{ScopeDepartment, "eng", []Usage{u(4, 116), u(3, 16), u(2, 6)}},
 			{ScopeDepartment, "ops", []Usage{u(1, 2), u(1, 2), u(0, 0)}},
 			{ScopeDepartment, "sales", []Usage{u(1, 20), u(0, 0), u(0, 0)}},
+			{ScopeKey, "k-alice", []Usage{u(1, 100), u(0, 0), u(0, 0)}},
+			{ScopeKey, "k-bob", []Usage{u(2, 22), u(1, 2), u(0, 0)}},
+			{ScopeKey, "k-carol", []Usage{u(1, 5), u(1, 5), u(1, 5)}},
+			{ScopeKey, "k-ci", []Usage{u(2, 11), u(2, 11), u(1, 1)}},
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("UsageWindows =\n%+v\nwant\n%+v", got, want)
