@@ -68,19 +68,98 @@ func (s *Service) CreateClient(ctx context.Context, nc NewClient) (store.Client,
 
 // CreateKey makes a new key for an existing client. The secret is returned
 // once and is not stored.
-func (s *Service) CreateKey(ctx context.Context, clientID string) (secret string, k store.Key, err error) {
-	if _, err := s.store.GetClient(ctx, clientID); err != nil {
-		return "", store.Key{}, fmt.Errorf("client %q: %w", clientID, err)
+func (s *Service) CreateKey(ctx context.Context, nk NewKey) (secret string, k store.Key, err error) {
+	if _, err := s.store.GetClient(ctx, nk.ClientID); err != nil {
+		return "", store.Key{}, fmt.Errorf("client %q: %w", nk.ClientID, err)
 	}
-	secret, k, err = auth.NewKey(clientID)
+	now := s.now().UTC()
+	expires, err := nk.expiry(now)
 	if err != nil {
 		return "", store.Key{}, err
 	}
-	k.CreatedAt = s.now().UTC()
+	secret, k, err = auth.NewKey(nk.ClientID)
+	if err != nil {
+		return "", store.Key{}, err
+	}
+	k.CreatedAt, k.ExpiresAt = now, expires
+	k.Name, k.CreatedBy, k.RotatedFrom = nk.Name, nk.CreatedBy, nk.rotatedFrom
+	k.Scope = store.KeyScope{Limits: nk.Limits.store(), Models: nk.Models, Tags: nk.Tags}
 	if err := s.store.CreateKey(ctx, k); err != nil {
 		return "", store.Key{}, err
 	}
 	return secret, k, nil
+}
+
+// DefaultGrace is how long a rotated key keeps working beside the new one
+// when the rotation names no grace period.
+const DefaultGrace = 24 * time.Hour
+
+// RotateKey issues a new key in place of keyID, with the same client,
+// name and scope, and keeps the old key working for grace (never longer
+// than it would have anyway). The new key's expiry is expires when given
+// ("90d" or a date); otherwise a key that expired after a lifetime gets the
+// same lifetime from now. A revoked or expired key cannot be rotated: a
+// rotation never brings a dead key back.
+func (s *Service) RotateKey(ctx context.Context, keyID string, grace time.Duration, expires, by string) (secret string, k store.Key, err error) {
+	if grace < 0 {
+		return "", store.Key{}, fmt.Errorf("%w: grace must not be negative", ErrInvalidKeyRequest)
+	}
+	old, err := s.key(ctx, keyID)
+	if err != nil {
+		return "", store.Key{}, err
+	}
+	now := s.now().UTC()
+	if !old.Active() || old.Expired(now) {
+		return "", store.Key{}, fmt.Errorf("%w: key %s is revoked or expired; create a new key instead", ErrInvalidKeyRequest, keyID)
+	}
+	nk := NewKey{ClientID: old.ClientID, Name: old.Name, Expires: expires, Models: old.Scope.Models, Tags: old.Scope.Tags,
+		CreatedBy: by, rotatedFrom: old.ID}
+	nk.Limits = limitsJSON(old.Scope.Limits)
+	if expires == "" && !old.ExpiresAt.IsZero() {
+		nk.Expires = old.ExpiresAt.Sub(old.CreatedAt).String()
+	}
+	secret, k, err = s.CreateKey(ctx, nk)
+	if err != nil {
+		return "", store.Key{}, err
+	}
+	// The new key is stored before the old one is cut short, so a failure
+	// in between leaves two working keys, never none.
+	if err := s.store.ExpireKey(ctx, old.ID, now.Add(grace)); err != nil {
+		return "", store.Key{}, fmt.Errorf("new key %s issued, but the old key's grace could not be set: %w", k.ID, err)
+	}
+	if s.auth != nil {
+		s.auth.Forget()
+	}
+	return secret, k, nil
+}
+
+// key finds a key by id.
+func (s *Service) key(ctx context.Context, id string) (store.Key, error) {
+	ks, err := s.store.ListKeys(ctx, "")
+	if err != nil {
+		return store.Key{}, err
+	}
+	for _, k := range ks {
+		if k.ID == id {
+			return k, nil
+		}
+	}
+	return store.Key{}, fmt.Errorf("key %q: %w", id, store.ErrNotFound)
+}
+
+// ExpiringSoon counts the active keys that expire within ExpiringWithin.
+func (s *Service) ExpiringSoon(ctx context.Context) (int, error) {
+	ks, err := s.store.ListKeys(ctx, "")
+	if err != nil {
+		return 0, err
+	}
+	now, n := s.now(), 0
+	for _, k := range ks {
+		if k.Active() && ExpiresSoon(k, now) {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // RevokeKey revokes a key by id.

@@ -126,6 +126,8 @@ func (a *API) Handler(ctx *fasthttp.RequestCtx) {
 		a.listKeys(ctx)
 	case path == "/admin/keys" && method == fasthttp.MethodPost:
 		a.createKey(ctx)
+	case strings.HasPrefix(path, "/admin/keys/") && strings.HasSuffix(path, "/rotate") && method == fasthttp.MethodPost:
+		a.rotateKey(ctx, strings.TrimSuffix(strings.TrimPrefix(path, "/admin/keys/"), "/rotate"))
 	case strings.HasPrefix(path, "/admin/keys/") && strings.HasSuffix(path, "/revoke") && method == fasthttp.MethodPost:
 		a.revokeKey(ctx, strings.TrimSuffix(strings.TrimPrefix(path, "/admin/keys/"), "/revoke"))
 	case strings.HasPrefix(path, "/admin/keys/") && method == fasthttp.MethodDelete:
@@ -275,12 +277,20 @@ type ClientJSON struct {
 
 // KeyJSON is a key in the admin API. Key is set only in the answer that creates it.
 type KeyJSON struct {
-	ID        string     `json:"id"`
-	ClientID  string     `json:"client_id"`
-	Prefix    string     `json:"prefix"`
-	CreatedAt time.Time  `json:"created_at"`
-	RevokedAt *time.Time `json:"revoked_at"`
-	Key       string     `json:"key,omitempty"`
+	ID          string             `json:"id"`
+	ClientID    string             `json:"client_id"`
+	Name        string             `json:"name"`
+	Prefix      string             `json:"prefix"`
+	CreatedAt   time.Time          `json:"created_at"`
+	CreatedBy   string             `json:"created_by"`
+	RevokedAt   *time.Time         `json:"revoked_at"`
+	ExpiresAt   *time.Time         `json:"expires_at"`
+	ExpiresSoon bool               `json:"expires_soon"`
+	Limits      accounts.KeyLimits `json:"limits"`
+	Models      []string           `json:"models"`
+	Tags        map[string]string  `json:"tags"`
+	RotatedFrom string             `json:"rotated_from,omitempty"`
+	Key         string             `json:"key,omitempty"`
 }
 
 func clientJSON(c store.Client) ClientJSON {
@@ -291,11 +301,23 @@ func clientJSON(c store.Client) ClientJSON {
 	return ClientJSON{ID: c.ID, Department: c.Department, Tier: c.Tier, Labels: labels, CreatedAt: c.CreatedAt}
 }
 
-func keyJSON(k store.Key) KeyJSON {
-	j := KeyJSON{ID: k.ID, ClientID: k.ClientID, Prefix: k.Prefix, CreatedAt: k.CreatedAt}
+func keyJSON(k store.Key, now time.Time) KeyJSON {
+	j := KeyJSON{ID: k.ID, ClientID: k.ClientID, Name: k.Name, Prefix: k.Prefix, CreatedAt: k.CreatedAt, CreatedBy: k.CreatedBy,
+		Limits: accounts.LimitsOf(k.Scope), Models: k.Scope.Models, Tags: k.Scope.Tags, RotatedFrom: k.RotatedFrom}
+	if j.Models == nil {
+		j.Models = []string{}
+	}
+	if j.Tags == nil {
+		j.Tags = map[string]string{}
+	}
 	if !k.Active() {
 		t := k.RevokedAt
 		j.RevokedAt = &t
+	}
+	if !k.ExpiresAt.IsZero() {
+		t := k.ExpiresAt
+		j.ExpiresAt = &t
+		j.ExpiresSoon = k.Active() && accounts.ExpiresSoon(k, now)
 	}
 	return j
 }
@@ -334,24 +356,56 @@ func (a *API) listKeys(ctx *fasthttp.RequestCtx) {
 	}
 	out := make([]KeyJSON, 0, len(ks))
 	for _, k := range ks {
-		out = append(out, keyJSON(k))
+		out = append(out, keyJSON(k, time.Now()))
 	}
 	writeJSON(ctx, http.StatusOK, map[string]any{"object": "list", "data": out})
 }
 
+// adminCreator is what keys created through the admin API record as their
+// creator, until admin callers have names of their own.
+const adminCreator = "admin-api"
+
 func (a *API) createKey(ctx *fasthttp.RequestCtx) {
-	var req struct {
-		ClientID string `json:"client_id"`
-	}
-	if !readJSON(ctx, &req) {
+	var nk accounts.NewKey
+	if !readJSON(ctx, &nk) {
 		return
 	}
-	secret, k, err := a.accounts.CreateKey(ctx, req.ClientID)
+	nk.CreatedBy = adminCreator
+	secret, k, err := a.accounts.CreateKey(ctx, nk)
 	if err != nil {
 		a.storeError(ctx, "creating key", err)
 		return
 	}
-	j := keyJSON(k)
+	j := keyJSON(k, time.Now())
+	j.Key = secret
+	writeJSON(ctx, http.StatusCreated, j)
+}
+
+// rotateKey issues a key in place of id; the old one works for the grace
+// period the body names ("grace": "1h"; 24h by default).
+func (a *API) rotateKey(ctx *fasthttp.RequestCtx, id string) {
+	var req struct {
+		Grace   string `json:"grace"`
+		Expires string `json:"expires"`
+	}
+	if len(ctx.PostBody()) > 0 && !readJSON(ctx, &req) {
+		return
+	}
+	grace := accounts.DefaultGrace
+	if req.Grace != "" {
+		d, err := time.ParseDuration(req.Grace)
+		if err != nil || d < 0 {
+			fail(ctx, api.InvalidRequest("invalid_value", "grace must be a duration such as 24h or 0s."))
+			return
+		}
+		grace = d
+	}
+	secret, k, err := a.accounts.RotateKey(ctx, id, grace, req.Expires, adminCreator)
+	if err != nil {
+		a.storeError(ctx, "rotating key", err)
+		return
+	}
+	j := keyJSON(k, time.Now())
 	j.Key = secret
 	writeJSON(ctx, http.StatusCreated, j)
 }
@@ -425,7 +479,7 @@ func (a *API) storeError(ctx *fasthttp.RequestCtx, what string, err error) {
 		fail(ctx, &api.Error{Status: http.StatusNotFound, Type: api.TypeNotFound, Code: "not_found", Message: err.Error()})
 	case errors.Is(err, store.ErrExists):
 		fail(ctx, &api.Error{Status: http.StatusConflict, Type: api.TypeInvalidRequest, Code: "already_exists", Message: err.Error()})
-	case errors.Is(err, store.ErrInvalid), errors.Is(err, accounts.ErrUnknownTier):
+	case errors.Is(err, store.ErrInvalid), errors.Is(err, accounts.ErrUnknownTier), errors.Is(err, accounts.ErrInvalidKeyRequest):
 		fail(ctx, api.InvalidRequest("invalid_value", err.Error()))
 	default:
 		a.internal(ctx, what, err)

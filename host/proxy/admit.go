@@ -31,6 +31,9 @@ func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, x *exchange) (auth.Iden
 	key := auth.KeyFromHeaders(ctx.Request.Header.Peek("Authorization"), ctx.Request.Header.Peek("x-api-key"))
 	id, err := g.auth.Authenticate(stepContext, key)
 	if err != nil {
+		if errors.Is(err, auth.ErrKeyExpired) {
+			return auth.Identity{}, api.KeyExpired()
+		}
 		if !errors.Is(err, auth.ErrInvalidKey) {
 			g.log.Error("key lookup failed", "request_id", x.ev.RequestID, "error", err)
 			return auth.Identity{}, &api.Error{Status: http.StatusServiceUnavailable, Type: api.TypeUnavailable,
@@ -39,6 +42,7 @@ func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, x *exchange) (auth.Iden
 		return auth.Identity{}, api.InvalidAPIKey()
 	}
 	x.ev.ClientID, x.ev.Department, x.ev.KeyID = id.Client.ID, id.Client.Department, id.KeyID
+	x.key = id.Key.Scope
 	return id, g.promptTooLarge(ctx, id)
 }
 
@@ -78,6 +82,10 @@ func (g *Gateway) decide(ctx context.Context, x *exchange, in *policy.Input) (po
 		return res.Decision, api.PolicyError("The access policy could not be evaluated; the request was denied.")
 	}
 	dec := res.Decision
+	if dec.Allowed && !keyAllows(x.key, in.Request.Model) {
+		return dec, &api.Error{Status: http.StatusForbidden, Type: api.TypePermission, Code: "model_not_allowed", Param: "model",
+			Message: fmt.Sprintf("The model %q is not allowed for this API key.", in.Request.Model)}
+	}
 	if !dec.Allowed {
 		typ := dec.Type
 		if typ == "" {

@@ -48,7 +48,9 @@ type exchange struct {
 	// decisionID is the last policy decision's id, returned to the caller
 	// in x-sluice-decision-id.
 	decisionID string
-	scopes     [2]limits.Scope
+	scopes     [3]limits.Scope
+	// key is the scope of the caller's key: its own limits and models.
+	key store.KeyScope
 	// vault holds what redaction replaced, to restore it in the reply. It
 	// lives as long as the request and is never logged.
 	vault redact.Vault
@@ -359,7 +361,7 @@ func (g *Gateway) serveModels(ctx *fasthttp.RequestCtx, x *exchange) {
 			g.fail(ctx, x, api.PolicyError("The access policy could not be evaluated; the request was denied."))
 			return
 		}
-		if !res.Decision.Allowed {
+		if !res.Decision.Allowed || !keyAllows(x.key, m) {
 			continue
 		}
 		if n > 0 {
@@ -418,12 +420,16 @@ func spendsTokens(scopes []limits.Scope) bool {
 	return false
 }
 
-// scopes are the levels a request must fit: its client, and its
-// department when it has one.
+// scopes are the levels a request must fit: its client, its department
+// when it has one, and its key when the key has limits of its own.
 func (g *Gateway) scopes(x *exchange, dec policy.Decision) []limits.Scope {
 	scopes := append(x.scopes[:0], limits.Scope{Name: "client", Key: ClientScope(x.ev.ClientID), Limits: limitsOf(dec.Limits)})
 	if x.ev.Department != "" {
 		scopes = append(scopes, limits.Scope{Name: "department", Key: DepartmentScope(x.ev.Department), Limits: limitsOf(dec.DepartmentLimits)})
+	}
+	if l := x.key.Limits; l.Any() {
+		scopes = append(scopes, limits.Scope{Name: "key", Key: KeyScope(x.ev.KeyID),
+			Limits: limits.Limits{RPM: l.RPM, TPM: l.TPM, DailyTokens: l.DailyTokens, MonthlyTokens: l.MonthlyTokens, MonthlyNanos: l.MonthlyNanos}})
 	}
 	return scopes
 }
@@ -432,6 +438,9 @@ func (g *Gateway) scopes(x *exchange, dec policy.Decision) []limits.Scope {
 // department; a server seeding an in-process limiter uses the same.
 func ClientScope(id string) string       { return "client:" + id }
 func DepartmentScope(dept string) string { return "dept:" + dept }
+
+// KeyScope is the limiter key of an API key's own limits.
+func KeyScope(keyID string) string { return "key:" + keyID }
 
 func limitsOf(l policy.Limits) limits.Limits {
 	return limits.Limits{RPM: l.RPM, TPM: l.TPM, DailyTokens: l.DailyTokens, MonthlyTokens: l.MonthlyTokens, MonthlyNanos: microsToNanos(l.MonthlySpendMicros)}

@@ -45,6 +45,7 @@ import (
 // Server is a running Sluice.
 type Server struct {
 	cfg         *config.Config
+	accounts    *accounts.Service
 	log         *slog.Logger
 	store       store.Store
 	ledger      *usage.Ledger
@@ -122,6 +123,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	tokens.Warm()
 
 	acc := accounts.New(s.store, cfg.TierNames(), cfg.DefaultTier, s.auth)
+	s.accounts = acc
 	acc.OnClientChange(func() {
 		select {
 		case s.clientsChanged <- struct{}{}:
@@ -619,6 +621,7 @@ func (s *Server) startTelemetry(ctx context.Context) error {
 		},
 		AuthCache:        s.auth.CacheStats,
 		LedgerQueueDepth: func() int { return int(s.ledger.Stats().Pending) },
+		KeysExpiringSoon: s.keysExpiringSoon(),
 		Ready:            func() bool { ok, _ := s.Ready(); return ok },
 	}
 	if s.decisions != nil {
@@ -725,7 +728,7 @@ func seedLimits(ctx context.Context, st store.Store, m *limits.Memory, now time.
 	return nil
 }
 
-// ledgerUsage is what the ledger says every client and department used this
+// ledgerUsage is what the ledger says every client, department and key used this
 // month, today (both UTC) and in the last minute, by limiter scope key.
 func ledgerUsage(ctx context.Context, st store.Store, now time.Time) (map[string]limits.Usage, error) {
 	now = now.UTC()
@@ -738,8 +741,11 @@ func ledgerUsage(ctx context.Context, st store.Store, now time.Time) (map[string
 	out := make(map[string]limits.Usage, len(rows))
 	for _, r := range rows {
 		key := proxy.ClientScope(r.ID)
-		if r.Scope == store.ScopeDepartment {
+		switch r.Scope {
+		case store.ScopeDepartment:
 			key = proxy.DepartmentScope(r.ID)
+		case store.ScopeKey:
+			key = proxy.KeyScope(r.ID)
 		}
 		thisMonth, today, lastMinute := r.Windows[0], r.Windows[1], r.Windows[2]
 		out[key] = limits.Usage{
@@ -783,7 +789,7 @@ func ensureDemo(ctx context.Context, acc *accounts.Service, cfg *config.Config, 
 	if err != nil && !errors.Is(err, store.ErrExists) {
 		return "", fmt.Errorf("demo client: %w", err)
 	}
-	secret, _, err := acc.CreateKey(ctx, cfg.Demo.Client)
+	secret, _, err := acc.CreateKey(ctx, accounts.NewKey{ClientID: cfg.Demo.Client, Name: "demo", CreatedBy: "demo"})
 	if err != nil {
 		return "", fmt.Errorf("demo key: %w", err)
 	}
@@ -825,4 +831,26 @@ func longestUpstreamTimeout(cfg *config.Config) time.Duration {
 		d = max(d, u.Timeout.D())
 	}
 	return max(d, 2*time.Minute)
+}
+
+// keysExpiringSoon counts the keys that expire within a week, reading the
+// store at most once a minute however often /metrics is scraped; a failed
+// read keeps the last count.
+func (s *Server) keysExpiringSoon() func() int {
+	var mu sync.Mutex
+	var last time.Time
+	var n int
+	return func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(last) < time.Minute {
+			return n
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if c, err := s.accounts.ExpiringSoon(ctx); err == nil {
+			n, last = c, time.Now()
+		}
+		return n
+	}
 }

@@ -1,0 +1,178 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+
+	"github.com/sluicehq/sluice/host/config"
+)
+
+// createKey creates a key through the admin API from a JSON body and
+// returns the secret and the key's id.
+func (h *harness) createKey(body string) (secret, id string) {
+	h.t.Helper()
+	status, out := h.admin("POST", "/admin/keys", body)
+	if status != http.StatusCreated {
+		h.t.Fatalf("create key %s: %d %s", body, status, out)
+	}
+	var k struct{ Key, ID string }
+	if err := json.Unmarshal(out, &k); err != nil || k.Key == "" {
+		h.t.Fatalf("key answer %s", out)
+	}
+	return k.Key, k.ID
+}
+
+// hello sends one small chat request with key and returns the error.
+func (h *harness) hello(key, model string) error {
+	c := h.client(key)
+	params := chat(model, "hello")
+	params.MaxTokens = openai.Int(20)
+	_, err := c.Chat.Completions.New(context.Background(), params)
+	return err
+}
+
+// TestExpiredKeyIsRefusedWithItsOwnCode: a key works until its expiry, to
+// the second and whatever the cache holds, then answers 401 key_expired;
+// a key that never existed still answers invalid_api_key.
+func TestExpiredKeyIsRefusedWithItsOwnCode(t *testing.T) {
+	h := newHarness(t, open)
+	key, _ := h.createKey(`{"client_id":"app","name":"short","expires":"2s"}`)
+	if err := h.hello(key, "gpt-4o-mini"); err != nil {
+		t.Fatalf("before its expiry: %v", err)
+	}
+	time.Sleep(2100 * time.Millisecond)
+	e := apiError(t, h.hello(key, "gpt-4o-mini"), http.StatusUnauthorized, "key_expired")
+	if e.Type != "authentication_error" {
+		t.Errorf("type %q", e.Type)
+	}
+	apiError(t, h.hello("sk-sluice-"+strings.Repeat("x", 32), "gpt-4o-mini"), http.StatusUnauthorized, "invalid_api_key")
+
+	// Bad expiries are refused, naming the field.
+	for _, body := range []string{`{"client_id":"app","expires":"yesterday"}`, `{"client_id":"app","expires":"2001-01-01"}`,
+		`{"client_id":"app","limits":{"rpm":-1}}`} {
+		if status, out := h.admin("POST", "/admin/keys", body); status != http.StatusBadRequest || !strings.Contains(string(out), "invalid_value") {
+			t.Errorf("%s: %d %s; want 400 invalid_value", body, status, out)
+		}
+	}
+}
+
+// TestRotatedKeyWorksThroughItsGrace: after a rotation both keys work until
+// the grace period ends; then the old one answers key_expired and the new
+// one carries on with the same scope. A dead key cannot be rotated back.
+func TestRotatedKeyWorksThroughItsGrace(t *testing.T) {
+	h := newHarness(t, open)
+	old, oldID := h.createKey(`{"client_id":"app","name":"ci","models":["gpt-4o-mini"],"tags":{"team":"search"}}`)
+	status, out := h.admin("POST", "/admin/keys/"+oldID+"/rotate", `{"grace":"2s"}`)
+	if status != http.StatusCreated {
+		t.Fatalf("rotate: %d %s", status, out)
+	}
+	var rotated struct {
+		Key, ID, Name string
+		RotatedFrom   string `json:"rotated_from"`
+		Models        []string
+	}
+	json.Unmarshal(out, &rotated)
+	if rotated.Key == "" || rotated.ID == oldID || rotated.RotatedFrom != oldID || rotated.Name != "ci" ||
+		len(rotated.Models) != 1 || rotated.Models[0] != "gpt-4o-mini" {
+		t.Fatalf("rotation answer %s; want a new key with the old one's name and models", out)
+	}
+	// The old key's own expiry changed; the caller learns it from the listing.
+	_, list := h.admin("GET", "/admin/keys?client_id=app", "")
+	if !strings.Contains(string(list), `"expires_soon":true`) {
+		t.Errorf("the old key is not flagged as expiring soon: %s", list)
+	}
+	for name, key := range map[string]string{"old": old, "new": rotated.Key} {
+		if err := h.hello(key, "gpt-4o-mini"); err != nil {
+			t.Fatalf("%s key during the grace: %v", name, err)
+		}
+	}
+	apiError(t, h.hello(rotated.Key, "gpt-4o"), http.StatusForbidden, "model_not_allowed")
+	time.Sleep(2100 * time.Millisecond)
+	apiError(t, h.hello(old, "gpt-4o-mini"), http.StatusUnauthorized, "key_expired")
+	if err := h.hello(rotated.Key, "gpt-4o-mini"); err != nil {
+		t.Fatalf("new key after the grace: %v", err)
+	}
+	if status, out := h.admin("POST", "/admin/keys/"+oldID+"/rotate", ``); status != http.StatusBadRequest {
+		t.Errorf("rotating an expired key: %d %s; want 400", status, out)
+	}
+}
+
+// TestKeyModelsNarrowTheTier: a key's model list narrows what its tier
+// allows, for requests and for the model listing; it never widens it.
+func TestKeyModelsNarrowTheTier(t *testing.T) {
+	h := newHarness(t, config.Tier{Models: []string{"gpt-4o*"}})
+	narrow, _ := h.createKey(`{"client_id":"app","models":["gpt-4o-mini*"]}`)
+	wide, _ := h.createKey(`{"client_id":"app","models":["*"]}`)
+	if err := h.hello(narrow, "gpt-4o-mini"); err != nil {
+		t.Fatal(err)
+	}
+	e := apiError(t, h.hello(narrow, "gpt-4o"), http.StatusForbidden, "model_not_allowed")
+	if !strings.Contains(e.Message, "API key") {
+		t.Errorf("message %q does not say the key refused it", e.Message)
+	}
+	c := h.client(narrow)
+	page, err := c.Models.List(context.Background())
+	if err != nil || len(page.Data) != 1 || page.Data[0].ID != "gpt-4o-mini" {
+		t.Errorf("the narrow key lists %+v (%v); want gpt-4o-mini alone", page, err)
+	}
+	// "*" on the key cannot reach past the tier.
+	apiError(t, h.hello(wide, "text-embedding-3-small"), http.StatusForbidden, "model_not_allowed")
+}
+
+// TestKeyBudgetHoldsBesideTheClients: a key's own daily budget holds under
+// concurrency while the client's budget has room; the client's other keys
+// are not held by it; and a restart rebuilds the key's count from the
+// ledger.
+func TestKeyBudgetHoldsBesideTheClients(t *testing.T) {
+	const keyBudget = 400
+	dir := t.TempDir()
+	tier := config.Tier{Models: []string{"*"}, Budget: config.Budget{DailyTokens: 1_000_000}}
+	h := start(t, testConfig(t, dir, tier))
+	h.key = h.createClient("app", "research")
+	limited, _ := h.createKey(`{"client_id":"app","limits":{"daily_tokens":400}}`)
+
+	c := h.client(limited)
+	var mu sync.Mutex
+	var served, refused int64
+	var wg sync.WaitGroup
+	for range 60 {
+		wg.Go(func() {
+			params := chat("gpt-4o-mini", "hello")
+			params.MaxTokens = openai.Int(20)
+			resp, err := c.Chat.Completions.New(context.Background(), params)
+			mu.Lock()
+			defer mu.Unlock()
+			var e *openai.Error
+			switch {
+			case err == nil:
+				served += resp.Usage.TotalTokens
+			case errors.As(err, &e) && e.Code == "budget_exceeded":
+				refused++
+				if !strings.Contains(e.Message, "key") {
+					t.Errorf("the budget 429 does not name the key: %q", e.Message)
+				}
+			default:
+				t.Errorf("request: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if served > keyBudget || refused == 0 {
+		t.Fatalf("the key was served %d tokens of its %d, with %d refusals", served, keyBudget, refused)
+	}
+	if err := h.hello(h.key, "gpt-4o-mini"); err != nil {
+		t.Fatalf("the client's other key was held by the first key's budget: %v", err)
+	}
+	h.stop()
+
+	h2 := start(t, testConfig(t, dir, tier))
+	apiError(t, h2.hello(limited, "gpt-4o-mini"), http.StatusTooManyRequests, "budget_exceeded")
+}
