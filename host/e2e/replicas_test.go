@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/http"
 	"testing"
 	"time"
@@ -86,6 +87,32 @@ func TestReplicasShareLimits(t *testing.T) {
 		}
 		t.Logf("department budget %d: %d tokens served over %d requests (%d by one replica, %d by the other), %d refused",
 			deptBudget, seen, served[0]+served[1], served[0], served[1], counts["429 budget_exceeded"])
+	})
+
+	t.Run("key budget", func(t *testing.T) {
+		// A key with a daily budget of its own, used through both replicas
+		// at once, by a client whose own limits leave room.
+		const keyBudget = 500
+		a.createClient("keyed", "ops", "open")
+		status, body := a.admin("POST", "/admin/keys", `{"client_id":"keyed","name":"ci","limits":{"daily_tokens":500}}`)
+		if status != http.StatusCreated {
+			t.Fatalf("create key: %d %s", status, body)
+		}
+		var k struct{ Key string }
+		json.Unmarshal(body, &k)
+		answers := askAll([]openai.Client{a.client(k.Key), b.client(k.Key)}, 200, maxTokens)
+		counts := tally(answers)
+		if counts["200"]+counts["429 budget_exceeded"] != len(answers) || counts["429 budget_exceeded"] == 0 {
+			t.Fatalf("outcomes %v; want 200s and 429 budget_exceeded only, some of each", counts)
+		}
+		var seen int64
+		for _, an := range answers {
+			seen += an.tokens
+		}
+		if seen > keyBudget {
+			t.Fatalf("the key was served %d tokens over two replicas against its own budget of %d", seen, keyBudget)
+		}
+		t.Logf("key budget %d: %d tokens served over two replicas, %d of %d requests refused", keyBudget, seen, counts["429 budget_exceeded"], len(answers))
 	})
 
 	t.Run("revoked key", func(t *testing.T) {
