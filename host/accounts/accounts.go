@@ -27,8 +27,25 @@ type Service struct {
 	// revoked key stops working on this process at once.
 	auth *auth.Authenticator
 	now  func() time.Time
-	// changed, when set, is called after a client is created.
+	// changed, when set, is called after a client is created or changed.
 	changed func()
+	// keysChanged, when set, is called after a change that makes cached
+	// keys stale (a revocation, a rotation, a client's update), so that other
+	// replicas forget theirs too.
+	keysChanged func()
+}
+
+// OnKeysChange calls f after every change that makes cached keys stale.
+func (s *Service) OnKeysChange(f func()) { s.keysChanged = f }
+
+// stale forgets this process's cached keys and tells the others.
+func (s *Service) stale() {
+	if s.auth != nil {
+		s.auth.Forget()
+	}
+	if s.keysChanged != nil {
+		s.keysChanged()
+	}
 }
 
 // OnClientChange calls f after every change to the clients, so that what
@@ -127,9 +144,7 @@ func (s *Service) RotateKey(ctx context.Context, keyID string, grace time.Durati
 	if err := s.store.ExpireKey(ctx, old.ID, now.Add(grace)); err != nil {
 		return "", store.Key{}, fmt.Errorf("new key %s issued, but the old key's grace could not be set: %w", k.ID, err)
 	}
-	if s.auth != nil {
-		s.auth.Forget()
-	}
+	s.stale()
 	return secret, k, nil
 }
 
@@ -164,10 +179,77 @@ func (s *Service) ExpiringSoon(ctx context.Context) (int, error) {
 
 // RevokeKey revokes a key by id.
 func (s *Service) RevokeKey(ctx context.Context, keyID string) error {
-	if s.auth != nil {
-		return s.auth.Revoke(ctx, keyID)
+	if err := s.store.RevokeKey(ctx, keyID, s.now().UTC()); err != nil {
+		return err
 	}
-	return s.store.RevokeKey(ctx, keyID, s.now().UTC())
+	s.stale()
+	return nil
+}
+
+// ClientUpdate is what updating a client changes; a nil field is kept.
+type ClientUpdate struct {
+	Department *string            `json:"department"`
+	Tier       *string            `json:"tier"`
+	Labels     *map[string]string `json:"labels"`
+}
+
+// UpdateClient changes a client's department, tier or labels. Its keys
+// carry the change from their next request on this replica, and on others
+// at once with Redis or within auth.cache_ttl without.
+func (s *Service) UpdateClient(ctx context.Context, id string, u ClientUpdate) (store.Client, error) {
+	c, err := s.store.GetClient(ctx, id)
+	if err != nil {
+		return store.Client{}, err
+	}
+	if u.Department != nil {
+		c.Department = *u.Department
+	}
+	if u.Tier != nil {
+		if !slices.Contains(s.tiers, *u.Tier) {
+			return store.Client{}, fmt.Errorf("%w %q (expected one of: %s)", ErrUnknownTier, *u.Tier, strings.Join(s.tiers, ", "))
+		}
+		c.Tier = *u.Tier
+	}
+	if u.Labels != nil {
+		c.Labels = *u.Labels
+	}
+	if err := s.store.UpdateClient(ctx, c); err != nil {
+		return store.Client{}, err
+	}
+	s.clientsChanged()
+	return c, nil
+}
+
+// DisableClient refuses the client's keys (403 client_disabled) until it
+// is enabled again; disabled false enables it.
+func (s *Service) DisableClient(ctx context.Context, id string, disabled bool) error {
+	var at time.Time
+	if disabled {
+		at = s.now().UTC()
+	}
+	if err := s.store.DisableClient(ctx, id, at); err != nil {
+		return err
+	}
+	s.clientsChanged()
+	return nil
+}
+
+// DeleteClient deletes a client: its keys stop working, its ledger rows
+// stay, and its id cannot be taken again.
+func (s *Service) DeleteClient(ctx context.Context, id string) error {
+	if err := s.store.DeleteClient(ctx, id, s.now().UTC()); err != nil {
+		return err
+	}
+	s.clientsChanged()
+	return nil
+}
+
+// clientsChanged makes what is derived from clients follow a change.
+func (s *Service) clientsChanged() {
+	s.stale()
+	if s.changed != nil {
+		s.changed()
+	}
 }
 
 // Clients lists every client.

@@ -122,6 +122,14 @@ func (a *API) Handler(ctx *fasthttp.RequestCtx) {
 		a.listClients(ctx)
 	case path == "/admin/clients" && method == fasthttp.MethodPost:
 		a.createClient(ctx)
+	case strings.HasPrefix(path, "/admin/clients/") && method == fasthttp.MethodPatch:
+		a.updateClient(ctx, strings.TrimPrefix(path, "/admin/clients/"))
+	case strings.HasPrefix(path, "/admin/clients/") && strings.HasSuffix(path, "/disable") && method == fasthttp.MethodPost:
+		a.disableClient(ctx, strings.TrimSuffix(strings.TrimPrefix(path, "/admin/clients/"), "/disable"), true)
+	case strings.HasPrefix(path, "/admin/clients/") && strings.HasSuffix(path, "/enable") && method == fasthttp.MethodPost:
+		a.disableClient(ctx, strings.TrimSuffix(strings.TrimPrefix(path, "/admin/clients/"), "/enable"), false)
+	case strings.HasPrefix(path, "/admin/clients/") && method == fasthttp.MethodDelete:
+		a.deleteClient(ctx, strings.TrimPrefix(path, "/admin/clients/"))
 	case path == "/admin/keys" && method == fasthttp.MethodGet:
 		a.listKeys(ctx)
 	case path == "/admin/keys" && method == fasthttp.MethodPost:
@@ -273,6 +281,7 @@ type ClientJSON struct {
 	Tier       string            `json:"tier"`
 	Labels     map[string]string `json:"labels"`
 	CreatedAt  time.Time         `json:"created_at"`
+	DisabledAt *time.Time        `json:"disabled_at"`
 }
 
 // KeyJSON is a key in the admin API. Key is set only in the answer that creates it.
@@ -298,7 +307,43 @@ func clientJSON(c store.Client) ClientJSON {
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	return ClientJSON{ID: c.ID, Department: c.Department, Tier: c.Tier, Labels: labels, CreatedAt: c.CreatedAt}
+	j := ClientJSON{ID: c.ID, Department: c.Department, Tier: c.Tier, Labels: labels, CreatedAt: c.CreatedAt}
+	if !c.DisabledAt.IsZero() {
+		t := c.DisabledAt
+		j.DisabledAt = &t
+	}
+	return j
+}
+
+// updateClient changes a client's department, tier or labels: the members
+// of the body that are present.
+func (a *API) updateClient(ctx *fasthttp.RequestCtx, id string) {
+	var u accounts.ClientUpdate
+	if !readJSON(ctx, &u) {
+		return
+	}
+	c, err := a.accounts.UpdateClient(ctx, id, u)
+	if err != nil {
+		a.storeError(ctx, "updating client", err)
+		return
+	}
+	writeJSON(ctx, http.StatusOK, clientJSON(c))
+}
+
+func (a *API) disableClient(ctx *fasthttp.RequestCtx, id string, disabled bool) {
+	if err := a.accounts.DisableClient(ctx, id, disabled); err != nil {
+		a.storeError(ctx, "disabling client", err)
+		return
+	}
+	writeJSON(ctx, http.StatusOK, map[string]any{"id": id, "disabled": disabled})
+}
+
+func (a *API) deleteClient(ctx *fasthttp.RequestCtx, id string) {
+	if err := a.accounts.DeleteClient(ctx, id); err != nil {
+		a.storeError(ctx, "deleting client", err)
+		return
+	}
+	writeJSON(ctx, http.StatusOK, map[string]any{"id": id, "deleted": true})
 }
 
 func keyJSON(k store.Key, now time.Time) KeyJSON {

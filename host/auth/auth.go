@@ -69,6 +69,9 @@ func NewKey(clientID string) (secret string, k store.Key, err error) {
 // attacker nothing, and tells the key's owner what to do.
 var ErrKeyExpired = errors.New("API key expired")
 
+// ErrClientDisabled is returned for a key of a disabled client.
+var ErrClientDisabled = errors.New("client disabled")
+
 // Identity is who a request comes from.
 type Identity struct {
 	KeyID  string
@@ -172,7 +175,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (Identity,
 		if !c.valid {
 			return Identity{}, ErrInvalidKey
 		}
-		return a.unexpired(c.identity)
+		return a.usable(c.identity)
 	}
 	a.misses.Add(1)
 	gen := a.generation.Load()
@@ -185,7 +188,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (Identity,
 		a.storeDown.Store(true)
 		if id, ok := a.staleIdentity(hash); ok {
 			a.stale.Add(1)
-			return a.unexpired(id)
+			return a.usable(id)
 		}
 		return Identity{}, fmt.Errorf("auth: looking up key: %w", err)
 	}
@@ -207,14 +210,18 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (Identity,
 		a.known[hash] = knownKey{identity: id, at: a.now()}
 	}
 	a.knownMu.Unlock()
-	return a.unexpired(id)
+	return a.usable(id)
 }
 
-// unexpired returns id, or ErrKeyExpired once its key's expiry has passed:
-// checked at every use, so a cached key stops at its expiry to the second.
-func (a *Authenticator) unexpired(id Identity) (Identity, error) {
+// usable returns id, or ErrKeyExpired once its key's expiry has passed, or
+// ErrClientDisabled: checked at every use, so a cached key stops at its
+// expiry to the second.
+func (a *Authenticator) usable(id Identity) (Identity, error) {
 	if id.Key.Expired(a.now()) {
 		return Identity{}, ErrKeyExpired
+	}
+	if !id.Client.DisabledAt.IsZero() {
+		return Identity{}, ErrClientDisabled
 	}
 	return id, nil
 }

@@ -34,6 +34,10 @@ func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, x *exchange) (auth.Iden
 		if errors.Is(err, auth.ErrKeyExpired) {
 			return auth.Identity{}, api.KeyExpired()
 		}
+		if errors.Is(err, auth.ErrClientDisabled) {
+			return auth.Identity{}, &api.Error{Status: http.StatusForbidden, Type: api.TypePermission, Code: "client_disabled",
+				Message: "The client this API key belongs to is disabled."}
+		}
 		if !errors.Is(err, auth.ErrInvalidKey) {
 			g.log.Error("key lookup failed", "request_id", x.ev.RequestID, "error", err)
 			return auth.Identity{}, &api.Error{Status: http.StatusServiceUnavailable, Type: api.TypeUnavailable,

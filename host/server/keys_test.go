@@ -176,3 +176,48 @@ func TestKeyBudgetHoldsBesideTheClients(t *testing.T) {
 	h2 := start(t, testConfig(t, dir, tier))
 	apiError(t, h2.hello(limited, "gpt-4o-mini"), http.StatusTooManyRequests, "budget_exceeded")
 }
+
+// TestClientChangesReachItsKeysAtOnce: a client's tier, its disabling and
+// its deletion apply to its keys from the next request on the replica that
+// made the change, whatever the key cache holds; the ledger keeps a
+// deleted client's usage, and its id stays taken.
+func TestClientChangesReachItsKeysAtOnce(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), open)
+	cfg.Tiers["mini-only"] = config.Tier{Models: []string{"gpt-4o-mini"}}
+	h := start(t, cfg)
+	h.key = h.createClient("app", "research")
+	if err := h.hello(h.key, "gpt-4o"); err != nil { // the key is cached now
+		t.Fatal(err)
+	}
+	if status, out := h.admin("PATCH", "/admin/clients/app", `{"tier":"mini-only","labels":{"env":"prod"}}`); status != http.StatusOK ||
+		!strings.Contains(string(out), `"tier":"mini-only"`) {
+		t.Fatalf("update: %d %s", status, out)
+	}
+	apiError(t, h.hello(h.key, "gpt-4o"), http.StatusForbidden, "model_not_allowed")
+	if status, out := h.admin("PATCH", "/admin/clients/app", `{"tier":"nonexistent"}`); status != http.StatusBadRequest {
+		t.Errorf("an unknown tier: %d %s", status, out)
+	}
+
+	if status, _ := h.admin("POST", "/admin/clients/app/disable", ""); status != http.StatusOK {
+		t.Fatalf("disable: %d", status)
+	}
+	apiError(t, h.hello(h.key, "gpt-4o-mini"), http.StatusForbidden, "client_disabled")
+	h.admin("POST", "/admin/clients/app/enable", "")
+	if err := h.hello(h.key, "gpt-4o-mini"); err != nil {
+		t.Fatalf("enabled again: %v", err)
+	}
+
+	if status, _ := h.admin("DELETE", "/admin/clients/app", ""); status != http.StatusOK {
+		t.Fatalf("delete: %d", status)
+	}
+	apiError(t, h.hello(h.key, "gpt-4o-mini"), http.StatusUnauthorized, "invalid_api_key")
+	if requests, tokens := h.billed(); requests < 2 || tokens == 0 {
+		t.Errorf("the ledger lost a deleted client's usage: %d requests, %d tokens", requests, tokens)
+	}
+	if status, _ := h.admin("POST", "/admin/clients", `{"id":"app","department":"finance"}`); status != http.StatusConflict {
+		t.Errorf("a deleted client's id was taken again: %d", status)
+	}
+	if status, _ := h.admin("DELETE", "/admin/clients/app", ""); status != http.StatusNotFound {
+		t.Errorf("deleting twice: %d", status)
+	}
+}

@@ -44,20 +44,23 @@ import (
 
 // Server is a running Sluice.
 type Server struct {
-	cfg         *config.Config
-	accounts    *accounts.Service
-	log         *slog.Logger
-	store       store.Store
-	ledger      *usage.Ledger
-	auth        *auth.Authenticator
-	plugins     *plugin.Runtime
-	slots       []*plugin.Slot
-	pluginWatch *plugin.Watcher
-	router      *upstream.Router
-	limiter     limits.Backend
-	gateway     *proxy.Gateway
-	policy      *policy.Set
-	decisions   *policy.DecisionLog
+	cfg      *config.Config
+	accounts *accounts.Service
+	// keyBroadcast tells other replicas to forget cached keys; nil
+	// without Redis.
+	keyBroadcast *keyBroadcast
+	log          *slog.Logger
+	store        store.Store
+	ledger       *usage.Ledger
+	auth         *auth.Authenticator
+	plugins      *plugin.Runtime
+	slots        []*plugin.Slot
+	pluginWatch  *plugin.Watcher
+	router       *upstream.Router
+	limiter      limits.Backend
+	gateway      *proxy.Gateway
+	policy       *policy.Set
+	decisions    *policy.DecisionLog
 	// background runs the policy watcher and the clients' data refresh
 	// until stopBackground.
 	background     sync.WaitGroup
@@ -124,6 +127,12 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 
 	acc := accounts.New(s.store, cfg.TierNames(), cfg.DefaultTier, s.auth)
 	s.accounts = acc
+	if cfg.Limits.Backend == "redis" {
+		if s.keyBroadcast, err = startKeyBroadcast(ctx, cfg.Limits.Redis.URL, s.auth, log); err != nil {
+			return nil, fmt.Errorf("limits.redis: %w", err)
+		}
+		acc.OnKeysChange(s.keyBroadcast.publish)
+	}
 	acc.OnClientChange(func() {
 		select {
 		case s.clientsChanged <- struct{}{}:
@@ -249,6 +258,9 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	if s.router != nil {
 		s.router.Close()
+	}
+	if s.keyBroadcast != nil {
+		s.keyBroadcast.Close()
 	}
 	if s.tracer != nil {
 		errs = append(errs, s.tracer.Shutdown(context.Background()))

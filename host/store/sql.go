@@ -70,18 +70,19 @@ func (s *sqlStore) CreateClient(ctx context.Context, c Client) error {
 	return nil
 }
 
-const clientColumns = `id, department, tier, labels, created_at`
+const clientColumns = `id, department, tier, labels, created_at, disabled_at`
 
 // scanner is the part of *sql.Row and *sql.Rows that scan functions need.
 type scanner interface{ Scan(dest ...any) error }
 
 func scanClient(sc scanner, extra ...any) (Client, error) {
 	var (
-		c       Client
-		labels  string
-		created int64
+		c        Client
+		labels   string
+		created  int64
+		disabled sql.NullInt64
 	)
-	dest := append([]any{&c.ID, &c.Department, &c.Tier, &labels, &created}, extra...)
+	dest := append([]any{&c.ID, &c.Department, &c.Tier, &labels, &created, &disabled}, extra...)
 	if err := sc.Scan(dest...); err != nil {
 		return Client{}, err
 	}
@@ -89,6 +90,9 @@ func scanClient(sc scanner, extra ...any) (Client, error) {
 		return Client{}, fmt.Errorf("client %q: %w", c.ID, err)
 	}
 	c.CreatedAt = fromNanos(created)
+	if disabled.Valid {
+		c.DisabledAt = fromNanos(disabled.Int64)
+	}
 	return c, nil
 }
 
@@ -106,7 +110,7 @@ func (s *sqlStore) GetClient(ctx context.Context, id string) (Client, error) {
 	if err := checkID("client id", id); err != nil {
 		return Client{}, fmt.Errorf("get client: %w", err)
 	}
-	row := s.read.QueryRowContext(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = $1`, id)
+	row := s.read.QueryRowContext(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = $1 AND deleted_at IS NULL`, id)
 	c, err := scanClient(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Client{}, fmt.Errorf("client %q: %w", id, ErrNotFound)
@@ -118,7 +122,7 @@ func (s *sqlStore) GetClient(ctx context.Context, id string) (Client, error) {
 }
 
 func (s *sqlStore) ListClients(ctx context.Context) ([]Client, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+clientColumns+` FROM clients`)
+	rows, err := s.read.QueryContext(ctx, `SELECT `+clientColumns+` FROM clients WHERE deleted_at IS NULL`)
 	if err != nil {
 		return nil, fmt.Errorf("list clients: %w", err)
 	}
@@ -206,15 +210,16 @@ func scanKey(sc scanner, extra ...any) (Key, error) {
 
 func (s *sqlStore) KeyByHash(ctx context.Context, hash [32]byte) (Key, Client, error) {
 	row := s.read.QueryRowContext(ctx,
-		`SELECT `+keyColumns+`, c.id, c.department, c.tier, c.labels, c.created_at
+		`SELECT `+keyColumns+`, c.id, c.department, c.tier, c.labels, c.created_at, c.disabled_at
 		 FROM api_keys k JOIN clients c ON c.id = k.client_id
-		 WHERE k.hash = $1`, hex.EncodeToString(hash[:]))
+		 WHERE k.hash = $1 AND c.deleted_at IS NULL`, hex.EncodeToString(hash[:]))
 	var (
-		c       Client
-		labels  string
-		created int64
+		c        Client
+		labels   string
+		created  int64
+		disabled sql.NullInt64
 	)
-	k, err := scanKey(row, &c.ID, &c.Department, &c.Tier, &labels, &created)
+	k, err := scanKey(row, &c.ID, &c.Department, &c.Tier, &labels, &created, &disabled)
 	if errors.Is(err, sql.ErrNoRows) {
 		// The hash is not logged or echoed: it identifies a secret.
 		return Key{}, Client{}, fmt.Errorf("key by hash: %w", ErrNotFound)
@@ -226,7 +231,67 @@ func (s *sqlStore) KeyByHash(ctx context.Context, hash [32]byte) (Key, Client, e
 		return Key{}, Client{}, fmt.Errorf("key by hash: client %q: %w", c.ID, err)
 	}
 	c.CreatedAt = fromNanos(created)
+	if disabled.Valid {
+		c.DisabledAt = fromNanos(disabled.Int64)
+	}
 	return k, c, nil
+}
+
+func (s *sqlStore) UpdateClient(ctx context.Context, c Client) error {
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = time.Now() // validateClient wants one; it is not written
+	}
+	if err := validateClient(c); err != nil {
+		return fmt.Errorf("update client: %w", err)
+	}
+	labels := "{}"
+	if len(c.Labels) > 0 {
+		b, err := json.Marshal(c.Labels)
+		if err != nil {
+			return fmt.Errorf("update client %q: encode labels: %w", c.ID, err)
+		}
+		labels = string(b)
+	}
+	return s.changeClient(ctx, "update client", c.ID,
+		`UPDATE clients SET department = $2, tier = $3, labels = $4 WHERE id = $1 AND deleted_at IS NULL`, c.Department, c.Tier, labels)
+}
+
+func (s *sqlStore) DisableClient(ctx context.Context, id string, at time.Time) error {
+	var disabled any // NULL enables
+	if !at.IsZero() {
+		if err := checkTime("disable time", at); err != nil {
+			return fmt.Errorf("disable client %q: %w", id, err)
+		}
+		disabled = nanos(at)
+	}
+	return s.changeClient(ctx, "disable client", id, `UPDATE clients SET disabled_at = $2 WHERE id = $1 AND deleted_at IS NULL`, disabled)
+}
+
+func (s *sqlStore) DeleteClient(ctx context.Context, id string, at time.Time) error {
+	if err := checkTime("deletion time", at); err != nil {
+		return fmt.Errorf("delete client %q: %w", id, err)
+	}
+	return s.changeClient(ctx, "delete client", id, `UPDATE clients SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL`, nanos(at))
+}
+
+// changeClient runs an update of one live client, ErrNotFound when there is
+// none.
+func (s *sqlStore) changeClient(ctx context.Context, op, id, query string, args ...any) error {
+	if err := checkID("client id", id); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	res, err := s.write.ExecContext(ctx, query, append([]any{id}, args...)...)
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", op, id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", op, id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s %q: %w", op, id, ErrNotFound)
+	}
+	return nil
 }
 
 func (s *sqlStore) RevokeKey(ctx context.Context, id string, at time.Time) error {

@@ -40,6 +40,9 @@ type Client struct {
 	Labels     map[string]string
 	// CreatedAt defaults to the time of CreateClient when zero.
 	CreatedAt time.Time
+	// DisabledAt is when the client was disabled; zero while enabled. A
+	// disabled client's keys are refused.
+	DisabledAt time.Time
 }
 
 // Key is an API key of a client. Only its hash is stored.
@@ -242,6 +245,16 @@ type Store interface {
 	GetClient(ctx context.Context, id string) (Client, error)
 	// ListClients returns all clients ordered by id.
 	ListClients(ctx context.Context) ([]Client, error)
+	// UpdateClient replaces a client's department, tier and labels;
+	// ErrNotFound if there is no such client (or it was deleted).
+	UpdateClient(ctx context.Context, c Client) error
+	// DisableClient disables a client at at, or enables it when at is
+	// zero; ErrNotFound if there is no such client.
+	DisableClient(ctx context.Context, id string, at time.Time) error
+	// DeleteClient deletes a client at at: it is no longer listed or
+	// found, its keys stop working, its ledger rows stay, and its id
+	// cannot be taken again. ErrNotFound if there is no such client.
+	DeleteClient(ctx context.Context, id string, at time.Time) error
 
 	// CreateKey adds a key to an existing client: ErrNotFound if the client
 	// does not exist, ErrExists if the key id or hash is taken.

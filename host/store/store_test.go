@@ -1031,3 +1031,58 @@ func TestCostMigratesToNanos(t *testing.T) {
 		assertMigratedOnce(t, raw)
 	})
 }
+
+func TestClientUpdateDisableDelete(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		st, _ := openNew(t, b)
+		ctx := context.Background()
+		mustCreateClient(t, st, "alice", "eng")
+		k := testKey("k1", "alice", "sk-sl-AAAAsecret1")
+		if err := st.CreateKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+
+		if err := st.UpdateClient(ctx, Client{ID: "alice", Department: "research", Tier: "premium", Labels: map[string]string{"env": "prod"}}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := st.GetClient(ctx, "alice")
+		if err != nil || c.Department != "research" || c.Tier != "premium" || c.Labels["env"] != "prod" || !c.CreatedAt.Equal(t0) {
+			t.Fatalf("after update: %+v, %v", c, err)
+		}
+		if err := st.UpdateClient(ctx, Client{ID: "nobody", Department: "x", Tier: "standard"}); !errors.Is(err, ErrNotFound) {
+			t.Errorf("updating an unknown client: %v", err)
+		}
+
+		if err := st.DisableClient(ctx, "alice", t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if _, c, err := st.KeyByHash(ctx, k.Hash); err != nil || !c.DisabledAt.Equal(t0.Add(time.Hour)) {
+			t.Fatalf("a disabled client's key: %+v, %v", c, err)
+		}
+		if err := st.DisableClient(ctx, "alice", time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if c, _ := st.GetClient(ctx, "alice"); !c.DisabledAt.IsZero() {
+			t.Fatalf("enabled again: %+v", c)
+		}
+
+		if err := st.DeleteClient(ctx, "alice", t0.Add(2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := st.KeyByHash(ctx, k.Hash); !errors.Is(err, ErrNotFound) {
+			t.Errorf("a deleted client's key was found: %v", err)
+		}
+		if _, err := st.GetClient(ctx, "alice"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("a deleted client was found: %v", err)
+		}
+		if cs, _ := st.ListClients(ctx); len(cs) != 0 {
+			t.Errorf("a deleted client is listed: %+v", cs)
+		}
+		if err := st.CreateClient(ctx, Client{ID: "alice", Department: "eng", Tier: "standard"}); !errors.Is(err, ErrExists) {
+			t.Errorf("a deleted client's id was taken again: %v", err)
+		}
+		if err := st.DeleteClient(ctx, "alice", t0.Add(3*time.Hour)); !errors.Is(err, ErrNotFound) {
+			t.Errorf("deleting twice: %v", err)
+		}
+	})
+}

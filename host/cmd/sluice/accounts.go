@@ -19,7 +19,7 @@ import (
 func clientsCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "clients",
-		Short: "Create and list clients (applications that call Sluice)",
+		Short: "Create, list, update, disable and delete clients (applications that call Sluice)",
 		Example: `  sluice clients create --id billing-bot --department finance --tier premium
   sluice clients list`,
 	}
@@ -65,18 +65,92 @@ func clientsCommand(g *globals) *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tDEPARTMENT\tTIER\tLABELS\tCREATED")
+			fmt.Fprintln(tw, "ID\tDEPARTMENT\tTIER\tLABELS\tCREATED\tSTATE")
 			for _, c := range cs {
 				var ls []string
 				for _, k := range slices.Sorted(maps.Keys(c.Labels)) {
 					ls = append(ls, k+"="+c.Labels[k])
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.ID, c.Department, c.Tier, strings.Join(ls, ","), c.CreatedAt.UTC().Format(time.RFC3339))
+				state := "active"
+				if !c.DisabledAt.IsZero() {
+					state = "disabled " + c.DisabledAt.UTC().Format(time.RFC3339)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Department, c.Tier, strings.Join(ls, ","),
+					c.CreatedAt.UTC().Format(time.RFC3339), state)
 			}
 			return tw.Flush()
 		}),
 	}
-	cmd.AddCommand(create, list)
+	var update accounts.ClientUpdate
+	var updateID, updateDept, updateTier string
+	var updateLabels []string
+	updateCmd := &cobra.Command{
+		Use:   "update",
+		Short: "Change a client's department, tier or labels",
+		Long: `Change a client's department, tier or labels; what is not given is kept (--label
+replaces every label). A server applies the change to the client's keys from their next
+request: at once where it was made through the admin API and, with Redis, on every
+replica; otherwise within auth.cache_ttl.`,
+		Example: "  sluice clients update --id billing-bot --tier premium",
+		Args:    cobra.NoArgs,
+		RunE: g.withAccounts(func(ctx context.Context, cmd *cobra.Command, _ []string, acc *accounts.Service) error {
+			f := cmd.Flags()
+			if f.Changed("department") {
+				update.Department = &updateDept
+			}
+			if f.Changed("tier") {
+				update.Tier = &updateTier
+			}
+			if f.Changed("label") {
+				ls, err := parseTags(updateLabels)
+				if err != nil {
+					return err
+				}
+				if ls == nil {
+					ls = map[string]string{}
+				}
+				update.Labels = &ls
+			}
+			c, err := acc.UpdateClient(ctx, updateID, update)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "updated client %s (department %s, tier %s)\n", c.ID, c.Department, c.Tier)
+			return nil
+		}),
+	}
+	updateCmd.Flags().StringVar(&updateID, "id", "", "client id (required)")
+	updateCmd.Flags().StringVar(&updateDept, "department", "", "the new department")
+	updateCmd.Flags().StringVar(&updateTier, "tier", "", "the new tier")
+	updateCmd.Flags().StringArrayVar(&updateLabels, "label", nil, "label name=value, repeatable; replaces every label")
+	updateCmd.MarkFlagRequired("id")
+
+	state := func(use, short, done string, do func(ctx context.Context, acc *accounts.Service, id string) error) *cobra.Command {
+		return &cobra.Command{
+			Use:     use + " CLIENT_ID",
+			Short:   short,
+			Example: "  sluice clients " + use + " billing-bot",
+			Args:    cobra.ExactArgs(1),
+			RunE: g.withAccounts(func(ctx context.Context, cmd *cobra.Command, args []string, acc *accounts.Service) error {
+				if err := do(ctx, acc, args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s client %s\n", done, args[0])
+				return nil
+			}),
+		}
+	}
+	disable := state("disable", "Refuse a client's keys (403 client_disabled) until it is enabled", "disabled",
+		func(ctx context.Context, acc *accounts.Service, id string) error {
+			return acc.DisableClient(ctx, id, true)
+		})
+	enable := state("enable", "Accept a disabled client's keys again", "enabled",
+		func(ctx context.Context, acc *accounts.Service, id string) error {
+			return acc.DisableClient(ctx, id, false)
+		})
+	del := state("delete", "Delete a client: its keys stop working, its usage stays in the ledger, its id stays taken", "deleted",
+		func(ctx context.Context, acc *accounts.Service, id string) error { return acc.DeleteClient(ctx, id) })
+	cmd.AddCommand(create, list, updateCmd, disable, enable, del)
 	return cmd
 }
 

@@ -1,0 +1,59 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sluicehq/sluice/host/auth"
+)
+
+// forgetChannel is the Redis channel on which a replica that changed keys
+// or clients tells the others to drop their cached keys.
+const forgetChannel = "sluice:auth:forget"
+
+// keyBroadcast carries "forget your cached keys" between replicas over Redis
+// pub/sub, so that a revocation, rotation or client change made through one
+// replica takes effect on the others in a round trip rather than within
+// auth.cache_ttl. A message lost while Redis is unreachable costs only that:
+// the cache's TTL still bounds how long a stale key works.
+type keyBroadcast struct {
+	client *redis.Client
+	sub    *redis.PubSub
+	log    *slog.Logger
+	done   chan struct{}
+}
+
+// startKeyBroadcast subscribes a to the channel of the Redis at url.
+func startKeyBroadcast(ctx context.Context, url string, a *auth.Authenticator, log *slog.Logger) (*keyBroadcast, error) {
+	o, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	client := redis.NewClient(o)
+	b := &keyBroadcast{client: client, sub: client.Subscribe(ctx, forgetChannel), log: log, done: make(chan struct{})}
+	go func() {
+		defer close(b.done)
+		for range b.sub.Channel() {
+			a.Forget()
+		}
+	}()
+	return b, nil
+}
+
+// publish tells every replica, this one included, to forget cached keys.
+func (b *keyBroadcast) publish() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := b.client.Publish(ctx, forgetChannel, "1").Err(); err != nil {
+		b.log.Warn("other replicas were not told to forget cached keys; they will within auth.cache_ttl", "error", err)
+	}
+}
+
+func (b *keyBroadcast) Close() {
+	b.sub.Close()
+	<-b.done
+	b.client.Close()
+}
