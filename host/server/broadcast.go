@@ -52,6 +52,20 @@ func (b *keyBroadcast) publish() {
 	}
 }
 
+// ForgetKeysEverywhere tells every server on the Redis at url to forget its
+// cached keys: what the CLI does after changing keys or clients in the store.
+func ForgetKeysEverywhere(ctx context.Context, url string) error {
+	o, err := redis.ParseURL(url)
+	if err != nil {
+		return err
+	}
+	client := redis.NewClient(o)
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return client.Publish(ctx, forgetChannel, "1").Err()
+}
+
 func (b *keyBroadcast) Close() {
 	b.sub.Close()
 	<-b.done

@@ -73,7 +73,17 @@ func (g *globals) openAccounts(ctx context.Context) (*config.Config, store.Store
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("store: %w", err)
 	}
-	return cfg, st, accounts.New(st, cfg.TierNames(), cfg.DefaultTier, nil), nil
+	acc := accounts.New(st, cfg.TierNames(), cfg.DefaultTier, nil)
+	if cfg.Limits.Backend == "redis" {
+		// Running servers hear of the change over Redis, as they do of one
+		// made through another server's admin API.
+		acc.OnKeysChange(func() {
+			if err := server.ForgetKeysEverywhere(ctx, cfg.Limits.Redis.URL); err != nil {
+				fmt.Fprintf(os.Stderr, "sluice: running servers were not told (they will notice within auth.cache_ttl): %v\n", err)
+			}
+		})
+	}
+	return cfg, st, acc, nil
 }
 
 // withAccounts makes a command body that runs on the store the configuration
