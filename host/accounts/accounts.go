@@ -80,7 +80,7 @@ func (s *Service) CreateClient(ctx context.Context, nc NewClient) (store.Client,
 	if s.changed != nil {
 		s.changed()
 	}
-	return c, nil
+	return c, s.audit(ctx, "client.create", c.ID, map[string]any{"after": clientDetail(c)})
 }
 
 // CreateKey makes a new key for an existing client. The secret is returned
@@ -104,7 +104,11 @@ func (s *Service) CreateKey(ctx context.Context, nk NewKey) (secret string, k st
 	if err := s.store.CreateKey(ctx, k); err != nil {
 		return "", store.Key{}, err
 	}
-	return secret, k, nil
+	action := "key.create"
+	if k.RotatedFrom != "" {
+		action = "key.rotate"
+	}
+	return secret, k, s.audit(ctx, action, k.ID, keyDetail(k))
 }
 
 // DefaultGrace is how long a rotated key keeps working beside the new one
@@ -145,7 +149,7 @@ func (s *Service) RotateKey(ctx context.Context, keyID string, grace time.Durati
 		return "", store.Key{}, fmt.Errorf("new key %s issued, but the old key's grace could not be set: %w", k.ID, err)
 	}
 	s.stale()
-	return secret, k, nil
+	return secret, k, s.audit(ctx, "key.expire", old.ID, map[string]any{"expires_at": now.Add(grace).Format(time.RFC3339), "replaced_by": k.ID})
 }
 
 // key finds a key by id.
@@ -183,7 +187,7 @@ func (s *Service) RevokeKey(ctx context.Context, keyID string) error {
 		return err
 	}
 	s.stale()
-	return nil
+	return s.audit(ctx, "key.revoke", keyID, nil)
 }
 
 // ClientUpdate is what updating a client changes; a nil field is kept.
@@ -201,6 +205,7 @@ func (s *Service) UpdateClient(ctx context.Context, id string, u ClientUpdate) (
 	if err != nil {
 		return store.Client{}, err
 	}
+	before := clientDetail(c)
 	if u.Department != nil {
 		c.Department = *u.Department
 	}
@@ -217,7 +222,7 @@ func (s *Service) UpdateClient(ctx context.Context, id string, u ClientUpdate) (
 		return store.Client{}, err
 	}
 	s.clientsChanged()
-	return c, nil
+	return c, s.audit(ctx, "client.update", c.ID, map[string]any{"before": before, "after": clientDetail(c)})
 }
 
 // DisableClient refuses the client's keys (403 client_disabled) until it
@@ -231,7 +236,11 @@ func (s *Service) DisableClient(ctx context.Context, id string, disabled bool) e
 		return err
 	}
 	s.clientsChanged()
-	return nil
+	action := "client.enable"
+	if disabled {
+		action = "client.disable"
+	}
+	return s.audit(ctx, action, id, nil)
 }
 
 // DeleteClient deletes a client: its keys stop working, its ledger rows
@@ -241,7 +250,7 @@ func (s *Service) DeleteClient(ctx context.Context, id string) error {
 		return err
 	}
 	s.clientsChanged()
-	return nil
+	return s.audit(ctx, "client.delete", id, nil)
 }
 
 // clientsChanged makes what is derived from clients follow a change.

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"github.com/sluicehq/sluice/host/accounts"
 	"github.com/sluicehq/sluice/host/admin/dashboard"
 	"github.com/sluicehq/sluice/host/api"
+	"github.com/sluicehq/sluice/host/config"
 	"github.com/sluicehq/sluice/host/plugin"
 	"github.com/sluicehq/sluice/host/policy"
 	"github.com/sluicehq/sluice/host/store"
@@ -60,7 +62,11 @@ type Control interface {
 
 // Options are the parts of the admin API.
 type Options struct {
-	Token    string
+	// Token is the admin token, named "admin", with the admin role; empty
+	// for none.
+	Token string
+	// Tokens are further named tokens, each with a role.
+	Tokens   []config.AdminToken
 	Accounts *accounts.Service
 	Store    store.Store
 	Ledger   Flusher
@@ -74,7 +80,7 @@ type Options struct {
 
 // API is the admin API.
 type API struct {
-	tokenHash [32]byte
+	principals []principal
 	accounts  *accounts.Service
 	store     store.Store
 	ledger    Flusher
@@ -84,10 +90,22 @@ type API struct {
 	dashboard *dashboard.Dashboard
 }
 
-// New returns the admin API guarded by o.Token.
+// New returns the admin API guarded by o.Token and o.Tokens. The tokens are
+// checked by configuration (config.Load): names unique, hashes well formed.
 func New(o Options) *API {
-	return &API{tokenHash: sha256.Sum256([]byte(o.Token)), accounts: o.Accounts, store: o.Store, ledger: o.Ledger,
+	a := &API{accounts: o.Accounts, store: o.Store, ledger: o.Ledger,
 		log: o.Log, control: o.Control, metrics: o.Metrics, dashboard: o.Dashboard}
+	if o.Token != "" {
+		a.principals = append(a.principals, principal{name: "admin", role: roleAdmin, hash: sha256.Sum256([]byte(o.Token))})
+	}
+	for _, t := range o.Tokens {
+		p := principal{name: t.Name, role: roleOf(t.Role)}
+		if n, err := hex.Decode(p.hash[:], []byte(strings.ToLower(t.TokenSHA256))); err != nil || n != len(p.hash) || p.role == 0 {
+			continue // refused by the configuration's checks; never a token that matches nothing
+		}
+		a.principals = append(a.principals, p)
+	}
+	return a
 }
 
 // Handler serves the admin API. /healthz, /readyz, /metrics and the
@@ -110,11 +128,18 @@ func (a *API) Handler(ctx *fasthttp.RequestCtx) {
 		a.dashboard.ServePage(ctx)
 		return
 	}
-	if !a.authorized(ctx) {
+	who, ok := a.authorized(ctx)
+	if !ok {
 		fail(ctx, &api.Error{Status: http.StatusUnauthorized, Type: api.TypeAuthentication, Code: "invalid_admin_token",
 			Message: "The admin API needs 'Authorization: Bearer <admin token>'."})
 		return
 	}
+	if need := requiredRole(path, method); who.role < need {
+		fail(ctx, &api.Error{Status: http.StatusForbidden, Type: api.TypePermission, Code: "insufficient_role",
+			Message: fmt.Sprintf("The admin token %q has the %s role; %s %s needs %s.", who.name, who.role, method, path, need)})
+		return
+	}
+	ctx.SetUserValue(actorValue, who.name)
 	switch {
 	case a.dashboard != nil && dashboard.IsAPI(path):
 		a.dashboard.ServeAPI(ctx)
@@ -158,6 +183,8 @@ func (a *API) Handler(ctx *fasthttp.RequestCtx) {
 		})
 	case a.control != nil && path == "/admin/decide" && method == fasthttp.MethodPost:
 		a.decide(ctx)
+	case path == "/admin/audit" && method == fasthttp.MethodGet:
+		a.auditLog(ctx)
 	default:
 		fail(ctx, api.NotFound(fmt.Sprintf("The admin API does not serve %s %s.", method, path)))
 	}
@@ -167,6 +194,14 @@ func (a *API) Handler(ctx *fasthttp.RequestCtx) {
 // the problems that kept the last good version in force.
 func (a *API) reload(ctx *fasthttp.RequestCtx, what string, reload func(context.Context) error) {
 	err := reload(ctx)
+	result := "ok"
+	if err != nil {
+		result = "refused"
+	}
+	if aerr := a.store.InsertAudit(ctx, store.AuditEvent{Actor: actorName(ctx), Action: "reload", Target: what,
+		Detail: map[string]any{"result": result}}); aerr != nil {
+		a.log.Error("a reload could not be written to the audit log", "error", aerr)
+	}
 	status := map[string]any{"policy": a.control.PolicyStatus(), "plugins": a.control.PluginStatus()}
 	if err != nil {
 		e := &api.Error{Status: http.StatusUnprocessableEntity, Type: api.TypeInvalidRequest, Code: "reload_refused",
@@ -264,14 +299,24 @@ func (a *API) ready(ctx *fasthttp.RequestCtx) {
 
 // authorized compares the token's hash in constant time; hashing first makes
 // the comparison independent of the token's length too.
-func (a *API) authorized(ctx *fasthttp.RequestCtx) bool {
+// authorized finds the token of the request among the configured ones. The
+// hash is compared with every token, in constant time each, so the time
+// taken says nothing of which token came closest or matched.
+func (a *API) authorized(ctx *fasthttp.RequestCtx) (principal, bool) {
 	h := ctx.Request.Header.Peek("Authorization")
 	token, ok := strings.CutPrefix(string(h), "Bearer ")
 	if !ok {
-		return false
+		return principal{}, false
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	return subtle.ConstantTimeCompare(sum[:], a.tokenHash[:]) == 1
+	var found principal
+	match := 0
+	for _, p := range a.principals {
+		if subtle.ConstantTimeCompare(sum[:], p.hash[:]) == 1 {
+			found, match = p, 1
+		}
+	}
+	return found, match == 1
 }
 
 // ClientJSON is a client in the admin API.
@@ -322,7 +367,7 @@ func (a *API) updateClient(ctx *fasthttp.RequestCtx, id string) {
 	if !readJSON(ctx, &u) {
 		return
 	}
-	c, err := a.accounts.UpdateClient(ctx, id, u)
+	c, err := a.accounts.UpdateClient(actor(ctx), id, u)
 	if err != nil {
 		a.storeError(ctx, "updating client", err)
 		return
@@ -331,7 +376,7 @@ func (a *API) updateClient(ctx *fasthttp.RequestCtx, id string) {
 }
 
 func (a *API) disableClient(ctx *fasthttp.RequestCtx, id string, disabled bool) {
-	if err := a.accounts.DisableClient(ctx, id, disabled); err != nil {
+	if err := a.accounts.DisableClient(actor(ctx), id, disabled); err != nil {
 		a.storeError(ctx, "disabling client", err)
 		return
 	}
@@ -339,7 +384,7 @@ func (a *API) disableClient(ctx *fasthttp.RequestCtx, id string, disabled bool) 
 }
 
 func (a *API) deleteClient(ctx *fasthttp.RequestCtx, id string) {
-	if err := a.accounts.DeleteClient(ctx, id); err != nil {
+	if err := a.accounts.DeleteClient(actor(ctx), id); err != nil {
 		a.storeError(ctx, "deleting client", err)
 		return
 	}
@@ -385,7 +430,7 @@ func (a *API) createClient(ctx *fasthttp.RequestCtx) {
 	if !readJSON(ctx, &nc) {
 		return
 	}
-	c, err := a.accounts.CreateClient(ctx, nc)
+	c, err := a.accounts.CreateClient(actor(ctx), nc)
 	if err != nil {
 		a.storeError(ctx, "creating client", err)
 		return
@@ -406,17 +451,13 @@ func (a *API) listKeys(ctx *fasthttp.RequestCtx) {
 	writeJSON(ctx, http.StatusOK, map[string]any{"object": "list", "data": out})
 }
 
-// adminCreator is what keys created through the admin API record as their
-// creator, until admin callers have names of their own.
-const adminCreator = "admin-api"
-
 func (a *API) createKey(ctx *fasthttp.RequestCtx) {
 	var nk accounts.NewKey
 	if !readJSON(ctx, &nk) {
 		return
 	}
-	nk.CreatedBy = adminCreator
-	secret, k, err := a.accounts.CreateKey(ctx, nk)
+	nk.CreatedBy = actorName(ctx)
+	secret, k, err := a.accounts.CreateKey(actor(ctx), nk)
 	if err != nil {
 		a.storeError(ctx, "creating key", err)
 		return
@@ -445,7 +486,7 @@ func (a *API) rotateKey(ctx *fasthttp.RequestCtx, id string) {
 		}
 		grace = d
 	}
-	secret, k, err := a.accounts.RotateKey(ctx, id, grace, req.Expires, adminCreator)
+	secret, k, err := a.accounts.RotateKey(actor(ctx), id, grace, req.Expires, actorName(ctx))
 	if err != nil {
 		a.storeError(ctx, "rotating key", err)
 		return
@@ -456,7 +497,7 @@ func (a *API) rotateKey(ctx *fasthttp.RequestCtx, id string) {
 }
 
 func (a *API) revokeKey(ctx *fasthttp.RequestCtx, id string) {
-	if err := a.accounts.RevokeKey(ctx, id); err != nil {
+	if err := a.accounts.RevokeKey(actor(ctx), id); err != nil {
 		a.storeError(ctx, "revoking key", err)
 		return
 	}
@@ -564,3 +605,36 @@ func fail(ctx *fasthttp.RequestCtx, e *api.Error) {
 }
 
 var _ Flusher = (*usage.Ledger)(nil)
+
+// actorName is the name of the admin token a request came with.
+func actorName(ctx *fasthttp.RequestCtx) string {
+	name, _ := ctx.UserValue(actorValue).(string)
+	return name
+}
+
+// auditLog answers the audit log: ?since=24h&actor=name&limit=100.
+func (a *API) auditLog(ctx *fasthttp.RequestCtx) {
+	args := ctx.QueryArgs()
+	q := store.AuditQuery{Actor: string(args.Peek("actor")), Limit: 100}
+	if v := args.Peek("since"); len(v) > 0 {
+		d, err := time.ParseDuration(string(v))
+		if err != nil || d <= 0 {
+			fail(ctx, api.InvalidRequest("invalid_value", "since must be a duration such as 24h."))
+			return
+		}
+		q.From = time.Now().Add(-d)
+	}
+	if v := args.GetUintOrZero("limit"); v > 0 {
+		q.Limit = v
+	}
+	evs, err := a.accounts.Audit(ctx, q)
+	if err != nil {
+		a.storeError(ctx, "reading the audit log", err)
+		return
+	}
+	out := make([]map[string]any, 0, len(evs))
+	for _, ev := range evs {
+		out = append(out, map[string]any{"time": ev.Time, "actor": ev.Actor, "action": ev.Action, "target": ev.Target, "detail": ev.Detail})
+	}
+	writeJSON(ctx, http.StatusOK, map[string]any{"object": "list", "data": out})
+}

@@ -46,6 +46,9 @@ type Server struct {
 	Listen       string `yaml:"listen"`
 	AdminListen  string `yaml:"admin_listen"`
 	AdminToken   string `yaml:"admin_token"`
+	// AdminTokens are named tokens of the admin API, each with a role,
+	// beside AdminToken (which is an admin token named "admin").
+	AdminTokens []AdminToken `yaml:"admin_tokens"`
 	MaxBodyBytes int    `yaml:"max_body_bytes"`
 	// ReadTimeout bounds reading one request; it does not bound a stream.
 	ReadTimeout Duration `yaml:"read_timeout"`
@@ -410,3 +413,19 @@ func NanosPerMillion(usd float64) uint64 {
 }
 
 func (c *Config) String() string { return fmt.Sprintf("config(%s)", c.dir) }
+
+// AdminToken is a named token of the admin API and what it may do. Only the
+// token's SHA-256 is configured, so the configuration holds no secret
+// (`sluice admin-token` makes one).
+type AdminToken struct {
+	Name        string `yaml:"name"`
+	Role        string `yaml:"role"`
+	TokenSHA256 string `yaml:"token_sha256"`
+}
+
+// The roles of admin tokens, each allowed what the one before it is.
+const (
+	RoleViewer   = "viewer"   // usage reports, the dashboard, status
+	RoleOperator = "operator" // and reloads, policy data, dry-run decisions
+	RoleAdmin    = "admin"    // and clients, keys and the audit log
+)

@@ -314,6 +314,21 @@ func (c *Config) validate(file string) error {
 	if c.Server.AdminListen == c.Server.Listen {
 		return bad("server.admin_listen", "must differ from server.listen: the admin API has its own listener")
 	}
+	names := map[string]bool{"admin": c.Server.AdminToken != ""}
+	for i, t := range c.Server.AdminTokens {
+		key := fmt.Sprintf("server.admin_tokens[%d]", i)
+		switch {
+		case t.Name == "" || len(t.Name) > 64 || strings.ContainsAny(t.Name, " \t\r\n"):
+			return bad(key+".name", "expected a name of 1 to 64 characters without spaces")
+		case names[t.Name]:
+			return bad(key+".name", "%q is taken (the admin_token is named admin)", t.Name)
+		case t.Role != RoleViewer && t.Role != RoleOperator && t.Role != RoleAdmin:
+			return bad(key+".role", "expected viewer, operator or admin, got %q", t.Role)
+		case len(t.TokenSHA256) != 64 || strings.Trim(strings.ToLower(t.TokenSHA256), "0123456789abcdef") != "":
+			return bad(key+".token_sha256", "expected the token's SHA-256 as 64 hex digits (sluice admin-token makes a token and its hash)")
+		}
+		names[t.Name] = true
+	}
 	switch c.Server.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:

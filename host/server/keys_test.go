@@ -2,9 +2,13 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -219,5 +223,98 @@ func TestClientChangesReachItsKeysAtOnce(t *testing.T) {
 	}
 	if status, _ := h.admin("DELETE", "/admin/clients/app", ""); status != http.StatusNotFound {
 		t.Errorf("deleting twice: %d", status)
+	}
+}
+
+// adminAs calls the admin API with token.
+func (h *harness) adminAs(token, method, path, body string) (int, []byte) {
+	h.t.Helper()
+	req, _ := http.NewRequest(method, "http://"+h.srv.AdminAddr()+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func tokenHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// TestAdminRolesAndAudit: a viewer token reads usage and nothing else; an
+// operator reloads; only an admin touches clients, keys and the audit log;
+// every change is in the audit log under the token's name, with no secret.
+func TestAdminRolesAndAudit(t *testing.T) {
+	const viewer, operator = "viewer-token-0123456789", "operator-token-0123456789"
+	cfg := testConfig(t, t.TempDir(), open)
+	cfg.Server.AdminTokens = []config.AdminToken{
+		{Name: "alice", Role: config.RoleViewer, TokenSHA256: tokenHash(viewer)},
+		{Name: "ops", Role: config.RoleOperator, TokenSHA256: tokenHash(operator)},
+	}
+	h := start(t, cfg)
+	admin := cfg.Server.AdminToken
+
+	for _, c := range []struct {
+		token, method, path, body string
+		status                    int
+	}{
+		{viewer, "GET", "/admin/usage", "", 200},
+		{viewer, "GET", "/admin/policy", "", 200},
+		{viewer, "GET", "/admin/keys", "", 403},
+		{viewer, "GET", "/admin/clients", "", 403},
+		{viewer, "POST", "/admin/clients", `{"id":"x","department":"d"}`, 403},
+		{viewer, "POST", "/admin/policy/reload", "", 403},
+		{viewer, "GET", "/admin/audit", "", 403},
+		{operator, "POST", "/admin/policy/reload", "", 200},
+		{operator, "POST", "/admin/keys", `{"client_id":"x"}`, 403},
+		{operator, "GET", "/admin/audit", "", 403},
+		{"not-a-token", "GET", "/admin/usage", "", 401},
+		{admin, "POST", "/admin/clients", `{"id":"bot","department":"finance"}`, 201},
+		{admin, "PATCH", "/admin/clients/bot", `{"labels":{"env":"prod"}}`, 200},
+	} {
+		status, body := h.adminAs(c.token, c.method, c.path, c.body)
+		if status != c.status {
+			t.Errorf("%s %s with %.8s…: %d %s; want %d", c.method, c.path, c.token, status, body, c.status)
+		}
+		if status == 403 && !strings.Contains(string(body), "insufficient_role") {
+			t.Errorf("a 403 without its code: %s", body)
+		}
+	}
+	secret, keyID := h.createKey(`{"client_id":"bot","name":"ci"}`)
+	if status, _ := h.admin("POST", "/admin/keys/"+keyID+"/revoke", ""); status != 200 {
+		t.Fatalf("revoke: %d", status)
+	}
+
+	status, out := h.admin("GET", "/admin/audit", "")
+	if status != 200 {
+		t.Fatalf("audit: %d %s", status, out)
+	}
+	var audit struct {
+		Data []struct {
+			Actor, Action, Target string
+			Detail                map[string]any
+		}
+	}
+	json.Unmarshal(out, &audit)
+	var seen []string
+	for _, ev := range audit.Data {
+		seen = append(seen, ev.Actor+" "+ev.Action+" "+ev.Target)
+	}
+	for _, want := range []string{"ops reload policy", "admin client.create bot", "admin client.update bot",
+		"admin key.create " + keyID, "admin key.revoke " + keyID} {
+		if !slices.Contains(seen, want) {
+			t.Errorf("the audit log misses %q: %v", want, seen)
+		}
+	}
+	if strings.Contains(string(out), secret) || strings.Contains(string(out), secret[len(secret)-20:]) {
+		t.Errorf("the audit log holds the key's secret: %s", out)
+	}
+	if !strings.Contains(string(out), `"before":{"department":"finance","labels":null`) &&
+		!strings.Contains(string(out), `"before":{"department":"finance"`) {
+		t.Errorf("the update has no before and after: %s", out)
 	}
 }

@@ -269,6 +269,10 @@ type Store interface {
 	// expires earlier; ErrNotFound if there is no such key. It never extends
 	// a key's life.
 	ExpireKey(ctx context.Context, id string, at time.Time) error
+	// InsertAudit records a change an operator made.
+	InsertAudit(ctx context.Context, ev AuditEvent) error
+	// Audit returns the recorded changes q selects, newest first.
+	Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
 	// ListKeys returns the keys of one client, or of all clients when
 	// clientID is "", ordered by creation time.
 	ListKeys(ctx context.Context, clientID string) ([]Key, error)

@@ -1086,3 +1086,38 @@ func TestClientUpdateDisableDelete(t *testing.T) {
 		}
 	})
 }
+
+func TestAuditEvents(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		st, _ := openNew(t, b)
+		ctx := context.Background()
+		for i, ev := range []AuditEvent{
+			{Time: t0, Actor: "alice", Action: "client.create", Target: "bot", Detail: map[string]any{"after": map[string]any{"tier": "standard"}}},
+			{Time: t0.Add(time.Minute), Actor: "cli", Action: "key.revoke", Target: "key_1"},
+			{Time: t0.Add(2 * time.Minute), Actor: "alice", Action: "client.update", Target: "bot",
+				Detail: map[string]any{"before": map[string]any{"tier": "standard"}, "after": map[string]any{"tier": "premium"}}},
+		} {
+			if err := st.InsertAudit(ctx, ev); err != nil {
+				t.Fatalf("event %d: %v", i, err)
+			}
+		}
+		all, err := st.Audit(ctx, AuditQuery{})
+		if err != nil || len(all) != 3 || all[0].Action != "client.update" || all[2].Action != "client.create" {
+			t.Fatalf("Audit = %+v, %v; want three events, newest first", all, err)
+		}
+		if got := all[0].Detail["after"].(map[string]any)["tier"]; got != "premium" {
+			t.Errorf("detail %+v", all[0].Detail)
+		}
+		mine, _ := st.Audit(ctx, AuditQuery{Actor: "cli"})
+		if len(mine) != 1 || mine[0].Target != "key_1" {
+			t.Errorf("by actor: %+v", mine)
+		}
+		window, _ := st.Audit(ctx, AuditQuery{From: t0.Add(30 * time.Second), To: t0.Add(90 * time.Second)})
+		if len(window) != 1 {
+			t.Errorf("in a window: %+v", window)
+		}
+		if err := st.InsertAudit(ctx, AuditEvent{Action: "x"}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("an event without an actor: %v", err)
+		}
+	})
+}

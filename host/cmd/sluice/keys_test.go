@@ -39,6 +39,18 @@ func TestKeysCreateWithScopeAndRotate(t *testing.T) {
 	if strings.Count(out, "ci") < 2 || !strings.Contains(out, "expired") {
 		t.Fatalf("after a rotation with no grace, the old key must be expired and the new one named alike:\n%s", out)
 	}
+	out, err = run(t, "audit", "--data-dir", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"client.create", "key.create", "key.rotate", "key.expire"} {
+		if !strings.Contains(out, "cli") || !strings.Contains(out, want) {
+			t.Errorf("sluice audit does not show the CLI's %s:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "sk-sluice-") && strings.Count(out, "sk-sluice-") != strings.Count(out, `"prefix":"sk-sluice-`) {
+		t.Errorf("sluice audit shows more of a key than its prefix:\n%s", out)
+	}
 	for _, args := range [][]string{
 		{"keys", "create", "--data-dir", dir, "--client", "bot", "--expires", "soon"},
 		{"keys", "create", "--data-dir", dir, "--client", "bot", "--tag", "novalue"},
@@ -47,5 +59,20 @@ func TestKeysCreateWithScopeAndRotate(t *testing.T) {
 		if _, err := run(t, args...); err == nil {
 			t.Errorf("%v was accepted", args)
 		}
+	}
+}
+
+func TestAdminTokenCommandMakesAnAcceptedEntry(t *testing.T) {
+	out, err := run(t, "admin-token", "--name", "alice", "--role", "operator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	token := lines[len(lines)-1]
+	if !strings.HasPrefix(token, "sluice-admin-") || !strings.Contains(out, "role: operator") || strings.Count(out, token) != 1 {
+		t.Fatalf("admin-token printed:\n%s", out)
+	}
+	if _, err := run(t, "admin-token", "--name", "bob", "--role", "root"); err == nil {
+		t.Error("an unknown role was accepted")
 	}
 }

@@ -43,8 +43,8 @@ budgets, forwards to the upstream model and records usage for billing and audit.
 	}
 	root.PersistentFlags().StringVar(&g.configPath, "config", "", "YAML configuration file (default: the embedded default)")
 	root.PersistentFlags().StringVar(&g.dataDir, "data-dir", "", "data folder, overriding data_dir of the configuration")
-	root.AddCommand(serveCommand(g), clientsCommand(g), keysCommand(g), reportCommand(g),
-		scanCommand(), mockCommand(), configCommand(g), policyCommand(g), pluginCommand(), versionCommand())
+	root.AddCommand(serveCommand(g), clientsCommand(g), keysCommand(g), auditCommand(g), reportCommand(g),
+		scanCommand(), mockCommand(), configCommand(g), policyCommand(g), pluginCommand(), adminTokenCommand(), versionCommand())
 	return root
 }
 
@@ -90,7 +90,7 @@ func (g *globals) openAccounts(ctx context.Context) (*config.Config, store.Store
 // names, opened before and closed after.
 func (g *globals) withAccounts(run func(ctx context.Context, cmd *cobra.Command, args []string, acc *accounts.Service) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		ctx := cmd.Context()
+		ctx := accounts.WithActor(cmd.Context(), "cli")
 		_, st, acc, err := g.openAccounts(ctx)
 		if err != nil {
 			return err
