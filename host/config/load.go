@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"net/url"
 	"strings"
 	"time"
 
@@ -313,6 +314,30 @@ func (c *Config) validate(file string) error {
 	}
 	if c.Server.AdminListen == c.Server.Listen {
 		return bad("server.admin_listen", "must differ from server.listen: the admin API has its own listener")
+	}
+	issuers := map[string]bool{}
+	for i, o := range c.Auth.OIDC {
+		key := fmt.Sprintf("auth.oidc[%d]", i)
+		u, err := url.Parse(o.Issuer)
+		switch {
+		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+			return bad(key+".issuer", "expected the provider's issuer URL, such as https://login.example.com/")
+		case issuers[o.Issuer]:
+			return bad(key+".issuer", "%q is listed twice", o.Issuer)
+		case o.Audience == "":
+			return bad(key+".audience", "must not be empty: tokens meant for another application must not pass")
+		case o.ClockSkew.D() < 0 || o.ClockSkew.D() > 5*time.Minute:
+			return bad(key+".clock_skew", "expected 0s to 5m")
+		}
+		issuers[o.Issuer] = true
+		for j, g := range o.GroupTiers {
+			if _, ok := c.Tiers[g.Tier]; !ok || g.Group == "" {
+				return bad(fmt.Sprintf("%s.group_tiers[%d]", key, j), "expected a group and a configured tier, got %q → %q", g.Group, g.Tier)
+			}
+		}
+		if _, ok := c.Tiers[o.DefaultTier]; o.DefaultTier != "" && !ok {
+			return bad(key+".default_tier", "%q is not a configured tier", o.DefaultTier)
+		}
 	}
 	names := map[string]bool{"admin": c.Server.AdminToken != ""}
 	for i, t := range c.Server.AdminTokens {

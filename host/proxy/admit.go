@@ -29,7 +29,16 @@ func clientInput(id auth.Identity) policy.Client {
 func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, x *exchange) (auth.Identity, *api.Error) {
 	defer x.timed(metrics.StageAuth, telemetry.StageAuth)()
 	key := auth.KeyFromHeaders(ctx.Request.Header.Peek("Authorization"), ctx.Request.Header.Peek("x-api-key"))
-	id, err := g.auth.Authenticate(stepContext, key)
+	var id auth.Identity
+	var err error
+	if g.tokens != nil && auth.LooksLikeToken(key) {
+		id, err = g.tokens.Authenticate(stepContext, key)
+		if errors.Is(err, auth.ErrInvalidToken) {
+			err = auth.ErrInvalidKey // told apart in no way a caller can see
+		}
+	} else {
+		id, err = g.auth.Authenticate(stepContext, key)
+	}
 	if err != nil {
 		if errors.Is(err, auth.ErrKeyExpired) {
 			return auth.Identity{}, api.KeyExpired()

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/sluicehq/sluice/host/auth"
 )
 
 // forgetChannel is the Redis channel on which a replica that changed keys
@@ -26,8 +24,8 @@ type keyBroadcast struct {
 	done   chan struct{}
 }
 
-// startKeyBroadcast subscribes a to the channel of the Redis at url.
-func startKeyBroadcast(ctx context.Context, url string, a *auth.Authenticator, log *slog.Logger) (*keyBroadcast, error) {
+// startKeyBroadcast subscribes forget to the channel of the Redis at url.
+func startKeyBroadcast(ctx context.Context, url string, forget func(), log *slog.Logger) (*keyBroadcast, error) {
 	o, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, err
@@ -37,7 +35,7 @@ func startKeyBroadcast(ctx context.Context, url string, a *auth.Authenticator, l
 	go func() {
 		defer close(b.done)
 		for range b.sub.Channel() {
-			a.Forget()
+			forget()
 		}
 	}()
 	return b, nil

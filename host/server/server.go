@@ -49,18 +49,20 @@ type Server struct {
 	// keyBroadcast tells other replicas to forget cached keys; nil
 	// without Redis.
 	keyBroadcast *keyBroadcast
-	log          *slog.Logger
-	store        store.Store
-	ledger       *usage.Ledger
-	auth         *auth.Authenticator
-	plugins      *plugin.Runtime
-	slots        []*plugin.Slot
-	pluginWatch  *plugin.Watcher
-	router       *upstream.Router
-	limiter      limits.Backend
-	gateway      *proxy.Gateway
-	policy       *policy.Set
-	decisions    *policy.DecisionLog
+	// tokens accepts identity providers' tokens; nil without auth.oidc.
+	tokens      *auth.Tokens
+	log         *slog.Logger
+	store       store.Store
+	ledger      *usage.Ledger
+	auth        *auth.Authenticator
+	plugins     *plugin.Runtime
+	slots       []*plugin.Slot
+	pluginWatch *plugin.Watcher
+	router      *upstream.Router
+	limiter     limits.Backend
+	gateway     *proxy.Gateway
+	policy      *policy.Set
+	decisions   *policy.DecisionLog
 	// background runs the policy watcher and the clients' data refresh
 	// until stopBackground.
 	background     sync.WaitGroup
@@ -110,6 +112,11 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	if s.auth, err = auth.New(s.store, cfg.Auth.CacheTTL.D()); err != nil {
 		return nil, err
 	}
+	if len(cfg.Auth.OIDC) > 0 {
+		if s.tokens, err = auth.NewTokens(cfg.Auth.OIDC, s.store, cfg.DefaultTier, cfg.Auth.CacheTTL.D()); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.loadPolicy(ctx); err != nil {
 		return nil, err
 	}
@@ -128,11 +135,16 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	acc := accounts.New(s.store, cfg.TierNames(), cfg.DefaultTier, s.auth)
 	s.accounts = acc
 	if cfg.Limits.Backend == "redis" {
-		if s.keyBroadcast, err = startKeyBroadcast(ctx, cfg.Limits.Redis.URL, s.auth, log); err != nil {
+		if s.keyBroadcast, err = startKeyBroadcast(ctx, cfg.Limits.Redis.URL, s.forgetCredentials, log); err != nil {
 			return nil, fmt.Errorf("limits.redis: %w", err)
 		}
-		acc.OnKeysChange(s.keyBroadcast.publish)
 	}
+	acc.OnKeysChange(func() {
+		s.forgetCredentials()
+		if s.keyBroadcast != nil {
+			s.keyBroadcast.publish()
+		}
+	})
 	acc.OnClientChange(func() {
 		select {
 		case s.clientsChanged <- struct{}{}:
@@ -157,7 +169,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 		decisions = s.decisions
 	}
 	s.gateway = proxy.New(proxy.Options{
-		Config: cfg, Authenticator: s.auth, Decider: s.policy, DecisionLog: decisions, Guards: guards,
+		Config: cfg, Authenticator: s.auth, Tokens: s.tokens, Decider: s.policy, DecisionLog: decisions, Guards: guards,
 		Metrics: s.metrics, Tracer: s.tracer,
 		Limiter: s.limiter, Router: s.router, Recorder: s.ledger, Log: log,
 	})
@@ -261,6 +273,9 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	if s.keyBroadcast != nil {
 		s.keyBroadcast.Close()
+	}
+	if s.tokens != nil {
+		s.tokens.Close()
 	}
 	if s.tracer != nil {
 		errs = append(errs, s.tracer.Shutdown(context.Background()))
@@ -864,5 +879,14 @@ func (s *Server) keysExpiringSoon() func() int {
 			n, last = c, time.Now()
 		}
 		return n
+	}
+}
+
+// forgetCredentials drops every cached key and token identity of this
+// process.
+func (s *Server) forgetCredentials() {
+	s.auth.Forget()
+	if s.tokens != nil {
+		s.tokens.Forget()
 	}
 }
