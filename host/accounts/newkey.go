@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/host/store"
+	"github.com/sluicehq/sluice/host/tags"
 )
 
 // ErrInvalidKeyRequest is wrapped by errors about what a key was asked to
@@ -73,6 +74,11 @@ func (nk NewKey) expiry(now time.Time) (time.Time, error) {
 	if l.RPM < 0 || l.TPM < 0 || l.DailyTokens < 0 || l.MonthlyTokens < 0 || l.MonthlySpendUSD < 0 ||
 		l.MonthlySpendUSD > maxSpendUSD || math.IsNaN(l.MonthlySpendUSD) {
 		return time.Time{}, fmt.Errorf("%w: limits must be zero or positive (and monthly_spend_usd at most %g)", ErrInvalidKeyRequest, maxSpendUSD)
+	}
+	for name, value := range nk.Tags {
+		if err := tags.Check(name, value); err != nil {
+			return time.Time{}, fmt.Errorf("%w: %v", ErrInvalidKeyRequest, err)
+		}
 	}
 	if nk.Expires == "" {
 		return time.Time{}, nil

@@ -515,7 +515,7 @@ func (a *API) usageReport(ctx *fasthttp.RequestCtx) {
 		format = "json"
 	}
 	var q store.ReportQuery
-	q.GroupBy = groupBy
+	q.GroupBy, q.Tag = groupBy, string(args.Peek("tag"))
 	for _, p := range []struct {
 		name string
 		dst  *time.Time

@@ -17,6 +17,7 @@ import (
 	"github.com/sluicehq/sluice/host/plugin"
 	"github.com/sluicehq/sluice/host/policy"
 	"github.com/sluicehq/sluice/host/scanview"
+	"github.com/sluicehq/sluice/host/tags"
 	"github.com/sluicehq/sluice/host/telemetry"
 	"github.com/sluicehq/sluice/host/upstream"
 	"github.com/valyala/fasthttp"
@@ -56,6 +57,12 @@ func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, x *exchange) (auth.Iden
 	}
 	x.ev.ClientID, x.ev.Department, x.ev.KeyID = id.Client.ID, id.Client.Department, id.KeyID
 	x.key = id.Key.Scope
+	requested, terr := tags.Parse(string(ctx.Request.Header.Peek(tags.Header)))
+	if terr != nil {
+		return id, &api.Error{Status: http.StatusBadRequest, Type: api.TypeInvalidRequest, Code: "invalid_tags", Param: tags.Header,
+			Message: "The " + tags.Header + " header is not valid: " + terr.Error() + "."}
+	}
+	x.ev.Tags = tags.Canonical(tags.Merge(requested, x.key.Tags))
 	return id, g.promptTooLarge(ctx, id)
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
 
 	"github.com/sluicehq/sluice/host/config"
 )
@@ -316,5 +317,58 @@ func TestAdminRolesAndAudit(t *testing.T) {
 	if !strings.Contains(string(out), `"before":{"department":"finance","labels":null`) &&
 		!strings.Contains(string(out), `"before":{"department":"finance"`) {
 		t.Errorf("the update has no before and after: %s", out)
+	}
+}
+
+// TestTagsAttributeUsage: a request's x-sluice-tags and its key's tags reach
+// the ledger, the key's winning, and reports group and filter by them;
+// tags that could carry personal data are refused before anything else.
+func TestTagsAttributeUsage(t *testing.T) {
+	h := newHarness(t, open)
+	keyed, _ := h.createKey(`{"client_id":"app","tags":{"project":"search"}}`)
+	send := func(key, header string) error {
+		c := h.client(key)
+		params := chat("gpt-4o-mini", "hello")
+		params.MaxTokens = openai.Int(20)
+		_, err := c.Chat.Completions.New(context.Background(), params, option.WithHeader("x-sluice-tags", header))
+		return err
+	}
+	for _, c := range []struct{ key, header string }{
+		{h.key, "project=billing,env=prod"},
+		{h.key, "project=billing,env=dev"},
+		{keyed, "project=elsewhere,env=prod"}, // the key's project wins
+		{h.key, ""},
+	} {
+		if err := send(c.key, c.header); err != nil {
+			t.Fatalf("tags %q: %v", c.header, err)
+		}
+	}
+	for _, header := range []string{"owner=jane@example.com", "ssn=123456789", "Project=x", strings.Repeat("a=b,", 9) + "a=b"} {
+		e := apiError(t, send(h.key, header), http.StatusBadRequest, "invalid_tags")
+		if strings.Contains(e.Message, "jane") || strings.Contains(e.Message, "123456789") {
+			t.Errorf("the error repeats the tag: %q", e.Message)
+		}
+	}
+	h.srv.Ledger().Flush(context.Background())
+
+	status, out := h.admin("GET", "/admin/usage?group_by=tag:project&format=json", "")
+	if status != 200 {
+		t.Fatalf("report by tag: %d %s", status, out)
+	}
+	var rows []map[string]any
+	json.Unmarshal(out, &rows)
+	got := map[string]float64{}
+	for _, r := range rows {
+		got[r["tag:project"].(string)] = r["requests"].(float64)
+	}
+	// The four refused requests have no tags: they count under "".
+	if got["billing"] != 2 || got["search"] != 1 || got["elsewhere"] != 0 || got[""] != 5 {
+		t.Errorf("requests by project: %v; want billing 2, search 1, untagged 5 (1 + 4 refused)", got)
+	}
+	status, out = h.admin("GET", "/admin/usage?group_by=client&tag=env=prod&format=json", "")
+	rows = nil
+	json.Unmarshal(out, &rows)
+	if status != 200 || len(rows) != 1 || rows[0]["requests"] != 2.0 {
+		t.Errorf("report of env=prod: %d %s; want 2 requests", status, out)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sluicehq/sluice/host/tags"
 	"math"
 	"math/bits"
 	"slices"
@@ -393,9 +394,9 @@ func (s *sqlStore) ListKeys(ctx context.Context, clientID string) ([]Key, error)
 }
 
 // usageColumns is the number of values in one ledger row.
-const usageColumns = 17
+const usageColumns = 18
 
-// maxInsertRows is the most rows one INSERT carries. 17 × 256 parameters
+// maxInsertRows is the most rows one INSERT carries. 18 × 256 parameters
 // are far below the limits of SQLite (32766) and PostgreSQL (65535).
 const maxInsertRows = 256
 
@@ -409,7 +410,7 @@ var insertStatements = func() []string {
 		b.WriteString(`INSERT INTO usage_events (
 	occurred_at, request_id, client_id, department, key_id, model, endpoint, stream,
 	prompt_tokens, completion_tokens, total_tokens, cost_nanos, latency_ms,
-	status, code, findings, usage_source
+	status, code, findings, usage_source, tags
 ) VALUES `)
 		for r := range n {
 			if r > 0 {
@@ -484,7 +485,7 @@ func (s *sqlStore) InsertUsage(ctx context.Context, events []UsageEvent) (err er
 			args = append(args,
 				nanos(ev.Time), ev.RequestID, ev.ClientID, ev.Department, ev.KeyID, ev.Model, ev.Endpoint, ev.Stream,
 				ev.PromptTokens, ev.CompletionTokens, ev.TotalTokens, ev.CostNanos, ev.LatencyMS,
-				ev.Status, ev.Code, ev.Findings, source)
+				ev.Status, ev.Code, ev.Findings, source, ev.Tags)
 		}
 		if stmts[shift] != nil {
 			_, err = stmts[shift].ExecContext(ctx, args...)
@@ -543,18 +544,32 @@ func (r *ReportRow) dest() []any {
 }
 
 func (s *sqlStore) Report(ctx context.Context, q ReportQuery) ([]ReportRow, error) {
+	tagName, byTag := strings.CutPrefix(q.GroupBy, GroupByTag)
 	col, ok := groupColumns[q.GroupBy]
+	if byTag {
+		col, ok = "tags", tags.Check(tagName, "x") == nil
+	}
 	if !ok {
-		return nil, fmt.Errorf("report: %w", invalid("group by %q: want %q, %q or %q",
-			q.GroupBy, GroupByDepartment, GroupByClient, GroupByModel))
+		return nil, fmt.Errorf("report: %w", invalid("group by %q: want %q, %q, %q or %sNAME",
+			q.GroupBy, GroupByDepartment, GroupByClient, GroupByModel, GroupByTag))
 	}
 	lo, hi, err := rangeNanos(q.From, q.To)
 	if err != nil {
 		return nil, fmt.Errorf("report: %w", err)
 	}
+	where, args := `occurred_at >= $1 AND occurred_at < $2`, []any{lo, hi}
+	if q.Tag != "" {
+		name, value, _ := strings.Cut(q.Tag, "=")
+		if err := tags.Check(name, value); err != nil {
+			return nil, fmt.Errorf("report: tag filter: %w", invalid("%v", err))
+		}
+		// The tag's shape leaves only _ among LIKE's wildcards, escaped here.
+		where += ` AND (',' || tags || ',') LIKE $3 ESCAPE '\'`
+		args = append(args, "%,"+strings.ReplaceAll(name+"="+value, "_", `\_`)+",%")
+	}
 	rows, err := s.read.QueryContext(ctx, `SELECT `+col+`, `+sums+`
-		FROM usage_events WHERE occurred_at >= $1 AND occurred_at < $2
-		GROUP BY `+col, lo, hi)
+		FROM usage_events WHERE `+where+`
+		GROUP BY `+col, args...)
 	if err != nil {
 		return nil, fmt.Errorf("report by %s: %w", q.GroupBy, err)
 	}
@@ -569,6 +584,9 @@ func (s *sqlStore) Report(ctx context.Context, q ReportQuery) ([]ReportRow, erro
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("report by %s: %w", q.GroupBy, err)
+	}
+	if byTag {
+		out = byTagValue(out, tagName)
 	}
 	// Sorted here rather than with ORDER BY because collations differ
 	// between databases; byte order is the same everywhere.
@@ -612,4 +630,28 @@ func (s *sqlStore) Close() error {
 		return s.write.Close()
 	}
 	return errors.Join(s.read.Close(), s.write.Close())
+}
+
+// byTagValue folds rows grouped by whole tag strings into rows grouped by
+// the value of one tag.
+func byTagValue(rows []ReportRow, name string) []ReportRow {
+	sums := map[string]*ReportRow{}
+	for _, r := range rows {
+		v, _ := tags.Value(r.Group, name)
+		s, ok := sums[v]
+		if !ok {
+			s = &ReportRow{Group: v}
+			sums[v] = s
+		}
+		s.Requests += r.Requests
+		s.PromptTokens += r.PromptTokens
+		s.CompletionTokens += r.CompletionTokens
+		s.TotalTokens += r.TotalTokens
+		s.CostNanos += r.CostNanos
+	}
+	out := make([]ReportRow, 0, len(sums))
+	for _, s := range sums {
+		out = append(out, *s)
+	}
+	return out
 }

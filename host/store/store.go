@@ -139,6 +139,9 @@ type UsageEvent struct {
 	// UsageSource is UsageUpstream, UsageEstimated or UsageNone; "" is
 	// stored as UsageNone.
 	UsageSource string
+	// Tags are the request's attribution tags in their canonical form
+	// ("env=prod,project=search"; see package tags), "" for none.
+	Tags string
 }
 
 // Report groupings accepted by ReportQuery.GroupBy.
@@ -152,8 +155,17 @@ const (
 // From or To leaves that side of the range open.
 type ReportQuery struct {
 	From, To time.Time
-	GroupBy  string // GroupByDepartment, GroupByClient or GroupByModel
+	// GroupBy is GroupByDepartment, GroupByClient, GroupByModel, or
+	// GroupByTag followed by a tag's name ("tag:project"): requests without
+	// that tag form the group "".
+	GroupBy string
+	// Tag, when set ("project=search"), counts only the requests that
+	// carry that tag.
+	Tag string
 }
+
+// GroupByTag starts a grouping by a tag's value: "tag:project".
+const GroupByTag = "tag:"
 
 // ReportRow is the sum of one group's events.
 type ReportRow struct {
