@@ -81,13 +81,13 @@ type Options struct {
 // API is the admin API.
 type API struct {
 	principals []principal
-	accounts  *accounts.Service
-	store     store.Store
-	ledger    Flusher
-	log       *slog.Logger
-	control   Control
-	metrics   fasthttp.RequestHandler
-	dashboard *dashboard.Dashboard
+	accounts   *accounts.Service
+	store      store.Store
+	ledger     Flusher
+	log        *slog.Logger
+	control    Control
+	metrics    fasthttp.RequestHandler
+	dashboard  *dashboard.Dashboard
 }
 
 // New returns the admin API guarded by o.Token and o.Tokens. The tokens are

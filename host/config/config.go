@@ -43,13 +43,13 @@ type Config struct {
 
 // Server is the two listeners and the limits on what they accept.
 type Server struct {
-	Listen       string `yaml:"listen"`
-	AdminListen  string `yaml:"admin_listen"`
-	AdminToken   string `yaml:"admin_token"`
+	Listen      string `yaml:"listen"`
+	AdminListen string `yaml:"admin_listen"`
+	AdminToken  string `yaml:"admin_token"`
 	// AdminTokens are named tokens of the admin API, each with a role,
 	// beside AdminToken (which is an admin token named "admin").
-	AdminTokens []AdminToken `yaml:"admin_tokens"`
-	MaxBodyBytes int    `yaml:"max_body_bytes"`
+	AdminTokens  []AdminToken `yaml:"admin_tokens"`
+	MaxBodyBytes int          `yaml:"max_body_bytes"`
 	// ReadTimeout bounds reading one request; it does not bound a stream.
 	ReadTimeout Duration `yaml:"read_timeout"`
 	// ShutdownTimeout bounds how long a stopping server waits for in-flight requests.
