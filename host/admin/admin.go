@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"github.com/sluicehq/sluice/host/accounts"
 	"github.com/sluicehq/sluice/host/admin/dashboard"
 	"github.com/sluicehq/sluice/host/api"
+	"github.com/sluicehq/sluice/host/config"
 	"github.com/sluicehq/sluice/host/plugin"
 	"github.com/sluicehq/sluice/host/policy"
 	"github.com/sluicehq/sluice/host/store"
@@ -60,7 +62,11 @@ type Control interface {
 
 // Options are the parts of the admin API.
 type Options struct {
-	Token    string
+	// Token is the admin token, named "admin", with the admin role; empty
+	// for none.
+	Token string
+	// Tokens are further named tokens, each with a role.
+	Tokens   []config.AdminToken
 	Accounts *accounts.Service
 	Store    store.Store
 	Ledger   Flusher
@@ -74,20 +80,32 @@ type Options struct {
 
 // API is the admin API.
 type API struct {
-	tokenHash [32]byte
-	accounts  *accounts.Service
-	store     store.Store
-	ledger    Flusher
-	log       *slog.Logger
-	control   Control
-	metrics   fasthttp.RequestHandler
-	dashboard *dashboard.Dashboard
+	principals []principal
+	accounts   *accounts.Service
+	store      store.Store
+	ledger     Flusher
+	log        *slog.Logger
+	control    Control
+	metrics    fasthttp.RequestHandler
+	dashboard  *dashboard.Dashboard
 }
 
-// New returns the admin API guarded by o.Token.
+// New returns the admin API guarded by o.Token and o.Tokens. The tokens are
+// checked by configuration (config.Load): names unique, hashes well formed.
 func New(o Options) *API {
-	return &API{tokenHash: sha256.Sum256([]byte(o.Token)), accounts: o.Accounts, store: o.Store, ledger: o.Ledger,
+	a := &API{accounts: o.Accounts, store: o.Store, ledger: o.Ledger,
 		log: o.Log, control: o.Control, metrics: o.Metrics, dashboard: o.Dashboard}
+	if o.Token != "" {
+		a.principals = append(a.principals, principal{name: "admin", role: roleAdmin, hash: sha256.Sum256([]byte(o.Token))})
+	}
+	for _, t := range o.Tokens {
+		p := principal{name: t.Name, role: roleOf(t.Role)}
+		if n, err := hex.Decode(p.hash[:], []byte(strings.ToLower(t.TokenSHA256))); err != nil || n != len(p.hash) || p.role == 0 {
+			continue // refused by the configuration's checks; never a token that matches nothing
+		}
+		a.principals = append(a.principals, p)
+	}
+	return a
 }
 
 // Handler serves the admin API. /healthz, /readyz, /metrics and the
@@ -110,11 +128,18 @@ func (a *API) Handler(ctx *fasthttp.RequestCtx) {
 		a.dashboard.ServePage(ctx)
 		return
 	}
-	if !a.authorized(ctx) {
+	who, ok := a.authorized(ctx)
+	if !ok {
 		fail(ctx, &api.Error{Status: http.StatusUnauthorized, Type: api.TypeAuthentication, Code: "invalid_admin_token",
 			Message: "The admin API needs 'Authorization: Bearer <admin token>'."})
 		return
 	}
+	if need := requiredRole(path, method); who.role < need {
+		fail(ctx, &api.Error{Status: http.StatusForbidden, Type: api.TypePermission, Code: "insufficient_role",
+			Message: fmt.Sprintf("The admin token %q has the %s role; %s %s needs %s.", who.name, who.role, method, path, need)})
+		return
+	}
+	ctx.SetUserValue(actorValue, who.name)
 	switch {
 	case a.dashboard != nil && dashboard.IsAPI(path):
 		a.dashboard.ServeAPI(ctx)
@@ -122,10 +147,20 @@ func (a *API) Handler(ctx *fasthttp.RequestCtx) {
 		a.listClients(ctx)
 	case path == "/admin/clients" && method == fasthttp.MethodPost:
 		a.createClient(ctx)
+	case strings.HasPrefix(path, "/admin/clients/") && method == fasthttp.MethodPatch:
+		a.updateClient(ctx, strings.TrimPrefix(path, "/admin/clients/"))
+	case strings.HasPrefix(path, "/admin/clients/") && strings.HasSuffix(path, "/disable") && method == fasthttp.MethodPost:
+		a.disableClient(ctx, strings.TrimSuffix(strings.TrimPrefix(path, "/admin/clients/"), "/disable"), true)
+	case strings.HasPrefix(path, "/admin/clients/") && strings.HasSuffix(path, "/enable") && method == fasthttp.MethodPost:
+		a.disableClient(ctx, strings.TrimSuffix(strings.TrimPrefix(path, "/admin/clients/"), "/enable"), false)
+	case strings.HasPrefix(path, "/admin/clients/") && method == fasthttp.MethodDelete:
+		a.deleteClient(ctx, strings.TrimPrefix(path, "/admin/clients/"))
 	case path == "/admin/keys" && method == fasthttp.MethodGet:
 		a.listKeys(ctx)
 	case path == "/admin/keys" && method == fasthttp.MethodPost:
 		a.createKey(ctx)
+	case strings.HasPrefix(path, "/admin/keys/") && strings.HasSuffix(path, "/rotate") && method == fasthttp.MethodPost:
+		a.rotateKey(ctx, strings.TrimSuffix(strings.TrimPrefix(path, "/admin/keys/"), "/rotate"))
 	case strings.HasPrefix(path, "/admin/keys/") && strings.HasSuffix(path, "/revoke") && method == fasthttp.MethodPost:
 		a.revokeKey(ctx, strings.TrimSuffix(strings.TrimPrefix(path, "/admin/keys/"), "/revoke"))
 	case strings.HasPrefix(path, "/admin/keys/") && method == fasthttp.MethodDelete:
@@ -148,6 +183,8 @@ func (a *API) Handler(ctx *fasthttp.RequestCtx) {
 		})
 	case a.control != nil && path == "/admin/decide" && method == fasthttp.MethodPost:
 		a.decide(ctx)
+	case path == "/admin/audit" && method == fasthttp.MethodGet:
+		a.auditLog(ctx)
 	default:
 		fail(ctx, api.NotFound(fmt.Sprintf("The admin API does not serve %s %s.", method, path)))
 	}
@@ -157,6 +194,14 @@ func (a *API) Handler(ctx *fasthttp.RequestCtx) {
 // the problems that kept the last good version in force.
 func (a *API) reload(ctx *fasthttp.RequestCtx, what string, reload func(context.Context) error) {
 	err := reload(ctx)
+	result := "ok"
+	if err != nil {
+		result = "refused"
+	}
+	if aerr := a.store.InsertAudit(ctx, store.AuditEvent{Actor: actorName(ctx), Action: "reload", Target: what,
+		Detail: map[string]any{"result": result}}); aerr != nil {
+		a.log.Error("a reload could not be written to the audit log", "error", aerr)
+	}
 	status := map[string]any{"policy": a.control.PolicyStatus(), "plugins": a.control.PluginStatus()}
 	if err != nil {
 		e := &api.Error{Status: http.StatusUnprocessableEntity, Type: api.TypeInvalidRequest, Code: "reload_refused",
@@ -254,14 +299,24 @@ func (a *API) ready(ctx *fasthttp.RequestCtx) {
 
 // authorized compares the token's hash in constant time; hashing first makes
 // the comparison independent of the token's length too.
-func (a *API) authorized(ctx *fasthttp.RequestCtx) bool {
+// authorized finds the token of the request among the configured ones. The
+// hash is compared with every token, in constant time each, so the time
+// taken says nothing of which token came closest or matched.
+func (a *API) authorized(ctx *fasthttp.RequestCtx) (principal, bool) {
 	h := ctx.Request.Header.Peek("Authorization")
 	token, ok := strings.CutPrefix(string(h), "Bearer ")
 	if !ok {
-		return false
+		return principal{}, false
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	return subtle.ConstantTimeCompare(sum[:], a.tokenHash[:]) == 1
+	var found principal
+	match := 0
+	for _, p := range a.principals {
+		if subtle.ConstantTimeCompare(sum[:], p.hash[:]) == 1 {
+			found, match = p, 1
+		}
+	}
+	return found, match == 1
 }
 
 // ClientJSON is a client in the admin API.
@@ -271,16 +326,25 @@ type ClientJSON struct {
 	Tier       string            `json:"tier"`
 	Labels     map[string]string `json:"labels"`
 	CreatedAt  time.Time         `json:"created_at"`
+	DisabledAt *time.Time        `json:"disabled_at"`
 }
 
 // KeyJSON is a key in the admin API. Key is set only in the answer that creates it.
 type KeyJSON struct {
-	ID        string     `json:"id"`
-	ClientID  string     `json:"client_id"`
-	Prefix    string     `json:"prefix"`
-	CreatedAt time.Time  `json:"created_at"`
-	RevokedAt *time.Time `json:"revoked_at"`
-	Key       string     `json:"key,omitempty"`
+	ID          string             `json:"id"`
+	ClientID    string             `json:"client_id"`
+	Name        string             `json:"name"`
+	Prefix      string             `json:"prefix"`
+	CreatedAt   time.Time          `json:"created_at"`
+	CreatedBy   string             `json:"created_by"`
+	RevokedAt   *time.Time         `json:"revoked_at"`
+	ExpiresAt   *time.Time         `json:"expires_at"`
+	ExpiresSoon bool               `json:"expires_soon"`
+	Limits      accounts.KeyLimits `json:"limits"`
+	Models      []string           `json:"models"`
+	Tags        map[string]string  `json:"tags"`
+	RotatedFrom string             `json:"rotated_from,omitempty"`
+	Key         string             `json:"key,omitempty"`
 }
 
 func clientJSON(c store.Client) ClientJSON {
@@ -288,14 +352,62 @@ func clientJSON(c store.Client) ClientJSON {
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	return ClientJSON{ID: c.ID, Department: c.Department, Tier: c.Tier, Labels: labels, CreatedAt: c.CreatedAt}
+	j := ClientJSON{ID: c.ID, Department: c.Department, Tier: c.Tier, Labels: labels, CreatedAt: c.CreatedAt}
+	if !c.DisabledAt.IsZero() {
+		t := c.DisabledAt
+		j.DisabledAt = &t
+	}
+	return j
 }
 
-func keyJSON(k store.Key) KeyJSON {
-	j := KeyJSON{ID: k.ID, ClientID: k.ClientID, Prefix: k.Prefix, CreatedAt: k.CreatedAt}
+// updateClient changes a client's department, tier or labels: the members
+// of the body that are present.
+func (a *API) updateClient(ctx *fasthttp.RequestCtx, id string) {
+	var u accounts.ClientUpdate
+	if !readJSON(ctx, &u) {
+		return
+	}
+	c, err := a.accounts.UpdateClient(actor(ctx), id, u)
+	if err != nil {
+		a.storeError(ctx, "updating client", err)
+		return
+	}
+	writeJSON(ctx, http.StatusOK, clientJSON(c))
+}
+
+func (a *API) disableClient(ctx *fasthttp.RequestCtx, id string, disabled bool) {
+	if err := a.accounts.DisableClient(actor(ctx), id, disabled); err != nil {
+		a.storeError(ctx, "disabling client", err)
+		return
+	}
+	writeJSON(ctx, http.StatusOK, map[string]any{"id": id, "disabled": disabled})
+}
+
+func (a *API) deleteClient(ctx *fasthttp.RequestCtx, id string) {
+	if err := a.accounts.DeleteClient(actor(ctx), id); err != nil {
+		a.storeError(ctx, "deleting client", err)
+		return
+	}
+	writeJSON(ctx, http.StatusOK, map[string]any{"id": id, "deleted": true})
+}
+
+func keyJSON(k store.Key, now time.Time) KeyJSON {
+	j := KeyJSON{ID: k.ID, ClientID: k.ClientID, Name: k.Name, Prefix: k.Prefix, CreatedAt: k.CreatedAt, CreatedBy: k.CreatedBy,
+		Limits: accounts.LimitsOf(k.Scope), Models: k.Scope.Models, Tags: k.Scope.Tags, RotatedFrom: k.RotatedFrom}
+	if j.Models == nil {
+		j.Models = []string{}
+	}
+	if j.Tags == nil {
+		j.Tags = map[string]string{}
+	}
 	if !k.Active() {
 		t := k.RevokedAt
 		j.RevokedAt = &t
+	}
+	if !k.ExpiresAt.IsZero() {
+		t := k.ExpiresAt
+		j.ExpiresAt = &t
+		j.ExpiresSoon = k.Active() && accounts.ExpiresSoon(k, now)
 	}
 	return j
 }
@@ -318,7 +430,7 @@ func (a *API) createClient(ctx *fasthttp.RequestCtx) {
 	if !readJSON(ctx, &nc) {
 		return
 	}
-	c, err := a.accounts.CreateClient(ctx, nc)
+	c, err := a.accounts.CreateClient(actor(ctx), nc)
 	if err != nil {
 		a.storeError(ctx, "creating client", err)
 		return
@@ -334,30 +446,58 @@ func (a *API) listKeys(ctx *fasthttp.RequestCtx) {
 	}
 	out := make([]KeyJSON, 0, len(ks))
 	for _, k := range ks {
-		out = append(out, keyJSON(k))
+		out = append(out, keyJSON(k, time.Now()))
 	}
 	writeJSON(ctx, http.StatusOK, map[string]any{"object": "list", "data": out})
 }
 
 func (a *API) createKey(ctx *fasthttp.RequestCtx) {
-	var req struct {
-		ClientID string `json:"client_id"`
-	}
-	if !readJSON(ctx, &req) {
+	var nk accounts.NewKey
+	if !readJSON(ctx, &nk) {
 		return
 	}
-	secret, k, err := a.accounts.CreateKey(ctx, req.ClientID)
+	nk.CreatedBy = actorName(ctx)
+	secret, k, err := a.accounts.CreateKey(actor(ctx), nk)
 	if err != nil {
 		a.storeError(ctx, "creating key", err)
 		return
 	}
-	j := keyJSON(k)
+	j := keyJSON(k, time.Now())
+	j.Key = secret
+	writeJSON(ctx, http.StatusCreated, j)
+}
+
+// rotateKey issues a key in place of id; the old one works for the grace
+// period the body names ("grace": "1h"; 24h by default).
+func (a *API) rotateKey(ctx *fasthttp.RequestCtx, id string) {
+	var req struct {
+		Grace   string `json:"grace"`
+		Expires string `json:"expires"`
+	}
+	if len(ctx.PostBody()) > 0 && !readJSON(ctx, &req) {
+		return
+	}
+	grace := accounts.DefaultGrace
+	if req.Grace != "" {
+		d, err := time.ParseDuration(req.Grace)
+		if err != nil || d < 0 {
+			fail(ctx, api.InvalidRequest("invalid_value", "grace must be a duration such as 24h or 0s."))
+			return
+		}
+		grace = d
+	}
+	secret, k, err := a.accounts.RotateKey(actor(ctx), id, grace, req.Expires, actorName(ctx))
+	if err != nil {
+		a.storeError(ctx, "rotating key", err)
+		return
+	}
+	j := keyJSON(k, time.Now())
 	j.Key = secret
 	writeJSON(ctx, http.StatusCreated, j)
 }
 
 func (a *API) revokeKey(ctx *fasthttp.RequestCtx, id string) {
-	if err := a.accounts.RevokeKey(ctx, id); err != nil {
+	if err := a.accounts.RevokeKey(actor(ctx), id); err != nil {
 		a.storeError(ctx, "revoking key", err)
 		return
 	}
@@ -375,7 +515,7 @@ func (a *API) usageReport(ctx *fasthttp.RequestCtx) {
 		format = "json"
 	}
 	var q store.ReportQuery
-	q.GroupBy = groupBy
+	q.GroupBy, q.Tag = groupBy, string(args.Peek("tag"))
 	for _, p := range []struct {
 		name string
 		dst  *time.Time
@@ -425,7 +565,7 @@ func (a *API) storeError(ctx *fasthttp.RequestCtx, what string, err error) {
 		fail(ctx, &api.Error{Status: http.StatusNotFound, Type: api.TypeNotFound, Code: "not_found", Message: err.Error()})
 	case errors.Is(err, store.ErrExists):
 		fail(ctx, &api.Error{Status: http.StatusConflict, Type: api.TypeInvalidRequest, Code: "already_exists", Message: err.Error()})
-	case errors.Is(err, store.ErrInvalid), errors.Is(err, accounts.ErrUnknownTier):
+	case errors.Is(err, store.ErrInvalid), errors.Is(err, accounts.ErrUnknownTier), errors.Is(err, accounts.ErrInvalidKeyRequest):
 		fail(ctx, api.InvalidRequest("invalid_value", err.Error()))
 	default:
 		a.internal(ctx, what, err)
@@ -465,3 +605,36 @@ func fail(ctx *fasthttp.RequestCtx, e *api.Error) {
 }
 
 var _ Flusher = (*usage.Ledger)(nil)
+
+// actorName is the name of the admin token a request came with.
+func actorName(ctx *fasthttp.RequestCtx) string {
+	name, _ := ctx.UserValue(actorValue).(string)
+	return name
+}
+
+// auditLog answers the audit log: ?since=24h&actor=name&limit=100.
+func (a *API) auditLog(ctx *fasthttp.RequestCtx) {
+	args := ctx.QueryArgs()
+	q := store.AuditQuery{Actor: string(args.Peek("actor")), Limit: 100}
+	if v := args.Peek("since"); len(v) > 0 {
+		d, err := time.ParseDuration(string(v))
+		if err != nil || d <= 0 {
+			fail(ctx, api.InvalidRequest("invalid_value", "since must be a duration such as 24h."))
+			return
+		}
+		q.From = time.Now().Add(-d)
+	}
+	if v := args.GetUintOrZero("limit"); v > 0 {
+		q.Limit = v
+	}
+	evs, err := a.accounts.Audit(ctx, q)
+	if err != nil {
+		a.storeError(ctx, "reading the audit log", err)
+		return
+	}
+	out := make([]map[string]any, 0, len(evs))
+	for _, ev := range evs {
+		out = append(out, map[string]any{"time": ev.Time, "actor": ev.Actor, "action": ev.Action, "target": ev.Target, "detail": ev.Detail})
+	}
+	writeJSON(ctx, http.StatusOK, map[string]any{"object": "list", "data": out})
+}

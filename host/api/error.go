@@ -92,6 +92,14 @@ func InvalidAPIKey() *Error {
 		Message: "Incorrect or missing API key. Pass it as 'Authorization: Bearer <key>'."}
 }
 
+// KeyExpired is the 401 for a key past its expiry: distinct from
+// InvalidAPIKey, since only the key's holder can get it, and it tells them
+// to use the key that replaced it.
+func KeyExpired() *Error {
+	return &Error{Status: http.StatusUnauthorized, Type: TypeAuthentication, Code: "key_expired",
+		Message: "This API key has expired. Use the key that replaced it, or ask for a new one."}
+}
+
 // RateLimited is the 429 for a requests- or tokens-per-minute limit.
 func RateLimited(msg string) *Error {
 	return &Error{Status: http.StatusTooManyRequests, Type: TypeRateLimit, Code: "rate_limit_exceeded", Message: msg}

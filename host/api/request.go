@@ -178,7 +178,7 @@ func (r *ChatRequest) UpstreamBody(upstreamModel string) ([]byte, error) {
 			}
 		}
 		if !sent {
-			add = append(add, `"max_tokens":`+string(r.maxTokens))
+			add = append(add, `"max_completion_tokens":`+string(r.maxTokens))
 		}
 	}
 	return r.doc.upstream(upstreamModel, values[:], strings.Join(add, ",")), nil
@@ -188,7 +188,8 @@ func (r *ChatRequest) UpstreamBody(upstreamModel string) ([]byte, error) {
 // the request asks for more, or sets none, and reports whether it did; it
 // never raises one, and n <= 0 changes nothing. The limit goes out in the
 // member the caller used (max_completion_tokens, max_tokens, or both), or
-// as max_tokens when the caller sent neither. MaxTokens follows.
+// as max_completion_tokens when the caller sent neither: OpenAI's current
+// name, the only one its reasoning models take. MaxTokens follows.
 func (r *ChatRequest) LowerMaxTokens(n int64) bool {
 	if n <= 0 || (r.MaxTokens > 0 && r.MaxTokens <= n) {
 		return false

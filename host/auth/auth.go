@@ -64,10 +64,20 @@ func NewKey(clientID string) (secret string, k store.Key, err error) {
 	return secret, k, nil
 }
 
+// ErrKeyExpired is returned for a key past its expiry. Only a caller that
+// holds the whole secret can learn that it expired, so saying so tells an
+// attacker nothing, and tells the key's owner what to do.
+var ErrKeyExpired = errors.New("API key expired")
+
+// ErrClientDisabled is returned for a key of a disabled client.
+var ErrClientDisabled = errors.New("client disabled")
+
 // Identity is who a request comes from.
 type Identity struct {
 	KeyID  string
 	Client store.Client
+	// Key is the key the request came with: its name, expiry and scope.
+	Key store.Key
 }
 
 // cached is what the cache holds for one key hash: an identity, or the fact
@@ -165,7 +175,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (Identity,
 		if !c.valid {
 			return Identity{}, ErrInvalidKey
 		}
-		return c.identity, nil
+		return a.usable(c.identity)
 	}
 	a.misses.Add(1)
 	gen := a.generation.Load()
@@ -178,7 +188,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (Identity,
 		a.storeDown.Store(true)
 		if id, ok := a.staleIdentity(hash); ok {
 			a.stale.Add(1)
-			return id, nil
+			return a.usable(id)
 		}
 		return Identity{}, fmt.Errorf("auth: looking up key: %w", err)
 	}
@@ -189,7 +199,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (Identity,
 		a.remember(gen, ck, &cached{hash: hash}, a.negativeTTL)
 		return Identity{}, ErrInvalidKey
 	}
-	id := Identity{KeyID: k.ID, Client: client}
+	k.Hash = [32]byte{} // an identity travels far; the hash need not
+	id := Identity{KeyID: k.ID, Client: client, Key: k}
 	a.remember(gen, ck, &cached{hash: hash, identity: id, valid: true}, a.ttl)
 	a.knownMu.Lock()
 	if a.generation.Load() == gen {
@@ -199,6 +210,19 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (Identity,
 		a.known[hash] = knownKey{identity: id, at: a.now()}
 	}
 	a.knownMu.Unlock()
+	return a.usable(id)
+}
+
+// usable returns id, or ErrKeyExpired once its key's expiry has passed, or
+// ErrClientDisabled: checked at every use, so a cached key stops at its
+// expiry to the second.
+func (a *Authenticator) usable(id Identity) (Identity, error) {
+	if id.Key.Expired(a.now()) {
+		return Identity{}, ErrKeyExpired
+	}
+	if !id.Client.DisabledAt.IsZero() {
+		return Identity{}, ErrClientDisabled
+	}
 	return id, nil
 }
 

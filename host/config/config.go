@@ -43,10 +43,13 @@ type Config struct {
 
 // Server is the two listeners and the limits on what they accept.
 type Server struct {
-	Listen       string `yaml:"listen"`
-	AdminListen  string `yaml:"admin_listen"`
-	AdminToken   string `yaml:"admin_token"`
-	MaxBodyBytes int    `yaml:"max_body_bytes"`
+	Listen      string `yaml:"listen"`
+	AdminListen string `yaml:"admin_listen"`
+	AdminToken  string `yaml:"admin_token"`
+	// AdminTokens are named tokens of the admin API, each with a role,
+	// beside AdminToken (which is an admin token named "admin").
+	AdminTokens  []AdminToken `yaml:"admin_tokens"`
+	MaxBodyBytes int          `yaml:"max_body_bytes"`
 	// ReadTimeout bounds reading one request; it does not bound a stream.
 	ReadTimeout Duration `yaml:"read_timeout"`
 	// ShutdownTimeout bounds how long a stopping server waits for in-flight requests.
@@ -97,6 +100,48 @@ type Auth struct {
 	// another replica keeps working for at most this long; on the replica that
 	// revoked it, it stops at once.
 	CacheTTL Duration `yaml:"cache_ttl"`
+	// OIDC lists the identity providers whose tokens are accepted in place
+	// of a key: `Authorization: Bearer <JWT>`.
+	OIDC []OIDC `yaml:"oidc"`
+}
+
+// OIDC is an identity provider whose signed tokens (JWTs) authenticate
+// callers, and how a token's claims map to a client.
+type OIDC struct {
+	// Issuer is the provider's issuer URL, exactly as tokens' iss says.
+	Issuer string `yaml:"issuer"`
+	// Audience is what a token's aud must hold: this gateway's client id or
+	// API identifier at the provider.
+	Audience string `yaml:"audience"`
+	// JWKSURL is the provider's signing keys; empty discovers it from
+	// <issuer>/.well-known/openid-configuration.
+	JWKSURL string `yaml:"jwks_url"`
+	// ClientClaim names the client: "sub" (default), "azp", "client_id",
+	// "oid"... Prefer a claim that names an application or an opaque id
+	// over one that holds a person's e-mail: it is stored in the ledger.
+	ClientClaim string `yaml:"client_claim"`
+	// ClientPrefix starts every client id made from a token ("sso-" by
+	// default), so that they never collide with clients created by hand.
+	ClientPrefix string `yaml:"client_prefix"`
+	// DepartmentClaim names the claim that holds the department; when it is
+	// empty or the token lacks it, DefaultDepartment applies.
+	DepartmentClaim   string `yaml:"department_claim"`
+	DefaultDepartment string `yaml:"default_department"`
+	// GroupsClaim names the claim that lists the caller's groups;
+	// GroupTiers maps them to tiers, the first listed group the token has
+	// winning; DefaultTier applies otherwise (the default_tier when empty).
+	GroupsClaim string      `yaml:"groups_claim"`
+	GroupTiers  []GroupTier `yaml:"group_tiers"`
+	DefaultTier string      `yaml:"default_tier"`
+	// ClockSkew is how long past its expiry a token is still accepted,
+	// for clocks that disagree (default 30s, at most 5m).
+	ClockSkew Duration `yaml:"clock_skew"`
+}
+
+// GroupTier maps an identity provider's group to a tier.
+type GroupTier struct {
+	Group string `yaml:"group"`
+	Tier  string `yaml:"tier"`
 }
 
 // Policy says which Rego policies decide, and how decisions are recorded.
@@ -418,3 +463,19 @@ func NanosPerMillion(usd float64) uint64 {
 }
 
 func (c *Config) String() string { return fmt.Sprintf("config(%s)", c.dir) }
+
+// AdminToken is a named token of the admin API and what it may do. Only the
+// token's SHA-256 is configured, so the configuration holds no secret
+// (`sluice admin-token` makes one).
+type AdminToken struct {
+	Name        string `yaml:"name"`
+	Role        string `yaml:"role"`
+	TokenSHA256 string `yaml:"token_sha256"`
+}
+
+// The roles of admin tokens, each allowed what the one before it is.
+const (
+	RoleViewer   = "viewer"   // usage reports, the dashboard, status
+	RoleOperator = "operator" // and reloads, policy data, dry-run decisions
+	RoleAdmin    = "admin"    // and clients, keys and the audit log
+)

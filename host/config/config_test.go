@@ -89,6 +89,12 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"bad sample", "policy:\n  decision_log_sample: 2\n", []string{"policy.decision_log_sample"}},
 		{"negative department budget", "departments:\n  research: {monthly_spend_usd: -5}\n", []string{"departments.research", "negative"}},
 		{"unknown tier key", "tiers:\n  t: {rpm: 1, tmp: 5}\ndefault_tier: t\n", []string{"x.yaml:2", "tiers.t.tmp", "tpm"}},
+		{"oidc without audience", "auth:\n  oidc:\n    - {issuer: https://login.example.com/}\n", []string{"auth.oidc[0].audience", "must not be empty"}},
+		{"oidc bad issuer", "auth:\n  oidc:\n    - {issuer: login.example.com, audience: s}\n", []string{"auth.oidc[0].issuer", "issuer URL"}},
+		{"oidc unknown tier", "auth:\n  oidc:\n    - {issuer: https://l.example/, audience: s, group_tiers: [{group: g, tier: gold}]}\n", []string{"auth.oidc[0].group_tiers[0]", "gold"}},
+		{"admin token in the clear", "server:\n  admin_tokens:\n    - {name: alice, role: viewer, token_sha256: hunter2}\n", []string{"server.admin_tokens[0].token_sha256", "64 hex"}},
+		{"unknown admin role", "server:\n  admin_tokens:\n    - {name: alice, role: root, token_sha256: " + strings.Repeat("ab", 32) + "}\n", []string{"server.admin_tokens[0].role", "viewer, operator or admin"}},
+		{"admin token name taken", "server:\n  admin_token: x\n  admin_tokens:\n    - {name: admin, role: viewer, token_sha256: " + strings.Repeat("ab", 32) + "}\n", []string{"server.admin_tokens[0].name", "taken"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

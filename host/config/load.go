@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -313,6 +314,45 @@ func (c *Config) validate(file string) error {
 	}
 	if c.Server.AdminListen == c.Server.Listen {
 		return bad("server.admin_listen", "must differ from server.listen: the admin API has its own listener")
+	}
+	issuers := map[string]bool{}
+	for i, o := range c.Auth.OIDC {
+		key := fmt.Sprintf("auth.oidc[%d]", i)
+		u, err := url.Parse(o.Issuer)
+		switch {
+		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+			return bad(key+".issuer", "expected the provider's issuer URL, such as https://login.example.com/")
+		case issuers[o.Issuer]:
+			return bad(key+".issuer", "%q is listed twice", o.Issuer)
+		case o.Audience == "":
+			return bad(key+".audience", "must not be empty: tokens meant for another application must not pass")
+		case o.ClockSkew.D() < 0 || o.ClockSkew.D() > 5*time.Minute:
+			return bad(key+".clock_skew", "expected 0s to 5m")
+		}
+		issuers[o.Issuer] = true
+		for j, g := range o.GroupTiers {
+			if _, ok := c.Tiers[g.Tier]; !ok || g.Group == "" {
+				return bad(fmt.Sprintf("%s.group_tiers[%d]", key, j), "expected a group and a configured tier, got %q → %q", g.Group, g.Tier)
+			}
+		}
+		if _, ok := c.Tiers[o.DefaultTier]; o.DefaultTier != "" && !ok {
+			return bad(key+".default_tier", "%q is not a configured tier", o.DefaultTier)
+		}
+	}
+	names := map[string]bool{"admin": c.Server.AdminToken != ""}
+	for i, t := range c.Server.AdminTokens {
+		key := fmt.Sprintf("server.admin_tokens[%d]", i)
+		switch {
+		case t.Name == "" || len(t.Name) > 64 || strings.ContainsAny(t.Name, " \t\r\n"):
+			return bad(key+".name", "expected a name of 1 to 64 characters without spaces")
+		case names[t.Name]:
+			return bad(key+".name", "%q is taken (the admin_token is named admin)", t.Name)
+		case t.Role != RoleViewer && t.Role != RoleOperator && t.Role != RoleAdmin:
+			return bad(key+".role", "expected viewer, operator or admin, got %q", t.Role)
+		case len(t.TokenSHA256) != 64 || strings.Trim(strings.ToLower(t.TokenSHA256), "0123456789abcdef") != "":
+			return bad(key+".token_sha256", "expected the token's SHA-256 as 64 hex digits (sluice admin-token makes a token and its hash)")
+		}
+		names[t.Name] = true
 	}
 	switch c.Server.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/http"
 	"testing"
 	"time"
@@ -88,6 +89,32 @@ func TestReplicasShareLimits(t *testing.T) {
 			deptBudget, seen, served[0]+served[1], served[0], served[1], counts["429 budget_exceeded"])
 	})
 
+	t.Run("key budget", func(t *testing.T) {
+		// A key with a daily budget of its own, used through both replicas
+		// at once, by a client whose own limits leave room.
+		const keyBudget = 500
+		a.createClient("keyed", "ops", "open")
+		status, body := a.admin("POST", "/admin/keys", `{"client_id":"keyed","name":"ci","limits":{"daily_tokens":500}}`)
+		if status != http.StatusCreated {
+			t.Fatalf("create key: %d %s", status, body)
+		}
+		var k struct{ Key string }
+		json.Unmarshal(body, &k)
+		answers := askAll([]openai.Client{a.client(k.Key), b.client(k.Key)}, 200, maxTokens)
+		counts := tally(answers)
+		if counts["200"]+counts["429 budget_exceeded"] != len(answers) || counts["429 budget_exceeded"] == 0 {
+			t.Fatalf("outcomes %v; want 200s and 429 budget_exceeded only, some of each", counts)
+		}
+		var seen int64
+		for _, an := range answers {
+			seen += an.tokens
+		}
+		if seen > keyBudget {
+			t.Fatalf("the key was served %d tokens over two replicas against its own budget of %d", seen, keyBudget)
+		}
+		t.Logf("key budget %d: %d tokens served over two replicas, %d of %d requests refused", keyBudget, seen, counts["429 budget_exceeded"], len(answers))
+	})
+
 	t.Run("revoked key", func(t *testing.T) {
 		key, keyID := a.createClient("leaver", "ops", "open")
 		ca, cb := a.client(key), b.client(key)
@@ -133,4 +160,54 @@ func TestReplicasShareLimits(t *testing.T) {
 			t.Fatalf("sluice report: %+v; the admin API reports %+v", got, want)
 		}
 	})
+}
+
+// TestKeyChangesReachOtherReplicasThroughRedis: with Redis, a client
+// deleted or a key rotated through one replica stops working on the other
+// in about a round trip, far inside auth.cache_ttl (30s here), because the
+// replica that made the change tells the others to forget cached keys.
+func TestKeyChangesReachOtherReplicasThroughRedis(t *testing.T) {
+	const maxTokens = 20
+	cfg, _ := replicaConfig(t)
+	cfg.Auth.CacheTTL = config.Duration(30 * time.Second)
+	a := startGateway(t, cfg)
+	b := startGateway(t, replicaOf(t, cfg))
+
+	// refusedBy polls c until it answers want, and returns how long after
+	// since that took.
+	refusedBy := func(c openai.Client, want string, since time.Time) time.Duration {
+		t.Helper()
+		for time.Since(since) < 10*time.Second {
+			an := ask(c, maxTokens)
+			if an.outcome() == want {
+				return time.Since(since)
+			}
+			if an.status != http.StatusOK {
+				t.Fatalf("the other replica answered %s", an.outcome())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		t.Fatalf("the other replica did not answer %s within 10s (auth.cache_ttl is 30s)", want)
+		return 0
+	}
+
+	key, _ := a.createClient("leaver", "ops", "open")
+	if an := ask(b.client(key), maxTokens); an.status != http.StatusOK { // b caches the key
+		t.Fatalf("before: %s", an.outcome())
+	}
+	if status, body := a.admin("DELETE", "/admin/clients/leaver", ""); status != http.StatusOK {
+		t.Fatalf("delete: %d %s", status, body)
+	}
+	deleted := refusedBy(b.client(key), "401 invalid_api_key", time.Now())
+
+	key2, keyID2 := a.createClient("rotator", "ops", "open")
+	if an := ask(b.client(key2), maxTokens); an.status != http.StatusOK {
+		t.Fatalf("before: %s", an.outcome())
+	}
+	if status, body := a.admin("POST", "/admin/keys/"+keyID2+"/rotate", `{"grace":"0s"}`); status != http.StatusCreated {
+		t.Fatalf("rotate: %d %s", status, body)
+	}
+	rotated := refusedBy(b.client(key2), "401 key_expired", time.Now())
+	t.Logf("on the other replica: a deleted client's key refused after %v, a rotated key after %v (auth.cache_ttl 30s)",
+		deleted.Round(time.Millisecond), rotated.Round(time.Millisecond))
 }

@@ -22,6 +22,7 @@ const (
 	NameExhaustedCache       = "sluice_limits_exhausted_cache_requests_total"
 	NameLimitsBackendErrors  = "sluice_limits_backend_errors_total"
 	NameLedgerQueueDepth     = "sluice_ledger_queue_depth"
+	NameKeysExpiringSoon     = "sluice_keys_expiring_soon"
 	NameReady                = "sluice_ready"
 	NameGenAIRequestDuration = "gen_ai_server_request_duration_seconds"
 	NameGenAITokenUsage      = "gen_ai_client_token_usage"

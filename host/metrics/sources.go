@@ -40,6 +40,9 @@ type Sources struct {
 	// LedgerQueueDepth is the number of usage events recorded and not yet
 	// written.
 	LedgerQueueDepth func() int
+	// KeysExpiringSoon is the number of active keys that expire within
+	// seven days.
+	KeysExpiringSoon func() int
 	// Ready reports whether the server takes traffic: false while it drains
 	// or while a backend it needs is down.
 	Ready func() bool
@@ -93,6 +96,9 @@ func (s Sources) register(reg prometheus.Registerer) {
 	}
 	if f := s.LimitsBackendErrors; f != nil {
 		counter(NameLimitsBackendErrors, "Calls to the limits backend that failed.", nil, func() float64 { return float64(f()) })
+	}
+	if f := s.KeysExpiringSoon; f != nil {
+		gauge(NameKeysExpiringSoon, "Active API keys that expire within seven days.", func() float64 { return float64(f()) })
 	}
 	if f := s.LedgerQueueDepth; f != nil {
 		gauge(NameLedgerQueueDepth, "Usage events recorded and not yet written to the ledger.", func() float64 { return float64(f()) })

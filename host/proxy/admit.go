@@ -16,6 +16,7 @@ import (
 	"github.com/sluicehq/sluice/host/plugin"
 	"github.com/sluicehq/sluice/host/policy"
 	"github.com/sluicehq/sluice/host/scanview"
+	"github.com/sluicehq/sluice/host/tags"
 	"github.com/sluicehq/sluice/host/telemetry"
 	"github.com/sluicehq/sluice/host/upstream"
 	"github.com/valyala/fasthttp"
@@ -28,8 +29,24 @@ func clientInput(id auth.Identity) policy.Client {
 func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, x *exchange) (auth.Identity, *api.Error) {
 	defer x.timed(metrics.StageAuth, telemetry.StageAuth)()
 	key := auth.KeyFromHeaders(ctx.Request.Header.Peek("Authorization"), ctx.Request.Header.Peek("x-api-key"))
-	id, err := g.auth.Authenticate(stepContext, key)
+	var id auth.Identity
+	var err error
+	if g.tokens != nil && auth.LooksLikeToken(key) {
+		id, err = g.tokens.Authenticate(stepContext, key)
+		if errors.Is(err, auth.ErrInvalidToken) {
+			err = auth.ErrInvalidKey // told apart in no way a caller can see
+		}
+	} else {
+		id, err = g.auth.Authenticate(stepContext, key)
+	}
 	if err != nil {
+		if errors.Is(err, auth.ErrKeyExpired) {
+			return auth.Identity{}, api.KeyExpired()
+		}
+		if errors.Is(err, auth.ErrClientDisabled) {
+			return auth.Identity{}, &api.Error{Status: http.StatusForbidden, Type: api.TypePermission, Code: "client_disabled",
+				Message: "The client this API key belongs to is disabled."}
+		}
 		if !errors.Is(err, auth.ErrInvalidKey) {
 			g.log.Error("key lookup failed", "request_id", x.ev.RequestID, "error", err)
 			return auth.Identity{}, &api.Error{Status: http.StatusServiceUnavailable, Type: api.TypeUnavailable,
@@ -38,6 +55,13 @@ func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, x *exchange) (auth.Iden
 		return auth.Identity{}, api.InvalidAPIKey()
 	}
 	x.ev.ClientID, x.ev.Department, x.ev.KeyID = id.Client.ID, id.Client.Department, id.KeyID
+	x.key = id.Key.Scope
+	requested, terr := tags.Parse(string(ctx.Request.Header.Peek(tags.Header)))
+	if terr != nil {
+		return id, &api.Error{Status: http.StatusBadRequest, Type: api.TypeInvalidRequest, Code: "invalid_tags", Param: tags.Header,
+			Message: "The " + tags.Header + " header is not valid: " + terr.Error() + "."}
+	}
+	x.ev.Tags = tags.Canonical(tags.Merge(requested, x.key.Tags))
 	return id, g.promptTooLarge(ctx, id)
 }
 
@@ -77,6 +101,10 @@ func (g *Gateway) decide(ctx context.Context, x *exchange, in *policy.Input) (po
 		return res.Decision, api.PolicyError("The access policy could not be evaluated; the request was denied.")
 	}
 	dec := res.Decision
+	if dec.Allowed && !keyAllows(x.key, in.Request.Model) {
+		return dec, &api.Error{Status: http.StatusForbidden, Type: api.TypePermission, Code: "model_not_allowed", Param: "model",
+			Message: fmt.Sprintf("The model %q is not allowed for this API key.", in.Request.Model)}
+	}
 	if !dec.Allowed {
 		typ := dec.Type
 		if typ == "" {

@@ -60,6 +60,7 @@ type Recorder interface {
 // Gateway serves the OpenAI-compatible API.
 type Gateway struct {
 	auth      *auth.Authenticator
+	tokens    *auth.Tokens
 	decider   Decider
 	decisions DecisionLog
 	metrics   *metrics.Metrics
@@ -90,21 +91,25 @@ type Gateway struct {
 type Options struct {
 	Config        *config.Config
 	Authenticator *auth.Authenticator
-	Decider       Decider
-	DecisionLog   DecisionLog         // optional
-	Metrics       *metrics.Metrics    // optional
-	Tracer        *telemetry.Provider // optional
-	Guards        []Guard
-	Limiter       limits.Backend
-	Router        *upstream.Router
-	Recorder      Recorder
-	Log           *slog.Logger
+	// Tokens accepts identity providers' signed tokens in place of keys;
+	// nil when none is configured.
+	Tokens      *auth.Tokens
+	Decider     Decider
+	DecisionLog DecisionLog         // optional
+	Metrics     *metrics.Metrics    // optional
+	Tracer      *telemetry.Provider // optional
+	Guards      []Guard
+	Limiter     limits.Backend
+	Router      *upstream.Router
+	Recorder    Recorder
+	Log         *slog.Logger
 }
 
 // New assembles a Gateway.
 func New(o Options) *Gateway {
 	g := &Gateway{
 		auth:             o.Authenticator,
+		tokens:           o.Tokens,
 		decider:          o.Decider,
 		decisions:        o.DecisionLog,
 		metrics:          o.Metrics,

@@ -48,7 +48,9 @@ type exchange struct {
 	// decisionID is the last policy decision's id, returned to the caller
 	// in x-sluice-decision-id.
 	decisionID string
-	scopes     [2]limits.Scope
+	scopes     [3]limits.Scope
+	// key is the scope of the caller's key: its own limits and models.
+	key store.KeyScope
 	// vault holds what redaction replaced, to restore it in the reply. It
 	// lives as long as the request and is never logged.
 	vault redact.Vault
@@ -173,11 +175,6 @@ func (g *Gateway) serveChat(ctx *fasthttp.RequestCtx, x *exchange) {
 		return
 	}
 	prompt, pr := chatRequest(req)
-	reply := req.MaxTokens
-	if reply == 0 {
-		reply = g.defaultMaxTokens
-	}
-	reply *= req.Choices // each of n replies may use max_tokens
 	in, aerr := g.policyInput(stepContext, x, &ctx.Request.Header, clientInput(id), pr)
 	if aerr != nil {
 		g.fail(ctx, x, aerr)
@@ -189,11 +186,12 @@ func (g *Gateway) serveChat(ctx *fasthttp.RequestCtx, x *exchange) {
 		g.fail(ctx, x, aerr)
 		return
 	}
-	if req.LowerMaxTokens(dec.MaxTokens) { // the policy's cap: the upstream gets it, and the reservation follows
-		reply = min(reply, req.MaxTokens*req.Choices)
+	a := ask{model: target.Model, prompt: prompt, choices: req.Choices, open: req.MaxTokens == 0}
+	req.LowerMaxTokens(dec.MaxTokens) // the policy's cap: the upstream gets it, and the reservation follows
+	if a.reply = req.MaxTokens; a.reply == 0 {
+		a.reply = g.defaultMaxTokens
 	}
-	estimate := limits.Cost{Tokens: prompt + reply, Nanos: target.Model.CostNanos(prompt, reply)}
-	up, res, ok := g.forward(ctx, x, target, dec, found, req, req.Texts, estimate, upstream.EndpointChat, req.Stream)
+	up, res, ok := g.forward(ctx, x, target, dec, found, req, req.Texts, a, upstream.EndpointChat, req.Stream)
 	if !ok {
 		return
 	}
@@ -242,8 +240,8 @@ func (g *Gateway) serveEmbeddings(ctx *fasthttp.RequestCtx, x *exchange) {
 		g.fail(ctx, x, aerr)
 		return
 	}
-	estimate := limits.Cost{Tokens: prompt, Nanos: target.Model.CostNanos(prompt, 0)}
-	up, res, ok := g.forward(ctx, x, target, dec, found, req, req.Texts, estimate, upstream.EndpointEmbeddings, false)
+	a := ask{model: target.Model, prompt: prompt}
+	up, res, ok := g.forward(ctx, x, target, dec, found, req, req.Texts, a, upstream.EndpointEmbeddings, false)
 	if !ok {
 		return
 	}
@@ -300,11 +298,16 @@ type upstreamRequest interface {
 	UpstreamBody(upstreamModel string) ([]byte, error)
 }
 
+// replyLimited is a request whose reply limit Sluice can set.
+type replyLimited interface {
+	LowerMaxTokens(n int64) bool
+}
+
 // forward is the part of the path that every admitted model request shares:
-// redact what the policy said to, reserve the estimate, send. When it returns
+// redact what the policy said to, reserve what a asks, send. When it returns
 // false the request has been answered and recorded, and nothing is reserved.
 func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, target upstream.Target, dec policy.Decision, found []Finding,
-	req upstreamRequest, texts []string, estimate limits.Cost, endpoint string, stream bool) (*upstream.Reply, limits.Reservation, bool) {
+	req upstreamRequest, texts []string, a ask, endpoint string, stream bool) (*upstream.Reply, limits.Reservation, bool) {
 	x.dec = dec
 	if x.decisionID != "" {
 		ctx.Response.Header.Set("x-sluice-decision-id", x.decisionID)
@@ -316,11 +319,16 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, target upstream
 		}
 	}
 	done := x.timed(metrics.StageLimits, telemetry.StageLimits)
-	res, aerr := g.reserve(ctx, x, dec, estimate)
+	res, a, aerr := g.reserve(ctx, x, dec, a)
 	done()
 	if aerr != nil {
 		g.fail(ctx, x, aerr)
 		return nil, res, false
+	}
+	if r, ok := req.(replyLimited); ok && a.open && spendsTokens(g.scopes(x, dec)) {
+		// The caller set no reply limit: the provider is told the one the
+		// budget reserved, so it cannot generate (and bill) past it.
+		r.LowerMaxTokens(a.reply)
 	}
 	body, err := req.UpstreamBody(target.Model.UpstreamModel)
 	if err != nil {
@@ -365,7 +373,7 @@ func (g *Gateway) serveModels(ctx *fasthttp.RequestCtx, x *exchange) {
 			g.fail(ctx, x, api.PolicyError("The access policy could not be evaluated; the request was denied."))
 			return
 		}
-		if !res.Decision.Allowed {
+		if !res.Decision.Allowed || !keyAllows(x.key, m) {
 			continue
 		}
 		if n > 0 {
@@ -381,31 +389,59 @@ func (g *Gateway) serveModels(ctx *fasthttp.RequestCtx, x *exchange) {
 	g.record(x)
 }
 
-func (g *Gateway) reserve(ctx *fasthttp.RequestCtx, x *exchange, dec policy.Decision, estimate limits.Cost) (limits.Reservation, *api.Error) {
+// reserve reserves what a asks of every scope of the request, or says why
+// not. An open ask that a budget cannot hold whole is retried with the reply
+// that budget has left; the ask returned is the one reserved.
+func (g *Gateway) reserve(ctx *fasthttp.RequestCtx, x *exchange, dec policy.Decision, a ask) (limits.Reservation, ask, *api.Error) {
 	for k, v := range dec.Headers {
 		ctx.Response.Header.Set(k, v)
 	}
-	res, out, err := g.limiter.Reserve(stepContext, g.scopes(x, dec), estimate)
-	if err != nil {
-		g.log.Error("limits could not be checked; request denied", "request_id", x.ev.RequestID, "error", err)
-		return res, limitsUnavailable()
-	}
-	out.Headers(ctx.Response.Header.Set)
-	if d := out.Denial; d != nil {
-		if d.IsBudget() {
-			return res, api.BudgetExceeded(d.Error())
+	scopes := g.scopes(x, dec)
+	for shrinks := 0; ; shrinks++ {
+		res, out, err := g.limiter.Reserve(stepContext, scopes, a.cost())
+		if err != nil {
+			g.log.Error("limits could not be checked; request denied", "request_id", x.ev.RequestID, "error", err)
+			return res, a, limitsUnavailable()
 		}
-		return res, api.RateLimited(d.Error())
+		d := out.Denial
+		if d != nil && shrinks < maxShrinks {
+			if smaller, ok := a.shrink(d); ok {
+				a = smaller
+				continue
+			}
+		}
+		out.Headers(ctx.Response.Header.Set)
+		if d == nil {
+			return res, a, nil
+		}
+		if d.IsBudget() {
+			return res, a, api.BudgetExceeded(d.Error())
+		}
+		return res, a, api.RateLimited(d.Error())
 	}
-	return res, nil
 }
 
-// scopes are the levels a request must fit: its client, and its
-// department when it has one.
+// spendsTokens reports whether any of scopes limits tokens or money, so that
+// a reply without a limit could spend past what was reserved.
+func spendsTokens(scopes []limits.Scope) bool {
+	for _, s := range scopes {
+		if l := s.Limits; l.TPM > 0 || l.DailyTokens > 0 || l.MonthlyTokens > 0 || l.MonthlyNanos > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// scopes are the levels a request must fit: its client, its department
+// when it has one, and its key when the key has limits of its own.
 func (g *Gateway) scopes(x *exchange, dec policy.Decision) []limits.Scope {
 	scopes := append(x.scopes[:0], limits.Scope{Name: "client", Key: ClientScope(x.ev.ClientID), Limits: limitsOf(dec.Limits)})
 	if x.ev.Department != "" {
 		scopes = append(scopes, limits.Scope{Name: "department", Key: DepartmentScope(x.ev.Department), Limits: limitsOf(dec.DepartmentLimits)})
+	}
+	if l := x.key.Limits; l.Any() {
+		scopes = append(scopes, limits.Scope{Name: "key", Key: KeyScope(x.ev.KeyID),
+			Limits: limits.Limits{RPM: l.RPM, TPM: l.TPM, DailyTokens: l.DailyTokens, MonthlyTokens: l.MonthlyTokens, MonthlyNanos: l.MonthlyNanos}})
 	}
 	return scopes
 }
@@ -414,6 +450,9 @@ func (g *Gateway) scopes(x *exchange, dec policy.Decision) []limits.Scope {
 // department; a server seeding an in-process limiter uses the same.
 func ClientScope(id string) string       { return "client:" + id }
 func DepartmentScope(dept string) string { return "dept:" + dept }
+
+// KeyScope is the limiter key of an API key's own limits.
+func KeyScope(keyID string) string { return "key:" + keyID }
 
 func limitsOf(l policy.Limits) limits.Limits {
 	return limits.Limits{RPM: l.RPM, TPM: l.TPM, DailyTokens: l.DailyTokens, MonthlyTokens: l.MonthlyTokens, MonthlyNanos: microsToNanos(l.MonthlySpendMicros)}

@@ -165,6 +165,10 @@ func (g *Gateway) stream(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 		var haveUsage bool
 		var text strings.Builder
 		filter := g.newReplyFilter(x)
+		var guard replyGuard
+		if spendsTokens(g.scopes(x, x.dec)) { // else there is no budget to outgrow
+			guard = newReplyGuard(res.Cost().Tokens - prompt)
+		}
 		ended, first := false, true
 		for {
 			data, err := events.Next()
@@ -187,6 +191,15 @@ func (g *Gateway) stream(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 			chunk, ok := api.ParseStreamChunk(data)
 			if ok {
 				text.WriteString(chunk.Generated)
+				if guard.over(text.String(), chunk.Generated) {
+					g.log.Warn("stream stopped: the reply outgrew its reservation", "request_id", x.ev.RequestID,
+						"model", t.Model.Name, "reserved_tokens", res.Cost().Tokens-prompt)
+					aerr := replyOverReservation()
+					x.ev.Code = aerr.Code
+					x.writeStreamError(w, aerr)
+					w.Flush()
+					break
+				}
 				if chunk.HasUsage {
 					usage, haveUsage = chunk.Usage, true
 					if chunk.NoChoices && !callerWantsUsage {

@@ -11,7 +11,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/sluicehq/sluice/host/api"
-	"github.com/sluicehq/sluice/host/limits"
 	"github.com/sluicehq/sluice/host/metrics"
 	"github.com/sluicehq/sluice/host/policy"
 	"github.com/sluicehq/sluice/host/tokens"
@@ -71,10 +70,6 @@ func (g *Gateway) serveResponses(ctx *fasthttp.RequestCtx, x *exchange) {
 		return
 	}
 	prompt, pr := responsesRequest(req)
-	reply := req.MaxOutputTokens
-	if reply == 0 {
-		reply = g.defaultMaxTokens
-	}
 	in, aerr := g.policyInput(stepContext, x, &ctx.Request.Header, clientInput(id), pr)
 	if aerr != nil {
 		g.fail(ctx, x, aerr)
@@ -86,11 +81,12 @@ func (g *Gateway) serveResponses(ctx *fasthttp.RequestCtx, x *exchange) {
 		g.fail(ctx, x, aerr)
 		return
 	}
-	if req.LowerMaxTokens(dec.MaxTokens) {
-		reply = min(reply, req.MaxOutputTokens)
+	a := ask{model: target.Model, prompt: prompt, choices: 1, open: req.MaxOutputTokens == 0}
+	req.LowerMaxTokens(dec.MaxTokens) // the policy's cap: the upstream gets it, and the reservation follows
+	if a.reply = req.MaxOutputTokens; a.reply == 0 {
+		a.reply = g.defaultMaxTokens
 	}
-	estimate := limits.Cost{Tokens: prompt + reply, Nanos: target.Model.CostNanos(prompt, reply)}
-	up, res, ok := g.forward(ctx, x, target, dec, found, call, req.Texts, estimate, upstream.EndpointChat, req.Stream)
+	up, res, ok := g.forward(ctx, x, target, dec, found, call, req.Texts, a, upstream.EndpointChat, req.Stream)
 	if !ok {
 		return
 	}
@@ -135,6 +131,10 @@ type responsesCall struct {
 	maxTokens int64
 	echo      translate.Echo
 }
+
+// LowerMaxTokens lowers max_output_tokens, which the next UpstreamBody
+// translates.
+func (c *responsesCall) LowerMaxTokens(n int64) bool { return c.req.LowerMaxTokens(n) }
 
 func (c *responsesCall) SetTexts(texts []string) error {
 	c.body = nil

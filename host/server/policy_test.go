@@ -898,8 +898,8 @@ func TestPolicyCapsMaxTokens(t *testing.T) {
 		t.Fatalf("capped request asking for less: %v", err)
 	}
 	seen := rec.seen()
-	if !strings.Contains(seen, `"max_tokens":100`) || !strings.Contains(seen, `"max_tokens":50`) || strings.Contains(seen, `"max_tokens":1024`) {
-		t.Errorf("the upstream saw:\n%s\nwant max_tokens 100 added to the first request and 50 kept in the second", seen)
+	if !strings.Contains(seen, `"max_completion_tokens":100`) || !strings.Contains(seen, `"max_tokens":50`) || strings.Contains(seen, `_tokens":1024`) {
+		t.Errorf("the upstream saw:\n%s\nwant max_completion_tokens 100 added to the first request and max_tokens 50 kept in the second", seen)
 	}
 
 	ops := h.client(h.addClient(accounts.NewClient{ID: "ops-bot", Department: "ops"}))

@@ -45,7 +45,13 @@ import (
 
 // Server is a running Sluice.
 type Server struct {
-	cfg         *config.Config
+	cfg      *config.Config
+	accounts *accounts.Service
+	// keyBroadcast tells other replicas to forget cached keys; nil
+	// without Redis.
+	keyBroadcast *keyBroadcast
+	// tokens accepts identity providers' tokens; nil without auth.oidc.
+	tokens      *auth.Tokens
 	log         *slog.Logger
 	store       store.Store
 	ledger      *usage.Ledger
@@ -107,6 +113,11 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	if s.auth, err = auth.New(s.store, cfg.Auth.CacheTTL.D()); err != nil {
 		return nil, err
 	}
+	if len(cfg.Auth.OIDC) > 0 {
+		if s.tokens, err = auth.NewTokens(cfg.Auth.OIDC, s.store, cfg.DefaultTier, cfg.Auth.CacheTTL.D()); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.loadPolicy(ctx); err != nil {
 		return nil, err
 	}
@@ -123,6 +134,18 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	tokens.Warm()
 
 	acc := accounts.New(s.store, cfg.TierNames(), cfg.DefaultTier, s.auth)
+	s.accounts = acc
+	if cfg.Limits.Backend == "redis" {
+		if s.keyBroadcast, err = startKeyBroadcast(ctx, cfg.Limits.Redis.URL, s.forgetCredentials, log); err != nil {
+			return nil, fmt.Errorf("limits.redis: %w", err)
+		}
+	}
+	acc.OnKeysChange(func() {
+		s.forgetCredentials()
+		if s.keyBroadcast != nil {
+			s.keyBroadcast.publish()
+		}
+	})
 	acc.OnClientChange(func() {
 		select {
 		case s.clientsChanged <- struct{}{}:
@@ -147,7 +170,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 		decisions = s.decisions
 	}
 	s.gateway = proxy.New(proxy.Options{
-		Config: cfg, Authenticator: s.auth, Decider: s.policy, DecisionLog: decisions, Guards: guards,
+		Config: cfg, Authenticator: s.auth, Tokens: s.tokens, Decider: s.policy, DecisionLog: decisions, Guards: guards,
 		Metrics: s.metrics, Tracer: s.tracer,
 		Limiter: s.limiter, Router: s.router, Recorder: s.ledger, Log: log,
 	})
@@ -170,7 +193,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	}
 	s.adminSrv = &fasthttp.Server{
 		Handler: admin.New(admin.Options{
-			Token: s.adminToken, Accounts: acc, Store: s.store, Ledger: s.ledger, Log: log, Control: s,
+			Token: s.adminToken, Tokens: cfg.Server.AdminTokens, Accounts: acc, Store: s.store, Ledger: s.ledger, Log: log, Control: s,
 			Metrics:   s.metrics.Handler(),
 			Dashboard: dashboard.New(s.store, s.health, dashboard.WithFlusher(s.ledger), dashboard.WithLogger(log)),
 		}).Handler,
@@ -248,6 +271,12 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	if s.router != nil {
 		s.router.Close()
+	}
+	if s.keyBroadcast != nil {
+		s.keyBroadcast.Close()
+	}
+	if s.tokens != nil {
+		s.tokens.Close()
 	}
 	if s.tracer != nil {
 		errs = append(errs, s.tracer.Shutdown(context.Background()))
@@ -644,6 +673,7 @@ func (s *Server) startTelemetry(ctx context.Context) error {
 		},
 		AuthCache:        s.auth.CacheStats,
 		LedgerQueueDepth: func() int { return int(s.ledger.Stats().Pending) },
+		KeysExpiringSoon: s.keysExpiringSoon(),
 		Ready:            func() bool { ok, _ := s.Ready(); return ok },
 	}
 	if s.decisions != nil {
@@ -750,7 +780,7 @@ func seedLimits(ctx context.Context, st store.Store, m *limits.Memory, now time.
 	return nil
 }
 
-// ledgerUsage is what the ledger says every client and department used this
+// ledgerUsage is what the ledger says every client, department and key used this
 // month, today (both UTC) and in the last minute, by limiter scope key.
 func ledgerUsage(ctx context.Context, st store.Store, now time.Time) (map[string]limits.Usage, error) {
 	now = now.UTC()
@@ -763,8 +793,11 @@ func ledgerUsage(ctx context.Context, st store.Store, now time.Time) (map[string
 	out := make(map[string]limits.Usage, len(rows))
 	for _, r := range rows {
 		key := proxy.ClientScope(r.ID)
-		if r.Scope == store.ScopeDepartment {
+		switch r.Scope {
+		case store.ScopeDepartment:
 			key = proxy.DepartmentScope(r.ID)
+		case store.ScopeKey:
+			key = proxy.KeyScope(r.ID)
 		}
 		thisMonth, today, lastMinute := r.Windows[0], r.Windows[1], r.Windows[2]
 		out[key] = limits.Usage{
@@ -808,7 +841,7 @@ func ensureDemo(ctx context.Context, acc *accounts.Service, cfg *config.Config, 
 	if err != nil && !errors.Is(err, store.ErrExists) {
 		return "", fmt.Errorf("demo client: %w", err)
 	}
-	secret, _, err := acc.CreateKey(ctx, cfg.Demo.Client)
+	secret, _, err := acc.CreateKey(ctx, accounts.NewKey{ClientID: cfg.Demo.Client, Name: "demo", CreatedBy: "demo"})
 	if err != nil {
 		return "", fmt.Errorf("demo key: %w", err)
 	}
@@ -850,4 +883,35 @@ func longestUpstreamTimeout(cfg *config.Config) time.Duration {
 		d = max(d, u.Timeout.D())
 	}
 	return max(d, 2*time.Minute)
+}
+
+// keysExpiringSoon counts the keys that expire within a week, reading the
+// store at most once a minute however often /metrics is scraped; a failed
+// read keeps the last count.
+func (s *Server) keysExpiringSoon() func() int {
+	var mu sync.Mutex
+	var last time.Time
+	var n int
+	return func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(last) < time.Minute {
+			return n
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if c, err := s.accounts.ExpiringSoon(ctx); err == nil {
+			n, last = c, time.Now()
+		}
+		return n
+	}
+}
+
+// forgetCredentials drops every cached key and token identity of this
+// process.
+func (s *Server) forgetCredentials() {
+	s.auth.Forget()
+	if s.tokens != nil {
+		s.tokens.Forget()
+	}
 }

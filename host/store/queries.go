@@ -43,7 +43,10 @@ func (s *sqlStore) UsageWindows(ctx context.Context, since ...time.Time) ([]Scop
 		FROM usage_events WHERE occurred_at >= $1 AND client_id <> '' GROUP BY client_id
 		UNION ALL
 		SELECT 'department', department` + cols.String() + `
-		FROM usage_events WHERE occurred_at >= $1 AND department <> '' GROUP BY department`
+		FROM usage_events WHERE occurred_at >= $1 AND department <> '' GROUP BY department
+		UNION ALL
+		SELECT 'key', key_id` + cols.String() + `
+		FROM usage_events WHERE occurred_at >= $1 AND key_id <> '' GROUP BY key_id`
 	rows, err := s.read.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("usage windows: %w", err)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sluicehq/sluice/host/tags"
 	"math"
 	"math/bits"
 	"slices"
@@ -70,18 +71,19 @@ func (s *sqlStore) CreateClient(ctx context.Context, c Client) error {
 	return nil
 }
 
-const clientColumns = `id, department, tier, labels, created_at`
+const clientColumns = `id, department, tier, labels, created_at, disabled_at`
 
 // scanner is the part of *sql.Row and *sql.Rows that scan functions need.
 type scanner interface{ Scan(dest ...any) error }
 
 func scanClient(sc scanner, extra ...any) (Client, error) {
 	var (
-		c       Client
-		labels  string
-		created int64
+		c        Client
+		labels   string
+		created  int64
+		disabled sql.NullInt64
 	)
-	dest := append([]any{&c.ID, &c.Department, &c.Tier, &labels, &created}, extra...)
+	dest := append([]any{&c.ID, &c.Department, &c.Tier, &labels, &created, &disabled}, extra...)
 	if err := sc.Scan(dest...); err != nil {
 		return Client{}, err
 	}
@@ -89,6 +91,9 @@ func scanClient(sc scanner, extra ...any) (Client, error) {
 		return Client{}, fmt.Errorf("client %q: %w", c.ID, err)
 	}
 	c.CreatedAt = fromNanos(created)
+	if disabled.Valid {
+		c.DisabledAt = fromNanos(disabled.Int64)
+	}
 	return c, nil
 }
 
@@ -106,7 +111,7 @@ func (s *sqlStore) GetClient(ctx context.Context, id string) (Client, error) {
 	if err := checkID("client id", id); err != nil {
 		return Client{}, fmt.Errorf("get client: %w", err)
 	}
-	row := s.read.QueryRowContext(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = $1`, id)
+	row := s.read.QueryRowContext(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = $1 AND deleted_at IS NULL`, id)
 	c, err := scanClient(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Client{}, fmt.Errorf("client %q: %w", id, ErrNotFound)
@@ -118,7 +123,7 @@ func (s *sqlStore) GetClient(ctx context.Context, id string) (Client, error) {
 }
 
 func (s *sqlStore) ListClients(ctx context.Context) ([]Client, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+clientColumns+` FROM clients`)
+	rows, err := s.read.QueryContext(ctx, `SELECT `+clientColumns+` FROM clients WHERE deleted_at IS NULL`)
 	if err != nil {
 		return nil, fmt.Errorf("list clients: %w", err)
 	}
@@ -146,13 +151,22 @@ func (s *sqlStore) CreateKey(ctx context.Context, k Key) error {
 	if err := validateKey(k); err != nil {
 		return fmt.Errorf("create key: %w", err)
 	}
-	var revoked any // NULL while active
+	var revoked, expires any // NULL while active, NULL for never
 	if !k.RevokedAt.IsZero() {
 		revoked = nanos(k.RevokedAt)
 	}
-	_, err := s.write.ExecContext(ctx,
-		`INSERT INTO api_keys (id, client_id, prefix, hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		k.ID, k.ClientID, k.Prefix, hex.EncodeToString(k.Hash[:]), nanos(k.CreatedAt), revoked)
+	if !k.ExpiresAt.IsZero() {
+		expires = nanos(k.ExpiresAt)
+	}
+	scope, err := json.Marshal(k.Scope)
+	if err != nil {
+		return fmt.Errorf("create key %q: %w", k.ID, err)
+	}
+	_, err = s.write.ExecContext(ctx,
+		`INSERT INTO api_keys (id, client_id, prefix, hash, created_at, revoked_at, name, expires_at, scope, created_by, rotated_from)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		k.ID, k.ClientID, k.Prefix, hex.EncodeToString(k.Hash[:]), nanos(k.CreatedAt), revoked,
+		k.Name, expires, string(scope), k.CreatedBy, k.RotatedFrom)
 	if err != nil {
 		switch s.dialect.classify(err) {
 		case constraintUnique:
@@ -165,40 +179,48 @@ func (s *sqlStore) CreateKey(ctx context.Context, k Key) error {
 	return nil
 }
 
-const keyColumns = `k.id, k.client_id, k.prefix, k.hash, k.created_at, k.revoked_at`
+const keyColumns = `k.id, k.client_id, k.prefix, k.hash, k.created_at, k.revoked_at, k.name, k.expires_at, k.scope, k.created_by, k.rotated_from`
 
 func scanKey(sc scanner, extra ...any) (Key, error) {
 	var (
-		k       Key
-		hash    string
-		created int64
-		revoked sql.NullInt64
+		k                Key
+		hash, scope      string
+		created          int64
+		revoked, expires sql.NullInt64
 	)
-	dest := append([]any{&k.ID, &k.ClientID, &k.Prefix, &hash, &created, &revoked}, extra...)
+	dest := append([]any{&k.ID, &k.ClientID, &k.Prefix, &hash, &created, &revoked,
+		&k.Name, &expires, &scope, &k.CreatedBy, &k.RotatedFrom}, extra...)
 	if err := sc.Scan(dest...); err != nil {
 		return Key{}, err
 	}
 	if n, err := hex.Decode(k.Hash[:], []byte(hash)); err != nil || n != len(k.Hash) {
 		return Key{}, fmt.Errorf("key %q: stored hash is not 32 bytes of hex", k.ID)
 	}
+	if err := json.Unmarshal([]byte(scope), &k.Scope); err != nil {
+		return Key{}, fmt.Errorf("key %q: stored scope is not valid: %w", k.ID, err)
+	}
 	k.CreatedAt = fromNanos(created)
 	if revoked.Valid {
 		k.RevokedAt = fromNanos(revoked.Int64)
+	}
+	if expires.Valid {
+		k.ExpiresAt = fromNanos(expires.Int64)
 	}
 	return k, nil
 }
 
 func (s *sqlStore) KeyByHash(ctx context.Context, hash [32]byte) (Key, Client, error) {
 	row := s.read.QueryRowContext(ctx,
-		`SELECT `+keyColumns+`, c.id, c.department, c.tier, c.labels, c.created_at
+		`SELECT `+keyColumns+`, c.id, c.department, c.tier, c.labels, c.created_at, c.disabled_at
 		 FROM api_keys k JOIN clients c ON c.id = k.client_id
-		 WHERE k.hash = $1`, hex.EncodeToString(hash[:]))
+		 WHERE k.hash = $1 AND c.deleted_at IS NULL`, hex.EncodeToString(hash[:]))
 	var (
-		c       Client
-		labels  string
-		created int64
+		c        Client
+		labels   string
+		created  int64
+		disabled sql.NullInt64
 	)
-	k, err := scanKey(row, &c.ID, &c.Department, &c.Tier, &labels, &created)
+	k, err := scanKey(row, &c.ID, &c.Department, &c.Tier, &labels, &created, &disabled)
 	if errors.Is(err, sql.ErrNoRows) {
 		// The hash is not logged or echoed: it identifies a secret.
 		return Key{}, Client{}, fmt.Errorf("key by hash: %w", ErrNotFound)
@@ -210,7 +232,67 @@ func (s *sqlStore) KeyByHash(ctx context.Context, hash [32]byte) (Key, Client, e
 		return Key{}, Client{}, fmt.Errorf("key by hash: client %q: %w", c.ID, err)
 	}
 	c.CreatedAt = fromNanos(created)
+	if disabled.Valid {
+		c.DisabledAt = fromNanos(disabled.Int64)
+	}
 	return k, c, nil
+}
+
+func (s *sqlStore) UpdateClient(ctx context.Context, c Client) error {
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = time.Now() // validateClient wants one; it is not written
+	}
+	if err := validateClient(c); err != nil {
+		return fmt.Errorf("update client: %w", err)
+	}
+	labels := "{}"
+	if len(c.Labels) > 0 {
+		b, err := json.Marshal(c.Labels)
+		if err != nil {
+			return fmt.Errorf("update client %q: encode labels: %w", c.ID, err)
+		}
+		labels = string(b)
+	}
+	return s.changeClient(ctx, "update client", c.ID,
+		`UPDATE clients SET department = $2, tier = $3, labels = $4 WHERE id = $1 AND deleted_at IS NULL`, c.Department, c.Tier, labels)
+}
+
+func (s *sqlStore) DisableClient(ctx context.Context, id string, at time.Time) error {
+	var disabled any // NULL enables
+	if !at.IsZero() {
+		if err := checkTime("disable time", at); err != nil {
+			return fmt.Errorf("disable client %q: %w", id, err)
+		}
+		disabled = nanos(at)
+	}
+	return s.changeClient(ctx, "disable client", id, `UPDATE clients SET disabled_at = $2 WHERE id = $1 AND deleted_at IS NULL`, disabled)
+}
+
+func (s *sqlStore) DeleteClient(ctx context.Context, id string, at time.Time) error {
+	if err := checkTime("deletion time", at); err != nil {
+		return fmt.Errorf("delete client %q: %w", id, err)
+	}
+	return s.changeClient(ctx, "delete client", id, `UPDATE clients SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL`, nanos(at))
+}
+
+// changeClient runs an update of one live client, ErrNotFound when there is
+// none.
+func (s *sqlStore) changeClient(ctx context.Context, op, id, query string, args ...any) error {
+	if err := checkID("client id", id); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	res, err := s.write.ExecContext(ctx, query, append([]any{id}, args...)...)
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", op, id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", op, id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s %q: %w", op, id, ErrNotFound)
+	}
+	return nil
 }
 
 func (s *sqlStore) RevokeKey(ctx context.Context, id string, at time.Time) error {
@@ -244,6 +326,34 @@ func (s *sqlStore) RevokeKey(ctx context.Context, id string, at time.Time) error
 	}
 	if err != nil {
 		return fmt.Errorf("revoke key %q: %w", id, err)
+	}
+	return nil
+}
+
+func (s *sqlStore) ExpireKey(ctx context.Context, id string, at time.Time) error {
+	if err := checkID("key id", id); err != nil {
+		return fmt.Errorf("expire key: %w", err)
+	}
+	if err := checkTime("expiry", at); err != nil {
+		return fmt.Errorf("expire key %q: %w", id, err)
+	}
+	res, err := s.write.ExecContext(ctx,
+		`UPDATE api_keys SET expires_at = $2 WHERE id = $1 AND (expires_at IS NULL OR expires_at > $2)`, id, nanos(at))
+	if err != nil {
+		return fmt.Errorf("expire key %q: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("expire key %q: %w", id, err)
+	} else if n > 0 {
+		return nil
+	}
+	var one int
+	err = s.write.QueryRowContext(ctx, `SELECT 1 FROM api_keys WHERE id = $1`, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("expire key %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("expire key %q: %w", id, err)
 	}
 	return nil
 }
@@ -284,9 +394,9 @@ func (s *sqlStore) ListKeys(ctx context.Context, clientID string) ([]Key, error)
 }
 
 // usageColumns is the number of values in one ledger row.
-const usageColumns = 17
+const usageColumns = 18
 
-// maxInsertRows is the most rows one INSERT carries. 17 × 256 parameters
+// maxInsertRows is the most rows one INSERT carries. 18 × 256 parameters
 // are far below the limits of SQLite (32766) and PostgreSQL (65535).
 const maxInsertRows = 256
 
@@ -300,7 +410,7 @@ var insertStatements = func() []string {
 		b.WriteString(`INSERT INTO usage_events (
 	occurred_at, request_id, client_id, department, key_id, model, endpoint, stream,
 	prompt_tokens, completion_tokens, total_tokens, cost_nanos, latency_ms,
-	status, code, findings, usage_source
+	status, code, findings, usage_source, tags
 ) VALUES `)
 		for r := range n {
 			if r > 0 {
@@ -375,7 +485,7 @@ func (s *sqlStore) InsertUsage(ctx context.Context, events []UsageEvent) (err er
 			args = append(args,
 				nanos(ev.Time), ev.RequestID, ev.ClientID, ev.Department, ev.KeyID, ev.Model, ev.Endpoint, ev.Stream,
 				ev.PromptTokens, ev.CompletionTokens, ev.TotalTokens, ev.CostNanos, ev.LatencyMS,
-				ev.Status, ev.Code, ev.Findings, source)
+				ev.Status, ev.Code, ev.Findings, source, ev.Tags)
 		}
 		if stmts[shift] != nil {
 			_, err = stmts[shift].ExecContext(ctx, args...)
@@ -435,18 +545,32 @@ func (r *ReportRow) dest() []any {
 }
 
 func (s *sqlStore) Report(ctx context.Context, q ReportQuery) ([]ReportRow, error) {
+	tagName, byTag := strings.CutPrefix(q.GroupBy, GroupByTag)
 	col, ok := groupColumns[q.GroupBy]
+	if byTag {
+		col, ok = "tags", tags.Check(tagName, "x") == nil
+	}
 	if !ok {
-		return nil, fmt.Errorf("report: %w", invalid("group by %q: want %q, %q, %q or %q",
-			q.GroupBy, GroupByDepartment, GroupByClient, GroupByModel, GroupByEndpoint))
+		return nil, fmt.Errorf("report: %w", invalid("group by %q: want %q, %q, %q, %q or %sNAME",
+			q.GroupBy, GroupByDepartment, GroupByClient, GroupByModel, GroupByEndpoint, GroupByTag))
 	}
 	lo, hi, err := rangeNanos(q.From, q.To)
 	if err != nil {
 		return nil, fmt.Errorf("report: %w", err)
 	}
+	where, args := `occurred_at >= $1 AND occurred_at < $2`, []any{lo, hi}
+	if q.Tag != "" {
+		name, value, _ := strings.Cut(q.Tag, "=")
+		if err := tags.Check(name, value); err != nil {
+			return nil, fmt.Errorf("report: tag filter: %w", invalid("%v", err))
+		}
+		// The tag's shape leaves only _ among LIKE's wildcards, escaped here.
+		where += ` AND (',' || tags || ',') LIKE $3 ESCAPE '\'`
+		args = append(args, "%,"+strings.ReplaceAll(name+"="+value, "_", `\_`)+",%")
+	}
 	rows, err := s.read.QueryContext(ctx, `SELECT `+col+`, `+sums+`
-		FROM usage_events WHERE occurred_at >= $1 AND occurred_at < $2
-		GROUP BY `+col, lo, hi)
+		FROM usage_events WHERE `+where+`
+		GROUP BY `+col, args...)
 	if err != nil {
 		return nil, fmt.Errorf("report by %s: %w", q.GroupBy, err)
 	}
@@ -461,6 +585,9 @@ func (s *sqlStore) Report(ctx context.Context, q ReportQuery) ([]ReportRow, erro
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("report by %s: %w", q.GroupBy, err)
+	}
+	if byTag {
+		out = byTagValue(out, tagName)
 	}
 	// Sorted here rather than with ORDER BY because collations differ
 	// between databases; byte order is the same everywhere.
@@ -504,4 +631,28 @@ func (s *sqlStore) Close() error {
 		return s.write.Close()
 	}
 	return errors.Join(s.read.Close(), s.write.Close())
+}
+
+// byTagValue folds rows grouped by whole tag strings into rows grouped by
+// the value of one tag.
+func byTagValue(rows []ReportRow, name string) []ReportRow {
+	sums := map[string]*ReportRow{}
+	for _, r := range rows {
+		v, _ := tags.Value(r.Group, name)
+		s, ok := sums[v]
+		if !ok {
+			s = &ReportRow{Group: v}
+			sums[v] = s
+		}
+		s.Requests += r.Requests
+		s.PromptTokens += r.PromptTokens
+		s.CompletionTokens += r.CompletionTokens
+		s.TotalTokens += r.TotalTokens
+		s.CostNanos += r.CostNanos
+	}
+	out := make([]ReportRow, 0, len(sums))
+	for _, s := range sums {
+		out = append(out, *s)
+	}
+	return out
 }

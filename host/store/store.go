@@ -40,6 +40,9 @@ type Client struct {
 	Labels     map[string]string
 	// CreatedAt defaults to the time of CreateClient when zero.
 	CreatedAt time.Time
+	// DisabledAt is when the client was disabled; zero while enabled. A
+	// disabled client's keys are refused.
+	DisabledAt time.Time
 }
 
 // Key is an API key of a client. Only its hash is stored.
@@ -54,10 +57,49 @@ type Key struct {
 	CreatedAt time.Time
 	// RevokedAt is zero while the key is active.
 	RevokedAt time.Time
+	// Name is the owner's name for the key, such as "ci" or "laptop".
+	Name string
+	// ExpiresAt is when the key stops working; zero for never.
+	ExpiresAt time.Time
+	// Scope is what the key narrows of its client's limits and models.
+	Scope KeyScope
+	// CreatedBy names who created the key: "cli", "admin-api" or an
+	// operator's name; never a secret.
+	CreatedBy string
+	// RotatedFrom is the id of the key this one replaced, if it was issued
+	// by a rotation.
+	RotatedFrom string
 }
 
 // Active reports whether the key has not been revoked.
 func (k Key) Active() bool { return k.RevokedAt.IsZero() }
+
+// Expired reports whether the key has expired at now.
+func (k Key) Expired(now time.Time) bool { return !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt) }
+
+// KeyScope is what a key carries besides its client's: its own limits and
+// budgets, enforced in addition to its client's and department's; a model
+// allow-list that narrows what the client's tier allows; and tags.
+type KeyScope struct {
+	Limits KeyLimits `json:"limits,omitzero"`
+	// Models are patterns as in a tier's models ("gpt-4o*"); empty allows
+	// every model the tier allows.
+	Models []string          `json:"models,omitempty"`
+	Tags   map[string]string `json:"tags,omitempty"`
+}
+
+// KeyLimits are a key's own limits; 0 means none of the key's own.
+type KeyLimits struct {
+	RPM           int64 `json:"rpm,omitempty"`
+	TPM           int64 `json:"tpm,omitempty"`
+	DailyTokens   int64 `json:"daily_tokens,omitempty"`
+	MonthlyTokens int64 `json:"monthly_tokens,omitempty"`
+	// MonthlyNanos is money per calendar month, in nano-dollars.
+	MonthlyNanos int64 `json:"monthly_nanos,omitempty"`
+}
+
+// Any reports whether any limit is set.
+func (l KeyLimits) Any() bool { return l != KeyLimits{} }
 
 // MaxKeyPrefix bounds Key.Prefix so that a whole key cannot end up stored in
 // the clear by mistake.
@@ -97,6 +139,9 @@ type UsageEvent struct {
 	// UsageSource is UsageUpstream, UsageEstimated or UsageNone; "" is
 	// stored as UsageNone.
 	UsageSource string
+	// Tags are the request's attribution tags in their canonical form
+	// ("env=prod,project=search"; see package tags), "" for none.
+	Tags string
 }
 
 // Report groupings accepted by ReportQuery.GroupBy.
@@ -113,8 +158,17 @@ const (
 // From or To leaves that side of the range open.
 type ReportQuery struct {
 	From, To time.Time
-	GroupBy  string // GroupByDepartment, GroupByClient, GroupByModel or GroupByEndpoint
+	// GroupBy is GroupByDepartment, GroupByClient, GroupByModel, GroupByEndpoint, or
+	// GroupByTag followed by a tag's name ("tag:project"): requests without
+	// that tag form the group "".
+	GroupBy string
+	// Tag, when set ("project=search"), counts only the requests that
+	// carry that tag.
+	Tag string
 }
+
+// GroupByTag starts a grouping by a tag's value: "tag:project".
+const GroupByTag = "tag:"
 
 // ReportRow is the sum of one group's events.
 type ReportRow struct {
@@ -159,6 +213,7 @@ type DenialCount struct {
 const (
 	ScopeClient     = "client"
 	ScopeDepartment = "department"
+	ScopeKey        = "key"
 )
 
 // Usage is what a scope used in one window. Requests counts the requests that
@@ -170,8 +225,8 @@ type Usage struct {
 // ScopeUsage is one client's or one department's usage in each window asked
 // of UsageWindows: Windows[i] covers the events since the i-th instant.
 type ScopeUsage struct {
-	Scope   string // ScopeClient or ScopeDepartment
-	ID      string // the client id or the department name
+	Scope   string // ScopeClient, ScopeDepartment or ScopeKey
+	ID      string // the client id, the department name or the key id
 	Windows []Usage
 }
 
@@ -205,6 +260,16 @@ type Store interface {
 	GetClient(ctx context.Context, id string) (Client, error)
 	// ListClients returns all clients ordered by id.
 	ListClients(ctx context.Context) ([]Client, error)
+	// UpdateClient replaces a client's department, tier and labels;
+	// ErrNotFound if there is no such client (or it was deleted).
+	UpdateClient(ctx context.Context, c Client) error
+	// DisableClient disables a client at at, or enables it when at is
+	// zero; ErrNotFound if there is no such client.
+	DisableClient(ctx context.Context, id string, at time.Time) error
+	// DeleteClient deletes a client at at: it is no longer listed or
+	// found, its keys stop working, its ledger rows stay, and its id
+	// cannot be taken again. ErrNotFound if there is no such client.
+	DeleteClient(ctx context.Context, id string, at time.Time) error
 
 	// CreateKey adds a key to an existing client: ErrNotFound if the client
 	// does not exist, ErrExists if the key id or hash is taken.
@@ -215,6 +280,14 @@ type Store interface {
 	// RevokeKey marks a key revoked at the given time. Revoking a revoked
 	// key keeps its first revocation time. ErrNotFound if there is no such key.
 	RevokeKey(ctx context.Context, id string, at time.Time) error
+	// ExpireKey brings a key's expiry forward to at, unless it already
+	// expires earlier; ErrNotFound if there is no such key. It never extends
+	// a key's life.
+	ExpireKey(ctx context.Context, id string, at time.Time) error
+	// InsertAudit records a change an operator made.
+	InsertAudit(ctx context.Context, ev AuditEvent) error
+	// Audit returns the recorded changes q selects, newest first.
+	Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
 	// ListKeys returns the keys of one client, or of all clients when
 	// clientID is "", ordered by creation time.
 	ListKeys(ctx context.Context, clientID string) ([]Key, error)
@@ -333,10 +406,49 @@ func validateKey(k Key) error {
 		return err
 	}
 	if !k.RevokedAt.IsZero() {
-		return checkTime("key revoked_at", k.RevokedAt)
+		if err := checkTime("key revoked_at", k.RevokedAt); err != nil {
+			return err
+		}
+	}
+	if !k.ExpiresAt.IsZero() {
+		if err := checkTime("key expires_at", k.ExpiresAt); err != nil {
+			return err
+		}
+	}
+	if len(k.Name) > MaxKeyName || len(k.CreatedBy) > MaxKeyName {
+		return invalid("key %q: name or creator longer than %d bytes", k.ID, MaxKeyName)
+	}
+	if k.RotatedFrom != "" {
+		if err := checkID("key rotated_from", k.RotatedFrom); err != nil {
+			return err
+		}
+	}
+	l := k.Scope.Limits
+	if l.RPM < 0 || l.TPM < 0 || l.DailyTokens < 0 || l.MonthlyTokens < 0 || l.MonthlyNanos < 0 {
+		return invalid("key %q: a negative limit", k.ID)
+	}
+	if len(k.Scope.Models) > MaxKeyModels || len(k.Scope.Tags) > MaxKeyTags {
+		return invalid("key %q: more than %d models or %d tags", k.ID, MaxKeyModels, MaxKeyTags)
+	}
+	for _, m := range k.Scope.Models {
+		if m == "" || len(m) > MaxKeyName {
+			return invalid("key %q: a model pattern is empty or longer than %d bytes", k.ID, MaxKeyName)
+		}
+	}
+	for name, v := range k.Scope.Tags {
+		if name == "" || len(name) > MaxKeyName || len(v) > MaxKeyName {
+			return invalid("key %q: a tag name is empty, or a tag is longer than %d bytes", k.ID, MaxKeyName)
+		}
 	}
 	return nil
 }
+
+// Bounds of what a key carries, so that a key row stays small.
+const (
+	MaxKeyName   = 64
+	MaxKeyModels = 32
+	MaxKeyTags   = 16
+)
 
 // validateUsage names only the request id and the field, never event
 // contents, because its errors end up in logs.

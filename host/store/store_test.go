@@ -242,6 +242,45 @@ func TestKeys(t *testing.T) {
 				t.Errorf("RevokeKey(zero time) = %v, want ErrInvalid", err)
 			}
 		})
+		t.Run("scope and expiry", func(t *testing.T) {
+			k := testKey("k-scoped", "alice", "sk-sl-EEEEsecret5")
+			k.Name, k.CreatedBy, k.RotatedFrom = "ci", "cli", "k1"
+			k.ExpiresAt = t0.Add(90 * 24 * time.Hour)
+			k.Scope = KeyScope{Limits: KeyLimits{RPM: 10, DailyTokens: 5000, MonthlyNanos: 7_000_000_000},
+				Models: []string{"gpt-4o-mini"}, Tags: map[string]string{"project": "search"}}
+			if err := st.CreateKey(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+			got, _, err := st.KeyByHash(ctx, k.Hash)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, k) {
+				t.Errorf("KeyByHash =\n%+v\nwant\n%+v", got, k)
+			}
+			// Bringing the expiry forward works; pushing it back does not.
+			sooner, later := t0.Add(time.Hour), t0.Add(365*24*time.Hour)
+			for _, at := range []time.Time{sooner, later} {
+				if err := st.ExpireKey(ctx, k.ID, at); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got, _, _ := st.KeyByHash(ctx, k.Hash); !got.ExpiresAt.Equal(sooner) || !got.Expired(sooner) || got.Expired(sooner.Add(-1)) {
+				t.Errorf("expires at %v, want %v", got.ExpiresAt, sooner)
+			}
+			if err := st.ExpireKey(ctx, "k-none", sooner); !errors.Is(err, ErrNotFound) {
+				t.Errorf("ExpireKey(unknown) = %v, want ErrNotFound", err)
+			}
+			bad := testKey("k-bad", "alice", "sk-sl-FFFFsecret6")
+			bad.Scope.Limits.RPM = -1
+			if err := st.CreateKey(ctx, bad); !errors.Is(err, ErrInvalid) {
+				t.Errorf("a negative limit: %v, want ErrInvalid", err)
+			}
+			if err := st.RevokeKey(ctx, k.ID, t0.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		})
+
 	})
 }
 
@@ -751,11 +790,15 @@ func TestUsageWindows(t *testing.T) {
 		minute := now.Add(-time.Minute)
 		moved := event("moved", "bob", "sales", "m", day.Add(time.Hour), 1, 1) // bob moved to ops today
 		moved.Department = "ops"
+		// Two of alice's requests came with her key k-ci, which has limits
+		// of its own.
+		aDay, aMinute := event("a-day", "alice", "eng", "m", day, 10, 0), event("a-minute", "alice", "eng", "m", minute, 1, 0)
+		aDay.KeyID, aMinute.KeyID = "k-ci", "k-ci"
 		err := st.InsertUsage(ctx, []UsageEvent{
 			event("last-month", "alice", "eng", "m", month.Add(-time.Nanosecond), 1000, 1000),
 			event("a-month", "alice", "eng", "m", month, 100, 0),
-			event("a-day", "alice", "eng", "m", day, 10, 0),
-			event("a-minute", "alice", "eng", "m", minute, 1, 0),
+			aDay,
+			aMinute,
 			event("b-month", "bob", "sales", "m", month.Add(48*time.Hour), 20, 0),
 			moved,
 			event("c-minute", "carol", "eng", "m", now.Add(-time.Second), 5, 0),
@@ -779,6 +822,10 @@ func TestUsageWindows(t *testing.T) {
 			{ScopeDepartment, "eng", []Usage{u(4, 116), u(3, 16), u(2, 6)}},
 			{ScopeDepartment, "ops", []Usage{u(1, 2), u(1, 2), u(0, 0)}},
 			{ScopeDepartment, "sales", []Usage{u(1, 20), u(0, 0), u(0, 0)}},
+			{ScopeKey, "k-alice", []Usage{u(1, 100), u(0, 0), u(0, 0)}},
+			{ScopeKey, "k-bob", []Usage{u(2, 22), u(1, 2), u(0, 0)}},
+			{ScopeKey, "k-carol", []Usage{u(1, 5), u(1, 5), u(1, 5)}},
+			{ScopeKey, "k-ci", []Usage{u(2, 11), u(2, 11), u(1, 1)}},
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("UsageWindows =\n%+v\nwant\n%+v", got, want)
@@ -982,5 +1029,95 @@ func TestCostMigratesToNanos(t *testing.T) {
 			t.Fatalf("after the migration: %+v, %v; want $1.234567 as 1234567000 nano-dollars", rows, err)
 		}
 		assertMigratedOnce(t, raw)
+	})
+}
+
+func TestClientUpdateDisableDelete(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		st, _ := openNew(t, b)
+		ctx := context.Background()
+		mustCreateClient(t, st, "alice", "eng")
+		k := testKey("k1", "alice", "sk-sl-AAAAsecret1")
+		if err := st.CreateKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+
+		if err := st.UpdateClient(ctx, Client{ID: "alice", Department: "research", Tier: "premium", Labels: map[string]string{"env": "prod"}}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := st.GetClient(ctx, "alice")
+		if err != nil || c.Department != "research" || c.Tier != "premium" || c.Labels["env"] != "prod" || !c.CreatedAt.Equal(t0) {
+			t.Fatalf("after update: %+v, %v", c, err)
+		}
+		if err := st.UpdateClient(ctx, Client{ID: "nobody", Department: "x", Tier: "standard"}); !errors.Is(err, ErrNotFound) {
+			t.Errorf("updating an unknown client: %v", err)
+		}
+
+		if err := st.DisableClient(ctx, "alice", t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if _, c, err := st.KeyByHash(ctx, k.Hash); err != nil || !c.DisabledAt.Equal(t0.Add(time.Hour)) {
+			t.Fatalf("a disabled client's key: %+v, %v", c, err)
+		}
+		if err := st.DisableClient(ctx, "alice", time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if c, _ := st.GetClient(ctx, "alice"); !c.DisabledAt.IsZero() {
+			t.Fatalf("enabled again: %+v", c)
+		}
+
+		if err := st.DeleteClient(ctx, "alice", t0.Add(2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := st.KeyByHash(ctx, k.Hash); !errors.Is(err, ErrNotFound) {
+			t.Errorf("a deleted client's key was found: %v", err)
+		}
+		if _, err := st.GetClient(ctx, "alice"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("a deleted client was found: %v", err)
+		}
+		if cs, _ := st.ListClients(ctx); len(cs) != 0 {
+			t.Errorf("a deleted client is listed: %+v", cs)
+		}
+		if err := st.CreateClient(ctx, Client{ID: "alice", Department: "eng", Tier: "standard"}); !errors.Is(err, ErrExists) {
+			t.Errorf("a deleted client's id was taken again: %v", err)
+		}
+		if err := st.DeleteClient(ctx, "alice", t0.Add(3*time.Hour)); !errors.Is(err, ErrNotFound) {
+			t.Errorf("deleting twice: %v", err)
+		}
+	})
+}
+
+func TestAuditEvents(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		st, _ := openNew(t, b)
+		ctx := context.Background()
+		for i, ev := range []AuditEvent{
+			{Time: t0, Actor: "alice", Action: "client.create", Target: "bot", Detail: map[string]any{"after": map[string]any{"tier": "standard"}}},
+			{Time: t0.Add(time.Minute), Actor: "cli", Action: "key.revoke", Target: "key_1"},
+			{Time: t0.Add(2 * time.Minute), Actor: "alice", Action: "client.update", Target: "bot",
+				Detail: map[string]any{"before": map[string]any{"tier": "standard"}, "after": map[string]any{"tier": "premium"}}},
+		} {
+			if err := st.InsertAudit(ctx, ev); err != nil {
+				t.Fatalf("event %d: %v", i, err)
+			}
+		}
+		all, err := st.Audit(ctx, AuditQuery{})
+		if err != nil || len(all) != 3 || all[0].Action != "client.update" || all[2].Action != "client.create" {
+			t.Fatalf("Audit = %+v, %v; want three events, newest first", all, err)
+		}
+		if got := all[0].Detail["after"].(map[string]any)["tier"]; got != "premium" {
+			t.Errorf("detail %+v", all[0].Detail)
+		}
+		mine, _ := st.Audit(ctx, AuditQuery{Actor: "cli"})
+		if len(mine) != 1 || mine[0].Target != "key_1" {
+			t.Errorf("by actor: %+v", mine)
+		}
+		window, _ := st.Audit(ctx, AuditQuery{From: t0.Add(30 * time.Second), To: t0.Add(90 * time.Second)})
+		if len(window) != 1 {
+			t.Errorf("in a window: %+v", window)
+		}
+		if err := st.InsertAudit(ctx, AuditEvent{Action: "x"}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("an event without an actor: %v", err)
+		}
 	})
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,6 +16,7 @@ import (
 type reportFlags struct {
 	period usage.Range
 	by     string
+	tag    string
 	format string
 }
 
@@ -35,10 +37,11 @@ func (f *reportFlags) run(cmd *cobra.Command, g *globals, report func(ctx contex
 
 // query resolves the period and checks the grouping.
 func (f *reportFlags) query() (from, to time.Time, err error) {
-	switch f.by {
-	case store.GroupByDepartment, store.GroupByClient, store.GroupByModel, store.GroupByEndpoint:
+	switch {
+	case f.by == store.GroupByDepartment, f.by == store.GroupByClient, f.by == store.GroupByModel, f.by == store.GroupByEndpoint,
+		strings.HasPrefix(f.by, store.GroupByTag) && len(f.by) > len(store.GroupByTag):
 	default:
-		return from, to, fmt.Errorf("--by %q: expected department, client, model or endpoint", f.by)
+		return from, to, fmt.Errorf("--by %q: expected department, client, model, endpoint or tag:NAME", f.by)
 	}
 	p := f.period
 	p.Prefix = "--"
@@ -58,11 +61,12 @@ today). Without a period, the report covers the current month.
 Subcommands chart the same period over time (series) or count refused requests (denials).`,
 		Example: `  sluice report --month 2026-11 --by department
   sluice report --day 2026-11-28 --by model --format json
+  sluice report --month 2026-11 --by tag:project --tag env=prod
   sluice report --from 2026-11-01 --to 2026-11-30 --by client --format csv > november.csv`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return f.run(cmd, g, func(ctx context.Context, st store.Store, from, to time.Time) error {
-				rows, err := st.Report(ctx, store.ReportQuery{From: from, To: to, GroupBy: f.by})
+				rows, err := st.Report(ctx, store.ReportQuery{From: from, To: to, GroupBy: f.by, Tag: f.tag})
 				if err != nil {
 					return err
 				}
@@ -75,7 +79,8 @@ Subcommands chart the same period over time (series) or count refused requests (
 	pf.StringVar(&f.period.Month, "month", "", "one UTC month, e.g. 2026-11")
 	pf.StringVar(&f.period.From, "from", "", "first day (UTC) or instant")
 	pf.StringVar(&f.period.To, "to", "", "last day included, or an exclusive instant (default: today)")
-	pf.StringVar(&f.by, "by", "department", "group by department, client, model or endpoint (the API called)")
+	pf.StringVar(&f.by, "by", "department", "group by department, client, model, endpoint (the API called), or a tag's value (tag:project)")
+	cmd.Flags().StringVar(&f.tag, "tag", "", "count only requests with this tag (project=search)")
 	pf.StringVar(&f.format, "format", "table", "table, json or csv")
 	cmd.AddCommand(reportSeriesCommand(g, f), reportDenialsCommand(g, f))
 	return cmd

@@ -43,8 +43,8 @@ budgets, forwards to the upstream model and records usage for billing and audit.
 	}
 	root.PersistentFlags().StringVar(&g.configPath, "config", "", "YAML configuration file (default: the embedded default)")
 	root.PersistentFlags().StringVar(&g.dataDir, "data-dir", "", "data folder, overriding data_dir of the configuration")
-	root.AddCommand(serveCommand(g), clientsCommand(g), keysCommand(g), reportCommand(g),
-		scanCommand(), mockCommand(), configCommand(g), policyCommand(g), pluginCommand(), versionCommand())
+	root.AddCommand(serveCommand(g), clientsCommand(g), keysCommand(g), auditCommand(g), reportCommand(g),
+		scanCommand(), mockCommand(), configCommand(g), policyCommand(g), pluginCommand(), adminTokenCommand(), versionCommand())
 	return root
 }
 
@@ -73,14 +73,24 @@ func (g *globals) openAccounts(ctx context.Context) (*config.Config, store.Store
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("store: %w", err)
 	}
-	return cfg, st, accounts.New(st, cfg.TierNames(), cfg.DefaultTier, nil), nil
+	acc := accounts.New(st, cfg.TierNames(), cfg.DefaultTier, nil)
+	if cfg.Limits.Backend == "redis" {
+		// Running servers hear of the change over Redis, as they do of one
+		// made through another server's admin API.
+		acc.OnKeysChange(func() {
+			if err := server.ForgetKeysEverywhere(ctx, cfg.Limits.Redis.URL); err != nil {
+				fmt.Fprintf(os.Stderr, "sluice: running servers were not told (they will notice within auth.cache_ttl): %v\n", err)
+			}
+		})
+	}
+	return cfg, st, acc, nil
 }
 
 // withAccounts makes a command body that runs on the store the configuration
 // names, opened before and closed after.
 func (g *globals) withAccounts(run func(ctx context.Context, cmd *cobra.Command, args []string, acc *accounts.Service) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		ctx := cmd.Context()
+		ctx := accounts.WithActor(cmd.Context(), "cli")
 		_, st, acc, err := g.openAccounts(ctx)
 		if err != nil {
 			return err
