@@ -16,12 +16,14 @@ type Config struct {
 	// DataDir holds the SQLite store, the plugin compilation cache and the
 	// generated admin token. Relative paths in the file resolve against the
 	// file's folder; the default is ./data.
-	DataDir string   `yaml:"data_dir"`
-	Server  Server   `yaml:"server"`
-	Store   Store    `yaml:"store"`
-	Auth    Auth     `yaml:"auth"`
-	Policy  Policy   `yaml:"policy"`
-	Plugins []Plugin `yaml:"plugins"`
+	DataDir string `yaml:"data_dir"`
+	Server  Server `yaml:"server"`
+	Store   Store  `yaml:"store"`
+	Auth    Auth   `yaml:"auth"`
+	// Attribution lists the tags requests may carry.
+	Attribution Attribution `yaml:"attribution"`
+	Policy      Policy      `yaml:"policy"`
+	Plugins     []Plugin    `yaml:"plugins"`
 	// PluginCacheDir keeps plugins compiled to machine code between starts
 	// (a cold compile takes about a second per plugin). Default <data_dir>/wasm-cache.
 	PluginCacheDir string          `yaml:"plugin_cache_dir"`
@@ -463,6 +465,14 @@ func NanosPerMillion(usd float64) uint64 {
 }
 
 func (c *Config) String() string { return fmt.Sprintf("config(%s)", c.dir) }
+
+// Attribution says which tags requests may carry in x-sluice-tags.
+type Attribution struct {
+	// Tags lists each tag name a request may send with its allowed values;
+	// "*" allows any value of the narrow shape of package tags. Empty
+	// refuses every request that sends tags. Keys' own tags need no entry.
+	Tags map[string][]string `yaml:"tags"`
+}
 
 // AdminToken is a named token of the admin API and what it may do. Only the
 // token's SHA-256 is configured, so the configuration holds no secret

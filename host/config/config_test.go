@@ -89,6 +89,7 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"bad sample", "policy:\n  decision_log_sample: 2\n", []string{"policy.decision_log_sample"}},
 		{"negative department budget", "departments:\n  research: {monthly_spend_usd: -5}\n", []string{"departments.research", "negative"}},
 		{"unknown tier key", "tiers:\n  t: {rpm: 1, tmp: 5}\ndefault_tier: t\n", []string{"x.yaml:2", "tiers.t.tmp", "tpm"}},
+		{"attribution tag value out of shape", "attribution:\n  tags:\n    owner: [Jane.Doe]\n", []string{"attribution.tags.owner", "lower-case"}},
 		{"oidc without audience", "auth:\n  oidc:\n    - {issuer: https://login.example.com/}\n", []string{"auth.oidc[0].audience", "must not be empty"}},
 		{"oidc bad issuer", "auth:\n  oidc:\n    - {issuer: login.example.com, audience: s}\n", []string{"auth.oidc[0].issuer", "issuer URL"}},
 		{"oidc unknown tier", "auth:\n  oidc:\n    - {issuer: https://l.example/, audience: s, group_tiers: [{group: g, tier: gold}]}\n", []string{"auth.oidc[0].group_tiers[0]", "gold"}},

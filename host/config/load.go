@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/sluicehq/sluice/host/tags"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -314,6 +315,19 @@ func (c *Config) validate(file string) error {
 	}
 	if c.Server.AdminListen == c.Server.Listen {
 		return bad("server.admin_listen", "must differ from server.listen: the admin API has its own listener")
+	}
+	for name, values := range c.Attribution.Tags {
+		for _, v := range values {
+			if v == tags.Any {
+				v = "x"
+			}
+			if err := tags.Check(name, v); err != nil {
+				return bad("attribution.tags."+name, "%v", err)
+			}
+		}
+		if len(values) == 0 {
+			return bad("attribution.tags."+name, "list the values allowed, or \"*\" for any")
+		}
 	}
 	issuers := map[string]bool{}
 	for i, o := range c.Auth.OIDC {

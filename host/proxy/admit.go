@@ -57,6 +57,9 @@ func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, x *exchange) (auth.Iden
 	x.ev.ClientID, x.ev.Department, x.ev.KeyID = id.Client.ID, id.Client.Department, id.KeyID
 	x.key = id.Key.Scope
 	requested, terr := tags.Parse(string(ctx.Request.Header.Peek(tags.Header)))
+	if terr == nil {
+		terr = g.allowedTags.Permit(requested)
+	}
 	if terr != nil {
 		return id, &api.Error{Status: http.StatusBadRequest, Type: api.TypeInvalidRequest, Code: "invalid_tags", Param: tags.Header,
 			Message: "The " + tags.Header + " header is not valid: " + terr.Error() + "."}

@@ -17,6 +17,7 @@ import (
 	"github.com/sluicehq/sluice/host/policy"
 	"github.com/sluicehq/sluice/host/redact"
 	"github.com/sluicehq/sluice/host/store"
+	"github.com/sluicehq/sluice/host/tags"
 	"github.com/sluicehq/sluice/host/telemetry"
 	"github.com/sluicehq/sluice/host/upstream"
 )
@@ -59,17 +60,19 @@ type Recorder interface {
 
 // Gateway serves the OpenAI-compatible API.
 type Gateway struct {
-	auth      *auth.Authenticator
-	tokens    *auth.Tokens
-	decider   Decider
-	decisions DecisionLog
-	metrics   *metrics.Metrics
-	tracer    *telemetry.Provider
-	guards    map[string]Guard
-	limiter   limits.Backend
-	router    *upstream.Router
-	recorder  Recorder
-	log       *slog.Logger
+	auth   *auth.Authenticator
+	tokens *auth.Tokens
+	// allowedTags are the tags a request may carry (attribution.tags).
+	allowedTags tags.Allowed
+	decider     Decider
+	decisions   DecisionLog
+	metrics     *metrics.Metrics
+	tracer      *telemetry.Provider
+	guards      map[string]Guard
+	limiter     limits.Backend
+	router      *upstream.Router
+	recorder    Recorder
+	log         *slog.Logger
 
 	defaultMaxTokens int64
 	accessLog        bool
@@ -110,6 +113,7 @@ func New(o Options) *Gateway {
 	g := &Gateway{
 		auth:             o.Authenticator,
 		tokens:           o.Tokens,
+		allowedTags:      o.Config.Attribution.Tags,
 		decider:          o.Decider,
 		decisions:        o.DecisionLog,
 		metrics:          o.Metrics,

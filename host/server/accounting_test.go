@@ -343,19 +343,25 @@ func TestRefusalsCountTowardRPM(t *testing.T) {
 func TestCallerStringsAreNotStored(t *testing.T) {
 	cfg := testConfig(t, t.TempDir(), open)
 	cfg.Policy.DecisionLogSample = 1
+	cfg.Attribution.Tags = map[string][]string{"env": {"*"}, "owner": {"*"}}
 	h := start(t, cfg)
 	h.key = h.createClient("app", "research")
 	secrets := []string{"ann.lee@example.com", "123-45-6789", "AKIA6AFQKVXPJEGZC7D3", h.key}
 	dirty := "ann.lee@example.com SSN 123-45-6789 AKIA6AFQKVXPJEGZC7D3 " + h.key
 	query := "?email=ann.lee@example.com&ssn=123-45-6789&key=" + h.key
-	send := func(method, path, key, body string) int {
+	// tags is the x-sluice-tags header: a tag that holds what a tag may not
+	// is refused (400 invalid_tags) before anything is stored of it.
+	send := func(method, path, key, body, tags string) int {
 		req, _ := http.NewRequest(method, "http://"+h.srv.Addr()+path, strings.NewReader(body))
 		if key != "" {
 			req.Header.Set("Authorization", "Bearer "+key)
 		}
 		req.Header.Set("Content-Type", "application/json")
-		for _, name := range []string{"User-Agent", "X-Sluice-Tags", "OpenAI-Organization", "OpenAI-Project", "X-Sluice-Purpose", "X-Request-Id", "X-Custom"} {
+		for _, name := range []string{"User-Agent", "OpenAI-Organization", "OpenAI-Project", "X-Sluice-Purpose", "X-Request-Id", "X-Custom"} {
 			req.Header.Set(name, dirty)
+		}
+		if tags != "" {
+			req.Header.Set("X-Sluice-Tags", tags)
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -372,16 +378,22 @@ func TestCallerStringsAreNotStored(t *testing.T) {
 	for _, tc := range []struct {
 		method, path, key, body string
 		status                  int
+		tags                    string
 	}{
-		{"POST", "/v1/chat/completions" + query, h.key, chatBody("gpt-4o-mini"), 200},
-		{"POST", "/v1/chat/completions" + query, h.key, chatBody("gpt-" + dirty), 404},
-		{"POST", "/v1/embeddings" + query, h.key, `{"model":"` + strings.ReplaceAll(dirty, " ", "-") + `","input":"hi"}`, 404},
-		{"GET", "/v1/models" + query, h.key, "", 200},
-		{"POST", "/v1/" + strings.ReplaceAll(dirty, " ", "/") + query, h.key, chatBody("gpt-4o-mini"), 404},
-		{"POST", "/v1/chat/completions" + query, "ann.lee@example.com", chatBody("gpt-" + dirty), 401},
-		{"PUT", "/v1/chat/completions" + query, h.key, chatBody("gpt-4o-mini"), 405},
+		{"POST", "/v1/chat/completions" + query, h.key, chatBody("gpt-4o-mini"), 200, ""},
+		{"POST", "/v1/chat/completions" + query, h.key, chatBody("gpt-" + dirty), 404, ""},
+		{"POST", "/v1/embeddings" + query, h.key, `{"model":"` + strings.ReplaceAll(dirty, " ", "-") + `","input":"hi"}`, 404, ""},
+		{"GET", "/v1/models" + query, h.key, "", 200, ""},
+		{"POST", "/v1/" + strings.ReplaceAll(dirty, " ", "/") + query, h.key, chatBody("gpt-4o-mini"), 404, ""},
+		{"POST", "/v1/chat/completions" + query, "ann.lee@example.com", chatBody("gpt-" + dirty), 401, ""},
+		{"PUT", "/v1/chat/completions" + query, h.key, chatBody("gpt-4o-mini"), 405, ""},
+		{"POST", "/v1/chat/completions" + query, h.key, chatBody("gpt-4o-mini"), 400, "owner=" + dirty},
+		{"POST", "/v1/chat/completions" + query, h.key, chatBody("gpt-4o-mini"), 400, "owner=123-45-6789"},
+		{"POST", "/v1/chat/completions" + query, h.key, chatBody("gpt-4o-mini"), 400, "env=" + h.key},
+		{"POST", "/v1/chat/completions" + query, h.key, chatBody("gpt-4o-mini"), 400, "env=AKIA6AFQKVXPJEGZC7D3"},
+		{"POST", "/v1/chat/completions" + query, h.key, chatBody("gpt-4o-mini"), 400, "owner=ann.lee@example.com"},
 	} {
-		if got := send(tc.method, tc.path, tc.key, tc.body); got != tc.status {
+		if got := send(tc.method, tc.path, tc.key, tc.body, tc.tags); got != tc.status {
 			t.Errorf("%s %.40s…: %d, want %d", tc.method, tc.path, got, tc.status)
 		}
 	}

@@ -324,7 +324,10 @@ func TestAdminRolesAndAudit(t *testing.T) {
 // the ledger, the key's winning, and reports group and filter by them;
 // tags that could carry personal data are refused before anything else.
 func TestTagsAttributeUsage(t *testing.T) {
-	h := newHarness(t, open)
+	cfg := testConfig(t, t.TempDir(), open)
+	cfg.Attribution.Tags = map[string][]string{"project": {"billing", "elsewhere"}, "env": {"*"}}
+	h := start(t, cfg)
+	h.key = h.createClient("app", "research")
 	keyed, _ := h.createKey(`{"client_id":"app","tags":{"project":"search"}}`)
 	send := func(key, header string) error {
 		c := h.client(key)
@@ -343,9 +346,10 @@ func TestTagsAttributeUsage(t *testing.T) {
 			t.Fatalf("tags %q: %v", c.header, err)
 		}
 	}
-	for _, header := range []string{"owner=jane@example.com", "ssn=123456789", "Project=x", strings.Repeat("a=b,", 9) + "a=b"} {
+	for _, header := range []string{"owner=jane@example.com", "env=123-45-6789", "env=" + h.key, "env=AKIA6AFQKVXPJEGZC7D3",
+		"project=search", "owner=jane", "Project=x", strings.Repeat("env=b,", 9) + "env=b"} {
 		e := apiError(t, send(h.key, header), http.StatusBadRequest, "invalid_tags")
-		if strings.Contains(e.Message, "jane") || strings.Contains(e.Message, "123456789") {
+		if strings.Contains(e.Message, "jane") || strings.Contains(e.Message, "123-45") || strings.Contains(e.Message, "AKIA") {
 			t.Errorf("the error repeats the tag: %q", e.Message)
 		}
 	}
@@ -361,9 +365,9 @@ func TestTagsAttributeUsage(t *testing.T) {
 	for _, r := range rows {
 		got[r["tag:project"].(string)] = r["requests"].(float64)
 	}
-	// The four refused requests have no tags: they count under "".
-	if got["billing"] != 2 || got["search"] != 1 || got["elsewhere"] != 0 || got[""] != 5 {
-		t.Errorf("requests by project: %v; want billing 2, search 1, untagged 5 (1 + 4 refused)", got)
+	// The eight refused requests have no tags: they count under "".
+	if got["billing"] != 2 || got["search"] != 1 || got["elsewhere"] != 0 || got[""] != 9 {
+		t.Errorf("requests by project: %v; want billing 2, search 1 (the key's), untagged 9 (1 + 8 refused)", got)
 	}
 	status, out = h.admin("GET", "/admin/usage?group_by=client&tag=env=prod&format=json", "")
 	rows = nil

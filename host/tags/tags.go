@@ -2,12 +2,15 @@
 // x-sluice-tags header) and those a key carries, and writes them as the one
 // canonical string the ledger stores and reports group by.
 //
-// Tags are for naming projects, environments and cost centres, and they
-// are stored as sent, so they are held to a narrow shape: a name of lower
-// case letters, digits and underscores; a value of letters, digits and
-// ".-_:/"; and no value with a run of five digits or more, which is how a
-// phone number, an identity or card number, or a date of birth would get
-// into the ledger by way of a tag.
+// Tags are for naming projects, environments and cost centres, and a
+// request's tags are chosen by its caller, who must not be able to put
+// anything else into the ledger with them. So a request may carry only the
+// tag names the operator allowed (Allowed), each with one of the values
+// the operator listed or, where the operator allowed any value, a value of
+// a narrow shape: lower-case letters, digits and ".-_:/", at most 40
+// characters and at most four digits in all. The shape keeps out what a
+// secret or a personal number looks like: an API key (mixed case, long), a
+// phone, card or identity number, a date of birth, an e-mail address.
 package tags
 
 import (
@@ -24,10 +27,10 @@ const Header = "x-sluice-tags"
 
 // Bounds of the tags of one request.
 const (
-	MaxTags     = 8
-	MaxName     = 32
-	MaxValue    = 64
-	maxDigitRun = 4
+	MaxTags   = 8
+	MaxName   = 32
+	MaxValue  = 40
+	maxDigits = 4
 )
 
 // ErrInvalid is wrapped by every error about a tag; the message names the
@@ -75,19 +78,42 @@ func Check(name, value string) error {
 	if value == "" || len(value) > MaxValue {
 		return fmt.Errorf("%w: the value of %q is 1 to %d characters", ErrInvalid, name, MaxValue)
 	}
-	run := 0
+	digits := 0
 	for _, r := range value {
 		switch {
 		case r >= '0' && r <= '9':
-			if run++; run > maxDigitRun {
-				return fmt.Errorf("%w: the value of %q has a run of more than %d digits, which tags may not hold", ErrInvalid, name, maxDigitRun)
+			if digits++; digits > maxDigits {
+				return fmt.Errorf("%w: the value of %q has more than %d digits, which tags may not hold", ErrInvalid, name, maxDigits)
 			}
-			continue
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', strings.ContainsRune(".-_:/", r):
+		case r >= 'a' && r <= 'z', strings.ContainsRune(".-_:/", r):
 		default:
-			return fmt.Errorf("%w: the value of %q is letters, digits and .-_:/", ErrInvalid, name)
+			return fmt.Errorf("%w: the value of %q is lower-case letters, digits and .-_:/", ErrInvalid, name)
 		}
-		run = 0
+	}
+	return nil
+}
+
+// Any is the value in Allowed that allows any value of the narrow shape.
+const Any = "*"
+
+// Allowed are the tags requests may carry: each name with its values, or
+// with Any. Empty allows none.
+type Allowed map[string][]string
+
+// Permit checks a request's tags against a: a name not listed, or a value
+// not among the name's, is refused. The error names the tag, never the
+// value.
+func (a Allowed) Permit(t map[string]string) error {
+	for name, value := range t {
+		values, ok := a[name]
+		switch {
+		case !ok && len(a) == 0:
+			return fmt.Errorf("%w: this gateway accepts no tags (its operator lists them under attribution.tags)", ErrInvalid)
+		case !ok:
+			return fmt.Errorf("%w: the tag %q is not one this gateway accepts", ErrInvalid, name)
+		case !slices.Contains(values, Any) && !slices.Contains(values, value):
+			return fmt.Errorf("%w: the value of %q is not one this gateway accepts for it", ErrInvalid, name)
+		}
 	}
 	return nil
 }

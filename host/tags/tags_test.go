@@ -14,6 +14,10 @@ func TestParseRefusesWhatMustNotBeStored(t *testing.T) {
 		"a phone number":     "caller=555-0100-12345",
 		"a card number":      "ref=4111111111111111",
 		"an SSN":             "ssn=123456789",
+		"an SSN with dashes": "ssn=123-45-6789",
+		"a Sluice key":       "key=sk-sluice-CkcKmK3483g6gRJTLlU4UYn7RufDqWtQ",
+		"an AWS key":         "key=AKIA6AFQKVXPJEGZC7D3",
+		"a date of birth":    "dob=1990-01-31",
 		"SQL":                "project=x';DROP TABLE usage_events;--",
 		"a space":            "project=my project",
 		"an upper-case name": "Project=x",
@@ -39,6 +43,18 @@ func TestParseRefusesWhatMustNotBeStored(t *testing.T) {
 
 func TestParseMergeCanonical(t *testing.T) {
 	got, err := Parse(" project=search , env=prod,cost_center=cc-42 ")
+	allowed := Allowed{"project": {"search", "billing"}, "env": {Any}, "cost_center": {Any}}
+	if err := allowed.Permit(got); err != nil {
+		t.Fatal(err)
+	}
+	for _, refused := range []map[string]string{{"owner": "jane"}, {"project": "secret-plan"}} {
+		if err := allowed.Permit(refused); !errors.Is(err, ErrInvalid) || strings.Contains(err.Error(), "secret-plan") {
+			t.Errorf("Permit(%v) = %v", refused, err)
+		}
+	}
+	if err := (Allowed{}).Permit(got); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a gateway that allows no tags took %v", got)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
