@@ -65,8 +65,8 @@ type HealthOptions struct {
 	// Default DefaultHealthMinCalls.
 	MinCalls int
 	// MaxFailureRatio is the share of the window's calls that may fail
-	// through the plugin's fault (Fault) before the plugin is unhealthy;
-	// it is healthy again when the share falls below it, as calls succeed
+	// through the plugin's fault (Fault): above it the plugin is unhealthy;
+	// it is healthy again when the share falls back to it, as calls succeed
 	// or old failures leave the window. Default DefaultHealthMaxFailureRatio.
 	MaxFailureRatio float64
 }
@@ -93,8 +93,8 @@ func (o HealthOptions) withDefaults() HealthOptions {
 
 // Health is a plugin's recent record, as /readyz and /admin/plugins show it.
 type Health struct {
-	// Healthy is false while the share of failed calls in the window is at
-	// or above the threshold.
+	// Healthy is false while the share of failed calls in the window is
+	// above the threshold.
 	Healthy bool `json:"healthy"`
 	// Reason says why the plugin is unhealthy; empty while it is healthy.
 	Reason string `json:"reason,omitempty"`
@@ -190,7 +190,7 @@ func (w *healthWindow) sum(now time.Time) (calls, failures int, faults [numFault
 // judge updates the verdict; w.mu is held.
 func (w *healthWindow) judge(now time.Time) {
 	calls, failures, _ := w.sum(now)
-	bad := calls >= w.opts.MinCalls && float64(failures) >= w.opts.MaxFailureRatio*float64(calls)
+	bad := calls >= w.opts.MinCalls && float64(failures) > w.opts.MaxFailureRatio*float64(calls)
 	if bad != w.unhealthy {
 		w.unhealthy, w.since = bad, now
 		if bad {
@@ -217,7 +217,7 @@ func (w *healthWindow) health(now time.Time) Health {
 		}
 	}
 	if w.unhealthy {
-		h.Reason = fmt.Sprintf("%d of its last %d calls (in %v) failed: %s; the threshold is %g%% of at least %d calls",
+		h.Reason = fmt.Sprintf("%d of its last %d calls (in %v) failed: %s; the threshold is more than %g%% of at least %d calls",
 			failures, calls, w.opts.Window, strings.Join(kinds, ", "), w.opts.MaxFailureRatio*100, w.opts.MinCalls)
 	}
 	return h
