@@ -41,6 +41,9 @@ type Sources struct {
 	// calls fail below its threshold) and how many times it became
 	// unhealthy; it is asked for each plugin of Options.Plugins.
 	PluginHealth func(plugin string) (healthy bool, timesUnhealthy uint64)
+	// PluginMemory reports the memory plugin instances may grow to
+	// together, the ceiling on it, and the scans refused at the ceiling.
+	PluginMemory func() (reserved, limit, refused uint64)
 }
 
 func (s Sources) register(reg prometheus.Registerer, plugins []string) {
@@ -101,6 +104,14 @@ func (s Sources) register(reg prometheus.Registerer, plugins []string) {
 			counter(NamePluginUnhealthy, "Times the plugin became unhealthy: its recent calls failed above its threshold.", labels,
 				func() float64 { _, n := f(p); return float64(n) })
 		}
+	}
+	if f := s.PluginMemory; f != nil {
+		gauge(NamePluginMemory, "Linear memory the live plugin instances may grow to, together: each counted at its memory_limit_mb.",
+			func() float64 { r, _, _ := f(); return float64(r) })
+		gauge(NamePluginMemoryLimit, "The ceiling on plugin instances' memory (plugin_memory_limit_mb).",
+			func() float64 { _, l, _ := f(); return float64(l) })
+		counter(NamePluginMemoryRefused, "Plugin scans refused because instances held the memory ceiling and none came free in time.", nil,
+			func() float64 { _, _, n := f(); return float64(n) })
 	}
 	if f := s.Ready; f != nil {
 		gauge(NameReady, "1 while Sluice takes traffic, 0 while it drains or a backend it needs is down.", func() float64 {

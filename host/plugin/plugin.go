@@ -102,6 +102,8 @@ type Runtime struct {
 	mu      sync.Mutex
 	plugins map[*Plugin]struct{}
 	closed  bool
+
+	mem memoryBudget // the ceiling on all instances' memory (capacity.go)
 }
 
 // NewRuntime returns a Runtime. With a non-empty cacheDir, compiled modules
@@ -273,6 +275,12 @@ type Plugin struct {
 
 	health *healthWindow // the plugin's recent calls and faults
 
+	// memMu guards live, the instances counted against the Runtime's
+	// memory ceiling, and memClosed, set when Close released them.
+	memMu     sync.Mutex
+	live      int
+	memClosed bool
+
 	types       typeTable  // finding types the module declared in its manifest
 	byModule    sync.Map   // api.Module to its *instance, for hostLog
 	logLimit    logLimiter // sluice.log messages of all the plugin's instances
@@ -355,6 +363,7 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte, opts Options) (*Plugin,
 	}
 	if err := p.init(ctx, rewritten.wasm); err != nil {
 		wrt.Close(ctx)
+		p.releaseMemory()
 		if p.cache != nil {
 			p.cache.Close(ctx)
 		}
@@ -389,7 +398,8 @@ func (p *Plugin) init(ctx context.Context, wasm []byte) error {
 	if p.module, err = p.wrt.CompileModule(ctx, wasm); err != nil {
 		return fmt.Errorf("compile: %w", err)
 	}
-	inst, err := p.newInstance(ctx)
+	fresh := func() (*instance, error) { return p.newInstance(ctx) }
+	inst, err := p.newCharged(ctx, nil, fresh)
 	if err != nil {
 		return err
 	}
@@ -397,7 +407,7 @@ func (p *Plugin) init(ctx context.Context, wasm []byte) error {
 		// Whatever broke the warm-up will show in the first call or the smoke
 		// test; the snapshot is taken of an instance that did not run it.
 		p.discard(inst)
-		if inst, err = p.newInstance(ctx); err != nil {
+		if inst, err = p.newCharged(ctx, nil, fresh); err != nil {
 			return err
 		}
 	}
@@ -573,7 +583,8 @@ func (p *Plugin) run(ctx context.Context, texts []string, timeout time.Duration)
 	case inst = <-p.idle:
 	default:
 		var err error
-		if inst, err = p.fromSnapshot(ctx, p.snap); err != nil {
+		inst, err = p.newCharged(ctx, p.idle, func() (*instance, error) { return p.fromSnapshot(ctx, p.snap) })
+		if err != nil {
 			if ctx.Err() != nil {
 				call.Cancelled = true
 				return nil, call, fmt.Errorf("plugin %s: %w: %w", p.name, ErrCancelled, ctx.Err())
@@ -625,10 +636,15 @@ func (p *Plugin) run(ctx context.Context, texts []string, timeout time.Duration)
 	return findings, call, nil
 }
 
-// discard closes inst, which is never called again.
+// discard closes inst, which is never called again, and releases the
+// memory it was counted at.
 func (p *Plugin) discard(inst *instance) {
 	p.byModule.Delete(inst.mod)
 	inst.mod.Close(context.Background())
+	if inst.charged {
+		inst.charged = false
+		p.uncharge()
+	}
 }
 
 // wait waits for a free instance in the bounded queue: until one is free, the
@@ -666,6 +682,7 @@ func (p *Plugin) Close(ctx context.Context) error {
 		p.rt.mu.Unlock()
 	}
 	err := p.wrt.Close(ctx)
+	p.releaseMemory()
 	if p.cache != nil {
 		err = errors.Join(err, p.cache.Close(ctx))
 	}
@@ -693,6 +710,7 @@ type instance struct {
 	types                      typeTable // the plugin's declared finding types
 	logMessages, logBytes      int       // sluice.log use in the current call
 	broken                     bool      // trapped, exited or timed out: never reuse
+	charged                    bool      // counted against the Runtime's memory ceiling
 	trace                      string    // the wasm stack trace of a trap, for the log
 }
 

@@ -275,7 +275,7 @@ func (g *Gateway) runGuard(ctx context.Context, x *exchange, gd Guard, texts []s
 	case err != nil:
 		reason := metrics.FailureError
 		switch {
-		case errors.Is(err, plugin.ErrBusy):
+		case errors.Is(err, plugin.ErrBusy), errors.Is(err, plugin.ErrMemoryCeiling):
 			reason = metrics.FailureBusy
 		case use.Fault == "timeout" || errors.Is(err, plugin.ErrTimeout):
 			reason = metrics.FailureTimeout

@@ -234,3 +234,46 @@ func TestPolicySeesAClientsPluginFailures(t *testing.T) {
 		}
 	}
 }
+
+// A plugin that grows its memory to its limit and traps on every call,
+// driven by many callers at once, holds no more memory than
+// plugin_memory_limit_mb allows, by the host's own account: every request
+// fails closed, and the gateway keeps serving.
+func TestPluginMemoryStaysUnderTheCeiling(t *testing.T) {
+	cfg := withPII(t, hostile(t, wasmbuild.HostileRaw), "closed", nil) // 16 MiB an instance
+	cfg.Plugins[0].PoolSize, cfg.Plugins[0].MaxQueue = 4, 64
+	cfg.Plugins[0].QueueTimeout = config.Duration(5 * time.Second)
+	cfg.PluginMemoryLimitMB = 48
+	h := start(t, cfg)
+	h.key = h.createClient("app", "research")
+	c := h.client(h.key)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 3 {
+				_, err := c.Chat.Completions.New(context.Background(), only("!grow"))
+				apiError(t, err, http.StatusServiceUnavailable, "guardrail_unavailable")
+			}
+		}()
+	}
+	wg.Wait()
+	st := h.srv.plugins.MemoryStats()
+	if st.Limit != 48<<20 || st.Peak > st.Limit || st.Reserved > st.Limit {
+		t.Errorf("plugin memory %+v: over the 48 MiB ceiling", st)
+	}
+	if _, err := c.Chat.Completions.New(context.Background(), only("hello after the attack")); err != nil {
+		t.Fatal(err)
+	}
+	fams := h.scrape()
+	if v := sum(fams, "sluice_plugin_memory_limit_bytes", nil); v != 48<<20 {
+		t.Errorf("sluice_plugin_memory_limit_bytes = %v", v)
+	}
+	if v := sum(fams, "sluice_plugin_memory_reserved_bytes", nil); v <= 0 || v > 48<<20 {
+		t.Errorf("sluice_plugin_memory_reserved_bytes = %v", v)
+	}
+	if hl := h.piiHealth(); hl.Faults["trap"] != 24 {
+		t.Errorf("health %+v: want the 24 traps counted", hl)
+	}
+}

@@ -539,6 +539,7 @@ func (s *Server) loadPlugins(ctx context.Context, cacheDir string) ([]proxy.Guar
 	if s.plugins, err = plugin.NewRuntime(ctx, cacheDir); err != nil {
 		return nil, fmt.Errorf("plugins: %w", err)
 	}
+	s.plugins.LimitMemory(uint64(s.cfg.PluginMemoryMB()) << 20)
 	var guards []proxy.Guard
 	for i, pc := range s.cfg.Plugins {
 		wasm, opts, err := s.pluginModule(i)
@@ -647,6 +648,13 @@ func (s *Server) startTelemetry(ctx context.Context) error {
 		AuthCache:        s.auth.CacheStats,
 		LedgerQueueDepth: func() int { return int(s.ledger.Stats().Pending) },
 		Ready:            func() bool { ok, _ := s.Ready(); return ok },
+		PluginMemory: func() (reserved, limit, refused uint64) {
+			if s.plugins == nil {
+				return 0, uint64(cfg.PluginMemoryMB()) << 20, 0
+			}
+			st := s.plugins.MemoryStats()
+			return st.Reserved, st.Limit, st.Refused
+		},
 		PluginHealth: func(name string) (bool, uint64) {
 			for _, slot := range s.slots {
 				if slot.Name() == name {
