@@ -70,13 +70,14 @@ type watchedCall struct {
 // the caller disconnects or deadline passes, and a function to call when the
 // scans are over. Nothing of conn is used after stop returns.
 func (w *callerWatch) watch(conn net.Conn, deadline time.Time) (context.Context, func()) {
-	c := &watchedCall{since: time.Now(), deadline: deadline}
+	var raw syscall.RawConn
 	if sc, ok := conn.(syscall.Conn); ok && canPeek {
-		c.conn, _ = sc.SyscallConn()
+		raw, _ = sc.SyscallConn()
 	}
-	if c.conn == nil && deadline.IsZero() {
-		return stepContext, func() {}
+	if raw == nil && deadline.IsZero() {
+		return stepContext, noStop
 	}
+	c := &watchedCall{since: time.Now(), conn: raw, deadline: deadline}
 	var ctx context.Context
 	ctx, c.cancel = context.WithCancelCause(stepContext)
 	w.mu.Lock()
@@ -96,6 +97,8 @@ func (w *callerWatch) watch(conn net.Conn, deadline time.Time) (context.Context,
 		c.cancel(nil)
 	}
 }
+
+func noStop() {}
 
 // run looks at the watched requests every callerPoll until none is left.
 // The connections are peeked at under w.mu, so that none is used after its
