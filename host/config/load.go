@@ -457,6 +457,16 @@ func (c *Config) validate(file string) error {
 				return bad(key+".health.max_failure_ratio", "expected a share between 0 and 1 such as 0.5 (0 means the default, 0.5), got %g", h.MaxFailureRatio)
 			}
 		}
+		h := &c.Plugins[i].Health
+		if h.Window == 0 {
+			h.Window = Duration(time.Minute)
+		}
+		if h.MinCalls == 0 {
+			h.MinCalls = 10
+		}
+		if h.MaxFailureRatio == 0 {
+			h.MaxFailureRatio = 0.5
+		}
 		if mb := p.InstanceMemoryMB(); mb > c.PluginMemoryMB() {
 			return bad(key+".memory_limit_mb", "one instance of %d MiB does not fit plugin_memory_limit_mb (%d)", mb, c.PluginMemoryMB())
 		}
@@ -464,6 +474,7 @@ func (c *Config) validate(file string) error {
 	if c.PluginMemoryLimitMB < 0 {
 		return bad("plugin_memory_limit_mb", "expected 1 or more MiB (0 means the default, 1024), got %d", c.PluginMemoryLimitMB)
 	}
+	c.PluginMemoryLimitMB = c.PluginMemoryMB()
 	return nil
 }
 
