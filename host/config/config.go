@@ -26,12 +26,19 @@ type Config struct {
 	Plugins     []Plugin    `yaml:"plugins"`
 	// PluginCacheDir keeps plugins compiled to machine code between starts
 	// (a cold compile takes about a second per plugin). Default <data_dir>/wasm-cache.
-	PluginCacheDir string          `yaml:"plugin_cache_dir"`
-	Limits         Limits          `yaml:"limits"`
-	Upstreams      []Upstream      `yaml:"upstreams"`
-	Models         []Model         `yaml:"models"`
-	Tiers          map[string]Tier `yaml:"tiers"`
-	DefaultTier    string          `yaml:"default_tier"`
+	PluginCacheDir string `yaml:"plugin_cache_dir"`
+	// PluginMemoryLimitMB caps the linear memory of every plugin instance
+	// together, each counted at its memory_limit_mb: past it no instance is
+	// made (idle ones of other plugins are closed to make room first), and
+	// a scan that needs one waits up to its queue_timeout and then fails as
+	// the plugin's fail_mode says. Default 1024; it must hold at least one
+	// instance of every plugin.
+	PluginMemoryLimitMB int             `yaml:"plugin_memory_limit_mb"`
+	Limits              Limits          `yaml:"limits"`
+	Upstreams           []Upstream      `yaml:"upstreams"`
+	Models              []Model         `yaml:"models"`
+	Tiers               map[string]Tier `yaml:"tiers"`
+	DefaultTier         string          `yaml:"default_tier"`
 	// Departments are budgets shared by all clients of a department; the
 	// policies read them as data.sluice.departments[name].
 	Departments map[string]Budget `yaml:"departments"`
@@ -247,6 +254,22 @@ type Plugin struct {
 	// SHA256 pins the module: when set, a file whose SHA-256 (hex) differs
 	// is refused at start.
 	SHA256 string `yaml:"sha256"`
+	// Health says when the plugin's recent calls make it unhealthy, which
+	// /readyz and /admin/plugins report.
+	Health PluginHealth `yaml:"health"`
+}
+
+// PluginHealth is the threshold past which a plugin is unhealthy: at least
+// MinCalls calls in the last Window, of which more than MaxFailureRatio failed
+// through the plugin's fault (a trap, a timeout, an invalid result, an error
+// status). Cancelled and refused scans do not count.
+type PluginHealth struct {
+	// Window is how far back calls count; default 1m.
+	Window Duration `yaml:"window"`
+	// MinCalls is the fewest calls judged; default 10.
+	MinCalls int `yaml:"min_calls"`
+	// MaxFailureRatio is the share of failed calls, 0 to 1; default 0.5.
+	MaxFailureRatio float64 `yaml:"max_failure_ratio"`
 }
 
 // Limits tunes the limiter.

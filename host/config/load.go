@@ -501,7 +501,34 @@ func (c *Config) validate(file string) error {
 		if p.MaxQueue < 0 {
 			return bad(key+".max_queue", "expected 0 (16 × pool_size) or more, got %d", p.MaxQueue)
 		}
+		if h := p.Health; h.Window < 0 || h.MinCalls < 0 || h.MaxFailureRatio < 0 || h.MaxFailureRatio > 1 {
+			switch {
+			case h.Window < 0:
+				return bad(key+".health.window", "expected a positive duration such as 1m (0 means the default, 1m), got %v", h.Window.D())
+			case h.MinCalls < 0:
+				return bad(key+".health.min_calls", "expected 1 or more (0 means the default, 10), got %d", h.MinCalls)
+			default:
+				return bad(key+".health.max_failure_ratio", "expected a share between 0 and 1 such as 0.5 (0 means the default, 0.5), got %g", h.MaxFailureRatio)
+			}
+		}
+		h := &c.Plugins[i].Health
+		if h.Window == 0 {
+			h.Window = Duration(time.Minute)
+		}
+		if h.MinCalls == 0 {
+			h.MinCalls = 10
+		}
+		if h.MaxFailureRatio == 0 {
+			h.MaxFailureRatio = 0.5
+		}
+		if mb := p.InstanceMemoryMB(); mb > c.PluginMemoryMB() {
+			return bad(key+".memory_limit_mb", "one instance of %d MiB does not fit plugin_memory_limit_mb (%d)", mb, c.PluginMemoryMB())
+		}
 	}
+	if c.PluginMemoryLimitMB < 0 {
+		return bad("plugin_memory_limit_mb", "expected 1 or more MiB (0 means the default, 1024), got %d", c.PluginMemoryLimitMB)
+	}
+	c.PluginMemoryLimitMB = c.PluginMemoryMB()
 	return nil
 }
 
@@ -632,6 +659,25 @@ func (c *Config) Resolve(p string) string {
 }
 
 // PluginCache is the folder of the plugins' compilation cache.
+// DefaultPluginMemoryMB is the default of plugin_memory_limit_mb.
+const DefaultPluginMemoryMB = 1024
+
+// PluginMemoryMB is the ceiling on all plugin instances' memory, in MiB.
+func (c *Config) PluginMemoryMB() int {
+	if c.PluginMemoryLimitMB > 0 {
+		return c.PluginMemoryLimitMB
+	}
+	return DefaultPluginMemoryMB
+}
+
+// InstanceMemoryMB is the memory one instance of the plugin may grow to, in MiB.
+func (p Plugin) InstanceMemoryMB() int {
+	if p.MemoryLimitMB > 0 {
+		return p.MemoryLimitMB
+	}
+	return 32
+}
+
 func (c *Config) PluginCache() string {
 	if c.PluginCacheDir != "" {
 		return c.Resolve(c.PluginCacheDir)

@@ -75,7 +75,7 @@ var DefaultCodes = []string{
 	"request_too_large", "malformed_request", "invalid_json", "invalid_request_body", "invalid_value",
 	"rate_limit_exceeded", "budget_exceeded", "guardrail_unavailable", "policy_error",
 	"ip_rate_limited", "prompt_too_large",
-	"upstream_error", "upstream_timeout", "upstream_stream_error", "client_disconnected", "internal_error",
+	"upstream_error", "upstream_timeout", "upstream_stream_error", "client_disconnected", "request_timeout", "internal_error",
 	// the shipped policies'
 	"model_not_allowed", "content_policy_violation", "pii_detected", "tier_unknown", "policy_denied",
 }

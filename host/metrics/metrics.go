@@ -66,6 +66,8 @@ type Metrics struct {
 	stages      [numStages]prometheus.Observer
 	pluginStage map[string]prometheus.Observer // plugin → its latency; Other included
 	failures    map[pluginReason]prometheus.Counter
+	cancelled   map[string]prometheus.Counter // plugin → its scans cancelled; Other included
+	guest       *prometheus.CounterVec
 	policyErrs  prometheus.Counter
 	unauth      *prometheus.CounterVec
 	genaiDur    *prometheus.HistogramVec
@@ -75,6 +77,8 @@ type Metrics struct {
 	// request costs one map lookup instead of one per metric.
 	mu     sync.RWMutex
 	series map[seriesKey]*series
+	// guestSeries caches the guest-time child of each (plugin, client).
+	guestSeries map[[2]string]prometheus.Counter
 }
 
 type pluginReason struct{ plugin, reason string }
@@ -95,6 +99,7 @@ func New(o Options) *Metrics {
 		clients:     &capped{max: o.MaxClients},
 		departments: &capped{max: o.MaxDepartments},
 		series:      map[seriesKey]*series{},
+		guestSeries: map[[2]string]prometheus.Counter{},
 	}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: NameRequests,
@@ -119,14 +124,24 @@ func New(o Options) *Metrics {
 	m.pluginStage = map[string]prometheus.Observer{}
 	failures := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: NamePluginFailures,
-		Help: "Plugin scans that failed, by plugin and reason (timeout, error, unavailable).",
+		Help: "Plugin scans that failed, by plugin and reason (timeout, error, busy, unavailable); cancelled scans are not counted.",
 	}, []string{"plugin", "reason"})
+	cancelled := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: NamePluginCancelled,
+		Help: "Plugin scans cancelled because their caller disconnected or their request's deadline passed, by plugin; each denied its request, and none is the plugin's failure.",
+	}, []string{"plugin"})
+	m.guest = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: NamePluginGuestSeconds,
+		Help: "Time plugin instances spent scanning, by plugin and by the client whose request it was.",
+	}, []string{"plugin", "client"})
 	m.failures = map[pluginReason]prometheus.Counter{}
+	m.cancelled = map[string]prometheus.Counter{}
 	for _, p := range append(keys(m.plugins), Other) {
 		m.pluginStage[p] = stages.WithLabelValues("plugin", p)
-		for _, r := range []FailureReason{FailureTimeout, FailureError, FailureUnavailable} {
+		for _, r := range []FailureReason{FailureTimeout, FailureError, FailureBusy, FailureUnavailable} {
 			m.failures[pluginReason{p, string(r)}] = failures.WithLabelValues(p, string(r))
 		}
+		m.cancelled[p] = cancelled.WithLabelValues(p)
 	}
 	m.policyErrs = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: NamePolicyErrors,
@@ -146,8 +161,8 @@ func New(o Options) *Metrics {
 		Help:    "Tokens used per request (OpenTelemetry gen_ai.client.token.usage), by token type input or output.",
 		Buckets: GenAITokenBuckets,
 	}, []string{"gen_ai_operation_name", "gen_ai_request_model", "gen_ai_token_type"})
-	m.reg.MustRegister(m.requests, m.tokens, m.cost, stages, failures, m.policyErrs, m.unauth, m.genaiDur, m.genaiTokens)
-	o.Sources.register(m.reg)
+	m.reg.MustRegister(m.requests, m.tokens, m.cost, stages, failures, cancelled, m.guest, m.policyErrs, m.unauth, m.genaiDur, m.genaiTokens)
+	o.Sources.register(m.reg, keys(m.plugins))
 	if !o.NoRuntime {
 		m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}

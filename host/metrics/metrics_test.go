@@ -215,13 +215,16 @@ func TestPluginFailuresAndPolicyErrors(t *testing.T) {
 	m.PluginFailed("pii", FailureError)
 	m.PluginFailed("not-configured", FailureUnavailable)
 	m.PluginFailed("pii", FailureReason("made up")) // counted as an error
+	m.PluginFailed("pii", FailureBusy)
 	m.PolicyError()
 	const want = `
-# HELP sluice_plugin_failures_total Plugin scans that failed, by plugin and reason (timeout, error, unavailable).
+# HELP sluice_plugin_failures_total Plugin scans that failed, by plugin and reason (timeout, error, busy, unavailable); cancelled scans are not counted.
 # TYPE sluice_plugin_failures_total counter
+sluice_plugin_failures_total{plugin="other",reason="busy"} 0
 sluice_plugin_failures_total{plugin="other",reason="error"} 0
 sluice_plugin_failures_total{plugin="other",reason="timeout"} 0
 sluice_plugin_failures_total{plugin="other",reason="unavailable"} 1
+sluice_plugin_failures_total{plugin="pii",reason="busy"} 1
 sluice_plugin_failures_total{plugin="pii",reason="error"} 2
 sluice_plugin_failures_total{plugin="pii",reason="timeout"} 2
 sluice_plugin_failures_total{plugin="pii",reason="unavailable"} 0
@@ -474,4 +477,34 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.ObservePlugin("pii", time.Millisecond)
 	m.PluginFailed("pii", FailureTimeout)
 	m.PolicyError()
+}
+
+// Plugin guest time is counted per plugin and client, with the clients past
+// the cap as other, so that a flood of clients adds no series; cancelled
+// scans are counted apart from failures.
+func TestPluginGuestTimeAndCancelled(t *testing.T) {
+	m := newTest(Options{MaxClients: 2})
+	m.PluginGuestTime("pii", "alice", 30*time.Millisecond)
+	m.PluginGuestTime("pii", "alice", 20*time.Millisecond)
+	m.PluginGuestTime("pii", "bob", 10*time.Millisecond)
+	m.PluginGuestTime("pii", "carol", 5*time.Millisecond) // past the cap
+	m.PluginGuestTime("made-up", "sk-sluice-123", 5*time.Millisecond)
+	m.PluginGuestTime("pii", "alice", 0) // no instance ran: no series
+	m.PluginCancelled("pii")
+	m.PluginCancelled("made-up")
+	const want = `
+# HELP sluice_plugin_guest_seconds_total Time plugin instances spent scanning, by plugin and by the client whose request it was.
+# TYPE sluice_plugin_guest_seconds_total counter
+sluice_plugin_guest_seconds_total{client="alice",plugin="pii"} 0.05
+sluice_plugin_guest_seconds_total{client="bob",plugin="pii"} 0.01
+sluice_plugin_guest_seconds_total{client="other",plugin="other"} 0.005
+sluice_plugin_guest_seconds_total{client="other",plugin="pii"} 0.005
+# HELP sluice_plugin_scans_cancelled_total Plugin scans cancelled because their caller disconnected or their request's deadline passed, by plugin; each denied its request, and none is the plugin's failure.
+# TYPE sluice_plugin_scans_cancelled_total counter
+sluice_plugin_scans_cancelled_total{plugin="other"} 1
+sluice_plugin_scans_cancelled_total{plugin="pii"} 1
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), NamePluginGuestSeconds, NamePluginCancelled); err != nil {
+		t.Error(err)
+	}
 }

@@ -164,7 +164,43 @@ const (
 	FailureTimeout     FailureReason = "timeout"     // it did not finish within its timeout
 	FailureError       FailureReason = "error"       // it trapped, ran out of memory or answered nonsense
 	FailureUnavailable FailureReason = "unavailable" // the policy named a plugin that is not loaded
+	FailureBusy        FailureReason = "busy"        // every instance was busy and the queue full or its wait too long
 )
+
+// PluginCancelled counts a scan cancelled because its caller disconnected
+// or its request's deadline passed.
+func (m *Metrics) PluginCancelled(plugin string) {
+	if m == nil {
+		return
+	}
+	c, ok := m.cancelled[plugin]
+	if !ok {
+		c = m.cancelled[Other]
+	}
+	c.Inc()
+}
+
+// PluginGuestTime adds the time a plugin's instance spent on a scan of
+// client's request. Clients beyond the cap count as Other, as in every
+// per-client metric.
+func (m *Metrics) PluginGuestTime(plugin, client string, d time.Duration) {
+	if m == nil || d <= 0 {
+		return
+	}
+	k := [2]string{allowed(m.plugins, plugin), m.clients.label(client)}
+	m.mu.RLock()
+	c := m.guestSeries[k]
+	m.mu.RUnlock()
+	if c == nil {
+		m.mu.Lock()
+		if c = m.guestSeries[k]; c == nil {
+			c = m.guest.WithLabelValues(k[0], k[1])
+			m.guestSeries[k] = c
+		}
+		m.mu.Unlock()
+	}
+	c.Add(d.Seconds())
+}
 
 // PluginFailed counts a plugin scan that failed, whether the request was then
 // let through (fail open) or refused (fail closed).

@@ -46,9 +46,16 @@ type Sources struct {
 	// Ready reports whether the server takes traffic: false while it drains
 	// or while a backend it needs is down.
 	Ready func() bool
+	// PluginHealth reports whether the named plugin is healthy (its recent
+	// calls fail below its threshold) and how many times it became
+	// unhealthy; it is asked for each plugin of Options.Plugins.
+	PluginHealth func(plugin string) (healthy bool, timesUnhealthy uint64)
+	// PluginMemory reports the memory plugin instances may grow to
+	// together, the ceiling on it, and the scans refused at the ceiling.
+	PluginMemory func() (reserved, limit, refused uint64)
 }
 
-func (s Sources) register(reg prometheus.Registerer) {
+func (s Sources) register(reg prometheus.Registerer, plugins []string) {
 	counter := func(name, help string, labels prometheus.Labels, f func() float64) {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels}, f))
 	}
@@ -102,6 +109,29 @@ func (s Sources) register(reg prometheus.Registerer) {
 	}
 	if f := s.LedgerQueueDepth; f != nil {
 		gauge(NameLedgerQueueDepth, "Usage events recorded and not yet written to the ledger.", func() float64 { return float64(f()) })
+	}
+	if f := s.PluginHealth; f != nil {
+		for _, p := range plugins {
+			labels := prometheus.Labels{"plugin": p}
+			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: NamePluginHealthy, ConstLabels: labels,
+				Help: "1 while the plugin's recent calls fail below its health threshold, 0 while it is unhealthy (and /readyz says why)."},
+				func() float64 {
+					if ok, _ := f(p); ok {
+						return 1
+					}
+					return 0
+				}))
+			counter(NamePluginUnhealthy, "Times the plugin became unhealthy: its recent calls failed above its threshold.", labels,
+				func() float64 { _, n := f(p); return float64(n) })
+		}
+	}
+	if f := s.PluginMemory; f != nil {
+		gauge(NamePluginMemory, "Linear memory the live plugin instances may grow to, together: each counted at its memory_limit_mb.",
+			func() float64 { r, _, _ := f(); return float64(r) })
+		gauge(NamePluginMemoryLimit, "The ceiling on plugin instances' memory (plugin_memory_limit_mb).",
+			func() float64 { _, l, _ := f(); return float64(l) })
+		counter(NamePluginMemoryRefused, "Plugin scans refused because instances held the memory ceiling and none came free in time.", nil,
+			func() float64 { _, _, n := f(); return float64(n) })
 	}
 	if f := s.Ready; f != nil {
 		gauge(NameReady, "1 while Sluice takes traffic, 0 while it drains or a backend it needs is down.", func() float64 {

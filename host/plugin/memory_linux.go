@@ -72,6 +72,11 @@ type linearMemory struct {
 	size    uint64   // current length
 	entries []byte   // pagemap entries of the image's pages, for readPrivate
 	private [][2]int // byte ranges of private pages, found by reset
+	// vec receives PAGEMAP_SCAN's regions. It lives here, on the heap,
+	// because the kernel gets its address as a number: an array on the
+	// goroutine's stack would move when the stack grows, and the kernel
+	// would write to where it was.
+	vec [32]pageRegion
 }
 
 var _ experimental.LinearMemory = (*linearMemory)(nil)
@@ -233,7 +238,7 @@ func (m *linearMemory) scanPrivate(pm *os.File, size int) bool {
 	if noPagemapScan.Load() {
 		return false
 	}
-	var vec [32]pageRegion
+	vec := &m.vec
 	base := uint64(uintptr(unsafe.Pointer(unsafe.SliceData(m.buf))))
 	arg := pmScanArg{
 		start: base, end: base + uint64(size),

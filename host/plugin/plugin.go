@@ -102,6 +102,8 @@ type Runtime struct {
 	mu      sync.Mutex
 	plugins map[*Plugin]struct{}
 	closed  bool
+
+	mem memoryBudget // the ceiling on all instances' memory (capacity.go)
 }
 
 // NewRuntime returns a Runtime. With a non-empty cacheDir, compiled modules
@@ -197,6 +199,9 @@ type Options struct {
 	// SHA256 pins the module: when set, a module whose SHA-256 digest, in hex,
 	// is not this one is refused before it is compiled. Default: no pin.
 	SHA256 string
+	// Health says when the plugin's recent calls make it unhealthy (see
+	// Health). Default: half of at least 10 calls in the last minute failed.
+	Health HealthOptions
 
 	// interrupt says how a spinning guest is stopped; only the benchmark that
 	// compares the ways sets it.
@@ -268,6 +273,14 @@ type Plugin struct {
 	waiting   atomic.Int64  // scans waiting for a free instance
 	rejected  atomic.Uint64 // scans refused with ErrBusy
 
+	health *healthWindow // the plugin's recent calls and faults
+
+	// memMu guards live, the instances counted against the Runtime's
+	// memory ceiling, and memClosed, set when Close released them.
+	memMu     sync.Mutex
+	live      int
+	memClosed bool
+
 	types       typeTable  // finding types the module declared in its manifest
 	byModule    sync.Map   // api.Module to its *instance, for hostLog
 	logLimit    logLimiter // sluice.log messages of all the plugin's instances
@@ -329,6 +342,7 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte, opts Options) (*Plugin,
 		check:   mode == interruptCheck,
 		start:   rewritten.start,
 		globals: rewritten.globals,
+		health:  newHealthWindow(opts.Health),
 		slots:   make(chan struct{}, opts.PoolSize),
 		idle:    make(chan *instance, opts.PoolSize),
 		// No WithFS, WithEnv or WithArgs: the plugin sees no files, no
@@ -349,6 +363,7 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte, opts Options) (*Plugin,
 	}
 	if err := p.init(ctx, rewritten.wasm); err != nil {
 		wrt.Close(ctx)
+		p.releaseMemory()
 		if p.cache != nil {
 			p.cache.Close(ctx)
 		}
@@ -383,7 +398,8 @@ func (p *Plugin) init(ctx context.Context, wasm []byte) error {
 	if p.module, err = p.wrt.CompileModule(ctx, wasm); err != nil {
 		return fmt.Errorf("compile: %w", err)
 	}
-	inst, err := p.newInstance(ctx)
+	fresh := func() (*instance, error) { return p.newInstance(ctx) }
+	inst, err := p.newCharged(ctx, nil, fresh)
 	if err != nil {
 		return err
 	}
@@ -391,7 +407,7 @@ func (p *Plugin) init(ctx context.Context, wasm []byte) error {
 		// Whatever broke the warm-up will show in the first call or the smoke
 		// test; the snapshot is taken of an instance that did not run it.
 		p.discard(inst)
-		if inst, err = p.newInstance(ctx); err != nil {
+		if inst, err = p.newCharged(ctx, nil, fresh); err != nil {
 			return err
 		}
 	}
@@ -417,7 +433,7 @@ var warmUpTexts = []string{
 // allocator caches are filled then, and each call would otherwise fill them
 // again. A failure is reported; the caller then snapshots a fresh instance.
 func (p *Plugin) warmUp(ctx context.Context, inst *instance) error {
-	_, err := inst.scan(ctx, max(p.opts.Timeout, 100*time.Millisecond), warmUpTexts)
+	_, _, err := inst.scan(ctx, max(p.opts.Timeout, 100*time.Millisecond), warmUpTexts)
 	if err != nil || inst.broken {
 		return fmt.Errorf("warm-up scan: %w", err)
 	}
@@ -519,39 +535,82 @@ func (p *Plugin) SHA256() string { return p.sha256 }
 // wait for a free instance until ctx is done. A plugin that traps, exits or
 // overruns its deadline fails the call and its instance is discarded; the
 // next call gets a fresh one.
+//
+// A scan whose ctx ends first, waiting or running, fails with ErrCancelled
+// and is not counted against the plugin's health.
 func (p *Plugin) Scan(ctx context.Context, texts []string) ([]Finding, error) {
-	return p.scan(ctx, texts, p.opts.Timeout)
+	found, _, err := p.scanCall(ctx, texts, p.opts.Timeout)
+	return found, err
 }
 
+// scan is a scan that leaves the plugin's health alone: the smoke test's.
 func (p *Plugin) scan(ctx context.Context, texts []string, timeout time.Duration) ([]Finding, error) {
+	found, _, err := p.run(ctx, texts, timeout)
+	return found, err
+}
+
+// scanCall is a scan that counts in the plugin's health.
+func (p *Plugin) scanCall(ctx context.Context, texts []string, timeout time.Duration) ([]Finding, Call, error) {
+	found, call, err := p.run(ctx, texts, timeout)
+	if call.Guest > 0 || call.Cancelled {
+		p.health.record(time.Now(), call)
+	}
+	return found, call, err
+}
+
+// run is one scan: a free instance, reset to the snapshot, runs it.
+func (p *Plugin) run(ctx context.Context, texts []string, timeout time.Duration) (_ []Finding, call Call, _ error) {
 	if p.closed.Load() {
-		return nil, fmt.Errorf("plugin %s: scan: %w", p.name, ErrClosed)
+		return nil, call, fmt.Errorf("plugin %s: scan: %w", p.name, ErrClosed)
 	}
 	select {
 	case p.slots <- struct{}{}: // the common case, without the cost of a two-way select
 	default:
 		if err := p.wait(ctx); err != nil {
-			return nil, err
+			call.Cancelled = errors.Is(err, ErrCancelled)
+			return nil, call, err
 		}
 	}
 	defer func() { <-p.slots }()
+	if err := ctx.Err(); err != nil {
+		// The caller left while the scan waited: no instance is spent on it.
+		call.Cancelled = true
+		return nil, call, fmt.Errorf("plugin %s: %w: %w", p.name, ErrCancelled, err)
+	}
 
 	var inst *instance
 	select {
 	case inst = <-p.idle:
 	default:
 		var err error
-		if inst, err = p.fromSnapshot(ctx, p.snap); err != nil {
-			return nil, fmt.Errorf("plugin %s: %w", p.name, err)
+		inst, err = p.newCharged(ctx, p.idle, func() (*instance, error) { return p.fromSnapshot(ctx, p.snap) })
+		if err != nil {
+			if ctx.Err() != nil {
+				call.Cancelled = true
+				return nil, call, fmt.Errorf("plugin %s: %w: %w", p.name, ErrCancelled, ctx.Err())
+			}
+			return nil, call, fmt.Errorf("plugin %s: %w", p.name, err)
 		}
 	}
 	if inst.dirty && !p.opts.noReset && !inst.reset(p.snap) {
 		p.discard(inst)
-		return nil, fmt.Errorf("plugin %s: cannot reset an instance to its snapshot", p.name)
+		return nil, call, fmt.Errorf("plugin %s: cannot reset an instance to its snapshot", p.name)
 	}
 	inst.dirty = true
 	inst.logMessages, inst.logBytes = 0, 0
-	findings, err := inst.scan(ctx, timeout, texts)
+	started := time.Now()
+	findings, fault, err := inst.scan(ctx, timeout, texts)
+	call.Guest = time.Since(started)
+	if err != nil {
+		if ctx.Err() != nil {
+			// The caller went away or its deadline passed, and the watchdog
+			// stopped the guest for it: not the plugin's doing.
+			call.Cancelled = true
+			err = fmt.Errorf("%w: %w", ErrCancelled, ctx.Err())
+		} else {
+			call.Fault = fault
+		}
+	}
 	if !inst.broken && !p.opts.noReset && inst.mem.Size() != p.snap.pages*65536 {
 		// Memory never shrinks, and a larger memory than the snapshot's
 		// would carry this call's pages into the next: replace it.
@@ -572,15 +631,20 @@ func (p *Plugin) scan(ctx context.Context, texts []string, timeout time.Duration
 		p.idle <- inst // never blocks: at most PoolSize instances exist
 	}
 	if err != nil {
-		return nil, fmt.Errorf("plugin %s: %w", p.name, err)
+		return nil, call, fmt.Errorf("plugin %s: %w", p.name, err)
 	}
-	return findings, nil
+	return findings, call, nil
 }
 
-// discard closes inst, which is never called again.
+// discard closes inst, which is never called again, and releases the
+// memory it was counted at.
 func (p *Plugin) discard(inst *instance) {
 	p.byModule.Delete(inst.mod)
 	inst.mod.Close(context.Background())
+	if inst.charged {
+		inst.charged = false
+		p.uncharge()
+	}
 }
 
 // wait waits for a free instance in the bounded queue: until one is free, the
@@ -597,7 +661,7 @@ func (p *Plugin) wait(ctx context.Context) error {
 	case p.slots <- struct{}{}:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("plugin %s: waiting for a free instance: %w", p.name, ctx.Err())
+		return fmt.Errorf("plugin %s: %w while it waited for a free instance: %w", p.name, ErrCancelled, ctx.Err())
 	case <-timer.C:
 		p.rejected.Add(1)
 		return fmt.Errorf("plugin %s: %w: no instance free within %v", p.name, ErrBusy, p.opts.QueueTimeout)
@@ -618,6 +682,7 @@ func (p *Plugin) Close(ctx context.Context) error {
 		p.rt.mu.Unlock()
 	}
 	err := p.wrt.Close(ctx)
+	p.releaseMemory()
 	if p.cache != nil {
 		err = errors.Join(err, p.cache.Close(ctx))
 	}
@@ -645,6 +710,7 @@ type instance struct {
 	types                      typeTable // the plugin's declared finding types
 	logMessages, logBytes      int       // sluice.log use in the current call
 	broken                     bool      // trapped, exited or timed out: never reuse
+	charged                    bool      // counted against the Runtime's memory ceiling
 	trace                      string    // the wasm stack trace of a trap, for the log
 }
 
@@ -888,10 +954,12 @@ func (inst *instance) errorMessage(ctx context.Context) string {
 	return guestText(b, maxErrorBytes)
 }
 
-func (inst *instance) scan(ctx context.Context, timeout time.Duration, texts []string) ([]Finding, error) {
+// scan runs one call of sluice_scan over texts and says, when it fails, whose
+// fault it was: FaultNone when the host refused the input.
+func (inst *instance) scan(ctx context.Context, timeout time.Duration, texts []string) ([]Finding, Fault, error) {
 	size := abi.TextsSize(texts)
 	if size > maxInputBytes {
-		return nil, fmt.Errorf("scan input of %d bytes exceeds the %d-byte limit", size, maxInputBytes)
+		return nil, FaultNone, fmt.Errorf("scan input of %d bytes exceeds the %d-byte limit", size, maxInputBytes)
 	}
 	if inst.watch != nil {
 		// Spelled out rather than through guard: a deferred method value would
@@ -910,7 +978,7 @@ func (inst *instance) scan(ctx context.Context, timeout time.Duration, texts []s
 		// forgets it, with everything else the call allocated.
 		var err error
 		if ptr, err = inst.allocate(ctx, uint32(size)); err != nil {
-			return nil, err
+			return nil, callFault(err), err
 		}
 	}
 	// Encode straight into guest memory: Read returns a writable view, and
@@ -918,27 +986,39 @@ func (inst *instance) scan(ctx context.Context, timeout time.Duration, texts []s
 	view, ok := inst.mem.Read(ptr, uint32(size))
 	if !ok {
 		inst.broken = true
-		return nil, fmt.Errorf("input buffer [%d,+%d) lies outside guest memory", ptr, size)
+		return nil, FaultOutput, fmt.Errorf("input buffer [%d,+%d) lies outside guest memory", ptr, size)
 	}
 	abi.AppendTexts(view[:0], texts)
 
 	status, err := inst.call(ctx, inst.scanFn, uint64(ptr), uint64(size))
 	if err != nil {
-		return nil, fmt.Errorf("scan: %w", err)
+		return nil, callFault(err), fmt.Errorf("scan: %w", err)
 	}
 	if status != abi.StatusOK {
-		return nil, fmt.Errorf("scan failed: %s", inst.errorMessage(ctx))
+		return nil, FaultError, fmt.Errorf("scan failed: %s", inst.errorMessage(ctx))
 	}
 	out, err := inst.output(ctx, maxOutputBytes)
 	if err != nil {
-		return nil, fmt.Errorf("scan result: %w", err)
+		fault := FaultOutput
+		if errors.Is(err, ErrTimeout) {
+			fault = FaultTimeout
+		}
+		return nil, fault, fmt.Errorf("scan result: %w", err)
 	}
 	findings, err := parseResult(out, texts, inst.types)
 	if err != nil {
 		// The module answered but broke the contract; a fresh instance will not
 		// do better, but this one is not trusted further either.
 		inst.broken = true
-		return nil, fmt.Errorf("scan result: %w", err)
+		return nil, FaultOutput, fmt.Errorf("scan result: %w", err)
 	}
-	return findings, nil
+	return findings, FaultNone, nil
+}
+
+// callFault is the fault of a call into the guest that failed.
+func callFault(err error) Fault {
+	if errors.Is(err, ErrTimeout) {
+		return FaultTimeout
+	}
+	return FaultTrap
 }

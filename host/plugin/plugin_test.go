@@ -487,7 +487,7 @@ func BenchmarkInterruptStop(b *testing.B) {
 					}
 					b.StartTimer()
 					start := time.Now()
-					_, err = inst.scan(context.Background(), timeout, []string{guest.text})
+					_, _, err = inst.scan(context.Background(), timeout, []string{guest.text})
 					d := time.Since(start) - timeout
 					if !errors.Is(err, ErrTimeout) {
 						b.Fatalf("scan error = %v, want ErrTimeout", err)

@@ -118,6 +118,8 @@ type Status struct {
 	// ScansRejected counts the scans of the module in force refused because
 	// every instance was busy and the queue was full or its wait too long.
 	ScansRejected uint64 `json:"scans_rejected"`
+	// Health is the recent record of the module in force (health.go).
+	Health Health `json:"health"`
 }
 
 // NewSlot loads wasm as Load does, checks it as Reload does, and returns a Slot
@@ -266,6 +268,7 @@ func (s *Slot) Status() Status {
 		st.InstancesGrown = v.p.grown.Load()
 		st.LogsDropped = v.p.logsDropped.Load()
 		st.ScansRejected = v.p.rejected.Load()
+		st.Health = v.p.Health()
 	}
 	return st
 }

@@ -99,6 +99,10 @@ type Client struct {
 	Department string            `json:"department"`
 	Tier       string            `json:"tier"`
 	Labels     map[string]string `json:"labels"`
+	// PluginFailures counts the scans of the client's requests that failed
+	// through a plugin's fault (a trap, a timeout, an invalid result) in the
+	// last five minutes: a client whose prompts keep breaking plugins.
+	PluginFailures int `json:"plugin_failures"`
 }
 
 // Request is what the caller asked for. Model is "" for requests that name
@@ -226,6 +230,7 @@ var (
 	keyDepartment   = ast.StringTerm("department")
 	keyTier         = ast.StringTerm("tier")
 	keyLabels       = ast.StringTerm("labels")
+	keyPluginFails  = ast.StringTerm("plugin_failures")
 	keyMethod       = ast.StringTerm("method")
 	keyPath         = ast.StringTerm("path")
 	keyModel        = ast.StringTerm("model")
@@ -383,7 +388,8 @@ type clientEntry struct {
 func (cc *clientCache) term(c Client) *ast.Term {
 	if v, ok := cc.entries.Load(c.ID); ok {
 		e := v.(*clientEntry)
-		if e.client.Department == c.Department && e.client.Tier == c.Tier && maps.Equal(e.client.Labels, c.Labels) {
+		if e.client.Department == c.Department && e.client.Tier == c.Tier && e.client.PluginFailures == c.PluginFailures &&
+			maps.Equal(e.client.Labels, c.Labels) {
 			return e.term
 		}
 	}
@@ -413,6 +419,7 @@ func (c Client) term() *ast.Term {
 		ast.Item(keyDepartment, stringTerm(c.Department)),
 		ast.Item(keyTier, stringTerm(c.Tier)),
 		ast.Item(keyLabels, labels),
+		ast.Item(keyPluginFails, ast.InternedTerm(c.PluginFailures)),
 	)
 }
 

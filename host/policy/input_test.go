@@ -47,7 +47,7 @@ func TestInputDocument(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := policy.Input{
-		Client: policy.Client{ID: "alice", Department: "research", Tier: "standard", Labels: map[string]string{"team": "nlp"}},
+		Client: policy.Client{ID: "alice", Department: "research", Tier: "standard", Labels: map[string]string{"team": "nlp"}, PluginFailures: 2},
 		Request: policy.Request{
 			Method: "POST", Path: "/v1/chat/completions", Model: "gpt-4o-mini", MaxTokens: 256, PromptTokens: 812, MessageCount: 3,
 			Headers: map[string]string{
@@ -63,7 +63,8 @@ func TestInputDocument(t *testing.T) {
 		Time:     time.Date(2026, 11, 28, 8, 30, 0, 0, time.UTC),
 	}
 	want := map[string]any{
-		"client": map[string]any{"id": "alice", "department": "research", "tier": "standard", "labels": map[string]any{"team": "nlp"}},
+		"client": map[string]any{"id": "alice", "department": "research", "tier": "standard", "labels": map[string]any{"team": "nlp"},
+			"plugin_failures": 2.0},
 		"request": map[string]any{
 			"method": "POST", "path": "/v1/chat/completions", "model": "gpt-4o-mini", "stream": false,
 			"max_tokens": 256.0, "prompt_tokens": 812.0, "message_count": 3.0, "token_arrays": 0.0,

@@ -161,6 +161,7 @@ func outcome(d policy.Decision, err error) string { return policy.Outcome(d, err
 // input pins the policy revision in force, when the decider can, so that
 // every pass of the request, the reply's included, is decided by it.
 func (g *Gateway) policyInput(ctx context.Context, x *exchange, h *fasthttp.RequestHeader, client policy.Client, r policy.Request) (*policy.Input, *api.Error) {
+	client.PluginFailures = g.failures.count(client.ID, x.start)
 	in := &policy.Input{Client: client, Request: r, Time: x.start, RequestID: x.ev.RequestID}
 	usesUsage := g.decider.UsesUsage()
 	names := defaultInputHeaders
@@ -233,6 +234,11 @@ func (g *Gateway) scan(ctx context.Context, x *exchange, names []string, texts [
 		return nil, nil, api.InvalidRequest("unscannable_text",
 			"A text of the request expands too far to be checked by the guardrails; send it in its ordinary form.")
 	}
+	if len(names) > 0 {
+		var stop func()
+		ctx, stop = g.callers.watch(x.conn, x.deadline)
+		defer stop()
+	}
 	for _, name := range names {
 		gd, ok := g.guards[name]
 		if !ok {
@@ -242,8 +248,12 @@ func (g *Gateway) scan(ctx context.Context, x *exchange, names []string, texts [
 			g.metrics.PluginFailed(name, metrics.FailureUnavailable)
 			return nil, nil, api.GuardrailUnavailable(fmt.Sprintf("The %s guardrail is not available.", name))
 		}
-		found, err := g.runGuard(ctx, x, gd, view.Texts())
+		found, use, err := g.runGuard(ctx, x, gd, view.Texts())
 		if err != nil {
+			if use.Cancelled {
+				// Denied whatever the fail mode: the scan did not happen.
+				return nil, nil, g.cancelled(ctx, x, name)
+			}
 			if gd.FailOpen {
 				g.log.Warn("plugin failed; request allowed (fail_mode open)", "request_id", x.ev.RequestID, "plugin", name, "error", err)
 				continue
@@ -269,23 +279,55 @@ func adjacent(info []api.Text) func(i int) bool {
 	return func(i int) bool { return info[i].Loc == api.LocContent && info[i+1].Loc == api.LocContent }
 }
 
-// runGuard runs one guard, timed and traced, and counts its failures.
-func (g *Gateway) runGuard(ctx context.Context, x *exchange, gd Guard, texts []string) ([]Finding, error) {
+// runGuard runs one guard, timed and traced, and counts its guest time
+// against the client, and its failures: against the plugin when they are
+// its own, and against the client too, whose request it was. A cancelled
+// scan is counted apart, as no one's failure.
+func (g *Gateway) runGuard(ctx context.Context, x *exchange, gd Guard, texts []string) ([]Finding, ScanUse, error) {
 	start := time.Now()
 	sp := x.trace.Plugin(gd.Name)
-	found, err := gd.Scan(ctx, texts)
+	found, use, err := gd.Scan(ctx, texts)
 	g.metrics.ObservePlugin(gd.Name, time.Since(start))
-	if err != nil {
+	g.metrics.PluginGuestTime(gd.Name, x.ev.ClientID, use.Guest)
+	switch {
+	case err != nil && use.Cancelled:
+		g.metrics.PluginCancelled(gd.Name)
+		sp.Fail("cancelled")
+	case err != nil:
 		reason := metrics.FailureError
-		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, plugin.ErrTimeout) {
+		switch {
+		case errors.Is(err, plugin.ErrBusy), errors.Is(err, plugin.ErrMemoryCeiling):
+			reason = metrics.FailureBusy
+		case use.Fault == "timeout" || errors.Is(err, plugin.ErrTimeout):
 			reason = metrics.FailureTimeout
 		}
 		g.metrics.PluginFailed(gd.Name, reason)
+		if use.Fault != "" {
+			g.failures.add(x.ev.ClientID, time.Now())
+		}
 		sp.Fail(string(reason))
 	}
 	sp.End()
-	return found, err
+	return found, use, err
 }
+
+// cancelled is the answer to a request whose scan by plugin was cancelled:
+// its caller disconnected (no one reads the answer; the ledger keeps
+// client_disconnected) or its deadline passed.
+func (g *Gateway) cancelled(ctx context.Context, x *exchange, plugin string) *api.Error {
+	if errors.Is(context.Cause(ctx), errCallerDeadline) {
+		g.log.Info("request's deadline passed before its scan; request denied", "request_id", x.ev.RequestID, "plugin", plugin)
+		return &api.Error{Status: http.StatusGatewayTimeout, Type: api.TypeServer, Code: "request_timeout",
+			Message: fmt.Sprintf("The request's timeout passed before the %s guardrail could check it.", plugin)}
+	}
+	g.log.Info("caller disconnected before its scan; request dropped", "request_id", x.ev.RequestID, "plugin", plugin)
+	return &api.Error{Status: statusClientClosed, Type: api.TypeInvalidRequest, Code: "client_disconnected",
+		Message: "The caller disconnected before the guardrails checked the request."}
+}
+
+// statusClientClosed is the status recorded for a request whose caller
+// disconnected before it was answered (nginx's 499).
+const statusClientClosed = 499
 
 // aggregator sums findings up by (plugin, type) for the policy, in time
 // linear in the findings whatever a plugin returns.

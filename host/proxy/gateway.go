@@ -34,7 +34,19 @@ type Guard struct {
 	// FailOpen lets a request through when Scan fails; otherwise the request
 	// gets 503 guardrail_unavailable.
 	FailOpen bool
-	Scan     func(ctx context.Context, texts []string) ([]Finding, error)
+	Scan     func(ctx context.Context, texts []string) ([]Finding, ScanUse, error)
+}
+
+// ScanUse is what one scan of a guard used and how it ended.
+type ScanUse struct {
+	// Guest is the time the guard's own code ran (a plugin's guest time),
+	// which the metrics count against the client.
+	Guest time.Duration
+	// Fault names the guard's own failure (timeout, trap, invalid_output,
+	// error), "" when it scanned or failed for a reason not its own.
+	Fault string
+	// Cancelled says the scan's context ended first: the caller left.
+	Cancelled bool
 }
 
 // Decider makes admission decisions; *policy.Set is one.
@@ -88,6 +100,11 @@ type Gateway struct {
 	// streams counts the stream writers still running: they outlive their
 	// handlers, so a server's shutdown waits for them apart.
 	streams sync.WaitGroup
+
+	// callers cancels the scans of requests whose caller has gone;
+	// failures counts each client's recent plugin failures for the policy.
+	callers  callerWatch
+	failures clientFailures
 }
 
 // Options are the parts a Gateway is made of.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -66,6 +67,11 @@ type exchange struct {
 	// shape writes the reply in the caller's API when that is not chat
 	// completions (responses.go); nil writes it as it came.
 	shape replyShape
+	// conn is the caller's connection and deadline when it gives up (zero:
+	// none), for cancelling the request's scans; conn is used only while
+	// the handler runs.
+	conn     net.Conn
+	deadline time.Time
 }
 
 // timed runs one step of the path as a stage: its time is added to the
@@ -106,6 +112,7 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 	if g.ipRefused(ctx, x) {
 		return
 	}
+	x.conn, x.deadline = ctx.Conn(), callerDeadline(&ctx.Request.Header, x.start)
 
 	switch path := x.ev.Endpoint; {
 	case path == "/healthz":

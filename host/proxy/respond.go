@@ -73,7 +73,7 @@ func (g *Gateway) scanReply(x *exchange, names []string, texts []string) ([]reda
 			g.log.Error("policy names a response plugin that is not loaded", "request_id", x.ev.RequestID, "plugin", name)
 			return nil, fmt.Errorf("%w: the %s plugin is not loaded", errGuard, name)
 		}
-		found, err := g.runGuard(context.Background(), x, gd, view.Texts())
+		found, _, err := g.runGuard(context.Background(), x, gd, view.Texts())
 		if err != nil {
 			if gd.FailOpen {
 				g.log.Warn("response plugin failed; reply allowed (fail_mode open)", "request_id", x.ev.RequestID, "plugin", name, "error", err)

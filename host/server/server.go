@@ -549,10 +549,35 @@ func (s *Server) Ready() (bool, string) {
 	if r, ok := s.limiter.(*limits.Redis); ok && r.Stats().Down && s.cfg.Limits.Redis.FailMode == "deny" {
 		return false, "limits backend (Redis) unreachable"
 	}
+	if why, open := s.unhealthyPlugins(); why != "" {
+		if open {
+			// Only fail_mode open plugins are failing: requests still pass.
+			return true, "degraded: " + why
+		}
+		return false, why
+	}
 	if s.auth != nil && s.auth.StoreDown() {
 		return true, fmt.Sprintf("degraded: the store is unreachable; keys confirmed in the last %v keep working, new ones are refused", auth.StaleFor)
 	}
 	return true, ""
+}
+
+// unhealthyPlugins says which plugins are unhealthy and why, "" when none
+// is, and whether every one of them fails open: a fail_mode closed plugin
+// that fails most of its calls denies most requests that need it, and the
+// gateway is not ready; one that fails open lets them through unchecked.
+func (s *Server) unhealthyPlugins() (why string, allOpen bool) {
+	var reasons []string
+	allOpen = true
+	for i, slot := range s.slots {
+		h := slot.Health()
+		if h.Healthy {
+			continue
+		}
+		reasons = append(reasons, fmt.Sprintf("plugin %s unhealthy: %s", slot.Name(), h.Reason))
+		allOpen = allOpen && s.cfg.Plugins[i].FailMode == "open"
+	}
+	return strings.Join(reasons, "; "), allOpen
 }
 
 func (s *Server) loadPlugins(ctx context.Context, cacheDir string) ([]proxy.Guard, error) {
@@ -563,6 +588,7 @@ func (s *Server) loadPlugins(ctx context.Context, cacheDir string) ([]proxy.Guar
 	if s.plugins, err = plugin.NewRuntime(ctx, cacheDir); err != nil {
 		return nil, fmt.Errorf("plugins: %w", err)
 	}
+	s.plugins.LimitMemory(uint64(s.cfg.PluginMemoryMB()) << 20)
 	var guards []proxy.Guard
 	for i, pc := range s.cfg.Plugins {
 		wasm, opts, err := s.pluginModule(i)
@@ -603,7 +629,9 @@ func (s *Server) pluginModule(i int) ([]byte, plugin.Options, error) {
 		MaxQueue: pc.MaxQueue, QueueTimeout: pc.QueueTimeout.D(),
 		MemoryLimitPages: uint32(pc.MemoryLimitMB) * 16, // 64 KiB pages; 0 takes the default
 		SHA256:           pc.SHA256,
-		Logger:           s.log.With("plugin", pc.Name),
+		Health: plugin.HealthOptions{Window: pc.Health.Window.D(), MinCalls: pc.Health.MinCalls,
+			MaxFailureRatio: pc.Health.MaxFailureRatio},
+		Logger: s.log.With("plugin", pc.Name),
 	}, nil
 }
 
@@ -675,6 +703,22 @@ func (s *Server) startTelemetry(ctx context.Context) error {
 		LedgerQueueDepth: func() int { return int(s.ledger.Stats().Pending) },
 		KeysExpiringSoon: s.keysExpiringSoon(),
 		Ready:            func() bool { ok, _ := s.Ready(); return ok },
+		PluginMemory: func() (reserved, limit, refused uint64) {
+			if s.plugins == nil {
+				return 0, uint64(cfg.PluginMemoryMB()) << 20, 0
+			}
+			st := s.plugins.MemoryStats()
+			return st.Reserved, st.Limit, st.Refused
+		},
+		PluginHealth: func(name string) (bool, uint64) {
+			for _, slot := range s.slots {
+				if slot.Name() == name {
+					h := slot.Health()
+					return h.Healthy, h.TimesUnhealthy
+				}
+			}
+			return true, 0
+		},
 	}
 	if s.decisions != nil {
 		src.DecisionLogDropped = s.decisions.Dropped
@@ -716,16 +760,17 @@ func guardOf(p *plugin.Slot, failOpen bool) proxy.Guard {
 	return proxy.Guard{
 		Name:     p.Name(),
 		FailOpen: failOpen,
-		Scan: func(ctx context.Context, texts []string) ([]proxy.Finding, error) {
-			found, err := p.Scan(ctx, texts)
+		Scan: func(ctx context.Context, texts []string) ([]proxy.Finding, proxy.ScanUse, error) {
+			found, call, err := p.ScanCall(ctx, texts)
+			use := proxy.ScanUse{Guest: call.Guest, Fault: call.Fault.String(), Cancelled: call.Cancelled}
 			if err != nil {
-				return nil, err
+				return nil, use, err
 			}
 			out := make([]proxy.Finding, len(found))
 			for i, f := range found {
 				out[i] = proxy.Finding{Type: f.Type, Text: f.Message, Start: f.Start, End: f.End, Score: f.Score}
 			}
-			return out, nil
+			return out, use, nil
 		},
 	}
 }

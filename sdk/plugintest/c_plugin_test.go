@@ -91,8 +91,8 @@ func TestPromptguardConforms(t *testing.T) {
 		}{{"default-corpus", nil}, {"attack-corpus", attackCorpus()}} {
 			t.Run(tt.name+"/"+corpus.name, func(t *testing.T) {
 				report := Check(context.Background(), wasm, []byte(tt.config), Options{Corpus: corpus.samples})
-				if len(report.Results) != 10 {
-					t.Errorf("got %d checks, want 10", len(report.Results))
+				if len(report.Results) != 13 {
+					t.Errorf("got %d checks, want 13", len(report.Results))
 				}
 				for _, res := range report.Results {
 					if !res.Passed {

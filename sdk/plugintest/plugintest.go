@@ -35,6 +35,11 @@ const (
 	CheckDeterministic  = "deterministic"
 	CheckEmptyInput     = "empty-input"
 	CheckConcurrentScan = "concurrent-scans"
+	// The checks a hostile module fails: what the gateway's sandbox stops
+	// (sdk/ABI.md sections 6 and 7) found before the gateway has to.
+	CheckDeadline     = "deadline"
+	CheckOutputLimits = "output-limits"
+	CheckStateless    = "stateless"
 )
 
 // DefaultTimeout bounds each call into the plugin when Options.Timeout is zero.
@@ -55,6 +60,9 @@ type Options struct {
 	// Concurrency is the number of scans run at once by the concurrent-scans
 	// check. Default 4.
 	Concurrency int
+	// Deadline is what the deadline check holds each scan to: the gateway's
+	// per-scan timeout. Default plugin.DefaultTimeout.
+	Deadline time.Duration
 }
 
 // Result is the outcome of one check: its name, whether it passed, and a
@@ -118,6 +126,9 @@ func Check(ctx context.Context, wasm, config []byte, opts Options) Report {
 	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 4
+	}
+	if opts.Deadline <= 0 {
+		opts.Deadline = plugin.DefaultTimeout
 	}
 	s := &suite{ctx: ctx, wasm: wasm, config: config, opts: opts}
 	defer s.close()
@@ -208,6 +219,9 @@ func (s *suite) run() {
 	s.check(CheckDeterministic, []string{CheckScan}, s.deterministic)
 	s.check(CheckEmptyInput, []string{CheckConfigure}, s.emptyInput)
 	s.check(CheckConcurrentScan, []string{CheckScan}, s.concurrent)
+	s.check(CheckDeadline, []string{CheckConfigure}, s.deadline)
+	s.check(CheckOutputLimits, []string{CheckConfigure}, s.outputLimits)
+	s.check(CheckStateless, []string{CheckConfigure}, s.stateless)
 }
 
 func (s *suite) compile() (string, bool) {
@@ -244,6 +258,10 @@ func (s *suite) version() (string, bool) {
 
 // load loads the module through the host, as the gateway would.
 func (s *suite) load(poolSize int) (*plugin.Plugin, error) {
+	return s.loadWith(poolSize, s.opts.Timeout)
+}
+
+func (s *suite) loadWith(poolSize int, timeout time.Duration) (*plugin.Plugin, error) {
 	if s.host == nil {
 		rt, err := plugin.NewRuntime(s.ctx, "")
 		if err != nil {
@@ -254,7 +272,7 @@ func (s *suite) load(poolSize int) (*plugin.Plugin, error) {
 	return s.host.Load(s.ctx, s.wasm, plugin.Options{
 		Name:     "plugintest",
 		Config:   s.config,
-		Timeout:  s.opts.Timeout,
+		Timeout:  timeout,
 		PoolSize: poolSize,
 		// The plugin's log is not part of what is checked.
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),

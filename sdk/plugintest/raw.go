@@ -121,13 +121,21 @@ type rawInstance struct {
 
 // instantiate creates an instance and runs _initialize.
 func (r *rawRuntime) instantiate(ctx context.Context) (*rawInstance, error) {
-	mod, err := r.rt.InstantiateModule(ctx, r.module, wazero.NewModuleConfig().
+	// A module's start function runs inside InstantiateModule: it gets the
+	// call timeout too, so that one that never returns fails its check.
+	ictx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	mod, err := r.rt.InstantiateModule(ictx, r.module, wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions().
 		WithSysWalltime().
 		WithSysNanotime())
 	if err != nil {
-		return nil, fmt.Errorf("instantiate: %w", err)
+		if errors.Is(ictx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("instantiate: the start function did not return within %v; the gateway refuses such a module at load", r.timeout)
+		}
+		msg, _, _ := strings.Cut(err.Error(), "\n")
+		return nil, fmt.Errorf("instantiate: %s", msg)
 	}
 	inst := &rawInstance{r: r, mod: mod}
 	if _, err := inst.call(ctx, abi.ExportInit); err != nil {

@@ -31,7 +31,11 @@ written in: the module compiles, exports the ABI v1 functions with the right sig
 reports ABI version 1, accepts its configuration and cleanly refuses invalid JSON, scans a
 built-in corpus (prose, PII-like strings, empty, long, multi-message, non-ASCII and invalid
 UTF-8 texts) with well-formed findings, gives the same findings every time and on every
-instance, handles an empty input and agrees with itself under concurrent scans.
+instance, handles an empty input and agrees with itself under concurrent scans. Then
+it holds the module to what the gateway's sandbox enforces: every sample scans within
+the gateway's 100ms deadline, every result keeps to the output limits and declared
+types, and the module keeps no state across calls. A start function that never
+returns, a manifest the host refuses and an invalid module fail their checks, named.
 
 Prints one line per check and a summary; exits non-zero if any check failed.`,
 		Example: `  sluice plugin test bin/plugins/pii.wasm
