@@ -104,6 +104,7 @@ func (p *Plugin) fromSnapshot(ctx context.Context, s *snapshot) (*instance, erro
 			return nil, fmt.Errorf("instantiate: cannot grow memory to the snapshot's %d pages", s.pages)
 		}
 	}
+	inst.lm.forget(s.image)
 	if !inst.reset(s) {
 		p.discard(inst)
 		return nil, fmt.Errorf("instantiate: the snapshot does not fit its memory")
