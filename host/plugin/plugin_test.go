@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -604,16 +603,6 @@ func BenchmarkCallLatency(b *testing.B) {
 			})
 		}
 	}
-}
-
-// processCPU returns the processor time, user and system, the process has
-// used, in nanoseconds.
-func processCPU() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
 // BenchmarkScanContentFilter measures the shipped content filter through the
