@@ -178,7 +178,8 @@ type Options struct {
 	Timeout time.Duration
 	// PoolSize is the number of instances that may scan at once. Default
 	// GOMAXPROCS. Instances are created on demand, each about 4 ms and a few
-	// MiB of memory.
+	// MiB of memory; the plugin may hold one more than PoolSize, being reset
+	// after its call while the others scan.
 	PoolSize int
 	// MaxQueue bounds the scans waiting for a free instance; a scan beyond it
 	// fails at once with ErrBusy. Default 16 × PoolSize.
