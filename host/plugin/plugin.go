@@ -270,9 +270,12 @@ type Plugin struct {
 	using     sync.RWMutex
 	recycling sync.WaitGroup // the recycler goroutine
 	pending   atomic.Int64   // instances given back and not reset yet
-	sha256    string         // hex digest of the module as given to Load
-	closed    atomic.Bool
-	closeMu   sync.Mutex
+	// inlineResets counts down the calls that reset their own instance
+	// (see resetsInlineAfterSteal).
+	inlineResets atomic.Int32
+	sha256       string // hex digest of the module as given to Load
+	closed       atomic.Bool
+	closeMu      sync.Mutex
 
 	discarded atomic.Uint64 // instances closed after a failed call
 	grown     atomic.Uint64 // instances closed because their memory grew past the snapshot
