@@ -40,8 +40,8 @@ func TestMeasurePlugins(t *testing.T) {
 		t.Fatalf("report has %d calls, %d throughput and %d load figures; want 2, 8 and 2", len(r.Calls), len(r.Throughput), len(r.Loads))
 	}
 	for _, c := range r.Calls {
-		if c.PerCall <= 0 || c.PerCall > time.Millisecond {
-			t.Errorf("%s: %s per call", c.Module, c.PerCall)
+		if c.PerCall <= 0 || c.PerCall > time.Millisecond || c.Spaced <= 0 || c.Spaced > time.Millisecond {
+			t.Errorf("%s: %s per call back to back, %s apart", c.Module, c.PerCall, c.Spaced)
 		}
 	}
 	for _, f := range r.Throughput {

@@ -28,4 +28,7 @@ func (m *linearMemory) reset(img *memoryImage, mem api.Memory) bool {
 	return mem.Write(0, img.bytes)
 }
 
+// forget does nothing: a reset copies the image back whole.
+func (m *linearMemory) forget(*memoryImage) {}
+
 func (img *memoryImage) close() {}

@@ -180,7 +180,8 @@ type Options struct {
 	Timeout time.Duration
 	// PoolSize is the number of instances that may scan at once. Default
 	// GOMAXPROCS. Instances are created on demand, each about 4 ms and a few
-	// MiB of memory.
+	// MiB of memory; the plugin may hold one more than PoolSize, being reset
+	// after its call while the others scan.
 	PoolSize int
 	// MaxQueue bounds the scans waiting for a free instance; a scan beyond it
 	// fails at once with ErrBusy. Default 16 × PoolSize.
@@ -206,9 +207,10 @@ type Options struct {
 	// interrupt says how a spinning guest is stopped; only the benchmark that
 	// compares the ways sets it.
 	interrupt interruptMode
-	// noReset leaves instances as the last call left them; only the
-	// benchmark that measures the reset sets it.
-	noReset bool
+	// noReset leaves instances as the last call left them, and resetInline
+	// resets them on the caller's path, as before the recycler; only the
+	// benchmark that measures the reset sets them.
+	noReset, resetInline bool
 }
 
 // interruptMode is how the host stops a call that runs past its deadline.
@@ -263,10 +265,22 @@ type Plugin struct {
 	module  wazero.CompiledModule
 	modCfg  wazero.ModuleConfig
 	slots   chan struct{}  // a token per instance allowed to scan
-	idle    chan *instance // configured instances ready for a call
-	sha256  string         // hex digest of the module as given to Load
-	closed  atomic.Bool
-	closeMu sync.Mutex
+	idle    chan *instance // clean instances, ready for a call
+	dirty   chan *instance // instances a call returned, waiting for the recycler
+	room    chan struct{}  // a token per instance the plugin may still make
+	stop    chan struct{}  // closed by Close: the recycler returns
+	// using is held, shared, from a call's slot to the return of its
+	// instance, and by Close alone while it closes the instances and unmaps
+	// the snapshot under them.
+	using     sync.RWMutex
+	recycling sync.WaitGroup // the recycler goroutine
+	pending   atomic.Int64   // instances given back and not reset yet
+	// inlineResets counts down the calls that reset their own instance
+	// (see resetsInlineAfterSteal).
+	inlineResets atomic.Int32
+	sha256       string // hex digest of the module as given to Load
+	closed       atomic.Bool
+	closeMu      sync.Mutex
 
 	discarded atomic.Uint64 // instances closed after a failed call
 	grown     atomic.Uint64 // instances closed because their memory grew past the snapshot
@@ -344,7 +358,10 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte, opts Options) (*Plugin,
 		globals: rewritten.globals,
 		health:  newHealthWindow(opts.Health),
 		slots:   make(chan struct{}, opts.PoolSize),
-		idle:    make(chan *instance, opts.PoolSize),
+		idle:    make(chan *instance, opts.PoolSize+spareInstances),
+		dirty:   make(chan *instance, opts.PoolSize+spareInstances),
+		room:    make(chan struct{}, opts.PoolSize+spareInstances),
+		stop:    make(chan struct{}),
 		// No WithFS, WithEnv or WithArgs: the plugin sees no files, no
 		// environment and no arguments, and has no sockets. Stdout and stderr
 		// are discarded by default. Go's wasip1 runtime needs clocks and
@@ -369,6 +386,12 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte, opts Options) (*Plugin,
 		}
 		return nil, fmt.Errorf("plugin %s: load: %w", opts.Name, err)
 	}
+	// init made the first instance; the others are made on demand.
+	for range opts.PoolSize + spareInstances - 1 {
+		p.room <- struct{}{}
+	}
+	p.recycling.Add(1)
+	go p.recycler()
 	if err := record(); err != nil {
 		opts.Logger.Warn("plugin compilation cache not recorded; the next load compiles afresh",
 			slog.String("plugin", opts.Name), slog.String("error", err.Error()))
@@ -572,31 +595,25 @@ func (p *Plugin) run(ctx context.Context, texts []string, timeout time.Duration)
 		}
 	}
 	defer func() { <-p.slots }()
+	p.using.RLock()
+	defer p.using.RUnlock()
+	if p.closed.Load() {
+		return nil, call, fmt.Errorf("plugin %s: scan: %w", p.name, ErrClosed)
+	}
 	if err := ctx.Err(); err != nil {
 		// The caller left while the scan waited: no instance is spent on it.
 		call.Cancelled = true
 		return nil, call, fmt.Errorf("plugin %s: %w: %w", p.name, ErrCancelled, err)
 	}
 
-	var inst *instance
-	select {
-	case inst = <-p.idle:
-	default:
-		var err error
-		inst, err = p.newCharged(ctx, p.idle, func() (*instance, error) { return p.fromSnapshot(ctx, p.snap) })
-		if err != nil {
-			if ctx.Err() != nil {
-				call.Cancelled = true
-				return nil, call, fmt.Errorf("plugin %s: %w: %w", p.name, ErrCancelled, ctx.Err())
-			}
-			return nil, call, fmt.Errorf("plugin %s: %w", p.name, err)
+	inst, err := p.take(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			call.Cancelled = true
+			return nil, call, fmt.Errorf("plugin %s: %w: %w", p.name, ErrCancelled, ctx.Err())
 		}
+		return nil, call, fmt.Errorf("plugin %s: %w", p.name, err)
 	}
-	if inst.dirty && !p.opts.noReset && !inst.reset(p.snap) {
-		p.discard(inst)
-		return nil, call, fmt.Errorf("plugin %s: cannot reset an instance to its snapshot", p.name)
-	}
-	inst.dirty = true
 	inst.logMessages, inst.logBytes = 0, 0
 	started := time.Now()
 	findings, fault, err := inst.scan(ctx, timeout, texts)
@@ -613,13 +630,11 @@ func (p *Plugin) run(ctx context.Context, texts []string, timeout time.Duration)
 	}
 	if !inst.broken && !p.opts.noReset && inst.mem.Size() != p.snap.pages*65536 {
 		// Memory never shrinks, and a larger memory than the snapshot's
-		// would carry this call's pages into the next: replace it.
-		p.discard(inst)
+		// would carry this call's pages into the next: give replaces it.
 		p.grown.Add(1)
 	} else if inst.broken {
-		// Its memory and globals may be anything now; a fresh instance is
-		// made on demand by a later call.
-		p.discard(inst)
+		// Its memory and globals may be anything now: give closes it, and a
+		// fresh instance is made on demand by a later call.
 		p.discarded.Add(1)
 		if inst.trace != "" {
 			// What the plugin's author needs to fix a crash. The module names
@@ -627,9 +642,8 @@ func (p *Plugin) run(ctx context.Context, texts []string, timeout time.Duration)
 			p.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "plugin instance trapped and was discarded",
 				slog.String("plugin", p.name), slog.String("trace", guestText([]byte(inst.trace), maxTraceBytes)))
 		}
-	} else {
-		p.idle <- inst // never blocks: at most PoolSize instances exist
 	}
+	p.give(inst)
 	if err != nil {
 		return nil, call, fmt.Errorf("plugin %s: %w", p.name, err)
 	}
@@ -668,14 +682,20 @@ func (p *Plugin) wait(ctx context.Context) error {
 	}
 }
 
-// Close releases the plugin's instances and compiled code. Scans in flight
-// fail with ErrClosed.
+// Close releases the plugin's instances and compiled code. Scans that have
+// not started their call fail with ErrClosed; Close waits for those in
+// flight, each bounded by its deadline, and for the reset in progress,
+// because their instances' memory is unmapped with them.
 func (p *Plugin) Close(ctx context.Context) error {
 	p.closeMu.Lock()
 	defer p.closeMu.Unlock()
 	if p.closed.Swap(true) {
 		return nil
 	}
+	close(p.stop)
+	p.recycling.Wait()
+	p.using.Lock()
+	defer p.using.Unlock()
 	if p.rt != nil {
 		p.rt.mu.Lock()
 		delete(p.rt.plugins, p)
@@ -703,7 +723,6 @@ type instance struct {
 	inPtr, inCap               uint32 // input buffer, part of the snapshot
 	lm                         *linearMemory
 	globals                    []api.MutableGlobal // the module's mutable globals, in the order of Plugin.globals
-	dirty                      bool                // called since the last reset
 	stack                      [2]uint64
 	memLimit                   uint64    // bytes the memory may grow to
 	watch                      *watchdog // nil unless the module is instrumented

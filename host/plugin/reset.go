@@ -12,15 +12,16 @@ import (
 // section 3): nothing a module kept from one call, whichever client made it,
 // may reach the next. So the host takes a snapshot of the first instance
 // right after it is configured, and puts every instance back to that
-// snapshot before each call:
+// snapshot after each call, before any call can have it again:
 //
 //   - the mutable globals, which the rewriter exports (instrument), are set
 //     back to their saved values;
 //   - linear memory is put back by the kernel where it can be (Linux: see
 //     memory_linux.go): the snapshot is written once to an anonymous file,
-//     each instance maps it copy-on-write, and a reset drops the pages the
-//     call wrote with one madvise, so that it costs what the call touched,
-//     not what the module holds; elsewhere the snapshot is copied back whole;
+//     each instance maps it copy-on-write, and a reset copies the snapshot
+//     over the pages the instance made private, so that it costs what the
+//     calls touched, not what the module holds; elsewhere the snapshot is
+//     copied back whole;
 //   - an instance whose memory grew past the snapshot cannot shrink, so it
 //     is closed and replaced by a fresh instance of the snapshot;
 //   - tables, element and data segments cannot change: the rewriter refuses
@@ -34,6 +35,40 @@ import (
 // it: bytes past the current input are the snapshot's, never an earlier
 // request's. An input larger than it is written into a buffer allocated for
 // that call only, which the reset then forgets.
+//
+// # Off the caller's path
+//
+// A reset costs a Go plugin about 7 µs, almost all of it the kernel walking
+// the page table of the snapshot's range to find the private pages (see
+// RATIONALE.md, "Reset"), while the call itself costs well under a
+// microsecond. So the caller does not wait for it: a call takes a clean
+// instance, and once the result is copied out it hands the instance to the
+// plugin's recycler goroutine and returns; the recycler resets it and only
+// then puts it back among the clean ones. No call can be given an instance
+// between the two: an instance is in exactly one place at a time (a call, the
+// queue of dirty instances, the recycler, or the clean pool), and only the
+// clean pool serves calls. When no clean instance is free, a call makes a
+// fresh one if the plugin has room for one, or else takes a dirty one from
+// the queue and resets it itself, as every call did before.
+//
+// A plugin may hold one instance more than PoolSize for this: the one being
+// reset while PoolSize calls run. Close stops the recycler and waits for it,
+// and for every call in flight, before it closes the instances and unmaps the
+// snapshot they are mapped from.
+
+// spareInstances is how many instances a plugin may hold beyond PoolSize: the
+// ones being reset while PoolSize calls run.
+const spareInstances = 1
+
+// resetsInlineAfterSteal is how many calls reset their own instance after a
+// call had to reset a dirty one itself. Calls that come faster than the
+// recycler resets (back to back, or more than the processors can serve) gain
+// nothing from handing it their instance: they end up resetting one each
+// anyway, and each hand-over costs a wake-up of the recycler and the
+// instance's pages moving between processors' caches (about 1 to 2.5 µs of
+// processor time per call, BenchmarkReset). So such calls reset inline, as
+// before the recycler, and every so many the hand-over is tried again.
+const resetsInlineAfterSteal = 64
 
 // inputBufferSize is the input buffer every instance holds in its snapshot.
 const inputBufferSize = 256 << 10
@@ -87,7 +122,6 @@ func (inst *instance) reset(s *snapshot) bool {
 		g.Set(s.globals[i])
 	}
 	inst.inPtr, inst.inCap = s.inPtr, inputBufferSize
-	inst.dirty = false
 	return true
 }
 
@@ -104,9 +138,117 @@ func (p *Plugin) fromSnapshot(ctx context.Context, s *snapshot) (*instance, erro
 			return nil, fmt.Errorf("instantiate: cannot grow memory to the snapshot's %d pages", s.pages)
 		}
 	}
+	inst.lm.forget(s.image)
 	if !inst.reset(s) {
 		p.discard(inst)
 		return nil, fmt.Errorf("instantiate: the snapshot does not fit its memory")
 	}
 	return inst, nil
+}
+
+// take returns a clean instance for a call, the caller holding a slot and
+// p.using: one from the clean pool; else a fresh one, if the plugin has room;
+// else a dirty one that the recycler has not reached yet, reset here.
+func (p *Plugin) take(ctx context.Context) (*instance, error) {
+	for {
+		var inst *instance
+		select {
+		case inst = <-p.idle:
+			return inst, nil
+		default:
+		}
+		select {
+		case inst = <-p.idle:
+			return inst, nil
+		case <-p.room:
+			return p.fresh(ctx)
+		default:
+		}
+		select {
+		case inst = <-p.idle:
+			return inst, nil
+		case <-p.room:
+			return p.fresh(ctx)
+		case inst = <-p.dirty:
+		default:
+			// Every instance is in a call or in the recycler's hands, which
+			// the room for spares makes impossible while the caller holds a
+			// slot; wait all the same rather than exceed the bound.
+			select {
+			case inst = <-p.idle:
+				return inst, nil
+			case <-p.room:
+				return p.fresh(ctx)
+			case inst = <-p.dirty:
+			case <-p.stop:
+				return nil, ErrClosed
+			case <-ctx.Done():
+				return nil, fmt.Errorf("waiting for a free instance: %w", ctx.Err())
+			}
+		}
+		p.inlineResets.Store(resetsInlineAfterSteal)
+		ok := inst.reset(p.snap)
+		p.pending.Add(-1)
+		if ok {
+			return inst, nil
+		}
+		p.retire(inst)
+	}
+}
+
+// fresh makes an instance from the snapshot in the room the caller took,
+// once the instance fits under the plugins' memory ceiling.
+func (p *Plugin) fresh(ctx context.Context) (*instance, error) {
+	inst, err := p.newCharged(ctx, nil, func() (*instance, error) { return p.fromSnapshot(ctx, p.snap) })
+	if err != nil {
+		p.room <- struct{}{}
+		return nil, err
+	}
+	return inst, nil
+}
+
+// give takes back the instance of a call that has returned: an instance that
+// failed or grew is closed at once, and any other goes to the recycler, which
+// resets it before a call can take it again.
+func (p *Plugin) give(inst *instance) {
+	switch {
+	case inst.broken, !p.opts.noReset && inst.mem.Size() != p.snap.pages*65536:
+		p.retire(inst)
+	case p.opts.noReset:
+		p.idle <- inst
+	case p.opts.resetInline || p.inlineResets.Load() > 0 && p.inlineResets.Add(-1) >= 0:
+		if inst.reset(p.snap) {
+			p.idle <- inst
+		} else {
+			p.retire(inst)
+		}
+	default:
+		p.pending.Add(1)
+		p.dirty <- inst // never blocks: it holds every instance the plugin may have
+	}
+}
+
+// retire closes inst and makes room for another.
+func (p *Plugin) retire(inst *instance) {
+	p.discard(inst)
+	p.room <- struct{}{}
+}
+
+// recycler resets the instances calls have returned, one at a time, until
+// Close.
+func (p *Plugin) recycler() {
+	defer p.recycling.Done()
+	for {
+		select {
+		case inst := <-p.dirty:
+			if inst.reset(p.snap) {
+				p.idle <- inst
+			} else {
+				p.retire(inst)
+			}
+			p.pending.Add(-1)
+		case <-p.stop:
+			return
+		}
+	}
 }

@@ -276,7 +276,7 @@ func TestParseFlags(t *testing.T) {
 
 func TestWriteTableShowsPluginSection(t *testing.T) {
 	r := &report{Machine: thisMachine(), Plugins: &bench.PluginReport{
-		Calls: []bench.CallFigure{{Module: "empty", What: "Go guest SDK", PerCall: 1500 * time.Nanosecond, AimMet: true}},
+		Calls: []bench.CallFigure{{Module: "empty", What: "Go guest SDK", PerCall: 1500 * time.Nanosecond, Spaced: 2250 * time.Nanosecond, AimMet: true}},
 		Throughput: []bench.ThroughputFigure{{Plugin: "pii", Input: "prose 64KB", Bytes: 64 << 10,
 			WASM: 500 * time.Microsecond, Native: 100 * time.Microsecond, WASMMBps: 131.1, NativeMBps: 655.4, Ratio: 5, AimMet: true}},
 		Loads: []bench.LoadFigure{{Plugin: "pii", Bytes: 2 << 20, Cold: 900 * time.Millisecond, Cached: 45 * time.Millisecond, Speedup: 20}},
@@ -285,7 +285,7 @@ func TestWriteTableShowsPluginSection(t *testing.T) {
 	if err := writeTable(&out, r); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"1.50 µs", "131.1", "655.4", "5.0×", "900.000", "45.000", "20×"} {
+	for _, want := range []string{"1.50 µs", "2.25 µs", "131.1", "655.4", "5.0×", "900.000", "45.000", "20×"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
