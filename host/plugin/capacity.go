@@ -165,9 +165,7 @@ func (r *Runtime) evictIdle(p *Plugin) bool {
 // newCharged makes a new instance with create, once it fits under the ceiling:
 // while it does not, it closes idle instances of other plugins, then waits
 // until memory is released, or (when idle is not nil) an instance of p's
-// comes free, which it returns instead, up to p's QueueTimeout. A nil idle
-// never yields one: a caller that took room for a new instance waits for
-// memory only.
+// comes free, which it returns instead, up to p's QueueTimeout.
 func (p *Plugin) newCharged(ctx context.Context, idle <-chan *instance, create func() (*instance, error)) (*instance, error) {
 	var timer *time.Timer
 	for {

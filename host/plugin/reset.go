@@ -197,11 +197,19 @@ func (p *Plugin) take(ctx context.Context) (*instance, error) {
 }
 
 // fresh makes an instance from the snapshot in the room the caller took,
-// once the instance fits under the plugins' memory ceiling.
+// once the instance fits under the plugins' memory ceiling; while it does
+// not, an instance the recycler cleans in the meantime serves instead, and
+// the room goes back.
 func (p *Plugin) fresh(ctx context.Context) (*instance, error) {
-	inst, err := p.newCharged(ctx, nil, func() (*instance, error) { return p.fromSnapshot(ctx, p.snap) })
-	if err != nil {
+	made := false
+	inst, err := p.newCharged(ctx, p.idle, func() (*instance, error) {
+		made = true
+		return p.fromSnapshot(ctx, p.snap)
+	})
+	if err != nil || !made {
 		p.room <- struct{}{}
+	}
+	if err != nil {
 		return nil, err
 	}
 	return inst, nil
