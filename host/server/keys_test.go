@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -225,20 +224,6 @@ func TestClientChangesReachItsKeysAtOnce(t *testing.T) {
 	if status, _ := h.admin("DELETE", "/admin/clients/app", ""); status != http.StatusNotFound {
 		t.Errorf("deleting twice: %d", status)
 	}
-}
-
-// adminAs calls the admin API with token.
-func (h *harness) adminAs(token, method, path, body string) (int, []byte) {
-	h.t.Helper()
-	req, _ := http.NewRequest(method, "http://"+h.srv.AdminAddr()+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
 }
 
 func tokenHash(token string) string {

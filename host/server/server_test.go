@@ -113,8 +113,14 @@ func (h *harness) createClient(id, dept string) string {
 
 func (h *harness) admin(method, path, body string) (int, []byte) {
 	h.t.Helper()
+	return h.adminAs(h.cfg.Server.AdminToken, method, path, body)
+}
+
+// adminAs calls the admin API with token.
+func (h *harness) adminAs(token, method, path, body string) (int, []byte) {
+	h.t.Helper()
 	req, _ := http.NewRequest(method, "http://"+h.srv.AdminAddr()+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+h.cfg.Server.AdminToken)
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
