@@ -223,10 +223,17 @@ type Redis struct {
 type Upstream struct {
 	Name string `yaml:"name"`
 	// Type is "openai" (any OpenAI-compatible server) or "mock" (built in).
-	Type    string   `yaml:"type"`
-	BaseURL string   `yaml:"base_url"`
-	APIKey  string   `yaml:"api_key"`
+	Type    string `yaml:"type"`
+	BaseURL string `yaml:"base_url"`
+	APIKey  string `yaml:"api_key"`
+	// Timeout bounds a whole call, from sending the request to the end of
+	// the reply (a stream included).
 	Timeout Duration `yaml:"timeout"`
+	// IdleTimeout bounds the silence of an upstream once its reply has
+	// begun: a body or a stream that stalls longer fails with
+	// upstream_timeout. The wait for the first byte is bounded by Timeout
+	// alone, since a model may think for a long time before it answers.
+	IdleTimeout Duration `yaml:"idle_timeout"`
 	// MaxConns bounds the connections Sluice opens to this upstream.
 	MaxConns int `yaml:"max_conns"`
 	// Latency delays every mock reply, and each streamed chunk by a tenth of it.

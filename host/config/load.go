@@ -374,6 +374,12 @@ func (c *Config) validate(file string) error {
 		if c.Upstreams[i].Timeout == 0 {
 			c.Upstreams[i].Timeout = Duration(120 * time.Second)
 		}
+		if c.Upstreams[i].IdleTimeout == 0 {
+			c.Upstreams[i].IdleTimeout = Duration(60 * time.Second)
+		}
+		if c.Upstreams[i].IdleTimeout < 0 {
+			return bad(key+".idle_timeout", "expected a duration of 0 or more")
+		}
 		if c.Upstreams[i].MaxConns == 0 {
 			c.Upstreams[i].MaxConns = 512
 		}

@@ -24,10 +24,14 @@ import (
 
 // send calls the upstream. The call does not use the request's context: a
 // stream outlives the handler, and nothing of a fasthttp.RequestCtx may be used
-// after it returns. The upstream's own timeout bounds the call.
-func (g *Gateway) send(t upstream.Target, call *upstream.Call) (*upstream.Reply, *api.Error) {
-	up, err := t.Upstream.Send(context.Background(), call)
+// after it returns. The upstream's own timeout bounds the call; ctx is
+// cancelled when the caller goes away first, and send then returns
+// errAbandoned.
+func (g *Gateway) send(ctx context.Context, t upstream.Target, call *upstream.Call) (*upstream.Reply, *api.Error) {
+	up, err := t.Upstream.Send(ctx, call)
 	switch {
+	case errors.Is(err, upstream.ErrCancelled):
+		return nil, errAbandoned
 	case errors.Is(err, upstream.ErrTimeout):
 		return nil, api.UpstreamTimeout(fmt.Sprintf("The upstream for %s did not answer in time.", t.Model.Name))
 	case err != nil:
@@ -46,6 +50,29 @@ func (g *Gateway) send(t upstream.Target, call *upstream.Call) (*upstream.Reply,
 		return nil, api.UpstreamError(fmt.Sprintf("The upstream for %s refused the gateway's request (status %d); this is not a problem with your key.", t.Model.Name, up.Status))
 	}
 	return up, nil
+}
+
+// errAbandoned is send's answer when the caller left before the upstream
+// answered. Nobody reads it: the request is recorded with status 499.
+var errAbandoned = &api.Error{Status: statusCallerLeft, Type: api.TypeServer, Code: "client_disconnected",
+	Message: "The caller closed its connection before the upstream answered."}
+
+// statusCallerLeft is the status the ledger gives a request whose caller
+// left before it was answered (nginx's "client closed request").
+const statusCallerLeft = 499
+
+// abandoned records a request whose caller left while the upstream was
+// still silent, after the upstream call was ended. The provider may have
+// started work on it and says nothing of its usage, so it is billed as a
+// stream its caller left without the provider's usage: the reservation.
+func (g *Gateway) abandoned(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Target, res limits.Reservation) {
+	x.upstreamSpan.Fail(errAbandoned.Code)
+	usage, source := unreportedUsage(x.prompt, "", res, true)
+	x.ev.UsageSource = source
+	g.charge(x, t, usage)
+	g.limiter.Commit(res, limits.Cost{Tokens: usage.TotalTokens, Nanos: x.ev.CostNanos})
+	ctx.SetConnectionClose()
+	g.fail(ctx, x, errAbandoned)
 }
 
 // finish answers a non-streamed reply and reconciles its usage.
@@ -169,8 +196,15 @@ func (g *Gateway) stream(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 					ended = true
 				} else {
 					g.log.Warn("upstream stream broke", "request_id", x.ev.RequestID, "model", t.Model.Name, "error", err)
-					x.ev.Code = "upstream_stream_error"
-					writeEvent(w, api.UpstreamError("The upstream stream ended early.").Body())
+					aerr, code := api.UpstreamError("The upstream stream ended early."), "upstream_stream_error"
+					if errors.Is(err, upstream.ErrTimeout) {
+						// A stall past the upstream's idle timeout (or its
+						// timeout): the caller learns it was a timeout.
+						aerr = api.UpstreamTimeout(fmt.Sprintf("The upstream for %s stopped sending in the middle of the reply.", t.Model.Name))
+						code = aerr.Code
+					}
+					x.ev.Code = code
+					writeEvent(w, aerr.Body())
 					w.Flush()
 				}
 				break

@@ -1,0 +1,106 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// hangupAfter is how long a request waits on its upstream before Sluice
+// starts watching the caller's connection: most replies come sooner, and
+// they pay for no watcher.
+const hangupAfter = 50 * time.Millisecond
+
+// errCallerLeft is the cause of a request's context when its caller closed
+// the connection while the request waited on the upstream.
+var errCallerLeft = errors.New("the caller closed its connection")
+
+// hangup notices a caller that closes its connection while its request
+// waits for the upstream's first byte, so that the upstream call is ended
+// and both sockets are freed then, not at the upstream's timeout. fasthttp
+// reads nothing from a connection while its handler runs, so a close shows
+// only as the socket turning readable with nothing to read; the watcher
+// peeks at it without consuming anything.
+type hangup struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	conn   net.Conn
+	raw    syscall.RawConn
+	timer  *time.Timer
+	done   chan struct{}
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+}
+
+// watchHangup starts watching conn after hangupAfter. Its context is
+// cancelled, with errCallerLeft, when the caller goes away before stop. It
+// returns nil (whose context is Background) for a connection it cannot
+// watch.
+func watchHangup(conn net.Conn) *hangup {
+	sc, ok := conn.(syscall.Conn)
+	if !ok || !peekSupported {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	h := &hangup{conn: conn, raw: raw, done: make(chan struct{})}
+	h.ctx, h.cancel = context.WithCancelCause(context.Background())
+	h.timer = time.AfterFunc(hangupAfter, h.watch)
+	return h
+}
+
+// context is the context the upstream call runs under.
+func (h *hangup) context() context.Context {
+	if h == nil {
+		return context.Background()
+	}
+	return h.ctx
+}
+
+func (h *hangup) watch() {
+	defer close(h.done)
+	h.mu.Lock()
+	if h.stopped {
+		h.mu.Unlock()
+		return
+	}
+	h.started = true
+	h.mu.Unlock()
+	gone := false
+	// Read returns when the callback says so, or with an error when stop
+	// moves the read deadline into the past.
+	h.raw.Read(func(fd uintptr) bool {
+		var again bool
+		gone, again = peekClosed(fd)
+		return !again
+	})
+	if gone {
+		h.cancel(errCallerLeft)
+	}
+}
+
+// stop ends the watch, and leaves the connection as fasthttp expects it:
+// no read in progress, no read deadline (fasthttp sets its own before it
+// reads the next request).
+func (h *hangup) stop() {
+	if h == nil || h.timer.Stop() {
+		return
+	}
+	h.mu.Lock()
+	h.stopped = true
+	started := h.started
+	h.mu.Unlock()
+	if !started {
+		return
+	}
+	h.conn.SetReadDeadline(time.Unix(1, 0))
+	<-h.done
+	h.conn.SetReadDeadline(time.Time{})
+}

@@ -1,0 +1,207 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/host/config"
+	"github.com/sluicehq/sluice/host/store"
+	"github.com/sluicehq/sluice/host/tokens"
+)
+
+// rawUpstream is an upstream scripted at the socket: each connection's
+// request is read whole, then handed to reply with the connection.
+type rawUpstream struct {
+	ln    net.Listener
+	reply func(c net.Conn)
+	wg    sync.WaitGroup
+}
+
+func startRawUpstream(t *testing.T, reply func(c net.Conn)) *rawUpstream {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &rawUpstream{ln: ln, reply: reply}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u.wg.Add(1)
+			go func() {
+				defer u.wg.Done()
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, req.Body)
+				u.reply(c)
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); u.wg.Wait() })
+	return u
+}
+
+// serve routes model "scripted" of cfg to the upstream, with the given
+// timeouts.
+func (u *rawUpstream) serve(cfg *config.Config, timeout, idle time.Duration) {
+	cfg.Upstreams = append(cfg.Upstreams, config.Upstream{Name: "scripted", Type: "openai", BaseURL: "http://" + u.ln.Addr().String() + "/v1",
+		Timeout: config.Duration(timeout), IdleTimeout: config.Duration(idle), MaxConns: 8})
+	cfg.Models = append(cfg.Models, config.Model{Name: "scripted", Upstream: "scripted", UpstreamModel: "x",
+		InputPerMillion: 1, OutputPerMillion: 2})
+}
+
+// TestUpstreamStallingMidBodyIs504: an upstream that sends the start of
+// its reply and then nothing is a timeout, and the caller hears so once the
+// upstream's idle timeout has passed, not at its (much longer) timeout.
+func TestUpstreamStallingMidBodyIs504(t *testing.T) {
+	release := make(chan struct{})
+	u := startRawUpstream(t, func(c net.Conn) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n{\"id\":\"chatcmpl-1\",")
+		<-release
+	})
+	defer close(release)
+	cfg := testConfig(t, t.TempDir(), open)
+	u.serve(cfg, time.Minute, 300*time.Millisecond)
+	h := start(t, cfg)
+	h.key = h.createClient("app", "research")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // well below the upstream's minute
+	defer cancel()
+	c := h.client(h.key)
+	asked := time.Now()
+	_, err := c.Chat.Completions.New(ctx, chat("scripted", "hello"))
+	apiError(t, err, http.StatusGatewayTimeout, "upstream_timeout")
+	t.Logf("504 after %v (idle timeout 300ms)", time.Since(asked).Round(time.Millisecond))
+	if line := h.usageLine("app"); line["code"] != "upstream_timeout" || line["status"] != float64(504) {
+		t.Errorf("access line %v: want status 504, code upstream_timeout", line)
+	}
+}
+
+// TestStreamStallingMidwayEndsWithATimeoutEvent: a stream whose upstream
+// goes silent after two chunks ends, after the idle timeout, with an
+// upstream_timeout error event and without [DONE]; the caller is billed
+// what was relayed.
+func TestStreamStallingMidwayEndsWithATimeoutEvent(t *testing.T) {
+	release := make(chan struct{})
+	chunks := []string{"The weather in Paris ", "is mild and dry today"}
+	u := startRawUpstream(t, func(c net.Conn) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+		for _, ch := range chunks {
+			ev := fmt.Sprintf(`data: {"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":%q}}]}`+"\n\n", ch)
+			fmt.Fprintf(c, "%x\r\n%s\r\n", len(ev), ev)
+		}
+		<-release
+	})
+	defer close(release)
+	cfg := testConfig(t, t.TempDir(), open)
+	u.serve(cfg, time.Minute, 300*time.Millisecond)
+	h := start(t, cfg)
+	h.key = h.createClient("app", "research")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+h.srv.Addr()+"/v1/chat/completions",
+		strings.NewReader(`{"model":"scripted","stream":true,"messages":[{"role":"user","content":"weather?"}]}`))
+	req.Header.Set("Authorization", "Bearer "+h.key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("reading the stream: %v (read %q)", err, body)
+	}
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "is mild and dry today") ||
+		!strings.Contains(string(body), `"code":"upstream_timeout"`) || strings.Contains(string(body), "[DONE]") {
+		t.Fatalf("stream %d:\n%s\nwant both chunks, an upstream_timeout event and no [DONE]", resp.StatusCode, body)
+	}
+	h.srv.Ledger().Flush(context.Background())
+	rows, err := h.srv.Store().Report(context.Background(), store.ReportQuery{GroupBy: store.GroupByClient})
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("%+v %v", rows, err)
+	}
+	if want := tokens.Count(strings.Join(chunks, "")); rows[0].CompletionTokens != want {
+		t.Errorf("the stalled stream was billed %d completion tokens; %d were relayed", rows[0].CompletionTokens, want)
+	}
+	if line := h.usageLine("app"); line["code"] != "upstream_timeout" || line["usage_source"] != "estimated" {
+		t.Errorf("access line %v: want code upstream_timeout, usage_source estimated", line)
+	}
+}
+
+// TestCallerLeavingBeforeTheFirstByteEndsTheUpstreamCall: a caller that
+// closes its connection while the upstream has not answered yet is
+// noticed: the upstream's connection is closed too, long before the
+// upstream's timeout, and the request is in the ledger once, billed its
+// reservation.
+func TestCallerLeavingBeforeTheFirstByteEndsTheUpstreamCall(t *testing.T) {
+	received := make(chan struct{}, 1)
+	closedAt := make(chan time.Time, 1)
+	u := startRawUpstream(t, func(c net.Conn) {
+		received <- struct{}{}
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		io.Copy(io.Discard, c) // until Sluice closes the connection
+		closedAt <- time.Now()
+	})
+	cfg := testConfig(t, t.TempDir(), open)
+	u.serve(cfg, time.Minute, time.Minute)
+	h := start(t, cfg)
+	h.key = h.createClient("app", "research")
+
+	body := `{"model":"scripted","max_tokens":100,"messages":[{"role":"user","content":"are you there?"}]}`
+	conn, err := net.Dial("tcp", h.srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		h.key, len(body), body)
+	select {
+	case <-received:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request did not reach the upstream")
+	}
+	conn.Close()
+	left := time.Now()
+	var noticed time.Duration
+	select {
+	case at := <-closedAt:
+		noticed = at.Sub(left)
+	case <-time.After(20 * time.Second): // the upstream's timeout is a minute
+		t.Fatal("the upstream's connection was still open 20s after the caller left")
+	}
+
+	var rows []store.ReportRow
+	deadline := time.Now().Add(10 * time.Second)
+	for len(rows) == 0 && time.Now().Before(deadline) {
+		h.srv.Ledger().Flush(context.Background())
+		if rows, err = h.srv.Store().Report(context.Background(), store.ReportQuery{GroupBy: store.GroupByClient}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(rows) != 1 || rows[0].Requests != 1 {
+		t.Fatalf("ledger %+v: want the one request", rows)
+	}
+	if rows[0].CompletionTokens != 100 {
+		t.Errorf("billed %d completion tokens; the reservation was max_tokens 100", rows[0].CompletionTokens)
+	}
+	line := h.usageLine("app")
+	if line["code"] != "client_disconnected" || line["status"] != float64(499) || line["usage_source"] != "reserved" {
+		t.Errorf("access line %v: want status 499, code client_disconnected, usage_source reserved", line)
+	}
+	t.Logf("the upstream's connection was closed %v after the caller's", noticed.Round(time.Millisecond))
+}
