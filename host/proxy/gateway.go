@@ -82,8 +82,11 @@ type Gateway struct {
 	promptLimits map[string]int64
 
 	// streams counts the stream writers still running: they outlive their
-	// handlers, so a server's shutdown waits for them apart.
-	streams sync.WaitGroup
+	// handlers, so a server's shutdown waits for them apart. stopping is
+	// cancelled by AbortStreams.
+	streams      sync.WaitGroup
+	stopping     context.Context
+	abortStreams context.CancelFunc
 }
 
 // Options are the parts a Gateway is made of.
@@ -121,6 +124,7 @@ func New(o Options) *Gateway {
 		unauthLog:        logSampler{perSecond: unauthenticatedLogPerSecond},
 		promptLimits:     map[string]int64{},
 	}
+	g.stopping, g.abortStreams = context.WithCancel(context.Background())
 	for name, t := range o.Config.Tiers {
 		g.promptLimits[name] = t.PromptLimit()
 	}
@@ -132,6 +136,12 @@ func New(o Options) *Gateway {
 	}
 	return g
 }
+
+// AbortStreams ends every stream still open, as at the shutdown deadline:
+// each caller gets a "shutdown" error event, and each stream is recorded
+// with what was relayed (usage_source "shutdown") unless the provider's
+// usage had come. WaitStreams then returns once they are recorded.
+func (g *Gateway) AbortStreams() { g.abortStreams() }
 
 // WaitStreams waits until every stream in flight has ended and been recorded,
 // or until ctx is done.

@@ -176,9 +176,18 @@ func (g *Gateway) stream(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 	// Nothing of ctx may be used inside the writer: it runs after this
 	// handler has returned.
 	g.streams.Add(1)
+	// The connection outlives the handler as long as the writer runs; at
+	// the shutdown deadline a write deadline ends, a moment later, a Flush
+	// that a caller not reading holds, while a caller that reads still
+	// gets the last event and the end of the response.
+	conn := ctx.Conn()
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer g.streams.Done()
 		defer events.Close()
+		defer context.AfterFunc(g.stopping, func() {
+			events.Abort()
+			conn.SetWriteDeadline(time.Now().Add(abortWriteGrace))
+		})()
 		var usage api.Usage
 		var haveUsage bool
 		var text strings.Builder
@@ -194,6 +203,10 @@ func (g *Gateway) stream(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 			if err != nil {
 				if errors.Is(err, io.EOF) {
 					ended = true
+				} else if errors.Is(err, upstream.ErrAborted) {
+					x.ev.Code = codeShutdown
+					writeEvent(w, errShutdown.Body())
+					w.Flush()
 				} else {
 					g.log.Warn("upstream stream broke", "request_id", x.ev.RequestID, "model", t.Model.Name, "error", err)
 					aerr, code := api.UpstreamError("The upstream stream ended early."), "upstream_stream_error"
@@ -253,13 +266,21 @@ func (g *Gateway) stream(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 				x.ev.Code = "client_disconnected"
 			}
 		}
-		callerLeft := x.ev.Code == "client_disconnected"
+		// cut: the stream was still open at the shutdown deadline.
+		cut := g.stopping.Err() != nil && (x.ev.Code == codeShutdown || x.ev.Code == "client_disconnected")
+		callerLeft := x.ev.Code == "client_disconnected" && !cut
 		if !haveUsage && callerLeft {
 			usage, haveUsage = drainForUsage(events, &text)
 		}
-		if haveUsage {
+		switch {
+		case haveUsage:
 			x.ev.UsageSource = store.UsageUpstream
-		} else {
+		case cut:
+			// What was relayed: the provider's usage never came, and
+			// the process is about to exit.
+			usage, _ = unreportedUsage(prompt, text.String(), res, false)
+			x.ev.Code, x.ev.UsageSource = codeShutdown, store.UsageShutdown
+		default:
 			usage, x.ev.UsageSource = unreportedUsage(prompt, text.String(), res, callerLeft)
 		}
 		g.charge(x, t, usage)
@@ -267,6 +288,17 @@ func (g *Gateway) stream(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 		g.record(x)
 	})
 }
+
+// abortWriteGrace is how long a stream cut at the shutdown deadline may
+// take to write its last event to its caller.
+const abortWriteGrace = time.Second
+
+// codeShutdown is the ledger code of a stream cut at the shutdown
+// deadline, and errShutdown the event its caller gets.
+const codeShutdown = "shutdown"
+
+var errShutdown = &api.Error{Status: http.StatusServiceUnavailable, Type: api.TypeForStatus(http.StatusServiceUnavailable), Code: codeShutdown,
+	Message: "The gateway is shutting down: the stream was ended before the upstream finished it. Retry the request."}
 
 // endStream stops a stream the reply phase refused, with an error event.
 func (g *Gateway) endStream(w *bufio.Writer, x *exchange, err error) {

@@ -232,18 +232,18 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	var errs []error
 	if s.public != nil {
-		errs = append(errs, s.public.ShutdownWithContext(ctx))
-	}
-	if s.gateway != nil {
-		// Streams outlive their handlers: wait for them to end and be
-		// recorded before the ledger closes.
-		if err := s.gateway.WaitStreams(ctx); err != nil {
-			s.log.Error("streams still open at the shutdown deadline; their usage may be lost", "error", err)
-			errs = append(errs, err)
-		}
+		errs = append(errs, s.shutdownPublic(ctx))
 	}
 	if s.adminSrv != nil {
-		errs = append(errs, s.adminSrv.ShutdownWithContext(ctx))
+		actx := ctx
+		if ctx.Err() != nil {
+			// The drain used the deadline up; closing the admin
+			// listener's idle connections needs a moment of its own.
+			var cancel context.CancelFunc
+			actx, cancel = context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+		}
+		errs = append(errs, s.adminSrv.ShutdownWithContext(actx))
 	}
 	if s.router != nil {
 		s.router.Close()
@@ -286,6 +286,48 @@ func (s *Server) Close(ctx context.Context) error {
 		errs = append(errs, s.store.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// streamRecordGrace is how long streams cut at the shutdown deadline have
+// to write their last event and be recorded.
+const streamRecordGrace = 5 * time.Second
+
+// shutdownPublic closes the public listener and waits, until ctx is done,
+// for the requests in flight to be answered and recorded, streams
+// included. Streams still open then are cut (see proxy.Gateway.AbortStreams)
+// and recorded with what was relayed, within streamRecordGrace: an orderly
+// shutdown loses no stream.
+func (s *Server) shutdownPublic(ctx context.Context) error {
+	// fasthttp closes each connection once its response has ended only
+	// while a shutdown is in progress: it runs under a context of its own,
+	// which outlives ctx by the grace.
+	sctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- s.public.ShutdownWithContext(sctx) }()
+	var err error
+	select {
+	case err = <-shut:
+	case <-ctx.Done():
+		s.log.Warn("requests still open at the shutdown deadline: ending their streams and recording what was relayed")
+		s.gateway.AbortStreams()
+		grace := time.AfterFunc(streamRecordGrace, cancel)
+		err = <-shut
+		grace.Stop()
+	}
+	if err != nil {
+		return fmt.Errorf("requests still open %v after the shutdown deadline: %w", streamRecordGrace, err)
+	}
+	// Streams outlive their handlers: they are recorded once their
+	// writers end, which fasthttp waits for before closing their
+	// connections; this only confirms it.
+	wctx, wcancel := context.WithTimeout(context.Background(), time.Second)
+	defer wcancel()
+	if err := s.gateway.WaitStreams(wctx); err != nil {
+		s.log.Error("streams could not be recorded before exit; their usage is lost", "error", err)
+		return err
+	}
+	return nil
 }
 
 // loadPolicy loads the policy set in force (and the shadow set, if any)
