@@ -205,3 +205,48 @@ func TestCallerLeavingBeforeTheFirstByteEndsTheUpstreamCall(t *testing.T) {
 	}
 	t.Logf("the upstream's connection was closed %v after the caller's", noticed.Round(time.Millisecond))
 }
+
+// TestMalformedRequestsAreNoLedgerRows: a client with a valid key that
+// floods the gateway with bodies that are not JSON gets 400 invalid_json
+// each time, and adds nothing to the ledger: the refusals are counted in the
+// metrics by code, and logged sampled, without the body.
+func TestMalformedRequestsAreNoLedgerRows(t *testing.T) {
+	h := newHarness(t, open)
+	const n = 200
+	junk := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"jane@example.com ` + strings.Repeat("x", 2000) + `"`
+	for i := range n {
+		body := junk
+		if i%2 == 1 {
+			body = ""
+		}
+		resp, b := h.raw("POST", "/v1/chat/completions", h.key, body)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), `"invalid_`) {
+			t.Fatalf("malformed body: %d %s", resp.StatusCode, b)
+		}
+	}
+	c := h.client(h.key)
+	if _, err := c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "hello")); err != nil {
+		t.Fatal(err)
+	}
+	h.srv.Ledger().Flush(context.Background())
+	rows, err := h.srv.Store().Report(context.Background(), store.ReportQuery{GroupBy: store.GroupByClient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].Requests != 1 {
+		t.Fatalf("ledger %+v: want the one well-formed request only", rows)
+	}
+	fams := h.scrape()
+	counted := sum(fams, "sluice_requests_total", map[string]string{"code": "invalid_json"}) +
+		sum(fams, "sluice_requests_total", map[string]string{"code": "invalid_request_body"})
+	if counted != n {
+		t.Errorf("sluice_requests_total counts %v malformed requests, want %d", counted, n)
+	}
+	logs := h.logs.String()
+	if lines := strings.Count(logs, "malformed request refused"); lines == 0 || lines > 3*unauthenticatedLines {
+		t.Errorf("%d log lines for %d malformed requests in about a second", lines, n)
+	}
+	if strings.Contains(logs, "jane@example.com") || strings.Contains(logs, "xxxxxxxx") {
+		t.Error("a malformed body reached the log")
+	}
+}
