@@ -68,6 +68,13 @@ type Server struct {
 	// ip_rate_limited before authentication, until the bucket refills.
 	// Requests that authenticate do not draw on it.
 	IPLimit IPLimit `yaml:"ip_limit"`
+	// KeyLimit bounds the failed authentications (invalid_api_key) of keys
+	// that share a prefix (sk-sluice- and four characters, what key
+	// listings show), whatever address they come from: past it, requests
+	// with such a key get 429 auth_rate_limited before the key is looked
+	// up, until the bucket refills. A key known to be good is never held
+	// back. Default 2 a second, bursts of 20; a rate of 0 turns it off.
+	KeyLimit IPLimit `yaml:"key_limit"`
 }
 
 // IPLimit is a token bucket per client IP address: Rate refusals a second,

@@ -409,6 +409,9 @@ func (c *Config) validate(file string) error {
 	if c.Server.IPLimit.Rate < 0 || c.Server.IPLimit.Burst < 0 || c.Server.IPLimit.Rate > 0 && c.Server.IPLimit.Burst < 1 {
 		return bad("server.ip_limit", "expected a rate of 0 (off) or more a second and a burst of at least 1")
 	}
+	if k := c.Server.KeyLimit; k.Rate < 0 || k.Burst < 0 || k.Rate > 0 && k.Burst < 1 {
+		return bad("server.key_limit", "expected a rate of 0 (off) or more a second and a burst of at least 1")
+	}
 	if len(c.Tiers) == 0 {
 		return bad("tiers", "define at least one tier")
 	}

@@ -78,6 +78,7 @@ type Gateway struct {
 	// unauthLog samples the access lines of requests refused before a
 	// client was known; promptLimits is each tier's max_prompt_bytes.
 	ips          *ipLimiter
+	keys         *keyLimiter
 	unauthLog    logSampler
 	promptLimits map[string]int64
 
@@ -121,6 +122,7 @@ func New(o Options) *Gateway {
 		accessLog:        o.Config.Server.AccessLog,
 		now:              time.Now,
 		ips:              newIPLimiter(o.Config.Server.IPLimit),
+		keys:             newKeyLimiter(o.Config.Server.KeyLimit),
 		unauthLog:        logSampler{perSecond: unauthenticatedLogPerSecond},
 		promptLimits:     map[string]int64{},
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -249,4 +250,57 @@ func TestMalformedRequestsAreNoLedgerRows(t *testing.T) {
 	if strings.Contains(logs, "jane@example.com") || strings.Contains(logs, "xxxxxxxx") {
 		t.Error("a malformed body reached the log")
 	}
+}
+
+// TestKeyPrefixLimiterHoldsBackAReplayedKey: a revoked key replayed from
+// many addresses (here, the per-IP limit off, as behind a balancer) is
+// refused with 429 auth_rate_limited once its prefix has used its failed
+// attempts, without a store lookup each time; a good key with the same
+// prefix, known to the gateway, keeps working, and other keys are not
+// affected.
+func TestKeyPrefixLimiterHoldsBackAReplayedKey(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), open)
+	cfg.Server.IPLimit = config.IPLimit{} // off: every caller shares a balancer's address
+	cfg.Server.KeyLimit = config.IPLimit{Rate: 0.5, Burst: 10}
+	h := start(t, cfg)
+	h.key = h.createClient("app", "research")
+	c := h.client(h.key)
+	if _, err := c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "hello")); err != nil {
+		t.Fatal(err)
+	}
+	// A key of the same prefix as the good one that does not exist, as a
+	// revoked or guessed one would be.
+	replayed := h.key[:len(h.key)-4] + "zzzz"
+	if replayed == h.key {
+		replayed = h.key[:len(h.key)-4] + "yyyy"
+	}
+	codes := map[string]int{}
+	var limited *http.Response
+	for range 60 {
+		resp, body := h.raw("POST", "/v1/chat/completions", replayed, `{}`)
+		var e struct{ Error struct{ Code, Type string } }
+		json.Unmarshal(body, &e)
+		codes[e.Error.Code]++
+		if e.Error.Code == "auth_rate_limited" {
+			limited = resp
+			if resp.StatusCode != 429 || e.Error.Type != "rate_limit_error" || resp.Header.Get("retry-after") == "" {
+				t.Fatalf("the key's 429: %d %s", resp.StatusCode, body)
+			}
+		}
+	}
+	if limited == nil || codes["invalid_api_key"] > 11 {
+		t.Fatalf("answers by code: %v; want about 10 invalid_api_key, then auth_rate_limited", codes)
+	}
+	if _, err := c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "still me")); err != nil {
+		t.Fatalf("the good key of the same prefix: %v", err)
+	}
+	second := h.createClient("second", "research")
+	sc := h.client(second)
+	if _, err := sc.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", "me too")); err != nil {
+		t.Fatalf("another client's key: %v", err)
+	}
+	if got := sum(h.scrape(), "sluice_unauthenticated_requests_total", map[string]string{"reason": "auth_rate_limited"}); got != float64(codes["auth_rate_limited"]) {
+		t.Errorf("sluice_unauthenticated_requests_total{reason=auth_rate_limited} = %v, want %d", got, codes["auth_rate_limited"])
+	}
+	t.Logf("a replayed key's answers: %v", codes)
 }
