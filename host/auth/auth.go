@@ -131,6 +131,12 @@ const maxKnown = 1 << 16
 // StoreDown reports whether the last lookup that went to the store failed.
 func (a *Authenticator) StoreDown() bool { return a.storeDown.Load() }
 
+// NoteStore tells the authenticator how a call to the store went other
+// than through a key lookup (nil: it answered), so that StoreDown follows
+// the store while no key is looked up: from a start with the store
+// unreachable, say, until it is back.
+func (a *Authenticator) NoteStore(err error) { a.storeDown.Store(err != nil) }
+
 // StaleServed counts the lookups answered from a stale entry while the
 // store was unreachable.
 func (a *Authenticator) StaleServed() uint64 { return a.stale.Load() }

@@ -94,7 +94,18 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	if s.store, err = OpenStore(ctx, cfg); err != nil {
+	storeErr := error(nil)
+	if cfg.Store.Driver == store.DriverPostgres {
+		// A replica starts while PostgreSQL is down: it cannot check any
+		// key until the database is back (503 auth_unavailable), says so
+		// in its readiness, and spools its ledger.
+		s.store, storeErr = store.OpenPostgresDeferred(ctx, cfg.Store.DSN)
+		if storeErr != nil && s.store != nil {
+			log.Warn("the store is unreachable; starting without it: keys cannot be checked until it is back", "error", storeErr)
+		} else if storeErr != nil {
+			return nil, fmt.Errorf("store: %w", storeErr)
+		}
+	} else if s.store, err = OpenStore(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	// The ledger goes through a spool in the data folder, so that a store
@@ -106,6 +117,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	if s.auth, err = auth.New(s.store, cfg.Auth.CacheTTL.D()); err != nil {
 		return nil, err
 	}
+	s.auth.NoteStore(storeErr)
 	if err := s.loadPolicy(ctx); err != nil {
 		return nil, err
 	}
@@ -366,6 +378,12 @@ func (s *Server) loadPolicy(ctx context.Context) error {
 		return err
 	}
 	clients, err := clientsData(ctx, s.store)
+	if errors.Is(err, store.ErrUnreachable) {
+		// Started without the store: no key can be checked either, so no
+		// request reaches the policy before the first refresh fills this.
+		s.log.Warn("policy data: no clients until the store is back", "error", err)
+		clients, err = map[string]any{}, nil
+	}
 	if err != nil {
 		return err
 	}
@@ -463,6 +481,7 @@ func (s *Server) refreshClients(ctx context.Context, last map[string]any) {
 		case <-s.clientsChanged:
 		}
 		clients, err := clientsData(ctx, s.store)
+		s.auth.NoteStore(err)
 		if err != nil {
 			s.log.Warn("policy data not refreshed", "error", err)
 			continue
@@ -543,7 +562,7 @@ func (s *Server) Ready() (bool, string) {
 		return false, "limits backend (Redis) unreachable"
 	}
 	if s.auth != nil && s.auth.StoreDown() {
-		return true, fmt.Sprintf("degraded: the store is unreachable; keys confirmed in the last %v keep working, new ones are refused", auth.StaleFor)
+		return true, fmt.Sprintf("degraded: the store is unreachable; keys confirmed in the last %v keep working (none after a start without the store), others get 503 auth_unavailable; the ledger spools", auth.StaleFor)
 	}
 	return true, ""
 }
