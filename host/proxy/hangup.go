@@ -28,13 +28,13 @@ type hangup struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	conn   net.Conn
-	raw    syscall.RawConn
+	sc     syscall.Conn
 	timer  *time.Timer
-	done   chan struct{}
 
 	mu      sync.Mutex
 	started bool
 	stopped bool
+	done    chan struct{} // made when the watch starts; closed when it ends
 }
 
 // watchHangup starts watching conn after hangupAfter. Its context is
@@ -46,11 +46,9 @@ func watchHangup(conn net.Conn) *hangup {
 	if !ok || !peekSupported {
 		return nil
 	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	h := &hangup{conn: conn, raw: raw, done: make(chan struct{})}
+	// The socket and the channel are had when the watch starts: most
+	// requests are answered before.
+	h := &hangup{conn: conn, sc: sc}
 	h.ctx, h.cancel = context.WithCancelCause(context.Background())
 	h.timer = time.AfterFunc(hangupAfter, h.watch)
 	return h
@@ -65,18 +63,23 @@ func (h *hangup) context() context.Context {
 }
 
 func (h *hangup) watch() {
-	defer close(h.done)
 	h.mu.Lock()
 	if h.stopped {
 		h.mu.Unlock()
 		return
 	}
 	h.started = true
+	h.done = make(chan struct{})
 	h.mu.Unlock()
+	defer close(h.done)
+	raw, err := h.sc.SyscallConn()
+	if err != nil {
+		return
+	}
 	gone := false
 	// Read returns when the callback says so, or with an error when stop
 	// moves the read deadline into the past.
-	h.raw.Read(func(fd uintptr) bool {
+	raw.Read(func(fd uintptr) bool {
 		var again bool
 		gone, again = peekClosed(fd)
 		return !again
@@ -95,12 +98,12 @@ func (h *hangup) stop() {
 	}
 	h.mu.Lock()
 	h.stopped = true
-	started := h.started
+	started, done := h.started, h.done
 	h.mu.Unlock()
 	if !started {
 		return
 	}
 	h.conn.SetReadDeadline(time.Unix(1, 0))
-	<-h.done
+	<-done
 	h.conn.SetReadDeadline(time.Time{})
 }

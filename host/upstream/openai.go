@@ -120,7 +120,10 @@ func (o *OpenAI) Send(ctx context.Context, c *Call) (*Reply, error) {
 	}
 	call := &callState{deadline: time.Now().Add(timeout)}
 	req.SetUserValue(callKey{}, call)
-	stop := context.AfterFunc(ctx, call.cancel)
+	stop := func() bool { return false }
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, call.cancel)
+	}
 	err := o.client.DoTimeout(req, resp, timeout)
 	stop()
 	if err == nil && call.isCancelled() {
