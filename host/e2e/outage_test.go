@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"database/sql"
 	"encoding/json"
 	"io"
 	"net"
@@ -267,4 +268,67 @@ func TestSIGKILLDuringAPostgresOutageThenStartWithoutIt(t *testing.T) {
 		t.Errorf("readiness after the database came back: %d %s (%s)", status, state, reason)
 	}
 	t.Logf("%d requests answered around a SIGKILL during a PostgreSQL outage and a start without it; all in the ledger", answered)
+}
+
+// TestSIGKILLMidBurstLosesAtMostTheFlushInterval kills a replica while
+// eight callers keep it busy, and starts it again on the same data folder:
+// every request it answered more than the ledger's flush interval (200 ms)
+// before the kill is in the ledger, once, with the status the caller saw.
+func TestSIGKILLMidBurstLosesAtMostTheFlushInterval(t *testing.T) {
+	cfg, _ := replicaConfig(t)
+	g := startGateway(t, cfg)
+	key, _ := g.createClient("app", "eng", "open")
+	l := startLoad(g.client(key), 8, 20, true)
+	time.Sleep(1500 * time.Millisecond)
+	g.stop(syscall.SIGKILL)
+	killed := time.Now()
+	answers := l.wait(10 * time.Second)
+	g = startGateway(t, cfg) // writes what the spool holds
+	time.Sleep(time.Second)
+
+	db, err := sql.Open("pgx", cfg.Store.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ledger := map[string]int{}
+	rows, err := db.Query(`SELECT request_id, status FROM usage_events`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		var status int
+		if err := rows.Scan(&id, &status); err != nil {
+			t.Fatal(err)
+		}
+		ledger[id] = status
+	}
+	rows.Close()
+	answered, missing, missingLate := 0, 0, 0
+	var oldestMissing time.Duration
+	for _, a := range answers {
+		if a.status == 0 {
+			continue
+		}
+		answered++
+		status, ok := ledger[a.requestID]
+		switch {
+		case !ok && a.at.After(killed.Add(-time.Second)):
+			// Within the bound (the flush interval, with a margin for
+			// the caller's clock reading the answer after it was sent).
+			missingLate++
+			oldestMissing = max(oldestMissing, killed.Sub(a.at))
+		case !ok:
+			missing++
+			t.Errorf("request %s answered %v before the kill is not in the ledger", a.requestID, killed.Sub(a.at).Round(time.Millisecond))
+		case status != a.status:
+			t.Errorf("request %s was answered %d; the ledger says %d", a.requestID, a.status, status)
+		}
+	}
+	if answered == 0 {
+		t.Fatal("no request was answered")
+	}
+	t.Logf("SIGKILL under load from 8 callers: %d answered, %d in the ledger after the restart; %d missing, answered at most %v before the kill; %d missing earlier",
+		answered, len(ledger), missingLate, oldestMissing.Round(time.Millisecond), missing)
 }
