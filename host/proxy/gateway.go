@@ -6,6 +6,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -87,7 +88,7 @@ type Gateway struct {
 	// cancelled by AbortStreams.
 	streams      sync.WaitGroup
 	stopping     context.Context
-	abortStreams context.CancelFunc
+	abortStreams context.CancelCauseFunc
 }
 
 // Options are the parts a Gateway is made of.
@@ -126,7 +127,7 @@ func New(o Options) *Gateway {
 		unauthLog:        logSampler{perSecond: unauthenticatedLogPerSecond},
 		promptLimits:     map[string]int64{},
 	}
-	g.stopping, g.abortStreams = context.WithCancel(context.Background())
+	g.stopping, g.abortStreams = context.WithCancelCause(context.Background())
 	for name, t := range o.Config.Tiers {
 		g.promptLimits[name] = t.PromptLimit()
 	}
@@ -139,11 +140,17 @@ func New(o Options) *Gateway {
 	return g
 }
 
-// AbortStreams ends every stream still open, as at the shutdown deadline:
-// each caller gets a "shutdown" error event, and each stream is recorded
-// with what was relayed (usage_source "shutdown") unless the provider's
-// usage had come. WaitStreams then returns once they are recorded.
-func (g *Gateway) AbortStreams() { g.abortStreams() }
+// AbortStreams ends every upstream call still open, as at the shutdown
+// deadline. Each stream's caller gets a "shutdown" error event, and the
+// stream is recorded with what was relayed (usage_source "shutdown")
+// unless the provider's usage had come; a request still waiting for its
+// upstream's first byte is answered 503 shutdown and billed its
+// reservation. WaitStreams then returns once the streams are recorded.
+func (g *Gateway) AbortStreams() { g.abortStreams(errShuttingDown) }
+
+// errShuttingDown is the cause of the context of the upstream calls that
+// AbortStreams ends.
+var errShuttingDown = errors.New("the gateway is shutting down")
 
 // WaitStreams waits until every stream in flight has ended and been recorded,
 // or until ctx is done.

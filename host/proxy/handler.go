@@ -324,13 +324,13 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, target upstream
 	x.upstreamSpan = x.trace.Stage(telemetry.StageUpstream)
 	// A caller that closes its connection while the upstream is silent
 	// ends the upstream call.
-	hung := watchHangup(ctx.Conn())
+	hung := watchHangup(g.stopping, ctx.Conn())
 	up, aerr := g.send(hung.context(), target, &upstream.Call{Endpoint: endpoint, Body: body, Stream: stream, RequestID: x.ev.RequestID,
 		Trace: x.upstreamSpan.Inject})
 	hung.stop()
 	x.stages[metrics.StageUpstream] = time.Since(x.sent) // a stream's first event comes later; see stream
-	if aerr == errAbandoned {
-		g.abandoned(ctx, x, target, res)
+	if aerr == errAbandoned || aerr == errShutdown {
+		g.abandoned(ctx, x, target, res, aerr)
 		return nil, res, false
 	}
 	if aerr != nil {

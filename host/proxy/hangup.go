@@ -18,6 +18,9 @@ const hangupAfter = 50 * time.Millisecond
 // the connection while the request waited on the upstream.
 var errCallerLeft = errors.New("the caller closed its connection")
 
+// errWatchOver ends a watch's context when the upstream answered first.
+var errWatchOver = errors.New("the upstream answered")
+
 // hangup notices a caller that closes its connection while its request
 // waits for the upstream's first byte, so that the upstream call is ended
 // and both sockets are freed then, not at the upstream's timeout. fasthttp
@@ -37,11 +40,11 @@ type hangup struct {
 	done    chan struct{} // made when the watch starts; closed when it ends
 }
 
-// watchHangup starts watching conn after hangupAfter. Its context is
-// cancelled, with errCallerLeft, when the caller goes away before stop. It
-// returns nil (whose context is Background) for a connection it cannot
-// watch.
-func watchHangup(conn net.Conn) *hangup {
+// watchHangup starts watching conn after hangupAfter. Its context, a child
+// of parent, is cancelled with errCallerLeft when the caller goes away
+// before stop, and with parent's cause when parent ends first. It returns
+// nil (whose context is Background) for a connection it cannot watch.
+func watchHangup(parent context.Context, conn net.Conn) *hangup {
 	sc, ok := conn.(syscall.Conn)
 	if !ok || !peekSupported {
 		return nil
@@ -49,7 +52,7 @@ func watchHangup(conn net.Conn) *hangup {
 	// The socket and the channel are had when the watch starts: most
 	// requests are answered before.
 	h := &hangup{conn: conn, sc: sc}
-	h.ctx, h.cancel = context.WithCancelCause(context.Background())
+	h.ctx, h.cancel = context.WithCancelCause(parent)
 	h.timer = time.AfterFunc(hangupAfter, h.watch)
 	return h
 }
@@ -89,11 +92,15 @@ func (h *hangup) watch() {
 	}
 }
 
-// stop ends the watch, and leaves the connection as fasthttp expects it:
-// no read in progress, no read deadline (fasthttp sets its own before it
-// reads the next request).
+// stop ends the watch and its context, and leaves the connection as
+// fasthttp expects it: no read in progress, no read deadline (fasthttp sets
+// its own before it reads the next request).
 func (h *hangup) stop() {
-	if h == nil || h.timer.Stop() {
+	if h == nil {
+		return
+	}
+	defer h.cancel(errWatchOver)
+	if h.timer.Stop() {
 		return
 	}
 	h.mu.Lock()

@@ -33,7 +33,7 @@ func tcpPair(t testing.TB) (server, caller net.Conn) {
 // connection reads normally again, with no deadline left on it.
 func TestHangupNoticesACallerThatLeaves(t *testing.T) {
 	server, caller := tcpPair(t)
-	h := watchHangup(server)
+	h := watchHangup(context.Background(), server)
 	if h == nil {
 		t.Skip("no peek on this platform")
 	}
@@ -53,10 +53,10 @@ func TestHangupNoticesACallerThatLeaves(t *testing.T) {
 func TestHangupStopLeavesTheConnectionUsable(t *testing.T) {
 	for _, wait := range []time.Duration{0, 2 * hangupAfter} {
 		server, caller := tcpPair(t)
-		h := watchHangup(server)
+		h := watchHangup(context.Background(), server)
 		time.Sleep(wait)
 		h.stop()
-		if h.context().Err() != nil {
+		if errors.Is(context.Cause(h.context()), errCallerLeft) {
 			t.Fatalf("after %v: a caller still there was taken for gone", wait)
 		}
 		caller.Write([]byte("next request"))
@@ -72,9 +72,11 @@ func TestHangupStopLeavesTheConnectionUsable(t *testing.T) {
 // before the watch starts (the common case): a context and a timer.
 func BenchmarkHangup(b *testing.B) {
 	server, _ := tcpPair(b)
+	stopping, cancel := context.WithCancelCause(context.Background()) // as the gateway's
+	defer cancel(nil)
 	b.ReportAllocs()
 	for b.Loop() {
-		h := watchHangup(server)
+		h := watchHangup(stopping, server)
 		h.stop()
 	}
 }
@@ -85,7 +87,7 @@ func BenchmarkHangupStarted(b *testing.B) {
 	server, _ := tcpPair(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		h := watchHangup(server)
+		h := watchHangup(context.Background(), server)
 		h.timer.Reset(0)
 		for {
 			h.mu.Lock()

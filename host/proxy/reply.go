@@ -30,6 +30,8 @@ import (
 func (g *Gateway) send(ctx context.Context, t upstream.Target, call *upstream.Call) (*upstream.Reply, *api.Error) {
 	up, err := t.Upstream.Send(ctx, call)
 	switch {
+	case errors.Is(err, upstream.ErrCancelled) && errors.Is(context.Cause(ctx), errShuttingDown):
+		return nil, errShutdown
 	case errors.Is(err, upstream.ErrCancelled):
 		return nil, errAbandoned
 	case errors.Is(err, upstream.ErrTimeout):
@@ -61,18 +63,20 @@ var errAbandoned = &api.Error{Status: statusCallerLeft, Type: api.TypeServer, Co
 // left before it was answered (nginx's "client closed request").
 const statusCallerLeft = 499
 
-// abandoned records a request whose caller left while the upstream was
-// still silent, after the upstream call was ended. The provider may have
-// started work on it and says nothing of its usage, so it is billed as a
-// stream its caller left without the provider's usage: the reservation.
-func (g *Gateway) abandoned(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Target, res limits.Reservation) {
-	x.upstreamSpan.Fail(errAbandoned.Code)
+// abandoned records a request whose upstream call was ended while the
+// upstream was still silent: its caller left (errAbandoned), or the
+// shutdown deadline came (errShutdown, which its caller gets). The
+// provider may have started work on it and says nothing of its usage, so
+// it is billed as a stream its caller left without the provider's usage:
+// the reservation.
+func (g *Gateway) abandoned(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Target, res limits.Reservation, why *api.Error) {
+	x.upstreamSpan.Fail(why.Code)
 	usage, source := unreportedUsage(x.prompt, "", res, true)
 	x.ev.UsageSource = source
 	g.charge(x, t, usage)
 	g.limiter.Commit(res, limits.Cost{Tokens: usage.TotalTokens, Nanos: x.ev.CostNanos})
 	ctx.SetConnectionClose()
-	g.fail(ctx, x, errAbandoned)
+	g.fail(ctx, x, why)
 }
 
 // finish answers a non-streamed reply and reconciles its usage.

@@ -304,3 +304,57 @@ func TestKeyPrefixLimiterHoldsBackAReplayedKey(t *testing.T) {
 	}
 	t.Logf("a replayed key's answers: %v", codes)
 }
+
+// TestShutdownDeadlineEndsAWaitingCall: a non-streamed request still
+// waiting for its upstream's first byte at the shutdown deadline is
+// answered 503 shutdown, recorded billed its reservation, and the
+// shutdown is orderly (no error), instead of the process exiting under it
+// with the request unrecorded.
+func TestShutdownDeadlineEndsAWaitingCall(t *testing.T) {
+	received := make(chan struct{}, 1)
+	u := startRawUpstream(t, func(c net.Conn) {
+		received <- struct{}{}
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		io.Copy(io.Discard, c)
+	})
+	cfg := testConfig(t, t.TempDir(), open)
+	u.serve(cfg, time.Minute, time.Minute)
+	h := start(t, cfg)
+	h.key = h.createClient("app", "research")
+
+	type result struct {
+		status int
+		body   string
+	}
+	answered := make(chan result, 1)
+	go func() {
+		resp, body := h.raw("POST", "/v1/chat/completions", h.key,
+			`{"model":"scripted","max_tokens":100,"messages":[{"role":"user","content":"are you there?"}]}`)
+		answered <- result{resp.StatusCode, string(body)}
+	}()
+	<-received
+	srv := h.srv
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if err := srv.Close(ctx); err != nil {
+		t.Errorf("shutdown with a request waiting on its upstream: %v", err)
+	}
+	h.srv = nil
+	r := <-answered
+	if r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, `"code":"shutdown"`) {
+		t.Errorf("the waiting request got %d %s, want 503 shutdown", r.status, r.body)
+	}
+	st, err := store.OpenSQLite(context.Background(), cfg.StorePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rows, err := st.Report(context.Background(), store.ReportQuery{GroupBy: store.GroupByClient})
+	if err != nil || len(rows) != 1 || rows[0].Requests != 1 || rows[0].CompletionTokens != 100 {
+		t.Errorf("the ledger after the shutdown: %+v %v; want the request, billed its reservation", rows, err)
+	}
+	line := h.usageLine("app")
+	if line["code"] != "shutdown" || line["status"] != float64(503) || line["usage_source"] != "reserved" || line["completion_tokens"] != float64(100) {
+		t.Errorf("access line %v: want 503 shutdown, billed the reservation (100 completion tokens)", line)
+	}
+}

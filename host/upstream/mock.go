@@ -107,7 +107,7 @@ func (m *Mock) Send(ctx context.Context, c *Call) (*Reply, error) {
 		if !req.Stream {
 			return &Reply{Status: 200, Body: chatCompletion(id, created, &req, strings.Join(chunks, ""), call, finishReason, usage)}, nil
 		}
-		return &Reply{Status: 200, Events: &mockEvents{m: m, ctx: ctx, aborted: make(chan struct{}), events: streamEvents(id, created, &req, chunks, call, usage, finishReason)}}, nil
+		return &Reply{Status: 200, Events: &mockEvents{m: m, ctx: context.WithoutCancel(ctx), aborted: make(chan struct{}), events: streamEvents(id, created, &req, chunks, call, usage, finishReason)}}, nil
 	case EndpointEmbeddings:
 		var req mockEmbeddingsRequest
 		if err := json.Unmarshal(c.Body, &req); err != nil {
