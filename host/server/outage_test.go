@@ -243,7 +243,7 @@ func TestMalformedRequestsAreNoLedgerRows(t *testing.T) {
 	if counted != n {
 		t.Errorf("sluice_requests_total counts %v malformed requests, want %d", counted, n)
 	}
-	logs := h.logs.String()
+	logs := h.logText()
 	if lines := strings.Count(logs, "malformed request refused"); lines == 0 || lines > 3*unauthenticatedLines {
 		t.Errorf("%d log lines for %d malformed requests in about a second", lines, n)
 	}
