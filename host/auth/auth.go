@@ -31,6 +31,16 @@ const keyRandomChars = 32
 // displayPrefixLen is how much of a key listings show.
 const displayPrefixLen = len(KeyPrefix) + 4
 
+// DisplayPrefixLen is how much of a key listings show, and what the
+// gateway's key limiter counts failed attempts by.
+const DisplayPrefixLen = displayPrefixLen
+
+// WellFormed reports whether key has the shape of a Sluice key: only such
+// a key is looked up in the store.
+func WellFormed(key string) bool {
+	return strings.HasPrefix(key, KeyPrefix) && len(key) == len(KeyPrefix)+keyRandomChars
+}
+
 // ErrInvalidKey is returned for a missing, unknown or revoked key. The three are
 // not told apart, so the answer tells a caller nothing.
 var ErrInvalidKey = errors.New("invalid API key")
@@ -130,6 +140,12 @@ const maxKnown = 1 << 16
 
 // StoreDown reports whether the last lookup that went to the store failed.
 func (a *Authenticator) StoreDown() bool { return a.storeDown.Load() }
+
+// NoteStore tells the authenticator how a call to the store went other
+// than through a key lookup (nil: it answered), so that StoreDown follows
+// the store while no key is looked up: from a start with the store
+// unreachable, say, until it is back.
+func (a *Authenticator) NoteStore(err error) { a.storeDown.Store(err != nil) }
 
 // StaleServed counts the lookups answered from a stale entry while the
 // store was unreachable.

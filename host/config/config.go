@@ -80,6 +80,13 @@ type Server struct {
 	// ip_rate_limited before authentication, until the bucket refills.
 	// Requests that authenticate do not draw on it.
 	IPLimit IPLimit `yaml:"ip_limit"`
+	// KeyLimit bounds the failed authentications (invalid_api_key) of keys
+	// that share a prefix (sk-sluice- and four characters, what key
+	// listings show), whatever address they come from: past it, requests
+	// with such a key get 429 auth_rate_limited before the key is looked
+	// up, until the bucket refills. A key known to be good is never held
+	// back. Default 2 a second, bursts of 20; a rate of 0 turns it off.
+	KeyLimit IPLimit `yaml:"key_limit"`
 }
 
 // IPLimit is a token bucket per client IP address: Rate refusals a second,
@@ -301,10 +308,17 @@ type Redis struct {
 type Upstream struct {
 	Name string `yaml:"name"`
 	// Type is "openai" (any OpenAI-compatible server) or "mock" (built in).
-	Type    string   `yaml:"type"`
-	BaseURL string   `yaml:"base_url"`
-	APIKey  string   `yaml:"api_key"`
+	Type    string `yaml:"type"`
+	BaseURL string `yaml:"base_url"`
+	APIKey  string `yaml:"api_key"`
+	// Timeout bounds a whole call, from sending the request to the end of
+	// the reply (a stream included).
 	Timeout Duration `yaml:"timeout"`
+	// IdleTimeout bounds the silence of an upstream once its reply has
+	// begun: a body or a stream that stalls longer fails with
+	// upstream_timeout. The wait for the first byte is bounded by Timeout
+	// alone, since a model may think for a long time before it answers.
+	IdleTimeout Duration `yaml:"idle_timeout"`
 	// MaxConns bounds the connections Sluice opens to this upstream.
 	MaxConns int `yaml:"max_conns"`
 	// Latency delays every mock reply, and each streamed chunk by a tenth of it.

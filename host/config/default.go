@@ -28,6 +28,7 @@ func Default() *Config {
 			AccessLog:       true,
 			LogLevel:        "info",
 			IPLimit:         IPLimit{Rate: 10, Burst: 50},
+			KeyLimit:        IPLimit{Rate: 2, Burst: 20},
 		},
 		Store: Store{Driver: "sqlite"},
 		Auth:  Auth{CacheTTL: Duration(30 * time.Second)},

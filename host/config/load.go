@@ -428,6 +428,12 @@ func (c *Config) validate(file string) error {
 		if c.Upstreams[i].Timeout == 0 {
 			c.Upstreams[i].Timeout = Duration(120 * time.Second)
 		}
+		if c.Upstreams[i].IdleTimeout == 0 {
+			c.Upstreams[i].IdleTimeout = Duration(60 * time.Second)
+		}
+		if c.Upstreams[i].IdleTimeout < 0 {
+			return bad(key+".idle_timeout", "expected a duration of 0 or more")
+		}
 		if c.Upstreams[i].MaxConns == 0 {
 			c.Upstreams[i].MaxConns = 512
 		}
@@ -456,6 +462,9 @@ func (c *Config) validate(file string) error {
 	}
 	if c.Server.IPLimit.Rate < 0 || c.Server.IPLimit.Burst < 0 || c.Server.IPLimit.Rate > 0 && c.Server.IPLimit.Burst < 1 {
 		return bad("server.ip_limit", "expected a rate of 0 (off) or more a second and a burst of at least 1")
+	}
+	if k := c.Server.KeyLimit; k.Rate < 0 || k.Burst < 0 || k.Rate > 0 && k.Burst < 1 {
+		return bad("server.key_limit", "expected a rate of 0 (off) or more a second and a burst of at least 1")
 	}
 	if len(c.Tiers) == 0 {
 		return bad("tiers", "define at least one tier")

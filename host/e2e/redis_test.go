@@ -306,3 +306,75 @@ func TestRedisRestartedEmptyKeepsBudgets(t *testing.T) {
 	}
 	t.Logf("%d tokens before Redis restarted empty, %d after, budget %d", before, after, daily)
 }
+
+// TestRedisRestartedEmptyUnderLoad restarts Redis without persistence while
+// two replicas serve a client's daily budget from several callers: once the
+// counters are re-seeded from the ledger, the client is served no more than
+// the budget and the stated error (what the ledger had not written when it
+// was read, about 200 ms of requests, and the requests in flight).
+func TestRedisRestartedEmptyUnderLoad(t *testing.T) {
+	const (
+		daily     = 6000
+		maxTokens = 40
+		workers   = 3 // per replica
+	)
+	cfg, rds := replicaConfig(t)
+	cfg.Tiers["daily"] = config.Tier{Models: []string{"*"}, Budget: config.Budget{DailyTokens: daily}}
+	a := startGateway(t, cfg)
+	b := startGateway(t, replicaOf(t, cfg))
+	key, _ := a.createClient("app", "eng", "daily")
+
+	la := startLoad(a.client(key), workers, maxTokens, false)
+	lb := startLoad(b.client(key), workers, maxTokens, false)
+	// Restart Redis once about a third of the budget is spent.
+	deadline := time.Now().Add(20 * time.Second)
+	for a.usage("client")["app"].TotalTokens < daily/3 {
+		if time.Now().After(deadline) {
+			t.Fatal("a third of the budget was not spent in 20s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	rds.stop()
+	restarted := time.Now()
+	rds.start() // empty
+	// Go on until every caller is refused for the budget.
+	for {
+		time.Sleep(200 * time.Millisecond)
+		la.mu.Lock()
+		lastA := la.answers[len(la.answers)-1]
+		la.mu.Unlock()
+		lb.mu.Lock()
+		lastB := lb.answers[len(lb.answers)-1]
+		lb.mu.Unlock()
+		if lastA.outcome() == "429 budget_exceeded" && lastB.outcome() == "429 budget_exceeded" {
+			break
+		}
+		if time.Now().After(deadline.Add(20 * time.Second)) {
+			t.Fatalf("not refused for the budget 40s in: last answers %s, %s", lastA.outcome(), lastB.outcome())
+		}
+	}
+	answers := append(la.stop(), lb.stop()...)
+
+	var served, nearRestart, perRequest int64
+	for _, an := range answers {
+		if an.status != http.StatusOK {
+			continue
+		}
+		served += an.tokens
+		perRequest = max(perRequest, an.tokens)
+		// Answered in the last flush interval (with margin) before the
+		// restart: the ledger may not hold them when it is read.
+		if an.at.Before(restarted) && an.at.After(restarted.Add(-time.Second)) {
+			nearRestart += an.tokens
+		}
+	}
+	bound := int64(daily) + nearRestart + 2*workers*perRequest
+	if served > bound {
+		t.Errorf("served %d tokens of a %d budget across a Redis restart under load; the stated bound is %d", served, daily, bound)
+	}
+	if !strings.Contains(a.logTail(400)+b.logTail(400), "re-seeded them from the ledger") {
+		t.Errorf("no re-seed logged")
+	}
+	t.Logf("Redis restarted empty under load from %d callers on 2 replicas: %d tokens served of a %d budget (bound %d: %d answered in the second before, %d in flight at most); outcomes %v",
+		2*workers, served, daily, bound, nearRestart, 2*workers*perRequest, tally(answers))
+}

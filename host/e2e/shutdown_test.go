@@ -1,8 +1,13 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -11,6 +16,7 @@ import (
 
 	"github.com/sluicehq/sluice/host/config"
 	"github.com/sluicehq/sluice/host/store"
+	"github.com/sluicehq/sluice/host/tokens"
 )
 
 // TestSIGTERMKeepsEveryAnsweredRequest stops a gateway with SIGTERM while
@@ -114,4 +120,102 @@ func ledgerStatuses(t *testing.T, path string) map[string]int {
 		t.Fatalf("the ledger holds %d request ids but reports %d requests", len(out), reported)
 	}
 	return out
+}
+
+// TestSIGTERMRecordsStreamsLongerThanTheDeadline stops a gateway with
+// SIGTERM while streams that would last far longer than shutdown_timeout
+// are being read: the process exits 0, each caller's stream ends with a
+// "shutdown" error event, and every stream is in the ledger, billed at
+// least what its caller was sent, with usage_source "shutdown".
+func TestSIGTERMRecordsStreamsLongerThanTheDeadline(t *testing.T) {
+	const streams = 6
+	cfg := baseConfig(t)
+	// 300ms before the reply, 30ms between chunks: the reply to the
+	// prompt below takes about 12s to stream.
+	cfg.Upstreams[0].Latency = config.Duration(300 * time.Millisecond)
+	cfg.Server.ShutdownTimeout = config.Duration(1500 * time.Millisecond)
+	g := startGateway(t, cfg)
+	key, _ := g.createClient("app", "research", "open")
+	prompt := strings.Repeat("stream ", 400)
+	body := `{"model":"` + model + `","stream":true,"messages":[{"role":"user","content":"` + prompt + `"}]}`
+
+	type seen struct {
+		requestID, content, last string
+		err                      error
+	}
+	results := make([]seen, streams)
+	started := make(chan struct{}, streams)
+	var wg sync.WaitGroup
+	for i := range streams {
+		wg.Go(func() {
+			req, _ := http.NewRequest("POST", "http://"+cfg.Server.Listen+"/v1/chat/completions", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+key)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				results[i].err = err
+				started <- struct{}{}
+				return
+			}
+			defer resp.Body.Close()
+			results[i].requestID = resp.Header.Get("x-request-id")
+			sc := bufio.NewScanner(resp.Body)
+			first := true
+			for sc.Scan() {
+				data, ok := strings.CutPrefix(sc.Text(), "data: ")
+				if !ok {
+					continue
+				}
+				results[i].last = data
+				var chunk struct {
+					Choices []struct{ Delta struct{ Content string } }
+				}
+				if json.Unmarshal([]byte(data), &chunk) == nil && len(chunk.Choices) > 0 {
+					results[i].content += chunk.Choices[0].Delta.Content
+					if first {
+						first = false
+						started <- struct{}{}
+					}
+				}
+			}
+			results[i].err = sc.Err()
+		})
+	}
+	for range streams {
+		<-started
+	}
+	time.Sleep(200 * time.Millisecond)
+	code, took := g.stop(syscall.SIGTERM)
+	wg.Wait()
+	if code != 0 {
+		t.Errorf("sluice exited with %d after SIGTERM with streams open", code)
+	}
+
+	db, err := sql.Open("sqlite", cfg.StorePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for i, r := range results {
+		if r.err != nil || r.requestID == "" {
+			t.Errorf("stream %d: %v (request id %q)", i, r.err, r.requestID)
+			continue
+		}
+		if !strings.Contains(r.last, `"code":"shutdown"`) {
+			t.Errorf("stream %d ended with %q, want a shutdown error event", i, r.last)
+		}
+		var completion int64
+		var source, rowCode string
+		err := db.QueryRow(`SELECT completion_tokens, usage_source, code FROM usage_events WHERE request_id = ?`, r.requestID).
+			Scan(&completion, &source, &rowCode)
+		if err != nil {
+			t.Errorf("stream %d (%s) is not in the ledger: %v", i, r.requestID, err)
+			continue
+		}
+		if sent := tokens.Count(r.content); completion < sent || sent == 0 || source != store.UsageShutdown || rowCode != "shutdown" {
+			t.Errorf("stream %d: ledger %d completion tokens, usage_source %q, code %q; the caller was sent %d tokens; want at least that, shutdown, shutdown",
+				i, completion, source, rowCode, sent)
+		}
+	}
+	t.Logf("SIGTERM with %d streams open: exit %d after %v (shutdown_timeout %v); all streams checked in the ledger",
+		streams, code, took.Round(time.Millisecond), cfg.Server.ShutdownTimeout.D())
 }

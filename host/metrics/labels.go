@@ -74,8 +74,8 @@ var DefaultCodes = []string{
 	"invalid_api_key", "auth_unavailable", "model_not_found", "method_not_allowed", "not_found",
 	"request_too_large", "malformed_request", "invalid_json", "invalid_request_body", "invalid_value",
 	"rate_limit_exceeded", "budget_exceeded", "guardrail_unavailable", "policy_error",
-	"ip_rate_limited", "prompt_too_large",
-	"upstream_error", "upstream_timeout", "upstream_stream_error", "client_disconnected", "request_timeout", "internal_error",
+	"ip_rate_limited", "auth_rate_limited", "prompt_too_large",
+	"upstream_error", "upstream_timeout", "upstream_stream_error", "client_disconnected", "request_timeout", "shutdown", "internal_error",
 	// the shipped policies'
 	"model_not_allowed", "content_policy_violation", "pii_detected", "tier_unknown", "policy_denied",
 }

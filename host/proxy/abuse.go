@@ -47,12 +47,16 @@ const (
 // Codes of the refusals this file adds.
 const (
 	codeIPRateLimited  = "ip_rate_limited"
+	codeKeyRateLimited = "auth_rate_limited"
+	codeInvalidKey     = "invalid_api_key"
 	codePromptTooLarge = "prompt_too_large"
 )
 
 // abuseState is what an exchange carries for this file.
 type abuseState struct {
 	ip netip.Addr
+	// keyPrefix is what the key limiter counts the request's key by.
+	keyPrefix string
 	// counted is set once the request has been charged to its rpm, so
 	// that it is not charged twice.
 	counted bool
@@ -67,19 +71,28 @@ type abuseState struct {
 // exchange learns the caller's address.
 func (g *Gateway) ipRefused(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	x.abuse.ip = clientAddr(ctx)
-	if g.ips == nil || string(ctx.Path()) == "/healthz" {
+	if (g.ips == nil && g.keys == nil) || string(ctx.Path()) == "/healthz" {
 		return false
 	}
-	wait, over := g.ips.over(x.abuse.ip, g.now())
-	if !over {
-		return false
+	now := g.now()
+	key := auth.KeyFromHeaders(ctx.Request.Header.Peek("Authorization"), ctx.Request.Header.Peek("x-api-key"))
+	x.abuse.keyPrefix = keyPrefix(key)
+	var wait time.Duration
+	var over bool
+	code, msg := codeIPRateLimited, "Too many refused requests from this address; retry later with a valid key."
+	if g.ips != nil {
+		wait, over = g.ips.over(x.abuse.ip, now)
 	}
-	if g.auth.Known(auth.KeyFromHeaders(ctx.Request.Header.Peek("Authorization"), ctx.Request.Header.Peek("x-api-key"))) {
+	if !over && g.keys != nil && x.abuse.keyPrefix != "" {
+		if wait, over = g.keys.over(x.abuse.keyPrefix, now); over {
+			code, msg = codeKeyRateLimited, "Too many failed attempts with keys like this one; check the key, and retry later."
+		}
+	}
+	if !over || g.auth.Known(key) {
 		return false
 	}
 	ctx.Response.Header.Set("retry-after", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
-	g.fail(ctx, x, &api.Error{Status: http.StatusTooManyRequests, Type: api.TypeRateLimit, Code: codeIPRateLimited,
-		Message: "Too many refused requests from this address; retry later with a valid key."})
+	g.fail(ctx, x, &api.Error{Status: http.StatusTooManyRequests, Type: api.TypeRateLimit, Code: code, Message: msg})
 	return true
 }
 
@@ -95,8 +108,12 @@ func clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 // flood fills no disk. Its refusal draws on its address's bucket.
 func (g *Gateway) recordUnauthenticated(x *exchange) {
 	g.metrics.Unauthenticated(x.ev.Code)
-	if g.ips != nil && x.ev.Code != codeIPRateLimited && x.ev.Status >= 400 && x.ev.Status < 500 {
+	limited := x.ev.Code == codeIPRateLimited || x.ev.Code == codeKeyRateLimited
+	if g.ips != nil && !limited && x.ev.Status >= 400 && x.ev.Status < 500 {
 		g.ips.charge(x.abuse.ip, x.ev.Time)
+	}
+	if g.keys != nil && x.ev.Code == codeInvalidKey && x.abuse.keyPrefix != "" {
+		g.keys.charge(x.abuse.keyPrefix, x.ev.Time)
 	}
 }
 
@@ -369,51 +386,60 @@ func keyByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
 }
 
-// ipLimiter is a token bucket per client address, kept for a bounded number
-// of addresses: when a shard is full, the addresses whose bucket has
-// refilled are forgotten (they are as good as new), and if none has, the
-// shard starts over.
-type ipLimiter struct {
+// refusalLimiter is a token bucket of refusals per key (a client address,
+// a key prefix), kept for a bounded number of keys: when a shard is full,
+// the keys whose bucket has refilled are forgotten (they are as good as
+// new), and if none has, the shard starts over.
+type refusalLimiter[K comparable] struct {
 	rate, burst float64
-	shards      [64]ipShard
+	shardOf     func(K) uint8
+	shards      [64]refusalShard[K]
 }
 
-type ipShard struct {
+type refusalShard[K comparable] struct {
 	mu      sync.Mutex
-	buckets map[netip.Addr]ipBucket
+	buckets map[K]refusalBucket
 }
 
-type ipBucket struct {
+type refusalBucket struct {
 	tokens float64
 	at     time.Time
 }
 
-// maxAddressesPerShard bounds the limiter's memory: 64 shards of 4,096
-// addresses, a few MB at most.
-const maxAddressesPerShard = 4096
+// maxKeysPerShard bounds a limiter's memory: 64 shards of 4,096 keys, a
+// few MB at most.
+const maxKeysPerShard = 4096
+
+type ipLimiter = refusalLimiter[netip.Addr]
 
 func newIPLimiter(l config.IPLimit) *ipLimiter {
+	return newRefusalLimiter(l, func(a netip.Addr) uint8 {
+		b := a.As16()
+		return b[15] ^ b[14] ^ b[11]
+	})
+}
+
+func newRefusalLimiter[K comparable](l config.IPLimit, shardOf func(K) uint8) *refusalLimiter[K] {
 	if l.Rate <= 0 {
 		return nil
 	}
-	return &ipLimiter{rate: l.Rate, burst: float64(max(l.Burst, 1))}
+	return &refusalLimiter[K]{rate: l.Rate, burst: float64(max(l.Burst, 1)), shardOf: shardOf}
 }
 
-func (l *ipLimiter) shard(a netip.Addr) *ipShard {
-	b := a.As16()
-	return &l.shards[(b[15]^b[14]^b[11])%64]
+func (l *refusalLimiter[K]) shard(k K) *refusalShard[K] {
+	return &l.shards[l.shardOf(k)%64]
 }
 
 // refill is the bucket's level at now.
-func (l *ipLimiter) refill(b ipBucket, now time.Time) float64 {
+func (l *refusalLimiter[K]) refill(b refusalBucket, now time.Time) float64 {
 	return min(l.burst, b.tokens+now.Sub(b.at).Seconds()*l.rate)
 }
 
-// over reports whether a has no refusal left, and how long until it has one.
-func (l *ipLimiter) over(a netip.Addr, now time.Time) (time.Duration, bool) {
-	s := l.shard(a)
+// over reports whether k has no refusal left, and how long until it has one.
+func (l *refusalLimiter[K]) over(k K, now time.Time) (time.Duration, bool) {
+	s := l.shard(k)
 	s.mu.Lock()
-	b, ok := s.buckets[a]
+	b, ok := s.buckets[k]
 	s.mu.Unlock()
 	if !ok {
 		return 0, false
@@ -425,27 +451,54 @@ func (l *ipLimiter) over(a netip.Addr, now time.Time) (time.Duration, bool) {
 	return time.Duration((1 - level) / l.rate * float64(time.Second)), true
 }
 
-// charge takes one refusal from a's bucket.
-func (l *ipLimiter) charge(a netip.Addr, now time.Time) {
-	s := l.shard(a)
+// charge takes one refusal from k's bucket.
+func (l *refusalLimiter[K]) charge(k K, now time.Time) {
+	s := l.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b, ok := s.buckets[a]
+	b, ok := s.buckets[k]
 	if !ok {
 		if s.buckets == nil {
-			s.buckets = map[netip.Addr]ipBucket{}
+			s.buckets = map[K]refusalBucket{}
 		}
-		if len(s.buckets) >= maxAddressesPerShard {
+		if len(s.buckets) >= maxKeysPerShard {
 			for k, v := range s.buckets {
 				if l.refill(v, now) >= l.burst {
 					delete(s.buckets, k)
 				}
 			}
-			if len(s.buckets) >= maxAddressesPerShard {
+			if len(s.buckets) >= maxKeysPerShard {
 				clear(s.buckets)
 			}
 		}
-		b = ipBucket{tokens: l.burst, at: now}
+		b = refusalBucket{tokens: l.burst, at: now}
 	}
-	s.buckets[a] = ipBucket{tokens: max(l.refill(b, now)-1, 0), at: now}
+	s.buckets[k] = refusalBucket{tokens: max(l.refill(b, now)-1, 0), at: now}
+}
+
+// keyLimiter holds back the keys that keep failing authentication, by
+// their prefix (auth.KeyPrefix and four characters, what listings show):
+// a revoked or leaked key replayed from many addresses, which the per-IP
+// limit does not see, or from behind a balancer whose one address the
+// per-IP limit must not punish. Only well-formed keys cost a store lookup,
+// so only those are counted.
+type keyLimiter = refusalLimiter[string]
+
+func newKeyLimiter(l config.IPLimit) *keyLimiter {
+	return newRefusalLimiter(l, func(prefix string) uint8 {
+		var h uint8
+		for i := 0; i < len(prefix); i++ {
+			h = h*31 + prefix[i]
+		}
+		return h
+	})
+}
+
+// keyPrefix is the part of a presented key the key limiter counts by, or
+// "" for a key that costs no lookup (absent, or not shaped like a key).
+func keyPrefix(key string) string {
+	if !auth.WellFormed(key) {
+		return ""
+	}
+	return key[:auth.DisplayPrefixLen]
 }

@@ -6,6 +6,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -94,12 +95,16 @@ type Gateway struct {
 	// unauthLog samples the access lines of requests refused before a
 	// client was known; promptLimits is each tier's max_prompt_bytes.
 	ips          *ipLimiter
+	keys         *keyLimiter
 	unauthLog    logSampler
 	promptLimits map[string]int64
 
 	// streams counts the stream writers still running: they outlive their
-	// handlers, so a server's shutdown waits for them apart.
-	streams sync.WaitGroup
+	// handlers, so a server's shutdown waits for them apart. stopping is
+	// cancelled by AbortStreams.
+	streams      sync.WaitGroup
+	stopping     context.Context
+	abortStreams context.CancelCauseFunc
 
 	// callers cancels the scans of requests whose caller has gone;
 	// failures counts each client's recent plugin failures for the policy.
@@ -144,9 +149,11 @@ func New(o Options) *Gateway {
 		accessLog:        o.Config.Server.AccessLog,
 		now:              time.Now,
 		ips:              newIPLimiter(o.Config.Server.IPLimit),
+		keys:             newKeyLimiter(o.Config.Server.KeyLimit),
 		unauthLog:        logSampler{perSecond: unauthenticatedLogPerSecond},
 		promptLimits:     map[string]int64{},
 	}
+	g.stopping, g.abortStreams = context.WithCancelCause(context.Background())
 	for name, t := range o.Config.Tiers {
 		g.promptLimits[name] = t.PromptLimit()
 	}
@@ -158,6 +165,18 @@ func New(o Options) *Gateway {
 	}
 	return g
 }
+
+// AbortStreams ends every upstream call still open, as at the shutdown
+// deadline. Each stream's caller gets a "shutdown" error event, and the
+// stream is recorded with what was relayed (usage_source "shutdown")
+// unless the provider's usage had come; a request still waiting for its
+// upstream's first byte is answered 503 shutdown and billed its
+// reservation. WaitStreams then returns once the streams are recorded.
+func (g *Gateway) AbortStreams() { g.abortStreams(errShuttingDown) }
+
+// errShuttingDown is the cause of the context of the upstream calls that
+// AbortStreams ends.
+var errShuttingDown = errors.New("the gateway is shutting down")
 
 // WaitStreams waits until every stream in flight has ended and been recorded,
 // or until ctx is done.

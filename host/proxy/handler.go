@@ -72,6 +72,8 @@ type exchange struct {
 	// the handler runs.
 	conn     net.Conn
 	deadline time.Time
+	// prompt is the request's prompt tokens as counted here.
+	prompt int64
 }
 
 // timed runs one step of the path as a stage: its time is added to the
@@ -182,6 +184,7 @@ func (g *Gateway) serveChat(ctx *fasthttp.RequestCtx, x *exchange) {
 		return
 	}
 	prompt, pr := chatRequest(req)
+	x.prompt = prompt
 	in, aerr := g.policyInput(stepContext, x, &ctx.Request.Header, clientInput(id), pr)
 	if aerr != nil {
 		g.fail(ctx, x, aerr)
@@ -236,6 +239,7 @@ func (g *Gateway) serveEmbeddings(ctx *fasthttp.RequestCtx, x *exchange) {
 		return
 	}
 	prompt, textIndex, pr := embeddingsRequest(req)
+	x.prompt = prompt
 	in, aerr := g.policyInput(stepContext, x, &ctx.Request.Header, clientInput(id), pr)
 	if aerr != nil {
 		g.fail(ctx, x, aerr)
@@ -345,9 +349,17 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, target upstream
 	}
 	x.sent = time.Now()
 	x.upstreamSpan = x.trace.Stage(telemetry.StageUpstream)
-	up, aerr := g.send(target, &upstream.Call{Endpoint: endpoint, Body: body, Stream: stream, RequestID: x.ev.RequestID,
+	// A caller that closes its connection while the upstream is silent
+	// ends the upstream call.
+	hung := watchHangup(g.stopping, ctx.Conn())
+	up, aerr := g.send(hung.context(), target, &upstream.Call{Endpoint: endpoint, Body: body, Stream: stream, RequestID: x.ev.RequestID,
 		Trace: x.upstreamSpan.Inject})
+	hung.stop()
 	x.stages[metrics.StageUpstream] = time.Since(x.sent) // a stream's first event comes later; see stream
+	if aerr == errAbandoned || aerr == errShutdown {
+		g.abandoned(ctx, x, target, res, aerr)
+		return nil, res, false
+	}
 	if aerr != nil {
 		x.upstreamSpan.Fail(aerr.Code)
 		g.limiter.Commit(res, limits.Cost{})

@@ -47,9 +47,14 @@ func (g *Gateway) record(x *exchange) {
 	}
 	modelHash := g.sanitise(&x.ev)
 	authenticated := x.ev.ClientID != ""
-	if authenticated {
+	malformed := authenticated && isMalformed(&x.ev)
+	switch {
+	case malformed:
+		// Counted in the metrics below, by code, and logged sampled: a
+		// flood of them must not grow the ledger.
+	case authenticated:
 		g.recorder.Record(x.ev)
-	} else {
+	default:
 		g.recordUnauthenticated(x)
 	}
 	x.stages[metrics.StageTotal] = x.ev.Time.Sub(x.start)
@@ -69,11 +74,39 @@ func (g *Gateway) record(x *exchange) {
 		Status: x.ev.Status, Code: x.ev.Code})
 	switch {
 	case !g.accessLog:
+	case malformed:
+		g.logMalformed(&x.ev)
 	case authenticated:
 		g.logAccess(&x.ev, x.decisionID, &x.stages)
 	default:
 		g.logUnauthenticated(&x.ev, modelHash)
 	}
+}
+
+// isMalformed reports a request refused because its body is not a JSON
+// request at all (before any model, policy or token was involved): it is
+// no ledger row, authenticated or not.
+func isMalformed(ev *store.UsageEvent) bool {
+	return ev.Status == 400 && (ev.Code == "invalid_json" || ev.Code == "invalid_request_body")
+}
+
+// logMalformed writes, sampled with the unauthenticated refusals, the line
+// of an authenticated request whose body was malformed: ids and codes
+// only, never the body.
+func (g *Gateway) logMalformed(ev *store.UsageEvent) {
+	ok, suppressed := g.unauthLog.allow(ev.Time)
+	if !ok {
+		return
+	}
+	g.log.LogAttrs(stepContext, slog.LevelInfo, "malformed request refused",
+		slog.String("request_id", ev.RequestID),
+		slog.String("endpoint", ev.Endpoint),
+		slog.String("client", ev.ClientID),
+		slog.String("key_id", ev.KeyID),
+		slog.Int("status", ev.Status),
+		slog.String("code", ev.Code),
+		slog.Int64("suppressed", suppressed),
+	)
 }
 
 // logAccess writes the request's access line: what the ledger holds, which

@@ -24,10 +24,16 @@ import (
 
 // send calls the upstream. The call does not use the request's context: a
 // stream outlives the handler, and nothing of a fasthttp.RequestCtx may be used
-// after it returns. The upstream's own timeout bounds the call.
-func (g *Gateway) send(t upstream.Target, call *upstream.Call) (*upstream.Reply, *api.Error) {
-	up, err := t.Upstream.Send(context.Background(), call)
+// after it returns. The upstream's own timeout bounds the call; ctx is
+// cancelled when the caller goes away first, and send then returns
+// errAbandoned.
+func (g *Gateway) send(ctx context.Context, t upstream.Target, call *upstream.Call) (*upstream.Reply, *api.Error) {
+	up, err := t.Upstream.Send(ctx, call)
 	switch {
+	case errors.Is(err, upstream.ErrCancelled) && errors.Is(context.Cause(ctx), errShuttingDown):
+		return nil, errShutdown
+	case errors.Is(err, upstream.ErrCancelled):
+		return nil, errAbandoned
 	case errors.Is(err, upstream.ErrTimeout):
 		return nil, api.UpstreamTimeout(fmt.Sprintf("The upstream for %s did not answer in time.", t.Model.Name))
 	case err != nil:
@@ -46,6 +52,31 @@ func (g *Gateway) send(t upstream.Target, call *upstream.Call) (*upstream.Reply,
 		return nil, api.UpstreamError(fmt.Sprintf("The upstream for %s refused the gateway's request (status %d); this is not a problem with your key.", t.Model.Name, up.Status))
 	}
 	return up, nil
+}
+
+// errAbandoned is send's answer when the caller left before the upstream
+// answered. Nobody reads it: the request is recorded with status 499.
+var errAbandoned = &api.Error{Status: statusCallerLeft, Type: api.TypeServer, Code: "client_disconnected",
+	Message: "The caller closed its connection before the upstream answered."}
+
+// statusCallerLeft is the status the ledger gives a request whose caller
+// left before it was answered (nginx's "client closed request").
+const statusCallerLeft = 499
+
+// abandoned records a request whose upstream call was ended while the
+// upstream was still silent: its caller left (errAbandoned), or the
+// shutdown deadline came (errShutdown, which its caller gets). The
+// provider may have started work on it and says nothing of its usage, so
+// it is billed as a stream its caller left without the provider's usage:
+// the reservation.
+func (g *Gateway) abandoned(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Target, res limits.Reservation, why *api.Error) {
+	x.upstreamSpan.Fail(why.Code)
+	usage, source := unreportedUsage(x.prompt, "", res, true)
+	x.ev.UsageSource = source
+	g.charge(x, t, usage)
+	g.limiter.Commit(res, limits.Cost{Tokens: usage.TotalTokens, Nanos: x.ev.CostNanos})
+	ctx.SetConnectionClose()
+	g.fail(ctx, x, why)
 }
 
 // finish answers a non-streamed reply and reconciles its usage.
@@ -158,9 +189,18 @@ func (g *Gateway) stream(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 	// Nothing of ctx may be used inside the writer: it runs after this
 	// handler has returned.
 	g.streams.Add(1)
+	// The connection outlives the handler as long as the writer runs; at
+	// the shutdown deadline a write deadline ends, a moment later, a Flush
+	// that a caller not reading holds, while a caller that reads still
+	// gets the last event and the end of the response.
+	conn := ctx.Conn()
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer g.streams.Done()
 		defer events.Close()
+		defer context.AfterFunc(g.stopping, func() {
+			events.Abort()
+			conn.SetWriteDeadline(time.Now().Add(abortWriteGrace))
+		})()
 		var usage api.Usage
 		var haveUsage bool
 		var text strings.Builder
@@ -180,10 +220,21 @@ func (g *Gateway) stream(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 			if err != nil {
 				if errors.Is(err, io.EOF) {
 					ended = true
+				} else if errors.Is(err, upstream.ErrAborted) {
+					x.ev.Code = codeShutdown
+					writeEvent(w, errShutdown.Body())
+					w.Flush()
 				} else {
 					g.log.Warn("upstream stream broke", "request_id", x.ev.RequestID, "model", t.Model.Name, "error", err)
-					x.ev.Code = "upstream_stream_error"
-					x.writeStreamError(w, api.UpstreamError("The upstream stream ended early."))
+					aerr, code := api.UpstreamError("The upstream stream ended early."), "upstream_stream_error"
+					if errors.Is(err, upstream.ErrTimeout) {
+						// A stall past the upstream's idle timeout (or its
+						// timeout): the caller learns it was a timeout.
+						aerr = api.UpstreamTimeout(fmt.Sprintf("The upstream for %s stopped sending in the middle of the reply.", t.Model.Name))
+						code = aerr.Code
+					}
+					x.ev.Code = code
+					x.writeStreamError(w, aerr)
 					w.Flush()
 				}
 				break
@@ -241,13 +292,21 @@ func (g *Gateway) stream(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 				x.ev.Code = "client_disconnected"
 			}
 		}
-		callerLeft := x.ev.Code == "client_disconnected"
+		// cut: the stream was still open at the shutdown deadline.
+		cut := g.stopping.Err() != nil && (x.ev.Code == codeShutdown || x.ev.Code == "client_disconnected")
+		callerLeft := x.ev.Code == "client_disconnected" && !cut
 		if !haveUsage && callerLeft {
 			usage, haveUsage = drainForUsage(events, &text)
 		}
-		if haveUsage {
+		switch {
+		case haveUsage:
 			x.ev.UsageSource = store.UsageUpstream
-		} else {
+		case cut:
+			// What was relayed: the provider's usage never came, and
+			// the process is about to exit.
+			usage, _ = unreportedUsage(prompt, text.String(), res, false)
+			x.ev.Code, x.ev.UsageSource = codeShutdown, store.UsageShutdown
+		default:
 			usage, x.ev.UsageSource = unreportedUsage(prompt, text.String(), res, callerLeft)
 		}
 		g.charge(x, t, usage)
@@ -255,6 +314,17 @@ func (g *Gateway) stream(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 		g.record(x)
 	})
 }
+
+// abortWriteGrace is how long a stream cut at the shutdown deadline may
+// take to write its last event to its caller.
+const abortWriteGrace = time.Second
+
+// codeShutdown is the ledger code of a stream cut at the shutdown
+// deadline, and errShutdown the event its caller gets.
+const codeShutdown = "shutdown"
+
+var errShutdown = &api.Error{Status: http.StatusServiceUnavailable, Type: api.TypeForStatus(http.StatusServiceUnavailable), Code: codeShutdown,
+	Message: "The gateway is shutting down: the stream was ended before the upstream finished it. Retry the request."}
 
 // endStream stops a stream the reply phase refused, with an error event.
 func (g *Gateway) endStream(w *bufio.Writer, x *exchange, err error) {

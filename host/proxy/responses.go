@@ -70,6 +70,7 @@ func (g *Gateway) serveResponses(ctx *fasthttp.RequestCtx, x *exchange) {
 		return
 	}
 	prompt, pr := responsesRequest(req)
+	x.prompt = prompt
 	in, aerr := g.policyInput(stepContext, x, &ctx.Request.Header, clientInput(id), pr)
 	if aerr != nil {
 		g.fail(ctx, x, aerr)

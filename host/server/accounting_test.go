@@ -186,7 +186,7 @@ func TestMalformedHeadersLeakNoKey(t *testing.T) {
 		}
 	}
 	h.stop()
-	logs := h.logs.String()
+	logs := h.logText()
 	if !strings.Contains(logs, `"component":"http"`) {
 		t.Fatalf("fasthttp logged nothing; the test checks nothing:\n%s", logs)
 	}
@@ -279,10 +279,10 @@ func TestFloodsCostNothing(t *testing.T) {
 	if counted != n {
 		t.Errorf("%v refusals counted, want %d", counted, n)
 	}
-	if lines := strings.Count(h.logs.String(), "request refused before authentication"); lines > 3*unauthenticatedLines {
+	if lines := strings.Count(h.logText(), "request refused before authentication"); lines > 3*unauthenticatedLines {
 		t.Errorf("%d log lines for %d refusals in about a second", lines, n)
 	}
-	if strings.Contains(h.logs.String(), "probe/probe/") {
+	if strings.Contains(h.logText(), "probe/probe/") {
 		t.Error("a made-up path reached the log")
 	}
 }
@@ -429,7 +429,7 @@ func TestCallerStringsAreNotStored(t *testing.T) {
 func (h *harness) usageLine(client string) map[string]any {
 	h.t.Helper()
 	var last map[string]any
-	for _, l := range strings.Split(h.logs.String(), "\n") {
+	for _, l := range strings.Split(h.logText(), "\n") {
 		var m map[string]any
 		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "request" && m["client"] == client {
 			last = m

@@ -136,7 +136,7 @@ func TestMetricsCountAKnownMixExactly(t *testing.T) {
 		t.Errorf("sluice_ready = %v", got)
 	}
 	// Each request's access line names its decision and its stage timings.
-	logs := h.logs.String()
+	logs := h.logText()
 	for _, want := range []string{`"decision_id":"dec_`, `"stages_us":{"auth":`, `"code":"pii_detected"`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("access log lacks %s", want)

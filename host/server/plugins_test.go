@@ -104,7 +104,7 @@ func TestHostileCallsHonourTheFailMode(t *testing.T) {
 			t.Fatalf("after %s the plugin should serve again: %v", attack, err)
 		}
 	}
-	if logs := goHostile.logs.String(); !strings.Contains(logs, "fail_mode closed") || !strings.Contains(logs, `"plugin":"pii"`) {
+	if logs := goHostile.logText(); !strings.Contains(logs, "fail_mode closed") || !strings.Contains(logs, `"plugin":"pii"`) {
 		t.Error("a plugin failing closed must be logged with its name")
 	}
 
@@ -118,7 +118,7 @@ func TestHostileCallsHonourTheFailMode(t *testing.T) {
 	if !strings.Contains(resp.Choices[0].Message.Content, "!trap") {
 		t.Fatalf("reply %q", resp.Choices[0].Message.Content)
 	}
-	if !strings.Contains(open.logs.String(), "fail_mode open") {
+	if !strings.Contains(open.logText(), "fail_mode open") {
 		t.Error("a plugin failing open must be logged")
 	}
 }

@@ -211,7 +211,7 @@ func mustAsk(t *testing.T, c openai.Client, params openai.ChatCompletionNewParam
 // reader does not take.
 func (h *harness) logRecords(msg string) []map[string]any {
 	var out []map[string]any
-	for _, line := range strings.Split(h.logs.String(), "\n") {
+	for _, line := range strings.Split(h.logText(), "\n") {
 		var m map[string]any
 		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
 			out = append(out, m)

@@ -101,7 +101,18 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	if s.store, err = OpenStore(ctx, cfg); err != nil {
+	storeErr := error(nil)
+	if cfg.Store.Driver == store.DriverPostgres {
+		// A replica starts while PostgreSQL is down: it cannot check any
+		// key until the database is back (503 auth_unavailable), says so
+		// in its readiness, and spools its ledger.
+		s.store, storeErr = store.OpenPostgresDeferred(ctx, cfg.Store.DSN)
+		if storeErr != nil && s.store != nil {
+			log.Warn("the store is unreachable; starting without it: keys cannot be checked until it is back", "error", storeErr)
+		} else if storeErr != nil {
+			return nil, fmt.Errorf("store: %w", storeErr)
+		}
+	} else if s.store, err = OpenStore(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	// The ledger goes through a spool in the data folder, so that a store
@@ -113,6 +124,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	if s.auth, err = auth.New(s.store, cfg.Auth.CacheTTL.D()); err != nil {
 		return nil, err
 	}
+	s.auth.NoteStore(storeErr)
 	if len(cfg.Auth.OIDC) > 0 {
 		if s.tokens, err = auth.NewTokens(cfg.Auth.OIDC, s.store, cfg.DefaultTier, cfg.Auth.CacheTTL.D()); err != nil {
 			return nil, err
@@ -256,18 +268,18 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	var errs []error
 	if s.public != nil {
-		errs = append(errs, s.public.ShutdownWithContext(ctx))
-	}
-	if s.gateway != nil {
-		// Streams outlive their handlers: wait for them to end and be
-		// recorded before the ledger closes.
-		if err := s.gateway.WaitStreams(ctx); err != nil {
-			s.log.Error("streams still open at the shutdown deadline; their usage may be lost", "error", err)
-			errs = append(errs, err)
-		}
+		errs = append(errs, s.shutdownPublic(ctx))
 	}
 	if s.adminSrv != nil {
-		errs = append(errs, s.adminSrv.ShutdownWithContext(ctx))
+		actx := ctx
+		if ctx.Err() != nil {
+			// The drain used the deadline up; closing the admin
+			// listener's idle connections needs a moment of its own.
+			var cancel context.CancelFunc
+			actx, cancel = context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+		}
+		errs = append(errs, s.adminSrv.ShutdownWithContext(actx))
 	}
 	if s.router != nil {
 		s.router.Close()
@@ -323,6 +335,48 @@ func (s *Server) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// streamRecordGrace is how long streams cut at the shutdown deadline have
+// to write their last event and be recorded.
+const streamRecordGrace = 5 * time.Second
+
+// shutdownPublic closes the public listener and waits, until ctx is done,
+// for the requests in flight to be answered and recorded, streams
+// included. Streams still open then are cut (see proxy.Gateway.AbortStreams)
+// and recorded with what was relayed, within streamRecordGrace: an orderly
+// shutdown loses no stream.
+func (s *Server) shutdownPublic(ctx context.Context) error {
+	// fasthttp closes each connection once its response has ended only
+	// while a shutdown is in progress: it runs under a context of its own,
+	// which outlives ctx by the grace.
+	sctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- s.public.ShutdownWithContext(sctx) }()
+	var err error
+	select {
+	case err = <-shut:
+	case <-ctx.Done():
+		s.log.Warn("requests still open at the shutdown deadline: ending their streams and recording what was relayed")
+		s.gateway.AbortStreams()
+		grace := time.AfterFunc(streamRecordGrace, cancel)
+		err = <-shut
+		grace.Stop()
+	}
+	if err != nil {
+		return fmt.Errorf("requests still open %v after the shutdown deadline: %w", streamRecordGrace, err)
+	}
+	// Streams outlive their handlers: they are recorded once their
+	// writers end, which fasthttp waits for before closing their
+	// connections; this only confirms it.
+	wctx, wcancel := context.WithTimeout(context.Background(), time.Second)
+	defer wcancel()
+	if err := s.gateway.WaitStreams(wctx); err != nil {
+		s.log.Error("streams could not be recorded before exit; their usage is lost", "error", err)
+		return err
+	}
+	return nil
+}
+
 // loadPolicy loads the policy set in force (and the shadow set, if any)
 // with the data it reads, opens the decision log, and starts keeping both
 // current: the clients' data is refreshed as the store changes, and the
@@ -359,6 +413,12 @@ func (s *Server) loadPolicy(ctx context.Context) error {
 		return err
 	}
 	clients, err := clientsData(ctx, s.store)
+	if errors.Is(err, store.ErrUnreachable) {
+		// Started without the store: no key can be checked either, so no
+		// request reaches the policy before the first refresh fills this.
+		s.log.Warn("policy data: no clients until the store is back", "error", err)
+		clients, err = map[string]any{}, nil
+	}
 	if err != nil {
 		return err
 	}
@@ -470,6 +530,7 @@ func (s *Server) refreshClients(ctx context.Context, last map[string]any) {
 		case <-s.clientsChanged:
 		}
 		clients, err := clientsData(ctx, s.store)
+		s.auth.NoteStore(err)
 		if err != nil {
 			s.log.Warn("policy data not refreshed", "error", err)
 			continue
@@ -557,7 +618,7 @@ func (s *Server) Ready() (bool, string) {
 		return false, why
 	}
 	if s.auth != nil && s.auth.StoreDown() {
-		return true, fmt.Sprintf("degraded: the store is unreachable; keys confirmed in the last %v keep working, new ones are refused", auth.StaleFor)
+		return true, fmt.Sprintf("degraded: the store is unreachable; keys confirmed in the last %v keep working (none after a start without the store), others get 503 auth_unavailable; the ledger spools", auth.StaleFor)
 	}
 	return true, ""
 }

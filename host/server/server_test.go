@@ -36,7 +36,15 @@ type harness struct {
 	cfg     *config.Config
 	key     string
 	logs    *bytes.Buffer
+	logw    *lockedWriter // writes logs; logText reads it under its lock
 	dataDir string
+}
+
+// logText is what the server has logged so far.
+func (h *harness) logText() string {
+	h.logw.mu.Lock()
+	defer h.logw.mu.Unlock()
+	return h.logs.String()
 }
 
 // testConfig is the embedded default on ephemeral ports, with the real plugins
@@ -68,12 +76,13 @@ func testConfig(t testing.TB, dataDir string, tier config.Tier) *config.Config {
 func start(t testing.TB, cfg *config.Config) *harness {
 	t.Helper()
 	logs := &bytes.Buffer{}
-	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, nil))
+	logw := &lockedWriter{w: logs}
+	log := slog.New(slog.NewJSONHandler(logw, nil))
 	srv, err := Start(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, srv: srv, cfg: cfg, logs: logs, dataDir: cfg.DataDir}
+	h := &harness{t: t, srv: srv, cfg: cfg, logs: logs, logw: logw, dataDir: cfg.DataDir}
 	t.Cleanup(func() { h.stop() })
 	return h
 }
@@ -318,7 +327,7 @@ func TestDenials(t *testing.T) {
 	}
 	// The ledger records the finding types and counts, never the text.
 	h.srv.Ledger().Flush(ctx)
-	if strings.Contains(h.logs.String(), "ann.lee") || strings.Contains(h.logs.String(), "123-45-6789") {
+	if strings.Contains(h.logText(), "ann.lee") || strings.Contains(h.logText(), "123-45-6789") {
 		t.Fatal("PII reached the log")
 	}
 }
@@ -716,7 +725,7 @@ func TestAccessLogNeverHoldsSecrets(t *testing.T) {
 	_, err = c.Chat.Completions.New(ctx, chat("gpt-4o-mini", "SSN 123-45-6789 and key AKIA6AFQKVXPJEGZC7D3"))
 	apiError(t, err, 400, "pii_detected")
 
-	logs := h.logs.String()
+	logs := h.logText()
 	for _, s := range secrets {
 		if strings.Contains(logs, s) {
 			t.Errorf("the log holds %q", s)

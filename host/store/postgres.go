@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 
@@ -29,17 +30,10 @@ func OpenPostgres(ctx context.Context, dsn string) (Store, error) {
 	// pgxpool's parser understands the pool_* settings and strips them, so
 	// that they are not sent to the server as run-time parameters. The pool
 	// itself is database/sql's, which shares every query with SQLite.
-	cfg, err := pgxpool.ParseConfig(dsn)
+	db, where, err := openPostgresDB(dsn)
 	if err != nil {
-		// pgx's parse errors redact the password.
-		return nil, fmt.Errorf("open postgres: %w", err)
+		return nil, err
 	}
-	where := fmt.Sprintf("%s:%d/%s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)
-	db := stdlib.OpenDB(*cfg.ConnConfig)
-	db.SetMaxOpenConns(int(cfg.MaxConns))
-	db.SetMaxIdleConns(int(cfg.MaxConns))
-	db.SetConnMaxLifetime(cfg.MaxConnLifetime)
-	db.SetConnMaxIdleTime(cfg.MaxConnIdleTime)
 	if err := db.PingContext(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open postgres %s: %w", where, err)
@@ -50,6 +44,23 @@ func OpenPostgres(ctx context.Context, dsn string) (Store, error) {
 	}
 	// The server runs concurrent writers itself, so one pool serves both.
 	return &sqlStore{write: db, read: db, dialect: postgresDialect}, nil
+}
+
+// openPostgresDB opens (without connecting) the pool of dsn, and says where
+// it points, without the password.
+func openPostgresDB(dsn string) (*sql.DB, string, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// pgx's parse errors redact the password.
+		return nil, "", fmt.Errorf("open postgres: %w", err)
+	}
+	where := fmt.Sprintf("%s:%d/%s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)
+	db := stdlib.OpenDB(*cfg.ConnConfig)
+	db.SetMaxOpenConns(int(cfg.MaxConns))
+	db.SetMaxIdleConns(int(cfg.MaxConns))
+	db.SetConnMaxLifetime(cfg.MaxConnLifetime)
+	db.SetConnMaxIdleTime(cfg.MaxConnIdleTime)
+	return db, where, nil
 }
 
 func classifyPostgres(err error) constraint {

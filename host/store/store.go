@@ -114,6 +114,10 @@ const (
 	// it billed, and its usage could not be read after: the request is
 	// billed its reservation (and never less than what was relayed).
 	UsageReserved = "reserved"
+	// UsageShutdown: the stream was still open at the shutdown deadline and
+	// was ended before the provider said what it billed: it is billed what
+	// was relayed.
+	UsageShutdown = "shutdown"
 )
 
 // UsageEvent is one ledger record: one request, allowed or denied.
@@ -467,10 +471,10 @@ func validateUsage(ev UsageEvent) error {
 		return invalid("usage event %q: negative token count, cost or latency", ev.RequestID)
 	}
 	switch ev.UsageSource {
-	case UsageUpstream, UsageEstimated, UsageReserved, UsageNone, "":
+	case UsageUpstream, UsageEstimated, UsageReserved, UsageShutdown, UsageNone, "":
 	default:
-		return invalid("usage event %q: usage source must be %q, %q, %q or %q",
-			ev.RequestID, UsageUpstream, UsageEstimated, UsageReserved, UsageNone)
+		return invalid("usage event %q: usage source must be %q, %q, %q, %q or %q",
+			ev.RequestID, UsageUpstream, UsageEstimated, UsageReserved, UsageShutdown, UsageNone)
 	}
 	return nil
 }

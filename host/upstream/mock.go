@@ -6,10 +6,12 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sluicehq/sluice/host/tokens"
@@ -105,7 +107,7 @@ func (m *Mock) Send(ctx context.Context, c *Call) (*Reply, error) {
 		if !req.Stream {
 			return &Reply{Status: 200, Body: chatCompletion(id, created, &req, strings.Join(chunks, ""), call, finishReason, usage)}, nil
 		}
-		return &Reply{Status: 200, Events: &mockEvents{m: m, ctx: ctx, events: streamEvents(id, created, &req, chunks, call, usage, finishReason)}}, nil
+		return &Reply{Status: 200, Events: &mockEvents{m: m, ctx: context.WithoutCancel(ctx), aborted: make(chan struct{}), events: streamEvents(id, created, &req, chunks, call, usage, finishReason)}}, nil
 	case EndpointEmbeddings:
 		var req mockEmbeddingsRequest
 		if err := json.Unmarshal(c.Body, &req); err != nil {
@@ -127,6 +129,9 @@ func (m *Mock) wait(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return fmt.Errorf("%w: %w", ErrCancelled, context.Cause(ctx))
+		}
 		return fmt.Errorf("%w: %s", ErrTimeout, ctx.Err())
 	}
 }
@@ -356,15 +361,29 @@ type mockEvents struct {
 	ctx    context.Context
 	events [][]byte
 	i      int
+
+	abortOnce sync.Once
+	aborted   chan struct{}
 }
 
 func (e *mockEvents) Next() ([]byte, error) {
+	select {
+	case <-e.aborted:
+		return nil, ErrAborted
+	default:
+	}
 	if e.i >= len(e.events) {
 		return nil, io.EOF
 	}
-	if e.i > 0 {
-		if err := e.m.wait(e.ctx, e.m.latency/10); err != nil {
-			return nil, err
+	if d := e.m.latency / 10; e.i > 0 && d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-e.aborted:
+			return nil, ErrAborted
+		case <-e.ctx.Done():
+			return nil, e.m.wait(e.ctx, d) // the context's error, as wait words it
 		}
 	}
 	ev := e.events[e.i]
@@ -373,6 +392,8 @@ func (e *mockEvents) Next() ([]byte, error) {
 }
 
 func (e *mockEvents) Close() {}
+
+func (e *mockEvents) Abort() { e.abortOnce.Do(func() { close(e.aborted) }) }
 
 // embeddings returns a deterministic unit vector per input, derived from its hash.
 func embeddings(req *mockEmbeddingsRequest) *Reply {

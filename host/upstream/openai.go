@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -24,6 +25,17 @@ type OpenAI struct {
 	host    string
 	auth    string // "Bearer <key>" or ""
 	timeout time.Duration
+}
+
+// dialer dials an upstream's connections as idleConns.
+func dialer(idle time.Duration) fasthttp.DialFunc {
+	return func(addr string) (net.Conn, error) {
+		c, err := fasthttp.Dial(addr)
+		if err != nil {
+			return nil, err
+		}
+		return &idleConn{Conn: c, idle: idle}, nil
+	}
 }
 
 // NewOpenAI returns a client for the upstream u.
@@ -59,7 +71,10 @@ func NewOpenAI(u config.Upstream) (*OpenAI, error) {
 			DisableHeaderNamesNormalizing: false,
 			MaxResponseBodySize:           64 << 20,
 			// No ReadTimeout: it would cap a whole stream. The per-call
-			// timeout below bounds the reply instead.
+			// timeout bounds the reply instead, and the idle timeout a
+			// reply that stalls once begun.
+			Dial:      dialer(u.IdleTimeout.D()),
+			Transport: transport{},
 		},
 		base:    strings.TrimRight(u.BaseURL, "/"),
 		host:    parsed.Host,
@@ -71,7 +86,10 @@ func NewOpenAI(u config.Upstream) (*OpenAI, error) {
 	return o, nil
 }
 
-// Send performs c. The upstream's timeout bounds the whole reply, a stream included.
+// Send performs c. The upstream's timeout bounds the whole reply, a stream
+// included; its idle timeout, a silence once the reply has begun. When ctx
+// is cancelled before the reply's headers, the call is ended and its
+// connection closed, and Send returns ErrCancelled.
 func (o *OpenAI) Send(ctx context.Context, c *Call) (*Reply, error) {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
@@ -100,32 +118,53 @@ func (o *OpenAI) Send(ctx context.Context, c *Call) (*Reply, error) {
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = time.Until(dl)
 	}
-	if err := o.client.DoTimeout(req, resp, timeout); err != nil {
+	call := &callState{deadline: time.Now().Add(timeout)}
+	req.SetUserValue(callKey{}, call)
+	stop := func() bool { return false }
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, call.cancel)
+	}
+	err := o.client.DoTimeout(req, resp, timeout)
+	stop()
+	if err == nil && call.isCancelled() {
+		// Cancelled between the reply's headers and here.
+		if call.release != nil {
+			resp.CloseBodyStream()
+			call.release(false)
+		}
+		err = errCancelled
+	}
+	if err != nil {
 		fasthttp.ReleaseResponse(resp)
-		if errors.Is(err, fasthttp.ErrTimeout) {
+		switch {
+		case errors.Is(err, errCancelled):
+			return nil, fmt.Errorf("%w: %w", ErrCancelled, context.Cause(ctx))
+		case errors.Is(err, fasthttp.ErrTimeout):
 			return nil, fmt.Errorf("%w after %s", ErrTimeout, timeout)
 		}
 		return nil, fmt.Errorf("%w: %s", ErrUnavailable, err)
 	}
 	status := resp.StatusCode()
+	events := &httpEvents{resp: resp, release: call.release, call: call}
 	if !c.Stream || status != fasthttp.StatusOK {
-		body, err := readBody(resp)
-		fasthttp.ReleaseResponse(resp)
+		body, err := readBody(events)
 		if err != nil {
 			return nil, classify(err)
 		}
 		return &Reply{Status: status, Body: body}, nil
 	}
-	return &Reply{Status: status, Events: &httpEvents{resp: resp, sse: newSSEReader(resp.BodyStream())}}, nil
+	events.sse = newSSEReader(events)
+	return &Reply{Status: status, Events: events}, nil
 }
 
-func readBody(resp *fasthttp.Response) ([]byte, error) {
-	if resp.StreamBody && resp.BodyStream() != nil {
-		b, err := io.ReadAll(io.LimitReader(resp.BodyStream(), 1<<20))
-		resp.CloseBodyStream()
-		return b, err
+// readBody reads a whole reply (an error a stream was asked for, at most
+// 1 MiB of it) and releases it.
+func readBody(e *httpEvents) ([]byte, error) {
+	defer e.Close()
+	if e.resp.StreamBody && e.resp.BodyStream() != nil {
+		return io.ReadAll(io.LimitReader(e, 1<<20))
 	}
-	return append([]byte(nil), resp.Body()...), nil
+	return append([]byte(nil), e.resp.Body()...), nil
 }
 
 func classify(err error) error {
@@ -139,15 +178,47 @@ func classify(err error) error {
 // Close releases idle connections.
 func (o *OpenAI) Close() { o.client.CloseIdleConnections() }
 
+// httpEvents is a streamed reply: its body, read as events, and the
+// connection it holds until Close.
 type httpEvents struct {
-	once sync.Once
-	resp *fasthttp.Response
-	sse  *sseReader
+	once    sync.Once
+	resp    *fasthttp.Response
+	release func(reuse bool) // nil when the body was read whole
+	sse     *sseReader
+	// ended is set when the body was read to its end without error: only
+	// then may the connection carry another call.
+	ended bool
+	// call is the call the stream belongs to; Abort cancels it, which
+	// closes its connection under a Next in progress.
+	call    *callState
+	aborted atomic.Bool
+}
+
+func (e *httpEvents) Abort() {
+	e.aborted.Store(true)
+	if e.call != nil {
+		e.call.cancel()
+	}
+}
+
+// Read reads the body stream.
+func (e *httpEvents) Read(p []byte) (int, error) {
+	n, err := e.resp.BodyStream().Read(p)
+	if err == io.EOF {
+		e.ended = true
+	}
+	return n, err
 }
 
 func (e *httpEvents) Next() ([]byte, error) {
+	if e.aborted.Load() {
+		return nil, ErrAborted
+	}
 	data, err := e.sse.next()
 	if err != nil && err != io.EOF {
+		if e.aborted.Load() {
+			return nil, ErrAborted
+		}
 		return nil, classify(err)
 	}
 	return data, err
@@ -156,6 +227,9 @@ func (e *httpEvents) Next() ([]byte, error) {
 func (e *httpEvents) Close() {
 	e.once.Do(func() {
 		e.resp.CloseBodyStream()
+		if e.release != nil {
+			e.release(e.ended)
+		}
 		fasthttp.ReleaseResponse(e.resp)
 	})
 }

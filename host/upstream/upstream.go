@@ -43,12 +43,18 @@ type Events interface {
 	Next() ([]byte, error)
 	// Close releases the connection; it is safe to call more than once.
 	Close()
+	// Abort ends the stream from another goroutine: a Next in progress
+	// returns ErrAborted at once, and so does every later one. The reader
+	// still calls Close. Sluice aborts the streams still open at the
+	// shutdown deadline, to record them before it exits.
+	Abort()
 }
 
 // Upstream is one model provider.
 type Upstream interface {
 	// Send performs the call. A non-nil error means no reply was had: the
-	// connection failed (ErrUnavailable) or the upstream was too slow (ErrTimeout).
+	// connection failed (ErrUnavailable), the upstream was too slow
+	// (ErrTimeout), or ctx was cancelled first (ErrCancelled).
 	Send(ctx context.Context, c *Call) (*Reply, error)
 	// Close releases idle connections.
 	Close()
@@ -58,6 +64,11 @@ type Upstream interface {
 var (
 	ErrTimeout     = errors.New("upstream timed out")
 	ErrUnavailable = errors.New("upstream unavailable")
+	// ErrCancelled: the context was cancelled (the caller went away) before
+	// the upstream answered; the call was ended.
+	ErrCancelled = errors.New("upstream call cancelled")
+	// ErrAborted: Events.Abort ended the stream.
+	ErrAborted = errors.New("upstream stream aborted")
 )
 
 // Target is where one public model is served.
