@@ -199,6 +199,10 @@ func (r *ChatRequest) LowerMaxTokens(n int64) bool {
 	return true
 }
 
+// ReplyLimit is the reply limit per choice the upstream will be sent
+// (MaxTokens); 0 when there is none.
+func (r *ChatRequest) ReplyLimit() int64 { return r.MaxTokens }
+
 // SetTexts replaces the texts, in the order of Texts, keeping every other
 // byte as it was. It is how redaction reaches the body. A text inside JSON
 // tool arguments stays inside its string, so the arguments remain valid

@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/sluicehq/sluice/host/api"
+	"github.com/sluicehq/sluice/host/auth"
 	"github.com/sluicehq/sluice/host/limits"
 	"github.com/sluicehq/sluice/host/metrics"
 	"github.com/sluicehq/sluice/host/policy"
@@ -184,24 +185,8 @@ func (g *Gateway) serveChat(ctx *fasthttp.RequestCtx, x *exchange) {
 		return
 	}
 	prompt, pr := chatRequest(req)
-	x.prompt = prompt
-	in, aerr := g.policyInput(stepContext, x, &ctx.Request.Header, clientInput(id), pr)
-	if aerr != nil {
-		g.fail(ctx, x, aerr)
-		return
-	}
-	x.in = in
-	dec, found, aerr := g.admit(stepContext, x, in, req.Texts, req.TextInfo)
-	if aerr != nil {
-		g.fail(ctx, x, aerr)
-		return
-	}
 	a := ask{model: target.Model, prompt: prompt, choices: req.Choices, open: req.MaxTokens == 0}
-	req.LowerMaxTokens(dec.MaxTokens) // the policy's cap: the upstream gets it, and the reservation follows
-	if a.reply = req.MaxTokens; a.reply == 0 {
-		a.reply = g.defaultMaxTokens
-	}
-	up, res, ok := g.forward(ctx, x, target, dec, found, req, req.Texts, a, upstream.EndpointChat, req.Stream)
+	up, res, ok := g.admitAndForward(ctx, x, id, target, pr, req, req.Texts, req.TextInfo, a, upstream.EndpointChat, req.Stream)
 	if !ok {
 		return
 	}
@@ -239,20 +224,8 @@ func (g *Gateway) serveEmbeddings(ctx *fasthttp.RequestCtx, x *exchange) {
 		return
 	}
 	prompt, textIndex, pr := embeddingsRequest(req)
-	x.prompt = prompt
-	in, aerr := g.policyInput(stepContext, x, &ctx.Request.Header, clientInput(id), pr)
-	if aerr != nil {
-		g.fail(ctx, x, aerr)
-		return
-	}
-	x.in = in
-	dec, found, aerr := g.admit(stepContext, x, in, req.Texts, textIndex)
-	if aerr != nil {
-		g.fail(ctx, x, aerr)
-		return
-	}
 	a := ask{model: target.Model, prompt: prompt}
-	up, res, ok := g.forward(ctx, x, target, dec, found, req, req.Texts, a, upstream.EndpointEmbeddings, false)
+	up, res, ok := g.admitAndForward(ctx, x, id, target, pr, req, req.Texts, textIndex, a, upstream.EndpointEmbeddings, false)
 	if !ok {
 		return
 	}
@@ -312,6 +285,38 @@ type upstreamRequest interface {
 // replyLimited is a request whose reply limit Sluice can set.
 type replyLimited interface {
 	LowerMaxTokens(n int64) bool
+	// ReplyLimit is the reply limit per choice the upstream will be sent;
+	// 0 when there is none.
+	ReplyLimit() int64
+}
+
+// admitAndForward is the part of the path every model request shares once
+// it is parsed and routed: the policy's input, the policy and the guards
+// (admit), the policy's reply cap, then forward. texts and info are the
+// request's texts and where each sits; a is what the request asks to
+// reserve, its reply filled in here. When it returns false the request has
+// been answered and recorded.
+func (g *Gateway) admitAndForward(ctx *fasthttp.RequestCtx, x *exchange, id auth.Identity, target upstream.Target, pr policy.Request,
+	req upstreamRequest, texts []string, info []api.Text, a ask, endpoint string, stream bool) (*upstream.Reply, limits.Reservation, bool) {
+	x.prompt = a.prompt
+	in, aerr := g.policyInput(stepContext, x, &ctx.Request.Header, clientInput(id), pr)
+	if aerr != nil {
+		g.fail(ctx, x, aerr)
+		return nil, limits.Reservation{}, false
+	}
+	x.in = in
+	dec, found, aerr := g.admit(stepContext, x, in, texts, info)
+	if aerr != nil {
+		g.fail(ctx, x, aerr)
+		return nil, limits.Reservation{}, false
+	}
+	if r, ok := req.(replyLimited); ok {
+		r.LowerMaxTokens(dec.MaxTokens) // the policy's cap: the upstream gets it, and the reservation follows
+		if a.reply = r.ReplyLimit(); a.reply == 0 {
+			a.reply = g.defaultMaxTokens
+		}
+	}
+	return g.forward(ctx, x, target, dec, found, req, texts, a, endpoint, stream)
 }
 
 // forward is the part of the path that every admitted model request shares:

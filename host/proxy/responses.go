@@ -70,24 +70,8 @@ func (g *Gateway) serveResponses(ctx *fasthttp.RequestCtx, x *exchange) {
 		return
 	}
 	prompt, pr := responsesRequest(req)
-	x.prompt = prompt
-	in, aerr := g.policyInput(stepContext, x, &ctx.Request.Header, clientInput(id), pr)
-	if aerr != nil {
-		g.fail(ctx, x, aerr)
-		return
-	}
-	x.in = in
-	dec, found, aerr := g.admit(stepContext, x, in, req.Texts, req.TextInfo)
-	if aerr != nil {
-		g.fail(ctx, x, aerr)
-		return
-	}
 	a := ask{model: target.Model, prompt: prompt, choices: 1, open: req.MaxOutputTokens == 0}
-	req.LowerMaxTokens(dec.MaxTokens) // the policy's cap: the upstream gets it, and the reservation follows
-	if a.reply = req.MaxOutputTokens; a.reply == 0 {
-		a.reply = g.defaultMaxTokens
-	}
-	up, res, ok := g.forward(ctx, x, target, dec, found, call, req.Texts, a, upstream.EndpointChat, req.Stream)
+	up, res, ok := g.admitAndForward(ctx, x, id, target, pr, call, req.Texts, req.TextInfo, a, upstream.EndpointChat, req.Stream)
 	if !ok {
 		return
 	}
@@ -136,6 +120,9 @@ type responsesCall struct {
 // LowerMaxTokens lowers max_output_tokens, which the next UpstreamBody
 // translates.
 func (c *responsesCall) LowerMaxTokens(n int64) bool { return c.req.LowerMaxTokens(n) }
+
+// ReplyLimit is max_output_tokens.
+func (c *responsesCall) ReplyLimit() int64 { return c.req.MaxOutputTokens }
 
 func (c *responsesCall) SetTexts(texts []string) error {
 	c.body = nil
