@@ -81,14 +81,8 @@ func ParseChatRequest(body []byte) (*ChatRequest, *Error) {
 	if r.Model, aerr = r.doc.model(); aerr != nil {
 		return nil, aerr
 	}
-	if v := r.doc.value(chatStream); present(v) {
-		switch v[0] {
-		case 't':
-			r.Stream = true
-		case 'f':
-		default:
-			return nil, wrongType("stream", "expected a boolean")
-		}
+	if r.Stream, aerr = boolMember(r.doc.value(chatStream), "stream"); aerr != nil {
+		return nil, aerr
 	}
 	if v := r.doc.value(chatStreamOptions); present(v) {
 		var ok bool
@@ -102,12 +96,9 @@ func ParseChatRequest(body []byte) (*ChatRequest, *Error) {
 			continue
 		}
 		name := chatFields[f]
-		n, ok := int64(0), false
-		if v[0] == '-' || '0' <= v[0] && v[0] <= '9' {
-			n, ok = parseInt(v)
-		}
-		if !ok {
-			return nil, wrongType(name, "expected an integer")
+		n, aerr := intMember(v, name)
+		if aerr != nil {
+			return nil, aerr
 		}
 		if n < 0 || n > MaxTokensLimit {
 			return nil, param(name, "%s must be an integer from 1 to %d", name, MaxTokensLimit)
@@ -118,12 +109,9 @@ func ParseChatRequest(body []byte) (*ChatRequest, *Error) {
 	}
 	r.Choices = 1
 	if v := r.doc.value(chatN); present(v) {
-		n, ok := int64(0), false
-		if v[0] == '-' || '0' <= v[0] && v[0] <= '9' {
-			n, ok = parseInt(v)
-		}
-		if !ok {
-			return nil, wrongType("n", "expected an integer")
+		n, aerr := intMember(v, "n")
+		if aerr != nil {
+			return nil, aerr
 		}
 		if n < 1 || n > MaxChoices {
 			return nil, param("n", "n must be an integer from 1 to %d", MaxChoices)
@@ -995,4 +983,29 @@ func param(name, format string, args ...any) *Error {
 	e := InvalidRequest("invalid_value", fmt.Sprintf(format, args...))
 	e.Param = name
 	return e
+}
+
+// boolMember reads the value v of the member name as a boolean; an absent
+// or null member is false.
+func boolMember(v []byte, name string) (bool, *Error) {
+	if !present(v) {
+		return false, nil
+	}
+	switch v[0] {
+	case 't':
+		return true, nil
+	case 'f':
+		return false, nil
+	}
+	return false, wrongType(name, "expected a boolean")
+}
+
+// intMember reads the present value v of the member name as an integer.
+func intMember(v []byte, name string) (int64, *Error) {
+	if v[0] == '-' || '0' <= v[0] && v[0] <= '9' {
+		if n, ok := parseInt(v); ok {
+			return n, nil
+		}
+	}
+	return 0, wrongType(name, "expected an integer")
 }

@@ -127,22 +127,13 @@ func ParseResponsesRequest(body []byte) (*ResponsesRequest, *Error) {
 	if r.Model, aerr = r.doc.model(); aerr != nil {
 		return nil, aerr
 	}
-	if v := r.doc.value(responsesStream); present(v) {
-		switch v[0] {
-		case 't':
-			r.Stream = true
-		case 'f':
-		default:
-			return nil, wrongType("stream", "expected a boolean")
-		}
+	if r.Stream, aerr = boolMember(r.doc.value(responsesStream), "stream"); aerr != nil {
+		return nil, aerr
 	}
 	if v := r.doc.value(responsesMaxOutputTokens); present(v) {
-		n, ok := int64(0), false
-		if v[0] == '-' || '0' <= v[0] && v[0] <= '9' {
-			n, ok = parseInt(v)
-		}
-		if !ok {
-			return nil, wrongType("max_output_tokens", "expected an integer")
+		n, aerr := intMember(v, "max_output_tokens")
+		if aerr != nil {
+			return nil, aerr
 		}
 		if n < 16 || n > MaxTokensLimit {
 			// OpenAI's own lower bound is 16.
