@@ -250,19 +250,7 @@ printing the decision first when there is one.`,
 			if err != nil {
 				return err
 			}
-			cfg, err := g.load()
-			if err != nil {
-				return err
-			}
-			tiers, err := cfg.TiersData()
-			if err != nil {
-				return fmt.Errorf("config tiers: %w", err)
-			}
-			departments, err := cfg.DepartmentsData()
-			if err != nil {
-				return fmt.Errorf("config departments: %w", err)
-			}
-			opts, err := policyOptions(g)
+			cfg, tiers, departments, opts, err := configPolicy(g)
 			if err != nil {
 				return err
 			}
@@ -279,12 +267,8 @@ printing the decision first when there is one.`,
 					return fmt.Errorf("--from-gateway: %w", err)
 				}
 			}
-			extra, err := policy.LoadDataFiles(dataPaths)
-			if err != nil {
-				return fmt.Errorf("--data: %w", err)
-			}
-			if data, err = policy.MergeData(data, extra); err != nil {
-				return fmt.Errorf("--data: %w (tiers and departments come from the configuration)", err)
+			if data, err = withDataFiles(data, dataPaths); err != nil {
+				return err
 			}
 			decision, evalErr := policy.Eval(cmd.Context(), fsys, data, input, opts...)
 			if decision != nil {
@@ -430,29 +414,13 @@ the shape of input in policies/README.md), for example inputs copied from the de
 			if err != nil {
 				return err
 			}
-			cfg, err := g.load()
-			if err != nil {
-				return err
-			}
-			tiers, err := cfg.TiersData()
-			if err != nil {
-				return fmt.Errorf("config tiers: %w", err)
-			}
-			departments, err := cfg.DepartmentsData()
-			if err != nil {
-				return fmt.Errorf("config departments: %w", err)
-			}
-			opts, err := policyOptions(g)
+			_, tiers, departments, opts, err := configPolicy(g)
 			if err != nil {
 				return err
 			}
 			data := map[string]any{"sluice": map[string]any{"tiers": tiers, "departments": departments}}
-			extra, err := policy.LoadDataFiles(dataPaths)
-			if err != nil {
-				return fmt.Errorf("--data: %w", err)
-			}
-			if data, err = policy.MergeData(data, extra); err != nil {
-				return fmt.Errorf("--data: %w (tiers and departments come from the configuration)", err)
+			if data, err = withDataFiles(data, dataPaths); err != nil {
+				return err
 			}
 			inputs := policy.BenchInputs(tiers, departments, time.Now())
 			if len(inputPaths) > 0 {
@@ -530,4 +498,35 @@ func readInputs(stdin io.Reader, name string) ([]map[string]any, error) {
 		return nil, fmt.Errorf("--input %s: want a JSON object or an array of objects: %v", name, err)
 	}
 	return docs, nil
+}
+
+// configPolicy is what the policy commands take from the configuration:
+// the configuration, its tiers and departments as the policy's data holds
+// them, and the engine's options.
+func configPolicy(g *globals) (cfg *config.Config, tiers, departments map[string]any, opts []policy.Option, err error) {
+	if cfg, err = g.load(); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if tiers, err = cfg.TiersData(); err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("config tiers: %w", err)
+	}
+	if departments, err = cfg.DepartmentsData(); err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("config departments: %w", err)
+	}
+	if opts, err = policyOptions(g); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return cfg, tiers, departments, opts, nil
+}
+
+// withDataFiles merges the --data files into data.
+func withDataFiles(data map[string]any, paths []string) (map[string]any, error) {
+	extra, err := policy.LoadDataFiles(paths)
+	if err != nil {
+		return nil, fmt.Errorf("--data: %w", err)
+	}
+	if data, err = policy.MergeData(data, extra); err != nil {
+		return nil, fmt.Errorf("--data: %w (tiers and departments come from the configuration)", err)
+	}
+	return data, nil
 }
