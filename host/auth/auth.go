@@ -274,16 +274,6 @@ func (a *Authenticator) remember(gen uint64, key string, c *cached, ttl time.Dur
 	}
 }
 
-// Revoke revokes a key in the store and forgets every cached context here, so
-// the key stops working on this replica at once.
-func (a *Authenticator) Revoke(ctx context.Context, keyID string) error {
-	if err := a.store.RevokeKey(ctx, keyID, a.now()); err != nil {
-		return err
-	}
-	a.Forget()
-	return nil
-}
-
 // Forget drops every cached client context, e.g. after a client's tier changed.
 func (a *Authenticator) Forget() {
 	a.generation.Add(1)
