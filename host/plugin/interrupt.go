@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"runtime"
 	"sync"
 	"time"
 
+	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 )
 
@@ -25,7 +27,7 @@ import (
 //	budget = budget - cost
 //	if budget < 1 {
 //	    budget = interruptEvery
-//	    memory.grow(0)           // returns to Go: see below
+//	    yield()                  // a host function: returns to Go, see below
 //	    if interrupt { unreachable }
 //	}
 //
@@ -52,9 +54,12 @@ import (
 // The guest must also leave machine code now and then: the Go scheduler cannot
 // preempt it there, so a garbage collection that stops the world would wait
 // for a spinning guest, and the timer that should stop the guest would wait
-// for the collection. memory.grow is how the check does that without adding an
-// import, which would renumber every function: wazero grows memory in Go, a
-// point where the goroutine can be preempted, and growing by 0 changes nothing.
+// for the collection. The slow path calls the host's yield function, which is
+// Go code, a point where the goroutine can be preempted; and every yieldEvery
+// of guest time it hands its processor to other goroutines, so that requests
+// that use no plugin keep their latency while guests spin. The import is
+// added after the module's own, which renumbers the module's functions (see
+// renumber.go).
 //
 // The rewriter also prepares the module for the state reset between calls
 // (see snapshot in reset.go): it exports every mutable global under
@@ -92,6 +97,20 @@ const (
 	globalExport    = "sluice:global:"
 )
 
+// The host function the checks call, imported from a module whose name no
+// plugin can register: the host instantiates it in every plugin's runtime.
+const (
+	yieldModule = "sluice:interrupt"
+	yieldName   = "yield"
+)
+
+// yieldEvery is how long a guest runs before its check gives its processor
+// to other goroutines. The Go scheduler cannot preempt machine code, and its
+// own time slice (10 ms) is long: while a collection's mark worker holds one
+// processor and a spinning guest another, a two-processor gateway had no
+// processor left for other requests for milliseconds at a time.
+const yieldEvery = 100 * time.Microsecond
+
 // ErrUnsupportedModule reports a valid module that the host cannot run under
 // its guarantees: one that uses instructions whose effect cannot be undone
 // between calls, a mutable global the host cannot save, a name the host
@@ -107,11 +126,13 @@ var errStateful = fmt.Errorf("%w: it changes state the host cannot reset between
 // Section ids and opcodes of the WebAssembly binary format.
 const (
 	secCustom   = 0
+	secType     = 1
 	secImport   = 2
 	secMemory   = 5
 	secGlobal   = 6
 	secExport   = 7
 	secStart    = 8
+	secElem     = 9
 	secCode     = 10
 	kindFunc    = 0
 	kindGlobal  = 3
@@ -169,16 +190,19 @@ func instrument(wasm []byte, checks bool) (instrumented, error) {
 		sections = append(sections, section{id, body})
 	}
 
-	var globals, memories uint32
+	var globals, memories, funcs, types uint32
 	var start []byte // the start section's body: a function index
 	for _, s := range sections {
 		var err error
 		switch s.id {
+		case secType:
+			types, err = reader{b: s.body}.count()
 		case secImport:
 			var imported imports
 			imported, err = countImports(s.body)
 			globals += imported.globals
 			memories += imported.memories
+			funcs += imported.funcs
 		case secMemory:
 			var n uint32
 			n, err = reader{b: s.body}.count()
@@ -206,6 +230,9 @@ func instrument(wasm []byte, checks bool) (instrumented, error) {
 		return res, fmt.Errorf("%w: no memory", errUninstrumentable)
 	}
 	budget, flag, scratch := globals, globals+1, globals+2
+	// The checks call the yield import, added after the module's own.
+	shift := funcShift{imported: funcs, active: checks}
+	yield := funcs
 
 	// Rewrite or add the global and export sections, rewrite the code
 	// section and drop the start section, keeping the others byte for byte.
@@ -231,20 +258,29 @@ func instrument(wasm []byte, checks bool) (instrumented, error) {
 		}
 		newExports = appendName(newExports, startExport)
 		newExports = append(newExports, kindFunc)
-		newExports = binary.AppendUvarint(newExports, uint64(fn))
+		newExports = binary.AppendUvarint(newExports, uint64(shift.of(fn)))
 		addedExports++
 		res.start = true
 	}
 	var out []section
 	added := map[byte]bool{}
+	if !shift.active {
+		// Nothing to import: count the type and import sections as present.
+		added[secType], added[secImport] = true, true
+	}
 	addBefore := func(pos int) {
-		for _, id := range []byte{secGlobal, secExport} {
+		for _, id := range []byte{secType, secImport, secGlobal, secExport} {
 			if !added[id] && sectionOrder[id] < pos {
 				added[id] = true
 				var body []byte
-				if id == secGlobal {
+				switch id {
+				case secType:
+					body = append([]byte{1}, yieldType...)
+				case secImport:
+					body = append([]byte{1}, yieldImport(types)...)
+				case secGlobal:
 					body = append(binary.AppendUvarint(nil, addedGlobals), newGlobals...)
-				} else {
+				default:
 					body = append(binary.AppendUvarint(nil, uint64(addedExports)), newExports...)
 				}
 				out = append(out, section{id, body})
@@ -254,19 +290,33 @@ func instrument(wasm []byte, checks bool) (instrumented, error) {
 	for _, s := range sections {
 		if s.id != secCustom {
 			addBefore(sectionOrder[s.id])
+		} else if shift.active && customName(s.body) == "name" {
+			continue
 		}
 		var err error
-		switch s.id {
-		case secGlobal:
+		switch {
+		case s.id == secType && shift.active:
+			added[secType] = true
+			s.body, err = appendEntries(s.body, 1, yieldType)
+		case s.id == secImport && shift.active:
+			added[secImport] = true
+			s.body, err = appendEntries(s.body, 1, yieldImport(types))
+		case s.id == secGlobal:
 			added[secGlobal] = true
-			s.body, err = appendEntries(s.body, addedGlobals, newGlobals)
-		case secExport:
+			if s.body, err = renumberGlobals(s.body, shift); err == nil {
+				s.body, err = appendEntries(s.body, addedGlobals, newGlobals)
+			}
+		case s.id == secExport:
 			added[secExport] = true
-			s.body, err = appendEntries(s.body, addedExports, newExports)
-		case secStart:
+			if s.body, err = renumberExports(s.body, shift); err == nil {
+				s.body, err = appendEntries(s.body, addedExports, newExports)
+			}
+		case s.id == secElem:
+			s.body, err = renumberElements(s.body, shift)
+		case s.id == secStart:
 			continue
-		case secCode:
-			s.body, err = instrumentCode(s.body, budget, flag, scratch, checks)
+		case s.id == secCode:
+			s.body, err = instrumentCode(s.body, budget, flag, scratch, yield, shift, checks)
 		}
 		if err != nil {
 			if errors.Is(err, ErrUnsupportedModule) {
@@ -350,29 +400,38 @@ func valueTypeName(t byte) string {
 // constExpr skips a constant expression and its end.
 func constExpr(r *reader) {
 	for !r.done() {
-		switch op := r.byte(); op {
-		case opEnd:
+		if constOp(r) == opEnd {
 			return
-		case 0x41, 0x42: // i32.const, i64.const
-			r.s64()
-		case 0x43:
-			r.bytes(4)
-		case 0x44:
-			r.bytes(8)
-		case opGlobalGet, 0xd2: // global.get, ref.func
-			r.u32()
-		case 0xd0: // ref.null
-			r.byte()
-		case 0xfd: // v128.const
-			if r.u32() != 0x0c {
-				r.fail(errors.New("unsupported constant expression"))
-			}
-			r.bytes(16)
-		default:
-			r.fail(fmt.Errorf("unsupported opcode 0x%02x in a constant expression", op))
 		}
 	}
 	r.fail(errTruncated)
+}
+
+// constOp skips one instruction of a constant expression and returns its
+// opcode.
+func constOp(r *reader) byte {
+	op := r.byte()
+	switch op {
+	case opEnd:
+	case 0x41, 0x42: // i32.const, i64.const
+		r.s64()
+	case 0x43:
+		r.bytes(4)
+	case 0x44:
+		r.bytes(8)
+	case opGlobalGet, 0xd2: // global.get, ref.func
+		r.u32()
+	case 0xd0: // ref.null
+		r.byte()
+	case 0xfd: // v128.const
+		if r.u32() != 0x0c {
+			r.fail(errors.New("unsupported constant expression"))
+		}
+		r.bytes(16)
+	default:
+		r.fail(fmt.Errorf("unsupported opcode 0x%02x in a constant expression", op))
+	}
+	return op
 }
 
 // appendEntries adds n encoded entries to a section that is a vector.
@@ -404,7 +463,7 @@ func appendName(dst []byte, name string) []byte {
 	return append(dst, name...)
 }
 
-type imports struct{ globals, memories uint32 }
+type imports struct{ globals, memories, funcs uint32 }
 
 func countImports(body []byte) (imports, error) {
 	r := reader{b: body}
@@ -414,8 +473,9 @@ func countImports(body []byte) (imports, error) {
 		r.bytes(r.u32()) // module
 		r.bytes(r.u32()) // name
 		switch r.byte() {
-		case 0: // function: type index
+		case kindFunc: // function: type index
 			r.u32()
+			counts.funcs++
 		case 1: // table: reference type and limits
 			r.byte()
 			r.limits()
@@ -444,7 +504,7 @@ type probes struct {
 	bulkAfter  []byte // charge scratch >> bulkShift
 }
 
-func newProbes(budget, flag, scratch uint32) probes {
+func newProbes(budget, flag, scratch, yield uint32) probes {
 	global := func(dst []byte, op byte, index uint32) []byte {
 		return binary.AppendUvarint(append(dst, op), uint64(index))
 	}
@@ -452,7 +512,7 @@ func newProbes(budget, flag, scratch uint32) probes {
 	slow = append(slow, 0x41) // i32.const interruptEvery
 	slow = sleb(slow, interruptEvery)
 	slow = global(slow, opGlobalSet, budget)
-	slow = append(slow, 0x41, 0x00, 0x40, 0x00, 0x1a) // i32.const 0, memory.grow, drop
+	slow = binary.AppendUvarint(append(slow, opCall), uint64(yield))
 	slow = global(slow, opGlobalGet, flag)
 	slow = append(slow, 0x04, 0x40, 0x00, opEnd) // if, unreachable, end
 	charge := func(dst []byte) []byte {
@@ -477,10 +537,10 @@ func newProbes(budget, flag, scratch uint32) probes {
 // instrumentCode rewrites the code section, inserting probes where guest time
 // is otherwise unbounded; with checks false it only refuses what instrument
 // refuses.
-func instrumentCode(body []byte, budget, flag, scratch uint32, checks bool) ([]byte, error) {
+func instrumentCode(body []byte, budget, flag, scratch, yield uint32, shift funcShift, checks bool) ([]byte, error) {
 	r := reader{b: body}
 	n := r.u32()
-	p := newProbes(budget, flag, scratch)
+	p := newProbes(budget, flag, scratch, yield)
 	dst := binary.AppendUvarint(make([]byte, 0, len(body)+len(body)/8), uint64(n))
 	var fn []byte
 	for i := range n {
@@ -489,7 +549,7 @@ func instrumentCode(body []byte, budget, flag, scratch uint32, checks bool) ([]b
 			return nil, r.err
 		}
 		var err error
-		if fn, err = instrumentFunction(fn[:0], code, p, checks); err != nil {
+		if fn, err = instrumentFunction(fn[:0], code, p, shift, checks); err != nil {
 			return nil, fmt.Errorf("function %d: %w", i, err)
 		}
 		dst = binary.AppendUvarint(dst, uint64(len(fn)))
@@ -501,10 +561,13 @@ func instrumentCode(body []byte, budget, flag, scratch uint32, checks bool) ([]b
 	return dst, r.err
 }
 
-// insertion is a probe to insert before the byte at offset at of a function.
+// insertion is a probe to insert before the byte at offset at of a
+// function, in place of the skip bytes from there: a renumbered function
+// index replaces the old one.
 type insertion struct {
 	at    int
 	probe []byte
+	skip  int
 }
 
 // instrumentFunction copies one function body to dst with probes inserted: a
@@ -512,7 +575,7 @@ type insertion struct {
 // and before an instruction that would otherwise end a run of checkEvery
 // instructions without one; around every bulk memory instruction, a charge
 // for its length.
-func instrumentFunction(dst, code []byte, p probes, checks bool) ([]byte, error) {
+func instrumentFunction(dst, code []byte, p probes, shift funcShift, checks bool) ([]byte, error) {
 	r := reader{b: code}
 	for range r.u32() { // local declarations: count and type
 		r.u32()
@@ -528,25 +591,35 @@ func instrumentFunction(dst, code []byte, p probes, checks bool) ([]byte, error)
 	for !r.done() {
 		at := len(code) - len(r.b)
 		if run++; run >= checkEvery {
-			inserts = append(inserts, insertion{at, p.tick})
+			inserts = append(inserts, insertion{at: at, probe: p.tick})
 			run = 0
 		}
 		op := r.byte()
+		// renumber replaces the function index that follows a call or
+		// ref.func if the yield import moved it.
+		renumber := func() {
+			imm := len(code) - len(r.b)
+			if fn := r.u32(); shift.of(fn) != fn {
+				inserts = append(inserts, insertion{at: imm, probe: binary.AppendUvarint(nil, uint64(shift.of(fn))), skip: len(code) - len(r.b) - imm})
+			}
+		}
 		switch {
 		case op == opLoop:
 			r.s64() // block type
-			inserts = append(inserts, insertion{len(code) - len(r.b), p.tick})
+			inserts = append(inserts, insertion{at: len(code) - len(r.b), probe: p.tick})
 			run = 0
 		case op == 0x02 || op == 0x04: // block, if: block type
 			r.s64()
 		case op == opCall:
 			calls = true
-			r.u32()
+			renumber()
+		case op == 0xd2: // ref.func
+			renumber()
 		case op == opTableSet:
 			r.fail(fmt.Errorf("%w: table.set", errStateful))
 		case op == 0x0c || op == 0x0d || // br, br_if
 			op >= 0x20 && op <= 0x25 || // local.*, global.*, table.get
-			op == 0x3f || op == 0x40 || op == 0xd2: // memory.size/grow, ref.func
+			op == 0x3f || op == 0x40: // memory.size/grow
 			r.u32()
 		case op == 0x0e: // br_table
 			for range r.u32() {
@@ -573,7 +646,7 @@ func instrumentFunction(dst, code []byte, p probes, checks bool) ([]byte, error)
 			r.byte()
 		case op == 0xfc:
 			if miscImmediates(&r) {
-				inserts = append(inserts, insertion{at, p.bulkBefore}, insertion{len(code) - len(r.b), p.bulkAfter})
+				inserts = append(inserts, insertion{at: at, probe: p.bulkBefore}, insertion{at: len(code) - len(r.b), probe: p.bulkAfter})
 			}
 		case op == 0xfd:
 			simdImmediates(&r)
@@ -599,7 +672,7 @@ func instrumentFunction(dst, code []byte, p probes, checks bool) ([]byte, error)
 	for _, in := range inserts {
 		dst = append(dst, code[copied:in.at]...)
 		dst = append(dst, in.probe...)
-		copied = in.at
+		copied = in.at + in.skip
 	}
 	return append(dst, code[copied:]...), nil
 }
@@ -773,6 +846,10 @@ type watchdog struct {
 	deadline time.Time // of the current call
 	fireAt   time.Time // when the timer fires; zero when it is not set
 	cause    error     // why the guest was interrupted, nil if it was not
+
+	// yieldAt is when the current call began or last gave up its processor;
+	// only the calling goroutine reads and writes it.
+	yieldAt time.Time
 }
 
 func newWatchdog(flag api.MutableGlobal) *watchdog {
@@ -785,6 +862,7 @@ func newWatchdog(flag api.MutableGlobal) *watchdog {
 // arm clears the interrupt and starts watching timeout and ctx.
 func (w *watchdog) arm(ctx context.Context, timeout time.Duration) {
 	now := time.Now()
+	w.yieldAt = now
 	w.mu.Lock()
 	w.gen++
 	gen := w.gen
@@ -843,6 +921,27 @@ func (w *watchdog) expire() {
 	}
 	w.fireAt = time.Time{}
 	w.interrupt(context.DeadlineExceeded)
+}
+
+// yield runs at the slow path of the guest's checks, on the calling
+// goroutine: it gives up the processor once the call has run yieldEvery since
+// it began or last gave it up.
+func (w *watchdog) yield() {
+	if now := time.Now(); now.Sub(w.yieldAt) >= yieldEvery {
+		runtime.Gosched()
+		w.yieldAt = time.Now()
+	}
+}
+
+// instantiateYield adds to r the module of the yield function the checks
+// call; yield is called with the instrumented module that runs the check.
+func instantiateYield(ctx context.Context, r wazero.Runtime, yield func(api.Module)) error {
+	_, err := r.NewHostModuleBuilder(yieldModule).
+		NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(_ context.Context, m api.Module, _ []uint64) { yield(m) }), nil, nil).
+		Export(yieldName).
+		Instantiate(ctx)
+	return err
 }
 
 // interrupt sets the global; w.mu must be held.

@@ -406,6 +406,16 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte, opts Options) (*Plugin,
 	return p, nil
 }
 
+// yield is the host side of an instrumented module's checks (see
+// interrupt.go).
+func (p *Plugin) yield(m api.Module) {
+	if v, ok := p.byModule.Load(m); ok {
+		if w := v.(*instance).watch; w != nil {
+			w.yield()
+		}
+	}
+}
+
 func (p *Plugin) init(ctx context.Context, wasm []byte) error {
 	if err := instantiateWASI(ctx, p.wrt); err != nil {
 		return fmt.Errorf("wasi: %w", err)
@@ -416,6 +426,9 @@ func (p *Plugin) init(ctx context.Context, wasm []byte) error {
 		Export(abi.HostLog).
 		Instantiate(ctx)
 	if err != nil {
+		return fmt.Errorf("host module: %w", err)
+	}
+	if err := instantiateYield(ctx, p.wrt, p.yield); err != nil {
 		return fmt.Errorf("host module: %w", err)
 	}
 	if p.module, err = p.wrt.CompileModule(ctx, wasm); err != nil {
