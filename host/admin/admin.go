@@ -58,6 +58,9 @@ type Control interface {
 	Replay(ctx context.Context, decisionID string) (any, *api.Error)
 	// Ready reports whether the gateway takes traffic, and why not.
 	Ready() (bool, string)
+	// UpstreamStatus reports each deployment's routing state (breaker,
+	// calls in flight, latency), shown as JSON.
+	UpstreamStatus() any
 }
 
 // Options are the parts of the admin API.
@@ -173,6 +176,8 @@ func (a *API) Handler(ctx *fasthttp.RequestCtx) {
 		writeJSON(ctx, http.StatusOK, a.control.PolicyData())
 	case a.control != nil && path == "/admin/policy/reload" && method == fasthttp.MethodPost:
 		a.reload(ctx, "policy", a.control.ReloadPolicy)
+	case a.control != nil && path == "/admin/upstreams" && method == fasthttp.MethodGet:
+		writeJSON(ctx, http.StatusOK, map[string]any{"object": "list", "data": a.control.UpstreamStatus()})
 	case a.control != nil && path == "/admin/plugins" && method == fasthttp.MethodGet:
 		writeJSON(ctx, http.StatusOK, map[string]any{"object": "list", "data": a.control.PluginStatus()})
 	case a.control != nil && path == "/admin/plugins/reload" && method == fasthttp.MethodPost:

@@ -333,6 +333,18 @@ type Model struct {
 	// Prices in US dollars per million tokens.
 	InputPerMillion  float64 `yaml:"input_per_million"`
 	OutputPerMillion float64 `yaml:"output_per_million"`
+	// Deployments serve the model in place of Upstream and UpstreamModel,
+	// which stand for one deployment when Deployments is empty (and name
+	// the first one after loading). See routing.go.
+	Deployments []Deployment `yaml:"deployments"`
+	// Strategy orders the deployments a request tries: weighted (the
+	// default), least_busy or lowest_latency.
+	Strategy string `yaml:"strategy"`
+	// Fallbacks are models tried, in order, once every deployment of this
+	// one has failed; a fallback bills at its own prices.
+	Fallbacks []string `yaml:"fallbacks"`
+	Retry     Retry    `yaml:"retry"`
+	Circuit   Circuit  `yaml:"circuit"`
 }
 
 // Tier is the policy data a client runs under; the Rego policies read it as

@@ -444,15 +444,12 @@ func (c *Config) validate(file string) error {
 		if err := uniqueName(models, m.Name, "model", key, bad); err != nil {
 			return err
 		}
-		if !upstreams[m.Upstream] {
-			return bad(key+".upstream", "unknown upstream %q (expected one of: %s)", m.Upstream, strings.Join(upNames, ", "))
-		}
 		if m.InputPerMillion < 0 || m.OutputPerMillion < 0 {
 			return bad(key, "prices must not be negative")
 		}
-		if m.UpstreamModel == "" {
-			c.Models[i].UpstreamModel = m.Name
-		}
+	}
+	if err := c.checkRouting(upstreams, upNames, bad); err != nil {
+		return err
 	}
 	if c.Limits.Redis.Lease < 0 {
 		return bad("limits.redis.lease", "must not be negative (0 takes the longest a request may take)")

@@ -79,6 +79,8 @@ type Metrics struct {
 	series map[seriesKey]*series
 	// guestSeries caches the guest-time child of each (plugin, client).
 	guestSeries map[[2]string]prometheus.Counter
+	// attempts counts upstream calls by deployment and outcome (route.go).
+	attempts *prometheus.CounterVec
 }
 
 type pluginReason struct{ plugin, reason string }

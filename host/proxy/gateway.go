@@ -17,6 +17,7 @@ import (
 	"github.com/sluicehq/sluice/host/metrics"
 	"github.com/sluicehq/sluice/host/policy"
 	"github.com/sluicehq/sluice/host/redact"
+	"github.com/sluicehq/sluice/host/routing"
 	"github.com/sluicehq/sluice/host/store"
 	"github.com/sluicehq/sluice/host/tags"
 	"github.com/sluicehq/sluice/host/telemetry"
@@ -84,8 +85,11 @@ type Gateway struct {
 	guards      map[string]Guard
 	limiter     limits.Backend
 	router      *upstream.Router
-	recorder    Recorder
-	log         *slog.Logger
+	// routes orders each request's deployments and keeps their health;
+	// nil sends every request to its model's one upstream.
+	routes   *routing.Table
+	recorder Recorder
+	log      *slog.Logger
 
 	defaultMaxTokens int64
 	accessLog        bool
@@ -126,6 +130,7 @@ type Options struct {
 	Guards      []Guard
 	Limiter     limits.Backend
 	Router      *upstream.Router
+	Routes      *routing.Table // optional
 	Recorder    Recorder
 	Log         *slog.Logger
 }
@@ -143,6 +148,7 @@ func New(o Options) *Gateway {
 		guards:           map[string]Guard{},
 		limiter:          o.Limiter,
 		router:           o.Router,
+		routes:           o.Routes,
 		recorder:         o.Recorder,
 		log:              o.Log,
 		defaultMaxTokens: o.Config.Limits.DefaultMaxTokens,

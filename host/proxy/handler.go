@@ -186,7 +186,7 @@ func (g *Gateway) serveChat(ctx *fasthttp.RequestCtx, x *exchange) {
 	}
 	prompt, pr := chatRequest(req)
 	a := ask{model: target.Model, prompt: prompt, choices: req.Choices, open: req.MaxTokens == 0}
-	up, res, ok := g.admitAndForward(ctx, x, id, target, pr, req, req.Texts, req.TextInfo, a, upstream.EndpointChat, req.Stream)
+	up, res, ok := g.admitAndForward(ctx, x, id, &target, pr, req, req.Texts, req.TextInfo, a, upstream.EndpointChat, req.Stream)
 	if !ok {
 		return
 	}
@@ -225,7 +225,7 @@ func (g *Gateway) serveEmbeddings(ctx *fasthttp.RequestCtx, x *exchange) {
 	}
 	prompt, textIndex, pr := embeddingsRequest(req)
 	a := ask{model: target.Model, prompt: prompt}
-	up, res, ok := g.admitAndForward(ctx, x, id, target, pr, req, req.Texts, textIndex, a, upstream.EndpointEmbeddings, false)
+	up, res, ok := g.admitAndForward(ctx, x, id, &target, pr, req, req.Texts, textIndex, a, upstream.EndpointEmbeddings, false)
 	if !ok {
 		return
 	}
@@ -296,7 +296,7 @@ type replyLimited interface {
 // request's texts and where each sits; a is what the request asks to
 // reserve, its reply filled in here. When it returns false the request has
 // been answered and recorded.
-func (g *Gateway) admitAndForward(ctx *fasthttp.RequestCtx, x *exchange, id auth.Identity, target upstream.Target, pr policy.Request,
+func (g *Gateway) admitAndForward(ctx *fasthttp.RequestCtx, x *exchange, id auth.Identity, target *upstream.Target, pr policy.Request,
 	req upstreamRequest, texts []string, info []api.Text, a ask, endpoint string, stream bool) (*upstream.Reply, limits.Reservation, bool) {
 	x.prompt = a.prompt
 	in, aerr := g.policyInput(stepContext, x, &ctx.Request.Header, clientInput(id), pr)
@@ -322,7 +322,7 @@ func (g *Gateway) admitAndForward(ctx *fasthttp.RequestCtx, x *exchange, id auth
 // forward is the part of the path that every admitted model request shares:
 // redact what the policy said to, reserve what a asks, send. When it returns
 // false the request has been answered and recorded, and nothing is reserved.
-func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, target upstream.Target, dec policy.Decision, found []Finding,
+func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, target *upstream.Target, dec policy.Decision, found []Finding,
 	req upstreamRequest, texts []string, a ask, endpoint string, stream bool) (*upstream.Reply, limits.Reservation, bool) {
 	x.dec = dec
 	if x.decisionID != "" {
@@ -346,23 +346,17 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, target upstream
 		// budget reserved, so it cannot generate (and bill) past it.
 		r.LowerMaxTokens(a.reply)
 	}
-	body, err := req.UpstreamBody(target.Model.UpstreamModel)
-	if err != nil {
-		g.limiter.Commit(res, limits.Cost{})
-		g.fail(ctx, x, api.Internal("The request could not be re-encoded for the upstream."))
-		return nil, res, false
-	}
 	x.sent = time.Now()
 	x.upstreamSpan = x.trace.Stage(telemetry.StageUpstream)
 	// A caller that closes its connection while the upstream is silent
 	// ends the upstream call.
 	hung := watchHangup(g.stopping, ctx.Conn())
-	up, aerr := g.send(hung.context(), target, &upstream.Call{Endpoint: endpoint, Body: body, Stream: stream, RequestID: x.ev.RequestID,
-		Trace: x.upstreamSpan.Inject})
+	up, aerr := g.sendRouted(hung.context(), x, target, &upstream.Call{Endpoint: endpoint, Stream: stream, RequestID: x.ev.RequestID,
+		Trace: x.upstreamSpan.Inject}, req.UpstreamBody)
 	hung.stop()
 	x.stages[metrics.StageUpstream] = time.Since(x.sent) // a stream's first event comes later; see stream
 	if aerr == errAbandoned || aerr == errShutdown {
-		g.abandoned(ctx, x, target, res, aerr)
+		g.abandoned(ctx, x, *target, res, aerr)
 		return nil, res, false
 	}
 	if aerr != nil {

@@ -29,6 +29,12 @@ import (
 // errAbandoned.
 func (g *Gateway) send(ctx context.Context, t upstream.Target, call *upstream.Call) (*upstream.Reply, *api.Error) {
 	up, err := t.Upstream.Send(ctx, call)
+	return g.judge(ctx, t, call, up, err)
+}
+
+// judge turns an upstream call's result into the reply to pass on or the
+// error to answer with.
+func (g *Gateway) judge(ctx context.Context, t upstream.Target, call *upstream.Call, up *upstream.Reply, err error) (*upstream.Reply, *api.Error) {
 	switch {
 	case errors.Is(err, upstream.ErrCancelled) && errors.Is(context.Cause(ctx), errShuttingDown):
 		return nil, errShutdown

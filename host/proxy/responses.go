@@ -71,7 +71,7 @@ func (g *Gateway) serveResponses(ctx *fasthttp.RequestCtx, x *exchange) {
 	}
 	prompt, pr := responsesRequest(req)
 	a := ask{model: target.Model, prompt: prompt, choices: 1, open: req.MaxOutputTokens == 0}
-	up, res, ok := g.admitAndForward(ctx, x, id, target, pr, call, req.Texts, req.TextInfo, a, upstream.EndpointChat, req.Stream)
+	up, res, ok := g.admitAndForward(ctx, x, id, &target, pr, call, req.Texts, req.TextInfo, a, upstream.EndpointChat, req.Stream)
 	if !ok {
 		return
 	}

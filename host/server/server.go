@@ -35,6 +35,7 @@ import (
 	"github.com/sluicehq/sluice/host/plugin"
 	"github.com/sluicehq/sluice/host/policy"
 	"github.com/sluicehq/sluice/host/proxy"
+	"github.com/sluicehq/sluice/host/routing"
 	"github.com/sluicehq/sluice/host/store"
 	"github.com/sluicehq/sluice/host/telemetry"
 	"github.com/sluicehq/sluice/host/tokens"
@@ -60,6 +61,7 @@ type Server struct {
 	slots       []*plugin.Slot
 	pluginWatch *plugin.Watcher
 	router      *upstream.Router
+	routes      *routing.Table
 	limiter     limits.Backend
 	gateway     *proxy.Gateway
 	policy      *policy.Set
@@ -143,6 +145,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	if s.router, err = upstream.NewRouter(cfg); err != nil {
 		return nil, err
 	}
+	if s.routes, err = routing.NewTable(cfg, s.router); err != nil {
+		return nil, err
+	}
 	tokens.Warm()
 
 	acc := accounts.New(s.store, cfg.TierNames(), cfg.DefaultTier, s.auth)
@@ -184,7 +189,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	s.gateway = proxy.New(proxy.Options{
 		Config: cfg, Authenticator: s.auth, Tokens: s.tokens, Decider: s.policy, DecisionLog: decisions, Guards: guards,
 		Metrics: s.metrics, Tracer: s.tracer,
-		Limiter: s.limiter, Router: s.router, Recorder: s.ledger, Log: log,
+		Limiter: s.limiter, Router: s.router, Routes: s.routes, Recorder: s.ledger, Log: log,
 	})
 	s.public = &fasthttp.Server{
 		Handler:            s.gateway.Handler,
@@ -789,6 +794,7 @@ func (s *Server) startTelemetry(ctx context.Context) error {
 	}
 	s.metrics = metrics.New(metrics.Options{Models: models, Plugins: plugins, MaxClients: cfg.Telemetry.MetricsMaxClients,
 		Codes: []string{limits.CodeUnavailable, "reload_refused"}, Sources: src})
+	s.metrics.WatchDeployments(deploymentMetrics(s.routes))
 	var err error
 	s.tracer, err = telemetry.Setup(ctx, telemetry.Options{OTLPEndpoint: cfg.Telemetry.OTLPEndpoint, ServiceName: "sluice",
 		ServiceVersion: Version, SampleRatio: cfg.Telemetry.TraceSampleRatio})
@@ -805,6 +811,11 @@ var Version = "dev"
 func (s *Server) health(context.Context) dashboard.Health {
 	st := s.policy.Status()
 	return dashboard.Health{Plugins: s.PluginStatus(), Policy: &st}
+}
+
+// UpstreamStatus reports every deployment's health, for /admin/upstreams.
+func (s *Server) UpstreamStatus() any {
+	return s.routes.Status(time.Now())
 }
 
 // PluginStatus reports every plugin's module and reload history.
@@ -1020,4 +1031,25 @@ func (s *Server) forgetCredentials() {
 	if s.tokens != nil {
 		s.tokens.Forget()
 	}
+}
+
+// deploymentMetrics is what the metrics read of each deployment.
+func deploymentMetrics(t *routing.Table) []metrics.Deployment {
+	var out []metrics.Deployment
+	for _, d := range t.Deployments() {
+		out = append(out, metrics.Deployment{
+			Name: d.Name,
+			State: func() float64 {
+				switch d.State(time.Now()) {
+				case routing.StateOpen:
+					return 2
+				case routing.StateHalfOpen:
+					return 1
+				}
+				return 0
+			},
+			InFlight: func() float64 { return float64(d.InFlight()) },
+		})
+	}
+	return out
 }

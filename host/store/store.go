@@ -146,6 +146,11 @@ type UsageEvent struct {
 	// Tags are the request's attribution tags in their canonical form
 	// ("env=prod,project=search"; see package tags), "" for none.
 	Tags string
+	// Deployment is the deployment that answered, "" when no upstream was
+	// called; Attempts lists every upstream call as JSON when there was
+	// more than one (see migration 0008), "" otherwise.
+	Deployment string
+	Attempts   string
 }
 
 // Report groupings accepted by ReportQuery.GroupBy.

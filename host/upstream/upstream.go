@@ -81,6 +81,7 @@ type Target struct {
 type Router struct {
 	targets   map[string]Target
 	upstreams []Upstream
+	byName    map[string]Upstream
 	models    []string
 }
 
@@ -106,6 +107,7 @@ func NewRouter(cfg *config.Config) (*Router, error) {
 		byName[u.Name] = up
 		r.upstreams = append(r.upstreams, up)
 	}
+	r.byName = byName
 	for _, m := range cfg.Models {
 		up, ok := byName[m.Upstream]
 		if !ok {
@@ -122,6 +124,12 @@ func NewRouter(cfg *config.Config) (*Router, error) {
 func (r *Router) Route(model string) (Target, bool) {
 	t, ok := r.targets[model]
 	return t, ok
+}
+
+// Upstream returns the upstream of a name.
+func (r *Router) Upstream(name string) (Upstream, bool) {
+	u, ok := r.byName[name]
+	return u, ok
 }
 
 // Models lists the public model names in configuration order.

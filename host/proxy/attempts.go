@@ -1,0 +1,160 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/sluicehq/sluice/host/api"
+	"github.com/sluicehq/sluice/host/metrics"
+	"github.com/sluicehq/sluice/host/routing"
+	"github.com/sluicehq/sluice/host/upstream"
+)
+
+// attempt is one upstream call of a request, as the ledger lists it.
+type attempt struct {
+	Deployment string `json:"deployment"`
+	Status     int    `json:"status"`          // the upstream's; 0 when it did not answer
+	Error      string `json:"error,omitempty"` // timeout or unavailable when it did not
+	MS         int64  `json:"ms"`
+}
+
+// sendRouted sends a request to the deployments its model's route plans,
+// one after another, until one answers with anything but a failure of its
+// own (a connection error, a timeout, 429, 5xx, or a refusal of the
+// gateway's credentials), the model's retry.attempts are spent, or its
+// retry.deadline would pass. A deployment tried again is waited for with
+// backoff. target is the requested model's on entry and the one that
+// answered on return: its prices bill the request. body makes the request's
+// body for an upstream model name.
+func (g *Gateway) sendRouted(ctx context.Context, x *exchange, target *upstream.Target, call *upstream.Call,
+	body func(upstreamModel string) ([]byte, error)) (*upstream.Reply, *api.Error) {
+	var plan []*routing.Deployment
+	var rt *routing.Route
+	if g.routes != nil {
+		rt, _ = g.routes.Route(target.Model.Name)
+		plan = g.routes.Plan(target.Model.Name, time.Now())
+	}
+	if rt == nil || len(plan) == 0 {
+		b, err := body(target.Model.UpstreamModel)
+		if err != nil {
+			return nil, errReencode
+		}
+		call.Body = b
+		return g.send(ctx, *target, call)
+	}
+	retry := rt.Model.Retry
+	attempts := retry.Attempts
+	if attempts == 0 {
+		attempts = len(plan)
+	}
+	deadline := time.Now().Add(retry.Deadline.D())
+	bodies := map[string][]byte{}
+	tried := map[*routing.Deployment]int{}
+	var (
+		up   *upstream.Reply
+		err  error
+		last *routing.Deployment
+		log  []attempt
+	)
+	for n := range attempts {
+		d := plan[n%len(plan)]
+		if tried[d] > 0 {
+			pause := g.routes.Backoff(retry, tried[d]-1)
+			if time.Now().Add(pause).After(deadline) {
+				break
+			}
+			if !sleep(ctx, pause) {
+				up, err = nil, upstream.ErrCancelled
+				break
+			}
+		} else if n > 0 && time.Now().After(deadline) {
+			break
+		}
+		if up != nil && up.Events != nil {
+			up.Events.Close()
+		}
+		model := d.Target.Model.UpstreamModel
+		b, ok := bodies[model]
+		if !ok {
+			if b, err = body(model); err != nil {
+				return nil, errReencode
+			}
+			bodies[model] = b
+		}
+		call.Body = b
+		d.Start()
+		began := time.Now()
+		up, err = d.Target.Upstream.Send(ctx, call)
+		took := time.Since(began)
+		outcome := outcomeOf(up, err)
+		d.End(time.Now(), retryable(outcome), took)
+		g.metrics.UpstreamAttempt(d.Name, outcome)
+		a := attempt{Deployment: d.Name, MS: took.Milliseconds()}
+		if up != nil {
+			a.Status = up.Status
+		} else if outcome == metrics.AttemptTimeout || outcome == metrics.AttemptUnavailable {
+			a.Error = outcome
+		}
+		log = append(log, a)
+		last, tried[d] = d, tried[d]+1
+		if !retryable(outcome) {
+			break
+		}
+	}
+	*target = last.Target
+	x.ev.Deployment = last.Name
+	if len(log) > 1 {
+		if b, err := json.Marshal(log); err == nil {
+			x.ev.Attempts = string(b)
+		}
+	}
+	return g.judge(ctx, last.Target, call, up, err)
+}
+
+// errReencode answers a request whose body could not be made for an
+// upstream.
+var errReencode = api.Internal("The request could not be re-encoded for the upstream.")
+
+// outcomeOf classifies an upstream call's result for the metrics and the
+// retries.
+func outcomeOf(up *upstream.Reply, err error) string {
+	switch {
+	case errors.Is(err, upstream.ErrCancelled):
+		return metrics.AttemptCancelled
+	case errors.Is(err, upstream.ErrTimeout):
+		return metrics.AttemptTimeout
+	case err != nil:
+		return metrics.AttemptUnavailable
+	case up.Status == http.StatusTooManyRequests:
+		return metrics.AttemptRateLimited
+	case up.Status >= 500:
+		return metrics.AttemptServerError
+	case up.Status == http.StatusUnauthorized || up.Status == http.StatusForbidden:
+		return metrics.AttemptRefused
+	}
+	return metrics.AttemptOK
+}
+
+// retryable reports whether an outcome is the deployment's failure, which
+// another deployment (or the same, later) may not have.
+func retryable(outcome string) bool {
+	return outcome != metrics.AttemptOK && outcome != metrics.AttemptCancelled
+}
+
+// sleep waits d, or until ctx is done; it reports whether it waited d.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,331 @@
+// Package routing decides which deployments serve a request, and in which
+// order: a public model is served by one or more deployments (an upstream
+// and the model name it knows), ordered per request by the model's strategy,
+// followed by the deployments of its fallback models. A deployment that keeps
+// failing is ejected for a cool-down by its circuit breaker, then probed by
+// one request at a time until it answers again.
+//
+// The package keeps the state the strategies read (requests in flight,
+// recent latency, breaker) and nothing of requests themselves: the proxy
+// makes the attempts and reports each outcome back.
+package routing
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/host/config"
+	"github.com/sluicehq/sluice/host/upstream"
+)
+
+// Deployment is one place a model is served, with the state the strategies
+// and the breaker keep of it.
+type Deployment struct {
+	Name   string
+	Region string
+	// Target is the public model's configuration with this deployment's
+	// upstream model, and the upstream to send to.
+	Target upstream.Target
+	model  string // the public model it serves
+	weight int
+
+	inFlight atomic.Int64
+	latency  atomic.Int64 // moving average of successful calls, nanoseconds; 0 before the first
+	breaker  breaker
+}
+
+// InFlight is the number of calls to the deployment not yet finished.
+func (d *Deployment) InFlight() int64 { return d.inFlight.Load() }
+
+// Latency is the moving average of the deployment's successful calls, 0
+// before the first.
+func (d *Deployment) Latency() time.Duration { return time.Duration(d.latency.Load()) }
+
+// States of a deployment's circuit breaker.
+const (
+	StateClosed   = "closed"    // in rotation
+	StateOpen     = "open"      // ejected until its cool-down passes
+	StateHalfOpen = "half_open" // cooled down: one probe at a time may go
+)
+
+// State is the deployment's breaker state.
+func (d *Deployment) State(now time.Time) string { return d.breaker.state(now) }
+
+// Start counts a call to the deployment as in flight; the caller must pass
+// its outcome to End.
+func (d *Deployment) Start() { d.inFlight.Add(1) }
+
+// End records a call's outcome: failed is a connection error, timeout, 429
+// or 5xx; took is the time to the upstream's answer.
+func (d *Deployment) End(now time.Time, failed bool, took time.Duration) {
+	d.inFlight.Add(-1)
+	if failed {
+		d.breaker.failure(now)
+		return
+	}
+	d.breaker.success()
+	// An exponentially weighted average with weight 1/8 for the new sample.
+	for {
+		old := d.latency.Load()
+		next := int64(took)
+		if old != 0 {
+			next = old + (int64(took)-old)/8
+		}
+		if d.latency.CompareAndSwap(old, next) {
+			return
+		}
+	}
+}
+
+// Status is a deployment as /admin/upstreams shows it.
+type Status struct {
+	Model         string  `json:"model"`
+	Deployment    string  `json:"deployment"`
+	Upstream      string  `json:"upstream"`
+	UpstreamModel string  `json:"upstream_model"`
+	Region        string  `json:"region,omitempty"`
+	Weight        int     `json:"weight"`
+	State         string  `json:"state"`
+	InFlight      int64   `json:"in_flight"`
+	LatencyMS     float64 `json:"latency_ms"` // moving average of successful calls; 0 before the first
+}
+
+// Status reports every deployment, in configuration order.
+func (t *Table) Status(now time.Time) []Status {
+	var out []Status
+	for _, d := range t.all {
+		out = append(out, Status{Model: d.model, Deployment: d.Name, Upstream: d.Target.Model.Upstream,
+			UpstreamModel: d.Target.Model.UpstreamModel, Region: d.Region, Weight: d.weight, State: d.State(now),
+			InFlight: d.InFlight(), LatencyMS: float64(d.Latency().Microseconds()) / 1000})
+	}
+	return out
+}
+
+// Route is how one public model is served.
+type Route struct {
+	Model       config.Model
+	Deployments []*Deployment
+	fallbacks   []string
+}
+
+// Table holds the routes of every public model.
+type Table struct {
+	routes map[string]*Route
+	all    []*Deployment
+	mu     sync.Mutex // guards rnd
+	rnd    *rand.Rand
+}
+
+// NewTable builds the routes of cfg's models on the upstreams r built.
+func NewTable(cfg *config.Config, r *upstream.Router) (*Table, error) {
+	t := &Table{routes: map[string]*Route{}, rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
+	for _, m := range cfg.Models {
+		m.Retry, m.Circuit = m.Retry.OrDefaults(), m.Circuit.OrDefaults()
+		rt := &Route{Model: m, fallbacks: m.Fallbacks}
+		for _, d := range m.Serving() {
+			up, ok := r.Upstream(d.Upstream)
+			if !ok {
+				return nil, fmt.Errorf("model %q: unknown upstream %q", m.Name, d.Upstream)
+			}
+			model := m
+			model.Upstream, model.UpstreamModel = d.Upstream, d.UpstreamModel
+			dep := &Deployment{Name: d.Name, Region: d.Region, model: m.Name, weight: max(d.Weight, 1), Target: upstream.Target{Model: model, Upstream: up}}
+			dep.breaker.limits = m.Circuit
+			rt.Deployments = append(rt.Deployments, dep)
+			t.all = append(t.all, dep)
+		}
+		t.routes[m.Name] = rt
+	}
+	return t, nil
+}
+
+// Route returns the route of a public model.
+func (t *Table) Route(model string) (*Route, bool) {
+	r, ok := t.routes[model]
+	return r, ok
+}
+
+// Deployments lists every deployment of every model, in configuration order.
+func (t *Table) Deployments() []*Deployment { return t.all }
+
+// Plan returns the deployments a request for model tries, in order: the
+// model's own in rotation, ordered by its strategy, then each fallback
+// model's the same way. A deployment whose breaker is open is left out; if
+// that leaves nothing, every deployment of the plan is tried as if in
+// rotation (a request is better sent to a failing provider than refused by
+// the gateway alone).
+func (t *Table) Plan(model string, now time.Time) []*Deployment {
+	r, ok := t.routes[model]
+	if !ok {
+		return nil
+	}
+	var plan, ejected []*Deployment
+	add := func(r *Route) {
+		start := len(plan)
+		var probes []*Deployment
+		for _, d := range r.Deployments {
+			switch d.breaker.allow(now) {
+			case admitted:
+				plan = append(plan, d)
+			case probe:
+				probes = append(probes, d)
+			default:
+				ejected = append(ejected, d)
+			}
+		}
+		t.order(r.Model.Strategy, plan[start:])
+		// A probe goes first: planned behind a healthy deployment, it
+		// would seldom be sent, and the deployment would stay out.
+		plan = slices.Insert(plan, start, probes...)
+	}
+	add(r)
+	for _, f := range r.fallbacks {
+		if fr, ok := t.routes[f]; ok {
+			add(fr)
+		}
+	}
+	if len(plan) == 0 {
+		t.order(r.Model.Strategy, ejected)
+		return ejected
+	}
+	return plan
+}
+
+// order sorts ds, in place, in the order strategy tries them.
+func (t *Table) order(strategy string, ds []*Deployment) {
+	if len(ds) < 2 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch strategy {
+	case config.StrategyLeastBusy, config.StrategyLowestLatency:
+		// A random order first, so that ties are broken at random.
+		t.rnd.Shuffle(len(ds), func(i, j int) { ds[i], ds[j] = ds[j], ds[i] })
+		key := func(d *Deployment) int64 { return d.inFlight.Load() }
+		if strategy == config.StrategyLowestLatency {
+			key = func(d *Deployment) int64 { return d.latency.Load() }
+		}
+		slices.SortStableFunc(ds, func(a, b *Deployment) int {
+			ka, kb := key(a), key(b)
+			switch {
+			case ka < kb:
+				return -1
+			case ka > kb:
+				return 1
+			}
+			return 0
+		})
+	default:
+		// Weighted random order: each place drawn among the deployments not
+		// yet placed, in proportion to their weights.
+		for i := range ds {
+			total := 0
+			for _, d := range ds[i:] {
+				total += d.weight
+			}
+			pick := t.rnd.IntN(total)
+			for j := i; j < len(ds); j++ {
+				if pick < ds[j].weight {
+					ds[i], ds[j] = ds[j], ds[i]
+					break
+				}
+				pick -= ds[j].weight
+			}
+		}
+	}
+}
+
+// Backoff is the wait before the n-th retry of a deployment (n from 0): full
+// jitter, a uniform draw up to base × 2^n, at most max.
+func (t *Table) Backoff(r config.Retry, n int) time.Duration {
+	ceiling := r.MaxBackoff.D()
+	if n < 32 {
+		if b := r.Backoff.D() << n; b > 0 && b < ceiling {
+			ceiling = b
+		}
+	}
+	if ceiling <= 0 {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return time.Duration(t.rnd.Int64N(int64(ceiling) + 1))
+}
+
+// breaker is a deployment's circuit breaker.
+type breaker struct {
+	limits config.Circuit
+
+	mu          sync.Mutex
+	failures    int       // in the current window
+	windowStart time.Time // of the current window
+	openUntil   time.Time // zero when closed
+	// probeSince is when the half-open probe in flight was let through;
+	// zero when none is. A probe that never reports (its plan was answered
+	// by an earlier deployment) stops counting after a cool-down.
+	probeSince time.Time
+}
+
+func (b *breaker) state(now time.Time) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.openUntil.IsZero():
+		return StateClosed
+	case now.Before(b.openUntil):
+		return StateOpen
+	}
+	return StateHalfOpen
+}
+
+// admission is what a breaker lets a request do.
+type admission int
+
+const (
+	refused  admission = iota // ejected, or a probe is already out
+	admitted                  // closed: in rotation
+	probe                     // half open: this request is the probe
+)
+
+// allow says whether a request may be sent: always while closed; once the
+// cool-down has passed, as the probe, one at a time.
+func (b *breaker) allow(now time.Time) admission {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.openUntil.IsZero() {
+		return admitted
+	}
+	if now.Before(b.openUntil) || !b.probeSince.IsZero() && now.Sub(b.probeSince) < b.limits.Cooldown.D() {
+		return refused
+	}
+	b.probeSince = now
+	return probe
+}
+
+func (b *breaker) failure(now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.openUntil.IsZero() {
+		// A failed probe (or a call that started before the ejection):
+		// another cool-down.
+		b.openUntil, b.probeSince = now.Add(b.limits.Cooldown.D()), time.Time{}
+		return
+	}
+	if now.Sub(b.windowStart) > b.limits.Window.D() {
+		b.windowStart, b.failures = now, 0
+	}
+	if b.failures++; b.failures >= b.limits.Failures {
+		b.openUntil, b.failures = now.Add(b.limits.Cooldown.D()), 0
+	}
+}
+
+func (b *breaker) success() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.openUntil, b.probeSince, b.failures = time.Time{}, time.Time{}, 0
+}

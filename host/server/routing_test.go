@@ -1,0 +1,296 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/valyala/fasthttp"
+
+	"github.com/sluicehq/sluice/host/config"
+	"github.com/sluicehq/sluice/host/upstream"
+)
+
+// provider is an OpenAI-compatible upstream on a real socket whose health a
+// test switches: while failWith is set it answers every call with that
+// status, otherwise it answers as the built-in mock does.
+type provider struct {
+	addr     string
+	failWith atomic.Int32
+	hits     atomic.Int64
+}
+
+func newProvider(t *testing.T) *provider {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &provider{addr: ln.Addr().String()}
+	mock := upstream.MockHandler(upstream.NewMock(0), []string{"x"})
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		p.hits.Add(1)
+		if status := int(p.failWith.Load()); status != 0 {
+			ctx.SetStatusCode(status)
+			ctx.SetContentType("application/json")
+			ctx.SetBodyString(`{"error":{"message":"provider trouble","type":"server_error","code":null}}`)
+			return
+		}
+		mock(ctx)
+	}}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown() })
+	return p
+}
+
+func (p *provider) upstream(name string) config.Upstream {
+	return config.Upstream{Name: name, Type: "openai", BaseURL: "http://" + p.addr + "/v1",
+		Timeout: config.Duration(5 * time.Second), IdleTimeout: config.Duration(5 * time.Second), MaxConns: 16}
+}
+
+// routeRow is what the ledger says of where a request went.
+type routeRow struct {
+	Deployment, Attempts string
+	Status               int
+	Total, CostNanos     int64
+}
+
+func (h *harness) routeRows() []routeRow {
+	h.t.Helper()
+	if err := h.srv.Ledger().Flush(context.Background()); err != nil {
+		h.t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(h.dataDir, "sluice.db")+"?mode=ro")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT deployment, attempts, status, total_tokens, cost_nanos FROM usage_events
+		WHERE endpoint = '/v1/chat/completions' ORDER BY occurred_at`)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []routeRow
+	for rows.Next() {
+		var r routeRow
+		if err := rows.Scan(&r.Deployment, &r.Attempts, &r.Status, &r.Total, &r.CostNanos); err != nil {
+			h.t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+type upstreamState struct {
+	Deployment string `json:"deployment"`
+	State      string `json:"state"`
+}
+
+func (h *harness) deploymentState(name string) string {
+	h.t.Helper()
+	status, body := h.admin("GET", "/admin/upstreams", "")
+	if status != http.StatusOK {
+		h.t.Fatalf("/admin/upstreams: %d %s", status, body)
+	}
+	var list struct{ Data []upstreamState }
+	if err := json.Unmarshal(body, &list); err != nil {
+		h.t.Fatal(err)
+	}
+	for _, d := range list.Data {
+		if d.Deployment == name {
+			return d.State
+		}
+	}
+	h.t.Fatalf("deployment %s not in /admin/upstreams: %s", name, body)
+	return ""
+}
+
+// TestFailingDeploymentFallsBackEjectsAndRecovers: a model on two
+// deployments, one of which fails with 500, then 429. Every caller gets a
+// 200 from the other; the ledger lists the attempts and bills each request
+// once; after five failures the failing deployment is ejected and no longer
+// called; once it answers again, a probe after the cool-down puts it back.
+func TestFailingDeploymentFallsBackEjectsAndRecovers(t *testing.T) {
+	flaky, good := newProvider(t), newProvider(t)
+	cfg := testConfig(t, t.TempDir(), open)
+	cfg.Upstreams = append(cfg.Upstreams, flaky.upstream("flaky"), good.upstream("good"))
+	cfg.Models = append(cfg.Models, config.Model{Name: "routed", InputPerMillion: 1, OutputPerMillion: 2,
+		Deployments: []config.Deployment{
+			{Name: "flaky", Upstream: "flaky", UpstreamModel: "x", Weight: 1},
+			{Name: "good", Upstream: "good", UpstreamModel: "x", Weight: 1},
+		},
+		Circuit: config.Circuit{Failures: 5, Window: config.Duration(time.Minute), Cooldown: config.Duration(time.Second)}})
+	cfg.Models[len(cfg.Models)-1].Upstream = "flaky"
+	h := start(t, cfg)
+	h.key = h.createClient("app", "research")
+	c := h.client(h.key)
+
+	flaky.failWith.Store(http.StatusInternalServerError)
+	ask := func(n int) {
+		t.Helper()
+		for i := range n {
+			params := chat("routed", "hello there")
+			params.MaxTokens = openai.Int(20)
+			if _, err := c.Chat.Completions.New(context.Background(), params); err != nil {
+				t.Fatalf("request %d: %v: the caller must not see the failing deployment", i, err)
+			}
+		}
+	}
+	ask(40)
+	if got := flaky.hits.Load(); got != 5 {
+		t.Errorf("the failing deployment was called %d times, want 5: ejected after its fifth failure", got)
+	}
+	if st := h.deploymentState("flaky"); st != "open" {
+		t.Errorf("flaky state %q, want open", st)
+	}
+	rows := h.routeRows()
+	if len(rows) != 40 {
+		t.Fatalf("%d ledger rows, want 40", len(rows))
+	}
+	fellBack := 0
+	for _, r := range rows {
+		if r.Status != 200 || r.Deployment != "good" || r.Total == 0 || r.CostNanos == 0 {
+			t.Fatalf("ledger row %+v, want a 200 served and billed by good", r)
+		}
+		if r.Attempts == "" {
+			continue
+		}
+		fellBack++
+		var attempts []struct {
+			Deployment string
+			Status     int
+		}
+		if err := json.Unmarshal([]byte(r.Attempts), &attempts); err != nil {
+			t.Fatal(err)
+		}
+		if len(attempts) != 2 || attempts[0].Deployment != "flaky" || attempts[0].Status != 500 ||
+			attempts[1].Deployment != "good" || attempts[1].Status != 200 {
+			t.Fatalf("attempts %s, want flaky 500 then good 200", r.Attempts)
+		}
+	}
+	if fellBack != 5 {
+		t.Errorf("%d requests fell back, want 5", fellBack)
+	}
+	metrics := h.metricsText()
+	for _, want := range []string{
+		`sluice_upstream_attempts_total{deployment="flaky",outcome="server_error"} 5`,
+		`sluice_deployment_state{deployment="flaky"} 2`,
+		`sluice_deployment_state{deployment="good"} 0`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
+	// Recovered: after the cool-down one probe goes, and it is back.
+	flaky.failWith.Store(0)
+	time.Sleep(1100 * time.Millisecond)
+	ask(20)
+	if st := h.deploymentState("flaky"); st != "closed" {
+		t.Errorf("after a good probe flaky is %q, want closed", st)
+	}
+	if got := flaky.hits.Load(); got < 6 {
+		t.Errorf("flaky called %d times in all, want the probe and a share after it", got)
+	}
+
+	// Rate limited now: still every request answered.
+	flaky.failWith.Store(http.StatusTooManyRequests)
+	ask(10)
+	if !strings.Contains(h.metricsText(), `sluice_upstream_attempts_total{deployment="flaky",outcome="rate_limited"}`) {
+		t.Error("no rate_limited attempt counted")
+	}
+}
+
+// TestFallbackModelBillsAtItsOwnPrices: a model whose only upstream is
+// down falls back to another model, streamed and not; the caller sees one
+// request, and the ledger bills the fallback's prices.
+func TestFallbackModelBillsAtItsOwnPrices(t *testing.T) {
+	spare := newProvider(t)
+	cfg := testConfig(t, t.TempDir(), open)
+	cfg.Upstreams = append(cfg.Upstreams,
+		config.Upstream{Name: "dead", Type: "openai", BaseURL: "http://127.0.0.1:1/v1", Timeout: config.Duration(2 * time.Second), MaxConns: 4},
+		spare.upstream("spare"))
+	cfg.Models = append(cfg.Models,
+		config.Model{Name: "primary", Upstream: "dead", UpstreamModel: "x", InputPerMillion: 1000, OutputPerMillion: 1000, Fallbacks: []string{"backup"}},
+		config.Model{Name: "backup", Upstream: "spare", UpstreamModel: "x", InputPerMillion: 1, OutputPerMillion: 1})
+	h := start(t, cfg)
+	h.key = h.createClient("app", "research")
+	c := h.client(h.key)
+	params := chat("primary", "hello there")
+	params.MaxTokens = openai.Int(20)
+	if _, err := c.Chat.Completions.New(context.Background(), params); err != nil {
+		t.Fatalf("plain: %v", err)
+	}
+	stream := c.Chat.Completions.NewStreaming(context.Background(), params)
+	chunks := 0
+	for stream.Next() {
+		chunks++
+	}
+	if err := stream.Err(); err != nil || chunks == 0 {
+		t.Fatalf("streamed: %d chunks, %v", chunks, err)
+	}
+	for _, r := range h.routeRows() {
+		if r.Status != 200 || r.Deployment != "spare/x" {
+			t.Fatalf("row %+v, want served by spare/x", r)
+		}
+		if want := r.Total * 1000; r.CostNanos != want {
+			t.Errorf("cost %d nano-dollars for %d tokens, want %d: the fallback's price of $1 a million", r.CostNanos, r.Total, want)
+		}
+		if !strings.Contains(r.Attempts, `"error":"unavailable"`) {
+			t.Errorf("attempts %q, want the dead upstream's connection failure listed", r.Attempts)
+		}
+	}
+	if spare.hits.Load() != 2 {
+		t.Errorf("the fallback was called %d times, want 2", spare.hits.Load())
+	}
+}
+
+// TestWeightsHoldOverManyRequests sends 1,000 requests to a model on two
+// healthy deployments weighted 3:1 and counts where the ledger says each
+// went: within five standard deviations of 750.
+func TestWeightsHoldOverManyRequests(t *testing.T) {
+	heavy, light := newProvider(t), newProvider(t)
+	cfg := testConfig(t, t.TempDir(), open)
+	cfg.Upstreams = append(cfg.Upstreams, heavy.upstream("heavy"), light.upstream("light"))
+	cfg.Models = append(cfg.Models, config.Model{Name: "weighted", Upstream: "heavy", Deployments: []config.Deployment{
+		{Name: "heavy", Upstream: "heavy", UpstreamModel: "x", Weight: 3},
+		{Name: "light", Upstream: "light", UpstreamModel: "x", Weight: 1},
+	}})
+	h := start(t, cfg)
+	h.key = h.createClient("app", "research")
+	const n = 1000
+	for i := range n {
+		resp, body := h.raw("POST", "/v1/chat/completions", h.key, `{"model":"weighted","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`)
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d %s", i, resp.StatusCode, body)
+		}
+	}
+	if got := heavy.hits.Load(); got < 750-5*14 || got > 750+5*14 {
+		t.Errorf("heavy served %d of %d, want 750 ± 70 (weights 3:1)", got, n)
+	}
+	if heavy.hits.Load()+light.hits.Load() != n {
+		t.Errorf("%d + %d upstream calls for %d requests", heavy.hits.Load(), light.hits.Load(), n)
+	}
+}
+
+// metricsText reads /metrics from the admin listener as text.
+func (h *harness) metricsText() string {
+	h.t.Helper()
+	resp, err := http.Get("http://" + h.srv.AdminAddr() + "/metrics")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
