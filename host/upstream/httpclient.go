@@ -73,6 +73,9 @@ func newHTTPClient(u config.Upstream, baseURL string, dial fasthttp.DialFunc) (*
 			RetryIfErr: func(_ *fasthttp.Request, attempts int, err error) (bool, bool) {
 				return false, attempts < 2 && errors.Is(err, fasthttp.ErrConnectionClosed)
 			},
+			// A path segment such as a Bedrock model id escapes ':' and
+			// '/': sent as given, it is the path that was signed.
+			DisablePathNormalizing:        true,
 			NoDefaultUserAgentHeader:      true,
 			DisableHeaderNamesNormalizing: false,
 			MaxResponseBodySize:           64 << 20,
@@ -94,6 +97,9 @@ type httpReply struct {
 	status int
 	body   []byte
 	stream *httpBody
+	// awsError is the error an AWS service names in its reply's
+	// X-Amzn-ErrorType header, such as ThrottlingException.
+	awsError string
 }
 
 // post sends a POST of body to the URI base+path. prepare sets the
@@ -109,9 +115,6 @@ func (h *httpClient) post(ctx context.Context, c *Call, path string, body []byte
 	resp := fasthttp.AcquireResponse()
 
 	req.SetRequestURI(h.base + path)
-	// A path segment such as a Bedrock model id escapes ':' and '/': sent
-	// as given, it is the path that was signed.
-	req.URI().DisablePathNormalizing = true
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.Header.SetHost(h.host)
 	req.Header.SetContentType("application/json")
@@ -165,11 +168,12 @@ func (h *httpClient) post(ctx context.Context, c *Call, path string, body []byte
 	status := resp.StatusCode()
 	b := &httpBody{resp: resp, release: call.release, call: call}
 	if !c.Stream || status != fasthttp.StatusOK {
+		awsError, _, _ := strings.Cut(string(resp.Header.Peek("X-Amzn-Errortype")), ":")
 		whole, err := readBody(b)
 		if err != nil {
 			return nil, classify(err)
 		}
-		return &httpReply{status: status, body: whole}, nil
+		return &httpReply{status: status, body: whole, awsError: awsError}, nil
 	}
 	return &httpReply{status: status, stream: b}, nil
 }
