@@ -18,9 +18,8 @@ type Provider struct {
 	// 2024-10-21. Required for azure_openai.
 	APIVersion string `yaml:"api_version"`
 	// AzureADToken is a Microsoft Entra ID bearer token, sent instead of
-	// api_key as "Authorization: Bearer". It is read when the configuration
-	// is loaded (${AZURE_AD_TOKEN} takes it from the environment); a
-	// reload takes a renewed token.
+	// api_key as "Authorization: Bearer". It is read once, at start
+	// (${AZURE_AD_TOKEN} takes it from the environment), and not renewed.
 	AzureADToken string `yaml:"azure_ad_token"`
 	// Region is the AWS region of a bedrock upstream, such as us-east-1.
 	// Required for bedrock.

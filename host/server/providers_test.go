@@ -145,3 +145,15 @@ func TestProviderFailuresAreUpstreamErrors(t *testing.T) {
 		}
 	}
 }
+
+// The Responses API, translated to chat completions, reaches each provider
+// the same way.
+func TestProvidersServeTheResponsesAPI(t *testing.T) {
+	h := providerHarness(t)
+	for _, p := range providerModels {
+		resp, body := h.raw("POST", "/v1/responses", h.key, `{"model":"`+p.model+`","input":"Hello, Sluice!"}`)
+		if resp.StatusCode != 200 || !strings.Contains(string(body), upstream.MockReplyPrefix+"Hello, Sluice!") || !strings.Contains(string(body), `"output_tokens"`) {
+			t.Errorf("%s: %d %s", p.protocol, resp.StatusCode, body)
+		}
+	}
+}
