@@ -44,9 +44,12 @@ func (a *Azure) Send(ctx context.Context, c *Call) (*Reply, error) {
 		return refusalReply(refuse("model", "the request names no model, which is the Azure deployment")), nil
 	}
 	path := "/openai/deployments/" + url.PathEscape(body.Model) + c.Endpoint + "?api-version=" + url.QueryEscape(a.apiVersion)
-	return sendOpenAI(ctx, a.http, c, path, func(req *fasthttp.Request) {
-		req.Header.Set(a.authHeader, a.authValue)
-	})
+	return sendOpenAI(ctx, a.http, c, path, a)
+}
+
+func (a *Azure) authorize(_ context.Context, req *fasthttp.Request, _ bool) error {
+	req.Header.Set(a.authHeader, a.authValue)
+	return nil
 }
 
 // Close releases idle connections.

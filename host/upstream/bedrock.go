@@ -86,9 +86,7 @@ func (b *Bedrock) Send(ctx context.Context, c *Call) (*Reply, error) {
 	if c.Stream {
 		path += "-stream"
 	}
-	r, err := b.http.post(ctx, c, path, body, func(hr *fasthttp.Request) error {
-		return b.sign(ctx, hr, path, body, c.Stream)
-	})
+	r, err := b.http.post(ctx, c, path, body, b)
 	if err != nil {
 		return nil, err
 	}
@@ -113,16 +111,17 @@ func (b *Bedrock) Send(ctx context.Context, c *Call) (*Reply, error) {
 	return &Reply{Status: 200, Events: &translatedEvents{body: r.stream, read: s.read}}, nil
 }
 
-// sign signs the request hr with SigV4, as the AWS SDK's signer does for
-// Bedrock: the request is rebuilt as a net/http request with the headers
-// that are signed (content type, accept, host and length), and the
+// authorize signs the request hr with SigV4, as the AWS SDK's signer does
+// for Bedrock: the request is rebuilt as a net/http request with the
+// headers that are signed (content type, accept, host and length), and the
 // signature's headers are copied back.
-func (b *Bedrock) sign(ctx context.Context, hr *fasthttp.Request, path string, body []byte, stream bool) error {
+func (b *Bedrock) authorize(ctx context.Context, hr *fasthttp.Request, stream bool) error {
 	creds, err := b.creds.Retrieve(ctx)
 	if err != nil {
 		return fmt.Errorf("AWS credentials: %w", err)
 	}
-	req, err := http.NewRequest(http.MethodPost, b.http.base+path, nil)
+	body := hr.Body()
+	req, err := http.NewRequest(http.MethodPost, b.http.base+string(hr.URI().PathOriginal()), nil)
 	if err != nil {
 		return err
 	}

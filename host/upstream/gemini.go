@@ -60,10 +60,7 @@ func (g *Gemini) Send(ctx context.Context, c *Call) (*Reply, error) {
 	if c.Stream {
 		path = "/v1beta/models/" + url.PathEscape(req.Model) + ":streamGenerateContent?alt=sse"
 	}
-	r, err := g.http.post(ctx, c, path, body, func(hr *fasthttp.Request) error {
-		hr.Header.Set("x-goog-api-key", g.key)
-		return nil
-	})
+	r, err := g.http.post(ctx, c, path, body, g)
 	if err != nil {
 		return nil, err
 	}
@@ -82,6 +79,11 @@ func (g *Gemini) Send(ctx context.Context, c *Call) (*Reply, error) {
 	s := &geminiStream{sse: newSSEEvents(r.stream), out: chunker{id: id, created: g.now().Unix(), model: req.Model},
 		includeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage}
 	return &Reply{Status: 200, Events: &translatedEvents{body: r.stream, read: s.read}}, nil
+}
+
+func (g *Gemini) authorize(_ context.Context, req *fasthttp.Request, _ bool) error {
+	req.Header.Set("x-goog-api-key", g.key)
+	return nil
 }
 
 // geminiErrorReply is the gateway's form of a Gemini API error: its status

@@ -91,6 +91,12 @@ func newHTTPClient(u config.Upstream, baseURL string, dial fasthttp.DialFunc) (*
 	}, nil
 }
 
+// authorizer sets a request's credentials: a key header, or a signature
+// of the whole request, once every other header is set.
+type authorizer interface {
+	authorize(ctx context.Context, req *fasthttp.Request, stream bool) error
+}
+
 // httpReply is an upstream's HTTP answer: its status, and either its whole
 // body or, for a successful stream, the open body.
 type httpReply struct {
@@ -102,14 +108,12 @@ type httpReply struct {
 	awsError string
 }
 
-// post sends a POST of body to the URI base+path. prepare sets the
-// request's headers (the content type, the Host and the call's request id
-// and trace are set already); it may return an error, which fails the call
-// as ErrUnavailable. The upstream's timeout bounds the whole reply, a
+// post sends a POST of body to the URI base+path, authorized by auth
+// (whose error fails the call as ErrUnavailable). The upstream's timeout bounds the whole reply, a
 // stream included; its idle timeout, a silence once the reply has begun.
 // When ctx is cancelled before the reply's headers, the call is ended and
 // its connection closed, and post returns ErrCancelled.
-func (h *httpClient) post(ctx context.Context, c *Call, path string, body []byte, prepare func(*fasthttp.Request) error) (*httpReply, error) {
+func (h *httpClient) post(ctx context.Context, c *Call, path string, body []byte, auth authorizer) (httpReply, error) {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
 	resp := fasthttp.AcquireResponse()
@@ -125,14 +129,13 @@ func (h *httpClient) post(ctx context.Context, c *Call, path string, body []byte
 		c.Trace(req.Header.Set)
 	}
 	if c.Stream {
+		req.Header.Set("Accept", "text/event-stream")
 		resp.StreamBody = true
 	}
 	req.SetBodyRaw(body)
-	if prepare != nil {
-		if err := prepare(req); err != nil {
-			fasthttp.ReleaseResponse(resp)
-			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
+	if err := auth.authorize(ctx, req, c.Stream); err != nil {
+		fasthttp.ReleaseResponse(resp)
+		return httpReply{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 
 	timeout := h.timeout
@@ -159,11 +162,11 @@ func (h *httpClient) post(ctx context.Context, c *Call, path string, body []byte
 		fasthttp.ReleaseResponse(resp)
 		switch {
 		case errors.Is(err, errCancelled):
-			return nil, fmt.Errorf("%w: %w", ErrCancelled, context.Cause(ctx))
+			return httpReply{}, fmt.Errorf("%w: %w", ErrCancelled, context.Cause(ctx))
 		case errors.Is(err, fasthttp.ErrTimeout):
-			return nil, fmt.Errorf("%w after %s", ErrTimeout, timeout)
+			return httpReply{}, fmt.Errorf("%w after %s", ErrTimeout, timeout)
 		}
-		return nil, fmt.Errorf("%w: %s", ErrUnavailable, err)
+		return httpReply{}, fmt.Errorf("%w: %s", ErrUnavailable, err)
 	}
 	status := resp.StatusCode()
 	b := &httpBody{resp: resp, release: call.release, call: call}
@@ -171,11 +174,11 @@ func (h *httpClient) post(ctx context.Context, c *Call, path string, body []byte
 		awsError, _, _ := strings.Cut(string(resp.Header.Peek("X-Amzn-Errortype")), ":")
 		whole, err := readBody(b)
 		if err != nil {
-			return nil, classify(err)
+			return httpReply{}, classify(err)
 		}
-		return &httpReply{status: status, body: whole, awsError: awsError}, nil
+		return httpReply{status: status, body: whole, awsError: awsError}, nil
 	}
-	return &httpReply{status: status, stream: b}, nil
+	return httpReply{status: status, stream: b}, nil
 }
 
 // readBody reads a whole reply (an error a stream was asked for, at most

@@ -127,8 +127,10 @@ func (m *Mock) Send(ctx context.Context, c *Call) (*Reply, error) {
 			return mockError(400, "n must be from 1 to 128"), nil
 		}
 		req.N = max(req.N, 1)
-		if r := req.statusOnDemand(); r != nil {
-			return r, nil
+		if strings.Contains(string(c.Body), MockStatusPrompt) {
+			if r := req.statusOnDemand(); r != nil {
+				return r, nil
+			}
 		}
 		chunks, call, usage, finishReason := m.chat(&req)
 		id := "chatcmpl-mock-" + shortHash(c.Body)

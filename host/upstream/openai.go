@@ -33,23 +33,20 @@ func NewOpenAI(u config.Upstream) (*OpenAI, error) {
 // is cancelled before the reply's headers, the call is ended and its
 // connection closed, and Send returns ErrCancelled.
 func (o *OpenAI) Send(ctx context.Context, c *Call) (*Reply, error) {
-	return sendOpenAI(ctx, o.http, c, c.Endpoint, func(req *fasthttp.Request) {
-		if o.auth != "" {
-			req.Header.Set("Authorization", o.auth)
-		}
-	})
+	return sendOpenAI(ctx, o.http, c, c.Endpoint, o)
 }
 
-// sendOpenAI posts an OpenAI-shaped call to path, with the headers auth
-// sets, and reads a stream as Server-Sent Events.
-func sendOpenAI(ctx context.Context, h *httpClient, c *Call, path string, auth func(*fasthttp.Request)) (*Reply, error) {
-	r, err := h.post(ctx, c, path, c.Body, func(req *fasthttp.Request) error {
-		auth(req)
-		if c.Stream {
-			req.Header.Set("Accept", "text/event-stream")
-		}
-		return nil
-	})
+func (o *OpenAI) authorize(_ context.Context, req *fasthttp.Request, _ bool) error {
+	if o.auth != "" {
+		req.Header.Set("Authorization", o.auth)
+	}
+	return nil
+}
+
+// sendOpenAI posts an OpenAI-shaped call to path and reads a stream as
+// Server-Sent Events.
+func sendOpenAI(ctx context.Context, h *httpClient, c *Call, path string, auth authorizer) (*Reply, error) {
+	r, err := h.post(ctx, c, path, c.Body, auth)
 	if err != nil {
 		return nil, err
 	}
