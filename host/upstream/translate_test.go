@@ -289,3 +289,40 @@ func TestBedrockStreamException(t *testing.T) {
 		t.Fatalf("text before the exception %q", text.String())
 	}
 }
+
+// Without keys in the configuration, Bedrock signs with the AWS SDK's
+// default credential chain: here, the environment's keys.
+func TestBedrockUsesTheDefaultCredentialChain(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("AWS_CONFIG_FILE", dir+"/config")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", dir+"/credentials")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_PROFILE", "")
+	ln := fasthttputil.NewInmemoryListener()
+	defer ln.Close()
+	go fasthttp.Serve(ln, BedrockMockHandler(NewMock(0), "eu-central-1"))
+	send := func() int {
+		b, err := NewBedrock(config.Upstream{Name: "b", Timeout: config.Duration(5e9), MaxConns: 2, BaseURL: "http://bedrock.test",
+			Provider: config.Provider{Region: "eu-central-1"}},
+			func(string) (net.Conn, error) { return ln.Dial() })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		r, err := b.Send(context.Background(), &Call{Endpoint: EndpointChat, Body: []byte(`{"model":"amazon.nova-lite-v1:0","messages":[{"role":"user","content":"hi"}]}`)})
+		if err != nil {
+			t.Log(err)
+			return 0
+		}
+		return r.Status
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", MockAWSAccessKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", MockAWSSecretAccessKey)
+	if got := send(); got != 200 {
+		t.Fatalf("with the environment's keys: status %d", got)
+	}
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "another-secret")
+	if got := send(); got != 403 {
+		t.Fatalf("with a wrong secret in the environment: status %d, want 403", got)
+	}
+}
