@@ -10,8 +10,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 
@@ -324,5 +327,54 @@ func TestBedrockUsesTheDefaultCredentialChain(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "another-secret")
 	if got := send(); got != 403 {
 		t.Fatalf("with a wrong secret in the environment: status %d, want 403", got)
+	}
+}
+
+// The Bedrock mock's check can fail: a request altered after it was signed,
+// an old signature, or none, is refused as Bedrock refuses it.
+func TestBedrockMockVerifiesSignatures(t *testing.T) {
+	b, err := NewBedrock(config.Upstream{Name: "b", BaseURL: "http://bedrock-runtime.us-east-1.amazonaws.com", MaxConns: 1,
+		Provider: config.Provider{Region: "us-east-1", AWSAccessKeyID: MockAWSAccessKeyID, AWSSecretAccessKey: MockAWSSecretAccessKey}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	signed := func() *fasthttp.Request {
+		req := &fasthttp.Request{}
+		req.SetRequestURI("/model/amazon.nova-lite-v1%3A0/converse")
+		req.Header.SetHost("bedrock-runtime.us-east-1.amazonaws.com")
+		req.Header.SetMethod("POST")
+		req.Header.SetContentType("application/json")
+		req.SetBodyString(`{"messages":[{"role":"user","content":[{"text":"hi"}]}]}`)
+		if err := b.authorize(context.Background(), req, false); err != nil {
+			t.Fatal(err)
+		}
+		return req
+	}
+	verify := func(req *fasthttp.Request, now time.Time) string {
+		var ctx fasthttp.RequestCtx
+		ctx.Init(req, nil, nil)
+		errType, _ := verifySigV4(&ctx, v4.NewSigner(), aws.Credentials{AccessKeyID: MockAWSAccessKeyID, SecretAccessKey: MockAWSSecretAccessKey}, "us-east-1", now)
+		return errType
+	}
+	if got := verify(signed(), time.Now()); got != "" {
+		t.Fatalf("a good signature was refused: %s", got)
+	}
+	for name, c := range map[string]struct {
+		alter func(*fasthttp.Request)
+		now   time.Time
+		want  string
+	}{
+		"body changed":    {func(r *fasthttp.Request) { r.SetBodyString(`{"messages":[{"role":"user","content":[{"text":"HI"}]}]}`) }, time.Now(), "InvalidSignatureException"},
+		"model changed":   {func(r *fasthttp.Request) { r.SetRequestURI("/model/amazon.nova-pro-v1%3A0/converse") }, time.Now(), "InvalidSignatureException"},
+		"header changed":  {func(r *fasthttp.Request) { r.Header.SetContentType("text/plain") }, time.Now(), "InvalidSignatureException"},
+		"no signature":    {func(r *fasthttp.Request) { r.Header.Del("Authorization") }, time.Now(), "MissingAuthenticationTokenException"},
+		"signed long ago": {func(*fasthttp.Request) {}, time.Now().Add(10 * time.Minute), "InvalidSignatureException"},
+	} {
+		req := signed()
+		c.alter(req)
+		if got := verify(req, c.now); got != c.want {
+			t.Errorf("%s: %q, want %s", name, got, c.want)
+		}
 	}
 }
