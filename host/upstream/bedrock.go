@@ -326,6 +326,7 @@ type bedrockStream struct {
 	out          chunker
 	includeUsage bool
 	tools        map[int]int // content block index -> tool call index
+	stopped      bool        // messageStop was read
 }
 
 // errBedrockStream is a stream Bedrock ended with an exception.
@@ -334,6 +335,9 @@ var errBedrockStream = errors.New("bedrock stream failed")
 func (s *bedrockStream) read() ([][]byte, error) {
 	msg, err := s.decoder.Decode(s.body, s.buf)
 	if err == io.EOF {
+		if !s.stopped {
+			return nil, fmt.Errorf("%w: %w: it ended before messageStop", ErrUnavailable, errBedrockStream)
+		}
 		return nil, io.EOF
 	}
 	if err != nil {
@@ -379,6 +383,7 @@ func (s *bedrockStream) read() ([][]byte, error) {
 			}
 		}
 	case "messageStop":
+		s.stopped = true
 		return [][]byte{s.out.finish(bedrockFinish(ev.StopReason))}, nil
 	case "metadata":
 		if s.includeUsage && ev.Usage != nil {

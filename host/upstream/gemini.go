@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/url"
 	"time"
@@ -303,7 +304,9 @@ func (s *geminiStream) read() ([][]byte, error) {
 	data, err := s.sse.Next()
 	if err == io.EOF {
 		if s.finish == "" {
-			s.finish = "stop"
+			// Gemini's last event carries the finish reason: a stream
+			// without one was cut short.
+			return nil, fmt.Errorf("%w: the Gemini stream ended without a finish reason", ErrUnavailable)
 		}
 		batch = append(batch, s.out.finish(s.finish))
 		if s.includeUsage && s.usage != nil {
@@ -316,7 +319,7 @@ func (s *geminiStream) read() ([][]byte, error) {
 	}
 	var gr geminiResponse
 	if err := json.Unmarshal(data, &gr); err != nil {
-		return nil, ErrUnavailable
+		return nil, fmt.Errorf("%w: an unreadable Gemini stream event", ErrUnavailable)
 	}
 	if gr.UsageMetadata != nil {
 		s.usage = gr.UsageMetadata
@@ -342,38 +345,3 @@ func (s *geminiStream) read() ([][]byte, error) {
 	}
 	return batch, nil
 }
-
-// translatedEvents is a provider's stream read as chat chunks: read
-// returns the chunks of the next provider event or events (and io.EOF with
-// the last ones).
-type translatedEvents struct {
-	body    *httpBody
-	read    func() ([][]byte, error)
-	pending [][]byte
-	done    bool
-}
-
-func (e *translatedEvents) Next() ([]byte, error) {
-	for len(e.pending) == 0 {
-		if e.done {
-			return nil, io.EOF
-		}
-		if e.body.aborted.Load() {
-			return nil, ErrAborted
-		}
-		batch, err := e.read()
-		if err == io.EOF {
-			e.done = true
-		} else if err != nil {
-			return nil, err
-		}
-		e.pending = batch
-	}
-	data := e.pending[0]
-	e.pending = e.pending[1:]
-	return data, nil
-}
-
-func (e *translatedEvents) Abort() { e.body.Abort() }
-
-func (e *translatedEvents) Close() { e.body.Close() }

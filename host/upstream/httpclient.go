@@ -270,3 +270,38 @@ func (e *sseEvents) Next() ([]byte, error) {
 	}
 	return data, err
 }
+
+// translatedEvents is a provider's stream read as chat chunks: read
+// returns the chunks of the next provider event or events (and io.EOF with
+// the last ones).
+type translatedEvents struct {
+	body    *httpBody
+	read    func() ([][]byte, error)
+	pending [][]byte
+	done    bool
+}
+
+func (e *translatedEvents) Next() ([]byte, error) {
+	for len(e.pending) == 0 {
+		if e.done {
+			return nil, io.EOF
+		}
+		if e.body.aborted.Load() {
+			return nil, ErrAborted
+		}
+		batch, err := e.read()
+		if err == io.EOF {
+			e.done = true
+		} else if err != nil {
+			return nil, err
+		}
+		e.pending = batch
+	}
+	data := e.pending[0]
+	e.pending = e.pending[1:]
+	return data, nil
+}
+
+func (e *translatedEvents) Abort() { e.body.Abort() }
+
+func (e *translatedEvents) Close() { e.body.Close() }

@@ -3,8 +3,8 @@ package upstream
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -187,7 +187,7 @@ func TestProviderMocksErrorsOnDemand(t *testing.T) {
 		for _, status := range []int{429, 500, 503} {
 			for _, stream := range []bool{false, true} {
 				up := protocolMock(t, config.Upstream{Name: p, Provider: config.Provider{Protocol: p}})
-				body := `{"model":"m","stream":` + map[bool]string{false: "false", true: "true"}[stream] + `,"messages":[{"role":"user","content":"` + MockStatusPrompt + itoa(status) + `"}]}`
+				body := `{"model":"m","stream":` + map[bool]string{false: "false", true: "true"}[stream] + `,"messages":[{"role":"user","content":"` + MockStatusPrompt + strconv.Itoa(status) + `"}]}`
 				r, err := up.Send(context.Background(), &Call{Endpoint: EndpointChat, Body: []byte(body), Stream: stream})
 				if err != nil {
 					t.Fatal(err)
@@ -202,8 +202,6 @@ func TestProviderMocksErrorsOnDemand(t *testing.T) {
 		}
 	}
 }
-
-func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 func TestBedrockMockRefusesBadSignatures(t *testing.T) {
 	body := `{"model":"anthropic.claude-3-haiku-20240307-v1:0","messages":[{"role":"user","content":"hi"}]}`
@@ -267,5 +265,3 @@ func TestGeminiMockChecksKey(t *testing.T) {
 		t.Fatalf("reply %v %v", r, err)
 	}
 }
-
-var _ = errors.Is

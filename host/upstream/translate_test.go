@@ -378,3 +378,42 @@ func TestBedrockMockVerifiesSignatures(t *testing.T) {
 		}
 	}
 }
+
+// A provider's stream cut before its end (Bedrock's messageStop, Gemini's
+// finish reason) is an upstream failure, not a reply that looks complete.
+func TestCutStreamsAreUpstreamErrors(t *testing.T) {
+	serve := func(write func(w *bufio.Writer)) fasthttp.DialFunc {
+		ln := fasthttputil.NewInmemoryListener()
+		t.Cleanup(func() { ln.Close() })
+		go fasthttp.Serve(ln, func(ctx *fasthttp.RequestCtx) { ctx.SetBodyStreamWriter(write) })
+		return func(string) (net.Conn, error) { return ln.Dial() }
+	}
+	u := config.Upstream{Name: "x", Timeout: config.Duration(5e9), MaxConns: 2, BaseURL: "http://provider.test", APIKey: "k"}
+	gemini, _ := NewGemini(u, serve(func(w *bufio.Writer) {
+		w.WriteString(`data: {"candidates":[{"content":{"role":"model","parts":[{"text":"Hel"}]}}]}` + "\r\n\r\n")
+	}))
+	u.APIKey, u.Region, u.AWSAccessKeyID, u.AWSSecretAccessKey = "", "us-east-1", "AKID", "s"
+	bedrock, _ := NewBedrock(u, serve(func(w *bufio.Writer) {
+		s := bedrockMockStream{enc: eventstream.NewEncoder(), w: w}
+		s.emit("messageStart", map[string]string{"role": "assistant"})
+		s.emit("contentBlockDelta", map[string]any{"contentBlockIndex": 0, "delta": map[string]string{"text": "Hel"}})
+	}))
+	for name, up := range map[string]Upstream{"gemini": gemini, "bedrock": bedrock} {
+		defer up.Close()
+		r, err := up.Send(context.Background(), &Call{Endpoint: EndpointChat, Stream: true, Body: []byte(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`)})
+		if err != nil || r.Events == nil {
+			t.Fatalf("%s: %v %v", name, r, err)
+		}
+		for {
+			_, err := r.Events.Next()
+			if err == nil {
+				continue
+			}
+			if !errors.Is(err, ErrUnavailable) {
+				t.Errorf("%s: a cut stream ended with %v, want ErrUnavailable", name, err)
+			}
+			break
+		}
+		r.Events.Close()
+	}
+}
