@@ -54,3 +54,5 @@ func (a *Azure) authorize(_ context.Context, req *fasthttp.Request, _ bool) erro
 
 // Close releases idle connections.
 func (a *Azure) Close() { a.http.Close() }
+
+var _ Upstream = (*Azure)(nil)

@@ -392,3 +392,5 @@ func (s *bedrockStream) read() ([][]byte, error) {
 	}
 	return nil, nil
 }
+
+var _ Upstream = (*Bedrock)(nil)

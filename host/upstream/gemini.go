@@ -345,3 +345,5 @@ func (s *geminiStream) read() ([][]byte, error) {
 	}
 	return batch, nil
 }
+
+var _ Upstream = (*Gemini)(nil)

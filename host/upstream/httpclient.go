@@ -305,3 +305,10 @@ func (e *translatedEvents) Next() ([]byte, error) {
 func (e *translatedEvents) Abort() { e.body.Abort() }
 
 func (e *translatedEvents) Close() { e.body.Close() }
+
+var (
+	_ authorizer = (*OpenAI)(nil)
+	_ authorizer = (*Azure)(nil)
+	_ authorizer = (*Bedrock)(nil)
+	_ authorizer = (*Gemini)(nil)
+)

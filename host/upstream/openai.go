@@ -58,3 +58,5 @@ func sendOpenAI(ctx context.Context, h *httpClient, c *Call, path string, auth a
 
 // Close releases idle connections.
 func (o *OpenAI) Close() { o.http.Close() }
+
+var _ Upstream = (*OpenAI)(nil)
