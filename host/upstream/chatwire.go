@@ -356,9 +356,22 @@ func assistantMessage(text string, calls []chatToolCall) *chatMessage {
 	return m
 }
 
+// generatedCallPrefix starts the ids Sluice gives the calls a provider did
+// not name; they are not sent back to the provider.
+const generatedCallPrefix = "call_sluice_"
+
 // toolCallID is a deterministic id for a call a provider did not name.
 func toolCallID(name string, i int) string {
-	return fmt.Sprintf("call_%s_%d", shortHash([]byte(name)), i)
+	return fmt.Sprintf("%s%s_%d", generatedCallPrefix, shortHash([]byte(name)), i)
+}
+
+// providerCallID is the id to send a provider for a call: none for one it
+// did not name.
+func providerCallID(id string) string {
+	if strings.HasPrefix(id, generatedCallPrefix) {
+		return ""
+	}
+	return id
 }
 
 func mustJSON(v any) []byte {

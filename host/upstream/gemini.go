@@ -157,7 +157,7 @@ func toGemini(req *chatRequest) (*geminiRequest, error) {
 					return nil, refuse("messages", "a tool call's arguments must be a JSON object")
 				}
 				names[tc.ID] = tc.Function.Name
-				parts = append(parts, geminiPart{FunctionCall: &geminiFunctionCall{ID: tc.ID, Name: tc.Function.Name, Args: args}})
+				parts = append(parts, geminiPart{FunctionCall: &geminiFunctionCall{ID: providerCallID(tc.ID), Name: tc.Function.Name, Args: args}})
 			}
 			if len(parts) > 0 {
 				add("model", parts...)
@@ -171,7 +171,7 @@ func toGemini(req *chatRequest) (*geminiRequest, error) {
 			if !isJSONObject(resp) {
 				resp, _ = json.Marshal(map[string]string{"content": m.text()})
 			}
-			add("user", geminiPart{FunctionResponse: &geminiFunctionResponse{ID: m.ToolCallID, Name: name, Response: resp}})
+			add("user", geminiPart{FunctionResponse: &geminiFunctionResponse{ID: providerCallID(m.ToolCallID), Name: name, Response: resp}})
 		default:
 			return nil, refuse("messages", "a message's role must be system, developer, user, assistant or tool")
 		}

@@ -74,6 +74,11 @@ func TestToGemini(t *testing.T) {
 	 "toolConfig":{"functionCallingConfig":{"mode":"ANY","allowedFunctionNames":["lookup"]}},
 	 "generationConfig":{"maxOutputTokens":50,"temperature":0.5,"stopSequences":["END"]}}`)
 
+	// An id Sluice made up for a call Gemini did not name is not sent back.
+	made := toolCallID("lookup", 0)
+	g, _ = toGemini(parseChat(t, `{"model":"m","messages":[{"role":"assistant","tool_calls":[{"id":"`+made+`","type":"function","function":{"name":"lookup","arguments":"{}"}}]},{"role":"tool","tool_call_id":"`+made+`","content":"{\"temp\":21}"}]}`))
+	sameJSON(t, "made-up ids", g.Contents, `[{"role":"model","parts":[{"functionCall":{"name":"lookup","args":{}}}]},{"role":"user","parts":[{"functionResponse":{"name":"lookup","response":{"temp":21}}}]}]`)
+
 	g, _ = toGemini(parseChat(t, `{"model":"m","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"r","schema":{"type":"object"}}},"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"none"}`))
 	sameJSON(t, "json schema and tool_choice none", map[string]any{"gc": g.GenerationConfig, "tc": g.ToolConfig},
 		`{"gc":{"responseMimeType":"application/json","responseJsonSchema":{"type":"object"}},"tc":{"functionCallingConfig":{"mode":"NONE"}}}`)
