@@ -121,7 +121,8 @@ func (b *Bedrock) authorize(ctx context.Context, hr *fasthttp.Request, stream bo
 		return fmt.Errorf("AWS credentials: %w", err)
 	}
 	body := hr.Body()
-	req, err := http.NewRequest(http.MethodPost, b.http.base+string(hr.URI().PathOriginal()), nil)
+	// The host and path as sent: the scheme is not signed.
+	req, err := http.NewRequest(http.MethodPost, "https://"+b.http.host+string(hr.URI().PathOriginal()), nil)
 	if err != nil {
 		return err
 	}
