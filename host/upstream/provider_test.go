@@ -265,3 +265,23 @@ func TestGeminiMockChecksKey(t *testing.T) {
 		t.Fatalf("reply %v %v", r, err)
 	}
 }
+
+// Azure serves embeddings at the deployment's own path; the other
+// providers refuse them.
+func TestProviderEmbeddings(t *testing.T) {
+	body := []byte(`{"model":"embed-prod","input":["one","two"]}`)
+	for _, p := range protocols {
+		up := protocolMock(t, config.Upstream{Name: p, Provider: config.Provider{Protocol: p}})
+		r, err := up.Send(context.Background(), &Call{Endpoint: EndpointEmbeddings, Body: body})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, _ := api.ParseUsage(r.Body)
+		switch {
+		case p == config.TypeAzureOpenAI && (r.Status != 200 || strings.Count(string(r.Body), `"object":"embedding"`) != 2 || u.PromptTokens == 0):
+			t.Errorf("azure embeddings: %d %s", r.Status, r.Body)
+		case p != config.TypeAzureOpenAI && (r.Status != 404 || !strings.Contains(string(r.Body), "unsupported_endpoint")):
+			t.Errorf("%s embeddings: %d %s", p, r.Status, r.Body)
+		}
+	}
+}
