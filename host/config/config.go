@@ -307,7 +307,8 @@ type Redis struct {
 // Upstream is a model provider.
 type Upstream struct {
 	Name string `yaml:"name"`
-	// Type is "openai" (any OpenAI-compatible server) or "mock" (built in).
+	// Type is "openai" (any OpenAI-compatible server), "azure_openai",
+	// "bedrock", "gemini" or "mock" (built in).
 	Type    string `yaml:"type"`
 	BaseURL string `yaml:"base_url"`
 	APIKey  string `yaml:"api_key"`
@@ -322,7 +323,8 @@ type Upstream struct {
 	// MaxConns bounds the connections Sluice opens to this upstream.
 	MaxConns int `yaml:"max_conns"`
 	// Latency delays every mock reply, and each streamed chunk by a tenth of it.
-	Latency Duration `yaml:"latency"`
+	Latency  Duration `yaml:"latency"`
+	Provider `yaml:",inline"`
 }
 
 // Model maps a public model name to an upstream.

@@ -74,7 +74,7 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"bad duration", "auth:\n  cache_ttl: soon\n", []string{"x.yaml:2", "duration", "soon"}},
 		{"unset env", "server:\n  admin_token: ${SLUICE_SURELY_UNSET}\n", []string{"x.yaml:2", "SLUICE_SURELY_UNSET", "not set"}},
 		{"unknown upstream", "upstreams:\n  - {name: a, type: mock}\nmodels:\n  - {name: m, upstream: b}\n", []string{"models[0].upstream", `"b"`, "a"}},
-		{"bad upstream type", "upstreams:\n  - {name: a, type: grpc}\n", []string{"upstreams[0].type", "openai or mock"}},
+		{"bad upstream type", "upstreams:\n  - {name: a, type: grpc}\n", []string{"upstreams[0].type", "gemini or mock"}},
 		{"bad fail mode", "plugins:\n  - {name: p, path: p.wasm, fail_mode: maybe}\n", []string{"plugins[0].fail_mode", "closed or open"}},
 		{"negative plugin queue", "plugins:\n  - {name: p, path: p.wasm, max_queue: -1}\n", []string{"plugins[0].max_queue", "16 × pool_size"}},
 		{"plugin health ratio over 1", "plugins:\n  - {name: p, path: p.wasm, health: {max_failure_ratio: 2}}\n", []string{"plugins[0].health.max_failure_ratio", "between 0 and 1"}},

@@ -23,6 +23,7 @@ func (c *Config) Masked() *Config {
 		if m.Upstreams[i].APIKey != "" {
 			m.Upstreams[i].APIKey = masked
 		}
+		m.Upstreams[i].maskProvider()
 	}
 	m.Store.DSN = maskURL(c.Store.DSN)
 	m.Limits.Redis.URL = maskURL(c.Limits.Redis.URL)

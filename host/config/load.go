@@ -417,13 +417,16 @@ func (c *Config) validate(file string) error {
 		}
 		upNames = append(upNames, u.Name)
 		switch u.Type {
-		case "mock":
 		case "openai":
 			if !strings.HasPrefix(u.BaseURL, "http://") && !strings.HasPrefix(u.BaseURL, "https://") {
 				return bad(key+".base_url", "expected an http:// or https:// URL, got %q", u.BaseURL)
 			}
+		case TypeMock, TypeAzureOpenAI, TypeBedrock, TypeGemini:
+			if err := checkProvider(u, key, bad); err != nil {
+				return err
+			}
 		default:
-			return bad(key+".type", "expected openai or mock, got %q", u.Type)
+			return bad(key+".type", "expected openai, azure_openai, bedrock, gemini or mock, got %q", u.Type)
 		}
 		if c.Upstreams[i].Timeout == 0 {
 			c.Upstreams[i].Timeout = Duration(120 * time.Second)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -69,6 +70,31 @@ type mockChatRequest struct {
 	} `json:"response_format"`
 }
 
+// MockStatusPrompt followed by an HTTP status, as the last user message
+// ("mock status 429"), makes the mock fail with that status and an
+// OpenAI-shaped error, so that a provider's refusals can be tried.
+const MockStatusPrompt = "mock status "
+
+// statusOnDemand is the error reply the last user message asks for, or nil.
+func (req *mockChatRequest) statusOnDemand() *Reply {
+	for i := len(req.Messages) - 1; i >= 0; i-- {
+		if req.Messages[i].Role != "user" {
+			continue
+		}
+		asked, ok := strings.CutPrefix(contentText(req.Messages[i].Content), MockStatusPrompt)
+		status, err := strconv.Atoi(asked)
+		if !ok || err != nil || status < 400 || status > 599 {
+			return nil
+		}
+		code := "mock_status"
+		if status == 429 {
+			code = "rate_limit_exceeded"
+		}
+		return openAIErrorReply(status, errorTypeFor(status), code, "", fmt.Sprintf("the mock answers status %d as asked", status))
+	}
+	return nil
+}
+
 type mockEmbeddingsRequest struct {
 	Model          string          `json:"model"`
 	Input          json.RawMessage `json:"input"`
@@ -101,6 +127,11 @@ func (m *Mock) Send(ctx context.Context, c *Call) (*Reply, error) {
 			return mockError(400, "n must be from 1 to 128"), nil
 		}
 		req.N = max(req.N, 1)
+		if strings.Contains(string(c.Body), MockStatusPrompt) {
+			if r := req.statusOnDemand(); r != nil {
+				return r, nil
+			}
+		}
 		chunks, call, usage, finishReason := m.chat(&req)
 		id := "chatcmpl-mock-" + shortHash(c.Body)
 		created := m.now().Unix()

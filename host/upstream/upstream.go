@@ -1,5 +1,6 @@
 // Package upstream sends requests to the model providers: any OpenAI-compatible
-// server over HTTP, or the built-in mock. The router maps Sluice's public model
+// server over HTTP, Azure OpenAI, Amazon Bedrock, Google Gemini, or the
+// built-in mock (which can speak each provider's wire protocol). The router maps Sluice's public model
 // names to an upstream and the model name it knows.
 package upstream
 
@@ -91,18 +92,24 @@ func NewRouter(cfg *config.Config) (*Router, error) {
 	r := &Router{targets: map[string]Target{}}
 	for _, u := range cfg.Upstreams {
 		var up Upstream
+		var err error
 		switch u.Type {
-		case "mock":
-			up = NewMock(u.Latency.D())
-		case "openai":
-			var err error
-			if up, err = NewOpenAI(u); err != nil {
-				r.Close()
-				return nil, fmt.Errorf("upstream %q: %w", u.Name, err)
-			}
+		case config.TypeMock:
+			up, err = newMock(u)
+		case config.TypeOpenAI:
+			up, err = NewOpenAI(u)
+		case config.TypeAzureOpenAI:
+			up, err = NewAzure(u, nil)
+		case config.TypeBedrock:
+			up, err = NewBedrock(u, nil)
+		case config.TypeGemini:
+			up, err = NewGemini(u, nil)
 		default:
+			err = fmt.Errorf("unknown type %q", u.Type)
+		}
+		if err != nil {
 			r.Close()
-			return nil, fmt.Errorf("upstream %q: unknown type %q", u.Name, u.Type)
+			return nil, fmt.Errorf("upstream %q: %w", u.Name, err)
 		}
 		byName[u.Name] = up
 		r.upstreams = append(r.upstreams, up)
