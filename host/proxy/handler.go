@@ -98,7 +98,7 @@ const (
 // endpoints, or "" for anything a caller made up.
 func route(path string) string {
 	switch path {
-	case pathChat, pathEmbeddings, pathModels, pathModel, pathResponses, pathResponseByID:
+	case pathChat, pathEmbeddings, pathModels, pathModel, pathResponses, pathResponseByID, pathCompletions:
 		return path
 	}
 	return ""
@@ -133,10 +133,12 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 		g.serveModel(ctx, x, id)
 	case path == pathResponses && method == fasthttp.MethodPost:
 		g.serveResponses(ctx, x)
+	case path == pathCompletions && method == fasthttp.MethodPost:
+		g.serveCompletions(ctx, x)
 	case storedResponseRoute(method, path):
 		x.ev.Endpoint = pathResponseByID
 		g.serveStoredResponse(ctx, x)
-	case path == pathChat || path == pathEmbeddings || path == pathModels || path == pathResponses:
+	case path == pathChat || path == pathEmbeddings || path == pathModels || path == pathResponses || path == pathCompletions:
 		g.fail(ctx, x, &api.Error{Status: http.StatusMethodNotAllowed, Type: api.TypeInvalidRequest, Code: "method_not_allowed",
 			Message: fmt.Sprintf("%s %s is not supported.", method, path)})
 	default:
