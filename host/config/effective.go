@@ -23,6 +23,12 @@ func (c *Config) Masked() *Config {
 		if m.Upstreams[i].APIKey != "" {
 			m.Upstreams[i].APIKey = masked
 		}
+		if h := m.Upstreams[i].Headers; len(h) > 0 {
+			m.Upstreams[i].Headers = make(map[string]string, len(h))
+			for name := range h {
+				m.Upstreams[i].Headers[name] = masked
+			}
+		}
 	}
 	m.Store.DSN = maskURL(c.Store.DSN)
 	m.Limits.Redis.URL = maskURL(c.Limits.Redis.URL)

@@ -360,8 +360,13 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, target upstream
 	// ends the upstream call.
 	hung := watchHangup(g.stopping, ctx.Conn())
 	up, aerr := g.send(hung.context(), target, &upstream.Call{Endpoint: endpoint, Body: body, Stream: stream, RequestID: x.ev.RequestID,
-		Trace: x.upstreamSpan.Inject})
+		Trace: x.upstreamSpan.Inject, CallerHeaders: &ctx.Request.Header})
 	hung.stop()
+	if up != nil {
+		for _, h := range up.Headers {
+			ctx.Response.Header.Set(h.Name, h.Value)
+		}
+	}
 	x.stages[metrics.StageUpstream] = time.Since(x.sent) // a stream's first event comes later; see stream
 	if aerr == errAbandoned || aerr == errShutdown {
 		g.abandoned(ctx, x, target, res, aerr)

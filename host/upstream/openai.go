@@ -25,6 +25,10 @@ type OpenAI struct {
 	host    string
 	auth    string // "Bearer <key>" or ""
 	timeout time.Duration
+	// forward names the caller headers passed on; fixed are set on every
+	// call (values never logged).
+	forward []string
+	fixed   [][2]string
 }
 
 // dialer dials an upstream's connections as idleConns.
@@ -79,6 +83,8 @@ func NewOpenAI(u config.Upstream) (*OpenAI, error) {
 		base:    strings.TrimRight(u.BaseURL, "/"),
 		host:    parsed.Host,
 		timeout: u.Timeout.D(),
+		forward: forwardList(u),
+		fixed:   fixedHeaders(u),
 	}
 	if u.APIKey != "" {
 		o.auth = "Bearer " + u.APIKey
@@ -99,6 +105,7 @@ func (o *OpenAI) Send(ctx context.Context, c *Call) (*Reply, error) {
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.Header.SetHost(o.host)
 	req.Header.SetContentType("application/json")
+	setCallHeaders(req, c.CallerHeaders, o.forward, o.fixed)
 	if o.auth != "" {
 		req.Header.Set("Authorization", o.auth)
 	}
@@ -145,16 +152,17 @@ func (o *OpenAI) Send(ctx context.Context, c *Call) (*Reply, error) {
 		return nil, fmt.Errorf("%w: %s", ErrUnavailable, err)
 	}
 	status := resp.StatusCode()
+	headers := replyHeaders(resp)
 	events := &httpEvents{resp: resp, release: call.release, call: call}
 	if !c.Stream || status != fasthttp.StatusOK {
 		body, err := readBody(events)
 		if err != nil {
 			return nil, classify(err)
 		}
-		return &Reply{Status: status, Body: body}, nil
+		return &Reply{Status: status, Body: body, Headers: headers}, nil
 	}
 	events.sse = newSSEReader(events)
-	return &Reply{Status: status, Events: events}, nil
+	return &Reply{Status: status, Events: events, Headers: headers}, nil
 }
 
 // readBody reads a whole reply (an error a stream was asked for, at most
