@@ -216,3 +216,50 @@ func TestCompletionsBudget(t *testing.T) {
 		t.Fatalf("billed %d requests, %d tokens; budget 150", requests, tokens)
 	}
 }
+
+// The reply is scanned as a chat reply is, whole or streamed, before it
+// becomes a text completion: a secret the model writes is blocked, or
+// masked where the policy redacts it.
+func TestCompletionsRepliesAreScanned(t *testing.T) {
+	half := len(leakKey) / 2
+	script := &scriptedUpstream{
+		reply: completion(`{"role":"assistant","content":"the key is ` + leakKey + `"}`),
+		events: []string{
+			chunk(`{"role":"assistant","content":""}`, ""),
+			chunk(`{"content":"the key is `+leakKey[:half]+`"}`, ""),
+			chunk(`{"content":"`+leakKey[half:]+`"}`, ""),
+			chunk(`{}`, "stop"),
+		},
+	}
+	params := openai.CompletionNewParams{Model: "scripted", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("hi")}}
+	read := func(c openai.Client) (string, error) {
+		s := c.Completions.NewStreaming(context.Background(), params)
+		var b strings.Builder
+		for s.Next() {
+			for _, ch := range s.Current().Choices {
+				b.WriteString(ch.Text)
+			}
+		}
+		return b.String(), s.Err()
+	}
+
+	h := startScripted(t, config.Tier{Models: []string{"*"}, ResponsePlugins: []string{"pii"}}, script)
+	c := h.client(h.key)
+	_, err := c.Completions.New(context.Background(), params)
+	if e := apiError(t, err, 400, "pii_detected"); strings.Contains(e.Message, leakKey) {
+		t.Fatalf("the error names the value: %s", e.Message)
+	}
+	if got, err := read(c); err == nil || strings.Contains(got, leakKey[:half]) {
+		t.Fatalf("blocked stream gave %q, %v", got, err)
+	}
+
+	h = startScripted(t, config.Tier{Models: []string{"*"}, ResponsePlugins: []string{"pii"}, Redact: []string{"AWS_ACCESS_KEY"}}, script)
+	c = h.client(h.key)
+	resp, err := c.Completions.New(context.Background(), params)
+	if err != nil || resp.Choices[0].Text != "the key is [AWS_ACCESS_KEY_1]" {
+		t.Fatalf("masked reply %+v, %v", resp, err)
+	}
+	if got, err := read(c); err != nil || got != "the key is [AWS_ACCESS_KEY_1]" {
+		t.Fatalf("masked stream gave %q, %v", got, err)
+	}
+}
