@@ -2,6 +2,7 @@ package translate
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 )
 
@@ -105,4 +106,40 @@ func TestChatChunkToCompletion(t *testing.T) {
 	if json.Unmarshal(aerr.Body(), &v) != nil {
 		t.Fatal("error body is not JSON")
 	}
+}
+
+// FuzzCompletionsToChat holds the translation's one promise: what it
+// accepts becomes a chat completion whose one message is the prompt as
+// the caller wrote it, with no member but the model, the messages and the
+// parameters it carries.
+func FuzzCompletionsToChat(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"m","prompt":"hi"}`,
+		`{"model":"m","prompt":["a\u0000b"],"stop":["x"],"user":"u","logit_bias":{"1":2},"stream":true,"stream_options":{"include_usage":true}}`,
+		`{"model":"m","prompt":"\ud800","prompt":"two","echo":false,"suffix":"","best_of":1,"logprobs":null}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		chat, aerr := CompletionsToChat(body)
+		if aerr != nil {
+			return
+		}
+		var out map[string]json.RawMessage
+		if err := json.Unmarshal(chat, &out); err != nil {
+			t.Fatalf("the chat completion is not JSON: %v\n%s", err, chat)
+		}
+		for name := range out {
+			if name != "model" && name != "messages" && !slices.Contains(completionsCarried, name) {
+				t.Fatalf("member %q sent upstream", name)
+			}
+		}
+		var in struct{ Prompt json.RawMessage }
+		json.Unmarshal(body, &in)
+		want, _ := completionPrompt(in.Prompt)
+		var msgs []struct{ Role, Content string }
+		if err := json.Unmarshal(out["messages"], &msgs); err != nil || len(msgs) != 1 || msgs[0].Role != "user" || msgs[0].Content != want {
+			t.Fatalf("messages %s, want the prompt %q", out["messages"], want)
+		}
+	})
 }
