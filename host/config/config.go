@@ -325,6 +325,14 @@ type Upstream struct {
 	// Latency delays every mock reply, and each streamed chunk by a tenth of it.
 	Latency  Duration `yaml:"latency"`
 	Provider `yaml:",inline"`
+	// ForwardHeaders are the caller's request headers passed on to this
+	// upstream; when not set, DefaultForwardHeaders, and [] passes none.
+	// Credentials, cookies, hop-by-hop headers and x-sluice-* are refused
+	// (see ForwardRefused).
+	ForwardHeaders []string `yaml:"forward_headers"`
+	// Headers are sent on every call to this upstream, such as a
+	// provider's project header. Their values are never printed or logged.
+	Headers map[string]string `yaml:"headers"`
 }
 
 // Model maps a public model name to an upstream.

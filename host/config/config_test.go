@@ -243,3 +243,43 @@ func TestPolicyHeaders(t *testing.T) {
 		}
 	}
 }
+
+// The attacker's test of header forwarding: a configuration that names a
+// credential, a cookie, a hop-by-hop header or one of Sluice's own among
+// the caller's headers to forward does not load, and says which one.
+func TestForwardHeadersRefuseCredentials(t *testing.T) {
+	for _, h := range []string{"Authorization", "x-api-key", "Cookie", "Connection", "Transfer-Encoding", "Proxy-Authorization",
+		"X-Sluice-Client", "Host", "api-key", "bad name:"} {
+		yaml := fmt.Sprintf("upstreams:\n  - {name: up, type: openai, base_url: \"https://x.example/v1\", forward_headers: [OpenAI-Beta, %q]}\n", h)
+		_, err := Parse([]byte(yaml), "x.yaml")
+		if err == nil || !strings.Contains(err.Error(), "upstreams[0].forward_headers[1]") {
+			t.Errorf("forward_headers naming %q: %v", h, err)
+		}
+	}
+	for _, h := range []string{"Authorization", "Connection", "x-sluice-decision-id", "Content-Length"} {
+		yaml := fmt.Sprintf("upstreams:\n  - {name: up, type: openai, base_url: \"https://x.example/v1\", headers: {%q: v}}\n", h)
+		if _, err := Parse([]byte(yaml), "x.yaml"); err == nil || !strings.Contains(err.Error(), "upstreams[0].headers") {
+			t.Errorf("headers naming %q: %v", h, err)
+		}
+	}
+	c, err := Parse([]byte(`
+upstreams:
+  - {name: a, type: openai, base_url: "https://a.example/v1", headers: {OpenAI-Project: proj-secret-1}}
+  - {name: b, type: openai, base_url: "https://b.example/v1", forward_headers: []}
+models:
+  - {name: m, upstream: a}
+`), "x.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.Upstreams[0].ForwardHeaders, DefaultForwardHeaders) || len(c.Upstreams[1].ForwardHeaders) != 0 {
+		t.Fatalf("forward_headers %v and %v; want the default, then none", c.Upstreams[0].ForwardHeaders, c.Upstreams[1].ForwardHeaders)
+	}
+	out, err := c.Masked().YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "proj-secret-1") || !strings.Contains(string(out), "OpenAI-Project") {
+		t.Fatalf("effective config shows a fixed header's value, or not its name:\n%s", out)
+	}
+}

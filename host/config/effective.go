@@ -24,6 +24,12 @@ func (c *Config) Masked() *Config {
 			m.Upstreams[i].APIKey = masked
 		}
 		m.Upstreams[i].maskProvider()
+		if h := m.Upstreams[i].Headers; len(h) > 0 {
+			m.Upstreams[i].Headers = make(map[string]string, len(h))
+			for name := range h {
+				m.Upstreams[i].Headers[name] = masked
+			}
+		}
 	}
 	m.Store.DSN = maskURL(c.Store.DSN)
 	m.Limits.Redis.URL = maskURL(c.Limits.Redis.URL)

@@ -440,6 +440,9 @@ func (c *Config) validate(file string) error {
 		if c.Upstreams[i].MaxConns == 0 {
 			c.Upstreams[i].MaxConns = 512
 		}
+		if err := c.Upstreams[i].validateHeaders(key, bad); err != nil {
+			return err
+		}
 	}
 	models := map[string]bool{}
 	for i, m := range c.Models {

@@ -20,6 +20,8 @@ const (
 	EndpointEmbeddings = "/v1/embeddings"
 	EndpointModels     = "/v1/models"
 	EndpointResponses  = "/v1/responses"
+	// EndpointCompletions is OpenAI's legacy completions API.
+	EndpointCompletions = "/v1/completions"
 )
 
 func endpointLabel(path string) string {
@@ -32,6 +34,8 @@ func endpointLabel(path string) string {
 		return EndpointModels
 	case EndpointResponses:
 		return EndpointResponses
+	case EndpointCompletions:
+		return EndpointCompletions
 	case "":
 		return ""
 	}
@@ -42,7 +46,7 @@ func endpointLabel(path string) string {
 // that are not model calls.
 func operation(endpoint string) string {
 	switch endpoint {
-	case EndpointChat, EndpointResponses:
+	case EndpointChat, EndpointResponses, EndpointCompletions:
 		return "chat"
 	case EndpointEmbeddings:
 		return "embeddings"
@@ -75,7 +79,8 @@ var DefaultCodes = []string{
 	"request_too_large", "malformed_request", "invalid_json", "invalid_request_body", "invalid_value",
 	"rate_limit_exceeded", "budget_exceeded", "guardrail_unavailable", "policy_error",
 	"ip_rate_limited", "auth_rate_limited", "prompt_too_large",
-	"upstream_error", "upstream_timeout", "upstream_stream_error", "client_disconnected", "request_timeout", "shutdown", "internal_error",
+	"unknown_parameter", "unsupported_parameter",
+	"upstream_error", "upstream_timeout", "upstream_rate_limited", "upstream_stream_error", "client_disconnected", "request_timeout", "shutdown", "internal_error",
 	// the shipped policies'
 	"model_not_allowed", "content_policy_violation", "pii_detected", "tier_unknown", "policy_denied",
 }

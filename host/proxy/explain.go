@@ -50,6 +50,14 @@ func (g *Gateway) Explain(ctx context.Context, client store.Client, path string,
 		}
 		_, info, r = embeddingsRequest(req)
 		texts = req.Texts
+	case pathCompletions:
+		req, aerr := parseCompletions(body)
+		if aerr != nil {
+			return nil, aerr
+		}
+		_, r = chatRequest(req)
+		r.Path = pathCompletions
+		texts, info = req.Texts, req.TextInfo
 	case pathResponses:
 		req, aerr := api.ParseResponsesRequest(body)
 		if aerr != nil {
@@ -59,7 +67,7 @@ func (g *Gateway) Explain(ctx context.Context, client store.Client, path string,
 		texts, info = req.Texts, req.TextInfo
 	default:
 		return nil, &api.Error{Status: http.StatusBadRequest, Type: api.TypeInvalidRequest, Code: "invalid_value", Param: "path",
-			Message: "path must be /v1/chat/completions, /v1/responses or /v1/embeddings."}
+			Message: "path must be /v1/chat/completions, /v1/responses, /v1/completions or /v1/embeddings."}
 	}
 	in, aerr := g.policyInput(ctx, x, nil, policy.Client{ID: client.ID, Department: client.Department, Tier: client.Tier, Labels: client.Labels}, r)
 	if aerr != nil {

@@ -98,7 +98,7 @@ const (
 // endpoints, or "" for anything a caller made up.
 func route(path string) string {
 	switch path {
-	case pathChat, pathEmbeddings, pathModels, pathModel, pathResponses, pathResponseByID:
+	case pathChat, pathEmbeddings, pathModels, pathModel, pathResponses, pathResponseByID, pathCompletions:
 		return path
 	}
 	return ""
@@ -133,10 +133,12 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 		g.serveModel(ctx, x, id)
 	case path == pathResponses && method == fasthttp.MethodPost:
 		g.serveResponses(ctx, x)
+	case path == pathCompletions && method == fasthttp.MethodPost:
+		g.serveCompletions(ctx, x)
 	case storedResponseRoute(method, path):
 		x.ev.Endpoint = pathResponseByID
 		g.serveStoredResponse(ctx, x)
-	case path == pathChat || path == pathEmbeddings || path == pathModels || path == pathResponses:
+	case path == pathChat || path == pathEmbeddings || path == pathModels || path == pathResponses || path == pathCompletions:
 		g.fail(ctx, x, &api.Error{Status: http.StatusMethodNotAllowed, Type: api.TypeInvalidRequest, Code: "method_not_allowed",
 			Message: fmt.Sprintf("%s %s is not supported.", method, path)})
 	default:
@@ -352,8 +354,13 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, target *upstrea
 	// ends the upstream call.
 	hung := watchHangup(g.stopping, ctx.Conn())
 	up, aerr := g.sendRouted(hung.context(), x, target, &upstream.Call{Endpoint: endpoint, Stream: stream, RequestID: x.ev.RequestID,
-		Trace: x.upstreamSpan.Inject}, req.UpstreamBody)
+		Trace: x.upstreamSpan.Inject, CallerHeaders: &ctx.Request.Header}, req.UpstreamBody)
 	hung.stop()
+	if up != nil {
+		for _, h := range up.Headers {
+			ctx.Response.Header.Set(h.Name, h.Value)
+		}
+	}
 	x.stages[metrics.StageUpstream] = time.Since(x.sent) // a stream's first event comes later; see stream
 	if aerr == errAbandoned || aerr == errShutdown {
 		g.abandoned(ctx, x, *target, res, aerr)

@@ -26,7 +26,8 @@ import (
 // stream outlives the handler, and nothing of a fasthttp.RequestCtx may be used
 // after it returns. The upstream's own timeout bounds the call; ctx is
 // cancelled when the caller goes away first, and send then returns
-// errAbandoned.
+// errAbandoned. A reply the caller gets an error for instead is returned
+// with it, its stream closed, for its headers.
 func (g *Gateway) send(ctx context.Context, t upstream.Target, call *upstream.Call) (*upstream.Reply, *api.Error) {
 	up, err := t.Upstream.Send(ctx, call)
 	return g.judge(ctx, t, call, up, err)
@@ -45,19 +46,42 @@ func (g *Gateway) judge(ctx context.Context, t upstream.Target, call *upstream.C
 	case err != nil:
 		g.log.Warn("upstream failed", "request_id", call.RequestID, "model", t.Model.Name, "error", err)
 		return nil, api.UpstreamError(fmt.Sprintf("The upstream for %s could not be reached.", t.Model.Name))
+	case up.Status == http.StatusTooManyRequests || up.Status == http.StatusServiceUnavailable:
+		if up.Events != nil {
+			up.Events.Close()
+		}
+		g.log.Warn("upstream refused for load", "request_id", call.RequestID, "model", t.Model.Name, "status", up.Status)
+		return up, upstreamBusy(t.Model.Name, up.Status)
 	case up.Status >= 500:
 		if up.Events != nil {
 			up.Events.Close()
 		}
-		return nil, api.UpstreamError(fmt.Sprintf("The upstream for %s failed with status %d.", t.Model.Name, up.Status))
-	case up.Status == http.StatusUnauthorized || up.Status == http.StatusForbidden || up.Status == http.StatusTooManyRequests:
-		// The provider refused Sluice's own credentials or quota. Passed on
-		// as they are, its invalid_api_key or insufficient_quota would make the
-		// caller's SDK blame the caller's key or budget.
+		return up, api.UpstreamError(fmt.Sprintf("The upstream for %s failed with status %d.", t.Model.Name, up.Status))
+	case up.Status == http.StatusUnauthorized || up.Status == http.StatusForbidden:
+		// The provider refused Sluice's own credentials. Passed on as they
+		// are, its invalid_api_key would make the caller's SDK blame the
+		// caller's key.
 		g.log.Warn("upstream refused the gateway", "request_id", call.RequestID, "model", t.Model.Name, "status", up.Status)
-		return nil, api.UpstreamError(fmt.Sprintf("The upstream for %s refused the gateway's request (status %d); this is not a problem with your key.", t.Model.Name, up.Status))
+		return up, api.UpstreamError(fmt.Sprintf("The upstream for %s refused the gateway's request (status %d); this is not a problem with your key.", t.Model.Name, up.Status))
 	}
 	return up, nil
+}
+
+// upstreamBusy is the error for an upstream's 429 or 503: a 503 that
+// carries the provider's Retry-After (send's caller writes the reply's
+// headers). Not a 429: the provider limits Sluice's key, shared by every
+// caller, and a 429 would tell the caller's SDK that its own key is over
+// its limit, next to the x-ratelimit-* headers of the caller's real
+// limits. A 503 is what SDKs retry after Retry-After without blaming the
+// caller.
+func upstreamBusy(model string, status int) *api.Error {
+	if status == http.StatusTooManyRequests {
+		return &api.Error{Status: http.StatusServiceUnavailable, Type: api.TypeUnavailable, Code: "upstream_rate_limited",
+			Message: fmt.Sprintf("The upstream for %s is rate limiting the gateway; retry after the time in Retry-After. "+
+				"This is not a limit on your key.", model)}
+	}
+	return &api.Error{Status: http.StatusServiceUnavailable, Type: api.TypeUnavailable, Code: "upstream_error",
+		Message: fmt.Sprintf("The upstream for %s is unavailable (status 503); retry after the time in Retry-After.", model)}
 }
 
 // errAbandoned is send's answer when the caller left before the upstream

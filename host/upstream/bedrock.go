@@ -95,7 +95,9 @@ func (b *Bedrock) Send(ctx context.Context, c *Call) (*Reply, error) {
 		if r.awsError != "" {
 			code = snakeCase(r.awsError)
 		}
-		return openAIErrorReply(r.status, errorTypeFor(r.status), code, "", "Bedrock refused the request"), nil
+		reply := openAIErrorReply(r.status, errorTypeFor(r.status), code, "", "Bedrock refused the request")
+		reply.Headers = r.headers // a Retry-After among them
+		return reply, nil
 	}
 	id := "chatcmpl-bedrock-" + shortHash(c.Body)
 	if r.stream == nil {
@@ -104,11 +106,11 @@ func (b *Bedrock) Send(ctx context.Context, c *Call) (*Reply, error) {
 			return openAIErrorReply(502, "server_error", "upstream_error", "", "Bedrock sent a reply that is not JSON"), nil
 		}
 		msg, finish, usage := fromConverse(&cr)
-		return &Reply{Status: 200, Body: completion(id, b.now().Unix(), req.Model, msg, finish, usage)}, nil
+		return &Reply{Status: 200, Body: completion(id, b.now().Unix(), req.Model, msg, finish, usage), Headers: r.headers}, nil
 	}
 	s := &bedrockStream{body: r.stream, decoder: eventstream.NewDecoder(), out: chunker{id: id, created: b.now().Unix(), model: req.Model},
 		includeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage, tools: map[int]int{}}
-	return &Reply{Status: 200, Events: &translatedEvents{body: r.stream, read: s.read}}, nil
+	return &Reply{Status: 200, Events: &translatedEvents{body: r.stream, read: s.read}, Headers: r.headers}, nil
 }
 
 // authorize signs the request hr with SigV4, as the AWS SDK's signer does

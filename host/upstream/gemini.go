@@ -66,7 +66,9 @@ func (g *Gemini) Send(ctx context.Context, c *Call) (*Reply, error) {
 		return nil, err
 	}
 	if r.status != fasthttp.StatusOK {
-		return geminiErrorReply(r.status, r.body), nil
+		reply := geminiErrorReply(r.status, r.body)
+		reply.Headers = r.headers // a Retry-After among them
+		return reply, nil
 	}
 	id := "chatcmpl-gemini-" + shortHash(c.Body)
 	if r.stream == nil {
@@ -75,11 +77,11 @@ func (g *Gemini) Send(ctx context.Context, c *Call) (*Reply, error) {
 			return openAIErrorReply(502, "server_error", "upstream_error", "", "the Gemini API sent a reply that is not JSON"), nil
 		}
 		msg, finish, usage := fromGemini(&gr)
-		return &Reply{Status: 200, Body: completion(id, g.now().Unix(), req.Model, msg, finish, usage)}, nil
+		return &Reply{Status: 200, Body: completion(id, g.now().Unix(), req.Model, msg, finish, usage), Headers: r.headers}, nil
 	}
 	s := &geminiStream{sse: newSSEEvents(r.stream), out: chunker{id: id, created: g.now().Unix(), model: req.Model},
 		includeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage}
-	return &Reply{Status: 200, Events: &translatedEvents{body: r.stream, read: s.read}}, nil
+	return &Reply{Status: 200, Events: &translatedEvents{body: r.stream, read: s.read}, Headers: r.headers}, nil
 }
 
 func (g *Gemini) authorize(_ context.Context, req *fasthttp.Request, _ bool) error {

@@ -25,6 +25,10 @@ type httpClient struct {
 	base    string // scheme://host/path without a trailing slash
 	host    string
 	timeout time.Duration
+	// forward names the caller headers passed on; fixed are set on every
+	// call (values never logged).
+	forward []string
+	fixed   [][2]string
 }
 
 // dialer dials an upstream's connections as idleConns; dial is the
@@ -88,6 +92,8 @@ func newHTTPClient(u config.Upstream, baseURL string, dial fasthttp.DialFunc) (*
 		base:    strings.TrimRight(baseURL, "/"),
 		host:    parsed.Host,
 		timeout: u.Timeout.D(),
+		forward: forwardList(u),
+		fixed:   fixedHeaders(u),
 	}, nil
 }
 
@@ -103,6 +109,8 @@ type httpReply struct {
 	status int
 	body   []byte
 	stream *httpBody
+	// headers are the reply headers passed on to the caller.
+	headers []Header
 	// awsError is the error an AWS service names in its reply's
 	// X-Amzn-ErrorType header, such as ThrottlingException.
 	awsError string
@@ -133,6 +141,7 @@ func (h *httpClient) post(ctx context.Context, c *Call, path string, body []byte
 		resp.StreamBody = true
 	}
 	req.SetBodyRaw(body)
+	setCallHeaders(req, c.CallerHeaders, h.forward, h.fixed)
 	if err := auth.authorize(ctx, req, c.Stream); err != nil {
 		fasthttp.ReleaseResponse(resp)
 		return httpReply{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -169,6 +178,7 @@ func (h *httpClient) post(ctx context.Context, c *Call, path string, body []byte
 		return httpReply{}, fmt.Errorf("%w: %s", ErrUnavailable, err)
 	}
 	status := resp.StatusCode()
+	headers := replyHeaders(resp)
 	b := &httpBody{resp: resp, release: call.release, call: call}
 	if !c.Stream || status != fasthttp.StatusOK {
 		awsError, _, _ := strings.Cut(string(resp.Header.Peek("X-Amzn-Errortype")), ":")
@@ -176,9 +186,9 @@ func (h *httpClient) post(ctx context.Context, c *Call, path string, body []byte
 		if err != nil {
 			return httpReply{}, classify(err)
 		}
-		return httpReply{status: status, body: whole, awsError: awsError}, nil
+		return httpReply{status: status, body: whole, headers: headers, awsError: awsError}, nil
 	}
-	return httpReply{status: status, stream: b}, nil
+	return httpReply{status: status, stream: b, headers: headers}, nil
 }
 
 // readBody reads a whole reply (an error a stream was asked for, at most

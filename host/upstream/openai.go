@@ -51,9 +51,9 @@ func sendOpenAI(ctx context.Context, h *httpClient, c *Call, path string, auth a
 		return nil, err
 	}
 	if r.stream == nil {
-		return &Reply{Status: r.status, Body: r.body}, nil
+		return &Reply{Status: r.status, Body: r.body, Headers: r.headers}, nil
 	}
-	return &Reply{Status: r.status, Events: newSSEEvents(r.stream)}, nil
+	return &Reply{Status: r.status, Events: newSSEEvents(r.stream), Headers: r.headers}, nil
 }
 
 // Close releases idle connections.

@@ -27,7 +27,21 @@ type Call struct {
 	// Trace, when set, writes the trace context headers (traceparent,
 	// tracestate) of the upstream call through set.
 	Trace func(set func(name, value string))
+	// CallerHeaders are the caller's request headers, of which an HTTP
+	// upstream forwards those its forward_headers list; nil: none. They
+	// are read only during Send.
+	CallerHeaders HeaderSource
 }
+
+// HeaderSource looks up a request header by name; *fasthttp.RequestHeader
+// is one.
+type HeaderSource interface {
+	Peek(name string) []byte
+}
+
+// Header is one response header the caller gets from an upstream's reply,
+// under the name the caller sees.
+type Header struct{ Name, Value string }
 
 // Reply is an upstream's answer. For a successful stream, Events is set and
 // Body is empty; otherwise Body holds the whole reply (or the upstream's error).
@@ -35,6 +49,10 @@ type Reply struct {
 	Status int
 	Body   []byte
 	Events Events
+	// Headers are what the caller gets of the reply's headers (see
+	// replyHeaders): the provider's request id, its processing time, and
+	// the wait it asks for when it refuses for load.
+	Headers []Header
 }
 
 // Events reads a Server-Sent Events stream one event at a time.
