@@ -53,6 +53,9 @@ func (g *Gateway) sendRouted(ctx context.Context, x *exchange, target *upstream.
 	deadline := time.Now().Add(retry.Deadline.D())
 	bodies := map[string][]byte{}
 	tried := map[*routing.Deployment]int{}
+	// notBefore is when a deployment that answered 429 or 503 with a
+	// Retry-After may be called again.
+	notBefore := map[*routing.Deployment]time.Time{}
 	var (
 		up   *upstream.Reply
 		err  error
@@ -62,8 +65,10 @@ func (g *Gateway) sendRouted(ctx context.Context, x *exchange, target *upstream.
 	for n := range attempts {
 		d := plan[n%len(plan)]
 		if tried[d] > 0 {
-			pause := g.routes.Backoff(retry, tried[d]-1)
+			pause := max(g.routes.Backoff(retry, tried[d]-1), time.Until(notBefore[d]))
 			if time.Now().Add(pause).After(deadline) {
+				// The wait does not fit: the caller gets the last answer,
+				// with its Retry-After.
 				break
 			}
 			if !sleep(ctx, pause) {
@@ -102,6 +107,11 @@ func (g *Gateway) sendRouted(ctx context.Context, x *exchange, target *upstream.
 		last, tried[d] = d, tried[d]+1
 		if !retryable(outcome) {
 			break
+		}
+		if up != nil {
+			if wait := up.RetryAfter(time.Now()); wait > 0 {
+				notBefore[d] = time.Now().Add(wait)
+			}
 		}
 	}
 	*target = last.Target

@@ -26,7 +26,12 @@ import (
 type provider struct {
 	addr     string
 	failWith atomic.Int32
-	hits     atomic.Int64
+	// failures, once counted is set, is how many calls still fail with
+	// failWith; retryAfter is sent with each failure.
+	counted    atomic.Bool
+	failures   atomic.Int32
+	retryAfter atomic.Value
+	hits       atomic.Int64
 }
 
 func newProvider(t *testing.T) *provider {
@@ -39,7 +44,10 @@ func newProvider(t *testing.T) *provider {
 	mock := upstream.MockHandler(upstream.NewMock(0), []string{"x"})
 	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
 		p.hits.Add(1)
-		if status := int(p.failWith.Load()); status != 0 {
+		if status := int(p.failWith.Load()); status != 0 && (!p.counted.Load() || p.failures.Add(-1) >= 0) {
+			if ra, _ := p.retryAfter.Load().(string); ra != "" {
+				ctx.Response.Header.Set("Retry-After", ra)
+			}
 			ctx.SetStatusCode(status)
 			ctx.SetContentType("application/json")
 			ctx.SetBodyString(`{"error":{"message":"provider trouble","type":"server_error","code":null}}`)
@@ -293,4 +301,53 @@ func (h *harness) metricsText() string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// TestRetryAfterIsHonouredWithinTheDeadline: a provider that answers 429
+// with Retry-After: 1 once is called again after a second, and the caller
+// gets its 200; one whose Retry-After does not fit the model's deadline is
+// not waited for, and the caller gets the 503 with the provider's
+// Retry-After.
+func TestRetryAfterIsHonouredWithinTheDeadline(t *testing.T) {
+	busy := newProvider(t)
+	cfg := testConfig(t, t.TempDir(), open)
+	cfg.Upstreams = append(cfg.Upstreams, busy.upstream("busy"))
+	cfg.Models = append(cfg.Models, config.Model{Name: "patient", Upstream: "busy", UpstreamModel: "x",
+		Retry: config.Retry{Attempts: 2, Backoff: config.Duration(time.Millisecond), Deadline: config.Duration(5 * time.Second)}})
+	h := start(t, cfg)
+	h.key = h.createClient("app", "research")
+	body := `{"model":"patient","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`
+
+	busy.failWith.Store(http.StatusTooManyRequests)
+	busy.counted.Store(true)
+	busy.failures.Store(1)
+	busy.retryAfter.Store("1")
+	began := time.Now()
+	resp, out := h.raw("POST", "/v1/chat/completions", h.key, body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d %s, want 200 after the provider's wait", resp.StatusCode, out)
+	}
+	if took := time.Since(began); took < time.Second {
+		t.Errorf("answered after %v: the provider's Retry-After of 1 s was not waited for", took)
+	}
+	if busy.hits.Load() != 2 {
+		t.Errorf("%d provider calls, want 2", busy.hits.Load())
+	}
+
+	busy.failures.Store(1)
+	busy.retryAfter.Store("30")
+	began = time.Now()
+	resp, out = h.raw("POST", "/v1/chat/completions", h.key, body)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(out), "upstream_rate_limited") {
+		t.Fatalf("status %d %s, want 503 upstream_rate_limited", resp.StatusCode, out)
+	}
+	if got := resp.Header.Get("Retry-After"); got != "30" {
+		t.Errorf("Retry-After %q, want the provider's 30", got)
+	}
+	if took := time.Since(began); took > 2*time.Second {
+		t.Errorf("answered after %v: a wait past the deadline should not be started", took)
+	}
+	if busy.hits.Load() != 3 {
+		t.Errorf("%d provider calls in all, want 3", busy.hits.Load())
+	}
 }

@@ -3,6 +3,8 @@ package upstream
 import (
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -143,4 +145,26 @@ func retryAfter(b []byte) (string, bool) {
 		return "", false
 	}
 	return t.UTC().Format(http.TimeFormat), true
+}
+
+// RetryAfter is the wait a reply asks for in its retry-after-ms or
+// Retry-After header (seconds or an HTTP date, counted from now); 0 when it
+// asks for none.
+func (r *Reply) RetryAfter(now time.Time) time.Duration {
+	var wait time.Duration
+	for _, h := range r.Headers {
+		switch {
+		case strings.EqualFold(h.Name, "retry-after-ms"):
+			if ms, err := strconv.ParseFloat(h.Value, 64); err == nil && ms > 0 && ms < 1e9 {
+				return time.Duration(ms * float64(time.Millisecond))
+			}
+		case strings.EqualFold(h.Name, "Retry-After"):
+			if s, err := strconv.ParseUint(h.Value, 10, 32); err == nil {
+				wait = time.Duration(s) * time.Second
+			} else if t, err := http.ParseTime(h.Value); err == nil && t.After(now) {
+				wait = t.Sub(now)
+			}
+		}
+	}
+	return wait
 }
