@@ -19,6 +19,12 @@ type Deployment struct {
 	Weight int `yaml:"weight"`
 	// Region labels where the deployment runs (for example eu or us).
 	Region string `yaml:"region"`
+	// RPM and TPM are the quota the provider grants this deployment
+	// (requests and tokens a minute, 0: none known). Sluice counts what it
+	// sends there, in Redis across replicas when the limits are, and stops
+	// sending before the provider would answer 429.
+	RPM int64 `yaml:"rpm"`
+	TPM int64 `yaml:"tpm"`
 }
 
 // Routing strategies: the order in which a request tries a model's
@@ -91,6 +97,9 @@ func (c *Config) checkRouting(upstreams map[string]bool, upNames []string, bad f
 				return bad(dkey+".name", "deployment %q is listed twice", d.Name)
 			}
 			names[d.Name] = true
+			if d.RPM < 0 || d.TPM < 0 {
+				return bad(dkey, "rpm and tpm must not be negative")
+			}
 			switch {
 			case d.Weight < 0:
 				return bad(dkey+".weight", "must not be negative")

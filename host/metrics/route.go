@@ -18,6 +18,7 @@ const (
 	AttemptTimeout     = "timeout"      // no answer in time
 	AttemptUnavailable = "unavailable"  // no connection
 	AttemptCancelled   = "cancelled"    // the caller left or the gateway shut down first
+	AttemptQuota       = "quota"        // not sent: the deployment's provider quota was used up
 )
 
 // Deployment is what the metrics read of one deployment at each scrape.
@@ -39,7 +40,7 @@ func (m *Metrics) WatchDeployments(ds []Deployment) {
 	}
 	m.attempts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: NameUpstreamAttempts,
-		Help: "Upstream calls, by deployment and outcome (ok, rate_limited, server_error, refused, timeout, unavailable, cancelled); a request that fell back or retried makes several.",
+		Help: "Upstream calls, by deployment and outcome (ok, rate_limited, server_error, refused, timeout, unavailable, cancelled, and quota for a call not made because the provider quota was used up); a request that fell back or retried makes several.",
 	}, []string{"deployment", "outcome"})
 	m.reg.MustRegister(m.attempts)
 	for _, d := range ds {

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/sluicehq/sluice/host/api"
+	"github.com/sluicehq/sluice/host/limits"
 	"github.com/sluicehq/sluice/host/metrics"
 	"github.com/sluicehq/sluice/host/routing"
 	"github.com/sluicehq/sluice/host/upstream"
@@ -26,11 +29,14 @@ type attempt struct {
 // own (a connection error, a timeout, 429, 5xx, or a refusal of the
 // gateway's credentials), the model's retry.attempts are spent, or its
 // retry.deadline would pass. A deployment tried again is waited for with
-// backoff. target is the requested model's on entry and the one that
-// answered on return: its prices bill the request. body makes the request's
-// body for an upstream model name.
+// backoff. A deployment whose provider quota (rpm, tpm) the request does
+// not fit is passed over without a call. target is the requested model's on
+// entry and the one that answered on return: its prices bill the request.
+// body makes the request's body for an upstream model name; estimate is
+// the tokens the request reserved, charged to the quota until it is
+// recorded.
 func (g *Gateway) sendRouted(ctx context.Context, x *exchange, target *upstream.Target, call *upstream.Call,
-	body func(upstreamModel string) ([]byte, error)) (*upstream.Reply, *api.Error) {
+	body func(upstreamModel string) ([]byte, error), estimate int64) (*upstream.Reply, *api.Error) {
 	var plan []*routing.Deployment
 	var rt *routing.Route
 	if g.routes != nil {
@@ -61,6 +67,9 @@ func (g *Gateway) sendRouted(ctx context.Context, x *exchange, target *upstream.
 		err  error
 		last *routing.Deployment
 		log  []attempt
+		// quotaWait is the shortest wait until a deployment passed over
+		// for its quota has room again.
+		quotaWait time.Duration
 	)
 	for n := range attempts {
 		d := plan[n%len(plan)]
@@ -90,6 +99,16 @@ func (g *Gateway) sendRouted(ctx context.Context, x *exchange, target *upstream.
 			bodies[model] = b
 		}
 		call.Body = b
+		quota, fits := g.reserveQuota(ctx, d, estimate)
+		if !fits.ok {
+			g.metrics.UpstreamAttempt(d.Name, metrics.AttemptQuota)
+			log = append(log, attempt{Deployment: d.Name, Error: metrics.AttemptQuota})
+			tried[d]++
+			if quotaWait == 0 || fits.wait < quotaWait {
+				quotaWait = fits.wait
+			}
+			continue
+		}
 		d.Start()
 		began := time.Now()
 		up, err = d.Target.Upstream.Send(ctx, call)
@@ -106,22 +125,66 @@ func (g *Gateway) sendRouted(ctx context.Context, x *exchange, target *upstream.
 		log = append(log, a)
 		last, tried[d] = d, tried[d]+1
 		if !retryable(outcome) {
+			// Charged until the request is recorded, with what it used.
+			x.quota = quota
 			break
 		}
+		g.limiter.Commit(quota, limits.Cost{})
 		if up != nil {
 			if wait := up.RetryAfter(time.Now()); wait > 0 {
 				notBefore[d] = time.Now().Add(wait)
 			}
 		}
 	}
-	*target = last.Target
-	x.ev.Deployment = last.Name
 	if len(log) > 1 {
 		if b, err := json.Marshal(log); err == nil {
 			x.ev.Attempts = string(b)
 		}
 	}
+	if last == nil {
+		// Every deployment was over its provider quota.
+		if up != nil && up.Events != nil {
+			up.Events.Close()
+		}
+		return quotaReply(quotaWait), &api.Error{Status: http.StatusServiceUnavailable, Type: api.TypeUnavailable, Code: "upstream_quota_exhausted",
+			Message: fmt.Sprintf("Every deployment of %s is at the quota its provider grants the gateway; retry after the time in Retry-After. "+
+				"This is not a limit on your key.", target.Model.Name)}
+	}
+	*target = last.Target
+	x.ev.Deployment = last.Name
 	return g.judge(ctx, last.Target, call, up, err)
+}
+
+// quotaFit says whether a request fits a deployment's provider quota, and
+// if not, how long until it may.
+type quotaFit struct {
+	ok   bool
+	wait time.Duration
+}
+
+// reserveQuota charges a call of estimate tokens to d's provider quota. A
+// deployment without one, or whose counters cannot be reached, fits: the
+// request has passed its own limits, and the provider still has its say.
+func (g *Gateway) reserveQuota(ctx context.Context, d *routing.Deployment, estimate int64) (limits.Reservation, quotaFit) {
+	if d.Quota.Limits == (limits.Limits{}) {
+		return limits.Reservation{}, quotaFit{ok: true}
+	}
+	res, result, err := g.limiter.Reserve(ctx, []limits.Scope{d.Quota}, limits.Cost{Tokens: estimate})
+	if err != nil {
+		g.log.Warn("deployment quota not checked", "deployment", d.Name, "error", err)
+		return limits.Reservation{}, quotaFit{ok: true}
+	}
+	if result.Denial != nil {
+		return limits.Reservation{}, quotaFit{wait: max(result.Denial.RetryAfter, time.Second)}
+	}
+	return res, quotaFit{ok: true}
+}
+
+// quotaReply carries the Retry-After of a request every deployment's quota
+// refused.
+func quotaReply(wait time.Duration) *upstream.Reply {
+	secs := int64((wait + time.Second - 1) / time.Second)
+	return &upstream.Reply{Status: http.StatusServiceUnavailable, Headers: []upstream.Header{{Name: "Retry-After", Value: strconv.FormatInt(secs, 10)}}}
 }
 
 // errReencode answers a request whose body could not be made for an

@@ -75,6 +75,10 @@ type exchange struct {
 	deadline time.Time
 	// prompt is the request's prompt tokens as counted here.
 	prompt int64
+	// quota is the request's charge to the provider quota of the
+	// deployment that answered it, committed with its tokens when the
+	// request is recorded.
+	quota limits.Reservation
 }
 
 // timed runs one step of the path as a stage: its time is added to the
@@ -354,7 +358,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, target *upstrea
 	// ends the upstream call.
 	hung := watchHangup(g.stopping, ctx.Conn())
 	up, aerr := g.sendRouted(hung.context(), x, target, &upstream.Call{Endpoint: endpoint, Stream: stream, RequestID: x.ev.RequestID,
-		Trace: x.upstreamSpan.Inject, CallerHeaders: &ctx.Request.Header}, req.UpstreamBody)
+		Trace: x.upstreamSpan.Inject, CallerHeaders: &ctx.Request.Header}, req.UpstreamBody, res.Cost().Tokens)
 	hung.stop()
 	if up != nil {
 		for _, h := range up.Headers {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"github.com/sluicehq/sluice/host/limits"
 	"log/slog"
 	"strconv"
 	"sync/atomic"
@@ -40,6 +41,7 @@ func (g *Gateway) fail(ctx *fasthttp.RequestCtx, x *exchange, e *api.Error) {
 // trace and the access line. Model and path are sanitised first: nothing
 // below sees a caller's own name for them.
 func (g *Gateway) record(x *exchange) {
+	g.limiter.Commit(x.quota, limits.Cost{Tokens: x.ev.TotalTokens})
 	x.ev.Time = g.now()
 	x.ev.LatencyMS = x.ev.Time.Sub(x.start).Milliseconds()
 	if x.ev.UsageSource == "" {

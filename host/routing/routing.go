@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/host/config"
+	"github.com/sluicehq/sluice/host/limits"
 	"github.com/sluicehq/sluice/host/upstream"
 )
 
@@ -32,6 +33,11 @@ type Deployment struct {
 	Target upstream.Target
 	model  string // the public model it serves
 	weight int
+	// Quota is the provider's quota of the deployment as a limits scope,
+	// keyed by upstream and upstream model so that the public models served
+	// by one provider deployment share it; its Limits are zero when none is
+	// configured.
+	Quota limits.Scope
 
 	inFlight atomic.Int64
 	latency  atomic.Int64 // moving average of successful calls, nanoseconds; 0 before the first
@@ -133,7 +139,8 @@ func NewTable(cfg *config.Config, r *upstream.Router) (*Table, error) {
 			}
 			model := m
 			model.Upstream, model.UpstreamModel = d.Upstream, d.UpstreamModel
-			dep := &Deployment{Name: d.Name, Region: d.Region, model: m.Name, weight: max(d.Weight, 1), Target: upstream.Target{Model: model, Upstream: up}}
+			dep := &Deployment{Name: d.Name, Region: d.Region, model: m.Name, weight: max(d.Weight, 1),
+				Quota: limits.Scope{Name: "deployment", Key: "deployment:" + d.Upstream + "/" + d.UpstreamModel, Limits: limits.Limits{RPM: d.RPM, TPM: d.TPM}}, Target: upstream.Target{Model: model, Upstream: up}}
 			dep.breaker.limits = m.Circuit
 			rt.Deployments = append(rt.Deployments, dep)
 			t.all = append(t.all, dep)

@@ -5,65 +5,17 @@ import (
 	"database/sql"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/openai/openai-go/v3"
-	"github.com/valyala/fasthttp"
 
 	"github.com/sluicehq/sluice/host/config"
-	"github.com/sluicehq/sluice/host/upstream"
+	"github.com/sluicehq/sluice/host/internal/testenv"
 )
-
-// provider is an OpenAI-compatible upstream on a real socket whose health a
-// test switches: while failWith is set it answers every call with that
-// status, otherwise it answers as the built-in mock does.
-type provider struct {
-	addr     string
-	failWith atomic.Int32
-	// failures, once counted is set, is how many calls still fail with
-	// failWith; retryAfter is sent with each failure.
-	counted    atomic.Bool
-	failures   atomic.Int32
-	retryAfter atomic.Value
-	hits       atomic.Int64
-}
-
-func newProvider(t *testing.T) *provider {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &provider{addr: ln.Addr().String()}
-	mock := upstream.MockHandler(upstream.NewMock(0), []string{"x"})
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		p.hits.Add(1)
-		if status := int(p.failWith.Load()); status != 0 && (!p.counted.Load() || p.failures.Add(-1) >= 0) {
-			if ra, _ := p.retryAfter.Load().(string); ra != "" {
-				ctx.Response.Header.Set("Retry-After", ra)
-			}
-			ctx.SetStatusCode(status)
-			ctx.SetContentType("application/json")
-			ctx.SetBodyString(`{"error":{"message":"provider trouble","type":"server_error","code":null}}`)
-			return
-		}
-		mock(ctx)
-	}}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Shutdown() })
-	return p
-}
-
-func (p *provider) upstream(name string) config.Upstream {
-	return config.Upstream{Name: name, Type: "openai", BaseURL: "http://" + p.addr + "/v1",
-		Timeout: config.Duration(5 * time.Second), IdleTimeout: config.Duration(5 * time.Second), MaxConns: 16}
-}
 
 // routeRow is what the ledger says of where a request went.
 type routeRow struct {
@@ -129,9 +81,9 @@ func (h *harness) deploymentState(name string) string {
 // once; after five failures the failing deployment is ejected and no longer
 // called; once it answers again, a probe after the cool-down puts it back.
 func TestFailingDeploymentFallsBackEjectsAndRecovers(t *testing.T) {
-	flaky, good := newProvider(t), newProvider(t)
+	flaky, good := testenv.NewProvider(t), testenv.NewProvider(t)
 	cfg := testConfig(t, t.TempDir(), open)
-	cfg.Upstreams = append(cfg.Upstreams, flaky.upstream("flaky"), good.upstream("good"))
+	cfg.Upstreams = append(cfg.Upstreams, flaky.Upstream("flaky"), good.Upstream("good"))
 	cfg.Models = append(cfg.Models, config.Model{Name: "routed", InputPerMillion: 1, OutputPerMillion: 2,
 		Deployments: []config.Deployment{
 			{Name: "flaky", Upstream: "flaky", UpstreamModel: "x", Weight: 1},
@@ -143,7 +95,7 @@ func TestFailingDeploymentFallsBackEjectsAndRecovers(t *testing.T) {
 	h.key = h.createClient("app", "research")
 	c := h.client(h.key)
 
-	flaky.failWith.Store(http.StatusInternalServerError)
+	flaky.FailWith.Store(http.StatusInternalServerError)
 	ask := func(n int) {
 		t.Helper()
 		for i := range n {
@@ -155,7 +107,7 @@ func TestFailingDeploymentFallsBackEjectsAndRecovers(t *testing.T) {
 		}
 	}
 	ask(40)
-	if got := flaky.hits.Load(); got != 5 {
+	if got := flaky.Hits.Load(); got != 5 {
 		t.Errorf("the failing deployment was called %d times, want 5: ejected after its fifth failure", got)
 	}
 	if st := h.deploymentState("flaky"); st != "open" {
@@ -201,18 +153,18 @@ func TestFailingDeploymentFallsBackEjectsAndRecovers(t *testing.T) {
 	}
 
 	// Recovered: after the cool-down one probe goes, and it is back.
-	flaky.failWith.Store(0)
+	flaky.FailWith.Store(0)
 	time.Sleep(1100 * time.Millisecond)
 	ask(20)
 	if st := h.deploymentState("flaky"); st != "closed" {
 		t.Errorf("after a good probe flaky is %q, want closed", st)
 	}
-	if got := flaky.hits.Load(); got < 6 {
+	if got := flaky.Hits.Load(); got < 6 {
 		t.Errorf("flaky called %d times in all, want the probe and a share after it", got)
 	}
 
 	// Rate limited now: still every request answered.
-	flaky.failWith.Store(http.StatusTooManyRequests)
+	flaky.FailWith.Store(http.StatusTooManyRequests)
 	ask(10)
 	if !strings.Contains(h.metricsText(), `sluice_upstream_attempts_total{deployment="flaky",outcome="rate_limited"}`) {
 		t.Error("no rate_limited attempt counted")
@@ -223,11 +175,11 @@ func TestFailingDeploymentFallsBackEjectsAndRecovers(t *testing.T) {
 // down falls back to another model, streamed and not; the caller sees one
 // request, and the ledger bills the fallback's prices.
 func TestFallbackModelBillsAtItsOwnPrices(t *testing.T) {
-	spare := newProvider(t)
+	spare := testenv.NewProvider(t)
 	cfg := testConfig(t, t.TempDir(), open)
 	cfg.Upstreams = append(cfg.Upstreams,
 		config.Upstream{Name: "dead", Type: "openai", BaseURL: "http://127.0.0.1:1/v1", Timeout: config.Duration(2 * time.Second), MaxConns: 4},
-		spare.upstream("spare"))
+		spare.Upstream("spare"))
 	cfg.Models = append(cfg.Models,
 		config.Model{Name: "primary", Upstream: "dead", UpstreamModel: "x", InputPerMillion: 1000, OutputPerMillion: 1000, Fallbacks: []string{"backup"}},
 		config.Model{Name: "backup", Upstream: "spare", UpstreamModel: "x", InputPerMillion: 1, OutputPerMillion: 1})
@@ -258,8 +210,8 @@ func TestFallbackModelBillsAtItsOwnPrices(t *testing.T) {
 			t.Errorf("attempts %q, want the dead upstream's connection failure listed", r.Attempts)
 		}
 	}
-	if spare.hits.Load() != 2 {
-		t.Errorf("the fallback was called %d times, want 2", spare.hits.Load())
+	if spare.Hits.Load() != 2 {
+		t.Errorf("the fallback was called %d times, want 2", spare.Hits.Load())
 	}
 }
 
@@ -267,9 +219,9 @@ func TestFallbackModelBillsAtItsOwnPrices(t *testing.T) {
 // healthy deployments weighted 3:1 and counts where the ledger says each
 // went: within five standard deviations of 750.
 func TestWeightsHoldOverManyRequests(t *testing.T) {
-	heavy, light := newProvider(t), newProvider(t)
+	heavy, light := testenv.NewProvider(t), testenv.NewProvider(t)
 	cfg := testConfig(t, t.TempDir(), open)
-	cfg.Upstreams = append(cfg.Upstreams, heavy.upstream("heavy"), light.upstream("light"))
+	cfg.Upstreams = append(cfg.Upstreams, heavy.Upstream("heavy"), light.Upstream("light"))
 	cfg.Models = append(cfg.Models, config.Model{Name: "weighted", Upstream: "heavy", Deployments: []config.Deployment{
 		{Name: "heavy", Upstream: "heavy", UpstreamModel: "x", Weight: 3},
 		{Name: "light", Upstream: "light", UpstreamModel: "x", Weight: 1},
@@ -283,11 +235,11 @@ func TestWeightsHoldOverManyRequests(t *testing.T) {
 			t.Fatalf("request %d: %d %s", i, resp.StatusCode, body)
 		}
 	}
-	if got := heavy.hits.Load(); got < 750-5*14 || got > 750+5*14 {
+	if got := heavy.Hits.Load(); got < 750-5*14 || got > 750+5*14 {
 		t.Errorf("heavy served %d of %d, want 750 ± 70 (weights 3:1)", got, n)
 	}
-	if heavy.hits.Load()+light.hits.Load() != n {
-		t.Errorf("%d + %d upstream calls for %d requests", heavy.hits.Load(), light.hits.Load(), n)
+	if heavy.Hits.Load()+light.Hits.Load() != n {
+		t.Errorf("%d + %d upstream calls for %d requests", heavy.Hits.Load(), light.Hits.Load(), n)
 	}
 }
 
@@ -309,19 +261,19 @@ func (h *harness) metricsText() string {
 // not waited for, and the caller gets the 503 with the provider's
 // Retry-After.
 func TestRetryAfterIsHonouredWithinTheDeadline(t *testing.T) {
-	busy := newProvider(t)
+	busy := testenv.NewProvider(t)
 	cfg := testConfig(t, t.TempDir(), open)
-	cfg.Upstreams = append(cfg.Upstreams, busy.upstream("busy"))
+	cfg.Upstreams = append(cfg.Upstreams, busy.Upstream("busy"))
 	cfg.Models = append(cfg.Models, config.Model{Name: "patient", Upstream: "busy", UpstreamModel: "x",
 		Retry: config.Retry{Attempts: 2, Backoff: config.Duration(time.Millisecond), Deadline: config.Duration(5 * time.Second)}})
 	h := start(t, cfg)
 	h.key = h.createClient("app", "research")
 	body := `{"model":"patient","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`
 
-	busy.failWith.Store(http.StatusTooManyRequests)
-	busy.counted.Store(true)
-	busy.failures.Store(1)
-	busy.retryAfter.Store("1")
+	busy.FailWith.Store(http.StatusTooManyRequests)
+	busy.Counted.Store(true)
+	busy.Failures.Store(1)
+	busy.RetryAfter.Store("1")
 	began := time.Now()
 	resp, out := h.raw("POST", "/v1/chat/completions", h.key, body)
 	if resp.StatusCode != 200 {
@@ -330,12 +282,12 @@ func TestRetryAfterIsHonouredWithinTheDeadline(t *testing.T) {
 	if took := time.Since(began); took < time.Second {
 		t.Errorf("answered after %v: the provider's Retry-After of 1 s was not waited for", took)
 	}
-	if busy.hits.Load() != 2 {
-		t.Errorf("%d provider calls, want 2", busy.hits.Load())
+	if busy.Hits.Load() != 2 {
+		t.Errorf("%d provider calls, want 2", busy.Hits.Load())
 	}
 
-	busy.failures.Store(1)
-	busy.retryAfter.Store("30")
+	busy.Failures.Store(1)
+	busy.RetryAfter.Store("30")
 	began = time.Now()
 	resp, out = h.raw("POST", "/v1/chat/completions", h.key, body)
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(out), "upstream_rate_limited") {
@@ -347,7 +299,7 @@ func TestRetryAfterIsHonouredWithinTheDeadline(t *testing.T) {
 	if took := time.Since(began); took > 2*time.Second {
 		t.Errorf("answered after %v: a wait past the deadline should not be started", took)
 	}
-	if busy.hits.Load() != 3 {
-		t.Errorf("%d provider calls in all, want 3", busy.hits.Load())
+	if busy.Hits.Load() != 3 {
+		t.Errorf("%d provider calls in all, want 3", busy.Hits.Load())
 	}
 }

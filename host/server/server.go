@@ -1036,7 +1036,12 @@ func (s *Server) forgetCredentials() {
 // deploymentMetrics is what the metrics read of each deployment.
 func deploymentMetrics(t *routing.Table) []metrics.Deployment {
 	var out []metrics.Deployment
+	seen := map[string]bool{}
 	for _, d := range t.Deployments() {
+		if seen[d.Name] {
+			continue // two models on one deployment name: one series
+		}
+		seen[d.Name] = true
 		out = append(out, metrics.Deployment{
 			Name: d.Name,
 			State: func() float64 {
