@@ -201,6 +201,7 @@ decision := d if {
 	"response_plugins": object.get(_tier, "response_plugins", []),
 	"restore": object.get(_tier, "restore", false),
 	"max_tokens": _max_tokens,
+	"regions": object.get(_tier, "regions", []),
 }
 
 # _tier is the client's tier settings, from the data the gateway loads from
@@ -364,6 +365,7 @@ _allowed(tier, department_limits) := {
 	"response_plugins": object.get(tier, "response_plugins", []),
 	"restore": object.get(tier, "restore", false),
 	"max_tokens": 0,
+	"regions": object.get(tier, "regions", []),
 }
 
 # _glob_syntax holds for a pattern that glob.match reads as more than its

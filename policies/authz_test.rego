@@ -103,6 +103,7 @@ test_standard_allowed_without_findings if {
 		"response_plugins": [],
 		"restore": false,
 		"max_tokens": 0,
+		"regions": [],
 	}
 }
 
@@ -231,6 +232,7 @@ test_pii_in_redact_list_is_redacted if {
 		"response_plugins": ["pii"],
 		"restore": true,
 		"max_tokens": 0,
+		"regions": [],
 	}
 }
 
@@ -592,6 +594,7 @@ test_derived_holds_a_decision_per_department if {
 		"response_plugins": [],
 		"restore": false,
 		"max_tokens": 0,
+		"regions": [],
 	}
 	derived.tiers.standard.allowed == allowed
 	derived.tiers.standard.departments == {

@@ -370,6 +370,9 @@ type Tier struct {
 	ResponsePlugins []string `yaml:"response_plugins" json:"response_plugins"`
 	// Restore puts redacted values back into the model's replies.
 	Restore bool `yaml:"restore" json:"restore"`
+	// Regions, when set, are the only deployment regions this tier's
+	// requests may be served from (models[].deployments[].region).
+	Regions []string `yaml:"regions" json:"regions"`
 	// RefuseTokenInput refuses embeddings input sent as token ids (400
 	// token_input_not_allowed) instead of decoding and scanning it.
 	RefuseTokenInput bool `yaml:"refuse_token_input" json:"refuse_token_input"`
@@ -437,7 +440,7 @@ func (c *Config) TiersData() (map[string]any, error) {
 	}
 	for name, t := range out {
 		tier := t.(map[string]any)
-		for _, k := range []string{"models", "redact", "response_plugins"} {
+		for _, k := range []string{"models", "redact", "response_plugins", "regions"} {
 			if tier[k] == nil {
 				tier[k] = []any{}
 			}

@@ -80,7 +80,7 @@ var DefaultCodes = []string{
 	"rate_limit_exceeded", "budget_exceeded", "guardrail_unavailable", "policy_error",
 	"ip_rate_limited", "auth_rate_limited", "prompt_too_large",
 	"unknown_parameter", "unsupported_parameter",
-	"upstream_error", "upstream_timeout", "upstream_rate_limited", "upstream_stream_error", "client_disconnected", "request_timeout", "shutdown", "internal_error",
+	"upstream_error", "upstream_timeout", "upstream_rate_limited", "upstream_quota_exhausted", "no_deployment_in_region", "upstream_stream_error", "client_disconnected", "request_timeout", "shutdown", "internal_error",
 	// the shipped policies'
 	"model_not_allowed", "content_policy_violation", "pii_detected", "tier_unknown", "policy_denied",
 }

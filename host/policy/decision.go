@@ -46,6 +46,10 @@ type Decision struct {
 	// Reason, for a denial, says why in the caller's terms; the caller sees
 	// it after Message. The policy may leave it out ("").
 	Reason string `json:"reason"`
+	// Regions, when not empty, are the only regions the request may be
+	// served from: deployments labelled with another region, or none, are
+	// not tried (data residency). The policy may leave it out.
+	Regions []string `json:"regions"`
 }
 
 // Limits are the rate and budget limits the policy assigns; 0 means
@@ -77,7 +81,7 @@ func (d Decision) MarshalJSON() ([]byte, error) {
 	if p.Headers == nil {
 		p.Headers = map[string]string{}
 	}
-	for _, l := range []*[]string{&p.Redact, &p.Plugins, &p.ResponsePlugins} {
+	for _, l := range []*[]string{&p.Redact, &p.Plugins, &p.ResponsePlugins, &p.Regions} {
 		if *l == nil {
 			*l = []string{}
 		}
@@ -132,6 +136,7 @@ var (
 	keyRestore           = ast.StringTerm("restore")
 	keyDecisionMaxTokens = ast.StringTerm("max_tokens")
 	keyReason            = ast.StringTerm("reason")
+	keyRegions           = ast.StringTerm("regions")
 	keyRPM               = ast.StringTerm("rpm")
 	keyTPM               = ast.StringTerm("tpm")
 	keyDailyTokens       = ast.StringTerm("daily_tokens")
@@ -206,6 +211,11 @@ func decodeDecision(v ast.Value) (Decision, error) {
 	}
 	if obj.Get(keyReason) != nil {
 		if d.Reason, err = stringField(obj, keyReason); err != nil {
+			return Decision{}, err
+		}
+	}
+	if obj.Get(keyRegions) != nil {
+		if d.Regions, err = stringsField(obj, keyRegions); err != nil {
 			return Decision{}, err
 		}
 	}

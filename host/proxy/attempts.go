@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/host/api"
@@ -42,6 +44,14 @@ func (g *Gateway) sendRouted(ctx context.Context, x *exchange, target *upstream.
 	if g.routes != nil {
 		rt, _ = g.routes.Route(target.Model.Name)
 		plan = g.routes.Plan(target.Model.Name, time.Now())
+	}
+	if len(x.dec.Regions) > 0 {
+		plan = slices.DeleteFunc(plan, func(d *routing.Deployment) bool { return !slices.Contains(x.dec.Regions, d.Region) })
+		if len(plan) == 0 {
+			return nil, &api.Error{Status: http.StatusForbidden, Type: api.TypePermission, Code: "no_deployment_in_region",
+				Message: fmt.Sprintf("No deployment of %s is in a region your requests may be served from (%s).",
+					target.Model.Name, strings.Join(x.dec.Regions, ", "))}
+		}
 	}
 	if rt == nil || len(plan) == 0 {
 		b, err := body(target.Model.UpstreamModel)

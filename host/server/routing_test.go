@@ -303,3 +303,38 @@ func TestRetryAfterIsHonouredWithinTheDeadline(t *testing.T) {
 		t.Errorf("%d provider calls in all, want 3", busy.Hits.Load())
 	}
 }
+
+// TestPolicyKeepsRequestsInTheirRegion: a tier whose data says eu is served
+// by the eu deployment only, whatever the weights; a model with no eu
+// deployment is refused before any provider is called.
+func TestPolicyKeepsRequestsInTheirRegion(t *testing.T) {
+	us, eu := testenv.NewProvider(t), testenv.NewProvider(t)
+	cfg := testConfig(t, t.TempDir(), config.Tier{Models: []string{"*"}, Regions: []string{"eu"}})
+	cfg.Upstreams = append(cfg.Upstreams, us.Upstream("us"), eu.Upstream("eu"))
+	cfg.Models = append(cfg.Models,
+		config.Model{Name: "global", Upstream: "us", Deployments: []config.Deployment{
+			{Name: "us", Upstream: "us", UpstreamModel: "x", Weight: 100, Region: "us"},
+			{Name: "eu", Upstream: "eu", UpstreamModel: "x", Weight: 1, Region: "eu"},
+		}},
+		config.Model{Name: "us-only", Upstream: "us", Deployments: []config.Deployment{
+			{Name: "us-only", Upstream: "us", UpstreamModel: "x", Region: "us"},
+		}})
+	h := start(t, cfg)
+	h.key = h.createClient("app", "research")
+	for i := range 20 {
+		resp, body := h.raw("POST", "/v1/chat/completions", h.key, `{"model":"global","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`)
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d %s", i, resp.StatusCode, body)
+		}
+	}
+	if us.Hits.Load() != 0 || eu.Hits.Load() != 20 {
+		t.Errorf("us served %d, eu %d; want every request in eu", us.Hits.Load(), eu.Hits.Load())
+	}
+	resp, body := h.raw("POST", "/v1/chat/completions", h.key, `{"model":"us-only","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "no_deployment_in_region") {
+		t.Fatalf("us-only: %d %s, want 403 no_deployment_in_region", resp.StatusCode, body)
+	}
+	if us.Hits.Load() != 0 {
+		t.Error("the us provider was called for a request the policy keeps in eu")
+	}
+}
