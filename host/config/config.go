@@ -320,6 +320,12 @@ type Upstream struct {
 	// upstream_timeout. The wait for the first byte is bounded by Timeout
 	// alone, since a model may think for a long time before it answers.
 	IdleTimeout Duration `yaml:"idle_timeout"`
+	// ConnectTimeout bounds opening a connection (default 10s);
+	// FirstByteTimeout, the wait for a reply's first byte (0: Timeout
+	// alone). A call that runs out of either fails as a timeout, which a
+	// model with several deployments tries elsewhere.
+	ConnectTimeout   Duration `yaml:"connect_timeout"`
+	FirstByteTimeout Duration `yaml:"first_byte_timeout"`
 	// MaxConns bounds the connections Sluice opens to this upstream.
 	MaxConns int `yaml:"max_conns"`
 	// Latency delays every mock reply, and each streamed chunk by a tenth of it.
@@ -355,6 +361,10 @@ type Model struct {
 	Fallbacks []string `yaml:"fallbacks"`
 	Retry     Retry    `yaml:"retry"`
 	Circuit   Circuit  `yaml:"circuit"`
+	// Timeout and FirstByteTimeout bound each upstream call of this model
+	// when shorter than its upstream's own (0: the upstream's).
+	Timeout          Duration `yaml:"timeout"`
+	FirstByteTimeout Duration `yaml:"first_byte_timeout"`
 }
 
 // Tier is the policy data a client runs under; the Rego policies read it as

@@ -437,6 +437,9 @@ func (c *Config) validate(file string) error {
 		if c.Upstreams[i].IdleTimeout < 0 {
 			return bad(key+".idle_timeout", "expected a duration of 0 or more")
 		}
+		if u.ConnectTimeout < 0 || u.FirstByteTimeout < 0 {
+			return bad(key, "connect_timeout and first_byte_timeout must not be negative")
+		}
 		if c.Upstreams[i].MaxConns == 0 {
 			c.Upstreams[i].MaxConns = 512
 		}

@@ -127,6 +127,9 @@ func (c *Config) checkRouting(upstreams map[string]bool, upNames []string, bad f
 				return bad(fmt.Sprintf("%s.fallbacks[%d]", key, j), "a model cannot fall back to itself")
 			}
 		}
+		if m.Timeout < 0 || m.FirstByteTimeout < 0 {
+			return bad(key, "timeout and first_byte_timeout must not be negative")
+		}
 		if r := m.Retry; r.Attempts < 0 || r.Backoff < 0 || r.MaxBackoff < 0 || r.Deadline < 0 {
 			return bad(key+".retry", "must not be negative")
 		}

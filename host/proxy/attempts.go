@@ -62,6 +62,7 @@ func (g *Gateway) sendRouted(ctx context.Context, x *exchange, target *upstream.
 		return g.send(ctx, *target, call)
 	}
 	retry := rt.Model.Retry
+	call.Timeout, call.FirstByteTimeout = rt.Model.Timeout.D(), rt.Model.FirstByteTimeout.D()
 	attempts := retry.Attempts
 	if attempts == 0 {
 		attempts = len(plan)

@@ -338,3 +338,55 @@ func TestPolicyKeepsRequestsInTheirRegion(t *testing.T) {
 		t.Error("the us provider was called for a request the policy keeps in eu")
 	}
 }
+
+// TestSlowFirstByteFallsBack: a deployment whose provider holds back its
+// answer past the upstream's first_byte_timeout counts as timed out, and the
+// request goes on to the next deployment, streamed or not.
+func TestSlowFirstByteFallsBack(t *testing.T) {
+	slow, quick := testenv.NewProvider(t), testenv.NewProvider(t)
+	slow.Delay.Store(int64(3 * time.Second))
+	cfg := testConfig(t, t.TempDir(), open)
+	slowUp := slow.Upstream("slow")
+	slowUp.FirstByteTimeout = config.Duration(200 * time.Millisecond)
+	cfg.Upstreams = append(cfg.Upstreams, slowUp, quick.Upstream("quick"))
+	cfg.Models = append(cfg.Models, config.Model{Name: "hasty", Upstream: "slow",
+		Deployments: []config.Deployment{
+			{Name: "slow", Upstream: "slow", UpstreamModel: "x", Weight: 1000},
+			{Name: "quick", Upstream: "quick", UpstreamModel: "x", Weight: 1},
+		}})
+	h := start(t, cfg)
+	h.key = h.createClient("app", "research")
+	c := h.client(h.key)
+	for i := range 6 {
+		params := chat("hasty", "hello there")
+		params.MaxTokens = openai.Int(10)
+		began := time.Now()
+		if i%2 == 0 {
+			if _, err := c.Chat.Completions.New(context.Background(), params); err != nil {
+				t.Fatalf("request %d: %v", i, err)
+			}
+		} else {
+			stream := c.Chat.Completions.NewStreaming(context.Background(), params)
+			for stream.Next() {
+			}
+			if err := stream.Err(); err != nil {
+				t.Fatalf("stream %d: %v", i, err)
+			}
+		}
+		if took := time.Since(began); took > 2*time.Second {
+			t.Fatalf("request %d took %v: the slow deployment's first byte was waited for", i, took)
+		}
+	}
+	timedOut := 0
+	for _, r := range h.routeRows() {
+		if r.Deployment != "quick" {
+			t.Fatalf("row %+v, want every request answered by quick", r)
+		}
+		if strings.Contains(r.Attempts, `"deployment":"slow","status":0,"error":"timeout"`) {
+			timedOut++
+		}
+	}
+	if timedOut == 0 {
+		t.Error("no attempt of the slow deployment recorded as a timeout")
+	}
+}

@@ -17,6 +17,10 @@ import (
 	"github.com/sluicehq/sluice/host/config"
 )
 
+// DefaultConnectTimeout bounds opening a connection to an upstream whose
+// connect_timeout is not set.
+const DefaultConnectTimeout = 10 * time.Second
+
 // httpClient is the HTTP side every provider adapter shares: the
 // connection pool, the per-call timeout and idle timeout, and the ending of
 // a call whose caller went away.
@@ -25,6 +29,8 @@ type httpClient struct {
 	base    string // scheme://host/path without a trailing slash
 	host    string
 	timeout time.Duration
+	// firstByte bounds the wait for a reply's first byte; 0: timeout alone.
+	firstByte time.Duration
 	// forward names the caller headers passed on; fixed are set on every
 	// call (values never logged).
 	forward []string
@@ -61,7 +67,11 @@ func newHTTPClient(u config.Upstream, baseURL string, dial fasthttp.DialFunc) (*
 		}
 	}
 	if dial == nil {
-		dial = fasthttp.Dial
+		connect := u.ConnectTimeout.D()
+		if connect <= 0 {
+			connect = DefaultConnectTimeout
+		}
+		dial = func(addr string) (net.Conn, error) { return fasthttp.DialTimeout(addr, connect) }
 	}
 	return &httpClient{
 		client: &fasthttp.HostClient{
@@ -91,8 +101,9 @@ func newHTTPClient(u config.Upstream, baseURL string, dial fasthttp.DialFunc) (*
 		},
 		base:    strings.TrimRight(baseURL, "/"),
 		host:    parsed.Host,
-		timeout: u.Timeout.D(),
-		forward: forwardList(u),
+		timeout:   u.Timeout.D(),
+		firstByte: u.FirstByteTimeout.D(),
+		forward:   forwardList(u),
 		fixed:   fixedHeaders(u),
 	}, nil
 }
@@ -147,11 +158,20 @@ func (h *httpClient) post(ctx context.Context, c *Call, path string, body []byte
 		return httpReply{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 
-	timeout := h.timeout
+	timeout, firstByte := h.timeout, h.firstByte
+	if c.Timeout > 0 && c.Timeout < timeout {
+		timeout = c.Timeout
+	}
+	if c.FirstByteTimeout > 0 && (firstByte == 0 || c.FirstByteTimeout < firstByte) {
+		firstByte = c.FirstByteTimeout
+	}
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = time.Until(dl)
 	}
 	call := &callState{deadline: time.Now().Add(timeout)}
+	if firstByte > 0 {
+		call.firstByte = time.Now().Add(firstByte)
+	}
 	req.SetUserValue(callKey{}, call)
 	stop := func() bool { return false }
 	if ctx.Done() != nil {

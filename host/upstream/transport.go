@@ -19,6 +19,9 @@ type callKey struct{}
 // context; closing the socket is the one way to stop a call in flight.
 type callState struct {
 	deadline time.Time
+	// firstByte, when not zero, is the deadline of the reply's first byte
+	// (before deadline).
+	firstByte time.Time
 	// release gives a streamed reply's connection back (reuse) or closes
 	// it, once the body stream is closed.
 	release func(reuse bool)
@@ -77,12 +80,18 @@ type idleConn struct {
 	deadline time.Time // the call's deadline; zero for none
 	begun    bool      // a byte of the current reply was read
 	pushed   time.Time // when the idle deadline was last moved
+	early    bool      // the read deadline is the first byte's, before deadline
 }
 
 // awaitReply starts a new reply on the connection: until its first byte,
-// reads wait until the call's deadline.
-func (c *idleConn) awaitReply(deadline time.Time) error {
-	c.deadline, c.begun, c.pushed = deadline, false, time.Time{}
+// reads wait until firstByte, or the call's deadline when that is zero or
+// later.
+func (c *idleConn) awaitReply(deadline, firstByte time.Time) error {
+	c.deadline, c.begun, c.pushed, c.early = deadline, false, time.Time{}, false
+	if !firstByte.IsZero() && (deadline.IsZero() || firstByte.Before(deadline)) {
+		c.early = true
+		return c.Conn.SetReadDeadline(firstByte)
+	}
 	return c.Conn.SetReadDeadline(deadline)
 }
 
@@ -103,8 +112,16 @@ func (c *idleConn) Read(p []byte) (int, error) {
 		}
 	}
 	n, err := c.Conn.Read(p)
-	if n > 0 {
+	if n > 0 && !c.begun {
 		c.begun = true
+		if c.early {
+			// The reply has begun: the call's deadline, and the idle
+			// timeout from the next read.
+			c.early = false
+			if derr := c.Conn.SetReadDeadline(c.deadline); err == nil {
+				err = derr
+			}
+		}
 	}
 	return n, err
 }
@@ -162,7 +179,7 @@ func (transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp 
 		return fail(true, err)
 	}
 	if ic, ok := conn.(*idleConn); ok {
-		err = ic.awaitReply(call.deadline)
+		err = ic.awaitReply(call.deadline, call.firstByte)
 	} else {
 		err = conn.SetReadDeadline(call.deadline)
 	}

@@ -5,6 +5,8 @@
 package upstream
 
 import (
+	"time"
+
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +26,9 @@ type Call struct {
 	Body      []byte // the JSON body, model already renamed for the upstream
 	Stream    bool
 	RequestID string
+	// Timeout and FirstByteTimeout, when above 0 and shorter than the
+	// upstream's own, bound this call (the model's timeouts).
+	Timeout, FirstByteTimeout time.Duration
 	// Trace, when set, writes the trace context headers (traceparent,
 	// tracestate) of the upstream call through set.
 	Trace func(set func(name, value string))

@@ -28,6 +28,8 @@ type Provider struct {
 	Hits       atomic.Int64
 	// Tokens adds up the usage.total_tokens of the replies it sent.
 	Tokens atomic.Int64
+	// Delay holds every answer back this long (nanoseconds).
+	Delay atomic.Int64
 }
 
 // NewProvider starts a Provider for the test's lifetime.
@@ -41,6 +43,7 @@ func NewProvider(t testing.TB) *Provider {
 	mock := upstream.MockHandler(upstream.NewMock(0), []string{"x"})
 	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
 		p.Hits.Add(1)
+		time.Sleep(time.Duration(p.Delay.Load()))
 		if status := int(p.FailWith.Load()); status != 0 && (!p.Counted.Load() || p.Failures.Add(-1) >= 0) {
 			if ra, _ := p.RetryAfter.Load().(string); ra != "" {
 				ctx.Response.Header.Set("Retry-After", ra)
