@@ -99,12 +99,12 @@ func newHTTPClient(u config.Upstream, baseURL string, dial fasthttp.DialFunc) (*
 			Dial:      dialer(dial, u.IdleTimeout.D()),
 			Transport: transport{},
 		},
-		base:    strings.TrimRight(baseURL, "/"),
-		host:    parsed.Host,
+		base:      strings.TrimRight(baseURL, "/"),
+		host:      parsed.Host,
 		timeout:   u.Timeout.D(),
 		firstByte: u.FirstByteTimeout.D(),
 		forward:   forwardList(u),
-		fixed:   fixedHeaders(u),
+		fixed:     fixedHeaders(u),
 	}, nil
 }
 
