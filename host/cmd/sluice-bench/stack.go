@@ -33,6 +33,9 @@ type variant struct {
 	// clients is how many more clients the store holds, and so
 	// data.sluice.clients.
 	clients int
+	// routed serves the model from three deployments (on the same mock),
+	// each with a provider quota, for the cost of routing.
+	routed bool
 }
 
 var (
@@ -42,6 +45,7 @@ var (
 	extraVariants = []variant{
 		{name: "sluice-no-plugins"},
 		{name: "sluice-allow-all", allowAll: true},
+		{name: "sluice-routed", scan: true, routed: true},
 	}
 )
 
@@ -260,6 +264,14 @@ func sluiceConfig(v variant, s sluiceSettings) ([]byte, error) {
 		Name: benchModel, Upstream: "mock-http", UpstreamModel: benchModel,
 		InputPerMillion: 0.15, OutputPerMillion: 0.60,
 	}}
+	if v.routed {
+		m := &cfg.Models[0]
+		m.Upstream, m.UpstreamModel = "", ""
+		for _, name := range []string{"east", "west", "north"} {
+			m.Deployments = append(m.Deployments, config.Deployment{Name: name, Upstream: "mock-http", UpstreamModel: benchModel,
+				Weight: 1, RPM: 1_000_000_000, TPM: 1_000_000_000_000})
+		}
+	}
 	cfg.Plugins = nil
 	if v.scan {
 		cfg.Plugins = []config.Plugin{
