@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -388,5 +390,63 @@ func TestSlowFirstByteFallsBack(t *testing.T) {
 	}
 	if timedOut == 0 {
 		t.Error("no attempt of the slow deployment recorded as a timeout")
+	}
+}
+
+// TestStreamCutAfterItsFirstByteIsNotRetried: once a stream's first event
+// has reached the caller, a provider that drops the connection is not
+// retried elsewhere (the caller would get two replies in one): the caller
+// gets the events so far and an error event, the other deployment is never
+// called, and the request is billed for what was relayed.
+func TestStreamCutAfterItsFirstByteIsNotRetried(t *testing.T) {
+	cutter := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		for _, word := range []string{"Hello", " there", " friend"} {
+			fmt.Fprintf(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":%q}}]}\n\n", word)
+		}
+		w.(http.Flusher).Flush()
+		time.Sleep(300 * time.Millisecond) // the events reach the caller first
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close() // mid-stream, without the end of the chunked body
+		}
+	}))
+	t.Cleanup(cutter.Close)
+	spare := testenv.NewProvider(t)
+	cfg := testConfig(t, t.TempDir(), open)
+	cfg.Upstreams = append(cfg.Upstreams,
+		config.Upstream{Name: "cutter", Type: "openai", BaseURL: cutter.URL + "/v1", Timeout: config.Duration(5 * time.Second), MaxConns: 4},
+		spare.Upstream("spare"))
+	cfg.Models = append(cfg.Models, config.Model{Name: "fragile", Upstream: "cutter", InputPerMillion: 1, OutputPerMillion: 1,
+		Deployments: []config.Deployment{
+			{Name: "cutter", Upstream: "cutter", UpstreamModel: "x", Weight: 1000},
+			{Name: "spare", Upstream: "spare", UpstreamModel: "x", Weight: 1},
+		}})
+	h := start(t, cfg)
+	h.key = h.createClient("app", "research")
+	c := h.client(h.key)
+	for range 3 {
+		stream := c.Chat.Completions.NewStreaming(context.Background(), chat("fragile", "hello there"))
+		var text string
+		for stream.Next() {
+			if ch := stream.Current(); len(ch.Choices) > 0 {
+				text += ch.Choices[0].Delta.Content
+			}
+		}
+		if stream.Err() == nil {
+			t.Fatalf("the stream ended without an error after %q", text)
+		}
+		if !strings.HasPrefix(text, "Hello there") {
+			t.Errorf("relayed %q before the error, want the provider's events", text)
+		}
+	}
+	if spare.Hits.Load() != 0 {
+		t.Errorf("the other deployment was called %d times after streams had begun", spare.Hits.Load())
+	}
+	for _, r := range h.routeRows() {
+		if r.Deployment != "cutter" || r.Attempts != "" || r.Total == 0 {
+			t.Errorf("row %+v, want one attempt on cutter, billed for what was relayed", r)
+		}
 	}
 }
