@@ -7,7 +7,7 @@ WASM     := $(PLUGINS:%=bin/plugins/%.wasm) $(C_PLUGINS:%=bin/plugins/%.wasm)
 GO_SRC   := $(shell find host plugins sdk policies -name '*.go' -o -name '*.rego' -o -name '*.sql' -o -name '*.yaml' 2>/dev/null)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build plugins run test bench check-go clean
+.PHONY: all build plugins run test bench profile check-go clean
 
 all: build
 
@@ -49,6 +49,10 @@ test: build
 ## the limiter (in memory and in Redis: test-services starts one) and one policy decision
 bench: build
 	eval "$$(scripts/test-services)" && $(GO) run ./host/cmd/sluice-bench $(BENCH_FLAGS)
+
+## profile: load one Sluice (everything on) and write its CPU and allocation profiles, and their tops, to bench/
+profile: build
+	$(GO) run ./host/cmd/sluice-bench -profile bench -duration 10s $(BENCH_FLAGS)
 
 check-go:
 	@command -v $(GO) >/dev/null || { echo "Go 1.26 or newer is needed: https://go.dev/doc/install" >&2; exit 1; }

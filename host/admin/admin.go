@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/pprofhandler"
 
 	"github.com/sluicehq/sluice/host/accounts"
 	"github.com/sluicehq/sluice/host/admin/dashboard"
@@ -144,6 +145,10 @@ func (a *API) Handler(ctx *fasthttp.RequestCtx) {
 	}
 	ctx.SetUserValue(actorValue, who.name)
 	switch {
+	case strings.HasPrefix(path, "/debug/pprof/"):
+		// Go's profiles (CPU, heap, allocs, goroutine, mutex, block,
+		// trace): they show code paths and memory, never requests.
+		pprofhandler.PprofHandler(ctx)
 	case a.dashboard != nil && dashboard.IsAPI(path):
 		a.dashboard.ServeAPI(ctx)
 	case path == "/admin/clients" && method == fasthttp.MethodGet:

@@ -61,7 +61,8 @@ func requiredRole(path, method string) role {
 	switch {
 	case read && (path == "/admin/usage" || path == "/admin/policy" || path == "/admin/plugins" || path == "/admin/upstreams" || dashboard.IsAPI(path)):
 		return roleViewer
-	case path == "/admin/policy/data" || path == "/admin/decide" || strings.HasSuffix(path, "/reload"):
+	case path == "/admin/policy/data" || path == "/admin/decide" || strings.HasSuffix(path, "/reload") ||
+		strings.HasPrefix(path, "/debug/pprof/"):
 		return roleOperator
 	}
 	return roleAdmin

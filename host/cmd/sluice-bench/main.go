@@ -79,6 +79,7 @@ type options struct {
 	limitRound  time.Duration   // one round of one limiter figure
 	policyCalls int             // timed decisions per policy case and round
 	redisURL    string
+	profileDir  string          // -profile: profile one loaded Sluice into this folder instead
 }
 
 // The sections of a run, in the order they run.
@@ -107,6 +108,8 @@ proxy, all on loopback. Run from the repository root after make build.
 	fs.StringVar(&conc, "concurrency", "1,32", "comma-separated numbers of closed-loop workers")
 	fs.DurationVar(&o.mockLatency, "latency", 0, "delay of the mock upstream before each reply")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "time limit of one request")
+	fs.StringVar(&o.profileDir, "profile", "", "instead of measuring, load one Sluice (everything on) at the highest -concurrency for -duration "+
+		"and write its CPU and allocation profiles, and the top of each, to this folder")
 	fs.BoolVar(&o.variants, "variants", false, "also measure Sluice without plugins, and without plugins with an allow-all policy")
 	fs.BoolVar(&o.json, "json", false, "print the results as JSON instead of tables")
 	fs.BoolVar(&o.keep, "keep", false, "keep the generated configurations, data and server logs")
@@ -191,6 +194,9 @@ func runBench(args []string) (err error) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if o.profileDir != "" {
+		return runProfile(ctx, o)
+	}
 	r := &report{
 		Time:    time.Now().UTC(),
 		Machine: thisMachine(),

@@ -81,7 +81,13 @@ type target struct {
 	name   string
 	addr   string
 	header [][2]string
+	// admin is a Sluice's admin listener, called with benchAdminToken;
+	// empty for the other targets.
+	admin string
 }
+
+// benchAdminToken is the admin token of the Sluice processes.
+const benchAdminToken = "sluice-bench-admin-token"
 
 // stack is the mock upstream, the bare proxy and the Sluice variants,
 // each its own process, and the temporary folder they work in.
@@ -237,7 +243,7 @@ func (s *stack) startSluice(ctx context.Context, o stackOptions, v variant, mock
 	if err := p.waitReady(ctx, "http://"+listen+"/healthz", 60*time.Second); err != nil {
 		return target{}, err
 	}
-	return target{name: v.name, addr: listen, header: [][2]string{{"Authorization", "Bearer " + key}}}, nil
+	return target{name: v.name, addr: listen, header: [][2]string{{"Authorization", "Bearer " + key}}, admin: admin}, nil
 }
 
 // sluiceSettings are the paths and addresses of one Sluice process.
@@ -253,6 +259,7 @@ func sluiceConfig(v variant, s sluiceSettings) ([]byte, error) {
 	cfg := config.Default()
 	cfg.DataDir = s.dataDir
 	cfg.Server.Listen, cfg.Server.AdminListen = s.listen, s.adminListen
+	cfg.Server.AdminToken = benchAdminToken
 	cfg.PluginCacheDir = s.pluginCache
 	cfg.Policy.Dir = s.policyDir
 	cfg.Demo.Enabled = false
