@@ -178,7 +178,9 @@ func TestNoStateCrossesCalls(t *testing.T) {
 		probeAfter(t, p)
 	})
 	t.Run("after growth", func(t *testing.T) {
-		p := load(t, wasmbuild.HostileGo, Options{PoolSize: 1})
+		// What is tested is state, not time: a 6 MB scan gets the time a
+		// loaded machine needs.
+		p := load(t, wasmbuild.HostileGo, Options{PoolSize: 1, Timeout: 10 * time.Second})
 		// An input larger than the snapshot's buffer makes the Go guest grow
 		// its heap, so the instance is replaced by one from the snapshot.
 		big := "stash:" + strings.Repeat("ALICE ", 1<<20)
