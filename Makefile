@@ -43,7 +43,7 @@ run: build
 
 ## test: every test of the module, against real SQLite, PostgreSQL, Redis, OPA, wazero and the built plugins
 test: build
-	eval "$$(scripts/test-services)" && $(GO) test -count=1 ./...
+	eval "$$(scripts/test-services)" && $(GO) test -count=1 -timeout 30m ./...
 
 ## bench: end-to-end load against the upstream direct, a bare proxy and Sluice; then the plugin host,
 ## the limiter (in memory and in Redis: test-services starts one) and one policy decision

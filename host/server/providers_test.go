@@ -129,19 +129,24 @@ func TestProvidersCallTools(t *testing.T) {
 	}
 }
 
-// A provider's 429 or 5xx is the gateway's upstream_error, not blamed on
-// the caller's key or quota, for a plain call and a stream alike.
+// A provider's 429 or 5xx is never blamed on the caller's key or quota,
+// for a plain call and a stream alike: a 429 is the gateway's 503
+// upstream_rate_limited (a wait the caller's SDK retries after), a 503 its
+// 503 upstream_error, a 500 its 502 upstream_error.
 func TestProviderFailuresAreUpstreamErrors(t *testing.T) {
 	h := providerHarness(t)
 	c := h.client(h.key)
 	for _, p := range providerModels {
-		for _, status := range []string{"429", "500", "503"} {
-			_, err := c.Chat.Completions.New(context.Background(), chat(p.model, upstream.MockStatusPrompt+status))
-			apiError(t, err, 502, "upstream_error")
-			stream := c.Chat.Completions.NewStreaming(context.Background(), chat(p.model, upstream.MockStatusPrompt+status))
+		for _, want := range []struct {
+			status, code string
+			gateway      int
+		}{{"429", "upstream_rate_limited", 503}, {"500", "upstream_error", 502}, {"503", "upstream_error", 503}} {
+			_, err := c.Chat.Completions.New(context.Background(), chat(p.model, upstream.MockStatusPrompt+want.status))
+			apiError(t, err, want.gateway, want.code)
+			stream := c.Chat.Completions.NewStreaming(context.Background(), chat(p.model, upstream.MockStatusPrompt+want.status))
 			for stream.Next() {
 			}
-			apiError(t, stream.Err(), 502, "upstream_error")
+			apiError(t, stream.Err(), want.gateway, want.code)
 		}
 	}
 }
