@@ -137,7 +137,9 @@ func TestLedgerSurvivesADatabaseOutage(t *testing.T) {
 			}
 		}()
 		deadline := time.Now().Add(10 * time.Second)
-		for l.Stats().Blocked == 0 && time.Now().Before(deadline) {
+		// Record blocks once the queue is full, which can come before the
+		// first failed write is retried: wait for both.
+		for s := l.Stats(); (s.Blocked == 0 || s.Retries == 0) && time.Now().Before(deadline); s = l.Stats() {
 			time.Sleep(5 * time.Millisecond)
 		}
 		if s := l.Stats(); s.Retries == 0 || s.Blocked == 0 {
