@@ -87,6 +87,13 @@ const (
 	minSetupTime   = 2 * time.Second
 )
 
+// SetupTimeout bounds setting an instance up (the start function,
+// _initialize and configure) for a plugin whose calls are bounded by
+// callTimeout: a language runtime's start takes longer than a scan.
+func SetupTimeout(callTimeout time.Duration) time.Duration {
+	return max(10*callTimeout, minSetupTime)
+}
+
 // Runtime compiles and hosts plugins. It owns the compilation cache that all
 // its plugins share, so a module is compiled to machine code once per process
 // (or once per machine, with an on-disk cache).
@@ -796,7 +803,7 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	}
 	// The guest's initialisation could also spin; it gets a longer deadline
 	// than a scan because a cold start takes milliseconds.
-	ctx, end := inst.guard(ctx, max(10*p.opts.Timeout, minSetupTime))
+	ctx, end := inst.guard(ctx, SetupTimeout(p.opts.Timeout))
 	var types []string
 	types, err = inst.setUp(ctx, p.start, p.opts.Config)
 	if err == nil {

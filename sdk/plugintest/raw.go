@@ -24,6 +24,9 @@ type rawRuntime struct {
 	rt      wazero.Runtime
 	module  wazero.CompiledModule
 	timeout time.Duration
+	// setup bounds the start function, _initialize and configure, as the
+	// gateway bounds them (plugin.SetupTimeout).
+	setup time.Duration
 }
 
 func newRawRuntime(ctx context.Context, wasm []byte, timeout time.Duration) (*rawRuntime, error) {
@@ -51,7 +54,7 @@ func newRawRuntime(ctx context.Context, wasm []byte, timeout time.Duration) (*ra
 		rt.Close(ctx)
 		return nil, err
 	}
-	return &rawRuntime{rt: rt, module: m, timeout: timeout}, nil
+	return &rawRuntime{rt: rt, module: m, timeout: timeout, setup: plugin.SetupTimeout(timeout)}, nil
 }
 
 func (r *rawRuntime) close(ctx context.Context) { r.rt.Close(ctx) }
@@ -123,7 +126,7 @@ type rawInstance struct {
 func (r *rawRuntime) instantiate(ctx context.Context) (*rawInstance, error) {
 	// A module's start function runs inside InstantiateModule: it gets the
 	// call timeout too, so that one that never returns fails its check.
-	ictx, cancel := context.WithTimeout(ctx, r.timeout)
+	ictx, cancel := context.WithTimeout(ctx, r.setup)
 	defer cancel()
 	mod, err := r.rt.InstantiateModule(ictx, r.module, wazero.NewModuleConfig().
 		WithName("").
@@ -132,7 +135,7 @@ func (r *rawRuntime) instantiate(ctx context.Context) (*rawInstance, error) {
 		WithSysNanotime())
 	if err != nil {
 		if errors.Is(ictx.Err(), context.DeadlineExceeded) {
-			return nil, fmt.Errorf("instantiate: the start function did not return within %v; the gateway refuses such a module at load", r.timeout)
+			return nil, fmt.Errorf("instantiate: the start function did not return within %v; the gateway refuses such a module at load", r.setup)
 		}
 		msg, _, _ := strings.Cut(err.Error(), "\n")
 		return nil, fmt.Errorf("instantiate: %s", msg)
@@ -153,12 +156,16 @@ func (inst *rawInstance) call(ctx context.Context, name string, params ...uint64
 	if f == nil {
 		return 0, fmt.Errorf("missing export %s", name)
 	}
-	ctx, cancel := context.WithTimeout(ctx, inst.r.timeout)
+	timeout := inst.r.timeout
+	if name == abi.ExportInit || name == abi.ExportConfigure {
+		timeout = inst.r.setup
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	res, err := f.Call(ctx, params...)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return 0, fmt.Errorf("%s: did not return within %v", name, inst.r.timeout)
+			return 0, fmt.Errorf("%s: did not return within %v", name, timeout)
 		}
 		// wazero appends the guest's stack trace; one line is enough here.
 		msg, _, _ := strings.Cut(err.Error(), "\n")
