@@ -509,6 +509,7 @@ var groupColumns = map[string]string{
 	GroupByClient:     "client_id",
 	GroupByModel:      "model",
 	GroupByEndpoint:   "endpoint",
+	GroupByDeployment: "deployment",
 }
 
 // rangeNanos turns an optional [from, to) into bounds; a zero time leaves
@@ -551,8 +552,7 @@ func (s *sqlStore) Report(ctx context.Context, q ReportQuery) ([]ReportRow, erro
 		col, ok = "tags", tags.Check(tagName, "x") == nil
 	}
 	if !ok {
-		return nil, fmt.Errorf("report: %w", invalid("group by %q: want %q, %q, %q, %q or %sNAME",
-			q.GroupBy, GroupByDepartment, GroupByClient, GroupByModel, GroupByEndpoint, GroupByTag))
+		return nil, fmt.Errorf("report: %w", invalid("group by %q: want %s", q.GroupBy, GroupByNames))
 	}
 	lo, hi, err := rangeNanos(q.From, q.To)
 	if err != nil {

@@ -161,6 +161,9 @@ const (
 	// GroupByEndpoint groups by the API called: /v1/chat/completions,
 	// /v1/responses, /v1/embeddings…
 	GroupByEndpoint = "endpoint"
+	// GroupByDeployment groups by the deployment that answered (see
+	// UsageEvent.Deployment): "" for requests no upstream answered.
+	GroupByDeployment = "deployment"
 )
 
 // ReportQuery selects ledger events in [From, To) and groups them. A zero
@@ -178,6 +181,18 @@ type ReportQuery struct {
 
 // GroupByTag starts a grouping by a tag's value: "tag:project".
 const GroupByTag = "tag:"
+
+// GroupByNames lists the groupings a report takes, for messages.
+const GroupByNames = "department, client, model, endpoint, deployment or tag:NAME"
+
+// ValidGroupBy reports whether a report can be grouped by groupBy.
+func ValidGroupBy(groupBy string) bool {
+	switch groupBy {
+	case GroupByDepartment, GroupByClient, GroupByModel, GroupByEndpoint, GroupByDeployment:
+		return true
+	}
+	return strings.HasPrefix(groupBy, GroupByTag) && len(groupBy) > len(GroupByTag)
+}
 
 // ReportRow is the sum of one group's events.
 type ReportRow struct {

@@ -33,12 +33,8 @@ var reportColumns = []string{"requests", "prompt_tokens", "completion_tokens", "
 // Costs are printed in dollars with six decimals, the precision they are
 // stored with, so nothing is rounded away.
 func WriteReport(w io.Writer, rows []store.ReportRow, groupBy, format string) error {
-	switch {
-	case groupBy == store.GroupByDepartment, groupBy == store.GroupByClient, groupBy == store.GroupByModel, groupBy == store.GroupByEndpoint,
-		strings.HasPrefix(groupBy, store.GroupByTag) && len(groupBy) > len(store.GroupByTag):
-	default:
-		return fmt.Errorf("write report: unknown grouping %q: want %q, %q, %q or %q",
-			groupBy, store.GroupByDepartment, store.GroupByClient, store.GroupByModel, store.GroupByEndpoint)
+	if !store.ValidGroupBy(groupBy) {
+		return fmt.Errorf("write report: unknown grouping %q: want %s", groupBy, store.GroupByNames)
 	}
 	switch format {
 	case FormatTable:

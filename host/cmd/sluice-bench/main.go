@@ -79,7 +79,7 @@ type options struct {
 	limitRound  time.Duration   // one round of one limiter figure
 	policyCalls int             // timed decisions per policy case and round
 	redisURL    string
-	profileDir  string          // -profile: profile one loaded Sluice into this folder instead
+	profileDir  string // -profile: profile one loaded Sluice into this folder instead
 }
 
 // The sections of a run, in the order they run.

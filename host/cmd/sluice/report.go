@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -37,11 +36,8 @@ func (f *reportFlags) run(cmd *cobra.Command, g *globals, report func(ctx contex
 
 // query resolves the period and checks the grouping.
 func (f *reportFlags) query() (from, to time.Time, err error) {
-	switch {
-	case f.by == store.GroupByDepartment, f.by == store.GroupByClient, f.by == store.GroupByModel, f.by == store.GroupByEndpoint,
-		strings.HasPrefix(f.by, store.GroupByTag) && len(f.by) > len(store.GroupByTag):
-	default:
-		return from, to, fmt.Errorf("--by %q: expected department, client, model, endpoint or tag:NAME", f.by)
+	if !store.ValidGroupBy(f.by) {
+		return from, to, fmt.Errorf("--by %q: expected %s", f.by, store.GroupByNames)
 	}
 	p := f.period
 	p.Prefix = "--"
@@ -79,7 +75,7 @@ Subcommands chart the same period over time (series) or count refused requests (
 	pf.StringVar(&f.period.Month, "month", "", "one UTC month, e.g. 2026-11")
 	pf.StringVar(&f.period.From, "from", "", "first day (UTC) or instant")
 	pf.StringVar(&f.period.To, "to", "", "last day included, or an exclusive instant (default: today)")
-	pf.StringVar(&f.by, "by", "department", "group by department, client, model, endpoint (the API called), or a tag's value (tag:project)")
+	pf.StringVar(&f.by, "by", "department", "group by department, client, model, endpoint (the API called), deployment (where it was served), or a tag's value (tag:project)")
 	cmd.Flags().StringVar(&f.tag, "tag", "", "count only requests with this tag (project=search)")
 	pf.StringVar(&f.format, "format", "table", "table, json or csv")
 	cmd.AddCommand(reportSeriesCommand(g, f), reportDenialsCommand(g, f))

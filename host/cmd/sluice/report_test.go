@@ -108,3 +108,27 @@ func TestReportFlagErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestReportByDeployment groups what each deployment served: a model on
+// two providers, and a request no upstream answered.
+func TestReportByDeployment(t *testing.T) {
+	dir := t.TempDir()
+	day := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	east := used("d1", "bot", "finance", "gpt-4o", day.Add(9*time.Hour), 100, 1000)
+	east.Deployment = "openai/gpt-4o"
+	west := used("d2", "bot", "finance", "gpt-4o", day.Add(10*time.Hour), 40, 400)
+	west.Deployment = "azure-eu/gpt4o-prod"
+	west.Attempts = `[{"deployment":"openai/gpt-4o","status":429,"ms":3},{"deployment":"azure-eu/gpt4o-prod","status":200,"ms":80}]`
+	again := used("d3", "bot", "finance", "gpt-4o", day.Add(11*time.Hour), 60, 600)
+	again.Deployment = "openai/gpt-4o"
+	refused := store.UsageEvent{Time: day.Add(12 * time.Hour), RequestID: "d4", ClientID: "bot", Department: "finance", Status: 429, Code: "rate_limit_exceeded"}
+	seedLedger(t, dir, east, west, again, refused)
+	out, err := run(t, "report", "--data-dir", dir, "--day", "2026-11-28", "--by", "deployment", "--format", "csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "deployment,requests,prompt_tokens,completion_tokens,total_tokens,cost_usd\n,1,0,0,0,0.000000\nazure-eu/gpt4o-prod,1,40,0,40,0.000400\nopenai/gpt-4o,2,160,0,160,0.001600\n"
+	if out != want {
+		t.Errorf("report --by deployment =\n%s\nwant\n%s", out, want)
+	}
+}
