@@ -95,6 +95,16 @@ var messagesSchema = &node{loc: LocOther, other: LocOther, fields: map[string]*n
 // parameter. What the body asks of the model (blocks, tools, parameters) is
 // checked when it is translated for the upstream.
 func ParseMessagesRequest(body []byte) (*MessagesRequest, *Error) {
+	return parseMessages(body, true)
+}
+
+// ParseCountTokensRequest reads a /v1/messages/count_tokens body: a
+// Messages request without max_tokens, which counting does not need.
+func ParseCountTokensRequest(body []byte) (*MessagesRequest, *Error) {
+	return parseMessages(body, false)
+}
+
+func parseMessages(body []byte, needMaxTokens bool) (*MessagesRequest, *Error) {
 	r := &MessagesRequest{}
 	if aerr := r.doc.parse(body, messagesFields[:], -1, nil); aerr != nil {
 		return nil, aerr
@@ -107,19 +117,21 @@ func ParseMessagesRequest(body []byte) (*MessagesRequest, *Error) {
 		return nil, aerr
 	}
 	v := r.doc.value(messagesMaxTokens)
-	if !present(v) {
+	switch {
+	case present(v):
+		n, aerr := intMember(v, "max_tokens")
+		if aerr != nil {
+			return nil, aerr
+		}
+		if n < 1 || n > MaxTokensLimit {
+			return nil, param("max_tokens", "max_tokens must be an integer from 1 to %d", MaxTokensLimit)
+		}
+		r.MaxTokens = n
+	case needMaxTokens:
 		// Anthropic requires it, and so does Sluice: a Messages request
 		// always says how long its reply may be.
 		return nil, param("max_tokens", "max_tokens: Field required")
 	}
-	n, aerr := intMember(v, "max_tokens")
-	if aerr != nil {
-		return nil, aerr
-	}
-	if n < 1 || n > MaxTokensLimit {
-		return nil, param("max_tokens", "max_tokens must be an integer from 1 to %d", MaxTokensLimit)
-	}
-	r.MaxTokens = n
 	v = r.doc.value(messagesMessages)
 	if !present(v) {
 		return nil, param("messages", "messages: Field required")

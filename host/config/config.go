@@ -307,8 +307,13 @@ type Redis struct {
 // Upstream is a model provider.
 type Upstream struct {
 	Name string `yaml:"name"`
-	// Type is "openai" (any OpenAI-compatible server) or "mock" (built in).
-	Type    string `yaml:"type"`
+	// Type is "openai" (any OpenAI-compatible server), "anthropic"
+	// (Anthropic's Messages API) or "mock" (built in).
+	Type string `yaml:"type"`
+	// Protocol is the wire protocol the built-in mock speaks: "openai"
+	// (the default, answered in process) or "anthropic" (served in process
+	// behind the anthropic adapter, so that the adapter is exercised).
+	Protocol string `yaml:"protocol"`
 	BaseURL string `yaml:"base_url"`
 	APIKey  string `yaml:"api_key"`
 	// Timeout bounds a whole call, from sending the request to the end of

@@ -418,12 +418,23 @@ func (c *Config) validate(file string) error {
 		upNames = append(upNames, u.Name)
 		switch u.Type {
 		case "mock":
+			switch u.Protocol {
+			case "", "openai", "anthropic":
+			default:
+				return bad(key+".protocol", "expected openai or anthropic, got %q", u.Protocol)
+			}
+		case "anthropic":
+			if u.BaseURL == "" {
+				c.Upstreams[i].BaseURL = "https://api.anthropic.com"
+			} else if !strings.HasPrefix(u.BaseURL, "http://") && !strings.HasPrefix(u.BaseURL, "https://") {
+				return bad(key+".base_url", "expected an http:// or https:// URL, got %q", u.BaseURL)
+			}
 		case "openai":
 			if !strings.HasPrefix(u.BaseURL, "http://") && !strings.HasPrefix(u.BaseURL, "https://") {
 				return bad(key+".base_url", "expected an http:// or https:// URL, got %q", u.BaseURL)
 			}
 		default:
-			return bad(key+".type", "expected openai or mock, got %q", u.Type)
+			return bad(key+".type", "expected openai, anthropic or mock, got %q", u.Type)
 		}
 		if c.Upstreams[i].Timeout == 0 {
 			c.Upstreams[i].Timeout = Duration(120 * time.Second)

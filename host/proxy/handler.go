@@ -98,7 +98,7 @@ const (
 // endpoints, or "" for anything a caller made up.
 func route(path string) string {
 	switch path {
-	case pathChat, pathEmbeddings, pathModels, pathModel, pathResponses, pathResponseByID:
+	case pathChat, pathEmbeddings, pathModels, pathModel, pathResponses, pathResponseByID, pathMessages, pathCountTokens:
 		return path
 	}
 	return ""
@@ -133,6 +133,8 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 		g.serveModel(ctx, x, id)
 	case path == pathResponses && method == fasthttp.MethodPost:
 		g.serveResponses(ctx, x)
+	case path == pathMessages || path == pathCountTokens:
+		g.serveMessagesRoute(ctx, x, method)
 	case storedResponseRoute(method, path):
 		x.ev.Endpoint = pathResponseByID
 		g.serveStoredResponse(ctx, x)

@@ -258,7 +258,7 @@ const (
 
 // MessagesError is e in Anthropic's shape and status:
 //
-//	{"type":"error","error":{"type":"rate_limit_error","message":"…"}}
+//	{"type":"error","error":{"type":"rate_limit_error","message":"…","details":{"error_code":"budget_exceeded"}}}
 //
 // 503s (a guardrail that could not run, a shutdown) are Anthropic's 529
 // overloaded_error, other server failures its 500 api_error: both are
@@ -284,11 +284,23 @@ func MessagesError(e *api.Error) (status int, body []byte) {
 	default:
 		typ = messagesInvalidRequest
 	}
-	return status, messagesErrorBody(typ, e.Message)
+	msg := e.Message
+	if e.Param != "" && !strings.HasPrefix(msg, e.Param) {
+		// Anthropic's error has no param: its message names it first.
+		msg = e.Param + ": " + msg
+	}
+	return status, messagesErrorBody(typ, msg, e.Code)
 }
 
-func messagesErrorBody(typ, msg string) []byte {
-	b, _ := marshal(map[string]any{"type": "error", "error": map[string]string{"type": typ, "message": msg}})
+// messagesErrorBody is an Anthropic error; Sluice's own code (budget_exceeded
+// or rate_limit_exceeded, pii_detected…) is its details.error_code, where
+// Anthropic puts the stable code that names a cause.
+func messagesErrorBody(typ, msg, code string) []byte {
+	e := map[string]any{"type": typ, "message": msg}
+	if code != "" {
+		e["details"] = map[string]string{"error_code": code}
+	}
+	b, _ := marshal(map[string]any{"type": "error", "error": e})
 	return b
 }
 

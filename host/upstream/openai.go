@@ -25,6 +25,9 @@ type OpenAI struct {
 	host    string
 	auth    string // "Bearer <key>" or ""
 	timeout time.Duration
+	// headers are set on every call, after the others: a provider's own
+	// authentication and version headers.
+	headers [][2]string
 }
 
 // dialer dials an upstream's connections as idleConns.
@@ -104,6 +107,9 @@ func (o *OpenAI) Send(ctx context.Context, c *Call) (*Reply, error) {
 	}
 	if c.RequestID != "" {
 		req.Header.Set("X-Request-Id", c.RequestID)
+	}
+	for _, h := range o.headers {
+		req.Header.Set(h[0], h[1])
 	}
 	if c.Trace != nil {
 		c.Trace(req.Header.Set)

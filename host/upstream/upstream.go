@@ -93,6 +93,15 @@ func NewRouter(cfg *config.Config) (*Router, error) {
 		switch u.Type {
 		case "mock":
 			up = NewMock(u.Latency.D())
+			if u.Protocol == "anthropic" {
+				up = NewAnthropicMock(u)
+			}
+		case "anthropic":
+			var err error
+			if up, err = NewAnthropic(u); err != nil {
+				r.Close()
+				return nil, fmt.Errorf("upstream %q: %w", u.Name, err)
+			}
 		case "openai":
 			var err error
 			if up, err = NewOpenAI(u); err != nil {
