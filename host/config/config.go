@@ -309,11 +309,7 @@ type Upstream struct {
 	Name string `yaml:"name"`
 	// Type is "openai" (any OpenAI-compatible server), "anthropic"
 	// (Anthropic's Messages API) or "mock" (built in).
-	Type string `yaml:"type"`
-	// Protocol is the wire protocol the built-in mock speaks: "openai"
-	// (the default, answered in process) or "anthropic" (served in process
-	// behind the anthropic adapter, so that the adapter is exercised).
-	Protocol string `yaml:"protocol"`
+	Type    string `yaml:"type"`
 	BaseURL string `yaml:"base_url"`
 	APIKey  string `yaml:"api_key"`
 	// Timeout bounds a whole call, from sending the request to the end of
@@ -328,6 +324,10 @@ type Upstream struct {
 	MaxConns int `yaml:"max_conns"`
 	// Latency delays every mock reply, and each streamed chunk by a tenth of it.
 	Latency Duration `yaml:"latency"`
+	// Protocol is the wire protocol the built-in mock speaks: "openai"
+	// (the default, answered in process) or "anthropic" (served in process
+	// behind the anthropic adapter, so that the adapter is exercised).
+	Protocol string `yaml:"protocol"`
 }
 
 // Model maps a public model name to an upstream.

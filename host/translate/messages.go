@@ -43,6 +43,24 @@ type messagesRequest struct {
 	ToolChoice    *messagesToolChoice `json:"tool_choice,omitempty"`
 }
 
+// messagesRequestIn is a Messages request as read: the members that hold
+// objects are read one by one, so that an unknown member inside one is
+// named with its path.
+type messagesRequestIn struct {
+	Model         string            `json:"model"`
+	Messages      []json.RawMessage `json:"messages"`
+	System        json.RawMessage   `json:"system"`
+	MaxTokens     int64             `json:"max_tokens"`
+	StopSequences []string          `json:"stop_sequences"`
+	Temperature   *float64          `json:"temperature"`
+	TopP          *float64          `json:"top_p"`
+	TopK          *int64            `json:"top_k"`
+	Metadata      json.RawMessage   `json:"metadata"`
+	Stream        bool              `json:"stream"`
+	Tools         []json.RawMessage `json:"tools"`
+	ToolChoice    json.RawMessage   `json:"tool_choice"`
+}
+
 type messagesMetadata struct {
 	UserID *string `json:"user_id,omitempty"`
 }
@@ -57,7 +75,7 @@ type messagesMessage struct {
 type messagesBlock struct {
 	Type      string          `json:"type"`
 	Text      *string         `json:"text,omitempty"`
-	Source    *messagesSource `json:"source,omitempty"`
+	Source    json.RawMessage `json:"source,omitempty"`
 	ID        string          `json:"id,omitempty"`
 	Name      string          `json:"name,omitempty"`
 	Input     json.RawMessage `json:"input,omitempty"`
@@ -70,7 +88,10 @@ type messagesBlock struct {
 }
 
 type messagesSource struct {
-	Type      string `json:"type"`
+	Type string `json:"type"`
+	// FileID is read to be refused by name: an image by file id is not
+	// carried.
+	FileID    string `json:"file_id,omitempty"`
 	MediaType string `json:"media_type,omitempty"`
 	Data      string `json:"data,omitempty"`
 	URL       string `json:"url,omitempty"`
@@ -139,17 +160,37 @@ var imageTypes = []string{"image/jpeg", "image/png", "image/gif", "image/webp"}
 // naming the parameter; a member Sluice cannot carry (thinking, server
 // tools, containers, MCP servers, citations, documents…) is refused.
 func MessagesToChat(body []byte, upstreamModel string, maxTokens int64) ([]byte, *api.Error) {
-	var r messagesRequest
+	var r messagesRequestIn
 	if aerr := strict(body, &r, ""); aerr != nil {
 		return nil, aerr
+	}
+	var meta *messagesMetadata
+	if present(r.Metadata) {
+		meta = &messagesMetadata{}
+		if aerr := strict(r.Metadata, meta, "metadata"); aerr != nil {
+			return nil, aerr
+		}
+	}
+	tools := make([]messagesTool, len(r.Tools))
+	for i, raw := range r.Tools {
+		if aerr := strict(raw, &tools[i], fmt.Sprintf("tools[%d]", i)); aerr != nil {
+			return nil, aerr
+		}
+	}
+	var choice *messagesToolChoice
+	if present(r.ToolChoice) {
+		choice = &messagesToolChoice{}
+		if aerr := strict(r.ToolChoice, choice, "tool_choice"); aerr != nil {
+			return nil, aerr
+		}
 	}
 	out := chatRequest{Model: upstreamModel, MaxCompletionTokens: maxTokens, Temperature: r.Temperature, TopP: r.TopP,
 		TopK: r.TopK, Stop: r.StopSequences, Stream: r.Stream}
 	if r.Stream {
 		out.StreamOptions = &streamOptions{IncludeUsage: true}
 	}
-	if r.Metadata != nil && r.Metadata.UserID != nil {
-		out.User = r.Metadata.UserID
+	if meta != nil && meta.UserID != nil {
+		out.User = meta.UserID
 	}
 	if present(r.System) {
 		system, aerr := messagesSystem(r.System)
@@ -171,7 +212,7 @@ func MessagesToChat(body []byte, upstreamModel string, maxTokens int64) ([]byte,
 		return nil, invalid("messages", "messages: at least one message is required")
 	}
 	names := map[string]bool{}
-	for i, t := range r.Tools {
+	for i, t := range tools {
 		p := fmt.Sprintf("tools[%d]", i)
 		if t.Type != "" && t.Type != "custom" {
 			return nil, unsupported(p+".type", "%s is the server tool %q, which Sluice does not run; declare client tools "+
@@ -187,7 +228,7 @@ func MessagesToChat(body []byte, upstreamModel string, maxTokens int64) ([]byte,
 		out.Tools = append(out.Tools, chatTool{Type: "function", Function: chatToolDef{Name: t.Name, Description: t.Description,
 			Parameters: t.InputSchema}})
 	}
-	if c := r.ToolChoice; c != nil {
+	if c := choice; c != nil {
 		switch c.Type {
 		case "auto":
 			out.ToolChoice = jsonString("auto")
@@ -384,9 +425,13 @@ func assistantToChat(p string, blocks []messagesBlock) (chatMessage, *api.Error)
 
 // imageURL is an image block's source as a chat image URL: a data URL for
 // base64 data, or the URL itself.
-func imageURL(bp string, s *messagesSource) (string, *api.Error) {
-	if s == nil {
+func imageURL(bp string, raw json.RawMessage) (string, *api.Error) {
+	if !present(raw) {
 		return "", invalid(bp+".source", "%s.source: Field required", bp)
+	}
+	s := &messagesSource{}
+	if aerr := strict(raw, s, bp+".source"); aerr != nil {
+		return "", aerr
 	}
 	switch s.Type {
 	case "base64":
@@ -403,7 +448,10 @@ func imageURL(bp string, s *messagesSource) (string, *api.Error) {
 		}
 		return s.URL, nil
 	}
-	return "", unsupported(bp+".source.type", "%s.source.type must be base64 or url: files by id are not supported", bp)
+	if s.FileID != "" {
+		return "", unsupported(bp+".source.file_id", "%s.source: images by file_id are not supported; send base64 data or a url", bp)
+	}
+	return "", unsupported(bp+".source.type", "%s.source.type must be base64 or url", bp)
 }
 
 // toolResultText is a tool_result's content as text: a string, or text

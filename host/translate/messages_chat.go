@@ -279,7 +279,8 @@ func chatUserBlocks(p string, v json.RawMessage) ([]messagesBlock, *api.Error) {
 			if aerr != nil {
 				return nil, aerr
 			}
-			out = append(out, messagesBlock{Type: "image", Source: src})
+			b, _ := marshal(src)
+			out = append(out, messagesBlock{Type: "image", Source: b})
 		default:
 			return nil, unsupported(pp+".type", "%s: an Anthropic upstream takes text and image_url parts only", pp)
 		}
