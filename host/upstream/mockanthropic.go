@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
@@ -58,7 +59,8 @@ func NewAnthropicMock(u config.Upstream) *Anthropic {
 }
 
 // MockAnthropicHandler serves the mock upstream as Anthropic's Messages API
-// (POST /v1/messages): it checks x-api-key against key and
+// (POST /v1/messages): it checks the key (x-api-key, or a bearer token as
+// Anthropic's SDK sends it) and
 // anthropic-version, and answers as the OpenAI-protocol mock does (tool
 // calls, tool results, exact usage), in Anthropic's shapes and events.
 func MockAnthropicHandler(m *Mock, key string) fasthttp.RequestHandler {
@@ -67,7 +69,11 @@ func MockAnthropicHandler(m *Mock, key string) fasthttp.RequestHandler {
 			anthropicError(ctx, http.StatusNotFound, "not_found_error", "no route for "+string(ctx.Method())+" "+string(ctx.Path()))
 			return
 		}
-		if string(ctx.Request.Header.Peek("x-api-key")) != key {
+		got := string(ctx.Request.Header.Peek("x-api-key"))
+		if got == "" {
+			got, _ = strings.CutPrefix(string(ctx.Request.Header.Peek("Authorization")), "Bearer ")
+		}
+		if got != key {
 			anthropicError(ctx, http.StatusUnauthorized, "authentication_error", "invalid x-api-key")
 			return
 		}
