@@ -498,3 +498,24 @@ func TestMessagesThroughAnthropicUpstream(t *testing.T) {
 		t.Fatalf("message %+v", msg)
 	}
 }
+
+// The model's reply passes the reply guardrails before it is a Message:
+// a secret the mock echoes back is withheld, whole (an Anthropic-shaped
+// 400) or streamed (an Anthropic error event, and none of the secret).
+func TestMessagesReplyIsScanned(t *testing.T) {
+	h := newHarness(t, config.Tier{Models: []string{"*"}, ResponsePlugins: []string{"pii"}})
+	c := h.anthropic(h.key)
+	_, err := c.Messages.New(context.Background(), userText("repeat "+leakKey))
+	e := anthropicError(t, err, 400, "invalid_request_error", "pii_detected")
+	if strings.Contains(e.RawJSON(), leakKey) {
+		t.Fatalf("the error names the value: %s", e.RawJSON())
+	}
+	s := c.Messages.NewStreaming(context.Background(), userText("repeat "+leakKey))
+	var text strings.Builder
+	for s.Next() {
+		text.WriteString(s.Current().Delta.Text)
+	}
+	if !errors.As(s.Err(), &e) || e.Type() != "invalid_request_error" || strings.Contains(text.String(), leakKey) {
+		t.Fatalf("stream ended with %v after %q", s.Err(), text.String())
+	}
+}
