@@ -20,6 +20,9 @@ const (
 	EndpointEmbeddings = "/v1/embeddings"
 	EndpointModels     = "/v1/models"
 	EndpointResponses  = "/v1/responses"
+	EndpointMessages   = "/v1/messages"
+	// EndpointCountTokens is Anthropic's token count: no model call.
+	EndpointCountTokens = "/v1/messages/count_tokens"
 )
 
 func endpointLabel(path string) string {
@@ -30,8 +33,8 @@ func endpointLabel(path string) string {
 		return EndpointEmbeddings
 	case EndpointModels:
 		return EndpointModels
-	case EndpointResponses:
-		return EndpointResponses
+	case EndpointResponses, EndpointMessages, EndpointCountTokens:
+		return path
 	case "":
 		return ""
 	}
@@ -42,7 +45,7 @@ func endpointLabel(path string) string {
 // that are not model calls.
 func operation(endpoint string) string {
 	switch endpoint {
-	case EndpointChat, EndpointResponses:
+	case EndpointChat, EndpointResponses, EndpointMessages:
 		return "chat"
 	case EndpointEmbeddings:
 		return "embeddings"

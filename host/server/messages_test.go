@@ -98,6 +98,9 @@ func TestMessagesAPI(t *testing.T) {
 		row.CostNanos != miniCost(wantPrompt, wantCompletion) || row.UsageSource != "upstream" {
 		t.Fatalf("ledger row %+v", row)
 	}
+	if n := sum(h.scrape(), "sluice_requests_total", map[string]string{"endpoint": "/v1/messages", "status": "200"}); n != 1 {
+		t.Fatalf("%v requests counted for /v1/messages", n)
+	}
 }
 
 func TestMessagesStream(t *testing.T) {
