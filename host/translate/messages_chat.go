@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/sluicehq/sluice/host/api"
@@ -209,6 +210,10 @@ func chatToolChoice(out *messagesRequest, v json.RawMessage, parallel *bool) *ap
 			}
 			if json.Unmarshal(v, &c) != nil || c.Function.Name == "" {
 				return invalid("tool_choice", "tool_choice must be auto, none, required or a function")
+			}
+			// The name is not scanned: it must be one of the tools', which are.
+			if !slices.ContainsFunc(out.Tools, func(t messagesTool) bool { return t.Name == c.Function.Name }) {
+				return invalid("tool_choice.function.name", "tool_choice names a function that is not among the tools")
 			}
 			choice = &messagesToolChoice{Type: "tool", Name: c.Function.Name}
 		}

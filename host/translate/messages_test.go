@@ -128,6 +128,7 @@ func TestChatToMessagesRefuses(t *testing.T) {
 		{"response_format", `{"model":"c","response_format":{"type":"json_object"},` + msgs + `}`, "response_format"},
 		{"logprobs", `{"model":"c","logprobs":true,` + msgs + `}`, "logprobs"},
 		{"audio part", `{"model":"c","messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"x","format":"wav"}}]}]}`, "messages[0].content[0].input_audio"},
+		{"tool_choice of an unknown function", `{"model":"c","tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"function","function":{"name":"g"}},` + msgs + `}`, "tool_choice.function.name"},
 		{"arguments not an object", `{"model":"c","messages":[{"role":"assistant","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"[1]"}}]}]}`, "messages[0].tool_calls[0].function.arguments"},
 	}
 	for _, c := range cases {
