@@ -522,3 +522,17 @@ func TestMessagesReplyIsScanned(t *testing.T) {
 		t.Fatalf("stream ended with %v after %q", s.Err(), text.String())
 	}
 }
+
+// OpenAI's Responses API in front of an Anthropic upstream: both
+// translations meet in the chat completion.
+func TestResponsesThroughAnthropicUpstream(t *testing.T) {
+	h := startBehindAnthropic(t, open)
+	c := h.client(h.key)
+	resp, err := sendResponses(c, `{"model":"gpt-4o-mini","instructions":"Be terse.","input":"Via Claude"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.OutputText() != upstream.MockReplyPrefix+"Via Claude" || resp.Usage.InputTokens != tokens.Chat([]string{"Be terse.", "Via Claude"}, 2) {
+		t.Fatalf("response %q %+v", resp.OutputText(), resp.Usage)
+	}
+}
