@@ -93,6 +93,11 @@ func (e *anthropicEvents) Next() ([]byte, error) {
 			return nil, io.EOF
 		}
 		data, err := e.in.Next()
+		if err == io.EOF {
+			// Anthropic ends every stream with message_stop: without it the
+			// reply was cut, and its usage never came.
+			return nil, fmt.Errorf("%w: the stream ended before message_stop", ErrUnavailable)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -195,3 +195,41 @@ func TestRouterBuildsAnthropicUpstreams(t *testing.T) {
 		t.Fatalf("%v %+v", err, reply)
 	}
 }
+
+// A stream that ends without message_stop was cut: the reader says so
+// rather than end it as if it were whole.
+func TestAnthropicStreamCutShort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("text/event-stream")
+		ctx.SetBodyString("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"usage\":{\"input_tokens\":3}}}\n\n" +
+			"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n")
+	}}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown() })
+	a, err := NewAnthropic(config.Upstream{Name: "c", Type: "anthropic", BaseURL: "http://" + ln.Addr().String(), APIKey: "k",
+		Timeout: config.Duration(5 * time.Second), MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	r, err := a.Send(context.Background(), &Call{Endpoint: EndpointChat, Stream: true,
+		Body: []byte(`{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}`)})
+	if err != nil || r.Events == nil {
+		t.Fatalf("%v %+v", err, r)
+	}
+	defer r.Events.Close()
+	for {
+		_, err := r.Events.Next()
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("a cut stream ended with %v", err)
+		}
+		break
+	}
+}
