@@ -35,6 +35,8 @@ const (
 // serveMessagesRoute serves POST /v1/messages and
 // /v1/messages/count_tokens, and refuses other methods there.
 func (g *Gateway) serveMessagesRoute(ctx *fasthttp.RequestCtx, x *exchange, method string) {
+	// Anthropic's SDKs read the request id from request-id.
+	ctx.Response.Header.Set("request-id", x.ev.RequestID)
 	switch {
 	case method != fasthttp.MethodPost:
 		g.fail(ctx, x, &api.Error{Status: http.StatusMethodNotAllowed, Type: api.TypeInvalidRequest, Code: "method_not_allowed",

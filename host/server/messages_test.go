@@ -66,8 +66,8 @@ func anthropicError(t *testing.T, err error, status int, typ, code string) *anth
 	if e.StatusCode != status || string(e.Type()) != typ || body.Type != "error" || string(e.ErrorCode()) != code {
 		t.Fatalf("got %d %q %q (%s), want %d %q %q", e.StatusCode, e.Type(), e.ErrorCode(), e.RawJSON(), status, typ, code)
 	}
-	if body.Error.Message == "" {
-		t.Fatalf("the error has no message: %s", e.RawJSON())
+	if body.Error.Message == "" || e.RequestID == "" {
+		t.Fatalf("the error has no message or no request id: %s %q", e.RawJSON(), e.RequestID)
 	}
 	return e
 }
