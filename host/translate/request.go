@@ -75,18 +75,17 @@ type chatRequest struct {
 	MaxCompletionTokens int64           `json:"max_completion_tokens,omitempty"`
 	Temperature         *float64        `json:"temperature,omitempty"`
 	TopP                *float64        `json:"top_p,omitempty"`
-	// TopK is not OpenAI's: vLLM, Ollama and Anthropic take it.
-	TopK             *int64          `json:"top_k,omitempty"`
-	Stop             []string        `json:"stop,omitempty"`
-	ResponseFormat   json.RawMessage `json:"response_format,omitempty"`
-	Verbosity        *string         `json:"verbosity,omitempty"`
-	ReasoningEffort  *string         `json:"reasoning_effort,omitempty"`
-	User             *string         `json:"user,omitempty"`
-	SafetyIdentifier *string         `json:"safety_identifier,omitempty"`
-	PromptCacheKey   *string         `json:"prompt_cache_key,omitempty"`
-	ServiceTier      *string         `json:"service_tier,omitempty"`
-	Stream           bool            `json:"stream,omitempty"`
-	StreamOptions    *streamOptions  `json:"stream_options,omitempty"`
+	TopK                *int64          `json:"top_k,omitempty"` // not OpenAI's: vLLM, Ollama and Anthropic take it
+	Stop                []string        `json:"stop,omitempty"`
+	ResponseFormat      json.RawMessage `json:"response_format,omitempty"`
+	Verbosity           *string         `json:"verbosity,omitempty"`
+	ReasoningEffort     *string         `json:"reasoning_effort,omitempty"`
+	User                *string         `json:"user,omitempty"`
+	SafetyIdentifier    *string         `json:"safety_identifier,omitempty"`
+	PromptCacheKey      *string         `json:"prompt_cache_key,omitempty"`
+	ServiceTier         *string         `json:"service_tier,omitempty"`
+	Stream              bool            `json:"stream,omitempty"`
+	StreamOptions       *streamOptions  `json:"stream_options,omitempty"`
 }
 
 type streamOptions struct {

@@ -92,9 +92,10 @@ func NewRouter(cfg *config.Config) (*Router, error) {
 		var up Upstream
 		switch u.Type {
 		case "mock":
-			up = NewMock(u.Latency.D())
 			if u.Protocol == "anthropic" {
 				up = NewAnthropicMock(u)
+			} else {
+				up = NewMock(u.Latency.D())
 			}
 		case "anthropic":
 			var err error
