@@ -1,7 +1,9 @@
 // Package translate turns a request of one model API into another's and
-// the reply back: today OpenAI's Responses API into a chat completion for
-// an OpenAI-compatible upstream (or the built-in mock), and the chat
-// completion, whole or streamed, into a Response and its events.
+// the reply back, with the chat completion as the form they meet in:
+// OpenAI's Responses API and Anthropic's Messages API into a chat
+// completion, and the chat completion, whole or streamed, into a Response
+// or a Message and their events; and, for an Anthropic upstream, a chat
+// completion into a Messages request and the Message back.
 //
 // Translation reads only what the api package collected for the guardrails
 // (texts) and what it checks here (ids, enums, numbers): nothing reaches the
