@@ -456,6 +456,19 @@ func TestChatToolsThroughAnthropicUpstream(t *testing.T) {
 		!strings.Contains(calls[0].Function.Arguments, "city") {
 		t.Fatalf("reply %+v", resp.Choices[0])
 	}
+	// Streamed, the call arrives in fragments and accumulates whole.
+	s := c.Chat.Completions.NewStreaming(context.Background(), params)
+	var acc openai.ChatCompletionAccumulator
+	for s.Next() {
+		acc.AddChunk(s.Current())
+	}
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := acc.Choices[0].Message.ToolCalls; len(got) != 1 || got[0].Function.Arguments != calls[0].Function.Arguments ||
+		acc.Choices[0].FinishReason != "tool_calls" {
+		t.Fatalf("streamed %+v", acc.Choices[0])
+	}
 	params.Messages = append(params.Messages, resp.Choices[0].Message.ToParam(), openai.ToolMessage("rain", calls[0].ID))
 	resp, err = c.Chat.Completions.New(context.Background(), params)
 	if err != nil {
