@@ -307,8 +307,9 @@ type Redis struct {
 // Upstream is a model provider.
 type Upstream struct {
 	Name string `yaml:"name"`
-	// Type is "openai" (any OpenAI-compatible server), "azure_openai",
-	// "bedrock", "gemini" or "mock" (built in).
+	// Type is "openai" (any OpenAI-compatible server), "anthropic"
+	// (Anthropic's Messages API), "azure_openai", "bedrock", "gemini" or
+	// "mock" (built in).
 	Type    string `yaml:"type"`
 	BaseURL string `yaml:"base_url"`
 	APIKey  string `yaml:"api_key"`

@@ -75,6 +75,8 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"unset env", "server:\n  admin_token: ${SLUICE_SURELY_UNSET}\n", []string{"x.yaml:2", "SLUICE_SURELY_UNSET", "not set"}},
 		{"unknown upstream", "upstreams:\n  - {name: a, type: mock}\nmodels:\n  - {name: m, upstream: b}\n", []string{"models[0].upstream", `"b"`, "a"}},
 		{"bad upstream type", "upstreams:\n  - {name: a, type: grpc}\n", []string{"upstreams[0].type", "gemini or mock"}},
+		{"bad mock protocol", "upstreams:\n  - {name: a, type: mock, protocol: smtp}\n", []string{"upstreams[0].protocol", "smtp"}},
+		{"anthropic base_url not a URL", "upstreams:\n  - {name: a, type: anthropic, base_url: api.anthropic.com}\n", []string{"upstreams[0].base_url", "http"}},
 		{"bad fail mode", "plugins:\n  - {name: p, path: p.wasm, fail_mode: maybe}\n", []string{"plugins[0].fail_mode", "closed or open"}},
 		{"negative plugin queue", "plugins:\n  - {name: p, path: p.wasm, max_queue: -1}\n", []string{"plugins[0].max_queue", "16 × pool_size"}},
 		{"plugin health ratio over 1", "plugins:\n  - {name: p, path: p.wasm, health: {max_failure_ratio: 2}}\n", []string{"plugins[0].health.max_failure_ratio", "between 0 and 1"}},
@@ -129,6 +131,16 @@ func TestListsReplaceDefaultsWhole(t *testing.T) {
 	}
 	if len(c.Tiers) != 2 || len(c.Plugins) != 2 {
 		t.Fatalf("tiers and plugins not listed must keep their defaults: %d tiers, %d plugins", len(c.Tiers), len(c.Plugins))
+	}
+}
+
+func TestAnthropicUpstreamDefaultsToAnthropic(t *testing.T) {
+	c, err := Parse([]byte("upstreams:\n  - {name: claude, type: anthropic, api_key: k}\nmodels:\n  - {name: c, upstream: claude}\n"), "x.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := c.Upstreams[0]; u.BaseURL != "https://api.anthropic.com" || u.Timeout == 0 || u.MaxConns == 0 {
+		t.Fatalf("upstream %+v", u)
 	}
 }
 

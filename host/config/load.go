@@ -417,6 +417,12 @@ func (c *Config) validate(file string) error {
 		}
 		upNames = append(upNames, u.Name)
 		switch u.Type {
+		case TypeAnthropic:
+			if u.BaseURL == "" {
+				c.Upstreams[i].BaseURL = "https://api.anthropic.com"
+			} else if !strings.HasPrefix(u.BaseURL, "http://") && !strings.HasPrefix(u.BaseURL, "https://") {
+				return bad(key+".base_url", "expected an http:// or https:// URL, got %q", u.BaseURL)
+			}
 		case "openai":
 			if !strings.HasPrefix(u.BaseURL, "http://") && !strings.HasPrefix(u.BaseURL, "https://") {
 				return bad(key+".base_url", "expected an http:// or https:// URL, got %q", u.BaseURL)
@@ -426,7 +432,7 @@ func (c *Config) validate(file string) error {
 				return err
 			}
 		default:
-			return bad(key+".type", "expected openai, azure_openai, bedrock, gemini or mock, got %q", u.Type)
+			return bad(key+".type", "expected openai, anthropic, azure_openai, bedrock, gemini or mock, got %q", u.Type)
 		}
 		if c.Upstreams[i].Timeout == 0 {
 			c.Upstreams[i].Timeout = Duration(120 * time.Second)

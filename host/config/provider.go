@@ -36,6 +36,7 @@ type Provider struct {
 // Upstream types and mock protocols.
 const (
 	TypeOpenAI      = "openai"
+	TypeAnthropic   = "anthropic"
 	TypeMock        = "mock"
 	TypeAzureOpenAI = "azure_openai"
 	TypeBedrock     = "bedrock"
@@ -53,10 +54,10 @@ var (
 func checkProvider(u Upstream, key string, bad func(key, format string, args ...any) error) error {
 	if u.Type == TypeMock {
 		switch u.Protocol {
-		case "", TypeOpenAI, TypeAzureOpenAI, TypeBedrock, TypeGemini:
+		case "", TypeOpenAI, TypeAnthropic, TypeAzureOpenAI, TypeBedrock, TypeGemini:
 			return nil
 		}
-		return bad(key+".protocol", "expected openai, azure_openai, bedrock or gemini for a mock, got %q", u.Protocol)
+		return bad(key+".protocol", "expected openai, anthropic, azure_openai, bedrock or gemini for a mock, got %q", u.Protocol)
 	}
 	if u.Protocol != "" {
 		return bad(key+".protocol", "only a mock upstream takes a protocol; type %s speaks its own", u.Type)

@@ -22,6 +22,9 @@ const (
 	EndpointResponses  = "/v1/responses"
 	// EndpointCompletions is OpenAI's legacy completions API.
 	EndpointCompletions = "/v1/completions"
+	EndpointMessages   = "/v1/messages"
+	// EndpointCountTokens is Anthropic's token count: no model call.
+	EndpointCountTokens = "/v1/messages/count_tokens"
 )
 
 func endpointLabel(path string) string {
@@ -32,10 +35,8 @@ func endpointLabel(path string) string {
 		return EndpointEmbeddings
 	case EndpointModels:
 		return EndpointModels
-	case EndpointResponses:
-		return EndpointResponses
-	case EndpointCompletions:
-		return EndpointCompletions
+	case EndpointResponses, EndpointCompletions, EndpointMessages, EndpointCountTokens:
+		return path
 	case "":
 		return ""
 	}
@@ -46,7 +47,7 @@ func endpointLabel(path string) string {
 // that are not model calls.
 func operation(endpoint string) string {
 	switch endpoint {
-	case EndpointChat, EndpointResponses, EndpointCompletions:
+	case EndpointChat, EndpointResponses, EndpointCompletions, EndpointMessages:
 		return "chat"
 	case EndpointEmbeddings:
 		return "embeddings"

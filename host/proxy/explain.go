@@ -22,7 +22,7 @@ type Explanation struct {
 
 // Explain runs the request path of an OpenAI request body from client up to
 // the policy's last word, as the gateway would, and explains the decision.
-// path is /v1/chat/completions, /v1/responses or /v1/embeddings; probe sets the request's
+// path is /v1/chat/completions, /v1/responses, /v1/messages or /v1/embeddings; probe sets the request's
 // headers (the policy sees those it is configured to), when it arrives
 // (now when zero) and the usage the policy sees (the counters' when nil).
 func (g *Gateway) Explain(ctx context.Context, client store.Client, path string, body []byte, probe policy.Probe) (*Explanation, *api.Error) {
@@ -65,9 +65,16 @@ func (g *Gateway) Explain(ctx context.Context, client store.Client, path string,
 		}
 		_, r = responsesRequest(req)
 		texts, info = req.Texts, req.TextInfo
+	case pathMessages:
+		req, aerr := api.ParseMessagesRequest(body)
+		if aerr != nil {
+			return nil, aerr
+		}
+		_, r = messagesRequest(req, pathMessages)
+		texts, info = req.Texts, req.TextInfo
 	default:
 		return nil, &api.Error{Status: http.StatusBadRequest, Type: api.TypeInvalidRequest, Code: "invalid_value", Param: "path",
-			Message: "path must be /v1/chat/completions, /v1/responses, /v1/completions or /v1/embeddings."}
+			Message: "path must be /v1/chat/completions, /v1/responses, /v1/completions, /v1/messages or /v1/embeddings."}
 	}
 	in, aerr := g.policyInput(ctx, x, nil, policy.Client{ID: client.ID, Department: client.Department, Tier: client.Tier, Labels: client.Labels}, r)
 	if aerr != nil {

@@ -102,7 +102,7 @@ const (
 // endpoints, or "" for anything a caller made up.
 func route(path string) string {
 	switch path {
-	case pathChat, pathEmbeddings, pathModels, pathModel, pathResponses, pathResponseByID, pathCompletions:
+	case pathChat, pathEmbeddings, pathModels, pathModel, pathResponses, pathResponseByID, pathCompletions, pathMessages, pathCountTokens:
 		return path
 	}
 	return ""
@@ -139,6 +139,8 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 		g.serveResponses(ctx, x)
 	case path == pathCompletions && method == fasthttp.MethodPost:
 		g.serveCompletions(ctx, x)
+	case path == pathMessages || path == pathCountTokens:
+		g.serveMessagesRoute(ctx, x, method)
 	case storedResponseRoute(method, path):
 		x.ev.Endpoint = pathResponseByID
 		g.serveStoredResponse(ctx, x)

@@ -21,7 +21,8 @@ func (g *Gateway) charge(x *exchange, t upstream.Target, u api.Usage) {
 	x.ev.CostNanos = t.Model.CostNanos(u.PromptTokens, u.CompletionTokens)
 }
 
-// fail answers with an OpenAI-shaped error and records the request.
+// fail answers with an error in the shape of the caller's API (OpenAI's
+// unless it spoke Anthropic's) and records the request.
 func (g *Gateway) fail(ctx *fasthttp.RequestCtx, x *exchange, e *api.Error) {
 	if x.decisionID != "" {
 		ctx.Response.Header.Set("x-sluice-decision-id", x.decisionID)
@@ -29,10 +30,7 @@ func (g *Gateway) fail(ctx *fasthttp.RequestCtx, x *exchange, e *api.Error) {
 	if x.abuse.denial != nil {
 		x.abuse.denial.Headers(ctx.Response.Header.Set)
 	}
-	ctx.SetStatusCode(e.Status)
-	ctx.SetContentType("application/json")
-	ctx.SetBody(e.Body())
-	x.ev.Status, x.ev.Code = e.Status, e.Code
+	x.ev.Status, x.ev.Code = x.writeError(ctx, e), e.Code
 	g.record(x)
 }
 

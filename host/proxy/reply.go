@@ -119,10 +119,7 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 		aerr := upstreamRefusal(t.Model.Name, up.Status, up.Body)
 		g.log.Warn("upstream refused the request", "request_id", x.ev.RequestID, "model", t.Model.Name, "status", up.Status,
 			"type", aerr.Type, "code", aerr.Code)
-		ctx.SetStatusCode(aerr.Status)
-		ctx.SetContentType("application/json")
-		ctx.SetBody(aerr.Body())
-		x.ev.Status, x.ev.Code = aerr.Status, "upstream_"+strconv.Itoa(up.Status)
+		x.ev.Status, x.ev.Code = x.writeError(ctx, aerr), "upstream_"+strconv.Itoa(up.Status)
 		g.record(x)
 		return
 	}
@@ -252,7 +249,7 @@ func (g *Gateway) stream(ctx *fasthttp.RequestCtx, x *exchange, t upstream.Targe
 					ended = true
 				} else if errors.Is(err, upstream.ErrAborted) {
 					x.ev.Code = codeShutdown
-					writeEvent(w, errShutdown.Body())
+					x.writeStreamError(w, errShutdown)
 					w.Flush()
 				} else {
 					g.log.Warn("upstream stream broke", "request_id", x.ev.RequestID, "model", t.Model.Name, "error", err)

@@ -181,10 +181,10 @@ func (u *chatUsage) completions() *textUsage {
 	return out
 }
 
-// finishReason is a chat completion's finish reason as a text completion
+// textFinishReason is a chat completion's finish reason as a text completion
 // says it: stop, length or content_filter. A chat model that stops to call
 // a tool (no tools are sent, so it should not) has stopped.
-func finishReason(r *string) *string {
+func textFinishReason(r *string) *string {
 	if r == nil || *r == "" {
 		return nil
 	}
@@ -222,7 +222,7 @@ func ChatToCompletion(body []byte, m CompletionMeta) ([]byte, error) {
 	}
 	out := m.object(c.Usage.completions())
 	for _, ch := range c.Choices {
-		out.Choices = append(out.Choices, textChoice{Text: choiceText(ch.Message), Index: ch.Index, FinishReason: finishReason(ch.FinishReason)})
+		out.Choices = append(out.Choices, textChoice{Text: choiceText(ch.Message), Index: ch.Index, FinishReason: textFinishReason(ch.FinishReason)})
 	}
 	return marshal(out)
 }
@@ -248,7 +248,7 @@ func ChatChunkToCompletion(data []byte, m CompletionMeta) ([]byte, *api.Error, e
 	}
 	out := m.object(c.Usage.completions())
 	for _, ch := range c.Choices {
-		text, finish := choiceText(ch.Delta), finishReason(ch.FinishReason)
+		text, finish := choiceText(ch.Delta), textFinishReason(ch.FinishReason)
 		if text == "" && finish == nil {
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/sluicehq/sluice/host/api"
@@ -236,6 +237,193 @@ func FuzzNothingUnscannedReachesTheCaller(f *testing.F) {
 				t.Fatalf("not JSON: %v\n%s", err, o)
 			}
 			checkReply(t, "", v)
+		}
+	})
+}
+
+// joinedMarks undoes the joins the Messages translation makes of marks (a
+// system prompt's blocks), and dataURL a base64 image's data URL, so that
+// what is left of a string is marks alone.
+var (
+	joinedMarks = strings.NewReplacer(";\nT", ";T")
+	dataURL     = regexp.MustCompile(`^data:image/(jpeg|png|gif|webp);base64,`)
+)
+
+func unjoin(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			v[k] = unjoin(x)
+		}
+	case []any:
+		for i, x := range v {
+			v[i] = unjoin(x)
+		}
+	case string:
+		s := joinedMarks.Replace(v)
+		s = strings.TrimPrefix(s, "Error: ") // a tool_result's is_error
+		return dataURL.ReplaceAllString(s, "")
+	}
+	return v
+}
+
+// nameMark is the mark of a text that is a name.
+var nameMark = regexp.MustCompile(`^N([0-9]+)$`)
+
+// nameMarks is v with every name mark, key or value, as the mark T0; is.
+func nameMarks(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[nameMark.ReplaceAllString(k, "T$1;")] = nameMarks(x)
+		}
+		return out
+	case []any:
+		for i, x := range v {
+			v[i] = nameMarks(x)
+		}
+	case string:
+		return nameMark.ReplaceAllString(v, "T$1;")
+	}
+	return v
+}
+
+// FuzzMessagesNothingUnscannedGoesUpstream is FuzzNothingUnscannedGoesUpstream
+// for Anthropic's Messages API.
+func FuzzMessagesNothingUnscannedGoesUpstream(f *testing.F) {
+	seed := map[string]bool{}
+	for _, s := range []string{
+		`{"model":"m","max_tokens":5,"system":[{"type":"text","text":"a"},{"type":"text","text":"b"}],"messages":[{"role":"user","content":"hi"}],"metadata":{"user_id":"u"},"stop_sequences":["x"]}`,
+		`{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"text","text":"see"},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVB"}}]}]}`,
+		`{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"go"},{"role":"assistant","content":[{"type":"text","text":"ok"},{"type":"tool_use","id":"toolu_1","name":"weather","input":{"city":"Paris","n":1234567}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":[{"type":"text","text":"sunny"}],"is_error":true}]}],"tools":[{"name":"weather","description":"d","input_schema":{"type":"object","properties":{"city":{"type":"string"}}}}],"tool_choice":{"type":"any"}}`,
+		`{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi","Content":"x"}],"System":"y"}`,
+	} {
+		f.Add([]byte(s))
+		seed[s] = true
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, aerr := api.ParseMessagesRequest(body)
+		if aerr != nil {
+			return
+		}
+		// A tool's name must be a name, and T0; is none: a text that is
+		// a name gets a mark that is one too (N0), read as T0; below.
+		marks := make([]string, len(r.Texts))
+		for i := range marks {
+			marks[i] = fmt.Sprintf("T%d;", i)
+			if loc := r.TextInfo[i].Loc; (loc == api.LocName || loc == api.LocToolDefinition) && validName(r.Texts[i]) {
+				marks[i] = fmt.Sprintf("N%d", i)
+			}
+		}
+		if err := r.SetTexts(marks); err != nil {
+			t.Fatalf("SetTexts: %v", err)
+		}
+		chat, aerr := MessagesToChat(r.Body(), "up", r.MaxTokens)
+		if aerr != nil {
+			if seed[string(body)] {
+				t.Fatalf("a seed is refused, so it checks nothing: %s", aerr.Message)
+			}
+			return
+		}
+		var v any
+		if err := json.Unmarshal(chat, &v); err != nil {
+			t.Fatalf("the chat completion is not JSON: %v\n%s", err, chat)
+		}
+		doc := nameMarks(unjoin(v)).(map[string]any)
+		for k, x := range doc {
+			if k == "tools" {
+				for _, tool := range x.([]any) {
+					fn := tool.(map[string]any)["function"].(map[string]any)
+					checkNested(t, fn["parameters"])
+					delete(fn, "parameters")
+				}
+			}
+			checkScanned(t, k, x)
+		}
+	})
+}
+
+// checkMessage fails when a text of a Message or its events is not a mark.
+func checkMessage(t *testing.T, key string, v any) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			if in, ok := x.(map[string]any); ok && k == "input" {
+				if a, ok := in["arguments"].(string); ok && len(in) == 1 {
+					checkNested(t, a) // arguments that were no JSON object
+					continue
+				}
+				checkNested(t, in)
+				continue
+			}
+			checkMessage(t, k, x)
+		}
+	case []any:
+		for _, x := range v {
+			checkMessage(t, key, x)
+		}
+	case string:
+		switch key {
+		case "text", "name", "partial_json", "stop_sequence":
+			if !placeholders.MatchString(v) {
+				t.Fatalf("%s %q was not scanned", key, v)
+			}
+		case "id":
+			if !validID(v) {
+				t.Fatalf("id %q", v)
+			}
+		}
+	}
+}
+
+// FuzzMessagesNothingUnscannedReachesTheCaller is
+// FuzzNothingUnscannedReachesTheCaller for Messages and their events.
+func FuzzMessagesNothingUnscannedReachesTheCaller(f *testing.F) {
+	f.Add([]byte(`{"choices":[{"index":0,"message":{"role":"assistant","content":"Hello.","refusal":"no","tool_calls":[{"id":"call_1","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Paris\"}"}},{"id":"c2","type":"function","function":{"name":"f","arguments":"nope"}}]},"finish_reason":"stop","stop_sequence":"END"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}`), false)
+	f.Add([]byte(`{"choices":[{"index":0,"delta":{"content":"Hel","tool_calls":[{"index":0,"id":"c","function":{"name":"f","arguments":"{\"a\":"}}]},"finish_reason":null}]}`), true)
+	f.Fuzz(func(t *testing.T, body []byte, stream bool) {
+		var rc api.ReplyContent
+		parse := rc.ParseReply
+		if stream {
+			parse = rc.ParseChunk
+		}
+		if parse(body) != nil {
+			return
+		}
+		texts, _ := rc.Texts()
+		marks := make([]string, len(texts))
+		for i := range marks {
+			marks[i] = fmt.Sprintf("T%d;", i)
+		}
+		marked, err := rc.RewriteTexts(marks)
+		if err != nil {
+			t.Fatalf("RewriteTexts: %v", err)
+		}
+		meta := MessagesMeta{ID: "msg_1", Model: "m"}
+		var out [][]byte
+		if stream {
+			s := NewMessagesStream(meta)
+			evs, err := s.Chunk(marked)
+			if err != nil {
+				return
+			}
+			for _, e := range append(evs, s.End()...) {
+				out = append(out, e.Data)
+			}
+		} else {
+			m, err := ChatToMessage(marked, meta)
+			if err != nil {
+				return
+			}
+			out = append(out, m)
+		}
+		for _, o := range out {
+			var v any
+			if err := json.Unmarshal(o, &v); err != nil {
+				t.Fatalf("not JSON: %v\n%s", err, o)
+			}
+			checkMessage(t, "", unjoin(v))
 		}
 	})
 }

@@ -1,7 +1,9 @@
 // Package translate turns a request of one model API into another's and
-// the reply back: today OpenAI's Responses API into a chat completion for
-// an OpenAI-compatible upstream (or the built-in mock), and the chat
-// completion, whole or streamed, into a Response and its events.
+// the reply back, with the chat completion as the form they meet in:
+// OpenAI's Responses API and Anthropic's Messages API into a chat
+// completion, and the chat completion, whole or streamed, into a Response
+// or a Message and their events; and, for an Anthropic upstream, a chat
+// completion into a Messages request and the Message back.
 //
 // Translation reads only what the api package collected for the guardrails
 // (texts) and what it checks here (ids, enums, numbers): nothing reaches the
@@ -75,6 +77,8 @@ type chatRequest struct {
 	MaxCompletionTokens int64           `json:"max_completion_tokens,omitempty"`
 	Temperature         *float64        `json:"temperature,omitempty"`
 	TopP                *float64        `json:"top_p,omitempty"`
+	TopK                *int64          `json:"top_k,omitempty"` // not OpenAI's: vLLM, Ollama and Anthropic take it
+	Stop                []string        `json:"stop,omitempty"`
 	ResponseFormat      json.RawMessage `json:"response_format,omitempty"`
 	Verbosity           *string         `json:"verbosity,omitempty"`
 	ReasoningEffort     *string         `json:"reasoning_effort,omitempty"`

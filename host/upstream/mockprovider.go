@@ -33,6 +33,8 @@ func newMock(u config.Upstream) (Upstream, error) {
 	switch u.Protocol {
 	case "", config.TypeOpenAI:
 		return m, nil
+	case config.TypeAnthropic:
+		return NewAnthropicMock(u), nil
 	case config.TypeAzureOpenAI:
 		if u.APIKey == "" && u.AzureADToken == "" {
 			u.APIKey = MockAzureAPIKey

@@ -127,6 +127,8 @@ func NewRouter(cfg *config.Config) (*Router, error) {
 			up, err = NewBedrock(u, nil)
 		case config.TypeGemini:
 			up, err = NewGemini(u, nil)
+		case config.TypeAnthropic:
+			up, err = NewAnthropic(u)
 		default:
 			err = fmt.Errorf("unknown type %q", u.Type)
 		}
