@@ -18,6 +18,10 @@ import (
 func (g *Gateway) charge(x *exchange, t upstream.Target, u api.Usage) {
 	x.ev.PromptTokens, x.ev.CompletionTokens, x.ev.TotalTokens = u.PromptTokens, u.CompletionTokens, u.TotalTokens
 	x.ev.CostNanos = t.Model.CostNanos(u.PromptTokens, u.CompletionTokens)
+	if x.ev.Cache == store.CacheHit {
+		// No provider was paid: the ledger keeps what it would have cost.
+		x.ev.SavedNanos, x.ev.CostNanos = x.ev.CostNanos, 0
+	}
 }
 
 // fail answers with an OpenAI-shaped error and records the request.

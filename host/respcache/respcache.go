@@ -170,6 +170,9 @@ func (c *Cache) Set(ctx context.Context, key string, e Entry, ttl time.Duration)
 	return kept
 }
 
+// MaxEntryBytes is the bound of one entry.
+func (c *Cache) MaxEntryBytes() int64 { return c.maxEntry }
+
 // Close releases the local cache and the Redis connections.
 func (c *Cache) Close() {
 	if c == nil {

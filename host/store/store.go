@@ -151,7 +151,19 @@ type UsageEvent struct {
 	// more than one (see migration 0008), "" otherwise.
 	Deployment string
 	Attempts   string
+	// Cache is what the reply cache did: CacheHit, CacheMiss, CacheBypass,
+	// or "" when the request's tier does not cache. A hit costs nothing
+	// (CostNanos 0); SavedNanos is what it would have cost.
+	Cache      string
+	SavedNanos int64
 }
+
+// Reply cache outcomes recorded in UsageEvent.Cache.
+const (
+	CacheHit    = "hit"
+	CacheMiss   = "miss"
+	CacheBypass = "bypass"
+)
 
 // Report groupings accepted by ReportQuery.GroupBy.
 const (
@@ -161,6 +173,9 @@ const (
 	// GroupByEndpoint groups by the API called: /v1/chat/completions,
 	// /v1/responses, /v1/embeddings…
 	GroupByEndpoint = "endpoint"
+	// GroupByCache groups by what the reply cache did: hit, miss, bypass,
+	// or "" (not cached).
+	GroupByCache = "cache"
 )
 
 // ReportQuery selects ledger events in [From, To) and groups them. A zero
@@ -184,6 +199,9 @@ type ReportRow struct {
 	Group                                    string
 	Requests, PromptTokens, CompletionTokens int64
 	TotalTokens, CostNanos                   int64
+	// CacheHits counts the requests answered from the reply cache, and
+	// SavedNanos what their replies would have cost.
+	CacheHits, SavedNanos int64
 }
 
 // UsageTotal is one client's usage since some instant, used to rebuild the

@@ -39,9 +39,9 @@ func (f *reportFlags) run(cmd *cobra.Command, g *globals, report func(ctx contex
 func (f *reportFlags) query() (from, to time.Time, err error) {
 	switch {
 	case f.by == store.GroupByDepartment, f.by == store.GroupByClient, f.by == store.GroupByModel, f.by == store.GroupByEndpoint,
-		strings.HasPrefix(f.by, store.GroupByTag) && len(f.by) > len(store.GroupByTag):
+		f.by == store.GroupByCache, strings.HasPrefix(f.by, store.GroupByTag) && len(f.by) > len(store.GroupByTag):
 	default:
-		return from, to, fmt.Errorf("--by %q: expected department, client, model, endpoint or tag:NAME", f.by)
+		return from, to, fmt.Errorf("--by %q: expected department, client, model, endpoint, cache or tag:NAME", f.by)
 	}
 	p := f.period
 	p.Prefix = "--"
@@ -62,6 +62,7 @@ Subcommands chart the same period over time (series) or count refused requests (
 		Example: `  sluice report --month 2026-11 --by department
   sluice report --day 2026-11-28 --by model --format json
   sluice report --month 2026-11 --by tag:project --tag env=prod
+  sluice report --month 2026-11 --by cache
   sluice report --from 2026-11-01 --to 2026-11-30 --by client --format csv > november.csv`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -79,7 +80,7 @@ Subcommands chart the same period over time (series) or count refused requests (
 	pf.StringVar(&f.period.Month, "month", "", "one UTC month, e.g. 2026-11")
 	pf.StringVar(&f.period.From, "from", "", "first day (UTC) or instant")
 	pf.StringVar(&f.period.To, "to", "", "last day included, or an exclusive instant (default: today)")
-	pf.StringVar(&f.by, "by", "department", "group by department, client, model, endpoint (the API called), or a tag's value (tag:project)")
+	pf.StringVar(&f.by, "by", "department", "group by department, client, model, endpoint (the API called), cache (hit, miss, bypass), or a tag's value (tag:project)")
 	cmd.Flags().StringVar(&f.tag, "tag", "", "count only requests with this tag (project=search)")
 	pf.StringVar(&f.format, "format", "table", "table, json or csv")
 	cmd.AddCommand(reportSeriesCommand(g, f), reportDenialsCommand(g, f))
