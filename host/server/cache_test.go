@@ -374,3 +374,20 @@ func TestUnreachableCacheRedisIsAMiss(t *testing.T) {
 		t.Errorf("the provider was called %d times, want 2", n)
 	}
 }
+
+// TestRefusedReplyIsNotCached: only a 200 is kept; a provider's refusal
+// is asked again.
+func TestRefusedReplyIsNotCached(t *testing.T) {
+	h, p := cacheHarness(t, cachedTier("10m", ""), nil)
+	params := chat("cached", "mock status 400")
+	for range 2 {
+		_, state, err := h.ask(h.key, params)
+		apiError(t, err, http.StatusBadRequest, "mock_status")
+		if state != "miss" {
+			t.Errorf("x-sluice-cache %q, want miss", state)
+		}
+	}
+	if n := p.hits.Load(); n != 2 {
+		t.Errorf("the provider was called %d times, want 2", n)
+	}
+}
