@@ -33,10 +33,15 @@ type variant struct {
 	// clients is how many more clients the store holds, and so
 	// data.sluice.clients.
 	clients int
+	// cacheTTL turns the reply cache on: every request after the first is
+	// answered from it, which measures the path of a cache hit.
+	cacheTTL string
 }
 
 var (
 	fullSluice = variant{name: "sluice", scan: true}
+	// cacheHit is the full path answered from the reply cache.
+	cacheHit = variant{name: "sluice-cache-hit", scan: true, cacheTTL: "1h"}
 	// extraVariants split Sluice's cost: without plugins, then also without
 	// the shipped policy's logic.
 	extraVariants = []variant{
@@ -272,7 +277,7 @@ func sluiceConfig(v variant, s sluiceSettings) ([]byte, error) {
 	}
 	cfg.Tiers = map[string]config.Tier{"bench": {
 		Budget: config.Budget{RPM: 1_000_000_000, DailyTokens: 1_000_000_000_000}, Models: []string{"*"},
-		PIIDetection: v.scan, ContentFilter: v.scan,
+		PIIDetection: v.scan, ContentFilter: v.scan, CacheTTL: v.cacheTTL,
 	}}
 	cfg.DefaultTier = "bench"
 	if v.decisionLog {
