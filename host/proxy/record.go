@@ -68,6 +68,9 @@ func (g *Gateway) record(x *exchange) {
 		PromptTokens: x.ev.PromptTokens, CompletionTokens: x.ev.CompletionTokens, CostNanos: x.ev.CostNanos,
 		Stages: x.stages,
 	})
+	if x.ev.Cache != "" {
+		g.metrics.CacheResult(x.ev.Cache, x.ev.SavedNanos)
+	}
 	x.upstreamSpan.End()
 	operation := "chat"
 	if x.ev.Endpoint == pathEmbeddings {

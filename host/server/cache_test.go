@@ -137,6 +137,12 @@ func TestIdenticalRequestIsServedFromTheCache(t *testing.T) {
 	if hit.Cache != "hit" || hit.Status != 200 || hit.Cost != 0 || hit.SavedNanos != miss.Cost || hit.Total != miss.Total {
 		t.Errorf("hit row %+v, want cache hit at cost 0 saving %d with the same %d tokens", hit, miss.Cost, miss.Total)
 	}
+	metrics := h.metricsText()
+	for _, want := range []string{`sluice_cache_requests_total{result="hit"} 1`, `sluice_cache_requests_total{result="miss"} 2`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 }
 
 // TestStreamIsReplayedFromTheCache: a stream completed once is replayed
