@@ -13,6 +13,7 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
 
 	"github.com/sluicehq/sluice/host/config"
 	"github.com/sluicehq/sluice/host/internal/testenv"
@@ -392,6 +393,44 @@ func TestRefusedReplyIsNotCached(t *testing.T) {
 		if state != "miss" {
 			t.Errorf("x-sluice-cache %q, want miss", state)
 		}
+	}
+	if n := p.hits.Load(); n != 2 {
+		t.Errorf("the provider was called %d times, want 2", n)
+	}
+}
+
+// TestResponsesAPIHitIsStillAResponse: a Responses request is cached
+// apart from chat, and its hit is translated like a fresh reply, with
+// the restoration of a redacted value included.
+func TestResponsesAPIHitIsStillAResponse(t *testing.T) {
+	tier := cachedTier("10m", "")
+	tier.Redact, tier.Restore = []string{"EMAIL"}, true
+	h, p := cacheHarness(t, tier, nil)
+	c := h.client(h.key)
+	ask := func(email string) (string, string) {
+		t.Helper()
+		var hr *http.Response
+		resp, err := c.Responses.New(context.Background(), responses.ResponseNewParams{
+			Model: "cached",
+			Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("mail " + email + " today")},
+		}, option.WithResponseInto(&hr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.OutputText(), hr.Header.Get("x-sluice-cache")
+	}
+	first, state := ask("ann@example.com")
+	if state != "miss" || !strings.Contains(first, "ann@example.com") {
+		t.Fatalf("first: %q %q", state, first)
+	}
+	// The model saw a placeholder, not the address: another address is the
+	// same upstream request, and its reply is restored with this caller's.
+	second, state := ask("bob@example.org")
+	if state != "hit" || !strings.Contains(second, "bob@example.org") || strings.Contains(second, "ann@") {
+		t.Fatalf("second: %q %q, want a hit restored with bob's address", state, second)
+	}
+	if _, state, err := h.ask(h.key, chat("cached", "mail ann@example.com today")); err != nil || state != "miss" {
+		t.Errorf("the same text on chat completions: %v, %q, want a miss", err, state)
 	}
 	if n := p.hits.Load(); n != 2 {
 		t.Errorf("the provider was called %d times, want 2", n)
