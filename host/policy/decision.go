@@ -68,6 +68,25 @@ const (
 	CacheScopeShared     = "shared"
 )
 
+// UnmarshalJSON reads c as MarshalJSON writes it, for decisions read back
+// from the decision log.
+func (c *Cache) UnmarshalJSON(b []byte) error {
+	var v struct{ TTL, Scope string }
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	out := Cache{Scope: v.Scope}
+	if v.TTL != "" {
+		ttl, err := time.ParseDuration(v.TTL)
+		if err != nil {
+			return fmt.Errorf("cache.ttl: %w", err)
+		}
+		out.TTL = ttl
+	}
+	*c = out
+	return nil
+}
+
 // MarshalJSON writes c as the policy writes it: {"ttl": "10m0s", "scope": "client"}.
 func (c Cache) MarshalJSON() ([]byte, error) {
 	ttl := ""
