@@ -200,6 +200,7 @@ func TestMaskedHidesEverySecret(t *testing.T) {
 server: {admin_token: admin-secret}
 store: {driver: postgres, dsn: "postgres://sluice:pg-secret@db:5432/sluice?sslmode=disable"}
 limits: {backend: redis, redis: {url: "redis://:redis-secret@cache:6379/0"}}
+cache: {redis: "redis://:cache-secret@cache:6379/1"}
 upstreams:
   - {name: up, type: openai, base_url: "https://api.example.com/v1", api_key: "${T_KEY}"}
 models:
@@ -212,7 +213,7 @@ models:
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, secret := range []string{"admin-secret", "pg-secret", "redis-secret", "sk-upstream-secret"} {
+	for _, secret := range []string{"admin-secret", "pg-secret", "redis-secret", "cache-secret", "sk-upstream-secret"} {
 		if strings.Contains(string(out), secret) {
 			t.Errorf("effective config shows %q:\n%s", secret, out)
 		}
