@@ -436,3 +436,36 @@ func TestResponsesAPIHitIsStillAResponse(t *testing.T) {
 		t.Errorf("the provider was called %d times, want 2", n)
 	}
 }
+
+// TestHitsDoNotSpendTheMoneyBudget: a client whose monthly spend covers a
+// few replies keeps being served hits well past what they would have cost,
+// and still has its budget for a fresh request after.
+func TestHitsDoNotSpendTheMoneyBudget(t *testing.T) {
+	tier := cachedTier("10m", "")
+	tier.MonthlySpendUSD = 1
+	h, p := cacheHarness(t, tier, nil)
+	params := chat("cached", "how deep is the lock?")
+	params.MaxTokens = openai.Int(20)
+	if _, state, err := h.ask(h.key, params); err != nil || state != "miss" {
+		t.Fatalf("first: %v, %q", err, state)
+	}
+	rows := h.cacheRows()
+	perReply := rows[0].Cost
+	if perReply == 0 {
+		t.Fatal("the miss cost nothing")
+	}
+	hits := int(1e9/perReply) + 5 // together, more than the whole budget
+	for i := range hits {
+		if _, state, err := h.ask(h.key, params); err != nil || state != "hit" {
+			t.Fatalf("hit %d of %d: %v, %q", i, hits, err, state)
+		}
+	}
+	fresh := chat("cached", "and how wide?")
+	fresh.MaxTokens = openai.Int(20)
+	if _, state, err := h.ask(h.key, fresh); err != nil || state != "miss" {
+		t.Fatalf("a fresh request after %d hits: %v, %q: the hits spent the budget", hits, err, state)
+	}
+	if n := p.hits.Load(); n != 2 {
+		t.Errorf("the provider was called %d times, want 2", n)
+	}
+}
