@@ -202,6 +202,7 @@ decision := d if {
 	"restore": object.get(_tier, "restore", false),
 	"max_tokens": _max_tokens,
 	"regions": object.get(_tier, "regions", []),
+	"cache": _cache(_tier),
 }
 
 # _tier is the client's tier settings, from the data the gateway loads from
@@ -366,6 +367,15 @@ _allowed(tier, department_limits) := {
 	"restore": object.get(tier, "restore", false),
 	"max_tokens": 0,
 	"regions": object.get(tier, "regions", []),
+	"cache": _cache(tier),
+}
+
+# _cache is the reply cache a tier opts into: its cache_ttl (a duration such
+# as "10m"; "" is off) and its cache_scope (client, department or shared;
+# "" is client).
+_cache(tier) := {
+	"ttl": object.get(tier, "cache_ttl", ""),
+	"scope": object.get(tier, "cache_scope", ""),
 }
 
 # _glob_syntax holds for a pattern that glob.match reads as more than its

@@ -104,6 +104,7 @@ test_standard_allowed_without_findings if {
 		"restore": false,
 		"max_tokens": 0,
 		"regions": [],
+		"cache": {"ttl": "", "scope": ""},
 	}
 }
 
@@ -233,6 +234,7 @@ test_pii_in_redact_list_is_redacted if {
 		"restore": true,
 		"max_tokens": 0,
 		"regions": [],
+		"cache": {"ttl": "", "scope": ""},
 	}
 }
 
@@ -595,6 +597,7 @@ test_derived_holds_a_decision_per_department if {
 		"restore": false,
 		"max_tokens": 0,
 		"regions": [],
+		"cache": {"ttl": "", "scope": ""},
 	}
 	derived.tiers.standard.allowed == allowed
 	derived.tiers.standard.departments == {
@@ -686,4 +689,16 @@ test_derived_ignores_redact_and_block_rules if {
 		with authz.redact as {"EMAIL"}
 		with authz.block as {"PHONE"}
 	d.headers == {"x-derived": "finance"}
+}
+
+test_tier_cache_settings_reach_the_decision if {
+	cached := object.union(tiers, {"standard": object.union(tiers.standard, {"cache_ttl": "10m", "cache_scope": "department"})})
+	d := authz.decision with input as request("standard", "gpt-4o-mini", [])
+		with data.sluice.tiers as cached
+		with data.sluice.departments as departments
+	d.allowed
+	d.cache == {"ttl": "10m", "scope": "department"}
+	d2 := authz.derived with data.sluice.tiers as cached
+		with data.sluice.departments as departments
+	d2.tiers.standard.allowed.cache == {"ttl": "10m", "scope": "department"}
 }

@@ -33,12 +33,14 @@ type Config struct {
 	// a scan that needs one waits up to its queue_timeout and then fails as
 	// the plugin's fail_mode says. Default 1024; it must hold at least one
 	// instance of every plugin.
-	PluginMemoryLimitMB int             `yaml:"plugin_memory_limit_mb"`
-	Limits              Limits          `yaml:"limits"`
-	Upstreams           []Upstream      `yaml:"upstreams"`
-	Models              []Model         `yaml:"models"`
-	Tiers               map[string]Tier `yaml:"tiers"`
-	DefaultTier         string          `yaml:"default_tier"`
+	PluginMemoryLimitMB int    `yaml:"plugin_memory_limit_mb"`
+	Limits              Limits `yaml:"limits"`
+	// Cache is where the reply cache keeps replies.
+	Cache       Cache           `yaml:"cache"`
+	Upstreams   []Upstream      `yaml:"upstreams"`
+	Models      []Model         `yaml:"models"`
+	Tiers       map[string]Tier `yaml:"tiers"`
+	DefaultTier string          `yaml:"default_tier"`
 	// Departments are budgets shared by all clients of a department; the
 	// policies read them as data.sluice.departments[name].
 	Departments map[string]Budget `yaml:"departments"`
@@ -393,6 +395,11 @@ type Tier struct {
 	// that no model it may use would take. 0 means DefaultMaxPromptBytes;
 	// server.max_body_bytes bounds every request whatever the tier.
 	MaxPromptBytes int64 `yaml:"max_prompt_bytes" json:"max_prompt_bytes"`
+	// CacheTTL turns the reply cache on for the tier's clients: how long a
+	// reply is kept ("10m"); "" is off. CacheScope is who may be served it:
+	// client (default), department or shared.
+	CacheTTL   string `yaml:"cache_ttl" json:"cache_ttl"`
+	CacheScope string `yaml:"cache_scope" json:"cache_scope"`
 }
 
 // DefaultMaxPromptBytes is a tier's MaxPromptBytes when it sets none: 1 MiB,

@@ -92,6 +92,10 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"bad redis fail mode", "limits:\n  redis:\n    fail_mode: maybe\n", []string{"limits.redis.fail_mode", "deny or local"}},
 		{"unknown time zone", "policy:\n  time_zone: Mars/Olympus\n", []string{"policy.time_zone", "Mars/Olympus"}},
 		{"bad sample", "policy:\n  decision_log_sample: 2\n", []string{"policy.decision_log_sample"}},
+		{"bad cache ttl", "tiers:\n  t: {cache_ttl: often}\ndefault_tier: t\n", []string{"tiers.t.cache_ttl", "10m", "often"}},
+		{"unknown cache scope", "tiers:\n  t: {cache_ttl: 1m, cache_scope: everyone}\ndefault_tier: t\n", []string{"tiers.t.cache_scope", "client, department or shared"}},
+		{"cache redis not a url", "cache:\n  redis: cache:6379\n", []string{"cache.redis", "redis://"}},
+		{"negative cache size", "cache:\n  max_bytes: -1\n", []string{"cache.max_bytes"}},
 		{"negative department budget", "departments:\n  research: {monthly_spend_usd: -5}\n", []string{"departments.research", "negative"}},
 		{"unknown tier key", "tiers:\n  t: {rpm: 1, tmp: 5}\ndefault_tier: t\n", []string{"x.yaml:2", "tiers.t.tmp", "tpm"}},
 		{"attribution tag value out of shape", "attribution:\n  tags:\n    owner: [Jane.Doe]\n", []string{"attribution.tags.owner", "lower-case"}},
@@ -208,6 +212,7 @@ func TestMaskedHidesEverySecret(t *testing.T) {
 server: {admin_token: admin-secret}
 store: {driver: postgres, dsn: "postgres://sluice:pg-secret@db:5432/sluice?sslmode=disable"}
 limits: {backend: redis, redis: {url: "redis://:redis-secret@cache:6379/0"}}
+cache: {redis: "redis://:cache-secret@cache:6379/1"}
 upstreams:
   - {name: up, type: openai, base_url: "https://api.example.com/v1", api_key: "${T_KEY}"}
 models:
@@ -220,7 +225,7 @@ models:
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, secret := range []string{"admin-secret", "pg-secret", "redis-secret", "sk-upstream-secret"} {
+	for _, secret := range []string{"admin-secret", "pg-secret", "redis-secret", "cache-secret", "sk-upstream-secret"} {
 		if strings.Contains(string(out), secret) {
 			t.Errorf("effective config shows %q:\n%s", secret, out)
 		}

@@ -33,6 +33,9 @@ func (c *Config) Masked() *Config {
 	}
 	m.Store.DSN = maskURL(c.Store.DSN)
 	m.Limits.Redis.URL = maskURL(c.Limits.Redis.URL)
+	if c.Cache.Redis != "off" {
+		m.Cache.Redis = maskURL(c.Cache.Redis)
+	}
 	return &m
 }
 

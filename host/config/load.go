@@ -388,6 +388,9 @@ func (c *Config) validate(file string) error {
 	if err := c.validatePolicy(bad); err != nil {
 		return err
 	}
+	if err := c.validateCache(bad); err != nil {
+		return err
+	}
 	if c.Limits.DefaultMaxTokens <= 0 || c.Limits.DefaultMaxTokens > 1<<24 {
 		return bad("limits.default_max_tokens", "expected an integer from 1 to %d, got %d", 1<<24, c.Limits.DefaultMaxTokens)
 	}

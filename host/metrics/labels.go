@@ -22,7 +22,7 @@ const (
 	EndpointResponses  = "/v1/responses"
 	// EndpointCompletions is OpenAI's legacy completions API.
 	EndpointCompletions = "/v1/completions"
-	EndpointMessages   = "/v1/messages"
+	EndpointMessages    = "/v1/messages"
 	// EndpointCountTokens is Anthropic's token count: no model call.
 	EndpointCountTokens = "/v1/messages/count_tokens"
 )

@@ -81,6 +81,7 @@ type Metrics struct {
 	guestSeries map[[2]string]prometheus.Counter
 	// attempts counts upstream calls by deployment and outcome (route.go).
 	attempts *prometheus.CounterVec
+	cache    cacheMetrics
 }
 
 type pluginReason struct{ plugin, reason string }
@@ -164,6 +165,7 @@ func New(o Options) *Metrics {
 		Buckets: GenAITokenBuckets,
 	}, []string{"gen_ai_operation_name", "gen_ai_request_model", "gen_ai_token_type"})
 	m.reg.MustRegister(m.requests, m.tokens, m.cost, stages, failures, cancelled, m.guest, m.policyErrs, m.unauth, m.genaiDur, m.genaiTokens)
+	m.cache = newCacheMetrics(m.reg)
 	o.Sources.register(m.reg, keys(m.plugins))
 	if !o.NoRuntime {
 		m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
@@ -50,6 +51,53 @@ type Decision struct {
 	// served from: deployments labelled with another region, or none, are
 	// not tried (data residency). The policy may leave it out.
 	Regions []string `json:"regions"`
+	// Cache lets identical requests be answered from the reply cache; the
+	// policy may leave it out (no caching).
+	Cache Cache `json:"cache"`
+}
+
+// Cache says whether and how a request's reply may be cached.
+type Cache struct {
+	// TTL is how long a reply is kept; 0 turns caching off.
+	TTL time.Duration
+	// Scope is who may be served a kept reply: CacheScopeClient (the
+	// default), CacheScopeDepartment or CacheScopeShared.
+	Scope string
+}
+
+// Cache scopes.
+const (
+	CacheScopeClient     = "client"
+	CacheScopeDepartment = "department"
+	CacheScopeShared     = "shared"
+)
+
+// UnmarshalJSON reads c as MarshalJSON writes it, for decisions read back
+// from the decision log.
+func (c *Cache) UnmarshalJSON(b []byte) error {
+	var v struct{ TTL, Scope string }
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	out := Cache{Scope: v.Scope}
+	if v.TTL != "" {
+		ttl, err := time.ParseDuration(v.TTL)
+		if err != nil {
+			return fmt.Errorf("cache.ttl: %w", err)
+		}
+		out.TTL = ttl
+	}
+	*c = out
+	return nil
+}
+
+// MarshalJSON writes c as the policy writes it: {"ttl": "10m0s", "scope": "client"}.
+func (c Cache) MarshalJSON() ([]byte, error) {
+	ttl := ""
+	if c.TTL > 0 {
+		ttl = c.TTL.String()
+	}
+	return json.Marshal(map[string]string{"ttl": ttl, "scope": c.Scope})
 }
 
 // Limits are the rate and budget limits the policy assigns; 0 means
@@ -137,6 +185,9 @@ var (
 	keyDecisionMaxTokens = ast.StringTerm("max_tokens")
 	keyReason            = ast.StringTerm("reason")
 	keyRegions           = ast.StringTerm("regions")
+	keyCache             = ast.StringTerm("cache")
+	keyTTL               = ast.StringTerm("ttl")
+	keyScope             = ast.StringTerm("scope")
 	keyRPM               = ast.StringTerm("rpm")
 	keyTPM               = ast.StringTerm("tpm")
 	keyDailyTokens       = ast.StringTerm("daily_tokens")
@@ -219,7 +270,49 @@ func decodeDecision(v ast.Value) (Decision, error) {
 			return Decision{}, err
 		}
 	}
+	if t := obj.Get(keyCache); t != nil {
+		if d.Cache, err = decodeCache(t.Value); err != nil {
+			return Decision{}, err
+		}
+	}
 	return d, nil
+}
+
+// decodeCache reads the decision's cache object: a ttl of "" or "0s" is
+// off; a scope of "" is the client's. Anything else malformed is an error,
+// so that a typo never shares a reply wider than its author meant.
+func decodeCache(v ast.Value) (Cache, error) {
+	obj, ok := v.(ast.Object)
+	if !ok {
+		return Cache{}, fmt.Errorf("field %s is %s, want object", keyCache, ast.ValueName(v))
+	}
+	var c Cache
+	if obj.Get(keyTTL) != nil {
+		ttl, err := stringField(obj, keyTTL)
+		if err != nil {
+			return Cache{}, fmt.Errorf("cache: %w", err)
+		}
+		if ttl != "" {
+			if c.TTL, err = time.ParseDuration(ttl); err != nil || c.TTL < 0 {
+				return Cache{}, fmt.Errorf("field cache.ttl is %q, want a duration such as \"10m\"", ttl)
+			}
+		}
+	}
+	if obj.Get(keyScope) != nil {
+		scope, err := stringField(obj, keyScope)
+		if err != nil {
+			return Cache{}, fmt.Errorf("cache: %w", err)
+		}
+		c.Scope = scope
+	}
+	switch c.Scope {
+	case "":
+		c.Scope = CacheScopeClient
+	case CacheScopeClient, CacheScopeDepartment, CacheScopeShared:
+	default:
+		return Cache{}, fmt.Errorf("field cache.scope is %q, want %q, %q or %q", c.Scope, CacheScopeClient, CacheScopeDepartment, CacheScopeShared)
+	}
+	return c, nil
 }
 
 func field(obj ast.Object, key *ast.Term) (ast.Value, error) {

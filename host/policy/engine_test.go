@@ -403,6 +403,9 @@ func TestDecideFailsClosed(t *testing.T) {
 		{"response plugins not strings", `decision := object.union({` + valid + `}, {"response_plugins": "pii"})`, `"response_plugins" is string, want array`},
 		{"plugins not strings", `decision := object.union({` + valid + `}, {"plugins": [1]})`, "plugins\"[0]"},
 		{"header not string", `decision := object.union({` + valid + `}, {"headers": {"x": 1}})`, "want string: string"},
+		{"cache scope unknown", `decision := object.union({` + valid + `}, {"cache": {"ttl": "10m", "scope": "everyone"}})`, `cache.scope is "everyone"`},
+		{"cache ttl not a duration", `decision := object.union({` + valid + `}, {"cache": {"ttl": "ten minutes", "scope": "client"}})`, `cache.ttl is "ten minutes"`},
+		{"cache not an object", `decision := object.union({` + valid + `}, {"cache": true})`, `"cache" is boolean, want object`},
 		{"conflicting values", "decision := {\"a\": 1} if true\n\ndecision := {\"b\": 2} if true", "evaluate"},
 	}
 	for _, tt := range tests {

@@ -17,6 +17,7 @@ import (
 	"github.com/sluicehq/sluice/host/metrics"
 	"github.com/sluicehq/sluice/host/policy"
 	"github.com/sluicehq/sluice/host/redact"
+	"github.com/sluicehq/sluice/host/respcache"
 	"github.com/sluicehq/sluice/host/routing"
 	"github.com/sluicehq/sluice/host/store"
 	"github.com/sluicehq/sluice/host/tags"
@@ -87,7 +88,10 @@ type Gateway struct {
 	router      *upstream.Router
 	// routes orders each request's deployments and keeps their health;
 	// nil sends every request to its model's one upstream.
-	routes   *routing.Table
+	routes *routing.Table
+	// cache keeps upstream replies for the tiers the policy caches; nil
+	// caches none.
+	cache    *respcache.Cache
 	recorder Recorder
 	log      *slog.Logger
 
@@ -130,7 +134,8 @@ type Options struct {
 	Guards      []Guard
 	Limiter     limits.Backend
 	Router      *upstream.Router
-	Routes      *routing.Table // optional
+	Routes      *routing.Table   // optional
+	Cache       *respcache.Cache // optional
 	Recorder    Recorder
 	Log         *slog.Logger
 }
@@ -149,6 +154,7 @@ func New(o Options) *Gateway {
 		limiter:          o.Limiter,
 		router:           o.Router,
 		routes:           o.Routes,
+		cache:            o.Cache,
 		recorder:         o.Recorder,
 		log:              o.Log,
 		defaultMaxTokens: o.Config.Limits.DefaultMaxTokens,

@@ -359,7 +359,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, target *upstrea
 	// A caller that closes its connection while the upstream is silent
 	// ends the upstream call.
 	hung := watchHangup(g.stopping, ctx.Conn())
-	up, aerr := g.sendRouted(hung.context(), x, target, &upstream.Call{Endpoint: endpoint, Stream: stream, RequestID: x.ev.RequestID,
+	up, aerr := g.sendCached(hung.context(), &ctx.Response.Header, x, target, &upstream.Call{Endpoint: endpoint, Stream: stream, RequestID: x.ev.RequestID,
 		Trace: x.upstreamSpan.Inject, CallerHeaders: &ctx.Request.Header}, req.UpstreamBody, res.Cost().Tokens)
 	hung.stop()
 	if up != nil {

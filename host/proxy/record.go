@@ -19,6 +19,10 @@ import (
 func (g *Gateway) charge(x *exchange, t upstream.Target, u api.Usage) {
 	x.ev.PromptTokens, x.ev.CompletionTokens, x.ev.TotalTokens = u.PromptTokens, u.CompletionTokens, u.TotalTokens
 	x.ev.CostNanos = t.Model.CostNanos(u.PromptTokens, u.CompletionTokens)
+	if x.ev.Cache == store.CacheHit {
+		// No provider was paid: the ledger keeps what it would have cost.
+		x.ev.SavedNanos, x.ev.CostNanos = x.ev.CostNanos, 0
+	}
 }
 
 // fail answers with an error in the shape of the caller's API (OpenAI's
@@ -64,6 +68,9 @@ func (g *Gateway) record(x *exchange) {
 		PromptTokens: x.ev.PromptTokens, CompletionTokens: x.ev.CompletionTokens, CostNanos: x.ev.CostNanos,
 		Stages: x.stages,
 	})
+	if x.ev.Cache != "" {
+		g.metrics.CacheResult(x.ev.Cache, x.ev.SavedNanos)
+	}
 	x.upstreamSpan.End()
 	operation := "chat"
 	if x.ev.Endpoint == pathEmbeddings {

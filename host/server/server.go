@@ -35,6 +35,7 @@ import (
 	"github.com/sluicehq/sluice/host/plugin"
 	"github.com/sluicehq/sluice/host/policy"
 	"github.com/sluicehq/sluice/host/proxy"
+	"github.com/sluicehq/sluice/host/respcache"
 	"github.com/sluicehq/sluice/host/routing"
 	"github.com/sluicehq/sluice/host/store"
 	"github.com/sluicehq/sluice/host/telemetry"
@@ -62,6 +63,7 @@ type Server struct {
 	pluginWatch *plugin.Watcher
 	router      *upstream.Router
 	routes      *routing.Table
+	cache       *respcache.Cache
 	limiter     limits.Backend
 	gateway     *proxy.Gateway
 	policy      *policy.Set
@@ -148,6 +150,10 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	if s.routes, err = routing.NewTable(cfg, s.router); err != nil {
 		return nil, err
 	}
+	if s.cache, err = respcache.New(respcache.Options{MaxBytes: cfg.CacheMaxBytes(), MaxEntryBytes: cfg.Cache.MaxEntryBytes,
+		RedisURL: cfg.CacheRedisURL(), Timeout: cfg.Cache.Timeout.D(), Log: log.With("component", "cache")}); err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
 	tokens.Warm()
 
 	acc := accounts.New(s.store, cfg.TierNames(), cfg.DefaultTier, s.auth)
@@ -189,7 +195,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	s.gateway = proxy.New(proxy.Options{
 		Config: cfg, Authenticator: s.auth, Tokens: s.tokens, Decider: s.policy, DecisionLog: decisions, Guards: guards,
 		Metrics: s.metrics, Tracer: s.tracer,
-		Limiter: s.limiter, Router: s.router, Routes: s.routes, Recorder: s.ledger, Log: log,
+		Limiter: s.limiter, Router: s.router, Routes: s.routes, Cache: s.cache, Recorder: s.ledger, Log: log,
 	})
 	s.public = &fasthttp.Server{
 		Handler:            s.gateway.Handler,
@@ -292,6 +298,7 @@ func (s *Server) Close(ctx context.Context) error {
 	if s.keyBroadcast != nil {
 		s.keyBroadcast.Close()
 	}
+	s.cache.Close()
 	if s.tokens != nil {
 		s.tokens.Close()
 	}

@@ -394,7 +394,7 @@ func (s *sqlStore) ListKeys(ctx context.Context, clientID string) ([]Key, error)
 }
 
 // usageColumns is the number of values in one ledger row.
-const usageColumns = 20
+const usageColumns = 22
 
 // maxInsertRows is the most rows one INSERT carries. 18 × 256 parameters
 // are far below the limits of SQLite (32766) and PostgreSQL (65535).
@@ -410,7 +410,7 @@ var insertStatements = func() []string {
 		b.WriteString(`INSERT INTO usage_events (
 	occurred_at, request_id, client_id, department, key_id, model, endpoint, stream,
 	prompt_tokens, completion_tokens, total_tokens, cost_nanos, latency_ms,
-	status, code, findings, usage_source, tags, deployment, attempts
+	status, code, findings, usage_source, tags, deployment, attempts, cache, saved_nanos
 ) VALUES `)
 		for r := range n {
 			if r > 0 {
@@ -485,7 +485,7 @@ func (s *sqlStore) InsertUsage(ctx context.Context, events []UsageEvent) (err er
 			args = append(args,
 				nanos(ev.Time), ev.RequestID, ev.ClientID, ev.Department, ev.KeyID, ev.Model, ev.Endpoint, ev.Stream,
 				ev.PromptTokens, ev.CompletionTokens, ev.TotalTokens, ev.CostNanos, ev.LatencyMS,
-				ev.Status, ev.Code, ev.Findings, source, ev.Tags, ev.Deployment, ev.Attempts)
+				ev.Status, ev.Code, ev.Findings, source, ev.Tags, ev.Deployment, ev.Attempts, ev.Cache, ev.SavedNanos)
 		}
 		if stmts[shift] != nil {
 			_, err = stmts[shift].ExecContext(ctx, args...)
@@ -510,6 +510,7 @@ var groupColumns = map[string]string{
 	GroupByModel:      "model",
 	GroupByEndpoint:   "endpoint",
 	GroupByDeployment: "deployment",
+	GroupByCache:      "cache",
 }
 
 // rangeNanos turns an optional [from, to) into bounds; a zero time leaves
@@ -538,11 +539,12 @@ func rangeNanos(from, to time.Time) (lo, hi int64, err error) {
 // is NUMERIC: the casts keep every column an integer on both databases.
 const sums = `COUNT(*),
 	CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT),
-	CAST(COALESCE(SUM(total_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT)`
+	CAST(COALESCE(SUM(total_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT),
+	CAST(COALESCE(SUM(CASE WHEN cache = 'hit' THEN 1 ELSE 0 END), 0) AS BIGINT), CAST(COALESCE(SUM(saved_nanos), 0) AS BIGINT)`
 
 // dest is where rows.Scan puts the columns of sums.
 func (r *ReportRow) dest() []any {
-	return []any{&r.Requests, &r.PromptTokens, &r.CompletionTokens, &r.TotalTokens, &r.CostNanos}
+	return []any{&r.Requests, &r.PromptTokens, &r.CompletionTokens, &r.TotalTokens, &r.CostNanos, &r.CacheHits, &r.SavedNanos}
 }
 
 func (s *sqlStore) Report(ctx context.Context, q ReportQuery) ([]ReportRow, error) {
@@ -649,6 +651,8 @@ func byTagValue(rows []ReportRow, name string) []ReportRow {
 		s.CompletionTokens += r.CompletionTokens
 		s.TotalTokens += r.TotalTokens
 		s.CostNanos += r.CostNanos
+		s.CacheHits += r.CacheHits
+		s.SavedNanos += r.SavedNanos
 	}
 	out := make([]ReportRow, 0, len(sums))
 	for _, s := range sums {

@@ -151,7 +151,19 @@ type UsageEvent struct {
 	// more than one (see migration 0008), "" otherwise.
 	Deployment string
 	Attempts   string
+	// Cache is what the reply cache did: CacheHit, CacheMiss, CacheBypass,
+	// or "" when the request's tier does not cache. A hit costs nothing
+	// (CostNanos 0); SavedNanos is what it would have cost.
+	Cache      string
+	SavedNanos int64
 }
+
+// Reply cache outcomes recorded in UsageEvent.Cache.
+const (
+	CacheHit    = "hit"
+	CacheMiss   = "miss"
+	CacheBypass = "bypass"
+)
 
 // Report groupings accepted by ReportQuery.GroupBy.
 const (
@@ -164,6 +176,9 @@ const (
 	// GroupByDeployment groups by the deployment that answered (see
 	// UsageEvent.Deployment): "" for requests no upstream answered.
 	GroupByDeployment = "deployment"
+	// GroupByCache groups by what the reply cache did: hit, miss, bypass,
+	// or "" (not cached).
+	GroupByCache = "cache"
 )
 
 // ReportQuery selects ledger events in [From, To) and groups them. A zero
@@ -183,12 +198,12 @@ type ReportQuery struct {
 const GroupByTag = "tag:"
 
 // GroupByNames lists the groupings a report takes, for messages.
-const GroupByNames = "department, client, model, endpoint, deployment or tag:NAME"
+const GroupByNames = "department, client, model, endpoint, deployment, cache or tag:NAME"
 
 // ValidGroupBy reports whether a report can be grouped by groupBy.
 func ValidGroupBy(groupBy string) bool {
 	switch groupBy {
-	case GroupByDepartment, GroupByClient, GroupByModel, GroupByEndpoint, GroupByDeployment:
+	case GroupByDepartment, GroupByClient, GroupByModel, GroupByEndpoint, GroupByDeployment, GroupByCache:
 		return true
 	}
 	return strings.HasPrefix(groupBy, GroupByTag) && len(groupBy) > len(GroupByTag)
@@ -199,6 +214,9 @@ type ReportRow struct {
 	Group                                    string
 	Requests, PromptTokens, CompletionTokens int64
 	TotalTokens, CostNanos                   int64
+	// CacheHits counts the requests answered from the reply cache, and
+	// SavedNanos what their replies would have cost.
+	CacheHits, SavedNanos int64
 }
 
 // UsageTotal is one client's usage since some instant, used to rebuild the

@@ -14,9 +14,9 @@ func ExampleWriteReport() {
 	}
 	_ = usage.WriteReport(os.Stdout, rows, store.GroupByDepartment, usage.FormatTable)
 	// Output:
-	// DEPARTMENT   REQUESTS  PROMPT_TOKENS  COMPLETION_TOKENS  TOTAL_TOKENS  COST_USD
-	// engineering       120          50000              12345         62345  1.234567
-	// sales               7            900                100          1000  0.002500
-	// -----------  --------  -------------  -----------------  ------------  --------
-	// TOTAL             127          50900              12445         63345  1.237067
+	// DEPARTMENT   REQUESTS  PROMPT_TOKENS  COMPLETION_TOKENS  TOTAL_TOKENS  COST_USD  CACHE_HITS  SAVED_USD
+	// engineering       120          50000              12345         62345  1.234567           0   0.000000
+	// sales               7            900                100          1000  0.002500           0   0.000000
+	// -----------  --------  -------------  -----------------  ------------  --------  ----------  ---------
+	// TOTAL             127          50900              12445         63345  1.237067           0   0.000000
 }

@@ -22,6 +22,10 @@ const (
 // reportColumns are the numeric columns after the group, in order.
 var reportColumns = []string{"requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd"}
 
+// cacheColumns follow reportColumns in a report (not in a series): the
+// requests the reply cache answered and what they would have cost.
+var cacheColumns = []string{"cache_hits", "saved_usd"}
+
 // WriteReport writes rows grouped by groupBy (store.GroupByDepartment,
 // GroupByClient, GroupByModel or GroupByEndpoint) in one of three formats:
 //   - "table": aligned text for people, ending with a TOTAL line;
@@ -74,19 +78,26 @@ func cells(r store.ReportRow) []string {
 	}
 }
 
+// reportCells are a report row's cells: cells and the cache's.
+func reportCells(r store.ReportRow) []string {
+	return append(cells(r), strconv.FormatInt(r.CacheHits, 10), dollars(r.SavedNanos))
+}
+
 func writeTable(w io.Writer, rows []store.ReportRow, groupBy string) error {
 	var total store.ReportRow
 	lines := make([][]string, 0, len(rows)+1)
 	for _, r := range rows {
-		lines = append(lines, append([]string{groupLabel(r.Group)}, cells(r)...))
+		lines = append(lines, append([]string{groupLabel(r.Group)}, reportCells(r)...))
 		total.Requests += r.Requests
 		total.PromptTokens += r.PromptTokens
 		total.CompletionTokens += r.CompletionTokens
 		total.TotalTokens += r.TotalTokens
 		total.CostNanos += r.CostNanos
+		total.CacheHits += r.CacheHits
+		total.SavedNanos += r.SavedNanos
 	}
-	header := append([]string{strings.ToUpper(groupBy)}, upper(reportColumns)...)
-	return table(w, header, 1, lines, append([]string{"TOTAL"}, cells(total)...))
+	header := append([]string{strings.ToUpper(groupBy)}, upper(append(reportColumns, cacheColumns...))...)
+	return table(w, header, 1, lines, append([]string{"TOTAL"}, reportCells(total)...))
 }
 
 // groupLabel names the group of events without one in tables: denied
@@ -168,8 +179,8 @@ func writeJSON(w io.Writer, rows []store.ReportRow, groupBy string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(&b, "\n  {%s: %s, \"requests\": %d, \"prompt_tokens\": %d, \"completion_tokens\": %d, \"total_tokens\": %d, \"cost_usd\": %s}",
-			key, group, r.Requests, r.PromptTokens, r.CompletionTokens, r.TotalTokens, dollars(r.CostNanos))
+		fmt.Fprintf(&b, "\n  {%s: %s, \"requests\": %d, \"prompt_tokens\": %d, \"completion_tokens\": %d, \"total_tokens\": %d, \"cost_usd\": %s, \"cache_hits\": %d, \"saved_usd\": %s}",
+			key, group, r.Requests, r.PromptTokens, r.CompletionTokens, r.TotalTokens, dollars(r.CostNanos), r.CacheHits, dollars(r.SavedNanos))
 	}
 	if len(rows) > 0 {
 		b.WriteString("\n")
@@ -181,11 +192,11 @@ func writeJSON(w io.Writer, rows []store.ReportRow, groupBy string) error {
 
 func writeCSV(w io.Writer, rows []store.ReportRow, groupBy string) error {
 	cw := csv.NewWriter(w)
-	if err := cw.Write(append([]string{groupBy}, reportColumns...)); err != nil {
+	if err := cw.Write(append([]string{groupBy}, append(reportColumns, cacheColumns...)...)); err != nil {
 		return err
 	}
 	for _, r := range rows {
-		if err := cw.Write(append([]string{r.Group}, cells(r)...)); err != nil {
+		if err := cw.Write(append([]string{r.Group}, reportCells(r)...)); err != nil {
 			return err
 		}
 	}

@@ -72,7 +72,7 @@ func TestWriteReportCSV(t *testing.T) {
 	if err != nil {
 		t.Fatalf("output is not CSV: %v", err)
 	}
-	wantHeader := "client,requests,prompt_tokens,completion_tokens,total_tokens,cost_usd"
+	wantHeader := "client,requests,prompt_tokens,completion_tokens,total_tokens,cost_usd,cache_hits,saved_usd"
 	if got := strings.Join(records[0], ","); got != wantHeader {
 		t.Errorf("header = %s, want %s", got, wantHeader)
 	}
@@ -97,7 +97,7 @@ func TestWriteReportTable(t *testing.T) {
 	}
 	out := buf.String()
 	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
-	if !strings.HasPrefix(lines[0], "DEPARTMENT") || !strings.HasSuffix(lines[0], "COST_USD") {
+	if !strings.HasPrefix(lines[0], "DEPARTMENT") || !strings.HasSuffix(lines[0], "SAVED_USD") {
 		t.Errorf("header = %q", lines[0])
 	}
 	// Every line has the same width, so the numeric columns line up.
@@ -143,7 +143,7 @@ func TestWriteReportTable(t *testing.T) {
 // group before them may contain spaces.
 func fields(line string) []string {
 	f := strings.Fields(line)
-	return f[len(f)-5:]
+	return f[len(f)-7 : len(f)-2] // before the cache's two columns
 }
 
 func TestWriteReportRejectsUnknownOptions(t *testing.T) {

@@ -47,9 +47,12 @@ func loadVariant(t *testing.T, v variant) (*config.Config, sluiceSettings) {
 }
 
 func TestSluiceConfigOfEachVariant(t *testing.T) {
-	for _, v := range append([]variant{fullSluice}, extraVariants...) {
+	for _, v := range append([]variant{fullSluice, cacheHit}, extraVariants...) {
 		t.Run(v.name, func(t *testing.T) {
 			cfg, s := loadVariant(t, v)
+			if got := cfg.Tiers[cfg.DefaultTier].CacheTTL; got != v.cacheTTL {
+				t.Errorf("cache_ttl %q, want %q", got, v.cacheTTL)
+			}
 			if cfg.Server.Listen != s.listen || cfg.Server.AdminListen != s.adminListen || cfg.DataDir != s.dataDir {
 				t.Errorf("listeners %s, %s and data dir %s not as chosen", cfg.Server.Listen, cfg.Server.AdminListen, cfg.DataDir)
 			}

@@ -2,7 +2,9 @@
 // throughput against the same upstream called directly and behind a bare
 // fasthttp reverse proxy. It starts each server as its own process on
 // loopback, sends the same chat completion to each with a closed-loop load
-// generator, and prints a table and Sluice's ratios to the proxy.
+// generator, and prints a table and Sluice's ratios to the proxy. Sluice is
+// measured twice: the whole path to the upstream (sluice), and the same
+// request answered from the reply cache (sluice-cache-hit).
 //
 //	make build && go run ./host/cmd/sluice-bench            # about 2 minutes
 //	go run ./host/cmd/sluice-bench -variants -json > bench.json
@@ -259,7 +261,7 @@ func runEndToEnd(ctx context.Context, o options, r *report) (err error) {
 		return fmt.Errorf("locating this program to start the proxy: %w", err)
 	}
 
-	variants := []variant{fullSluice}
+	variants := []variant{fullSluice, cacheHit}
 	if o.variants {
 		variants = append(variants, extraVariants...)
 	}

@@ -36,10 +36,15 @@ type variant struct {
 	// routed serves the model from three deployments (on the same mock),
 	// each with a provider quota, for the cost of routing.
 	routed bool
+	// cacheTTL turns the reply cache on: every request after the first is
+	// answered from it, which measures the path of a cache hit.
+	cacheTTL string
 }
 
 var (
 	fullSluice = variant{name: "sluice", scan: true}
+	// cacheHit is the full path answered from the reply cache.
+	cacheHit = variant{name: "sluice-cache-hit", scan: true, cacheTTL: "1h"}
 	// extraVariants split Sluice's cost: without plugins, then also without
 	// the shipped policy's logic.
 	extraVariants = []variant{
@@ -291,7 +296,7 @@ func sluiceConfig(v variant, s sluiceSettings) ([]byte, error) {
 	}
 	cfg.Tiers = map[string]config.Tier{"bench": {
 		Budget: config.Budget{RPM: 1_000_000_000, DailyTokens: 1_000_000_000_000}, Models: []string{"*"},
-		PIIDetection: v.scan, ContentFilter: v.scan,
+		PIIDetection: v.scan, ContentFilter: v.scan, CacheTTL: v.cacheTTL,
 	}}
 	cfg.DefaultTier = "bench"
 	if v.decisionLog {

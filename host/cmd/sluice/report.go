@@ -58,6 +58,7 @@ Subcommands chart the same period over time (series) or count refused requests (
 		Example: `  sluice report --month 2026-11 --by department
   sluice report --day 2026-11-28 --by model --format json
   sluice report --month 2026-11 --by tag:project --tag env=prod
+  sluice report --month 2026-11 --by cache
   sluice report --from 2026-11-01 --to 2026-11-30 --by client --format csv > november.csv`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -75,7 +76,7 @@ Subcommands chart the same period over time (series) or count refused requests (
 	pf.StringVar(&f.period.Month, "month", "", "one UTC month, e.g. 2026-11")
 	pf.StringVar(&f.period.From, "from", "", "first day (UTC) or instant")
 	pf.StringVar(&f.period.To, "to", "", "last day included, or an exclusive instant (default: today)")
-	pf.StringVar(&f.by, "by", "department", "group by department, client, model, endpoint (the API called), deployment (where it was served), or a tag's value (tag:project)")
+	pf.StringVar(&f.by, "by", "department", "group by department, client, model, endpoint (the API called), deployment (where it was served), cache (hit, miss, bypass), or a tag's value (tag:project)")
 	cmd.Flags().StringVar(&f.tag, "tag", "", "count only requests with this tag (project=search)")
 	pf.StringVar(&f.format, "format", "table", "table, json or csv")
 	cmd.AddCommand(reportSeriesCommand(g, f), reportDenialsCommand(g, f))

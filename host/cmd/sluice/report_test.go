@@ -58,9 +58,9 @@ func TestReportPeriodsAndGroupings(t *testing.T) {
 		args []string
 		want string // the CSV rows after the header, one per line
 	}{
-		{[]string{"report", "--month", "2026-11", "--by", "department"}, ",1,0,0,0,0.000000\nfinance,4,150,0,150,1.500250\nsales,1,10,0,10,0.000010"},
-		{[]string{"report", "--day", "2026-11-28", "--by", "model"}, ",3,0,0,0,0.000000\ngpt-4o,1,100,0,100,1.500000\ngpt-4o-mini,1,50,0,50,0.000250"},
-		{[]string{"report", "--from", "2026-11-27", "--to", "2026-11-27", "--by", "client"}, "crm,1,10,0,10,0.000010"},
+		{[]string{"report", "--month", "2026-11", "--by", "department"}, ",1,0,0,0,0.000000,0,0.000000\nfinance,4,150,0,150,1.500250,0,0.000000\nsales,1,10,0,10,0.000010,0,0.000000"},
+		{[]string{"report", "--day", "2026-11-28", "--by", "model"}, ",3,0,0,0,0.000000,0,0.000000\ngpt-4o,1,100,0,100,1.500000,0,0.000000\ngpt-4o-mini,1,50,0,50,0.000250,0,0.000000"},
+		{[]string{"report", "--from", "2026-11-27", "--to", "2026-11-27", "--by", "client"}, "crm,1,10,0,10,0.000010,0,0.000000"},
 		{[]string{"report", "series", "--every", "day", "--month", "2026-11", "--by", "department"},
 			"2026-11-27T00:00:00Z,sales,1,10,0,10,0.000010\n2026-11-28T00:00:00Z,,1,0,0,0,0.000000\n2026-11-28T00:00:00Z,finance,4,150,0,150,1.500250"},
 		{[]string{"report", "series", "--every", "hour", "--day", "2026-11-28", "--by", "client"},
@@ -127,8 +127,28 @@ func TestReportByDeployment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "deployment,requests,prompt_tokens,completion_tokens,total_tokens,cost_usd\n,1,0,0,0,0.000000\nazure-eu/gpt4o-prod,1,40,0,40,0.000400\nopenai/gpt-4o,2,160,0,160,0.001600\n"
+	want := "deployment,requests,prompt_tokens,completion_tokens,total_tokens,cost_usd,cache_hits,saved_usd\n" +
+		",1,0,0,0,0.000000,0,0.000000\nazure-eu/gpt4o-prod,1,40,0,40,0.000400,0,0.000000\nopenai/gpt-4o,2,160,0,160,0.001600,0,0.000000\n"
 	if out != want {
 		t.Errorf("report --by deployment =\n%s\nwant\n%s", out, want)
+	}
+}
+
+func TestReportByCacheShowsHitsAndSavings(t *testing.T) {
+	dir := t.TempDir()
+	day := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	miss := used("r1", "bot", "finance", "gpt-4o", day.Add(9*time.Hour), 100, 1_500)
+	miss.Cache = store.CacheMiss
+	hit := used("r2", "bot", "finance", "gpt-4o", day.Add(10*time.Hour), 100, 0)
+	hit.Cache, hit.SavedNanos = store.CacheHit, 1_500_000
+	seedLedger(t, dir, miss, hit, used("r3", "crm", "sales", "gpt-4o", day.Add(11*time.Hour), 10, 10))
+	out, err := run(t, "report", "--day", "2026-11-28", "--by", "cache", "--data-dir", dir, "--format", "csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "cache,requests,prompt_tokens,completion_tokens,total_tokens,cost_usd,cache_hits,saved_usd\n" +
+		",1,10,0,10,0.000010,0,0.000000\nhit,1,100,0,100,0.000000,1,0.001500\nmiss,1,100,0,100,0.001500,0,0.000000\n"
+	if out != want {
+		t.Errorf("report --by cache =\n%s\nwant\n%s", out, want)
 	}
 }
