@@ -25,6 +25,9 @@ type Input struct {
 	// Findings are the plugins' findings aggregated by (plugin, type). Empty
 	// on the first evaluation of a request, before any plugin has run.
 	Findings []Finding `json:"findings"`
+	// Identity is how the caller authenticated; nil gives the policy an
+	// empty object.
+	Identity *Identity `json:"-"`
 	// Time is when the request arrived; the zero value means now. The policy
 	// sees it in the engine's time zone (WithTimeZone).
 	Time time.Time `json:"-"`
@@ -334,6 +337,7 @@ func (in *Input) value(client *ast.Term, clk *clock, headers map[string]*ast.Ter
 		ast.Item(keyUsage, in.Usage.term()),
 		ast.Item(keyFindings, findingsTerm(in.Findings)),
 		ast.Item(keyTime, clk.term(at)),
+		ast.Item(keyIdentity, in.Identity.term()),
 	)
 }
 
