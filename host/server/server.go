@@ -210,7 +210,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	}
 	s.adminSrv = &fasthttp.Server{
 		Handler: admin.New(admin.Options{
-			Token: s.adminToken, Tokens: cfg.Server.AdminTokens, Accounts: acc, Store: s.store, Ledger: s.ledger, Log: log, Control: s,
+			Token: s.adminToken, Tokens: cfg.Server.AdminTokens, OIDC: cfg.Server.AdminOIDC, Accounts: acc, Store: s.store, Ledger: s.ledger, Log: log, Control: s,
 			Metrics:   s.metrics.Handler(),
 			Dashboard: dashboard.New(s.store, s.health, dashboard.WithFlusher(s.ledger), dashboard.WithLogger(log)),
 		}).Handler,
