@@ -292,4 +292,3 @@ func checkSevenDays(t *testing.T, v view) {
 		}
 	}
 }
-
