@@ -154,6 +154,8 @@ func (a *API) Handler(ctx *fasthttp.RequestCtx) {
 	switch {
 	case a.dashboard != nil && dashboard.IsAPI(path):
 		a.dashboard.ServeAPI(ctx)
+	case path == "/admin/whoami" && method == fasthttp.MethodGet:
+		writeJSON(ctx, http.StatusOK, map[string]string{"name": who.name, "role": who.role.String()})
 	case path == "/admin/clients" && method == fasthttp.MethodGet:
 		a.listClients(ctx)
 	case path == "/admin/clients" && method == fasthttp.MethodPost:
