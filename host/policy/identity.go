@@ -22,21 +22,21 @@ const (
 // (its id, name and tags) or by an identity token (its issuer, subject and
 // verified claims).
 type Identity struct {
-	Kind    string
-	KeyID   string
-	KeyName string
-	KeyTags map[string]string
-	Issuer  string
-	Subject string
+	Kind    string            `json:"kind"`
+	KeyID   string            `json:"key_id"`
+	KeyName string            `json:"key_name"`
+	KeyTags map[string]string `json:"tags"`
+	Issuer  string            `json:"issuer"`
+	Subject string            `json:"subject"`
 	// Claims are the token's verified claims, already bounded in size.
-	Claims map[string]any
+	Claims map[string]any `json:"claims"`
 	// DroppedClaims counts the claims left out for their size.
-	DroppedClaims int
+	DroppedClaims int `json:"dropped_claims"`
 	// LogClaims are the claims whose values the decision log writes as
 	// they are. It writes every other claim's value as a keyed hash: claims
 	// carry e-mail addresses, names and strings the caller's provider let
 	// it choose.
-	LogClaims []string
+	LogClaims []string `json:"-"`
 }
 
 var (

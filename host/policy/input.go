@@ -94,6 +94,9 @@ type Probe struct {
 	// Usage replaces the counters the gateway would read, in the shape of
 	// input.usage.
 	Usage *Usage `json:"usage"`
+	// Identity is how the caller would authenticate, in the shape of
+	// input.identity: a token's claims, to try a rule on groups.
+	Identity *Identity `json:"identity"`
 }
 
 // Client is the authenticated caller.

@@ -69,6 +69,21 @@ func TestPolicyDecidesOnTokenClaims(t *testing.T) {
 	if err := h.hello(key, "gpt-4o"); err != nil {
 		t.Fatalf("a key caller asking for gpt-4o: %v", err)
 	}
+
+	// A dry run tries the rule on the claims an operator gives.
+	for groups, want := range map[string]string{`["staff"]`: "model_not_in_group", `["llm-premium"]`: ""} {
+		status, answer := h.admin("POST", "/admin/decide", `{"client_id":"app","request":{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]},`+
+			`"identity":{"kind":"token","issuer":"https://login.example.com/","claims":{"groups":`+groups+`}}}`)
+		var ex struct {
+			Decision struct {
+				Allowed bool
+				Code    string
+			}
+		}
+		if err := json.Unmarshal(answer, &ex); status != http.StatusOK || err != nil || ex.Decision.Code != want || ex.Decision.Allowed != (want == "") {
+			t.Errorf("dry run with groups %s: %d %s, want code %q", groups, status, answer, want)
+		}
+	}
 	h.stop() // flushes the decision log
 
 	raw, err := os.ReadFile(cfg.Policy.DecisionLog)
