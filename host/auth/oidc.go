@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -42,7 +43,12 @@ type Tokens struct {
 	// describe them, so that a token's request writes to the store only
 	// when its client is new or changed.
 	created map[string]store.Client
+	// droppedClaims counts the claims BoundClaims left out.
+	droppedClaims atomic.Uint64
 }
+
+// DroppedClaims counts the claims of verified tokens left out for their size.
+func (t *Tokens) DroppedClaims() uint64 { return t.droppedClaims.Load() }
 
 // issuer is one identity provider.
 type issuer struct {
@@ -123,6 +129,7 @@ func (t *Tokens) Authenticate(ctx context.Context, token string) (Identity, erro
 		return Identity{}, err
 	}
 	kept, dropped := BoundClaims(claims)
+	t.droppedClaims.Add(uint64(dropped))
 	sub, _ := claims["sub"].(string)
 	id := Identity{KeyID: TokenKeyID, Client: client, Key: store.Key{ID: TokenKeyID, ClientID: client.ID},
 		Token: &Token{Issuer: iss, Subject: sub, Claims: kept, DroppedClaims: dropped, LogClaims: is.cfg.LogClaims}}

@@ -69,6 +69,9 @@ func TestPolicyDecidesOnTokenClaims(t *testing.T) {
 	if err := h.hello(key, "gpt-4o"); err != nil {
 		t.Fatalf("a key caller asking for gpt-4o: %v", err)
 	}
+	if _, metrics := h.admin("GET", "/metrics", ""); !strings.Contains(string(metrics), "\nsluice_auth_token_claims_dropped_total 1\n") {
+		t.Errorf("the dropped claim is not counted in /metrics")
+	}
 
 	// A dry run tries the rule on the claims an operator gives.
 	for groups, want := range map[string]string{`["staff"]`: "model_not_in_group", `["llm-premium"]`: ""} {

@@ -789,6 +789,9 @@ func (s *Server) startTelemetry(ctx context.Context) error {
 	if s.decisions != nil {
 		src.DecisionLogDropped = s.decisions.Dropped
 	}
+	if s.tokens != nil {
+		src.ClaimsDropped = s.tokens.DroppedClaims
+	}
 	if r, ok := s.limiter.(*limits.Redis); ok {
 		src.LimitsBackendErrors = func() uint64 { return r.Stats().Errors }
 	}
