@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"maps"
 	"slices"
+	"sync"
 )
 
 // Token is what a verified identity token says of its caller. It is shared
@@ -19,6 +20,18 @@ type Token struct {
 	// LogClaims are the claims whose values the decision log may write
 	// as they are (the provider's log_claims); the others it writes hashed.
 	LogClaims []string
+
+	viewOnce sync.Once
+	view     any
+}
+
+// View returns what make derives from the token, made on the first call
+// only: every request of a cached token shares it, so that what is derived
+// from its claims (the policy's input) is built once per token, not per
+// request. A Token has one view; make must be the same on every call.
+func (t *Token) View(make func() any) any {
+	t.viewOnce.Do(func() { t.view = make() })
+	return t.view
 }
 
 // Bounds of the claims a policy sees: a token is the caller's, or its

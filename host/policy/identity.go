@@ -37,6 +37,18 @@ type Identity struct {
 	// carry e-mail addresses, names and strings the caller's provider let
 	// it choose.
 	LogClaims []string `json:"-"`
+
+	// built is the input term of an Identity used for many requests; see
+	// Shared.
+	built *ast.Term
+}
+
+// Shared builds id's term now, so that every input it is put in shares it:
+// for an identity reused across requests, such as a cached token's. id
+// must not change afterwards.
+func (id *Identity) Shared() *Identity {
+	id.built = id.build()
+	return id
 }
 
 var (
@@ -57,6 +69,13 @@ func (id *Identity) term() *ast.Term {
 	if id == nil {
 		return ast.InternedEmptyObject
 	}
+	if id.built != nil {
+		return id.built
+	}
+	return id.build()
+}
+
+func (id *Identity) build() *ast.Term {
 	if id.Kind == IdentityKey {
 		tags := ast.NewObjectWithCapacity(len(id.KeyTags))
 		for k, v := range id.KeyTags {

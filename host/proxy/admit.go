@@ -30,8 +30,10 @@ func clientInput(id auth.Identity) policy.Client {
 // or a key's id, name and tags.
 func identityInput(id auth.Identity) *policy.Identity {
 	if t := id.Token; t != nil {
-		return &policy.Identity{Kind: policy.IdentityToken, Issuer: t.Issuer, Subject: t.Subject,
-			Claims: t.Claims, DroppedClaims: t.DroppedClaims, LogClaims: t.LogClaims}
+		return t.View(func() any {
+			return (&policy.Identity{Kind: policy.IdentityToken, Issuer: t.Issuer, Subject: t.Subject,
+				Claims: t.Claims, DroppedClaims: t.DroppedClaims, LogClaims: t.LogClaims}).Shared()
+		}).(*policy.Identity)
 	}
 	return &policy.Identity{Kind: policy.IdentityKey, KeyID: id.Key.ID, KeyName: id.Key.Name, KeyTags: id.Key.Scope.Tags}
 }
