@@ -23,6 +23,7 @@ import (
 	"github.com/sluicehq/sluice/host/accounts"
 	"github.com/sluicehq/sluice/host/admin/dashboard"
 	"github.com/sluicehq/sluice/host/api"
+	"github.com/sluicehq/sluice/host/auth"
 	"github.com/sluicehq/sluice/host/config"
 	"github.com/sluicehq/sluice/host/plugin"
 	"github.com/sluicehq/sluice/host/policy"
@@ -70,7 +71,10 @@ type Options struct {
 	// for none.
 	Token string
 	// Tokens are further named tokens, each with a role.
-	Tokens   []config.AdminToken
+	Tokens []config.AdminToken
+	// OIDC accepts an identity provider's tokens beside the admin tokens;
+	// nil for none.
+	OIDC     *config.AdminOIDC
 	Accounts *accounts.Service
 	Store    store.Store
 	Ledger   Flusher
@@ -85,6 +89,7 @@ type Options struct {
 // API is the admin API.
 type API struct {
 	principals []principal
+	tokenRoles *tokenRoles
 	accounts   *accounts.Service
 	store      store.Store
 	ledger     Flusher
@@ -98,7 +103,7 @@ type API struct {
 // checked by configuration (config.Load): names unique, hashes well formed.
 func New(o Options) *API {
 	a := &API{accounts: o.Accounts, store: o.Store, ledger: o.Ledger,
-		log: o.Log, control: o.Control, metrics: o.Metrics, dashboard: o.Dashboard}
+		log: o.Log, control: o.Control, metrics: o.Metrics, dashboard: o.Dashboard, tokenRoles: newTokenRoles(o.OIDC)}
 	if o.Token != "" {
 		a.principals = append(a.principals, principal{name: "admin", role: roleAdmin, hash: sha256.Sum256([]byte(o.Token))})
 	}
@@ -132,13 +137,16 @@ func (a *API) Handler(ctx *fasthttp.RequestCtx) {
 		a.dashboard.ServePage(ctx)
 		return
 	}
-	who, ok := a.authorized(ctx)
-	if !ok {
-		fail(ctx, &api.Error{Status: http.StatusUnauthorized, Type: api.TypeAuthentication, Code: "invalid_admin_token",
-			Message: "The admin API needs 'Authorization: Bearer <admin token>'."})
+	who, aerr := a.authorized(ctx)
+	if aerr != nil {
+		fail(ctx, aerr)
 		return
 	}
-	if need := requiredRole(path, method); who.role < need {
+	if need := requiredRole(path, method); who.role == 0 {
+		fail(ctx, &api.Error{Status: http.StatusForbidden, Type: api.TypePermission, Code: "insufficient_role",
+			Message: fmt.Sprintf("The identity token of %q maps to no role of the admin API; %s %s needs %s.", who.name, method, path, need)})
+		return
+	} else if who.role < need {
 		fail(ctx, &api.Error{Status: http.StatusForbidden, Type: api.TypePermission, Code: "insufficient_role",
 			Message: fmt.Sprintf("The admin token %q has the %s role; %s %s needs %s.", who.name, who.role, method, path, need)})
 		return
@@ -151,6 +159,8 @@ func (a *API) Handler(ctx *fasthttp.RequestCtx) {
 		pprofhandler.PprofHandler(ctx)
 	case a.dashboard != nil && dashboard.IsAPI(path):
 		a.dashboard.ServeAPI(ctx)
+	case path == "/admin/whoami" && method == fasthttp.MethodGet:
+		writeJSON(ctx, http.StatusOK, map[string]string{"name": who.name, "role": who.role.String()})
 	case path == "/admin/clients" && method == fasthttp.MethodGet:
 		a.listClients(ctx)
 	case path == "/admin/clients" && method == fasthttp.MethodPost:
@@ -312,13 +322,16 @@ func (a *API) ready(ctx *fasthttp.RequestCtx) {
 // authorized finds the token of the request among the configured ones. The
 // hash is compared with every token, in constant time each, so the time
 // taken says nothing of which token came closest or matched.
-func (a *API) authorized(ctx *fasthttp.RequestCtx) (principal, bool) {
+func (a *API) authorized(ctx *fasthttp.RequestCtx) (principal, *api.Error) {
+	refused := &api.Error{Status: http.StatusUnauthorized, Type: api.TypeAuthentication, Code: "invalid_admin_token",
+		Message: "The admin API needs 'Authorization: Bearer <admin token or identity token>'."}
 	h := ctx.Request.Header.Peek("Authorization")
 	token, ok := strings.CutPrefix(string(h), "Bearer ")
 	if !ok {
-		return principal{}, false
+		return principal{}, refused
 	}
-	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	token = strings.TrimSpace(token)
+	sum := sha256.Sum256([]byte(token))
 	var found principal
 	match := 0
 	for _, p := range a.principals {
@@ -326,7 +339,23 @@ func (a *API) authorized(ctx *fasthttp.RequestCtx) (principal, bool) {
 			found, match = p, 1
 		}
 	}
-	return found, match == 1
+	if match == 1 {
+		return found, nil
+	}
+	if a.tokenRoles == nil || !auth.LooksLikeToken(token) {
+		return principal{}, refused
+	}
+	p, err := a.tokenRoles.principal(ctx, token)
+	switch {
+	case errors.Is(err, auth.ErrInvalidToken) || errors.Is(err, errNoSubject):
+		a.log.Debug("admin identity token refused", "error", err)
+		return principal{}, refused
+	case err != nil:
+		a.log.Error("admin identity token could not be checked", "error", err)
+		return principal{}, &api.Error{Status: http.StatusServiceUnavailable, Type: api.TypeUnavailable, Code: "auth_unavailable",
+			Message: "Identity tokens cannot be checked right now; retry shortly, or use an admin token."}
+	}
+	return p, nil
 }
 
 // ClientJSON is a client in the admin API.

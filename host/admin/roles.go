@@ -59,7 +59,7 @@ type principal struct {
 func requiredRole(path, method string) role {
 	read := method == fasthttp.MethodGet
 	switch {
-	case read && (path == "/admin/usage" || path == "/admin/policy" || path == "/admin/plugins" || path == "/admin/upstreams" || dashboard.IsAPI(path)):
+	case read && (path == "/admin/usage" || path == "/admin/whoami" || path == "/admin/policy" || path == "/admin/plugins" || path == "/admin/upstreams" || dashboard.IsAPI(path)):
 		return roleViewer
 	case path == "/admin/policy/data" || path == "/admin/decide" || strings.HasSuffix(path, "/reload") ||
 		strings.HasPrefix(path, "/debug/pprof/"):

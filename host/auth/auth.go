@@ -88,6 +88,9 @@ type Identity struct {
 	Client store.Client
 	// Key is the key the request came with: its name, expiry and scope.
 	Key store.Key
+	// Token is set for a caller authenticated by an identity token: its
+	// issuer and verified claims.
+	Token *Token
 }
 
 // cached is what the cache holds for one key hash: an identity, or the fact

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -42,16 +43,17 @@ type Tokens struct {
 	// describe them, so that a token's request writes to the store only
 	// when its client is new or changed.
 	created map[string]store.Client
+	// droppedClaims counts the claims BoundClaims left out.
+	droppedClaims atomic.Uint64
 }
+
+// DroppedClaims counts the claims of verified tokens left out for their size.
+func (t *Tokens) DroppedClaims() uint64 { return t.droppedClaims.Load() }
 
 // issuer is one identity provider.
 type issuer struct {
-	cfg config.OIDC
-	// verifier is made on first use when the signing keys are discovered,
-	// so that a provider that is down at start delays only its callers.
-	mu       sync.Mutex
-	verifier *oidc.IDTokenVerifier
-	retryAt  time.Time
+	cfg      config.OIDC
+	verifier *Verifier
 }
 
 // discoveryRetry is how long after a failed discovery the next is tried.
@@ -81,7 +83,7 @@ func NewTokens(cfgs []config.OIDC, st store.Store, defaultTier string, ttl time.
 		if c.ClockSkew == 0 {
 			c.ClockSkew = config.Duration(30 * time.Second)
 		}
-		t.issuers[c.Issuer] = &issuer{cfg: c}
+		t.issuers[c.Issuer] = &issuer{cfg: c, verifier: NewVerifier(c.Issuer, c.Audience, c.JWKSURL, c.ClockSkew.D())}
 	}
 	return t, nil
 }
@@ -115,21 +117,9 @@ func (t *Tokens) Authenticate(ctx context.Context, token string) (Identity, erro
 	if !ok {
 		return Identity{}, ErrInvalidToken
 	}
-	v, err := is.verifierFor(ctx)
+	claims, expiry, err := is.verifier.Verify(ctx, token)
 	if err != nil {
 		return Identity{}, err
-	}
-	idt, err := v.Verify(ctx, token)
-	if err != nil {
-		var expired *oidc.TokenExpiredError
-		if errors.As(err, &expired) || !isFetchError(err) {
-			return Identity{}, ErrInvalidToken
-		}
-		return Identity{}, fmt.Errorf("auth: verifying a token of %s: %w", iss, err)
-	}
-	var claims map[string]any
-	if err := idt.Claims(&claims); err != nil {
-		return Identity{}, ErrInvalidToken
 	}
 	client, err := is.client(claims, t.defTier)
 	if err != nil {
@@ -138,8 +128,12 @@ func (t *Tokens) Authenticate(ctx context.Context, token string) (Identity, erro
 	if err := t.ensure(ctx, client); err != nil {
 		return Identity{}, err
 	}
-	id := Identity{KeyID: TokenKeyID, Client: client, Key: store.Key{ID: TokenKeyID, ClientID: client.ID}}
-	if ttl := min(t.ttl, time.Until(idt.Expiry)); ttl > 0 {
+	kept, dropped := BoundClaims(claims)
+	t.droppedClaims.Add(uint64(dropped))
+	sub, _ := claims["sub"].(string)
+	id := Identity{KeyID: TokenKeyID, Client: client, Key: store.Key{ID: TokenKeyID, ClientID: client.ID},
+		Token: &Token{Issuer: iss, Subject: sub, Claims: kept, DroppedClaims: dropped, LogClaims: is.cfg.LogClaims}}
+	if ttl := min(t.ttl, time.Until(expiry)); ttl > 0 {
 		t.cache.SetWithTTL(ck, &id, 1, ttl)
 	}
 	return id, nil
@@ -180,43 +174,87 @@ func unverifiedIssuer(token string) (string, error) {
 	return c.Iss, nil
 }
 
+// Verifier checks the signed tokens of one identity provider: signature
+// against the provider's published keys, issuer, audience and expiry.
+type Verifier struct {
+	issuer, audience, jwksURL string
+	skew                      time.Duration
+	// verifier is made on first use when the signing keys are discovered,
+	// so that a provider that is down at start delays only its callers.
+	mu       sync.Mutex
+	verifier *oidc.IDTokenVerifier
+	retryAt  time.Time
+}
+
+// NewVerifier returns the verifier of issuer's tokens for audience; an
+// empty jwksURL is discovered from <issuer>/.well-known/openid-configuration.
+// skew is how long past its expiry a token still passes.
+func NewVerifier(issuer, audience, jwksURL string, skew time.Duration) *Verifier {
+	return &Verifier{issuer: issuer, audience: audience, jwksURL: jwksURL, skew: skew}
+}
+
+// Verify returns a token's claims and expiry: ErrInvalidToken when it does
+// not verify, another error when the provider's keys cannot be fetched.
+func (v *Verifier) Verify(ctx context.Context, token string) (map[string]any, time.Time, error) {
+	if len(token) > maxTokenBytes {
+		return nil, time.Time{}, ErrInvalidToken
+	}
+	iv, err := v.verifierFor(ctx)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	idt, err := iv.Verify(ctx, token)
+	if err != nil {
+		var expired *oidc.TokenExpiredError
+		if errors.As(err, &expired) || !isFetchError(err) {
+			return nil, time.Time{}, ErrInvalidToken
+		}
+		return nil, time.Time{}, fmt.Errorf("auth: verifying a token of %s: %w", v.issuer, err)
+	}
+	var claims map[string]any
+	if err := idt.Claims(&claims); err != nil {
+		return nil, time.Time{}, ErrInvalidToken
+	}
+	return claims, idt.Expiry, nil
+}
+
 // verifierFor returns the issuer's verifier, discovering its keys on first
 // use, and again no sooner than discoveryRetry after a failure.
-func (is *issuer) verifierFor(ctx context.Context) (*oidc.IDTokenVerifier, error) {
-	is.mu.Lock()
-	defer is.mu.Unlock()
-	if is.verifier != nil {
-		return is.verifier, nil
+func (v *Verifier) verifierFor(ctx context.Context) (*oidc.IDTokenVerifier, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.verifier != nil {
+		return v.verifier, nil
 	}
-	if time.Now().Before(is.retryAt) {
-		return nil, fmt.Errorf("auth: the keys of %s could not be discovered; retrying at %s", is.cfg.Issuer, is.retryAt.Format(time.RFC3339))
+	if time.Now().Before(v.retryAt) {
+		return nil, fmt.Errorf("auth: the keys of %s could not be discovered; retrying at %s", v.issuer, v.retryAt.Format(time.RFC3339))
 	}
 	// The key set outlives this request: its refreshes must not be
 	// cancelled with it.
 	bg := context.WithoutCancel(ctx)
-	skew := is.cfg.ClockSkew.D()
-	vc := &oidc.Config{ClientID: is.cfg.Audience, Now: func() time.Time { return time.Now().Add(-skew) }}
-	if is.cfg.JWKSURL != "" {
-		is.verifier = oidc.NewVerifier(is.cfg.Issuer, oidc.NewRemoteKeySet(bg, is.cfg.JWKSURL), vc)
-		return is.verifier, nil
+	skew := v.skew
+	vc := &oidc.Config{ClientID: v.audience, Now: func() time.Time { return time.Now().Add(-skew) }}
+	if v.jwksURL != "" {
+		v.verifier = oidc.NewVerifier(v.issuer, oidc.NewRemoteKeySet(bg, v.jwksURL), vc)
+		return v.verifier, nil
 	}
 	dctx, cancel := context.WithTimeout(bg, 10*time.Second)
 	defer cancel()
-	p, err := oidc.NewProvider(dctx, is.cfg.Issuer)
+	p, err := oidc.NewProvider(dctx, v.issuer)
 	if err != nil {
-		is.retryAt = time.Now().Add(discoveryRetry)
-		return nil, fmt.Errorf("auth: discovering the keys of %s: %w", is.cfg.Issuer, err)
+		v.retryAt = time.Now().Add(discoveryRetry)
+		return nil, fmt.Errorf("auth: discovering the keys of %s: %w", v.issuer, err)
 	}
 	// The provider's own key set would fetch with dctx, which ends here.
 	var meta struct {
 		JWKSURL string `json:"jwks_uri"`
 	}
 	if err := p.Claims(&meta); err != nil || meta.JWKSURL == "" {
-		is.retryAt = time.Now().Add(discoveryRetry)
-		return nil, fmt.Errorf("auth: the discovery document of %s names no jwks_uri", is.cfg.Issuer)
+		v.retryAt = time.Now().Add(discoveryRetry)
+		return nil, fmt.Errorf("auth: the discovery document of %s names no jwks_uri", v.issuer)
 	}
-	is.verifier = oidc.NewVerifier(is.cfg.Issuer, oidc.NewRemoteKeySet(bg, meta.JWKSURL), vc)
-	return is.verifier, nil
+	v.verifier = oidc.NewVerifier(v.issuer, oidc.NewRemoteKeySet(bg, meta.JWKSURL), vc)
+	return v.verifier, nil
 }
 
 // client maps verified claims to a client.

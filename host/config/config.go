@@ -61,6 +61,9 @@ type Server struct {
 	// beside AdminToken (which is an admin token named "admin").
 	AdminTokens  []AdminToken `yaml:"admin_tokens"`
 	MaxBodyBytes int          `yaml:"max_body_bytes"`
+	// AdminOIDC accepts the identity tokens of a provider on the admin API
+	// beside the admin tokens, their role given by a claim.
+	AdminOIDC *AdminOIDC `yaml:"admin_oidc"`
 	// ReadTimeout bounds reading one request; it does not bound a stream.
 	ReadTimeout Duration `yaml:"read_timeout"`
 	// ShutdownTimeout bounds how long a stopping server waits for in-flight requests.
@@ -154,6 +157,9 @@ type OIDC struct {
 	// ClockSkew is how long past its expiry a token is still accepted,
 	// for clocks that disagree (default 30s, at most 5m).
 	ClockSkew Duration `yaml:"clock_skew"`
+	// LogClaims are the claims whose values the decision log writes as
+	// they are; it writes the others' values hashed.
+	LogClaims []string `yaml:"log_claims"`
 }
 
 // GroupTier maps an identity provider's group to a tier.

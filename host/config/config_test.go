@@ -68,6 +68,12 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		want       []string
 	}{
 		{"unknown top-level key", "servr:\n  listen: x\n", []string{"x.yaml:1", "servr", "unknown key", "server"}},
+		{"admin_oidc role unknown", "server:\n  admin_oidc:\n    issuer: https://login.example.com/\n    audience: sluice-admin\n    roles: [{value: admins, role: root}]\n",
+			[]string{"server.admin_oidc.roles[0]", "root"}},
+		{"admin_oidc without audience", "server:\n  admin_oidc:\n    issuer: https://login.example.com/\n    roles: [{value: admins, role: admin}]\n",
+			[]string{"server.admin_oidc.audience", "must not be empty"}},
+		{"admin_oidc without roles", "server:\n  admin_oidc:\n    issuer: https://login.example.com/\n    audience: sluice-admin\n",
+			[]string{"server.admin_oidc.roles", "at least one"}},
 		{"unknown nested key", "server:\n  listen: 127.0.0.1:1\n  lisen: x\n", []string{"x.yaml:3", "server.lisen", "admin_listen"}},
 		{"unknown key in list item", "upstreams:\n  - name: a\n    type: mock\n    urll: x\n", []string{"x.yaml:4", "upstreams[0].urll", "base_url"}},
 		{"wrong type", "server:\n  max_body_bytes: lots\n", []string{"x.yaml:2", "expected an integer", "lots"}},

@@ -368,6 +368,11 @@ func (c *Config) validate(file string) error {
 		}
 		names[t.Name] = true
 	}
+	if o := c.Server.AdminOIDC; o != nil {
+		if key, msg := o.problem(); key != "" {
+			return bad("server.admin_oidc"+key, "%s", msg)
+		}
+	}
 	switch c.Server.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:

@@ -26,6 +26,7 @@ const (
 	NameShadowDropped        = "sluice_policy_shadow_dropped_total"
 	NameDecisionCache        = "sluice_policy_decision_cache_requests_total"
 	NameAuthCache            = "sluice_auth_cache_requests_total"
+	NameClaimsDropped        = "sluice_auth_token_claims_dropped_total"
 	NameExhaustedCache       = "sluice_limits_exhausted_cache_requests_total"
 	NameLimitsBackendErrors  = "sluice_limits_backend_errors_total"
 	NameLedgerQueueDepth     = "sluice_ledger_queue_depth"

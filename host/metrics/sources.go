@@ -31,6 +31,9 @@ type Sources struct {
 	// AuthCache counts key lookups answered by the client-context cache
 	// (hits) and those that went to the store (misses).
 	AuthCache func() (hits, misses uint64)
+	// ClaimsDropped counts the claims of verified identity tokens left out
+	// of the policy's input for their size.
+	ClaimsDropped func() uint64
 	// ExhaustedCache counts reservations answered from the limiter's cache
 	// of exhausted scopes (hits) and those that asked the backend (misses).
 	ExhaustedCache func() (hits, misses uint64)
@@ -96,6 +99,10 @@ func (s Sources) register(reg prometheus.Registerer, plugins []string) {
 	if f := s.AuthCache; f != nil {
 		pair(NameAuthCache, "Key lookups, by result: hit (answered by the client-context cache) or miss (read from the store).",
 			"result", "hit", "miss", f)
+	}
+	if f := s.ClaimsDropped; f != nil {
+		counter(NameClaimsDropped, "Claims of verified identity tokens left out of the policy's input: too long a name or value, or past the count or size a token may bring.", nil,
+			func() float64 { return float64(f()) })
 	}
 	if f := s.ExhaustedCache; f != nil {
 		pair(NameExhaustedCache, "Reservations, by result: hit (denied from the cache of exhausted scopes) or miss (sent to the backend).",

@@ -29,7 +29,9 @@ type DecisionLogConfig struct {
 // DecisionLog writes decisions as JSON lines, one per decision, off the
 // request path: Record hands the entry to a goroutine through a bounded
 // buffer and never waits for the writer. Entries carry the input document
-// as the policy saw it, which holds no message text, and never a key.
+// as the policy saw it, which holds no message text, and never a key; of
+// an identity token's claims, only the names, and the values of those
+// listed in its provider's log_claims, the others hashed.
 //
 // A line looks like:
 //
@@ -202,6 +204,7 @@ func (e logEntry) line() logLine {
 		// The input holds no message text by construction: Input has no
 		// field for it.
 		ln.Input, _ = ast.JSON(e.r.input)
+		redactIdentity(ln.Input, e.r.logClaims)
 	}
 	if e.err != nil {
 		ln.Error = e.err.Error()

@@ -25,6 +25,9 @@ type Input struct {
 	// Findings are the plugins' findings aggregated by (plugin, type). Empty
 	// on the first evaluation of a request, before any plugin has run.
 	Findings []Finding `json:"findings"`
+	// Identity is how the caller authenticated; nil gives the policy an
+	// empty object.
+	Identity *Identity `json:"-"`
 	// Time is when the request arrived; the zero value means now. The policy
 	// sees it in the engine's time zone (WithTimeZone).
 	Time time.Time `json:"-"`
@@ -91,6 +94,9 @@ type Probe struct {
 	// Usage replaces the counters the gateway would read, in the shape of
 	// input.usage.
 	Usage *Usage `json:"usage"`
+	// Identity is how the caller would authenticate, in the shape of
+	// input.identity: a token's claims, to try a rule on groups.
+	Identity *Identity `json:"identity"`
 }
 
 // Client is the authenticated caller.
@@ -334,6 +340,7 @@ func (in *Input) value(client *ast.Term, clk *clock, headers map[string]*ast.Ter
 		ast.Item(keyUsage, in.Usage.term()),
 		ast.Item(keyFindings, findingsTerm(in.Findings)),
 		ast.Item(keyTime, clk.term(at)),
+		ast.Item(keyIdentity, in.Identity.term()),
 	)
 }
 

@@ -61,6 +61,8 @@ func TestInputDocument(t *testing.T) {
 		},
 		Findings: []policy.Finding{{Plugin: "pii", Type: "EMAIL", Count: 2, Score: 0.9, Messages: []int{0, 2}, Locations: []string{"content", "name"}}},
 		Time:     time.Date(2026, 11, 28, 8, 30, 0, 0, time.UTC),
+		Identity: &policy.Identity{Kind: policy.IdentityToken, Issuer: "https://login.example.com/", Subject: "u-17",
+			Claims: map[string]any{"groups": []any{"staff", "llm-premium"}, "email": "alice@example.com"}, DroppedClaims: 1},
 	}
 	want := map[string]any{
 		"client": map[string]any{"id": "alice", "department": "research", "tier": "standard", "labels": map[string]any{"team": "nlp"},
@@ -81,6 +83,9 @@ func TestInputDocument(t *testing.T) {
 			"unix": float64(in.Time.Unix()), "rfc3339": "2026-11-28T09:30:00+01:00", "zone": "Europe/Berlin",
 			"weekday": "Saturday", "hour": 9.0, "minute": 30.0,
 		},
+		// Every verified claim of a token caller.
+		"identity": map[string]any{"kind": "token", "issuer": "https://login.example.com/", "subject": "u-17",
+			"claims": map[string]any{"groups": []any{"staff", "llm-premium"}, "email": "alice@example.com"}, "dropped_claims": 1.0},
 	}
 	if got := seen(t, e, in); !reflect.DeepEqual(got, want) {
 		t.Errorf("input\n %v\nwant\n %v", got, want)

@@ -612,6 +612,9 @@ type Result struct {
 
 	at    time.Time
 	input ast.Value
+	// logClaims are the claims of input.identity the decision log writes
+	// as they are.
+	logClaims []string
 }
 
 // ShadowResult is the shadow set's decision for the same input.
@@ -651,6 +654,9 @@ func (s *Set) Decide(ctx context.Context, in Input) (Result, error) {
 	start := time.Now()
 	r := Result{ID: newDecisionID(), Revision: e.revision, at: start}
 	r.input = e.input(&in)
+	if in.Identity != nil {
+		r.logClaims = in.Identity.LogClaims
+	}
 	d, err := s.decideEnforced(ctx, e, &r)
 	r.Decision = d
 	r.Duration = time.Since(start)

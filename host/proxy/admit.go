@@ -26,6 +26,18 @@ func clientInput(id auth.Identity) policy.Client {
 	return policy.Client{ID: id.Client.ID, Department: id.Client.Department, Tier: id.Client.Tier, Labels: id.Client.Labels}
 }
 
+// identityInput is input.identity: a token's issuer, subject and claims,
+// or a key's id, name and tags.
+func identityInput(id auth.Identity) *policy.Identity {
+	if t := id.Token; t != nil {
+		return t.View(func() any {
+			return (&policy.Identity{Kind: policy.IdentityToken, Issuer: t.Issuer, Subject: t.Subject,
+				Claims: t.Claims, DroppedClaims: t.DroppedClaims, LogClaims: t.LogClaims}).Shared()
+		}).(*policy.Identity)
+	}
+	return &policy.Identity{Kind: policy.IdentityKey, KeyID: id.Key.ID, KeyName: id.Key.Name, KeyTags: id.Key.Scope.Tags}
+}
+
 func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, x *exchange) (auth.Identity, *api.Error) {
 	defer x.timed(metrics.StageAuth, telemetry.StageAuth)()
 	key := auth.KeyFromHeaders(ctx.Request.Header.Peek("Authorization"), ctx.Request.Header.Peek("x-api-key"))
@@ -56,6 +68,7 @@ func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, x *exchange) (auth.Iden
 	}
 	x.ev.ClientID, x.ev.Department, x.ev.KeyID = id.Client.ID, id.Client.Department, id.KeyID
 	x.key = id.Key.Scope
+	x.identity = identityInput(id)
 	requested, terr := tags.Parse(string(ctx.Request.Header.Peek(tags.Header)))
 	if terr == nil {
 		terr = g.allowedTags.Permit(requested)
@@ -162,7 +175,7 @@ func outcome(d policy.Decision, err error) string { return policy.Outcome(d, err
 // every pass of the request, the reply's included, is decided by it.
 func (g *Gateway) policyInput(ctx context.Context, x *exchange, h *fasthttp.RequestHeader, client policy.Client, r policy.Request) (*policy.Input, *api.Error) {
 	client.PluginFailures = g.failures.count(client.ID, x.start)
-	in := &policy.Input{Client: client, Request: r, Time: x.start, RequestID: x.ev.RequestID}
+	in := &policy.Input{Client: client, Request: r, Time: x.start, RequestID: x.ev.RequestID, Identity: x.identity}
 	usesUsage := g.decider.UsesUsage()
 	names := defaultInputHeaders
 	if p, ok := g.decider.(revisionPinner); ok {

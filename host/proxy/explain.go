@@ -86,6 +86,9 @@ func (g *Gateway) Explain(ctx context.Context, client store.Client, path string,
 	if probe.Usage != nil {
 		in.Usage = probe.Usage
 	}
+	if probe.Identity != nil {
+		in.Identity = probe.Identity
+	}
 	ex, err := g.decider.Explain(ctx, *in)
 	if err != nil {
 		return nil, api.PolicyError("The access policy could not be evaluated: " + err.Error())

@@ -53,6 +53,8 @@ type exchange struct {
 	scopes     [3]limits.Scope
 	// key is the scope of the caller's key: its own limits and models.
 	key store.KeyScope
+	// identity is how the caller authenticated, as the policy sees it.
+	identity *policy.Identity
 	// vault holds what redaction replaced, to restore it in the reply. It
 	// lives as long as the request and is never logged.
 	vault redact.Vault

@@ -216,7 +216,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	}
 	s.adminSrv = &fasthttp.Server{
 		Handler: admin.New(admin.Options{
-			Token: s.adminToken, Tokens: cfg.Server.AdminTokens, Accounts: acc, Store: s.store, Ledger: s.ledger, Log: log, Control: s,
+			Token: s.adminToken, Tokens: cfg.Server.AdminTokens, OIDC: cfg.Server.AdminOIDC, Accounts: acc, Store: s.store, Ledger: s.ledger, Log: log, Control: s,
 			Metrics:   s.metrics.Handler(),
 			Dashboard: dashboard.New(s.store, s.health, dashboard.WithFlusher(s.ledger), dashboard.WithLogger(log)),
 		}).Handler,
@@ -795,6 +795,9 @@ func (s *Server) startTelemetry(ctx context.Context) error {
 	}
 	if s.decisions != nil {
 		src.DecisionLogDropped = s.decisions.Dropped
+	}
+	if s.tokens != nil {
+		src.ClaimsDropped = s.tokens.DroppedClaims
 	}
 	if r, ok := s.limiter.(*limits.Redis); ok {
 		src.LimitsBackendErrors = func() uint64 { return r.Stats().Errors }

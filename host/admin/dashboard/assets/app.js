@@ -6,6 +6,11 @@
 // Everything taken from the API is put in the page with textContent or
 // setAttribute, never parsed as HTML: client ids and policy messages are
 // data, not markup.
+//
+// A token with the admin role also manages keys and clients here, through
+// the admin API's own endpoints; for the other roles those controls are
+// never drawn, and the API refuses their calls anyway. A new key's secret
+// is shown once, in the page only, and dropped when dismissed.
 "use strict";
 
 (() => {
@@ -15,7 +20,7 @@
   // Tableau 10, darkened where white text or a white page needs contrast.
   const PALETTE = ["#4e79a7", "#e8762b", "#c8423f", "#4a9a95", "#3f8a3a", "#b89a1c", "#946a8a", "#d9667a", "#8c6a52", "#6b6b6b"];
 
-  const state = { token: null, range: "7d", by: "cost", seq: 0, timer: null, colors: new Map() };
+  const state = { token: null, role: null, range: "7d", by: "cost", seq: 0, timer: null, colors: new Map() };
   const $ = (id) => document.getElementById(id);
 
   // ---- formatting for people -------------------------------------------
@@ -150,6 +155,7 @@
     sessionStorage.removeItem(TOKEN_KEY);
     $("board").hidden = true;
     $("controls").hidden = true;
+    hideManage();
     $("login").hidden = false;
     $("login-error").textContent = message || "";
     document.body.dataset.state = "login";
@@ -487,6 +493,246 @@
     box.appendChild(table);
   }
 
+  // ---- keys and clients (admin role) --------------------------------------
+
+  // call sends a request to the admin API the dashboard sits in: "keys" is
+  // /admin/keys.
+  async function call(method, path, body) {
+    const res = await fetch(path, {
+      method,
+      headers: { Authorization: "Bearer " + state.token, "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store",
+    });
+    if (res.status === 401) throw new Unauthorized("The admin token was refused.");
+    let out = null;
+    try {
+      out = await res.json();
+    } catch (_) {
+      // reported by status below
+    }
+    if (!res.ok) throw new Error((out && out.error && out.error.message) || "HTTP " + res.status + " from " + path + ".");
+    return out;
+  }
+
+  const enc = encodeURIComponent;
+  const day = new Intl.DateTimeFormat("en-US", { dateStyle: "medium", timeZone: "UTC" });
+
+  function manageError(message) {
+    $("manage-error").hidden = !message;
+    $("manage-error").textContent = message || "";
+  }
+
+  function failed(e) {
+    if (e instanceof Unauthorized) showLogin("The admin token was refused. Enter it again.");
+    else manageError(e.message);
+  }
+
+  function hideManage() {
+    state.role = null;
+    $("whoami").textContent = "";
+    $("manage").hidden = true;
+    $("client-form").hidden = true;
+    hideSecret();
+    $("keys").tBodies[0].replaceChildren();
+    $("manage-clients").tBodies[0].replaceChildren();
+    $("key-client").replaceChildren();
+  }
+
+  // loadAccess asks who the token is; only the admin role gets the
+  // management panels. A gateway too old to answer is treated as a viewer.
+  async function loadAccess() {
+    let who = null;
+    try {
+      who = await call("GET", "whoami");
+    } catch (e) {
+      if (e instanceof Unauthorized) {
+        showLogin("The admin token was refused. Enter it again.");
+        return;
+      }
+    }
+    hideManage();
+    if (!who) return;
+    state.role = who.role;
+    $("whoami").textContent = who.name + " · " + who.role;
+    if (who.role !== "admin") return;
+    $("manage").hidden = false;
+    await loadManage();
+  }
+
+  async function loadManage() {
+    try {
+      const [clients, keys] = await Promise.all([call("GET", "clients"), call("GET", "keys")]);
+      renderManage(clients.data, keys.data);
+      document.body.dataset.manage = "ready";
+    } catch (e) {
+      failed(e);
+    }
+  }
+
+  function labelsText(labels) {
+    return Object.entries(labels || {})
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([k, v]) => k + "=" + v)
+      .join(", ");
+  }
+
+  // parseLabels reads "team=nlp, cost_center=42"; null when a part has no "=".
+  function parseLabels(text) {
+    const out = {};
+    for (const part of text.split(",")) {
+      const p = part.trim();
+      if (!p) continue;
+      const i = p.indexOf("=");
+      if (i <= 0) return null;
+      out[p.slice(0, i).trim()] = p.slice(i + 1).trim();
+    }
+    return out;
+  }
+
+  function button(text, action, cls) {
+    const b = el("button", { type: "button", "data-action": action }, text);
+    if (cls) b.className = cls;
+    return b;
+  }
+
+  function renderManage(clients, keys) {
+    const select = $("key-client");
+    const chosen = select.value;
+    select.replaceChildren(...clients.filter((c) => !c.disabled_at).map((c) => el("option", { value: c.id }, c.id)));
+    if (chosen) select.value = chosen;
+
+    const kb = $("keys").tBodies[0];
+    kb.replaceChildren();
+    for (const k of keys) {
+      const active = !k.revoked_at;
+      const tr = el("tr", { "data-key": k.id, class: active ? "" : "inactive" });
+      tr.append(
+        el("td", {}, k.name || "(unnamed)"),
+        el("td", {}, k.client_id),
+        el("td", { class: "mono" }, k.prefix + "…"),
+        el("td", {}, day.format(new Date(k.created_at))),
+        el("td", {}, k.expires_at ? day.format(new Date(k.expires_at)) : "never"),
+        el("td", { class: "status" }, !active ? "Revoked" : k.expires_soon ? "Expires soon" : "Active"),
+      );
+      const actions = el("td", { class: "actions" });
+      if (active) actions.append(button("Rotate", "rotate"), button("Revoke", "revoke", "danger"));
+      tr.append(actions);
+      kb.append(tr);
+    }
+    if (!keys.length) {
+      const tr = el("tr");
+      tr.append(el("td", { colspan: "7", class: "none" }, "No keys yet."));
+      kb.append(tr);
+    }
+
+    const cb = $("manage-clients").tBodies[0];
+    cb.replaceChildren();
+    for (const c of clients) {
+      const tr = el("tr", { "data-client": c.id, class: c.disabled_at ? "inactive" : "" });
+      tr.append(
+        el("td", {}, c.id),
+        el("td", {}, c.department),
+        el("td", {}, c.tier),
+        el("td", { class: "labels" }, labelsText(c.labels)),
+        el("td", { class: "status" }, c.disabled_at ? "Disabled" : "Active"),
+      );
+      const actions = el("td", { class: "actions" });
+      actions.append(button("Edit", "edit"), c.disabled_at ? button("Enable", "enable") : button("Disable", "disable", "danger"));
+      tr.append(actions);
+      tr.dataset.department = c.department;
+      tr.dataset.tier = c.tier;
+      tr.dataset.labels = labelsText(c.labels);
+      cb.append(tr);
+    }
+  }
+
+  function showSecret(secret) {
+    $("key-secret-value").textContent = secret;
+    $("key-secret").hidden = false;
+  }
+  function hideSecret() {
+    $("key-secret-value").textContent = "";
+    $("key-secret").hidden = true;
+  }
+
+  async function changed(request) {
+    try {
+      await request();
+      manageError("");
+    } catch (e) {
+      failed(e);
+    }
+    await loadManage();
+  }
+
+  function wireManage() {
+    $("key-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const body = { client_id: $("key-client").value, name: $("key-name").value.trim() };
+      const expires = $("key-expires").value.trim();
+      if (expires && expires !== "never") body.expires = expires;
+      changed(async () => {
+        const k = await call("POST", "keys", body);
+        $("key-name").value = "";
+        $("key-expires").value = "";
+        showSecret(k.key);
+      });
+    });
+    $("key-secret-done").addEventListener("click", hideSecret);
+    $("keys").tBodies[0].addEventListener("click", (ev) => {
+      const b = ev.target.closest("button[data-action]");
+      if (!b) return;
+      const id = b.closest("tr").dataset.key;
+      if (b.dataset.action === "rotate") {
+        changed(async () => showSecret((await call("POST", "keys/" + enc(id) + "/rotate", {})).key));
+      } else if (b.dataset.action === "revoke") {
+        // A revoked key cannot come back: the first click only asks.
+        if (b.dataset.confirm !== "yes") {
+          b.dataset.confirm = "yes";
+          b.textContent = "Confirm revoke";
+          return;
+        }
+        changed(() => call("POST", "keys/" + enc(id) + "/revoke"));
+      }
+    });
+    $("manage-clients").tBodies[0].addEventListener("click", (ev) => {
+      const b = ev.target.closest("button[data-action]");
+      if (!b) return;
+      const tr = b.closest("tr");
+      const id = tr.dataset.client;
+      if (b.dataset.action === "edit") {
+        const f = $("client-form");
+        f.dataset.client = id;
+        $("client-form-id").textContent = id;
+        $("client-department").value = tr.dataset.department;
+        $("client-tier").value = tr.dataset.tier;
+        $("client-labels").value = tr.dataset.labels;
+        f.hidden = false;
+        $("client-department").focus();
+      } else {
+        changed(() => call("POST", "clients/" + enc(id) + "/" + b.dataset.action));
+      }
+    });
+    $("client-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const labels = parseLabels($("client-labels").value);
+      if (labels === null) {
+        manageError("Labels are name=value pairs separated by commas.");
+        return;
+      }
+      const id = $("client-form").dataset.client;
+      const body = { department: $("client-department").value.trim(), tier: $("client-tier").value.trim(), labels };
+      changed(async () => {
+        await call("PATCH", "clients/" + enc(id), body);
+        $("client-form").hidden = true;
+      });
+    });
+    $("client-cancel").addEventListener("click", () => {
+      $("client-form").hidden = true;
+    });
+  }
+
   // ---- wiring -----------------------------------------------------------
 
   function stopTimer() {
@@ -511,6 +757,7 @@
       sessionStorage.setItem(TOKEN_KEY, token);
       showBoard();
       load();
+      loadAccess();
     });
     $("range").addEventListener("change", () => {
       state.range = $("range").value;
@@ -526,9 +773,11 @@
     }
     state.range = $("range").value;
     state.token = sessionStorage.getItem(TOKEN_KEY);
+    wireManage();
     if (state.token) {
       showBoard();
       load();
+      loadAccess();
     } else {
       showLogin("");
     }
