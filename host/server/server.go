@@ -679,10 +679,9 @@ func (s *Server) loadPlugins(ctx context.Context, cacheDir string) ([]proxy.Guar
 // pluginModule reads the i-th configured plugin's module and options.
 func (s *Server) pluginModule(i int) ([]byte, plugin.Options, error) {
 	pc := s.cfg.Plugins[i]
-	path := s.cfg.Resolve(pc.Path)
-	wasm, err := os.ReadFile(path)
+	wasm, pinned, err := readModule(s.cfg, pc)
 	if err != nil {
-		return nil, plugin.Options{}, fmt.Errorf("plugins[%d] (%s): %w (build the shipped plugins with `make build`)", i, pc.Name, err)
+		return nil, plugin.Options{}, fmt.Errorf("plugins[%d] (%s): %w", i, pc.Name, err)
 	}
 	conf := []byte("{}")
 	if pc.Config != nil {
@@ -694,7 +693,7 @@ func (s *Server) pluginModule(i int) ([]byte, plugin.Options, error) {
 		Name: pc.Name, Config: conf, Timeout: pc.Timeout.D(), PoolSize: pc.PoolSize,
 		MaxQueue: pc.MaxQueue, QueueTimeout: pc.QueueTimeout.D(),
 		MemoryLimitPages: uint32(pc.MemoryLimitMB) * 16, // 64 KiB pages; 0 takes the default
-		SHA256:           pc.SHA256,
+		SHA256:           cmp.Or(pc.SHA256, pinned),
 		Health: plugin.HealthOptions{Window: pc.Health.Window.D(), MinCalls: pc.Health.MinCalls,
 			MaxFailureRatio: pc.Health.MaxFailureRatio},
 		Logger: s.log.With("plugin", pc.Name),
@@ -709,6 +708,9 @@ func (s *Server) watchPlugins() error {
 	}
 	s.pluginWatch = w
 	for i, slot := range s.slots {
+		if _, ok := s.cfg.Plugins[i].Builtin(); ok {
+			continue // part of the binary: it changes with the binary
+		}
 		if err := w.Add(s.cfg.Resolve(s.cfg.Plugins[i].Path), slot); err != nil {
 			return fmt.Errorf("plugins[%d] (%s): watching %s: %w", i, slot.Name(), s.cfg.Plugins[i].Path, err)
 		}
