@@ -388,26 +388,9 @@ func (s *Server) shutdownPublic(ctx context.Context) error {
 // policy folder is watched when reload.watch is on.
 func (s *Server) loadPolicy(ctx context.Context) error {
 	cfg := s.cfg
-	src := policy.Source{FS: policies.FS}
-	if cfg.Policy.Dir != "" {
-		src = policy.Source{Dir: cfg.Resolve(cfg.Policy.Dir)}
-	}
-	if b := cfg.Policy.Bundle; b.File != "" || b.URL != "" {
-		src = policy.Source{BundleURL: b.URL}
-		if b.File != "" {
-			src = policy.Source{Bundle: cfg.Resolve(b.File)}
-		}
-		if b.PublicKey != "" {
-			key, err := os.ReadFile(cfg.Resolve(b.PublicKey))
-			if err != nil {
-				return fmt.Errorf("policy.bundle.public_key: %w", err)
-			}
-			src.Verify = &policy.BundleVerification{PublicKey: string(key), KeyID: b.KeyID, Algorithm: b.Algorithm}
-		}
-	}
-	var shadow policy.Source
-	if cfg.Policy.ShadowDir != "" {
-		shadow = policy.Source{Dir: cfg.Resolve(cfg.Policy.ShadowDir)}
+	src, shadow, err := policySources(cfg)
+	if err != nil {
+		return err
 	}
 	tiers, err := cfg.TiersData()
 	if err != nil {
@@ -500,6 +483,33 @@ func (s *Server) loadPolicy(ctx context.Context) error {
 		s.refreshClients(bg, clients)
 	}()
 	return nil
+}
+
+// policySources are the policy set the configuration enforces (the
+// policies built into the binary unless policy.dir or policy.bundle names
+// others) and its shadow set.
+func policySources(cfg *config.Config) (src, shadow policy.Source, err error) {
+	src = policy.Source{FS: policies.FS}
+	if cfg.Policy.Dir != "" {
+		src = policy.Source{Dir: cfg.Resolve(cfg.Policy.Dir)}
+	}
+	if b := cfg.Policy.Bundle; b.File != "" || b.URL != "" {
+		src = policy.Source{BundleURL: b.URL}
+		if b.File != "" {
+			src = policy.Source{Bundle: cfg.Resolve(b.File)}
+		}
+		if b.PublicKey != "" {
+			key, err := os.ReadFile(cfg.Resolve(b.PublicKey))
+			if err != nil {
+				return src, shadow, fmt.Errorf("policy.bundle.public_key: %w", err)
+			}
+			src.Verify = &policy.BundleVerification{PublicKey: string(key), KeyID: b.KeyID, Algorithm: b.Algorithm}
+		}
+	}
+	if cfg.Policy.ShadowDir != "" {
+		shadow = policy.Source{Dir: cfg.Resolve(cfg.Policy.ShadowDir)}
+	}
+	return src, shadow, nil
 }
 
 // clientsData is data.sluice.clients: every client's department, tier and

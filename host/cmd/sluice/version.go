@@ -24,4 +24,3 @@ func versionText() string {
 	}
 	return b.String()
 }
-
