@@ -34,7 +34,7 @@ $(EMBED)/SHA256SUMS: $(WASM:bin/plugins/%=$(EMBED)/%)
 
 bin/plugins/%.wasm: $(GO_SRC)
 	@mkdir -p bin/plugins
-	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./plugins/$*/wasm
+	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -o $@ ./plugins/$*/wasm
 
 # The C plugin: a WASI reactor built with Debian's clang, lld and wasi-libc.
 # -mexec-model=reactor links crt1-reactor.o, which provides _initialize; the
