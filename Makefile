@@ -11,7 +11,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 EMBED    := host/builtin/plugins
 EMBEDDED := $(WASM:bin/plugins/%=$(EMBED)/%) $(EMBED)/SHA256SUMS
 
-.PHONY: all build plugins run test bench check-go clean
+.PHONY: all build plugins run test bench image check-go clean
 
 all: build
 
@@ -63,6 +63,13 @@ test: build
 ## the limiter (in memory and in Redis: test-services starts one) and one policy decision
 bench: build
 	eval "$$(scripts/test-services)" && $(GO) run ./host/cmd/sluice-bench $(BENCH_FLAGS)
+
+## image: the OCI image of Containerfile (FROM scratch: the static binary alone), with Debian's podman
+IMAGE ?= sluice:latest
+image: bin/sluice
+	@scripts/ensure-packages podman
+	rm -rf bin/image && mkdir -p bin/image/data && cp bin/sluice bin/image/sluice
+	podman build --pull=never -f Containerfile -t $(IMAGE) bin/image
 
 check-go:
 	@command -v $(GO) >/dev/null || { echo "Go 1.26 or newer is needed: https://go.dev/doc/install" >&2; exit 1; }
