@@ -26,7 +26,9 @@ func TestReleaseBinaryServesFromAnyFolder(t *testing.T) {
 		t.Skip("builds the release binary with make")
 	}
 	src := cloneSource(t)
-	build := exec.Command("make", "build", "VERSION=v0.0.0-e2e")
+	bctx, bcancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer bcancel()
+	build := exec.CommandContext(bctx, "make", "build", "VERSION=v0.0.0-e2e")
 	build.Dir = src
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("make build in a fresh copy: %v\n%s", err, out)
@@ -222,5 +224,47 @@ func assertStatic(t *testing.T, bin string) {
 		if p.Type == elf.PT_INTERP || p.Type == elf.PT_DYNAMIC {
 			t.Fatalf("%s is dynamically linked (program header %v); build it with CGO_ENABLED=0", bin, p.Type)
 		}
+	}
+}
+
+// TestBinaryWithoutPluginsSaysSo is `go install ./host/cmd/sluice` in a
+// fresh clone, before any `make`: the binary builds from the placeholder,
+// and names what it lacks instead of serving without its guardrails.
+func TestBinaryWithoutPluginsSaysSo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary from a fresh copy")
+	}
+	src := cloneSource(t)
+	bin := filepath.Join(t.TempDir(), "sluice")
+	// -trimpath only to share the build cache with the other builds; the
+	// embedded folder is what go install would see.
+	bctx, bcancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer bcancel()
+	build := exec.CommandContext(bctx, "go", "build", "-trimpath", "-o", bin, "./host/cmd/sluice")
+	build.Dir = src
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build in a fresh copy: %v\n%s", err, out)
+	}
+	version, err := exec.Command(bin, "--version").Output()
+	if err != nil || !strings.Contains(string(version), "builtin:pii            missing") {
+		t.Fatalf("--version must say the plugins are missing: %v\n%s", err, version)
+	}
+	// A binary that served instead would run until killed.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	serve := exec.CommandContext(ctx, bin, "serve", "--listen", freeAddr(t), "--admin-listen", freeAddr(t))
+	serve.Dir = t.TempDir()
+	serve.Env = append(os.Environ(), "OPENAI_API_KEY=")
+	out, err := serve.CombinedOutput()
+	if code := serve.ProcessState.ExitCode(); err == nil || code != 1 {
+		t.Fatalf("serve without plugins: exit %d, %v\n%s", code, err, out)
+	}
+	for _, want := range []string{"plugins[0] (pii): builtin:pii is not in this binary", "make plugins", "go install ./host/cmd/sluice"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the error does not say %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "panic") {
+		t.Errorf("serve crashed:\n%s", out)
 	}
 }
