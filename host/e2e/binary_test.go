@@ -33,6 +33,13 @@ func TestReleaseBinaryServesFromAnyFolder(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("make build in a fresh copy: %v\n%s", err, out)
 	}
+	// make run serves elsewhere with LISTEN=, and passes ARGS to serve.
+	dry := exec.Command("make", "-n", "run", "LISTEN=127.0.0.1:9090", "ARGS=--admin-listen 127.0.0.1:9091")
+	dry.Dir = src
+	if out, err := dry.CombinedOutput(); err != nil ||
+		!strings.Contains(string(out), "./bin/sluice serve --listen 127.0.0.1:9090 --admin-listen 127.0.0.1:9091\n") {
+		t.Errorf("make -n run LISTEN=… ARGS=…: %v\n%s", err, out)
+	}
 	sums, err := os.ReadFile(filepath.Join(src, "host/builtin/plugins/SHA256SUMS"))
 	if err != nil {
 		t.Fatalf("make build pins the embedded plugins in SHA256SUMS: %v", err)
