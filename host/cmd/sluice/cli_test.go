@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -77,6 +78,25 @@ func TestCompletion(t *testing.T) {
 		out, err := run(t, "completion", shell)
 		if err != nil || !strings.Contains(out, want) {
 			t.Errorf("completion %s: %v; output lacks %q", shell, err, want)
+		}
+	}
+}
+
+func TestPluginList(t *testing.T) {
+	out, err := run(t, "plugin", "list")
+	missing := builtin.Missing()
+	if (err != nil) != (len(missing) > 0) {
+		t.Fatalf("plugin list: %v with %v missing", err, missing)
+	}
+	for _, st := range builtin.List() {
+		want := "builtin:" + st.Name + strings.Repeat(" ", 23-len("builtin:"+st.Name))
+		if st.Present {
+			want += st.SHA256 + "  " + fmt.Sprint(st.Size)
+		} else {
+			want += "missing"
+		}
+		if !strings.Contains(out, want) {
+			t.Errorf("plugin list lacks %q:\n%s", want, out)
 		}
 	}
 }
