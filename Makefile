@@ -6,22 +6,35 @@ C_PLUGINS := promptguard
 WASM     := $(PLUGINS:%=bin/plugins/%.wasm) $(C_PLUGINS:%=bin/plugins/%.wasm)
 GO_SRC   := $(shell find host plugins sdk policies -name '*.go' -o -name '*.rego' -o -name '*.sql' -o -name '*.yaml' 2>/dev/null)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The plugins are embedded in bin/sluice from this folder (git-ignored but for
+# a placeholder), pinned by the SHA256SUMS written beside them.
+EMBED    := host/builtin/plugins
+EMBEDDED := $(WASM:bin/plugins/%=$(EMBED)/%) $(EMBED)/SHA256SUMS
 
-.PHONY: all build plugins run test bench profile check-go clean
+.PHONY: all build plugins run test bench profile image check-go clean
 
 all: build
 
-## build: the gateway binary (bin/sluice) and the plugin modules (bin/plugins/*.wasm)
+## build: the plugin modules (bin/plugins/*.wasm), then the gateway binary (bin/sluice) that embeds them
 build: bin/sluice plugins
 
-bin/sluice: check-go $(GO_SRC) go.mod go.sum
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $@ ./host/cmd/sluice
+# Static (no cgo: SQLite is pure Go), so that the binary runs on any Linux and
+# in an image with nothing else in it.
+bin/sluice: check-go $(GO_SRC) go.mod go.sum $(EMBEDDED)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $@ ./host/cmd/sluice
 
-plugins: check-go $(WASM)
+## plugins: the plugin modules, and their copies for embedding (then `go install ./host/cmd/sluice` carries them too)
+plugins: check-go $(WASM) $(EMBEDDED)
+
+$(EMBED)/%.wasm: bin/plugins/%.wasm
+	cp $< $@
+
+$(EMBED)/SHA256SUMS: $(WASM:bin/plugins/%=$(EMBED)/%)
+	cd $(EMBED) && sha256sum $(notdir $^) > SHA256SUMS.tmp && mv SHA256SUMS.tmp SHA256SUMS
 
 bin/plugins/%.wasm: $(GO_SRC)
 	@mkdir -p bin/plugins
-	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./plugins/$*/wasm
+	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -o $@ ./plugins/$*/wasm
 
 # The C plugin: a WASI reactor built with Debian's clang, lld and wasi-libc.
 # -mexec-model=reactor links crt1-reactor.o, which provides _initialize; the
@@ -37,9 +50,10 @@ bin/plugins/promptguard.wasm: $(PROMPTGUARD_SRC) Makefile
 	@mkdir -p bin/plugins
 	$(CLANG) $(WASI_FLAGS) -o $@.tmp $(filter %.c,$^) && mv $@.tmp $@
 
-## run: build, then serve the embedded default on 127.0.0.1:8080 (admin on :8081)
+## run: build, then serve the embedded default on 127.0.0.1:8080 (admin on :8081);
+## LISTEN=127.0.0.1:9090 serves elsewhere, ARGS='…' passes any other flags of `sluice serve`
 run: build
-	./bin/sluice serve
+	./bin/sluice serve $(if $(LISTEN),--listen $(LISTEN)) $(ARGS)
 
 ## test: every test of the module, against real SQLite, PostgreSQL, Redis, OPA, wazero and the built plugins
 test: build
@@ -54,8 +68,15 @@ bench: build
 profile: build
 	$(GO) run ./host/cmd/sluice-bench -profile bench -duration 10s $(BENCH_FLAGS)
 
+## image: the OCI image of Containerfile (FROM scratch: the static binary alone), with Debian's podman
+IMAGE ?= sluice:latest
+image: bin/sluice
+	@scripts/ensure-packages podman
+	rm -rf bin/image && mkdir -p bin/image/data && cp bin/sluice bin/image/sluice
+	podman build --pull=never -f Containerfile -t $(IMAGE) bin/image
+
 check-go:
 	@command -v $(GO) >/dev/null || { echo "Go 1.26 or newer is needed: https://go.dev/doc/install" >&2; exit 1; }
 
 clean:
-	rm -rf bin
+	rm -rf bin $(EMBED)/*.wasm $(EMBED)/SHA256SUMS

@@ -14,7 +14,7 @@ var Example []byte
 
 // Default is the configuration `sluice serve` runs with when no file is given:
 // SQLite under ./data, in-process counters, the policies built into the binary,
-// the two shipped plugins, and the built-in mock upstream. When OPENAI_API_KEY
+// two of the plugins built into it, and the built-in mock upstream. When OPENAI_API_KEY
 // is set, the models are served by OpenAI instead of the mock.
 func Default() *Config {
 	c := &Config{
@@ -46,8 +46,8 @@ func Default() *Config {
 			{Name: "mock", Type: "mock"},
 		},
 		Plugins: []Plugin{
-			{Name: "pii", Path: "bin/plugins/pii.wasm", FailMode: "closed", Timeout: Duration(100 * time.Millisecond)},
-			{Name: "content_filter", Path: "bin/plugins/contentfilter.wasm", FailMode: "closed", Timeout: Duration(100 * time.Millisecond)},
+			{Name: "pii", Path: "builtin:pii", FailMode: "closed", Timeout: Duration(100 * time.Millisecond)},
+			{Name: "content_filter", Path: "builtin:contentfilter", FailMode: "closed", Timeout: Duration(100 * time.Millisecond)},
 		},
 		Tiers: map[string]Tier{
 			"standard": {

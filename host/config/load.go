@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/sluicehq/sluice/host/builtin"
 	"github.com/sluicehq/sluice/host/tags"
 	"net/url"
 	"os"
@@ -509,7 +510,10 @@ func (c *Config) validate(file string) error {
 			return err
 		}
 		if p.Path == "" {
-			return bad(key+".path", "expected the path of a .wasm file")
+			return bad(key+".path", "expected the path of a .wasm file, or builtin:NAME")
+		}
+		if name, ok := p.Builtin(); ok && !builtin.Known(name) {
+			return bad(key+".path", "%s is not a built-in plugin; expected builtin:%s", p.Path, strings.Join(builtin.Names, ", builtin:"))
 		}
 		switch p.FailMode {
 		case "":

@@ -395,26 +395,9 @@ func (s *Server) shutdownPublic(ctx context.Context) error {
 // policy folder is watched when reload.watch is on.
 func (s *Server) loadPolicy(ctx context.Context) error {
 	cfg := s.cfg
-	src := policy.Source{FS: policies.FS}
-	if cfg.Policy.Dir != "" {
-		src = policy.Source{Dir: cfg.Resolve(cfg.Policy.Dir)}
-	}
-	if b := cfg.Policy.Bundle; b.File != "" || b.URL != "" {
-		src = policy.Source{BundleURL: b.URL}
-		if b.File != "" {
-			src = policy.Source{Bundle: cfg.Resolve(b.File)}
-		}
-		if b.PublicKey != "" {
-			key, err := os.ReadFile(cfg.Resolve(b.PublicKey))
-			if err != nil {
-				return fmt.Errorf("policy.bundle.public_key: %w", err)
-			}
-			src.Verify = &policy.BundleVerification{PublicKey: string(key), KeyID: b.KeyID, Algorithm: b.Algorithm}
-		}
-	}
-	var shadow policy.Source
-	if cfg.Policy.ShadowDir != "" {
-		shadow = policy.Source{Dir: cfg.Resolve(cfg.Policy.ShadowDir)}
+	src, shadow, err := policySources(cfg)
+	if err != nil {
+		return err
 	}
 	tiers, err := cfg.TiersData()
 	if err != nil {
@@ -507,6 +490,33 @@ func (s *Server) loadPolicy(ctx context.Context) error {
 		s.refreshClients(bg, clients)
 	}()
 	return nil
+}
+
+// policySources are the policy set the configuration enforces (the
+// policies built into the binary unless policy.dir or policy.bundle names
+// others) and its shadow set.
+func policySources(cfg *config.Config) (src, shadow policy.Source, err error) {
+	src = policy.Source{FS: policies.FS}
+	if cfg.Policy.Dir != "" {
+		src = policy.Source{Dir: cfg.Resolve(cfg.Policy.Dir)}
+	}
+	if b := cfg.Policy.Bundle; b.File != "" || b.URL != "" {
+		src = policy.Source{BundleURL: b.URL}
+		if b.File != "" {
+			src = policy.Source{Bundle: cfg.Resolve(b.File)}
+		}
+		if b.PublicKey != "" {
+			key, err := os.ReadFile(cfg.Resolve(b.PublicKey))
+			if err != nil {
+				return src, shadow, fmt.Errorf("policy.bundle.public_key: %w", err)
+			}
+			src.Verify = &policy.BundleVerification{PublicKey: string(key), KeyID: b.KeyID, Algorithm: b.Algorithm}
+		}
+	}
+	if cfg.Policy.ShadowDir != "" {
+		shadow = policy.Source{Dir: cfg.Resolve(cfg.Policy.ShadowDir)}
+	}
+	return src, shadow, nil
 }
 
 // clientsData is data.sluice.clients: every client's department, tier and
@@ -686,10 +696,9 @@ func (s *Server) loadPlugins(ctx context.Context, cacheDir string) ([]proxy.Guar
 // pluginModule reads the i-th configured plugin's module and options.
 func (s *Server) pluginModule(i int) ([]byte, plugin.Options, error) {
 	pc := s.cfg.Plugins[i]
-	path := s.cfg.Resolve(pc.Path)
-	wasm, err := os.ReadFile(path)
+	wasm, pinned, err := readModule(s.cfg, pc)
 	if err != nil {
-		return nil, plugin.Options{}, fmt.Errorf("plugins[%d] (%s): %w (build the shipped plugins with `make build`)", i, pc.Name, err)
+		return nil, plugin.Options{}, fmt.Errorf("plugins[%d] (%s): %w", i, pc.Name, err)
 	}
 	conf := []byte("{}")
 	if pc.Config != nil {
@@ -701,7 +710,7 @@ func (s *Server) pluginModule(i int) ([]byte, plugin.Options, error) {
 		Name: pc.Name, Config: conf, Timeout: pc.Timeout.D(), PoolSize: pc.PoolSize,
 		MaxQueue: pc.MaxQueue, QueueTimeout: pc.QueueTimeout.D(),
 		MemoryLimitPages: uint32(pc.MemoryLimitMB) * 16, // 64 KiB pages; 0 takes the default
-		SHA256:           pc.SHA256,
+		SHA256:           cmp.Or(pc.SHA256, pinned),
 		Health: plugin.HealthOptions{Window: pc.Health.Window.D(), MinCalls: pc.Health.MinCalls,
 			MaxFailureRatio: pc.Health.MaxFailureRatio},
 		Logger: s.log.With("plugin", pc.Name),
@@ -716,6 +725,9 @@ func (s *Server) watchPlugins() error {
 	}
 	s.pluginWatch = w
 	for i, slot := range s.slots {
+		if _, ok := s.cfg.Plugins[i].Builtin(); ok {
+			continue // part of the binary: it changes with the binary
+		}
 		if err := w.Add(s.cfg.Resolve(s.cfg.Plugins[i].Path), slot); err != nil {
 			return fmt.Errorf("plugins[%d] (%s): watching %s: %w", i, slot.Name(), s.cfg.Plugins[i].Path, err)
 		}

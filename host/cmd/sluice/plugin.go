@@ -1,10 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/sluicehq/sluice/host/builtin"
 
 	"github.com/sluicehq/sluice/sdk/plugintest"
 )
@@ -13,10 +17,11 @@ func pluginCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "plugin",
 		Short: "Work with WASM filter plugins",
-		Example: `  sluice plugin test bin/plugins/pii.wasm
+		Example: `  sluice plugin list
+  sluice plugin test bin/plugins/pii.wasm
   sluice plugin test vendor-filter.wasm --plugin-config vendor.json`,
 	}
-	cmd.AddCommand(pluginTestCommand())
+	cmd.AddCommand(pluginListCommand(), pluginTestCommand())
 	return cmd
 }
 
@@ -63,4 +68,37 @@ Prints one line per check and a summary; exits non-zero if any check failed.`,
 	cmd.Flags().StringVar(&configPath, "plugin-config", "", "a JSON file passed to the plugin as its configuration (default: none, the plugin's defaults)")
 	cmd.Flags().DurationVar(&timeout, "timeout", plugintest.DefaultTimeout, "time limit of each call into the plugin")
 	return cmd
+}
+
+func pluginListCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the plugins built into this binary, with the SHA-256 pinned when it was built",
+		Long: `List the plugin modules built into this binary, which a configuration names as
+builtin:NAME, each with the SHA-256 digest pinned when the binary was built and its size.
+A module this binary lacks is listed as missing, with the reason. Exits non-zero if any
+is missing.`,
+		Example: "  sluice plugin list",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "PLUGIN\tSHA256\tBYTES")
+			for _, st := range builtin.List() {
+				if st.Present {
+					fmt.Fprintf(w, "%s%s\t%s\t%d\n", builtin.Prefix, st.Name, st.SHA256, st.Size)
+				} else {
+					fmt.Fprintf(w, "%s%s\tmissing\t-\n", builtin.Prefix, st.Name)
+				}
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			for _, st := range builtin.List() {
+				if st.Err != "" {
+					return errors.New(st.Err) // the first: they share a cause
+				}
+			}
+			return nil
+		},
+	}
 }

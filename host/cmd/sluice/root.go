@@ -40,11 +40,15 @@ budgets, forwards to the upstream model and records usage for billing and audit.
   sluice report --from 2026-11-01 --by department`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version,
 	}
+	root.SetVersionTemplate("{{.Version}}\n") // the text of versionText, set below
+	plainFlags(root)
 	root.PersistentFlags().StringVar(&g.configPath, "config", "", "YAML configuration file (default: the embedded default)")
 	root.PersistentFlags().StringVar(&g.dataDir, "data-dir", "", "data folder, overriding data_dir of the configuration")
 	root.AddCommand(serveCommand(g), clientsCommand(g), keysCommand(g), auditCommand(g), reportCommand(g),
 		scanCommand(), mockCommand(), configCommand(g), policyCommand(g), pluginCommand(), adminTokenCommand(), versionCommand())
+	root.Version = versionText()
 	return root
 }
 
@@ -114,9 +118,9 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 func versionCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:     "version",
-		Short:   "Print the version",
-		Example: "  sluice version",
+		Short:   "Print the version, the Go version and the digests of the built-in plugins",
+		Example: "  sluice version\n  sluice --version",
 		Args:    cobra.NoArgs,
-		Run:     func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "sluice", version) },
+		Run:     func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), versionText()) },
 	}
 }

@@ -22,9 +22,10 @@ func serveCommand(g *globals) *cobra.Command {
 GET /v1/models, GET /healthz) and, on its own listener, the admin API.
 
 Without --config, Sluice serves the embedded default: SQLite under ./data, in-process
-counters, the built-in policies, the shipped plugins from bin/plugins, and the built-in
-mock upstream (or OpenAI when OPENAI_API_KEY is set). On first start it creates a demo
-client and key and prints a curl line that works.`,
+counters, the policies and plugins built into the binary (builtin:pii,
+builtin:contentfilter), and the built-in mock upstream (or OpenAI when OPENAI_API_KEY
+is set), from any folder. On first start it creates a demo client and key and prints a
+curl line that works. sluice config check runs the same checks without serving.`,
 		Example: `  sluice serve
   sluice serve --config sluice.yaml --listen 0.0.0.0:8080`,
 		Args: cobra.NoArgs,

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluicehq/sluice/host/config"
 	"github.com/sluicehq/sluice/host/plugin"
+	"github.com/sluicehq/sluice/host/server"
 	"github.com/sluicehq/sluice/host/upstream"
 )
 
@@ -124,35 +125,56 @@ func configCommand(g *globals) *cobra.Command {
 			return err
 		},
 	}
-	var quiet bool
+	var quiet, connect bool
 	check := &cobra.Command{
-		Use:   "check FILE",
-		Short: "Check a configuration file; print the effective configuration with secrets masked",
-		Long: `Check a configuration file and report the first problem with its file, line and key.
-When the file is valid, print the configuration Sluice would run with: every
-default filled in, and the admin token, API keys and passwords masked.`,
+		Use:   "check [FILE]",
+		Short: "Run the checks of a start on a configuration; print it in full with secrets masked",
+		Long: `Check a configuration as sluice serve would before it serves: the file parses and
+every key is valid (the first problem is named with its file, line and key), every
+plugin module loads, compiles and scans its smoke texts, and the policy set compiles
+and passes its test_ rules. With --connect it also opens the store (creating the SQLite
+file as a start would) and pings Redis when limits.backend is redis.
+
+FILE defaults to --config, and without either to the embedded default. When every
+check passes, it prints the configuration Sluice would run with: every default filled
+in, and the admin token, API keys and passwords masked; --quiet prints nothing. A
+failed check exits non-zero with every reason found.`,
 		Example: `  sluice config check sluice.yaml
-  sluice config check sluice.yaml --quiet && echo valid`,
-		Args: cobra.ExactArgs(1),
+  sluice config check sluice.yaml --connect
+  sluice config check sluice.yaml --quiet && echo valid
+  sluice config check                          # the embedded default`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := config.Load(args[0])
+			name := "the embedded default"
+			if len(args) == 1 {
+				g.configPath = args[0]
+			}
+			if g.configPath != "" {
+				name = g.configPath
+			}
+			c, err := g.load()
 			if err != nil {
 				return err
 			}
-			if !quiet {
-				out, err := c.Masked().YAML()
-				if err != nil {
-					return err
-				}
-				if _, err := cmd.OutOrStdout().Write(out); err != nil {
-					return err
-				}
+			if err := server.Check(cmd.Context(), c, server.CheckOptions{Connect: connect}); err != nil {
+				return fmt.Errorf("%s:\n%w", name, err)
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "%s: ok\n", args[0])
+			if quiet {
+				return nil
+			}
+			out, err := c.Masked().YAML()
+			if err != nil {
+				return err
+			}
+			if _, err := cmd.OutOrStdout().Write(out); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s: ok\n", name)
 			return nil
 		},
 	}
-	check.Flags().BoolVarP(&quiet, "quiet", "q", false, "only check; print nothing but errors")
+	check.Flags().BoolVar(&connect, "connect", false, "also open the store and ping Redis, as a start does")
+	check.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing when every check passes")
 	cmd.AddCommand(example, check)
 	return cmd
 }
