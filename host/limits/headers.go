@@ -54,7 +54,7 @@ func (r *Result) Headers(set func(name, value string)) {
 		if d.IsBudget() {
 			set("x-should-retry", "false")
 		} else {
-			set("retry-after-ms", strconv.FormatInt(max(1, d.RetryAfter.Milliseconds()), 10))
+			set("retry-after-ms", strconv.FormatInt(max(1, int64((d.RetryAfter+time.Millisecond-1)/time.Millisecond)), 10))
 		}
 	}
 }
