@@ -54,7 +54,7 @@ func TestOpenAIGoWaitsTheTokensResetAndSucceeds(t *testing.T) {
 	}
 
 	prompt := openai.ChatCompletionNewParams{Model: "gpt-4o-mini",
-		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(strings.Repeat("lorem ipsum ", 300))},
+		Messages:  []openai.ChatCompletionMessageParamUnion{openai.UserMessage(strings.Repeat("lorem ipsum ", 300))},
 		MaxTokens: openai.Int(10)}
 	var first *http.Response
 	resp, err := c.Chat.Completions.New(context.Background(), prompt, option.WithResponseInto(&first))
