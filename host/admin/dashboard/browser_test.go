@@ -401,7 +401,7 @@ func checkSevenDays(t *testing.T, v view) {
 		{"invalid_api_key", "Missing or bad API keyinvalid_api_key3"},
 		{"pii_detected", "Blocked: personal data or secret in promptpii_detected2"},
 		{"budget_exceeded", "Token or money budget exhaustedbudget_exceeded1"},
-		{"outside_business_hours", "outside_business_hours1"},
+		{"outside_business_hours", "Outside business hours (policy)outside_business_hours1"},
 		{"upstream_error", "Upstream failedupstream_error1"},
 	}
 	if !slices.Equal(v.Denials, wantDenials) || v.DenialBars != len(wantDenials) {
