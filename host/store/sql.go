@@ -544,10 +544,11 @@ func (r *ReportRow) dest() []any {
 	return []any{&r.Requests, &r.PromptTokens, &r.CompletionTokens, &r.TotalTokens, &r.CostNanos}
 }
 
-// forAModel keeps the usage reports to requests for a model; see
-// Store.Report. A model lookup (GET /v1/models/{id}) names a model but asks
-// nothing of it.
-const forAModel = `model <> '' AND endpoint <> '/v1/models/{id}'`
+// forAModel keeps the usage reports to requests of a client for a model;
+// see Store.Report. A model lookup (GET /v1/models/{id}) names a model but
+// asks nothing of it; rows without a client come from ledgers written
+// before such requests were kept out of it.
+const forAModel = `model <> '' AND endpoint <> '/v1/models/{id}' AND client_id <> ''`
 
 func (s *sqlStore) Report(ctx context.Context, q ReportQuery) ([]ReportRow, error) {
 	tagName, byTag := strings.CutPrefix(q.GroupBy, GroupByTag)

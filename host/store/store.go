@@ -308,11 +308,10 @@ type Store interface {
 	// twice. Request ids must therefore be unique.
 	InsertUsage(ctx context.Context, events []UsageEvent) error
 	// Report sums the events in the query's range per group, sorted by Group.
-	// It counts only requests for a model (UsageEvent.Model set, and not a
-	// lookup of one): model listings, unknown paths and requests refused
-	// before naming a model
-	// stay in the ledger for audit and are counted by DenialCounts, but are
-	// not usage.
+	// It counts only requests of a client for a model (UsageEvent.ClientID
+	// and Model set, and not a lookup of one). Model listings and requests
+	// refused before naming a model stay in the ledger for audit, and
+	// DenialCounts counts the refused ones, but they are not usage.
 	Report(ctx context.Context, q ReportQuery) ([]ReportRow, error)
 	// UsageSince sums, per client, the events with Time >= since. Requests
 	// counts the events that used tokens (UsageSource not UsageNone): the
