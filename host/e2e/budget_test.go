@@ -39,8 +39,8 @@ func TestConcurrentRequestsStayWithinTheBudget(t *testing.T) {
 	}
 	var seen int64
 	for _, a := range answers {
-		if a.status == 429 && (a.typ != "insufficient_quota" || a.header.Get("x-ratelimit-limit-tokens") == "") {
-			t.Fatalf("a budget 429 has type %q and headers %v; want insufficient_quota with x-ratelimit-*", a.typ, a.header)
+		if a.status == 429 && (a.typ != "insufficient_quota" || a.header.Get("x-sluice-budget-limit-tokens-day") == "") {
+			t.Fatalf("a budget 429 has type %q and headers %v; want insufficient_quota with x-sluice-budget-*", a.typ, a.header)
 		}
 		seen += a.tokens
 	}

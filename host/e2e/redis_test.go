@@ -192,7 +192,7 @@ func TestRedisOutageFallsBackToLocalLimits(t *testing.T) {
 		if an.status != http.StatusOK {
 			t.Fatalf("spender after the outage: %s", an.outcome())
 		}
-		remaining, _ = strconv.ParseInt(an.header.Get("x-ratelimit-remaining-tokens"), 10, 64)
+		remaining, _ = strconv.ParseInt(an.header.Get("x-sluice-budget-remaining-tokens-day"), 10, 64)
 		if remaining <= daily-spent {
 			break
 		}
@@ -233,7 +233,7 @@ func TestRedisCountersSurviveAGatewayRestart(t *testing.T) {
 
 	g = startGateway(t, cfg)
 	an := ask(g.client(key), maxTokens)
-	remaining, _ := strconv.ParseInt(an.header.Get("x-ratelimit-remaining-tokens"), 10, 64)
+	remaining, _ := strconv.ParseInt(an.header.Get("x-sluice-budget-remaining-tokens-day"), 10, 64)
 	if an.status != http.StatusOK || an.header.Get("x-ratelimit-remaining-requests") != "0" || remaining > daily-used-maxTokens {
 		t.Fatalf("after the restart: %s, %s requests and %d tokens remaining; %d requests and %d tokens had been used before",
 			an.outcome(), an.header.Get("x-ratelimit-remaining-requests"), remaining, limit-1, used)

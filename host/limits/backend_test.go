@@ -73,7 +73,7 @@ func TestBudgetReserveAndReconcile(t *testing.T) {
 		}
 		b.Commit(r1, Cost{Tokens: 100}) // a short reply: 500 tokens return
 		_, out := mustAdmit(t, b, Cost{Tokens: 600}, c)
-		if got := out.Scopes()[0].Tokens.Remaining; got != 300 {
+		if got := out.Scopes()[0].DayTokens.Remaining; got != 300 {
 			t.Fatalf("remaining = %d, want 300", got)
 		}
 	})

@@ -193,25 +193,31 @@ func (c *counters) status(s *Scope, p *period) Status {
 	st := Status{Scope: s.Name}
 	l := s.Limits
 	if l.RPM > 0 {
-		st.Requests = Window{Limit: l.RPM, Remaining: max(0, l.RPM-weighted(c.reqPrev, c.reqCur, p)),
-			Reset: windowReset(c.reqPrev, c.reqCur, p)}
-	}
-	tight := func(w Window) {
-		if w.Limit > 0 && (st.Tokens.Limit == 0 || w.Remaining < st.Tokens.Remaining) {
-			st.Tokens = w
-		}
+		st.Requests = minuteWindow(c.reqPrev, c.reqCur, l.RPM, p)
 	}
 	if l.TPM > 0 {
-		tight(Window{Limit: l.TPM, Remaining: max(0, l.TPM-weighted(c.tokPrev, c.tokCur, p)),
-			Reset: windowReset(c.tokPrev, c.tokCur, p)})
+		st.Tokens = minuteWindow(c.tokPrev, c.tokCur, l.TPM, p)
 	}
 	if l.DailyTokens > 0 {
-		tight(Window{Limit: l.DailyTokens, Remaining: max(0, l.DailyTokens-c.dayTokens), Reset: p.nextDay().Sub(p.now)})
+		st.DayTokens = Window{Limit: l.DailyTokens, Remaining: max(0, l.DailyTokens-c.dayTokens), Reset: p.nextDay().Sub(p.now)}
 	}
 	if l.MonthlyTokens > 0 {
-		tight(Window{Limit: l.MonthlyTokens, Remaining: max(0, l.MonthlyTokens-c.monthTokens), Reset: p.nextMonth().Sub(p.now)})
+		st.MonthTokens = Window{Limit: l.MonthlyTokens, Remaining: max(0, l.MonthlyTokens-c.monthTokens), Reset: p.nextMonth().Sub(p.now)}
+	}
+	if l.MonthlyNanos > 0 {
+		st.MonthMoney = Window{Limit: l.MonthlyNanos, Remaining: max(0, l.MonthlyNanos-c.monthNanos), Reset: p.nextMonth().Sub(p.now)}
 	}
 	return st
+}
+
+// minuteWindow is a per-minute limit's state: its reset is when it has room
+// for one more unit again, 0 while it has room now.
+func minuteWindow(prev, cur, limit int64, p *period) Window {
+	w := Window{Limit: limit, Remaining: max(0, limit-weighted(prev, cur, p))}
+	if w.Remaining == 0 {
+		w.Reset, _ = windowRetry(prev, cur, 1, limit, p)
+	}
+	return w
 }
 
 // windowRetry is how long until need more units fit a sliding window holding
@@ -289,6 +295,7 @@ func result(scopes []Scope, snaps []counters, masks []uint8, cost Cost, p *perio
 	for _, m := range masks {
 		if m != 0 {
 			r.Denial = denial(scopes, snaps, masks, cost, p)
+			r.pinDenied()
 			break
 		}
 	}

@@ -42,7 +42,9 @@
 // longest wait, since retrying sooner would fail on it anyway. Denial.IsBudget
 // tells a budget (429 insufficient_quota / budget_exceeded) from a rate limit
 // (429 rate_limit_exceeded). Result.Headers writes OpenAI's x-ratelimit-*
-// headers for the tightest scope, per-scope variants, and retry-after.
+// headers for the per-minute limits (RPM, TPM) of the tightest scope,
+// x-sluice-budget-* headers for the budgets, per-scope variants of both, and
+// retry-after.
 //
 // # Memory
 //

@@ -28,7 +28,7 @@ func Example() {
 	if d := out.Denial; d != nil {
 		fmt.Println("second denied by the", d.Scope, d.Kind, "budget:", d.IsBudget())
 		out.Headers(func(k, v string) {
-			if k == "x-ratelimit-department-remaining-tokens" || k == "x-ratelimit-remaining-requests" {
+			if k == "x-sluice-budget-department-remaining-tokens-day" || k == "x-ratelimit-remaining-requests" || k == "x-should-retry" {
 				fmt.Println(k, v)
 			}
 		})
@@ -37,5 +37,6 @@ func Example() {
 	// first admitted: true
 	// second denied by the department daily_tokens budget: true
 	// x-ratelimit-remaining-requests 59
-	// x-ratelimit-department-remaining-tokens 800
+	// x-sluice-budget-department-remaining-tokens-day 800
+	// x-should-retry false
 }

@@ -9,30 +9,30 @@ import (
 func TestHeaders(t *testing.T) {
 	r := Result{n: 2}
 	r.scopes[0] = Status{Scope: "client",
-		Requests: Window{Limit: 60, Remaining: 59, Reset: 1500 * time.Microsecond},
-		Tokens:   Window{Limit: 1000, Remaining: 900, Reset: time.Hour}}
+		Requests:  Window{Limit: 60, Remaining: 59},
+		Tokens:    Window{Limit: 10_000, Remaining: 0, Reset: 1500 * time.Microsecond},
+		DayTokens: Window{Limit: 1_000_000, Remaining: 900, Reset: 9*time.Hour + 12*time.Minute + 59*time.Second}}
 	r.scopes[1] = Status{Scope: "department",
-		Tokens: Window{Limit: 50_000, Remaining: 10, Reset: 6 * time.Minute}}
+		Tokens:     Window{Limit: 50_000, Remaining: 10},
+		MonthMoney: Window{Limit: 50_000_000_000, Remaining: 49_998_765_000, Reset: 6 * time.Minute}}
 	got := map[string]string{}
 	r.Headers(func(k, v string) { got[k] = v })
 	want := map[string]string{
-		// The tightest of the two scopes.
-		"x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "59", "x-ratelimit-reset-requests": "2ms",
-		"x-ratelimit-limit-tokens": "50000", "x-ratelimit-remaining-tokens": "10", "x-ratelimit-reset-tokens": "6m0s",
+		// The per-minute windows of the tightest scope, OpenAI's names; the
+		// daily budget has its own.
+		"x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "59", "x-ratelimit-reset-requests": "0s",
+		"x-ratelimit-limit-tokens": "10000", "x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "2ms",
+		"x-sluice-budget-limit-tokens-day": "1000000", "x-sluice-budget-remaining-tokens-day": "900", "x-sluice-budget-reset-tokens-day": "9h12m59s",
+		"x-sluice-budget-limit-usd-month": "50.00", "x-sluice-budget-remaining-usd-month": "49.998765", "x-sluice-budget-reset-usd-month": "6m0s",
 		// Each scope's own.
-		"x-ratelimit-client-limit-requests": "60", "x-ratelimit-client-remaining-requests": "59", "x-ratelimit-client-reset-requests": "2ms",
-		"x-ratelimit-client-limit-tokens": "1000", "x-ratelimit-client-remaining-tokens": "900", "x-ratelimit-client-reset-tokens": "1h0m0s",
-		"x-ratelimit-department-limit-tokens": "50000", "x-ratelimit-department-remaining-tokens": "10", "x-ratelimit-department-reset-tokens": "6m0s",
+		"x-ratelimit-client-limit-requests": "60", "x-ratelimit-client-remaining-requests": "59", "x-ratelimit-client-reset-requests": "0s",
+		"x-ratelimit-client-limit-tokens": "10000", "x-ratelimit-client-remaining-tokens": "0", "x-ratelimit-client-reset-tokens": "2ms",
+		"x-sluice-budget-client-limit-tokens-day": "1000000", "x-sluice-budget-client-remaining-tokens-day": "900", "x-sluice-budget-client-reset-tokens-day": "9h12m59s",
+		"x-ratelimit-department-limit-tokens": "50000", "x-ratelimit-department-remaining-tokens": "10", "x-ratelimit-department-reset-tokens": "0s",
+		"x-sluice-budget-department-limit-usd-month": "50.00", "x-sluice-budget-department-remaining-usd-month": "49.998765", "x-sluice-budget-department-reset-usd-month": "6m0s",
 	}
 	if !maps.Equal(got, want) {
 		t.Fatalf("headers:\n got %v\nwant %v", got, want)
-	}
-
-	r.Denial = &Denial{Kind: KindRPM, RetryAfter: 1200 * time.Millisecond}
-	clear(got)
-	r.Headers(func(k, v string) { got[k] = v })
-	if got["retry-after"] != "2" {
-		t.Fatalf("retry-after = %q, want 2 (whole seconds, rounded up)", got["retry-after"])
 	}
 
 	none := map[string]string{}
@@ -42,7 +42,9 @@ func TestHeaders(t *testing.T) {
 	}
 }
 
-func TestHeadersFromAReservation(t *testing.T) {
+// A rate limit's 429 says when to retry in the units every SDK reads, and
+// the refused window's reset says the same; a budget's says not to retry.
+func TestHeadersOfADenial(t *testing.T) {
 	m, _ := newClockedMemory(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
 	c, dp := client(Limits{RPM: 2}), dept(Limits{RPM: 5, TPM: 1000})
 	mustAdmit(t, m, Cost{Tokens: 10}, c, dp)
@@ -52,12 +54,43 @@ func TestHeadersFromAReservation(t *testing.T) {
 	out.Headers(func(k, v string) { got[k] = v })
 	for k, v := range map[string]string{
 		"x-ratelimit-remaining-requests":            "0",
+		"x-ratelimit-reset-requests":                "1m30s", // two requests at :00 weigh until :30 of the next minute
 		"x-ratelimit-department-remaining-requests": "3",
+		"x-ratelimit-department-reset-requests":     "0s",
 		"x-ratelimit-remaining-tokens":              "980",
-		"retry-after":                               "90", // two requests at :00 weigh until :30 of the next minute
+		"retry-after":                               "90",
+		"retry-after-ms":                            "90000",
+		"x-should-retry":                            "",
 	} {
 		if got[k] != v {
 			t.Errorf("%s = %q, want %q (all: %v)", k, got[k], v, got)
+		}
+	}
+
+	b := Scope{Name: "client", Key: "client:bob", Limits: Limits{RPM: 100, DailyTokens: 100}}
+	mustAdmit(t, m, Cost{Tokens: 100}, b)
+	_, out = reserve(t, m, Cost{Tokens: 10}, b)
+	clear(got)
+	out.Headers(func(k, v string) { got[k] = v })
+	for k, v := range map[string]string{
+		"x-sluice-budget-remaining-tokens-day": "0",
+		"x-sluice-budget-reset-tokens-day":     "12h0m0s",
+		"retry-after":                          "43200", // the end of the day, not a minute
+		"retry-after-ms":                       "",
+		"x-should-retry":                       "false",
+		"x-ratelimit-remaining-requests":       "99",
+		"x-ratelimit-reset-requests":           "0s",
+	} {
+		if got[k] != v {
+			t.Errorf("budget: %s = %q, want %q (all: %v)", k, got[k], v, got)
+		}
+	}
+}
+
+func TestUSD(t *testing.T) {
+	for nanos, want := range map[int64]string{0: "0.00", 1_500_000_000: "1.50", 2_345_000: "0.002345", 320: "0.00000032", 50_000_000_000: "50.00"} {
+		if got := usd(nanos); got != want {
+			t.Errorf("usd(%d) = %q, want %q", nanos, got, want)
 		}
 	}
 }

@@ -102,20 +102,25 @@ type Reservation struct {
 // Cost is the estimate the reservation charged.
 func (r Reservation) Cost() Cost { return r.cost }
 
-// Window is one limit's state, as OpenAI's x-ratelimit-* headers report it.
+// Window is one limit's state, as the rate-limit headers report it.
 type Window struct {
 	Limit     int64 // 0: unlimited, and the rest is meaningless
 	Remaining int64
-	Reset     time.Duration // until the window is back to its initial state
+	// Reset is, for a per-minute window, how long until it has room again: 0
+	// while Remaining is above 0, and on a denial by this window the wait
+	// until the refused request fits (the Retry-After). For a budget it is
+	// the end of its day or month.
+	Reset time.Duration
 }
 
 // Status is one scope's state after a reservation attempt.
 type Status struct {
 	Scope    string // the scope's Name
 	Requests Window // the RPM limit
-	// Tokens is the tightest token limit of the scope, the one with the least
-	// remaining among TPM, daily and monthly tokens.
-	Tokens Window
+	Tokens   Window // the TPM limit
+	// The budgets: tokens per UTC day and month, and money per month in
+	// nano-dollars.
+	DayTokens, MonthTokens, MonthMoney Window
 }
 
 // Result is the outcome of a reservation attempt: the state of each scope, and

@@ -138,21 +138,51 @@ func TestSeedRestoresCounters(t *testing.T) {
 	}
 }
 
-func TestStatusReportsTheTightestTokenLimit(t *testing.T) {
-	m, _ := newClockedMemory(time.Date(2026, 11, 27, 12, 0, 30, 0, time.UTC))
+// A status keeps the per-minute windows apart from the budgets: a daily
+// budget must not pass for the tokens-per-minute limit.
+func TestStatusKeepsMinuteWindowsApartFromBudgets(t *testing.T) {
+	at := time.Date(2026, 11, 27, 12, 0, 30, 0, time.UTC)
+	m, _ := newClockedMemory(at)
 	c := client(Limits{RPM: 10, TPM: 10_000, DailyTokens: 1000})
-	dp := dept(Limits{MonthlyTokens: 100_000})
-	_, out := mustAdmit(t, m, Cost{Tokens: 400}, c, dp)
+	dp := dept(Limits{MonthlyTokens: 100_000, MonthlyNanos: 5_000_000_000})
+	_, out := mustAdmit(t, m, Cost{Tokens: 400, Nanos: 1000}, c, dp)
 	got := out.Scopes()
 	want := []Status{
-		{Scope: "client", Requests: Window{Limit: 10, Remaining: 9, Reset: 90 * time.Second},
-			Tokens: Window{Limit: 1000, Remaining: 600, Reset: 12*time.Hour - 30*time.Second}},
-		{Scope: "department", Tokens: Window{Limit: 100_000, Remaining: 99_600,
-			Reset: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).Sub(time.Date(2026, 11, 27, 12, 0, 30, 0, time.UTC))}},
+		{Scope: "client",
+			// Room left in both minute windows: nothing to wait for.
+			Requests:  Window{Limit: 10, Remaining: 9},
+			Tokens:    Window{Limit: 10_000, Remaining: 9600},
+			DayTokens: Window{Limit: 1000, Remaining: 600, Reset: 12*time.Hour - 30*time.Second}},
+		{Scope: "department",
+			MonthTokens: Window{Limit: 100_000, Remaining: 99_600, Reset: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).Sub(at)},
+			MonthMoney:  Window{Limit: 5_000_000_000, Remaining: 4_999_999_000, Reset: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).Sub(at)}},
 	}
 	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
 		t.Fatalf("statuses = %+v\nwant %+v", got, want)
 	}
+}
+
+// A full minute window resets when it has room for one more request, within
+// about a minute, not when its last count has aged out.
+func TestFullWindowResetsWhenItHasRoom(t *testing.T) {
+	m, clock := newClockedMemory(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
+	c := client(Limits{RPM: 60})
+	for range 30 {
+		mustAdmit(t, m, Cost{}, c)
+	}
+	clock.add(30 * time.Second)
+	var out Result
+	for range 30 {
+		_, out = mustAdmit(t, m, Cost{}, c)
+	}
+	w := out.Scopes()[0].Requests
+	if w.Remaining != 0 || w.Reset <= 0 || w.Reset > time.Minute {
+		t.Fatalf("requests window = %+v, want 0 remaining and a reset within a minute", w)
+	}
+	clock.add(w.Reset - time.Millisecond)
+	mustDeny(t, m, Cost{}, KindRPM, "client", c)
+	clock.add(time.Millisecond)
+	mustAdmit(t, m, Cost{}, c)
 }
 
 func TestReserveRefusesTooManyScopes(t *testing.T) {

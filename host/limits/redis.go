@@ -681,13 +681,13 @@ func (r *Redis) cached(scopes []Scope, cost Cost) (Result, bool) {
 		case KindMonthlyMoney:
 			d.Need = cost.Nanos
 		}
-		w := Window{Limit: limit, Remaining: 0, Reset: d.RetryAfter}
-		st := Status{Scope: s.Name}
-		if e.kind == KindRPM {
-			st.Requests = w
-		} else if e.kind != KindMonthlyMoney {
-			st.Tokens = w
+		if !e.resetAt.IsZero() {
+			// A budget is closed until its period ends, however briefly
+			// the cache holds it.
+			d.RetryAfter = e.resetAt.Sub(now)
 		}
+		st := Status{Scope: s.Name}
+		*st.window(e.kind) = Window{Limit: limit, Remaining: 0, Reset: d.RetryAfter}
 		res := Result{Denial: d, n: 1}
 		res.scopes[0] = st
 		return res, true

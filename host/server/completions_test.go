@@ -206,7 +206,8 @@ func TestCompletionsBudget(t *testing.T) {
 		}
 	}
 	e := apiError(t, last, 429, "budget_exceeded")
-	if e.Type != "insufficient_quota" || e.Response.Header.Get("x-ratelimit-limit-tokens") != "150" {
+	if e.Type != "insufficient_quota" || e.Response.Header.Get("x-sluice-budget-limit-tokens-day") != "150" ||
+		e.Response.Header.Get("x-ratelimit-limit-tokens") != "" || e.Response.Header.Get("x-should-retry") != "false" {
 		t.Fatalf("budget 429: %s, headers %v", e.Type, e.Response.Header)
 	}
 	if admitted == 0 || admitted == 5 {

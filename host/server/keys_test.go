@@ -350,9 +350,14 @@ func TestTagsAttributeUsage(t *testing.T) {
 	for _, r := range rows {
 		got[r["tag:project"].(string)] = r["requests"].(float64)
 	}
-	// The eight refused requests have no tags: they count under "".
-	if got["billing"] != 2 || got["search"] != 1 || got["elsewhere"] != 0 || got[""] != 9 {
-		t.Errorf("requests by project: %v; want billing 2, search 1 (the key's), untagged 9 (1 + 8 refused)", got)
+	// The eight refused requests were refused before they named a model:
+	// they are denials (invalid_tags), not usage.
+	if got["billing"] != 2 || got["search"] != 1 || got["elsewhere"] != 0 || got[""] != 1 {
+		t.Errorf("requests by project: %v; want billing 2, search 1 (the key's), untagged 1", got)
+	}
+	if counts, err := h.srv.Store().DenialCounts(context.Background(), time.Now().Add(-time.Hour), time.Now().Add(time.Hour)); err != nil ||
+		len(counts) != 1 || counts[0].Code != "invalid_tags" || counts[0].Requests != 8 {
+		t.Errorf("denials: %+v (%v); want the 8 invalid_tags", counts, err)
 	}
 	status, out = h.admin("GET", "/admin/usage?group_by=client&tag=env=prod&format=json", "")
 	rows = nil

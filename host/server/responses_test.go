@@ -336,7 +336,8 @@ func TestResponsesAPIBudget(t *testing.T) {
 		}
 	}
 	e := apiError(t, last, 429, "budget_exceeded")
-	if e.Type != "insufficient_quota" || e.Response.Header.Get("x-ratelimit-limit-tokens") != "150" || admitted == 0 || admitted == 5 {
+	if e.Type != "insufficient_quota" || e.Response.Header.Get("x-sluice-budget-limit-tokens-day") != "150" ||
+		e.Response.Header.Get("x-ratelimit-limit-tokens") != "" || e.Response.Header.Get("x-should-retry") != "false" || admitted == 0 || admitted == 5 {
 		t.Fatalf("budget 429: %s after %d admitted, headers %v", e.Type, admitted, e.Response.Header)
 	}
 }

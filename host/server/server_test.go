@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -347,6 +348,13 @@ func TestRateLimitPerMinute(t *testing.T) {
 		hd.Get("x-ratelimit-remaining-requests") != "0" || hd.Get("x-ratelimit-reset-requests") == "" {
 		t.Fatalf("429 %s %s, headers %v", e.Type, e.Message, hd)
 	}
+	// The window's reset is the wait the 429 asks for, within a minute and a
+	// half (three requests in the same second weigh into the next minute).
+	reset, err := time.ParseDuration(hd.Get("x-ratelimit-reset-requests"))
+	ms, _ := strconv.ParseInt(hd.Get("retry-after-ms"), 10, 64)
+	if err != nil || reset <= 0 || reset > 90*time.Second || time.Duration(ms)*time.Millisecond != reset {
+		t.Fatalf("reset-requests %q and retry-after-ms %q disagree or exceed 90s", hd.Get("x-ratelimit-reset-requests"), hd.Get("retry-after-ms"))
+	}
 }
 
 func TestDailyTokenBudget(t *testing.T) {
@@ -365,7 +373,8 @@ func TestDailyTokenBudget(t *testing.T) {
 		}
 	}
 	e := apiError(t, last, 429, "budget_exceeded")
-	if e.Type != "insufficient_quota" || e.Response.Header.Get("x-ratelimit-limit-tokens") != "150" {
+	if e.Type != "insufficient_quota" || e.Response.Header.Get("x-sluice-budget-limit-tokens-day") != "150" ||
+		e.Response.Header.Get("x-ratelimit-limit-tokens") != "" || e.Response.Header.Get("x-should-retry") != "false" {
 		t.Fatalf("budget 429: %s, headers %v", e.Type, e.Response.Header)
 	}
 	if admitted != 2 {
@@ -535,7 +544,7 @@ func TestRestartKeepsBudget(t *testing.T) {
 
 	h2 := start(t, testConfig(t, dir, tier))
 	r, _ := h2.raw("POST", "/v1/chat/completions", key, `{"model":"gpt-4o-mini","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`)
-	remaining := r.Header.Get("x-ratelimit-remaining-tokens")
+	remaining := r.Header.Get("x-sluice-budget-remaining-tokens-day")
 	var got int64
 	json.Unmarshal([]byte(remaining), &got)
 	// After the restart the new request's reservation is on top of what was used before.

@@ -99,7 +99,7 @@ func (s *sqlStore) UsageSeries(ctx context.Context, q SeriesQuery) ([]SeriesPoin
 		return nil, fmt.Errorf("usage series: %w", invalid("from %s is too early for %s buckets", q.From.Format(time.RFC3339), q.Bucket))
 	}
 	rows, err := s.read.QueryContext(ctx, `SELECT (occurred_at - $3) / $4, `+col+`, `+sums+`
-		FROM usage_events WHERE occurred_at >= $1 AND occurred_at < $2
+		FROM usage_events WHERE occurred_at >= $1 AND occurred_at < $2 AND `+forAModel+`
 		GROUP BY 1, 2`, lo, hi, first, width)
 	if err != nil {
 		return nil, fmt.Errorf("usage series by %s: %w", q.GroupBy, err)

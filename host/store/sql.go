@@ -547,6 +547,12 @@ func (r *ReportRow) dest() []any {
 	return []any{&r.Requests, &r.PromptTokens, &r.CompletionTokens, &r.TotalTokens, &r.CostNanos, &r.CacheHits, &r.SavedNanos}
 }
 
+// forAModel keeps the usage reports to requests of a client for a model;
+// see Store.Report. A model lookup (GET /v1/models/{id}) names a model but
+// asks nothing of it; rows without a client come from ledgers written
+// before such requests were kept out of it.
+const forAModel = `model <> '' AND endpoint <> '/v1/models/{id}' AND client_id <> ''`
+
 func (s *sqlStore) Report(ctx context.Context, q ReportQuery) ([]ReportRow, error) {
 	tagName, byTag := strings.CutPrefix(q.GroupBy, GroupByTag)
 	col, ok := groupColumns[q.GroupBy]
@@ -560,7 +566,7 @@ func (s *sqlStore) Report(ctx context.Context, q ReportQuery) ([]ReportRow, erro
 	if err != nil {
 		return nil, fmt.Errorf("report: %w", err)
 	}
-	where, args := `occurred_at >= $1 AND occurred_at < $2`, []any{lo, hi}
+	where, args := `occurred_at >= $1 AND occurred_at < $2 AND `+forAModel, []any{lo, hi}
 	if q.Tag != "" {
 		name, value, _ := strings.Cut(q.Tag, "=")
 		if err := tags.Check(name, value); err != nil {

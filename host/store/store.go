@@ -341,6 +341,10 @@ type Store interface {
 	// twice. Request ids must therefore be unique.
 	InsertUsage(ctx context.Context, events []UsageEvent) error
 	// Report sums the events in the query's range per group, sorted by Group.
+	// It counts only requests of a client for a model (UsageEvent.ClientID
+	// and Model set, and not a lookup of one). Model listings and requests
+	// refused before naming a model stay in the ledger for audit, and
+	// DenialCounts counts the refused ones, but they are not usage.
 	Report(ctx context.Context, q ReportQuery) ([]ReportRow, error)
 	// UsageSince sums, per client, the events with Time >= since. Requests
 	// counts the events that used tokens (UsageSource not UsageNone): the
@@ -358,6 +362,7 @@ type Store interface {
 	UsageWindows(ctx context.Context, since ...time.Time) ([]ScopeUsage, error)
 	// UsageSeries sums the events in the query's range per bucket and
 	// group, sorted by Start, then Group. Buckets without events are absent.
+	// Like Report, it counts only requests for a model.
 	UsageSeries(ctx context.Context, q SeriesQuery) ([]SeriesPoint, error)
 	// DenialCounts counts the events in [from, to) that ended with a code
 	// (refused by Sluice or failed upstream), per code, most frequent

@@ -61,10 +61,10 @@ func TestUsageTotalsPerRange(t *testing.T) {
 		buckets  int
 		order    []string // departments by spend
 	}{
-		{"", at(21, 0, 0, 0), at(28, 0, 0, 0), 7, []string{"eng", "research", "sales", "support", ""}},
-		{"?range=7d", at(21, 0, 0, 0), at(28, 0, 0, 0), 7, []string{"eng", "research", "sales", "support", ""}},
-		{"?range=24h", at(26, 16, 0, 0), at(27, 16, 0, 0), 24, []string{"eng", "research", "sales", ""}},
-		{"?range=30d", time.Date(2026, 10, 29, 0, 0, 0, 0, time.UTC), at(28, 0, 0, 0), 30, []string{"eng", "research", "sales", "support", ""}},
+		{"", at(21, 0, 0, 0), at(28, 0, 0, 0), 7, []string{"eng", "research", "sales", "support"}},
+		{"?range=7d", at(21, 0, 0, 0), at(28, 0, 0, 0), 7, []string{"eng", "research", "sales", "support"}},
+		{"?range=24h", at(26, 16, 0, 0), at(27, 16, 0, 0), 24, []string{"eng", "research", "sales"}},
+		{"?range=30d", time.Date(2026, 10, 29, 0, 0, 0, 0, time.UTC), at(28, 0, 0, 0), 30, []string{"eng", "research", "sales", "support"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
@@ -127,7 +127,7 @@ func TestUsageSeriesOfOneDepartment(t *testing.T) {
 	if !reflect.DeepEqual(eng, want) {
 		t.Errorf("eng = %+v\nwant %+v", eng, want)
 	}
-	wantTotal := totals{Requests: 45, PromptTokens: 885_020, CompletionTokens: 365_510, TotalTokens: 1_250_530, CostNanos: 61_324_213_000}
+	wantTotal := totals{Requests: 42, PromptTokens: 885_020, CompletionTokens: 365_510, TotalTokens: 1_250_530, CostNanos: 61_324_213_000}
 	if u.Total != wantTotal {
 		t.Errorf("total = %+v, want %+v", u.Total, wantTotal)
 	}
@@ -196,7 +196,7 @@ func TestDenialsByReason(t *testing.T) {
 			{"invalid_api_key", "Missing or bad API key", 3},
 			{"pii_detected", "Blocked: personal data or secret in prompt", 2},
 			{"budget_exceeded", "Token or money budget exhausted", 1},
-			{"outside_business_hours", "outside_business_hours", 1}, // an operator's own code
+			{"outside_business_hours", "Outside business hours (policy)", 1},
 			{"upstream_error", "Upstream failed", 1},
 		}, 12},
 		{"?range=24h", []denialJSON{
@@ -213,6 +213,36 @@ func TestDenialsByReason(t *testing.T) {
 				t.Errorf("denials = %+v (total %d)\nwant %+v (total %d)", d.Denials, d.Total, tt.want, tt.total)
 			}
 		})
+	}
+}
+
+// Every reason on the denials chart has a label in words: the gateway's
+// codes, an upstream's status, and an operator's own policy codes.
+func TestEveryDenialHasALabel(t *testing.T) {
+	st := openLedger(t)
+	codes := []string{"not_found", "method_not_allowed", "limits_unavailable", "upstream_502", "ticket_required", "client_disconnected"}
+	var events []store.UsageEvent
+	for i, code := range codes {
+		events = append(events, store.UsageEvent{Time: now.Add(-time.Minute), RequestID: "label-" + code, ClientID: "eng-chat",
+			Department: "eng", Model: "gpt-4o-mini", Status: 400 + i, Code: code})
+	}
+	if err := st.InsertUsage(context.Background(), events); err != nil {
+		t.Fatal(err)
+	}
+	d := New(st, health)
+	d.now = func() time.Time { return now }
+	got := getJSON[denialsJSON](t, serve(t, d)+APIPrefix+"denials?range=24h")
+	labels := map[string]string{}
+	for _, x := range got.Denials {
+		labels[x.Code] = x.Reason
+		if x.Reason == "" || x.Reason == x.Code || strings.Contains(x.Reason, "_") && !strings.Contains(x.Reason, "max_tokens") {
+			t.Errorf("%s is labelled %q", x.Code, x.Reason)
+		}
+	}
+	for code, want := range map[string]string{"not_found": "Unknown path or stored response", "upstream_502": "Upstream answered 502", "ticket_required": "Ticket required"} {
+		if labels[code] != want {
+			t.Errorf("%s is labelled %q, want %q", code, labels[code], want)
+		}
 	}
 }
 
@@ -372,7 +402,7 @@ func (f *flusher) Flush(ctx context.Context) error {
 	if f.err != nil {
 		return f.err
 	}
-	ev := store.UsageEvent{Time: now, RequestID: "queued", ClientID: "eng-chat", Department: "eng",
+	ev := store.UsageEvent{Time: now, RequestID: "queued", ClientID: "eng-chat", Department: "eng", Model: "gpt-4o-mini",
 		TotalTokens: 1000, CostNanos: 1_000_000_000, Status: http.StatusOK, UsageSource: store.UsageUpstream}
 	return f.st.InsertUsage(ctx, []store.UsageEvent{ev}) // a second insert of the id is skipped
 }

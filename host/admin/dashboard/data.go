@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 
@@ -278,26 +280,67 @@ func (d *Dashboard) serveClients(ctx *fasthttp.RequestCtx) {
 }
 
 // reasons say in words what the codes of DESIGN.md, the gateway and the
-// shipped policies mean. Codes from an operator's own policies are shown as
-// they are.
+// shipped policies mean. reason labels the others.
 var reasons = map[string]string{
 	"invalid_api_key":          "Missing or bad API key",
+	"key_expired":              "API key expired",
+	"client_disabled":          "Client disabled",
 	"model_not_allowed":        "Model not allowed",
 	"model_not_found":          "Unknown model",
+	"not_found":                "Unknown path or stored response",
+	"method_not_allowed":       "HTTP method not supported",
 	"rate_limit_exceeded":      "Rate limit (requests or tokens per minute)",
 	"budget_exceeded":          "Token or money budget exhausted",
+	"budget_nearly_exhausted":  "Budget nearly exhausted (policy)",
+	"limits_unavailable":       "Limits could not be checked (fail-closed)",
+	"ip_rate_limited":          "Too many failed requests from one address",
+	"auth_rate_limited":        "Too many attempts with a bad key",
 	"content_policy_violation": "Blocked by content policy",
 	"pii_detected":             "Blocked: personal data or secret in prompt",
+	"unscannable_text":         "Text the guardrails cannot scan",
 	"guardrail_unavailable":    "Guardrail plugin failed (fail-closed)",
 	"policy_error":             "Policy could not decide (fail-closed)",
+	"outside_business_hours":   "Outside business hours (policy)",
 	"upstream_error":           "Upstream failed",
 	"upstream_timeout":         "Upstream timed out",
+	"upstream_rate_limited":    "Upstream rate-limited the gateway",
+	"upstream_quota_exhausted": "Provider quota of every deployment used up",
+	"no_deployment_in_region":  "No deployment in the allowed region",
+	"reply_over_reservation":   "Reply longer than its reservation",
+	"client_disconnected":      "Caller disconnected",
+	"request_timeout":          "Caller's deadline passed",
+	"shutdown":                 "Gateway shutting down",
 	"auth_unavailable":         "Key store unavailable",
 	"request_too_large":        "Request body too large",
+	"prompt_too_large":         "Prompt too large",
 	"prompt_too_long":          "Prompt too long",
 	"max_tokens_too_large":     "max_tokens too large",
+	"invalid_json":             "Malformed JSON body",
+	"invalid_request_body":     "Invalid request body",
+	"malformed_request":        "Malformed request",
+	"unknown_parameter":        "Unknown parameter",
+	"invalid_value":            "Invalid parameter value",
+	"invalid_tags":             "Invalid usage tags",
 	"tier_unknown":             "Client tier unknown",
 	"internal_error":           "Internal error",
+}
+
+// reason is the label of a code: its entry in reasons, the status of an
+// upstream's own error ("upstream_502"), or, for a code from an operator's
+// policy, the code in words ("ticket_required": "Ticket required").
+func reason(code string) string {
+	if r, ok := reasons[code]; ok {
+		return r
+	}
+	if status, ok := strings.CutPrefix(code, "upstream_"); ok && len(status) == 3 && strings.Trim(status, "0123456789") == "" {
+		return "Upstream answered " + status
+	}
+	words := strings.TrimSpace(strings.ReplaceAll(code, "_", " "))
+	if words == "" {
+		return "Unlabelled error"
+	}
+	first, size := utf8.DecodeRuneInString(words)
+	return string(unicode.ToUpper(first)) + words[size:]
 }
 
 type denialJSON struct {
@@ -325,11 +368,7 @@ func (d *Dashboard) serveDenials(ctx *fasthttp.RequestCtx) {
 	}
 	out := denialsJSON{Range: w.json(), Denials: make([]denialJSON, len(counts))}
 	for i, c := range counts {
-		reason := reasons[c.Code]
-		if reason == "" {
-			reason = c.Code
-		}
-		out.Denials[i] = denialJSON{Code: c.Code, Reason: reason, Requests: c.Requests}
+		out.Denials[i] = denialJSON{Code: c.Code, Reason: reason(c.Code), Requests: c.Requests}
 		out.Total += c.Requests
 	}
 	writeJSON(ctx, out)

@@ -109,7 +109,8 @@ func sums(from, to time.Time, group func(batch) (string, bool)) map[string]total
 	out := map[string]totals{}
 	for _, b := range ledger {
 		g, ok := group(b)
-		if !ok || b.t.Before(from) || !b.t.Before(to) {
+		// Requests without a client are not usage (store.Store.Report).
+		if !ok || b.client == "" || b.t.Before(from) || !b.t.Before(to) {
 			continue
 		}
 		t := out[g]

@@ -38,9 +38,9 @@ func TestReportPeriodsAndGroupings(t *testing.T) {
 		used("r2", "bot", "finance", "gpt-4o-mini", day.Add(10*time.Hour), 50, 250),
 		used("r3", "crm", "sales", "gpt-4o", day.Add(-24*time.Hour), 10, 10),
 		used("r4", "crm", "sales", "gpt-4o", day.AddDate(0, 1, 0), 999, 999), // December
-		store.UsageEvent{Time: day.Add(11 * time.Hour), RequestID: "r5", ClientID: "bot", Department: "finance", Status: 429, Code: "budget_exceeded"},
+		store.UsageEvent{Time: day.Add(11 * time.Hour), RequestID: "r5", ClientID: "bot", Department: "finance", Model: "gpt-4o", Status: 429, Code: "budget_exceeded"},
 		store.UsageEvent{Time: day.Add(12 * time.Hour), RequestID: "r6", Status: 401, Code: "invalid_api_key"},
-		store.UsageEvent{Time: day.Add(13 * time.Hour), RequestID: "r7", ClientID: "bot", Department: "finance", Status: 429, Code: "budget_exceeded"},
+		store.UsageEvent{Time: day.Add(13 * time.Hour), RequestID: "r7", ClientID: "bot", Department: "finance", Model: "gpt-4o", Status: 429, Code: "budget_exceeded"},
 	)
 	csvOf := func(args ...string) [][]string {
 		t.Helper()
@@ -58,13 +58,13 @@ func TestReportPeriodsAndGroupings(t *testing.T) {
 		args []string
 		want string // the CSV rows after the header, one per line
 	}{
-		{[]string{"report", "--month", "2026-11", "--by", "department"}, ",1,0,0,0,0.000000,0,0.000000\nfinance,4,150,0,150,1.500250,0,0.000000\nsales,1,10,0,10,0.000010,0,0.000000"},
-		{[]string{"report", "--day", "2026-11-28", "--by", "model"}, ",3,0,0,0,0.000000,0,0.000000\ngpt-4o,1,100,0,100,1.500000,0,0.000000\ngpt-4o-mini,1,50,0,50,0.000250,0,0.000000"},
+		{[]string{"report", "--month", "2026-11", "--by", "department"}, "finance,4,150,0,150,1.500250,0,0.000000\nsales,1,10,0,10,0.000010,0,0.000000"},
+		{[]string{"report", "--day", "2026-11-28", "--by", "model"}, "gpt-4o,3,100,0,100,1.500000,0,0.000000\ngpt-4o-mini,1,50,0,50,0.000250,0,0.000000"},
 		{[]string{"report", "--from", "2026-11-27", "--to", "2026-11-27", "--by", "client"}, "crm,1,10,0,10,0.000010,0,0.000000"},
 		{[]string{"report", "series", "--every", "day", "--month", "2026-11", "--by", "department"},
-			"2026-11-27T00:00:00Z,sales,1,10,0,10,0.000010\n2026-11-28T00:00:00Z,,1,0,0,0,0.000000\n2026-11-28T00:00:00Z,finance,4,150,0,150,1.500250"},
+			"2026-11-27T00:00:00Z,sales,1,10,0,10,0.000010\n2026-11-28T00:00:00Z,finance,4,150,0,150,1.500250"},
 		{[]string{"report", "series", "--every", "hour", "--day", "2026-11-28", "--by", "client"},
-			"2026-11-28T09:00:00Z,bot,1,100,0,100,1.500000\n2026-11-28T10:00:00Z,bot,1,50,0,50,0.000250\n2026-11-28T11:00:00Z,bot,1,0,0,0,0.000000\n2026-11-28T12:00:00Z,,1,0,0,0,0.000000\n2026-11-28T13:00:00Z,bot,1,0,0,0,0.000000"},
+			"2026-11-28T09:00:00Z,bot,1,100,0,100,1.500000\n2026-11-28T10:00:00Z,bot,1,50,0,50,0.000250\n2026-11-28T11:00:00Z,bot,1,0,0,0,0.000000\n2026-11-28T13:00:00Z,bot,1,0,0,0,0.000000"},
 		{[]string{"report", "denials", "--month", "2026-11"}, "budget_exceeded,2\ninvalid_api_key,1"},
 	}
 	for _, tt := range tests {
@@ -85,7 +85,7 @@ func TestReportPeriodsAndGroupings(t *testing.T) {
 		t.Fatal(err)
 	}
 	var points []map[string]any
-	if err := json.Unmarshal([]byte(out), &points); err != nil || len(points) != 5 || points[0]["start"] != "2026-11-28T09:00:00Z" {
+	if err := json.Unmarshal([]byte(out), &points); err != nil || len(points) != 4 || points[0]["start"] != "2026-11-28T09:00:00Z" {
 		t.Errorf("series JSON = %s (%v)", out, err)
 	}
 }
@@ -110,7 +110,7 @@ func TestReportFlagErrors(t *testing.T) {
 }
 
 // TestReportByDeployment groups what each deployment served: a model on
-// two providers, and a request no upstream answered.
+// two providers (a request refused before it named a model is no usage row).
 func TestReportByDeployment(t *testing.T) {
 	dir := t.TempDir()
 	day := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
@@ -128,7 +128,7 @@ func TestReportByDeployment(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "deployment,requests,prompt_tokens,completion_tokens,total_tokens,cost_usd,cache_hits,saved_usd\n" +
-		",1,0,0,0,0.000000,0,0.000000\nazure-eu/gpt4o-prod,1,40,0,40,0.000400,0,0.000000\nopenai/gpt-4o,2,160,0,160,0.001600,0,0.000000\n"
+		"azure-eu/gpt4o-prod,1,40,0,40,0.000400,0,0.000000\nopenai/gpt-4o,2,160,0,160,0.001600,0,0.000000\n"
 	if out != want {
 		t.Errorf("report --by deployment =\n%s\nwant\n%s", out, want)
 	}

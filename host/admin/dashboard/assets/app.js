@@ -91,7 +91,7 @@
     if (s < 86400) return Math.floor(s / 3600) + " h ago";
     return Math.floor(s / 86400) + " d ago";
   }
-  const department = (name) => (name === "" ? "(no client)" : name);
+  const department = (name) => (name === "" ? "(no department)" : name);
 
   // ---- DOM helpers -------------------------------------------------------
 
