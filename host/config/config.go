@@ -63,7 +63,7 @@ type Server struct {
 	MaxBodyBytes int          `yaml:"max_body_bytes"`
 	// AdminOIDC accepts the identity tokens of a provider on the admin API
 	// beside the admin tokens, their role given by a claim.
-	AdminOIDC *AdminOIDC `yaml:"admin_oidc"`
+	AdminOIDC *AdminOIDC `yaml:"admin_oidc,omitempty"`
 	// ReadTimeout bounds reading one request; it does not bound a stream.
 	ReadTimeout Duration `yaml:"read_timeout"`
 	// ShutdownTimeout bounds how long a stopping server waits for in-flight requests.

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -304,5 +306,33 @@ models:
 	}
 	if strings.Contains(string(out), "proj-secret-1") || !strings.Contains(string(out), "OpenAI-Project") {
 		t.Fatalf("effective config shows a fixed header's value, or not its name:\n%s", out)
+	}
+}
+
+// TestWrittenConfigurationLoads: what YAML writes of a loaded configuration
+// (the effective configuration, and what tests hand to a gateway process)
+// loads again to the same thing; an optional section left out must not be
+// written as a null the loader refuses.
+func TestWrittenConfigurationLoads(t *testing.T) {
+	t.Setenv("OPENAI_API_KEY", "")
+	cfg, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := cfg.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "sluice.yaml")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Load(path)
+	if err != nil {
+		t.Fatalf("the written configuration does not load: %v\n%s", err, raw)
+	}
+	if again.Server.Listen != cfg.Server.Listen || len(again.Models) != len(cfg.Models) || len(again.Plugins) != len(cfg.Plugins) {
+		t.Errorf("loaded again: listen %q, %d models, %d plugins; want %q, %d, %d",
+			again.Server.Listen, len(again.Models), len(again.Plugins), cfg.Server.Listen, len(cfg.Models), len(cfg.Plugins))
 	}
 }
