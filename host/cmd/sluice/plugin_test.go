@@ -97,7 +97,7 @@ func TestPluginTestCommandNamesHostileViolations(t *testing.T) {
 		{"bad manifest", []string{goModule, "--plugin-config", config("types.json", `{"types":["not a type"]}`)},
 			[]string{"FAIL configure:", `finding type "not a type"`}},
 		{"start function spins", []string{hostilePath(wasmbuild.HostileStartSpin), "--timeout", "300ms"},
-			[]string{"FAIL abi-version: instantiate: the start function did not return within 300ms"}},
+			[]string{"FAIL abi-version: instantiate: the start function did not return within 3s"}},
 		{"initialize spins", []string{hostilePath(wasmbuild.HostileSpinInit), "--timeout", "300ms"},
 			[]string{"FAIL abi-version:", "_initialize"}},
 		{"invalid module", []string{hostilePath(wasmbuild.HostileUndeclaredGlobal)},
