@@ -247,27 +247,29 @@ func (g *Gateway) serveEmbeddings(ctx *fasthttp.RequestCtx, x *exchange) {
 // image or a file by other rules, and a data URL counted as text would
 // reserve a budget's worth for one picture.
 func chatRequest(req *api.ChatRequest) (prompt int64, r policy.Request) {
-	prompt = tokens.Chat(promptTexts(req), req.MessageCount)
+	prompt = tokens.Chat(countedTexts(req.Texts, req.TextInfo), req.MessageCount)
 	return prompt, policy.Request{Method: "POST", Path: pathChat, Model: req.Model, Stream: req.Stream,
 		MaxTokens: int(req.MaxTokens), PromptTokens: int(prompt), MessageCount: req.MessageCount}
 }
 
-// promptTexts are the texts of req that count as prompt tokens.
-func promptTexts(req *api.ChatRequest) []string {
+// countedTexts are the texts of a request that count as prompt tokens: all
+// but URLs and file data, which a model reads by other rules. texts itself
+// when it holds none of those.
+func countedTexts(texts []string, info []api.Text) []string {
 	notPrompt := func(l api.Location) bool { return l == api.LocURL || l == api.LocFile }
-	for i, t := range req.TextInfo {
+	for i, t := range info {
 		if !notPrompt(t.Loc) {
 			continue
 		}
-		out := slices.Clone(req.Texts[:i])
-		for j := i + 1; j < len(req.Texts); j++ {
-			if !notPrompt(req.TextInfo[j].Loc) {
-				out = append(out, req.Texts[j])
+		out := slices.Clone(texts[:i])
+		for j := i + 1; j < len(texts); j++ {
+			if !notPrompt(info[j].Loc) {
+				out = append(out, texts[j])
 			}
 		}
 		return out
 	}
-	return req.Texts
+	return texts
 }
 
 // embeddingsRequest counts an embeddings request's input tokens, says where

@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"net/http"
-	"slices"
 	"strconv"
 	"time"
 
@@ -210,16 +209,7 @@ func (g *Gateway) serveCountTokens(ctx *fasthttp.RequestCtx, x *exchange) {
 // the policy sees of it. As for a chat request, URLs and image data are not
 // counted as text.
 func messagesRequest(req *api.MessagesRequest, path string) (prompt int64, r policy.Request) {
-	texts := req.Texts
-	if slices.ContainsFunc(req.TextInfo, func(t api.Text) bool { return t.Loc == api.LocURL || t.Loc == api.LocFile }) {
-		texts = nil
-		for i, t := range req.TextInfo {
-			if t.Loc != api.LocURL && t.Loc != api.LocFile {
-				texts = append(texts, req.Texts[i])
-			}
-		}
-	}
-	prompt = tokens.Chat(texts, req.MessageCount)
+	prompt = tokens.Chat(countedTexts(req.Texts, req.TextInfo), req.MessageCount)
 	return prompt, policy.Request{Method: "POST", Path: path, Model: req.Model, Stream: req.Stream,
 		MaxTokens: int(req.MaxTokens), PromptTokens: int(prompt), MessageCount: req.MessageCount}
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -90,16 +89,7 @@ func (g *Gateway) serveResponses(ctx *fasthttp.RequestCtx, x *exchange) {
 // the policy sees of it. As for a chat request, URLs and file data are not
 // counted as text.
 func responsesRequest(req *api.ResponsesRequest) (prompt int64, r policy.Request) {
-	texts := req.Texts
-	if slices.ContainsFunc(req.TextInfo, func(t api.Text) bool { return t.Loc == api.LocURL || t.Loc == api.LocFile }) {
-		texts = nil
-		for i, t := range req.TextInfo {
-			if t.Loc != api.LocURL && t.Loc != api.LocFile {
-				texts = append(texts, req.Texts[i])
-			}
-		}
-	}
-	prompt = tokens.Chat(texts, req.ItemCount)
+	prompt = tokens.Chat(countedTexts(req.Texts, req.TextInfo), req.ItemCount)
 	return prompt, policy.Request{Method: "POST", Path: pathResponses, Model: req.Model, Stream: req.Stream,
 		MaxTokens: int(req.MaxOutputTokens), PromptTokens: int(prompt), MessageCount: req.ItemCount}
 }
