@@ -167,7 +167,8 @@ func TestSIGKILLedReplicaReleasesItsReservations(t *testing.T) {
 		if an.status != http.StatusOK {
 			t.Fatalf("on the surviving replica: %s", an.outcome())
 		}
-		n, _ := strconv.ParseInt(an.header.Get("x-ratelimit-remaining-tokens"), 10, 64)
+		// The daily budget's headers (x-ratelimit-* are per minute).
+		n, _ := strconv.ParseInt(an.header.Get("x-sluice-budget-remaining-tokens-day"), 10, 64)
 		usedBefore := usedByB
 		usedByB += an.tokens
 		return n + maxTokens + 50 - (daily - usedBefore) // ≥ 0 once only b's use is charged

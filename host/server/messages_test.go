@@ -480,13 +480,17 @@ func TestChatToolsThroughAnthropicUpstream(t *testing.T) {
 }
 
 // A provider's 429 and 529 are the provider refusing the gateway, not the
-// caller's key or budget: a 502 for the caller, and nothing billed.
+// caller's key or budget: a 503 upstream_rate_limited (a wait the caller's
+// SDK retries after) and a 502, and nothing billed.
 func TestAnthropicUpstreamErrors(t *testing.T) {
 	h := startBehindAnthropic(t, open)
 	c := h.client(h.key)
-	for _, status := range []int{429, 529} {
-		_, err := c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", fmt.Sprintf("%s%d please", upstream.MockStatusMarker, status)))
-		apiError(t, err, 502, "upstream_error")
+	for _, want := range []struct {
+		status, gateway int
+		code            string
+	}{{429, 503, "upstream_rate_limited"}, {529, 502, "upstream_error"}} {
+		_, err := c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", fmt.Sprintf("%s%d please", upstream.MockStatusMarker, want.status)))
+		apiError(t, err, want.gateway, want.code)
 	}
 	_, err := c.Chat.Completions.New(context.Background(), chat("gpt-4o-mini", upstream.MockStatusMarker+"400 please"))
 	apiError(t, err, 400, "upstream_error")

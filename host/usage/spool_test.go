@@ -73,7 +73,7 @@ func TestSpoolKeepsEventsThroughAStoreOutage(t *testing.T) {
 func TestSpoolLedgerWritesAndEmpties(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, SpoolFile)
-	if err := os.WriteFile(path, []byte(`{"RequestID":"left","Time":"2026-12-01T00:00:00Z","ClientID":"alice","UsageSource":"upstream","TotalTokens":3}`+"\n"+`{"RequestID":"to`), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(`{"RequestID":"left","Time":"2026-12-01T00:00:00Z","ClientID":"alice","Model":"gpt-4o","UsageSource":"upstream","TotalTokens":3}`+"\n"+`{"RequestID":"to`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	st := openStore(t)
