@@ -8,9 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/sluicehq/sluice/host/api"
-	"github.com/sluicehq/sluice/host/metrics"
 	"github.com/sluicehq/sluice/host/translate"
-	"github.com/sluicehq/sluice/host/upstream"
 )
 
 // OpenAI's legacy completions API is served as a chat completion: the
@@ -21,40 +19,13 @@ import (
 
 const pathCompletions = "/v1/completions"
 
-// serveCompletions is the request path of a completions request, in the
-// same order as serveChat's.
+// serveCompletions is the request path of a completions request: serveChat's,
+// on the chat request the body parses into, with the reply written back as
+// a text completion.
 func (g *Gateway) serveCompletions(ctx *fasthttp.RequestCtx, x *exchange) {
-	id, aerr := g.authenticate(ctx, x)
-	if aerr != nil {
-		g.fail(ctx, x, aerr)
-		return
-	}
-	parsed := time.Now()
-	req, aerr := parseCompletions(ctx.PostBody())
-	x.stages[metrics.StageParse] = time.Since(parsed)
-	if aerr != nil {
-		g.fail(ctx, x, aerr)
-		return
-	}
-	x.ev.Model, x.ev.Stream = req.Model, req.Stream
-	target, aerr := g.route(req.Model)
-	if aerr != nil {
-		g.fail(ctx, x, aerr)
-		return
-	}
-	prompt, pr := chatRequest(req)
-	pr.Path = pathCompletions
-	a := ask{model: target.Model, prompt: prompt, choices: req.Choices, open: req.MaxTokens == 0}
-	up, res, ok := g.admitAndForward(ctx, x, id, &target, pr, req, req.Texts, req.TextInfo, a, upstream.EndpointChat, req.Stream)
-	if !ok {
-		return
-	}
-	x.shape = &completionsShape{meta: translate.NewCompletionMeta(req.Model, x.start.Unix())}
-	if up.Events != nil {
-		g.stream(ctx, x, target, res, up.Events, prompt, req.IncludeUsage)
-		return
-	}
-	g.finish(ctx, x, target, res, up, prompt)
+	g.serveAsChat(ctx, x, parseCompletions, pathCompletions, func(model string, start time.Time) replyShape {
+		return &completionsShape{meta: translate.NewCompletionMeta(model, start.Unix())}
+	})
 }
 
 // parseCompletions reads a completions body as the chat request that

@@ -176,13 +176,21 @@ func (g *Gateway) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
 
 // serveChat is the request path of a chat completion, in order.
 func (g *Gateway) serveChat(ctx *fasthttp.RequestCtx, x *exchange) {
+	g.serveAsChat(ctx, x, api.ParseChatRequest, pathChat, nil)
+}
+
+// serveAsChat is the request path of a request that is, or parses into, a
+// chat completion: parse reads the body, path is the API the policy sees,
+// and shape, when not nil, writes the reply in the caller's API.
+func (g *Gateway) serveAsChat(ctx *fasthttp.RequestCtx, x *exchange, parse func([]byte) (*api.ChatRequest, *api.Error),
+	path string, shape func(model string, start time.Time) replyShape) {
 	id, aerr := g.authenticate(ctx, x)
 	if aerr != nil {
 		g.fail(ctx, x, aerr)
 		return
 	}
 	parsed := time.Now()
-	req, aerr := api.ParseChatRequest(ctx.PostBody())
+	req, aerr := parse(ctx.PostBody())
 	x.stages[metrics.StageParse] = time.Since(parsed)
 	if aerr != nil {
 		g.fail(ctx, x, aerr)
@@ -195,10 +203,14 @@ func (g *Gateway) serveChat(ctx *fasthttp.RequestCtx, x *exchange) {
 		return
 	}
 	prompt, pr := chatRequest(req)
+	pr.Path = path
 	a := ask{model: target.Model, prompt: prompt, choices: req.Choices, open: req.MaxTokens == 0}
 	up, res, ok := g.admitAndForward(ctx, x, id, &target, pr, req, req.Texts, req.TextInfo, a, upstream.EndpointChat, req.Stream)
 	if !ok {
 		return
+	}
+	if shape != nil {
+		x.shape = shape(req.Model, x.start)
 	}
 	if up.Events != nil {
 		g.stream(ctx, x, target, res, up.Events, prompt, req.IncludeUsage)
