@@ -166,6 +166,11 @@ func (g *Gateway) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
 	}
 	var aerr *api.Error
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		// The body was not read: the connection must drain it as it
+		// closes, or the caller may see a reset instead of this answer.
+		if c, ok := ctx.Conn().(interface{ LingerOnClose() }); ok {
+			c.LingerOnClose()
+		}
 		aerr = &api.Error{Status: http.StatusRequestEntityTooLarge, Type: api.TypeInvalidRequest, Code: "request_too_large",
 			Message: "The request body is larger than this gateway accepts."}
 	} else {

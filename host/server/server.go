@@ -228,7 +228,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 		CloseOnShutdown:       true,
 		Logger:                fasthttpLogger{log},
 	}
-	if s.publicLn, err = net.Listen("tcp", cfg.Server.Listen); err != nil {
+	if s.publicLn, err = listenLingering(cfg.Server.Listen); err != nil {
 		return nil, fmt.Errorf("server.listen: %w", err)
 	}
 	if s.adminLn, err = net.Listen("tcp", cfg.Server.AdminListen); err != nil {
