@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/host/bench"
@@ -88,9 +90,37 @@ func runProfile(ctx context.Context, o options) (err error) {
 	}
 	fmt.Printf("%d requests in %.1f s (%.0f req/s, p50 %v, p99 %v, %d errors) while profiling\n",
 		res.Requests(), res.Elapsed.Seconds(), res.Throughput(), res.Percentile(0.5), res.Percentile(0.99), res.Errors)
-	fmt.Printf("wrote %s: cpu.pprof, allocs.pprof and the top of each (cpu.top.txt, allocs.top.txt);\n"+
+	rows, err := profileStages(o.profileDir, res.Throughput())
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	bw := bufio.NewWriter(&b)
+	fmt.Fprintf(bw, "where a request's CPU time and allocations go, at concurrency %d (CPU and allocation profiles of %d s):\n", conc, seconds)
+	writeStages(bw, rows)
+	bw.Flush()
+	fmt.Print(b.String())
+	if err := os.WriteFile(filepath.Join(o.profileDir, "stages.txt"), []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s: cpu.pprof, allocs.pprof, the top of each (cpu.top.txt, allocs.top.txt) and the stage table (stages.txt);\n"+
 		"look further with: go tool pprof -http=: %s\n", o.profileDir, filepath.Join(o.profileDir, "cpu.pprof"))
 	return nil
+}
+
+// profileStages reads the profiles runProfile wrote and divides them among
+// the request path's stages; perSecond is the rate requests were served at
+// while they were taken.
+func profileStages(dir string, perSecond float64) ([]StageRow, error) {
+	cpu, err := readProfile(filepath.Join(dir, "cpu.pprof"))
+	if err != nil {
+		return nil, err
+	}
+	allocs, err := readProfile(filepath.Join(dir, "allocs.pprof"))
+	if err != nil {
+		return nil, err
+	}
+	return stageBudget(cpu, allocs, perSecond*float64(cpu.DurationNanos)/1e9)
 }
 
 // fetchProfile saves one profile from a Sluice's admin listener.
