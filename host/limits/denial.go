@@ -71,8 +71,11 @@ func (d *Denial) Error() string {
 // RetryAfterSeconds is the retry-after header value: whole seconds, rounded
 // up, at least 1.
 func (d *Denial) RetryAfterSeconds() string {
-	s := int64((d.RetryAfter + time.Second - 1) / time.Second)
-	return strconv.FormatInt(max(s, 1), 10)
+	return strconv.FormatInt(d.retryAfterSeconds(), 10)
+}
+
+func (d *Denial) retryAfterSeconds() int64 {
+	return max(int64((d.RetryAfter+time.Second-1)/time.Second), 1)
 }
 
 // wait formats a delay for a message, rounded up to the second.

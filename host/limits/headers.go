@@ -26,6 +26,26 @@ import (
 // request that cannot succeed before the period ends. Unlimited windows are
 // left out.
 func (r *Result) Headers(set func(name, value string)) {
+	r.SetHeaders(setterFunc(func(name string, value []byte) { set(name, string(value)) }))
+}
+
+// HeaderSetter takes a header; *fasthttp.ResponseHeader is one. The value
+// is a scratch buffer, reused once SetBytesV returns.
+type HeaderSetter interface {
+	SetBytesV(name string, value []byte)
+}
+
+type setterFunc func(string, []byte)
+
+func (f setterFunc) SetBytesV(name string, value []byte) { f(name, value) }
+
+// SetHeaders is Headers without an allocation: the values are formatted in
+// a pooled buffer, and h is an interface, not a method value, which would
+// be allocated per call.
+func (r *Result) SetHeaders(h HeaderSetter) {
+	scratch := scratchPool.Get().(*[32]byte)
+	defer scratchPool.Put(scratch)
+	w := valueWriter{h: h, buf: scratch[:0]}
 	var top Status
 	for _, st := range r.Scopes() {
 		top.Requests = tighter(top.Requests, st.Requests)
@@ -43,18 +63,18 @@ func (r *Result) Headers(set func(name, value string)) {
 			}
 		}
 	}
-	writeStatus(set, &topNames, &top)
+	w.status(&topNames, &top)
 	for _, st := range r.Scopes() {
 		if st.Scope != "" {
-			writeStatus(set, scopeNames(st.Scope), &st)
+			w.status(scopeNames(st.Scope), &st)
 		}
 	}
 	if d := r.Denial; d != nil {
-		set("retry-after", d.RetryAfterSeconds())
+		w.set("retry-after", strconv.AppendInt(w.buf[:0], d.retryAfterSeconds(), 10))
 		if d.IsBudget() {
-			set("x-should-retry", "false")
+			w.set("x-should-retry", append(w.buf[:0], "false"...))
 		} else {
-			set("retry-after-ms", strconv.FormatInt(max(1, int64((d.RetryAfter+time.Millisecond-1)/time.Millisecond)), 10))
+			w.set("retry-after-ms", strconv.AppendInt(w.buf[:0], max(1, int64((d.RetryAfter+time.Millisecond-1)/time.Millisecond)), 10))
 		}
 	}
 }
@@ -111,44 +131,98 @@ const (
 
 type names = [nNames]string
 
-func writeStatus(set func(string, string), n *names, st *Status) {
-	writeWindow(set, n, atRequests, st.Requests, count)
-	writeWindow(set, n, atTokens, st.Tokens, count)
-	writeWindow(set, n, atDayTokens, st.DayTokens, count)
-	writeWindow(set, n, atMonthTokens, st.MonthTokens, count)
-	writeWindow(set, n, atMonthMoney, st.MonthMoney, usd)
+// scratchPool holds the buffers header values are formatted in: a value
+// handed to an unknown function escapes, so a buffer on the stack would be
+// an allocation per call.
+var scratchPool = sync.Pool{New: func() any { return new([32]byte) }}
+
+// valueWriter formats header values into one scratch buffer.
+type valueWriter struct {
+	h   HeaderSetter
+	buf []byte
 }
 
-func writeWindow(set func(string, string), n *names, at int, w Window, unit func(int64) string) {
-	if w.Limit <= 0 {
+func (w *valueWriter) set(name string, value []byte) { w.h.SetBytesV(name, value) }
+
+func (w *valueWriter) status(n *names, st *Status) {
+	w.window(n, atRequests, st.Requests, appendCount)
+	w.window(n, atTokens, st.Tokens, appendCount)
+	w.window(n, atDayTokens, st.DayTokens, appendCount)
+	w.window(n, atMonthTokens, st.MonthTokens, appendCount)
+	w.window(n, atMonthMoney, st.MonthMoney, appendUSD)
+}
+
+func (w *valueWriter) window(n *names, at int, win Window, unit func([]byte, int64) []byte) {
+	if win.Limit <= 0 {
 		return
 	}
-	set(n[at], unit(w.Limit))
-	set(n[at+1], unit(w.Remaining))
-	set(n[at+2], resetString(w.Reset))
+	w.buf = unit(w.buf[:0], win.Limit)
+	w.set(n[at], w.buf)
+	w.buf = unit(w.buf[:0], win.Remaining)
+	w.set(n[at+1], w.buf)
+	w.buf = appendReset(w.buf[:0], win.Reset)
+	w.set(n[at+2], w.buf)
 }
 
-func count(n int64) string { return strconv.FormatInt(n, 10) }
+func appendCount(b []byte, n int64) []byte { return strconv.AppendInt(b, n, 10) }
 
 // usd formats nano-dollars as dollars, exactly and with at least cents:
 // "50.00", "49.998765".
-func usd(nanos int64) string {
-	b := strconv.AppendInt(nil, nanos/1e9, 10)
-	frac := strconv.AppendInt(nil, 1e9+nanos%1e9, 10)[1:] // nine digits
-	end := len(frac)
-	for end > 2 && frac[end-1] == '0' {
-		end--
+func usd(nanos int64) string { return string(appendUSD(nil, nanos)) }
+
+func appendUSD(b []byte, nanos int64) []byte {
+	b = strconv.AppendInt(b, nanos/1e9, 10)
+	b = append(b, '.')
+	frac := nanos % 1e9
+	digits := 9 // nine digits, trailing zeros dropped down to cents
+	for digits > 2 && frac%10 == 0 {
+		frac /= 10
+		digits--
 	}
-	return string(append(append(b, '.'), frac[:end]...))
+	return appendPadded(b, frac, digits)
+}
+
+// appendPadded appends n in exactly digits digits, zero-padded on the left.
+func appendPadded(b []byte, n int64, digits int) []byte {
+	var d [20]byte
+	for i := digits - 1; i >= 0; i-- {
+		d[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return append(b, d[:digits]...)
 }
 
 // resetString writes a duration as OpenAI does, rounded up to the
 // millisecond: "0s", "120ms", "1.5s", "6m0s".
-func resetString(d time.Duration) string {
+func resetString(d time.Duration) string { return string(appendReset(nil, d)) }
+
+// appendReset is resetString appending to b: time.Duration's String format
+// for a whole number of milliseconds, without its allocation.
+func appendReset(b []byte, d time.Duration) []byte {
 	if d <= 0 {
-		return "0s"
+		return append(b, "0s"...)
 	}
-	return (d + time.Millisecond - 1).Truncate(time.Millisecond).String()
+	ms := int64((d + time.Millisecond - 1) / time.Millisecond)
+	if ms < 1000 {
+		return append(strconv.AppendInt(b, ms, 10), "ms"...)
+	}
+	h, m, s, frac := ms/3_600_000, ms/60_000%60, ms/1000%60, ms%1000
+	if h > 0 {
+		b = append(strconv.AppendInt(b, h, 10), 'h')
+	}
+	if h > 0 || m > 0 {
+		b = append(strconv.AppendInt(b, m, 10), 'm')
+	}
+	b = strconv.AppendInt(b, s, 10)
+	if frac > 0 {
+		digits := 3
+		for frac%10 == 0 {
+			frac /= 10
+			digits--
+		}
+		b = appendPadded(append(b, '.'), frac, digits)
+	}
+	return append(b, 's')
 }
 
 var topNames = headerNames("x-ratelimit-", "x-sluice-budget-")

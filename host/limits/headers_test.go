@@ -2,8 +2,11 @@ package limits
 
 import (
 	"maps"
+	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 func TestHeaders(t *testing.T) {
@@ -100,5 +103,54 @@ func TestDollars(t *testing.T) {
 		if got := dollars(nanos); got != want {
 			t.Errorf("dollars(%d) = %q, want %q", nanos, got, want)
 		}
+	}
+}
+
+// The reset is written without time.Duration.String, to spare the request
+// path its allocation: it must still write exactly what String would.
+func TestResetStringIsDurationString(t *testing.T) {
+	check := func(d time.Duration) {
+		want := "0s"
+		if d > 0 {
+			want = (d + time.Millisecond - 1).Truncate(time.Millisecond).String()
+		}
+		if got := resetString(d); got != want {
+			t.Fatalf("resetString(%d) = %q, want %q", int64(d), got, want)
+		}
+	}
+	for _, d := range []time.Duration{-1, 0, 1, time.Millisecond, 999 * time.Millisecond, time.Second, 1500 * time.Millisecond,
+		1050 * time.Millisecond, 1005 * time.Millisecond, time.Minute, time.Hour, 25*time.Hour + 1, 31 * 24 * time.Hour} {
+		check(d)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 100_000 {
+		check(time.Duration(r.Int64N(int64(40 * 24 * time.Hour))))
+	}
+}
+
+func TestHeadersDoNotAllocatePerValue(t *testing.T) {
+	r := &Result{n: 1}
+	r.scopes[0] = (Status{Scope: "client",
+		Requests:   Window{Limit: 60, Remaining: 59, Reset: 1500 * time.Millisecond},
+		Tokens:     Window{Limit: 100_000, Remaining: 99_000},
+		DayTokens:  Window{Limit: 1_000_000, Remaining: 1, Reset: 9 * time.Hour},
+		MonthMoney: Window{Limit: 50e9, Remaining: 49_998_765_000, Reset: 200 * time.Hour}})
+	r.Denial = &Denial{Scope: "client", Kind: KindRPM, RetryAfter: 1500 * time.Millisecond}
+	headers := map[string]string{}
+	r.Headers(func(k, v string) { headers[k] = v })
+	for k, want := range map[string]string{"x-ratelimit-reset-requests": "1.5s", "x-ratelimit-remaining-tokens": "99000",
+		"x-sluice-budget-reset-tokens-day": "9h0m0s", "x-sluice-budget-remaining-usd-month": "49.998765",
+		"x-ratelimit-client-limit-requests": "60"} {
+		if headers[k] != want {
+			t.Errorf("%s: %q, want %q (all: %v)", k, headers[k], want, headers)
+		}
+	}
+	var h fasthttp.ResponseHeader
+	r.SetHeaders(&h) // the first call sizes the header's own storage
+	if n := testing.AllocsPerRun(100, func() { h.Reset(); r.SetHeaders(&h) }); n != 0 {
+		t.Fatalf("SetHeaders allocates %.0f times per call", n)
+	}
+	if got := string(h.Peek("x-sluice-budget-reset-tokens-day")); got != "9h0m0s" {
+		t.Fatalf("SetHeaders wrote %q", got)
 	}
 }

@@ -111,6 +111,9 @@ type options struct {
 	allow   []string
 	timeout time.Duration
 	headers map[string]*ast.Term
+	// headerNames are headers' names, sorted: what Set.Headers gives every
+	// request, built once.
+	headerNames []string
 	// headerList is the list WithHeaders was given, for CheckHeaders.
 	headerList []string
 	caps       *ast.Capabilities
@@ -127,6 +130,7 @@ func newOptions(opts []Option) options {
 	if o.headers == nil {
 		o.headers = headerTerms(DefaultHeaders())
 	}
+	o.headerNames = headerNames(o.headers)
 	o.caps = capabilities(o.allow)
 	return o
 }

@@ -502,8 +502,8 @@ func (s *Set) options() []Option {
 
 // Headers returns the names of the request headers the policies see,
 // lower-case and sorted: the gateway need copy only these into
-// Request.Headers.
-func (s *Set) Headers() []string { return headerNames(s.enforced.engine.Load().opts.headers) }
+// Request.Headers. The slice is shared by every request; do not modify it.
+func (s *Set) Headers() []string { return s.enforced.engine.Load().opts.headerNames }
 
 // swap gives e the gateway's data merged with that of e's own data files,
 // and puts it in force in sl. The data is written before the swap, so the

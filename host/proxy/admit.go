@@ -39,7 +39,7 @@ func identityInput(id auth.Identity) *policy.Identity {
 }
 
 func (g *Gateway) authenticate(ctx *fasthttp.RequestCtx, x *exchange) (auth.Identity, *api.Error) {
-	defer x.timed(metrics.StageAuth, telemetry.StageAuth)()
+	defer x.end(x.begin(metrics.StageAuth, telemetry.StageAuth))
 	key := auth.KeyFromHeaders(ctx.Request.Header.Peek("Authorization"), ctx.Request.Header.Peek("x-api-key"))
 	var id auth.Identity
 	var err error
@@ -140,9 +140,9 @@ func (g *Gateway) decide(ctx context.Context, x *exchange, in *policy.Input) (po
 // disagreement, the policy stage's time, and an error logged with the
 // decision id.
 func (g *Gateway) evaluate(ctx context.Context, x *exchange, in *policy.Input) (policy.Result, error) {
-	done := x.timed(metrics.StagePolicy, telemetry.StagePolicy)
+	timer := x.begin(metrics.StagePolicy, telemetry.StagePolicy)
 	res, err := g.decider.Decide(ctx, *in)
-	done()
+	x.end(timer)
 	x.decisionID = res.ID
 	// A decision queued for the shadow set is logged once the shadow has
 	// decided it too (policy.SetConfig.ShadowDone).

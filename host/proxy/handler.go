@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -61,7 +62,9 @@ type exchange struct {
 	// stages is the time spent in each step, for the metrics; trace is the
 	// request's span.
 	stages metrics.Stages
-	trace  telemetry.Request
+	// stageAttrs is where the access line's stages are written.
+	stageAttrs [numStageAttrs]slog.Attr
+	trace      telemetry.Request
 	// upstreamSpan lasts from sending to the upstream (at sent) to the end
 	// of its reply.
 	upstreamSpan telemetry.Span
@@ -83,15 +86,23 @@ type exchange struct {
 	quota limits.Reservation
 }
 
-// timed runs one step of the path as a stage: its time is added to the
-// stage's total, and it gets a span of its own when tracing is on.
-func (x *exchange) timed(stage metrics.Stage, span string) func() {
-	start := time.Now()
-	sp := x.trace.Stage(span)
-	return func() {
-		x.stages[stage] += time.Since(start)
-		sp.End()
-	}
+// stageTimer times one step of the path as a stage, from begin to end.
+type stageTimer struct {
+	stage metrics.Stage
+	start time.Time
+	span  telemetry.Span
+}
+
+// begin starts a stage: end adds its time to the stage's total, and it gets
+// a span of its own when tracing is on. A pair of calls rather than a
+// returned closure, which would be allocated per stage per request.
+func (x *exchange) begin(stage metrics.Stage, span string) stageTimer {
+	return stageTimer{stage: stage, start: time.Now(), span: x.trace.Stage(span)}
+}
+
+func (x *exchange) end(t stageTimer) {
+	x.stages[t.stage] += time.Since(t.start)
+	t.span.End()
 }
 
 const (
@@ -363,9 +374,9 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange, target *upstrea
 			return nil, limits.Reservation{}, false
 		}
 	}
-	done := x.timed(metrics.StageLimits, telemetry.StageLimits)
+	timer := x.begin(metrics.StageLimits, telemetry.StageLimits)
 	res, a, aerr := g.reserve(ctx, x, dec, a)
-	done()
+	x.end(timer)
 	if aerr != nil {
 		g.fail(ctx, x, aerr)
 		return nil, res, false
@@ -462,7 +473,7 @@ func (g *Gateway) reserve(ctx *fasthttp.RequestCtx, x *exchange, dec policy.Deci
 				continue
 			}
 		}
-		out.Headers(ctx.Response.Header.Set)
+		out.SetHeaders(&ctx.Response.Header)
 		if d == nil {
 			return res, a, nil
 		}

@@ -192,7 +192,7 @@ func (g *Gateway) serveCountTokens(ctx *fasthttp.RequestCtx, x *exchange) {
 		g.fail(ctx, x, limitsUnavailable())
 		return
 	}
-	out.Headers(ctx.Response.Header.Set)
+	out.SetHeaders(&ctx.Response.Header)
 	if out.Denial != nil {
 		g.fail(ctx, x, api.RateLimited(out.Denial.Error()))
 		return

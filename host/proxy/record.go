@@ -84,7 +84,7 @@ func (g *Gateway) record(x *exchange) {
 	case malformed:
 		g.logMalformed(&x.ev)
 	case authenticated:
-		g.logAccess(&x.ev, x.decisionID, &x.stages)
+		g.logAccess(&x.ev, x.decisionID, &x.stages, &x.stageAttrs)
 	default:
 		g.logUnauthenticated(&x.ev, modelHash)
 	}
@@ -118,7 +118,7 @@ func (g *Gateway) logMalformed(ev *store.UsageEvent) {
 
 // logAccess writes the request's access line: what the ledger holds, which
 // by construction has no prompt text, no matched value and no key.
-func (g *Gateway) logAccess(ev *store.UsageEvent, decisionID string, st *metrics.Stages) {
+func (g *Gateway) logAccess(ev *store.UsageEvent, decisionID string, st *metrics.Stages, scratch *[numStageAttrs]slog.Attr) {
 	g.log.LogAttrs(stepContext, slog.LevelInfo, "request",
 		slog.String("request_id", ev.RequestID),
 		slog.String("decision_id", decisionID),
@@ -137,15 +137,24 @@ func (g *Gateway) logAccess(ev *store.UsageEvent, decisionID string, st *metrics
 		slog.String("usage_source", ev.UsageSource),
 		slog.Int64("latency_ms", ev.LatencyMS),
 		// Time in each step, in microseconds; a step that did not run is 0.
-		slog.Group("stages_us",
-			slog.Int64("auth", st[metrics.StageAuth].Microseconds()),
-			slog.Int64("parse", st[metrics.StageParse].Microseconds()),
-			slog.Int64("policy", st[metrics.StagePolicy].Microseconds()),
-			slog.Int64("limits", st[metrics.StageLimits].Microseconds()),
-			slog.Int64("upstream_ttfb", st[metrics.StageUpstream].Microseconds()),
-			slog.Int64("total", st[metrics.StageTotal].Microseconds()),
-		),
+		slog.Attr{Key: "stages_us", Value: slog.GroupValue(stageAttrs(st, scratch)...)},
 	)
+}
+
+const numStageAttrs = 6
+
+// stageAttrs fills scratch, which lives in the request's exchange, with the
+// stages' times: slog.Group's variadic arguments would be allocated per line.
+func stageAttrs(st *metrics.Stages, scratch *[numStageAttrs]slog.Attr) []slog.Attr {
+	*scratch = [numStageAttrs]slog.Attr{
+		slog.Int64("auth", st[metrics.StageAuth].Microseconds()),
+		slog.Int64("parse", st[metrics.StageParse].Microseconds()),
+		slog.Int64("policy", st[metrics.StagePolicy].Microseconds()),
+		slog.Int64("limits", st[metrics.StageLimits].Microseconds()),
+		slog.Int64("upstream_ttfb", st[metrics.StageUpstream].Microseconds()),
+		slog.Int64("total", st[metrics.StageTotal].Microseconds()),
+	}
+	return scratch[:]
 }
 
 // Request ids are a per-process random prefix and a counter: unique across
