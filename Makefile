@@ -11,7 +11,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 EMBED    := host/builtin/plugins
 EMBEDDED := $(WASM:bin/plugins/%=$(EMBED)/%) $(EMBED)/SHA256SUMS
 
-.PHONY: all build plugins run test bench profile image check-go clean
+.PHONY: all build plugins run test bench bench-check profile image check-go clean
 
 all: build
 
@@ -63,6 +63,11 @@ test: build
 ## the limiter (in memory and in Redis: test-services starts one) and one policy decision
 bench: build
 	eval "$$(scripts/test-services)" && $(GO) run ./host/cmd/sluice-bench $(BENCH_FLAGS)
+
+## bench-check: the end-to-end section, then compare its ratios with those BENCHMARKS.md records; exits 1 on a
+## figure worse in every round (not in CI: the machine is shared; run it before recording new figures)
+bench-check: build
+	$(GO) run ./host/cmd/sluice-bench -only e2e -check BENCHMARKS.md $(BENCH_FLAGS)
 
 ## profile: load one Sluice (everything on) and write its CPU and allocation profiles, and their tops, to bench/
 profile: build

@@ -82,6 +82,7 @@ type options struct {
 	policyCalls int             // timed decisions per policy case and round
 	redisURL    string
 	profileDir  string // -profile: profile one loaded Sluice into this folder instead
+	checkFile   string // -check: compare the ratios with those recorded in this file
 }
 
 // The sections of a run, in the order they run.
@@ -112,6 +113,8 @@ proxy, all on loopback. Run from the repository root after make build.
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "time limit of one request")
 	fs.StringVar(&o.profileDir, "profile", "", "instead of measuring, load one Sluice (everything on) at the highest -concurrency for -duration "+
 		"and write its CPU and allocation profiles, and the top of each, to this folder")
+	fs.StringVar(&o.checkFile, "check", "", "compare this run's ratios against the bare proxy with those recorded in this file (BENCHMARKS.md), "+
+		"and exit 1 when one is worse in every round")
 	fs.BoolVar(&o.variants, "variants", false, "also measure Sluice without plugins, and without plugins with an allow-all policy")
 	fs.BoolVar(&o.json, "json", false, "print the results as JSON instead of tables")
 	fs.BoolVar(&o.keep, "keep", false, "keep the generated configurations, data and server logs")
@@ -244,9 +247,14 @@ func runBench(args []string) (err error) {
 		}
 	}
 	if o.json {
-		return writeJSON(os.Stdout, r)
+		err = writeJSON(os.Stdout, r)
+	} else {
+		err = writeTable(os.Stdout, r)
 	}
-	return writeTable(os.Stdout, r)
+	if err != nil || o.checkFile == "" {
+		return err
+	}
+	return checkRecorded(os.Stdout, o.checkFile, r.Comparisons)
 }
 
 // runEndToEnd starts the servers, loads each in turn, and fills in r's
@@ -392,7 +400,12 @@ func measure(ctx context.Context, o options, targets []target, body []byte) ([]r
 	var rows []resultRow
 	for _, c := range o.concurrency {
 		for _, t := range targets {
-			rows = append(rows, resultRow{Target: t.name, Concurrency: c, Summary: bench.Summarize(results[key{t.name, c}])})
+			rounds := results[key{t.name, c}]
+			row := resultRow{Target: t.name, Concurrency: c, Summary: bench.Summarize(rounds)}
+			for _, res := range rounds {
+				row.rounds = append(row.rounds, roundFigures{p50: res.Percentile(0.5), throughput: res.Throughput()})
+			}
+			rows = append(rows, row)
 		}
 	}
 	return rows, nil

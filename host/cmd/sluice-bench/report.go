@@ -62,6 +62,15 @@ type resultRow struct {
 	Target      string `json:"target"`
 	Concurrency int    `json:"concurrency"`
 	bench.Summary
+	// rounds are each round's figures, in the order of the rounds: in a
+	// round every target is measured once, so round i of two targets were
+	// measured minutes apart at most.
+	rounds []roundFigures
+}
+
+type roundFigures struct {
+	p50        time.Duration
+	throughput float64
 }
 
 // comparison is one Sluice variant against the bare proxy at one concurrency.
@@ -79,18 +88,22 @@ type comparison struct {
 	ThroughputFraction float64 `json:"throughput_fraction"`
 	LatencyAimMet      *bool   `json:"latency_aim_met,omitempty"`
 	ThroughputAimMet   bool    `json:"throughput_aim_met"`
+	// The lowest and highest of the same figures computed round by round:
+	// how far the rounds spread. Absent for a round without a ratio.
+	LatencyRatioRange       *[2]float64 `json:"latency_ratio_range,omitempty"`
+	ThroughputFractionRange *[2]float64 `json:"throughput_fraction_range,omitempty"`
 }
 
 // compare sets every Sluice variant against the proxy and the direct
 // upstream at the same concurrency.
 func compare(rows []resultRow) []comparison {
-	find := func(name string, c int) (bench.Summary, bool) {
+	find := func(name string, c int) (resultRow, bool) {
 		for _, r := range rows {
 			if r.Target == name && r.Concurrency == c {
-				return r.Summary, true
+				return r, true
 			}
 		}
-		return bench.Summary{}, false
+		return resultRow{}, false
 	}
 	var out []comparison
 	for _, r := range rows {
@@ -116,9 +129,36 @@ func compare(rows []resultRow) []comparison {
 			c.ThroughputFraction = r.Throughput / proxy.Throughput
 		}
 		c.ThroughputAimMet = c.ThroughputFraction >= minThroughputFraction
+		c.LatencyRatioRange, c.ThroughputFractionRange = roundSpread(r, direct, proxy)
 		out = append(out, c)
 	}
 	return out
+}
+
+// roundSpread computes a target's ratios against the proxy round by round
+// and returns the lowest and highest of each; nil when the rounds do not
+// line up or no round gives the figure.
+func roundSpread(r, direct, proxy resultRow) (latency, throughput *[2]float64) {
+	n := len(r.rounds)
+	if n == 0 || len(direct.rounds) != n || len(proxy.rounds) != n {
+		return nil, nil
+	}
+	widen := func(rg **[2]float64, v float64) {
+		if *rg == nil {
+			*rg = &[2]float64{v, v}
+			return
+		}
+		(*rg)[0], (*rg)[1] = min((*rg)[0], v), max((*rg)[1], v)
+	}
+	for i := range n {
+		if added := proxy.rounds[i].p50 - direct.rounds[i].p50; added > 0 {
+			widen(&latency, float64(r.rounds[i].p50-direct.rounds[i].p50)/float64(added))
+		}
+		if proxy.rounds[i].throughput > 0 {
+			widen(&throughput, r.rounds[i].throughput/proxy.rounds[i].throughput)
+		}
+	}
+	return latency, throughput
 }
 
 // writeTable prints the report for a reader.
