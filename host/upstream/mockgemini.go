@@ -14,8 +14,8 @@ var geminiPath = regexp.MustCompile(`^/v1beta/models/([^/]+):(generateContent|st
 // GeminiMockHandler serves the mock as the Gemini API does: POST
 // /v1beta/models/{model}:generateContent and :streamGenerateContent?alt=sse,
 // authenticated by x-goog-api-key (MockGeminiAPIKey), with Google's error
-// shape. The request is translated (by package translate) to a chat request for
-// the chat mock, and its reply back.
+// shape. The request is translated (by package translate) to a chat
+// request for the chat mock, and its reply back.
 func GeminiMockHandler(m *Mock) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		match := geminiPath.FindStringSubmatch(string(ctx.Path()))
