@@ -2,8 +2,13 @@
 // the reply back, with the chat completion as the form they meet in:
 // OpenAI's Responses API and Anthropic's Messages API into a chat
 // completion, and the chat completion, whole or streamed, into a Response
-// or a Message and their events; and, for an Anthropic upstream, a chat
-// completion into a Messages request and the Message back.
+// or a Message and their events; and, for an Anthropic, Bedrock or Gemini
+// upstream, a chat completion into a Messages, Converse or generateContent
+// request and the reply, whole or streamed, back. The Bedrock and Gemini
+// translations also go the other way (a provider's request into a chat
+// completion, and a chat completion into the provider's reply and events),
+// for the mocks that stand in for those providers: one set of shapes serves
+// both sides.
 //
 // Translation reads only what the api package collected for the guardrails
 // (texts) and what it checks here (ids, enums, numbers): nothing reaches the

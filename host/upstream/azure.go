@@ -41,7 +41,7 @@ func (a *Azure) Send(ctx context.Context, c *Call) (*Reply, error) {
 		Model string `json:"model"`
 	}
 	if json.Unmarshal(c.Body, &body) != nil || body.Model == "" {
-		return refusalReply(refuse("model", "the request names no model, which is the Azure deployment")), nil
+		return openAIErrorReply(400, "invalid_request_error", "unsupported_parameter", "model", "the request names no model, which is the Azure deployment"), nil
 	}
 	path := "/openai/deployments/" + url.PathEscape(body.Model) + c.Endpoint + "?api-version=" + url.QueryEscape(a.apiVersion)
 	return sendOpenAI(ctx, a.http, c, path, a)

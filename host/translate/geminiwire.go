@@ -1,4 +1,4 @@
-package upstream
+package translate
 
 import "encoding/json"
 
@@ -92,36 +92,4 @@ type geminiUsage struct {
 	TotalTokenCount         int64 `json:"totalTokenCount"`
 	CachedContentTokenCount int64 `json:"cachedContentTokenCount,omitempty"`
 	ThoughtsTokenCount      int64 `json:"thoughtsTokenCount,omitempty"`
-}
-
-type geminiError struct {
-	Error struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-		Status  string `json:"status"` // INVALID_ARGUMENT, RESOURCE_EXHAUSTED…
-	} `json:"error"`
-}
-
-// geminiStatus is the Google RPC status name of an HTTP status.
-func geminiStatus(status int) string {
-	switch status {
-	case 400:
-		return "INVALID_ARGUMENT"
-	case 401:
-		return "UNAUTHENTICATED"
-	case 403:
-		return "PERMISSION_DENIED"
-	case 404:
-		return "NOT_FOUND"
-	case 429:
-		return "RESOURCE_EXHAUSTED"
-	case 503:
-		return "UNAVAILABLE"
-	case 504:
-		return "DEADLINE_EXCEEDED"
-	}
-	if status >= 500 {
-		return "INTERNAL"
-	}
-	return "FAILED_PRECONDITION"
 }

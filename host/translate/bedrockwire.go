@@ -1,4 +1,4 @@
-package upstream
+package translate
 
 import (
 	"encoding/json"
@@ -6,10 +6,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 )
 
-// Bedrock's Converse and ConverseStream bodies, as far as the bedrock
-// adapter and the mock translate them. The SDK's types are unions behind
-// interfaces that only its own (unexported) serializers write, so the JSON
-// shapes are written out here with the SDK's enums for their values.
+// Bedrock's Converse and ConverseStream bodies, as far as Sluice
+// translates them. The AWS SDK's types (bedrockruntime/types) cannot be
+// these: a ContentBlock, a ToolChoice or a stream event is a union behind
+// an interface (ContentBlockMemberText, ContentBlockMemberToolUse…) that
+// encoding/json neither writes in the wire's shape nor reads, and only the
+// SDK's own unexported serializers do. So the JSON shapes are written out
+// here, with the SDK's enums (roles, stop reasons, image formats) for their
+// values; bedrock_sdk_test.go holds them to the SDK: what the SDK client
+// sends decodes into them and encodes back the same, and what they encode
+// the SDK client reads.
 
 type converseRequest struct {
 	Messages        []bedrockMessage        `json:"messages"`
@@ -133,44 +139,4 @@ type bedrockStreamEvent struct {
 	StopReason types.StopReason `json:"stopReason,omitempty"`
 	Usage      *bedrockUsage    `json:"usage,omitempty"`
 	Metrics    *bedrockMetrics  `json:"metrics,omitempty"`
-}
-
-// bedrockErrorStatus is the HTTP status Bedrock answers an error of this
-// type with.
-func bedrockErrorStatus(errType string) int {
-	switch errType {
-	case "AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException", "MissingAuthenticationTokenException", "IncompleteSignatureException":
-		return 403
-	case "ResourceNotFoundException", "UnknownOperationException":
-		return 404
-	case "ModelTimeoutException":
-		return 408
-	case "ThrottlingException", "ModelNotReadyException":
-		return 429
-	case "InternalServerException", "ModelStreamErrorException":
-		return 500
-	case "ServiceUnavailableException":
-		return 503
-	}
-	return 400
-}
-
-// bedrockErrorType is the error Bedrock names for an HTTP status.
-func bedrockErrorType(status int) string {
-	switch status {
-	case 403:
-		return "AccessDeniedException"
-	case 404:
-		return "ResourceNotFoundException"
-	case 408:
-		return "ModelTimeoutException"
-	case 429:
-		return "ThrottlingException"
-	case 503:
-		return "ServiceUnavailableException"
-	}
-	if status >= 500 {
-		return "InternalServerException"
-	}
-	return "ValidationException"
 }
