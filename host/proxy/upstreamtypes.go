@@ -5,6 +5,7 @@ import (
 
 	"github.com/sluicehq/sluice/host/config"
 	"github.com/sluicehq/sluice/host/policy"
+	"github.com/sluicehq/sluice/host/tokens"
 )
 
 // apiNames names each API by its path, as input.request.api shows it: a
@@ -23,8 +24,9 @@ var apiNames = map[string]string{
 }
 
 // upstreamTypes says which kinds of upstream (openai, anthropic, bedrock…)
-// serve each public model, for the policy and the ledger. Models and
-// upstreams are fixed for a gateway's life, so it is built once.
+// serve each public model, for the policy and the ledger, and in which
+// tokenizer family its prompts are estimated. Models and upstreams are
+// fixed for a gateway's life, so it is built once.
 type upstreamTypes struct {
 	// byModel lists, per model, the types of the deployments its requests
 	// may be sent to: its own, in configuration order, then its
@@ -33,6 +35,11 @@ type upstreamTypes struct {
 	// byDeployment is the type of each deployment a request for a model
 	// may be answered by, keyed by model and deployment name.
 	byDeployment map[deploymentOf]string
+	// families is, per model, the family whose estimate is the highest
+	// among the deployments its requests may be sent to: routing picks one
+	// after the reservation is made, and a reservation too low would let
+	// a request past a budget it then overruns.
+	families map[string]tokens.Family
 }
 
 type deploymentOf struct{ model, deployment string }
@@ -46,7 +53,7 @@ func newUpstreamTypes(cfg *config.Config) upstreamTypes {
 	for _, m := range cfg.Models {
 		models[m.Name] = m
 	}
-	t := upstreamTypes{byModel: map[string][]string{}, byDeployment: map[deploymentOf]string{}}
+	t := upstreamTypes{byModel: map[string][]string{}, byDeployment: map[deploymentOf]string{}, families: map[string]tokens.Family{}}
 	for _, m := range cfg.Models {
 		var types []string
 		// As routing plans a request: the model's deployments, then each
@@ -56,6 +63,9 @@ func newUpstreamTypes(cfg *config.Config) upstreamTypes {
 				typ := typeOf[d.Upstream]
 				if !slices.Contains(types, typ) {
 					types = append(types, typ)
+				}
+				if f := tokens.FamilyOf(typ, d.UpstreamModel); f.Estimate(100) > t.families[m.Name].Estimate(100) {
+					t.families[m.Name] = f
 				}
 				key := deploymentOf{m.Name, d.Name}
 				if _, seen := t.byDeployment[key]; !seen {
@@ -78,17 +88,29 @@ func fallbacksOf(m config.Model, models map[string]config.Model) []config.Model 
 	return out
 }
 
-// name fills in what the policy sees of where r goes: its API, and the
-// upstream types of its model. The slice is shared by every request for
-// the model; the policy only reads it.
+// name fills in what the policy sees of where r goes: its API, the
+// upstream types of its model, and its prompt's tokens in the estimate of
+// the model's tokenizer family (r.PromptTokens is counted in o200k_base).
+// The slice is shared by every request for the model; the policy only
+// reads it.
 func (t upstreamTypes) name(r *policy.Request) {
 	r.API = apiNames[r.Path]
+	r.PromptTokens = int(t.estimate(r.Model, int64(r.PromptTokens)))
 	types := t.byModel[r.Model]
 	r.UpstreamTypes = types
 	r.UpstreamType = ""
 	if len(types) > 0 {
 		r.UpstreamType = types[0]
 	}
+}
+
+// estimate turns a prompt of n tokens counted with o200k_base into the
+// estimate of model's tokenizer family.
+func (t upstreamTypes) estimate(model string, n int64) int64 {
+	if f, ok := t.families[model]; ok {
+		return f.Estimate(n)
+	}
+	return n
 }
 
 // ofDeployment is the type of the upstream of the deployment that answered

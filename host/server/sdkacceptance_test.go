@@ -328,6 +328,18 @@ func TestSDKCallsThatSpendNothing(t *testing.T) {
 	if count.InputTokens == 0 || count.InputTokens > 2*msg.Usage.InputTokens || msg.Usage.InputTokens > 2*count.InputTokens {
 		t.Errorf("count_tokens said %d, the message then used %d input tokens", count.InputTokens, msg.Usage.InputTokens)
 	}
+	// Claude's tokenizer is not published: its estimate is o200k's count
+	// (exact for an OpenAI model) with 30% added, rounded up.
+	openAICount, err := h.anthropic(h.open).Messages.CountTokens(context.Background(), anthropic.MessageCountTokensParams{
+		Model: "gpt-4o-mini", System: anthropic.MessageCountTokensParamsSystemUnion{OfTextBlockArray: params.System},
+		Messages: params.Messages,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (openAICount.InputTokens*13 + 9) / 10; count.InputTokens != want {
+		t.Errorf("count_tokens for a Claude model on Bedrock said %d, want %d: o200k's %d and 30%%", count.InputTokens, want, openAICount.InputTokens)
+	}
 }
 
 // A bedrock upstream signs every call: with the wrong secret the Bedrock
