@@ -466,10 +466,26 @@ func (r *Request) term(headers map[string]*ast.Term) *ast.Term {
 	)
 }
 
+// singletons are the arrays of one vocabulary word, built once: most
+// models are served by one kind of upstream, and their upstream_types
+// then cost nothing per request. Terms are never modified once built.
+var singletons = func() map[string]*ast.Term {
+	m := make(map[string]*ast.Term, len(vocabulary))
+	for w, t := range vocabulary {
+		m[w] = ast.ArrayTerm(t)
+	}
+	return m
+}()
+
 // stringsTerm is never null: the policy may iterate it without checking.
 func stringsTerm(ss []string) *ast.Term {
-	if len(ss) == 0 {
+	switch len(ss) {
+	case 0:
 		return ast.InternedEmptyArray
+	case 1:
+		if t, ok := singletons[ss[0]]; ok {
+			return t
+		}
 	}
 	terms := make([]*ast.Term, len(ss))
 	for i, s := range ss {
