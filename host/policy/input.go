@@ -124,6 +124,19 @@ type Request struct {
 	// TokenArrays counts the embeddings inputs sent as token ids rather than
 	// text; they are decoded and scanned, and a policy may refuse them.
 	TokenArrays int `json:"token_arrays"`
+	// API names the API called, whatever its path: chat, completions,
+	// responses, messages, count_tokens, embeddings or models.
+	API string `json:"api"`
+	// UpstreamType is the type of the upstream (openai, azure_openai,
+	// anthropic, bedrock, gemini, mock) of the model's first deployment as
+	// configured; UpstreamTypes are the types of every deployment a request
+	// for the model may be sent to, its fallbacks' included, each once, that
+	// one first. Routing picks the deployment after the policy has decided,
+	// so a rule that must hold wherever the request goes reads
+	// UpstreamTypes. Both are empty when the model is none the gateway
+	// serves.
+	UpstreamType  string   `json:"upstream_type"`
+	UpstreamTypes []string `json:"upstream_types"`
 	// Headers are request headers by name. Only the names the engine was
 	// given (WithHeaders, else DefaultHeaders) reach the policy,
 	// lower-cased; the others are dropped whatever the caller passes, and
@@ -245,6 +258,9 @@ var (
 	keyPromptTokens = ast.StringTerm("prompt_tokens")
 	keyMessageCount = ast.StringTerm("message_count")
 	keyTokenArrays  = ast.StringTerm("token_arrays")
+	keyAPI          = ast.StringTerm("api")
+	keyUpType       = ast.StringTerm("upstream_type")
+	keyUpTypes      = ast.StringTerm("upstream_types")
 	keyReqHeaders   = ast.StringTerm("headers")
 	keyPlugin       = ast.StringTerm("plugin")
 	keyType         = ast.StringTerm("type")
@@ -261,6 +277,9 @@ var vocabulary = func() map[string]*ast.Term {
 	words := []string{
 		"GET", "POST", "DELETE",
 		"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models",
+		"/v1/responses", "/v1/messages", "/v1/messages/count_tokens", "/v1/models/{id}",
+		"chat", "completions", "responses", "messages", "count_tokens", "embeddings", "models",
+		"openai", "azure_openai", "anthropic", "bedrock", "gemini", "mock",
 		"pii", "content_filter",
 		"EMAIL", "PHONE", "CREDIT_CARD", "US_SSN", "IBAN", "IP_ADDRESS", "AWS_ACCESS_KEY",
 		"GITHUB_TOKEN", "SLACK_TOKEN", "STRIPE_KEY", "GOOGLE_API_KEY", "OPENAI_KEY",
@@ -440,8 +459,39 @@ func (r *Request) term(headers map[string]*ast.Term) *ast.Term {
 		ast.Item(keyPromptTokens, ast.InternedTerm(r.PromptTokens)),
 		ast.Item(keyMessageCount, ast.InternedTerm(r.MessageCount)),
 		ast.Item(keyTokenArrays, ast.InternedTerm(r.TokenArrays)),
+		ast.Item(keyAPI, stringTerm(r.API)),
+		ast.Item(keyUpType, stringTerm(r.UpstreamType)),
+		ast.Item(keyUpTypes, stringsTerm(r.UpstreamTypes)),
 		ast.Item(keyReqHeaders, headersTerm(r.Headers, headers)),
 	)
+}
+
+// singletons are the arrays of one vocabulary word, built once: most
+// models are served by one kind of upstream, and their upstream_types
+// then cost nothing per request. Terms are never modified once built.
+var singletons = func() map[string]*ast.Term {
+	m := make(map[string]*ast.Term, len(vocabulary))
+	for w, t := range vocabulary {
+		m[w] = ast.ArrayTerm(t)
+	}
+	return m
+}()
+
+// stringsTerm is never null: the policy may iterate it without checking.
+func stringsTerm(ss []string) *ast.Term {
+	switch len(ss) {
+	case 0:
+		return ast.InternedEmptyArray
+	case 1:
+		if t, ok := singletons[ss[0]]; ok {
+			return t
+		}
+	}
+	terms := make([]*ast.Term, len(ss))
+	for i, s := range ss {
+		terms[i] = stringTerm(s)
+	}
+	return ast.ArrayTerm(terms...)
 }
 
 // headersTerm keeps the headers named in keys, whatever the case of their

@@ -13,9 +13,10 @@ import (
 func BenchmarkEngineParts(b *testing.B) {
 	e := &Engine{clock: newClock(time.UTC)}
 	in := Input{
-		Client:  Client{ID: "billing-bot", Department: "finance", Tier: "standard", Labels: map[string]string{"env": "prod"}},
-		Request: Request{Method: "POST", Path: "/v1/chat/completions", Model: "gpt-4o-mini", MaxTokens: 256, PromptTokens: 42, MessageCount: 2},
-		Time:    time.Unix(1796000000, 0),
+		Client: Client{ID: "billing-bot", Department: "finance", Tier: "standard", Labels: map[string]string{"env": "prod"}},
+		Request: Request{Method: "POST", Path: "/v1/chat/completions", Model: "gpt-4o-mini", MaxTokens: 256, PromptTokens: 42, MessageCount: 2,
+			API: "chat", UpstreamType: "openai", UpstreamTypes: []string{"openai"}},
+		Time: time.Unix(1796000000, 0),
 	}
 	b.Run("input", func(b *testing.B) {
 		b.ReportAllocs()

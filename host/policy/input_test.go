@@ -50,6 +50,7 @@ func TestInputDocument(t *testing.T) {
 		Client: policy.Client{ID: "alice", Department: "research", Tier: "standard", Labels: map[string]string{"team": "nlp"}, PluginFailures: 2},
 		Request: policy.Request{
 			Method: "POST", Path: "/v1/chat/completions", Model: "gpt-4o-mini", MaxTokens: 256, PromptTokens: 812, MessageCount: 3,
+			API: "chat", UpstreamType: "azure_openai", UpstreamTypes: []string{"azure_openai", "openai"},
 			Headers: map[string]string{
 				"User-Agent": "openai-python/1.0", "x-sluice-tags": "batch",
 				"Authorization": "Bearer sk-secret", "x-api-key": "sk-secret", "Cookie": "session=1",
@@ -70,6 +71,7 @@ func TestInputDocument(t *testing.T) {
 		"request": map[string]any{
 			"method": "POST", "path": "/v1/chat/completions", "model": "gpt-4o-mini", "stream": false,
 			"max_tokens": 256.0, "prompt_tokens": 812.0, "message_count": 3.0, "token_arrays": 0.0,
+			"api": "chat", "upstream_type": "azure_openai", "upstream_types": []any{"azure_openai", "openai"},
 			// Only allow-listed headers, lower-cased; never a credential.
 			"headers": map[string]any{"user-agent": "openai-python/1.0", "x-sluice-tags": "batch"},
 		},
@@ -98,6 +100,9 @@ func TestInputDocument(t *testing.T) {
 		if !reflect.DeepEqual(got[key], want) {
 			t.Errorf("%s = %v, want %v", key, got[key], want)
 		}
+	}
+	if ts := got["request"].(map[string]any)["upstream_types"]; !reflect.DeepEqual(ts, []any{}) {
+		t.Errorf("upstream_types = %v, want []", ts)
 	}
 	if h := got["request"].(map[string]any)["headers"]; !reflect.DeepEqual(h, map[string]any{}) {
 		t.Errorf("headers = %v, want {}", h)

@@ -82,6 +82,12 @@ func TestDecisionCacheKeysOnEveryPartARuleReads(t *testing.T) {
 			func(in *policy.Input) { in.Time = in.Time.Add(time.Hour) }},
 		{"string or number", `echo := sprintf("%v", [input.request.max_tokens])`,
 			func(in *policy.Input) { in.Request.MaxTokens = 257 }},
+		{"api", `echo := input.request.api`,
+			func(in *policy.Input) { in.Request.API = "messages" }},
+		{"upstream type", `echo := input.request.upstream_type`,
+			func(in *policy.Input) { in.Request.UpstreamType = "bedrock" }},
+		{"one of the upstream types", `echo := sprintf("%v", ["bedrock" in input.request.upstream_types])`,
+			func(in *policy.Input) { in.Request.UpstreamTypes = []string{"openai", "bedrock"} }},
 		{"key inside a key", `echo := sprintf("%v", [object.get({"gpt-4o-mini": "a", "gpt-4o": "b"}, input.request.model, "c")])`,
 			func(in *policy.Input) { in.Request.Model = "gpt-4o" }},
 	} {

@@ -169,13 +169,14 @@ func (g *Gateway) evaluate(ctx context.Context, x *exchange, in *policy.Input) (
 func outcome(d policy.Decision, err error) string { return policy.Outcome(d, err) }
 
 // policyInput is the policy's input for a request of client: the request's
-// own fields, the headers the policy is configured to see, and, when the
+// own fields, its API and its model's upstream types, the headers the policy is configured to see, and, when the
 // policy reads them, the client's and department's usage counters. The
 // input pins the policy revision in force, when the decider can, so that
 // every pass of the request, the reply's included, is decided by it.
 func (g *Gateway) policyInput(ctx context.Context, x *exchange, h *fasthttp.RequestHeader, client policy.Client, r policy.Request) (*policy.Input, *api.Error) {
 	client.PluginFailures = g.failures.count(client.ID, x.start)
 	in := &policy.Input{Client: client, Request: r, Time: x.start, RequestID: x.ev.RequestID, Identity: x.identity}
+	g.upstreamTypes.name(&in.Request)
 	usesUsage := g.decider.UsesUsage()
 	names := defaultInputHeaders
 	if p, ok := g.decider.(revisionPinner); ok {

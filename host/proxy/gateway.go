@@ -89,6 +89,8 @@ type Gateway struct {
 	// routes orders each request's deployments and keeps their health;
 	// nil sends every request to its model's one upstream.
 	routes *routing.Table
+	// upstreamTypes says which kinds of upstream serve each model.
+	upstreamTypes upstreamTypes
 	// cache keeps upstream replies for the tiers the policy caches; nil
 	// caches none.
 	cache    *respcache.Cache
@@ -154,6 +156,7 @@ func New(o Options) *Gateway {
 		limiter:          o.Limiter,
 		router:           o.Router,
 		routes:           o.Routes,
+		upstreamTypes:    newUpstreamTypes(o.Config),
 		cache:            o.Cache,
 		recorder:         o.Recorder,
 		log:              o.Log,

@@ -338,6 +338,9 @@ type replyLimited interface {
 // been answered and recorded.
 func (g *Gateway) admitAndForward(ctx *fasthttp.RequestCtx, x *exchange, id auth.Identity, target *upstream.Target, pr policy.Request,
 	req upstreamRequest, texts []string, info []api.Text, a ask, endpoint string, stream bool) (*upstream.Reply, limits.Reservation, bool) {
+	// Counted in o200k_base, the prompt is reserved in the tokenizer family
+	// of the model's provider, as policyInput shows it to the policy.
+	a.prompt = g.upstreamTypes.estimate(target.Model.Name, a.prompt)
 	x.prompt = a.prompt
 	in, aerr := g.policyInput(stepContext, x, &ctx.Request.Header, clientInput(id), pr)
 	if aerr != nil {
@@ -431,6 +434,7 @@ func (g *Gateway) serveModels(ctx *fasthttp.RequestCtx, x *exchange) {
 	n := 0
 	for _, m := range g.router.Models() {
 		in.Request.Model = m
+		g.upstreamTypes.name(&in.Request)
 		res, err := g.evaluate(stepContext, x, in)
 		if err != nil {
 			g.fail(ctx, x, api.PolicyError("The access policy could not be evaluated; the request was denied."))

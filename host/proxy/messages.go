@@ -172,6 +172,7 @@ func (g *Gateway) serveCountTokens(ctx *fasthttp.RequestCtx, x *exchange) {
 		return
 	}
 	prompt, pr := messagesRequest(req, pathCountTokens)
+	prompt = g.upstreamTypes.estimate(req.Model, prompt) // as policyInput shows it
 	in, aerr := g.policyInput(stepContext, x, &ctx.Request.Header, clientInput(id), pr)
 	if aerr != nil {
 		g.fail(ctx, x, aerr)

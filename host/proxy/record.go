@@ -49,6 +49,7 @@ func (g *Gateway) record(x *exchange) {
 	if x.ev.UsageSource == "" {
 		x.ev.UsageSource = store.UsageNone
 	}
+	x.ev.UpstreamType = g.upstreamTypes.ofDeployment(x.ev.Model, x.ev.Deployment)
 	modelHash := g.sanitise(&x.ev)
 	authenticated := x.ev.ClientID != ""
 	malformed := authenticated && isMalformed(&x.ev)

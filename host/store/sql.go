@@ -394,9 +394,9 @@ func (s *sqlStore) ListKeys(ctx context.Context, clientID string) ([]Key, error)
 }
 
 // usageColumns is the number of values in one ledger row.
-const usageColumns = 22
+const usageColumns = 23
 
-// maxInsertRows is the most rows one INSERT carries. 18 × 256 parameters
+// maxInsertRows is the most rows one INSERT carries. 23 × 256 parameters
 // are far below the limits of SQLite (32766) and PostgreSQL (65535).
 const maxInsertRows = 256
 
@@ -410,7 +410,7 @@ var insertStatements = func() []string {
 		b.WriteString(`INSERT INTO usage_events (
 	occurred_at, request_id, client_id, department, key_id, model, endpoint, stream,
 	prompt_tokens, completion_tokens, total_tokens, cost_nanos, latency_ms,
-	status, code, findings, usage_source, tags, deployment, attempts, cache, saved_nanos
+	status, code, findings, usage_source, tags, deployment, attempts, cache, saved_nanos, upstream_type
 ) VALUES `)
 		for r := range n {
 			if r > 0 {
@@ -485,7 +485,7 @@ func (s *sqlStore) InsertUsage(ctx context.Context, events []UsageEvent) (err er
 			args = append(args,
 				nanos(ev.Time), ev.RequestID, ev.ClientID, ev.Department, ev.KeyID, ev.Model, ev.Endpoint, ev.Stream,
 				ev.PromptTokens, ev.CompletionTokens, ev.TotalTokens, ev.CostNanos, ev.LatencyMS,
-				ev.Status, ev.Code, ev.Findings, source, ev.Tags, ev.Deployment, ev.Attempts, ev.Cache, ev.SavedNanos)
+				ev.Status, ev.Code, ev.Findings, source, ev.Tags, ev.Deployment, ev.Attempts, ev.Cache, ev.SavedNanos, ev.UpstreamType)
 		}
 		if stmts[shift] != nil {
 			_, err = stmts[shift].ExecContext(ctx, args...)
@@ -505,12 +505,13 @@ func (s *sqlStore) InsertUsage(ctx context.Context, events []UsageEvent) (err er
 // groupColumns maps ReportQuery.GroupBy to a column. Only these fixed names
 // are ever spliced into SQL.
 var groupColumns = map[string]string{
-	GroupByDepartment: "department",
-	GroupByClient:     "client_id",
-	GroupByModel:      "model",
-	GroupByEndpoint:   "endpoint",
-	GroupByDeployment: "deployment",
-	GroupByCache:      "cache",
+	GroupByDepartment:   "department",
+	GroupByClient:       "client_id",
+	GroupByModel:        "model",
+	GroupByEndpoint:     "endpoint",
+	GroupByDeployment:   "deployment",
+	GroupByUpstreamType: "upstream_type",
+	GroupByCache:        "cache",
 }
 
 // rangeNanos turns an optional [from, to) into bounds; a zero time leaves

@@ -151,6 +151,10 @@ type UsageEvent struct {
 	// more than one (see migration 0008), "" otherwise.
 	Deployment string
 	Attempts   string
+	// UpstreamType is the type of the upstream of Deployment (openai,
+	// azure_openai, anthropic, bedrock, gemini, mock), "" when no upstream
+	// was called (see migration 0010).
+	UpstreamType string
 	// Cache is what the reply cache did: CacheHit, CacheMiss, CacheBypass,
 	// or "" when the request's tier does not cache. A hit costs nothing
 	// (CostNanos 0); SavedNanos is what it would have cost.
@@ -176,6 +180,9 @@ const (
 	// GroupByDeployment groups by the deployment that answered (see
 	// UsageEvent.Deployment): "" for requests no upstream answered.
 	GroupByDeployment = "deployment"
+	// GroupByUpstreamType groups by the type of the upstream that answered
+	// (see UsageEvent.UpstreamType): "" for requests no upstream answered.
+	GroupByUpstreamType = "upstream_type"
 	// GroupByCache groups by what the reply cache did: hit, miss, bypass,
 	// or "" (not cached).
 	GroupByCache = "cache"
@@ -198,12 +205,12 @@ type ReportQuery struct {
 const GroupByTag = "tag:"
 
 // GroupByNames lists the groupings a report takes, for messages.
-const GroupByNames = "department, client, model, endpoint, deployment, cache or tag:NAME"
+const GroupByNames = "department, client, model, endpoint, deployment, upstream_type, cache or tag:NAME"
 
 // ValidGroupBy reports whether a report can be grouped by groupBy.
 func ValidGroupBy(groupBy string) bool {
 	switch groupBy {
-	case GroupByDepartment, GroupByClient, GroupByModel, GroupByEndpoint, GroupByDeployment, GroupByCache:
+	case GroupByDepartment, GroupByClient, GroupByModel, GroupByEndpoint, GroupByDeployment, GroupByUpstreamType, GroupByCache:
 		return true
 	}
 	return strings.HasPrefix(groupBy, GroupByTag) && len(groupBy) > len(GroupByTag)

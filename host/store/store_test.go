@@ -1124,3 +1124,40 @@ func TestAuditEvents(t *testing.T) {
 		}
 	})
 }
+
+// Each request is kept with the kind of upstream that answered it, and a
+// report sums them by it: what each provider was paid, whichever models
+// and deployments it served.
+func TestReportByUpstreamType(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		st, _ := openNew(t, b)
+		ctx := context.Background()
+		served := func(id, model, deployment, typ string, prompt, completion int64) UsageEvent {
+			ev := event(id, "alice", "eng", model, t0.Add(time.Minute), prompt, completion)
+			ev.Deployment, ev.UpstreamType = deployment, typ
+			return ev
+		}
+		events := []UsageEvent{
+			served("a", "claude", "bedrock-eu/claude", "bedrock", 10, 5),
+			served("b", "claude", "anthropic/claude", "anthropic", 20, 10),
+			served("c", "gpt-4o", "bedrock-us/claude", "bedrock", 30, 0),
+			// Refused before any upstream was called.
+			served("d", "gpt-4o", "", "", 0, 0),
+		}
+		if err := st.InsertUsage(ctx, events); err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.Report(ctx, ReportQuery{GroupBy: GroupByUpstreamType})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []ReportRow{
+			{Group: "", Requests: 1},
+			{Group: "anthropic", Requests: 1, PromptTokens: 20, CompletionTokens: 10, TotalTokens: 30, CostNanos: 90},
+			{Group: "bedrock", Requests: 2, PromptTokens: 40, CompletionTokens: 5, TotalTokens: 45, CostNanos: 135},
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("Report by upstream type =\n%+v\nwant\n%+v", got, want)
+		}
+	})
+}

@@ -71,7 +71,7 @@ func TestCLIErrorsAreClear(t *testing.T) {
 		{[]string{"keys", "create", "--data-dir", dir, "--client", "nobody"}, "nobody"},
 		{[]string{"keys", "revoke", "--data-dir", dir, "key_missing"}, "not found"},
 		{[]string{"report", "--data-dir", dir, "--from", "yesterday"}, "--from"},
-		{[]string{"report", "--data-dir", dir, "--from", "2026-11-01", "--by", "color"}, "department, client, model, endpoint, deployment, cache or tag:NAME"},
+		{[]string{"report", "--data-dir", dir, "--from", "2026-11-01", "--by", "color"}, "department, client, model, endpoint, deployment, upstream_type, cache or tag:NAME"},
 	}
 	for _, c := range cases {
 		_, err := run(t, c.args...)

@@ -59,6 +59,7 @@ Subcommands chart the same period over time (series) or count refused requests (
   sluice report --day 2026-11-28 --by model --format json
   sluice report --month 2026-11 --by tag:project --tag env=prod
   sluice report --month 2026-11 --by cache
+  sluice report --month 2026-11 --by upstream_type
   sluice report --from 2026-11-01 --to 2026-11-30 --by client --format csv > november.csv`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

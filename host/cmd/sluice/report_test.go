@@ -115,12 +115,12 @@ func TestReportByDeployment(t *testing.T) {
 	dir := t.TempDir()
 	day := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
 	east := used("d1", "bot", "finance", "gpt-4o", day.Add(9*time.Hour), 100, 1000)
-	east.Deployment = "openai/gpt-4o"
+	east.Deployment, east.UpstreamType = "openai/gpt-4o", "openai"
 	west := used("d2", "bot", "finance", "gpt-4o", day.Add(10*time.Hour), 40, 400)
-	west.Deployment = "azure-eu/gpt4o-prod"
+	west.Deployment, west.UpstreamType = "azure-eu/gpt4o-prod", "azure_openai"
 	west.Attempts = `[{"deployment":"openai/gpt-4o","status":429,"ms":3},{"deployment":"azure-eu/gpt4o-prod","status":200,"ms":80}]`
 	again := used("d3", "bot", "finance", "gpt-4o", day.Add(11*time.Hour), 60, 600)
-	again.Deployment = "openai/gpt-4o"
+	again.Deployment, again.UpstreamType = "openai/gpt-4o", "openai"
 	refused := store.UsageEvent{Time: day.Add(12 * time.Hour), RequestID: "d4", ClientID: "bot", Department: "finance", Status: 429, Code: "rate_limit_exceeded"}
 	seedLedger(t, dir, east, west, again, refused)
 	out, err := run(t, "report", "--data-dir", dir, "--day", "2026-11-28", "--by", "deployment", "--format", "csv")
@@ -131,6 +131,16 @@ func TestReportByDeployment(t *testing.T) {
 		"azure-eu/gpt4o-prod,1,40,0,40,0.000400,0,0.000000\nopenai/gpt-4o,2,160,0,160,0.001600,0,0.000000\n"
 	if out != want {
 		t.Errorf("report --by deployment =\n%s\nwant\n%s", out, want)
+	}
+	// The same usage by the kind of provider paid.
+	out, err = run(t, "report", "--data-dir", dir, "--day", "2026-11-28", "--by", "upstream_type", "--format", "csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = "upstream_type,requests,prompt_tokens,completion_tokens,total_tokens,cost_usd,cache_hits,saved_usd\n" +
+		"azure_openai,1,40,0,40,0.000400,0,0.000000\nopenai,2,160,0,160,0.001600,0,0.000000\n"
+	if out != want {
+		t.Errorf("report --by upstream_type =\n%s\nwant\n%s", out, want)
 	}
 }
 
