@@ -392,6 +392,10 @@ type Tier struct {
 	// Regions, when set, are the only deployment regions this tier's
 	// requests may be served from (models[].deployments[].region).
 	Regions []string `yaml:"regions" json:"regions"`
+	// Fallbacks, when set, replaces the fallbacks of every model this
+	// tier's clients request (models[].fallbacks): [] takes them away,
+	// leaving it out keeps each model's own.
+	Fallbacks []string `yaml:"fallbacks" json:"fallbacks"`
 	// RefuseTokenInput refuses embeddings input sent as token ids (400
 	// token_input_not_allowed) instead of decoding and scanning it.
 	RefuseTokenInput bool `yaml:"refuse_token_input" json:"refuse_token_input"`
