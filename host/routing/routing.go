@@ -163,18 +163,18 @@ func (d *Deployment) outlier(now time.Time, latency time.Duration) bool {
 
 // Status is a deployment as /admin/upstreams shows it.
 type Status struct {
-	Model         string  `json:"model"`
-	Deployment    string  `json:"deployment"`
-	Upstream      string  `json:"upstream"`
-	UpstreamModel string  `json:"upstream_model"`
-	Region        string  `json:"region,omitempty"`
-	Weight        int     `json:"weight"`
-	State         string  `json:"state"`
+	Model         string `json:"model"`
+	Deployment    string `json:"deployment"`
+	Upstream      string `json:"upstream"`
+	UpstreamModel string `json:"upstream_model"`
+	Region        string `json:"region,omitempty"`
+	Weight        int    `json:"weight"`
+	State         string `json:"state"`
 	// Reason is why a deployment not closed was ejected: failures or
 	// latency.
-	Reason   string `json:"reason,omitempty"`
-	InFlight int64  `json:"in_flight"`
-	LatencyMS     float64 `json:"latency_ms"` // moving average of successful calls; 0 before the first
+	Reason    string  `json:"reason,omitempty"`
+	InFlight  int64   `json:"in_flight"`
+	LatencyMS float64 `json:"latency_ms"` // moving average of successful calls; 0 before the first
 }
 
 // Status reports every deployment, in configuration order.
