@@ -19,6 +19,9 @@ const (
 	AttemptUnavailable = "unavailable"  // no connection
 	AttemptCancelled   = "cancelled"    // the caller left or the gateway shut down first
 	AttemptQuota       = "quota"        // not sent: the deployment's provider quota was used up
+	// AttemptContentRefused: the provider's content filter refused, and
+	// the model falls back on refusal (models[].fallback_on_refusal).
+	AttemptContentRefused = "content_refused"
 )
 
 // Deployment is what the metrics read of one deployment at each scrape.
@@ -40,7 +43,7 @@ func (m *Metrics) WatchDeployments(ds []Deployment) {
 	}
 	m.attempts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: NameUpstreamAttempts,
-		Help: "Upstream calls, by deployment and outcome (ok, rate_limited, server_error, refused, timeout, unavailable, cancelled, and quota for a call not made because the provider quota was used up); a request that fell back or retried makes several.",
+		Help: "Upstream calls, by deployment and outcome (ok, rate_limited, server_error, refused, timeout, unavailable, cancelled, content_refused for a content-filter refusal passed over, and quota for a call not made because the provider quota was used up); a request that fell back or retried makes several.",
 	}, []string{"deployment", "outcome"})
 	m.reg.MustRegister(m.attempts)
 	for _, d := range ds {
