@@ -17,6 +17,7 @@
 package routing
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -175,17 +176,48 @@ type Status struct {
 	Reason    string  `json:"reason,omitempty"`
 	InFlight  int64   `json:"in_flight"`
 	LatencyMS float64 `json:"latency_ms"` // moving average of successful calls; 0 before the first
+	// Quota is the provider quota of the deployment and its use over the
+	// last minute; nil when none is configured.
+	Quota *QuotaUse `json:"quota,omitempty"`
 }
 
-// Status reports every deployment, in configuration order.
-func (t *Table) Status(now time.Time) []Status {
+// QuotaUse is a deployment's provider quota (0: none of that kind) and what
+// the gateway sent there over the last minute, as the limiter counts it
+// (across replicas when the limits are in Redis).
+type QuotaUse struct {
+	RPM      int64 `json:"rpm"`
+	TPM      int64 `json:"tpm"`
+	Requests int64 `json:"requests"`
+	Tokens   int64 `json:"tokens"`
+}
+
+// Peek reads the limiter's counters of keys; limits.Backend.Peek is one.
+type Peek func(ctx context.Context, keys ...string) ([]limits.Usage, error)
+
+// Status reports every deployment, in configuration order, with the use of
+// its provider quota as peek reads it (nil: left out). A quota whose
+// counters cannot be read shows its limits with no use.
+func (t *Table) Status(ctx context.Context, now time.Time, peek Peek) []Status {
 	var out []Status
 	for _, d := range t.all {
 		out = append(out, Status{Model: d.model, Deployment: d.Name, Upstream: d.Target.Model.Upstream,
 			UpstreamModel: d.Target.Model.UpstreamModel, Region: d.Region, Weight: d.weight, State: d.State(now),
-			Reason: d.Reason(now), InFlight: d.InFlight(), LatencyMS: float64(d.Latency().Microseconds()) / 1000})
+			Reason: d.Reason(now), InFlight: d.InFlight(), LatencyMS: float64(d.Latency().Microseconds()) / 1000, Quota: d.quotaUse(ctx, peek)})
 	}
 	return out
+}
+
+func (d *Deployment) quotaUse(ctx context.Context, peek Peek) *QuotaUse {
+	if d.Quota.Limits == (limits.Limits{}) {
+		return nil
+	}
+	q := &QuotaUse{RPM: d.Quota.Limits.RPM, TPM: d.Quota.Limits.TPM}
+	if peek != nil {
+		if use, err := peek(ctx, d.Quota.Key); err == nil && len(use) == 1 {
+			q.Requests, q.Tokens = use[0].MinuteRequests, use[0].MinuteTokens
+		}
+	}
+	return q
 }
 
 // Route is how one public model is served.

@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"context"
 	"math"
 	"slices"
 	"testing"
@@ -334,7 +335,7 @@ func TestBreakerReasonSaysFailures(t *testing.T) {
 		a.Start()
 		a.End(now, true, 0)
 	}
-	st := tb.Status(now)
+	st := tb.Status(context.Background(), now, nil)
 	if st[0].State != StateOpen || st[0].Reason != ReasonFailures || st[1].Reason != "" {
 		t.Fatalf("status %+v, want a open for failures and b with no reason", st)
 	}
