@@ -160,6 +160,15 @@ func (c *Config) checkRouting(upstreams map[string]bool, upNames []string, bad f
 		}
 		m.Circuit = m.Circuit.OrDefaults()
 	}
+	// A tier's fallbacks reach requests through the policy, which skips a
+	// model it does not know; in the configuration, that is a typo.
+	for _, name := range c.TierNames() {
+		for j, f := range c.Tiers[name].Fallbacks {
+			if !models[f] {
+				return bad(fmt.Sprintf("tiers.%s.fallbacks[%d]", name, j), "unknown model %q", f)
+			}
+		}
+	}
 	return nil
 }
 

@@ -161,6 +161,9 @@ func TestFailingDeploymentFallsBackEjectsAndRecovers(t *testing.T) {
 	if st := h.deploymentState("flaky"); st != "closed" {
 		t.Errorf("after a good probe flaky is %q, want closed", st)
 	}
+	if !strings.Contains(h.metricsText(), `sluice_deployment_state{deployment="flaky"} 0`) {
+		t.Error("the metric does not show flaky back in rotation")
+	}
 	if got := flaky.Hits.Load(); got < 6 {
 		t.Errorf("flaky called %d times in all, want the probe and a share after it", got)
 	}

@@ -22,8 +22,9 @@ import (
 // fallbacks to the gateway, which tries them in place of the model's
 // configured ones: a standard client whose model is down is served by the
 // tier's cheap fallback, never the configured one; a model the gateway does
-// not serve in the list is skipped with a log line that does not repeat
-// it; a tier whose fallbacks are [] gets the model's own failure, and no
+// not serve in the list (which loading the configuration refuses; here it
+// stands for a policy that names one) is skipped with a log line that does
+// not repeat it; a tier whose fallbacks are [] gets the model's own failure, and no
 // fallback is called for it.
 func TestPolicyFallbacksReplaceTheModels(t *testing.T) {
 	backup, cheap := testenv.NewProvider(t), testenv.NewProvider(t)
