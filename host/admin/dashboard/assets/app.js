@@ -179,7 +179,7 @@
       get("clients", { ...range, by: state.by }),
       get("denials", range),
       get("health"),
-      call("GET", "upstreams"),
+      deployments(),
     ]);
     if (seq !== state.seq) return; // a newer load is under way
     if (results.some((r) => r.status === "rejected" && r.reason instanceof Unauthorized)) {
@@ -516,11 +516,23 @@
     return parts.join(", ");
   }
 
+  // deployments reads /admin/upstreams; null when the gateway serves none
+  // (an admin API without routing).
+  async function deployments() {
+    try {
+      return await call("GET", "upstreams");
+    } catch (e) {
+      if (e.status === 404) return null;
+      throw e;
+    }
+  }
+
   function renderDeployments(u) {
     const body = $("deployments").tBodies[0];
     body.replaceChildren();
     const list = (u && u.data) || [];
-    $("deployments-note").textContent = list.length ? "" : "No model deployments are configured.";
+    $("deployments-note").textContent = !u ? "This gateway reports no deployments to the dashboard."
+      : list.length ? "" : "No model deployments are configured.";
     let model = null;
     for (const d of list) {
       const tr = el("tr", { "data-deployment": d.deployment, "data-state": d.state, "data-reason": d.reason || "" });
@@ -554,7 +566,11 @@
     } catch (_) {
       // reported by status below
     }
-    if (!res.ok) throw new Error((out && out.error && out.error.message) || "HTTP " + res.status + " from " + path + ".");
+    if (!res.ok) {
+      const e = new Error((out && out.error && out.error.message) || "HTTP " + res.status + " from " + path + ".");
+      e.status = res.status;
+      throw e;
+    }
     return out;
   }
 
