@@ -147,6 +147,7 @@ func TestFailingDeploymentFallsBackEjectsAndRecovers(t *testing.T) {
 	for _, want := range []string{
 		`sluice_upstream_attempts_total{deployment="flaky",outcome="server_error"} 5`,
 		`sluice_deployment_state{deployment="flaky"} 2`,
+		`sluice_deployment_ejected{deployment="flaky",reason="failures"} 1`,
 		`sluice_deployment_state{deployment="good"} 0`,
 	} {
 		if !strings.Contains(metrics, want) {

@@ -142,8 +142,15 @@ func TestSlowDeploymentIsEjectedForLatencyAndRecovers(t *testing.T) {
 	if row := h.upstreamRow("slow"); row.State != "open" || row.Reason != "latency" {
 		t.Fatalf("slow deployment %+v, want open for latency", row)
 	}
-	if !strings.Contains(h.metricsText(), `sluice_deployment_state{deployment="slow"} 2`) {
-		t.Error("the metric does not show the slow deployment ejected")
+	m := h.metricsText()
+	for _, want := range []string{
+		`sluice_deployment_state{deployment="slow"} 2`,
+		`sluice_deployment_ejected{deployment="slow",reason="latency"} 1`,
+		`sluice_deployment_ejected{deployment="slow",reason="failures"} 0`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 	if q := h.upstreamRow("quick"); q.State != "closed" {
 		t.Errorf("quick deployment %+v, want closed", q)
@@ -160,8 +167,11 @@ func TestSlowDeploymentIsEjectedForLatencyAndRecovers(t *testing.T) {
 	if row := h.upstreamRow("slow"); row.State != "closed" || row.Reason != "" {
 		t.Errorf("after a quick probe the slow deployment is %+v, want closed", row)
 	}
-	if !strings.Contains(h.metricsText(), `sluice_deployment_state{deployment="slow"} 0`) {
-		t.Error("the metric does not show the deployment back in rotation")
+	m = h.metricsText()
+	for _, want := range []string{`sluice_deployment_state{deployment="slow"} 0`, `sluice_deployment_ejected{deployment="slow",reason="latency"} 0`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s after the recovery", want)
+		}
 	}
 	if slow.Hits.Load() == hits {
 		t.Error("no probe reached the recovered deployment")

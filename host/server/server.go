@@ -1082,6 +1082,7 @@ func deploymentMetrics(t *routing.Table) []metrics.Deployment {
 				return 0
 			},
 			InFlight: func() float64 { return float64(d.InFlight()) },
+			Reason:   func() string { return d.Reason(time.Now()) },
 		})
 	}
 	return out
