@@ -202,6 +202,7 @@ decision := d if {
 	"restore": object.get(_tier, "restore", false),
 	"max_tokens": _max_tokens,
 	"regions": object.get(_tier, "regions", []),
+	"fallbacks": object.get(_tier, "fallbacks", null),
 	"cache": _cache(_tier),
 }
 
@@ -367,6 +368,7 @@ _allowed(tier, department_limits) := {
 	"restore": object.get(tier, "restore", false),
 	"max_tokens": 0,
 	"regions": object.get(tier, "regions", []),
+	"fallbacks": object.get(tier, "fallbacks", null),
 	"cache": _cache(tier),
 }
 

@@ -104,6 +104,7 @@ test_standard_allowed_without_findings if {
 		"restore": false,
 		"max_tokens": 0,
 		"regions": [],
+		"fallbacks": null,
 		"cache": {"ttl": "", "scope": ""},
 	}
 }
@@ -234,6 +235,7 @@ test_pii_in_redact_list_is_redacted if {
 		"restore": true,
 		"max_tokens": 0,
 		"regions": [],
+		"fallbacks": null,
 		"cache": {"ttl": "", "scope": ""},
 	}
 }
@@ -597,6 +599,7 @@ test_derived_holds_a_decision_per_department if {
 		"restore": false,
 		"max_tokens": 0,
 		"regions": [],
+		"fallbacks": null,
 		"cache": {"ttl": "", "scope": ""},
 	}
 	derived.tiers.standard.allowed == allowed
@@ -701,4 +704,23 @@ test_tier_cache_settings_reach_the_decision if {
 	d2 := authz.derived with data.sluice.tiers as cached
 		with data.sluice.departments as departments
 	d2.tiers.standard.allowed.cache == {"ttl": "10m", "scope": "department"}
+}
+
+test_tier_fallbacks_reach_the_decision if {
+	cheap := object.union(tiers, {"standard": object.union(tiers.standard, {"fallbacks": ["gpt-4o-mini"]})})
+	d := authz.decision with input as request("standard", "gpt-4o-mini", [])
+		with data.sluice.tiers as cheap
+		with data.sluice.departments as departments
+	d.allowed
+	d.fallbacks == ["gpt-4o-mini"]
+	d2 := authz.derived with data.sluice.tiers as cheap
+		with data.sluice.departments as departments
+	d2.tiers.standard.allowed.fallbacks == ["gpt-4o-mini"]
+
+	# [] takes every fallback away; a tier without the key keeps the model's own (null).
+	none := object.union(tiers, {"standard": object.union(tiers.standard, {"fallbacks": []})})
+	d3 := authz.decision with input as request("standard", "gpt-4o-mini", [])
+		with data.sluice.tiers as none
+		with data.sluice.departments as departments
+	d3.fallbacks == []
 }

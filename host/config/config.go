@@ -368,8 +368,15 @@ type Model struct {
 	// Fallbacks are models tried, in order, once every deployment of this
 	// one has failed; a fallback bills at its own prices.
 	Fallbacks []string `yaml:"fallbacks"`
-	Retry     Retry    `yaml:"retry"`
-	Circuit   Circuit  `yaml:"circuit"`
+	// FallbackOnRefusal tries the next deployment, or fallback, when a
+	// provider's content filter refuses the request (a 400 with the code
+	// content_filter or content_policy_violation, or a reply that finished
+	// with content_filter before any of it reached the caller), instead of
+	// passing the refusal on. Off by default: a refusal is usually the
+	// answer the caller should see.
+	FallbackOnRefusal bool    `yaml:"fallback_on_refusal"`
+	Retry             Retry   `yaml:"retry"`
+	Circuit           Circuit `yaml:"circuit"`
 	// Timeout and FirstByteTimeout bound each upstream call of this model
 	// when shorter than its upstream's own (0: the upstream's).
 	Timeout          Duration `yaml:"timeout"`
@@ -392,6 +399,10 @@ type Tier struct {
 	// Regions, when set, are the only deployment regions this tier's
 	// requests may be served from (models[].deployments[].region).
 	Regions []string `yaml:"regions" json:"regions"`
+	// Fallbacks, when set, replaces the fallbacks of every model this
+	// tier's clients request (models[].fallbacks): [] takes them away,
+	// leaving it out keeps each model's own.
+	Fallbacks []string `yaml:"fallbacks" json:"fallbacks"`
 	// RefuseTokenInput refuses embeddings input sent as token ids (400
 	// token_input_not_allowed) instead of decoding and scanning it.
 	RefuseTokenInput bool `yaml:"refuse_token_input" json:"refuse_token_input"`

@@ -104,6 +104,8 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"unknown cache scope", "tiers:\n  t: {cache_ttl: 1m, cache_scope: everyone}\ndefault_tier: t\n", []string{"tiers.t.cache_scope", "client, department or shared"}},
 		{"cache redis not a url", "cache:\n  redis: cache:6379\n", []string{"cache.redis", "redis://"}},
 		{"negative cache size", "cache:\n  max_bytes: -1\n", []string{"cache.max_bytes"}},
+		{"tier falls back to an unknown model", "tiers:\n  t: {fallbacks: [gpt-4o, gpt-9]}\ndefault_tier: t\n", []string{"tiers.t.fallbacks[1]", "unknown model", "gpt-9"}},
+		{"latency factor not above 1", "upstreams:\n  - {name: u, type: mock}\nmodels:\n  - {name: m, upstream: u, circuit: {latency_factor: 0.5}}\n", []string{"models[0].circuit.latency_factor", "above 1"}},
 		{"negative department budget", "departments:\n  research: {monthly_spend_usd: -5}\n", []string{"departments.research", "negative"}},
 		{"unknown tier key", "tiers:\n  t: {rpm: 1, tmp: 5}\ndefault_tier: t\n", []string{"x.yaml:2", "tiers.t.tmp", "tpm"}},
 		{"attribution tag value out of shape", "attribution:\n  tags:\n    owner: [Jane.Doe]\n", []string{"attribution.tags.owner", "lower-case"}},

@@ -54,10 +54,28 @@ type Retry struct {
 // Circuit ejects a deployment that keeps failing: Failures failed calls
 // (connection errors, timeouts, 429 and 5xx) within Window take it out of
 // rotation for Cooldown, after which one request probes it.
+//
+// With LatencyFactor set it also ejects a deployment much slower than its
+// peers: one whose moving average of answer times, over at least
+// LatencySamples successful calls, is above LatencyMin and above
+// LatencyFactor times the median of the model's other deployments in
+// rotation. A provider that has slowed down to a crawl fails no call, yet
+// holds every request it gets.
 type Circuit struct {
 	Failures int      `yaml:"failures"`
 	Window   Duration `yaml:"window"`
 	Cooldown Duration `yaml:"cooldown"`
+	// LatencyFactor is how many times slower than the median of its peers
+	// a deployment may be before it is ejected; 0 (the default) never
+	// ejects for latency. Above 1 when set.
+	LatencyFactor float64 `yaml:"latency_factor"`
+	// LatencySamples is how many successful calls a deployment (and each
+	// peer it is judged against) needs before its latency counts; default 10.
+	LatencySamples int `yaml:"latency_samples"`
+	// LatencyMin is a latency never judged slow, whatever the peers';
+	// default 200ms, so that a few milliseconds against one is not an
+	// outlier.
+	LatencyMin Duration `yaml:"latency_min"`
 }
 
 // checkRouting fills a model's routing defaults and checks its deployments
@@ -134,10 +152,22 @@ func (c *Config) checkRouting(upstreams map[string]bool, upNames []string, bad f
 			return bad(key+".retry", "must not be negative")
 		}
 		m.Retry = m.Retry.OrDefaults()
-		if b := m.Circuit; b.Failures < 0 || b.Window < 0 || b.Cooldown < 0 {
+		if b := m.Circuit; b.Failures < 0 || b.Window < 0 || b.Cooldown < 0 || b.LatencySamples < 0 || b.LatencyMin < 0 {
 			return bad(key+".circuit", "must not be negative")
 		}
+		if f := m.Circuit.LatencyFactor; f != 0 && !(f > 1) {
+			return bad(key+".circuit.latency_factor", "must be above 1 (or 0: off), got %v", f)
+		}
 		m.Circuit = m.Circuit.OrDefaults()
+	}
+	// A tier's fallbacks reach requests through the policy, which skips a
+	// model it does not know; in the configuration, that is a typo.
+	for _, name := range c.TierNames() {
+		for j, f := range c.Tiers[name].Fallbacks {
+			if !models[f] {
+				return bad(fmt.Sprintf("tiers.%s.fallbacks[%d]", name, j), "unknown model %q", f)
+			}
+		}
 	}
 	return nil
 }
@@ -171,8 +201,15 @@ func (r Retry) OrDefaults() Retry {
 }
 
 // OrDefaults fills what c leaves at zero: 5 failures within 30 s eject a
-// deployment for 30 s.
+// deployment for 30 s; its latency is judged over 10 calls at least, and
+// only above 200 ms.
 func (c Circuit) OrDefaults() Circuit {
+	if c.LatencySamples == 0 {
+		c.LatencySamples = 10
+	}
+	if c.LatencyMin == 0 {
+		c.LatencyMin = Duration(200 * time.Millisecond)
+	}
 	if c.Failures == 0 {
 		c.Failures = 5
 	}

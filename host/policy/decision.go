@@ -51,6 +51,12 @@ type Decision struct {
 	// served from: deployments labelled with another region, or none, are
 	// not tried (data residency). The policy may leave it out.
 	Regions []string `json:"regions"`
+	// Fallbacks, when not nil, replaces the requested model's configured
+	// fallbacks for this request: the models tried, in order, once the
+	// model's own deployments have failed. An empty list means none; nil
+	// (the policy left it out, or wrote null) keeps the configured ones.
+	// Models the gateway does not serve are skipped.
+	Fallbacks []string `json:"fallbacks"`
 	// Cache lets identical requests be answered from the reply cache; the
 	// policy may leave it out (no caching).
 	Cache Cache `json:"cache"`
@@ -122,7 +128,9 @@ type limitsJSON struct {
 }
 
 // MarshalJSON writes d in the shape of the policy's decision object: empty
-// lists and headers as [] and {}, never null, as the policy wrote them.
+// lists and headers as [] and {}, never null, as the policy wrote them;
+// fallbacks left out when the policy did not replace them, so that a
+// decision read back keeps the configured ones.
 func (d Decision) MarshalJSON() ([]byte, error) {
 	type plain Decision // without this method
 	p := plain(d)
@@ -134,7 +142,14 @@ func (d Decision) MarshalJSON() ([]byte, error) {
 			*l = []string{}
 		}
 	}
-	return json.Marshal(p)
+	var fallbacks *[]string
+	if d.Fallbacks != nil {
+		fallbacks = &d.Fallbacks
+	}
+	return json.Marshal(struct {
+		plain
+		Fallbacks *[]string `json:"fallbacks,omitempty"`
+	}{p, fallbacks})
 }
 
 // MarshalJSON writes l in the shape of the policy's limits object, the
@@ -185,6 +200,7 @@ var (
 	keyDecisionMaxTokens = ast.StringTerm("max_tokens")
 	keyReason            = ast.StringTerm("reason")
 	keyRegions           = ast.StringTerm("regions")
+	keyFallbacks         = ast.StringTerm("fallbacks")
 	keyCache             = ast.StringTerm("cache")
 	keyTTL               = ast.StringTerm("ttl")
 	keyScope             = ast.StringTerm("scope")
@@ -269,6 +285,9 @@ func decodeDecision(v ast.Value) (Decision, error) {
 		if d.Regions, err = stringsField(obj, keyRegions); err != nil {
 			return Decision{}, err
 		}
+	}
+	if d.Fallbacks, err = fallbacksField(obj); err != nil {
+		return Decision{}, err
 	}
 	if t := obj.Get(keyCache); t != nil {
 		if d.Cache, err = decodeCache(t.Value); err != nil {
@@ -402,6 +421,24 @@ func stringsField(obj ast.Object, key *ast.Term) ([]string, error) {
 		out[i] = string(s)
 	}
 	return out, nil
+}
+
+// fallbacksField reads the optional fallbacks list: nil when left out or
+// null, so that the configured fallbacks apply; a list, even an empty one,
+// is not nil, so that [] can take every fallback away.
+func fallbacksField(obj ast.Object) ([]string, error) {
+	t := obj.Get(keyFallbacks)
+	if t == nil {
+		return nil, nil
+	}
+	if _, null := t.Value.(ast.Null); null {
+		return nil, nil
+	}
+	out, err := stringsField(obj, keyFallbacks)
+	if out == nil && err == nil {
+		out = []string{}
+	}
+	return out, err
 }
 
 // headersField reads an object of string values; an empty object gives nil.

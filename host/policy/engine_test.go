@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -374,6 +375,52 @@ func TestDecideReadsEveryField(t *testing.T) {
 	}
 }
 
+// TestDecideReadsFallbacks: a policy that leaves fallbacks out, or writes
+// null, keeps the model's configured fallbacks (nil); [] takes them away
+// (empty, not nil); a list replaces them, in its order. A decision written
+// to the decision log and read back says the same.
+func TestDecideReadsFallbacks(t *testing.T) {
+	const allowed = `"allowed": true, "http_status": 200, "code": "", "type": "", "message": "",
+	"headers": {}, "limits": {"rpm": 0, "tpm": 0, "daily_tokens": 0, "monthly_tokens": 0, "monthly_spend_usd": 0},
+	"department_limits": {"rpm": 0, "tpm": 0, "daily_tokens": 0, "monthly_tokens": 0, "monthly_spend_usd": 0},
+	"redact": [], "plugins": []`
+	for _, tt := range []struct {
+		name, extra string
+		want        []string
+	}{
+		{"left out", ``, nil},
+		{"null", `, "fallbacks": null`, nil},
+		{"empty", `, "fallbacks": []`, []string{}},
+		{"listed", `, "fallbacks": ["cheap", "cheaper"]`, []string{"cheap", "cheaper"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			files := fstest.MapFS{"authz.rego": {Data: []byte("package sluice.authz\n\ndecision := {" + allowed + tt.extra + "}\n")}}
+			e, err := policy.Load(context.Background(), files, nil)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			d, err := e.Decide(context.Background(), policy.Input{})
+			if err != nil {
+				t.Fatalf("Decide: %v", err)
+			}
+			if (d.Fallbacks == nil) != (tt.want == nil) || !slices.Equal(d.Fallbacks, tt.want) {
+				t.Errorf("fallbacks %#v, want %#v", d.Fallbacks, tt.want)
+			}
+			b, err := json.Marshal(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back policy.Decision
+			if err := json.Unmarshal(b, &back); err != nil {
+				t.Fatal(err)
+			}
+			if (back.Fallbacks == nil) != (tt.want == nil) || !slices.Equal(back.Fallbacks, tt.want) {
+				t.Errorf("read back from %s: fallbacks %#v, want %#v", b, back.Fallbacks, tt.want)
+			}
+		})
+	}
+}
+
 // TestDecideFailsClosed checks that every policy result the gateway cannot
 // act on safely is an error, not a zero-valued Decision.
 func TestDecideFailsClosed(t *testing.T) {
@@ -406,6 +453,8 @@ func TestDecideFailsClosed(t *testing.T) {
 		{"cache scope unknown", `decision := object.union({` + valid + `}, {"cache": {"ttl": "10m", "scope": "everyone"}})`, `cache.scope is "everyone"`},
 		{"cache ttl not a duration", `decision := object.union({` + valid + `}, {"cache": {"ttl": "ten minutes", "scope": "client"}})`, `cache.ttl is "ten minutes"`},
 		{"cache not an object", `decision := object.union({` + valid + `}, {"cache": true})`, `"cache" is boolean, want object`},
+		{"fallbacks not a list", `decision := object.union({` + valid + `}, {"fallbacks": "gpt-4o"})`, `"fallbacks" is string, want array`},
+		{"fallbacks not strings", `decision := object.union({` + valid + `}, {"fallbacks": [4]})`, `"fallbacks"[0] is number`},
 		{"conflicting values", "decision := {\"a\": 1} if true\n\ndecision := {\"b\": 2} if true", "evaluate"},
 	}
 	for _, tt := range tests {

@@ -757,8 +757,8 @@ func Outcome(d Decision, err error) string {
 	}
 	limits, _ := json.Marshal(d.Limits) // Limits always marshal
 	department, _ := json.Marshal(d.DepartmentLimits)
-	return fmt.Sprintf("allowed limits=%s department_limits=%s redact=%v plugins=%v response_plugins=%v restore=%v max_tokens=%d regions=%v",
-		limits, department, d.Redact, d.Plugins, d.ResponsePlugins, d.Restore, d.MaxTokens, d.Regions)
+	return fmt.Sprintf("allowed limits=%s department_limits=%s redact=%v plugins=%v response_plugins=%v restore=%v max_tokens=%d regions=%v fallbacks=%v",
+		limits, department, d.Redact, d.Plugins, d.ResponsePlugins, d.Restore, d.MaxTokens, d.Regions, d.Fallbacks)
 }
 
 // SameOutcome reports whether a and b are the same in what the gateway acts
@@ -772,7 +772,7 @@ func sameOutcome(a, b Decision) bool {
 		a.Limits == b.Limits && a.DepartmentLimits == b.DepartmentLimits &&
 		slices.Equal(a.Redact, b.Redact) && slices.Equal(a.Plugins, b.Plugins) &&
 		slices.Equal(a.ResponsePlugins, b.ResponsePlugins) && a.Restore == b.Restore && a.MaxTokens == b.MaxTokens &&
-		slices.Equal(a.Regions, b.Regions)
+		slices.Equal(a.Regions, b.Regions) && slices.Equal(a.Fallbacks, b.Fallbacks) && (a.Fallbacks == nil) == (b.Fallbacks == nil)
 }
 
 // Explain evaluates the enforced set for in, like Decide, and tells how it

@@ -29,7 +29,8 @@ type attempt struct {
 // sendRouted sends a request to the deployments its model's route plans,
 // one after another, until one answers with anything but a failure of its
 // own (a connection error, a timeout, 429, 5xx, or a refusal of the
-// gateway's credentials), the model's retry.attempts are spent, or its
+// gateway's credentials) or, with fallback_on_refusal, a refusal of its
+// content filter, the model's retry.attempts are spent, or its
 // retry.deadline would pass. A deployment tried again is waited for with
 // backoff. A deployment whose provider quota (rpm, tpm) the request does
 // not fit is passed over without a call. target is the requested model's on
@@ -43,7 +44,7 @@ func (g *Gateway) sendRouted(ctx context.Context, x *exchange, target *upstream.
 	var rt *routing.Route
 	if g.routes != nil {
 		rt, _ = g.routes.Route(target.Model.Name)
-		plan = g.routes.Plan(target.Model.Name, time.Now())
+		plan = g.plan(x, call, target.Model.Name)
 	}
 	if len(x.dec.Regions) > 0 {
 		plan = slices.DeleteFunc(plan, func(d *routing.Deployment) bool { return !slices.Contains(x.dec.Regions, d.Region) })
@@ -73,6 +74,9 @@ func (g *Gateway) sendRouted(ctx context.Context, x *exchange, target *upstream.
 	// notBefore is when a deployment that answered 429 or 503 with a
 	// Retry-After may be called again.
 	notBefore := map[*routing.Deployment]time.Time{}
+	// refusedBy holds the deployments whose content filter refused the
+	// request: asking again would only be refused again.
+	refusedBy := map[*routing.Deployment]bool{}
 	var (
 		up   *upstream.Reply
 		err  error
@@ -84,6 +88,9 @@ func (g *Gateway) sendRouted(ctx context.Context, x *exchange, target *upstream.
 	)
 	for n := range attempts {
 		d := plan[n%len(plan)]
+		if refusedBy[d] {
+			continue
+		}
 		if tried[d] > 0 {
 			pause := max(g.routes.Backoff(retry, tried[d]-1), time.Until(notBefore[d]))
 			if time.Now().Add(pause).After(deadline) {
@@ -126,11 +133,17 @@ func (g *Gateway) sendRouted(ctx context.Context, x *exchange, target *upstream.
 		took := time.Since(began)
 		outcome := outcomeOf(up, err)
 		d.End(time.Now(), retryable(outcome), took)
+		if outcome == metrics.AttemptOK && rt.Model.FallbackOnRefusal && len(plan) > 1 && contentRefusal(up) {
+			// Not the deployment's failure (its breaker was told it
+			// answered), but another may answer.
+			outcome, refusedBy[d] = metrics.AttemptContentRefused, true
+		}
 		g.metrics.UpstreamAttempt(d.Name, outcome)
 		a := attempt{Deployment: d.Name, MS: took.Milliseconds()}
 		if up != nil {
 			a.Status = up.Status
-		} else if outcome == metrics.AttemptTimeout || outcome == metrics.AttemptUnavailable {
+		}
+		if up == nil && (outcome == metrics.AttemptTimeout || outcome == metrics.AttemptUnavailable) || outcome == metrics.AttemptContentRefused {
 			a.Error = outcome
 		}
 		log = append(log, a)
@@ -164,6 +177,21 @@ func (g *Gateway) sendRouted(ctx context.Context, x *exchange, target *upstream.
 	*target = last.Target
 	x.ev.Deployment = last.Name
 	return g.judge(ctx, last.Target, call, up, err)
+}
+
+// plan is the deployments a request for model tries: its configured
+// fallbacks, or the ones the policy's decision puts in their place. A
+// fallback the gateway does not serve is skipped, and logged by count (the
+// policy may have copied it from the request).
+func (g *Gateway) plan(x *exchange, call *upstream.Call, model string) []*routing.Deployment {
+	fallbacks := x.dec.Fallbacks
+	if fallbacks == nil {
+		return g.routes.Plan(model, time.Now())
+	}
+	if n := g.routes.Unknown(fallbacks); n > 0 {
+		g.log.Warn("policy fallbacks name models the gateway does not serve; skipped", "request_id", call.RequestID, "model", model, "unknown", n)
+	}
+	return g.routes.PlanWith(model, fallbacks, time.Now())
 }
 
 // quotaFit says whether a request fits a deployment's provider quota, and

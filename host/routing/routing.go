@@ -8,9 +8,16 @@
 // The package keeps the state the strategies read (requests in flight,
 // recent latency, breaker) and nothing of requests themselves: the proxy
 // makes the attempts and reports each outcome back.
+//
+// A deployment is also ejected, when its model's circuit sets a
+// latency_factor, for being much slower than its peers: its recent latency
+// above that many times the median of the other deployments of the model
+// still in rotation. It is probed after the cool-down like a failing one,
+// and the probe's own latency says whether it is back.
 package routing
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -41,7 +48,11 @@ type Deployment struct {
 
 	inFlight atomic.Int64
 	latency  atomic.Int64 // moving average of successful calls, nanoseconds; 0 before the first
+	samples  atomic.Int64 // successful calls in the average since it was last restarted
 	breaker  breaker
+	// peers are the other deployments of the same model, against which
+	// its latency is judged.
+	peers []*Deployment
 }
 
 // InFlight is the number of calls to the deployment not yet finished.
@@ -58,8 +69,23 @@ const (
 	StateHalfOpen = "half_open" // cooled down: one probe at a time may go
 )
 
+// Reasons a deployment is out of rotation.
+const (
+	ReasonFailures = "failures" // its calls failed
+	ReasonLatency  = "latency"  // its calls were much slower than its peers'
+)
+
 // State is the deployment's breaker state.
 func (d *Deployment) State(now time.Time) string { return d.breaker.state(now) }
+
+// Reason is why the deployment's breaker is open or half open, "" while
+// closed.
+func (d *Deployment) Reason(now time.Time) string {
+	if d.State(now) == StateClosed {
+		return ""
+	}
+	return d.breaker.reasonOf()
+}
 
 // Start counts a call to the deployment as in flight; the caller must pass
 // its outcome to End.
@@ -73,8 +99,30 @@ func (d *Deployment) End(now time.Time, failed bool, took time.Duration) {
 		d.breaker.failure(now)
 		return
 	}
+	if d.breaker.state(now) != StateClosed {
+		// The probe (or a call that started before the ejection): its
+		// latency alone says whether the deployment is back, not an
+		// average that still holds the slow calls that ejected it.
+		if d.outlier(now, took) {
+			d.breaker.eject(now, ReasonLatency)
+			return
+		}
+		d.latency.Store(int64(took))
+		d.samples.Store(1)
+		d.breaker.success()
+		return
+	}
 	d.breaker.success()
-	// An exponentially weighted average with weight 1/8 for the new sample.
+	d.addLatency(took)
+	if d.samples.Load() >= int64(d.breaker.limits.LatencySamples) && d.outlier(now, d.Latency()) {
+		d.breaker.eject(now, ReasonLatency)
+	}
+}
+
+// addLatency adds a successful call to the moving average, an exponentially
+// weighted one with weight 1/8 for the new sample.
+func (d *Deployment) addLatency(took time.Duration) {
+	d.samples.Add(1)
 	for {
 		old := d.latency.Load()
 		next := int64(took)
@@ -87,28 +135,89 @@ func (d *Deployment) End(now time.Time, failed bool, took time.Duration) {
 	}
 }
 
-// Status is a deployment as /admin/upstreams shows it.
-type Status struct {
-	Model         string  `json:"model"`
-	Deployment    string  `json:"deployment"`
-	Upstream      string  `json:"upstream"`
-	UpstreamModel string  `json:"upstream_model"`
-	Region        string  `json:"region,omitempty"`
-	Weight        int     `json:"weight"`
-	State         string  `json:"state"`
-	InFlight      int64   `json:"in_flight"`
-	LatencyMS     float64 `json:"latency_ms"` // moving average of successful calls; 0 before the first
+// outlier reports whether latency is slow enough, against d's peers, to
+// take d out of rotation: above the circuit's latency_min, and above
+// latency_factor times the median of the peers in rotation that have
+// enough samples to judge by. With no such peer there is nothing to judge
+// against, and no deployment is an outlier.
+func (d *Deployment) outlier(now time.Time, latency time.Duration) bool {
+	c := d.breaker.limits
+	if c.LatencyFactor <= 0 || latency < c.LatencyMin.D() {
+		return false
+	}
+	var others []time.Duration
+	for _, p := range d.peers {
+		if p.samples.Load() >= int64(c.LatencySamples) && p.State(now) == StateClosed {
+			others = append(others, p.Latency())
+		}
+	}
+	if len(others) == 0 {
+		return false
+	}
+	slices.Sort(others)
+	median := others[len(others)/2]
+	if len(others)%2 == 0 {
+		median = (others[len(others)/2-1] + median) / 2
+	}
+	return float64(latency) > c.LatencyFactor*float64(median)
 }
 
-// Status reports every deployment, in configuration order.
-func (t *Table) Status(now time.Time) []Status {
+// Status is a deployment as /admin/upstreams shows it.
+type Status struct {
+	Model         string `json:"model"`
+	Deployment    string `json:"deployment"`
+	Upstream      string `json:"upstream"`
+	UpstreamModel string `json:"upstream_model"`
+	Region        string `json:"region,omitempty"`
+	Weight        int    `json:"weight"`
+	State         string `json:"state"`
+	// Reason is why a deployment not closed was ejected: failures or
+	// latency.
+	Reason    string  `json:"reason,omitempty"`
+	InFlight  int64   `json:"in_flight"`
+	LatencyMS float64 `json:"latency_ms"` // moving average of successful calls; 0 before the first
+	// Quota is the provider quota of the deployment and its use over the
+	// last minute; nil when none is configured.
+	Quota *QuotaUse `json:"quota,omitempty"`
+}
+
+// QuotaUse is a deployment's provider quota (0: none of that kind) and what
+// the gateway sent there over the last minute, as the limiter counts it
+// (across replicas when the limits are in Redis).
+type QuotaUse struct {
+	RPM      int64 `json:"rpm"`
+	TPM      int64 `json:"tpm"`
+	Requests int64 `json:"requests"`
+	Tokens   int64 `json:"tokens"`
+}
+
+// Peek reads the limiter's counters of keys; limits.Backend.Peek is one.
+type Peek func(ctx context.Context, keys ...string) ([]limits.Usage, error)
+
+// Status reports every deployment, in configuration order, with the use of
+// its provider quota as peek reads it (nil: left out). A quota whose
+// counters cannot be read shows its limits with no use.
+func (t *Table) Status(ctx context.Context, now time.Time, peek Peek) []Status {
 	var out []Status
 	for _, d := range t.all {
 		out = append(out, Status{Model: d.model, Deployment: d.Name, Upstream: d.Target.Model.Upstream,
 			UpstreamModel: d.Target.Model.UpstreamModel, Region: d.Region, Weight: d.weight, State: d.State(now),
-			InFlight: d.InFlight(), LatencyMS: float64(d.Latency().Microseconds()) / 1000})
+			Reason: d.Reason(now), InFlight: d.InFlight(), LatencyMS: float64(d.Latency().Microseconds()) / 1000, Quota: d.quotaUse(ctx, peek)})
 	}
 	return out
+}
+
+func (d *Deployment) quotaUse(ctx context.Context, peek Peek) *QuotaUse {
+	if d.Quota.Limits == (limits.Limits{}) {
+		return nil
+	}
+	q := &QuotaUse{RPM: d.Quota.Limits.RPM, TPM: d.Quota.Limits.TPM}
+	if peek != nil {
+		if use, err := peek(ctx, d.Quota.Key); err == nil && len(use) == 1 {
+			q.Requests, q.Tokens = use[0].MinuteRequests, use[0].MinuteTokens
+		}
+	}
+	return q
 }
 
 // Route is how one public model is served.
@@ -145,6 +254,9 @@ func NewTable(cfg *config.Config, r *upstream.Router) (*Table, error) {
 			rt.Deployments = append(rt.Deployments, dep)
 			t.all = append(t.all, dep)
 		}
+		for _, d := range rt.Deployments {
+			d.peers = slices.DeleteFunc(slices.Clone(rt.Deployments), func(p *Deployment) bool { return p == d })
+		}
 		t.routes[m.Name] = rt
 	}
 	return t, nil
@@ -170,6 +282,32 @@ func (t *Table) Plan(model string, now time.Time) []*Deployment {
 	if !ok {
 		return nil
 	}
+	return t.plan(r, r.fallbacks, now)
+}
+
+// PlanWith is Plan with fallbacks in place of the model's configured ones
+// (the policy's choice for one request). A fallback the table does not
+// serve, the model itself or one already listed is skipped.
+func (t *Table) PlanWith(model string, fallbacks []string, now time.Time) []*Deployment {
+	r, ok := t.routes[model]
+	if !ok {
+		return nil
+	}
+	return t.plan(r, fallbacks, now)
+}
+
+// Unknown counts the models of names the table does not serve.
+func (t *Table) Unknown(names []string) int {
+	n := 0
+	for _, m := range names {
+		if _, ok := t.routes[m]; !ok {
+			n++
+		}
+	}
+	return n
+}
+
+func (t *Table) plan(r *Route, fallbacks []string, now time.Time) []*Deployment {
 	var plan, ejected []*Deployment
 	add := func(r *Route) {
 		start := len(plan)
@@ -190,8 +328,10 @@ func (t *Table) Plan(model string, now time.Time) []*Deployment {
 		plan = slices.Insert(plan, start, probes...)
 	}
 	add(r)
-	for _, f := range r.fallbacks {
-		if fr, ok := t.routes[f]; ok {
+	seen := map[*Route]bool{r: true}
+	for _, f := range fallbacks {
+		if fr, ok := t.routes[f]; ok && !seen[fr] {
+			seen[fr] = true
 			add(fr)
 		}
 	}
@@ -269,6 +409,7 @@ type breaker struct {
 	limits config.Circuit
 
 	mu          sync.Mutex
+	reason      string    // why it was last opened
 	failures    int       // in the current window
 	windowStart time.Time // of the current window
 	openUntil   time.Time // zero when closed
@@ -320,15 +461,28 @@ func (b *breaker) failure(now time.Time) {
 	if !b.openUntil.IsZero() {
 		// A failed probe (or a call that started before the ejection):
 		// another cool-down.
-		b.openUntil, b.probeSince = now.Add(b.limits.Cooldown.D()), time.Time{}
+		b.openUntil, b.probeSince, b.reason = now.Add(b.limits.Cooldown.D()), time.Time{}, ReasonFailures
 		return
 	}
 	if now.Sub(b.windowStart) > b.limits.Window.D() {
 		b.windowStart, b.failures = now, 0
 	}
 	if b.failures++; b.failures >= b.limits.Failures {
-		b.openUntil, b.failures = now.Add(b.limits.Cooldown.D()), 0
+		b.openUntil, b.failures, b.reason = now.Add(b.limits.Cooldown.D()), 0, ReasonFailures
 	}
+}
+
+// eject opens the breaker for a cool-down, for reason.
+func (b *breaker) eject(now time.Time, reason string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.openUntil, b.probeSince, b.failures, b.reason = now.Add(b.limits.Cooldown.D()), time.Time{}, 0, reason
+}
+
+func (b *breaker) reasonOf() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.reason
 }
 
 func (b *breaker) success() {

@@ -1,7 +1,9 @@
 package routing
 
 import (
+	"context"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -224,5 +226,148 @@ func TestBackoffIsFullJitterUnderTheCeiling(t *testing.T) {
 	}
 	if w := tb.Backoff(r, 1000); w > time.Second {
 		t.Errorf("backoff(1000) = %v, want at most the 1 s ceiling", w)
+	}
+}
+
+// latencyCircuit ejects a deployment three times slower than its peers'
+// median, judged over 5 calls each, for 10 s.
+var latencyCircuit = config.Circuit{Failures: 5, Window: config.Duration(time.Minute), Cooldown: config.Duration(10 * time.Second),
+	LatencyFactor: 3, LatencySamples: 5, LatencyMin: config.Duration(50 * time.Millisecond)}
+
+// answer records n successful calls of d, each taking took.
+func answer(d *Deployment, now time.Time, n int, took time.Duration) {
+	for range n {
+		d.Start()
+		d.End(now, false, took)
+	}
+}
+
+// TestSlowDeploymentIsEjectedThenProbedBack: one deployment of three turns
+// slow (1 s against 100 ms); once it has enough samples it is ejected for
+// latency, left out of plans for the cool-down, and probed after it: a
+// probe as slow ejects it again, a quick one puts it back in rotation.
+func TestSlowDeploymentIsEjectedThenProbedBack(t *testing.T) {
+	tb := table(t, config.Model{Name: "m", Deployments: deployments(1, 1, 1), Circuit: latencyCircuit})
+	r, _ := tb.Route("m")
+	a, b, c := r.Deployments[0], r.Deployments[1], r.Deployments[2]
+	now := time.Now()
+	answer(b, now, 5, 100*time.Millisecond)
+	answer(c, now, 5, 120*time.Millisecond)
+	answer(a, now, 4, time.Second)
+	if st := a.State(now); st != StateClosed {
+		t.Fatalf("after 4 slow calls state %s, want closed: too few samples to judge", st)
+	}
+	answer(a, now, 1, time.Second)
+	if st, why := a.State(now), a.Reason(now); st != StateOpen || why != ReasonLatency {
+		t.Fatalf("after 5 slow calls state %s (%s), want open (latency)", st, why)
+	}
+	for range 20 {
+		if got := names(tb.Plan("m", now.Add(5*time.Second))); len(got) != 2 || slices.Contains(got, "a") {
+			t.Fatalf("plan while ejected %v, want b and c only", got)
+		}
+	}
+	if st := b.State(now); st != StateClosed {
+		t.Errorf("b state %s: the quick deployments stay in rotation", st)
+	}
+
+	later := now.Add(11 * time.Second)
+	if got := tb.Plan("m", later); got[0] != a {
+		t.Fatalf("plan after the cool-down %v, want the probe of a first", names(got))
+	}
+	a.Start()
+	a.End(later, false, 900*time.Millisecond)
+	if st, why := a.State(later), a.Reason(later); st != StateOpen || why != ReasonLatency {
+		t.Fatalf("after a slow probe state %s (%s), want open (latency) again", st, why)
+	}
+
+	again := later.Add(11 * time.Second)
+	tb.Plan("m", again)
+	a.Start()
+	a.End(again, false, 110*time.Millisecond)
+	if st := a.State(again); st != StateClosed {
+		t.Fatalf("after a quick probe state %s, want closed", st)
+	}
+	if got := a.Latency(); got != 110*time.Millisecond {
+		t.Errorf("latency after the probe %v, want the probe's 110ms, not an average of the slow calls", got)
+	}
+	answer(a, again, 10, 130*time.Millisecond)
+	if st := a.State(again); st != StateClosed {
+		t.Errorf("state %s after quick calls, want closed", st)
+	}
+}
+
+// TestLatencyIsNotJudgedWithoutPeersOrBelowTheFloor: a model's only
+// deployment is never an outlier, however slow; nor is one slower than its
+// peers by the factor but under latency_min; nor any when the factor is off.
+func TestLatencyIsNotJudgedWithoutPeersOrBelowTheFloor(t *testing.T) {
+	off := latencyCircuit
+	off.LatencyFactor = 0
+	tb := table(t,
+		config.Model{Name: "alone", Deployments: deployments(1), Circuit: latencyCircuit},
+		config.Model{Name: "quick", Deployments: deployments(1, 1), Circuit: latencyCircuit},
+		config.Model{Name: "off", Deployments: deployments(1, 1), Circuit: off})
+	now := time.Now()
+	alone, _ := tb.Route("alone")
+	answer(alone.Deployments[0], now, 20, 10*time.Second)
+	quick, _ := tb.Route("quick")
+	answer(quick.Deployments[1], now, 20, time.Millisecond)
+	answer(quick.Deployments[0], now, 20, 40*time.Millisecond)
+	o, _ := tb.Route("off")
+	answer(o.Deployments[1], now, 20, 100*time.Millisecond)
+	answer(o.Deployments[0], now, 20, 10*time.Second)
+	for _, d := range []*Deployment{alone.Deployments[0], quick.Deployments[0], o.Deployments[0]} {
+		if st := d.State(now); st != StateClosed {
+			t.Errorf("%s of %s is %s, want closed", d.Name, d.model, st)
+		}
+	}
+}
+
+// TestBreakerReasonSaysFailures: a deployment ejected for its failures says
+// so, and the status lists the reason only while it is out.
+func TestBreakerReasonSaysFailures(t *testing.T) {
+	circuit := latencyCircuit
+	circuit.Failures = 2
+	tb := table(t, config.Model{Name: "m", Deployments: deployments(1, 1), Circuit: circuit})
+	r, _ := tb.Route("m")
+	a := r.Deployments[0]
+	now := time.Now()
+	for range 2 {
+		a.Start()
+		a.End(now, true, 0)
+	}
+	st := tb.Status(context.Background(), now, nil)
+	if st[0].State != StateOpen || st[0].Reason != ReasonFailures || st[1].Reason != "" {
+		t.Fatalf("status %+v, want a open for failures and b with no reason", st)
+	}
+}
+
+// TestPlanWithReplacesTheFallbacks: the policy's fallbacks take the place
+// of the configured ones, in their order; an empty list leaves none; a
+// model the table does not serve, the model itself and a repeat are
+// skipped.
+func TestPlanWithReplacesTheFallbacks(t *testing.T) {
+	tb := table(t,
+		config.Model{Name: "primary", Deployments: deployments(1), Fallbacks: []string{"spare"}},
+		config.Model{Name: "spare", Deployments: []config.Deployment{{Name: "spare-b", Upstream: "b", UpstreamModel: "x"}}},
+		config.Model{Name: "cheap", Deployments: []config.Deployment{{Name: "cheap-c", Upstream: "c", UpstreamModel: "y"}}})
+	now := time.Now()
+	for _, tt := range []struct {
+		fallbacks []string
+		want      []string
+	}{
+		{[]string{"cheap"}, []string{"a", "cheap-c"}},
+		{[]string{"cheap", "spare"}, []string{"a", "cheap-c", "spare-b"}},
+		{[]string{}, []string{"a"}},
+		{[]string{"nope", "primary", "cheap", "cheap"}, []string{"a", "cheap-c"}},
+	} {
+		if got := names(tb.PlanWith("primary", tt.fallbacks, now)); !slices.Equal(got, tt.want) {
+			t.Errorf("PlanWith(%q) = %v, want %v", tt.fallbacks, got, tt.want)
+		}
+	}
+	if got := names(tb.Plan("primary", now)); !slices.Equal(got, []string{"a", "spare-b"}) {
+		t.Errorf("Plan = %v, want the configured fallback", got)
+	}
+	if n := tb.Unknown([]string{"nope", "cheap", "also-nope"}); n != 2 {
+		t.Errorf("Unknown = %d, want 2", n)
 	}
 }

@@ -147,6 +147,7 @@ func TestFailingDeploymentFallsBackEjectsAndRecovers(t *testing.T) {
 	for _, want := range []string{
 		`sluice_upstream_attempts_total{deployment="flaky",outcome="server_error"} 5`,
 		`sluice_deployment_state{deployment="flaky"} 2`,
+		`sluice_deployment_ejected{deployment="flaky",reason="failures"} 1`,
 		`sluice_deployment_state{deployment="good"} 0`,
 	} {
 		if !strings.Contains(metrics, want) {
@@ -160,6 +161,9 @@ func TestFailingDeploymentFallsBackEjectsAndRecovers(t *testing.T) {
 	ask(20)
 	if st := h.deploymentState("flaky"); st != "closed" {
 		t.Errorf("after a good probe flaky is %q, want closed", st)
+	}
+	if !strings.Contains(h.metricsText(), `sluice_deployment_state{deployment="flaky"} 0`) {
+		t.Error("the metric does not show flaky back in rotation")
 	}
 	if got := flaky.Hits.Load(); got < 6 {
 		t.Errorf("flaky called %d times in all, want the probe and a share after it", got)

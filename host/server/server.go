@@ -837,7 +837,13 @@ func (s *Server) health(context.Context) dashboard.Health {
 
 // UpstreamStatus reports every deployment's health, for /admin/upstreams.
 func (s *Server) UpstreamStatus() any {
-	return s.routes.Status(time.Now())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var peek routing.Peek
+	if s.limiter != nil {
+		peek = s.limiter.Peek
+	}
+	return s.routes.Status(ctx, time.Now(), peek)
 }
 
 // PluginStatus reports every plugin's module and reload history.
@@ -1076,6 +1082,7 @@ func deploymentMetrics(t *routing.Table) []metrics.Deployment {
 				return 0
 			},
 			InFlight: func() float64 { return float64(d.InFlight()) },
+			Reason:   func() string { return d.Reason(time.Now()) },
 		})
 	}
 	return out

@@ -179,13 +179,14 @@
       get("clients", { ...range, by: state.by }),
       get("denials", range),
       get("health"),
+      deployments(),
     ]);
     if (seq !== state.seq) return; // a newer load is under way
     if (results.some((r) => r.status === "rejected" && r.reason instanceof Unauthorized)) {
       showLogin("The admin token was refused. Enter it again.");
       return;
     }
-    const [usage, clients, denials, health] = results;
+    const [usage, clients, denials, health, upstreams] = results;
     const errors = [];
     const panel = (r, render) => {
       if (r.status === "fulfilled") {
@@ -198,6 +199,7 @@
     panel(clients, renderClients);
     panel(denials, renderDenials);
     panel(health, renderHealth);
+    panel(upstreams, renderDeployments);
     const banner = $("board-error");
     banner.hidden = errors.length === 0;
     banner.textContent = errors.join(" ");
@@ -493,6 +495,59 @@
     box.appendChild(table);
   }
 
+  // ---- deployments ----------------------------------------------------------
+
+  // stateBadge says where a deployment stands with its circuit breaker, and
+  // why it is out when it is.
+  function stateBadge(d) {
+    const why = d.reason === "latency" ? "too slow" : "failing";
+    if (d.state === "open") return badge("bad", "Ejected, " + why);
+    if (d.state === "half_open") return badge("warn", "Probing, " + why);
+    return badge("ok", "In rotation");
+  }
+
+  // quotaText is a deployment's use of its provider quota over the last
+  // minute, against the quota.
+  function quotaText(q) {
+    if (!q) return "–";
+    const parts = [];
+    if (q.rpm > 0) parts.push(`${fmt.int(q.requests)} / ${fmt.int(q.rpm)} requests`);
+    if (q.tpm > 0) parts.push(`${compact(q.tokens)} / ${compact(q.tpm)} tokens`);
+    return parts.join(", ");
+  }
+
+  // deployments reads /admin/upstreams; null when the gateway serves none
+  // (an admin API without routing).
+  async function deployments() {
+    try {
+      return await call("GET", "upstreams");
+    } catch (e) {
+      if (e.status === 404) return null;
+      throw e;
+    }
+  }
+
+  function renderDeployments(u) {
+    const body = $("deployments").tBodies[0];
+    body.replaceChildren();
+    const list = (u && u.data) || [];
+    $("deployments-note").textContent = !u ? "This gateway reports no deployments to the dashboard."
+      : list.length ? "" : "No model deployments are configured.";
+    let model = null;
+    for (const d of list) {
+      const tr = el("tr", { "data-deployment": d.deployment, "data-state": d.state, "data-reason": d.reason || "" });
+      // The model is named on its first deployment's row only.
+      tr.appendChild(el("th", { scope: "row" }, d.model === model ? "" : d.model));
+      model = d.model;
+      tr.appendChild(el("td")).appendChild(mono(d.deployment, `${d.upstream} / ${d.upstream_model}` + (d.region ? `, region ${d.region}` : "") + `, weight ${d.weight}`));
+      tr.appendChild(el("td")).appendChild(stateBadge(d));
+      tr.appendChild(numCell(d.in_flight, fmt.int(d.in_flight)));
+      tr.appendChild(numCell(d.latency_ms, d.latency_ms > 0 ? `${d.latency_ms.toFixed(d.latency_ms < 10 ? 1 : 0)} ms` : "–", "moving average of answered calls"));
+      tr.appendChild(numCell(d.quota ? d.quota.tokens : 0, quotaText(d.quota)));
+      body.appendChild(tr);
+    }
+  }
+
   // ---- keys and clients (admin role) --------------------------------------
 
   // call sends a request to the admin API the dashboard sits in: "keys" is
@@ -511,7 +566,11 @@
     } catch (_) {
       // reported by status below
     }
-    if (!res.ok) throw new Error((out && out.error && out.error.message) || "HTTP " + res.status + " from " + path + ".");
+    if (!res.ok) {
+      const e = new Error((out && out.error && out.error.message) || "HTTP " + res.status + " from " + path + ".");
+      e.status = res.status;
+      throw e;
+    }
     return out;
   }
 
