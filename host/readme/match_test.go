@@ -24,7 +24,7 @@ func TestCheckFailsAWrongExample(t *testing.T) {
 		{"an error shown as success", []string{`{"error":…}`}, blocked},
 		{"an error where none is shown", nil, blocked},
 		{"a command that failed", nil, Ran{Exit: 1}},
-		{"a failed command with the output shown", []string{"usage: …"}, Ran{Output: "usage: sluice", Exit: 2}},
+		{"a failed command with other output", []string{"sluice: sluice.yaml:14: server.lisen: …"}, Ran{Output: "sluice: sluice.yaml:2: server.lisen: unknown key", Exit: 1}},
 		{"a curl call that failed before an answer", nil, Ran{Statuses: []int{0}}},
 		{"one line of a listing wrong", []string{"sluice …", "built-in plugins:", "  builtin:pii  sha256:…", "  builtin:promptguard  sha256:…"},
 			Ran{Output: "sluice v1 (go1.26)\nbuilt-in plugins:\n  builtin:pii  sha256:fa6a\n  builtin:contentfilter  sha256:c27b"}},
@@ -52,6 +52,8 @@ func TestCheckPassesWhatTheReadmeShows(t *testing.T) {
 		{"columns spaced otherwise", []string{"builtin:pii   sha256:…", "builtin:contentfilter sha256:…"},
 			Ran{Output: "builtin:pii            sha256:fa6a\nbuiltin:contentfilter  sha256:c27b"}},
 		{"no output shown, a command that worked", nil, Ran{Output: "anything", Statuses: []int{200, 201}}},
+		{"an error the README shows", []string{"sluice: sluice.yaml:14: server.lisen: unknown key …"},
+			Ran{Output: "sluice: sluice.yaml:14: server.lisen: unknown key (expected one of: listen)", Exit: 1}},
 		{"a line of text", []string{"x-sluice-cache: miss"}, Ran{Output: "x-sluice-cache: miss\n", Statuses: []int{200}}},
 	} {
 		if err := Check(c.expect, c.ran); err != nil {

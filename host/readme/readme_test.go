@@ -100,19 +100,22 @@ func checkConfigs(t *testing.T, bin string, configs []Block) {
 	dir := t.TempDir()
 	envVar := regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)`)
 	for _, b := range configs {
-		file := filepath.Join(dir, fmt.Sprintf("readme-%d.yaml", b.Line))
-		if err := os.WriteFile(file, []byte(b.Text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(bin, "config", "check", "--quiet", file)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "OPENAI_API_KEY=")
-		for _, m := range envVar.FindAllStringSubmatch(b.Text, -1) {
-			cmd.Env = append(cmd.Env, m[1]+"=placeholder-"+strings.ToLower(m[1]))
-		}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("README.md:%d: the configuration example does not pass `sluice config check` (%v):\n%s", b.Line, err, out)
-		}
+		t.Run(fmt.Sprintf("line-%d", b.Line), func(t *testing.T) {
+			t.Parallel() // each check loads every plugin: seconds of waiting on a busy machine
+			file := filepath.Join(dir, fmt.Sprintf("readme-%d.yaml", b.Line))
+			if err := os.WriteFile(file, []byte(b.Text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(bin, "config", "check", "--quiet", file)
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "OPENAI_API_KEY=")
+			for _, m := range envVar.FindAllStringSubmatch(b.Text, -1) {
+				cmd.Env = append(cmd.Env, m[1]+"=placeholder-"+strings.ToLower(m[1]))
+			}
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("README.md:%d: the configuration example does not pass `sluice config check` (%v):\n%s", b.Line, err, out)
+			}
+		})
 	}
 }
 
@@ -129,9 +132,13 @@ func runSession(t *testing.T, root, bin, setup string, blocks []Block) {
 	}
 	var config string
 	if setup != "" {
-		config = filepath.Join(root, "host", "readme", "testdata", setup+".yaml")
-		if _, err := os.Stat(config); err != nil {
-			config = ""
+		// The setup's configuration as a reader keeps one: sluice.yaml,
+		// whose data folder is beside it.
+		if yaml, err := os.ReadFile(filepath.Join(root, "host", "readme", "testdata", setup+".yaml")); err == nil {
+			config = filepath.Join(dir, "sluice.yaml")
+			if err := os.WriteFile(config, yaml, 0o600); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	gw := startGateway(t, bin, dir, config)
@@ -152,6 +159,9 @@ func runSession(t *testing.T, root, bin, setup string, blocks []Block) {
 		}
 		for _, step := range steps {
 			ran := sh.run(t, sh.prepare(step.Command))
+			if testing.Verbose() {
+				t.Logf("README.md:%d: $ %s\n%s", step.Line, strings.TrimSpace(step.Command), ran.Output)
+			}
 			if err := Check(step.Expect, ran); err != nil {
 				t.Errorf("README.md:%d: %v\n$ %s", step.Line, err, strings.TrimSpace(step.Command))
 			}
