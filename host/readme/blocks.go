@@ -185,3 +185,20 @@ func scanLine(line string, quote byte) (byte, bool) {
 	}
 	return quote, false
 }
+
+var exportComment = regexp.MustCompile(`//\s*(export [A-Za-z_][A-Za-z0-9_]*=.*)$`)
+
+// Program is a Go block that is a whole program, and the shell lines its
+// comments ask a reader to run first (`// export SLUICE_KEY=…`); ok is false
+// for a fragment.
+func Program(b Block) (exports []string, ok bool) {
+	if b.Lang != "go" || !strings.HasPrefix(b.Text, "package main\n") || !strings.Contains(b.Text, "\nfunc main() {") {
+		return nil, false
+	}
+	for _, line := range strings.Split(b.Text, "\n") {
+		if m := exportComment.FindStringSubmatch(line); m != nil {
+			exports = append(exports, m[1])
+		}
+	}
+	return exports, true
+}

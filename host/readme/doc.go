@@ -11,7 +11,11 @@
 //     a client, a key) is there for the next, as in a reader's terminal;
 //   - a YAML block: written to a file and checked with `sluice config check`,
 //     each ${VAR} it names set to a placeholder;
-//   - anything else (go, python, json, rego, text): not run.
+//   - a Go block that is a whole program (package main): run with `go run`
+//     in the same session, after the `// export VAR=…` lines its comments
+//     ask the reader to run;
+//   - anything else (Go fragments, python, json, rego, text): not run. A
+//     block of a language the test does not know fails it.
 //
 // A comment line placed right before a block changes that:
 //

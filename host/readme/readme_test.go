@@ -55,8 +55,8 @@ func TestReadme(t *testing.T) {
 			if b.Marker.Skip == "" {
 				configs = append(configs, b)
 			}
-		case Shell:
-			if b.Marker.Skip != "" {
+		case Shell, Listing:
+			if _, program := Program(b); b.Marker.Skip != "" || KindOf(b.Lang) == Listing && !program {
 				continue
 			}
 			if _, ok := sessions[b.Marker.Setup]; !ok && b.Marker.Setup != "" {
@@ -152,7 +152,7 @@ func runSession(t *testing.T, root, bin, setup string, blocks []Block) {
 		}
 	}
 	for _, b := range blocks {
-		steps, err := Steps(b)
+		steps, err := sh.steps(b, root)
 		if err != nil {
 			t.Error(err)
 			continue
@@ -226,6 +226,7 @@ func startGateway(t *testing.T, bin, dir, config string) *gateway {
 // shell is one bash session, a reader's terminal: what a command sets stays
 // set for the next.
 type shell struct {
+	dir     string
 	gw      *gateway
 	stdin   io.Writer
 	lines   chan string
@@ -260,7 +261,7 @@ func startShell(t *testing.T, dir string, gw *gateway) *shell {
 		t.Fatal(err)
 	}
 	w.Close()
-	sh := &shell{gw: gw, stdin: stdin, lines: make(chan string, 1024)}
+	sh := &shell{dir: dir, gw: gw, stdin: stdin, lines: make(chan string, 1024)}
 	go func() {
 		sc := bufio.NewScanner(r)
 		sc.Buffer(make([]byte, 1<<20), 16<<20)
@@ -300,6 +301,28 @@ func (sh *shell) prepare(command string) string {
 		command = strings.ReplaceAll(command, placeholderKey, sh.lastKey)
 	}
 	return command
+}
+
+// steps are the commands of a shell block, or, for a Go program, those that
+// run it as its reader would: its `// export` lines first, then `go run` in
+// the module, whose go.mod has the clients it imports.
+func (sh *shell) steps(b Block, root string) ([]Step, error) {
+	exports, program := Program(b)
+	if !program {
+		return Steps(b)
+	}
+	file := filepath.Join(sh.dir, fmt.Sprintf("readme-%d", b.Line), "main.go")
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(file, []byte(sh.prepare(b.Text)), 0o600); err != nil {
+		return nil, err
+	}
+	var steps []Step
+	for _, export := range exports {
+		steps = append(steps, Step{Line: b.Line, Command: export + "\n"})
+	}
+	return append(steps, Step{Line: b.Line, Command: "go -C " + strconv.Quote(root) + " run " + strconv.Quote(file) + "\n"}), nil
 }
 
 // remember notes the last key id a command printed.
