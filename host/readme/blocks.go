@@ -64,7 +64,7 @@ func Blocks(markdown string) ([]Block, error) {
 			open = &Block{Line: i + 1, Lang: strings.TrimSpace(strings.TrimPrefix(trimmed, fence))}
 			m, err := parseMarker(prev)
 			if err != nil {
-				return nil, fmt.Errorf("README.md:%d: %w", i, err)
+				return nil, fmt.Errorf("README.md:%d: %w", i+1, err)
 			}
 			open.Marker = m
 			continue

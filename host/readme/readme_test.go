@@ -44,7 +44,7 @@ func TestReadme(t *testing.T) {
 	checkFirstBlock(t, blocks)
 
 	var configs []Block
-	sessions := map[string][]Block{} // setup name ("" for the default) → its shell blocks, in order
+	sessions := map[string][]Block{} // setup name ("" for the default) → the blocks it runs, in order
 	var setups []string
 	for _, b := range blocks[1:] {
 		switch KindOf(b.Lang) {
@@ -66,6 +66,12 @@ func TestReadme(t *testing.T) {
 		}
 	}
 
+	for _, name := range setups {
+		prepared, _ := filepath.Glob(filepath.Join(root, "host", "readme", "testdata", name+".*"))
+		if len(prepared) == 0 {
+			t.Errorf("README.md names the setup %s, and host/readme/testdata has no %s.yaml or %s.sh to prepare it", name, name, name)
+		}
+	}
 	t.Run("config", func(t *testing.T) { checkConfigs(t, bin, configs) })
 	t.Run("make-run", func(t *testing.T) { runSession(t, root, bin, "", sessions[""]) })
 	for _, name := range setups {
