@@ -92,6 +92,13 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 		log = slog.Default()
 	}
 	s = &Server{cfg: cfg, log: log, served: make(chan error, 2), clientsChanged: make(chan struct{}, 1)}
+	started := time.Now()
+	// The token vocabulary takes a few hundred milliseconds of one core to
+	// build: it is built beside the policy's compilation and the plugins'
+	// loading, and waited for before the listeners open.
+	vocab := make(chan time.Duration, 1)
+	go func() { t := time.Now(); tokens.Warm(); vocab <- time.Since(t) }()
+	var startup startupTimes
 	// Every error return below sets s to nil; close what was opened through
 	// a copy of the pointer.
 	opened := s
@@ -134,13 +141,17 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 			return nil, err
 		}
 	}
+	startup.store = time.Since(started)
+	t := time.Now()
 	if err := s.loadPolicy(ctx); err != nil {
 		return nil, err
 	}
+	startup.policy, t = time.Since(t), time.Now()
 	guards, err := s.loadPlugins(ctx, cfg.PluginCache())
 	if err != nil {
 		return nil, err
 	}
+	startup.plugins = time.Since(t)
 	if s.limiter, err = openLimiter(ctx, cfg, s.store, log); err != nil {
 		return nil, err
 	}
@@ -154,7 +165,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 		RedisURL: cfg.CacheRedisURL(), Timeout: cfg.Cache.Timeout.D(), Log: log.With("component", "cache")}); err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
-	tokens.Warm()
+	startup.tokens = <-vocab
 
 	acc := accounts.New(s.store, cfg.TierNames(), cfg.DefaultTier, s.auth)
 	s.accounts = acc
@@ -236,9 +247,27 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	}
 	go func() { s.served <- s.public.Serve(s.publicLn) }()
 	go func() { s.served <- s.adminSrv.Serve(s.adminLn) }()
+	startup.total = time.Since(started)
 	log.Info("sluice serving", "listen", s.Addr(), "admin_listen", s.AdminAddr(),
-		"plugins", len(guards), "models", len(cfg.Models), "store", cfg.StorePath())
+		"plugins", len(guards), "models", len(cfg.Models), "store", cfg.StorePath(), "startup_ms", startup)
 	return s, nil
+}
+
+// startupTimes is how long each part of the start took: what an operator
+// reads when a replica is slow to come up.
+type startupTimes struct {
+	store, policy, plugins, tokens, total time.Duration
+}
+
+func (st startupTimes) LogValue() slog.Value {
+	ms := func(d time.Duration) int64 { return d.Milliseconds() }
+	return slog.GroupValue(
+		slog.Int64("store", ms(st.store)),
+		slog.Int64("policy", ms(st.policy)),
+		slog.Int64("plugins", ms(st.plugins)),
+		slog.Int64("token_vocabulary", ms(st.tokens)), // built beside the policy and the plugins
+		slog.Int64("total", ms(st.total)),
+	)
 }
 
 // Addr is the address of the OpenAI-compatible API.
