@@ -104,7 +104,8 @@ func runProfile(ctx context.Context, o options) (err error) {
 	}
 	var b strings.Builder
 	bw := bufio.NewWriter(&b)
-	fmt.Fprintf(bw, "where a request's CPU time and allocations go, at concurrency %d (CPU and allocation profiles of %d s):\n", conc, seconds)
+	fmt.Fprintf(bw, "where a request's CPU time and allocations go, at concurrency %d and %.0f req/s (CPU and allocation profiles of %d s;\n"+
+		"allocations are sampled, so their figures are estimates):\n", conc, res.Throughput(), seconds)
 	writeStages(bw, rows)
 	bw.Flush()
 	fmt.Print(b.String())
