@@ -176,6 +176,12 @@ func TestReleaseBinaryServesFromAnyFolder(t *testing.T) {
 	if strings.Join(names, " ") != "data sluice" {
 		t.Errorf("the folder holds %v, want only the binary and its data folder", names)
 	}
+	// The release binary knows its wazero version, so it marks the modules
+	// it validated and a restart does not validate them again.
+	markers, _ := filepath.Glob(filepath.Join(dir, "data", "wasm-cache", "validated", "*-wazerov*"))
+	if len(markers) != 2 {
+		t.Errorf("validation markers %v; want one per plugin the default loads (pii, contentfilter)", markers)
+	}
 }
 
 // cloneSource copies into a temporary folder the files a clone of the

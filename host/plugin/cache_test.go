@@ -2,9 +2,11 @@ package plugin
 
 import (
 	"context"
+	"crypto/sha256"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -17,6 +19,9 @@ func cachedFiles(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	files := map[string]string{}
 	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && d.Name() == "validated" {
+			return filepath.SkipDir // markers, not compiled code
+		}
 		if err == nil && d.Type().IsRegular() && d.Name() != cacheRecord {
 			rel, _ := filepath.Rel(dir, path)
 			files[strings.SplitN(rel, string(filepath.Separator), 2)[0]] = path
@@ -147,4 +152,66 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestValidatedModulesAreMarkedInTheCache: a restart on the same cache
+// folder loads a module it validated before without validating it again,
+// and never takes an invalid module for a validated one.
+func TestValidatedModulesAreMarkedInTheCache(t *testing.T) {
+	ctx := context.Background()
+	// A test binary does not know its wazero version; a release binary does
+	// (TestReleaseBinaryServesFromAnyFolder checks its markers).
+	real := validatorID
+	validatorID = func() string { return validationRules + "-wazero-test" }
+	t.Cleanup(func() { validatorID = real })
+	dir := filepath.Join(t.TempDir(), "cache")
+	minimal := moduleBytes(t, "minimal")
+	load := func(wasm []byte) (validations int64, err error) {
+		r, err := NewRuntime(ctx, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close(ctx)
+		p, err := r.Load(ctx, wasm, Options{Name: "m"})
+		if err == nil {
+			if _, err := p.Scan(ctx, []string{"!probe"}); err != nil {
+				t.Fatalf("Scan: %v", err)
+			}
+		}
+		return r.validations.Load(), err
+	}
+	if n, err := load(minimal); err != nil || n != 1 {
+		t.Fatalf("first load: %d validations, %v; want 1, nil", n, err)
+	}
+	if n, err := load(minimal); err != nil || n != 0 {
+		t.Fatalf("load after a restart: %d validations, %v; want 0: the marker vouches for these bytes", n, err)
+	}
+
+	// A module that is not one is refused, and leaves no marker: it is
+	// refused the same way again.
+	invalid := append([]byte("\x00asm\x01\x00\x00\x00"), 0x01, 0x05, 0x01, 0x60, 0x00, 0x00) // a type section cut short
+	for i := range 2 {
+		if _, err := load(invalid); err == nil {
+			t.Fatalf("load %d of an invalid module succeeded", i+1)
+		}
+	}
+	if (&moduleCache{dir: dir}).validated(sha256.Sum256(invalid)) {
+		t.Fatal("an invalid module was marked as validated")
+	}
+	// One byte more is another module: the marker of the first does not
+	// cover it.
+	changed := append(slices.Clone(minimal), 0x00, 0x01, 0x00) // a custom section named ""... of length 1 with no name
+	if n, _ := load(changed); n != 1 {
+		t.Fatalf("a changed module was validated %d times; want 1", n)
+	}
+	// A marker that is not a regular file (a link, a folder) vouches for
+	// nothing.
+	r := &moduleCache{dir: dir}
+	other := sha256.Sum256([]byte("other module"))
+	if err := os.MkdirAll(r.markerPath(other), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if r.validated(other) {
+		t.Fatal("a folder in place of a marker was taken for one")
+	}
 }

@@ -105,6 +105,8 @@ type Runtime struct {
 	// the optimising compiler.
 	validator wazero.Runtime
 	valid     sync.Map // sha256 digests of modules that validated
+	// validations counts the modules validated with the interpreter.
+	validations atomic.Int64
 
 	mu      sync.Mutex
 	plugins map[*Plugin]struct{}
@@ -145,6 +147,11 @@ func (r *Runtime) validate(ctx context.Context, wasm []byte) error {
 	if _, ok := r.valid.Load(sum); ok {
 		return nil
 	}
+	if r.disk != nil && r.disk.validated(sum) {
+		r.valid.Store(sum, struct{}{})
+		return nil
+	}
+	r.validations.Add(1)
 	m, err := r.validator.CompileModule(ctx, wasm)
 	if err != nil {
 		return fmt.Errorf("%w: compile: %v", ErrInvalidModule, err)
@@ -154,6 +161,9 @@ func (r *Runtime) validate(ctx context.Context, wasm []byte) error {
 		return err
 	}
 	r.valid.Store(sum, struct{}{})
+	if r.disk != nil {
+		r.disk.markValidated(sum)
+	}
 	return nil
 }
 
