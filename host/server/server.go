@@ -701,18 +701,35 @@ func (s *Server) loadPlugins(ctx context.Context, cacheDir string) ([]proxy.Guar
 		return nil, fmt.Errorf("plugins: %w", err)
 	}
 	s.plugins.LimitMemory(uint64(s.cfg.PluginMemoryMB()) << 20)
+	// The plugins load side by side: each one's instances are made and
+	// smoke-tested on a core of its own.
+	slots := make([]*plugin.Slot, len(s.cfg.Plugins))
+	errs := make([]error, len(s.cfg.Plugins))
+	var loading sync.WaitGroup
+	for i, pc := range s.cfg.Plugins {
+		loading.Go(func() {
+			wasm, opts, err := s.pluginModule(i)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			if slots[i], err = s.plugins.NewSlot(ctx, wasm, opts); err != nil {
+				errs[i] = fmt.Errorf("plugins[%d] (%s): %w", i, pc.Name, err)
+			}
+		})
+	}
+	loading.Wait()
+	for _, slot := range slots {
+		if slot != nil {
+			s.slots = append(s.slots, slot) // closed with the server, if another failed
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	var guards []proxy.Guard
 	for i, pc := range s.cfg.Plugins {
-		wasm, opts, err := s.pluginModule(i)
-		if err != nil {
-			return nil, err
-		}
-		slot, err := s.plugins.NewSlot(ctx, wasm, opts)
-		if err != nil {
-			return nil, fmt.Errorf("plugins[%d] (%s): %w", i, pc.Name, err)
-		}
-		s.slots = append(s.slots, slot)
-		guards = append(guards, guardOf(slot, pc.FailMode == "open"))
+		guards = append(guards, guardOf(slots[i], pc.FailMode == "open"))
 	}
 	if s.cfg.Reload.Watch {
 		if err := s.watchPlugins(); err != nil {
