@@ -166,38 +166,32 @@ func (w *valueWriter) window(n *names, at int, win Window, unit func([]byte, int
 
 func appendCount(b []byte, n int64) []byte { return strconv.AppendInt(b, n, 10) }
 
-// usd formats nano-dollars as dollars, exactly and with at least cents:
-// "50.00", "49.998765".
-func usd(nanos int64) string { return string(appendUSD(nil, nanos)) }
-
+// appendUSD formats nano-dollars as dollars, exactly and with at least
+// cents: "50.00", "49.998765".
 func appendUSD(b []byte, nanos int64) []byte {
-	b = strconv.AppendInt(b, nanos/1e9, 10)
-	b = append(b, '.')
-	frac := nanos % 1e9
-	digits := 9 // nine digits, trailing zeros dropped down to cents
-	for digits > 2 && frac%10 == 0 {
+	b = append(strconv.AppendInt(b, nanos/1e9, 10), '.')
+	return appendFraction(b, nanos%1e9, 9, 2)
+}
+
+// appendFraction appends frac, a fraction of digits decimal digits, with
+// its trailing zeros dropped down to keep digits: (500, 3, 1) is "5",
+// (5, 3, 1) is "005", (0, 9, 2) is "00".
+func appendFraction(b []byte, frac int64, digits, keep int) []byte {
+	for digits > keep && frac%10 == 0 {
 		frac /= 10
 		digits--
 	}
-	return appendPadded(b, frac, digits)
-}
-
-// appendPadded appends n in exactly digits digits, zero-padded on the left.
-func appendPadded(b []byte, n int64, digits int) []byte {
 	var d [20]byte
 	for i := digits - 1; i >= 0; i-- {
-		d[i] = byte('0' + n%10)
-		n /= 10
+		d[i] = byte('0' + frac%10)
+		frac /= 10
 	}
 	return append(b, d[:digits]...)
 }
 
-// resetString writes a duration as OpenAI does, rounded up to the
-// millisecond: "0s", "120ms", "1.5s", "6m0s".
-func resetString(d time.Duration) string { return string(appendReset(nil, d)) }
-
-// appendReset is resetString appending to b: time.Duration's String format
-// for a whole number of milliseconds, without its allocation.
+// appendReset writes a duration as OpenAI does, rounded up to the
+// millisecond: "0s", "120ms", "1.5s", "6m0s": time.Duration's String
+// format for a whole number of milliseconds, without its allocation.
 func appendReset(b []byte, d time.Duration) []byte {
 	if d <= 0 {
 		return append(b, "0s"...)
@@ -215,12 +209,7 @@ func appendReset(b []byte, d time.Duration) []byte {
 	}
 	b = strconv.AppendInt(b, s, 10)
 	if frac > 0 {
-		digits := 3
-		for frac%10 == 0 {
-			frac /= 10
-			digits--
-		}
-		b = appendPadded(append(b, '.'), frac, digits)
+		b = appendFraction(append(b, '.'), frac, 3, 1)
 	}
 	return append(b, 's')
 }

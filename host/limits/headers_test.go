@@ -154,3 +154,7 @@ func TestHeadersDoNotAllocatePerValue(t *testing.T) {
 		t.Fatalf("SetHeaders wrote %q", got)
 	}
 }
+
+func usd(nanos int64) string { return string(appendUSD(nil, nanos)) }
+
+func resetString(d time.Duration) string { return string(appendReset(nil, d)) }

@@ -32,7 +32,7 @@ func (g *Gateway) fail(ctx *fasthttp.RequestCtx, x *exchange, e *api.Error) {
 		ctx.Response.Header.Set("x-sluice-decision-id", x.decisionID)
 	}
 	if x.abuse.denial != nil {
-		x.abuse.denial.Headers(ctx.Response.Header.Set)
+		x.abuse.denial.SetHeaders(&ctx.Response.Header)
 	}
 	x.ev.Status, x.ev.Code = x.writeError(ctx, e), e.Code
 	g.record(x)
