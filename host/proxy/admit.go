@@ -176,7 +176,7 @@ func outcome(d policy.Decision, err error) string { return policy.Outcome(d, err
 func (g *Gateway) policyInput(ctx context.Context, x *exchange, h *fasthttp.RequestHeader, client policy.Client, r policy.Request) (*policy.Input, *api.Error) {
 	client.PluginFailures = g.failures.count(client.ID, x.start)
 	in := &policy.Input{Client: client, Request: r, Time: x.start, RequestID: x.ev.RequestID, Identity: x.identity}
-	g.upstreamTypes.name(&in.Request)
+	g.upstreamTypes.complete(&in.Request)
 	usesUsage := g.decider.UsesUsage()
 	names := defaultInputHeaders
 	if p, ok := g.decider.(revisionPinner); ok {

@@ -434,7 +434,7 @@ func (g *Gateway) serveModels(ctx *fasthttp.RequestCtx, x *exchange) {
 	n := 0
 	for _, m := range g.router.Models() {
 		in.Request.Model = m
-		g.upstreamTypes.name(&in.Request)
+		g.upstreamTypes.complete(&in.Request)
 		res, err := g.evaluate(stepContext, x, in)
 		if err != nil {
 			g.fail(ctx, x, api.PolicyError("The access policy could not be evaluated; the request was denied."))

@@ -88,12 +88,12 @@ func fallbacksOf(m config.Model, models map[string]config.Model) []config.Model 
 	return out
 }
 
-// name fills in what the policy sees of where r goes: its API, the
+// complete fills in what the policy sees of r beyond its own fields: its API, the
 // upstream types of its model, and its prompt's tokens in the estimate of
 // the model's tokenizer family (r.PromptTokens is counted in o200k_base).
 // The slice is shared by every request for the model; the policy only
 // reads it.
-func (t upstreamTypes) name(r *policy.Request) {
+func (t upstreamTypes) complete(r *policy.Request) {
 	r.API = apiNames[r.Path]
 	r.PromptTokens = int(t.estimate(r.Model, int64(r.PromptTokens)))
 	types := t.byModel[r.Model]
