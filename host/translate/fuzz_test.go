@@ -197,22 +197,9 @@ func FuzzNothingUnscannedReachesTheCaller(f *testing.F) {
 	f.Add([]byte(`{"choices":[{"index":0,"message":{"role":"assistant","content":"Hello.","refusal":"no","tool_calls":[{"id":"call_1","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Paris\"}"}}]},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}`), false)
 	f.Add([]byte(`{"choices":[{"index":0,"delta":{"content":"Hel","tool_calls":[{"index":0,"id":"c","function":{"name":"f","arguments":"{\"a\":"}}]},"finish_reason":null}]}`), true)
 	f.Fuzz(func(t *testing.T, body []byte, stream bool) {
-		var rc api.ReplyContent
-		parse := rc.ParseReply
-		if stream {
-			parse = rc.ParseChunk
-		}
-		if parse(body) != nil {
+		marked, ok := markedReply(t, body, stream)
+		if !ok {
 			return
-		}
-		texts, _ := rc.Texts()
-		marks := make([]string, len(texts))
-		for i := range marks {
-			marks[i] = fmt.Sprintf("T%d;", i)
-		}
-		marked, err := rc.RewriteTexts(marks)
-		if err != nil {
-			t.Fatalf("RewriteTexts: %v", err)
 		}
 		var out [][]byte
 		if stream {
@@ -383,22 +370,9 @@ func FuzzMessagesNothingUnscannedReachesTheCaller(f *testing.F) {
 	f.Add([]byte(`{"choices":[{"index":0,"message":{"role":"assistant","content":"Hello.","refusal":"no","tool_calls":[{"id":"call_1","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Paris\"}"}},{"id":"c2","type":"function","function":{"name":"f","arguments":"nope"}}]},"finish_reason":"stop","stop_sequence":"END"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}`), false)
 	f.Add([]byte(`{"choices":[{"index":0,"delta":{"content":"Hel","tool_calls":[{"index":0,"id":"c","function":{"name":"f","arguments":"{\"a\":"}}]},"finish_reason":null}]}`), true)
 	f.Fuzz(func(t *testing.T, body []byte, stream bool) {
-		var rc api.ReplyContent
-		parse := rc.ParseReply
-		if stream {
-			parse = rc.ParseChunk
-		}
-		if parse(body) != nil {
+		marked, ok := markedReply(t, body, stream)
+		if !ok {
 			return
-		}
-		texts, _ := rc.Texts()
-		marks := make([]string, len(texts))
-		for i := range marks {
-			marks[i] = fmt.Sprintf("T%d;", i)
-		}
-		marked, err := rc.RewriteTexts(marks)
-		if err != nil {
-			t.Fatalf("RewriteTexts: %v", err)
 		}
 		meta := MessagesMeta{ID: "msg_1", Model: "m"}
 		var out [][]byte
@@ -426,4 +400,29 @@ func FuzzMessagesNothingUnscannedReachesTheCaller(f *testing.F) {
 			checkMessage(t, "", unjoin(v))
 		}
 	})
+}
+
+// markedReply parses body as a chat reply (a chunk when stream) and
+// replaces each of its texts with a mark, "T<i>;", that a check of the
+// translated reply can find; ok is false when body is no reply at all.
+func markedReply(t *testing.T, body []byte, stream bool) (marked []byte, ok bool) {
+	t.Helper()
+	var rc api.ReplyContent
+	parse := rc.ParseReply
+	if stream {
+		parse = rc.ParseChunk
+	}
+	if parse(body) != nil {
+		return nil, false
+	}
+	texts, _ := rc.Texts()
+	marks := make([]string, len(texts))
+	for i := range marks {
+		marks[i] = fmt.Sprintf("T%d;", i)
+	}
+	marked, err := rc.RewriteTexts(marks)
+	if err != nil {
+		t.Fatalf("RewriteTexts: %v", err)
+	}
+	return marked, true
 }
